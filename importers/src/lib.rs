@@ -1,0 +1,4 @@
+//! # hero-importers
+//!
+//! Git import and export with gix: full history, incremental, lossless. Not written yet.
+#![forbid(unsafe_code)]

@@ -1,0 +1,692 @@
+//! Writing commits without a working directory: a [`ChangeSet`] of puts, deletes, renames and
+//! new directories, applied to a branch in one transaction. This is what the mount, the WebDAV
+//! share and sync use.
+//!
+//! Only the directories on the changed paths are read and rewritten, so a commit costs work in
+//! proportion to the depth of its paths (times the width of those directories), not to the size
+//! of the tree.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use crate::db::{RefValue, WriteCtx};
+use crate::error::{Error, Result};
+use crate::file::{Pending, SMALL_FILE_MAX, StoredFile, read_head};
+use crate::id::ObjectId;
+use crate::object::{Commit, EntryKind, Signature, Tag, Tree, TreeEntry};
+use crate::path::RepoPath;
+use crate::record::ObjType;
+use crate::refs::branch_ref;
+use crate::repo::{Repo, View};
+
+/// Who, when and why, for a new commit.
+#[derive(Debug, Clone)]
+pub struct CommitMeta {
+    /// The author.
+    pub author: Signature,
+    /// The committer.
+    pub committer: Signature,
+    /// The message.
+    pub message: Vec<u8>,
+    /// Extra headers, verbatim (for instance [`crate::PEER_HEADER`]).
+    pub extra: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl CommitMeta {
+    /// Author and committer are the same signature.
+    pub fn new(sig: Signature, message: impl Into<Vec<u8>>) -> Self {
+        CommitMeta {
+            author: sig.clone(),
+            committer: sig,
+            message: message.into(),
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// What the branch must hold when the change set is committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Whatever it holds then: if it moved since the change set began, the changes are
+    /// replayed onto the new head (puts overwrite, deletes and renames apply to what is there),
+    /// so concurrent writers to different paths never lose each other's commits.
+    Latest,
+    /// Exactly the commit the change set started from; otherwise the commit is refused with
+    /// [`Error::RefMoved`].
+    Base,
+}
+
+/// The result of committing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    /// The branch head afterwards.
+    pub id: ObjectId,
+    /// Whether a new commit was made (false when the tree did not change).
+    pub created: bool,
+}
+
+/// Reads trees for lazy loading.
+pub(crate) trait TreeSource {
+    fn load_tree(&self, id: &ObjectId) -> Result<Tree>;
+}
+
+impl TreeSource for View {
+    fn load_tree(&self, id: &ObjectId) -> Result<Tree> {
+        self.tree(id)
+    }
+}
+
+impl TreeSource for WriteCtx<'_> {
+    fn load_tree(&self, id: &ObjectId) -> Result<Tree> {
+        let (ty, raw) = self.get_raw(id)?;
+        if ty != ObjType::Tree {
+            return Err(Error::WrongType {
+                id: *id,
+                expected: "tree",
+            });
+        }
+        Tree::decode(&raw).map_err(|e| Error::decode(*id, e))
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put(RepoPath, EntryKind, ObjectId, u64),
+    Delete(RepoPath),
+    Rename(RepoPath, RepoPath),
+    Mkdir(RepoPath),
+}
+
+#[derive(Debug, Clone)]
+enum Node {
+    /// An entry as it is in a stored tree (a directory not loaded, or any non-directory).
+    Entry(EntryKind, ObjectId, u64),
+    /// A directory loaded into memory.
+    Dir(DirNode),
+}
+
+#[derive(Debug, Clone, Default)]
+struct DirNode {
+    /// The tree this directory had when loaded.
+    orig: Option<ObjectId>,
+    entries: BTreeMap<Vec<u8>, Node>,
+    dirty: bool,
+}
+
+impl DirNode {
+    fn load(src: &dyn TreeSource, id: ObjectId) -> Result<DirNode> {
+        let tree = src.load_tree(&id)?;
+        let entries = tree
+            .entries
+            .into_iter()
+            .map(|e| (e.name, Node::Entry(e.kind, e.id, e.size)))
+            .collect();
+        Ok(DirNode {
+            orig: Some(id),
+            entries,
+            dirty: false,
+        })
+    }
+
+    /// The directory at `names`, loaded and marked dirty along the way. With `create`, missing
+    /// directories are made.
+    fn dir_mut(
+        &mut self,
+        src: &dyn TreeSource,
+        names: &[Vec<u8>],
+        create: bool,
+        full: &RepoPath,
+    ) -> Result<&mut DirNode> {
+        self.dirty = true;
+        let Some((first, rest)) = names.split_first() else {
+            return Ok(self);
+        };
+        if !self.entries.contains_key(first) {
+            if !create {
+                return Err(Error::NoSuchPath(full.to_string()));
+            }
+            self.entries.insert(
+                first.clone(),
+                Node::Dir(DirNode {
+                    orig: None,
+                    entries: BTreeMap::new(),
+                    dirty: true,
+                }),
+            );
+        }
+        let node = self
+            .entries
+            .get_mut(first)
+            .ok_or_else(|| Error::NoSuchPath(full.to_string()))?;
+        if let Node::Entry(kind, id, _) = node {
+            if *kind != EntryKind::Dir {
+                return Err(Error::NotADirectory(full.to_string()));
+            }
+            *node = Node::Dir(DirNode::load(src, *id)?);
+        }
+        match node {
+            Node::Dir(d) => d.dir_mut(src, rest, create, full),
+            Node::Entry(..) => Err(Error::NotADirectory(full.to_string())),
+        }
+    }
+
+    fn lookup(
+        &self,
+        src: &dyn TreeSource,
+        names: &[Vec<u8>],
+    ) -> Result<Option<(EntryKind, Option<ObjectId>)>> {
+        let Some((first, rest)) = names.split_first() else {
+            return Ok(Some((EntryKind::Dir, self.orig)));
+        };
+        match self.entries.get(first) {
+            None => Ok(None),
+            Some(Node::Dir(d)) => d.lookup(src, rest),
+            Some(Node::Entry(kind, id, _)) => {
+                if rest.is_empty() {
+                    return Ok(Some((*kind, Some(*id))));
+                }
+                if *kind != EntryKind::Dir {
+                    return Ok(None);
+                }
+                DirNode::load(src, *id)?.lookup(src, rest)
+            }
+        }
+    }
+
+    fn apply(&mut self, src: &dyn TreeSource, op: &Op) -> Result<()> {
+        match op {
+            Op::Put(path, kind, id, size) => {
+                let (parent, name) = split(path)?;
+                let dir = self.dir_mut(src, parent, true, path)?;
+                match dir.entries.get(name) {
+                    Some(Node::Dir(_)) | Some(Node::Entry(EntryKind::Dir, ..)) => {
+                        return Err(Error::IsADirectory(path.to_string()));
+                    }
+                    _ => {}
+                }
+                dir.entries
+                    .insert(name.to_vec(), Node::Entry(*kind, *id, *size));
+            }
+            Op::Delete(path) => {
+                let (parent, name) = split(path)?;
+                let dir = self.dir_mut(src, parent, false, path)?;
+                if dir.entries.remove(name).is_none() {
+                    return Err(Error::NoSuchPath(path.to_string()));
+                }
+            }
+            Op::Mkdir(path) => {
+                let (parent, name) = split(path)?;
+                let dir = self.dir_mut(src, parent, false, path)?;
+                if dir.entries.contains_key(name) {
+                    return Err(Error::PathExists(path.to_string()));
+                }
+                dir.entries.insert(
+                    name.to_vec(),
+                    Node::Dir(DirNode {
+                        orig: None,
+                        entries: BTreeMap::new(),
+                        dirty: true,
+                    }),
+                );
+            }
+            Op::Rename(from, to) => {
+                if from == to {
+                    return Ok(());
+                }
+                if to.starts_with(from) {
+                    return Err(Error::InvalidOperation(
+                        to.to_string(),
+                        "cannot move a directory inside itself",
+                    ));
+                }
+                let from_kind = self
+                    .lookup(src, from.names())?
+                    .ok_or_else(|| Error::NoSuchPath(from.to_string()))?
+                    .0;
+                if let Some((to_kind, to_id)) = self.lookup(src, to.names())? {
+                    match (from_kind == EntryKind::Dir, to_kind == EntryKind::Dir) {
+                        (true, false) => return Err(Error::NotADirectory(to.to_string())),
+                        (false, true) => return Err(Error::IsADirectory(to.to_string())),
+                        (true, true) => {
+                            let empty = match to_id {
+                                Some(id) => src.load_tree(&id)?.entries.is_empty(),
+                                None => self.dir_is_empty(src, to.names())?,
+                            };
+                            if !empty {
+                                return Err(Error::NotEmpty(to.to_string()));
+                            }
+                        }
+                        (false, false) => {}
+                    }
+                }
+                // The destination's parent must exist before anything moves.
+                let (to_parent, to_name) = split(to)?;
+                self.dir_mut(src, to_parent, false, to)?;
+                let (from_parent, from_name) = split(from)?;
+                let node = self
+                    .dir_mut(src, from_parent, false, from)?
+                    .entries
+                    .remove(from_name)
+                    .ok_or_else(|| Error::NoSuchPath(from.to_string()))?;
+                self.dir_mut(src, to_parent, false, to)?
+                    .entries
+                    .insert(to_name.to_vec(), node);
+            }
+        }
+        Ok(())
+    }
+
+    fn dir_is_empty(&self, src: &dyn TreeSource, names: &[Vec<u8>]) -> Result<bool> {
+        let Some((first, rest)) = names.split_first() else {
+            return Ok(self.entries.is_empty());
+        };
+        match self.entries.get(first) {
+            Some(Node::Dir(d)) => d.dir_is_empty(src, rest),
+            Some(Node::Entry(EntryKind::Dir, id, _)) => {
+                DirNode::load(src, *id)?.dir_is_empty(src, rest)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Writes this directory (and every dirty one below) and returns its tree id and size.
+    fn write(&self, w: &mut WriteCtx<'_>) -> Result<(ObjectId, u64)> {
+        if !self.dirty
+            && let Some(id) = self.orig
+        {
+            return Ok((id, self.entries.len() as u64));
+        }
+        let mut entries = Vec::with_capacity(self.entries.len());
+        for (name, node) in &self.entries {
+            let (kind, id, size) = match node {
+                Node::Entry(k, id, s) => (*k, *id, *s),
+                Node::Dir(d) => {
+                    let (id, size) = d.write(w)?;
+                    (EntryKind::Dir, id, size)
+                }
+            };
+            entries.push(TreeEntry {
+                name: name.clone(),
+                kind,
+                id,
+                size,
+            });
+        }
+        let tree = Tree { entries };
+        let raw = tree.encode();
+        let id = ObjectId::of(&raw);
+        w.put(ObjType::Tree, &id, &raw, None)?;
+        if let Some(orig) = self.orig
+            && orig != id
+        {
+            w.deltify(&orig, &id)?;
+        }
+        Ok((id, tree.entries.len() as u64))
+    }
+}
+
+fn split(path: &RepoPath) -> Result<(&[Vec<u8>], &[u8])> {
+    match path.names().split_last() {
+        Some((last, parent)) => Ok((parent, last.as_slice())),
+        None => Err(Error::InvalidOperation(
+            "/".to_owned(),
+            "the root cannot be replaced, removed or moved",
+        )),
+    }
+}
+
+/// A set of changes to one branch, committed atomically.
+pub struct ChangeSet<'r> {
+    repo: &'r Repo,
+    view: View,
+    refname: String,
+    base: Option<ObjectId>,
+    root: DirNode,
+    ops: Vec<Op>,
+    pending: Pending,
+    extra_parents: Vec<ObjectId>,
+}
+
+impl std::fmt::Debug for ChangeSet<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeSet")
+            .field("branch", &self.refname)
+            .field("base", &self.base)
+            .field("ops", &self.ops.len())
+            .finish()
+    }
+}
+
+/// Pending small objects above this size are written before the commit.
+const PENDING_FLUSH: usize = 32 << 20;
+
+impl Repo {
+    /// Starts a change set on `branch` (which need not exist yet).
+    pub fn change_set(&self, branch: &str) -> Result<ChangeSet<'_>> {
+        let refname = branch_ref(branch)?;
+        let view = self.view()?;
+        let base = match view.get_ref(&refname)? {
+            Some(v) => Some(view.peel(v)?),
+            None => None,
+        };
+        let root = match base {
+            Some(c) => DirNode::load(&view, view.commit(&c)?.tree)?,
+            None => DirNode {
+                orig: None,
+                entries: BTreeMap::new(),
+                dirty: true,
+            },
+        };
+        Ok(ChangeSet {
+            repo: self,
+            view,
+            refname,
+            base,
+            root,
+            ops: Vec::new(),
+            pending: Pending::default(),
+            extra_parents: Vec::new(),
+        })
+    }
+
+    /// Writes objects and refs directly, in one transaction (for importers and sync).
+    pub fn batch<R>(&self, f: impl FnOnce(&mut Batch<'_, '_>) -> Result<R>) -> Result<R> {
+        self.write(|w| f(&mut Batch { w }))
+    }
+}
+
+impl ChangeSet<'_> {
+    /// The commit the change set started from.
+    pub fn base(&self) -> Option<ObjectId> {
+        self.base
+    }
+
+    /// Whether no change was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Adds a parent (for merges) after the branch head.
+    pub fn add_parent(&mut self, parent: ObjectId) {
+        self.extra_parents.push(parent);
+    }
+
+    fn previous_blob(&self, path: &RepoPath) -> Result<Option<ObjectId>> {
+        Ok(match self.root.lookup(&self.view, path.names())? {
+            Some((kind, id)) if kind.is_blob() => id,
+            _ => None,
+        })
+    }
+
+    fn record(&mut self, op: Op) -> Result<()> {
+        self.root.apply(&self.view, &op)?;
+        self.ops.push(op);
+        Ok(())
+    }
+
+    /// Puts a file (or symlink, whose content is its target) from bytes.
+    pub fn put_bytes(
+        &mut self,
+        path: &RepoPath,
+        kind: EntryKind,
+        content: &[u8],
+    ) -> Result<StoredFile> {
+        if !kind.is_blob() {
+            return Err(Error::InvalidOperation(path.to_string(), "not a file kind"));
+        }
+        if content.len() > SMALL_FILE_MAX {
+            return self.put_reader(path, kind, content);
+        }
+        let id = ObjectId::of(content);
+        let prev = self.previous_blob(path)?;
+        self.record(Op::Put(path.clone(), kind, id, content.len() as u64))?;
+        self.pending.add(ObjType::Blob, id, content, None);
+        if let Some(prev) = prev {
+            self.pending.delta(prev, id);
+        }
+        self.maybe_flush()?;
+        Ok(StoredFile {
+            id,
+            size: content.len() as u64,
+        })
+    }
+
+    /// Puts a file from a stream of any size (bounded memory).
+    pub fn put_reader(
+        &mut self,
+        path: &RepoPath,
+        kind: EntryKind,
+        mut content: impl Read,
+    ) -> Result<StoredFile> {
+        let head = read_head(&mut content)?;
+        if head.len() <= SMALL_FILE_MAX {
+            return self.put_bytes(path, kind, &head);
+        }
+        if !kind.is_blob() {
+            return Err(Error::InvalidOperation(path.to_string(), "not a file kind"));
+        }
+        // Check the path before storing a large file for it.
+        if let Some((EntryKind::Dir, _)) = self.root.lookup(&self.view, path.names())? {
+            return Err(Error::IsADirectory(path.to_string()));
+        }
+        let prev = self.previous_blob(path)?;
+        let stored = self.repo.write_large(head, &mut content, prev)?;
+        self.record(Op::Put(path.clone(), kind, stored.id, stored.size))?;
+        Ok(stored)
+    }
+
+    /// Puts an entry whose content is already stored (for instance by [`Repo::write_file`]).
+    pub fn put_entry(
+        &mut self,
+        path: &RepoPath,
+        kind: EntryKind,
+        id: ObjectId,
+        size: u64,
+    ) -> Result<()> {
+        if kind == EntryKind::Dir {
+            return Err(Error::InvalidOperation(
+                path.to_string(),
+                "use mkdir for directories",
+            ));
+        }
+        self.record(Op::Put(path.clone(), kind, id, size))
+    }
+
+    /// Removes a file or a whole directory.
+    pub fn delete(&mut self, path: &RepoPath) -> Result<()> {
+        self.record(Op::Delete(path.clone()))
+    }
+
+    /// Moves a file or directory. Replaces a file, or an empty directory, at `to`.
+    pub fn rename(&mut self, from: &RepoPath, to: &RepoPath) -> Result<()> {
+        self.record(Op::Rename(from.clone(), to.clone()))
+    }
+
+    /// Makes an empty directory (its parent must exist).
+    pub fn mkdir(&mut self, path: &RepoPath) -> Result<()> {
+        self.record(Op::Mkdir(path.clone()))
+    }
+
+    fn maybe_flush(&mut self) -> Result<()> {
+        if self.pending.bytes >= PENDING_FLUSH {
+            let pending = &mut self.pending;
+            self.repo.write(|w| pending.apply(w))?;
+        }
+        Ok(())
+    }
+
+    /// Commits the changes in one transaction and moves the branch. With [`Expect::Latest`],
+    /// a branch that moved meanwhile gets the changes replayed onto its new head.
+    pub fn commit(mut self, meta: CommitMeta, expect: Expect) -> Result<Committed> {
+        let refname = self.refname.clone();
+        let base = self.base;
+        let ops = std::mem::take(&mut self.ops);
+        let extra_parents = std::mem::take(&mut self.extra_parents);
+        let root = &mut self.root;
+        let pending = &mut self.pending;
+        self.repo.write(move |w| {
+            let head = match w.get_ref(&refname)? {
+                Some(RefValue::Commit(id)) => Some(id),
+                Some(RefValue::Tag(id)) => {
+                    return Err(Error::WrongType {
+                        id,
+                        expected: "branch",
+                    });
+                }
+                None => None,
+            };
+            pending.apply(w)?;
+            let (tree_id, head_tree) = if head == base {
+                let head_tree = match head {
+                    Some(h) => Some(commit_tree(w, &h)?),
+                    None => None,
+                };
+                (root.write(w)?.0, head_tree)
+            } else {
+                if expect == Expect::Base {
+                    return Err(Error::RefMoved {
+                        name: refname.clone(),
+                        expected: base,
+                        found: head,
+                    });
+                }
+                let head_tree = match head {
+                    Some(h) => Some(commit_tree(w, &h)?),
+                    None => None,
+                };
+                let mut fresh = match head_tree {
+                    Some(t) => DirNode::load(w, t)?,
+                    None => DirNode {
+                        orig: None,
+                        entries: BTreeMap::new(),
+                        dirty: true,
+                    },
+                };
+                for op in &ops {
+                    fresh.apply(w, op)?;
+                }
+                (fresh.write(w)?.0, head_tree)
+            };
+            if head_tree == Some(tree_id) && extra_parents.is_empty() {
+                if let Some(h) = head {
+                    return Ok(Committed {
+                        id: h,
+                        created: false,
+                    });
+                }
+            }
+            let commit = Commit {
+                tree: tree_id,
+                parents: head.into_iter().chain(extra_parents).collect(),
+                author: meta.author,
+                committer: meta.committer,
+                message: meta.message,
+                extra: meta.extra,
+            };
+            let raw = commit.encode();
+            let id = ObjectId::of(&raw);
+            w.put(ObjType::Commit, &id, &raw, None)?;
+            w.set_ref(
+                &refname,
+                head.map(RefValue::Commit),
+                Some(RefValue::Commit(id)),
+                "commit",
+            )?;
+            Ok(Committed { id, created: true })
+        })
+    }
+}
+
+fn commit_tree(w: &WriteCtx<'_>, id: &ObjectId) -> Result<ObjectId> {
+    let (ty, raw) = w.get_raw(id)?;
+    if ty != ObjType::Commit {
+        return Err(Error::WrongType {
+            id: *id,
+            expected: "commit",
+        });
+    }
+    Ok(Commit::decode(&raw)
+        .map_err(|e| Error::decode(*id, e))?
+        .tree)
+}
+
+/// Direct object and ref writes inside one transaction.
+pub struct Batch<'a, 't> {
+    w: &'a mut WriteCtx<'t>,
+}
+
+impl std::fmt::Debug for Batch<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Batch")
+    }
+}
+
+impl Batch<'_, '_> {
+    /// Whether an object is stored.
+    pub fn has(&self, id: &ObjectId) -> Result<bool> {
+        self.w.has(id)
+    }
+    /// Stores small file content (at most [`SMALL_FILE_MAX`] bytes) and returns its id.
+    pub fn put_blob(&mut self, content: &[u8], previous: Option<ObjectId>) -> Result<ObjectId> {
+        if content.len() > SMALL_FILE_MAX {
+            return Err(Error::FileTooLarge);
+        }
+        let id = ObjectId::of(content);
+        self.w.put(ObjType::Blob, &id, content, None)?;
+        if let Some(p) = previous {
+            self.w.deltify(&p, &id)?;
+        }
+        Ok(id)
+    }
+    /// Stores a tree (checked) and returns its id; `previous` is a delta base hint.
+    pub fn put_tree(&mut self, tree: &Tree, previous: Option<ObjectId>) -> Result<ObjectId> {
+        tree.check()?;
+        let raw = tree.encode();
+        let id = ObjectId::of(&raw);
+        self.w.put(ObjType::Tree, &id, &raw, None)?;
+        if let Some(p) = previous {
+            self.w.deltify(&p, &id)?;
+        }
+        Ok(id)
+    }
+    /// Stores a commit and returns its id.
+    pub fn put_commit(&mut self, commit: &Commit) -> Result<ObjectId> {
+        let raw = commit.encode();
+        let id = ObjectId::of(&raw);
+        self.w.put(ObjType::Commit, &id, &raw, None)?;
+        Ok(id)
+    }
+    /// Stores an annotated tag object and returns its id.
+    pub fn put_tag(&mut self, tag: &Tag) -> Result<ObjectId> {
+        let raw = tag.encode();
+        let id = ObjectId::of(&raw);
+        self.w.put(ObjType::Tag, &id, &raw, None)?;
+        Ok(id)
+    }
+    /// Reads a ref.
+    pub fn get_ref(&self, refname: &str) -> Result<Option<RefValue>> {
+        self.w.get_ref(refname)
+    }
+    /// Compare-and-swap on any ref; the move is logged.
+    pub fn cas_ref(
+        &mut self,
+        refname: &str,
+        expected: Option<RefValue>,
+        new: Option<RefValue>,
+        reason: &str,
+    ) -> Result<()> {
+        self.w.cas_ref(refname, expected, new, reason)
+    }
+    /// Sets a setting.
+    pub fn set_setting(&mut self, key: &str, value: Option<&[u8]>) -> Result<()> {
+        match value {
+            Some(v) => {
+                self.w.kv.insert(key, v)?;
+            }
+            None => {
+                self.w.kv.remove(key)?;
+            }
+        }
+        Ok(())
+    }
+}

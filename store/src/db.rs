@@ -1,0 +1,315 @@
+//! The redb tables and the low-level object access shared by reads and writes.
+
+use redb::{ReadableTable, TableDefinition};
+
+use crate::error::{Error, Result};
+use crate::id::ObjectId;
+use crate::record::{self, Encoding, ObjType, Record};
+
+/// Objects by id: a record (see `record.rs`).
+pub(crate) const OBJECTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("objects-1");
+/// For each whole object that others are stored as deltas against: the longest such chain.
+pub(crate) const CHAINS: TableDefinition<&[u8; 32], u32> = TableDefinition::new("chains-1");
+/// Refs (`refs/heads/NAME`, `refs/tags/NAME`): a kind byte and an id.
+pub(crate) const REFS: TableDefinition<&str, &[u8]> = TableDefinition::new("refs-1");
+/// Every move of every ref: (ref, sequence) to an encoded [`crate::RefMove`].
+pub(crate) const REFLOG: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("reflog-1");
+/// Repository metadata: format version, generation counter.
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta-1");
+/// Settings other crates keep in the repository, by namespaced key.
+pub(crate) const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv-1");
+
+/// The format this build writes and the newest it reads.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+
+/// Longest delta chain followed before the repository is declared corrupt.
+const MAX_CHAIN_FOLLOW: usize = 4096;
+
+/// Loads an object's raw bytes, following and verifying its delta chain.
+pub(crate) fn load_raw<T>(table: &T, id: &ObjectId) -> Result<(ObjType, Vec<u8>)>
+where
+    T: ReadableTable<&'static [u8; 32], &'static [u8]>,
+{
+    let mut chain: Vec<(ObjectId, Vec<u8>)> = Vec::new();
+    let mut cur = *id;
+    loop {
+        let bytes = match table.get(&cur.0)? {
+            Some(g) => g.value().to_vec(),
+            None if chain.is_empty() => return Err(Error::Missing(cur)),
+            None => {
+                return Err(Error::corrupt(
+                    chain[0].0,
+                    format!("delta base {} is missing", cur.short()),
+                ));
+            }
+        };
+        let rec = Record::parse(&bytes).map_err(|e| Error::corrupt(cur, e))?;
+        let next = match rec.enc {
+            Encoding::Delta(base) => Some(base),
+            _ => None,
+        };
+        chain.push((cur, bytes));
+        match next {
+            Some(base) => {
+                if chain.len() >= MAX_CHAIN_FOLLOW {
+                    return Err(Error::corrupt(*id, "delta chain too long or cyclic"));
+                }
+                cur = base;
+            }
+            None => break,
+        }
+    }
+    let mut raw: Option<Vec<u8>> = None;
+    let mut ty = ObjType::Blob;
+    for (oid, bytes) in chain.iter().rev() {
+        let rec = Record::parse(bytes).map_err(|e| Error::corrupt(*oid, e))?;
+        let out = rec
+            .decode(raw.as_deref())
+            .map_err(|e| Error::corrupt(*oid, e))?;
+        check_hash(oid, &rec, &out)?;
+        ty = rec.ty;
+        raw = Some(out);
+    }
+    let raw = raw.ok_or_else(|| Error::corrupt(*id, "empty delta chain"))?;
+    Ok((ty, raw))
+}
+
+fn check_hash(id: &ObjectId, rec: &Record<'_>, raw: &[u8]) -> Result<()> {
+    let expect = rec.payload_hash.unwrap_or(*id);
+    if ObjectId::of(raw) != expect {
+        return Err(Error::corrupt(*id, "content does not match its id"));
+    }
+    Ok(())
+}
+
+/// The type recorded for an object, without decoding it.
+pub(crate) fn object_type<T>(table: &T, id: &ObjectId) -> Result<Option<ObjType>>
+where
+    T: ReadableTable<&'static [u8; 32], &'static [u8]>,
+{
+    match table.get(&id.0)? {
+        Some(g) => {
+            let v = g.value();
+            let rec = Record::parse(v).map_err(|e| Error::corrupt(*id, e))?;
+            Ok(Some(rec.ty))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Encodes a ref value.
+pub(crate) fn encode_ref(target: &RefValue) -> Vec<u8> {
+    let mut v = Vec::with_capacity(33);
+    match target {
+        RefValue::Commit(id) => {
+            v.push(0);
+            v.extend_from_slice(&id.0);
+        }
+        RefValue::Tag(id) => {
+            v.push(1);
+            v.extend_from_slice(&id.0);
+        }
+    }
+    v
+}
+
+/// Decodes a ref value.
+pub(crate) fn decode_ref(name: &str, v: &[u8]) -> Result<RefValue> {
+    let bad = || Error::NotARepository {
+        path: std::path::PathBuf::from(name),
+        reason: "malformed ref value".to_owned(),
+    };
+    if v.len() != 33 {
+        return Err(bad());
+    }
+    let mut id = [0u8; 32];
+    id.copy_from_slice(&v[1..]);
+    match v[0] {
+        0 => Ok(RefValue::Commit(ObjectId(id))),
+        1 => Ok(RefValue::Tag(ObjectId(id))),
+        _ => Err(bad()),
+    }
+}
+
+/// What a ref points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefValue {
+    /// A commit (branches and lightweight tags).
+    Commit(ObjectId),
+    /// An annotated tag object.
+    Tag(ObjectId),
+}
+
+impl RefValue {
+    /// The id, whatever it is.
+    pub fn id(&self) -> ObjectId {
+        match self {
+            RefValue::Commit(id) | RefValue::Tag(id) => *id,
+        }
+    }
+}
+
+/// The write side of one transaction: every table open.
+pub(crate) struct WriteCtx<'t> {
+    pub(crate) objects: redb::Table<'t, &'static [u8; 32], &'static [u8]>,
+    pub(crate) chains: redb::Table<'t, &'static [u8; 32], u32>,
+    pub(crate) refs: redb::Table<'t, &'static str, &'static [u8]>,
+    pub(crate) reflog: redb::Table<'t, (&'static str, u64), &'static [u8]>,
+    pub(crate) kv: redb::Table<'t, &'static str, &'static [u8]>,
+}
+
+/// Largest chain depth allowed for an object of `raw_len` bytes: reading the deepest object of
+/// a chain decodes at most about 64 MiB.
+fn max_depth(raw_len: u64) -> u32 {
+    let by_cost = (64u64 << 20) / raw_len.max(1);
+    by_cost.clamp(1, 256) as u32
+}
+
+impl WriteCtx<'_> {
+    pub(crate) fn has(&self, id: &ObjectId) -> Result<bool> {
+        Ok(self.objects.get(&id.0)?.is_some())
+    }
+
+    /// Stores an object whole unless it is there already. Returns whether it was new.
+    pub(crate) fn put(
+        &mut self,
+        ty: ObjType,
+        id: &ObjectId,
+        raw: &[u8],
+        payload_hash: Option<&ObjectId>,
+    ) -> Result<bool> {
+        if self.has(id)? {
+            return Ok(false);
+        }
+        if raw.len() as u64 > record::MAX_RAW {
+            return Err(Error::FileTooLarge);
+        }
+        let rec = record::encode_full(ty, raw, payload_hash);
+        self.objects.insert(&id.0, rec.as_slice())?;
+        Ok(true)
+    }
+
+    /// Stores an already encoded record unless the object is there already.
+    pub(crate) fn put_encoded(&mut self, id: &ObjectId, rec: &[u8]) -> Result<bool> {
+        if self.has(id)? {
+            return Ok(false);
+        }
+        self.objects.insert(&id.0, rec)?;
+        Ok(true)
+    }
+
+    /// Fossil-style reverse delta: re-stores `old` as a delta against `new`, which stays whole,
+    /// so the newest version reads fastest. Does nothing when that would not pay, would make a
+    /// chain too long, or either object is not whole and of the same type.
+    pub(crate) fn deltify(&mut self, old: &ObjectId, new: &ObjectId) -> Result<bool> {
+        if old == new {
+            return Ok(false);
+        }
+        let old_bytes = match self.objects.get(&old.0)? {
+            Some(g) => g.value().to_vec(),
+            None => return Ok(false),
+        };
+        let new_bytes = match self.objects.get(&new.0)? {
+            Some(g) => g.value().to_vec(),
+            None => return Ok(false),
+        };
+        let old_rec = Record::parse(&old_bytes).map_err(|e| Error::corrupt(*old, e))?;
+        let new_rec = Record::parse(&new_bytes).map_err(|e| Error::corrupt(*new, e))?;
+        if !old_rec.is_full() || !new_rec.is_full() || old_rec.ty != new_rec.ty {
+            return Ok(false);
+        }
+        let old_depth = self.chains.get(&old.0)?.map(|g| g.value()).unwrap_or(0);
+        let new_depth = self.chains.get(&new.0)?.map(|g| g.value()).unwrap_or(0);
+        let limit = max_depth(old_rec.raw_len.max(new_rec.raw_len));
+        if old_depth + 1 > limit {
+            return Ok(false);
+        }
+        let old_raw = old_rec.decode(None).map_err(|e| Error::corrupt(*old, e))?;
+        check_hash(old, &old_rec, &old_raw)?;
+        let new_raw = new_rec.decode(None).map_err(|e| Error::corrupt(*new, e))?;
+        check_hash(new, &new_rec, &new_raw)?;
+        let Some(delta) = record::encode_delta(
+            old_rec.ty,
+            &old_raw,
+            *new,
+            &new_raw,
+            old_rec.payload_hash.as_ref(),
+        ) else {
+            return Ok(false);
+        };
+        // Only worth it when the delta is clearly smaller than what is stored now.
+        if delta.len() * 4 > old_bytes.len() * 3 {
+            return Ok(false);
+        }
+        self.objects.insert(&old.0, delta.as_slice())?;
+        self.chains.remove(&old.0)?;
+        self.chains.insert(&new.0, new_depth.max(old_depth + 1))?;
+        Ok(true)
+    }
+
+    pub(crate) fn get_raw(&self, id: &ObjectId) -> Result<(ObjType, Vec<u8>)> {
+        load_raw(&self.objects, id)
+    }
+
+    pub(crate) fn get_ref(&self, name: &str) -> Result<Option<RefValue>> {
+        match self.refs.get(name)? {
+            Some(g) => Ok(Some(decode_ref(name, g.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Moves a ref if it still holds `expected` (compare-and-swap); logs the move.
+    pub(crate) fn cas_ref(
+        &mut self,
+        name: &str,
+        expected: Option<RefValue>,
+        new: Option<RefValue>,
+        reason: &str,
+    ) -> Result<()> {
+        let cur = self.get_ref(name)?;
+        if cur != expected {
+            return Err(Error::RefMoved {
+                name: name.to_owned(),
+                expected: expected.map(|v| v.id()),
+                found: cur.map(|v| v.id()),
+            });
+        }
+        self.set_ref(name, cur, new, reason)
+    }
+
+    /// Sets a ref unconditionally (the caller read `cur` in this transaction); logs the move.
+    pub(crate) fn set_ref(
+        &mut self,
+        name: &str,
+        cur: Option<RefValue>,
+        new: Option<RefValue>,
+        reason: &str,
+    ) -> Result<()> {
+        if cur == new {
+            return Ok(());
+        }
+        match &new {
+            Some(v) => {
+                self.refs.insert(name, encode_ref(v).as_slice())?;
+            }
+            None => {
+                self.refs.remove(name)?;
+            }
+        }
+        let seq = {
+            let mut last = self.reflog.range((name, 0u64)..=(name, u64::MAX))?;
+            match last.next_back() {
+                Some(entry) => entry?.0.value().1 + 1,
+                None => 0,
+            }
+        };
+        let mv = crate::refs::RefMove {
+            old: cur,
+            new,
+            time: crate::refs::now(),
+            reason: reason.to_owned(),
+        };
+        self.reflog.insert((name, seq), mv.encode().as_slice())?;
+        Ok(())
+    }
+}

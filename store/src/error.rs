@@ -1,0 +1,174 @@
+//! The store's error type.
+
+use std::path::PathBuf;
+
+use crate::codec::DecodeError;
+use crate::id::ObjectId;
+use crate::path::NameError;
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No repository file at the path.
+    #[error("no repository at {0}")]
+    NoRepository(PathBuf),
+    /// `init` on a path that already holds a file.
+    #[error("a repository (or other file) already exists at {0}")]
+    RepositoryExists(PathBuf),
+    /// The file is not a hero store repository.
+    #[error("{path}: not a hero store repository ({reason})")]
+    NotARepository {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The repository was written by a newer format.
+    #[error("repository format {found} is newer than this build understands ({supported})")]
+    FormatTooNew {
+        /// Format found in the file.
+        found: u32,
+        /// Newest format this build reads.
+        supported: u32,
+    },
+    /// An object that should be there is not.
+    #[error("object {0} is missing")]
+    Missing(ObjectId),
+    /// An object's stored bytes do not decode or do not match its id.
+    #[error("object {id} is corrupt: {reason}")]
+    Corrupt {
+        /// The object.
+        id: ObjectId,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An object has another type than expected.
+    #[error("object {id} is not a {expected}")]
+    WrongType {
+        /// The object.
+        id: ObjectId,
+        /// The type that was wanted.
+        expected: &'static str,
+    },
+    /// A name or path is not allowed.
+    #[error("invalid name: {0}")]
+    Name(#[from] NameError),
+    /// A branch or tag name is not allowed.
+    #[error("invalid ref name {name:?}: {reason}")]
+    RefName {
+        /// The name.
+        name: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// A revision that names nothing.
+    #[error("unknown revision {0:?}")]
+    UnknownRevision(String),
+    /// A short id that matches several objects.
+    #[error("ambiguous revision {0:?}: several objects start with it")]
+    AmbiguousRevision(String),
+    /// Compare-and-swap on a ref failed: it moved since it was read.
+    #[error(
+        "{name} moved: expected {}, found {}",
+        show_opt(expected),
+        show_opt(found)
+    )]
+    RefMoved {
+        /// The ref.
+        name: String,
+        /// What the caller expected.
+        expected: Option<ObjectId>,
+        /// What it is now.
+        found: Option<ObjectId>,
+    },
+    /// A ref that exists already.
+    #[error("{0} already exists")]
+    RefExists(String),
+    /// A path that does not exist.
+    #[error("{0}: no such file or directory")]
+    NoSuchPath(String),
+    /// A path whose parent is not a directory.
+    #[error("{0}: not a directory")]
+    NotADirectory(String),
+    /// A directory where a file was needed.
+    #[error("{0}: is a directory")]
+    IsADirectory(String),
+    /// A path that exists already.
+    #[error("{0}: already exists")]
+    PathExists(String),
+    /// Removing a directory that has entries.
+    #[error("{0}: directory not empty")]
+    NotEmpty(String),
+    /// An operation that makes no sense on the root or a path inside itself.
+    #[error("invalid operation on {0}: {1}")]
+    InvalidOperation(String, &'static str),
+    /// A file larger than the store can hold.
+    #[error("file too large")]
+    FileTooLarge,
+    /// I/O on a path outside the repository (a working directory).
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// I/O on a stream given by the caller.
+    #[error("reading input: {0}")]
+    Input(std::io::Error),
+    /// The database engine failed (this includes a full disk).
+    #[error("repository database: {0}")]
+    Db(#[from] redb::Error),
+}
+
+fn show_opt(id: &Option<ObjectId>) -> String {
+    match id {
+        Some(id) => id.short(),
+        None => "nothing".to_owned(),
+    }
+}
+
+impl Error {
+    pub(crate) fn corrupt(id: ObjectId, reason: impl Into<String>) -> Self {
+        Error::Corrupt {
+            id,
+            reason: reason.into(),
+        }
+    }
+    pub(crate) fn decode(id: ObjectId, e: DecodeError) -> Self {
+        Error::corrupt(id, e.to_string())
+    }
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Whether this error means the disk is full.
+    pub fn is_disk_full(&self) -> bool {
+        let text = self.to_string();
+        text.contains("No space left") || text.contains("os error 28")
+    }
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Self {
+                Error::Db(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// The store's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,118 @@
+//! Object ids: BLAKE3 hashes.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The id of every stored object: the BLAKE3 hash of its content.
+///
+/// For a file this is the hash of the file's whole content, the value `b3sum` prints, whatever
+/// way the store splits or compresses it.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ObjectId(pub [u8; 32]);
+
+impl ObjectId {
+    /// Length of an id in bytes.
+    pub const LEN: usize = 32;
+
+    /// The id of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        ObjectId(*blake3::hash(bytes).as_bytes())
+    }
+
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Full lower-case hex form (64 characters).
+    pub fn to_hex(&self) -> String {
+        let mut s = String::with_capacity(64);
+        for b in self.0 {
+            s.push(HEX[(b >> 4) as usize] as char);
+            s.push(HEX[(b & 0xf) as usize] as char);
+        }
+        s
+    }
+
+    /// The first 12 hex characters, for display.
+    pub fn short(&self) -> String {
+        let mut s = self.to_hex();
+        s.truncate(12);
+        s
+    }
+
+    /// Parses a full 64-character hex id.
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let bytes = hex_prefix(s)?;
+        let arr: [u8; 32] = bytes.try_into().ok()?;
+        Some(ObjectId(arr))
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Decodes an even-length hex string into bytes; `None` for anything else.
+pub(crate) fn hex_prefix(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    let digits = s.as_bytes();
+    let mut out = Vec::with_capacity(digits.len() / 2);
+    for pair in digits.chunks(2) {
+        let hi = hex_digit(pair[0])?;
+        let lo = hex_digit(pair[1])?;
+        out.push(hi << 4 | lo);
+    }
+    Some(out)
+}
+
+pub(crate) fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+impl fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ObjectId({})", self.short())
+    }
+}
+
+/// Error for a string that is not a 64-digit hex id.
+#[derive(Debug, thiserror::Error)]
+#[error("not an object id (64 hex digits): {0:?}")]
+pub struct ParseIdError(pub String);
+
+impl FromStr for ObjectId {
+    type Err = ParseIdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ObjectId::from_hex(s).ok_or_else(|| ParseIdError(s.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip() {
+        let id = ObjectId::of(b"hello");
+        assert_eq!(ObjectId::from_hex(&id.to_hex()), Some(id));
+        // BLAKE3("hello"), as b3sum prints it.
+        assert_eq!(
+            id.to_hex(),
+            "ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f"
+        );
+        assert!(ObjectId::from_hex("zz").is_none());
+        assert!(ObjectId::from_hex(&id.to_hex()[..62]).is_none());
+    }
+}

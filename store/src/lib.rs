@@ -1,0 +1,66 @@
+//! # hero-store
+//!
+//! A Fossil-like versioned repository in one redb file, shared by several processes at once.
+//!
+//! - Every object is keyed by its BLAKE3 hash; a file's id is the BLAKE3 of its whole content
+//!   (what `b3sum` prints), so any peer can verify any file it receives.
+//! - Files larger than [`SMALL_FILE_MAX`] are split with FastCDC; an edit inside a large file
+//!   stores only the changed chunks.
+//! - A new version of an object is stored whole and the previous version becomes a zstd delta
+//!   against it (Fossil's reverse deltas): the newest version reads fastest, chains are bounded.
+//! - Commits, trees, branches and tags; each commit is one transaction; branch moves are
+//!   compare-and-swap.
+//!
+//! ```no_run
+//! use hero_store::{CommitMeta, EntryKind, Expect, Repo, RepoPath, Signature};
+//! # fn main() -> Result<(), hero_store::Error> {
+//! let repo = Repo::open_or_init("/tmp/example.hero")?;
+//! let mut changes = repo.change_set("main")?;
+//! changes.put_bytes(&RepoPath::parse("etc/app.toml")?, EntryKind::File, b"port = 80\n")?;
+//! let sig = Signature { name: b"me".to_vec(), email: b"me@example.com".to_vec(), time: 0, tz_offset_minutes: 0 };
+//! let done = changes.commit(CommitMeta::new(sig, "configure"), Expect::Latest)?;
+//! let view = repo.view()?;
+//! let entry = view.entry_in_commit(&done.id, &RepoPath::parse("etc/app.toml")?)?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+mod changes;
+mod codec;
+mod db;
+mod diff;
+mod error;
+mod file;
+mod history;
+mod id;
+mod object;
+mod path;
+mod record;
+mod refs;
+mod repo;
+mod snapshot;
+mod stats;
+mod verify;
+
+pub use changes::{Batch, ChangeSet, CommitMeta, Committed, Expect};
+pub use codec::DecodeError;
+pub use db::RefValue;
+pub use diff::{DiffEntry, DiffKind, LineDiff, line_diff};
+pub use error::{Error, Result};
+pub use file::{
+    CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, FANOUT, FileReader, SMALL_FILE_MAX, StoredFile,
+    chunk_boundaries,
+};
+pub use history::LogIter;
+pub use id::{ObjectId, ParseIdError};
+pub use object::{Commit, EntryKind, PEER_HEADER, Signature, Tag, TargetKind, Tree, TreeEntry};
+pub use path::{NameError, RepoPath, validate_name};
+pub use record::ObjType;
+pub use refs::{BRANCH_PREFIX, RefMove, TAG_PREFIX, branch_ref, check_ref_name, tag_ref};
+pub use repo::{Repo, View};
+pub use snapshot::{
+    CheckoutOptions, CheckoutReport, Progress, SnapshotOptions, SnapshotReport, StatusEntry,
+    StatusKind,
+};
+pub use stats::Stats;
+pub use verify::{CorruptObject, VerifyReport};

@@ -1,0 +1,142 @@
+//! Branch and tag names, and the log of every ref move.
+
+use crate::codec::{Reader, Writer};
+use crate::db::{RefValue, decode_ref, encode_ref};
+use crate::error::{Error, Result};
+
+/// Prefix of branch refs.
+pub const BRANCH_PREFIX: &str = "refs/heads/";
+/// Prefix of tag refs.
+pub const TAG_PREFIX: &str = "refs/tags/";
+
+/// Checks a branch or tag name (git's rules, roughly): not empty, no `..`, no control
+/// characters, spaces or `~^:?*[\`, no leading `-` or `/`, no trailing `/`, `.` or `.lock`,
+/// no empty component, no component starting with `.`.
+pub fn check_ref_name(name: &str) -> Result<()> {
+    let bad = |reason| Error::RefName {
+        name: name.to_owned(),
+        reason,
+    };
+    if name.is_empty() {
+        return Err(bad("empty"));
+    }
+    if name.len() > 255 {
+        return Err(bad("longer than 255 bytes"));
+    }
+    if name.starts_with('-') {
+        return Err(bad("starts with '-'"));
+    }
+    if name.contains("..") || name.contains("@{") {
+        return Err(bad("contains '..' or '@{'"));
+    }
+    if name
+        .chars()
+        .any(|c| c.is_control() || c == ' ' || "~^:?*[\\".contains(c))
+    {
+        return Err(bad(
+            "contains a space, control character or one of ~^:?*[\\",
+        ));
+    }
+    if name.ends_with(".lock") || name.ends_with('.') {
+        return Err(bad("ends with '.' or '.lock'"));
+    }
+    for part in name.split('/') {
+        if part.is_empty() {
+            return Err(bad("empty path component"));
+        }
+        if part.starts_with('.') {
+            return Err(bad("component starts with '.'"));
+        }
+    }
+    Ok(())
+}
+
+/// One recorded move of a ref.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefMove {
+    /// Where it pointed before (`None`: it did not exist).
+    pub old: Option<RefValue>,
+    /// Where it points after (`None`: deleted).
+    pub new: Option<RefValue>,
+    /// Seconds since the epoch.
+    pub time: i64,
+    /// Why: `commit`, `snapshot`, `import`, `pull`, ...
+    pub reason: String,
+}
+
+impl RefMove {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(1);
+        for v in [&self.old, &self.new] {
+            match v {
+                Some(v) => w.bytes(&encode_ref(v)),
+                None => w.bytes(&[]),
+            }
+        }
+        w.ivarint(self.time);
+        w.bytes(self.reason.as_bytes());
+        w.buf
+    }
+
+    pub(crate) fn decode(name: &str, bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(bytes, "reflog entry");
+        let bad = |e: crate::codec::DecodeError| Error::NotARepository {
+            path: name.into(),
+            reason: e.to_string(),
+        };
+        r.u8().map_err(bad)?;
+        let mut vals = [None, None];
+        for v in &mut vals {
+            let b = r.bytes().map_err(bad)?;
+            if !b.is_empty() {
+                *v = Some(decode_ref(name, b)?);
+            }
+        }
+        let time = r.ivarint().map_err(bad)?;
+        let reason = String::from_utf8_lossy(r.bytes().map_err(bad)?).into_owned();
+        let [old, new] = vals;
+        Ok(RefMove {
+            old,
+            new,
+            time,
+            reason,
+        })
+    }
+}
+
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// `refs/heads/NAME` after checking NAME.
+pub fn branch_ref(name: &str) -> Result<String> {
+    check_ref_name(name)?;
+    Ok(format!("{BRANCH_PREFIX}{name}"))
+}
+
+/// `refs/tags/NAME` after checking NAME.
+pub fn tag_ref(name: &str) -> Result<String> {
+    check_ref_name(name)?;
+    Ok(format!("{TAG_PREFIX}{name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ref_names() {
+        for good in ["main", "feature/x", "v1.0", "ünïcode"] {
+            check_ref_name(good).unwrap();
+        }
+        for bad in [
+            "", "a..b", "a b", "-x", "a/", "/a", "a//b", "x.lock", ".hidden", "a:b",
+        ] {
+            assert!(check_ref_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,679 @@
+//! The repository handle.
+
+use std::path::{Path, PathBuf};
+
+use redb::{ConcurrencyMode, Database, ReadOnlyTable, ReadableDatabase, ReadableTable};
+
+use crate::db::{
+    self, CHAINS, FORMAT_VERSION, KV, META, OBJECTS, REFLOG, REFS, RefValue, WriteCtx, load_raw,
+};
+use crate::error::{Error, Result};
+use crate::id::{ObjectId, hex_prefix};
+use crate::object::{Commit, EntryKind, Tag, TargetKind, Tree, TreeEntry};
+use crate::path::RepoPath;
+use crate::record::ObjType;
+use crate::refs::{BRANCH_PREFIX, RefMove, TAG_PREFIX, branch_ref, tag_ref};
+
+/// Cache redb may use per process.
+const CACHE_BYTES: usize = 64 << 20;
+
+/// An open repository: one redb file, shared safely by any number of processes.
+///
+/// Cheap to share between threads (`&Repo` is enough for everything).
+pub struct Repo {
+    db: Database,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repo").field("path", &self.path).finish()
+    }
+}
+
+fn builder() -> redb::Builder {
+    let mut b = Database::builder();
+    b.set_concurrency_mode(ConcurrencyMode::MultiWriter);
+    b.set_cache_size(CACHE_BYTES);
+    b
+}
+
+impl Repo {
+    /// Creates a new repository file at `path` (its parent directory must exist).
+    pub fn init(path: impl AsRef<Path>) -> Result<Repo> {
+        let path = path.as_ref().to_path_buf();
+        if path.exists() {
+            return Err(Error::RepositoryExists(path));
+        }
+        let db = builder().create(&path)?;
+        let txn = db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            meta.insert("format", FORMAT_VERSION.to_le_bytes().as_slice())?;
+            meta.insert("generation", 0u64.to_le_bytes().as_slice())?;
+            let id = ObjectId::of(
+                format!("{}:{:?}", path.display(), std::time::SystemTime::now()).as_bytes(),
+            );
+            meta.insert("repo-id", id.0.as_slice())?;
+            txn.open_table(OBJECTS)?;
+            txn.open_table(CHAINS)?;
+            txn.open_table(REFS)?;
+            txn.open_table(REFLOG)?;
+            txn.open_table(KV)?;
+        }
+        txn.commit()?;
+        tracing::info!(path = %path.display(), "initialized repository");
+        Ok(Repo { db, path })
+    }
+
+    /// Opens an existing repository.
+    pub fn open(path: impl AsRef<Path>) -> Result<Repo> {
+        let path = path.as_ref().to_path_buf();
+        if !path.exists() {
+            return Err(Error::NoRepository(path));
+        }
+        let db = builder().open(&path).map_err(|e| match e {
+            redb::DatabaseError::Storage(redb::StorageError::Corrupted(reason)) => {
+                Error::NotARepository {
+                    path: path.clone(),
+                    reason,
+                }
+            }
+            other => Error::from(other),
+        })?;
+        let repo = Repo { db, path };
+        repo.check_format()?;
+        Ok(repo)
+    }
+
+    /// Opens the repository, creating it first if there is none.
+    pub fn open_or_init(path: impl AsRef<Path>) -> Result<Repo> {
+        if path.as_ref().exists() {
+            Repo::open(path)
+        } else {
+            Repo::init(path)
+        }
+    }
+
+    fn check_format(&self) -> Result<()> {
+        let txn = self.db.begin_read()?;
+        let not_repo = |reason: &str| Error::NotARepository {
+            path: self.path.clone(),
+            reason: reason.to_owned(),
+        };
+        let meta = match txn.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Err(not_repo("no meta table")),
+            Err(e) => return Err(e.into()),
+        };
+        let fmt = meta
+            .get("format")?
+            .ok_or_else(|| not_repo("no format version"))?;
+        let bytes: [u8; 4] = fmt
+            .value()
+            .try_into()
+            .map_err(|_| not_repo("bad format version"))?;
+        let found = u32::from_le_bytes(bytes);
+        if found > FORMAT_VERSION {
+            return Err(Error::FormatTooNew {
+                found,
+                supported: FORMAT_VERSION,
+            });
+        }
+        Ok(())
+    }
+
+    /// The repository file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A consistent read-only view of the repository as it is now.
+    pub fn view(&self) -> Result<View> {
+        let txn = self.db.begin_read()?;
+        Ok(View {
+            objects: txn.open_table(OBJECTS)?,
+            refs: txn.open_table(REFS)?,
+            reflog: txn.open_table(REFLOG)?,
+            meta: txn.open_table(META)?,
+            kv: txn.open_table(KV)?,
+            txn,
+        })
+    }
+
+    /// Runs `f` in one write transaction: all of its writes land, or none do. Bumps the
+    /// generation counter that watchers poll.
+    pub(crate) fn write<R>(&self, f: impl FnOnce(&mut WriteCtx<'_>) -> Result<R>) -> Result<R> {
+        let txn = self.db.begin_write()?;
+        let out = {
+            let mut ctx = WriteCtx {
+                objects: txn.open_table(OBJECTS)?,
+                chains: txn.open_table(CHAINS)?,
+                refs: txn.open_table(REFS)?,
+                reflog: txn.open_table(REFLOG)?,
+                kv: txn.open_table(KV)?,
+            };
+            let out = f(&mut ctx)?;
+            let mut meta = txn.open_table(META)?;
+            let gen_now = match meta.get("generation")? {
+                Some(g) => read_u64(g.value()),
+                None => 0,
+            };
+            meta.insert("generation", (gen_now + 1).to_le_bytes().as_slice())?;
+            out
+        };
+        txn.commit()?;
+        Ok(out)
+    }
+
+    /// A counter bumped by every write transaction of any process: poll it to notice changes.
+    pub fn generation(&self) -> Result<u64> {
+        self.view()?.generation()
+    }
+
+    /// The id that identifies this repository (made at init).
+    pub fn repo_id(&self) -> Result<ObjectId> {
+        let v = self.view()?;
+        let g = v.meta.get("repo-id")?;
+        match g {
+            Some(g) if g.value().len() == 32 => {
+                let mut a = [0u8; 32];
+                a.copy_from_slice(g.value());
+                Ok(ObjectId(a))
+            }
+            _ => Err(Error::NotARepository {
+                path: self.path.clone(),
+                reason: "no repository id".to_owned(),
+            }),
+        }
+    }
+
+    // ---- refs ----
+
+    /// The commit a branch points at.
+    pub fn branch_head(&self, branch: &str) -> Result<Option<ObjectId>> {
+        self.view()?.branch_head(branch)
+    }
+
+    /// All branches with their heads, sorted by name.
+    pub fn branches(&self) -> Result<Vec<(String, ObjectId)>> {
+        self.view()?.branches()
+    }
+
+    /// All tags, sorted by name.
+    pub fn tags(&self) -> Result<Vec<(String, RefValue)>> {
+        self.view()?.tags()
+    }
+
+    /// Moves (or creates, or with `new == None` deletes) a branch if it still points at
+    /// `expected`. Compare-and-swap: a branch that moved meanwhile is never overwritten.
+    pub fn update_branch(
+        &self,
+        branch: &str,
+        expected: Option<ObjectId>,
+        new: Option<ObjectId>,
+        reason: &str,
+    ) -> Result<()> {
+        let name = branch_ref(branch)?;
+        if let Some(id) = new {
+            self.expect_type(&id, ObjType::Commit, "commit")?;
+        }
+        self.write(|w| {
+            w.cas_ref(
+                &name,
+                expected.map(RefValue::Commit),
+                new.map(RefValue::Commit),
+                reason,
+            )
+        })
+    }
+
+    /// Moves a branch whatever it points at now (recorded in the reflog, so nothing is lost).
+    pub fn force_branch(&self, branch: &str, new: Option<ObjectId>, reason: &str) -> Result<()> {
+        let name = branch_ref(branch)?;
+        if let Some(id) = new {
+            self.expect_type(&id, ObjType::Commit, "commit")?;
+        }
+        self.write(|w| {
+            let cur = w.get_ref(&name)?;
+            w.set_ref(&name, cur, new.map(RefValue::Commit), reason)
+        })
+    }
+
+    /// Creates a tag; fails if it exists. With `annotation`, writes an annotated tag object.
+    pub fn create_tag(
+        &self,
+        name: &str,
+        target: ObjectId,
+        annotation: Option<Tag>,
+    ) -> Result<RefValue> {
+        let refname = tag_ref(name)?;
+        let value = match annotation {
+            None => {
+                self.expect_type(&target, ObjType::Commit, "commit")?;
+                RefValue::Commit(target)
+            }
+            Some(tag) => {
+                let raw = tag.encode();
+                let id = ObjectId::of(&raw);
+                self.write(|w| w.put(ObjType::Tag, &id, &raw, None).map(|_| ()))?;
+                RefValue::Tag(id)
+            }
+        };
+        self.write(|w| {
+            if w.get_ref(&refname)?.is_some() {
+                return Err(Error::RefExists(refname.clone()));
+            }
+            w.set_ref(&refname, None, Some(value), "tag")
+        })?;
+        Ok(value)
+    }
+
+    /// Deletes a tag.
+    pub fn delete_tag(&self, name: &str) -> Result<()> {
+        let refname = tag_ref(name)?;
+        self.write(|w| {
+            let cur = w.get_ref(&refname)?;
+            if cur.is_none() {
+                return Err(Error::UnknownRevision(name.to_owned()));
+            }
+            w.set_ref(&refname, cur, None, "tag delete")
+        })
+    }
+
+    /// Sets any ref (`refs/...`) with compare-and-swap; for importers and sync.
+    pub fn cas_ref(
+        &self,
+        refname: &str,
+        expected: Option<RefValue>,
+        new: Option<RefValue>,
+        reason: &str,
+    ) -> Result<()> {
+        check_full_ref(refname)?;
+        self.write(|w| w.cas_ref(refname, expected, new, reason))
+    }
+
+    /// The recorded moves of a ref, oldest first.
+    pub fn reflog(&self, refname: &str) -> Result<Vec<RefMove>> {
+        self.view()?.reflog(refname)
+    }
+
+    fn expect_type(&self, id: &ObjectId, ty: ObjType, name: &'static str) -> Result<()> {
+        let v = self.view()?;
+        match db::object_type(&v.objects, id)? {
+            Some(t) if t == ty => Ok(()),
+            Some(_) => Err(Error::WrongType {
+                id: *id,
+                expected: name,
+            }),
+            None => Err(Error::Missing(*id)),
+        }
+    }
+
+    // ---- settings ----
+
+    /// Reads a setting kept in the repository (namespaced key, for instance `sync/remotes/x`).
+    pub fn setting(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let v = self.view()?;
+        Ok(v.kv.get(key)?.map(|g| g.value().to_vec()))
+    }
+
+    /// Writes (or with `None` removes) a setting.
+    pub fn set_setting(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
+        self.write(|w| {
+            match value {
+                Some(v) => {
+                    w.kv.insert(key, v)?;
+                }
+                None => {
+                    w.kv.remove(key)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// All settings whose key starts with `prefix`, sorted.
+    pub fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let v = self.view()?;
+        let mut out = Vec::new();
+        for item in v.kv.range(prefix..)? {
+            let (k, val) = item?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            out.push((k.value().to_owned(), val.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    // ---- objects, shortcuts over a fresh view ----
+
+    /// Resolves a revision to a commit id; see [`View::resolve`].
+    pub fn resolve(&self, rev: &str) -> Result<ObjectId> {
+        self.view()?.resolve(rev)
+    }
+
+    /// Reads a commit.
+    pub fn commit(&self, id: &ObjectId) -> Result<Commit> {
+        self.view()?.commit(id)
+    }
+
+    /// Reads a tree.
+    pub fn tree(&self, id: &ObjectId) -> Result<Tree> {
+        self.view()?.tree(id)
+    }
+
+    /// Whether an object is stored.
+    pub fn has_object(&self, id: &ObjectId) -> Result<bool> {
+        Ok(self.view()?.objects.get(&id.0)?.is_some())
+    }
+}
+
+fn check_full_ref(refname: &str) -> Result<()> {
+    let rest = refname
+        .strip_prefix("refs/")
+        .ok_or_else(|| Error::RefName {
+            name: refname.to_owned(),
+            reason: "does not start with refs/",
+        })?;
+    crate::refs::check_ref_name(rest)
+}
+
+pub(crate) fn read_u64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    let n = b.len().min(8);
+    a[..n].copy_from_slice(&b[..n]);
+    u64::from_le_bytes(a)
+}
+
+/// A consistent read-only view (one read transaction) of the repository.
+pub struct View {
+    pub(crate) txn: redb::ReadTransaction,
+    pub(crate) objects: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
+    refs: ReadOnlyTable<&'static str, &'static [u8]>,
+    reflog: ReadOnlyTable<(&'static str, u64), &'static [u8]>,
+    meta: ReadOnlyTable<&'static str, &'static [u8]>,
+    kv: ReadOnlyTable<&'static str, &'static [u8]>,
+}
+
+impl std::fmt::Debug for View {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("View")
+    }
+}
+
+impl View {
+    /// The generation counter as of this view.
+    pub fn generation(&self) -> Result<u64> {
+        Ok(self
+            .meta
+            .get("generation")?
+            .map(|g| read_u64(g.value()))
+            .unwrap_or(0))
+    }
+
+    pub(crate) fn raw(&self, id: &ObjectId) -> Result<(ObjType, Vec<u8>)> {
+        load_raw(&self.objects, id)
+    }
+
+    /// The type recorded for an object, if it is stored.
+    pub fn object_type(&self, id: &ObjectId) -> Result<Option<ObjType>> {
+        db::object_type(&self.objects, id)
+    }
+
+    /// Reads a commit.
+    pub fn commit(&self, id: &ObjectId) -> Result<Commit> {
+        let (ty, raw) = self.raw(id)?;
+        if ty != ObjType::Commit {
+            return Err(Error::WrongType {
+                id: *id,
+                expected: "commit",
+            });
+        }
+        Commit::decode(&raw).map_err(|e| Error::decode(*id, e))
+    }
+
+    /// Reads a tree.
+    pub fn tree(&self, id: &ObjectId) -> Result<Tree> {
+        let (ty, raw) = self.raw(id)?;
+        if ty != ObjType::Tree {
+            return Err(Error::WrongType {
+                id: *id,
+                expected: "tree",
+            });
+        }
+        Tree::decode(&raw).map_err(|e| Error::decode(*id, e))
+    }
+
+    /// Reads an annotated tag.
+    pub fn tag(&self, id: &ObjectId) -> Result<Tag> {
+        let (ty, raw) = self.raw(id)?;
+        if ty != ObjType::Tag {
+            return Err(Error::WrongType {
+                id: *id,
+                expected: "tag",
+            });
+        }
+        Tag::decode(&raw).map_err(|e| Error::decode(*id, e))
+    }
+
+    /// The commit a branch points at.
+    pub fn branch_head(&self, branch: &str) -> Result<Option<ObjectId>> {
+        let name = branch_ref(branch)?;
+        Ok(self.get_ref(&name)?.map(|v| v.id()))
+    }
+
+    /// Reads any ref.
+    pub fn get_ref(&self, refname: &str) -> Result<Option<RefValue>> {
+        match self.refs.get(refname)? {
+            Some(g) => Ok(Some(db::decode_ref(refname, g.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// All refs under a prefix, sorted by name.
+    pub fn refs_with_prefix(&self, prefix: &str) -> Result<Vec<(String, RefValue)>> {
+        let mut out = Vec::new();
+        for item in self.refs.range(prefix..)? {
+            let (k, v) = item?;
+            let name = k.value();
+            if !name.starts_with(prefix) {
+                break;
+            }
+            out.push((name.to_owned(), db::decode_ref(name, v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// All branches with their heads.
+    pub fn branches(&self) -> Result<Vec<(String, ObjectId)>> {
+        Ok(self
+            .refs_with_prefix(BRANCH_PREFIX)?
+            .into_iter()
+            .map(|(n, v)| (n[BRANCH_PREFIX.len()..].to_owned(), v.id()))
+            .collect())
+    }
+
+    /// All tags.
+    pub fn tags(&self) -> Result<Vec<(String, RefValue)>> {
+        Ok(self
+            .refs_with_prefix(TAG_PREFIX)?
+            .into_iter()
+            .map(|(n, v)| (n[TAG_PREFIX.len()..].to_owned(), v))
+            .collect())
+    }
+
+    /// The recorded moves of a ref, oldest first.
+    pub fn reflog(&self, refname: &str) -> Result<Vec<RefMove>> {
+        let mut out = Vec::new();
+        for item in self.reflog.range((refname, 0u64)..=(refname, u64::MAX))? {
+            let (_, v) = item?;
+            out.push(RefMove::decode(refname, v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Follows annotated tags to the commit they name.
+    pub fn peel(&self, value: RefValue) -> Result<ObjectId> {
+        let mut v = value;
+        for _ in 0..64 {
+            match v {
+                RefValue::Commit(id) => return Ok(id),
+                RefValue::Tag(id) => {
+                    let tag = self.tag(&id)?;
+                    v = match tag.target_kind {
+                        TargetKind::Commit => RefValue::Commit(tag.target),
+                        TargetKind::Tag => RefValue::Tag(tag.target),
+                        _ => {
+                            return Err(Error::WrongType {
+                                id: tag.target,
+                                expected: "commit",
+                            });
+                        }
+                    };
+                }
+            }
+        }
+        Err(Error::corrupt(value.id(), "tag chain too long"))
+    }
+
+    /// Resolves a revision to a commit: a branch, a tag, a full or unique abbreviated commit
+    /// id, each optionally followed by `~N` (N-th first parent) or `^` (first parent).
+    pub fn resolve(&self, rev: &str) -> Result<ObjectId> {
+        let (base, mut back) = split_ancestry(rev)?;
+        let mut id = self.resolve_base(base, rev)?;
+        while back > 0 {
+            let c = self.commit(&id)?;
+            id = *c
+                .parents
+                .first()
+                .ok_or_else(|| Error::UnknownRevision(rev.to_owned()))?;
+            back -= 1;
+        }
+        Ok(id)
+    }
+
+    fn resolve_base(&self, base: &str, rev: &str) -> Result<ObjectId> {
+        if let Some(v) = self.get_ref(base)? {
+            return self.peel(v);
+        }
+        if crate::refs::check_ref_name(base).is_ok() {
+            if let Some(v) = self.get_ref(&format!("{BRANCH_PREFIX}{base}"))? {
+                return self.peel(v);
+            }
+            if let Some(v) = self.get_ref(&format!("{TAG_PREFIX}{base}"))? {
+                return self.peel(v);
+            }
+        }
+        if base.len() >= 4 && base.len() <= 64 && base.bytes().all(|c| c.is_ascii_hexdigit()) {
+            let id = self.resolve_prefix(base)?;
+            return match self.object_type(&id)? {
+                Some(ObjType::Commit) => Ok(id),
+                Some(ObjType::Tag) => self.peel(RefValue::Tag(id)),
+                _ => Err(Error::WrongType {
+                    id,
+                    expected: "commit",
+                }),
+            };
+        }
+        Err(Error::UnknownRevision(rev.to_owned()))
+    }
+
+    /// Expands a hex prefix (4 to 64 digits) to the one object id it starts.
+    pub fn resolve_prefix(&self, hex: &str) -> Result<ObjectId> {
+        let unknown = || Error::UnknownRevision(hex.to_owned());
+        let even = &hex[..hex.len() - hex.len() % 2];
+        let bytes = hex_prefix(even).ok_or_else(unknown)?;
+        let mut lo = [0u8; 32];
+        lo[..bytes.len()].copy_from_slice(&bytes);
+        let mut found = None;
+        for item in self.objects.range::<&[u8; 32]>(&lo..)? {
+            let (k, _) = item?;
+            let id = ObjectId(*k.value());
+            if !id.to_hex().starts_with(&hex.to_ascii_lowercase()) {
+                if id.0[..bytes.len()] != bytes[..] {
+                    break;
+                }
+                continue;
+            }
+            if found.is_some() {
+                return Err(Error::AmbiguousRevision(hex.to_owned()));
+            }
+            found = Some(id);
+        }
+        found.ok_or_else(unknown)
+    }
+
+    /// The entry at `path` in the tree `root` (`None` if there is nothing there). The root
+    /// path gives a directory entry for the root tree itself.
+    pub fn entry_at(&self, root: &ObjectId, path: &RepoPath) -> Result<Option<TreeEntry>> {
+        let mut cur = TreeEntry {
+            name: Vec::new(),
+            kind: EntryKind::Dir,
+            id: *root,
+            size: 0,
+        };
+        for name in path.names() {
+            if cur.kind != EntryKind::Dir {
+                return Ok(None);
+            }
+            let tree = self.tree(&cur.id)?;
+            match tree.get(name) {
+                Some(e) => cur = e.clone(),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(cur))
+    }
+
+    /// The entry at `path` in a commit's tree.
+    pub fn entry_in_commit(&self, commit: &ObjectId, path: &RepoPath) -> Result<Option<TreeEntry>> {
+        let c = self.commit(commit)?;
+        self.entry_at(&c.tree, path)
+    }
+
+    /// Lists the directory at `path` in a commit.
+    pub fn list_dir(&self, commit: &ObjectId, path: &RepoPath) -> Result<Tree> {
+        match self.entry_in_commit(commit, path)? {
+            Some(e) if e.kind == EntryKind::Dir => self.tree(&e.id),
+            Some(_) => Err(Error::NotADirectory(path.to_string())),
+            None => Err(Error::NoSuchPath(path.to_string())),
+        }
+    }
+
+    /// Reads a whole file into memory; refuses files larger than `limit` bytes.
+    pub fn read_file(&self, id: &ObjectId, limit: u64) -> Result<Vec<u8>> {
+        let mut r = self.open_file(id)?;
+        if r.len() > limit {
+            return Err(Error::FileTooLarge);
+        }
+        let mut out = Vec::with_capacity(r.len() as usize);
+        std::io::Read::read_to_end(&mut r, &mut out).map_err(Error::Input)?;
+        Ok(out)
+    }
+}
+
+fn split_ancestry(rev: &str) -> Result<(&str, u32)> {
+    let mut base = rev;
+    let mut back = 0u32;
+    loop {
+        if let Some(b) = base.strip_suffix('^') {
+            base = b;
+            back += 1;
+        } else if let Some(pos) = base.rfind('~') {
+            let n = &base[pos + 1..];
+            let n: u32 = if n.is_empty() {
+                1
+            } else {
+                n.parse()
+                    .map_err(|_| Error::UnknownRevision(rev.to_owned()))?
+            };
+            back += n;
+            base = &base[..pos];
+        } else {
+            break;
+        }
+    }
+    Ok((base, back))
+}

@@ -1,0 +1,628 @@
+//! Working directories: snapshot a directory into a branch, check a revision out, compare.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::changes::{CommitMeta, Committed};
+use crate::db::RefValue;
+use crate::error::{Error, Result};
+use crate::file::{Pending, SMALL_FILE_MAX, read_head};
+use crate::id::ObjectId;
+use crate::object::{Commit, EntryKind, Tree, TreeEntry};
+use crate::path::RepoPath;
+use crate::record::{self, ObjType};
+use crate::refs::branch_ref;
+use crate::repo::{Repo, View};
+
+/// Name of the ignore file honoured by snapshots (gitignore syntax).
+pub const IGNORE_FILE: &str = ".heroignore";
+
+/// Progress of a long operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Items done.
+    pub done: u64,
+    /// Items in all, when known.
+    pub total: Option<u64>,
+    /// Bytes done.
+    pub bytes: u64,
+}
+
+/// Options for [`Repo::snapshot`].
+#[derive(Default)]
+pub struct SnapshotOptions<'a> {
+    /// Called now and then with progress.
+    pub progress: Option<&'a (dyn Fn(Progress) + Sync)>,
+    /// Make a commit even if nothing changed.
+    pub allow_empty: bool,
+}
+
+impl std::fmt::Debug for SnapshotOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotOptions")
+            .field("allow_empty", &self.allow_empty)
+            .finish()
+    }
+}
+
+/// What a snapshot did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotReport {
+    /// The branch head afterwards, and whether a commit was made.
+    pub committed: Committed,
+    /// Files read.
+    pub files: u64,
+    /// Directories.
+    pub dirs: u64,
+    /// Bytes read.
+    pub bytes: u64,
+}
+
+/// One file or directory found in a working directory.
+struct Found {
+    path: RepoPath,
+    fs_path: PathBuf,
+    kind: EntryKind,
+    size: u64,
+}
+
+/// Walks `dir` honouring `.heroignore` files; skips `skip` (the repository file itself).
+fn walk(dir: &Path, skip: &[PathBuf]) -> Result<Vec<Found>> {
+    let mut out = Vec::new();
+    let walker = ignore::WalkBuilder::new(dir)
+        .standard_filters(false)
+        .hidden(false)
+        .follow_links(false)
+        .add_custom_ignore_filename(IGNORE_FILE)
+        .sort_by_file_name(|a, b| a.cmp(b))
+        .build();
+    for item in walker {
+        let entry = item.map_err(|e| Error::io(dir, std::io::Error::other(e.to_string())))?;
+        let p = entry.path();
+        if p == dir {
+            continue;
+        }
+        if skip.iter().any(|s| p == s.as_path()) {
+            continue;
+        }
+        let rel = p
+            .strip_prefix(dir)
+            .map_err(|e| Error::io(p, std::io::Error::other(e.to_string())))?;
+        let names: Vec<Vec<u8>> = rel
+            .components()
+            .map(|c| c.as_os_str().as_bytes().to_vec())
+            .collect();
+        let path = RepoPath::from_names(names)?;
+        let meta = fs::symlink_metadata(p).map_err(|e| Error::io(p, e))?;
+        let ft = meta.file_type();
+        let kind = if ft.is_dir() {
+            EntryKind::Dir
+        } else if ft.is_symlink() {
+            EntryKind::Symlink
+        } else if ft.is_file() {
+            if meta.permissions().mode() & 0o111 != 0 {
+                EntryKind::Executable
+            } else {
+                EntryKind::File
+            }
+        } else {
+            tracing::warn!(path = %p.display(), "skipping special file");
+            continue;
+        };
+        out.push(Found {
+            path,
+            fs_path: p.to_path_buf(),
+            kind,
+            size: meta.len(),
+        });
+    }
+    Ok(out)
+}
+
+/// A file hashed (and, when small, encoded) by a worker.
+enum Hashed {
+    Small {
+        id: ObjectId,
+        size: u64,
+        record: Vec<u8>,
+    },
+    Large,
+}
+
+fn hash_one(f: &Found, encode: bool) -> Result<Hashed> {
+    let content = if f.kind == EntryKind::Symlink {
+        let target = fs::read_link(&f.fs_path).map_err(|e| Error::io(&f.fs_path, e))?;
+        target.as_os_str().as_bytes().to_vec()
+    } else {
+        let mut file = fs::File::open(&f.fs_path).map_err(|e| Error::io(&f.fs_path, e))?;
+        let head = read_head(&mut file)?;
+        if head.len() > SMALL_FILE_MAX {
+            return Ok(Hashed::Large);
+        }
+        head
+    };
+    let id = ObjectId::of(&content);
+    let record = if encode {
+        record::encode_full(ObjType::Blob, &content, None)
+    } else {
+        Vec::new()
+    };
+    Ok(Hashed::Small {
+        id,
+        size: content.len() as u64,
+        record,
+    })
+}
+
+/// Hashes every file of `found` on all cores; results in the same order.
+fn hash_all(
+    found: &[Found],
+    encode: bool,
+    progress: Option<&(dyn Fn(Progress) + Sync)>,
+) -> Result<Vec<Option<Hashed>>> {
+    let files: Vec<usize> = (0..found.len())
+        .filter(|&i| found[i].kind != EntryKind::Dir)
+        .collect();
+    let results: Mutex<Vec<Option<Result<Hashed>>>> =
+        Mutex::new((0..found.len()).map(|_| None).collect());
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let bytes = std::sync::atomic::AtomicU64::new(0);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, 8);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&i) = files.get(k) else { break };
+                    let r = hash_one(&found[i], encode);
+                    let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    let b = bytes.fetch_add(found[i].size, Ordering::Relaxed) + found[i].size;
+                    if let Some(p) = progress
+                        && (d % 256 == 0 || d == files.len())
+                    {
+                        p(Progress {
+                            done: d as u64,
+                            total: Some(files.len() as u64),
+                            bytes: b,
+                        });
+                    }
+                    if let Ok(mut guard) = results.lock() {
+                        guard[i] = Some(r);
+                    }
+                }
+            });
+        }
+    });
+    let results = results
+        .into_inner()
+        .map_err(|_| Error::Input(std::io::Error::other("worker panicked")))?;
+    results.into_iter().map(|r| r.transpose()).collect()
+}
+
+/// Flattened files of a tree: path to (kind, id, size).
+fn flatten(view: &View, tree: ObjectId) -> Result<BTreeMap<RepoPath, TreeEntry>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![(RepoPath::root(), tree)];
+    while let Some((at, id)) = stack.pop() {
+        let t = view.tree(&id)?;
+        for e in t.entries {
+            let p = at.join(&e.name)?;
+            if e.kind == EntryKind::Dir {
+                stack.push((p.clone(), e.id));
+            }
+            out.insert(p, e);
+        }
+    }
+    Ok(out)
+}
+
+impl Repo {
+    /// Makes the branch's tree exactly the content of `dir` (honouring `.heroignore`), in one
+    /// commit on top of the branch head. Refuses with [`Error::RefMoved`] if the branch moved
+    /// while the directory was being read.
+    pub fn snapshot(
+        &self,
+        dir: &Path,
+        branch: &str,
+        meta: CommitMeta,
+        opts: &SnapshotOptions<'_>,
+    ) -> Result<SnapshotReport> {
+        let refname = branch_ref(branch)?;
+        let view = self.view()?;
+        let head = match view.get_ref(&refname)? {
+            Some(v) => Some(view.peel(v)?),
+            None => None,
+        };
+        let base_tree = match head {
+            Some(h) => Some(view.commit(&h)?.tree),
+            None => None,
+        };
+        let old = match base_tree {
+            Some(t) => flatten(&view, t)?,
+            None => BTreeMap::new(),
+        };
+        let dir = fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
+        let skip = self.own_files();
+        let found = walk(&dir, &skip)?;
+        let hashed = hash_all(&found, true, opts.progress)?;
+
+        let mut pending = Pending::default();
+        let mut dirs: BTreeMap<RepoPath, Vec<TreeEntry>> = BTreeMap::new();
+        dirs.insert(RepoPath::root(), Vec::new());
+        let (mut files, mut bytes) = (0u64, 0u64);
+        for (f, h) in found.iter().zip(hashed) {
+            if f.kind == EntryKind::Dir {
+                dirs.entry(f.path.clone()).or_default();
+                continue;
+            }
+            let prev = old.get(&f.path).filter(|e| e.kind.is_blob()).map(|e| e.id);
+            let (id, size) = match h {
+                Some(Hashed::Small { id, size, record }) => {
+                    pending.add_encoded(id, record);
+                    if let Some(p) = prev {
+                        pending.delta(p, id);
+                    }
+                    (id, size)
+                }
+                Some(Hashed::Large) | None => {
+                    let mut file =
+                        fs::File::open(&f.fs_path).map_err(|e| Error::io(&f.fs_path, e))?;
+                    let head_bytes = read_head(&mut file)?;
+                    let stored = if head_bytes.len() > SMALL_FILE_MAX {
+                        self.write_large(head_bytes, &mut file, prev)?
+                    } else {
+                        self.write_file(head_bytes.as_slice(), prev)?
+                    };
+                    (stored.id, stored.size)
+                }
+            };
+            files += 1;
+            bytes += size;
+            if pending.bytes >= 32 << 20 {
+                self.write(|w| pending.apply(w))?;
+            }
+            let name = f.path.file_name().unwrap_or_default().to_vec();
+            dirs.entry(f.path.parent()).or_default().push(TreeEntry {
+                name,
+                kind: f.kind,
+                id,
+                size,
+            });
+        }
+        // Build trees deepest first.
+        let mut paths: Vec<RepoPath> = dirs.keys().cloned().collect();
+        paths.sort_by_key(|p| std::cmp::Reverse(p.depth()));
+        let ndirs = paths.len() as u64 - 1;
+        let mut root_id = None;
+        for p in paths {
+            let mut entries = dirs.remove(&p).unwrap_or_default();
+            entries.sort_by(|a, b| a.name.cmp(&b.name));
+            let tree = Tree { entries };
+            let raw = tree.encode();
+            let id = ObjectId::of(&raw);
+            pending.add(ObjType::Tree, id, &raw, None);
+            let old_id = if p.is_root() {
+                base_tree
+            } else {
+                old.get(&p)
+                    .filter(|e| e.kind == EntryKind::Dir)
+                    .map(|e| e.id)
+            };
+            if let Some(o) = old_id {
+                pending.delta(o, id);
+            }
+            if p.is_root() {
+                root_id = Some(id);
+            } else {
+                let name = p.file_name().unwrap_or_default().to_vec();
+                dirs.entry(p.parent()).or_default().push(TreeEntry {
+                    name,
+                    kind: EntryKind::Dir,
+                    id,
+                    size: tree.entries.len() as u64,
+                });
+            }
+        }
+        let tree_id = root_id.ok_or_else(|| Error::InvalidOperation("/".into(), "no root"))?;
+        let committed = self.write(|w| {
+            pending.apply(w)?;
+            let cur = w.get_ref(&refname)?;
+            if cur != head.map(RefValue::Commit) {
+                return Err(Error::RefMoved {
+                    name: refname.clone(),
+                    expected: head,
+                    found: cur.map(|v| v.id()),
+                });
+            }
+            if let Some(h) = head
+                && base_tree == Some(tree_id)
+                && !opts.allow_empty
+            {
+                return Ok(Committed {
+                    id: h,
+                    created: false,
+                });
+            }
+            let commit = Commit {
+                tree: tree_id,
+                parents: head.into_iter().collect(),
+                author: meta.author,
+                committer: meta.committer,
+                message: meta.message,
+                extra: meta.extra,
+            };
+            let raw = commit.encode();
+            let id = ObjectId::of(&raw);
+            w.put(ObjType::Commit, &id, &raw, None)?;
+            w.set_ref(&refname, cur, Some(RefValue::Commit(id)), "snapshot")?;
+            Ok(Committed { id, created: true })
+        })?;
+        Ok(SnapshotReport {
+            committed,
+            files,
+            dirs: ndirs,
+            bytes,
+        })
+    }
+
+    /// The repository file and redb's companions, never snapshotted.
+    fn own_files(&self) -> Vec<PathBuf> {
+        let p = fs::canonicalize(self.path()).unwrap_or_else(|_| self.path().to_path_buf());
+        vec![p]
+    }
+
+    /// Compares `dir` with the tree of `commit` (or the empty tree).
+    pub fn status(&self, dir: &Path, commit: Option<ObjectId>) -> Result<Vec<StatusEntry>> {
+        let view = self.view()?;
+        let old = match commit {
+            Some(c) => flatten(&view, view.commit(&c)?.tree)?,
+            None => BTreeMap::new(),
+        };
+        let dir = fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
+        let found = walk(&dir, &self.own_files())?;
+        let hashed = hash_all(&found, false, None)?;
+        let mut seen: HashMap<&RepoPath, ()> = HashMap::new();
+        let mut out = Vec::new();
+        for (f, h) in found.iter().zip(hashed) {
+            seen.insert(&f.path, ());
+            let new_id = match h {
+                Some(Hashed::Small { id, .. }) => Some(id),
+                Some(Hashed::Large) => {
+                    let mut file =
+                        fs::File::open(&f.fs_path).map_err(|e| Error::io(&f.fs_path, e))?;
+                    let mut hasher = blake3::Hasher::new();
+                    let mut buf = vec![0u8; 1 << 16];
+                    loop {
+                        let n = file.read(&mut buf).map_err(|e| Error::io(&f.fs_path, e))?;
+                        if n == 0 {
+                            break;
+                        }
+                        hasher.update(&buf[..n]);
+                    }
+                    Some(ObjectId(*hasher.finalize().as_bytes()))
+                }
+                None => None,
+            };
+            match old.get(&f.path) {
+                None => out.push(StatusEntry {
+                    path: f.path.clone(),
+                    kind: StatusKind::Added,
+                }),
+                Some(e) => {
+                    let same = if f.kind == EntryKind::Dir {
+                        e.kind == EntryKind::Dir
+                    } else {
+                        e.kind == f.kind && Some(e.id) == new_id
+                    };
+                    if !same {
+                        out.push(StatusEntry {
+                            path: f.path.clone(),
+                            kind: StatusKind::Modified,
+                        });
+                    }
+                }
+            }
+        }
+        for p in old.keys() {
+            if !seen.contains_key(p) {
+                out.push(StatusEntry {
+                    path: p.clone(),
+                    kind: StatusKind::Deleted,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    /// Writes the tree of `commit` into `dir` (created if missing). Refuses a non-empty `dir`
+    /// unless `opts.force`, which overwrites files the revision holds and leaves other files.
+    pub fn checkout(
+        &self,
+        commit: &ObjectId,
+        dir: &Path,
+        opts: &CheckoutOptions<'_>,
+    ) -> Result<CheckoutReport> {
+        let view = self.view()?;
+        let tree = view.commit(commit)?.tree;
+        if dir.exists() {
+            let mut rd = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+            if rd.next().is_some() && !opts.force {
+                return Err(Error::PathExists(format!(
+                    "{} is not empty (use force to write into it)",
+                    dir.display()
+                )));
+            }
+        } else {
+            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        // Collect the work first (directories made in order), then write files on all cores.
+        let mut files: Vec<(PathBuf, TreeEntry)> = Vec::new();
+        let mut stack = vec![(dir.to_path_buf(), tree)];
+        let mut dirs = 0u64;
+        while let Some((at, id)) = stack.pop() {
+            for e in view.tree(&id)?.entries {
+                let target = at.join(std::ffi::OsStr::from_bytes(&e.name));
+                match e.kind {
+                    EntryKind::Dir => {
+                        match fs::create_dir(&target) {
+                            Ok(()) => {}
+                            Err(err)
+                                if err.kind() == std::io::ErrorKind::AlreadyExists
+                                    && target.is_dir() => {}
+                            Err(err) => return Err(Error::io(&target, err)),
+                        }
+                        dirs += 1;
+                        stack.push((target, e.id));
+                    }
+                    EntryKind::Gitlink => {
+                        fs::create_dir_all(&target).map_err(|err| Error::io(&target, err))?;
+                    }
+                    _ => files.push((target, e)),
+                }
+            }
+        }
+        let total = files.len() as u64;
+        let next = AtomicUsize::new(0);
+        let done = AtomicUsize::new(0);
+        let bytes = std::sync::atomic::AtomicU64::new(0);
+        let first_err: Mutex<Option<Error>> = Mutex::new(None);
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(1, 8);
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| {
+                    let v = match self.view() {
+                        Ok(v) => v,
+                        Err(e) => {
+                            if let Ok(mut g) = first_err.lock() {
+                                g.get_or_insert(e);
+                            }
+                            return;
+                        }
+                    };
+                    loop {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((target, e)) = files.get(k) else {
+                            break;
+                        };
+                        if let Err(err) = write_entry(&v, target, e) {
+                            if let Ok(mut g) = first_err.lock() {
+                                g.get_or_insert(err);
+                            }
+                            break;
+                        }
+                        let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+                        let b = bytes.fetch_add(e.size, Ordering::Relaxed) + e.size;
+                        if let Some(p) = opts.progress
+                            && (d % 256 == 0 || d as u64 == total)
+                        {
+                            p(Progress {
+                                done: d as u64,
+                                total: Some(total),
+                                bytes: b,
+                            });
+                        }
+                    }
+                });
+            }
+        });
+        if let Some(e) = first_err.into_inner().ok().flatten() {
+            return Err(e);
+        }
+        Ok(CheckoutReport {
+            files: total,
+            dirs,
+            bytes: bytes.into_inner(),
+        })
+    }
+}
+
+fn write_entry(view: &View, target: &Path, e: &TreeEntry) -> Result<()> {
+    if let Ok(m) = fs::symlink_metadata(target) {
+        if m.is_dir() {
+            return Err(Error::IsADirectory(target.display().to_string()));
+        }
+        fs::remove_file(target).map_err(|err| Error::io(target, err))?;
+    }
+    match e.kind {
+        EntryKind::Symlink => {
+            let content = view.read_file(&e.id, 1 << 20)?;
+            std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&content), target)
+                .map_err(|err| Error::io(target, err))?;
+        }
+        _ => {
+            let mut reader = view.open_file(&e.id)?;
+            let mut out = fs::File::create(target).map_err(|err| Error::io(target, err))?;
+            std::io::copy(&mut reader, &mut out).map_err(|err| Error::io(target, err))?;
+            let mode = if e.kind == EntryKind::Executable {
+                0o755
+            } else {
+                0o644
+            };
+            fs::set_permissions(target, fs::Permissions::from_mode(mode))
+                .map_err(|err| Error::io(target, err))?;
+        }
+    }
+    Ok(())
+}
+
+/// Options for [`Repo::checkout`].
+#[derive(Default)]
+pub struct CheckoutOptions<'a> {
+    /// Write into a non-empty directory, overwriting files the revision holds.
+    pub force: bool,
+    /// Called now and then with progress.
+    pub progress: Option<&'a (dyn Fn(Progress) + Sync)>,
+}
+
+impl std::fmt::Debug for CheckoutOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckoutOptions")
+            .field("force", &self.force)
+            .finish()
+    }
+}
+
+/// What a checkout wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckoutReport {
+    /// Files and symlinks written.
+    pub files: u64,
+    /// Directories.
+    pub dirs: u64,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// How a path in a directory differs from a revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusKind {
+    /// Not in the revision.
+    Added,
+    /// Different content, kind or mode.
+    Modified,
+    /// In the revision, not in the directory.
+    Deleted,
+}
+
+/// One line of `status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusEntry {
+    /// The path.
+    pub path: RepoPath,
+    /// How it differs.
+    pub kind: StatusKind,
+}

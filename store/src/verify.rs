@@ -1,0 +1,208 @@
+//! Recomputing every hash.
+
+use std::collections::{HashMap, HashSet};
+
+use redb::{ReadableTable, ReadableTableMetadata};
+
+use crate::error::{Error, Result};
+use crate::id::ObjectId;
+use crate::object::{EntryKind, ManifestNode};
+use crate::path::RepoPath;
+use crate::record::ObjType;
+use crate::repo::{Repo, View};
+use crate::snapshot::Progress;
+
+/// One corrupt object and where it is used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorruptObject {
+    /// The object.
+    pub id: ObjectId,
+    /// What is wrong.
+    pub reason: String,
+    /// `(commit, path)` pairs whose content depends on it (first few hundred).
+    pub used_by: Vec<(ObjectId, RepoPath)>,
+}
+
+/// The outcome of [`Repo::verify`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Objects checked.
+    pub objects: u64,
+    /// Content bytes checked.
+    pub bytes: u64,
+    /// What is corrupt.
+    pub corrupt: Vec<CorruptObject>,
+    /// Objects referenced by a reachable commit or tree but missing.
+    pub missing: Vec<(ObjectId, RepoPath)>,
+}
+
+impl VerifyReport {
+    /// Whether everything checked out.
+    pub fn is_ok(&self) -> bool {
+        self.corrupt.is_empty() && self.missing.is_empty()
+    }
+}
+
+const USED_BY_MAX: usize = 256;
+
+impl Repo {
+    /// Decodes every object and recomputes its hash (for large files, the hash of the whole
+    /// content); then names the commits and paths that use each corrupt object, and every
+    /// referenced object that is missing.
+    pub fn verify(&self, progress: Option<&dyn Fn(Progress)>) -> Result<VerifyReport> {
+        let view = self.view()?;
+        let total = view.objects.len()?;
+        let mut report = VerifyReport::default();
+        let mut bad: HashMap<ObjectId, String> = HashMap::new();
+        let mut manifests: Vec<ObjectId> = Vec::new();
+        let mut done = 0u64;
+        for item in view.objects.iter()? {
+            let (k, _) = item?;
+            let id = ObjectId(*k.value());
+            match view.raw(&id) {
+                Ok((ty, raw)) => {
+                    report.bytes += raw.len() as u64;
+                    if ty == ObjType::Manifest {
+                        manifests.push(id);
+                    }
+                }
+                Err(Error::Corrupt { id: cid, reason }) => {
+                    bad.insert(cid, reason.clone());
+                    if cid != id {
+                        bad.entry(id)
+                            .or_insert_with(|| format!("delta base {} is corrupt", cid.short()));
+                    }
+                }
+                Err(Error::Missing(m)) => {
+                    bad.insert(id, format!("missing {}", m.short()));
+                }
+                Err(e) => return Err(e),
+            }
+            report.objects += 1;
+            done += 1;
+            if let Some(p) = progress
+                && (done % 1024 == 0 || done == total)
+            {
+                p(Progress {
+                    done,
+                    total: Some(total),
+                    bytes: report.bytes,
+                });
+            }
+        }
+        // Large files: the whole content must hash to the id.
+        for id in manifests {
+            if bad.contains_key(&id) {
+                continue;
+            }
+            if let Some(reason) = check_large_file(&view, &id, &bad)? {
+                bad.insert(id, reason);
+            }
+        }
+        // Where the bad objects are used, and what is missing.
+        let mut used: HashMap<ObjectId, Vec<(ObjectId, RepoPath)>> = HashMap::new();
+        let mut seen_trees: HashSet<ObjectId> = HashSet::new();
+        let mut missing_seen: HashSet<ObjectId> = HashSet::new();
+        for commit in crate::stats::reachable_commits(&view).unwrap_or_default() {
+            let tree = match view.commit(&commit) {
+                Ok(c) => c.tree,
+                Err(_) => continue,
+            };
+            let mut stack = vec![(RepoPath::root(), tree)];
+            while let Some((at, tid)) = stack.pop() {
+                if bad.contains_key(&tid) {
+                    used.entry(tid).or_default().push((commit, at.clone()));
+                }
+                if !seen_trees.insert(tid) && !bad.contains_key(&tid) {
+                    // Already walked this tree for an earlier commit; corrupt objects inside
+                    // it are already named with that commit.
+                    continue;
+                }
+                let t = match view.tree(&tid) {
+                    Ok(t) => t,
+                    Err(Error::Missing(m)) => {
+                        if missing_seen.insert(m) {
+                            report.missing.push((m, at));
+                        }
+                        continue;
+                    }
+                    Err(_) => continue,
+                };
+                for e in t.entries {
+                    let p = at.join(&e.name)?;
+                    match e.kind {
+                        EntryKind::Dir => stack.push((p, e.id)),
+                        EntryKind::Gitlink => {}
+                        _ => {
+                            if bad.contains_key(&e.id) {
+                                let v = used.entry(e.id).or_default();
+                                if v.len() < USED_BY_MAX {
+                                    v.push((commit, p));
+                                }
+                            } else if view.object_type(&e.id)?.is_none()
+                                && missing_seen.insert(e.id)
+                            {
+                                report.missing.push((e.id, p));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut corrupt: Vec<CorruptObject> = bad
+            .into_iter()
+            .map(|(id, reason)| CorruptObject {
+                id,
+                reason,
+                used_by: used.remove(&id).unwrap_or_default(),
+            })
+            .collect();
+        corrupt.sort_by_key(|c| c.id);
+        report.corrupt = corrupt;
+        Ok(report)
+    }
+}
+
+/// Streams a large file and compares its hash; notes chunks already known bad.
+fn check_large_file(
+    view: &View,
+    id: &ObjectId,
+    bad: &HashMap<ObjectId, String>,
+) -> Result<Option<String>> {
+    // A file whose chunk or node is corrupt is itself unreadable.
+    let (_, raw) = view.raw(id)?;
+    let root = ManifestNode::decode(&raw).map_err(|e| Error::decode(*id, e))?;
+    let mut stack = vec![root];
+    while let Some(node) = stack.pop() {
+        for (cid, _) in &node.children {
+            if let Some(r) = bad.get(cid) {
+                return Ok(Some(format!("chunk {} is corrupt: {r}", cid.short())));
+            }
+            if node.level > 0
+                && let Ok((_, raw)) = view.raw(cid)
+                && let Ok(n) = ManifestNode::decode(&raw)
+            {
+                stack.push(n);
+            }
+        }
+    }
+    let mut reader = match view.open_file(id) {
+        Ok(r) => r,
+        Err(e) => return Ok(Some(e.to_string())),
+    };
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match std::io::Read::read(&mut reader, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+            }
+            Err(e) => return Ok(Some(e.to_string())),
+        }
+    }
+    if ObjectId(*hasher.finalize().as_bytes()) != *id {
+        return Ok(Some("file content does not match its id".to_owned()));
+    }
+    Ok(None)
+}

@@ -1,1 +1,71 @@
-fn main() {}
+//! `heroctl`: the hero store command line.
+
+mod commands;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// hero store: a versioned, replicated datastore you mount as a drive.
+#[derive(Parser, Debug)]
+#[command(name = "heroctl", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The repository file (default: $HERO_REPO, else $XDG_DATA_HOME/hero/store.hero).
+    #[arg(short = 'R', long = "repo", global = true)]
+    pub repo: Option<PathBuf>,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a repository (default path when none is given).
+    Init {
+        /// Where to create it.
+        path: Option<PathBuf>,
+    },
+    /// Snapshot a directory into a branch as one commit.
+    Commit(commands::CommitArgs),
+    /// Write a revision into a directory.
+    Checkout(commands::CheckoutArgs),
+    /// Compare a directory with a revision.
+    Status(commands::StatusArgs),
+    /// Show history.
+    Log(commands::LogArgs),
+    /// List a directory of a revision.
+    Ls(commands::LsArgs),
+    /// Print a file of a revision.
+    Cat(commands::CatArgs),
+    /// Show changes between revisions.
+    Diff(commands::DiffArgs),
+    /// List, create or delete branches.
+    Branch(commands::BranchArgs),
+    /// List, create or delete tags.
+    Tag(commands::TagArgs),
+    /// Recompute every hash and report corrupt or missing objects.
+    Verify,
+    /// Objects, sizes, dedupe and delta ratios.
+    Stats,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    output::init_tracing();
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            if output::is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

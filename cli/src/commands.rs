@@ -1,0 +1,730 @@
+//! The commands of `heroctl`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use hero_store::{
+    CheckoutOptions, CommitMeta, DiffKind, EntryKind, LineDiff, ObjectId, Progress, RefValue, Repo,
+    RepoPath, Signature, SnapshotOptions, StatusKind, Tag, TargetKind, line_diff,
+};
+use serde_json::json;
+
+use crate::output::{print_json, progress_bar};
+use crate::{Cli, Command};
+
+/// The default repository: `$XDG_DATA_HOME/hero/store.hero` (or `~/.local/share/...`).
+pub fn default_repo_path() -> Result<PathBuf> {
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(d).join("hero").join("store.hero"));
+    }
+    let home = std::env::var_os("HOME").context("neither XDG_DATA_HOME nor HOME is set")?;
+    Ok(PathBuf::from(home)
+        .join(".local")
+        .join("share")
+        .join("hero")
+        .join("store.hero"))
+}
+
+/// `-R`, then `HERO_REPO`, then the default.
+pub fn repo_path(cli_repo: &Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(p) = cli_repo {
+        return Ok(p.clone());
+    }
+    if let Some(p) = std::env::var_os("HERO_REPO").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    default_repo_path()
+}
+
+fn open_repo(cli_repo: &Option<PathBuf>) -> Result<Repo> {
+    let path = repo_path(cli_repo)?;
+    Repo::open(&path).with_context(|| {
+        format!(
+            "cannot open the repository {} (create one with `heroctl init`)",
+            path.display()
+        )
+    })
+}
+
+/// The signature for new commits: `HERO_AUTHOR_NAME`/`HERO_AUTHOR_EMAIL`, else the user name.
+pub fn signature() -> Signature {
+    let name = std::env::var("HERO_AUTHOR_NAME")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "hero".to_owned());
+    let email = std::env::var("HERO_AUTHOR_EMAIL")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("{name}@localhost"));
+    let now = chrono::Local::now();
+    Signature {
+        name: name.into_bytes(),
+        email: email.into_bytes(),
+        time: now.timestamp(),
+        tz_offset_minutes: now.offset().local_minus_utc() / 60,
+    }
+}
+
+fn show_time(sig: &Signature) -> String {
+    let offset = chrono::FixedOffset::east_opt(sig.tz_offset_minutes.saturating_mul(60));
+    match (chrono::DateTime::from_timestamp(sig.time, 0), offset) {
+        (Some(t), Some(offset)) => t
+            .with_timezone(&offset)
+            .format("%Y-%m-%d %H:%M:%S %z")
+            .to_string(),
+        _ => format!("@{} {}", sig.time, sig.tz_string()),
+    }
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Arguments of `commit`.
+#[derive(Args, Debug)]
+pub struct CommitArgs {
+    /// The directory to snapshot.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// The branch.
+    #[arg(short, long, default_value = "main")]
+    pub branch: String,
+    /// The message.
+    #[arg(short, long, default_value = "snapshot")]
+    pub message: String,
+    /// Commit even if nothing changed.
+    #[arg(long)]
+    pub allow_empty: bool,
+}
+
+/// Arguments of `checkout`.
+#[derive(Args, Debug)]
+pub struct CheckoutArgs {
+    /// The revision (branch, tag, id).
+    pub rev: String,
+    /// The directory to write (created if missing; must be empty unless --force).
+    pub dir: PathBuf,
+    /// Write into a non-empty directory, overwriting files the revision holds.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Arguments of `status`.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// The directory.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// The revision to compare with.
+    #[arg(short, long, default_value = "main")]
+    pub rev: String,
+}
+
+/// Arguments of `log`.
+#[derive(Args, Debug)]
+pub struct LogArgs {
+    /// Where to start (default: main).
+    #[arg(default_value = "main")]
+    pub rev: String,
+    /// At most this many commits.
+    #[arg(short = 'n', long)]
+    pub limit: Option<usize>,
+    /// Only first parents.
+    #[arg(long)]
+    pub first_parent: bool,
+}
+
+/// Arguments of `ls`.
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// The revision.
+    #[arg(default_value = "main")]
+    pub rev: String,
+    /// The directory inside it.
+    #[arg(default_value = "")]
+    pub path: String,
+    /// List everything below, recursively.
+    #[arg(short, long)]
+    pub recursive: bool,
+}
+
+/// Arguments of `cat`.
+#[derive(Args, Debug)]
+pub struct CatArgs {
+    /// `REV:PATH`, or a PATH in main, or a content id.
+    pub spec: String,
+}
+
+/// Arguments of `diff`.
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// The old revision (default: the new one's first parent).
+    pub old: Option<String>,
+    /// The new revision (default: main).
+    pub new: Option<String>,
+    /// Only the changed paths.
+    #[arg(long)]
+    pub name_status: bool,
+}
+
+/// Arguments of `branch`.
+#[derive(Args, Debug)]
+pub struct BranchArgs {
+    /// Create a branch with this name (lists branches when absent).
+    pub name: Option<String>,
+    /// Where the new branch starts.
+    #[arg(default_value = "main")]
+    pub start: String,
+    /// Delete the branch instead (its moves stay in the reflog).
+    #[arg(short, long)]
+    pub delete: bool,
+}
+
+/// Arguments of `tag`.
+#[derive(Args, Debug)]
+pub struct TagArgs {
+    /// Create a tag with this name (lists tags when absent).
+    pub name: Option<String>,
+    /// What to tag.
+    #[arg(default_value = "main")]
+    pub rev: String,
+    /// Make an annotated tag with this message.
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// Delete the tag instead.
+    #[arg(short, long)]
+    pub delete: bool,
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let json = cli.json;
+    match cli.command {
+        Command::Init { path } => {
+            let path = match path {
+                Some(p) => p,
+                None => repo_path(&cli.repo)?,
+            };
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            Repo::init(&path).with_context(|| format!("creating {}", path.display()))?;
+            if json {
+                print_json(&json!({ "repository": path }))?;
+            } else {
+                println!("Initialized empty hero store in {}", path.display());
+            }
+        }
+        Command::Commit(a) => cmd_commit(&open_repo(&cli.repo)?, a, json)?,
+        Command::Checkout(a) => cmd_checkout(&open_repo(&cli.repo)?, a, json)?,
+        Command::Status(a) => return cmd_status(&open_repo(&cli.repo)?, a, json),
+        Command::Log(a) => cmd_log(&open_repo(&cli.repo)?, a, json)?,
+        Command::Ls(a) => cmd_ls(&open_repo(&cli.repo)?, a, json)?,
+        Command::Cat(a) => cmd_cat(&open_repo(&cli.repo)?, a)?,
+        Command::Diff(a) => cmd_diff(&open_repo(&cli.repo)?, a, json)?,
+        Command::Branch(a) => cmd_branch(&open_repo(&cli.repo)?, a, json)?,
+        Command::Tag(a) => cmd_tag(&open_repo(&cli.repo)?, a, json)?,
+        Command::Verify => return cmd_verify(&open_repo(&cli.repo)?, json),
+        Command::Stats => cmd_stats(&open_repo(&cli.repo)?, json)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bar_callback(bar: &indicatif::ProgressBar) -> impl Fn(Progress) + Sync + '_ {
+    move |p: Progress| {
+        if let Some(t) = p.total {
+            bar.set_length(t);
+        }
+        bar.set_position(p.done);
+    }
+}
+
+fn cmd_commit(repo: &Repo, a: CommitArgs, json: bool) -> Result<()> {
+    let bar = progress_bar(json, "snapshot");
+    let cb = bar_callback(&bar);
+    let opts = SnapshotOptions {
+        progress: Some(&cb),
+        allow_empty: a.allow_empty,
+    };
+    let meta = CommitMeta::new(signature(), a.message.into_bytes());
+    let r = repo
+        .snapshot(&a.dir, &a.branch, meta, &opts)
+        .with_context(|| format!("snapshotting {}", a.dir.display()))?;
+    bar.finish_and_clear();
+    if json {
+        print_json(&json!({
+            "commit": r.committed.id.to_hex(),
+            "created": r.committed.created,
+            "branch": a.branch,
+            "files": r.files,
+            "dirs": r.dirs,
+            "bytes": r.bytes,
+        }))?;
+    } else if r.committed.created {
+        println!(
+            "[{} {}] {} files, {} directories, {} bytes",
+            a.branch,
+            r.committed.id.short(),
+            r.files,
+            r.dirs,
+            r.bytes
+        );
+    } else {
+        println!(
+            "nothing changed; {} stays at {}",
+            a.branch,
+            r.committed.id.short()
+        );
+    }
+    Ok(())
+}
+
+fn cmd_checkout(repo: &Repo, a: CheckoutArgs, json: bool) -> Result<()> {
+    let id = repo.resolve(&a.rev)?;
+    let bar = progress_bar(json, "checkout");
+    let cb = bar_callback(&bar);
+    let opts = CheckoutOptions {
+        force: a.force,
+        progress: Some(&cb),
+    };
+    let r = repo
+        .checkout(&id, &a.dir, &opts)
+        .with_context(|| format!("checking out {} into {}", a.rev, a.dir.display()))?;
+    bar.finish_and_clear();
+    if json {
+        print_json(
+            &json!({"commit": id.to_hex(), "files": r.files, "dirs": r.dirs, "bytes": r.bytes}),
+        )?;
+    } else {
+        println!(
+            "checked out {} ({}) into {}: {} files, {} directories",
+            a.rev,
+            id.short(),
+            a.dir.display(),
+            r.files,
+            r.dirs
+        );
+    }
+    Ok(())
+}
+
+fn cmd_status(repo: &Repo, a: StatusArgs, json: bool) -> Result<ExitCode> {
+    let commit = match repo.resolve(&a.rev) {
+        Ok(id) => Some(id),
+        Err(hero_store::Error::UnknownRevision(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let st = repo.status(&a.dir, commit)?;
+    if json {
+        let items: Vec<_> = st
+            .iter()
+            .map(|s| json!({"path": s.path.to_string(), "status": format!("{:?}", s.kind).to_lowercase()}))
+            .collect();
+        print_json(&json!({ "clean": st.is_empty(), "changes": items }))?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        for s in &st {
+            let c = match s.kind {
+                StatusKind::Added => 'A',
+                StatusKind::Modified => 'M',
+                StatusKind::Deleted => 'D',
+            };
+            writeln!(out, "{c} {}", s.path)?;
+        }
+        if st.is_empty() {
+            writeln!(out, "clean: {} matches {}", a.dir.display(), a.rev)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_log(repo: &Repo, a: LogArgs, json: bool) -> Result<()> {
+    let view = repo.view()?;
+    let start = view.resolve(&a.rev)?;
+    let mut out = std::io::stdout().lock();
+    let mut items = Vec::new();
+    for (n, item) in view.log(&[start], a.first_parent)?.enumerate() {
+        if a.limit.is_some_and(|l| n >= l) {
+            break;
+        }
+        let (id, c) = item?;
+        if json {
+            items.push(json!({
+                "id": id.to_hex(),
+                "parents": c.parents.iter().map(|p| p.to_hex()).collect::<Vec<_>>(),
+                "tree": c.tree.to_hex(),
+                "author": {"name": lossy(&c.author.name), "email": lossy(&c.author.email), "time": c.author.time, "tz": c.author.tz_string()},
+                "committer": {"name": lossy(&c.committer.name), "email": lossy(&c.committer.email), "time": c.committer.time, "tz": c.committer.tz_string()},
+                "message": lossy(&c.message),
+                "peer": c.header(hero_store::PEER_HEADER).map(lossy),
+            }));
+            continue;
+        }
+        writeln!(out, "commit {id}")?;
+        if c.parents.len() > 1 {
+            let ps: Vec<String> = c.parents.iter().map(|p| p.short()).collect();
+            writeln!(out, "Merge: {}", ps.join(" "))?;
+        }
+        writeln!(
+            out,
+            "Author: {} <{}>",
+            lossy(&c.author.name),
+            lossy(&c.author.email)
+        )?;
+        if let Some(peer) = c.header(hero_store::PEER_HEADER) {
+            writeln!(out, "Peer:   {}", lossy(peer))?;
+        }
+        writeln!(out, "Date:   {}", show_time(&c.author))?;
+        writeln!(out)?;
+        for line in lossy(&c.message).lines() {
+            writeln!(out, "    {line}")?;
+        }
+        writeln!(out)?;
+    }
+    if json {
+        drop(out);
+        print_json(&serde_json::Value::Array(items))?;
+    }
+    Ok(())
+}
+
+fn cmd_ls(repo: &Repo, a: LsArgs, json: bool) -> Result<()> {
+    let view = repo.view()?;
+    let commit = view.resolve(&a.rev)?;
+    let path = RepoPath::parse(&a.path)?;
+    let mut rows = Vec::new();
+    let mut stack = vec![(path.clone(), view.list_dir(&commit, &path)?)];
+    while let Some((at, tree)) = stack.pop() {
+        for e in tree.entries.iter().rev() {
+            let p = at.join(&e.name)?;
+            if a.recursive && e.kind == EntryKind::Dir {
+                stack.push((p.clone(), view.tree(&e.id)?));
+            }
+            rows.push((p, e.clone()));
+        }
+    }
+    if a.recursive {
+        rows.sort_by(|x, y| x.0.cmp(&y.0));
+    } else {
+        rows.reverse();
+    }
+    let mut out = std::io::stdout().lock();
+    if json {
+        let items: Vec<_> = rows
+            .iter()
+            .map(|(p, e)| json!({"path": p.to_string(), "kind": e.kind.as_str(), "id": e.id.to_hex(), "size": e.size}))
+            .collect();
+        drop(out);
+        print_json(&serde_json::Value::Array(items))?;
+        return Ok(());
+    }
+    for (p, e) in rows {
+        let shown = if a.recursive {
+            p.to_string()
+        } else {
+            lossy(&e.name)
+        };
+        let suffix = if e.kind == EntryKind::Dir { "/" } else { "" };
+        writeln!(
+            out,
+            "{:<7} {:>10} {}  {shown}{suffix}",
+            e.kind.as_str(),
+            e.size,
+            e.id.short()
+        )?;
+    }
+    Ok(())
+}
+
+fn cmd_cat(repo: &Repo, a: CatArgs) -> Result<()> {
+    let view = repo.view()?;
+    let id = match a.spec.split_once(':') {
+        Some((rev, path)) => {
+            let commit = view.resolve(rev)?;
+            file_id(&view, &commit, path)?
+        }
+        None => match ObjectId::from_hex(&a.spec) {
+            Some(id) => id,
+            None => {
+                let commit = view.resolve("main")?;
+                file_id(&view, &commit, &a.spec)?
+            }
+        },
+    };
+    let mut r = view.open_file(&id)?;
+    let mut out = std::io::stdout().lock();
+    std::io::copy(&mut r, &mut out).context("writing to stdout")?;
+    Ok(())
+}
+
+fn file_id(view: &hero_store::View, commit: &ObjectId, path: &str) -> Result<ObjectId> {
+    let p = RepoPath::parse(path)?;
+    match view.entry_in_commit(commit, &p)? {
+        Some(e) if e.kind.is_blob() => Ok(e.id),
+        Some(_) => bail!("{path}: is a directory"),
+        None => bail!("{path}: no such file in {}", commit.short()),
+    }
+}
+
+fn cmd_diff(repo: &Repo, a: DiffArgs, json: bool) -> Result<()> {
+    let view = repo.view()?;
+    let (old, new) = match (&a.old, &a.new) {
+        (Some(o), Some(n)) => (Some(view.resolve(o)?), view.resolve(n)?),
+        (Some(n), None) => {
+            let new = view.resolve(n)?;
+            (view.commit(&new)?.parents.first().copied(), new)
+        }
+        _ => {
+            let new = view.resolve("main")?;
+            (view.commit(&new)?.parents.first().copied(), new)
+        }
+    };
+    let changes = view.diff_commits(old, &new)?;
+    if json {
+        let items: Vec<_> = changes
+            .iter()
+            .map(|d| {
+                json!({
+                    "path": d.path.to_string(),
+                    "change": format!("{:?}", d.kind).to_lowercase(),
+                    "old": d.old.as_ref().map(|e| e.id.to_hex()),
+                    "new": d.new.as_ref().map(|e| e.id.to_hex()),
+                })
+            })
+            .collect();
+        print_json(&serde_json::Value::Array(items))?;
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    for d in &changes {
+        if a.name_status {
+            writeln!(out, "{}\t{}", d.kind.letter(), d.path)?;
+            continue;
+        }
+        let read = |e: &Option<hero_store::TreeEntry>| -> Result<Vec<u8>> {
+            match e {
+                Some(e) if e.kind.is_blob() => {
+                    Ok(view.read_file(&e.id, 64 << 20).unwrap_or_default())
+                }
+                _ => Ok(Vec::new()),
+            }
+        };
+        let (x, y) = (read(&d.old)?, read(&d.new)?);
+        let (an, bn) = match d.kind {
+            DiffKind::Added => ("/dev/null".to_owned(), format!("b/{}", d.path)),
+            DiffKind::Deleted => (format!("a/{}", d.path), "/dev/null".to_owned()),
+            DiffKind::Modified => (format!("a/{}", d.path), format!("b/{}", d.path)),
+        };
+        writeln!(out, "diff {} {}", an, bn)?;
+        match line_diff(&x, &y, &an, &bn) {
+            LineDiff::Text(t) => write!(out, "{t}")?,
+            LineDiff::Binary => writeln!(out, "Binary files differ")?,
+        }
+    }
+    Ok(())
+}
+
+fn cmd_branch(repo: &Repo, a: BranchArgs, json: bool) -> Result<()> {
+    match a.name {
+        None => {
+            let branches = repo.branches()?;
+            if json {
+                let items: Vec<_> = branches
+                    .iter()
+                    .map(|(n, id)| json!({"name": n, "head": id.to_hex()}))
+                    .collect();
+                print_json(&serde_json::Value::Array(items))?;
+            } else {
+                for (n, id) in branches {
+                    println!("{} {n}", id.short());
+                }
+            }
+        }
+        Some(name) if a.delete => {
+            let head = repo
+                .branch_head(&name)?
+                .with_context(|| format!("no branch {name}"))?;
+            repo.update_branch(&name, Some(head), None, "branch delete")?;
+            println!("deleted branch {name} (was {})", head.short());
+        }
+        Some(name) => {
+            let start = repo.resolve(&a.start)?;
+            repo.update_branch(&name, None, Some(start), "branch create")
+                .with_context(|| format!("creating branch {name}"))?;
+            if json {
+                print_json(&json!({"name": name, "head": start.to_hex()}))?;
+            } else {
+                println!("created branch {name} at {}", start.short());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn cmd_tag(repo: &Repo, a: TagArgs, json: bool) -> Result<()> {
+    match a.name {
+        None => {
+            let tags = repo.tags()?;
+            if json {
+                let items: Vec<_> = tags
+                    .iter()
+                    .map(|(n, v)| json!({"name": n, "id": v.id().to_hex(), "annotated": matches!(v, RefValue::Tag(_))}))
+                    .collect();
+                print_json(&serde_json::Value::Array(items))?;
+            } else {
+                for (n, v) in tags {
+                    let kind = if matches!(v, RefValue::Tag(_)) {
+                        "annotated"
+                    } else {
+                        "lightweight"
+                    };
+                    println!("{} {n} ({kind})", v.id().short());
+                }
+            }
+        }
+        Some(name) if a.delete => {
+            repo.delete_tag(&name)?;
+            println!("deleted tag {name}");
+        }
+        Some(name) => {
+            let target = repo.resolve(&a.rev)?;
+            let annotation = a.message.map(|m| Tag {
+                target,
+                target_kind: TargetKind::Commit,
+                name: name.clone().into_bytes(),
+                tagger: Some(signature()),
+                message: m.into_bytes(),
+                extra: Vec::new(),
+            });
+            let v = repo.create_tag(&name, target, annotation)?;
+            if json {
+                print_json(
+                    &json!({"name": name, "id": v.id().to_hex(), "target": target.to_hex()}),
+                )?;
+            } else {
+                println!("tagged {} as {name}", target.short());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn cmd_verify(repo: &Repo, json: bool) -> Result<ExitCode> {
+    let bar = progress_bar(json, "verify");
+    let cb = bar_callback(&bar);
+    let report = repo.verify(Some(&cb))?;
+    bar.finish_and_clear();
+    if json {
+        let corrupt: Vec<_> = report
+            .corrupt
+            .iter()
+            .map(|c| json!({
+                "id": c.id.to_hex(),
+                "reason": c.reason,
+                "used_by": c.used_by.iter().map(|(commit, p)| json!({"commit": commit.to_hex(), "path": p.to_string()})).collect::<Vec<_>>(),
+            }))
+            .collect();
+        let missing: Vec<_> = report
+            .missing
+            .iter()
+            .map(|(id, p)| json!({"id": id.to_hex(), "path": p.to_string()}))
+            .collect();
+        print_json(
+            &json!({"ok": report.is_ok(), "objects": report.objects, "bytes": report.bytes, "corrupt": corrupt, "missing": missing}),
+        )?;
+    } else {
+        for c in &report.corrupt {
+            println!("corrupt object {}: {}", c.id, c.reason);
+            for (commit, p) in &c.used_by {
+                println!(
+                    "    used by {} in commit {}",
+                    display_path(p),
+                    commit.short()
+                );
+            }
+        }
+        for (id, p) in &report.missing {
+            println!("missing object {id} (at {})", display_path(p));
+        }
+        if report.is_ok() {
+            println!(
+                "ok: {} objects, {} bytes verified",
+                report.objects, report.bytes
+            );
+        } else {
+            println!(
+                "FAILED: {} corrupt and {} missing objects out of {}",
+                report.corrupt.len(),
+                report.missing.len(),
+                report.objects
+            );
+        }
+    }
+    Ok(if report.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn display_path(p: &RepoPath) -> String {
+    if p.is_root() {
+        "/".to_owned()
+    } else {
+        p.to_string()
+    }
+}
+
+fn cmd_stats(repo: &Repo, json: bool) -> Result<()> {
+    let s = repo.stats()?;
+    if json {
+        let objects: serde_json::Map<String, serde_json::Value> = s
+            .objects
+            .iter()
+            .map(|(t, n)| (t.as_str().to_owned(), json!(n)))
+            .collect();
+        print_json(&json!({
+            "objects": objects,
+            "delta_objects": s.delta_objects,
+            "commits": s.commits,
+            "history_bytes": s.history_bytes,
+            "content_bytes": s.content_bytes,
+            "chunk_bytes": s.chunk_bytes,
+            "logical_bytes": s.logical_bytes,
+            "stored_bytes": s.stored_bytes,
+            "file_bytes": s.file_bytes,
+            "dedupe_ratio": s.dedupe_ratio(),
+            "compression_ratio": s.compression_ratio(),
+            "total_ratio": s.total_ratio(),
+        }))?;
+        return Ok(());
+    }
+    let total: u64 = s.objects.iter().map(|(_, n)| n).sum();
+    println!("objects:          {total}");
+    for (t, n) in &s.objects {
+        println!("  {:<16}{n}", t.as_str());
+    }
+    println!("  stored as delta {}", s.delta_objects);
+    println!("commits:          {}", s.commits);
+    println!(
+        "history bytes:    {} (every commit as a full copy)",
+        s.history_bytes
+    );
+    println!("content bytes:    {} (distinct files)", s.content_bytes);
+    println!("chunk bytes:      {} (after dedupe)", s.chunk_bytes);
+    println!("logical bytes:    {} (all objects, raw)", s.logical_bytes);
+    println!(
+        "stored bytes:     {} (all objects, compressed and delta'd)",
+        s.stored_bytes
+    );
+    println!("repository file:  {}", s.file_bytes);
+    println!("dedupe ratio:     {:.2}", s.dedupe_ratio());
+    println!("compression+delta ratio: {:.2}", s.compression_ratio());
+    println!("overall ratio:    {:.2}", s.total_ratio());
+    Ok(())
+}

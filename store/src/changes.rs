@@ -231,7 +231,10 @@ impl DirNode {
             }
             Op::Rename(from, to) => {
                 if from == to {
-                    return Ok(());
+                    return match self.lookup(src, from.names())? {
+                        Some(_) => Ok(()),
+                        None => Err(Error::NoSuchPath(from.to_string())),
+                    };
                 }
                 if to.starts_with(from) {
                     return Err(Error::InvalidOperation(

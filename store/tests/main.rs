@@ -1,0 +1,9 @@
+//! Integration tests of hero-store.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod bad_input;
+mod chunker;
+mod common;
+mod delta;
+mod model;
+mod small_commits;

@@ -1,0 +1,103 @@
+//! End-to-end runs of `heroctl`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn heroctl() -> std::path::PathBuf {
+    // The test binary lives in target/<profile>/deps; heroctl in target/<profile>.
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let p = dir.join("heroctl");
+    assert!(
+        p.exists(),
+        "build heroctl first (cargo build --workspace --bins): {}",
+        p.display()
+    );
+    p
+}
+
+fn run(repo: &Path, args: &[&str]) -> Output {
+    let out = Command::new(heroctl())
+        .arg("-R")
+        .arg(repo)
+        .args(args)
+        .env("HERO_AUTHOR_NAME", "Tester")
+        .env("HERO_AUTHOR_EMAIL", "t@example.com")
+        .output()
+        .unwrap();
+    out
+}
+
+fn ok(repo: &Path, args: &[&str]) -> String {
+    let out = run(repo, args);
+    assert!(
+        out.status.success(),
+        "heroctl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn init_commit_log_checkout_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("r.hero");
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("etc")).unwrap();
+    std::fs::write(src.join("etc/app.toml"), "port = 80\n").unwrap();
+    std::fs::write(src.join("README.md"), "# hi\n").unwrap();
+    ok(&repo, &["init"]);
+    let v: serde_json::Value = serde_json::from_str(&ok(
+        &repo,
+        &["--json", "commit", src.to_str().unwrap(), "-m", "first"],
+    ))
+    .unwrap();
+    assert_eq!(v["files"], 2);
+    assert_eq!(v["created"], true);
+    std::fs::write(src.join("etc/app.toml"), "port = 8080\n").unwrap();
+    let st = ok(&repo, &["status", src.to_str().unwrap()]);
+    assert!(st.contains("M etc/app.toml"), "{st}");
+    ok(&repo, &["commit", src.to_str().unwrap(), "-m", "second"]);
+    let log: serde_json::Value = serde_json::from_str(&ok(&repo, &["--json", "log"])).unwrap();
+    assert_eq!(log.as_array().unwrap().len(), 2);
+    assert_eq!(log[0]["message"], "second");
+    let diff = ok(&repo, &["diff"]);
+    assert!(diff.contains("-port = 80\n+port = 8080"), "{diff}");
+    assert_eq!(ok(&repo, &["cat", "main~1:etc/app.toml"]), "port = 80\n");
+    // The file id is what b3sum prints.
+    let ls: serde_json::Value =
+        serde_json::from_str(&ok(&repo, &["--json", "ls", "main", "etc"])).unwrap();
+    let expected = blake3_hex(b"port = 8080\n");
+    assert_eq!(ls[0]["id"], expected);
+    ok(&repo, &["tag", "v1", "-m", "release one"]);
+    ok(&repo, &["branch", "feature"]);
+    let out = tmp.path().join("out");
+    ok(&repo, &["checkout", "v1", out.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("etc/app.toml")).unwrap(),
+        "port = 8080\n"
+    );
+    assert!(ok(&repo, &["verify"]).starts_with("ok:"));
+    let stats: serde_json::Value = serde_json::from_str(&ok(&repo, &["--json", "stats"])).unwrap();
+    assert_eq!(stats["commits"], 2);
+    // Errors are clear and fail.
+    let bad = run(&repo, &["cat", "main:nope"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("nope"));
+    let bad = run(&repo, &["branch", "a..b"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid ref name"));
+}
+
+fn blake3_hex(b: &[u8]) -> String {
+    let out = Command::new("b3sum")
+        .arg("--no-names")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    let mut child = out.unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b).unwrap();
+    let o = child.wait_with_output().unwrap();
+    String::from_utf8(o.stdout).unwrap().trim().to_owned()
+}

@@ -1,0 +1,5 @@
+//! Cross-crate and multi-process tests.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod cli;
+mod processes;

@@ -570,13 +570,14 @@ impl ChangeSet<'_> {
                 }
                 (fresh.write(w)?.0, head_tree)
             };
-            if head_tree == Some(tree_id) && extra_parents.is_empty() {
-                if let Some(h) = head {
-                    return Ok(Committed {
-                        id: h,
-                        created: false,
-                    });
-                }
+            if head_tree == Some(tree_id)
+                && extra_parents.is_empty()
+                && let Some(h) = head
+            {
+                return Ok(Committed {
+                    id: h,
+                    created: false,
+                });
             }
             let commit = Commit {
                 tree: tree_id,

@@ -299,7 +299,10 @@ fn write_extra(w: &mut Writer, extra: &[(Vec<u8>, Vec<u8>)]) {
     }
 }
 
-fn read_extra(r: &mut Reader<'_>) -> Result<Vec<(Vec<u8>, Vec<u8>)>, DecodeError> {
+/// Extra headers: (key, value) pairs in order.
+pub type ExtraHeaders = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn read_extra(r: &mut Reader<'_>) -> Result<ExtraHeaders, DecodeError> {
     let n = r.varint()?;
     let mut extra = Vec::new();
     for _ in 0..n {

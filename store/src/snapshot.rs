@@ -188,7 +188,7 @@ fn hash_all(
                     let d = done.fetch_add(1, Ordering::Relaxed) + 1;
                     let b = bytes.fetch_add(found[i].size, Ordering::Relaxed) + found[i].size;
                     if let Some(p) = progress
-                        && (d % 256 == 0 || d == files.len())
+                        && (d.is_multiple_of(256) || d == files.len())
                     {
                         p(Progress {
                             done: d as u64,
@@ -527,7 +527,7 @@ impl Repo {
                         let d = done.fetch_add(1, Ordering::Relaxed) + 1;
                         let b = bytes.fetch_add(e.size, Ordering::Relaxed) + e.size;
                         if let Some(p) = opts.progress
-                            && (d % 256 == 0 || d as u64 == total)
+                            && (d.is_multiple_of(256) || d as u64 == total)
                         {
                             p(Progress {
                                 done: d as u64,

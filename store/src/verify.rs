@@ -81,7 +81,7 @@ impl Repo {
             report.objects += 1;
             done += 1;
             if let Some(p) = progress
-                && (done % 1024 == 0 || done == total)
+                && (done.is_multiple_of(1024) || done == total)
             {
                 p(Progress {
                     done,

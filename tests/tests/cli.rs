@@ -17,15 +17,14 @@ fn heroctl() -> std::path::PathBuf {
 }
 
 fn run(repo: &Path, args: &[&str]) -> Output {
-    let out = Command::new(heroctl())
+    Command::new(heroctl())
         .arg("-R")
         .arg(repo)
         .args(args)
         .env("HERO_AUTHOR_NAME", "Tester")
         .env("HERO_AUTHOR_EMAIL", "t@example.com")
         .output()
-        .unwrap();
-    out
+        .unwrap()
 }
 
 fn ok(repo: &Path, args: &[&str]) -> String {

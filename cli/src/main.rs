@@ -2,6 +2,7 @@
 
 mod commands;
 mod output;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +54,12 @@ pub enum Command {
     Verify,
     /// Objects, sizes, dedupe and delta ratios.
     Stats,
+    /// Serve the store (`serve dav`: a WebDAV share).
+    Serve {
+        /// What to serve.
+        #[command(subcommand)]
+        what: serve::ServeKind,
+    },
 }
 
 fn main() -> ExitCode {

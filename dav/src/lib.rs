@@ -1,4 +1,531 @@
 //! # hero-dav
 //!
-//! A WebDAV share over the store (dav-server), where writes become commits. Not written yet.
+//! A WebDAV share of a hero store branch, built on dav-server's filesystem traits implemented
+//! over the store itself (no checkout).
+//!
+//! - Reads always see the branch head as it is at the request (changes from other processes
+//!   or a pull are visible to the next request) and stream with bounded memory.
+//! - Writes (PUT, MKCOL, MOVE, COPY, DELETE) become commits on the branch; concurrent writes
+//!   within [`DavConfig::commit_window`] land as one commit; a response is sent only once its
+//!   change is committed. Uploads above 1 MiB are spooled to a temp file in the spill directory.
+//! - Locks, dead properties and file times are kept in the repository's settings under `dav/`,
+//!   so they survive a restart.
+//! - `/.snapshots/<branch|tag|commit>/...` is a read-only view of any revision.
+//! - Binding to anything but loopback needs credentials and `trusted_network` (this crate does
+//!   not terminate TLS; put a TLS proxy in front and set the flag).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), hero_dav::DavError> {
+//! let config = hero_dav::DavConfig::new("/tmp/example.hero");
+//! let server = hero_dav::bind(config).await?;
+//! println!("serving on {}", server.local_addr());
+//! server.run(std::future::pending::<()>()).await
+//! # }
+//! ```
 #![forbid(unsafe_code)]
+
+mod codec;
+mod fs;
+mod locks;
+mod meta;
+mod writer;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dav_server::DavHandler;
+use dav_server::body::Body;
+use dav_server::davpath::DavPath;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::fs::StoreFs;
+use crate::locks::StoreLocks;
+use crate::meta::Meta;
+use crate::writer::{Author, Writer};
+
+/// Credentials a client must present.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// A bearer token (`Authorization: Bearer <token>`), also accepted as the password of
+    /// Basic authentication with any user name (for clients that only speak Basic).
+    Token(String),
+    /// Basic authentication with this user and password.
+    Basic {
+        /// The user name.
+        user: String,
+        /// The password.
+        password: String,
+    },
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::Token(_) => f.write_str("Auth::Token(..)"),
+            Auth::Basic { user, .. } => write!(f, "Auth::Basic({user:?}, ..)"),
+        }
+    }
+}
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct DavConfig {
+    /// The repository file.
+    pub repo: PathBuf,
+    /// Where to listen (port 0: any free port, see [`Server::local_addr`]).
+    pub addr: SocketAddr,
+    /// The branch to share.
+    pub branch: String,
+    /// How long a batch of concurrent writes may wait for more before it is committed.
+    pub commit_window: Duration,
+    /// Credentials clients must present (required off loopback).
+    pub auth: Option<Auth>,
+    /// Serve plain HTTP off loopback (the network is trusted, or a TLS proxy is in front).
+    pub trusted_network: bool,
+    /// Author and committer name of the commits.
+    pub author_name: String,
+    /// Author and committer email of the commits.
+    pub author_email: String,
+    /// Time zone of the commits' signatures.
+    pub tz_offset_minutes: i32,
+    /// This node's peer id, recorded in each commit's `hero-peer` header.
+    pub peer_id: Option<String>,
+    /// Where large uploads are spooled (default: the repository file's directory).
+    pub spill_dir: Option<PathBuf>,
+}
+
+impl DavConfig {
+    /// Defaults: 127.0.0.1:4918, branch `main`, a 200 ms commit window, no credentials.
+    pub fn new(repo: impl Into<PathBuf>) -> DavConfig {
+        DavConfig {
+            repo: repo.into(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 4918)),
+            branch: "main".into(),
+            commit_window: Duration::from_millis(200),
+            auth: None,
+            trusted_network: false,
+            author_name: "hero-dav".into(),
+            author_email: "hero-dav@localhost".into(),
+            tz_offset_minutes: 0,
+            peer_id: None,
+            spill_dir: None,
+        }
+    }
+}
+
+/// Why the share cannot start or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DavError {
+    /// The repository could not be opened or read.
+    #[error(transparent)]
+    Store(#[from] hero_store::Error),
+    /// Listening or another I/O operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Refusing to listen beyond loopback without protection.
+    #[error("refusing to serve on {addr}: {reason}")]
+    Insecure {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What is missing.
+        reason: &'static str,
+    },
+    /// The configuration is unusable.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// A bound, ready share.
+pub struct Server {
+    listener: TcpListener,
+    ctx: Arc<Ctx>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("addr", &self.listener.local_addr().ok())
+            .finish()
+    }
+}
+
+struct Ctx {
+    handler: DavHandler,
+    fs: StoreFs,
+    auth: Option<Auth>,
+}
+
+/// Checks the configuration, opens the repository and binds the address.
+pub async fn bind(config: DavConfig) -> Result<Server, DavError> {
+    if !config.addr.ip().is_loopback() {
+        if config.auth.is_none() {
+            return Err(DavError::Insecure {
+                addr: config.addr,
+                reason: "a non-loopback address needs credentials (a token or Basic user:password)",
+            });
+        }
+        if !config.trusted_network {
+            return Err(DavError::Insecure {
+                addr: config.addr,
+                reason: "this server does not do TLS; put a TLS proxy in front and say the \
+                         network is trusted, or bind to loopback",
+            });
+        }
+    }
+    hero_store::branch_ref(&config.branch)?;
+    let repo = Arc::new(hero_store::Repo::open(&config.repo)?);
+    let spill_dir = match &config.spill_dir {
+        Some(d) => d.clone(),
+        None => config
+            .repo
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(".")),
+    };
+    if !spill_dir.is_dir() {
+        return Err(DavError::Config(format!(
+            "spill directory {} does not exist",
+            spill_dir.display()
+        )));
+    }
+    let meta = Arc::new(Meta::load(repo.clone(), &config.branch)?);
+    let locks = StoreLocks::load(repo.clone(), &config.branch)?;
+    let writer = Writer::start(
+        repo.clone(),
+        config.branch.clone(),
+        meta.clone(),
+        config.commit_window,
+        Author {
+            name: config.author_name.clone(),
+            email: config.author_email.clone(),
+            tz_offset_minutes: config.tz_offset_minutes,
+            peer_id: config.peer_id.clone(),
+        },
+    )
+    .map_err(|source| DavError::Io {
+        context: "starting the committer".into(),
+        source,
+    })?;
+    let fs = StoreFs::new(repo, config.branch.clone(), writer, meta, spill_dir);
+    let handler = DavHandler::builder()
+        .filesystem(Box::new(fs.clone()))
+        .locksystem(Box::new(locks))
+        .autoindex(true)
+        .read_buf_size(256 << 10)
+        .build_handler();
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .map_err(|source| DavError::Io {
+            context: format!("binding {}", config.addr),
+            source,
+        })?;
+    tracing::info!(addr = %config.addr, branch = %config.branch, "WebDAV share ready");
+    Ok(Server {
+        listener,
+        ctx: Arc::new(Ctx {
+            handler,
+            fs,
+            auth: config.auth,
+        }),
+    })
+}
+
+/// Binds and serves until `shutdown` completes.
+pub async fn serve(config: DavConfig, shutdown: impl Future<Output = ()>) -> Result<(), DavError> {
+    bind(config).await?.run(shutdown).await
+}
+
+impl Server {
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Serves connections until `shutdown` completes; connections already open finish their
+    /// current request.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), DavError> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                _ = &mut shutdown => break,
+                r = self.listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let ctx = self.ctx.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| handle(ctx.clone(), req));
+                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await
+                {
+                    tracing::debug!(%peer, error = %e, "connection ended");
+                }
+            });
+        }
+        tracing::info!("WebDAV share stopped");
+        Ok(())
+    }
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut r = Response::new(Body::from(text));
+    *r.status_mut() = status;
+    r
+}
+
+async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    if let Some(auth) = &ctx.auth
+        && !authorized(auth, &req)
+    {
+        let mut r = plain(StatusCode::UNAUTHORIZED, "authentication required\n");
+        r.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Basic realm=\"hero\""),
+        );
+        return Ok(r);
+    }
+    if let Some(h) = req.headers().get("if")
+        && !if_header_closed(h.as_bytes())
+    {
+        // dav-server's parser runs off the end of an unterminated `<...>` or `[...]`.
+        return Ok(plain(StatusCode::BAD_REQUEST, "malformed If header\n"));
+    }
+    if req.method().as_str() == "PROPPATCH" {
+        return Ok(proppatch(&ctx, req).await);
+    }
+    Ok(ctx.handler.handle(req).await)
+}
+
+/// PROPPATCH: dav-server acknowledges the Win32 properties Windows sends without storing them;
+/// they are applied here once dav-server has accepted the request (locks checked).
+async fn proppatch(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, 1 << 20).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request too large\n"),
+    };
+    let win32 = win32_times(&body);
+    let path = DavPath::from_uri(&parts.uri).ok();
+    let req = Request::from_parts(parts, Full::new(body));
+    let res = ctx.handler.handle(req).await;
+    if res.status() == StatusCode::MULTI_STATUS
+        && let (Some(w), Some(path)) = (win32, path)
+        && let Err(e) = ctx.fs.set_win32(&path, w.mtime, w.ctime, w.attrs)
+    {
+        tracing::warn!(error = ?e, path = %path, "applying Win32 properties failed");
+    }
+    res
+}
+
+struct Win32 {
+    mtime: Option<std::time::SystemTime>,
+    ctime: Option<std::time::SystemTime>,
+    attrs: Option<u32>,
+}
+
+const NS_MS: &str = "urn:schemas-microsoft-com:";
+
+fn win32_times(body: &Bytes) -> Option<Win32> {
+    let tree = xmltree::Element::parse(body.as_ref()).ok()?;
+    let mut w = Win32 {
+        mtime: None,
+        ctime: None,
+        attrs: None,
+    };
+    for set in tree.children.iter().filter_map(|n| n.as_element()) {
+        if set.name != "set" {
+            continue;
+        }
+        for prop in set.children.iter().filter_map(|n| n.as_element()) {
+            if prop.name != "prop" {
+                continue;
+            }
+            for p in prop.children.iter().filter_map(|n| n.as_element()) {
+                if p.namespace.as_deref() != Some(NS_MS) {
+                    continue;
+                }
+                let Some(text) = p.get_text() else { continue };
+                let text = text.trim();
+                match p.name.as_str() {
+                    "Win32LastModifiedTime" => w.mtime = httpdate::parse_http_date(text).ok(),
+                    "Win32CreationTime" => w.ctime = httpdate::parse_http_date(text).ok(),
+                    "Win32FileAttributes" => w.attrs = u32::from_str_radix(text, 16).ok(),
+                    _ => {}
+                }
+            }
+        }
+    }
+    (w.mtime.is_some() || w.ctime.is_some() || w.attrs.is_some()).then_some(w)
+}
+
+/// Whether every `<` and `[` in an `If:` header is closed.
+fn if_header_closed(h: &[u8]) -> bool {
+    let mut i = 0;
+    while i < h.len() {
+        let close = match h[i] {
+            b'<' => b'>',
+            b'[' => b']',
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        let mut quote = false;
+        let mut j = i + 1;
+        while j < h.len() && (quote || h[j] != close) {
+            if h[j] == b'"' {
+                quote = !quote;
+            }
+            j += 1;
+        }
+        if j >= h.len() {
+            return false;
+        }
+        i = j + 1;
+    }
+    true
+}
+
+fn authorized<B>(auth: &Auth, req: &Request<B>) -> bool {
+    let Some(h) = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+    else {
+        return false;
+    };
+    let (scheme, value) = h.trim().split_once(' ').unwrap_or((h, ""));
+    let value = value.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return matches!(auth, Auth::Token(t) if same(t.as_bytes(), value.as_bytes()));
+    }
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return false;
+    }
+    let Some(decoded) = base64_decode(value) else {
+        return false;
+    };
+    let Some(colon) = decoded.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    let (u, p) = (&decoded[..colon], &decoded[colon + 1..]);
+    match auth {
+        Auth::Token(t) => same(t.as_bytes(), p),
+        Auth::Basic { user, password } => same(user.as_bytes(), u) & same(password.as_bytes(), p),
+    }
+}
+
+/// Compares without an early exit on the first differing byte.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let s = s.trim_end_matches('=').as_bytes();
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    for chunk in s.chunks(4) {
+        let mut acc = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            acc |= val(c)? << (18 - 6 * i);
+        }
+        let bytes = acc.to_be_bytes();
+        match chunk.len() {
+            4 => out.extend_from_slice(&bytes[1..4]),
+            3 => out.extend_from_slice(&bytes[1..3]),
+            2 => out.push(bytes[1]),
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_and_auth() {
+        assert_eq!(base64_decode("dXNlcjpwYXNz"), Some(b"user:pass".to_vec()));
+        assert_eq!(base64_decode("YQ=="), Some(b"a".to_vec()));
+        assert_eq!(base64_decode("YWI="), Some(b"ab".to_vec()));
+        assert_eq!(base64_decode("!!"), None);
+        let auth = Auth::Basic {
+            user: "user".into(),
+            password: "pass".into(),
+        };
+        let req = |h: &str| {
+            Request::builder()
+                .header("authorization", h)
+                .body(())
+                .unwrap_or_default()
+        };
+        assert!(authorized(&auth, &req("Basic dXNlcjpwYXNz")));
+        assert!(!authorized(&auth, &req("Basic dXNlcjpwYXNT")));
+        let tok = Auth::Token("s3cret".into());
+        assert!(authorized(&tok, &req("Bearer s3cret")));
+        assert!(!authorized(&tok, &req("Bearer s3cre")));
+    }
+
+    #[test]
+    fn if_headers_checked() {
+        assert!(if_header_closed(
+            b"(<urn:uuid:x> [\"ab\"]) (Not <DAV:no-lock>)"
+        ));
+        assert!(!if_header_closed(b"(<urn:uuid:x> [\"ab"));
+        assert!(!if_header_closed(b"(<urn:uu"));
+    }
+
+    #[test]
+    fn win32_props_parse() {
+        let body = Bytes::from_static(
+            br#"<?xml version="1.0" encoding="utf-8" ?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:schemas-microsoft-com:"><D:set><D:prop><Z:Win32LastModifiedTime>Wed, 01 Jan 2020 10:00:00 GMT</Z:Win32LastModifiedTime><Z:Win32FileAttributes>00000020</Z:Win32FileAttributes></D:prop></D:set></D:propertyupdate>"#,
+        );
+        let w = win32_times(&body);
+        assert!(w.is_some());
+        if let Some(w) = w {
+            assert_eq!(
+                w.mtime,
+                Some(std::time::UNIX_EPOCH + Duration::from_secs(1_577_872_800))
+            );
+            assert_eq!(w.attrs, Some(0x20));
+        }
+    }
+}

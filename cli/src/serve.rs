@@ -1,0 +1,101 @@
+//! `heroctl serve dav`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+
+/// What `serve` serves.
+#[derive(Subcommand, Debug)]
+pub enum ServeKind {
+    /// A WebDAV share of a branch: writes become commits.
+    Dav(DavArgs),
+}
+
+/// Arguments of `serve dav`.
+#[derive(Args, Debug)]
+pub struct DavArgs {
+    /// Address to listen on. Anything but loopback needs credentials and --trusted-network.
+    #[arg(long, default_value = "127.0.0.1:4918")]
+    pub addr: SocketAddr,
+    /// The branch to share.
+    #[arg(long, default_value = "main")]
+    pub branch: String,
+    /// Writes arriving within this many milliseconds land as one commit.
+    #[arg(long, default_value_t = 200)]
+    pub commit_window_ms: u64,
+    /// Require this bearer token (also accepted as a Basic password); or set HERO_DAV_TOKEN.
+    #[arg(long, env = "HERO_DAV_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Require Basic auth as USER:PASSWORD; or set HERO_DAV_BASIC.
+    #[arg(long, env = "HERO_DAV_BASIC", hide_env_values = true)]
+    pub basic: Option<String>,
+    /// Say that the network is trusted (no TLS) when binding beyond loopback.
+    #[arg(long)]
+    pub trusted_network: bool,
+}
+
+/// Runs a server until Ctrl-C or SIGTERM.
+pub fn run(repo: &Path, what: ServeKind) -> Result<()> {
+    match what {
+        ServeKind::Dav(a) => serve_dav(repo, a),
+    }
+}
+
+fn serve_dav(repo: &Path, a: DavArgs) -> Result<()> {
+    let sig = crate::commands::signature();
+    let mut cfg = hero_dav::DavConfig::new(repo);
+    cfg.addr = a.addr;
+    cfg.branch = a.branch;
+    cfg.commit_window = Duration::from_millis(a.commit_window_ms);
+    cfg.trusted_network = a.trusted_network;
+    cfg.author_name = String::from_utf8_lossy(&sig.name).into_owned();
+    cfg.author_email = String::from_utf8_lossy(&sig.email).into_owned();
+    cfg.tz_offset_minutes = sig.tz_offset_minutes;
+    cfg.auth = match (a.token, a.basic) {
+        (Some(t), _) => Some(hero_dav::Auth::Token(t)),
+        (None, Some(b)) => {
+            let (user, password) = b.split_once(':').context("--basic takes USER:PASSWORD")?;
+            Some(hero_dav::Auth::Basic {
+                user: user.to_owned(),
+                password: password.to_owned(),
+            })
+        }
+        (None, None) => None,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let server = hero_dav::bind(cfg)
+            .await
+            .with_context(|| format!("starting the WebDAV share of {}", repo.display()))?;
+        println!(
+            "serving WebDAV at http://{}/ (Ctrl-C to stop)",
+            server.local_addr()
+        );
+        server
+            .run(shutdown_signal())
+            .await
+            .context("serving WebDAV")
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}

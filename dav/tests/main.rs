@@ -1,0 +1,649 @@
+//! Integration tests: the share runs in-process on 127.0.0.1:0 over a temp repository; real
+//! clients (litmus, rclone, curl) talk to it.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common {
+    use std::net::SocketAddr;
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Output};
+    use std::time::Duration;
+
+    use hero_store::{ObjectId, Repo, RepoPath};
+
+    pub struct Share {
+        pub addr: SocketAddr,
+        pub repo: PathBuf,
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+        task: Option<tokio::task::JoinHandle<()>>,
+    }
+
+    impl Share {
+        pub fn url(&self, path: &str) -> String {
+            format!("http://{}{}", self.addr, path)
+        }
+
+        pub async fn stop(mut self) {
+            if let Some(s) = self.stop.take() {
+                let _ = s.send(());
+            }
+            if let Some(t) = self.task.take() {
+                t.await.unwrap();
+            }
+        }
+    }
+
+    pub fn config(repo: &Path) -> hero_dav::DavConfig {
+        let mut c = hero_dav::DavConfig::new(repo);
+        c.addr = "127.0.0.1:0".parse().unwrap();
+        c.commit_window = Duration::from_millis(100);
+        c
+    }
+
+    pub async fn start_with(config: hero_dav::DavConfig) -> Share {
+        let repo = config.repo.clone();
+        let server = hero_dav::bind(config).await.unwrap();
+        let addr = server.local_addr();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            server
+                .run(async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        Share {
+            addr,
+            repo,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub async fn start(dir: &Path) -> Share {
+        let repo = dir.join("repo.hero");
+        if !repo.exists() {
+            Repo::init(&repo).unwrap();
+        }
+        start_with(config(&repo)).await
+    }
+
+    /// Runs a blocking command off the runtime.
+    pub async fn run(mut cmd: Command) -> Output {
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// curl with the given arguments; returns (status code, body).
+    pub async fn curl(args: &[&str]) -> (u16, String) {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}"])
+            .args(args);
+        let out = run(cmd).await;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_owned())
+    }
+
+    /// A file's content on the branch head, read straight from the store.
+    pub fn read_head(repo: &Path, path: &str) -> Option<Vec<u8>> {
+        let repo = Repo::open(repo).unwrap();
+        let head = repo.branch_head("main").unwrap()?;
+        let view = repo.view().unwrap();
+        let e = view
+            .entry_in_commit(&head, &RepoPath::parse(path).unwrap())
+            .unwrap()?;
+        Some(view.read_file(&e.id, 1 << 30).unwrap())
+    }
+
+    pub fn commit_count(repo: &Path) -> usize {
+        let repo = Repo::open(repo).unwrap();
+        let Some(head) = repo.branch_head("main").unwrap() else {
+            return 0;
+        };
+        let view = repo.view().unwrap();
+        view.log(&[head], true).unwrap().count()
+    }
+
+    pub fn head(repo: &Path) -> Option<ObjectId> {
+        Repo::open(repo).unwrap().branch_head("main").unwrap()
+    }
+
+    /// Deterministic pseudo-random bytes.
+    pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+        let mut x = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+}
+
+mod litmus {
+    use std::process::Command;
+
+    use crate::common::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_litmus_test_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let share = start(dir.path()).await;
+        let (code, _) = curl(&["-X", "MKCOL", &share.url("/litmus/")]).await;
+        assert_eq!(code, 201);
+        let mut cmd = Command::new("litmus");
+        cmd.arg("-k").arg(share.url("/litmus/"));
+        cmd.current_dir(dir.path());
+        let out = run(cmd).await;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        println!("{text}");
+        let mut suites = Vec::new();
+        let mut warnings = 0;
+        for line in text.lines() {
+            if let Some(rest) = line.split("summary for `").nth(1) {
+                let name = rest.split('\'').next().unwrap().to_owned();
+                let failed: u32 = rest
+                    .split(" passed, ")
+                    .nth(1)
+                    .and_then(|s| s.split(' ').next())
+                    .and_then(|s| s.parse().ok())
+                    .unwrap();
+                suites.push((name, failed));
+            }
+            if let Some(rest) = line.trim().strip_prefix("-> ")
+                && rest.contains("warning")
+            {
+                warnings += rest
+                    .split(' ')
+                    .next()
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .unwrap();
+            }
+        }
+        println!("litmus warnings: {warnings}");
+        for want in ["basic", "copymove", "props", "locks", "http"] {
+            let s = suites.iter().find(|(n, _)| n == want);
+            assert!(s.is_some(), "suite {want} did not run:\n{text}");
+            assert_eq!(s.unwrap().1, 0, "suite {want} has failures:\n{text}");
+        }
+        assert!(commit_count(&share.repo) > 10);
+        share.stop().await;
+    }
+}
+
+mod clients {
+    use std::process::Command;
+
+    use crate::common::*;
+
+    fn remote(share: &Share, path: &str) -> String {
+        format!(":webdav,url='{}':{path}", share.url("/"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rclone_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        for (i, p) in [
+            "a.txt",
+            "sub/b.bin",
+            "sub/deeper/c.txt",
+            "sub/deeper/big.bin",
+            "e f.txt",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let f = src.join(p);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            let len = if p.contains("big") {
+                3 << 20
+            } else {
+                1000 * (i + 1)
+            };
+            std::fs::write(f, noise(i as u64, len)).unwrap();
+        }
+        std::fs::create_dir_all(src.join("empty-ish/x")).unwrap();
+        std::fs::write(src.join("empty-ish/x/zero"), b"").unwrap();
+        let share = start(dir.path()).await;
+        let before = commit_count(&share.repo);
+        let mut cmd = Command::new("rclone");
+        cmd.args(["copy", "--config", "/dev/null"])
+            .arg(&src)
+            .arg(remote(&share, "tree"));
+        let out = run(cmd).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut cmd = Command::new("rclone");
+        cmd.args(["check", "--download", "--config", "/dev/null"])
+            .arg(&src)
+            .arg(remote(&share, "tree"));
+        let out = run(cmd).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let back = dir.path().join("back");
+        let mut cmd = Command::new("rclone");
+        cmd.args(["copy", "--config", "/dev/null"])
+            .arg(remote(&share, "tree"))
+            .arg(&back);
+        let out = run(cmd).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for p in [
+            "a.txt",
+            "sub/b.bin",
+            "sub/deeper/big.bin",
+            "e f.txt",
+            "empty-ish/x/zero",
+        ] {
+            assert_eq!(
+                std::fs::read(back.join(p)).unwrap(),
+                std::fs::read(src.join(p)).unwrap(),
+                "{p}"
+            );
+            assert_eq!(
+                read_head(&share.repo, &format!("tree/{p}")).unwrap(),
+                std::fs::read(src.join(p)).unwrap()
+            );
+        }
+        assert!(commit_count(&share.repo) > before);
+        share.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn finder_chunked_put_and_probes() {
+        let dir = tempfile::tempdir().unwrap();
+        let share = start(dir.path()).await;
+        let body = noise(7, 3 << 20);
+        let file = dir.path().join("upload.bin");
+        std::fs::write(&file, &body).unwrap();
+        // Finder: chunked transfer encoding, the size in X-Expected-Entity-Length.
+        let len = body.len().to_string();
+        let (code, _) = curl(&[
+            "-X",
+            "PUT",
+            "-H",
+            "Transfer-Encoding: chunked",
+            "-H",
+            &format!("X-Expected-Entity-Length: {len}"),
+            "-A",
+            "WebDAVFS/3.0.0 (03008000) Darwin/21.0.0",
+            "--data-binary",
+            &format!("@{}", file.display()),
+            &share.url("/finder.bin"),
+        ])
+        .await;
+        assert_eq!(code, 201);
+        assert_eq!(read_head(&share.repo, "finder.bin").unwrap(), body);
+        // Small one too (stays in memory).
+        let (code, _) = curl(&[
+            "-X",
+            "PUT",
+            "-H",
+            "Transfer-Encoding: chunked",
+            "-H",
+            "X-Expected-Entity-Length: 5",
+            "--data-binary",
+            "hello",
+            &share.url("/small.txt"),
+        ])
+        .await;
+        assert_eq!(code, 201);
+        assert_eq!(read_head(&share.repo, "small.txt").unwrap(), b"hello");
+        // Probes for AppleDouble files and .localized: a plain 404, nothing created.
+        for probe in ["/._finder.bin", "/.localized", "/._.", "/.DS_Store"] {
+            let (code, _) = curl(&["-X", "PROPFIND", "-H", "Depth: 0", &share.url(probe)]).await;
+            assert_eq!(code, 404, "{probe}");
+            let (code, _) = curl(&[&share.url(probe)]).await;
+            assert_eq!(code, 404, "{probe}");
+        }
+        // Finder then writes its AppleDouble file; that works like any file.
+        let (code, _) = curl(&["-T", "-", &share.url("/._finder.bin")]).await;
+        assert_eq!(code, 201);
+        // A GET on a collection is an HTML listing.
+        let (code, html) = curl(&[&share.url("/")]).await;
+        assert_eq!(code, 200);
+        assert!(
+            html.contains("finder.bin") && html.contains("<html"),
+            "{html}"
+        );
+        assert!(!html.contains(".snapshots"));
+        share.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn windows_proppatch_sets_modified_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let share = start(dir.path()).await;
+        let (code, _) = curl(&["--data-binary", "doc", "-X", "PUT", &share.url("/doc.txt")]).await;
+        assert_eq!(code, 201);
+        let patch = r#"<?xml version="1.0" encoding="utf-8" ?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:schemas-microsoft-com:"><D:set><D:prop><Z:Win32CreationTime>Tue, 31 Dec 2019 09:00:00 GMT</Z:Win32CreationTime><Z:Win32LastAccessTime>Wed, 01 Jan 2020 10:00:00 GMT</Z:Win32LastAccessTime><Z:Win32LastModifiedTime>Wed, 01 Jan 2020 10:00:00 GMT</Z:Win32LastModifiedTime><Z:Win32FileAttributes>00000020</Z:Win32FileAttributes></D:prop></D:set></D:propertyupdate>"#;
+        let (code, body) = curl(&[
+            "-X",
+            "PROPPATCH",
+            "-A",
+            "Microsoft-WebDAV-MiniRedir/10.0.19045",
+            "-H",
+            "Content-Type: text/xml; charset=\"utf-8\"",
+            "--data-binary",
+            patch,
+            &share.url("/doc.txt"),
+        ])
+        .await;
+        assert_eq!(code, 207, "{body}");
+        assert!(body.contains("200 OK") && !body.contains("403"), "{body}");
+        let (code, body) = curl(&[
+            "-X",
+            "PROPFIND",
+            "-H",
+            "Depth: 0",
+            "-A",
+            "Microsoft-WebDAV-MiniRedir/10.0.19045",
+            &share.url("/doc.txt"),
+        ])
+        .await;
+        assert_eq!(code, 207);
+        assert!(
+            body.contains("Wed, 01 Jan 2020 10:00:00 GMT"),
+            "getlastmodified not applied: {body}"
+        );
+        assert!(body.contains("2019-12-31T09:00:00"), "creationdate: {body}");
+        share.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_lose_nothing_and_bursts_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo.hero");
+        hero_store::Repo::init(&repo).unwrap();
+        let mut config = config(&repo);
+        config.commit_window = std::time::Duration::from_secs(3);
+        let share = start_with(config).await;
+        let before = commit_count(&share.repo);
+        let mut tasks = Vec::new();
+        for w in 0..2u64 {
+            let url = share.url("/");
+            tasks.push(tokio::spawn(async move {
+                for i in 0..10u64 {
+                    let data = String::from_utf8_lossy(&noise(w * 100 + i, 200))
+                        .replace('\0', "")
+                        .into_bytes();
+                    let text = format!("writer {w} file {i} {}", data.len());
+                    let (code, _) = curl(&[
+                        "-X",
+                        "PUT",
+                        "--data-binary",
+                        &text,
+                        &format!("{url}w{w}-{i}.txt"),
+                    ])
+                    .await;
+                    assert_eq!(code, 201);
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        for w in 0..2 {
+            for i in 0..10 {
+                let got = read_head(&share.repo, &format!("w{w}-{i}.txt")).unwrap();
+                assert!(
+                    String::from_utf8(got)
+                        .unwrap()
+                        .starts_with(&format!("writer {w} file {i} "))
+                );
+            }
+        }
+        let after_pairs = commit_count(&share.repo);
+        assert!(after_pairs > before && after_pairs - before <= 20);
+
+        // A burst: 6 slow uploads at once land in (nearly) one commit.
+        let big = dir.path().join("big.bin");
+        std::fs::write(&big, noise(9, 2 << 20)).unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..6 {
+            let url = share.url(&format!("/burst-{i}.bin"));
+            let big = big.clone();
+            tasks.push(tokio::spawn(async move {
+                curl(&["-T", &big.display().to_string(), "--limit-rate", "2M", &url])
+                    .await
+                    .0
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 201);
+        }
+        let burst_commits = commit_count(&share.repo) - after_pairs;
+        assert!((1..=2).contains(&burst_commits), "{burst_commits} commits");
+        for i in 0..6 {
+            assert_eq!(
+                read_head(&share.repo, &format!("burst-{i}.bin")).unwrap(),
+                std::fs::read(&big).unwrap()
+            );
+        }
+        share.stop().await;
+    }
+}
+
+mod behaviour {
+    use std::time::Duration;
+
+    use hero_store::{CommitMeta, EntryKind, Expect, Repo, RepoPath, Signature};
+
+    use crate::common::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn locks_and_properties_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let share = start(dir.path()).await;
+        let url = share.url("/locked.txt");
+        let (code, _) = curl(&["-X", "PUT", "--data-binary", "v1", &url]).await;
+        assert_eq!(code, 201);
+        let lock = r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>tester</D:owner></D:lockinfo>"#;
+        let out = {
+            let mut cmd = std::process::Command::new("curl");
+            cmd.args(["-s", "-D", "-", "-X", "LOCK", "-H", "Timeout: Second-600"])
+                .args(["--data-binary", lock, &url]);
+            run(cmd).await
+        };
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let token = text
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .starts_with("lock-token:")
+                    .then(|| l.split_once(':').unwrap().1.trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("no lock token in {text}"));
+        let prop = r#"<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:X="urn:x"><D:set><D:prop><X:colour>blue</X:colour></D:prop></D:set></D:propertyupdate>"#;
+        let (code, _) = curl(&[
+            "-X",
+            "PROPPATCH",
+            "-H",
+            &format!("If: ({token})"),
+            "--data-binary",
+            prop,
+            &url,
+        ])
+        .await;
+        assert_eq!(code, 207);
+        share.stop().await;
+
+        let share = start(dir.path()).await;
+        let url = share.url("/locked.txt");
+        let (code, _) = curl(&["-X", "PUT", "--data-binary", "v2", &url]).await;
+        assert_eq!(code, 423, "the lock must survive the restart");
+        let (code, _) = curl(&[
+            "-X",
+            "PUT",
+            "-H",
+            &format!("If: ({token})"),
+            "--data-binary",
+            "v2",
+            &url,
+        ])
+        .await;
+        assert_eq!(code, 204);
+        assert_eq!(read_head(&share.repo, "locked.txt").unwrap(), b"v2");
+        let find = r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:X="urn:x"><D:prop><X:colour/><D:lockdiscovery/></D:prop></D:propfind>"#;
+        let (code, body) = curl(&[
+            "-X",
+            "PROPFIND",
+            "-H",
+            "Depth: 0",
+            "--data-binary",
+            find,
+            &url,
+        ])
+        .await;
+        assert_eq!(code, 207);
+        assert!(body.contains("blue"), "{body}");
+        assert!(
+            body.contains(token.trim_matches(|c| c == '<' || c == '>')),
+            "{body}"
+        );
+        let (code, _) = curl(&["-X", "UNLOCK", "-H", &format!("Lock-Token: {token}"), &url]).await;
+        assert_eq!(code, 204);
+        let (code, _) = curl(&["-X", "PUT", "--data-binary", "v3", &url]).await;
+        assert_eq!(code, 204);
+        share.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn snapshots_and_changes_from_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let share = start(dir.path()).await;
+        let (code, _) = curl(&["-X", "PUT", "--data-binary", "one", &share.url("/f.txt")]).await;
+        assert_eq!(code, 201);
+        let first = head(&share.repo).unwrap();
+        // Another process writes to the branch: the next request sees it.
+        {
+            let repo = Repo::open(&share.repo).unwrap();
+            let mut cs = repo.change_set("main").unwrap();
+            cs.put_bytes(&RepoPath::parse("f.txt").unwrap(), EntryKind::File, b"two")
+                .unwrap();
+            cs.put_bytes(
+                &RepoPath::parse("other/g.txt").unwrap(),
+                EntryKind::File,
+                b"g",
+            )
+            .unwrap();
+            let sig = Signature {
+                name: b"elsewhere".to_vec(),
+                email: b"e@x".to_vec(),
+                time: 0,
+                tz_offset_minutes: 0,
+            };
+            cs.commit(CommitMeta::new(sig, "external"), Expect::Latest)
+                .unwrap();
+            repo.create_tag("v1", first, None).unwrap();
+        }
+        assert_eq!(curl(&[&share.url("/f.txt")]).await, (200, "two".into()));
+        assert_eq!(curl(&[&share.url("/other/g.txt")]).await, (200, "g".into()));
+        // Old revisions, read-only.
+        for rev in ["v1", &first.to_hex(), &first.to_hex()[..12], "main~1"] {
+            assert_eq!(
+                curl(&[&share.url(&format!("/.snapshots/{rev}/f.txt"))]).await,
+                (200, "one".into()),
+                "{rev}"
+            );
+        }
+        assert_eq!(
+            curl(&[&share.url("/.snapshots/main/f.txt")]).await,
+            (200, "two".into())
+        );
+        let (code, listing) = curl(&[
+            "-X",
+            "PROPFIND",
+            "-H",
+            "Depth: 1",
+            &share.url("/.snapshots/"),
+        ])
+        .await;
+        assert_eq!(code, 207);
+        assert!(listing.contains("/.snapshots/main/") && listing.contains("/.snapshots/v1/"));
+        let commits = commit_count(&share.repo);
+        for args in [
+            vec!["-X", "PUT", "--data-binary", "x"],
+            vec!["-X", "MKCOL"],
+            vec!["-X", "DELETE"],
+        ] {
+            let mut a: Vec<&str> = args.clone();
+            let u = share.url("/.snapshots/v1/f.txt");
+            a.push(&u);
+            let (code, _) = curl(&a).await;
+            assert!(
+                code == 403 || code == 405 || code == 409,
+                "{args:?}: {code}"
+            );
+        }
+        assert_eq!(commit_count(&share.repo), commits);
+        assert_eq!(read_head(&share.repo, "f.txt").unwrap(), b"two");
+        // MOVE, COPY, DELETE become commits.
+        let (code, _) = curl(&[
+            "-X",
+            "COPY",
+            "-H",
+            &format!("Destination: {}", share.url("/copied.txt")),
+            &share.url("/.snapshots/v1/f.txt"),
+        ])
+        .await;
+        assert_eq!(code, 201);
+        assert_eq!(read_head(&share.repo, "copied.txt").unwrap(), b"one");
+        let (code, _) = curl(&[
+            "-X",
+            "MOVE",
+            "-H",
+            &format!("Destination: {}", share.url("/moved/")),
+            &share.url("/other/"),
+        ])
+        .await;
+        assert_eq!(code, 201);
+        assert_eq!(read_head(&share.repo, "moved/g.txt").unwrap(), b"g");
+        let (code, _) = curl(&["-X", "DELETE", &share.url("/moved/")]).await;
+        assert_eq!(code, 204);
+        assert!(read_head(&share.repo, "moved/g.txt").is_none());
+        assert!(commit_count(&share.repo) >= commits + 3);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        share.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn off_loopback_needs_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo.hero");
+        Repo::init(&repo).unwrap();
+        let mut c = config(&repo);
+        c.addr = "0.0.0.0:0".parse().unwrap();
+        let err = hero_dav::bind(c.clone()).await.unwrap_err().to_string();
+        assert!(err.contains("credentials"), "{err}");
+        c.auth = Some(hero_dav::Auth::Basic {
+            user: "me".into(),
+            password: "pw".into(),
+        });
+        let err = hero_dav::bind(c.clone()).await.unwrap_err().to_string();
+        assert!(err.contains("TLS"), "{err}");
+        c.trusted_network = true;
+        let share = start_with(c).await;
+        let url = format!("http://127.0.0.1:{}/", share.addr.port());
+        assert_eq!(curl(&[&url]).await.0, 401);
+        assert_eq!(curl(&["-u", "me:nope", &url]).await.0, 401);
+        assert_eq!(curl(&["-u", "me:pw", &url]).await.0, 200);
+        share.stop().await;
+    }
+}

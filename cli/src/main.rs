@@ -54,6 +54,8 @@ pub enum Command {
     Verify,
     /// Objects, sizes, dedupe and delta ratios.
     Stats,
+    /// Mount a branch as a drive: every save becomes a commit, changes from elsewhere appear.
+    Mount(serve::MountArgs),
     /// Serve the store (`serve dav`: a WebDAV share).
     Serve {
         /// What to serve.

@@ -1,7 +1,7 @@
-//! `heroctl serve dav`.
+//! `heroctl mount` and `heroctl serve dav`.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -98,4 +98,61 @@ pub async fn shutdown_signal() {
             let _ = ctrl_c.await;
         }
     }
+}
+
+/// Arguments of `mount`.
+#[derive(Args, Debug)]
+pub struct MountArgs {
+    /// Where to mount (created if missing).
+    pub dir: PathBuf,
+    /// The branch to mount.
+    #[arg(long, default_value = "main")]
+    pub branch: String,
+    /// Refuse writes.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Commit after this many milliseconds without writes.
+    #[arg(long, default_value_t = 1000)]
+    pub idle_ms: u64,
+}
+
+/// Mounts until Ctrl-C or SIGTERM, then commits what is pending and unmounts.
+pub fn mount(repo: &Path, a: MountArgs) -> Result<()> {
+    if let Some(hint) = hero_fuse::stale_mount_hint(&a.dir) {
+        anyhow::bail!("{hint}");
+    }
+    if !repo.exists() {
+        if let Some(parent) = repo.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        hero_store::Repo::init(repo).with_context(|| format!("creating {}", repo.display()))?;
+        println!("created the store {}", repo.display());
+    }
+    std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
+    let sig = crate::commands::signature();
+    let mut opts = hero_fuse::MountOptions::new(repo, &a.dir);
+    opts.branch = a.branch.clone();
+    opts.read_only = a.read_only;
+    opts.idle_commit = Duration::from_millis(a.idle_ms);
+    opts.author_name = String::from_utf8_lossy(&sig.name).into_owned();
+    opts.author_email = String::from_utf8_lossy(&sig.email).into_owned();
+    opts.tz_offset_minutes = sig.tz_offset_minutes;
+    let handle = hero_fuse::mount(opts)
+        .with_context(|| format!("mounting {} at {}", repo.display(), a.dir.display()))?;
+    println!(
+        "mounted branch {} of {} at {} (Ctrl-C or `kill {}` to unmount)",
+        a.branch,
+        repo.display(),
+        a.dir.display(),
+        std::process::id()
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the signal handler")?;
+    rt.block_on(shutdown_signal());
+    println!("unmounting {} (committing pending writes)", a.dir.display());
+    handle.unmount().context("unmounting")?;
+    Ok(())
 }

@@ -1,5 +1,384 @@
 //! # hero-fuse
 //!
-//! A FUSE mount of the store (fuser), where writes become commits and changes from peers appear
-//! live. Not written yet.
+//! A FUSE mount of one branch of a hero store repository (built on `fuser`).
+//!
+//! - Reads come straight from the store, one directory at a time, so a branch of any size
+//!   mounts at once.
+//! - A file being written lives in a spill file (in [`MountOptions::spill_dir`]) until it is
+//!   committed: on `fsync`, after [`MountOptions::idle_commit`] without changes, and on
+//!   [`MountHandle::unmount`]. Every commit goes through [`hero_store::ChangeSet`] with
+//!   [`hero_store::Expect::Latest`], so commits made elsewhere meanwhile are never lost.
+//! - Commits made by other processes (a pull, the daemon, another mount) are noticed by polling
+//!   [`hero_store::Repo::generation`] and shown in the mount through kernel cache
+//!   invalidation, without remounting. A file that is open keeps reading the version it opened.
+//! - `<mount>/.snapshots/<branch|tag|commit>/...` shows any revision, read-only.
+//!
+//! ```no_run
+//! use hero_fuse::{MountOptions, mount};
+//! # fn main() -> Result<(), hero_fuse::MountError> {
+//! let handle = mount(MountOptions::new("/data/store.hero", "/mnt/hero"))?;
+//! // ... the directory is live until:
+//! handle.unmount()?;
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
+
+mod fs;
+mod state;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use hero_store::{ObjectId, Repo};
+
+use crate::state::{Cfg, Shared, State};
+
+/// How to mount a repository.
+#[derive(Debug, Clone)]
+pub struct MountOptions {
+    /// The repository file.
+    pub repo: PathBuf,
+    /// The directory to mount on (must exist).
+    pub mountpoint: PathBuf,
+    /// The branch shown and written.
+    pub branch: String,
+    /// Refuse every change (EROFS).
+    pub read_only: bool,
+    /// Commit after this long without changes.
+    pub idle_commit: Duration,
+    /// How often to look for commits made elsewhere.
+    pub poll_interval: Duration,
+    /// Author and committer name of the commits the mount makes.
+    pub author_name: String,
+    /// Author and committer e-mail.
+    pub author_email: String,
+    /// Time zone offset recorded in commits, minutes east of UTC.
+    pub tz_offset_minutes: i32,
+    /// Recorded in each commit's `hero-peer` header when set.
+    pub peer_id: Option<String>,
+    /// Where files being written are kept until committed. Default: a directory beside the
+    /// repository file (`<repo>.spill/`), one subdirectory per mount, removed at unmount.
+    pub spill_dir: Option<PathBuf>,
+}
+
+impl MountOptions {
+    /// Options with defaults: branch `main`, read-write, 1 s idle commit, 200 ms polling.
+    pub fn new(repo: impl Into<PathBuf>, mountpoint: impl Into<PathBuf>) -> Self {
+        MountOptions {
+            repo: repo.into(),
+            mountpoint: mountpoint.into(),
+            branch: "main".to_owned(),
+            read_only: false,
+            idle_commit: Duration::from_secs(1),
+            poll_interval: Duration::from_millis(200),
+            author_name: "hero".to_owned(),
+            author_email: "hero@localhost".to_owned(),
+            tz_offset_minutes: 0,
+            peer_id: None,
+            spill_dir: None,
+        }
+    }
+}
+
+/// What can go wrong mounting or unmounting.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MountError {
+    /// The repository could not be opened or read.
+    #[error(transparent)]
+    Store(#[from] hero_store::Error),
+    /// The mount point is a dead mount left by a process that ended.
+    #[error("{hint}")]
+    StaleMount {
+        /// The mount point.
+        mountpoint: PathBuf,
+        /// What to do about it.
+        hint: String,
+    },
+    /// The mount point is missing or not a directory.
+    #[error("{}: not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    /// Local file system trouble (the spill directory, the mount point).
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The kernel refused the mount.
+    #[error("mounting {}: {source}", path.display())]
+    Mount {
+        /// The mount point.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Unmounting failed (for instance because the mount was busy); the mount was detached
+    /// lazily and goes away once no process uses it.
+    #[error("unmounting {}: {source}", path.display())]
+    Unmount {
+        /// The mount point.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The final commit of pending writes failed; the files are kept in the spill directory.
+    #[error("committing pending writes: {0}")]
+    Flush(hero_store::Error),
+}
+
+/// A live mount. Dropping it unmounts too (errors are logged); prefer [`MountHandle::unmount`].
+pub struct MountHandle {
+    shared: Arc<Shared>,
+    session: Option<fuser::BackgroundSession>,
+    worker: Option<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    spill_owned: Option<PathBuf>,
+    spill_default: bool,
+}
+
+impl std::fmt::Debug for MountHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MountHandle")
+            .field("mountpoint", &self.shared.cfg.mountpoint)
+            .finish()
+    }
+}
+
+/// Says how to clear `mountpoint` if it is a stale FUSE mount (its `stat` fails with
+/// ENOTCONN, which is what a mount whose process died looks like).
+pub fn stale_mount_hint(mountpoint: &Path) -> Option<String> {
+    match std::fs::metadata(mountpoint) {
+        Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ENOTCONN as i32) => Some(format!(
+            "{dir} is a stale mount left by a process that ended; clear it with: fusermount3 -u {dir}",
+            dir = mountpoint.display()
+        )),
+        _ => None,
+    }
+}
+
+/// Mounts the branch in the background; returns once the mount is live.
+pub fn mount(opts: MountOptions) -> Result<MountHandle, MountError> {
+    if let Some(hint) = stale_mount_hint(&opts.mountpoint) {
+        return Err(MountError::StaleMount {
+            mountpoint: opts.mountpoint.clone(),
+            hint,
+        });
+    }
+    let meta = std::fs::metadata(&opts.mountpoint).map_err(|source| MountError::Io {
+        path: opts.mountpoint.clone(),
+        source,
+    })?;
+    if !meta.is_dir() {
+        return Err(MountError::NotADirectory(opts.mountpoint.clone()));
+    }
+    let repo = Repo::open(&opts.repo)?;
+    hero_store::branch_ref(&opts.branch)?;
+    let head = repo.branch_head(&opts.branch)?;
+    let generation = repo.generation()?;
+    let head_time = match head {
+        Some(h) => {
+            let c = repo.commit(&h)?;
+            u64::try_from(c.committer.time)
+                .ok()
+                .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
+        }
+        None => None,
+    };
+
+    let (spill_dir, spill_owned) = if opts.read_only {
+        (PathBuf::new(), None)
+    } else {
+        let parent = match &opts.spill_dir {
+            Some(d) => d.clone(),
+            None => {
+                let mut name = opts
+                    .repo
+                    .file_name()
+                    .map(|n| n.to_os_string())
+                    .unwrap_or_default();
+                name.push(".spill");
+                opts.repo.with_file_name(name)
+            }
+        };
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir = parent.join(format!("mount-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|source| MountError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        (dir.clone(), Some(dir))
+    };
+
+    use std::os::unix::fs::MetadataExt;
+    let cfg = Cfg {
+        mountpoint: opts.mountpoint.clone(),
+        branch: opts.branch.clone(),
+        read_only: opts.read_only,
+        idle_commit: opts.idle_commit,
+        author_name: opts.author_name.clone(),
+        author_email: opts.author_email.clone(),
+        tz_offset_minutes: opts.tz_offset_minutes,
+        peer_id: opts.peer_id.clone(),
+        spill_dir,
+        uid: meta.uid(),
+        gid: meta.gid(),
+    };
+    let state = State::new(head, generation, head_time.unwrap_or_else(SystemTime::now));
+    let shared = Arc::new(Shared {
+        state: Mutex::new(state),
+        repo,
+        cfg,
+        keep_spill: Arc::new(AtomicBool::new(false)),
+    });
+
+    let mut config = fuser::Config::default();
+    config.mount_options = vec![
+        fuser::MountOption::FSName(format!("hero:{}", opts.repo.display())),
+        fuser::MountOption::Subtype("hero".to_owned()),
+        fuser::MountOption::DefaultPermissions,
+        fuser::MountOption::NoAtime,
+        if opts.read_only {
+            fuser::MountOption::RO
+        } else {
+            fuser::MountOption::RW
+        },
+    ];
+    config.n_threads = Some(2);
+    let fs = fs::HeroFs {
+        shared: shared.clone(),
+    };
+    let cleanup_spill = |e| {
+        if let Some(d) = &spill_owned {
+            let _ = std::fs::remove_dir_all(d);
+        }
+        e
+    };
+    let session = fuser::Session::new(fs, &opts.mountpoint, &config)
+        .map_err(|source| MountError::Mount {
+            path: opts.mountpoint.clone(),
+            source,
+        })
+        .map_err(cleanup_spill)?;
+    let notifier = session.notifier();
+    let session = session
+        .spawn()
+        .map_err(|source| MountError::Mount {
+            path: opts.mountpoint.clone(),
+            source,
+        })
+        .map_err(cleanup_spill)?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let shared = shared.clone();
+        let stop = stop.clone();
+        let every = opts.poll_interval.max(Duration::from_millis(10));
+        std::thread::Builder::new()
+            .name("hero-fuse-watch".to_owned())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::park_timeout(every);
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let invals = shared.tick();
+                    fs::send_invalidations(&notifier, invals);
+                }
+            })
+            .map_err(|source| MountError::Io {
+                path: opts.mountpoint.clone(),
+                source,
+            })?
+    };
+    tracing::info!(
+        mountpoint = %opts.mountpoint.display(),
+        repo = %opts.repo.display(),
+        branch = %opts.branch,
+        "mounted"
+    );
+    Ok(MountHandle {
+        shared,
+        session: Some(session),
+        worker: Some(worker),
+        stop,
+        spill_owned,
+        spill_default: opts.spill_dir.is_none(),
+    })
+}
+
+impl MountHandle {
+    /// The mount point.
+    pub fn mountpoint(&self) -> &Path {
+        &self.shared.cfg.mountpoint
+    }
+
+    /// Commits pending writes now; returns the new branch head if a commit was made.
+    pub fn flush(&self) -> Result<Option<ObjectId>, MountError> {
+        self.shared.flush().map_err(MountError::Flush)
+    }
+
+    /// Commits pending writes, then unmounts.
+    pub fn unmount(mut self) -> Result<(), MountError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), MountError> {
+        let Some(session) = self.session.take() else {
+            return Ok(());
+        };
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(w) = self.worker.take() {
+            w.thread().unpark();
+            let _ = w.join();
+        }
+        let first = self.shared.flush();
+        let path = self.shared.cfg.mountpoint.clone();
+        let unmounted = session.umount_and_join();
+        if let Err(source) = unmounted {
+            tracing::warn!(mountpoint = %path.display(), error = %source, "unmount failed; detaching lazily");
+            let _ = std::process::Command::new("fusermount3")
+                .arg("-u")
+                .arg("-z")
+                .arg(&path)
+                .status();
+            return Err(MountError::Unmount { path, source });
+        }
+        // Anything written between the first flush and the unmount.
+        let last = self.shared.flush();
+        if let Some(e) = first.err().or(last.err()) {
+            // Leave the written files where they are rather than lose them.
+            self.shared.keep_spill.store(true, Ordering::Relaxed);
+            if let Some(d) = self.spill_owned.take() {
+                tracing::error!(spill = %d.display(), "pending writes kept in the spill directory");
+            }
+            return Err(MountError::Flush(e));
+        }
+        if let Some(d) = self.spill_owned.take() {
+            let _ = std::fs::remove_dir_all(&d);
+            if self.spill_default
+                && let Some(parent) = d.parent()
+            {
+                // Only removed when empty (other mounts of the same repository may use it).
+                let _ = std::fs::remove_dir(parent);
+            }
+        }
+        tracing::info!(mountpoint = %path.display(), "unmounted");
+        Ok(())
+    }
+}
+
+impl Drop for MountHandle {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::error!(error = %e, "unmount on drop failed");
+        }
+    }
+}

@@ -20,11 +20,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         time: 1_700_000_000,
         tz_offset_minutes: 0,
     };
-    let path_of = |i: usize| format!("d{}/e{}/f{}/file{}.txt", i % 10, (i / 10) % 10, (i / 100) % 10, i);
+    let path_of = |i: usize| {
+        format!(
+            "d{}/e{}/f{}/file{}.txt",
+            i % 10,
+            (i / 10) % 10,
+            (i / 100) % 10,
+            i
+        )
+    };
     let t = Instant::now();
     let mut cs = repo.change_set("main")?;
     for i in 0..files {
-        cs.put_bytes(&RepoPath::parse(path_of(i))?, EntryKind::File, format!("line one of {i}\nline two\n").as_bytes())?;
+        cs.put_bytes(
+            &RepoPath::parse(path_of(i))?,
+            EntryKind::File,
+            format!("line one of {i}\nline two\n").as_bytes(),
+        )?;
     }
     cs.commit(CommitMeta::new(sig.clone(), "tree"), Expect::Latest)?;
     let setup = t.elapsed().as_secs_f64();
@@ -32,8 +44,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for c in 0..commits {
         let mut cs = repo.change_set("main")?;
         let i = (c * 7919) % files;
-        cs.put_bytes(&RepoPath::parse(path_of(i))?, EntryKind::File, format!("line one of {i} changed {c}\nline two\n").as_bytes())?;
-        cs.commit(CommitMeta::new(sig.clone(), format!("change {c}")), Expect::Latest)?;
+        cs.put_bytes(
+            &RepoPath::parse(path_of(i))?,
+            EntryKind::File,
+            format!("line one of {i} changed {c}\nline two\n").as_bytes(),
+        )?;
+        cs.commit(
+            CommitMeta::new(sig.clone(), format!("change {c}")),
+            Expect::Latest,
+        )?;
     }
     let secs = t.elapsed().as_secs_f64();
     println!(

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Benchmarks the hero-fuse mount against a native directory on the same disk.
+#
+#   fuse/benches/fio.sh            (as root: it drops the page cache for cold runs)
+#
+# Environment: BENCH_DIR (work directory, default: a new one under /var/tmp; removed at the
+# end unless KEEP=1), SIZE (fio file size, default 1G), FILES (metadata test, default 10000),
+# RUNTIME (seconds of random reads, default 15).
+#
+# Prints one line per test: native figure, mount figure, mount/native ratio. Needs fio,
+# python3, fusermount3. Builds only `cargo build --release -p hero-fuse --example mount`.
+set -euo pipefail
+
+SIZE=${SIZE:-1G}
+FILES=${FILES:-10000}
+RUNTIME=${RUNTIME:-15}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p hero-fuse --example mount
+BIN=$(cargo metadata --format-version 1 --no-deps --manifest-path "$ROOT/Cargo.toml" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/examples/mount
+
+WORK=${BENCH_DIR:-$(mktemp -d /var/tmp/hero-bench.XXXXXX)}
+NATIVE=$WORK/native
+MNT=$WORK/mnt
+mkdir -p "$NATIVE" "$MNT"
+
+"$BIN" "$WORK/store.hero" "$MNT" >"$WORK/mount.log" 2>&1 &
+PID=$!
+cleanup() {
+    kill -TERM "$PID" 2>/dev/null || true
+    wait "$PID" 2>/dev/null || true
+    if mountpoint -q "$MNT"; then fusermount3 -u "$MNT" || true; fi
+    if [ "${KEEP:-0}" != 1 ]; then rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+for _ in $(seq 1 100); do
+    mountpoint -q "$MNT" && break
+    sleep 0.1
+done
+mountpoint -q "$MNT" || { cat "$WORK/mount.log"; echo "mount did not come up" >&2; exit 1; }
+
+drop_caches() {
+    sync
+    if [ -w /proc/sys/vm/drop_caches ]; then echo 3 >/proc/sys/vm/drop_caches; fi
+}
+
+# fio_bw DIR RW BS EXTRA... -> prints MiB/s (or IOPS for random reads)
+fio_run() {
+    local dir=$1 name=$2 rw=$3 bs=$4
+    shift 4
+    fio --name="$name" --directory="$dir" --filename=bench.dat --rw="$rw" --bs="$bs" \
+        --size="$SIZE" --ioengine=psync --fallocate=none --output-format=json "$@" |
+        python3 -c '
+import json, sys
+j = json.load(sys.stdin)["jobs"][0]
+rw = sys.argv[1]
+side = j["read"] if "read" in rw else j["write"]
+if "rand" in rw:
+    print("%.0f" % side["iops"])
+else:
+    print("%.1f" % (side["bw_bytes"] / 1048576))
+' "$rw"
+}
+
+# meta_one DIR WHAT -> files per second for create | stat | readdir (scandir + stat)
+meta_py='
+import os, sys, time
+d, n, what = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+names = [os.path.join(d, "f%05d" % i) for i in range(n)]
+t = time.perf_counter()
+if what == "create":
+    for p in names:
+        os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o644))
+elif what == "stat":
+    for p in names:
+        os.stat(p)
+elif what == "readdir":
+    with os.scandir(d) as it:
+        k = sum(1 for e in it if e.stat(follow_symlinks=False))
+    assert k == n, (k, n)
+dt = time.perf_counter() - t
+print("%.0f" % (n / dt))
+'
+meta_one() { python3 -c "$meta_py" "$1/meta" "$FILES" "$2"; }
+
+results=()
+record() { # name unit native mount
+    local ratio
+    ratio=$(python3 -c "print('%.2f' % ($4 / $3))")
+    results+=("$(printf '%-28s %12s %12s %8s  %s' "$1" "$3" "$4" "$ratio" "$2")")
+}
+
+for side in native mount; do
+    dir=$NATIVE
+    [ "$side" = mount ] && dir=$MNT
+    w=$(fio_run "$dir" seqwrite write 1M)
+    # Make the file durable outside the timing (on the mount: commit it to the store).
+    sync "$dir/bench.dat"
+    drop_caches
+    r=$(fio_run "$dir" seqread read 1M)
+    drop_caches
+    rr=$(fio_run "$dir" randread randread 4k --time_based --runtime="$RUNTIME")
+    mkdir -p "$dir/meta"
+    c=$(meta_one "$dir" create)
+    sync -f "$dir/meta" 2>/dev/null || true
+    s=$(meta_one "$dir" stat)
+    rd=$(meta_one "$dir" readdir)
+    drop_caches
+    sc=$(meta_one "$dir" stat)
+    declare "${side}_w=$w" "${side}_r=$r" "${side}_rr=$rr" "${side}_c=$c" "${side}_s=$s" \
+        "${side}_rd=$rd" "${side}_sc=$sc"
+done
+
+record "seq write 1M ($SIZE)" MiB/s "$native_w" "$mount_w"
+record "seq read 1M (cold)" MiB/s "$native_r" "$mount_r"
+record "rand read 4k (cold start)" IOPS "$native_rr" "$mount_rr"
+record "create $FILES files" files/s "$native_c" "$mount_c"
+record "stat $FILES (warm)" files/s "$native_s" "$mount_s"
+record "readdir+stat $FILES" files/s "$native_rd" "$mount_rd"
+record "stat $FILES (cold)" files/s "$native_sc" "$mount_sc"
+
+printf '%-28s %12s %12s %8s\n' test native mount ratio
+printf '%s\n' "${results[@]}"

@@ -1,0 +1,67 @@
+//! Mounts a repository until SIGINT or SIGTERM (a stand-in for `heroctl mount`).
+//!
+//! `cargo run -p hero-fuse --example mount -- <repo> <dir> [--branch NAME] [--read-only]`
+//! Creates the repository if it does not exist.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use nix::sys::signal::{SigSet, Signal};
+
+fn main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    let (Some(repo), Some(dir)) = (args.next(), args.next()) else {
+        eprintln!("usage: mount <repo> <dir> [--branch NAME] [--read-only]");
+        return ExitCode::from(2);
+    };
+    let mut opts = hero_fuse::MountOptions::new(PathBuf::from(repo), PathBuf::from(dir));
+    while let Some(a) = args.next() {
+        match a.to_str() {
+            Some("--branch") => match args.next().and_then(|b| b.into_string().ok()) {
+                Some(b) => opts.branch = b,
+                None => {
+                    eprintln!("--branch needs a name");
+                    return ExitCode::from(2);
+                }
+            },
+            Some("--read-only") => opts.read_only = true,
+            _ => {
+                eprintln!("unknown argument {a:?}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    // Block the signals in every thread (the mount's threads inherit this) and wait for them.
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    if let Err(e) = signals.thread_block() {
+        eprintln!("blocking signals: {e}");
+        return ExitCode::FAILURE;
+    }
+    if !opts.repo.exists()
+        && let Err(e) = hero_store::Repo::init(&opts.repo)
+    {
+        eprintln!("{e}");
+        return ExitCode::FAILURE;
+    }
+    let handle = match hero_fuse::mount(opts) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("mounted at {}", handle.mountpoint().display());
+    match signals.wait() {
+        Ok(sig) => eprintln!("{sig}: unmounting"),
+        Err(e) => eprintln!("waiting for a signal: {e}"),
+    }
+    match handle.unmount() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

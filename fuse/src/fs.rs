@@ -1,0 +1,589 @@
+//! The `fuser::Filesystem` glue: decodes kernel requests, calls the state, replies.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use fuser::{
+    Errno, FileAttr, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, Notifier, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
+    ReplyWrite, Request, TimeOrNow,
+};
+
+use crate::state::{Inval, MAX_NAME, R, SNAP, Shared, Source, io_errno, store_errno};
+
+/// How long the kernel may cache names and attributes. Changes made elsewhere are pushed to
+/// the kernel by invalidation, so this can be long.
+const TTL: Duration = Duration::from_secs(60);
+/// For `.snapshots/<rev>`, whose meaning moves with the branches.
+const SNAP_TTL: Duration = Duration::from_secs(1);
+
+pub(crate) struct HeroFs {
+    pub shared: Arc<Shared>,
+}
+
+pub(crate) fn send_invalidations(notifier: &Notifier, invals: Vec<Inval>) {
+    for i in invals {
+        let res = match &i {
+            Inval::Entry(parent, name) => {
+                notifier.inval_entry(INodeNo(*parent), OsStr::from_bytes(name))
+            }
+            Inval::Inode(ino) => notifier.inval_inode(INodeNo(*ino), 0, 0),
+        };
+        if let Err(e) = res
+            && e.raw_os_error() != Some(nix::errno::Errno::ENOENT as i32)
+        {
+            tracing::debug!(?i, error = %e, "invalidation not delivered");
+        }
+    }
+}
+
+fn to_time(t: TimeOrNow) -> SystemTime {
+    match t {
+        TimeOrNow::SpecificTime(t) => t,
+        TimeOrNow::Now => SystemTime::now(),
+    }
+}
+
+impl HeroFs {
+    fn entry_reply(&self, ino: u64, reply: ReplyEntry) {
+        let st = self.shared.lock();
+        match st.attr(ino, &self.shared.cfg) {
+            Ok(attr) => {
+                let ttl = if st.node(ino).is_ok_and(|n| n.parent == SNAP) {
+                    SNAP_TTL
+                } else {
+                    TTL
+                };
+                reply.entry_with_ttls(&TTL, &ttl, &attr, Generation(0));
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn attr(&self, ino: u64) -> R<FileAttr> {
+        self.shared.lock().attr(ino, &self.shared.cfg)
+    }
+
+    fn commit_now(&self) -> R<()> {
+        match self.shared.flush() {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e, "commit on fsync failed");
+                Err(store_errno(&e))
+            }
+        }
+    }
+}
+
+impl Filesystem for HeroFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        if config
+            .add_capabilities(InitFlags::FUSE_DO_READDIRPLUS)
+            .is_err()
+        {
+            tracing::debug!("kernel has no readdirplus");
+        }
+        let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
+        let _ = config.set_max_write(1 << 20);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let res = {
+            let mut st = self.shared.lock();
+            st.lookup(&self.shared.repo, parent.0, name.as_bytes())
+        };
+        match res {
+            Ok(ino) => self.entry_reply(ino, reply),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.shared.lock().forget(ino.0, nlookup);
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.attr(ino.0) {
+            Ok(a) => reply.attr(&TTL, &a),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let res = {
+            let mut st = self.shared.lock();
+            let mtime = mtime.map(to_time);
+            let owner = uid.is_some() || gid.is_some() || atime.is_some();
+            st.setattr(&self.shared, ino.0, mode, size, mtime, owner)
+                .and_then(|()| st.attr(ino.0, &self.shared.cfg))
+        };
+        match res {
+            Ok(a) => reply.attr(&TTL, &a),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let res = self.shared.lock().readlink(&self.shared.repo, ino.0);
+        match res {
+            Ok(t) => reply.data(&t),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        if mode & libc_s_ifmt() != libc_s_ifreg() {
+            reply.error(Errno::EPERM);
+            return;
+        }
+        let res = {
+            let mut st = self.shared.lock();
+            st.mknod(&self.shared, parent.0, name.as_bytes(), mode & 0o100 != 0)
+        };
+        match res {
+            Ok(ino) => self.entry_reply(ino, reply),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let res = {
+            let mut st = self.shared.lock();
+            st.mkdir(&self.shared, parent.0, name.as_bytes())
+        };
+        match res {
+            Ok(ino) => self.entry_reply(ino, reply),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let res = {
+            let mut st = self.shared.lock();
+            st.remove(&self.shared, parent.0, name.as_bytes(), false)
+        };
+        match res {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let res = {
+            let mut st = self.shared.lock();
+            st.remove(&self.shared, parent.0, name.as_bytes(), true)
+        };
+        match res {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn symlink(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        let res = {
+            let mut st = self.shared.lock();
+            st.symlink(
+                &self.shared,
+                parent.0,
+                link_name.as_bytes(),
+                target.as_os_str().as_bytes(),
+            )
+        };
+        match res {
+            Ok(ino) => self.entry_reply(ino, reply),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        if flags.contains(RenameFlags::RENAME_EXCHANGE)
+            || flags.contains(RenameFlags::RENAME_WHITEOUT)
+        {
+            reply.error(Errno::EINVAL);
+            return;
+        }
+        let res = {
+            let mut st = self.shared.lock();
+            st.rename(
+                &self.shared,
+                parent.0,
+                name.as_bytes(),
+                newparent.0,
+                newname.as_bytes(),
+                flags.contains(RenameFlags::RENAME_NOREPLACE),
+            )
+        };
+        match res {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        // The store has no hard links; git and others fall back to rename.
+        reply.error(Errno::EPERM);
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
+        let trunc = flags.0 & nix::fcntl::OFlag::O_TRUNC.bits() != 0;
+        let append = flags.0 & nix::fcntl::OFlag::O_APPEND.bits() != 0;
+        let res = {
+            let mut st = self.shared.lock();
+            st.open(&self.shared, ino.0, write, trunc && write, append)
+        };
+        match res {
+            Ok((fh, keep)) => {
+                let f = if keep {
+                    FopenFlags::FOPEN_KEEP_CACHE
+                } else {
+                    FopenFlags::empty()
+                };
+                reply.opened(FileHandle(fh), f);
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let handle = self.shared.lock().handles.get(&fh.0).cloned();
+        let Some(handle) = handle else {
+            reply.error(Errno::EBADF);
+            return;
+        };
+        let Ok(mut src) = handle.source.lock() else {
+            reply.error(Errno::EIO);
+            return;
+        };
+        let mut buf = vec![0u8; size as usize];
+        let mut done = 0usize;
+        while done < buf.len() {
+            let pos = offset + done as u64;
+            let n = match &mut *src {
+                Source::Spill(s) => s
+                    .file
+                    .read_at(&mut buf[done..], pos)
+                    .map_err(|e| io_errno(&e)),
+                Source::Reader(r) => r
+                    .read_at(pos, &mut buf[done..])
+                    .map_err(|e| store_errno(&e)),
+            };
+            match n {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) => {
+                    reply.error(e);
+                    return;
+                }
+            }
+        }
+        reply.data(&buf[..done]);
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: fuser::WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let res = self.shared.lock().write(fh.0, offset, data);
+        match res {
+            Ok(n) => reply.written(n),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.shared.lock().release(fh.0);
+        reply.ok();
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        match self.commit_now() {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let res = {
+            let mut st = self.shared.lock();
+            st.list(&self.shared.repo, ino.0).map(|items| {
+                let fh = st.alloc_fh();
+                st.dir_handles.insert(fh, Arc::new(items));
+                fh
+            })
+        };
+        match res {
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let items = self.shared.lock().dir_handles.get(&fh.0).cloned();
+        let Some(items) = items else {
+            reply.error(Errno::EBADF);
+            return;
+        };
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        for (i, item) in items.iter().enumerate().skip(start) {
+            if reply.add(
+                INodeNo(item.ino),
+                i as u64 + 1,
+                item.kind,
+                OsStr::from_bytes(&item.name),
+            ) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let mut st = self.shared.lock();
+        let Some(items) = st.dir_handles.get(&fh.0).cloned() else {
+            drop(st);
+            reply.error(Errno::EBADF);
+            return;
+        };
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        for (i, item) in items.iter().enumerate().skip(start) {
+            let Ok(attr) = st.attr(item.ino, &self.shared.cfg) else {
+                continue;
+            };
+            let dots = item.name == b"." || item.name == b"..";
+            let ttl = if item.ino != SNAP && st.node(item.ino).is_ok_and(|n| n.parent == SNAP) {
+                SNAP_TTL
+            } else {
+                TTL
+            };
+            if reply.add(
+                INodeNo(item.ino),
+                i as u64 + 1,
+                OsStr::from_bytes(&item.name),
+                &ttl,
+                &attr,
+                Generation(0),
+            ) {
+                break;
+            }
+            if !dots {
+                st.add_lookup(item.ino);
+            }
+        }
+        drop(st);
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.shared.lock().dir_handles.remove(&fh.0);
+        reply.ok();
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        match self.commit_now() {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let dir = if self.shared.cfg.read_only {
+            self.shared
+                .repo
+                .path()
+                .parent()
+                .unwrap_or(Path::new("/"))
+                .to_path_buf()
+        } else {
+            self.shared.cfg.spill_dir.clone()
+        };
+        match nix::sys::statvfs::statvfs(&dir) {
+            Ok(s) => reply.statfs(
+                s.blocks(),
+                s.blocks_free(),
+                s.blocks_available(),
+                s.files(),
+                s.files_free(),
+                u32::try_from(s.block_size()).unwrap_or(4096),
+                MAX_NAME as u32,
+                u32::try_from(s.fragment_size()).unwrap_or(4096),
+            ),
+            Err(e) => reply.error(Errno::from_i32(e as i32)),
+        }
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let append = flags & nix::fcntl::OFlag::O_APPEND.bits() != 0;
+        let res = {
+            let mut st = self.shared.lock();
+            st.mknod(&self.shared, parent.0, name.as_bytes(), mode & 0o100 != 0)
+                .and_then(|ino| {
+                    let (fh, _) = st.open(&self.shared, ino, true, false, append)?;
+                    Ok((ino, fh, st.attr(ino, &self.shared.cfg)?))
+                })
+        };
+        match res {
+            Ok((_, fh, attr)) => reply.created(
+                &TTL,
+                &attr,
+                Generation(0),
+                FileHandle(fh),
+                FopenFlags::empty(),
+            ),
+            Err(e) => reply.error(e),
+        }
+    }
+}
+
+fn libc_s_ifmt() -> u32 {
+    nix::sys::stat::SFlag::S_IFMT.bits()
+}
+
+fn libc_s_ifreg() -> u32 {
+    nix::sys::stat::SFlag::S_IFREG.bits()
+}

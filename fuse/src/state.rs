@@ -1,0 +1,1536 @@
+//! The mounted tree: inodes over the branch head, local changes, commits and refreshes.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use fuser::{Errno, FileAttr, FileType, INodeNo};
+use hero_store::{
+    CommitMeta, EntryKind, Expect, FileReader, ObjectId, PEER_HEADER, Repo, RepoPath, Signature,
+    TreeEntry,
+};
+
+/// The root directory.
+pub(crate) const ROOT: u64 = 1;
+/// The `.snapshots` directory.
+pub(crate) const SNAP: u64 = 2;
+/// Its name in the root.
+pub(crate) const SNAP_NAME: &[u8] = b".snapshots";
+/// Longest name, like most Linux file systems.
+pub(crate) const MAX_NAME: usize = 255;
+/// Largest file (16 TiB, like ext4).
+pub(crate) const MAX_FILE_SIZE: u64 = 1 << 44;
+
+/// Settings fixed at mount time.
+#[derive(Debug)]
+pub(crate) struct Cfg {
+    pub mountpoint: PathBuf,
+    pub branch: String,
+    pub read_only: bool,
+    pub idle_commit: Duration,
+    pub author_name: String,
+    pub author_email: String,
+    pub tz_offset_minutes: i32,
+    pub peer_id: Option<String>,
+    pub spill_dir: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Everything the file system and the watcher share.
+pub(crate) struct Shared {
+    pub state: Mutex<State>,
+    pub repo: Repo,
+    pub cfg: Cfg,
+    /// Keep spill files (the final commit failed).
+    pub keep_spill: Arc<AtomicBool>,
+}
+
+/// A cache invalidation to send to the kernel (outside the state lock).
+#[derive(Debug)]
+pub(crate) enum Inval {
+    Entry(u64, Vec<u8>),
+    Inode(u64),
+}
+
+/// A file being written: a temporary file, removed when the last user lets go.
+#[derive(Debug)]
+pub(crate) struct Spill {
+    pub file: File,
+    path: PathBuf,
+    /// Set when the final commit failed: the file is then left for the user.
+    keep: Arc<AtomicBool>,
+}
+
+impl Drop for Spill {
+    fn drop(&mut self) {
+        if !self.keep.load(Ordering::Relaxed) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) enum Content {
+    Stored {
+        id: ObjectId,
+        size: u64,
+    },
+    Spill {
+        spill: Arc<Spill>,
+        size: u64,
+        /// The stored content this spill equals, when it does (after a commit or a copy).
+        committed: Option<ObjectId>,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) enum Kind {
+    Dir {
+        /// The tree the children were (or will be) loaded from; `None` once changed locally.
+        tree: Option<ObjectId>,
+        children: Option<BTreeMap<Vec<u8>, u64>>,
+    },
+    File {
+        content: Content,
+        exec: bool,
+    },
+    Symlink {
+        id: ObjectId,
+        size: u64,
+        target: Option<Vec<u8>>,
+    },
+    Gitlink {
+        id: ObjectId,
+        size: u64,
+    },
+    SnapRoot,
+}
+
+#[derive(Debug)]
+pub(crate) struct Node {
+    /// 0 once unlinked.
+    pub parent: u64,
+    pub name: Vec<u8>,
+    pub kind: Kind,
+    pub mtime: SystemTime,
+    pub ctime: SystemTime,
+    pub lookups: u64,
+    pub open: u32,
+    /// Part of a snapshot: never written.
+    pub ro: bool,
+    /// Changed by another process while open: new opens must drop the page cache.
+    pub stale_cache: bool,
+}
+
+impl Node {
+    fn from_entry(parent: u64, e: TreeEntry, ro: bool, time: SystemTime) -> Node {
+        let kind = match e.kind {
+            EntryKind::File | EntryKind::Executable => Kind::File {
+                content: Content::Stored {
+                    id: e.id,
+                    size: e.size,
+                },
+                exec: e.kind == EntryKind::Executable,
+            },
+            EntryKind::Symlink => Kind::Symlink {
+                id: e.id,
+                size: e.size,
+                target: None,
+            },
+            EntryKind::Dir => Kind::Dir {
+                tree: Some(e.id),
+                children: None,
+            },
+            EntryKind::Gitlink => Kind::Gitlink {
+                id: e.id,
+                size: e.size,
+            },
+        };
+        Node::new(parent, e.name, kind, ro, time)
+    }
+
+    fn new(parent: u64, name: Vec<u8>, kind: Kind, ro: bool, time: SystemTime) -> Node {
+        Node {
+            parent,
+            name,
+            kind,
+            mtime: time,
+            ctime: time,
+            lookups: 0,
+            open: 0,
+            ro,
+            stale_cache: false,
+        }
+    }
+
+    fn size(&self) -> u64 {
+        match &self.kind {
+            Kind::File { content, .. } => match content {
+                Content::Stored { size, .. } | Content::Spill { size, .. } => *size,
+            },
+            Kind::Symlink { size, .. } => *size,
+            Kind::Dir { .. } | Kind::Gitlink { .. } | Kind::SnapRoot => 4096,
+        }
+    }
+
+    pub fn file_type(&self) -> FileType {
+        match self.kind {
+            Kind::File { .. } => FileType::RegularFile,
+            Kind::Symlink { .. } => FileType::Symlink,
+            Kind::Dir { .. } | Kind::Gitlink { .. } | Kind::SnapRoot => FileType::Directory,
+        }
+    }
+
+    fn is_dir(&self) -> bool {
+        self.file_type() == FileType::Directory
+    }
+}
+
+/// One local change, replayed into a change set at commit time.
+#[derive(Debug, Clone)]
+enum Op {
+    /// The current content of an inode, at the path it had when first changed.
+    Put {
+        path: RepoPath,
+        ino: u64,
+    },
+    Delete(RepoPath),
+    Rename(RepoPath, RepoPath),
+    Mkdir(RepoPath),
+}
+
+/// Where an open file reads from.
+pub(crate) enum Source {
+    Reader(Box<FileReader>),
+    Spill(Arc<Spill>),
+}
+
+/// An open file.
+pub(crate) struct Handle {
+    pub ino: u64,
+    pub append: bool,
+    pub source: Mutex<Source>,
+}
+
+/// An entry of a directory listing taken at opendir.
+#[derive(Debug, Clone)]
+pub(crate) struct DirItem {
+    pub name: Vec<u8>,
+    pub ino: u64,
+    pub kind: FileType,
+}
+
+pub(crate) type R<T> = Result<T, Errno>;
+
+/// The mutable state, behind one lock.
+pub(crate) struct State {
+    nodes: HashMap<u64, Node>,
+    next_ino: u64,
+    pub handles: HashMap<u64, Arc<Handle>>,
+    pub dir_handles: HashMap<u64, Arc<Vec<DirItem>>>,
+    next_fh: u64,
+    ops: Vec<Op>,
+    put_pending: HashSet<u64>,
+    last_change: Option<Instant>,
+    base: Option<ObjectId>,
+    seen_gen: u64,
+    snap_cache: HashMap<Vec<u8>, u64>,
+    inval: Vec<Inval>,
+    next_spill: u64,
+    default_time: SystemTime,
+}
+
+/// Maps a store error to an errno (and logs the unexpected ones).
+pub(crate) fn store_errno(e: &hero_store::Error) -> Errno {
+    use hero_store::Error as E;
+    match e {
+        E::NoSuchPath(_) | E::UnknownRevision(_) | E::AmbiguousRevision(_) => Errno::ENOENT,
+        E::NotADirectory(_) => Errno::ENOTDIR,
+        E::IsADirectory(_) => Errno::EISDIR,
+        E::PathExists(_) => Errno::EEXIST,
+        E::NotEmpty(_) => Errno::ENOTEMPTY,
+        E::InvalidOperation(..) | E::Name(_) | E::RefName { .. } => Errno::EINVAL,
+        E::FileTooLarge => Errno::EFBIG,
+        E::Io { source, .. } | E::Input(source) => io_errno(source),
+        other if other.is_disk_full() => Errno::ENOSPC,
+        other => {
+            tracing::error!(error = %other, "store error");
+            Errno::EIO
+        }
+    }
+}
+
+pub(crate) fn io_errno(e: &io::Error) -> Errno {
+    match e.raw_os_error() {
+        Some(n) => Errno::from_i32(n),
+        None => Errno::EIO,
+    }
+}
+
+/// Checks a name given by the kernel for a new entry.
+pub(crate) fn check_name(name: &[u8]) -> R<()> {
+    if name.len() > MAX_NAME {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    hero_store::validate_name(name).map_err(|_| Errno::EINVAL)
+}
+
+/// Reads a spill file from the start, up to `len` bytes.
+struct SpillReader<'a> {
+    file: &'a File,
+    pos: u64,
+    len: u64,
+}
+
+impl Read for SpillReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.len.saturating_sub(self.pos);
+        if left == 0 {
+            return Ok(0);
+        }
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Shared {
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Periodic work: the idle commit and noticing commits made elsewhere.
+    pub fn tick(&self) -> Vec<Inval> {
+        let mut st = self.lock();
+        let idle = st
+            .last_change
+            .is_some_and(|t| t.elapsed() >= self.cfg.idle_commit);
+        if idle
+            && !st.ops.is_empty()
+            && let Err(e) = st.commit(self)
+        {
+            tracing::error!(error = %e, "commit failed; will retry");
+            st.last_change = Some(Instant::now());
+        }
+        match self.repo.generation() {
+            Ok(generation) if generation != st.seen_gen && st.ops.is_empty() => {
+                match self.repo.branch_head(&self.cfg.branch) {
+                    Ok(head) => {
+                        if head != st.base {
+                            tracing::debug!(?head, "branch moved elsewhere; refreshing");
+                            if let Err(e) = st.reconcile(self, head) {
+                                tracing::error!(error = %e, "refreshing the mount failed");
+                            }
+                        }
+                        st.seen_gen = generation;
+                    }
+                    Err(e) => tracing::error!(error = %e, "reading the branch head"),
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "reading the repository generation"),
+        }
+        std::mem::take(&mut st.inval)
+    }
+
+    /// Commits pending changes now.
+    pub fn flush(&self) -> Result<Option<ObjectId>, hero_store::Error> {
+        let mut st = self.lock();
+        st.commit(self)
+    }
+}
+
+impl State {
+    pub fn new(base: Option<ObjectId>, generation: u64, time: SystemTime) -> State {
+        let mut nodes = HashMap::new();
+        let root_tree = None;
+        nodes.insert(
+            ROOT,
+            Node::new(
+                ROOT,
+                Vec::new(),
+                Kind::Dir {
+                    tree: root_tree,
+                    children: None,
+                },
+                false,
+                time,
+            ),
+        );
+        nodes.insert(
+            SNAP,
+            Node::new(ROOT, SNAP_NAME.to_vec(), Kind::SnapRoot, true, time),
+        );
+        State {
+            nodes,
+            next_ino: 3,
+            handles: HashMap::new(),
+            dir_handles: HashMap::new(),
+            next_fh: 1,
+            ops: Vec::new(),
+            put_pending: HashSet::new(),
+            last_change: None,
+            base,
+            seen_gen: generation,
+            snap_cache: HashMap::new(),
+            inval: Vec::new(),
+            next_spill: 0,
+            default_time: time,
+        }
+    }
+
+    /// Sets the root's tree from the base commit (done lazily, on first use).
+    fn root_tree(&mut self, repo: &Repo) -> R<()> {
+        let Some(base) = self.base else {
+            return Ok(());
+        };
+        if let Some(Node {
+            kind:
+                Kind::Dir {
+                    tree: tree @ None,
+                    children: None,
+                },
+            ..
+        }) = self.nodes.get_mut(&ROOT)
+        {
+            *tree = Some(repo.commit(&base).map_err(|e| store_errno(&e))?.tree);
+        }
+        Ok(())
+    }
+
+    pub fn node(&self, ino: u64) -> R<&Node> {
+        self.nodes.get(&ino).ok_or(Errno::ENOENT)
+    }
+
+    fn node_mut(&mut self, ino: u64) -> R<&mut Node> {
+        self.nodes.get_mut(&ino).ok_or(Errno::ENOENT)
+    }
+
+    fn alloc(&mut self) -> u64 {
+        let i = self.next_ino;
+        self.next_ino += 1;
+        i
+    }
+
+    pub fn alloc_fh(&mut self) -> u64 {
+        let i = self.next_fh;
+        self.next_fh += 1;
+        i
+    }
+
+    fn touch(&mut self) {
+        self.last_change = Some(Instant::now());
+    }
+
+    pub fn attr(&self, ino: u64, cfg: &Cfg) -> R<FileAttr> {
+        let n = self.node(ino)?;
+        let size = n.size();
+        let writable = !(n.ro || cfg.read_only);
+        let perm = match &n.kind {
+            Kind::File { exec, .. } => {
+                let p = if *exec { 0o755 } else { 0o644 };
+                if writable { p } else { p & 0o555 }
+            }
+            Kind::Symlink { .. } => 0o777,
+            Kind::Dir { .. } => {
+                if writable {
+                    0o755
+                } else {
+                    0o555
+                }
+            }
+            Kind::Gitlink { .. } | Kind::SnapRoot => 0o555,
+        };
+        Ok(FileAttr {
+            ino: INodeNo(ino),
+            size,
+            blocks: size.div_ceil(512),
+            atime: n.mtime,
+            mtime: n.mtime,
+            ctime: n.ctime,
+            crtime: n.ctime,
+            kind: n.file_type(),
+            perm,
+            nlink: if n.is_dir() {
+                2
+            } else if n.parent == 0 {
+                0
+            } else {
+                1
+            },
+            uid: cfg.uid,
+            gid: cfg.gid,
+            rdev: 0,
+            blksize: 1 << 17,
+            flags: 0,
+        })
+    }
+
+    /// Loads a directory's children from its tree if not done yet.
+    fn ensure_loaded(&mut self, repo: &Repo, ino: u64) -> R<()> {
+        if ino == ROOT {
+            self.root_tree(repo)?;
+        }
+        let node = self.node(ino)?;
+        let (tree, ro) = match &node.kind {
+            Kind::Dir {
+                children: Some(_), ..
+            }
+            | Kind::Gitlink { .. }
+            | Kind::SnapRoot => return Ok(()),
+            Kind::Dir {
+                tree,
+                children: None,
+            } => (*tree, node.ro),
+            _ => return Err(Errno::ENOTDIR),
+        };
+        let entries = match tree {
+            Some(t) => repo.tree(&t).map_err(|e| store_errno(&e))?.entries,
+            None => Vec::new(),
+        };
+        let mut map = BTreeMap::new();
+        let time = self.default_time;
+        for e in entries {
+            let child = self.alloc();
+            let name = e.name.clone();
+            self.nodes.insert(child, Node::from_entry(ino, e, ro, time));
+            map.insert(name, child);
+        }
+        if let Some(Node {
+            kind: Kind::Dir { children, .. },
+            ..
+        }) = self.nodes.get_mut(&ino)
+        {
+            *children = Some(map);
+        }
+        Ok(())
+    }
+
+    fn children(&self, ino: u64) -> Option<&BTreeMap<Vec<u8>, u64>> {
+        match &self.nodes.get(&ino)?.kind {
+            Kind::Dir { children, .. } => children.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn children_mut(&mut self, ino: u64) -> R<&mut BTreeMap<Vec<u8>, u64>> {
+        match &mut self.node_mut(ino)?.kind {
+            Kind::Dir {
+                children: Some(c), ..
+            } => Ok(c),
+            Kind::Dir { .. } => Err(Errno::EIO),
+            _ => Err(Errno::ENOTDIR),
+        }
+    }
+
+    /// The child `name` of directory `parent`, if any.
+    pub fn child(&mut self, repo: &Repo, parent: u64, name: &[u8]) -> R<Option<u64>> {
+        self.ensure_loaded(repo, parent)?;
+        Ok(self.children(parent).and_then(|c| c.get(name).copied()))
+    }
+
+    /// Looks a name up for the kernel (counts the lookup).
+    pub fn lookup(&mut self, repo: &Repo, parent: u64, name: &[u8]) -> R<u64> {
+        if name.len() > MAX_NAME {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let ino = if parent == ROOT && name == SNAP_NAME {
+            SNAP
+        } else if parent == SNAP {
+            self.snapshot(repo, name)?
+        } else {
+            self.child(repo, parent, name)?.ok_or(Errno::ENOENT)?
+        };
+        self.node_mut(ino)?.lookups += 1;
+        Ok(ino)
+    }
+
+    fn snapshot(&mut self, repo: &Repo, name: &[u8]) -> R<u64> {
+        let rev = std::str::from_utf8(name).map_err(|_| Errno::ENOENT)?;
+        let view = repo.view().map_err(|e| store_errno(&e))?;
+        let commit = view.resolve(rev).map_err(|e| store_errno(&e))?;
+        let c = view.commit(&commit).map_err(|e| store_errno(&e))?;
+        if let Some(&ino) = self.snap_cache.get(name)
+            && let Some(Node {
+                kind: Kind::Dir { tree, .. },
+                ..
+            }) = self.nodes.get(&ino)
+            && *tree == Some(c.tree)
+        {
+            return Ok(ino);
+        }
+        let time = u64::try_from(c.committer.time)
+            .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
+            .unwrap_or(self.default_time);
+        let ino = self.alloc();
+        self.nodes.insert(
+            ino,
+            Node::new(
+                SNAP,
+                name.to_vec(),
+                Kind::Dir {
+                    tree: Some(c.tree),
+                    children: None,
+                },
+                true,
+                time,
+            ),
+        );
+        self.snap_cache.insert(name.to_vec(), ino);
+        Ok(ino)
+    }
+
+    /// A directory listing, with `.` and `..`.
+    pub fn list(&mut self, repo: &Repo, ino: u64) -> R<Vec<DirItem>> {
+        self.ensure_loaded(repo, ino)?;
+        let node = self.node(ino)?;
+        let parent = if node.parent == 0 { ino } else { node.parent };
+        let mut out = vec![
+            DirItem {
+                name: b".".to_vec(),
+                ino,
+                kind: FileType::Directory,
+            },
+            DirItem {
+                name: b"..".to_vec(),
+                ino: parent,
+                kind: FileType::Directory,
+            },
+        ];
+        if ino == SNAP {
+            let view = repo.view().map_err(|e| store_errno(&e))?;
+            let mut names: Vec<String> = Vec::new();
+            names.extend(
+                view.branches()
+                    .map_err(|e| store_errno(&e))?
+                    .into_iter()
+                    .map(|b| b.0),
+            );
+            names.extend(
+                view.tags()
+                    .map_err(|e| store_errno(&e))?
+                    .into_iter()
+                    .map(|t| t.0),
+            );
+            names.sort();
+            names.dedup();
+            for n in names {
+                if n.contains('/') || n.len() > MAX_NAME {
+                    continue;
+                }
+                if let Ok(child) = self.snapshot(repo, n.as_bytes()) {
+                    out.push(DirItem {
+                        name: n.into_bytes(),
+                        ino: child,
+                        kind: FileType::Directory,
+                    });
+                }
+            }
+            return Ok(out);
+        }
+        if let Some(children) = self.children(ino) {
+            for (name, &child) in children {
+                if let Some(n) = self.nodes.get(&child) {
+                    out.push(DirItem {
+                        name: name.clone(),
+                        ino: child,
+                        kind: n.file_type(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Counts a lookup the kernel made through readdirplus.
+    pub fn add_lookup(&mut self, ino: u64) {
+        if let Some(n) = self.nodes.get_mut(&ino) {
+            n.lookups += 1;
+        }
+    }
+
+    pub fn forget(&mut self, ino: u64, n: u64) {
+        if let Some(node) = self.nodes.get_mut(&ino) {
+            node.lookups = node.lookups.saturating_sub(n);
+        }
+        self.maybe_gc(ino);
+    }
+
+    /// Drops an unlinked inode nobody uses any more.
+    fn maybe_gc(&mut self, ino: u64) {
+        if ino <= SNAP {
+            return;
+        }
+        let Some(n) = self.nodes.get(&ino) else {
+            return;
+        };
+        if n.parent == 0 && n.lookups == 0 && n.open == 0 && !self.put_pending.contains(&ino) {
+            self.nodes.remove(&ino);
+        }
+    }
+
+    /// The path of an inode in the branch (not for snapshots or unlinked inodes).
+    pub fn path_of(&self, ino: u64) -> R<RepoPath> {
+        let mut names = Vec::new();
+        let mut cur = ino;
+        while cur != ROOT {
+            let n = self.node(cur)?;
+            if n.parent == 0 || n.ro || names.len() > 4096 {
+                return Err(Errno::ENOENT);
+            }
+            names.push(n.name.clone());
+            cur = n.parent;
+        }
+        names.reverse();
+        RepoPath::from_names(names).map_err(|_| Errno::EINVAL)
+    }
+
+    /// Refuses changes on a read-only mount or inside `.snapshots`.
+    pub fn check_writable(&self, cfg: &Cfg, ino: u64) -> R<()> {
+        if cfg.read_only || ino == SNAP || self.node(ino)?.ro {
+            return Err(Errno::EROFS);
+        }
+        Ok(())
+    }
+
+    /// Marks the directory and its ancestors as changed (their stored trees no longer match).
+    fn dirty_dir(&mut self, mut ino: u64) {
+        let now = SystemTime::now();
+        let mut first = true;
+        for _ in 0..4096 {
+            let Some(n) = self.nodes.get_mut(&ino) else {
+                return;
+            };
+            if first {
+                n.mtime = now;
+                n.ctime = now;
+                first = false;
+            }
+            if let Kind::Dir { tree, .. } = &mut n.kind {
+                *tree = None;
+            }
+            if ino == ROOT || n.parent == 0 {
+                return;
+            }
+            ino = n.parent;
+        }
+    }
+
+    /// Records that an inode's content or mode changed.
+    fn mark_put(&mut self, ino: u64) {
+        if let Ok(path) = self.path_of(ino)
+            && self.put_pending.insert(ino)
+        {
+            self.ops.push(Op::Put { path, ino });
+        }
+        if let Some(p) = self.nodes.get(&ino).map(|n| n.parent)
+            && p != 0
+        {
+            self.dirty_dir_tree_only(p);
+        }
+        self.touch();
+    }
+
+    /// Like `dirty_dir` without touching the directory's times.
+    fn dirty_dir_tree_only(&mut self, mut ino: u64) {
+        for _ in 0..4096 {
+            let Some(n) = self.nodes.get_mut(&ino) else {
+                return;
+            };
+            if let Kind::Dir { tree, .. } = &mut n.kind {
+                if tree.is_none() && ino != ROOT {
+                    // Ancestors were cleared by whoever cleared this one.
+                    return;
+                }
+                *tree = None;
+            }
+            if ino == ROOT || n.parent == 0 {
+                return;
+            }
+            ino = n.parent;
+        }
+    }
+
+    fn new_spill(&mut self, shared: &Shared) -> R<Arc<Spill>> {
+        let cfg = &shared.cfg;
+        let n = self.next_spill;
+        self.next_spill += 1;
+        let path = cfg.spill_dir.join(format!("{n}"));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| {
+                tracing::error!(path = %path.display(), error = %e, "creating spill file");
+                io_errno(&e)
+            })?;
+        Ok(Arc::new(Spill {
+            file,
+            path,
+            keep: shared.keep_spill.clone(),
+        }))
+    }
+
+    /// Makes a file's content a writable spill (copying the stored content unless `empty`).
+    fn ensure_spill(&mut self, shared: &Shared, ino: u64, empty: bool) -> R<Arc<Spill>> {
+        let (id, size) = match &self.node(ino)?.kind {
+            Kind::File {
+                content: Content::Spill { spill, .. },
+                ..
+            } => {
+                let spill = spill.clone();
+                if empty {
+                    spill.file.set_len(0).map_err(|e| io_errno(&e))?;
+                    if let Kind::File {
+                        content:
+                            Content::Spill {
+                                size, committed, ..
+                            },
+                        ..
+                    } = &mut self.node_mut(ino)?.kind
+                    {
+                        *size = 0;
+                        *committed = None;
+                    }
+                }
+                return Ok(spill);
+            }
+            Kind::File {
+                content: Content::Stored { id, size },
+                ..
+            } => (*id, *size),
+            Kind::Dir { .. } | Kind::Gitlink { .. } | Kind::SnapRoot => {
+                return Err(Errno::EISDIR);
+            }
+            Kind::Symlink { .. } => return Err(Errno::EINVAL),
+        };
+        let spill = self.new_spill(shared)?;
+        let (size, committed) = if empty || size == 0 {
+            (0, None)
+        } else {
+            let mut reader = shared.repo.open_file(&id).map_err(|e| store_errno(&e))?;
+            let mut out = &spill.file;
+            let copied = io::copy(&mut reader, &mut out).map_err(|e| io_errno(&e))?;
+            (copied, Some(id))
+        };
+        if let Kind::File { content, .. } = &mut self.node_mut(ino)?.kind {
+            *content = Content::Spill {
+                spill: spill.clone(),
+                size,
+                committed,
+            };
+        }
+        // Readers of this inode now see local writes.
+        for h in self.handles.values() {
+            if h.ino == ino
+                && let Ok(mut src) = h.source.lock()
+            {
+                *src = Source::Spill(spill.clone());
+            }
+        }
+        Ok(spill)
+    }
+
+    /// Opens a file; returns the handle number and whether the page cache may be kept.
+    pub fn open(
+        &mut self,
+        shared: &Shared,
+        ino: u64,
+        write: bool,
+        trunc: bool,
+        append: bool,
+    ) -> R<(u64, bool)> {
+        let node = self.node(ino)?;
+        if node.is_dir() {
+            return Err(Errno::EISDIR);
+        }
+        let source = if write || trunc {
+            self.check_writable(&shared.cfg, ino)?;
+            let spill = self.ensure_spill(shared, ino, trunc)?;
+            if trunc {
+                let now = SystemTime::now();
+                let n = self.node_mut(ino)?;
+                n.mtime = now;
+                n.ctime = now;
+                self.mark_put(ino);
+            }
+            Source::Spill(spill)
+        } else {
+            match &node.kind {
+                Kind::File {
+                    content: Content::Spill { spill, .. },
+                    ..
+                } => Source::Spill(spill.clone()),
+                Kind::File {
+                    content: Content::Stored { id, .. },
+                    ..
+                } => Source::Reader(Box::new(
+                    shared.repo.open_file(id).map_err(|e| store_errno(&e))?,
+                )),
+                _ => return Err(Errno::EINVAL),
+            }
+        };
+        let n = self.node_mut(ino)?;
+        n.open += 1;
+        let keep = !n.stale_cache && !trunc;
+        if n.open == 1 {
+            n.stale_cache = false;
+        }
+        let fh = self.alloc_fh();
+        self.handles.insert(
+            fh,
+            Arc::new(Handle {
+                ino,
+                append,
+                source: Mutex::new(source),
+            }),
+        );
+        Ok((fh, keep))
+    }
+
+    pub fn release(&mut self, fh: u64) {
+        let Some(h) = self.handles.remove(&fh) else {
+            return;
+        };
+        let ino = h.ino;
+        drop(h);
+        let pending = self.put_pending.contains(&ino);
+        if let Some(n) = self.nodes.get_mut(&ino) {
+            n.open = n.open.saturating_sub(1);
+            if n.open == 0
+                && !pending
+                && let Kind::File { content, .. } = &mut n.kind
+                && let Content::Spill {
+                    size,
+                    committed: Some(id),
+                    ..
+                } = content
+            {
+                *content = Content::Stored {
+                    id: *id,
+                    size: *size,
+                };
+            }
+        }
+        self.maybe_gc(ino);
+    }
+
+    /// Writes at `offset` (or at the end for an append handle); returns bytes written.
+    pub fn write(&mut self, fh: u64, offset: u64, data: &[u8]) -> R<u32> {
+        let h = self.handles.get(&fh).ok_or(Errno::EBADF)?.clone();
+        let spill = match &*h.source.lock().map_err(|_| Errno::EIO)? {
+            Source::Spill(s) => s.clone(),
+            Source::Reader(_) => return Err(Errno::EBADF),
+        };
+        let ino = h.ino;
+        let cur = self.node(ino)?.size();
+        let offset = if h.append { cur } else { offset };
+        let end = offset
+            .checked_add(data.len() as u64)
+            .filter(|&e| e <= MAX_FILE_SIZE)
+            .ok_or(Errno::EFBIG)?;
+        spill
+            .file
+            .write_all_at(data, offset)
+            .map_err(|e| io_errno(&e))?;
+        let now = SystemTime::now();
+        let n = self.node_mut(ino)?;
+        n.mtime = now;
+        n.ctime = now;
+        if let Kind::File {
+            content: Content::Spill {
+                size, committed, ..
+            },
+            ..
+        } = &mut n.kind
+        {
+            *size = (*size).max(end);
+            *committed = None;
+        }
+        self.mark_put(ino);
+        u32::try_from(data.len()).map_err(|_| Errno::EINVAL)
+    }
+
+    /// Changes size, mode or times.
+    #[allow(clippy::too_many_arguments)]
+    pub fn setattr(
+        &mut self,
+        shared: &Shared,
+        ino: u64,
+        mode: Option<u32>,
+        size: Option<u64>,
+        mtime: Option<SystemTime>,
+        owner_change: bool,
+    ) -> R<()> {
+        if mode.is_some() || size.is_some() || mtime.is_some() || owner_change {
+            self.check_writable(&shared.cfg, ino)?;
+        }
+        if let Some(size) = size {
+            if size > MAX_FILE_SIZE {
+                return Err(Errno::EFBIG);
+            }
+            let spill = self.ensure_spill(shared, ino, size == 0)?;
+            spill.file.set_len(size).map_err(|e| io_errno(&e))?;
+            let now = SystemTime::now();
+            let n = self.node_mut(ino)?;
+            n.mtime = now;
+            n.ctime = now;
+            if let Kind::File {
+                content:
+                    Content::Spill {
+                        size: s, committed, ..
+                    },
+                ..
+            } = &mut n.kind
+            {
+                if *s != size {
+                    *committed = None;
+                }
+                *s = size;
+            }
+            self.mark_put(ino);
+        }
+        if let Some(mode) = mode {
+            let new_exec = mode & 0o100 != 0;
+            let n = self.node_mut(ino)?;
+            n.ctime = SystemTime::now();
+            if let Kind::File { exec, .. } = &mut n.kind
+                && *exec != new_exec
+            {
+                *exec = new_exec;
+                self.mark_put(ino);
+            }
+        }
+        if let Some(t) = mtime {
+            let n = self.node_mut(ino)?;
+            n.mtime = t;
+            n.ctime = SystemTime::now();
+        }
+        Ok(())
+    }
+
+    /// Checks that `name` may be created in `parent` and returns the new path.
+    fn prepare_new(&mut self, shared: &Shared, parent: u64, name: &[u8]) -> R<RepoPath> {
+        self.check_writable(&shared.cfg, parent)?;
+        check_name(name)?;
+        if parent == ROOT && name == SNAP_NAME {
+            return Err(Errno::EEXIST);
+        }
+        if self.child(&shared.repo, parent, name)?.is_some() {
+            return Err(Errno::EEXIST);
+        }
+        if matches!(self.node(parent)?.kind, Kind::Gitlink { .. }) {
+            return Err(Errno::EPERM);
+        }
+        let path = self.path_of(parent)?;
+        path.join(name).map_err(|_| Errno::EINVAL)
+    }
+
+    fn link_new(&mut self, parent: u64, name: &[u8], kind: Kind) -> R<u64> {
+        let ino = self.alloc();
+        let mut node = Node::new(parent, name.to_vec(), kind, false, SystemTime::now());
+        node.lookups = 1;
+        self.nodes.insert(ino, node);
+        self.children_mut(parent)?.insert(name.to_vec(), ino);
+        self.dirty_dir(parent);
+        Ok(ino)
+    }
+
+    pub fn mkdir(&mut self, shared: &Shared, parent: u64, name: &[u8]) -> R<u64> {
+        let path = self.prepare_new(shared, parent, name)?;
+        let ino = self.link_new(
+            parent,
+            name,
+            Kind::Dir {
+                tree: None,
+                children: Some(BTreeMap::new()),
+            },
+        )?;
+        self.ops.push(Op::Mkdir(path));
+        self.touch();
+        Ok(ino)
+    }
+
+    /// Creates an empty file (not opened).
+    pub fn mknod(&mut self, shared: &Shared, parent: u64, name: &[u8], exec: bool) -> R<u64> {
+        self.prepare_new(shared, parent, name)?;
+        let spill = self.new_spill(shared)?;
+        let ino = self.link_new(
+            parent,
+            name,
+            Kind::File {
+                content: Content::Spill {
+                    spill,
+                    size: 0,
+                    committed: None,
+                },
+                exec,
+            },
+        )?;
+        self.mark_put(ino);
+        Ok(ino)
+    }
+
+    pub fn symlink(&mut self, shared: &Shared, parent: u64, name: &[u8], target: &[u8]) -> R<u64> {
+        self.prepare_new(shared, parent, name)?;
+        if target.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        let ino = self.link_new(
+            parent,
+            name,
+            Kind::Symlink {
+                id: ObjectId::of(target),
+                size: target.len() as u64,
+                target: Some(target.to_vec()),
+            },
+        )?;
+        self.mark_put(ino);
+        Ok(ino)
+    }
+
+    pub fn readlink(&self, repo: &Repo, ino: u64) -> R<Vec<u8>> {
+        match &self.node(ino)?.kind {
+            Kind::Symlink {
+                target: Some(t), ..
+            } => Ok(t.clone()),
+            Kind::Symlink { id, .. } => repo
+                .view()
+                .and_then(|v| v.read_file(id, 1 << 20))
+                .map_err(|e| store_errno(&e)),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    /// Unlinks `name` (a file, or with `dir` an empty directory).
+    pub fn remove(&mut self, shared: &Shared, parent: u64, name: &[u8], dir: bool) -> R<()> {
+        self.check_writable(&shared.cfg, parent)?;
+        if parent == ROOT && name == SNAP_NAME {
+            return Err(Errno::EPERM);
+        }
+        let ino = self
+            .child(&shared.repo, parent, name)?
+            .ok_or(Errno::ENOENT)?;
+        let is_dir = self.node(ino)?.is_dir();
+        if dir && !is_dir {
+            return Err(Errno::ENOTDIR);
+        }
+        if !dir && is_dir {
+            return Err(Errno::EISDIR);
+        }
+        if dir && matches!(self.node(ino)?.kind, Kind::Dir { .. }) {
+            self.ensure_loaded(&shared.repo, ino)?;
+            if self.children(ino).is_some_and(|c| !c.is_empty()) {
+                return Err(Errno::ENOTEMPTY);
+            }
+        }
+        let path = self.path_of(ino)?;
+        self.children_mut(parent)?.remove(name);
+        self.node_mut(ino)?.parent = 0;
+        self.dirty_dir(parent);
+        self.ops.push(Op::Delete(path));
+        self.touch();
+        self.maybe_gc(ino);
+        Ok(())
+    }
+
+    pub fn rename(
+        &mut self,
+        shared: &Shared,
+        parent: u64,
+        name: &[u8],
+        newparent: u64,
+        newname: &[u8],
+        noreplace: bool,
+    ) -> R<()> {
+        self.check_writable(&shared.cfg, parent)?;
+        self.check_writable(&shared.cfg, newparent)?;
+        check_name(newname)?;
+        if (parent == ROOT && name == SNAP_NAME) || (newparent == ROOT && newname == SNAP_NAME) {
+            return Err(Errno::EPERM);
+        }
+        let src = self
+            .child(&shared.repo, parent, name)?
+            .ok_or(Errno::ENOENT)?;
+        let dst = self.child(&shared.repo, newparent, newname)?;
+        if dst == Some(src) {
+            return Ok(());
+        }
+        let src_dir = self.node(src)?.is_dir();
+        if let Some(d) = dst {
+            if noreplace {
+                return Err(Errno::EEXIST);
+            }
+            let dst_dir = self.node(d)?.is_dir();
+            match (src_dir, dst_dir) {
+                (true, false) => return Err(Errno::ENOTDIR),
+                (false, true) => return Err(Errno::EISDIR),
+                (true, true) => {
+                    if matches!(self.node(d)?.kind, Kind::Dir { .. }) {
+                        self.ensure_loaded(&shared.repo, d)?;
+                    }
+                    if self.children(d).is_some_and(|c| !c.is_empty()) {
+                        return Err(Errno::ENOTEMPTY);
+                    }
+                }
+                (false, false) => {}
+            }
+        }
+        // A directory cannot move inside itself.
+        let mut cur = newparent;
+        for _ in 0..4096 {
+            if cur == src {
+                return Err(Errno::EINVAL);
+            }
+            if cur == ROOT {
+                break;
+            }
+            cur = self.node(cur)?.parent;
+            if cur == 0 {
+                return Err(Errno::ENOENT);
+            }
+        }
+        let from = self.path_of(src)?;
+        let to = self
+            .path_of(newparent)?
+            .join(newname)
+            .map_err(|_| Errno::EINVAL)?;
+        if let Some(d) = dst {
+            self.children_mut(newparent)?.remove(newname);
+            self.node_mut(d)?.parent = 0;
+        }
+        self.children_mut(parent)?.remove(name);
+        self.children_mut(newparent)?.insert(newname.to_vec(), src);
+        {
+            let n = self.node_mut(src)?;
+            n.parent = newparent;
+            n.name = newname.to_vec();
+            n.ctime = SystemTime::now();
+        }
+        self.dirty_dir(parent);
+        self.dirty_dir(newparent);
+        self.ops.push(Op::Rename(from, to));
+        self.touch();
+        if let Some(d) = dst {
+            self.maybe_gc(d);
+        }
+        Ok(())
+    }
+
+    /// Commits the pending changes; returns the new head when a commit was made.
+    pub fn commit(&mut self, shared: &Shared) -> Result<Option<ObjectId>, hero_store::Error> {
+        if self.ops.is_empty() {
+            return Ok(None);
+        }
+        let repo = &shared.repo;
+        let cfg = &shared.cfg;
+        let mut cs = repo.change_set(&cfg.branch)?;
+        let mut stored: Vec<(u64, ObjectId)> = Vec::new();
+        let mut skipped = false;
+        let mut paths: Vec<String> = Vec::new();
+        for op in &self.ops {
+            let res = match op {
+                Op::Mkdir(p) => {
+                    paths.push(p.to_string());
+                    cs.mkdir(p)
+                }
+                Op::Delete(p) => {
+                    paths.push(p.to_string());
+                    cs.delete(p)
+                }
+                Op::Rename(a, b) => {
+                    paths.push(b.to_string());
+                    cs.rename(a, b)
+                }
+                Op::Put { path, ino } => {
+                    paths.push(path.to_string());
+                    match self.nodes.get(ino).map(|n| &n.kind) {
+                        Some(Kind::File { content, exec }) => {
+                            let kind = if *exec {
+                                EntryKind::Executable
+                            } else {
+                                EntryKind::File
+                            };
+                            match content {
+                                Content::Stored { id, size } => {
+                                    cs.put_entry(path, kind, *id, *size)
+                                }
+                                Content::Spill { spill, size, .. } => {
+                                    let reader = SpillReader {
+                                        file: &spill.file,
+                                        pos: 0,
+                                        len: *size,
+                                    };
+                                    match cs.put_reader(path, kind, reader) {
+                                        Ok(s) => {
+                                            stored.push((*ino, s.id));
+                                            Ok(())
+                                        }
+                                        Err(e @ hero_store::Error::Input(_)) => return Err(e),
+                                        Err(e) if e.is_disk_full() => return Err(e),
+                                        Err(e) => Err(e),
+                                    }
+                                }
+                            }
+                        }
+                        Some(Kind::Symlink {
+                            target: Some(t), ..
+                        }) => cs.put_bytes(path, EntryKind::Symlink, t).map(|_| ()),
+                        Some(Kind::Symlink { id, size, .. }) => {
+                            cs.put_entry(path, EntryKind::Symlink, *id, *size)
+                        }
+                        Some(Kind::Gitlink { id, size }) => {
+                            cs.put_entry(path, EntryKind::Gitlink, *id, *size)
+                        }
+                        _ => Ok(()),
+                    }
+                }
+            };
+            if let Err(e) = res {
+                tracing::warn!(error = %e, "a change no longer applies to the branch; skipped");
+                skipped = true;
+            }
+        }
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let sig = Signature {
+            name: cfg.author_name.as_bytes().to_vec(),
+            email: cfg.author_email.as_bytes().to_vec(),
+            time: i64::try_from(now).unwrap_or(i64::MAX),
+            tz_offset_minutes: cfg.tz_offset_minutes,
+        };
+        paths.dedup();
+        let mut message = match paths.len() {
+            0 => "mount: update".to_owned(),
+            1..=3 => format!("mount: {}", paths.join(", ")),
+            n => format!("mount: {}, ... ({n} changes)", paths[..3].join(", ")),
+        };
+        message.push('\n');
+        let mut meta = CommitMeta::new(sig, message);
+        if let Some(peer) = &cfg.peer_id {
+            meta.extra
+                .push((PEER_HEADER.to_vec(), peer.as_bytes().to_vec()));
+        }
+        let started_from = cs.base();
+        let done = cs.commit(meta, Expect::Latest)?;
+        let parent = if done.created {
+            repo.commit(&done.id)?.parents.first().copied()
+        } else {
+            Some(done.id)
+        };
+        let moved = started_from != self.base || parent != self.base;
+        tracing::debug!(head = %done.id.short(), created = done.created, "committed");
+
+        self.ops.clear();
+        let pending: Vec<u64> = self.put_pending.drain().collect();
+        self.last_change = None;
+        for (ino, id) in stored {
+            if let Some(n) = self.nodes.get_mut(&ino)
+                && let Kind::File { content, .. } = &mut n.kind
+                && let Content::Spill {
+                    size, committed, ..
+                } = content
+            {
+                *committed = Some(id);
+                if n.open == 0 {
+                    *content = Content::Stored { id, size: *size };
+                }
+            }
+        }
+        for ino in pending {
+            self.maybe_gc(ino);
+        }
+        if moved || skipped {
+            self.reconcile(shared, Some(done.id))?;
+        } else {
+            self.base = Some(done.id);
+        }
+        Ok(Some(done.id))
+    }
+
+    /// Makes the tree match `head` (no local changes may be pending), queueing the kernel
+    /// cache invalidations needed.
+    pub fn reconcile(
+        &mut self,
+        shared: &Shared,
+        head: Option<ObjectId>,
+    ) -> Result<(), hero_store::Error> {
+        let tree = match head {
+            Some(c) => Some(shared.repo.commit(&c)?.tree),
+            None => None,
+        };
+        self.base = head;
+        self.reconcile_dir(shared, ROOT, tree)
+    }
+
+    fn reconcile_dir(
+        &mut self,
+        shared: &Shared,
+        ino: u64,
+        new_tree: Option<ObjectId>,
+    ) -> Result<(), hero_store::Error> {
+        let Some(node) = self.nodes.get_mut(&ino) else {
+            return Ok(());
+        };
+        let Kind::Dir { tree, children } = &mut node.kind else {
+            return Ok(());
+        };
+        if children.is_none() {
+            *tree = new_tree;
+            return Ok(());
+        }
+        if tree.is_some() && *tree == new_tree {
+            return Ok(());
+        }
+        let old = children.take().unwrap_or_default();
+        *tree = new_tree;
+        let entries = match new_tree {
+            Some(t) => shared.repo.tree(&t)?.entries,
+            None => Vec::new(),
+        };
+        let mut new_children = BTreeMap::new();
+        let mut subdirs = Vec::new();
+        let time = SystemTime::now();
+        let mut seen: HashSet<&[u8]> = HashSet::new();
+        for e in &entries {
+            seen.insert(&e.name);
+        }
+        for (name, child) in &old {
+            if !seen.contains(name.as_slice()) {
+                self.orphan(*child);
+                self.inval.push(Inval::Entry(ino, name.clone()));
+            }
+        }
+        for e in entries {
+            let existing = old.get(&e.name).copied();
+            let kept = match existing {
+                Some(child) => self.update_child(child, &e),
+                None => false,
+            };
+            let name = e.name.clone();
+            if kept {
+                if let Some(child) = existing {
+                    if e.kind == EntryKind::Dir {
+                        subdirs.push((child, e.id));
+                    }
+                    new_children.insert(name, child);
+                }
+                continue;
+            }
+            if let Some(child) = existing {
+                self.orphan(child);
+            }
+            self.inval.push(Inval::Entry(ino, name.clone()));
+            let child = self.alloc();
+            self.nodes
+                .insert(child, Node::from_entry(ino, e, false, time));
+            new_children.insert(name, child);
+        }
+        if let Some(Node {
+            kind: Kind::Dir { children, .. },
+            ..
+        }) = self.nodes.get_mut(&ino)
+        {
+            *children = Some(new_children);
+        }
+        for (child, id) in subdirs {
+            self.reconcile_dir(shared, child, Some(id))?;
+        }
+        Ok(())
+    }
+
+    fn orphan(&mut self, ino: u64) {
+        if let Some(n) = self.nodes.get_mut(&ino) {
+            n.parent = 0;
+        }
+        self.maybe_gc(ino);
+    }
+
+    /// Brings an existing inode up to a tree entry of a compatible kind; false when the kinds
+    /// differ (the inode is then replaced).
+    fn update_child(&mut self, ino: u64, e: &TreeEntry) -> bool {
+        let pending = self.put_pending.contains(&ino);
+        let Some(n) = self.nodes.get_mut(&ino) else {
+            return false;
+        };
+        let new_exec = e.kind == EntryKind::Executable;
+        let mut changed = false;
+        let mut keep_local = false;
+        match (&mut n.kind, e.kind) {
+            (Kind::Dir { .. }, EntryKind::Dir) => return true,
+            (Kind::File { content, exec }, EntryKind::File | EntryKind::Executable) => {
+                match content {
+                    Content::Stored { id, size } => {
+                        if *id != e.id || *exec != new_exec {
+                            *id = e.id;
+                            *size = e.size;
+                            *exec = new_exec;
+                            changed = true;
+                        }
+                    }
+                    Content::Spill { committed, .. } => {
+                        if *committed == Some(e.id) && *exec == new_exec {
+                        } else if pending || n.open > 0 {
+                            keep_local = true;
+                        } else {
+                            *content = Content::Stored {
+                                id: e.id,
+                                size: e.size,
+                            };
+                            *exec = new_exec;
+                            changed = true;
+                        }
+                    }
+                }
+            }
+            (Kind::Symlink { id, size, target }, EntryKind::Symlink) => {
+                if *id != e.id {
+                    *id = e.id;
+                    *size = e.size;
+                    *target = None;
+                    changed = true;
+                }
+            }
+            (Kind::Gitlink { id, size }, EntryKind::Gitlink) => {
+                if *id != e.id {
+                    *id = e.id;
+                    *size = e.size;
+                    changed = true;
+                }
+            }
+            _ => return false,
+        }
+        if changed && n.open > 0 {
+            // Open files keep their version: the path gets a new inode instead (like a
+            // rename over the file on a local disk), so the page caches do not mix.
+            return false;
+        }
+        if changed {
+            let now = SystemTime::now();
+            n.mtime = now;
+            n.ctime = now;
+            if n.open > 0 {
+                n.stale_cache = true;
+            }
+            self.inval.push(Inval::Inode(ino));
+        }
+        if keep_local {
+            // Written here while someone else changed it: ours is committed next.
+            self.mark_put(ino);
+        }
+        true
+    }
+}

@@ -1,0 +1,548 @@
+//! Real FUSE mounts driven by real programs (cp, diff, mv, rm, git) and real syscalls.
+#![allow(clippy::unwrap_used)]
+
+mod util {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    use hero_fuse::{MountHandle, MountOptions};
+    use hero_store::{EntryKind, ObjectId, Repo, RepoPath, TreeEntry};
+
+    /// Env var that makes the test binary act as a helper process.
+    pub const HELPER: &str = "HERO_FUSE_TEST_HELPER";
+
+    /// A mount that is always unmounted, even when a test fails.
+    pub struct Mounted {
+        pub handle: Option<MountHandle>,
+        pub dir: PathBuf,
+        pub repo: PathBuf,
+        _tmp: tempfile::TempDir,
+    }
+
+    impl Mounted {
+        pub fn new() -> Mounted {
+            Self::with(|_| {})
+        }
+
+        pub fn with(adjust: impl FnOnce(&mut MountOptions)) -> Mounted {
+            let tmp = tempfile::tempdir().unwrap();
+            let repo = tmp.path().join("store.hero");
+            Repo::init(&repo).unwrap();
+            let dir = tmp.path().join("mnt");
+            std::fs::create_dir(&dir).unwrap();
+            let mut opts = MountOptions::new(&repo, &dir);
+            opts.idle_commit = Duration::from_millis(300);
+            opts.poll_interval = Duration::from_millis(50);
+            opts.author_name = "tester".into();
+            adjust(&mut opts);
+            let handle = hero_fuse::mount(opts).unwrap();
+            Mounted {
+                handle: Some(handle),
+                dir,
+                repo,
+                _tmp: tmp,
+            }
+        }
+
+        pub fn p(&self, rel: &str) -> PathBuf {
+            self.dir.join(rel)
+        }
+
+        pub fn tmp(&self) -> &Path {
+            self._tmp.path()
+        }
+
+        /// Flushes, unmounts and opens the repository.
+        pub fn finish(&mut self) -> Repo {
+            self.handle.take().unwrap().unmount().unwrap();
+            Repo::open(&self.repo).unwrap()
+        }
+    }
+
+    impl Drop for Mounted {
+        fn drop(&mut self) {
+            drop(self.handle.take());
+            let _ = Command::new("fusermount3")
+                .arg("-u")
+                .arg(&self.dir)
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+
+    /// Runs a shell command in `dir`, failing the test on a non-zero exit.
+    pub fn sh(dir: &Path, script: &str) -> String {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "`{script}` failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn entry(repo: &Repo, branch: &str, path: &str) -> Option<TreeEntry> {
+        let head = repo.branch_head(branch).unwrap()?;
+        repo.view()
+            .unwrap()
+            .entry_in_commit(&head, &RepoPath::parse(path).unwrap())
+            .unwrap()
+    }
+
+    pub fn content(repo: &Repo, branch: &str, path: &str) -> Vec<u8> {
+        let e = entry(repo, branch, path).unwrap_or_else(|| panic!("{path} not in {branch}"));
+        assert!(e.kind.is_blob(), "{path} is a {:?}", e.kind);
+        repo.view().unwrap().read_file(&e.id, 1 << 30).unwrap()
+    }
+
+    pub fn commits(repo: &Repo, branch: &str) -> Vec<ObjectId> {
+        let Some(head) = repo.branch_head(branch).unwrap() else {
+            return Vec::new();
+        };
+        repo.view()
+            .unwrap()
+            .log(&[head], true)
+            .unwrap()
+            .map(|r| r.unwrap().0)
+            .collect()
+    }
+
+    pub fn kind(repo: &Repo, branch: &str, path: &str) -> Option<EntryKind> {
+        entry(repo, branch, path).map(|e| e.kind)
+    }
+
+    /// Waits until `f` holds (for changes that arrive asynchronously).
+    pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(15) {
+            if f() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("timed out waiting for: {what}");
+    }
+
+    pub fn errno<T: std::fmt::Debug>(r: std::io::Result<T>) -> i32 {
+        r.expect_err("expected an error").raw_os_error().unwrap()
+    }
+}
+
+mod shell {
+    use std::os::unix::fs::PermissionsExt;
+
+    use hero_store::EntryKind;
+
+    use crate::util::*;
+
+    /// Makes a small tree with nested dirs, an executable, a symlink, an empty dir and a
+    /// binary file.
+    fn make_tree(root: &std::path::Path) {
+        sh(
+            root,
+            "mkdir -p src/a/b/c src/empty && \
+             echo one > src/one.txt && \
+             printf 'two\\n2\\n' > src/a/two.txt && \
+             head -c 300000 /dev/urandom > src/a/b/big.bin && \
+             printf '#!/bin/sh\\necho hi\\n' > src/a/run.sh && chmod +x src/a/run.sh && \
+             ln -s ../one.txt src/a/link && \
+             for i in $(seq 1 50); do echo $i > src/a/b/c/f$i; done",
+        );
+    }
+
+    #[test]
+    fn cp_diff_mv_rm_editor_save_and_log() {
+        let mut m = Mounted::new();
+        make_tree(m.tmp());
+        // A tree in and out again.
+        sh(m.tmp(), "cp -a src mnt/tree && diff -r src mnt/tree");
+        sh(m.tmp(), "cp -a mnt/tree out && diff -r src out");
+        assert!(
+            std::fs::symlink_metadata(m.p("tree/a/link"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        let mode = std::fs::metadata(m.p("tree/a/run.sh"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o111, 0o111);
+        assert_eq!(sh(&m.p("tree/a"), "./run.sh"), "hi\n");
+        // mv of a file over another and of a directory; rm -r.
+        sh(
+            &m.dir,
+            "mv tree/one.txt tree/a/two.txt && mv tree/a/b tree/moved && rm -r tree/moved/c",
+        );
+        assert!(!m.p("tree/a/b").exists());
+        assert_eq!(
+            std::fs::read_to_string(m.p("tree/a/two.txt")).unwrap(),
+            "one\n"
+        );
+        // Editor-style save: write a temp file, fsync, rename over.
+        sh(
+            &m.dir,
+            "printf 'draft\\n' > notes.txt && printf 'final\\n' > .notes.txt.swp && \
+             sync .notes.txt.swp && mv .notes.txt.swp notes.txt",
+        );
+        // Appending to a log, each line by a separate open.
+        sh(
+            &m.dir,
+            "for i in 1 2 3 4 5; do echo line$i >> app.log; done",
+        );
+        assert_eq!(sh(&m.dir, "wc -l < app.log").trim(), "5");
+        // chmod removes the exec bit; utimens is accepted.
+        sh(
+            &m.dir,
+            "chmod -x tree/a/run.sh && touch -d '2020-01-01' notes.txt",
+        );
+        let mtime = std::fs::metadata(m.p("notes.txt"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(
+            mtime
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                / 86400,
+            18262
+        );
+        // O_TRUNC and a write at an offset.
+        sh(
+            &m.dir,
+            "printf 'abcdef' > off.txt && printf 'XY' | dd of=off.txt bs=1 seek=2 conv=notrunc status=none",
+        );
+        assert_eq!(std::fs::read(m.p("off.txt")).unwrap(), b"abXYef");
+        sh(&m.dir, "printf 'new' > off.txt");
+        assert_eq!(std::fs::read(m.p("off.txt")).unwrap(), b"new");
+        // statfs works.
+        sh(&m.dir, "df . > /dev/null && stat -f . > /dev/null");
+
+        let repo = m.finish();
+        assert_eq!(content(&repo, "main", "tree/a/two.txt"), b"one\n");
+        assert_eq!(kind(&repo, "main", "tree/one.txt"), None);
+        assert_eq!(kind(&repo, "main", "tree/moved/c"), None);
+        assert_eq!(kind(&repo, "main", "tree/a/b"), None);
+        assert_eq!(kind(&repo, "main", "tree/empty"), Some(EntryKind::Dir));
+        assert_eq!(
+            content(&repo, "main", "tree/moved/big.bin"),
+            std::fs::read(m_src(&repo).join("src/a/b/big.bin")).unwrap()
+        );
+        assert_eq!(kind(&repo, "main", "tree/a/link"), Some(EntryKind::Symlink));
+        assert_eq!(content(&repo, "main", "tree/a/link"), b"../one.txt");
+        assert_eq!(kind(&repo, "main", "tree/a/run.sh"), Some(EntryKind::File));
+        assert_eq!(content(&repo, "main", "notes.txt"), b"final\n");
+        assert_eq!(kind(&repo, "main", ".notes.txt.swp"), None);
+        assert_eq!(
+            content(&repo, "main", "app.log"),
+            b"line1\nline2\nline3\nline4\nline5\n"
+        );
+        assert_eq!(content(&repo, "main", "off.txt"), b"new");
+        // The fsync of the swap file made a commit before the final one.
+        assert!(commits(&repo, "main").len() >= 2);
+        let head = repo.branch_head("main").unwrap().unwrap();
+        let c = repo.commit(&head).unwrap();
+        assert_eq!(c.author.name, b"tester");
+    }
+
+    /// The source tree lives beside the repository file.
+    fn m_src(repo: &hero_store::Repo) -> std::path::PathBuf {
+        repo.path().parent().unwrap().to_path_buf()
+    }
+
+    #[test]
+    fn git_inside_the_mount() {
+        let mut m = Mounted::new();
+        sh(
+            &m.dir,
+            "mkdir proj && cd proj && git init -q -b trunk && \
+             git config user.email t@example.com && git config user.name T && \
+             echo 'fn main() {}' > main.rs && mkdir sub && echo x > sub/x && \
+             git add -A && git commit -q -m first && \
+             echo 'more' >> main.rs && git commit -q -am second && \
+             test -z \"$(git status --porcelain)\" && git fsck --no-progress",
+        );
+        assert_eq!(
+            sh(&m.p("proj"), "git log --format=%s").trim(),
+            "second\nfirst"
+        );
+        let repo = m.finish();
+        assert_eq!(
+            content(&repo, "main", "proj/main.rs"),
+            b"fn main() {}\nmore\n"
+        );
+        assert_eq!(
+            content(&repo, "main", "proj/.git/HEAD"),
+            b"ref: refs/heads/trunk\n"
+        );
+        assert!(kind(&repo, "main", "proj/.git/index").is_some());
+        assert_eq!(kind(&repo, "main", "proj/.git/index.lock"), None);
+    }
+}
+
+mod errors {
+    use std::fs;
+    use std::io::{Read, Write};
+
+    use crate::util::*;
+
+    #[test]
+    fn errno_values() {
+        let mut m = Mounted::new();
+        fs::create_dir(m.p("d")).unwrap();
+        fs::write(m.p("d/f"), b"x").unwrap();
+        fs::create_dir(m.p("e")).unwrap();
+        fs::write(m.p("e/g"), b"y").unwrap();
+        assert_eq!(errno(fs::create_dir(m.p("d"))), libc_errno::EEXIST);
+        assert_eq!(errno(fs::remove_dir(m.p("d"))), libc_errno::ENOTEMPTY);
+        assert_eq!(errno(fs::rename(m.p("d"), m.p("e"))), libc_errno::ENOTEMPTY);
+        assert_eq!(errno(fs::rename(m.p("d/f"), m.p("e"))), libc_errno::EISDIR);
+        assert_eq!(errno(fs::rename(m.p("d"), m.p("e/g"))), libc_errno::ENOTDIR);
+        assert_eq!(errno(fs::read(m.p("missing"))), libc_errno::ENOENT);
+        assert_eq!(errno(fs::remove_file(m.p("d"))), libc_errno::EISDIR);
+        assert_eq!(errno(fs::remove_dir(m.p("d/f"))), libc_errno::ENOTDIR);
+        assert_eq!(errno(fs::File::create(m.p("d"))), libc_errno::EISDIR);
+        assert_eq!(
+            errno(
+                fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(m.p("d/f"))
+            ),
+            libc_errno::EEXIST
+        );
+        let long = "n".repeat(256);
+        assert_eq!(errno(fs::write(m.p(&long), b"")), libc_errno::ENAMETOOLONG);
+        assert_eq!(errno(fs::create_dir(m.p(&long))), libc_errno::ENAMETOOLONG);
+        fs::write(m.p(&"n".repeat(255)), b"ok").unwrap();
+        let f = fs::OpenOptions::new().write(true).open(m.p("d/f")).unwrap();
+        assert_eq!(errno(f.set_len(999_999_999_999_999)), libc_errno::EFBIG);
+        drop(f);
+        let out = std::process::Command::new("truncate")
+            .args(["-s", "999999999999999"])
+            .arg(m.p("d/f"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("File too large"));
+        assert_eq!(
+            errno(fs::write(m.p(".snapshots/x"), b"")),
+            libc_errno::EROFS
+        );
+
+        // An unlinked open file stays readable and writable until closed.
+        fs::write(m.p("gone"), b"still here").unwrap();
+        let mut open = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(m.p("gone"))
+            .unwrap();
+        fs::remove_file(m.p("gone")).unwrap();
+        assert!(!m.p("gone").exists());
+        let mut s = String::new();
+        open.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "still here");
+        open.write_all(b"!").unwrap();
+        assert_eq!(open.metadata().unwrap().len(), 11);
+        drop(open);
+
+        let repo = m.finish();
+        assert_eq!(kind(&repo, "main", "gone"), None);
+        assert_eq!(content(&repo, "main", "d/f"), b"x");
+        assert_eq!(content(&repo, "main", &"n".repeat(255)), b"ok");
+    }
+
+    #[test]
+    fn read_only_mount_refuses_writes() {
+        let mut m = Mounted::with(|o| o.read_only = true);
+        assert_eq!(errno(fs::write(m.p("x"), b"")), libc_errno::EROFS);
+        assert_eq!(errno(fs::create_dir(m.p("y"))), libc_errno::EROFS);
+        let repo = m.finish();
+        assert!(commits(&repo, "main").is_empty());
+    }
+
+    /// errno numbers on Linux.
+    mod libc_errno {
+        pub const ENOENT: i32 = 2;
+        pub const EEXIST: i32 = 17;
+        pub const ENOTDIR: i32 = 20;
+        pub const EISDIR: i32 = 21;
+        pub const EFBIG: i32 = 27;
+        pub const EROFS: i32 = 30;
+        pub const ENAMETOOLONG: i32 = 36;
+        pub const ENOTEMPTY: i32 = 39;
+    }
+}
+
+mod live {
+    use std::fs;
+    use std::io::Read;
+    use std::process::Command;
+
+    use hero_store::{CommitMeta, EntryKind, Expect, Repo, RepoPath, Signature};
+
+    use crate::util::*;
+
+    /// Not a test on its own: the body of the helper process the other tests spawn.
+    #[test]
+    fn helper_process() {
+        let Ok(mode) = std::env::var(HELPER) else {
+            return;
+        };
+        let repo_path = std::env::var("HERO_FUSE_TEST_REPO").unwrap();
+        match mode.as_str() {
+            "commit" => {
+                let repo = Repo::open(&repo_path).unwrap();
+                let mut cs = repo.change_set("main").unwrap();
+                cs.put_bytes(
+                    &RepoPath::parse("doc.txt").unwrap(),
+                    EntryKind::File,
+                    b"v3 from elsewhere\n",
+                )
+                .unwrap();
+                cs.put_bytes(
+                    &RepoPath::parse("new/ext.txt").unwrap(),
+                    EntryKind::File,
+                    b"external\n",
+                )
+                .unwrap();
+                cs.delete(&RepoPath::parse("old.txt").unwrap()).unwrap();
+                let sig = Signature {
+                    name: b"other".to_vec(),
+                    email: b"o@example.com".to_vec(),
+                    time: 1,
+                    tz_offset_minutes: 0,
+                };
+                cs.commit(CommitMeta::new(sig, "external"), Expect::Latest)
+                    .unwrap();
+            }
+            "mount-and-die" => {
+                let dir = std::env::var("HERO_FUSE_TEST_DIR").unwrap();
+                let h = hero_fuse::mount(hero_fuse::MountOptions::new(&repo_path, &dir)).unwrap();
+                std::mem::forget(h);
+                println!("mounted");
+                std::process::abort();
+            }
+            other => panic!("unknown helper mode {other}"),
+        }
+    }
+
+    fn helper(mode: &str, repo: &std::path::Path, dir: Option<&std::path::Path>) {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "--exact",
+            "live::helper_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(HELPER, mode)
+        .env("HERO_FUSE_TEST_REPO", repo);
+        if let Some(d) = dir {
+            cmd.env("HERO_FUSE_TEST_DIR", d);
+        }
+        let out = cmd.output().unwrap();
+        if mode == "commit" {
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    #[test]
+    fn snapshots_and_commits_from_elsewhere() {
+        let mut m = Mounted::new();
+        fs::write(m.p("doc.txt"), b"v1\n").unwrap();
+        fs::write(m.p("old.txt"), b"old\n").unwrap();
+        fs::File::open(m.p("doc.txt")).unwrap().sync_all().unwrap();
+        fs::write(m.p("doc.txt"), b"v2\n").unwrap();
+        fs::File::open(m.p("doc.txt")).unwrap().sync_all().unwrap();
+        // Old versions under .snapshots, by branch ancestry and by commit id.
+        assert_eq!(fs::read(m.p(".snapshots/main~1/doc.txt")).unwrap(), b"v1\n");
+        assert_eq!(fs::read(m.p(".snapshots/main/doc.txt")).unwrap(), b"v2\n");
+        let repo = Repo::open(&m.repo).unwrap();
+        let first = commits(&repo, "main")[1];
+        let short = first.short();
+        assert_eq!(
+            fs::read(m.p(&format!(".snapshots/{short}/doc.txt"))).unwrap(),
+            b"v1\n"
+        );
+        let names = fs::read_dir(m.p(".snapshots"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect::<Vec<_>>();
+        assert_eq!(names, vec!["main".to_string()]);
+        assert!(fs::write(m.p(".snapshots/main/doc.txt"), b"no").is_err());
+        // .snapshots is not listed in the root, so cp -a and diff -r never walk it.
+        assert!(
+            !fs::read_dir(&m.dir)
+                .unwrap()
+                .any(|e| e.unwrap().file_name() == ".snapshots")
+        );
+
+        // Warm the kernel caches, keep a file open, then commit from another process.
+        assert_eq!(fs::read(m.p("doc.txt")).unwrap(), b"v2\n");
+        assert!(!m.p("new/ext.txt").exists());
+        let mut open = fs::File::open(m.p("doc.txt")).unwrap();
+        helper("commit", &m.repo, None);
+        eventually("the external commit shows in the mount", || {
+            fs::read(m.p("doc.txt")).ok().as_deref() == Some(b"v3 from elsewhere\n".as_slice())
+        });
+        assert_eq!(fs::read(m.p("new/ext.txt")).unwrap(), b"external\n");
+        assert!(!m.p("old.txt").exists());
+        // The file opened before keeps reading its version.
+        let mut s = String::new();
+        open.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "v2\n");
+        drop(open);
+
+        // Local writes keep working on top of the external commit.
+        fs::write(m.p("new/local.txt"), b"local\n").unwrap();
+        // The idle window commits it without fsync or unmount.
+        eventually("the idle commit", || {
+            entry(&repo, "main", "new/local.txt").is_some()
+        });
+        drop(repo);
+        let repo = m.finish();
+        assert_eq!(content(&repo, "main", "new/local.txt"), b"local\n");
+        assert_eq!(content(&repo, "main", "new/ext.txt"), b"external\n");
+        assert_eq!(content(&repo, "main", "doc.txt"), b"v3 from elsewhere\n");
+    }
+
+    #[test]
+    fn stale_mount_is_detected() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("r.hero");
+        Repo::init(&repo).unwrap();
+        let dir = tmp.path().join("mnt");
+        fs::create_dir(&dir).unwrap();
+        assert_eq!(hero_fuse::stale_mount_hint(&dir), None);
+        // A process that mounts and dies leaves a stale mount.
+        helper("mount-and-die", &repo, Some(&dir));
+        let hint = hero_fuse::stale_mount_hint(&dir);
+        let cleanup = || {
+            let _ = Command::new("fusermount3").arg("-u").arg(&dir).status();
+        };
+        let Some(hint) = hint else {
+            cleanup();
+            panic!("no stale mount detected");
+        };
+        assert!(
+            hint.contains(&format!("fusermount3 -u {}", dir.display())),
+            "{hint}"
+        );
+        let err = hero_fuse::mount(hero_fuse::MountOptions::new(&repo, &dir));
+        assert!(matches!(err, Err(hero_fuse::MountError::StaleMount { .. })));
+        cleanup();
+        assert_eq!(hero_fuse::stale_mount_hint(&dir), None);
+    }
+}

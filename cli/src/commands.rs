@@ -690,8 +690,14 @@ fn cmd_stats(repo: &Repo, json: bool) -> Result<()> {
             .iter()
             .map(|(t, n)| (t.as_str().to_owned(), json!(n)))
             .collect();
+        let stored_by_type: serde_json::Map<String, serde_json::Value> = s
+            .stored_by_type
+            .iter()
+            .map(|(t, n)| (t.as_str().to_owned(), json!(n)))
+            .collect();
         print_json(&json!({
             "objects": objects,
+            "stored_by_type": stored_by_type,
             "delta_objects": s.delta_objects,
             "commits": s.commits,
             "history_bytes": s.history_bytes,

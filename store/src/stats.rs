@@ -15,6 +15,8 @@ use crate::repo::{Repo, View};
 pub struct Stats {
     /// Stored objects by type.
     pub objects: Vec<(ObjType, u64)>,
+    /// Bytes the records of each type take.
+    pub stored_by_type: Vec<(ObjType, u64)>,
     /// Objects stored as deltas.
     pub delta_objects: u64,
     /// Commits reachable from any ref.
@@ -58,12 +60,14 @@ impl Repo {
         let view = self.view()?;
         let mut s = Stats::default();
         let mut by_type: HashMap<ObjType, u64> = HashMap::new();
+        let mut bytes_by_type: HashMap<ObjType, u64> = HashMap::new();
         for item in view.objects.iter()? {
             let (k, v) = item?;
             let id = ObjectId(*k.value());
             let bytes = v.value();
             let rec = Record::parse(bytes).map_err(|e| Error::corrupt(id, e))?;
             *by_type.entry(rec.ty).or_default() += 1;
+            *bytes_by_type.entry(rec.ty).or_default() += bytes.len() as u64;
             if matches!(rec.enc, Encoding::Delta(_)) {
                 s.delta_objects += 1;
             }
@@ -76,6 +80,9 @@ impl Repo {
         let mut types: Vec<_> = by_type.into_iter().collect();
         types.sort();
         s.objects = types;
+        let mut stored: Vec<_> = bytes_by_type.into_iter().collect();
+        stored.sort();
+        s.stored_by_type = stored;
         let mut tree_totals: HashMap<ObjectId, u64> = HashMap::new();
         let mut contents: HashSet<ObjectId> = HashSet::new();
         for item in reachable_commits(&view)? {

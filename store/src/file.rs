@@ -336,6 +336,22 @@ impl crate::repo::View {
     }
 }
 
+/// The child holding byte `target`; `base` is the offset of the first child and ends as the
+/// offset of the one found.
+fn find_child(
+    children: &[(ObjectId, u64)],
+    target: u64,
+    base: &mut u64,
+) -> Option<(ObjectId, u64)> {
+    for (cid, len) in children {
+        if target < *base + len {
+            return Some((*cid, *len));
+        }
+        *base += len;
+    }
+    None
+}
+
 fn load_node(
     objects: &ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
     file: ObjectId,
@@ -417,16 +433,8 @@ impl FileReader {
         };
         let target = self.pos;
         let mut base = 0u64;
-        let mut found = None;
-        for (cid, len) in &root.children {
-            if target < base + len {
-                found = Some((*cid, *len));
-                break;
-            }
-            base += len;
-        }
-        let (cid, clen) =
-            found.ok_or_else(|| Error::corrupt(self.id, "manifest shorter than file"))?;
+        let (cid, clen) = find_child(&root.children, target, &mut base)
+            .ok_or_else(|| Error::corrupt(self.id, "manifest shorter than file"))?;
         if root.level == 0 {
             return self.load_leaf(cid, clen, base);
         }
@@ -467,16 +475,8 @@ impl FileReader {
                 .get(level)
                 .and_then(Option::as_ref)
                 .ok_or_else(|| Error::corrupt(self.id, "manifest cache"))?;
-            let mut found = None;
-            for (cid, len) in &node.children {
-                if target < base + len {
-                    found = Some((*cid, *len));
-                    break;
-                }
-                base += len;
-            }
-            let (cid, clen) =
-                found.ok_or_else(|| Error::corrupt(self.id, "manifest shorter than file"))?;
+            let (cid, clen) = find_child(&node.children, target, &mut base)
+                .ok_or_else(|| Error::corrupt(self.id, "manifest shorter than file"))?;
             if level == 0 {
                 return self.load_leaf(cid, clen, base);
             }

@@ -616,7 +616,7 @@ fn commit_tree(w: &WriteCtx<'_>, id: &ObjectId) -> Result<ObjectId> {
 
 /// Direct object and ref writes inside one transaction.
 pub struct Batch<'a, 't> {
-    w: &'a mut WriteCtx<'t>,
+    pub(crate) w: &'a mut WriteCtx<'t>,
 }
 
 impl std::fmt::Debug for Batch<'_, '_> {

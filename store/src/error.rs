@@ -117,6 +117,14 @@ pub enum Error {
     /// I/O on a stream given by the caller.
     #[error("reading input: {0}")]
     Input(std::io::Error),
+    /// An object offered from outside (another peer) was refused before it was stored.
+    #[error("object {id} refused: {reason}")]
+    Refused {
+        /// The id it claimed.
+        id: ObjectId,
+        /// Why it was refused.
+        reason: String,
+    },
     /// The database engine failed (this includes a full disk).
     #[error("repository database: {0}")]
     Db(#[from] redb::Error),

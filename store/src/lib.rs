@@ -40,6 +40,7 @@ mod refs;
 mod repo;
 mod snapshot;
 mod stats;
+mod transfer;
 mod verify;
 
 pub use changes::{Batch, ChangeSet, CommitMeta, Committed, Expect};
@@ -63,4 +64,5 @@ pub use snapshot::{
     StatusKind,
 };
 pub use stats::Stats;
+pub use transfer::object_links;
 pub use verify::{CorruptObject, VerifyReport};

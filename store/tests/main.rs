@@ -7,3 +7,4 @@ mod common;
 mod delta;
 mod model;
 mod small_commits;
+mod transfer;

@@ -1,0 +1,133 @@
+//! Copying objects between repositories with `raw_object` / `put_raw`.
+
+use hero_store::{EntryKind, Error, Expect, ObjType, ObjectId, Repo, RepoPath, object_links};
+
+use crate::common::{meta, new_repo, pseudo_random};
+
+/// Post-order list of every object reachable from `root` (children before parents).
+fn post_order(src: &Repo, root: ObjectId, ty: ObjType, out: &mut Vec<(ObjType, ObjectId)>) {
+    let view = src.view().unwrap();
+    let (t, raw) = view.raw_object(&root).unwrap().unwrap();
+    assert!(t == ty || matches!((t, ty), (ObjType::Blob, ObjType::Manifest)));
+    for (lt, link) in object_links(t, &raw).unwrap() {
+        if !out.iter().any(|(_, id)| *id == link) {
+            post_order(src, link, lt, out);
+        }
+    }
+    if !out.iter().any(|(_, id)| *id == root) {
+        out.push((t, root));
+    }
+}
+
+fn source_repo(dir: &std::path::Path) -> (Repo, ObjectId, Vec<u8>) {
+    std::fs::create_dir_all(dir).unwrap();
+    let src = new_repo(dir);
+    let big = pseudo_random(7, 3 << 20);
+    let mut cs = src.change_set("main").unwrap();
+    cs.put_bytes(
+        &RepoPath::parse("a/small.txt").unwrap(),
+        EntryKind::File,
+        b"hello\n",
+    )
+    .unwrap();
+    cs.put_bytes(&RepoPath::parse("big.bin").unwrap(), EntryKind::File, &big)
+        .unwrap();
+    let c1 = cs.commit(meta("one"), Expect::Latest).unwrap().id;
+    let mut cs = src.change_set("main").unwrap();
+    cs.put_bytes(
+        &RepoPath::parse("a/small.txt").unwrap(),
+        EntryKind::File,
+        b"hello again\n",
+    )
+    .unwrap();
+    let c2 = cs.commit(meta("two"), Expect::Latest).unwrap().id;
+    assert_ne!(c1, c2);
+    (src, c2, big)
+}
+
+#[test]
+fn copies_a_history_object_by_object() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, head, big) = source_repo(&tmp.path().join("s"));
+    std::fs::create_dir_all(tmp.path().join("d")).unwrap();
+    let dst = new_repo(&tmp.path().join("d"));
+    let mut order = Vec::new();
+    post_order(&src, head, ObjType::Commit, &mut order);
+    let view = src.view().unwrap();
+    dst.batch(|b| {
+        for (_, id) in &order {
+            let (ty, raw) = view.raw_object(id)?.unwrap();
+            assert!(b.put_raw(ty, id, &raw, None)?);
+        }
+        Ok(())
+    })
+    .unwrap();
+    dst.update_branch("main", None, Some(head), "copy").unwrap();
+    let got = dst
+        .view()
+        .unwrap()
+        .entry_in_commit(&head, &RepoPath::parse("big.bin").unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.id, ObjectId::of(&big));
+    assert_eq!(dst.view().unwrap().read_file(&got.id, u64::MAX).unwrap(), big);
+    assert!(dst.verify(None).unwrap().is_ok());
+    // Storing again is a no-op.
+    dst.batch(|b| {
+        let (ty, raw) = view.raw_object(&head)?.unwrap();
+        assert!(!b.put_raw(ty, &head, &raw, None)?);
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn refuses_wrong_bytes_missing_links_and_bad_types() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, head, _) = source_repo(&tmp.path().join("s"));
+    std::fs::create_dir_all(tmp.path().join("d")).unwrap();
+    let dst = new_repo(&tmp.path().join("d"));
+    let view = src.view().unwrap();
+    let (ty, raw) = view.raw_object(&head).unwrap().unwrap();
+
+    // Bytes that do not hash to the id.
+    let mut bad = raw.clone();
+    bad[3] ^= 1;
+    let err = dst.batch(|b| b.put_raw(ty, &head, &bad, None)).unwrap_err();
+    assert!(matches!(err, Error::Refused { .. }), "{err}");
+
+    // A commit whose tree is not there yet.
+    let err = dst.batch(|b| b.put_raw(ty, &head, &raw, None)).unwrap_err();
+    assert!(err.to_string().contains("not stored yet"), "{err}");
+
+    // Garbage claiming to be a tree (its id is its own hash, so only decoding catches it).
+    let garbage = b"definitely not a tree".to_vec();
+    let gid = ObjectId::of(&garbage);
+    let err = dst
+        .batch(|b| b.put_raw(ObjType::Tree, &gid, &garbage, None))
+        .unwrap_err();
+    assert!(err.to_string().contains("not a valid tree"), "{err}");
+
+    // A manifest whose chunks hash to something else than the id it claims.
+    let big_entry = view
+        .entry_in_commit(&head, &RepoPath::parse("big.bin").unwrap())
+        .unwrap()
+        .unwrap();
+    let mut order = Vec::new();
+    post_order(&src, big_entry.id, ObjType::Manifest, &mut order);
+    let (mty, mraw) = view.raw_object(&big_entry.id).unwrap().unwrap();
+    assert_eq!(mty, ObjType::Manifest);
+    let liar = ObjectId::of(b"some other file");
+    let err = dst
+        .batch(|b| {
+            for (_, id) in &order[..order.len() - 1] {
+                let (ty, raw) = view.raw_object(id)?.unwrap();
+                b.put_raw(ty, id, &raw, None)?;
+            }
+            b.put_raw(mty, &liar, &mraw, None)
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("do not hash to its id"), "{err}");
+    // The whole batch was rolled back: nothing was kept.
+    assert!(dst.stats().unwrap().objects.iter().all(|(_, n)| *n == 0));
+}

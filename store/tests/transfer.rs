@@ -70,7 +70,10 @@ fn copies_a_history_object_by_object() {
         .unwrap()
         .unwrap();
     assert_eq!(got.id, ObjectId::of(&big));
-    assert_eq!(dst.view().unwrap().read_file(&got.id, u64::MAX).unwrap(), big);
+    assert_eq!(
+        dst.view().unwrap().read_file(&got.id, u64::MAX).unwrap(),
+        big
+    );
     assert!(dst.verify(None).unwrap().is_ok());
     // Storing again is a no-op.
     dst.batch(|b| {

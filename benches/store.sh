@@ -82,14 +82,21 @@ rm -rf "$MID"
 MD=$WORK/md; rm -rf "$MD"; mkdir -p "$MD"
 rm -f "$WORK/d.hero"; $H -R "$WORK/d.hero" init >/dev/null; git -C "$MD" init -q
 echo ".git/" > "$MD/.heroignore"
+# Real prose: the first 10 KB of the project's own docs (ARCHITECTURE.md, then the ADRs),
+# taken once so every version starts from the same text; version v rewrites one line.
+cat docs/ARCHITECTURE.md docs/adr/*.md | head -c 10240 > "$WORK/md-base.txt"
 for v in $(seq 0 99); do
-  python3 - "$MD/adr.md" "$v" <<'PY'
+  python3 - "$MD/adr.md" "$v" "$WORK/md-base.txt" <<'PY'
 import sys
 v = int(sys.argv[2])
-lines = [f"Line {i}: decisions about the store, format, hashing and chunking, kept here.\n" for i in range(175)]
-for k in range(v + 1):
-    lines[(k * 37) % 175] = f"Line {(k * 37) % 175}: edited in version {k}, see the discussion.\n"
-open(sys.argv[1], "w").write("# ADR\n\n" + "".join(lines))
+lines = open(sys.argv[3]).read().splitlines(keepends=True)
+n = len(lines)
+for k in range(1, v + 1):
+    i = (k * 37) % n
+    words = lines[i].rstrip("\n").split(" ")
+    words.insert(len(words) // 2, f"(revised in v{k})")
+    lines[i] = " ".join(words) + "\n"
+open(sys.argv[1], "w").write("".join(lines))
 PY
   $H -R "$WORK/d.hero" commit "$MD" -m "v$v" >/dev/null
   git -C "$MD" add -A; git -C "$MD" commit -qm "v$v"

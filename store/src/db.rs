@@ -30,7 +30,19 @@ pub(crate) fn load_raw<T>(table: &T, id: &ObjectId) -> Result<(ObjType, Vec<u8>)
 where
     T: ReadableTable<&'static [u8; 32], &'static [u8]>,
 {
+    load_raw_at(table, id, 0)
+}
+
+/// How deep [`load_raw_at`] recurses to tell apart several bases sharing a short prefix.
+const MAX_AMBIGUOUS_DEPTH: u32 = 4;
+
+fn load_raw_at<T>(table: &T, id: &ObjectId, depth: u32) -> Result<(ObjType, Vec<u8>)>
+where
+    T: ReadableTable<&'static [u8; 32], &'static [u8]>,
+{
     let mut chain: Vec<(ObjectId, Vec<u8>)> = Vec::new();
+    // The base of the last delta in `chain`, when it had to be found by trial decoding.
+    let mut resolved: Option<Vec<u8>> = None;
     let mut cur = *id;
     loop {
         let bytes = match table.get(&cur.0)? {
@@ -46,6 +58,39 @@ where
         let rec = Record::parse(&bytes).map_err(|e| Error::corrupt(cur, e))?;
         let next = match rec.enc {
             Encoding::Delta(base) => Some(base),
+            Encoding::DeltaShort(prefix) => {
+                let candidates = with_prefix(table, &prefix, &cur)?;
+                match candidates.as_slice() {
+                    [] => {
+                        return Err(Error::corrupt(
+                            cur,
+                            format!("delta base {}.. is missing", hex_prefix(&prefix)),
+                        ));
+                    }
+                    [one] => Some(*one),
+                    several => {
+                        if depth >= MAX_AMBIGUOUS_DEPTH {
+                            return Err(Error::corrupt(cur, "ambiguous delta bases nest too deep"));
+                        }
+                        let mut found = None;
+                        for c in several {
+                            let Ok((_, base_raw)) = load_raw_at(table, c, depth + 1) else {
+                                continue;
+                            };
+                            if let Ok(out) = rec.decode(Some(&base_raw))
+                                && check_hash(&cur, &rec, &out).is_ok()
+                            {
+                                found = Some(base_raw);
+                                break;
+                            }
+                        }
+                        resolved = Some(found.ok_or_else(|| {
+                            Error::corrupt(cur, "no object with its base prefix decodes it")
+                        })?);
+                        None
+                    }
+                }
+            }
             _ => None,
         };
         chain.push((cur, bytes));
@@ -59,7 +104,7 @@ where
             None => break,
         }
     }
-    let mut raw: Option<Vec<u8>> = None;
+    let mut raw: Option<Vec<u8>> = resolved;
     let mut ty = ObjType::Blob;
     for (oid, bytes) in chain.iter().rev() {
         let rec = Record::parse(bytes).map_err(|e| Error::corrupt(*oid, e))?;
@@ -72,6 +117,31 @@ where
     }
     let raw = raw.ok_or_else(|| Error::corrupt(*id, "empty delta chain"))?;
     Ok((ty, raw))
+}
+
+/// Stored ids starting with `prefix`, other than `this`.
+pub(crate) fn with_prefix<T>(
+    table: &T,
+    prefix: &[u8; record::SHORT_BASE],
+    this: &ObjectId,
+) -> Result<Vec<ObjectId>>
+where
+    T: ReadableTable<&'static [u8; 32], &'static [u8]>,
+{
+    let (lo, hi) = record::prefix_range(prefix);
+    let mut out = Vec::new();
+    for item in table.range::<&[u8; 32]>(&lo..=&hi)? {
+        let (k, _) = item?;
+        let id = ObjectId(*k.value());
+        if id != *this {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+fn hex_prefix(p: &[u8]) -> String {
+    p.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn check_hash(id: &ObjectId, rec: &Record<'_>, raw: &[u8]) -> Result<()> {
@@ -228,12 +298,16 @@ impl WriteCtx<'_> {
         check_hash(old, &old_rec, &old_raw)?;
         let new_raw = new_rec.decode(None).map_err(|e| Error::corrupt(*new, e))?;
         check_hash(new, &new_rec, &new_raw)?;
+        // The compact form names the base by a prefix of its id; use it only while that
+        // prefix names nothing else (readers still cope if a later object shares it).
+        let short = with_prefix(&self.objects, &record::short_base(new), new)?.is_empty();
         let Some(delta) = record::encode_delta(
             old_rec.ty,
             &old_raw,
             *new,
             &new_raw,
             old_rec.payload_hash.as_ref(),
+            short,
         ) else {
             return Ok(false);
         };
@@ -311,5 +385,65 @@ impl WriteCtx<'_> {
         };
         self.reflog.insert((name, seq), mv.encode().as_slice())?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_compact_delta_finds_its_base_among_ids_sharing_the_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = redb::Database::create(dir.path().join("t.redb")).unwrap();
+        let base: Vec<u8> = (0..20_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        let mut new = base.clone();
+        new[7_000] ^= 0x5a;
+        let bid = ObjectId::of(&base);
+        let nid = ObjectId::of(&new);
+        let delta = record::encode_delta(ObjType::Blob, &new, bid, &base, None, true).unwrap();
+        // A decoy whose key shares the base's prefix: its content does not match its key.
+        let mut decoy = bid;
+        decoy.0[31] ^= 1;
+        let tx = db.begin_write().unwrap();
+        {
+            let mut t = tx.open_table(OBJECTS).unwrap();
+            t.insert(
+                &bid.0,
+                record::encode_full(ObjType::Blob, &base, None).as_slice(),
+            )
+            .unwrap();
+            t.insert(
+                &decoy.0,
+                record::encode_full(ObjType::Blob, b"decoy", None).as_slice(),
+            )
+            .unwrap();
+            t.insert(&nid.0, delta.as_slice()).unwrap();
+        }
+        tx.commit().unwrap();
+        let rx = redb::ReadableDatabase::begin_read(&db).unwrap();
+        let t = rx.open_table(OBJECTS).unwrap();
+        assert_eq!(
+            with_prefix(&t, &record::short_base(&bid), &nid)
+                .unwrap()
+                .len(),
+            2
+        );
+        let (ty, raw) = load_raw(&t, &nid).unwrap();
+        assert_eq!(ty, ObjType::Blob);
+        assert_eq!(raw, new);
+        // Without the real base, the delta is reported corrupt, not decoded from the decoy.
+        drop(t);
+        drop(rx);
+        let tx = db.begin_write().unwrap();
+        tx.open_table(OBJECTS).unwrap().remove(&bid.0).unwrap();
+        tx.commit().unwrap();
+        let rx = redb::ReadableDatabase::begin_read(&db).unwrap();
+        let t = rx.open_table(OBJECTS).unwrap();
+        let err = load_raw(&t, &nid).unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "{err}");
     }
 }

@@ -62,8 +62,19 @@ impl ObjType {
 pub(crate) enum Encoding {
     Plain,
     Zstd,
+    /// A delta naming its base by full id (format 1's first encoding of deltas).
     Delta(ObjectId),
+    /// A compact delta: the base named by the first [`SHORT_BASE`] bytes of its id, and a zstd
+    /// frame without its magic number or checksum. Used when the prefix was unique when the
+    /// delta was written; readers still verify the base found by its hash.
+    DeltaShort([u8; SHORT_BASE]),
 }
+
+/// Bytes of a base id kept in a compact delta.
+pub(crate) const SHORT_BASE: usize = 8;
+
+/// The zstd frame magic number, left out of compact deltas and put back to decode them.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 /// A parsed record header plus its payload.
 #[derive(Debug)]
@@ -95,6 +106,12 @@ impl<'a> Record<'a> {
             0 => Encoding::Plain,
             1 => Encoding::Zstd,
             2 => Encoding::Delta(r.id().map_err(|e| e.to_string())?),
+            3 => {
+                let p = r.raw(SHORT_BASE).map_err(|e| e.to_string())?;
+                let mut prefix = [0u8; SHORT_BASE];
+                prefix.copy_from_slice(p);
+                Encoding::DeltaShort(prefix)
+            }
             _ => return Err("unknown encoding".to_owned()),
         };
         let payload_hash = if ty == ObjType::Manifest {
@@ -113,7 +130,7 @@ impl<'a> Record<'a> {
     }
 
     pub(crate) fn is_full(&self) -> bool {
-        !matches!(self.enc, Encoding::Delta(_))
+        !matches!(self.enc, Encoding::Delta(_) | Encoding::DeltaShort(_))
     }
 
     /// Decodes the raw content; `base` must be the base's raw bytes for a delta.
@@ -130,6 +147,13 @@ impl<'a> Record<'a> {
             Encoding::Delta(_) => {
                 let base = base.ok_or_else(|| "delta without base".to_owned())?;
                 decompress(self.data, len, Some(base))
+            }
+            Encoding::DeltaShort(_) => {
+                let base = base.ok_or_else(|| "delta without base".to_owned())?;
+                let mut frame = Vec::with_capacity(self.data.len() + ZSTD_MAGIC.len());
+                frame.extend_from_slice(&ZSTD_MAGIC);
+                frame.extend_from_slice(self.data);
+                decompress(&frame, len, Some(base))
             }
         }
     }
@@ -150,6 +174,11 @@ fn header(w: &mut Writer, ty: ObjType, enc: Encoding, raw_len: u64, payload: Opt
             w.u8(2);
             w.varint(raw_len);
             w.id(&base);
+        }
+        Encoding::DeltaShort(prefix) => {
+            w.u8(3);
+            w.varint(raw_len);
+            w.raw(&prefix);
         }
     }
     if let Some(p) = payload {
@@ -178,25 +207,54 @@ pub(crate) fn encode_full(ty: ObjType, raw: &[u8], payload_hash: Option<&ObjectI
     w.buf
 }
 
-/// Encodes `raw` as a delta against `base_raw` (the raw bytes of object `base`).
+/// Encodes `raw` as a delta against `base_raw` (the raw bytes of object `base`); compact
+/// (short base reference, no frame magic) when `short` says the base's id prefix is unique.
 pub(crate) fn encode_delta(
     ty: ObjType,
     raw: &[u8],
     base: ObjectId,
     base_raw: &[u8],
     payload_hash: Option<&ObjectId>,
+    short: bool,
 ) -> Option<Vec<u8>> {
     let c = compress(raw, Some(base_raw)).ok()?;
     let mut w = Writer::new();
-    header(
-        &mut w,
-        ty,
-        Encoding::Delta(base),
-        raw.len() as u64,
-        payload_hash,
-    );
-    w.raw(&c);
+    if short && c.starts_with(&ZSTD_MAGIC) {
+        header(
+            &mut w,
+            ty,
+            Encoding::DeltaShort(short_base(&base)),
+            raw.len() as u64,
+            payload_hash,
+        );
+        w.raw(&c[ZSTD_MAGIC.len()..]);
+    } else {
+        header(
+            &mut w,
+            ty,
+            Encoding::Delta(base),
+            raw.len() as u64,
+            payload_hash,
+        );
+        w.raw(&c);
+    }
     Some(w.buf)
+}
+
+/// The first bytes of an id, as a compact delta names its base.
+pub(crate) fn short_base(id: &ObjectId) -> [u8; SHORT_BASE] {
+    let mut p = [0u8; SHORT_BASE];
+    p.copy_from_slice(&id.0[..SHORT_BASE]);
+    p
+}
+
+/// The key range holding every id that starts with `prefix`.
+pub(crate) fn prefix_range(prefix: &[u8; SHORT_BASE]) -> ([u8; 32], [u8; 32]) {
+    let mut lo = [0u8; 32];
+    let mut hi = [0xffu8; 32];
+    lo[..SHORT_BASE].copy_from_slice(prefix);
+    hi[..SHORT_BASE].copy_from_slice(prefix);
+    (lo, hi)
 }
 
 fn window_log(total: usize) -> u32 {
@@ -253,7 +311,7 @@ mod tests {
         let parsed = Record::parse(&rec).unwrap();
         assert_eq!(parsed.decode(None).unwrap(), base);
         let bid = ObjectId::of(&base);
-        let d = encode_delta(ObjType::Blob, &new, bid, &base, None).unwrap();
+        let d = encode_delta(ObjType::Blob, &new, bid, &base, None, false).unwrap();
         assert!(
             d.len() < 200,
             "delta of a one-byte change is small: {}",
@@ -265,11 +323,19 @@ mod tests {
         // Data that looks like a zstd dictionary is still a plain prefix.
         let mut dictlike = vec![0x37, 0xa4, 0x30, 0xec];
         dictlike.extend_from_slice(&base[..1000]);
-        let d = encode_delta(ObjType::Blob, &new, bid, &dictlike, None).unwrap();
+        let d = encode_delta(ObjType::Blob, &new, bid, &dictlike, None, false).unwrap();
         assert_eq!(
             Record::parse(&d).unwrap().decode(Some(&dictlike)).unwrap(),
             new
         );
+        // The compact form: 8 bytes of base id, no frame magic, same content.
+        let long = encode_delta(ObjType::Blob, &new, bid, &base, None, false).unwrap();
+        let short = encode_delta(ObjType::Blob, &new, bid, &base, None, true).unwrap();
+        assert_eq!(long.len() - short.len(), 32 - SHORT_BASE + ZSTD_MAGIC.len());
+        let parsed = Record::parse(&short).unwrap();
+        assert_eq!(parsed.enc, Encoding::DeltaShort(short_base(&bid)));
+        assert!(!parsed.is_full());
+        assert_eq!(parsed.decode(Some(&base)).unwrap(), new);
     }
 
     #[test]

@@ -68,7 +68,7 @@ impl Repo {
             let rec = Record::parse(bytes).map_err(|e| Error::corrupt(id, e))?;
             *by_type.entry(rec.ty).or_default() += 1;
             *bytes_by_type.entry(rec.ty).or_default() += bytes.len() as u64;
-            if matches!(rec.enc, Encoding::Delta(_)) {
+            if matches!(rec.enc, Encoding::Delta(_) | Encoding::DeltaShort(_)) {
                 s.delta_objects += 1;
             }
             s.logical_bytes += rec.raw_len;

@@ -1,4 +1,27 @@
 //! # hero-importers
 //!
-//! Git import and export with gix: full history, incremental, lossless. Not written yet.
+//! Git import and export for the hero store, through gix: every branch and tag, full history,
+//! incremental re-imports, and a lossless round trip back to git (every commit and tag that
+//! came from git is exported with its original git id).
+//!
+//! - [`import_git`] brings a local git repository (bare or not, loose or packed) into a store.
+//! - [`export_git`] writes the store's branches and tags out as a git repository.
+//! - [`verify_import`] compares every imported commit's tree with git's, file by file.
+//!
+//! The mapping between git ids and store ids lives in the store's settings under `git/`
+//! (see [`mapping`]), so a second import only reads what is new.
 #![forbid(unsafe_code)]
+
+mod error;
+mod export;
+pub mod gitfmt;
+mod import;
+pub mod mapping;
+mod reader;
+mod verify;
+
+pub use error::{ExportError, ImportError};
+pub use export::{ExportOptions, ExportReport, export_git};
+pub use gitfmt::GitId;
+pub use import::{ImportOptions, ImportProgress, ImportReport, SkippedRef, import_git};
+pub use verify::{Difference, VerifyOptions, VerifyReport, verify_import};

@@ -1,0 +1,101 @@
+//! Error types.
+
+use std::path::PathBuf;
+
+use crate::gitfmt::GitId;
+
+/// Why an import (or a verification) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImportError {
+    /// The git repository could not be opened.
+    #[error("cannot open git repository {}: {message}", path.display())]
+    Open {
+        /// The path given.
+        path: PathBuf,
+        /// What gix said.
+        message: String,
+    },
+    /// The repository uses an object hash other than SHA-1.
+    #[error("git repository {}: only SHA-1 repositories are supported", path.display())]
+    UnsupportedHash {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The repository is a shallow clone: history stops before a parent.
+    #[error(
+        "git repository is shallow: commit {commit} (reached from {refname}) lacks its parent {missing}; run `git fetch --unshallow` first"
+    )]
+    Shallow {
+        /// The ref being imported.
+        refname: String,
+        /// The commit at the shallow boundary.
+        commit: GitId,
+        /// The parent that is not there.
+        missing: GitId,
+    },
+    /// An object is missing from the git repository.
+    #[error("git object {id} (reached from {refname}) is missing")]
+    MissingObject {
+        /// The object.
+        id: GitId,
+        /// The ref being imported.
+        refname: String,
+    },
+    /// An object cannot be read or does not make sense.
+    #[error("git object {id} (reached from {refname}) is corrupt: {reason}")]
+    CorruptObject {
+        /// The object.
+        id: GitId,
+        /// The ref being imported.
+        refname: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Listing the refs failed.
+    #[error("reading git refs: {0}")]
+    Refs(String),
+    /// The store refused something.
+    #[error(transparent)]
+    Store(#[from] hero_store::Error),
+}
+
+/// Why an export failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// Writing the target repository failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// gix could not write an object.
+    #[error("writing git object: {0}")]
+    Write(String),
+    /// An object that came from git would not get its original id back.
+    #[error("round trip broken: store {kind} {store} should export as {expected} but gives {got}")]
+    RoundTrip {
+        /// `commit`, `tree`, `blob` or `tag`.
+        kind: &'static str,
+        /// The store object.
+        store: hero_store::ObjectId,
+        /// The git id recorded at import.
+        expected: GitId,
+        /// The git id the export computed.
+        got: GitId,
+    },
+    /// A store ref that git cannot hold.
+    #[error("cannot export {refname}: {reason}")]
+    BadRef {
+        /// The ref.
+        refname: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The store refused something.
+    #[error(transparent)]
+    Store(#[from] hero_store::Error),
+}

@@ -1,0 +1,674 @@
+//! `import_git`: streaming, batched, incremental import of a git repository.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use gix::objs::Kind;
+use hero_store::{
+    Commit, EntryKind, ObjectId, RefValue, Repo, SMALL_FILE_MAX, Tag, TargetKind, Tree, TreeEntry,
+};
+
+use crate::error::ImportError;
+use crate::gitfmt::{self, GitId};
+use crate::mapping::{
+    GIT_ID_HEADER, Mapped, MappedKind, g2s_key, lookup_git, raw_key, raw_tree_key, s2g_key,
+};
+use crate::reader::GitReader;
+
+/// Progress of an import, passed to [`ImportOptions::progress`] after every commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportProgress {
+    /// Commits imported so far in this run.
+    pub commits_done: u64,
+    /// Commits this run has to import, when counted (see [`ImportOptions::count_total`]).
+    pub commits_total: Option<u64>,
+}
+
+/// A progress callback.
+pub type ProgressFn = Box<dyn Fn(&ImportProgress) + Send + Sync>;
+
+/// How to import.
+pub struct ImportOptions {
+    /// Prefix put before every imported branch name (`""`: same names as in git).
+    pub branch_prefix: String,
+    /// Prefix put before every imported tag name.
+    pub tag_prefix: String,
+    /// Commits per store transaction. Refs move only when a batch lands.
+    pub batch_commits: usize,
+    /// Raw bytes of small objects per store transaction.
+    pub batch_bytes: usize,
+    /// Count the commits to import first (one more pass over new commits, and a set of their
+    /// ids in memory) so progress has a total.
+    pub count_total: bool,
+    /// Called after every imported commit.
+    pub progress: Option<ProgressFn>,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            branch_prefix: String::new(),
+            tag_prefix: String::new(),
+            batch_commits: 2000,
+            batch_bytes: 64 << 20,
+            count_total: true,
+            progress: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ImportOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportOptions")
+            .field("branch_prefix", &self.branch_prefix)
+            .field("tag_prefix", &self.tag_prefix)
+            .field("batch_commits", &self.batch_commits)
+            .field("batch_bytes", &self.batch_bytes)
+            .field("count_total", &self.count_total)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+/// A git ref that was not imported, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedRef {
+    /// The git ref name (lossy if not UTF-8).
+    pub name: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Commits newly imported.
+    pub commits: u64,
+    /// Trees newly imported.
+    pub trees: u64,
+    /// Blobs newly imported.
+    pub blobs: u64,
+    /// Annotated tags newly imported.
+    pub tags: u64,
+    /// Objects whose raw git bytes were kept because git's writer would not reproduce them.
+    pub raw_kept: u64,
+    /// Store refs created.
+    pub refs_created: u64,
+    /// Store refs moved (fast-forward or forced; the old value stays in the reflog).
+    pub refs_moved: u64,
+    /// Refs already where git has them.
+    pub refs_unchanged: u64,
+    /// Store transactions written.
+    pub batches: u64,
+    /// Refs that were not imported.
+    pub skipped: Vec<SkippedRef>,
+}
+
+/// Objects of the current batch, written in one transaction.
+#[derive(Default)]
+struct Pending {
+    blobs: Vec<(Vec<u8>, Option<ObjectId>)>,
+    trees: Vec<(Tree, Option<ObjectId>)>,
+    tree_index: HashMap<ObjectId, usize>,
+    commits: Vec<Commit>,
+    commit_index: HashMap<ObjectId, usize>,
+    tags: Vec<Tag>,
+    settings: Vec<(String, Vec<u8>)>,
+    map: HashMap<GitId, Mapped>,
+    refs: Vec<(String, RefValue)>,
+    bytes: usize,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.settings.is_empty() && self.refs.is_empty() && self.blobs.is_empty()
+    }
+}
+
+/// Mappings read back recently; cleared when it grows past this many entries.
+const RECENT_MAX: usize = 1 << 18;
+
+struct Importer<'a> {
+    repo: &'a Repo,
+    git: GitReader,
+    opts: &'a ImportOptions,
+    pending: Pending,
+    recent: HashMap<GitId, Mapped>,
+    refname: String,
+    report: ImportReport,
+    done: u64,
+    total: Option<u64>,
+    batch_commits: usize,
+}
+
+/// Imports every branch and tag of the git repository at `git_dir` (bare, or a work tree's
+/// `.git` or its parent) into `repo`. Only commits not imported before are read. Commits are
+/// written in batches, each one store transaction; refs move only when the batch holding
+/// their commits lands, so an error leaves the store as it was before the failing batch and a
+/// rerun resumes where the last one stopped.
+pub fn import_git(
+    repo: &Repo,
+    git_dir: &Path,
+    opts: &ImportOptions,
+) -> Result<ImportReport, ImportError> {
+    let git = GitReader::open(git_dir)?;
+    let (refs, skipped) = git.refs()?;
+    let mut imp = Importer {
+        repo,
+        git,
+        opts,
+        pending: Pending::default(),
+        recent: HashMap::new(),
+        refname: String::new(),
+        report: ImportReport::default(),
+        done: 0,
+        total: None,
+        batch_commits: opts.batch_commits.max(1),
+    };
+    imp.report.skipped = skipped
+        .into_iter()
+        .map(|(name, reason)| SkippedRef { name, reason })
+        .collect();
+    if opts.count_total {
+        imp.total = Some(imp.count(&refs)?);
+    }
+    for r in &refs {
+        imp.refname = r.name.clone();
+        let (hero_ref, is_branch) = if let Some(b) = r.name.strip_prefix("refs/heads/") {
+            (
+                hero_store::branch_ref(&format!("{}{b}", opts.branch_prefix)),
+                true,
+            )
+        } else if let Some(t) = r.name.strip_prefix("refs/tags/") {
+            (
+                hero_store::tag_ref(&format!("{}{t}", opts.tag_prefix)),
+                false,
+            )
+        } else {
+            continue;
+        };
+        let hero_ref = match hero_ref {
+            Ok(n) => n,
+            Err(e) => {
+                imp.skip(&r.name, e.to_string());
+                continue;
+            }
+        };
+        let (kind, _) = imp.git.read_any(r.target, &r.name)?;
+        let value = match kind {
+            Kind::Commit => RefValue::Commit(imp.commit_closure(r.target)?),
+            Kind::Tag if is_branch => {
+                // A branch naming a tag: follow it to the commit.
+                match imp.peel_to_commit(r.target)? {
+                    Some(c) => RefValue::Commit(imp.commit_closure(c)?),
+                    None => {
+                        imp.skip(&r.name, "does not lead to a commit".to_owned());
+                        continue;
+                    }
+                }
+            }
+            Kind::Tag => RefValue::Tag(imp.tag(r.target)?.id),
+            _ => {
+                imp.skip(&r.name, format!("points at a {kind}, not a commit or tag"));
+                continue;
+            }
+        };
+        imp.pending.refs.push((hero_ref, value));
+    }
+    imp.flush()?;
+    Ok(imp.report)
+}
+
+struct Frame {
+    id: GitId,
+    parents: Vec<GitId>,
+    next: usize,
+}
+
+impl Importer<'_> {
+    fn skip(&mut self, name: &str, reason: String) {
+        tracing::warn!(git_ref = name, %reason, "git ref skipped");
+        self.report.skipped.push(SkippedRef {
+            name: name.to_owned(),
+            reason,
+        });
+    }
+
+    fn corrupt(&self, id: GitId, reason: impl Into<String>) -> ImportError {
+        ImportError::CorruptObject {
+            id,
+            refname: self.refname.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    fn lookup(&mut self, id: &GitId) -> Result<Option<Mapped>, ImportError> {
+        if let Some(m) = self.pending.map.get(id) {
+            return Ok(Some(*m));
+        }
+        if let Some(m) = self.recent.get(id) {
+            return Ok(Some(*m));
+        }
+        let found = lookup_git(self.repo, id)?;
+        if let Some(m) = found {
+            self.remember(*id, m);
+        }
+        Ok(found)
+    }
+
+    fn remember(&mut self, id: GitId, m: Mapped) {
+        if self.recent.len() >= RECENT_MAX {
+            self.recent.clear();
+        }
+        self.recent.insert(id, m);
+    }
+
+    fn record(&mut self, git: GitId, m: Mapped, raw: Option<Vec<u8>>) {
+        self.pending.settings.push((g2s_key(&git), m.encode()));
+        if m.kind != MappedKind::RawTree {
+            self.pending.settings.push((s2g_key(&m.id), git.0.to_vec()));
+        }
+        if let Some(raw) = raw {
+            self.report.raw_kept += 1;
+            self.pending.bytes += raw.len();
+            let key = if m.kind == MappedKind::RawTree {
+                raw_tree_key(&git)
+            } else {
+                raw_key(&m.id)
+            };
+            self.pending.settings.push((key, raw));
+        }
+        self.pending.map.insert(git, m);
+    }
+
+    fn commit_parents(&self, id: GitId) -> Result<Vec<GitId>, ImportError> {
+        let raw = self.git.read(id, Kind::Commit, &self.refname)?;
+        gitfmt::parse_commit(&raw)
+            .map(|c| c.parents)
+            .ok_or_else(|| self.corrupt(id, "not a well-formed commit"))
+    }
+
+    /// Reads a parent's commit, turning "missing" into a shallow-clone error when it is one.
+    fn parent_parents(&self, child: GitId, p: GitId) -> Result<Vec<GitId>, ImportError> {
+        match self.commit_parents(p) {
+            Err(ImportError::MissingObject { .. }) if self.git.shallow => {
+                Err(ImportError::Shallow {
+                    refname: self.refname.clone(),
+                    commit: child,
+                    missing: p,
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// Counts commits not imported yet, reachable from the refs.
+    fn count(&mut self, refs: &[crate::reader::GitRef]) -> Result<u64, ImportError> {
+        let mut seen: HashSet<GitId> = HashSet::new();
+        for r in refs {
+            self.refname = r.name.clone();
+            let start = match self.git.read_any(r.target, &r.name)?.0 {
+                Kind::Commit => Some(r.target),
+                Kind::Tag => self.peel_to_commit(r.target)?,
+                _ => None,
+            };
+            let mut stack: Vec<(GitId, Option<GitId>)> =
+                start.map(|s| (s, None)).into_iter().collect();
+            while let Some((id, child)) = stack.pop() {
+                if seen.contains(&id) || self.lookup(&id)?.is_some() {
+                    continue;
+                }
+                seen.insert(id);
+                let parents = match child {
+                    Some(c) => self.parent_parents(c, id)?,
+                    None => self.commit_parents(id)?,
+                };
+                for p in parents {
+                    if !seen.contains(&p) {
+                        stack.push((p, Some(id)));
+                    }
+                }
+            }
+        }
+        Ok(seen.len() as u64)
+    }
+
+    /// Follows annotated tags to a commit, if they lead to one.
+    fn peel_to_commit(&self, mut id: GitId) -> Result<Option<GitId>, ImportError> {
+        for _ in 0..64 {
+            let (kind, raw) = self.git.read_any(id, &self.refname)?;
+            match kind {
+                Kind::Commit => return Ok(Some(id)),
+                Kind::Tag => {
+                    id = gitfmt::parse_tag(&raw)
+                        .ok_or_else(|| self.corrupt(id, "not a well-formed tag"))?
+                        .target;
+                }
+                _ => return Ok(None),
+            }
+        }
+        Err(self.corrupt(id, "tag chain longer than 64"))
+    }
+
+    /// Imports `tip` and every ancestor not imported yet, parents first (depth-first, so
+    /// memory holds only the current path, not the history).
+    fn commit_closure(&mut self, tip: GitId) -> Result<ObjectId, ImportError> {
+        if let Some(m) = self.lookup(&tip)? {
+            return Ok(m.id);
+        }
+        let parents = self.commit_parents(tip)?;
+        let mut stack = vec![Frame {
+            id: tip,
+            parents,
+            next: 0,
+        }];
+        while let Some(top) = stack.last_mut() {
+            if top.next < top.parents.len() {
+                let p = top.parents[top.next];
+                top.next += 1;
+                let child = top.id;
+                if self.lookup(&p)?.is_none() {
+                    let parents = self.parent_parents(child, p)?;
+                    stack.push(Frame {
+                        id: p,
+                        parents,
+                        next: 0,
+                    });
+                }
+                continue;
+            }
+            let id = top.id;
+            stack.pop();
+            self.commit(id)?;
+            self.done += 1;
+            if let Some(cb) = &self.opts.progress {
+                cb(&ImportProgress {
+                    commits_done: self.done,
+                    commits_total: self.total,
+                });
+            }
+            if self.pending.commits.len() >= self.batch_commits
+                || self.pending.bytes >= self.opts.batch_bytes
+            {
+                self.flush()?;
+            }
+        }
+        self.lookup(&tip)?
+            .map(|m| m.id)
+            .ok_or_else(|| self.corrupt(tip, "was not imported"))
+    }
+
+    /// The store tree of a store commit (pending or stored).
+    fn tree_of_commit(&self, id: &ObjectId) -> Option<ObjectId> {
+        if let Some(&i) = self.pending.commit_index.get(id) {
+            return Some(self.pending.commits[i].tree);
+        }
+        self.repo.commit(id).ok().map(|c| c.tree)
+    }
+
+    fn load_tree(&self, id: &ObjectId) -> Option<Tree> {
+        if let Some(&i) = self.pending.tree_index.get(id) {
+            return Some(self.pending.trees[i].0.clone());
+        }
+        self.repo.tree(id).ok()
+    }
+
+    /// Converts one commit whose parents are all imported.
+    fn commit(&mut self, id: GitId) -> Result<(), ImportError> {
+        let raw = self.git.read(id, Kind::Commit, &self.refname)?;
+        let gc = gitfmt::parse_commit(&raw)
+            .ok_or_else(|| self.corrupt(id, "not a well-formed commit"))?;
+        let mut parents = Vec::with_capacity(gc.parents.len());
+        for p in &gc.parents {
+            match self.lookup(p)? {
+                Some(m) if m.kind == MappedKind::Commit => parents.push(m.id),
+                _ => return Err(self.corrupt(*p, format!("parent of {id} was not imported"))),
+            }
+        }
+        let prev_tree = parents.first().and_then(|p| self.tree_of_commit(p));
+        let tree = self.tree(gc.tree, prev_tree)?;
+        let canonical = tree.kind == MappedKind::Tree && gitfmt::write_commit(&gc) == raw;
+        let mut extra = gc.extra;
+        if !canonical {
+            extra.push((GIT_ID_HEADER.to_vec(), id.to_hex().into_bytes()));
+        }
+        let commit = Commit {
+            tree: tree.id,
+            parents,
+            author: gc.author,
+            committer: gc.committer,
+            message: gc.message,
+            extra,
+        };
+        let sid = commit.id();
+        self.pending.bytes += raw.len();
+        self.pending
+            .commit_index
+            .insert(sid, self.pending.commits.len());
+        self.pending.commits.push(commit);
+        self.report.commits += 1;
+        self.record(
+            id,
+            Mapped {
+                kind: MappedKind::Commit,
+                id: sid,
+                size: 0,
+            },
+            (!canonical).then_some(raw),
+        );
+        Ok(())
+    }
+
+    fn blob(&mut self, id: GitId, prev: Option<ObjectId>) -> Result<Mapped, ImportError> {
+        if let Some(m) = self.lookup(&id)? {
+            return Ok(m);
+        }
+        let bytes = self.git.read(id, Kind::Blob, &self.refname)?;
+        let size = bytes.len() as u64;
+        let sid = if bytes.len() <= SMALL_FILE_MAX {
+            let sid = ObjectId::of(&bytes);
+            self.pending.bytes += bytes.len();
+            self.pending.blobs.push((bytes, prev.filter(|p| *p != sid)));
+            sid
+        } else {
+            // Large files are chunked by the store in their own transactions; they become
+            // reachable only when the batch that uses them lands.
+            self.repo.write_file(bytes.as_slice(), prev)?.id
+        };
+        self.report.blobs += 1;
+        let m = Mapped {
+            kind: MappedKind::Blob,
+            id: sid,
+            size,
+        };
+        self.record(id, m, None);
+        Ok(m)
+    }
+
+    fn tree(&mut self, id: GitId, prev: Option<ObjectId>) -> Result<Mapped, ImportError> {
+        if let Some(m) = self.lookup(&id)? {
+            if !matches!(m.kind, MappedKind::Tree | MappedKind::RawTree) {
+                return Err(self.corrupt(id, "is used as a tree but was imported as another kind"));
+            }
+            return Ok(m);
+        }
+        let raw = self.git.read(id, Kind::Tree, &self.refname)?;
+        let entries =
+            gitfmt::parse_tree(&raw).ok_or_else(|| self.corrupt(id, "not a well-formed tree"))?;
+        let prev_tree = prev.and_then(|p| self.load_tree(&p));
+        let mut store_entries = Vec::with_capacity(entries.len());
+        let mut git_entries = Vec::with_capacity(entries.len());
+        let mut reproducible = true;
+        for e in entries {
+            let kind = gitfmt::kind_of_mode(&e.mode).ok_or_else(|| {
+                self.corrupt(
+                    id,
+                    format!(
+                        "entry {:?} has unknown mode {}",
+                        String::from_utf8_lossy(&e.name),
+                        String::from_utf8_lossy(&e.mode)
+                    ),
+                )
+            })?;
+            let prev_child = prev_tree
+                .as_ref()
+                .and_then(|t| t.get(&e.name))
+                .filter(|p| (p.kind == EntryKind::Dir) == (kind == EntryKind::Dir))
+                .filter(|p| p.kind != EntryKind::Gitlink)
+                .map(|p| p.id);
+            let (sid, size) = match kind {
+                EntryKind::Dir => {
+                    let m = self.tree(e.id, prev_child)?;
+                    reproducible &= m.kind == MappedKind::Tree;
+                    (m.id, m.size)
+                }
+                EntryKind::Gitlink => {
+                    let mut padded = [0u8; 32];
+                    padded[..20].copy_from_slice(&e.id.0);
+                    (ObjectId(padded), 20)
+                }
+                _ => {
+                    let m = self.blob(e.id, prev_child)?;
+                    if m.kind != MappedKind::Blob {
+                        return Err(self.corrupt(e.id, "is used as a blob but is not one"));
+                    }
+                    (m.id, m.size)
+                }
+            };
+            git_entries.push((kind, e.name.clone(), e.id));
+            store_entries.push(TreeEntry {
+                name: e.name,
+                kind,
+                id: sid,
+                size,
+            });
+        }
+        store_entries.sort_by(|a, b| a.name.cmp(&b.name));
+        let tree = Tree {
+            entries: store_entries,
+        };
+        tree.check()
+            .map_err(|e| self.corrupt(id, format!("the store cannot hold this tree: {e}")))?;
+        let canonical = reproducible && gitfmt::write_tree(&mut git_entries) == raw;
+        let sid = tree.id();
+        let m = Mapped {
+            kind: if canonical {
+                MappedKind::Tree
+            } else {
+                MappedKind::RawTree
+            },
+            id: sid,
+            size: tree.entries.len() as u64,
+        };
+        self.pending.bytes += raw.len();
+        self.pending
+            .tree_index
+            .insert(sid, self.pending.trees.len());
+        self.pending.trees.push((tree, prev.filter(|p| *p != sid)));
+        self.report.trees += 1;
+        self.record(id, m, (!canonical).then_some(raw));
+        Ok(m)
+    }
+
+    fn tag(&mut self, id: GitId) -> Result<Mapped, ImportError> {
+        if let Some(m) = self.lookup(&id)? {
+            return Ok(m);
+        }
+        let raw = self.git.read(id, Kind::Tag, &self.refname)?;
+        let gt =
+            gitfmt::parse_tag(&raw).ok_or_else(|| self.corrupt(id, "not a well-formed tag"))?;
+        let mut reproducible = true;
+        let (target, target_kind) = match gt.target_type.as_slice() {
+            b"commit" => (self.commit_closure(gt.target)?, TargetKind::Commit),
+            b"tree" => {
+                let m = self.tree(gt.target, None)?;
+                reproducible = m.kind == MappedKind::Tree;
+                (m.id, TargetKind::Tree)
+            }
+            b"blob" => (self.blob(gt.target, None)?.id, TargetKind::Blob),
+            b"tag" => (self.tag(gt.target)?.id, TargetKind::Tag),
+            other => {
+                return Err(self.corrupt(
+                    id,
+                    format!("unknown target type {}", String::from_utf8_lossy(other)),
+                ));
+            }
+        };
+        let canonical = reproducible && gitfmt::write_tag(&gt) == raw;
+        let mut extra = gt.extra;
+        if !canonical {
+            extra.push((GIT_ID_HEADER.to_vec(), id.to_hex().into_bytes()));
+        }
+        let tag = Tag {
+            target,
+            target_kind,
+            name: gt.name,
+            tagger: gt.tagger,
+            message: gt.message,
+            extra,
+        };
+        let sid = tag.id();
+        self.pending.bytes += raw.len();
+        self.pending.tags.push(tag);
+        self.report.tags += 1;
+        let m = Mapped {
+            kind: MappedKind::Tag,
+            id: sid,
+            size: 0,
+        };
+        self.record(id, m, (!canonical).then_some(raw));
+        Ok(m)
+    }
+
+    /// Writes the batch in one transaction, refs last.
+    fn flush(&mut self) -> Result<(), ImportError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let p = std::mem::take(&mut self.pending);
+        let (created, moved, unchanged) = self.repo.batch(|b| {
+            for (bytes, prev) in &p.blobs {
+                b.put_blob(bytes, *prev)?;
+            }
+            for (tree, prev) in &p.trees {
+                b.put_tree(tree, *prev)?;
+            }
+            for c in &p.commits {
+                b.put_commit(c)?;
+            }
+            for t in &p.tags {
+                b.put_tag(t)?;
+            }
+            for (k, v) in &p.settings {
+                b.set_setting(k, Some(v))?;
+            }
+            let (mut created, mut moved, mut unchanged) = (0, 0, 0);
+            for (name, value) in &p.refs {
+                let cur = b.get_ref(name)?;
+                match cur {
+                    Some(c) if c == *value => unchanged += 1,
+                    Some(_) => moved += 1,
+                    None => created += 1,
+                }
+                if cur != Some(*value) {
+                    b.cas_ref(name, cur, Some(*value), "git import")?;
+                }
+            }
+            Ok((created, moved, unchanged))
+        })?;
+        self.report.refs_created += created;
+        self.report.refs_moved += moved;
+        self.report.refs_unchanged += unchanged;
+        self.report.batches += 1;
+        tracing::debug!(
+            commits = p.commits.len(),
+            trees = p.trees.len(),
+            blobs = p.blobs.len(),
+            "git import batch written"
+        );
+        for (k, v) in p.map {
+            self.remember(k, v);
+        }
+        Ok(())
+    }
+}

@@ -1,6 +1,7 @@
 //! `heroctl`: the hero store command line.
 
 mod commands;
+mod git;
 mod output;
 mod serve;
 
@@ -54,6 +55,18 @@ pub enum Command {
     Verify,
     /// Objects, sizes, dedupe and delta ratios.
     Stats,
+    /// Import history from elsewhere (`import git PATH`).
+    Import {
+        /// What to import from.
+        #[command(subcommand)]
+        what: git::ImportKind,
+    },
+    /// Export the store's history (`export git DIR`).
+    Export {
+        /// What to export to.
+        #[command(subcommand)]
+        what: git::ExportKind,
+    },
     /// Mount a branch as a drive: every save becomes a commit, changes from elsewhere appear.
     Mount(serve::MountArgs),
     /// Serve the store (`serve dav`: a WebDAV share).

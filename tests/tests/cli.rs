@@ -100,3 +100,72 @@ fn blake3_hex(b: &[u8]) -> String {
     let o = child.wait_with_output().unwrap();
     String::from_utf8(o.stdout).unwrap().trim().to_owned()
 }
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "Ann")
+        .env("GIT_AUTHOR_EMAIL", "ann@example.com")
+        .env("GIT_COMMITTER_NAME", "Ann")
+        .env("GIT_COMMITTER_EMAIL", "ann@example.com")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn import_verify_export_git_through_heroctl() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    git(&src, &["init", "-q", "-b", "main"]);
+    std::fs::write(src.join("a.txt"), "one\n").unwrap();
+    git(&src, &["add", "-A"]);
+    git(&src, &["commit", "-qm", "first"]);
+    git(&src, &["tag", "-a", "v1", "-m", "release one"]);
+    std::fs::write(src.join("a.txt"), "two\n").unwrap();
+    git(&src, &["commit", "-qam", "second"]);
+
+    let repo = tmp.path().join("r.hero");
+    ok(&repo, &["init"]);
+    let v: serde_json::Value = serde_json::from_str(&ok(
+        &repo,
+        &["--json", "import", "git", src.to_str().unwrap(), "--verify"],
+    ))
+    .unwrap();
+    assert_eq!(v["commits"], 2, "{v}");
+    assert_eq!(v["tags"], 1, "{v}");
+    assert_eq!(v["verify"]["differences"].as_array().unwrap().len(), 0);
+    assert_eq!(ok(&repo, &["cat", "main:a.txt"]), "two\n");
+
+    // A second run finds nothing new.
+    let v: serde_json::Value = serde_json::from_str(&ok(
+        &repo,
+        &["--json", "import", "git", src.to_str().unwrap()],
+    ))
+    .unwrap();
+    assert_eq!(v["commits"], 0, "{v}");
+
+    let out = tmp.path().join("out.git");
+    ok(&repo, &["export", "git", out.to_str().unwrap()]);
+    let refs = |d: &Path| git(d, &["for-each-ref", "--format=%(objectname) %(refname)"]);
+    assert_eq!(refs(&src), refs(&out));
+    git(&out, &["fsck", "--strict"]);
+
+    // A path that is no git repository is a clear error.
+    let bad = run(&repo, &["import", "git", tmp.path().to_str().unwrap()]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("importing"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

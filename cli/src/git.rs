@@ -1,0 +1,206 @@
+//! `heroctl import git` and `heroctl export git`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use hero_importers::{
+    ExportOptions, ImportOptions, ImportProgress, VerifyOptions, export_git, import_git,
+    verify_import,
+};
+use hero_store::Repo;
+use serde_json::json;
+
+use crate::output::{print_json, progress_bar};
+
+/// What to import from.
+#[derive(Subcommand, Debug)]
+pub enum ImportKind {
+    /// A local git repository (bare or with a work tree): every branch and tag, full history.
+    Git(ImportGitArgs),
+}
+
+/// What to export to.
+#[derive(Subcommand, Debug)]
+pub enum ExportKind {
+    /// A git repository: commits and tags that came from git get their original ids back.
+    Git(ExportGitArgs),
+}
+
+/// Arguments of `import git`.
+#[derive(Args, Debug)]
+pub struct ImportGitArgs {
+    /// The git repository (its work tree or its git directory).
+    pub path: PathBuf,
+    /// After importing, compare every imported commit's tree with git's, file by file.
+    #[arg(long)]
+    pub verify: bool,
+    /// Put this before every imported branch name (e.g. `git/`).
+    #[arg(long, default_value = "")]
+    pub branch_prefix: String,
+    /// Put this before every imported tag name.
+    #[arg(long, default_value = "")]
+    pub tag_prefix: String,
+}
+
+/// Arguments of `export git`.
+#[derive(Args, Debug)]
+pub struct ExportGitArgs {
+    /// The git repository to write (created bare if missing; an existing one is updated).
+    pub dir: PathBuf,
+    /// Export only branches starting with this prefix, removing it.
+    #[arg(long, default_value = "")]
+    pub branch_prefix: String,
+    /// Export only tags starting with this prefix, removing it.
+    #[arg(long, default_value = "")]
+    pub tag_prefix: String,
+}
+
+/// Runs `import ...`.
+pub fn import(repo: &Repo, kind: ImportKind, json: bool) -> Result<()> {
+    let ImportKind::Git(a) = kind;
+    import_one(repo, &a, json)
+}
+
+fn import_one(repo: &Repo, a: &ImportGitArgs, json: bool) -> Result<()> {
+    let bar = progress_bar(json, "import");
+    let bar_cb = bar.clone();
+    let opts = ImportOptions {
+        branch_prefix: a.branch_prefix.clone(),
+        tag_prefix: a.tag_prefix.clone(),
+        progress: Some(Box::new(move |p: &ImportProgress| {
+            if let Some(t) = p.commits_total {
+                bar_cb.set_length(t);
+            }
+            bar_cb.set_position(p.commits_done);
+        })),
+        ..ImportOptions::default()
+    };
+    let start = Instant::now();
+    let report = import_git(repo, &a.path, &opts)
+        .with_context(|| format!("importing {}", a.path.display()))?;
+    bar.finish_and_clear();
+    let secs = start.elapsed().as_secs_f64();
+    let verify = if a.verify {
+        let bar = progress_bar(json, "verify");
+        bar.set_length(0);
+        let v = verify_import(repo, &a.path, &VerifyOptions::default())
+            .with_context(|| format!("verifying against {}", a.path.display()))?;
+        bar.finish_and_clear();
+        Some(v)
+    } else {
+        None
+    };
+    if json {
+        let mut out = json!({
+            "commits": report.commits,
+            "trees": report.trees,
+            "blobs": report.blobs,
+            "tags": report.tags,
+            "raw_kept": report.raw_kept,
+            "refs_created": report.refs_created,
+            "refs_moved": report.refs_moved,
+            "refs_unchanged": report.refs_unchanged,
+            "skipped": report.skipped.iter().map(|s| json!({"ref": s.name, "reason": s.reason})).collect::<Vec<_>>(),
+            "seconds": secs,
+        });
+        if let Some(v) = &verify {
+            out["verify"] = json!({
+                "commits": v.commits,
+                "trees": v.trees,
+                "files": v.files,
+                "differences": v.differences.iter().map(|d| json!({
+                    "commit": d.commit.to_hex(),
+                    "path": String::from_utf8_lossy(&d.path),
+                    "what": d.what,
+                })).collect::<Vec<_>>(),
+            });
+        }
+        print_json(&out)?;
+    } else {
+        let rate = if secs > 0.0 {
+            report.commits as f64 / secs
+        } else {
+            0.0
+        };
+        println!(
+            "imported {} commits, {} trees, {} files, {} tags in {secs:.1} s ({rate:.0} commits/s)",
+            report.commits, report.trees, report.blobs, report.tags
+        );
+        println!(
+            "refs: {} created, {} moved, {} unchanged",
+            report.refs_created, report.refs_moved, report.refs_unchanged
+        );
+        for s in &report.skipped {
+            println!("skipped {}: {}", s.name, s.reason);
+        }
+        if let Some(v) = &verify {
+            println!(
+                "verify: {} commits, {} trees, {} files compared, {} differences",
+                v.commits,
+                v.trees,
+                v.files,
+                v.differences.len()
+            );
+            for d in &v.differences {
+                println!(
+                    "  {} {}: {}",
+                    d.commit.to_hex(),
+                    String::from_utf8_lossy(&d.path),
+                    d.what
+                );
+            }
+        }
+    }
+    if let Some(v) = verify
+        && !v.is_ok()
+    {
+        bail!(
+            "the import differs from git in {} places",
+            v.differences.len()
+        );
+    }
+    Ok(())
+}
+
+/// Runs `export ...`.
+pub fn export(repo: &Repo, kind: ExportKind, json: bool) -> Result<()> {
+    let ExportKind::Git(a) = kind;
+    export_one(repo, &a.dir, &a, json)
+}
+
+fn export_one(repo: &Repo, dir: &Path, a: &ExportGitArgs, json: bool) -> Result<()> {
+    let opts = ExportOptions {
+        branch_prefix: a.branch_prefix.clone(),
+        tag_prefix: a.tag_prefix.clone(),
+        ..ExportOptions::default()
+    };
+    let start = Instant::now();
+    let report = export_git(repo, dir, &opts)
+        .with_context(|| format!("exporting to {}", dir.display()))?;
+    let secs = start.elapsed().as_secs_f64();
+    if json {
+        print_json(&json!({
+            "commits": report.commits,
+            "trees": report.trees,
+            "blobs": report.blobs,
+            "tags": report.tags,
+            "original_ids": report.original_ids,
+            "refs": report.refs,
+            "seconds": secs,
+        }))?;
+    } else {
+        println!(
+            "exported {} commits, {} trees, {} blobs, {} tags, {} refs to {} in {secs:.1} s ({} objects kept their git id)",
+            report.commits,
+            report.trees,
+            report.blobs,
+            report.tags,
+            report.refs,
+            dir.display(),
+            report.original_ids
+        );
+    }
+    Ok(())
+}

@@ -177,8 +177,8 @@ fn export_one(repo: &Repo, dir: &Path, a: &ExportGitArgs, json: bool) -> Result<
         ..ExportOptions::default()
     };
     let start = Instant::now();
-    let report = export_git(repo, dir, &opts)
-        .with_context(|| format!("exporting to {}", dir.display()))?;
+    let report =
+        export_git(repo, dir, &opts).with_context(|| format!("exporting to {}", dir.display()))?;
     let secs = start.elapsed().as_secs_f64();
     if json {
         print_json(&json!({

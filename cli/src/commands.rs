@@ -231,7 +231,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tag(a) => cmd_tag(&open_repo(&cli.repo)?, a, json)?,
         Command::Verify => return cmd_verify(&open_repo(&cli.repo)?, json),
         Command::Stats => cmd_stats(&open_repo(&cli.repo)?, json)?,
-        Command::Import { what } => crate::git::import(&open_repo(&cli.repo)?, what, json)?,
+        Command::Import { what } => crate::git::import(open_repo(&cli.repo)?, what, json)?,
         Command::Export { what } => crate::git::export(&open_repo(&cli.repo)?, what, json)?,
         Command::Mount(a) => crate::serve::mount(&repo_path(&cli.repo)?, a)?,
         Command::Serve { what } => crate::serve::run(&repo_path(&cli.repo)?, what)?,

@@ -58,12 +58,12 @@ pub struct ExportGitArgs {
 }
 
 /// Runs `import ...`.
-pub fn import(repo: &Repo, kind: ImportKind, json: bool) -> Result<()> {
+pub fn import(mut repo: Repo, kind: ImportKind, json: bool) -> Result<()> {
     let ImportKind::Git(a) = kind;
-    import_one(repo, &a, json)
+    import_one(&mut repo, &a, json)
 }
 
-fn import_one(repo: &Repo, a: &ImportGitArgs, json: bool) -> Result<()> {
+fn import_one(repo: &mut Repo, a: &ImportGitArgs, json: bool) -> Result<()> {
     let bar = progress_bar(json, "import");
     let bar_cb = bar.clone();
     let opts = ImportOptions {
@@ -81,6 +81,18 @@ fn import_one(repo: &Repo, a: &ImportGitArgs, json: bool) -> Result<()> {
     let report = import_git(repo, &a.path, &opts)
         .with_context(|| format!("importing {}", a.path.display()))?;
     bar.finish_and_clear();
+    // A big import leaves many free pages behind (copy-on-write); give them back.
+    let compacted = if report.commits > 0 {
+        match repo.compact() {
+            Ok((before, after)) => Some((before, after)),
+            Err(e) => {
+                tracing::warn!("could not compact the repository after the import: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let secs = start.elapsed().as_secs_f64();
     let verify = if a.verify {
         let bar = progress_bar(json, "verify");
@@ -104,6 +116,7 @@ fn import_one(repo: &Repo, a: &ImportGitArgs, json: bool) -> Result<()> {
             "refs_unchanged": report.refs_unchanged,
             "skipped": report.skipped.iter().map(|s| json!({"ref": s.name, "reason": s.reason})).collect::<Vec<_>>(),
             "seconds": secs,
+            "file_bytes": compacted.map(|c| c.1),
         });
         if let Some(v) = &verify {
             out["verify"] = json!({
@@ -132,6 +145,9 @@ fn import_one(repo: &Repo, a: &ImportGitArgs, json: bool) -> Result<()> {
             "refs: {} created, {} moved, {} unchanged",
             report.refs_created, report.refs_moved, report.refs_unchanged
         );
+        if let Some((before, after)) = compacted {
+            println!("repository file compacted: {before} -> {after} bytes");
+        }
         for s in &report.skipped {
             println!("skipped {}: {}", s.name, s.reason);
         }

@@ -15,7 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let git_dir = PathBuf::from(&args[0]);
     let store = PathBuf::from(&args[1]);
-    let repo = hero_store::Repo::open_or_init(&store)?;
+    let mut repo = hero_store::Repo::open_or_init(&store)?;
     let start = Instant::now();
     let opts = ImportOptions {
         progress: Some(Box::new(|p| {
@@ -30,6 +30,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..ImportOptions::default()
     };
     let report = hero_importers::import_git(&repo, &git_dir, &opts)?;
+    // As `heroctl import git` does: give the free pages the import left back.
+    if report.commits > 0 {
+        repo.compact()?;
+    }
     let secs = start.elapsed().as_secs_f64();
     println!(
         "imported commits={} trees={} blobs={} tags={} raw_kept={} batches={} seconds={secs:.3} commits_per_sec={:.0}",
@@ -44,7 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.iter().any(|a| a == "--stats") {
         let stats = repo.stats()?;
         let mapping: usize = repo
-            .settings_with_prefix("git/")?
+            .xrefs_with_prefix(b"git/")?
             .iter()
             .map(|(k, v)| k.len() + v.len())
             .sum();

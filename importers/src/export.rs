@@ -176,7 +176,7 @@ impl Exporter<'_> {
     }
 
     fn raw(&self, id: &ObjectId) -> Result<Option<Vec<u8>>, ExportError> {
-        Ok(self.repo.setting(&raw_key(id))?)
+        Ok(self.repo.xref(&raw_key(id))?)
     }
 
     /// The git id of a store commit or tag already in the target, if it is.
@@ -223,7 +223,7 @@ impl Exporter<'_> {
         if self.exists(&git) {
             return Ok(());
         }
-        let Some(raw) = self.repo.setting(&raw_tree_key(&git))? else {
+        let Some(raw) = self.repo.xref(&raw_tree_key(&git))? else {
             return Err(ExportError::BadRef {
                 refname: git.to_hex(),
                 reason: "raw tree recorded at import is missing",
@@ -258,7 +258,7 @@ impl Exporter<'_> {
     /// Writes the git tree `git` recorded at import: raw if it was kept raw, else from the
     /// store tree it maps to.
     fn git_tree(&mut self, git: GitId) -> Result<(), ExportError> {
-        if self.repo.setting(&raw_tree_key(&git))?.is_some() {
+        if self.repo.xref(&raw_tree_key(&git))?.is_some() {
             return self.raw_tree(git);
         }
         let m = lookup_git(self.repo, &git)?.ok_or_else(|| ExportError::BadRef {
@@ -432,7 +432,7 @@ impl Exporter<'_> {
         let raw_tree_target = match &raw {
             Some(r) if t.target_kind == TargetKind::Tree => gitfmt::parse_tag(r)
                 .map(|g| g.target)
-                .filter(|g| self.repo.setting(&raw_tree_key(g)).ok().flatten().is_some()),
+                .filter(|g| self.repo.xref(&raw_tree_key(g)).ok().flatten().is_some()),
             _ => None,
         };
         let (target, ty): (GitId, &[u8]) = match t.target_kind {

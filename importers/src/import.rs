@@ -113,7 +113,7 @@ struct Pending {
     commits: Vec<Commit>,
     commit_index: HashMap<ObjectId, usize>,
     tags: Vec<Tag>,
-    settings: Vec<(String, Vec<u8>)>,
+    xrefs: Vec<(Vec<u8>, Vec<u8>)>,
     map: HashMap<GitId, Mapped>,
     refs: Vec<(String, RefValue)>,
     bytes: usize,
@@ -121,7 +121,7 @@ struct Pending {
 
 impl Pending {
     fn is_empty(&self) -> bool {
-        self.settings.is_empty() && self.refs.is_empty() && self.blobs.is_empty()
+        self.xrefs.is_empty() && self.refs.is_empty() && self.blobs.is_empty()
     }
 }
 
@@ -134,6 +134,8 @@ struct Importer<'a> {
     opts: &'a ImportOptions,
     pending: Pending,
     recent: HashMap<GitId, Mapped>,
+    /// Git trees kept raw (their export needs the raw bytes).
+    raw_trees: HashSet<GitId>,
     refname: String,
     report: ImportReport,
     done: u64,
@@ -159,6 +161,11 @@ pub fn import_git(
         opts,
         pending: Pending::default(),
         recent: HashMap::new(),
+        raw_trees: repo
+            .xrefs_with_prefix(crate::mapping::RAW_TREE)?
+            .into_iter()
+            .filter_map(|(k, _)| GitId::from_bytes(&k[crate::mapping::RAW_TREE.len()..]))
+            .collect(),
         refname: String::new(),
         report: ImportReport::default(),
         done: 0,
@@ -263,10 +270,16 @@ impl Importer<'_> {
         self.recent.insert(id, m);
     }
 
-    fn record(&mut self, git: GitId, m: Mapped, raw: Option<Vec<u8>>) {
-        self.pending.settings.push((g2s_key(&git), m.encode()));
-        if m.kind != MappedKind::RawTree {
-            self.pending.settings.push((s2g_key(&m.id), git.0.to_vec()));
+    /// Remembers what a git object became. Commits and tags are kept in the repository both
+    /// ways; trees and blobs only in memory unless `persist` (export needs them below a tree
+    /// or commit kept raw), since later imports find them through the parent commit.
+    fn record(&mut self, git: GitId, m: Mapped, raw: Option<Vec<u8>>, persist: bool) {
+        let both_ways = matches!(m.kind, MappedKind::Commit | MappedKind::Tag);
+        if both_ways || persist {
+            self.pending.xrefs.push((g2s_key(&git), m.encode()));
+        }
+        if both_ways {
+            self.pending.xrefs.push((s2g_key(&m.id), git.0.to_vec()));
         }
         if let Some(raw) = raw {
             self.report.raw_kept += 1;
@@ -276,7 +289,10 @@ impl Importer<'_> {
             } else {
                 raw_key(&m.id)
             };
-            self.pending.settings.push((key, raw));
+            if m.kind == MappedKind::RawTree {
+                self.raw_trees.insert(git);
+            }
+            self.pending.xrefs.push((key, raw));
         }
         self.pending.map.insert(git, m);
     }
@@ -426,8 +442,21 @@ impl Importer<'_> {
             }
         }
         let prev_tree = parents.first().and_then(|p| self.tree_of_commit(p));
-        let tree = self.tree(gc.tree, prev_tree)?;
+        let prev_git = match gc.parents.first() {
+            Some(p) => {
+                let praw = self.git.read(*p, Kind::Commit, &self.refname)?;
+                let pc = gitfmt::parse_commit(&praw)
+                    .ok_or_else(|| self.corrupt(*p, "not a well-formed commit"))?;
+                Some(pc.tree)
+            }
+            None => None,
+        };
+        let tree = self.tree(gc.tree, prev_tree, prev_git)?;
         let canonical = tree.kind == MappedKind::Tree && gitfmt::write_commit(&gc) == raw;
+        if !canonical && tree.kind == MappedKind::Tree {
+            // Export rebuilds this commit from its raw bytes and finds the tree by git id.
+            self.pending.xrefs.push((g2s_key(&gc.tree), tree.encode()));
+        }
         let mut extra = gc.extra;
         if !canonical {
             extra.push((GIT_ID_HEADER.to_vec(), id.to_hex().into_bytes()));
@@ -455,6 +484,7 @@ impl Importer<'_> {
                 size: 0,
             },
             (!canonical).then_some(raw),
+            true,
         );
         Ok(())
     }
@@ -481,21 +511,57 @@ impl Importer<'_> {
             id: sid,
             size,
         };
-        self.record(id, m, None);
+        self.record(id, m, None, false);
         Ok(m)
     }
 
-    fn tree(&mut self, id: GitId, prev: Option<ObjectId>) -> Result<Mapped, ImportError> {
+    /// Converts a git tree. `prev` is the store tree and `prev_git` the git tree at the same
+    /// path in the first parent: entries whose git id did not change are taken from `prev`
+    /// without reading them again.
+    fn tree(
+        &mut self,
+        id: GitId,
+        prev: Option<ObjectId>,
+        prev_git: Option<GitId>,
+    ) -> Result<Mapped, ImportError> {
         if let Some(m) = self.lookup(&id)? {
             if !matches!(m.kind, MappedKind::Tree | MappedKind::RawTree) {
                 return Err(self.corrupt(id, "is used as a tree but was imported as another kind"));
             }
             return Ok(m);
         }
+        let prev_tree = prev.and_then(|p| self.load_tree(&p));
+        if prev_git == Some(id)
+            && let (Some(p), Some(t)) = (prev, prev_tree.as_ref())
+        {
+            let m = Mapped {
+                kind: if self.raw_trees.contains(&id) {
+                    MappedKind::RawTree
+                } else {
+                    MappedKind::Tree
+                },
+                id: p,
+                size: t.entries.len() as u64,
+            };
+            self.remember(id, m);
+            return Ok(m);
+        }
         let raw = self.git.read(id, Kind::Tree, &self.refname)?;
         let entries =
             gitfmt::parse_tree(&raw).ok_or_else(|| self.corrupt(id, "not a well-formed tree"))?;
-        let prev_tree = prev.and_then(|p| self.load_tree(&p));
+        // The parent's entries at this path, by name: unchanged ones are reused as they are.
+        let prev_git_entries: HashMap<Vec<u8>, GitId> = match prev_git {
+            Some(pg) if prev_tree.is_some() => {
+                let praw = self.git.read(pg, Kind::Tree, &self.refname)?;
+                gitfmt::parse_tree(&praw)
+                    .ok_or_else(|| self.corrupt(pg, "not a well-formed tree"))?
+                    .into_iter()
+                    .map(|e| (e.name, e.id))
+                    .collect()
+            }
+            _ => HashMap::new(),
+        };
+        let mut children: Vec<(GitId, Mapped)> = Vec::new();
         let mut store_entries = Vec::with_capacity(entries.len());
         let mut git_entries = Vec::with_capacity(entries.len());
         let mut reproducible = true;
@@ -510,16 +576,53 @@ impl Importer<'_> {
                     ),
                 )
             })?;
-            let prev_child = prev_tree
+            let prev_entry = prev_tree
                 .as_ref()
                 .and_then(|t| t.get(&e.name))
                 .filter(|p| (p.kind == EntryKind::Dir) == (kind == EntryKind::Dir))
                 .filter(|p| p.kind != EntryKind::Gitlink)
-                .map(|p| p.id);
+                .cloned();
+            let prev_child = prev_entry.as_ref().map(|p| p.id);
+            let prev_git_child = prev_git_entries.get(&e.name).copied();
+            if kind != EntryKind::Gitlink
+                && prev_git_child == Some(e.id)
+                && let Some(pe) = prev_entry.as_ref().filter(|p| p.kind == kind)
+            {
+                // Same git object as in the parent: same store entry.
+                let child = if kind == EntryKind::Dir {
+                    let raw_child = self.raw_trees.contains(&e.id);
+                    reproducible &= !raw_child;
+                    Mapped {
+                        kind: if raw_child {
+                            MappedKind::RawTree
+                        } else {
+                            MappedKind::Tree
+                        },
+                        id: pe.id,
+                        size: pe.size,
+                    }
+                } else {
+                    Mapped {
+                        kind: MappedKind::Blob,
+                        id: pe.id,
+                        size: pe.size,
+                    }
+                };
+                children.push((e.id, child));
+                git_entries.push((kind, e.name.clone(), e.id));
+                store_entries.push(TreeEntry {
+                    name: e.name,
+                    kind,
+                    id: pe.id,
+                    size: pe.size,
+                });
+                continue;
+            }
             let (sid, size) = match kind {
                 EntryKind::Dir => {
-                    let m = self.tree(e.id, prev_child)?;
+                    let m = self.tree(e.id, prev_child, prev_git_child)?;
                     reproducible &= m.kind == MappedKind::Tree;
+                    children.push((e.id, m));
                     (m.id, m.size)
                 }
                 EntryKind::Gitlink => {
@@ -532,6 +635,7 @@ impl Importer<'_> {
                     if m.kind != MappedKind::Blob {
                         return Err(self.corrupt(e.id, "is used as a blob but is not one"));
                     }
+                    children.push((e.id, m));
                     (m.id, m.size)
                 }
             };
@@ -566,7 +670,13 @@ impl Importer<'_> {
             .insert(sid, self.pending.trees.len());
         self.pending.trees.push((tree, prev.filter(|p| *p != sid)));
         self.report.trees += 1;
-        self.record(id, m, (!canonical).then_some(raw));
+        if !canonical {
+            // Export writes this tree from its raw bytes and finds its entries by git id.
+            for (g, cm) in children {
+                self.pending.xrefs.push((g2s_key(&g), cm.encode()));
+            }
+        }
+        self.record(id, m, (!canonical).then_some(raw), false);
         Ok(m)
     }
 
@@ -581,11 +691,16 @@ impl Importer<'_> {
         let (target, target_kind) = match gt.target_type.as_slice() {
             b"commit" => (self.commit_closure(gt.target)?, TargetKind::Commit),
             b"tree" => {
-                let m = self.tree(gt.target, None)?;
+                let m = self.tree(gt.target, None, None)?;
                 reproducible = m.kind == MappedKind::Tree;
+                self.pending.xrefs.push((g2s_key(&gt.target), m.encode()));
                 (m.id, TargetKind::Tree)
             }
-            b"blob" => (self.blob(gt.target, None)?.id, TargetKind::Blob),
+            b"blob" => {
+                let m = self.blob(gt.target, None)?;
+                self.pending.xrefs.push((g2s_key(&gt.target), m.encode()));
+                (m.id, TargetKind::Blob)
+            }
             b"tag" => (self.tag(gt.target)?.id, TargetKind::Tag),
             other => {
                 return Err(self.corrupt(
@@ -616,7 +731,7 @@ impl Importer<'_> {
             id: sid,
             size: 0,
         };
-        self.record(id, m, (!canonical).then_some(raw));
+        self.record(id, m, (!canonical).then_some(raw), true);
         Ok(m)
     }
 
@@ -639,8 +754,8 @@ impl Importer<'_> {
             for t in &p.tags {
                 b.put_tag(t)?;
             }
-            for (k, v) in &p.settings {
-                b.set_setting(k, Some(v))?;
+            for (k, v) in &p.xrefs {
+                b.set_xref(k, Some(v))?;
             }
             let (mut created, mut moved, mut unchanged) = (0, 0, 0);
             for (name, value) in &p.refs {

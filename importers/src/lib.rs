@@ -8,7 +8,7 @@
 //! - [`export_git`] writes the store's branches and tags out as a git repository.
 //! - [`verify_import`] compares every imported commit's tree with git's, file by file.
 //!
-//! The mapping between git ids and store ids lives in the store's settings under `git/`
+//! The mapping between git ids and store ids lives in the store as binary cross-references
 //! (see [`mapping`]), so a second import only reads what is new.
 #![forbid(unsafe_code)]
 

@@ -1,39 +1,49 @@
-//! How the git <-> store mapping is kept in the store's settings.
+//! How the git <-> store mapping is kept in the store, as binary cross-references
+//! ([`hero_store::Repo::xref`]); every key starts with `git/` and a one-letter table:
 //!
-//! - `git/g2s/<git hex>` → [`Mapped`]: the store object a git object became (kind byte, 32-byte
-//!   store id, 8-byte little-endian size: content length for blobs, entry count for trees).
-//! - `git/s2g/<store hex>` → the 20-byte git id a store object came from (commits, trees,
-//!   blobs, tags).
-//! - `git/raw/<store hex>` → the original git bytes of a commit, tree or tag that git's
-//!   canonical writer would not reproduce bit for bit (odd time zones, header order, non
-//!   canonical modes, ...). Export writes these bytes instead of re-serialising. Such a
-//!   commit or tag also gets a `hero-git-id` extra header in the store, so two git objects
-//!   that differ only in what the store does not model never share a store object.
-//! - `git/rawt/<git hex>` → the raw bytes of a git tree that cannot be rebuilt from its store
-//!   tree (non-canonical itself or above such a tree). Several git trees may share one store
-//!   tree; only the canonical one is recorded in `git/s2g/`.
+//! - `git/g` + 20-byte git id → [`Mapped`]: the store object a git commit or tag became (kind
+//!   byte, 32-byte store id, varint size). Trees and blobs are mapped only where export needs
+//!   them (below a tree kept raw, or the tree of a commit kept raw): an import finds unchanged
+//!   trees and files by comparing each commit with its first parent instead, so the mapping
+//!   stays one entry per commit.
+//! - `git/s` + 32-byte store id → the 20-byte git id a store commit or tag came from.
+//! - `git/r` + 32-byte store id → the original git bytes of a commit or tag that git's
+//!   canonical writer would not reproduce bit for bit (odd time zones, header order, ...).
+//!   Export writes these bytes instead of re-serialising. Such a commit or tag also gets a
+//!   `hero-git-id` extra header in the store, so two git objects that differ only in what the
+//!   store does not model never share a store object.
+//! - `git/t` + 20-byte git id → the raw bytes of a git tree that cannot be rebuilt from its
+//!   store tree (non-canonical itself or above such a tree).
 
 use hero_store::{ObjectId, Repo};
 
 use crate::gitfmt::GitId;
 
+/// Prefix of every mapping key.
+pub const PREFIX: &[u8] = b"git/";
 /// Prefix of git → store entries.
-pub const G2S: &str = "git/g2s/";
+pub const G2S: &[u8] = b"git/g";
 /// Prefix of store → git entries.
-pub const S2G: &str = "git/s2g/";
-/// Prefix of kept raw git objects.
-pub const RAW: &str = "git/raw/";
-
+pub const S2G: &[u8] = b"git/s";
+/// Prefix of kept raw git commits and tags, keyed by store id.
+pub const RAW: &[u8] = b"git/r";
 /// Prefix of kept raw git trees, keyed by git id.
-pub const RAW_TREE: &str = "git/rawt/";
+pub const RAW_TREE: &[u8] = b"git/t";
+
+fn key(prefix: &[u8], id: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(prefix.len() + id.len());
+    k.extend_from_slice(prefix);
+    k.extend_from_slice(id);
+    k
+}
 
 /// The header added to a store commit or tag whose git bytes are kept raw, so that it cannot
 /// collide with the store object of a similar git object.
 pub const GIT_ID_HEADER: &[u8] = b"hero-git-id";
 
-/// The settings key of a raw git tree.
-pub fn raw_tree_key(id: &GitId) -> String {
-    format!("{RAW_TREE}{}", id.to_hex())
+/// The key of a raw git tree.
+pub fn raw_tree_key(id: &GitId) -> Vec<u8> {
+    key(RAW_TREE, &id.0)
 }
 
 /// What kind of object a mapping names.
@@ -64,9 +74,9 @@ pub struct Mapped {
 }
 
 impl Mapped {
-    /// Encodes to 41 bytes.
+    /// Encodes to 33 bytes and a varint.
     pub fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(41);
+        let mut v = Vec::with_capacity(43);
         v.push(match self.kind {
             MappedKind::Commit => b'c',
             MappedKind::Tree => b't',
@@ -75,12 +85,21 @@ impl Mapped {
             MappedKind::Tag => b'g',
         });
         v.extend_from_slice(&self.id.0);
-        v.extend_from_slice(&self.size.to_le_bytes());
+        let mut n = self.size;
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                v.push(byte);
+                break;
+            }
+            v.push(byte | 0x80);
+        }
         v
     }
     /// Decodes what [`Mapped::encode`] wrote.
     pub fn decode(b: &[u8]) -> Option<Mapped> {
-        if b.len() != 41 {
+        if b.len() < 34 || b.len() > 43 {
             return None;
         }
         let kind = match b[0] {
@@ -92,34 +111,40 @@ impl Mapped {
             _ => return None,
         };
         let id = ObjectId(b[1..33].try_into().ok()?);
-        let size = u64::from_le_bytes(b[33..41].try_into().ok()?);
-        Some(Mapped { kind, id, size })
+        let mut size = 0u64;
+        for (i, byte) in b[33..].iter().enumerate() {
+            size |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return (i + 34 == b.len()).then_some(Mapped { kind, id, size });
+            }
+        }
+        None
     }
 }
 
-/// The settings key of a git id's mapping.
-pub fn g2s_key(id: &GitId) -> String {
-    format!("{G2S}{}", id.to_hex())
+/// The key of a git id's mapping.
+pub fn g2s_key(id: &GitId) -> Vec<u8> {
+    key(G2S, &id.0)
 }
 
-/// The settings key of a store id's git id.
-pub fn s2g_key(id: &ObjectId) -> String {
-    format!("{S2G}{}", id.to_hex())
+/// The key of a store id's git id.
+pub fn s2g_key(id: &ObjectId) -> Vec<u8> {
+    key(S2G, &id.0)
 }
 
-/// The settings key of a store object's raw git bytes.
-pub fn raw_key(id: &ObjectId) -> String {
-    format!("{RAW}{}", id.to_hex())
+/// The key of a store object's raw git bytes.
+pub fn raw_key(id: &ObjectId) -> Vec<u8> {
+    key(RAW, &id.0)
 }
 
 /// Looks up what a git object became in the store.
 pub fn lookup_git(repo: &Repo, id: &GitId) -> Result<Option<Mapped>, hero_store::Error> {
-    Ok(repo.setting(&g2s_key(id))?.and_then(|v| Mapped::decode(&v)))
+    Ok(repo.xref(&g2s_key(id))?.and_then(|v| Mapped::decode(&v)))
 }
 
 /// Looks up the git id a store object came from.
 pub fn lookup_store(repo: &Repo, id: &ObjectId) -> Result<Option<GitId>, hero_store::Error> {
     Ok(repo
-        .setting(&s2g_key(id))?
+        .xref(&s2g_key(id))?
         .and_then(|v| GitId::from_bytes(&v)))
 }

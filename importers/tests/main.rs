@@ -592,7 +592,7 @@ mod bad_input {
         let repo = fx.store();
         import_git(&repo, &src, &ImportOptions::default()).unwrap();
         let before_head = repo.branch_head("main").unwrap();
-        let before_settings = repo.settings_with_prefix("git/").unwrap();
+        let before_settings = repo.xrefs_with_prefix(b"git/").unwrap();
 
         write(&src, b"b.txt", b"two, soon corrupt\n");
         commit_all(&src, "two");
@@ -611,7 +611,7 @@ mod bad_input {
         assert!(text.contains(&blob), "{text}");
         assert!(text.contains("refs/heads/main"), "{text}");
         assert_eq!(repo.branch_head("main").unwrap(), before_head);
-        assert_eq!(repo.settings_with_prefix("git/").unwrap(), before_settings);
+        assert_eq!(repo.xrefs_with_prefix(b"git/").unwrap(), before_settings);
 
         // Repair and rerun: it resumes.
         std::fs::write(&path, good).unwrap();

@@ -6,6 +6,7 @@
 //! proportion to the depth of its paths (times the width of those directories), not to the size
 //! of the tree.
 
+use redb::ReadableTable as _;
 use std::collections::BTreeMap;
 use std::io::Read;
 
@@ -680,6 +681,23 @@ impl Batch<'_, '_> {
         reason: &str,
     ) -> Result<()> {
         self.w.cas_ref(refname, expected, new, reason)
+    }
+    /// Writes (or with `None` removes) a cross-reference: a binary key and value kept in the
+    /// repository for the importers and sync (namespace keys with a leading tag byte string).
+    pub fn set_xref(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        match value {
+            Some(v) => {
+                self.w.xref.insert(key, v)?;
+            }
+            None => {
+                self.w.xref.remove(key)?;
+            }
+        }
+        Ok(())
+    }
+    /// Reads a cross-reference inside this transaction.
+    pub fn xref(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.w.xref.get(key)?.map(|g| g.value().to_vec()))
     }
     /// Sets a setting.
     pub fn set_setting(&mut self, key: &str, value: Option<&[u8]>) -> Result<()> {

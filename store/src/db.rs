@@ -18,6 +18,8 @@ pub(crate) const REFLOG: TableDefinition<(&str, u64), &[u8]> = TableDefinition::
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta-1");
 /// Settings other crates keep in the repository, by namespaced key.
 pub(crate) const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv-1");
+/// Cross-references with binary keys (for instance git id → store id), created on first write.
+pub(crate) const XREF: TableDefinition<&[u8], &[u8]> = TableDefinition::new("xref-1");
 
 /// The format this build writes and the newest it reads.
 pub(crate) const FORMAT_VERSION: u32 = 1;
@@ -226,6 +228,7 @@ pub(crate) struct WriteCtx<'t> {
     pub(crate) refs: redb::Table<'t, &'static str, &'static [u8]>,
     pub(crate) reflog: redb::Table<'t, (&'static str, u64), &'static [u8]>,
     pub(crate) kv: redb::Table<'t, &'static str, &'static [u8]>,
+    pub(crate) xref: redb::Table<'t, &'static [u8], &'static [u8]>,
 }
 
 /// Largest chain depth allowed for an object of `raw_len` bytes: reading the deepest object of

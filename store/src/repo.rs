@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use redb::{ConcurrencyMode, Database, ReadOnlyTable, ReadableDatabase, ReadableTable};
 
 use crate::db::{
-    self, CHAINS, FORMAT_VERSION, KV, META, OBJECTS, REFLOG, REFS, RefValue, WriteCtx, load_raw,
+    self, CHAINS, FORMAT_VERSION, KV, META, OBJECTS, REFLOG, REFS, RefValue, WriteCtx, XREF,
+    load_raw,
 };
 use crate::error::{Error, Result};
 use crate::id::{ObjectId, hex_prefix};
@@ -123,6 +124,22 @@ impl Repo {
         Ok(())
     }
 
+    /// Gives the file's free space back to the file system: copy-on-write leaves free pages
+    /// behind every transaction, and a big import leaves many. Safe while other processes have
+    /// the repository open (they wait, or the compaction reports a transaction in progress);
+    /// returns the file's size before and after.
+    pub fn compact(&mut self) -> Result<(u64, u64)> {
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let before = size(&self.path);
+        // Each pass moves what it can toward the start; stop when one gains nothing.
+        for _ in 0..8 {
+            if !self.db.compact()? {
+                break;
+            }
+        }
+        Ok((before, size(&self.path)))
+    }
+
     /// The repository file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -152,6 +169,7 @@ impl Repo {
                 refs: txn.open_table(REFS)?,
                 reflog: txn.open_table(REFLOG)?,
                 kv: txn.open_table(KV)?,
+                xref: txn.open_table(XREF)?,
             };
             let out = f(&mut ctx)?;
             let mut meta = txn.open_table(META)?;
@@ -333,6 +351,16 @@ impl Repo {
         })
     }
 
+    /// Reads a cross-reference (binary key; see [`crate::Batch::set_xref`]).
+    pub fn xref(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.view()?.xref(key)
+    }
+
+    /// All cross-references whose key starts with `prefix`, sorted by key.
+    pub fn xrefs_with_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.view()?.xrefs_with_prefix(prefix)
+    }
+
     /// All settings whose key starts with `prefix`, sorted.
     pub fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
         let v = self.view()?;
@@ -404,6 +432,35 @@ impl std::fmt::Debug for View {
 }
 
 impl View {
+    /// Reads a cross-reference (binary key; see [`crate::Batch::set_xref`]).
+    pub fn xref(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let table = match self.txn.open_table(XREF) {
+            Ok(t) => t,
+            // Repositories that never stored one have no table yet.
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(table.get(key)?.map(|g| g.value().to_vec()))
+    }
+
+    /// All cross-references whose key starts with `prefix`, sorted by key.
+    pub fn xrefs_with_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let table = match self.txn.open_table(XREF) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for item in table.range(prefix..)? {
+            let (k, v) = item?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            out.push((k.value().to_vec(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
     /// The generation counter as of this view.
     pub fn generation(&self) -> Result<u64> {
         Ok(self

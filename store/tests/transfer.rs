@@ -134,3 +134,58 @@ fn refuses_wrong_bytes_missing_links_and_bad_types() {
     // The whole batch was rolled back: nothing was kept.
     assert!(dst.stats().unwrap().objects.iter().all(|(_, n)| *n == 0));
 }
+
+#[test]
+fn cross_references_are_binary_keyed_and_transactional() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = new_repo(tmp.path());
+    // A fresh repository has no table yet: reads say "absent".
+    assert_eq!(repo.xref(b"g\x01\x02").unwrap(), None);
+    repo.batch(|b| {
+        b.set_xref(b"g\x01\x02", Some(b"value"))?;
+        assert_eq!(b.xref(b"g\x01\x02")?.as_deref(), Some(&b"value"[..]));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(
+        repo.xref(b"g\x01\x02").unwrap().as_deref(),
+        Some(&b"value"[..])
+    );
+    // A failing batch leaves nothing behind.
+    let err = repo.batch(|b| {
+        b.set_xref(b"s\x00", Some(b"x"))?;
+        b.set_xref(b"g\x01\x02", None)?;
+        Err::<(), _>(Error::FileTooLarge)
+    });
+    assert!(err.is_err());
+    assert_eq!(repo.xref(b"s\x00").unwrap(), None);
+    assert!(repo.xref(b"g\x01\x02").unwrap().is_some());
+}
+
+#[test]
+fn compaction_gives_free_pages_back_and_keeps_everything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut repo = new_repo(tmp.path());
+    let path = RepoPath::parse("data.bin").unwrap();
+    let mut last = Vec::new();
+    for v in 0..12u64 {
+        // Each version rewrites the previous one as a delta: the old pages become free.
+        last = pseudo_random(v, 600_000);
+        let mut cs = repo.change_set("main").unwrap();
+        cs.put_bytes(&path, EntryKind::File, &last).unwrap();
+        cs.commit(meta(&format!("v{v}")), Expect::Latest).unwrap();
+    }
+    let head = repo.branch_head("main").unwrap().unwrap();
+    let (before, after) = repo.compact().unwrap();
+    assert!(after < before, "{before} -> {after}");
+    assert_eq!(std::fs::metadata(repo.path()).unwrap().len(), after);
+    assert!(repo.verify(None).unwrap().is_ok());
+    let view = repo.view().unwrap();
+    let e = view.entry_in_commit(&head, &path).unwrap().unwrap();
+    assert_eq!(view.read_file(&e.id, u64::MAX).unwrap(), last);
+    drop(view);
+    // Still a working repository: another commit lands.
+    let mut cs = repo.change_set("main").unwrap();
+    cs.put_bytes(&path, EntryKind::File, b"small now").unwrap();
+    cs.commit(meta("after"), Expect::Latest).unwrap();
+}

@@ -6,7 +6,9 @@
 //!   them (below a tree kept raw, or the tree of a commit kept raw): an import finds unchanged
 //!   trees and files by comparing each commit with its first parent instead, so the mapping
 //!   stays one entry per commit.
-//! - `git/s` + 32-byte store id → the 20-byte git id a store commit or tag came from.
+//! - `git/s` + the first 8 bytes of a store id → the 20-byte git id a store commit or tag came
+//!   from. The short key halves the entry; a lookup confirms the answer through `git/g`, so
+//!   two store ids sharing a prefix can never be confused.
 //! - `git/r` + 32-byte store id → the original git bytes of a commit or tag that git's
 //!   canonical writer would not reproduce bit for bit (odd time zones, header order, ...).
 //!   Export writes these bytes instead of re-serialising. Such a commit or tag also gets a
@@ -127,9 +129,12 @@ pub fn g2s_key(id: &GitId) -> Vec<u8> {
     key(G2S, &id.0)
 }
 
+/// Bytes of a store id kept in a `git/s` key.
+const S2G_ID_BYTES: usize = 8;
+
 /// The key of a store id's git id.
 pub fn s2g_key(id: &ObjectId) -> Vec<u8> {
-    key(S2G, &id.0)
+    key(S2G, &id.0[..S2G_ID_BYTES])
 }
 
 /// The key of a store object's raw git bytes.
@@ -144,7 +149,9 @@ pub fn lookup_git(repo: &Repo, id: &GitId) -> Result<Option<Mapped>, hero_store:
 
 /// Looks up the git id a store object came from.
 pub fn lookup_store(repo: &Repo, id: &ObjectId) -> Result<Option<GitId>, hero_store::Error> {
-    Ok(repo
-        .xref(&s2g_key(id))?
-        .and_then(|v| GitId::from_bytes(&v)))
+    let Some(git) = repo.xref(&s2g_key(id))?.and_then(|v| GitId::from_bytes(&v)) else {
+        return Ok(None);
+    };
+    // The key holds only a prefix of the store id: confirm through the other direction.
+    Ok(lookup_git(repo, &git)?.filter(|m| m.id == *id).map(|_| git))
 }

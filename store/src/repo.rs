@@ -125,12 +125,16 @@ impl Repo {
     }
 
     /// Gives the file's free space back to the file system: copy-on-write leaves free pages
-    /// behind every transaction, and a big import leaves many. Safe while other processes have
-    /// the repository open (they wait, or the compaction reports a transaction in progress);
-    /// returns the file's size before and after.
+    /// behind every transaction, and a big import leaves many. First the object and
+    /// cross-reference tables are rewritten in key order (small records inserted in hash order
+    /// leave B-tree leaves about half full), each in one write transaction, so other processes
+    /// see the same content throughout; then redb moves the pages and truncates the file.
+    /// Costs a pass over the whole repository; returns the file's size before and after.
     pub fn compact(&mut self) -> Result<(u64, u64)> {
         let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         let before = size(&self.path);
+        self.rewrite_in_key_order(OBJECTS)?;
+        self.rewrite_in_key_order(XREF)?;
         // Each pass moves what it can toward the start; stop when one gains nothing.
         for _ in 0..8 {
             if !self.db.compact()? {
@@ -138,6 +142,73 @@ impl Repo {
             }
         }
         Ok((before, size(&self.path)))
+    }
+
+    /// Rewrites a table in key order inside one write transaction, spilling its entries to a
+    /// scratch file beside the repository so memory stays bounded.
+    fn rewrite_in_key_order<K: redb::Key + 'static>(
+        &self,
+        def: redb::TableDefinition<K, &'static [u8]>,
+    ) -> Result<()>
+    where
+        for<'a> K::SelfType<'a>: std::borrow::Borrow<K::SelfType<'a>>,
+    {
+        use std::io::{BufReader, BufWriter, Read, Write};
+        let io = |path: &Path, e: std::io::Error| Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        };
+        let scratch = self.path.with_extension("compact-scratch");
+        let txn = self.db.begin_write()?;
+        let mut entries = 0u64;
+        {
+            let file = std::fs::File::create(&scratch).map_err(|e| io(&scratch, e))?;
+            let mut out = BufWriter::new(file);
+            let table = match txn.open_table(def) {
+                Ok(t) => t,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&scratch);
+                    return Err(e.into());
+                }
+            };
+            for item in table.iter()? {
+                let (k, v) = item?;
+                let kv = k.value();
+                let kb = K::as_bytes(&kv);
+                let kb = kb.as_ref();
+                let vb = v.value();
+                for part in [kb, vb] {
+                    out.write_all(&(part.len() as u64).to_le_bytes())
+                        .and_then(|()| out.write_all(part))
+                        .map_err(|e| io(&scratch, e))?;
+                }
+                entries += 1;
+            }
+            out.flush().map_err(|e| io(&scratch, e))?;
+        }
+        let result = (|| -> Result<()> {
+            txn.delete_table(def)?;
+            let mut table = txn.open_table(def)?;
+            let file = std::fs::File::open(&scratch).map_err(|e| io(&scratch, e))?;
+            let mut input = BufReader::new(file);
+            let mut read_part = |buf: &mut Vec<u8>| -> Result<()> {
+                let mut len = [0u8; 8];
+                input.read_exact(&mut len).map_err(|e| io(&scratch, e))?;
+                buf.resize(u64::from_le_bytes(len) as usize, 0);
+                input.read_exact(buf).map_err(|e| io(&scratch, e))
+            };
+            let (mut kb, mut vb) = (Vec::new(), Vec::new());
+            for _ in 0..entries {
+                read_part(&mut kb)?;
+                read_part(&mut vb)?;
+                table.insert(K::from_bytes(&kb), vb.as_slice())?;
+            }
+            Ok(())
+        })();
+        let _ = std::fs::remove_file(&scratch);
+        result?;
+        txn.commit()?;
+        Ok(())
     }
 
     /// The repository file.

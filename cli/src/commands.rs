@@ -69,6 +69,13 @@ pub fn signature() -> Signature {
     }
 }
 
+/// The `hero-peer` header of commits made here: this repository's peer id (the endpoint id of
+/// its key beside the repository file, created on first use).
+pub fn peer_header(repo: &std::path::Path) -> Result<(Vec<u8>, Vec<u8>)> {
+    hero_sync::peer_header_for(repo)
+        .with_context(|| format!("reading the peer key of {}", repo.display()))
+}
+
 fn show_time(sig: &Signature) -> String {
     let offset = chrono::FixedOffset::east_opt(sig.tz_offset_minutes.saturating_mul(60));
     match (chrono::DateTime::from_timestamp(sig.time, 0), offset) {
@@ -234,7 +241,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Import { what } => crate::git::import(open_repo(&cli.repo)?, what, json)?,
         Command::Export { what } => crate::git::export(&open_repo(&cli.repo)?, what, json)?,
         Command::Mount(a) => crate::serve::mount(&repo_path(&cli.repo)?, a)?,
-        Command::Serve { what } => crate::serve::run(&repo_path(&cli.repo)?, what)?,
+        Command::Serve {
+            what: Some(what), ..
+        } => crate::serve::run(&repo_path(&cli.repo)?, what)?,
+        Command::Serve { what: None, sync } => crate::sync::serve(&cli.repo, json, sync)?,
+        Command::Sync(c) => crate::sync::run(&cli.repo, json, c)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -255,7 +266,8 @@ fn cmd_commit(repo: &Repo, a: CommitArgs, json: bool) -> Result<()> {
         progress: Some(&cb),
         allow_empty: a.allow_empty,
     };
-    let meta = CommitMeta::new(signature(), a.message.into_bytes());
+    let mut meta = CommitMeta::new(signature(), a.message.into_bytes());
+    meta.extra.push(peer_header(repo.path())?);
     let r = repo
         .snapshot(&a.dir, &a.branch, meta, &opts)
         .with_context(|| format!("snapshotting {}", a.dir.display()))?;

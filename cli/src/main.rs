@@ -4,6 +4,7 @@ mod commands;
 mod git;
 mod output;
 mod serve;
+mod sync;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -69,12 +70,19 @@ pub enum Command {
     },
     /// Mount a branch as a drive: every save becomes a commit, changes from elsewhere appear.
     Mount(serve::MountArgs),
-    /// Serve the store (`serve dav`: a WebDAV share).
+    /// Serve the store: without a subcommand, to peers (sync over iroh; prints a ticket);
+    /// `serve dav`: a WebDAV share.
     Serve {
-        /// What to serve.
+        /// What to serve (nothing: the sync server).
         #[command(subcommand)]
-        what: serve::ServeKind,
+        what: Option<serve::ServeKind>,
+        /// Options of the sync server.
+        #[command(flatten)]
+        sync: sync::SyncServeArgs,
     },
+    /// Replication: id, clone, pull, push, sync, remote, allow, conflicts.
+    #[command(flatten)]
+    Sync(sync::SyncCommand),
 }
 
 fn main() -> ExitCode {

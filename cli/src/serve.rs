@@ -54,6 +54,8 @@ fn serve_dav(repo: &Path, a: DavArgs) -> Result<()> {
     cfg.author_name = String::from_utf8_lossy(&sig.name).into_owned();
     cfg.author_email = String::from_utf8_lossy(&sig.email).into_owned();
     cfg.tz_offset_minutes = sig.tz_offset_minutes;
+    let (_, peer) = crate::commands::peer_header(repo)?;
+    cfg.peer_id = Some(String::from_utf8_lossy(&peer).into_owned());
     cfg.auth = match (a.token, a.basic) {
         (Some(t), _) => Some(hero_dav::Auth::Token(t)),
         (None, Some(b)) => {
@@ -138,6 +140,8 @@ pub fn mount(repo: &Path, a: MountArgs) -> Result<()> {
     opts.author_name = String::from_utf8_lossy(&sig.name).into_owned();
     opts.author_email = String::from_utf8_lossy(&sig.email).into_owned();
     opts.tz_offset_minutes = sig.tz_offset_minutes;
+    let (_, peer) = crate::commands::peer_header(repo)?;
+    opts.peer_id = Some(String::from_utf8_lossy(&peer).into_owned());
     let handle = hero_fuse::mount(opts)
         .with_context(|| format!("mounting {} at {}", repo.display(), a.dir.display()))?;
     println!(

@@ -1,6 +1,62 @@
 //! # hero-sync
 //!
-//! Peer-to-peer replication of a hero store over iroh: node keys as identities, iroh-blobs for
-//! verified bulk transfer, iroh-gossip for change announcements, and an automerge membership
-//! document enforced on every connection. Not written yet; see the sync issue.
+//! Peer-to-peer replication of a hero store over iroh: node keys as identities, a custom ALPN
+//! protocol that negotiates and sends what the other side lacks, and deterministic merges so
+//! that peers converge.
+//!
+//! # Identity and access
+//!
+//! Each repository has an ed25519 key in `<repository file>.key` (mode 0600); its public half
+//! is the endpoint id ([`endpoint_id`]) that commits record ([`peer_header`]) and that peers
+//! put on their allow list ([`access`], settings `sync/allow/<id>`). The server checks the
+//! connecting endpoint id (authenticated by iroh's TLS) before it reads or says anything.
+//!
+//! # The protocol ([`wire::ALPN`], one bidirectional stream, length-prefixed frames)
+//!
+//! 1. client → `HELLO` (magic, version, repository id, intent pull/push, empty?);
+//!    server → `ERROR` (not allowed, incompatible version, repository mismatch, read-only)
+//!    or `WELCOME` (version, repository id, access, branches, tags).
+//! 2. The receiver → `WANTS`: heads it lacks, and haves (its heads plus first-parent
+//!    ancestors at exponentially growing distances, [`transfer::haves_of`]).
+//! 3. The sender finds the commits reachable from the wants but not from the haves it knows,
+//!    oldest first, and under each commit the objects of its tree children first, leaving out
+//!    everything in the trees of a few have-commits; it sends that list as `INVENTORY`.
+//! 4. The receiver answers `NEED`: a bitmap of the listed objects it does not have. Because
+//!    objects are stored children first, an object present means its closure is present, so
+//!    this bitmap is what makes an interrupted transfer resume cheaply.
+//! 5. The sender streams the needed `OBJECT`s in list order: raw, zstd, or zstd with the
+//!    previous version of the same path (in a have-commit) as dictionary. The receiver checks
+//!    each against its id and stores them a few MiB per transaction (`Batch::put_raw`
+//!    checks again, and that every link is present).
+//! 6. Then branches move: created, fast-forwarded, or merged with [`merge::merge`]
+//!    (deterministic: both peers make the same merge commit); tags are created when missing.
+//!    A push is the same exchange the other way, and the server answers `PUSH_RESULT`.
+//!
+//! Frames are capped ([`wire::MAX_FRAME`]), every read has a deadline, sessions per peer and
+//! in all are bounded ([`net::MAX_SESSIONS_PER_PEER`], [`net::MAX_SESSIONS`]), and a peer that
+//! sends anything wrong is disconnected with a log line; what it sent is not kept.
 #![forbid(unsafe_code)]
+
+pub mod merge;
+
+pub mod access;
+mod error;
+pub mod identity;
+pub mod net;
+pub mod session;
+#[doc(hidden)]
+pub mod testing;
+pub mod ticket;
+pub mod transfer;
+pub mod wire;
+
+pub use access::Access;
+pub use error::{Result, SyncError};
+pub use identity::{
+    endpoint_id, key_path, load_or_create_key, parse_endpoint_id, peer_header, peer_header_for,
+};
+pub use iroh::{EndpointId, SecretKey};
+pub use net::{NetConfig, NetMode, Server, pull, push, serve};
+pub use session::{BranchUpdate, SyncReport, TagOutcome, UpdateKind, integrate, integrate_tag};
+pub use ticket::Ticket;
+pub use transfer::{Phase, Progress, ProgressFn, TransferStats};

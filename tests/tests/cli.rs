@@ -169,3 +169,30 @@ fn import_verify_export_git_through_heroctl() {
         String::from_utf8_lossy(&bad.stderr)
     );
 }
+
+#[test]
+fn commits_record_the_peer_id_of_the_repository() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("r.hero");
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a.toml"), "x = 1\n").unwrap();
+    ok(&repo, &["init"]);
+    ok(&repo, &["commit", src.to_str().unwrap(), "-m", "one"]);
+    let id = ok(&repo, &["id"]).trim().to_owned();
+    assert!(!id.is_empty());
+    let log: serde_json::Value = serde_json::from_str(&ok(&repo, &["--json", "log"])).unwrap();
+    assert_eq!(
+        log[0]["peer"],
+        serde_json::Value::String(id.clone()),
+        "{log}"
+    );
+    // The key stays beside the repository, private to its owner, and the id is stable.
+    let key = tmp.path().join("r.hero.key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(ok(&repo, &["id"]).trim(), id);
+}

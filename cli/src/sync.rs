@@ -1,0 +1,551 @@
+//! `heroctl id | serve | clone | pull | push | sync | remote | allow | conflicts`: replication
+//! between peers over iroh.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use hero_store::Repo;
+use hero_sync::{Access, NetConfig, NetMode, SyncReport, Ticket};
+use serde_json::json;
+
+use crate::commands::repo_path;
+use crate::output::{print_json, progress_bar};
+
+/// The replication commands.
+#[derive(Subcommand, Debug)]
+pub enum SyncCommand {
+    /// Print this repository's endpoint id (what peers put on their allow list).
+    Id,
+    /// Copy a repository from a peer: init, `remote add origin`, pull.
+    Clone(CloneArgs),
+    /// Fetch every branch of a peer; merge where both sides moved.
+    Pull(PullArgs),
+    /// Send branches to a peer (it fast-forwards or merges).
+    Push(PushArgs),
+    /// Pull, then push: both ways, all branches.
+    Sync(PullArgs),
+    /// Saved peers.
+    Remote(RemoteArgs),
+    /// Who may connect to `heroctl serve`.
+    Allow(AllowArgs),
+    /// List the conflicts recorded by merges whose copies are still there.
+    Conflicts(ConflictsArgs),
+}
+
+/// Networking choice.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetChoice {
+    /// Relays, address lookup and hole punching.
+    Internet,
+    /// Direct addresses only, no relays or lookups.
+    Local,
+}
+
+/// Networking options.
+#[derive(Args, Debug, Clone)]
+pub struct NetArgs {
+    /// `local`: direct addresses only (LAN, tests); `internet`: relays and hole punching.
+    #[arg(long, env = "HERO_NET", value_enum, default_value = "internet")]
+    pub net: NetChoice,
+}
+
+impl NetArgs {
+    fn config(&self, bind: Option<SocketAddr>) -> NetConfig {
+        NetConfig {
+            mode: match self.net {
+                NetChoice::Internet => NetMode::Internet,
+                NetChoice::Local => NetMode::Local,
+            },
+            bind,
+        }
+    }
+}
+
+/// Arguments of `serve` without a subcommand: the sync server.
+#[derive(Args, Debug, Clone)]
+pub struct SyncServeArgs {
+    /// Address to listen on (default: any port; 127.0.0.1 with --net local).
+    #[arg(long)]
+    pub bind: Option<SocketAddr>,
+    /// Networking.
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+/// Arguments of `clone`.
+#[derive(Args, Debug)]
+pub struct CloneArgs {
+    /// The peer's ticket (what its `heroctl serve` printed).
+    pub ticket: String,
+    /// The repository file to create (default: -R, $HERO_REPO, else the default store).
+    pub path: Option<PathBuf>,
+    /// Networking.
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+/// Arguments of `pull` and `sync`.
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// A saved remote or a ticket.
+    #[arg(default_value = "origin")]
+    pub remote: String,
+    /// Networking.
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+/// Arguments of `push`.
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// A saved remote or a ticket.
+    #[arg(default_value = "origin")]
+    pub remote: String,
+    /// The branch (default: all).
+    pub branch: Option<String>,
+    /// Networking.
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+/// Arguments of `remote`.
+#[derive(Args, Debug)]
+pub struct RemoteArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub what: RemoteCommand,
+}
+
+/// `remote` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum RemoteCommand {
+    /// Save a peer under a name.
+    Add {
+        /// The name.
+        name: String,
+        /// Its ticket.
+        ticket: String,
+    },
+    /// Forget a peer.
+    Remove {
+        /// The name.
+        name: String,
+    },
+    /// List saved peers.
+    List,
+}
+
+/// Arguments of `allow`.
+#[derive(Args, Debug)]
+pub struct AllowArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub what: AllowCommand,
+}
+
+/// `allow` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum AllowCommand {
+    /// Let a peer connect.
+    Add {
+        /// Its endpoint id (`heroctl id` on that peer).
+        id: String,
+        /// Pull only.
+        #[arg(long)]
+        read_only: bool,
+    },
+    /// Stop letting a peer connect.
+    Remove {
+        /// Its endpoint id.
+        id: String,
+    },
+    /// List allowed peers.
+    List,
+}
+
+/// Arguments of `conflicts`.
+#[derive(Args, Debug)]
+pub struct ConflictsArgs {
+    /// The branch.
+    #[arg(default_value = "main")]
+    pub branch: String,
+}
+
+fn open(path: &Path) -> Result<Repo> {
+    Repo::open(path).with_context(|| {
+        format!(
+            "cannot open the repository {} (create one with `heroctl init`)",
+            path.display()
+        )
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Runs a replication command.
+pub fn run(cli_repo: &Option<PathBuf>, json: bool, cmd: SyncCommand) -> Result<()> {
+    let path = repo_path(cli_repo)?;
+    match cmd {
+        SyncCommand::Id => {
+            let id = hero_sync::endpoint_id(&path)?;
+            if json {
+                print_json(&json!({ "id": id.to_string() }))?;
+            } else {
+                println!("{id}");
+            }
+        }
+        SyncCommand::Clone(a) => clone(&path, a, json)?,
+        SyncCommand::Pull(a) => {
+            let repo = open(&path)?;
+            let ticket = hero_sync::access::resolve_remote(&repo, &a.remote)?;
+            let r = pull(&repo, &path, &ticket, &a.net, json)?;
+            report("pull", &r, json)?;
+        }
+        SyncCommand::Push(a) => {
+            let repo = open(&path)?;
+            let ticket = hero_sync::access::resolve_remote(&repo, &a.remote)?;
+            let only = a.branch.map(|b| vec![b]);
+            let r = push(&repo, &path, &ticket, only.as_deref(), &a.net, json)?;
+            report("push", &r, json)?;
+        }
+        SyncCommand::Sync(a) => {
+            let repo = open(&path)?;
+            let ticket = hero_sync::access::resolve_remote(&repo, &a.remote)?;
+            let pulled = pull(&repo, &path, &ticket, &a.net, json)?;
+            let pushed = push(&repo, &path, &ticket, None, &a.net, json)?;
+            if json {
+                print_json(&json!({ "pull": report_json(&pulled), "push": report_json(&pushed) }))?;
+            } else {
+                report("pull", &pulled, false)?;
+                report("push", &pushed, false)?;
+            }
+        }
+        SyncCommand::Remote(a) => remote(&open(&path)?, a.what, json)?,
+        SyncCommand::Allow(a) => allow(&open(&path)?, a.what, json)?,
+        SyncCommand::Conflicts(a) => {
+            let repo = open(&path)?;
+            let list = hero_sync::merge::open_conflicts(&repo, &a.branch)
+                .with_context(|| format!("listing the conflicts of {}", a.branch))?;
+            if json {
+                let v: Vec<_> = list
+                    .iter()
+                    .map(|c| {
+                        json!({
+                            "path": c.path.to_string(),
+                            "conflict_path": c.conflict_path.to_string(),
+                            "kept_from": c.kept_from.to_hex(),
+                            "moved_aside_from": c.moved_aside_from.to_hex(),
+                            "peer": c.peer,
+                            "recorded_in": c.recorded_in.to_hex(),
+                        })
+                    })
+                    .collect();
+                print_json(&serde_json::Value::Array(v))?;
+            } else if list.is_empty() {
+                println!("no open conflicts on {}", a.branch);
+            } else {
+                for c in &list {
+                    println!(
+                        "{}  (the other version is {}, from peer {})",
+                        c.path, c.conflict_path, c.peer
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `heroctl serve` without a subcommand: answers the peers on the allow list.
+pub fn serve(cli_repo: &Option<PathBuf>, json: bool, a: SyncServeArgs) -> Result<()> {
+    let path = repo_path(cli_repo)?;
+    let repo = Arc::new(open(&path)?);
+    let key = hero_sync::load_or_create_key(&path)?;
+    let cfg = a.net.config(a.bind);
+    runtime()?.block_on(async move {
+        let server = hero_sync::serve(repo.clone(), key, &cfg)
+            .await
+            .context("starting the sync server")?;
+        let ticket = server.ticket().to_string();
+        if json {
+            print_json(&json!({ "ticket": ticket, "id": server.ticket().id().to_string() }))?;
+        } else {
+            println!("serving {} to the peers on its allow list", path.display());
+            println!("ticket: {ticket}");
+        }
+        {
+            use std::io::Write;
+            std::io::stdout().flush()?;
+        }
+        crate::serve::shutdown_signal().await;
+        server.shutdown().await;
+        Ok(())
+    })
+}
+
+fn clone(cli_path: &Path, a: CloneArgs, json: bool) -> Result<()> {
+    let path = a.path.clone().unwrap_or_else(|| cli_path.to_path_buf());
+    let ticket: Ticket = a.ticket.parse()?;
+    let repo = if path.exists() {
+        let repo = open(&path)?;
+        // An interrupted or refused clone is resumed; anything else is refused.
+        let origin = hero_sync::access::remotes(&repo)?
+            .into_iter()
+            .find(|(n, _)| n == "origin")
+            .and_then(|(_, t)| t.parse::<Ticket>().ok());
+        let resumable = match &origin {
+            Some(t) => t.id() == ticket.id(),
+            None => repo.branches()?.is_empty(),
+        };
+        if !resumable {
+            bail!(
+                "{} already exists and is not a clone of {} (pick another path)",
+                path.display(),
+                ticket.id()
+            );
+        }
+        repo
+    } else {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        Repo::init(&path).with_context(|| format!("creating {}", path.display()))?
+    };
+    hero_sync::access::add_remote(&repo, "origin", &ticket)?;
+    hero_sync::access::allow(&repo, &ticket.id(), Access::ReadWrite)?;
+    let r = pull(&repo, &path, &ticket, &a.net, json).with_context(|| {
+        format!(
+            "cloning into {} (the repository is kept: run the same command again to resume)",
+            path.display()
+        )
+    })?;
+    if json {
+        let mut v = report_json(&r);
+        v["repository"] = json!(path);
+        print_json(&v)?;
+    } else {
+        println!(
+            "cloned {} into {}: {} objects, {} commits, {} branches ({})",
+            ticket.id().fmt_short(),
+            path.display(),
+            r.transfer.objects,
+            r.transfer.commits,
+            r.branches.len(),
+            human(r.bytes_in)
+        );
+    }
+    Ok(())
+}
+
+fn progress_fn(bar: &indicatif::ProgressBar, what: &'static str) -> hero_sync::ProgressFn {
+    let bar = bar.clone();
+    Arc::new(move |p: &hero_sync::Progress| {
+        if p.objects_total > 0 {
+            bar.set_length(p.objects_total);
+        }
+        bar.set_position(p.objects);
+        bar.set_message(format!("{what} {}", human(p.bytes)));
+    })
+}
+
+fn pull(
+    repo: &Repo,
+    path: &Path,
+    ticket: &Ticket,
+    net: &NetArgs,
+    json: bool,
+) -> Result<SyncReport> {
+    let key = hero_sync::load_or_create_key(path)?;
+    let bar = progress_bar(json, "pull");
+    let progress = progress_fn(&bar, "pull");
+    let cfg = net.config(None);
+    let r = runtime()?.block_on(hero_sync::pull(repo, key, &cfg, ticket, Some(progress)));
+    bar.finish_and_clear();
+    Ok(r?)
+}
+
+fn push(
+    repo: &Repo,
+    path: &Path,
+    ticket: &Ticket,
+    branches: Option<&[String]>,
+    net: &NetArgs,
+    json: bool,
+) -> Result<SyncReport> {
+    let key = hero_sync::load_or_create_key(path)?;
+    let bar = progress_bar(json, "push");
+    let progress = progress_fn(&bar, "push");
+    let cfg = net.config(None);
+    let r = runtime()?.block_on(hero_sync::push(
+        repo,
+        key,
+        &cfg,
+        ticket,
+        branches,
+        Some(progress),
+    ));
+    bar.finish_and_clear();
+    Ok(r?)
+}
+
+fn report_json(r: &SyncReport) -> serde_json::Value {
+    json!({
+        "objects": r.transfer.objects,
+        "candidates": r.transfer.candidates,
+        "commits": r.transfer.commits,
+        "deltas": r.transfer.deltas,
+        "object_bytes": r.transfer.object_bytes,
+        "bytes_in": r.bytes_in,
+        "bytes_out": r.bytes_out,
+        "branches_updated": r.updated(),
+        "tags_created": r.tags_created,
+        "tags_differing": r.tags_differing,
+        "branches": r.branches.iter().map(|b| json!({
+            "branch": b.branch,
+            "old": b.old.map(|o| o.to_hex()),
+            "new": b.new.to_hex(),
+            "how": b.how.as_str(),
+            "conflicts": b.conflicts,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn report(what: &str, r: &SyncReport, json: bool) -> Result<()> {
+    if json {
+        return print_json(&report_json(r));
+    }
+    println!(
+        "{what}: {} objects, {} commits, {} received, {} sent",
+        r.transfer.objects,
+        r.transfer.commits,
+        human(r.bytes_in),
+        human(r.bytes_out)
+    );
+    if r.tags_created > 0 {
+        println!("  {} tag(s) created", r.tags_created);
+    }
+    for t in &r.tags_differing {
+        println!("  tag {t} differs between the peers; left as it was");
+    }
+    for b in &r.branches {
+        if b.how == hero_sync::UpdateKind::UpToDate {
+            continue;
+        }
+        let conflicts = if b.conflicts > 0 {
+            format!(
+                " with {} conflict(s): both versions kept, see `heroctl conflicts {}`",
+                b.conflicts, b.branch
+            )
+        } else {
+            String::new()
+        };
+        println!(
+            "  {} {} -> {}{conflicts}",
+            b.how.as_str(),
+            b.branch,
+            b.new.short()
+        );
+    }
+    Ok(())
+}
+
+fn remote(repo: &Repo, what: RemoteCommand, json: bool) -> Result<()> {
+    match what {
+        RemoteCommand::Add { name, ticket } => {
+            let t: Ticket = ticket.parse()?;
+            hero_sync::access::add_remote(repo, &name, &t)?;
+            if !json {
+                println!("remote {name} -> {}", t.id());
+            }
+        }
+        RemoteCommand::Remove { name } => {
+            if !hero_sync::access::remove_remote(repo, &name)? {
+                bail!("no remote named {name:?}");
+            }
+        }
+        RemoteCommand::List => {
+            let list = hero_sync::access::remotes(repo)?;
+            if json {
+                let v: Vec<_> = list
+                    .iter()
+                    .map(|(n, t)| json!({ "name": n, "ticket": t }))
+                    .collect();
+                print_json(&serde_json::Value::Array(v))?;
+            } else {
+                for (n, t) in list {
+                    println!("{n}\t{t}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn allow(repo: &Repo, what: AllowCommand, json: bool) -> Result<()> {
+    match what {
+        AllowCommand::Add { id, read_only } => {
+            let id = hero_sync::parse_endpoint_id(&id)?;
+            let access = if read_only {
+                Access::ReadOnly
+            } else {
+                Access::ReadWrite
+            };
+            hero_sync::access::allow(repo, &id, access)?;
+            if !json {
+                println!(
+                    "allowed {id}{}",
+                    if read_only { " (read-only)" } else { "" }
+                );
+            }
+        }
+        AllowCommand::Remove { id } => {
+            let id = hero_sync::parse_endpoint_id(&id)?;
+            if !hero_sync::access::disallow(repo, &id)? {
+                bail!("{id} was not on the allow list");
+            }
+        }
+        AllowCommand::List => {
+            let list = hero_sync::access::allowed(repo)?;
+            if json {
+                let v: Vec<_> = list
+                    .iter()
+                    .map(|(id, a)| json!({ "id": id, "read_only": *a == Access::ReadOnly }))
+                    .collect();
+                print_json(&serde_json::Value::Array(v))?;
+            } else {
+                for (id, a) in list {
+                    let a = match a {
+                        Access::ReadOnly => "read-only",
+                        Access::ReadWrite => "read-write",
+                    };
+                    println!("{id}\t{a}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

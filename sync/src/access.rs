@@ -1,0 +1,134 @@
+//! What a repository remembers about its peers, in its settings: who may connect
+//! (`sync/allow/<id>`), the saved remotes (`remote/<name>`), and the id of the repository it
+//! replicates (`sync/repo-id`, set by a clone).
+
+use hero_store::{ObjectId, Repo};
+use iroh::EndpointId;
+
+use crate::error::{Result, SyncError};
+use crate::ticket::Ticket;
+
+const ALLOW_PREFIX: &str = "sync/allow/";
+const REMOTE_PREFIX: &str = "remote/";
+const REPO_ID_KEY: &str = "sync/repo-id";
+
+/// What an allowed peer may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Pull only.
+    ReadOnly,
+    /// Pull and push.
+    ReadWrite,
+}
+
+impl Access {
+    fn as_bytes(self) -> &'static [u8] {
+        match self {
+            Access::ReadOnly => b"read-only",
+            Access::ReadWrite => b"read-write",
+        }
+    }
+}
+
+/// Allows a peer (replacing its previous access).
+pub fn allow(repo: &Repo, id: &EndpointId, access: Access) -> Result<()> {
+    repo.set_setting(&format!("{ALLOW_PREFIX}{id}"), Some(access.as_bytes()))?;
+    Ok(())
+}
+
+/// Removes a peer from the allow list; whether it was there.
+pub fn disallow(repo: &Repo, id: &EndpointId) -> Result<bool> {
+    let key = format!("{ALLOW_PREFIX}{id}");
+    let was = repo.setting(&key)?.is_some();
+    repo.set_setting(&key, None)?;
+    Ok(was)
+}
+
+/// A peer's access, `None` when it is not allowed.
+pub fn access_of(repo: &Repo, id: &EndpointId) -> Result<Option<Access>> {
+    Ok(repo
+        .setting(&format!("{ALLOW_PREFIX}{id}"))?
+        .map(|v| parse_access(&v)))
+}
+
+fn parse_access(v: &[u8]) -> Access {
+    if v == Access::ReadWrite.as_bytes() {
+        Access::ReadWrite
+    } else {
+        Access::ReadOnly
+    }
+}
+
+/// The allow list.
+pub fn allowed(repo: &Repo) -> Result<Vec<(String, Access)>> {
+    Ok(repo
+        .settings_with_prefix(ALLOW_PREFIX)?
+        .into_iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix(ALLOW_PREFIX)
+                .map(|id| (id.to_owned(), parse_access(&v)))
+        })
+        .collect())
+}
+
+/// Saves a remote.
+pub fn add_remote(repo: &Repo, name: &str, ticket: &Ticket) -> Result<()> {
+    if name.is_empty() || name.contains('/') || name.contains(char::is_whitespace) {
+        return Err(SyncError::UnknownRemote(name.to_owned()));
+    }
+    repo.set_setting(
+        &format!("{REMOTE_PREFIX}{name}"),
+        Some(ticket.to_string().as_bytes()),
+    )?;
+    Ok(())
+}
+
+/// Forgets a remote; whether it was saved.
+pub fn remove_remote(repo: &Repo, name: &str) -> Result<bool> {
+    let key = format!("{REMOTE_PREFIX}{name}");
+    let was = repo.setting(&key)?.is_some();
+    repo.set_setting(&key, None)?;
+    Ok(was)
+}
+
+/// The saved remotes, by name.
+pub fn remotes(repo: &Repo) -> Result<Vec<(String, String)>> {
+    Ok(repo
+        .settings_with_prefix(REMOTE_PREFIX)?
+        .into_iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix(REMOTE_PREFIX)
+                .map(|n| (n.to_owned(), String::from_utf8_lossy(&v).into_owned()))
+        })
+        .collect())
+}
+
+/// A saved remote's name or a ticket, resolved to a ticket.
+pub fn resolve_remote(repo: &Repo, name_or_ticket: &str) -> Result<Ticket> {
+    if let Some(v) = repo.setting(&format!("{REMOTE_PREFIX}{name_or_ticket}"))? {
+        return String::from_utf8_lossy(&v).parse();
+    }
+    match name_or_ticket.parse::<Ticket>() {
+        Ok(t) => Ok(t),
+        Err(_) if !name_or_ticket.contains('@') && name_or_ticket.len() < 40 => {
+            Err(SyncError::UnknownRemote(name_or_ticket.to_owned()))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The id of the repository this one replicates: the one it was cloned from, else its own.
+pub fn sync_repo_id(repo: &Repo) -> Result<ObjectId> {
+    if let Some(v) = repo.setting(REPO_ID_KEY)?
+        && let Some(id) = ObjectId::from_hex(&String::from_utf8_lossy(&v))
+    {
+        return Ok(id);
+    }
+    Ok(repo.repo_id()?)
+}
+
+/// Adopts another repository's id (a clone into an empty repository).
+pub fn adopt_repo_id(repo: &Repo, id: &ObjectId) -> Result<()> {
+    repo.set_setting(REPO_ID_KEY, Some(id.to_hex().as_bytes()))?;
+    Ok(())
+}

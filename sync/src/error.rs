@@ -1,0 +1,117 @@
+//! What can go wrong while replicating, in words a user understands.
+
+use std::path::PathBuf;
+
+/// A replication error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// The peer could not be reached (offline, wrong address, firewall).
+    #[error("peer {peer} is unreachable: {reason}")]
+    Unreachable {
+        /// The peer's endpoint id.
+        peer: String,
+        /// What the network layer said.
+        reason: String,
+    },
+    /// The peer does not have this repository's endpoint id on its allow list.
+    #[error(
+        "peer {peer} does not allow this repository (endpoint id {me}); \
+         on the serving peer run: heroctl allow add {me}"
+    )]
+    NotAllowed {
+        /// The peer that refused.
+        peer: String,
+        /// Our endpoint id, what the serving peer has to allow.
+        me: String,
+    },
+    /// The peer allows us to pull only.
+    #[error(
+        "peer {peer} allows this repository to pull only; on the serving peer run: \
+         heroctl allow add {me} (without --read-only) to allow pushing"
+    )]
+    ReadOnly {
+        /// The peer that refused.
+        peer: String,
+        /// Our endpoint id.
+        me: String,
+    },
+    /// The peer speaks another version of the protocol.
+    #[error(
+        "incompatible version: this peer speaks sync protocol {ours}, the other {theirs}; upgrade the older one"
+    )]
+    Incompatible {
+        /// Our protocol version.
+        ours: u32,
+        /// Theirs.
+        theirs: u32,
+    },
+    /// The peer holds a different repository.
+    #[error(
+        "repository mismatch: this is repository {ours}, the peer serves {theirs} \
+         (clone into a new repository instead)"
+    )]
+    RepoMismatch {
+        /// Our repository id.
+        ours: String,
+        /// Theirs.
+        theirs: String,
+    },
+    /// The peer sent something that breaks the protocol (bad object, garbage, oversized).
+    #[error("peer sent bad data: {0}")]
+    Protocol(String),
+    /// The peer reported an error of its own.
+    #[error("the peer reported: {0}")]
+    Remote(String),
+    /// The connection broke (peer went away mid-transfer, timeout).
+    #[error("connection lost: {0}")]
+    Connection(String),
+    /// A ticket or endpoint id that does not parse.
+    #[error("invalid ticket {ticket:?}: {reason}")]
+    BadTicket {
+        /// What was given.
+        ticket: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// A remote name that is not saved.
+    #[error("no remote named {0:?} (add it with `heroctl remote add NAME TICKET`)")]
+    UnknownRemote(String),
+    /// An invalid endpoint id.
+    #[error("invalid endpoint id {0:?}")]
+    BadId(String),
+    /// The key file could not be read or written.
+    #[error("key file {path}: {reason}")]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The network endpoint could not start.
+    #[error("cannot start networking: {0}")]
+    Bind(String),
+    /// Merging diverged branches failed.
+    #[error("merging branch {branch}: {reason}")]
+    Merge {
+        /// The branch.
+        branch: String,
+        /// Why.
+        reason: String,
+    },
+    /// The local repository failed.
+    #[error(transparent)]
+    Store(#[from] hero_store::Error),
+    /// Local I/O failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Result with [`SyncError`].
+pub type Result<T, E = SyncError> = std::result::Result<T, E>;
+
+impl SyncError {
+    pub(crate) fn protocol(msg: impl Into<String>) -> Self {
+        SyncError::Protocol(msg.into())
+    }
+}

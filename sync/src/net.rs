@@ -1,0 +1,314 @@
+//! The network side: an iroh endpoint with the sync protocol mounted on its router, and the
+//! client calls that connect to a peer by ticket.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hero_store::Repo;
+use iroh::endpoint::{Connection, IdleTimeout, QuicTransportConfig, presets};
+use iroh::protocol::{AcceptError, ProtocolHandler, Router};
+use iroh::{Endpoint, EndpointAddr, EndpointId, RelayMode, SecretKey, TransportAddr};
+use tokio::sync::Semaphore;
+
+use crate::error::{Result, SyncError};
+use crate::session::{self, SyncReport};
+use crate::ticket::Ticket;
+use crate::transfer::ProgressFn;
+use crate::wire::{ALPN, Wire, code};
+
+/// How to reach peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NetMode {
+    /// iroh's relays, address lookup and hole punching.
+    #[default]
+    Internet,
+    /// Direct addresses only: no relays, no external lookups (tests, a LAN without internet).
+    Local,
+}
+
+/// Network settings.
+#[derive(Debug, Clone, Default)]
+pub struct NetConfig {
+    /// Relays and lookups, or direct addresses only.
+    pub mode: NetMode,
+    /// The address to bind (default: any port; loopback in local mode).
+    pub bind: Option<SocketAddr>,
+}
+
+/// Most sessions served at once.
+pub const MAX_SESSIONS: usize = 32;
+/// Most sessions one peer may have at once.
+pub const MAX_SESSIONS_PER_PEER: usize = 2;
+/// How long a silent connection lives (keep-alives flow while both ends are up).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long connecting may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Starts an endpoint with `key`.
+pub async fn endpoint(key: SecretKey, cfg: &NetConfig, alpns: Vec<Vec<u8>>) -> Result<Endpoint> {
+    let bind_err = |e: String| SyncError::Bind(e);
+    let builder = match cfg.mode {
+        NetMode::Local => {
+            let bind = cfg
+                .bind
+                .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0));
+            Endpoint::builder(presets::Minimal)
+                .relay_mode(RelayMode::Disabled)
+                .clear_ip_transports()
+                .bind_addr(bind)
+                .map_err(|e| bind_err(e.to_string()))?
+        }
+        NetMode::Internet => {
+            let b = Endpoint::builder(presets::N0);
+            match cfg.bind {
+                Some(bind) => b
+                    .clear_ip_transports()
+                    .bind_addr(bind)
+                    .map_err(|e| bind_err(e.to_string()))?,
+                None => b,
+            }
+        }
+    };
+    // A dead peer is noticed within IDLE_TIMEOUT; each connection carries one stream.
+    let idle = IdleTimeout::try_from(IDLE_TIMEOUT).map_err(|e| bind_err(e.to_string()))?;
+    let transport = QuicTransportConfig::builder()
+        .max_idle_timeout(Some(idle))
+        .max_concurrent_bidi_streams(1u32.into())
+        .max_concurrent_uni_streams(0u32.into())
+        .build();
+    let ep = builder
+        .transport_config(transport)
+        .secret_key(key)
+        .alpns(alpns)
+        .bind()
+        .await
+        .map_err(|e| bind_err(e.to_string()))?;
+    if cfg.mode == NetMode::Internet {
+        // Give the endpoint a moment to reach a relay so the ticket carries it; go on without.
+        let _ = tokio::time::timeout(Duration::from_secs(10), ep.online()).await;
+    }
+    Ok(ep)
+}
+
+/// The ticket of a running endpoint: its id and the addresses it can be dialled at.
+pub fn ticket_of(ep: &Endpoint) -> Ticket {
+    let addr = ep.addr();
+    let mut addrs: Vec<TransportAddr> = addr.addrs.iter().cloned().collect();
+    if addr.ip_addrs().next().is_none() {
+        for s in ep.bound_sockets() {
+            let ip = if s.ip().is_unspecified() {
+                IpAddr::V4(Ipv4Addr::LOCALHOST)
+            } else {
+                s.ip()
+            };
+            addrs.push(TransportAddr::Ip(SocketAddr::new(ip, s.port())));
+        }
+    }
+    Ticket {
+        addr: EndpointAddr::from_parts(ep.id(), addrs),
+    }
+}
+
+/// A running sync server.
+#[derive(Debug)]
+pub struct Server {
+    router: Router,
+    ticket: Ticket,
+}
+
+impl Server {
+    /// How peers reach this server.
+    pub fn ticket(&self) -> &Ticket {
+        &self.ticket
+    }
+
+    /// Stops accepting and closes connections.
+    pub async fn shutdown(self) {
+        if let Err(e) = self.router.shutdown().await {
+            tracing::warn!("sync server shutdown: {e}");
+        }
+    }
+}
+
+/// Serves `repo` to the peers on its allow list until [`Server::shutdown`].
+pub async fn serve(repo: Arc<Repo>, key: SecretKey, cfg: &NetConfig) -> Result<Server> {
+    let ep = endpoint(key, cfg, vec![ALPN.to_vec()]).await?;
+    let ticket = ticket_of(&ep);
+    let handler = Handler {
+        repo,
+        sessions: Arc::new(Semaphore::new(MAX_SESSIONS)),
+        per_peer: Arc::new(Mutex::new(HashMap::new())),
+    };
+    let router = Router::builder(ep).accept(ALPN, handler).spawn();
+    Ok(Server { router, ticket })
+}
+
+#[derive(Debug, Clone)]
+struct Handler {
+    repo: Arc<Repo>,
+    sessions: Arc<Semaphore>,
+    per_peer: Arc<Mutex<HashMap<EndpointId, usize>>>,
+}
+
+/// Counts one session of a peer while alive.
+struct PeerSlot {
+    map: Arc<Mutex<HashMap<EndpointId, usize>>>,
+    peer: EndpointId,
+}
+
+impl PeerSlot {
+    fn take(map: &Arc<Mutex<HashMap<EndpointId, usize>>>, peer: EndpointId) -> Option<Self> {
+        let mut m = map.lock().ok()?;
+        let n = m.entry(peer).or_insert(0);
+        if *n >= MAX_SESSIONS_PER_PEER {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot {
+            map: map.clone(),
+            peer,
+        })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.map.lock()
+            && let Some(n) = m.get_mut(&self.peer)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.peer);
+            }
+        }
+    }
+}
+
+impl ProtocolHandler for Handler {
+    async fn accept(&self, conn: Connection) -> std::result::Result<(), AcceptError> {
+        let peer = conn.remote_id();
+        let Some(_slot) = PeerSlot::take(&self.per_peer, peer) else {
+            tracing::warn!("sync: peer {peer} has too many sessions open; refused");
+            conn.close(2u32.into(), b"too many sessions");
+            return Ok(());
+        };
+        let Ok(_permit) = self.sessions.clone().try_acquire_owned() else {
+            tracing::warn!("sync: too many sessions; refused peer {peer}");
+            conn.close(3u32.into(), b"busy");
+            return Ok(());
+        };
+        let (send, recv) = match conn.accept_bi().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!("sync: peer {peer} opened no stream: {e}");
+                return Ok(());
+            }
+        };
+        let mut wire = Wire::new(recv, send);
+        let mut linger = Duration::from_secs(10);
+        let result = session::serve(&mut wire, &self.repo, &peer).await;
+        if result.is_err() {
+            // Whoever failed or misbehaved gets a moment to read why, not a held slot.
+            linger = Duration::from_secs(2);
+        }
+        match result {
+            Ok(()) => tracing::info!("sync: session with {peer} done"),
+            Err(SyncError::NotAllowed { .. }) => {
+                tracing::warn!(
+                    "sync: refused peer {peer}: not on the allow list (heroctl allow add {peer})"
+                );
+            }
+            Err(e @ SyncError::Protocol(_)) => {
+                tracing::warn!("sync: disconnecting peer {peer}: {e}; nothing it sent was kept");
+                wire.send_error(code::PROTOCOL, &e.to_string()).await;
+            }
+            Err(e) => tracing::warn!("sync: session with {peer} failed: {e}"),
+        }
+        let _ = wire.writer().finish();
+        // Let the peer read the last message and close; do not wait forever.
+        let _ = tokio::time::timeout(linger, conn.closed()).await;
+        conn.close(0u32.into(), b"bye");
+        Ok(())
+    }
+}
+
+/// A client connection to a peer.
+pub(crate) struct Client {
+    ep: Endpoint,
+    conn: Connection,
+    pub(crate) wire: Wire<iroh::endpoint::RecvStream, iroh::endpoint::SendStream>,
+    pub(crate) peer: EndpointId,
+    pub(crate) me: EndpointId,
+}
+
+impl Client {
+    pub(crate) async fn connect(key: SecretKey, cfg: &NetConfig, ticket: &Ticket) -> Result<Self> {
+        let me = key.public();
+        let ep = endpoint(key, cfg, Vec::new()).await?;
+        let peer = ticket.id();
+        let unreachable = |reason: String| SyncError::Unreachable {
+            peer: peer.to_string(),
+            reason,
+        };
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, ep.connect(ticket.addr.clone(), ALPN))
+            .await
+            .map_err(|_| unreachable("no answer within 20 seconds".to_owned()))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        let (send, recv) = conn
+            .open_bi()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        Ok(Client {
+            ep,
+            conn,
+            wire: Wire::new(recv, send),
+            peer,
+            me,
+        })
+    }
+
+    pub(crate) async fn close(mut self) {
+        let _ = self.wire.writer().finish();
+        self.conn.close(0u32.into(), b"done");
+        self.ep.close().await;
+    }
+}
+
+/// Pulls every branch of the peer at `ticket` into `repo` (a clone when `repo` is empty).
+pub async fn pull(
+    repo: &Repo,
+    key: SecretKey,
+    cfg: &NetConfig,
+    ticket: &Ticket,
+    progress: Option<ProgressFn>,
+) -> Result<SyncReport> {
+    let mut c = Client::connect(key, cfg, ticket).await?;
+    let r = session::pull(&mut c.wire, repo, &c.peer, &c.me, progress.as_ref()).await;
+    c.close().await;
+    r
+}
+
+/// Pushes `branches` (all when `None`) to the peer at `ticket`.
+pub async fn push(
+    repo: &Repo,
+    key: SecretKey,
+    cfg: &NetConfig,
+    ticket: &Ticket,
+    branches: Option<&[String]>,
+    progress: Option<ProgressFn>,
+) -> Result<SyncReport> {
+    let mut c = Client::connect(key, cfg, ticket).await?;
+    let r = session::push(
+        &mut c.wire,
+        repo,
+        &c.peer,
+        &c.me,
+        branches,
+        progress.as_ref(),
+    )
+    .await;
+    c.close().await;
+    r
+}

@@ -1,0 +1,609 @@
+//! One sync session over a framed stream: the handshake (version, repository, access), then a
+//! pull (the server sends) or a push (the server receives), then branch moves.
+
+use hero_store::{ObjectId, RefValue, Repo};
+use iroh::EndpointId;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::access::{self, Access};
+use crate::error::{Result, SyncError};
+use crate::transfer::{self, ProgressFn, TransferStats, blocking};
+use crate::wire::{Dec, Enc, MAGIC, VERSION, Wire, code, kind};
+
+/// What a client wants to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+    /// Receive from the server.
+    Pull,
+    /// Send to the server.
+    Push,
+}
+
+impl Intent {
+    fn code(self) -> u8 {
+        match self {
+            Intent::Pull => 1,
+            Intent::Push => 2,
+        }
+    }
+}
+
+/// How a branch was moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateKind {
+    /// It did not exist here.
+    Created,
+    /// It moved forward to the other side's head.
+    FastForward,
+    /// Both sides had moved: a merge commit joins them.
+    Merged,
+    /// Nothing to do (same head, or this side already contains the other).
+    UpToDate,
+}
+
+impl UpdateKind {
+    fn code(self) -> u8 {
+        match self {
+            UpdateKind::Created => 1,
+            UpdateKind::FastForward => 2,
+            UpdateKind::Merged => 3,
+            UpdateKind::UpToDate => 4,
+        }
+    }
+    fn from_code(c: u8) -> Result<Self> {
+        Ok(match c {
+            1 => UpdateKind::Created,
+            2 => UpdateKind::FastForward,
+            3 => UpdateKind::Merged,
+            4 => UpdateKind::UpToDate,
+            _ => return Err(SyncError::protocol(format!("unknown branch outcome {c}"))),
+        })
+    }
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateKind::Created => "created",
+            UpdateKind::FastForward => "fast-forward",
+            UpdateKind::Merged => "merged",
+            UpdateKind::UpToDate => "up-to-date",
+        }
+    }
+}
+
+/// What became of one branch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BranchUpdate {
+    /// The branch.
+    pub branch: String,
+    /// Where it was (on the side that moved it).
+    pub old: Option<ObjectId>,
+    /// Where it is now.
+    pub new: ObjectId,
+    /// How it moved.
+    pub how: UpdateKind,
+    /// Conflicts recorded by the merge (both versions kept).
+    pub conflicts: usize,
+}
+
+/// The result of a pull or push.
+#[derive(Debug, Clone, Default)]
+pub struct SyncReport {
+    /// Object counts.
+    pub transfer: TransferStats,
+    /// Bytes received on the wire.
+    pub bytes_in: u64,
+    /// Bytes sent on the wire.
+    pub bytes_out: u64,
+    /// Branch moves (local for a pull, on the peer for a push).
+    pub branches: Vec<BranchUpdate>,
+    /// Tags created (locally for a pull, on the peer for a push).
+    pub tags_created: usize,
+    /// Tags that exist on both sides with different targets (left as they were).
+    pub tags_differing: Vec<String>,
+}
+
+impl SyncReport {
+    /// Branches that actually moved.
+    pub fn updated(&self) -> usize {
+        self.branches
+            .iter()
+            .filter(|b| b.how != UpdateKind::UpToDate)
+            .count()
+    }
+}
+
+/// The client's hello.
+pub(crate) fn hello(repo_id: &ObjectId, intent: Intent, empty: bool) -> Enc {
+    let mut m = Enc::new(kind::HELLO);
+    m.0.extend_from_slice(MAGIC);
+    m.u32(VERSION)
+        .id(repo_id)
+        .u8(intent.code())
+        .u8(u8::from(empty));
+    m
+}
+
+/// Whether a repository has no branch yet (a clone target).
+fn is_empty(repo: &Repo) -> Result<bool> {
+    Ok(repo.branches()?.is_empty())
+}
+
+/// Moves `branch` to include `theirs`: create, fast-forward, or merge (deterministically), with
+/// a compare-and-swap that retries if a local writer moved the branch meanwhile.
+pub fn integrate(
+    repo: &Repo,
+    branch: &str,
+    theirs: ObjectId,
+    reason: &str,
+) -> Result<BranchUpdate> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let local = repo.branch_head(branch)?;
+        let (new, how, conflicts) = match local {
+            None => (theirs, UpdateKind::Created, 0),
+            Some(l) if l == theirs => (l, UpdateKind::UpToDate, 0),
+            Some(l) => {
+                let out = crate::merge::merge(repo, l, theirs).map_err(|e| SyncError::Merge {
+                    branch: branch.to_owned(),
+                    reason: e.to_string(),
+                })?;
+                let how = match out.kind {
+                    crate::merge::MergeKind::UpToDate => UpdateKind::UpToDate,
+                    crate::merge::MergeKind::FastForward => UpdateKind::FastForward,
+                    crate::merge::MergeKind::Merged => UpdateKind::Merged,
+                };
+                (out.commit, how, out.conflicts.len())
+            }
+        };
+        let update = BranchUpdate {
+            branch: branch.to_owned(),
+            old: local,
+            new,
+            how,
+            conflicts,
+        };
+        if Some(new) == local {
+            return Ok(BranchUpdate {
+                how: UpdateKind::UpToDate,
+                ..update
+            });
+        }
+        match repo.update_branch(branch, local, Some(new), reason) {
+            Ok(()) => return Ok(update),
+            Err(hero_store::Error::RefMoved { .. }) if tries < 5 => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Creates a tag the other side has; a tag that exists here with another target is left alone
+/// (tags do not move) and reported.
+pub fn integrate_tag(repo: &Repo, name: &str, value: RefValue, reason: &str) -> Result<TagOutcome> {
+    let refname = hero_store::tag_ref(name)?;
+    match repo.view()?.get_ref(&refname)? {
+        Some(v) if v == value => Ok(TagOutcome::Same),
+        Some(_) => Ok(TagOutcome::Differs),
+        None => match repo.cas_ref(&refname, None, Some(value), reason) {
+            Ok(()) => Ok(TagOutcome::Created),
+            Err(hero_store::Error::RefMoved { .. }) => Ok(TagOutcome::Differs),
+            Err(e) => Err(e.into()),
+        },
+    }
+}
+
+/// What [`integrate_tag`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagOutcome {
+    /// The tag was made here.
+    Created,
+    /// It was already here, the same.
+    Same,
+    /// It is here with another target; left alone.
+    Differs,
+}
+
+fn put_tags(m: &mut Enc, tags: &[(String, RefValue)]) {
+    m.u32(tags.len() as u32);
+    for (n, v) in tags {
+        m.bytes(n.as_bytes());
+        match v {
+            RefValue::Commit(id) => m.u8(1).id(id),
+            RefValue::Tag(id) => m.u8(2).id(id),
+        };
+    }
+}
+
+fn parse_tags(d: &mut Dec<'_>) -> Result<Vec<(String, RefValue)>> {
+    let n = d.u32()? as usize;
+    if n > 1_000_000 {
+        return Err(SyncError::protocol("too many tags"));
+    }
+    let mut out = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        let name = d.string()?;
+        hero_store::check_ref_name(&name)
+            .map_err(|e| SyncError::protocol(format!("bad tag name {name:?}: {e}")))?;
+        let v = match d.u8()? {
+            1 => RefValue::Commit(d.id()?),
+            2 => RefValue::Tag(d.id()?),
+            k => return Err(SyncError::protocol(format!("unknown tag kind {k}"))),
+        };
+        out.push((name, v));
+    }
+    Ok(out)
+}
+
+/// Creates the tags of `tags` whose objects are here; counts them into `report`.
+fn take_tags(
+    repo: &Repo,
+    tags: &[(String, RefValue)],
+    reason: &str,
+    report: &mut SyncReport,
+) -> Result<()> {
+    for (name, v) in tags {
+        if repo.view()?.object_type(&v.id())?.is_none() {
+            tracing::warn!("sync: tag {name} arrived without its object; skipped");
+            continue;
+        }
+        match integrate_tag(repo, name, *v, reason)? {
+            TagOutcome::Created => report.tags_created += 1,
+            TagOutcome::Same => {}
+            TagOutcome::Differs => report.tags_differing.push(name.clone()),
+        }
+    }
+    Ok(())
+}
+
+fn parse_branches(d: &mut Dec<'_>) -> Result<Vec<(String, ObjectId)>> {
+    let n = d.u32()? as usize;
+    if n > 1_000_000 {
+        return Err(SyncError::protocol("too many branches"));
+    }
+    let mut out = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        let name = d.string()?;
+        hero_store::check_ref_name(&name)
+            .map_err(|e| SyncError::protocol(format!("bad branch name {name:?}: {e}")))?;
+        out.push((name, d.id()?));
+    }
+    Ok(out)
+}
+
+fn put_branches(m: &mut Enc, branches: &[(String, ObjectId)]) {
+    m.u32(branches.len() as u32);
+    for (n, id) in branches {
+        m.bytes(n.as_bytes()).id(id);
+    }
+}
+
+/// What the server said in its welcome.
+#[derive(Debug)]
+pub(crate) struct Welcome {
+    pub access: Access,
+    pub branches: Vec<(String, ObjectId)>,
+    pub tags: Vec<(String, RefValue)>,
+}
+
+/// Client side of the handshake: hello, then the welcome or a refusal in words.
+pub(crate) async fn handshake<R, W>(
+    wire: &mut Wire<R, W>,
+    repo: &Repo,
+    intent: Intent,
+    peer: &EndpointId,
+    me: &EndpointId,
+) -> Result<Welcome>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    let ours = access::sync_repo_id(repo)?;
+    let empty = is_empty(repo)?;
+    wire.send(&hello(&ours, intent, empty)).await?;
+    wire.flush().await?;
+    let (k, body) = wire.recv_any().await.map_err(|e| match e {
+        SyncError::Connection(_) => SyncError::Connection(format!(
+            "peer {peer} closed the connection during the handshake ({e})"
+        )),
+        other => other,
+    })?;
+    let mut d = Dec::new(&body);
+    if k == kind::ERROR {
+        let c = d.u8()?;
+        let msg = d.string()?;
+        return Err(match c {
+            code::NOT_ALLOWED => SyncError::NotAllowed {
+                peer: peer.to_string(),
+                me: me.to_string(),
+            },
+            code::READ_ONLY => SyncError::ReadOnly {
+                peer: peer.to_string(),
+                me: me.to_string(),
+            },
+            code::INCOMPATIBLE => SyncError::Incompatible {
+                ours: VERSION,
+                theirs: msg.parse().unwrap_or(0),
+            },
+            code::REPO_MISMATCH => SyncError::RepoMismatch {
+                ours: ours.to_hex(),
+                theirs: msg,
+            },
+            _ => SyncError::Remote(msg),
+        });
+    }
+    if k != kind::WELCOME {
+        return Err(SyncError::protocol(format!("expected a welcome, got {k}")));
+    }
+    let version = d.u32()?;
+    if version != VERSION {
+        return Err(SyncError::Incompatible {
+            ours: VERSION,
+            theirs: version,
+        });
+    }
+    let repo_id = d.id()?;
+    let access = match d.u8()? {
+        2 => Access::ReadWrite,
+        _ => Access::ReadOnly,
+    };
+    let branches = parse_branches(&mut d)?;
+    let tags = parse_tags(&mut d)?;
+    if repo_id != ours {
+        if empty {
+            access::adopt_repo_id(repo, &repo_id)?;
+        } else if intent == Intent::Pull || !branches.is_empty() {
+            return Err(SyncError::RepoMismatch {
+                ours: ours.to_hex(),
+                theirs: repo_id.to_hex(),
+            });
+        }
+    }
+    Ok(Welcome {
+        access,
+        branches,
+        tags,
+    })
+}
+
+/// Pulls every branch of the peer into `repo`.
+pub(crate) async fn pull<R, W>(
+    wire: &mut Wire<R, W>,
+    repo: &Repo,
+    peer: &EndpointId,
+    me: &EndpointId,
+    progress: Option<&ProgressFn>,
+) -> Result<SyncReport>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    let welcome = handshake(wire, repo, Intent::Pull, peer, me).await?;
+    let (wants, haves) = blocking(|| -> Result<(Vec<ObjectId>, Vec<ObjectId>)> {
+        let view = repo.view()?;
+        let mut wants = Vec::new();
+        let ids = welcome.branches.iter().map(|(_, id)| *id);
+        for id in ids.chain(welcome.tags.iter().map(|(_, v)| v.id())) {
+            if view.object_type(&id)?.is_none() && !wants.contains(&id) {
+                wants.push(id);
+            }
+        }
+        Ok((wants, transfer::haves_of(repo)?))
+    })?;
+    let stats = transfer::receive_objects(wire, repo, &wants, &haves, progress).await?;
+    let reason = format!("pull from {}", peer.fmt_short());
+    let mut report = SyncReport {
+        transfer: stats,
+        ..SyncReport::default()
+    };
+    for (name, id) in &welcome.branches {
+        if blocking(|| repo.view()?.object_type(id))? != Some(hero_store::ObjType::Commit) {
+            tracing::warn!("sync: branch {name} of the peer did not arrive whole; left alone");
+            continue;
+        }
+        let u = blocking(|| integrate(repo, name, *id, &reason))?;
+        report.branches.push(u);
+    }
+    blocking(|| take_tags(repo, &welcome.tags, &reason, &mut report))?;
+    report.bytes_in = wire.bytes_in;
+    report.bytes_out = wire.bytes_out;
+    Ok(report)
+}
+
+/// Pushes `branches` (all when `None`) of `repo` to the peer.
+pub(crate) async fn push<R, W>(
+    wire: &mut Wire<R, W>,
+    repo: &Repo,
+    peer: &EndpointId,
+    me: &EndpointId,
+    branches: Option<&[String]>,
+    progress: Option<&ProgressFn>,
+) -> Result<SyncReport>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    let welcome = handshake(wire, repo, Intent::Push, peer, me).await?;
+    if welcome.access != Access::ReadWrite {
+        return Err(SyncError::ReadOnly {
+            peer: peer.to_string(),
+            me: me.to_string(),
+        });
+    }
+    let mut ours = repo.branches()?;
+    if let Some(only) = branches {
+        for b in only {
+            if !ours.iter().any(|(n, _)| n == b) {
+                return Err(SyncError::Store(hero_store::Error::UnknownRevision(
+                    b.clone(),
+                )));
+            }
+        }
+        ours.retain(|(n, _)| only.contains(n));
+    }
+    let mut m = Enc::new(kind::PUSH);
+    put_branches(&mut m, &ours);
+    put_tags(&mut m, &repo.tags()?);
+    wire.send(&m).await?;
+    wire.flush().await?;
+    let wants = wire.expect(kind::WANTS).await?;
+    let stats = transfer::send_objects(wire, repo, &wants, progress).await?;
+    let body = wire.expect(kind::PUSH_RESULT).await?;
+    let mut d = Dec::new(&body);
+    let n = d.u32()? as usize;
+    let mut report = SyncReport {
+        transfer: stats,
+        ..SyncReport::default()
+    };
+    for _ in 0..n.min(1_000_000) {
+        let branch = d.string()?;
+        let how = UpdateKind::from_code(d.u8()?)?;
+        let conflicts = d.u32()? as usize;
+        let new = d.id()?;
+        let old = ours.iter().find(|(b, _)| *b == branch).map(|(_, id)| *id);
+        report.branches.push(BranchUpdate {
+            branch,
+            old,
+            new,
+            how,
+            conflicts,
+        });
+    }
+    report.tags_created = d.u32()? as usize;
+    let differing = d.u32()? as usize;
+    for _ in 0..differing.min(1_000_000) {
+        report.tags_differing.push(d.string()?);
+    }
+    report.bytes_in = wire.bytes_in;
+    report.bytes_out = wire.bytes_out;
+    Ok(report)
+}
+
+/// The server's side of one session with `peer` (whose id the transport authenticated).
+pub(crate) async fn serve<R, W>(wire: &mut Wire<R, W>, repo: &Repo, peer: &EndpointId) -> Result<()>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    // Refuse strangers before reading anything they send or saying anything about us.
+    let Some(access) = access::access_of(repo, peer)? else {
+        wire.send_error(code::NOT_ALLOWED, "not allowed").await;
+        return Err(SyncError::NotAllowed {
+            peer: peer.to_string(),
+            me: String::new(),
+        });
+    };
+    let (k, body) = wire.recv_any().await?;
+    let mut d = Dec::new(&body);
+    if k != kind::HELLO || d.rest().get(..4) != Some(MAGIC.as_slice()) {
+        wire.send_error(code::PROTOCOL, "expected a hello").await;
+        return Err(SyncError::protocol("the first message is not a hello"));
+    }
+    let mut d = Dec::new(&body[4..]);
+    let version = d.u32()?;
+    if version != VERSION {
+        wire.send_error(code::INCOMPATIBLE, &VERSION.to_string())
+            .await;
+        return Err(SyncError::Incompatible {
+            ours: VERSION,
+            theirs: version,
+        });
+    }
+    let their_repo = d.id()?;
+    let intent = match d.u8()? {
+        1 => Intent::Pull,
+        2 => Intent::Push,
+        other => return Err(SyncError::protocol(format!("unknown intent {other}"))),
+    };
+    let they_are_empty = d.u8()? != 0;
+    let ours = access::sync_repo_id(repo)?;
+    let we_are_empty = is_empty(repo)?;
+    if their_repo != ours && !they_are_empty {
+        if intent == Intent::Push && we_are_empty {
+            access::adopt_repo_id(repo, &their_repo)?;
+        } else {
+            wire.send_error(code::REPO_MISMATCH, &ours.to_hex()).await;
+            return Err(SyncError::RepoMismatch {
+                ours: ours.to_hex(),
+                theirs: their_repo.to_hex(),
+            });
+        }
+    }
+    if intent == Intent::Push && access != Access::ReadWrite {
+        wire.send_error(code::READ_ONLY, "read-only").await;
+        return Err(SyncError::ReadOnly {
+            peer: peer.to_string(),
+            me: String::new(),
+        });
+    }
+    let mut m = Enc::new(kind::WELCOME);
+    m.u32(VERSION)
+        .id(&access::sync_repo_id(repo)?)
+        .u8(match access {
+            Access::ReadWrite => 2,
+            Access::ReadOnly => 1,
+        });
+    put_branches(&mut m, &repo.branches()?);
+    put_tags(&mut m, &repo.tags()?);
+    wire.send(&m).await?;
+    wire.flush().await?;
+    match intent {
+        Intent::Pull => {
+            let wants = wire.expect(kind::WANTS).await?;
+            let stats = transfer::send_objects(wire, repo, &wants, None).await?;
+            tracing::info!(
+                "sync: sent {} objects ({} bytes) to {}",
+                stats.objects,
+                wire.bytes_out,
+                peer.fmt_short()
+            );
+        }
+        Intent::Push => {
+            let body = wire.expect(kind::PUSH).await?;
+            let mut d = Dec::new(&body);
+            let pushed = parse_branches(&mut d)?;
+            let pushed_tags = parse_tags(&mut d)?;
+            let (wants, haves) = blocking(|| -> Result<(Vec<ObjectId>, Vec<ObjectId>)> {
+                let view = repo.view()?;
+                let mut wants = Vec::new();
+                let ids = pushed.iter().map(|(_, id)| *id);
+                for id in ids.chain(pushed_tags.iter().map(|(_, v)| v.id())) {
+                    if view.object_type(&id)?.is_none() && !wants.contains(&id) {
+                        wants.push(id);
+                    }
+                }
+                Ok((wants, transfer::haves_of(repo)?))
+            })?;
+            let stats = transfer::receive_objects(wire, repo, &wants, &haves, None).await?;
+            let reason = format!("push from {}", peer.fmt_short());
+            let mut m = Enc::new(kind::PUSH_RESULT);
+            m.u32(pushed.len() as u32);
+            for (name, id) in &pushed {
+                if blocking(|| repo.view()?.object_type(id))?.is_none() {
+                    return Err(SyncError::protocol(format!(
+                        "branch {name} was pushed without its commit"
+                    )));
+                }
+                let u = blocking(|| integrate(repo, name, *id, &reason))?;
+                m.bytes(name.as_bytes())
+                    .u8(u.how.code())
+                    .u32(u.conflicts as u32)
+                    .id(&u.new);
+            }
+            let mut tag_report = SyncReport::default();
+            blocking(|| take_tags(repo, &pushed_tags, &reason, &mut tag_report))?;
+            m.u32(tag_report.tags_created as u32);
+            m.u32(tag_report.tags_differing.len() as u32);
+            for t in &tag_report.tags_differing {
+                m.bytes(t.as_bytes());
+            }
+            wire.send(&m).await?;
+            wire.flush().await?;
+            tracing::info!(
+                "sync: received {} objects from {}",
+                stats.objects,
+                peer.fmt_short()
+            );
+        }
+    }
+    Ok(())
+}

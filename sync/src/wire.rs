@@ -1,0 +1,329 @@
+//! Framing and message encoding of the sync protocol.
+//!
+//! Every message is one frame: a 4-byte big-endian length, then the body (one kind byte and
+//! the fields). A frame over [`MAX_FRAME`] bytes is refused before it is read, and every read
+//! has a deadline, so a peer can neither exhaust memory nor hold a connection forever.
+
+use std::time::Duration;
+
+use hero_store::{ObjType, ObjectId};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::error::{Result, SyncError};
+
+/// The protocol's ALPN.
+pub const ALPN: &[u8] = b"hero-store/sync/1";
+/// The protocol version this build speaks.
+pub const VERSION: u32 = 1;
+/// The first bytes of a hello.
+pub const MAGIC: &[u8; 4] = b"HERO";
+/// The largest frame accepted: the largest object plus room for its header.
+pub const MAX_FRAME: usize = (64 << 20) + 4096;
+/// How long one frame may take to arrive.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(120);
+/// Ids per inventory frame.
+pub const INVENTORY_BATCH: usize = 16 * 1024;
+
+/// Message kinds.
+pub mod kind {
+    /// Client → server: version, repository, intent.
+    pub const HELLO: u8 = 1;
+    /// Server → client: accepted; repository id, access, branches.
+    pub const WELCOME: u8 = 2;
+    /// Either way: an error, then the connection closes.
+    pub const ERROR: u8 = 3;
+    /// Receiver → sender: heads it wants, commits it has.
+    pub const WANTS: u8 = 4;
+    /// Sender → receiver: part of the list of candidate objects.
+    pub const INVENTORY: u8 = 5;
+    /// Sender → receiver: the list is complete.
+    pub const INVENTORY_END: u8 = 6;
+    /// Receiver → sender: bitmap of the candidates it lacks.
+    pub const NEED: u8 = 7;
+    /// Sender → receiver: one object.
+    pub const OBJECT: u8 = 8;
+    /// Sender → receiver: all objects sent.
+    pub const END: u8 = 9;
+    /// Pusher → server: the branches pushed.
+    pub const PUSH: u8 = 10;
+    /// Server → pusher: what became of each branch.
+    pub const PUSH_RESULT: u8 = 11;
+}
+
+/// Error codes of an ERROR message.
+pub mod code {
+    /// The peer is not on the allow list.
+    pub const NOT_ALLOWED: u8 = 1;
+    /// The versions differ.
+    pub const INCOMPATIBLE: u8 = 2;
+    /// The repositories differ.
+    pub const REPO_MISMATCH: u8 = 3;
+    /// Pushing is not allowed.
+    pub const READ_ONLY: u8 = 4;
+    /// The peer broke the protocol.
+    pub const PROTOCOL: u8 = 5;
+    /// Something failed on the sending side.
+    pub const INTERNAL: u8 = 6;
+}
+
+/// Object encodings in an OBJECT message.
+pub mod enc {
+    /// The raw bytes.
+    pub const RAW: u8 = 0;
+    /// zstd.
+    pub const ZSTD: u8 = 1;
+    /// zstd with a base object's raw bytes as dictionary.
+    pub const DELTA: u8 = 2;
+}
+
+/// The wire code of an object type.
+pub fn type_code(t: ObjType) -> u8 {
+    match t {
+        ObjType::Blob => 1,
+        ObjType::Manifest => 2,
+        ObjType::Tree => 3,
+        ObjType::Commit => 4,
+        ObjType::Tag => 5,
+        ObjType::ManifestNode => 6,
+    }
+}
+
+/// The object type of a wire code.
+pub fn type_of(c: u8) -> Result<ObjType> {
+    Ok(match c {
+        1 => ObjType::Blob,
+        2 => ObjType::Manifest,
+        3 => ObjType::Tree,
+        4 => ObjType::Commit,
+        5 => ObjType::Tag,
+        6 => ObjType::ManifestNode,
+        _ => return Err(SyncError::protocol(format!("unknown object type {c}"))),
+    })
+}
+
+/// A message body being built.
+#[derive(Debug, Default)]
+pub struct Enc(pub Vec<u8>);
+
+impl Enc {
+    /// A message of this kind.
+    pub fn new(kind: u8) -> Self {
+        Enc(vec![kind])
+    }
+    /// A byte.
+    pub fn u8(&mut self, v: u8) -> &mut Self {
+        self.0.push(v);
+        self
+    }
+    /// A u32.
+    pub fn u32(&mut self, v: u32) -> &mut Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    /// An id.
+    pub fn id(&mut self, id: &ObjectId) -> &mut Self {
+        self.0.extend_from_slice(id.as_bytes());
+        self
+    }
+    /// Length-prefixed bytes.
+    pub fn bytes(&mut self, b: &[u8]) -> &mut Self {
+        self.u32(u32::try_from(b.len()).unwrap_or(u32::MAX));
+        self.0.extend_from_slice(b);
+        self
+    }
+    /// A list of ids.
+    pub fn ids(&mut self, ids: &[ObjectId]) -> &mut Self {
+        self.u32(u32::try_from(ids.len()).unwrap_or(u32::MAX));
+        for id in ids {
+            self.id(id);
+        }
+        self
+    }
+}
+
+/// A message body being read; every read is bounds-checked.
+#[derive(Debug)]
+pub struct Dec<'a> {
+    b: &'a [u8],
+}
+
+impl<'a> Dec<'a> {
+    /// Reads `b`.
+    pub fn new(b: &'a [u8]) -> Self {
+        Dec { b }
+    }
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.b.len() < n {
+            return Err(SyncError::protocol("message is truncated"));
+        }
+        let (h, t) = self.b.split_at(n);
+        self.b = t;
+        Ok(h)
+    }
+    /// A byte.
+    pub fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    /// A u32.
+    pub fn u32(&mut self) -> Result<u32> {
+        let mut a = [0u8; 4];
+        a.copy_from_slice(self.take(4)?);
+        Ok(u32::from_be_bytes(a))
+    }
+    /// An id.
+    pub fn id(&mut self) -> Result<ObjectId> {
+        let mut a = [0u8; 32];
+        a.copy_from_slice(self.take(32)?);
+        Ok(ObjectId(a))
+    }
+    /// Length-prefixed bytes.
+    pub fn bytes(&mut self) -> Result<&'a [u8]> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    /// Length-prefixed UTF-8.
+    pub fn string(&mut self) -> Result<String> {
+        String::from_utf8(self.bytes()?.to_vec())
+            .map_err(|_| SyncError::protocol("a name is not UTF-8"))
+    }
+    /// A list of ids.
+    pub fn ids(&mut self) -> Result<Vec<ObjectId>> {
+        let n = self.u32()? as usize;
+        if n > self.b.len() / 32 {
+            return Err(SyncError::protocol("id list is truncated"));
+        }
+        (0..n).map(|_| self.id()).collect()
+    }
+    /// The rest.
+    pub fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.b)
+    }
+    /// Whether everything was read.
+    pub fn is_empty(&self) -> bool {
+        self.b.is_empty()
+    }
+}
+
+/// A framed, counted, bounded connection.
+#[derive(Debug)]
+pub struct Wire<R, W> {
+    r: R,
+    w: W,
+    /// Bytes read so far.
+    pub bytes_in: u64,
+    /// Bytes written so far.
+    pub bytes_out: u64,
+}
+
+impl<R: AsyncRead + Unpin + Send, W: AsyncWrite + Unpin + Send> Wire<R, W> {
+    /// Wraps the two halves of a stream.
+    pub fn new(r: R, w: W) -> Self {
+        Wire {
+            r,
+            w,
+            bytes_in: 0,
+            bytes_out: 0,
+        }
+    }
+
+    /// Sends one message.
+    pub async fn send(&mut self, m: &Enc) -> Result<()> {
+        let len = u32::try_from(m.0.len())
+            .map_err(|_| SyncError::protocol("message too large to send"))?;
+        let mut buf = Vec::with_capacity(4 + m.0.len());
+        buf.extend_from_slice(&len.to_be_bytes());
+        buf.extend_from_slice(&m.0);
+        self.w
+            .write_all(&buf)
+            .await
+            .map_err(|e| SyncError::Connection(e.to_string()))?;
+        self.bytes_out += buf.len() as u64;
+        Ok(())
+    }
+
+    /// Flushes what was sent.
+    pub async fn flush(&mut self) -> Result<()> {
+        self.w
+            .flush()
+            .await
+            .map_err(|e| SyncError::Connection(e.to_string()))
+    }
+
+    /// Receives one message: its kind and body. An ERROR message becomes an error.
+    pub async fn recv(&mut self) -> Result<(u8, Vec<u8>)> {
+        let (k, body) = self.recv_any().await?;
+        if k == kind::ERROR {
+            let mut d = Dec::new(&body);
+            let c = d.u8()?;
+            let msg = d.string()?;
+            return Err(remote_error(c, msg));
+        }
+        Ok((k, body))
+    }
+
+    /// Receives one message, errors included.
+    pub async fn recv_any(&mut self) -> Result<(u8, Vec<u8>)> {
+        tokio::time::timeout(FRAME_TIMEOUT, self.recv_inner())
+            .await
+            .map_err(|_| SyncError::Connection("the peer stopped answering".to_owned()))?
+    }
+
+    async fn recv_inner(&mut self) -> Result<(u8, Vec<u8>)> {
+        let mut len = [0u8; 4];
+        self.r.read_exact(&mut len).await.map_err(read_err)?;
+        let len = u32::from_be_bytes(len) as usize;
+        if len == 0 {
+            return Err(SyncError::protocol("empty message"));
+        }
+        if len > MAX_FRAME {
+            return Err(SyncError::protocol(format!(
+                "message of {len} bytes is over the limit of {MAX_FRAME}"
+            )));
+        }
+        let mut body = vec![0u8; len];
+        self.r.read_exact(&mut body).await.map_err(read_err)?;
+        self.bytes_in += 4 + len as u64;
+        let k = body[0];
+        body.remove(0);
+        Ok((k, body))
+    }
+
+    /// Receives a message that must be of kind `want`.
+    pub async fn expect(&mut self, want: u8) -> Result<Vec<u8>> {
+        let (k, body) = self.recv().await?;
+        if k != want {
+            return Err(SyncError::protocol(format!(
+                "expected message {want}, got {k}"
+            )));
+        }
+        Ok(body)
+    }
+
+    /// Sends an error message (best effort).
+    pub async fn send_error(&mut self, c: u8, msg: &str) {
+        let mut m = Enc::new(kind::ERROR);
+        m.u8(c).bytes(msg.as_bytes());
+        let _ = self.send(&m).await;
+        let _ = self.flush().await;
+    }
+
+    /// The write half (to finish it).
+    pub fn writer(&mut self) -> &mut W {
+        &mut self.w
+    }
+}
+
+fn read_err(e: std::io::Error) -> SyncError {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        SyncError::Connection("the stream ended in the middle of the transfer".to_owned())
+    } else {
+        SyncError::Connection(e.to_string())
+    }
+}
+
+fn remote_error(c: u8, msg: String) -> SyncError {
+    match c {
+        code::PROTOCOL => SyncError::Remote(format!("it says we broke the protocol: {msg}")),
+        _ => SyncError::Remote(msg),
+    }
+}

@@ -1,0 +1,3 @@
+//! hero-sync tests.
+
+mod merge;

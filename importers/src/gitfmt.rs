@@ -285,11 +285,7 @@ pub fn write_commit(c: &GitCommit) -> Vec<u8> {
     sig.clear();
     write_signature(&mut sig, &c.committer);
     write_header(&mut out, b"committer", &sig);
-    for (k, v) in &c.extra {
-        write_header(&mut out, k, v);
-    }
-    out.push(b'\n');
-    out.extend_from_slice(&c.message);
+    write_tail(&mut out, &c.extra, &c.message);
     out
 }
 
@@ -336,12 +332,17 @@ pub fn write_tag(t: &GitTag) -> Vec<u8> {
         write_signature(&mut sig, s);
         write_header(&mut out, b"tagger", &sig);
     }
-    for (k, v) in &t.extra {
-        write_header(&mut out, k, v);
+    write_tail(&mut out, &t.extra, &t.message);
+    out
+}
+
+/// The end of a commit or tag: extra headers in order, a blank line, the message.
+fn write_tail(out: &mut Vec<u8>, extra: &[(Vec<u8>, Vec<u8>)], message: &[u8]) {
+    for (k, v) in extra {
+        write_header(out, k, v);
     }
     out.push(b'\n');
-    out.extend_from_slice(&t.message);
-    out
+    out.extend_from_slice(message);
 }
 
 /// Parses a tree. Returns `None` if it is malformed.

@@ -24,7 +24,8 @@ pub enum ObjType {
 }
 
 impl ObjType {
-    fn code(self) -> u8 {
+    /// The type's code in object records (and on the sync wire): stable across versions.
+    pub fn code(self) -> u8 {
         match self {
             ObjType::Blob => 1,
             ObjType::Manifest => 2,
@@ -34,7 +35,8 @@ impl ObjType {
             ObjType::ManifestNode => 6,
         }
     }
-    fn from_code(c: u8) -> Option<Self> {
+    /// The type of a code written by [`ObjType::code`].
+    pub fn from_code(c: u8) -> Option<Self> {
         Some(match c {
             1 => ObjType::Blob,
             2 => ObjType::Manifest,

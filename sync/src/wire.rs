@@ -76,29 +76,14 @@ pub mod enc {
     pub const DELTA: u8 = 2;
 }
 
-/// The wire code of an object type.
+/// The wire code of an object type (the store's record code).
 pub fn type_code(t: ObjType) -> u8 {
-    match t {
-        ObjType::Blob => 1,
-        ObjType::Manifest => 2,
-        ObjType::Tree => 3,
-        ObjType::Commit => 4,
-        ObjType::Tag => 5,
-        ObjType::ManifestNode => 6,
-    }
+    t.code()
 }
 
 /// The object type of a wire code.
 pub fn type_of(c: u8) -> Result<ObjType> {
-    Ok(match c {
-        1 => ObjType::Blob,
-        2 => ObjType::Manifest,
-        3 => ObjType::Tree,
-        4 => ObjType::Commit,
-        5 => ObjType::Tag,
-        6 => ObjType::ManifestNode,
-        _ => return Err(SyncError::protocol(format!("unknown object type {c}"))),
-    })
+    ObjType::from_code(c).ok_or_else(|| SyncError::protocol(format!("unknown object type {c}")))
 }
 
 /// A message body being built.

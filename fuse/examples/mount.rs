@@ -1,7 +1,7 @@
 //! Mounts a repository until SIGINT or SIGTERM (a stand-in for `heroctl mount`).
 //!
 //! `cargo run -p hero-fuse --example mount -- <repo> <dir> [--branch NAME] [--read-only]`
-//! Creates the repository if it does not exist.
+//! Creates the repository if it does not exist. SIGUSR1 prints the number of inodes held.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +35,7 @@ fn main() -> ExitCode {
     let mut signals = SigSet::empty();
     signals.add(Signal::SIGINT);
     signals.add(Signal::SIGTERM);
+    signals.add(Signal::SIGUSR1);
     if let Err(e) = signals.thread_block() {
         eprintln!("blocking signals: {e}");
         return ExitCode::FAILURE;
@@ -53,9 +54,19 @@ fn main() -> ExitCode {
         }
     };
     println!("mounted at {}", handle.mountpoint().display());
-    match signals.wait() {
-        Ok(sig) => eprintln!("{sig}: unmounting"),
-        Err(e) => eprintln!("waiting for a signal: {e}"),
+    loop {
+        match signals.wait() {
+            // SIGUSR1: report the inode table size (for fuse/benches/mount_large.sh).
+            Ok(Signal::SIGUSR1) => println!("inodes: {}", handle.inode_count()),
+            Ok(sig) => {
+                eprintln!("{sig}: unmounting");
+                break;
+            }
+            Err(e) => {
+                eprintln!("waiting for a signal: {e}");
+                break;
+            }
+        }
     }
     match handle.unmount() {
         Ok(()) => ExitCode::SUCCESS,

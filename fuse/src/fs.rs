@@ -14,6 +14,7 @@ use fuser::{
     ReplyWrite, Request, TimeOrNow,
 };
 
+use crate::readahead::Data;
 use crate::state::{Inval, MAX_NAME, R, SNAP, Shared, Source, io_errno, store_errno};
 
 /// How long the kernel may cache names and attributes. Changes made elsewhere are pushed to
@@ -107,6 +108,8 @@ impl Filesystem for HeroFs {
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
         self.shared.lock().forget(ino.0, nlookup);
     }
+    // `batch_forget` keeps fuser's default (one `forget` per inode): fuser 0.18 does not
+    // export `ForgetOne`, so it cannot be overridden.
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.attr(ino.0) {
@@ -328,29 +331,31 @@ impl Filesystem for HeroFs {
             reply.error(Errno::EIO);
             return;
         };
-        let mut buf = vec![0u8; size as usize];
-        let mut done = 0usize;
-        while done < buf.len() {
-            let pos = offset + done as u64;
-            let n = match &mut *src {
-                Source::Spill(s) => s
-                    .file
-                    .read_at(&mut buf[done..], pos)
-                    .map_err(|e| io_errno(&e)),
-                Source::Reader(r) => r
-                    .read_at(pos, &mut buf[done..])
-                    .map_err(|e| store_errno(&e)),
-            };
-            match n {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(e) => {
-                    reply.error(e);
-                    return;
+        let res = match &mut *src {
+            Source::Spill(s) => {
+                let mut buf = vec![0u8; size as usize];
+                let mut done = 0usize;
+                let mut res = Ok(());
+                while done < buf.len() {
+                    match s.file.read_at(&mut buf[done..], offset + done as u64) {
+                        Ok(0) => break,
+                        Ok(n) => done += n,
+                        Err(e) => {
+                            res = Err(io_errno(&e));
+                            break;
+                        }
+                    }
                 }
+                buf.truncate(done);
+                res.map(|()| Data::Owned(buf))
             }
+            Source::Reader(r) => r.read(&self.shared.repo, &self.shared.pool, offset, size),
+        };
+        drop(src);
+        match res {
+            Ok(d) => reply.data(d.as_slice()),
+            Err(e) => reply.error(e),
         }
-        reply.data(&buf[..done]);
     }
 
     fn write(
@@ -414,11 +419,8 @@ impl Filesystem for HeroFs {
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         let res = {
             let mut st = self.shared.lock();
-            st.list(&self.shared.repo, ino.0).map(|items| {
-                let fh = st.alloc_fh();
-                st.dir_handles.insert(fh, Arc::new(items));
-                fh
-            })
+            st.list(&self.shared.repo, ino.0)
+                .map(|items| st.open_dir(ino.0, items))
         };
         match res {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
@@ -434,7 +436,7 @@ impl Filesystem for HeroFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let items = self.shared.lock().dir_handles.get(&fh.0).cloned();
+        let items = self.shared.lock().dir_items(fh.0);
         let Some(items) = items else {
             reply.error(Errno::EBADF);
             return;
@@ -462,7 +464,7 @@ impl Filesystem for HeroFs {
         mut reply: ReplyDirectoryPlus,
     ) {
         let mut st = self.shared.lock();
-        let Some(items) = st.dir_handles.get(&fh.0).cloned() else {
+        let Some(items) = st.dir_items(fh.0) else {
             drop(st);
             reply.error(Errno::EBADF);
             return;
@@ -504,7 +506,7 @@ impl Filesystem for HeroFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        self.shared.lock().dir_handles.remove(&fh.0);
+        self.shared.lock().release_dir(fh.0);
         reply.ok();
     }
 

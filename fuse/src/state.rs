@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use fuser::{Errno, FileAttr, FileType, INodeNo};
+
+use crate::readahead::{Pool, StoredSource};
 use hero_store::{
-    CommitMeta, EntryKind, Expect, FileReader, ObjectId, PEER_HEADER, Repo, RepoPath, Signature,
-    TreeEntry,
+    CommitMeta, EntryKind, Expect, ObjectId, PEER_HEADER, Repo, RepoPath, Signature, TreeEntry,
 };
 
 /// The root directory.
@@ -49,6 +50,8 @@ pub(crate) struct Shared {
     pub cfg: Cfg,
     /// Keep spill files (the final commit failed).
     pub keep_spill: Arc<AtomicBool>,
+    /// Read-ahead workers.
+    pub pool: Pool,
 }
 
 /// A cache invalidation to send to the kernel (outside the state lock).
@@ -207,7 +210,7 @@ enum Op {
 
 /// Where an open file reads from.
 pub(crate) enum Source {
-    Reader(Box<FileReader>),
+    Reader(Box<StoredSource>),
     Spill(Arc<Spill>),
 }
 
@@ -233,7 +236,10 @@ pub(crate) struct State {
     nodes: HashMap<u64, Node>,
     next_ino: u64,
     pub handles: HashMap<u64, Arc<Handle>>,
-    pub dir_handles: HashMap<u64, Arc<Vec<DirItem>>>,
+    /// Open directories: handle -> (inode, listing taken at opendir).
+    dir_handles: HashMap<u64, (u64, Arc<Vec<DirItem>>)>,
+    /// Directories whose children may all be unused now (see [`State::sweep`]).
+    sweep_dirs: HashSet<u64>,
     next_fh: u64,
     ops: Vec<Op>,
     put_pending: HashSet<u64>,
@@ -340,6 +346,7 @@ impl Shared {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "reading the repository generation"),
         }
+        st.sweep();
         std::mem::take(&mut st.inval)
     }
 
@@ -376,6 +383,7 @@ impl State {
             next_ino: 3,
             handles: HashMap::new(),
             dir_handles: HashMap::new(),
+            sweep_dirs: HashSet::new(),
             next_fh: 1,
             ops: Vec::new(),
             put_pending: HashSet::new(),
@@ -659,11 +667,131 @@ impl State {
         }
     }
 
+    /// The kernel dropped `n` references to `ino`. Once it holds none, the inode may go:
+    /// its directory is queued for [`State::sweep`].
     pub fn forget(&mut self, ino: u64, n: u64) {
+        let mut queue = None;
         if let Some(node) = self.nodes.get_mut(&ino) {
             node.lookups = node.lookups.saturating_sub(n);
+            if node.lookups == 0 && node.parent != 0 {
+                // Snapshot roots are not in a directory's children: they are swept themselves.
+                queue = Some(if node.parent == SNAP {
+                    ino
+                } else {
+                    node.parent
+                });
+            }
         }
         self.maybe_gc(ino);
+        if let Some(d) = queue {
+            self.sweep_dirs.insert(d);
+        }
+    }
+
+    /// The number of inodes in memory.
+    pub fn inode_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Opens a directory listing; returns the handle.
+    pub fn open_dir(&mut self, ino: u64, items: Vec<DirItem>) -> u64 {
+        let fh = self.alloc_fh();
+        if let Some(n) = self.nodes.get_mut(&ino) {
+            n.open += 1;
+        }
+        self.dir_handles.insert(fh, (ino, Arc::new(items)));
+        fh
+    }
+
+    /// The listing of an open directory.
+    pub fn dir_items(&self, fh: u64) -> Option<Arc<Vec<DirItem>>> {
+        self.dir_handles.get(&fh).map(|(_, items)| items.clone())
+    }
+
+    pub fn release_dir(&mut self, fh: u64) {
+        if let Some((ino, _)) = self.dir_handles.remove(&fh) {
+            if let Some(n) = self.nodes.get_mut(&ino) {
+                n.open = n.open.saturating_sub(1);
+                if n.open == 0 && n.parent != 0 {
+                    self.sweep_dirs.insert(ino);
+                }
+            }
+            self.maybe_gc(ino);
+        }
+    }
+
+    /// Whether an inode can be dropped and later rebuilt from its directory's stored tree:
+    /// the kernel does not know it, nobody has it open, and it has no local state.
+    fn evictable(&self, ino: u64) -> bool {
+        let Some(n) = self.nodes.get(&ino) else {
+            return true;
+        };
+        if n.lookups != 0 || n.open != 0 || ino <= SNAP || self.put_pending.contains(&ino) {
+            return false;
+        }
+        match &n.kind {
+            Kind::File { content, .. } => matches!(content, Content::Stored { .. }),
+            Kind::Symlink { .. } | Kind::Gitlink { .. } => true,
+            Kind::Dir { tree, children } => tree.is_some() && children.is_none(),
+            Kind::SnapRoot => false,
+        }
+    }
+
+    /// Unloads the children of queued directories when none of them is in use (the kernel
+    /// forgot them all); a directory is read again from its tree when next looked up, with new
+    /// inode numbers. Keeps memory proportional to what the kernel caches, not to the branch.
+    pub fn sweep(&mut self) {
+        let mut rounds = 0;
+        while !self.sweep_dirs.is_empty() && rounds < 64 {
+            rounds += 1;
+            let dirs: Vec<u64> = self.sweep_dirs.drain().collect();
+            for dir in dirs {
+                let Some(node) = self.nodes.get(&dir) else {
+                    continue;
+                };
+                if node.open != 0 {
+                    continue; // a listing in progress refers to the children
+                }
+                let parent = node.parent;
+                let Kind::Dir {
+                    tree: Some(_),
+                    children,
+                } = &node.kind
+                else {
+                    continue;
+                };
+                let Some(children) = children else {
+                    self.drop_snapshot_root(dir);
+                    continue;
+                };
+                if !children.values().all(|&c| self.evictable(c)) {
+                    continue;
+                }
+                let gone: Vec<u64> = children.values().copied().collect();
+                for c in gone {
+                    self.nodes.remove(&c);
+                }
+                if let Some(Node {
+                    kind: Kind::Dir { children, .. },
+                    ..
+                }) = self.nodes.get_mut(&dir)
+                {
+                    *children = None;
+                }
+                if dir != ROOT && parent != 0 && parent != SNAP {
+                    self.sweep_dirs.insert(parent);
+                }
+                self.drop_snapshot_root(dir);
+            }
+        }
+    }
+
+    /// Forgets `.snapshots/<rev>` once unused (it is made again on the next lookup).
+    fn drop_snapshot_root(&mut self, ino: u64) {
+        if self.nodes.get(&ino).is_some_and(|n| n.parent == SNAP) && self.evictable(ino) {
+            self.nodes.remove(&ino);
+            self.snap_cache.retain(|_, v| *v != ino);
+        }
     }
 
     /// Drops an unlinked inode nobody uses any more.
@@ -875,9 +1003,10 @@ impl State {
                 Kind::File {
                     content: Content::Stored { id, .. },
                     ..
-                } => Source::Reader(Box::new(
+                } => Source::Reader(Box::new(StoredSource::new(
+                    *id,
                     shared.repo.open_file(id).map_err(|e| store_errno(&e))?,
-                )),
+                ))),
                 _ => return Err(Errno::EINVAL),
             }
         };
@@ -1354,10 +1483,15 @@ impl State {
             self.maybe_gc(ino);
         }
         if moved || skipped {
-            self.reconcile(shared, Some(done.id))?;
-        } else {
-            self.base = Some(done.id);
+            tracing::debug!(
+                moved,
+                skipped,
+                "branch differs from the local tree; refreshing"
+            );
         }
+        // Also when nothing moved: the changed directories get their stored tree ids back,
+        // which makes their inodes evictable again (see `sweep`).
+        self.reconcile(shared, Some(done.id))?;
         Ok(Some(done.id))
     }
 

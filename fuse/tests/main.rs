@@ -1,6 +1,9 @@
 //! Real FUSE mounts driven by real programs (cp, diff, mv, rm, git) and real syscalls.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../examples/common/tree.rs"]
+mod tree;
+
 mod util {
     use std::path::{Path, PathBuf};
     use std::process::Command;
@@ -26,9 +29,17 @@ mod util {
         }
 
         pub fn with(adjust: impl FnOnce(&mut MountOptions)) -> Mounted {
+            Self::prepared(|_| {}, adjust)
+        }
+
+        /// Mounts a repository that `prepare` fills first.
+        pub fn prepared(
+            prepare: impl FnOnce(&Repo),
+            adjust: impl FnOnce(&mut MountOptions),
+        ) -> Mounted {
             let tmp = tempfile::tempdir().unwrap();
             let repo = tmp.path().join("store.hero");
-            Repo::init(&repo).unwrap();
+            prepare(&Repo::init(&repo).unwrap());
             let dir = tmp.path().join("mnt");
             std::fs::create_dir(&dir).unwrap();
             let mut opts = MountOptions::new(&repo, &dir);
@@ -544,5 +555,211 @@ mod live {
         assert!(matches!(err, Err(hero_fuse::MountError::StaleMount { .. })));
         cleanup();
         assert_eq!(hero_fuse::stale_mount_hint(&dir), None);
+    }
+}
+
+mod large {
+    use std::fs;
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    use std::time::Instant;
+
+    use crate::tree;
+    use crate::util::*;
+
+    fn count_find(dir: &std::path::Path) -> usize {
+        sh(dir, "find . | wc -l").trim().parse().unwrap()
+    }
+
+    /// Asks the kernel to drop unused dentries and inodes (it then sends FUSE forgets).
+    fn drop_kernel_caches() {
+        fs::write("/proc/sys/vm/drop_caches", b"2\n").unwrap();
+    }
+
+    #[test]
+    fn hundred_thousand_files_mount_lazily() {
+        let built = Instant::now();
+        let m = Mounted::prepared(
+            |repo| {
+                tree::build(repo, "main", 100, 1000).unwrap();
+            },
+            |o| o.read_only = true,
+        );
+        eprintln!("built and mounted in {:?}", built.elapsed());
+        let h = m.handle.as_ref().unwrap();
+        // Nothing is loaded up front: just the root and .snapshots.
+        assert!(h.inode_count() <= 2, "{} inodes at mount", h.inode_count());
+        // A deep file: only the directories on its path are loaded.
+        assert_eq!(fs::read(m.p(tree::DEEP_PATH)).unwrap(), tree::DEEP_CONTENT);
+        let loaded = h.inode_count();
+        assert!(loaded < 200, "{loaded} inodes after reading one deep file");
+        assert_eq!(
+            fs::read_to_string(m.p("d0042/f00777")).unwrap(),
+            tree::content(42, 777)
+        );
+        assert_eq!(fs::read_dir(m.p("d0099")).unwrap().count(), 1000);
+        assert_eq!(fs::read_dir(m.p("")).unwrap().count(), 101);
+        // Everything: 100 x 1000 files, 100 directories, the deep chain (8 dirs + 1 file)
+        // and the root.
+        assert_eq!(count_find(&m.dir), 100_000 + 100 + 9 + 1);
+    }
+
+    #[test]
+    fn forgotten_inodes_are_dropped_and_reloaded() {
+        let mut m = Mounted::prepared(
+            |repo| {
+                tree::build(repo, "main", 20, 1000).unwrap();
+            },
+            |_| {},
+        );
+        // A directory changed and committed here becomes evictable like the others.
+        fs::create_dir(m.p("local")).unwrap();
+        fs::write(m.p("local/new.txt"), b"made here\n").unwrap();
+        m.handle.as_ref().unwrap().flush().unwrap();
+        // A file kept open keeps its inode (number and content) through eviction.
+        let mut held = fs::File::open(m.p("d0003/f00030")).unwrap();
+        let held_ino = held.metadata().unwrap().ino();
+
+        assert_eq!(count_find(&m.dir), 20_000 + 20 + 9 + 2 + 1);
+        // A snapshot's inodes go the same way.
+        assert_eq!(count_find(&m.p(".snapshots/main")), 20_000 + 20 + 9 + 2 + 1);
+        let h = m.handle.as_ref().unwrap();
+        let full = h.inode_count();
+        assert!(full > 40_000, "{full} inodes after two finds");
+
+        drop_kernel_caches();
+        // What stays: the root's entries, and the 1,000 entries of d0003, whose open file
+        // keeps its directory loaded.
+        eventually("the inode table to shrink after the kernel forgot", || {
+            h.inode_count() < 1_100
+        });
+        let after = h.inode_count();
+        eprintln!("inodes: {full} after find, {after} after drop_caches");
+
+        // The open file: same inode number by path and by handle, same content.
+        assert_eq!(fs::metadata(m.p("d0003/f00030")).unwrap().ino(), held_ino);
+        let mut s = String::new();
+        held.read_to_string(&mut s).unwrap();
+        assert_eq!(s, tree::content(3, 30));
+        drop(held);
+
+        // Evicted files and directories load again on demand.
+        assert_eq!(fs::read(m.p(tree::DEEP_PATH)).unwrap(), tree::DEEP_CONTENT);
+        assert_eq!(
+            fs::read_to_string(m.p("d0019/f00999")).unwrap(),
+            tree::content(19, 999)
+        );
+        assert_eq!(fs::read(m.p("local/new.txt")).unwrap(), b"made here\n");
+        assert_eq!(
+            fs::read_to_string(m.p(".snapshots/main/d0001/f00001")).unwrap(),
+            tree::content(1, 1)
+        );
+        assert_eq!(fs::read_dir(m.p("d0011")).unwrap().count(), 1000);
+        // And writing still works after eviction.
+        fs::write(m.p("d0005/f00005"), b"changed\n").unwrap();
+        let repo = m.finish();
+        assert_eq!(content(&repo, "main", "d0005/f00005"), b"changed\n");
+        assert_eq!(
+            content(&repo, "main", "d0006/f00006"),
+            tree::content(6, 6).as_bytes()
+        );
+        assert_eq!(content(&repo, "main", "local/new.txt"), b"made here\n");
+    }
+}
+
+mod reads {
+    use std::fs;
+    use std::io::Read;
+    use std::os::unix::fs::FileExt;
+
+    use hero_store::{CommitMeta, EntryKind, Expect, RepoPath, Signature};
+    use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
+
+    use crate::util::*;
+
+    /// Deterministic bytes that do not compress.
+    fn noise(len: usize, mut x: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 8);
+        while out.len() < len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+
+    /// Drops the kernel's cached pages of the file so the next reads reach the mount.
+    fn uncache(f: &fs::File) {
+        posix_fadvise(f, 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED).unwrap();
+    }
+
+    #[test]
+    fn large_file_sequential_and_random_reads() {
+        // Not a multiple of the read-ahead block (4 MiB) nor of the kernel's request size.
+        let data = noise((13 << 20) + 12_345, 0x9e37_79b9_7f4a_7c15);
+        let m = Mounted::prepared(
+            |repo| {
+                let mut cs = repo.change_set("main").unwrap();
+                cs.put_reader(
+                    &RepoPath::parse("big.bin").unwrap(),
+                    EntryKind::File,
+                    &data[..],
+                )
+                .unwrap();
+                let sig = Signature {
+                    name: b"t".to_vec(),
+                    email: b"t@example.com".to_vec(),
+                    time: 1,
+                    tz_offset_minutes: 0,
+                };
+                cs.commit(CommitMeta::new(sig, "big"), Expect::Latest)
+                    .unwrap();
+            },
+            |o| o.read_only = true,
+        );
+        // Whole file, then again from the mount after dropping the page cache.
+        assert!(fs::read(m.p("big.bin")).unwrap() == data);
+        let mut f = fs::File::open(m.p("big.bin")).unwrap();
+        uncache(&f);
+        // Sequential reads of an odd size (they straddle the read-ahead blocks).
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 100_003];
+        loop {
+            let n = f.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got.len(), data.len());
+        assert!(got == data, "sequential read differs");
+        // Random reads, including a jump back to the start in the middle of a stream, the
+        // last byte and past the end.
+        uncache(&f);
+        let spots: [(usize, usize); 8] = [
+            (5 << 20, 300_000),
+            (0, 4096),
+            ((4 << 20) - 10, 20),
+            (9_999_999, 1_000_000),
+            (data.len() - 1, 10),
+            (data.len() + 5, 10),
+            (123, 1),
+            ((8 << 20) + 77, 3 << 20),
+        ];
+        for (off, len) in spots {
+            let mut b = vec![0u8; len];
+            let mut done = 0;
+            while done < len {
+                let n = f.read_at(&mut b[done..], (off + done) as u64).unwrap();
+                if n == 0 {
+                    break;
+                }
+                done += n;
+            }
+            let want = &data[off.min(data.len())..(off + len).min(data.len())];
+            assert!(&b[..done] == want, "read_at({off}, {len}) differs");
+        }
     }
 }

@@ -42,6 +42,18 @@ fn load_raw_at<T>(table: &T, id: &ObjectId, depth: u32) -> Result<(ObjType, Vec<
 where
     T: ReadableTable<&'static [u8; 32], &'static [u8]>,
 {
+    // Most objects are stored whole: decode straight from the stored value, one copy.
+    {
+        let Some(g) = table.get(&id.0)? else {
+            return Err(Error::Missing(*id));
+        };
+        let rec = Record::parse(g.value()).map_err(|e| Error::corrupt(*id, e))?;
+        if rec.is_full() {
+            let out = rec.decode(None).map_err(|e| Error::corrupt(*id, e))?;
+            check_hash(id, &rec, &out)?;
+            return Ok((rec.ty, out));
+        }
+    }
     let mut chain: Vec<(ObjectId, Vec<u8>)> = Vec::new();
     // The base of the last delta in `chain`, when it had to be found by trial decoding.
     let mut resolved: Option<Vec<u8>> = None;

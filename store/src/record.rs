@@ -283,19 +283,39 @@ fn compress(raw: &[u8], prefix: Option<&[u8]>) -> Result<Vec<u8>, String> {
 }
 
 fn decompress(data: &[u8], len: usize, prefix: Option<&[u8]>) -> Result<Vec<u8>, String> {
-    let mut dctx = DCtx::create();
     let err = |c: usize| format!("zstd: {}", zstd::zstd_safe::get_error_name(c));
-    dctx.set_parameter(DParameter::WindowLogMax(27))
-        .map_err(err)?;
-    if let Some(p) = prefix {
-        dctx.ref_prefix(p).map_err(err)?;
-    }
     let mut out = Vec::with_capacity(len);
-    let n = dctx.decompress(&mut out, data).map_err(err)?;
+    let n = match prefix {
+        // A delta references its base: a context of its own, tied to the base's lifetime.
+        Some(p) => {
+            let mut dctx = DCtx::create();
+            dctx.set_parameter(DParameter::WindowLogMax(27))
+                .map_err(err)?;
+            dctx.ref_prefix(p).map_err(err)?;
+            dctx.decompress(&mut out, data).map_err(err)?
+        }
+        // Whole objects (most chunks) reuse one context per thread: creating one costs more
+        // than decoding a small object.
+        None => PLAIN_DCTX.with(|cell| -> Result<usize, String> {
+            let mut dctx = cell.borrow_mut();
+            dctx.reset(zstd::zstd_safe::ResetDirective::SessionOnly)
+                .map_err(err)?;
+            dctx.decompress(&mut out, data).map_err(err)
+        })?,
+    };
     if n != len {
         return Err("length mismatch".to_owned());
     }
     Ok(out)
+}
+
+thread_local! {
+    static PLAIN_DCTX: std::cell::RefCell<DCtx<'static>> = std::cell::RefCell::new({
+        let mut d = DCtx::create();
+        // Same window limit as for deltas; failure leaves zstd's default (smaller) limit.
+        let _ = d.set_parameter(DParameter::WindowLogMax(27));
+        d
+    });
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@
 //! - Writes (PUT, MKCOL, MOVE, COPY, DELETE) become commits on the branch; concurrent writes
 //!   within [`DavConfig::commit_window`] land as one commit; a response is sent only once its
 //!   change is committed. Uploads above 1 MiB are spooled to a temp file in the spill directory.
+//!   A DELETE, COPY or MOVE of a collection is one commit, however many members it has.
+//! - PROPFIND naming properties answers each one a resource lacks with a 404 propstat.
 //! - Locks, dead properties and file times are kept in the repository's settings under `dav/`,
 //!   so they survive a restart.
 //! - `/.snapshots/<branch|tag|commit>/...` is a read-only view of any revision.
@@ -28,6 +30,7 @@ mod codec;
 mod fs;
 mod locks;
 mod meta;
+mod propfind;
 mod writer;
 
 use std::convert::Infallible;
@@ -227,7 +230,7 @@ pub async fn bind(config: DavConfig) -> Result<Server, DavError> {
         .filesystem(Box::new(fs.clone()))
         .locksystem(Box::new(locks))
         .autoindex(true)
-        .read_buf_size(256 << 10)
+        .read_buf_size(1 << 20)
         .build_handler();
     let listener = TcpListener::bind(config.addr)
         .await
@@ -315,8 +318,11 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Response<Body>,
         // dav-server's parser runs off the end of an unterminated `<...>` or `[...]`.
         return Ok(plain(StatusCode::BAD_REQUEST, "malformed If header\n"));
     }
-    if req.method().as_str() == "PROPPATCH" {
-        return Ok(proppatch(&ctx, req).await);
+    match req.method().as_str() {
+        "PROPPATCH" => return Ok(proppatch(&ctx, req).await),
+        "PROPFIND" => return Ok(propfind(&ctx, req).await),
+        "DELETE" | "COPY" | "MOVE" => return Ok(grouped(&ctx, req).await),
+        _ => {}
     }
     Ok(ctx.handler.handle(req).await)
 }
@@ -340,6 +346,100 @@ async fn proppatch(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
         tracing::warn!(error = ?e, path = %path, "applying Win32 properties failed");
     }
     res
+}
+
+/// PROPFIND: a request naming properties gets a 404 propstat for each one a resource lacks
+/// (dav-server leaves them out).
+async fn propfind(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, 1 << 20).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request too large\n"),
+    };
+    let wanted = propfind::requested(&body);
+    let res = ctx
+        .handler
+        .handle(Request::from_parts(parts, Full::new(body)))
+        .await;
+    let Some(wanted) = wanted.filter(|w| !w.is_empty()) else {
+        return res;
+    };
+    if res.status() != StatusCode::MULTI_STATUS {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let xml = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            tracing::warn!(error = %e, "PROPFIND response failed");
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "PROPFIND failed\n");
+        }
+    };
+    let xml = match propfind::add_missing(&xml, &wanted) {
+        Some(v) => Bytes::from(v),
+        None => xml,
+    };
+    Response::from_parts(parts, Body::from(xml))
+}
+
+/// DELETE, COPY and MOVE: every change the request makes (one per member of a collection)
+/// lands in one commit, made before the response is sent.
+async fn grouped(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
+    let label = format!(
+        "{} {}{}",
+        req.method().as_str().to_ascii_lowercase(),
+        percent_decoded(req.uri().path()),
+        req.headers()
+            .get("destination")
+            .and_then(|d| d.to_str().ok())
+            .and_then(|d| d.parse::<http::Uri>().ok())
+            .map(|u| format!(" to {}", percent_decoded(u.path())))
+            .unwrap_or_default()
+    );
+    let group = fs::Group::default();
+    let (parts, body) = fs::GROUP
+        .scope(group.clone(), async {
+            let res = ctx.handler.handle(req).await;
+            // A multistatus body is produced lazily; drain it here so all its changes are seen.
+            let (parts, body) = res.into_parts();
+            (parts, body.collect().await.map(|b| b.to_bytes()))
+        })
+        .await;
+    let ops = group.take();
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "response failed");
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "request failed\n");
+        }
+    };
+    if !ops.is_empty()
+        && let Err(status) = ctx.fs.submit_group(label, ops).await
+    {
+        return plain(status, "the change could not be committed\n");
+    }
+    Response::from_parts(parts, Body::from(body))
+}
+
+fn percent_decoded(p: &str) -> String {
+    let b = p.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let Some(v) = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 struct Win32 {

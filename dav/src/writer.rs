@@ -39,6 +39,11 @@ pub(crate) enum Op {
     Delete(RepoPath),
     Mkdir(RepoPath),
     Rename(RepoPath, RepoPath),
+    /// The changes of one request, committed together (`label` names the request).
+    Group {
+        label: String,
+        ops: Vec<Op>,
+    },
 }
 
 impl Op {
@@ -54,12 +59,15 @@ impl Op {
             Op::Delete(p) => format!("delete {p}"),
             Op::Mkdir(p) => format!("mkdir {p}"),
             Op::Rename(a, b) => format!("move {a} to {b}"),
+            Op::Group { label, ops } => format!("{label} ({} changes)", ops.len()),
         }
     }
 
-    /// Records the operation in a change set; returns what the metadata should learn.
-    fn apply(&self, cs: &mut ChangeSet<'_>) -> hero_store::Result<Event> {
-        Ok(match self {
+    /// Records the operation in a change set; adds what the metadata should learn to
+    /// `events`. A group that fails part way leaves its first changes in the change set (and
+    /// their events in `events`).
+    fn apply(&self, cs: &mut ChangeSet<'_>, events: &mut Vec<Event>) -> hero_store::Result<()> {
+        let ev = match self {
             Op::Put { path, kind, data } => {
                 let stored = cs.put_bytes(path, *kind, data)?;
                 Event::Written {
@@ -98,7 +106,15 @@ impl Op {
                 cs.rename(a, b)?;
                 Event::Moved(a.clone(), b.clone())
             }
-        })
+            Op::Group { ops, .. } => {
+                for op in ops {
+                    op.apply(cs, events)?;
+                }
+                return Ok(());
+            }
+        };
+        events.push(ev);
+        Ok(())
     }
 }
 
@@ -250,12 +266,24 @@ impl Committer {
                 return;
             }
         };
-        let mut accepted = Vec::new();
-        for j in jobs {
-            match j.op.apply(&mut cs) {
-                Ok(ev) => accepted.push((j, ev)),
+        let mut accepted: Vec<(Job, Vec<Event>)> = Vec::new();
+        let mut jobs = jobs.into_iter();
+        while let Some(j) = jobs.next() {
+            let mut events = Vec::new();
+            match j.op.apply(&mut cs, &mut events) {
+                Ok(()) => accepted.push((j, events)),
                 Err(e) => {
                     let _ = j.reply.send(Err(e));
+                    if !events.is_empty() {
+                        // A group failed half way: start over without it.
+                        drop(cs);
+                        let rest: Vec<Job> =
+                            accepted.into_iter().map(|(j, _)| j).chain(jobs).collect();
+                        if !rest.is_empty() {
+                            self.commit_batch(rest);
+                        }
+                        return;
+                    }
                 }
             }
         }
@@ -267,14 +295,17 @@ impl Committer {
         match cs.commit(meta, Expect::Latest) {
             Ok(c) => {
                 let now = SystemTime::now();
-                let events: Vec<Event> = accepted.iter().map(|(_, ev)| ev.clone()).collect();
+                let events: Vec<Event> = accepted
+                    .iter()
+                    .flat_map(|(_, ev)| ev.iter().cloned())
+                    .collect();
                 if let Err(e) = self.meta.committed(&events, now) {
                     tracing::warn!(error = %e, "recording file times failed");
                 }
                 tracing::debug!(commit = %c.id.short(), ops = accepted.len(), "committed");
                 for (j, ev) in accepted {
-                    let id = match ev {
-                        Event::Written { id, .. } => id,
+                    let id = match ev.as_slice() {
+                        [Event::Written { id, .. }] if !matches!(j.op, Op::Group { .. }) => *id,
                         _ => None,
                     };
                     let _ = j.reply.send(Ok(Done {

@@ -15,6 +15,16 @@ mod util {
         String::from_utf8(git_bytes(dir, args, None)).unwrap()
     }
 
+    /// Writes raw object bytes as they are (`hash-object --literally`); returns the id.
+    pub fn write_literally(dir: &Path, kind: &str, raw: &[u8]) -> String {
+        let out = git_bytes(
+            dir,
+            &["hash-object", "-t", kind, "-w", "--stdin", "--literally"],
+            Some(raw),
+        );
+        String::from_utf8(out).unwrap().trim().to_owned()
+    }
+
     pub fn git_bytes(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
         let mut cmd = Command::new("git");
         cmd.current_dir(dir)
@@ -198,19 +208,7 @@ committer C O Mitter <committer@example.com> 1700000300 -0000\n\
 gpgsig -----BEGIN PGP SIGNATURE-----\n \n iQEzBAABCAAdFiEE\n =abcd\n -----END PGP SIGNATURE-----\n\
 \nsigned commit\n"
         );
-        let signed = git_bytes(
-            dir,
-            &[
-                "hash-object",
-                "-t",
-                "commit",
-                "-w",
-                "--stdin",
-                "--literally",
-            ],
-            Some(raw.as_bytes()),
-        );
-        let signed = String::from_utf8(signed).unwrap().trim().to_owned();
+        let signed = write_literally(dir, "commit", raw.as_bytes());
         git(dir, &["update-ref", "refs/heads/signed", &signed]);
         // A commit with an empty tree, on its own branch.
         let empty = git(
@@ -348,34 +346,13 @@ gpgsig -----BEGIN PGP SIGNATURE-----\n \n iQEzBAABCAAdFiEE\n =abcd\n -----END PG
             raw_id[i] = u8::from_str_radix(&blob[2 * i..2 * i + 2], 16).unwrap();
         }
         tree.extend_from_slice(&raw_id);
-        let tree_id = String::from_utf8(git_bytes(
-            &src,
-            &["hash-object", "-t", "tree", "-w", "--stdin", "--literally"],
-            Some(&tree),
-        ))
-        .unwrap()
-        .trim()
-        .to_owned();
+        let tree_id = write_literally(&src, "tree", &tree);
         let head = git(&src, &["rev-parse", "HEAD"]).trim().to_owned();
         let raw = format!(
             "tree {tree_id}\nparent {head}\nauthor Odd  <odd@example.com> 1700000000 +0000\n\
 committer Odd <odd@example.com> 1700000000 -0000\nx-custom value\n\nodd\n"
         );
-        let odd = String::from_utf8(git_bytes(
-            &src,
-            &[
-                "hash-object",
-                "-t",
-                "commit",
-                "-w",
-                "--stdin",
-                "--literally",
-            ],
-            Some(raw.as_bytes()),
-        ))
-        .unwrap()
-        .trim()
-        .to_owned();
+        let odd = write_literally(&src, "commit", raw.as_bytes());
         git(&src, &["update-ref", "refs/heads/odd", &odd]);
         let repo = fx.store();
         let report = import_git(&repo, &src, &ImportOptions::default()).unwrap();

@@ -27,18 +27,77 @@ pub(crate) const FORMAT_VERSION: u32 = 1;
 /// Longest delta chain followed before the repository is declared corrupt.
 const MAX_CHAIN_FOLLOW: usize = 4096;
 
+/// Objects decoded in the middle of delta chains, shared by every view of one `Repo`.
+///
+/// Reading old versions one after another (a sync sending history oldest first, `log -p`)
+/// walks the same chains again and again; each walk decodes every newer version on the way,
+/// so keeping those makes the next read stop early. Ids name content, so entries never go
+/// stale. Bounded by bytes; cleared whole when full.
+#[derive(Debug, Default)]
+pub(crate) struct RawCache {
+    map: std::collections::HashMap<ObjectId, (ObjType, std::sync::Arc<[u8]>)>,
+    bytes: usize,
+}
+
+/// A cache shared between a repository and its views.
+pub(crate) type SharedCache = std::sync::Arc<std::sync::Mutex<RawCache>>;
+
+const RAW_CACHE_BYTES: usize = 32 << 20;
+
+impl RawCache {
+    fn get(cache: &SharedCache, id: &ObjectId) -> Option<(ObjType, std::sync::Arc<[u8]>)> {
+        let c = cache.lock().ok()?;
+        c.map.get(id).cloned()
+    }
+    fn put(cache: &SharedCache, id: ObjectId, ty: ObjType, raw: &[u8]) {
+        if raw.len() > RAW_CACHE_BYTES / 16 {
+            return;
+        }
+        if let Ok(mut c) = cache.lock() {
+            if c.bytes + raw.len() > RAW_CACHE_BYTES {
+                c.map.clear();
+                c.bytes = 0;
+            }
+            if c.map.insert(id, (ty, raw.into())).is_none() {
+                c.bytes += raw.len();
+            }
+        }
+    }
+}
+
 /// Loads an object's raw bytes, following and verifying its delta chain.
 pub(crate) fn load_raw<T>(table: &T, id: &ObjectId) -> Result<(ObjType, Vec<u8>)>
 where
     T: ReadableTable<&'static [u8; 32], &'static [u8]>,
 {
-    load_raw_at(table, id, 0)
+    load_raw_at(table, id, 0, None)
+}
+
+/// [`load_raw`] that stops at objects found in `cache` and remembers the versions it decodes
+/// on the way.
+pub(crate) fn load_raw_cached<T>(
+    table: &T,
+    id: &ObjectId,
+    cache: &SharedCache,
+) -> Result<(ObjType, Vec<u8>)>
+where
+    T: ReadableTable<&'static [u8; 32], &'static [u8]>,
+{
+    if let Some((ty, raw)) = RawCache::get(cache, id) {
+        return Ok((ty, raw.to_vec()));
+    }
+    load_raw_at(table, id, 0, Some(cache))
 }
 
 /// How deep [`load_raw_at`] recurses to tell apart several bases sharing a short prefix.
 const MAX_AMBIGUOUS_DEPTH: u32 = 4;
 
-fn load_raw_at<T>(table: &T, id: &ObjectId, depth: u32) -> Result<(ObjType, Vec<u8>)>
+fn load_raw_at<T>(
+    table: &T,
+    id: &ObjectId,
+    depth: u32,
+    cache: Option<&SharedCache>,
+) -> Result<(ObjType, Vec<u8>)>
 where
     T: ReadableTable<&'static [u8; 32], &'static [u8]>,
 {
@@ -59,6 +118,14 @@ where
     let mut resolved: Option<Vec<u8>> = None;
     let mut cur = *id;
     loop {
+        if !chain.is_empty()
+            && let Some(c) = cache
+            && let Some((_, raw)) = RawCache::get(c, &cur)
+        {
+            // A newer version decoded earlier: the chain can start from it.
+            resolved = Some(raw.to_vec());
+            break;
+        }
         let bytes = match table.get(&cur.0)? {
             Some(g) => g.value().to_vec(),
             None if chain.is_empty() => return Err(Error::Missing(cur)),
@@ -88,7 +155,7 @@ where
                         }
                         let mut found = None;
                         for c in several {
-                            let Ok((_, base_raw)) = load_raw_at(table, c, depth + 1) else {
+                            let Ok((_, base_raw)) = load_raw_at(table, c, depth + 1, None) else {
                                 continue;
                             };
                             if let Ok(out) = rec.decode(Some(&base_raw))
@@ -120,12 +187,20 @@ where
     }
     let mut raw: Option<Vec<u8>> = resolved;
     let mut ty = ObjType::Blob;
-    for (oid, bytes) in chain.iter().rev() {
+    let last = chain.len().saturating_sub(1);
+    for (i, (oid, bytes)) in chain.iter().enumerate().rev() {
         let rec = Record::parse(bytes).map_err(|e| Error::corrupt(*oid, e))?;
         let out = rec
             .decode(raw.as_deref())
             .map_err(|e| Error::corrupt(*oid, e))?;
         check_hash(oid, &rec, &out)?;
+        if let Some(c) = cache
+            && i != 0
+            && i != last
+        {
+            // Keep the versions between the whole object and the one asked for.
+            RawCache::put(c, *oid, rec.ty, &out);
+        }
         ty = rec.ty;
         raw = Some(out);
     }

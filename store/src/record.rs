@@ -75,6 +75,9 @@ pub(crate) enum Encoding {
 /// Bytes of a base id kept in a compact delta.
 pub(crate) const SHORT_BASE: usize = 8;
 
+/// The magic number of a formatted zstd dictionary.
+const ZSTD_DICT_MAGIC: [u8; 4] = [0x37, 0xa4, 0x30, 0xec];
+
 /// The zstd frame magic number, left out of compact deltas and put back to decode them.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
@@ -286,7 +289,16 @@ fn decompress(data: &[u8], len: usize, prefix: Option<&[u8]>) -> Result<Vec<u8>,
     let err = |c: usize| format!("zstd: {}", zstd::zstd_safe::get_error_name(c));
     let mut out = Vec::with_capacity(len);
     let n = match prefix {
-        // A delta references its base: a context of its own, tied to the base's lifetime.
+        // A delta references its base. Decoding with the base as raw-content dictionary is the
+        // same as with it as prefix, and lets the thread's context be reused (creating one per
+        // delta dominated reading long chains) — unless the base happens to start like a zstd
+        // dictionary, which the dictionary loader would parse as one.
+        Some(p) if !p.starts_with(&ZSTD_DICT_MAGIC) => PLAIN_DCTX.with(|cell| {
+            let mut dctx = cell.borrow_mut();
+            dctx.reset(zstd::zstd_safe::ResetDirective::SessionOnly)
+                .map_err(err)?;
+            dctx.decompress_using_dict(&mut out, data, p).map_err(err)
+        })?,
         Some(p) => {
             let mut dctx = DCtx::create();
             dctx.set_parameter(DParameter::WindowLogMax(27))

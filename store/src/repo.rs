@@ -6,7 +6,6 @@ use redb::{ConcurrencyMode, Database, ReadOnlyTable, ReadableDatabase, ReadableT
 
 use crate::db::{
     self, CHAINS, FORMAT_VERSION, KV, META, OBJECTS, REFLOG, REFS, RefValue, WriteCtx, XREF,
-    load_raw,
 };
 use crate::error::{Error, Result};
 use crate::id::{ObjectId, hex_prefix};
@@ -24,6 +23,7 @@ const CACHE_BYTES: usize = 64 << 20;
 pub struct Repo {
     db: Database,
     path: PathBuf,
+    cache: db::SharedCache,
 }
 
 impl std::fmt::Debug for Repo {
@@ -64,7 +64,11 @@ impl Repo {
         }
         txn.commit()?;
         tracing::info!(path = %path.display(), "initialized repository");
-        Ok(Repo { db, path })
+        Ok(Repo {
+            db,
+            path,
+            cache: Default::default(),
+        })
     }
 
     /// Opens an existing repository.
@@ -82,7 +86,11 @@ impl Repo {
             }
             other => Error::from(other),
         })?;
-        let repo = Repo { db, path };
+        let repo = Repo {
+            db,
+            path,
+            cache: Default::default(),
+        };
         repo.check_format()?;
         Ok(repo)
     }
@@ -225,6 +233,7 @@ impl Repo {
             reflog: txn.open_table(REFLOG)?,
             meta: txn.open_table(META)?,
             kv: txn.open_table(KV)?,
+            cache: self.cache.clone(),
             txn,
         })
     }
@@ -494,6 +503,7 @@ pub struct View {
     reflog: ReadOnlyTable<(&'static str, u64), &'static [u8]>,
     meta: ReadOnlyTable<&'static str, &'static [u8]>,
     kv: ReadOnlyTable<&'static str, &'static [u8]>,
+    cache: db::SharedCache,
 }
 
 impl std::fmt::Debug for View {
@@ -542,7 +552,7 @@ impl View {
     }
 
     pub(crate) fn raw(&self, id: &ObjectId) -> Result<(ObjType, Vec<u8>)> {
-        load_raw(&self.objects, id)
+        db::load_raw_cached(&self.objects, id, &self.cache)
     }
 
     /// The type recorded for an object, if it is stored.

@@ -294,7 +294,7 @@ pub fn serve(cli_repo: &Option<PathBuf>, json: bool, a: SyncServeArgs) -> Result
 fn clone(cli_path: &Path, a: CloneArgs, json: bool) -> Result<()> {
     let path = a.path.clone().unwrap_or_else(|| cli_path.to_path_buf());
     let ticket: Ticket = a.ticket.parse()?;
-    let repo = if path.exists() {
+    let mut repo = if path.exists() {
         let repo = open(&path)?;
         // An interrupted or refused clone is resumed; anything else is refused.
         let origin = hero_sync::access::remotes(&repo)?
@@ -328,6 +328,10 @@ fn clone(cli_path: &Path, a: CloneArgs, json: bool) -> Result<()> {
             path.display()
         )
     })?;
+    // A clone arrives in many transactions; give their free pages back, as an import does.
+    if let Err(e) = repo.compact() {
+        tracing::warn!("could not compact {} after the clone: {e}", path.display());
+    }
     if json {
         let mut v = report_json(&r);
         v["repository"] = json!(path);

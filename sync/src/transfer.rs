@@ -13,6 +13,15 @@ use crate::wire::{Dec, Enc, INVENTORY_BATCH, MAX_FRAME, Wire, enc, kind, type_co
 
 /// Most haves a receiver sends (heads plus spaced ancestors).
 pub const MAX_HAVES: usize = 2048;
+
+/// Commits a sender walks down from the wants before it also walks the receiver's history.
+const SHORT_WALK: usize = 256;
+
+/// Ancestors of the receiver's haves a sender walks at most.
+const EXCLUDE_WALK: usize = 20_000;
+
+/// First-parent commits a receiver walks to sample its haves.
+const HAVES_WALK: usize = 1024;
 /// Most candidate objects one transfer may list.
 pub const MAX_INVENTORY: usize = 20_000_000;
 /// A receiver stores what arrived once this many bytes are pending.
@@ -92,7 +101,7 @@ pub fn haves_of(repo: &Repo) -> Result<Vec<ObjectId>> {
         let mut step = 1usize;
         let mut next = 1usize;
         let mut taken = 0;
-        for (i, item) in view.log(&[*head], true)?.enumerate() {
+        for (i, item) in view.log(&[*head], true)?.enumerate().take(HAVES_WALK) {
             let (id, _) = item?;
             if i == next {
                 if seen.insert(id) {
@@ -125,23 +134,16 @@ struct Plan {
 }
 
 fn plan(view: &View, wants: &[ObjectId], haves: &[ObjectId]) -> Result<Plan> {
+    if wants.is_empty() {
+        return Ok(Plan::default());
+    }
     let mut have_commits = Vec::new();
     for h in haves {
         if view.object_type(h)? == Some(ObjType::Commit) {
             have_commits.push(*h);
         }
     }
-    // Everything the receiver has: the ancestors of its haves.
-    let mut excluded: HashSet<ObjectId> = HashSet::new();
-    let mut stack = have_commits.clone();
-    while let Some(c) = stack.pop() {
-        if excluded.insert(c) {
-            stack.extend(view.commit(&c)?.parents);
-        }
-    }
     // Commits to send, parents before children; annotated tags after what they tag.
-    let mut commits = Vec::new();
-    let mut seen = HashSet::new();
     let mut stack: Vec<(ObjectId, bool)> = Vec::new();
     let mut tags: Vec<ObjectId> = Vec::new();
     let mut tagged: Vec<(ObjType, ObjectId)> = Vec::new();
@@ -165,21 +167,31 @@ fn plan(view: &View, wants: &[ObjectId], haves: &[ObjectId]) -> Result<Plan> {
         }
         tags.extend(chain.into_iter().rev());
     }
-    while let Some((c, expanded)) = stack.pop() {
-        if expanded {
-            commits.push(c);
-            continue;
-        }
-        if excluded.contains(&c) || !seen.insert(c) {
-            continue;
-        }
-        stack.push((c, true));
-        for p in view.commit(&c)?.parents.iter().rev() {
-            if !excluded.contains(p) && !seen.contains(p) {
-                stack.push((*p, false));
+    // Most pulls are a few commits ahead of a have: walk down from the wants and stop at the
+    // haves. Only when that runs long (the histories diverged below the sampled haves) walk
+    // the receiver's ancestors too, boundedly; whatever it still lists that the receiver has
+    // costs inventory entries, never objects (the NEED bitmap filters them).
+    let mut excluded: HashSet<ObjectId> = have_commits.iter().copied().collect();
+    let commits = match commits_between(view, stack.clone(), &excluded, Some(SHORT_WALK))? {
+        Some(c) => c,
+        None => {
+            let mut todo: std::collections::VecDeque<ObjectId> =
+                have_commits.iter().copied().collect();
+            let mut walked = 0usize;
+            while let Some(c) = todo.pop_front() {
+                walked += 1;
+                if walked > EXCLUDE_WALK {
+                    break;
+                }
+                for p in view.commit(&c)?.parents {
+                    if excluded.insert(p) {
+                        todo.push_back(p);
+                    }
+                }
             }
+            commits_between(view, stack, &excluded, None)?.unwrap_or_default()
         }
-    }
+    };
     // Objects reachable from a few have-commits are not listed at all.
     let mut known: HashSet<ObjectId> = HashSet::new();
     for c in have_commits.iter().take(PRUNE_COMMITS) {
@@ -207,12 +219,19 @@ fn plan(view: &View, wants: &[ObjectId], haves: &[ObjectId]) -> Result<Plan> {
     let mut p = Plan::default();
     let mut listed: HashSet<ObjectId> = HashSet::new();
     for c in commits {
-        let tree = view.commit(&c)?.tree;
+        let commit = view.commit(&c)?;
+        // Deltas against the first parent's version of each path: the parent is either sent
+        // before this commit or held by the receiver already. Without a parent, against a
+        // commit the receiver has.
+        let base = match commit.parents.first() {
+            Some(parent) => Some(view.commit(parent)?.tree),
+            None => base_root,
+        };
         walk(
             view,
             ObjType::Tree,
-            tree,
-            base_root,
+            commit.tree,
+            base,
             &known,
             &mut listed,
             &mut p,
@@ -230,6 +249,37 @@ fn plan(view: &View, wants: &[ObjectId], haves: &[ObjectId]) -> Result<Plan> {
     Ok(p)
 }
 
+/// Commits reachable from `stack` and not from `excluded`, parents before children; `None`
+/// when more than `limit` commits were visited.
+fn commits_between(
+    view: &View,
+    mut stack: Vec<(ObjectId, bool)>,
+    excluded: &HashSet<ObjectId>,
+    limit: Option<usize>,
+) -> Result<Option<Vec<ObjectId>>> {
+    let mut commits = Vec::new();
+    let mut seen = HashSet::new();
+    while let Some((c, expanded)) = stack.pop() {
+        if expanded {
+            commits.push(c);
+            continue;
+        }
+        if excluded.contains(&c) || !seen.insert(c) {
+            continue;
+        }
+        if limit.is_some_and(|l| seen.len() > l) {
+            return Ok(None);
+        }
+        stack.push((c, true));
+        for p in view.commit(&c)?.parents.iter().rev() {
+            if !excluded.contains(p) && !seen.contains(p) {
+                stack.push((*p, false));
+            }
+        }
+    }
+    Ok(Some(commits))
+}
+
 fn walk(
     view: &View,
     ty: ObjType,
@@ -244,6 +294,11 @@ fn walk(
     }
     match ty {
         ObjType::Tree => {
+            if let Some(b) = base
+                && b != id
+            {
+                p.bases.insert(id, b);
+            }
             let base_tree = match base {
                 Some(b) if view.object_type(&b)? == Some(ObjType::Tree) => Some(view.tree(&b)?),
                 _ => None,
@@ -597,7 +652,8 @@ fn decode_object(repo: &Repo, body: &[u8], pending: &[Incoming]) -> Result<Incom
             .map_err(|err| SyncError::protocol(format!("object {}: {err}", id.short())))?,
         enc::DELTA => {
             let b = base.unwrap_or_default();
-            let base_raw = match pending.iter().find(|o| o.id == b) {
+            // Bases are usually the previous version, received just before: look back first.
+            let base_raw = match pending.iter().rev().find(|o| o.id == b) {
                 Some(o) => o.raw.clone(),
                 None => blocking(|| repo.view()?.raw_object(&b))?
                     .map(|(_, r)| r)

@@ -43,6 +43,9 @@ pub const MAX_SESSIONS: usize = 32;
 pub const MAX_SESSIONS_PER_PEER: usize = 2;
 /// How long a silent connection lives (keep-alives flow while both ends are up).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The UDP payload that fits a 1500-byte Ethernet frame over IPv4.
+const LAN_UDP_PAYLOAD: u16 = 1452;
+
 /// How long connecting may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -73,11 +76,19 @@ pub async fn endpoint(key: SecretKey, cfg: &NetConfig, alpns: Vec<Vec<u8>>) -> R
     };
     // A dead peer is noticed within IDLE_TIMEOUT; each connection carries one stream.
     let idle = IdleTimeout::try_from(IDLE_TIMEOUT).map_err(|e| bind_err(e.to_string()))?;
-    let transport = QuicTransportConfig::builder()
+    let mut transport = QuicTransportConfig::builder()
         .max_idle_timeout(Some(idle))
         .max_concurrent_bidi_streams(1u32.into())
-        .max_concurrent_uni_streams(0u32.into())
-        .build();
+        .max_concurrent_uni_streams(0u32.into());
+    if cfg.mode == NetMode::Local {
+        // On a LAN (or loopback) the path MTU is Ethernet's: start there instead of probing
+        // upward on every connection (the probes cost more bytes than a small pull). Packet loss
+        // still brings it down to the 1200-byte minimum if the network is smaller.
+        transport = transport
+            .initial_mtu(LAN_UDP_PAYLOAD)
+            .mtu_discovery_config(None);
+    }
+    let transport = transport.build();
     let ep = builder
         .transport_config(transport)
         .secret_key(key)

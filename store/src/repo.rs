@@ -39,6 +39,17 @@ fn builder() -> redb::Builder {
     b
 }
 
+/// Reads one length-prefixed part written by [`Repo::compact`]'s spill.
+fn read_spilled(input: &mut impl std::io::Read, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut len = [0u8; 8];
+    input.read_exact(&mut len)?;
+    buf.resize(u64::from_le_bytes(len) as usize, 0);
+    input.read_exact(buf)
+}
+
+/// Entries larger than this are left in place by compaction's rewrite.
+const REWRITE_MAX: usize = 2048;
+
 impl Repo {
     /// Creates a new repository file at `path` (its parent directory must exist).
     pub fn init(path: impl AsRef<Path>) -> Result<Repo> {
@@ -152,8 +163,10 @@ impl Repo {
         Ok((before, size(&self.path)))
     }
 
-    /// Rewrites a table in key order inside one write transaction, spilling its entries to a
-    /// scratch file beside the repository so memory stays bounded.
+    /// Rewrites a table's small entries in key order inside one write transaction, spilling
+    /// them to a scratch file beside the repository so memory stays bounded. Entries of more
+    /// than [`REWRITE_MAX`] bytes fill pages of their own and are left where they are, so the
+    /// cost follows the small records, not the file's size.
     fn rewrite_in_key_order<K: redb::Key + 'static>(
         &self,
         def: redb::TableDefinition<K, &'static [u8]>,
@@ -161,7 +174,7 @@ impl Repo {
     where
         for<'a> K::SelfType<'a>: std::borrow::Borrow<K::SelfType<'a>>,
     {
-        use std::io::{BufReader, BufWriter, Read, Write};
+        use std::io::{BufReader, BufWriter, Write};
         let io = |path: &Path, e: std::io::Error| Error::Io {
             path: path.to_path_buf(),
             source: e,
@@ -181,10 +194,13 @@ impl Repo {
             };
             for item in table.iter()? {
                 let (k, v) = item?;
+                let vb = v.value();
+                if vb.len() > REWRITE_MAX {
+                    continue;
+                }
                 let kv = k.value();
                 let kb = K::as_bytes(&kv);
                 let kb = kb.as_ref();
-                let vb = v.value();
                 for part in [kb, vb] {
                     out.write_all(&(part.len() as u64).to_le_bytes())
                         .and_then(|()| out.write_all(part))
@@ -195,20 +211,22 @@ impl Repo {
             out.flush().map_err(|e| io(&scratch, e))?;
         }
         let result = (|| -> Result<()> {
-            txn.delete_table(def)?;
             let mut table = txn.open_table(def)?;
             let file = std::fs::File::open(&scratch).map_err(|e| io(&scratch, e))?;
             let mut input = BufReader::new(file);
-            let mut read_part = |buf: &mut Vec<u8>| -> Result<()> {
-                let mut len = [0u8; 8];
-                input.read_exact(&mut len).map_err(|e| io(&scratch, e))?;
-                buf.resize(u64::from_le_bytes(len) as usize, 0);
-                input.read_exact(buf).map_err(|e| io(&scratch, e))
-            };
+            // First take the small entries out (the scratch file holds them), then put them
+            // back in key order so they fill whole leaves.
             let (mut kb, mut vb) = (Vec::new(), Vec::new());
             for _ in 0..entries {
-                read_part(&mut kb)?;
-                read_part(&mut vb)?;
+                read_spilled(&mut input, &mut kb).map_err(|e| io(&scratch, e))?;
+                read_spilled(&mut input, &mut vb).map_err(|e| io(&scratch, e))?;
+                table.remove(K::from_bytes(&kb))?;
+            }
+            let file = std::fs::File::open(&scratch).map_err(|e| io(&scratch, e))?;
+            let mut input = BufReader::new(file);
+            for _ in 0..entries {
+                read_spilled(&mut input, &mut kb).map_err(|e| io(&scratch, e))?;
+                read_spilled(&mut input, &mut vb).map_err(|e| io(&scratch, e))?;
                 table.insert(K::from_bytes(&kb), vb.as_slice())?;
             }
             Ok(())

@@ -47,8 +47,9 @@ fn read_spilled(input: &mut impl std::io::Read, buf: &mut Vec<u8>) -> std::io::R
     input.read_exact(buf)
 }
 
-/// Entries larger than this are left in place by compaction's rewrite.
-const REWRITE_MAX: usize = 2048;
+/// Entries larger than this are left in place by compaction's rewrite (a large chunk fills
+/// pages of its own; rewriting it would only copy it).
+const REWRITE_MAX: usize = 64 << 10;
 
 impl Repo {
     /// Creates a new repository file at `path` (its parent directory must exist).

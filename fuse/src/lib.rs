@@ -241,6 +241,10 @@ pub fn mount(opts: MountOptions) -> Result<MountHandle, MountError> {
     let real_mountpoint = std::fs::canonicalize(&opts.mountpoint).ok();
     let repo = Repo::open(&opts.repo)?;
     hero_store::branch_ref(&opts.branch)?;
+    if !opts.read_only && !repo.has_object(&state::empty_file_id())? {
+        // New files start as the empty content, referenced by id until written to.
+        repo.write_file(&[][..], None)?;
+    }
     let head = repo.branch_head(&opts.branch)?;
     let generation = repo.generation()?;
     let head_time = match head {

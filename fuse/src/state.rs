@@ -78,6 +78,11 @@ impl Drop for Spill {
     }
 }
 
+/// The id of empty file content.
+pub(crate) fn empty_file_id() -> ObjectId {
+    ObjectId::of(b"")
+}
+
 #[derive(Debug)]
 pub(crate) enum Content {
     Stored {
@@ -1194,15 +1199,15 @@ impl State {
     /// Creates an empty file (not opened).
     pub fn mknod(&mut self, shared: &Shared, parent: u64, name: &[u8], exec: bool) -> R<u64> {
         self.prepare_new(shared, parent, name)?;
-        let spill = self.new_spill(shared)?;
+        // The empty content is stored at mount time; a scratch file is made only once the
+        // file is written to (creating one per new file made `touch` of many files slow).
         let ino = self.link_new(
             parent,
             name,
             Kind::File {
-                content: Content::Spill {
-                    spill,
+                content: Content::Stored {
+                    id: empty_file_id(),
                     size: 0,
-                    committed: None,
                 },
                 exec,
             },

@@ -133,32 +133,8 @@ disk() { du -s -B1 "$1" | cut -f1; }
 json_field() { python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print(v[sys.argv[2]])' "$1" "$2"; }
 
 # ---------------------------------------------------------------- data sets (sources)
-make_generated() {
-    local dir=$1 n=$2
-    git init -q --bare "$dir"
-    python3 - "$n" <<'PY' | git -C "$dir" fast-import --quiet
-import sys
-n = int(sys.argv[1])
-out = sys.stdout.buffer
-files = {}
-for i in range(n):
-    d = i % 40
-    f = (i * 7) % 400
-    path = f"src/mod{d}/file{f}.txt"
-    body = files.get(path, b"") + f"line {i}: {'x' * (i % 50)}\n".encode()
-    if len(body) > 8000:
-        body = body[-4000:]
-    files[path] = body
-    msg = f"commit {i}\n".encode()
-    out.write(b"commit refs/heads/main\n")
-    out.write(f"committer Bench <bench@example.com> {1600000000 + i * 60} +0000\n".encode())
-    out.write(b"data %d\n" % len(msg) + msg)
-    out.write(f"M 644 inline {path}\n".encode())
-    out.write(b"data %d\n" % len(body) + body + b"\n")
-    if i % 1000 == 999:
-        out.write(f"reset refs/tags/v{i // 1000}\nfrom refs/heads/main\n\n".encode())
-PY
-}
+# shellcheck source=lib/gen-history.sh
+source "$ROOT/benches/lib/gen-history.sh"
 
 # make_big DIR MIB: one commit with 16 files of random bytes (MIB/16 MiB each) and a README.
 make_big() {
@@ -371,7 +347,7 @@ if git -C "$ROOT" rev-parse -q --verify HEAD >/dev/null 2>&1; then
     SETS+=(own)
 fi
 log "generating $N commits"
-make_generated "$WORK/src/gen.git" "$N"
+generate_history "$WORK/src/gen.git" "$N"
 bench gen "$WORK/src/gen.git" src/mod0/file0.txt 3
 SETS+=(gen)
 log "generating $BIG_MIB MiB of random files"

@@ -8,6 +8,8 @@ set -euo pipefail
 
 N=${1:-10000}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=../../benches/lib/gen-history.sh
+source "$ROOT/benches/lib/gen-history.sh"
 WORK=$(mktemp -d /tmp/hero-import-bench.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 
@@ -30,32 +32,6 @@ time_cmd() {
     echo "$secs $rss"
 }
 
-generate() {
-    local dir=$1 n=$2
-    git init -q --bare "$dir"
-    python3 - "$n" <<'PY' | git -C "$dir" fast-import --quiet
-import sys
-n = int(sys.argv[1])
-out = sys.stdout.buffer
-files = {}
-for i in range(n):
-    d = i % 40
-    f = (i * 7) % 400
-    path = f"src/mod{d}/file{f}.txt"
-    body = files.get(path, b"") + f"line {i}: {'x' * (i % 50)}\n".encode()
-    if len(body) > 8000:
-        body = body[-4000:]
-    files[path] = body
-    msg = f"commit {i}\n".encode()
-    out.write(b"commit refs/heads/main\n")
-    out.write(f"committer Bench <bench@example.com> {1600000000 + i * 60} +0000\n".encode())
-    out.write(b"data %d\n" % len(msg) + msg)
-    out.write(f"M 644 inline {path}\n".encode())
-    out.write(b"data %d\n" % len(body) + body + b"\n")
-    if i % 1000 == 999:
-        out.write(f"reset refs/tags/v{i // 1000}\nfrom refs/heads/main\n\n".encode())
-PY
-}
 
 bench() {
     local name=$1 src=$2
@@ -87,5 +63,5 @@ if git -C "$ROOT" rev-parse -q --verify HEAD >/dev/null 2>&1; then
     git clone -q --bare --no-local "$ROOT" "$WORK/own.git"
     bench own "$WORK/own.git"
 fi
-generate "$WORK/gen.git" "$N"
+generate_history "$WORK/gen.git" "$N"
 bench generated "$WORK/gen.git"

@@ -819,18 +819,7 @@ impl DavFile for ReadFile {
         .boxed()
     }
     fn seek(&'_ mut self, pos: SeekFrom) -> FsFuture<'_, u64> {
-        let len = self.meta.len as i128;
-        let new = match pos {
-            SeekFrom::Start(n) => n as i128,
-            SeekFrom::End(d) => len + d as i128,
-            SeekFrom::Current(d) => self.pos as i128 + d as i128,
-        };
-        let res = if new < 0 {
-            Err(FsError::GeneralFailure)
-        } else {
-            self.pos = new as u64;
-            Ok(self.pos)
-        };
+        let res = seek_to(&mut self.pos, self.meta.len, pos);
         futures_util::future::ready(res).boxed()
     }
     fn flush(&'_ mut self) -> FsFuture<'_, ()> {
@@ -1170,17 +1159,7 @@ impl DavFile for WriteFile {
         futures_util::future::ready(Err(FsError::Forbidden)).boxed()
     }
     fn seek(&'_ mut self, pos: SeekFrom) -> FsFuture<'_, u64> {
-        let new = match pos {
-            SeekFrom::Start(n) => n as i128,
-            SeekFrom::End(d) => self.len as i128 + d as i128,
-            SeekFrom::Current(d) => self.pos as i128 + d as i128,
-        };
-        let res = if new < 0 {
-            Err(FsError::GeneralFailure)
-        } else {
-            self.pos = new as u64;
-            Ok(self.pos)
-        };
+        let res = seek_to(&mut self.pos, self.len, pos);
         futures_util::future::ready(res).boxed()
     }
     fn flush(&'_ mut self) -> FsFuture<'_, ()> {
@@ -1252,4 +1231,15 @@ impl DavFile for WriteFile {
         }
         .boxed()
     }
+}
+
+/// Moves a file position as `Seek` does; a position before the start is an error.
+fn seek_to(cur: &mut u64, len: u64, pos: SeekFrom) -> Result<u64, FsError> {
+    let new = match pos {
+        SeekFrom::Start(n) => i128::from(n),
+        SeekFrom::End(d) => i128::from(len) + i128::from(d),
+        SeekFrom::Current(d) => i128::from(*cur) + i128::from(d),
+    };
+    *cur = u64::try_from(new).map_err(|_| FsError::GeneralFailure)?;
+    Ok(*cur)
 }

@@ -51,6 +51,18 @@ fn to_time(t: TimeOrNow) -> SystemTime {
 }
 
 impl HeroFs {
+    /// `unlink` (`dir` false) and `rmdir` (`dir` true).
+    fn remove_reply(&self, parent: INodeNo, name: &OsStr, dir: bool, reply: ReplyEmpty) {
+        let res = {
+            let mut st = self.shared.lock();
+            st.remove(&self.shared, parent.0, name.as_bytes(), dir)
+        };
+        match res {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
     fn entry_reply(&self, ino: u64, reply: ReplyEntry) {
         let st = self.shared.lock();
         match st.attr(ino, &self.shared.cfg) {
@@ -201,25 +213,11 @@ impl Filesystem for HeroFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let res = {
-            let mut st = self.shared.lock();
-            st.remove(&self.shared, parent.0, name.as_bytes(), false)
-        };
-        match res {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        self.remove_reply(parent, name, false, reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let res = {
-            let mut st = self.shared.lock();
-            st.remove(&self.shared, parent.0, name.as_bytes(), true)
-        };
-        match res {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        self.remove_reply(parent, name, true, reply);
     }
 
     fn symlink(

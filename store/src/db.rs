@@ -101,8 +101,9 @@ fn load_raw_at<T>(
 where
     T: ReadableTable<&'static [u8; 32], &'static [u8]>,
 {
-    // Most objects are stored whole: decode straight from the stored value, one copy.
-    {
+    // Most objects are stored whole: decode straight from the stored value, one copy. A delta's
+    // stored bytes are kept as the first link of its chain.
+    let mut first = {
         let Some(g) = table.get(&id.0)? else {
             return Err(Error::Missing(*id));
         };
@@ -112,7 +113,8 @@ where
             check_hash(id, &rec, &out)?;
             return Ok((rec.ty, out));
         }
-    }
+        Some(g.value().to_vec())
+    };
     let mut chain: Vec<(ObjectId, Vec<u8>)> = Vec::new();
     // The base of the last delta in `chain`, when it had to be found by trial decoding.
     let mut resolved: Option<Vec<u8>> = None;
@@ -126,8 +128,12 @@ where
             resolved = Some(raw.to_vec());
             break;
         }
-        let bytes = match table.get(&cur.0)? {
-            Some(g) => g.value().to_vec(),
+        let stored = match first.take() {
+            Some(b) => Some(b),
+            None => table.get(&cur.0)?.map(|g| g.value().to_vec()),
+        };
+        let bytes = match stored {
+            Some(b) => b,
             None if chain.is_empty() => return Err(Error::Missing(cur)),
             None => {
                 return Err(Error::corrupt(

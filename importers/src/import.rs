@@ -136,6 +136,9 @@ struct Importer<'a> {
     recent: HashMap<GitId, Mapped>,
     /// Git trees kept raw (their export needs the raw bytes).
     raw_trees: HashSet<GitId>,
+    /// Root git tree of recently converted commits: a child finds its parent's here instead
+    /// of reading the parent commit from git again.
+    commit_trees: HashMap<GitId, GitId>,
     refname: String,
     report: ImportReport,
     done: u64,
@@ -166,6 +169,7 @@ pub fn import_git(
             .into_iter()
             .filter_map(|(k, _)| GitId::from_bytes(&k[crate::mapping::RAW_TREE.len()..]))
             .collect(),
+        commit_trees: HashMap::new(),
         refname: String::new(),
         report: ImportReport::default(),
         done: 0,
@@ -443,15 +447,22 @@ impl Importer<'_> {
         }
         let prev_tree = parents.first().and_then(|p| self.tree_of_commit(p));
         let prev_git = match gc.parents.first() {
-            Some(p) => {
-                let praw = self.git.read(*p, Kind::Commit, &self.refname)?;
-                let pc = gitfmt::parse_commit(&praw)
-                    .ok_or_else(|| self.corrupt(*p, "not a well-formed commit"))?;
-                Some(pc.tree)
-            }
             None => None,
+            Some(p) => match self.commit_trees.get(p) {
+                Some(t) => Some(*t),
+                None => {
+                    let praw = self.git.read(*p, Kind::Commit, &self.refname)?;
+                    let pc = gitfmt::parse_commit(&praw)
+                        .ok_or_else(|| self.corrupt(*p, "not a well-formed commit"))?;
+                    Some(pc.tree)
+                }
+            },
         };
         let tree = self.tree(gc.tree, prev_tree, prev_git)?;
+        if self.commit_trees.len() >= RECENT_MAX {
+            self.commit_trees.clear();
+        }
+        self.commit_trees.insert(id, gc.tree);
         let canonical = tree.kind == MappedKind::Tree && gitfmt::write_commit(&gc) == raw;
         if !canonical && tree.kind == MappedKind::Tree {
             // Export rebuilds this commit from its raw bytes and finds the tree by git id.

@@ -271,17 +271,33 @@ fn window_log(total: usize) -> u32 {
 }
 
 fn compress(raw: &[u8], prefix: Option<&[u8]>) -> Result<Vec<u8>, String> {
-    let mut cctx = CCtx::create();
     let err = |c: usize| zstd::zstd_safe::get_error_name(c).to_owned();
-    cctx.set_parameter(CParameter::CompressionLevel(ZSTD_LEVEL))
-        .map_err(err)?;
-    if let Some(p) = prefix {
-        cctx.set_parameter(CParameter::WindowLog(window_log(p.len() + raw.len())))
-            .map_err(err)?;
-        cctx.ref_prefix(p).map_err(err)?;
-    }
     let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(raw.len()));
-    cctx.compress2(&mut out, raw).map_err(err)?;
+    match prefix {
+        // A base that starts like a formatted zstd dictionary must be referenced as a prefix
+        // (the dictionary loader would parse it); that needs a context of its own.
+        Some(p) if p.starts_with(&ZSTD_DICT_MAGIC) => {
+            let mut cctx = CCtx::create();
+            cctx.set_parameter(CParameter::CompressionLevel(ZSTD_LEVEL))
+                .map_err(err)?;
+            cctx.set_parameter(CParameter::WindowLog(window_log(p.len() + raw.len())))
+                .map_err(err)?;
+            cctx.ref_prefix(p).map_err(err)?;
+            cctx.compress2(&mut out, raw).map_err(err)?
+        }
+        // Otherwise one context per thread: creating one (and clearing its tables) cost more
+        // than compressing a small object. A raw-content dictionary is the same as a prefix.
+        Some(p) => CCTX.with(|cell| {
+            cell.borrow_mut()
+                .compress_using_dict(&mut out, raw, p, ZSTD_LEVEL)
+                .map_err(err)
+        })?,
+        None => CCTX.with(|cell| {
+            cell.borrow_mut()
+                .compress(&mut out, raw, ZSTD_LEVEL)
+                .map_err(err)
+        })?,
+    };
     Ok(out)
 }
 
@@ -322,6 +338,7 @@ fn decompress(data: &[u8], len: usize, prefix: Option<&[u8]>) -> Result<Vec<u8>,
 }
 
 thread_local! {
+    static CCTX: std::cell::RefCell<CCtx<'static>> = std::cell::RefCell::new(CCtx::create());
     static PLAIN_DCTX: std::cell::RefCell<DCtx<'static>> = std::cell::RefCell::new({
         let mut d = DCtx::create();
         // Same window limit as for deltas; failure leaves zstd's default (smaller) limit.

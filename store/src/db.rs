@@ -35,7 +35,7 @@ const MAX_CHAIN_FOLLOW: usize = 4096;
 /// stale. Bounded by bytes; cleared whole when full.
 #[derive(Debug, Default)]
 pub(crate) struct RawCache {
-    map: std::collections::HashMap<ObjectId, (ObjType, std::sync::Arc<[u8]>)>,
+    map: crate::id::IdMap<(ObjType, std::sync::Arc<[u8]>)>,
     bytes: usize,
 }
 
@@ -201,10 +201,10 @@ where
             .map_err(|e| Error::corrupt(*oid, e))?;
         check_hash(oid, &rec, &out)?;
         if let Some(c) = cache
-            && i != 0
             && i != last
         {
-            // Keep the versions between the whole object and the one asked for.
+            // Keep the versions decoded from deltas, the one asked for included: readers
+            // going through history one version after another start from it next time.
             RawCache::put(c, *oid, rec.ty, &out);
         }
         ty = rec.ty;
@@ -326,7 +326,7 @@ pub(crate) struct WriteCtx<'t> {
 
 /// Largest chain depth allowed for an object of `raw_len` bytes: reading the deepest object of
 /// a chain decodes at most about 64 MiB.
-fn max_depth(raw_len: u64) -> u32 {
+pub(crate) fn max_depth(raw_len: u64) -> u32 {
     let by_cost = (64u64 << 20) / raw_len.max(1);
     by_cost.clamp(1, 256) as u32
 }
@@ -347,12 +347,29 @@ impl WriteCtx<'_> {
         if self.has(id)? {
             return Ok(false);
         }
+        self.insert_whole(ty, id, raw, payload_hash)?;
+        Ok(true)
+    }
+
+    /// Stores an object whole; the caller knows it is not stored yet.
+    pub(crate) fn insert_whole(
+        &mut self,
+        ty: ObjType,
+        id: &ObjectId,
+        raw: &[u8],
+        payload_hash: Option<&ObjectId>,
+    ) -> Result<()> {
         if raw.len() as u64 > record::MAX_RAW {
             return Err(Error::FileTooLarge);
         }
         let rec = record::encode_full(ty, raw, payload_hash);
-        self.objects.insert(&id.0, rec.as_slice())?;
-        Ok(true)
+        self.insert_record(id, &rec)
+    }
+
+    /// Stores an encoded record; the caller knows the object is not stored yet.
+    pub(crate) fn insert_record(&mut self, id: &ObjectId, rec: &[u8]) -> Result<()> {
+        self.objects.insert(&id.0, rec)?;
+        Ok(())
     }
 
     /// Stores an already encoded record unless the object is there already.

@@ -125,6 +125,9 @@ pub enum Error {
         /// Why it was refused.
         reason: String,
     },
+    /// Bytes received from elsewhere that do not decode (a broken frame or delta).
+    #[error("received data does not decode: {0}")]
+    Undecodable(String),
     /// The database engine failed (this includes a full disk).
     #[error("repository database: {0}")]
     Db(#[from] redb::Error),

@@ -116,3 +116,60 @@ mod tests {
         assert!(ObjectId::from_hex(&id.to_hex()[..62]).is_none());
     }
 }
+
+/// Hashes object ids for hash maps: ids are already uniform, so eight of their bytes, mixed
+/// with keys chosen once per process (a peer cannot grind ids that collide in a table whose
+/// mixing it does not know), replace SipHash over all 32 bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IdHasher {
+    state: u64,
+    keys: (u64, u64),
+}
+
+impl std::hash::Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // The id's bytes arrive in one call (after a length prefix, which lands in write_usize).
+        let mut a = [0u8; 8];
+        let n = bytes.len().min(8);
+        a[..n].copy_from_slice(&bytes[..n]);
+        self.state = self.state.rotate_left(29) ^ u64::from_le_bytes(a);
+    }
+    fn write_usize(&mut self, _: usize) {}
+    fn finish(&self) -> u64 {
+        (self.state ^ self.keys.0).wrapping_mul(self.keys.1 | 1)
+    }
+}
+
+/// Builds [`IdHasher`]s with this process's keys.
+#[derive(Debug, Clone, Copy)]
+pub struct IdBuildHasher((u64, u64));
+
+impl Default for IdBuildHasher {
+    fn default() -> Self {
+        static KEYS: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+        IdBuildHasher(*KEYS.get_or_init(|| {
+            use std::hash::{BuildHasher, Hasher};
+            let s = std::collections::hash_map::RandomState::new();
+            let mut a = s.build_hasher();
+            a.write_u64(1);
+            let mut b = s.build_hasher();
+            b.write_u64(2);
+            (a.finish(), b.finish())
+        }))
+    }
+}
+
+impl std::hash::BuildHasher for IdBuildHasher {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher {
+            state: 0,
+            keys: self.0,
+        }
+    }
+}
+
+/// A hash map keyed by object id.
+pub type IdMap<V> = std::collections::HashMap<ObjectId, V, IdBuildHasher>;
+/// A hash set of object ids.
+pub type IdSet = std::collections::HashSet<ObjectId, IdBuildHasher>;

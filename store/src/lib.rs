@@ -53,7 +53,7 @@ pub use file::{
     chunk_boundaries,
 };
 pub use history::LogIter;
-pub use id::{ObjectId, ParseIdError};
+pub use id::{IdBuildHasher, IdHasher, IdMap, IdSet, ObjectId, ParseIdError};
 pub use object::{Commit, EntryKind, PEER_HEADER, Signature, Tag, TargetKind, Tree, TreeEntry};
 pub use path::{NameError, RepoPath, validate_name};
 pub use record::ObjType;
@@ -64,5 +64,8 @@ pub use snapshot::{
     StatusKind,
 };
 pub use stats::Stats;
-pub use transfer::object_links;
+pub use transfer::{
+    Incoming, Known, Received, Stored, StoredForm, apply_delta_frame, decode_zstd_frame,
+    delta_frame, object_links,
+};
 pub use verify::{CorruptObject, VerifyReport};

@@ -79,7 +79,7 @@ pub(crate) const SHORT_BASE: usize = 8;
 const ZSTD_DICT_MAGIC: [u8; 4] = [0x37, 0xa4, 0x30, 0xec];
 
 /// The zstd frame magic number, left out of compact deltas and put back to decode them.
-const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+pub(crate) const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 /// A parsed record header plus its payload.
 #[derive(Debug)]
@@ -162,6 +162,55 @@ impl<'a> Record<'a> {
             }
         }
     }
+}
+
+/// A delta of `raw` against `base_raw` as a compact record carries it: a zstd frame without
+/// its magic number, the base's raw bytes as dictionary. `None` when compression fails.
+pub fn delta_frame(raw: &[u8], base_raw: &[u8]) -> Option<Vec<u8>> {
+    let c = compress(raw, Some(base_raw)).ok()?;
+    c.strip_prefix(&ZSTD_MAGIC).map(<[u8]>::to_vec)
+}
+
+/// Decodes a frame made by [`delta_frame`] into exactly `raw_len` bytes.
+pub fn apply_delta_frame(
+    frame: &[u8],
+    raw_len: u64,
+    base_raw: &[u8],
+) -> Result<Vec<u8>, crate::Error> {
+    let len = checked_len(raw_len)?;
+    let mut full = Vec::with_capacity(frame.len() + ZSTD_MAGIC.len());
+    full.extend_from_slice(&ZSTD_MAGIC);
+    full.extend_from_slice(frame);
+    decompress(&full, len, Some(base_raw)).map_err(crate::Error::Undecodable)
+}
+
+/// Decodes a whole zstd frame (as a compressed record holds it) into exactly `raw_len` bytes.
+pub fn decode_zstd_frame(frame: &[u8], raw_len: u64) -> Result<Vec<u8>, crate::Error> {
+    let len = checked_len(raw_len)?;
+    decompress(frame, len, None).map_err(crate::Error::Undecodable)
+}
+
+fn checked_len(raw_len: u64) -> Result<usize, crate::Error> {
+    if raw_len > MAX_RAW {
+        return Err(crate::Error::Undecodable(format!(
+            "{raw_len} bytes is over the object size limit"
+        )));
+    }
+    usize::try_from(raw_len).map_err(|_| crate::Error::Undecodable("length overflow".to_owned()))
+}
+
+/// A record for an object kept as `frame` (see [`Encoding`]); the frame of a compact delta
+/// comes without its magic number.
+pub(crate) fn encode_with(ty: ObjType, enc: Encoding, raw_len: u64, frame: &[u8]) -> Vec<u8> {
+    let mut w = Writer::new();
+    header(&mut w, ty, enc, raw_len, None);
+    w.raw(frame);
+    w.buf
+}
+
+/// The zstd frame magic, for callers holding a full frame.
+pub(crate) fn strip_magic(frame: &[u8]) -> Option<&[u8]> {
+    frame.strip_prefix(&ZSTD_MAGIC)
 }
 
 fn header(w: &mut Writer, ty: ObjType, enc: Encoding, raw_len: u64, payload: Option<&ObjectId>) {

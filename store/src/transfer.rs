@@ -6,11 +6,13 @@
 //! therefore keep one invariant: an object present means everything it reaches is present,
 //! which is what lets an interrupted transfer resume by asking only for what is missing.
 
+use redb::ReadableTable;
+
 use crate::changes::Batch;
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
 use crate::object::{Commit, EntryKind, ManifestNode, Tag, Tree};
-use crate::record::ObjType;
+use crate::record::{self, Encoding, ObjType, Record};
 use crate::repo::View;
 
 /// The objects an object's raw bytes link to, each with the type it must have: a commit's
@@ -26,20 +28,7 @@ pub fn object_links(ty: ObjType, raw: &[u8]) -> Result<Vec<(ObjType, ObjectId)>>
             v.extend(c.parents.iter().map(|p| (ObjType::Commit, *p)));
             v
         }
-        ObjType::Tree => {
-            let t = Tree::decode(raw).map_err(bad)?;
-            t.entries
-                .iter()
-                .filter_map(|e| match e.kind {
-                    EntryKind::Gitlink => None,
-                    EntryKind::Dir => Some((ObjType::Tree, e.id)),
-                    // A file is a blob when small, a manifest when large: either is content.
-                    EntryKind::File | EntryKind::Executable | EntryKind::Symlink => {
-                        Some((content_type(e.size), e.id))
-                    }
-                })
-                .collect()
-        }
+        ObjType::Tree => tree_links(&Tree::decode(raw).map_err(bad)?),
         ObjType::Tag => {
             let t = Tag::decode(raw).map_err(bad)?;
             let ty = match t.target_kind {
@@ -62,6 +51,21 @@ pub fn object_links(ty: ObjType, raw: &[u8]) -> Result<Vec<(ObjType, ObjectId)>>
     })
 }
 
+/// A tree's links: its entries but gitlinks (which point outside the store).
+fn tree_links(t: &Tree) -> Vec<(ObjType, ObjectId)> {
+    t.entries
+        .iter()
+        .filter_map(|e| match e.kind {
+            EntryKind::Gitlink => None,
+            EntryKind::Dir => Some((ObjType::Tree, e.id)),
+            // A file is a blob when small, a manifest when large: either is content.
+            EntryKind::File | EntryKind::Executable | EntryKind::Symlink => {
+                Some((content_type(e.size), e.id))
+            }
+        })
+        .collect()
+}
+
 /// The type of a file's content object given its size: small files are one blob.
 fn content_type(size: u64) -> ObjType {
     if size <= crate::file::SMALL_FILE_MAX as u64 {
@@ -71,7 +75,75 @@ fn content_type(size: u64) -> ObjType {
     }
 }
 
+/// How an object is kept in the store, so that a sender can pass its stored bytes on as they
+/// are (as git reuses the deltas in its packs) instead of decoding and compressing again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredForm {
+    /// Whole and uncompressed: the raw bytes.
+    Plain(Vec<u8>),
+    /// Whole, as one zstd frame (decode with [`decode_zstd_frame`]).
+    Zstd(Vec<u8>),
+    /// A delta against `base`: a zstd frame without its magic number that decodes with the
+    /// base's raw bytes as dictionary ([`apply_delta_frame`]).
+    Delta {
+        /// The object the delta is against.
+        base: ObjectId,
+        /// The frame.
+        frame: Vec<u8>,
+    },
+    /// Some other way (a large file's manifest, a delta whose base is ambiguous): read the
+    /// object with [`View::raw_object`].
+    Other,
+}
+
+/// An object's type, raw length and stored form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The type.
+    pub ty: ObjType,
+    /// Length of the raw bytes.
+    pub raw_len: u64,
+    /// How it is kept.
+    pub form: StoredForm,
+}
+
+pub use record::{apply_delta_frame, decode_zstd_frame, delta_frame};
+
 impl View {
+    /// How an object is stored, without decoding it; `None` if it is not stored.
+    pub fn stored(&self, id: &ObjectId) -> Result<Option<Stored>> {
+        let Some(g) = self.objects.get(&id.0)? else {
+            return Ok(None);
+        };
+        let rec = Record::parse(g.value()).map_err(|e| Error::corrupt(*id, e))?;
+        let form = match rec.enc {
+            _ if rec.ty == ObjType::Manifest => StoredForm::Other,
+            Encoding::Plain => StoredForm::Plain(rec.data.to_vec()),
+            Encoding::Zstd => StoredForm::Zstd(rec.data.to_vec()),
+            Encoding::Delta(base) => match record::strip_magic(rec.data) {
+                Some(f) => StoredForm::Delta {
+                    base,
+                    frame: f.to_vec(),
+                },
+                None => StoredForm::Other,
+            },
+            Encoding::DeltaShort(prefix) => {
+                match crate::db::with_prefix(&self.objects, &prefix, id)?.as_slice() {
+                    [base] => StoredForm::Delta {
+                        base: *base,
+                        frame: rec.data.to_vec(),
+                    },
+                    _ => StoredForm::Other,
+                }
+            }
+        };
+        Ok(Some(Stored {
+            ty: rec.ty,
+            raw_len: rec.raw_len,
+            form,
+        }))
+    }
+
     /// An object's type and canonical bytes (what its id is computed over; for a large file's
     /// manifest, the top node of its chunk tree), or `None` if it is not stored.
     pub fn raw_object(&self, id: &ObjectId) -> Result<Option<(ObjType, Vec<u8>)>> {
@@ -83,7 +155,198 @@ impl View {
     }
 }
 
+/// An object arriving from elsewhere, in the form it travelled in.
+#[derive(Debug, Clone, Copy)]
+pub enum Incoming<'a> {
+    /// Raw bytes. `plain`: keep them uncompressed (the sender found them incompressible).
+    /// `previous`: a delta base hint, as in [`Batch::put_blob`].
+    Raw {
+        /// The bytes.
+        raw: &'a [u8],
+        /// Keep uncompressed.
+        plain: bool,
+        /// The previous version, to re-store as a delta against this one.
+        previous: Option<ObjectId>,
+    },
+    /// A whole zstd frame (as [`StoredForm::Zstd`]), kept as it is.
+    Zstd {
+        /// The frame.
+        frame: &'a [u8],
+        /// Length of the raw bytes.
+        raw_len: u64,
+    },
+    /// A delta frame (as [`StoredForm::Delta`]), kept as it is when the chain stays short.
+    Delta {
+        /// The object it is against.
+        base: ObjectId,
+        /// The base's raw bytes, as read from this store or checked against `base` by the
+        /// caller: the record names `base`, so other bytes would make a record that no
+        /// longer decodes (reads would report it corrupt).
+        base_raw: &'a [u8],
+        /// The frame.
+        frame: &'a [u8],
+        /// Length of the raw bytes.
+        raw_len: u64,
+        /// When the base is itself a delta stored in this transfer: the whole object its chain
+        /// ends at and the base's depth (see [`Received::chain`]).
+        chain: Option<(ObjectId, u32)>,
+    },
+}
+
+/// What [`Batch::put_received`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The object's id.
+    pub id: ObjectId,
+    /// Whether it was new.
+    pub new: bool,
+    /// When kept as a delta: the whole object its chain ends at and its depth, to pass with
+    /// objects that arrive as deltas against it.
+    pub chain: Option<(ObjectId, u32)>,
+    /// The raw bytes, when they had to be decoded (frames and deltas).
+    pub decoded: Option<Vec<u8>>,
+    /// The objects it links to (empty when it was there already).
+    pub links: Vec<ObjectId>,
+}
+
+/// Looks up objects a transfer has already stored or checked, before the database is asked.
+pub type Known<'a> = &'a dyn Fn(&ObjectId) -> Option<ObjType>;
+
 impl Batch<'_, '_> {
+    /// Stores an object received from elsewhere after the checks of [`Batch::put_raw`], in the
+    /// form it arrived in when that form can be kept: a whole zstd frame as it is, a delta as
+    /// it is unless its chain would grow too long. `id` is needed only for manifests (whose id
+    /// is their content's hash, not their bytes'); other ids are computed. `known` answers for
+    /// objects stored earlier in the same transfer, sparing database lookups of links.
+    pub fn put_received(
+        &mut self,
+        ty: ObjType,
+        id: Option<ObjectId>,
+        incoming: Incoming<'_>,
+        known: Known<'_>,
+    ) -> Result<Received> {
+        let decoded = match incoming {
+            Incoming::Raw { .. } => None,
+            Incoming::Zstd { frame, raw_len } => Some(decode_zstd_frame(frame, raw_len)?),
+            Incoming::Delta {
+                base: _,
+                base_raw,
+                frame,
+                raw_len,
+                ..
+            } => {
+                if ty == ObjType::Manifest {
+                    return Err(Error::Undecodable(
+                        "a manifest cannot travel as a delta".to_owned(),
+                    ));
+                }
+                Some(apply_delta_frame(frame, raw_len, base_raw)?)
+            }
+        };
+        let raw: &[u8] = match (&decoded, incoming) {
+            (Some(d), _) => d,
+            (None, Incoming::Raw { raw, .. }) => raw,
+            (None, _) => &[],
+        };
+        let id = match (ty, id) {
+            (ObjType::Manifest, Some(id)) => id,
+            (ObjType::Manifest, None) => {
+                return Err(Error::Undecodable(
+                    "a manifest came without its id".to_owned(),
+                ));
+            }
+            _ => ObjectId::of(raw),
+        };
+        let mut out = Received {
+            id,
+            new: false,
+            chain: None,
+            decoded: None,
+            links: Vec::new(),
+        };
+        if self.has(&id)? {
+            out.decoded = decoded;
+            return Ok(out);
+        }
+        out.links = self.check_offered(ty, &id, raw, known)?;
+        out.new = true;
+        match incoming {
+            Incoming::Raw {
+                plain, previous, ..
+            } => {
+                if ty == ObjType::Manifest {
+                    self.w
+                        .insert_whole(ty, &id, raw, Some(&ObjectId::of(raw)))?;
+                } else if plain {
+                    let rec = record::encode_with(ty, Encoding::Plain, raw.len() as u64, raw);
+                    self.w.insert_record(&id, &rec)?;
+                } else {
+                    self.w.insert_whole(ty, &id, raw, None)?;
+                }
+                if let Some(p) = previous {
+                    self.w.deltify(&p, &id)?;
+                }
+            }
+            Incoming::Zstd { frame, raw_len } => {
+                let rec = record::encode_with(ty, Encoding::Zstd, raw_len, frame);
+                self.w.insert_record(&id, &rec)?;
+            }
+            Incoming::Delta {
+                base,
+                frame,
+                raw_len,
+                chain,
+                ..
+            } => {
+                let base_whole = match self.w.objects.get(&base.0)? {
+                    Some(g) => Record::parse(g.value())
+                        .map_err(|e| Error::corrupt(base, e))?
+                        .is_full(),
+                    None => false,
+                };
+                let depth = match (base_whole, chain) {
+                    (true, _) => Some((base, 1)),
+                    (false, Some((head, d))) => Some((head, d.saturating_add(1))),
+                    (false, None) => None,
+                };
+                match depth {
+                    Some((head, d)) if d <= crate::db::max_depth(raw_len) => {
+                        let short = crate::db::with_prefix(
+                            &self.w.objects,
+                            &record::short_base(&base),
+                            &base,
+                        )?
+                        .is_empty();
+                        let enc = if short {
+                            Encoding::DeltaShort(record::short_base(&base))
+                        } else {
+                            Encoding::Delta(base)
+                        };
+                        let rec = if short {
+                            record::encode_with(ty, enc, raw_len, frame)
+                        } else {
+                            let mut full = record::ZSTD_MAGIC.to_vec();
+                            full.extend_from_slice(frame);
+                            record::encode_with(ty, enc, raw_len, &full)
+                        };
+                        self.w.insert_record(&id, &rec)?;
+                        let cur = self.w.chains.get(&head.0)?.map(|g| g.value()).unwrap_or(0);
+                        if d > cur {
+                            self.w.chains.insert(&head.0, d)?;
+                        }
+                        out.chain = Some((head, d));
+                    }
+                    // The chain would be too long or cannot be followed: keep it whole.
+                    _ => {
+                        self.w.insert_whole(ty, &id, raw, None)?;
+                    }
+                }
+            }
+        }
+        out.decoded = decoded;
+        Ok(out)
+    }
+
     /// Stores an object received from elsewhere after checking it: its bytes hash to `id`
     /// (for a manifest: its chunks are present and together hash to `id`), decode as `ty`,
     /// and every object it links to is already stored. `previous` is a delta base hint, as in
@@ -109,15 +372,43 @@ impl Batch<'_, '_> {
         if self.has(id)? {
             return Ok(false);
         }
-        let links = object_links(ty, raw)
-            .map_err(|e| refuse(format!("not a valid {}: {e}", ty.as_str())))?;
-        if ty == ObjType::Tree {
-            let t = Tree::decode(raw).map_err(|e| refuse(e.to_string()))?;
+        self.check_offered(ty, id, raw, &|_| None)?;
+        if ty == ObjType::Manifest {
+            self.w.put(ty, id, raw, Some(&payload))?;
+        } else {
+            self.w.put(ty, id, raw, None)?;
+        }
+        if let Some(p) = previous {
+            self.w.deltify(&p, id)?;
+        }
+        Ok(true)
+    }
+
+    /// The checks every object offered from elsewhere passes: it decodes as `ty`, a tree is
+    /// valid, every link is present with the right type, a manifest's chunks hash to its id.
+    fn check_offered(
+        &self,
+        ty: ObjType,
+        id: &ObjectId,
+        raw: &[u8],
+        known: Known<'_>,
+    ) -> Result<Vec<ObjectId>> {
+        let refuse = |reason: String| Error::Refused { id: *id, reason };
+        let links = if ty == ObjType::Tree {
+            let t = Tree::decode(raw).map_err(|e| refuse(format!("not a valid tree: {e}")))?;
             t.check()
                 .map_err(|e| refuse(format!("invalid tree: {e}")))?;
-        }
+            tree_links(&t)
+        } else {
+            object_links(ty, raw)
+                .map_err(|e| refuse(format!("not a valid {}: {e}", ty.as_str())))?
+        };
         for (want, link) in &links {
-            match crate::db::object_type(&self.w.objects, link)? {
+            let found = match known(link) {
+                Some(t) => Some(t),
+                None => crate::db::object_type(&self.w.objects, link)?,
+            };
+            match found {
                 None => {
                     return Err(refuse(format!(
                         "it links to {} {}, which is not stored yet",
@@ -146,14 +437,17 @@ impl Batch<'_, '_> {
             if hash != *id {
                 return Err(refuse("its chunks do not hash to its id".to_owned()));
             }
-            self.w.put(ty, id, raw, Some(&payload))?;
-        } else {
-            self.w.put(ty, id, raw, None)?;
         }
-        if let Some(p) = previous {
-            self.w.deltify(&p, id)?;
+        Ok(links.into_iter().map(|(_, l)| l).collect())
+    }
+
+    /// An object's type and raw bytes as this transaction sees them, or `None`.
+    pub fn raw_object(&self, id: &ObjectId) -> Result<Option<(ObjType, Vec<u8>)>> {
+        match self.w.get_raw(id) {
+            Ok(v) => Ok(Some(v)),
+            Err(Error::Missing(m)) if m == *id => Ok(None),
+            Err(e) => Err(e),
         }
-        Ok(true)
     }
 
     /// Streams a chunk tree's content through BLAKE3, checking the recorded sizes.

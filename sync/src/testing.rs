@@ -108,13 +108,21 @@ pub fn inventory_end_body(count: usize) -> Vec<u8> {
     m.0
 }
 
-/// An OBJECT body carrying `raw` uncompressed under the claimed `id`.
-pub fn object_body(ty: ObjType, id: &ObjectId, raw: &[u8]) -> Vec<u8> {
+/// A PACK_START body announcing `count` objects.
+pub fn pack_start_body(count: u64) -> Vec<u8> {
     let mut m = Enc::default();
-    m.u8(type_code(ty))
-        .id(id)
-        .u8(crate::wire::enc::RAW)
-        .u32(raw.len() as u32);
+    m.varint(count);
+    m.0
+}
+
+/// An uncompressed PACK body carrying `raw` as one object of type `ty`.
+pub fn pack_body(ty: ObjType, raw: &[u8]) -> Vec<u8> {
+    let mut m = Enc::default();
+    m.u8(0)
+        .u8(type_code(ty))
+        .u8(crate::wire::form::RAW)
+        .varint(raw.len() as u64)
+        .varint(raw.len() as u64);
     m.0.extend_from_slice(raw);
     m.0
 }

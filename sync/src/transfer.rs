@@ -1,15 +1,29 @@
-//! The two roles of an object transfer, independent of the network: the sender finds what the
-//! receiver lacks and streams it children first; the receiver checks every object against its
-//! id and stores them in small transactions, so an interrupted transfer keeps what arrived.
+//! The two roles of an object transfer, independent of the network.
+//!
+//! The sender finds what the receiver lacks and streams it as a pack: newest content first,
+//! every object after what it links to, then the commits oldest first. Objects stored as
+//! deltas against objects the receiver has or already received travel as those stored deltas;
+//! small objects travel raw inside one zstd stream, so commits and trees compress against each
+//! other; large ones travel on their own. No object ids are sent: the receiver hashes what it
+//! gets, checks every link, and only keeps objects reachable from what it asked for.
+//!
+//! The receiver stores what arrives in transactions of a few MiB, so an interrupted transfer
+//! keeps what arrived; the next one asks for an inventory first and skips those objects.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::VecDeque;
+use std::io::Write;
 use std::sync::Arc;
 
-use hero_store::{EntryKind, ObjType, ObjectId, Repo, SMALL_FILE_MAX, View, object_links};
+use hero_store::{
+    EntryKind, IdMap, IdSet, Incoming, ObjType, ObjectId, Repo, SMALL_FILE_MAX, StoredForm, View,
+    apply_delta_frame, delta_frame, object_links,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::{Result, SyncError};
-use crate::wire::{Dec, Enc, INVENTORY_BATCH, MAX_FRAME, Wire, enc, kind, type_code, type_of};
+use crate::wire::{
+    Dec, Enc, INVENTORY_BATCH, MAX_FRAME, Wire, form, kind, type_code, type_of, wants_flag,
+};
 
 /// Most haves a receiver sends (heads plus spaced ancestors).
 pub const MAX_HAVES: usize = 2048;
@@ -26,6 +40,23 @@ const HAVES_WALK: usize = 1024;
 pub const MAX_INVENTORY: usize = 20_000_000;
 /// A receiver stores what arrived once this many bytes are pending.
 pub const STORE_BATCH_BYTES: usize = 4 << 20;
+/// Raw bytes of small objects gathered before the sender cuts a compressed PACK message.
+const PACK_RAW: usize = 1 << 20;
+/// Objects with at least this many bytes travel outside the compressed stream.
+const BULK: usize = 16 << 10;
+/// Largest decoded content of one compressed PACK message a receiver accepts.
+const MAX_PACK_DECODED: usize = 8 << 20;
+/// Window of the compressed stream (8 MiB): objects compress against all that came shortly
+/// before them.
+const PACK_WINDOW_LOG: u32 = 23;
+/// Largest window a receiver decodes with.
+const MAX_WINDOW_LOG: u32 = 24;
+/// Raw bytes of recently received objects a receiver keeps for deltas against them.
+const WINDOW_BYTES: usize = 64 << 20;
+/// Largest object the sender makes a new delta for.
+const FDELTA_MAX: usize = 1 << 20;
+/// Setting a receiver keeps while a transfer has stored part of what it will get.
+const INCOMPLETE: &str = "sync/incomplete";
 /// Longest chain of tags pointing at tags that is followed.
 const MAX_TAG_CHAIN: usize = 16;
 /// Have-commits whose trees are used to prune what is listed.
@@ -89,7 +120,7 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
 pub fn haves_of(repo: &Repo) -> Result<Vec<ObjectId>> {
     let view = repo.view()?;
     let mut out = Vec::new();
-    let mut seen = HashSet::new();
+    let mut seen = IdSet::default();
     let branches = view.branches()?;
     for (_, head) in &branches {
         if seen.insert(*head) {
@@ -122,15 +153,17 @@ pub fn haves_of(repo: &Repo) -> Result<Vec<ObjectId>> {
     Ok(out)
 }
 
-/// Objects with their types, in transfer order.
-type Typed = Vec<(ObjType, ObjectId)>;
-
-/// What the sender will list, oldest commits first, each object after everything it links to.
+/// What the sender will send.
 #[derive(Debug, Default)]
 struct Plan {
+    /// Trees and content first, newest commit's first, each after what it links to; then
+    /// commits oldest first; then tagged objects and tags.
     order: Vec<(ObjType, ObjectId)>,
-    /// Delta bases (objects the receiver has) by object.
-    bases: HashMap<ObjectId, ObjectId>,
+    /// For objects the receiver lacks: the version of the same path the receiver has (a
+    /// base for a new delta).
+    bases: IdMap<ObjectId>,
+    /// Objects the receiver has (everything reachable from a few of its commits).
+    known: IdSet,
 }
 
 fn plan(view: &View, wants: &[ObjectId], haves: &[ObjectId]) -> Result<Plan> {
@@ -170,13 +203,12 @@ fn plan(view: &View, wants: &[ObjectId], haves: &[ObjectId]) -> Result<Plan> {
     // Most pulls are a few commits ahead of a have: walk down from the wants and stop at the
     // haves. Only when that runs long (the histories diverged below the sampled haves) walk
     // the receiver's ancestors too, boundedly; whatever it still lists that the receiver has
-    // costs inventory entries, never objects (the NEED bitmap filters them).
-    let mut excluded: HashSet<ObjectId> = have_commits.iter().copied().collect();
+    // is skipped by the receiver's checks, never stored twice.
+    let mut excluded: IdSet = have_commits.iter().copied().collect();
     let commits = match commits_between(view, stack.clone(), &excluded, Some(SHORT_WALK))? {
         Some(c) => c,
         None => {
-            let mut todo: std::collections::VecDeque<ObjectId> =
-                have_commits.iter().copied().collect();
+            let mut todo: VecDeque<ObjectId> = have_commits.iter().copied().collect();
             let mut walked = 0usize;
             while let Some(c) = todo.pop_front() {
                 walked += 1;
@@ -192,13 +224,13 @@ fn plan(view: &View, wants: &[ObjectId], haves: &[ObjectId]) -> Result<Plan> {
             commits_between(view, stack, &excluded, None)?.unwrap_or_default()
         }
     };
+    let mut p = Plan::default();
     // Objects reachable from a few have-commits are not listed at all.
-    let mut known: HashSet<ObjectId> = HashSet::new();
     for c in have_commits.iter().take(PRUNE_COMMITS) {
         let root = view.commit(c)?.tree;
         let mut trees = vec![root];
         while let Some(t) = trees.pop() {
-            if !known.insert(t) {
+            if !p.known.insert(t) {
                 continue;
             }
             for e in view.tree(&t)?.entries {
@@ -206,40 +238,27 @@ fn plan(view: &View, wants: &[ObjectId], haves: &[ObjectId]) -> Result<Plan> {
                     EntryKind::Dir => trees.push(e.id),
                     EntryKind::Gitlink => {}
                     _ => {
-                        known.insert(e.id);
+                        p.known.insert(e.id);
                     }
                 }
             }
         }
     }
-    let base_root = match have_commits.first() {
+    let have_root = match have_commits.first() {
         Some(c) => Some(view.commit(c)?.tree),
         None => None,
     };
-    let mut p = Plan::default();
-    let mut listed: HashSet<ObjectId> = HashSet::new();
-    for c in commits {
-        let commit = view.commit(&c)?;
-        // Deltas against the first parent's version of each path: the parent is either sent
-        // before this commit or held by the receiver already. Without a parent, against a
-        // commit the receiver has.
-        let base = match commit.parents.first() {
-            Some(parent) => Some(view.commit(parent)?.tree),
-            None => base_root,
-        };
-        walk(
-            view,
-            ObjType::Tree,
-            commit.tree,
-            base,
-            &known,
-            &mut listed,
-            &mut p,
-        )?;
+    // Newest first: an object is listed with the newest commit holding it, which is where the
+    // store keeps it whole, and older versions (stored as deltas against newer ones) follow.
+    let mut listed: IdSet = IdSet::default();
+    for (_, tree) in commits.iter().rev() {
+        walk(view, ObjType::Tree, *tree, have_root, &mut listed, &mut p)?;
+    }
+    for (c, _) in commits {
         p.order.push((ObjType::Commit, c));
     }
     for (t, id) in tagged {
-        walk(view, t, id, None, &known, &mut listed, &mut p)?;
+        walk(view, t, id, None, &mut listed, &mut p)?;
     }
     for t in tags {
         if listed.insert(t) {
@@ -249,19 +268,20 @@ fn plan(view: &View, wants: &[ObjectId], haves: &[ObjectId]) -> Result<Plan> {
     Ok(p)
 }
 
-/// Commits reachable from `stack` and not from `excluded`, parents before children; `None`
-/// when more than `limit` commits were visited.
+/// Commits reachable from `stack` and not from `excluded` with their trees, parents before
+/// children; `None` when more than `limit` commits were visited.
 fn commits_between(
     view: &View,
     mut stack: Vec<(ObjectId, bool)>,
-    excluded: &HashSet<ObjectId>,
+    excluded: &IdSet,
     limit: Option<usize>,
-) -> Result<Option<Vec<ObjectId>>> {
+) -> Result<Option<Vec<(ObjectId, ObjectId)>>> {
     let mut commits = Vec::new();
-    let mut seen = HashSet::new();
+    let mut seen = IdSet::default();
+    let mut trees = IdMap::default();
     while let Some((c, expanded)) = stack.pop() {
         if expanded {
-            commits.push(c);
+            commits.push((c, trees.remove(&c).unwrap_or_default()));
             continue;
         }
         if excluded.contains(&c) || !seen.insert(c) {
@@ -271,7 +291,9 @@ fn commits_between(
             return Ok(None);
         }
         stack.push((c, true));
-        for p in view.commit(&c)?.parents.iter().rev() {
+        let commit = view.commit(&c)?;
+        trees.insert(c, commit.tree);
+        for p in commit.parents.iter().rev() {
             if !excluded.contains(p) && !seen.contains(p) {
                 stack.push((*p, false));
             }
@@ -280,23 +302,22 @@ fn commits_between(
     Ok(Some(commits))
 }
 
+/// Lists `id` after everything it links to. `base` is the receiver's version of the same
+/// path, when it has one.
 fn walk(
     view: &View,
     ty: ObjType,
     id: ObjectId,
     base: Option<ObjectId>,
-    known: &HashSet<ObjectId>,
-    listed: &mut HashSet<ObjectId>,
+    listed: &mut IdSet,
     p: &mut Plan,
 ) -> Result<()> {
-    if known.contains(&id) || !listed.insert(id) {
+    if p.known.contains(&id) || !listed.insert(id) {
         return Ok(());
     }
     match ty {
         ObjType::Tree => {
-            if let Some(b) = base
-                && b != id
-            {
+            if let Some(b) = base {
                 p.bases.insert(id, b);
             }
             let base_tree = match base {
@@ -320,7 +341,6 @@ fn walk(
                                 .filter(|o| {
                                     matches!(o.kind, EntryKind::File | EntryKind::Executable)
                                         && small(o.size)
-                                        && o.id != e.id
                                 })
                                 .map(|o| o.id);
                             (ObjType::Blob, b)
@@ -329,7 +349,7 @@ fn walk(
                         }
                     }
                 };
-                walk(view, child_ty, e.id, child_base, known, listed, p)?;
+                walk(view, child_ty, e.id, child_base, listed, p)?;
             }
         }
         ObjType::Manifest | ObjType::ManifestNode => {
@@ -337,7 +357,7 @@ fn walk(
                 return Err(SyncError::Store(hero_store::Error::Missing(id)));
             };
             for (t, l) in object_links(found, &raw)? {
-                walk(view, t, l, None, known, listed, p)?;
+                walk(view, t, l, None, listed, p)?;
             }
         }
         ObjType::Blob => {
@@ -349,6 +369,200 @@ fn walk(
     }
     p.order.push((ty, id));
     Ok(())
+}
+
+/// How an entry names its delta base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BaseRef {
+    /// The entry this many places earlier in the transfer.
+    Back(u64),
+    /// An object the receiver had before the transfer.
+    Held(ObjectId),
+}
+
+/// One object as it travels: `type, form, varint raw length, [id of a manifest], [base],
+/// varint data length, data`. A base is a varint: n > 0 is the entry n places back, 0 is
+/// followed by the id of an object the receiver has.
+fn entry_bytes(
+    ty: ObjType,
+    form: u8,
+    raw_len: u64,
+    base: Option<BaseRef>,
+    manifest_id: Option<&ObjectId>,
+    data: &[u8],
+) -> Vec<u8> {
+    let mut m = Enc(Vec::with_capacity(data.len() + 48));
+    m.u8(type_code(ty)).u8(form).varint(raw_len);
+    if let Some(id) = manifest_id {
+        m.id(id);
+    }
+    match base {
+        Some(BaseRef::Back(n)) => {
+            m.varint(n);
+        }
+        Some(BaseRef::Held(id)) => {
+            m.varint(0).id(&id);
+        }
+        None => {}
+    }
+    m.varint(data.len() as u64);
+    m.0.extend_from_slice(data);
+    m.0
+}
+
+/// An encoded entry.
+struct Entry {
+    bytes: Vec<u8>,
+    /// Travels outside the compressed stream.
+    bulk: bool,
+    delta: bool,
+}
+
+/// What the sender has sent so far.
+#[derive(Default)]
+struct Sent {
+    /// Stream position of every object sent.
+    at: IdMap<u64>,
+    /// Objects the receiver said it has (from the inventory).
+    held: IdSet,
+    next: u64,
+}
+
+impl Sent {
+    fn base_ref(&self, plan: &Plan, b: &ObjectId) -> Option<BaseRef> {
+        if let Some(&at) = self.at.get(b) {
+            return Some(BaseRef::Back(self.next - at));
+        }
+        if plan.known.contains(b) || self.held.contains(b) {
+            return Some(BaseRef::Held(*b));
+        }
+        None
+    }
+}
+
+/// Encodes one object: its stored delta when the receiver has the base, its stored frame when
+/// large, else its raw bytes (or a new delta against the receiver's version of its path).
+fn encode_entry(
+    view: &View,
+    ty: ObjType,
+    id: &ObjectId,
+    plan: &Plan,
+    sent: &Sent,
+) -> Result<Entry> {
+    let stored = view
+        .stored(id)?
+        .ok_or(SyncError::Store(hero_store::Error::Missing(*id)))?;
+    if stored.ty != ty && !(is_content(ty) && is_content(stored.ty)) {
+        return Err(SyncError::Store(hero_store::Error::WrongType {
+            id: *id,
+            expected: ty.as_str(),
+        }));
+    }
+    let ty = stored.ty;
+    match stored.form {
+        StoredForm::Delta { base, frame } => {
+            if let Some(r) = sent.base_ref(plan, &base) {
+                return Ok(Entry {
+                    bulk: frame.len() >= BULK,
+                    bytes: entry_bytes(ty, form::DELTA, stored.raw_len, Some(r), None, &frame),
+                    delta: true,
+                });
+            }
+        }
+        StoredForm::Plain(raw) => {
+            return Ok(Entry {
+                bulk: raw.len() >= BULK,
+                bytes: entry_bytes(ty, form::PLAIN, stored.raw_len, None, None, &raw),
+                delta: false,
+            });
+        }
+        StoredForm::Zstd(frame) if stored.raw_len >= BULK as u64 => {
+            return Ok(Entry {
+                bulk: true,
+                bytes: entry_bytes(ty, form::ZSTD, stored.raw_len, None, None, &frame),
+                delta: false,
+            });
+        }
+        StoredForm::Zstd(_) | StoredForm::Other => {}
+    }
+    let Some((_, raw)) = view.raw_object(id)? else {
+        return Err(SyncError::Store(hero_store::Error::Missing(*id)));
+    };
+    let manifest_id = (ty == ObjType::Manifest).then_some(id);
+    if manifest_id.is_none()
+        && raw.len() <= FDELTA_MAX
+        && let Some(b) = plan.bases.get(id)
+        && b != id
+        && let Some(r) = sent.base_ref(plan, b)
+        && let Some((_, base_raw)) = view.raw_object(b)?
+        && let Some(f) = delta_frame(&raw, &base_raw)
+        && f.len() + 40 < raw.len()
+    {
+        return Ok(Entry {
+            bulk: f.len() >= BULK,
+            bytes: entry_bytes(ty, form::FDELTA, raw.len() as u64, Some(r), None, &f),
+            delta: true,
+        });
+    }
+    Ok(Entry {
+        bulk: raw.len() >= BULK,
+        bytes: entry_bytes(ty, form::RAW, raw.len() as u64, None, manifest_id, &raw),
+        delta: false,
+    })
+}
+
+fn is_content(t: ObjType) -> bool {
+    matches!(t, ObjType::Blob | ObjType::Manifest)
+}
+
+/// Cuts entries into PACK messages: small ones through one zstd stream (flushed at each cut,
+/// so every message decodes on its own given the ones before), large ones as they are.
+struct Packer {
+    z: zstd::stream::write::Encoder<'static, Vec<u8>>,
+    pending: usize,
+}
+
+impl Packer {
+    fn new() -> Result<Self> {
+        let mut raw = zstd::stream::raw::Encoder::new(3).map_err(SyncError::Io)?;
+        raw.set_parameter(zstd::zstd_safe::CParameter::WindowLog(PACK_WINDOW_LOG))
+            .map_err(SyncError::Io)?;
+        Ok(Packer {
+            z: zstd::stream::write::Encoder::with_encoder(Vec::new(), raw),
+            pending: 0,
+        })
+    }
+
+    fn add(&mut self, e: Entry, out: &mut Vec<Enc>) -> Result<()> {
+        if e.bulk {
+            self.cut(out)?;
+            let mut m = Enc(Vec::with_capacity(e.bytes.len() + 2));
+            m.u8(kind::PACK).u8(0);
+            m.0.extend_from_slice(&e.bytes);
+            out.push(m);
+            return Ok(());
+        }
+        self.z.write_all(&e.bytes).map_err(SyncError::Io)?;
+        self.pending += e.bytes.len();
+        if self.pending >= PACK_RAW {
+            self.cut(out)?;
+        }
+        Ok(())
+    }
+
+    fn cut(&mut self, out: &mut Vec<Enc>) -> Result<()> {
+        if self.pending == 0 {
+            return Ok(());
+        }
+        self.z.flush().map_err(SyncError::Io)?;
+        let data = std::mem::take(self.z.get_mut());
+        let mut m = Enc(Vec::with_capacity(data.len() + 2));
+        m.u8(kind::PACK).u8(1);
+        m.0.extend_from_slice(&data);
+        out.push(m);
+        self.pending = 0;
+        Ok(())
+    }
 }
 
 /// The sender's side: answers a WANTS message already received.
@@ -365,75 +579,95 @@ where
     let mut d = Dec::new(wants_body);
     let wants = d.ids()?;
     let haves = d.ids()?;
+    let flags = if d.is_empty() { 0 } else { d.u8()? };
     if haves.len() > MAX_HAVES * 2 || wants.len() > 1_000_000 {
         return Err(SyncError::protocol("too many wants or haves"));
     }
-    let plan = blocking(|| -> Result<Plan> { plan(&repo.view()?, &wants, &haves) })?;
+    let t0 = std::time::Instant::now();
+    let mut plan = blocking(|| -> Result<Plan> { plan(&repo.view()?, &wants, &haves) })?;
+    tracing::debug!(
+        objects = plan.order.len(),
+        "planned the transfer in {:?}",
+        t0.elapsed()
+    );
     let mut stats = TransferStats {
         candidates: plan.order.len() as u64,
         ..TransferStats::default()
     };
-    for part in plan.order.chunks(INVENTORY_BATCH) {
-        let mut m = Enc::new(kind::INVENTORY);
-        m.u32(part.len() as u32);
-        for (t, id) in part {
-            m.u8(type_code(*t)).id(id);
+    let mut sent = Sent::default();
+    let order = std::mem::take(&mut plan.order);
+    let needed: Vec<(ObjType, ObjectId)> = if flags & wants_flag::INVENTORY != 0 {
+        // The receiver may hold part of an interrupted transfer: it says which it lacks.
+        for part in order.chunks(INVENTORY_BATCH) {
+            let mut m = Enc::new(kind::INVENTORY);
+            m.u32(part.len() as u32);
+            for (t, id) in part {
+                m.u8(type_code(*t)).id(id);
+            }
+            wire.send(&m).await?;
         }
+        let mut m = Enc::new(kind::INVENTORY_END);
+        m.u32(order.len() as u32);
         wire.send(&m).await?;
-    }
-    let mut m = Enc::new(kind::INVENTORY_END);
-    m.u32(plan.order.len() as u32);
-    wire.send(&m).await?;
-    wire.flush().await?;
-    let need = wire.expect(kind::NEED).await?;
-    let mut d = Dec::new(&need);
-    let bits = d.bytes()?;
-    if bits.len() != plan.order.len().div_ceil(8) {
-        return Err(SyncError::protocol(
-            "the bitmap of needed objects has the wrong size",
-        ));
-    }
-    let needed: Vec<(ObjType, ObjectId)> = plan
-        .order
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| bits[i / 8] & (1 << (i % 8)) != 0)
-        .map(|(_, x)| *x)
-        .collect();
+        wire.flush().await?;
+        let need = wire.expect(kind::NEED).await?;
+        let mut d = Dec::new(&need);
+        let bits = d.bytes()?;
+        if bits.len() != order.len().div_ceil(8) {
+            return Err(SyncError::protocol(
+                "the bitmap of needed objects has the wrong size",
+            ));
+        }
+        let mut needed = Vec::new();
+        for (i, x) in order.into_iter().enumerate() {
+            if bits[i / 8] & (1 << (i % 8)) != 0 {
+                needed.push(x);
+            } else {
+                sent.held.insert(x.1);
+            }
+        }
+        needed
+    } else {
+        order
+    };
     let total = needed.len() as u64;
+    let mut m = Enc::new(kind::PACK_START);
+    m.varint(total);
+    wire.send(&m).await?;
+    let mut packer = Packer::new()?;
     let mut i = 0;
     while i < needed.len() {
         // Read and encode a group without holding a read transaction across network waits.
-        let (frames, next) = blocking(|| -> Result<(Vec<Enc>, usize)> {
+        let (msgs, next) = blocking(|| -> Result<(Vec<Enc>, usize)> {
             let view = repo.view()?;
-            let mut frames = Vec::new();
-            let mut size = 0usize;
+            let mut msgs = Vec::new();
             let mut j = i;
+            let mut size = 0usize;
             while j < needed.len() && size < STORE_BATCH_BYTES {
-                let (_, id) = needed[j];
-                let Some((found, raw)) = view.raw_object(&id)? else {
-                    return Err(SyncError::Store(hero_store::Error::Missing(id)));
-                };
-                let base = plan.bases.get(&id).copied();
-                let f = encode_object(&view, found, &id, &raw, base)?;
-                size += f.0.len();
-                frames.push(f);
+                let (ty, id) = needed[j];
+                let e = encode_entry(&view, ty, &id, &plan, &sent)?;
+                sent.at.insert(id, sent.next);
+                sent.next += 1;
+                size += e.bytes.len();
+                if e.delta {
+                    stats.deltas += 1;
+                }
+                if ty == ObjType::Commit {
+                    stats.commits += 1;
+                }
+                packer.add(e, &mut msgs)?;
                 j += 1;
             }
-            Ok((frames, j))
-        })?;
-        for f in &frames {
-            if f.0.get(34) == Some(&enc::DELTA) {
-                stats.deltas += 1;
+            if j == needed.len() {
+                packer.cut(&mut msgs)?;
             }
-            stats.object_bytes += f.0.len() as u64;
-            wire.send(f).await?;
-            stats.objects += 1;
+            Ok((msgs, j))
+        })?;
+        for m in &msgs {
+            stats.object_bytes += m.0.len() as u64 + 4;
+            wire.send(m).await?;
         }
-        stats.commits += needed[i..next]
-            .iter()
-            .filter(|(t, _)| *t == ObjType::Commit)
-            .count() as u64;
+        stats.objects += (next - i) as u64;
         i = next;
         if let Some(p) = progress {
             p(&Progress {
@@ -446,44 +680,339 @@ where
     }
     wire.send(&Enc::new(kind::END)).await?;
     wire.flush().await?;
+    tracing::debug!(
+        objects = stats.objects,
+        bytes = stats.object_bytes,
+        "sent in {:?}",
+        t0.elapsed()
+    );
     Ok(stats)
 }
 
-/// One OBJECT frame: zstd when it helps, a delta against `base` when the receiver has it.
-pub(crate) fn encode_object(
-    view: &View,
+/// An entry parsed from a PACK message, not yet stored.
+#[derive(Debug)]
+struct Parsed {
     ty: ObjType,
-    id: &ObjectId,
-    raw: &[u8],
-    base: Option<ObjectId>,
-) -> Result<Enc> {
-    let mut m = Enc::new(kind::OBJECT);
-    m.u8(type_code(ty)).id(id);
-    let raw_len = u32::try_from(raw.len()).map_err(|_| SyncError::protocol("object too large"))?;
-    if let Some(b) = base
-        && let Some((_, base_raw)) = view.raw_object(&b)?
-        && let Ok(mut c) = zstd::bulk::Compressor::with_dictionary(3, &base_raw)
-        && let Ok(z) = c.compress(raw)
-        && z.len() + 32 < raw.len()
-    {
-        m.u8(enc::DELTA).id(&b).u32(raw_len);
-        m.0.extend_from_slice(&z);
-        return Ok(m);
-    }
-    match zstd::bulk::compress(raw, 1) {
-        Ok(z) if z.len() < raw.len() => {
-            m.u8(enc::ZSTD).u32(raw_len);
-            m.0.extend_from_slice(&z);
-        }
-        _ => {
-            m.u8(enc::RAW).u32(raw_len);
-            m.0.extend_from_slice(raw);
-        }
-    }
-    Ok(m)
+    form: u8,
+    raw_len: u64,
+    manifest_id: Option<ObjectId>,
+    base: Option<BaseRef>,
+    data: Vec<u8>,
 }
 
-/// The receiver's side: sends WANTS, answers the inventory, stores what arrives.
+fn parse_entries(buf: &[u8], out: &mut Vec<Parsed>) -> Result<usize> {
+    let mut d = Dec::new(buf);
+    let mut bytes = 0usize;
+    while !d.is_empty() {
+        let ty = type_of(d.u8()?)?;
+        let f = d.u8()?;
+        if f > form::FDELTA {
+            return Err(SyncError::protocol(format!("unknown object form {f}")));
+        }
+        let raw_len = d.varint()?;
+        if raw_len > MAX_FRAME as u64 {
+            return Err(SyncError::protocol(format!(
+                "an object claims {raw_len} bytes, over the limit"
+            )));
+        }
+        let manifest_id = if ty == ObjType::Manifest && f == form::RAW {
+            Some(d.id()?)
+        } else {
+            None
+        };
+        let base = if f == form::DELTA || f == form::FDELTA {
+            match d.varint()? {
+                0 => Some(BaseRef::Held(d.id()?)),
+                n => Some(BaseRef::Back(n)),
+            }
+        } else {
+            None
+        };
+        let n = usize::try_from(d.varint()?)
+            .map_err(|_| SyncError::protocol("object length overflow"))?;
+        let data = d.raw(n)?.to_vec();
+        if (f == form::RAW || f == form::PLAIN) && data.len() as u64 != raw_len {
+            return Err(SyncError::protocol("an object's length does not match"));
+        }
+        bytes += data.len();
+        out.push(Parsed {
+            ty,
+            form: f,
+            raw_len,
+            manifest_id,
+            base,
+            data,
+        });
+    }
+    Ok(bytes)
+}
+
+/// The receiver's state over one transfer.
+struct Rx {
+    dec: zstd::stream::raw::Decoder<'static>,
+    pending: Vec<Parsed>,
+    pending_bytes: usize,
+    /// Every object received, by stream position.
+    ids: Vec<ObjectId>,
+    arrived: IdMap<ObjType>,
+    /// Delta chains of objects kept as deltas (see `hero_store::Received::chain`).
+    chains: IdMap<(ObjectId, u32)>,
+    window: IdMap<Arc<[u8]>>,
+    window_order: VecDeque<ObjectId>,
+    window_bytes: usize,
+    /// Received objects nothing received after them links to (yet).
+    unreferenced: IdSet,
+    wants: IdSet,
+    /// With an inventory: the ids that will arrive, in order.
+    expected: Option<Vec<ObjectId>>,
+    started: bool,
+    stats: TransferStats,
+}
+
+impl Rx {
+    fn new(wants: &[ObjectId], expected: Option<Vec<ObjectId>>) -> Result<Self> {
+        let mut dec = zstd::stream::raw::Decoder::new().map_err(SyncError::Io)?;
+        dec.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(MAX_WINDOW_LOG))
+            .map_err(SyncError::Io)?;
+        Ok(Rx {
+            dec,
+            pending: Vec::new(),
+            pending_bytes: 0,
+            ids: Vec::new(),
+            arrived: IdMap::default(),
+            chains: IdMap::default(),
+            window: IdMap::default(),
+            window_order: VecDeque::new(),
+            window_bytes: 0,
+            unreferenced: IdSet::default(),
+            wants: wants.iter().copied().collect(),
+            expected,
+            started: false,
+            stats: TransferStats::default(),
+        })
+    }
+
+    /// Takes a PACK message apart.
+    fn unpack(&mut self, body: &[u8]) -> Result<()> {
+        let (&flag, data) = body
+            .split_first()
+            .ok_or_else(|| SyncError::protocol("empty pack"))?;
+        let added = match flag {
+            0 => parse_entries(data, &mut self.pending)?,
+            1 => {
+                let decoded = self.inflate(data)?;
+                parse_entries(&decoded, &mut self.pending)?
+            }
+            other => return Err(SyncError::protocol(format!("unknown pack flag {other}"))),
+        };
+        self.pending_bytes += added;
+        Ok(())
+    }
+
+    /// Decodes the next part of the compressed stream, refusing more than
+    /// [`MAX_PACK_DECODED`] bytes.
+    fn inflate(&mut self, mut input: &[u8]) -> Result<Vec<u8>> {
+        use zstd::stream::raw::Operation;
+        let mut out: Vec<u8> = Vec::new();
+        loop {
+            let start = out.len();
+            let room = (256usize << 10).min(MAX_PACK_DECODED + 1 - start);
+            if room == 0 {
+                return Err(SyncError::protocol("a pack decodes to more than the limit"));
+            }
+            out.resize(start + room, 0);
+            let st = self
+                .dec
+                .run_on_buffers(input, &mut out[start..])
+                .map_err(|e| SyncError::protocol(format!("a pack does not decode: {e}")))?;
+            out.truncate(start + st.bytes_written);
+            input = &input[st.bytes_read..];
+            if input.is_empty() && st.bytes_written < room {
+                return Ok(out);
+            }
+        }
+    }
+
+    fn remember(&mut self, id: ObjectId, raw: Arc<[u8]>) {
+        if raw.len() > WINDOW_BYTES / 8 || self.window.contains_key(&id) {
+            return;
+        }
+        self.window_bytes += raw.len();
+        self.window.insert(id, raw);
+        self.window_order.push_back(id);
+        while self.window_bytes > WINDOW_BYTES {
+            let Some(old) = self.window_order.pop_front() else {
+                break;
+            };
+            if let Some(r) = self.window.remove(&old) {
+                self.window_bytes -= r.len();
+            }
+        }
+    }
+
+    /// Stores what is pending in one transaction. The last call also checks that everything
+    /// received is reachable from what was asked for; if not, that transaction is dropped.
+    fn store(&mut self, repo: &Repo, last: bool) -> Result<()> {
+        if self.pending.is_empty() && !last {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        self.pending_bytes = 0;
+        let result = repo.batch(
+            |b| -> hero_store::Result<std::result::Result<(), SyncError>> {
+                if !self.started && !pending.is_empty() {
+                    b.set_setting(INCOMPLETE, Some(b"1"))?;
+                    self.started = true;
+                }
+                for p in &pending {
+                    if let Err(e) = self.store_one(b, p)? {
+                        return Ok(Err(e));
+                    }
+                }
+                if last {
+                    let stray: Vec<ObjectId> = self
+                        .unreferenced
+                        .iter()
+                        .filter(|id| !self.wants.contains(id))
+                        .copied()
+                        .collect();
+                    if let Some(first) = stray.first() {
+                        // Dropping this transaction keeps none of its objects.
+                        return Err(hero_store::Error::Refused {
+                            id: *first,
+                            reason: format!(
+                                "{} object(s) were sent that nothing asked for: their content \
+                             does not match the id of anything wanted",
+                                stray.len()
+                            ),
+                        });
+                    }
+                    b.set_setting(INCOMPLETE, None)?;
+                }
+                Ok(Ok(()))
+            },
+        );
+        match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e),
+            Err(hero_store::Error::Refused { id, reason }) => Err(SyncError::protocol(format!(
+                "object {} refused: {reason}",
+                id.short()
+            ))),
+            Err(hero_store::Error::Undecodable(reason)) => Err(SyncError::protocol(reason)),
+            Err(e) => Err(SyncError::Store(e)),
+        }
+    }
+
+    /// Stores one entry; the outer error is the store's, the inner one the peer's.
+    fn store_one(
+        &mut self,
+        b: &mut hero_store::Batch<'_, '_>,
+        p: &Parsed,
+    ) -> hero_store::Result<std::result::Result<(), SyncError>> {
+        let index = self.ids.len() as u64;
+        let base = match p.base {
+            None => None,
+            Some(BaseRef::Held(id)) => Some(id),
+            Some(BaseRef::Back(n)) => match index.checked_sub(n) {
+                Some(at) => self.ids.get(at as usize).copied(),
+                None => {
+                    return Ok(Err(SyncError::protocol(
+                        "a delta names a base before the start of the transfer",
+                    )));
+                }
+            },
+        };
+        let base_raw: Option<Arc<[u8]>> = match base {
+            None => None,
+            Some(bid) => match self.window.get(&bid) {
+                Some(r) => Some(r.clone()),
+                None => match b.raw_object(&bid)? {
+                    Some((_, r)) => Some(r.into()),
+                    None => {
+                        return Ok(Err(SyncError::protocol(format!(
+                            "a delta is against {}, which is not here",
+                            bid.short()
+                        ))));
+                    }
+                },
+            },
+        };
+        let forward: Option<Vec<u8>> = match (p.form, &base_raw) {
+            (form::FDELTA, Some(br)) => Some(apply_delta_frame(&p.data, p.raw_len, br)?),
+            _ => None,
+        };
+        let incoming = match (p.form, base, &base_raw, &forward) {
+            (form::RAW, _, _, _) => Incoming::Raw {
+                raw: &p.data,
+                plain: false,
+                previous: None,
+            },
+            (form::PLAIN, _, _, _) => Incoming::Raw {
+                raw: &p.data,
+                plain: true,
+                previous: None,
+            },
+            (form::ZSTD, _, _, _) => Incoming::Zstd {
+                frame: &p.data,
+                raw_len: p.raw_len,
+            },
+            (form::DELTA, Some(bid), Some(br), _) => Incoming::Delta {
+                base: bid,
+                base_raw: br,
+                frame: &p.data,
+                raw_len: p.raw_len,
+                chain: self.chains.get(&bid).copied(),
+            },
+            (form::FDELTA, Some(bid), _, Some(raw)) => Incoming::Raw {
+                raw,
+                plain: false,
+                previous: Some(bid),
+            },
+            _ => return Ok(Err(SyncError::protocol("a malformed pack entry"))),
+        };
+        let arrived = &self.arrived;
+        let r = b.put_received(p.ty, p.manifest_id, incoming, &|x| arrived.get(x).copied())?;
+        if let Some(exp) = &self.expected
+            && exp.get(index as usize) != Some(&r.id)
+        {
+            return Ok(Err(SyncError::protocol(format!(
+                "object {} refused: its content does not match its id (expected {})",
+                r.id.short(),
+                exp.get(index as usize)
+                    .map(|e| e.short())
+                    .unwrap_or_else(|| "nothing more".to_owned())
+            ))));
+        }
+        for l in &r.links {
+            self.unreferenced.remove(l);
+        }
+        self.unreferenced.insert(r.id);
+        self.arrived.insert(r.id, p.ty);
+        self.ids.push(r.id);
+        if let Some(c) = r.chain {
+            self.chains.insert(r.id, c);
+        }
+        let raw: Arc<[u8]> = match (r.decoded, forward) {
+            (Some(d), _) => d.into(),
+            (None, Some(f)) => f.into(),
+            (None, None) => p.data.as_slice().into(),
+        };
+        self.remember(r.id, raw);
+        if r.new {
+            self.stats.objects += 1;
+            if p.ty == ObjType::Commit {
+                self.stats.commits += 1;
+            }
+        }
+        if matches!(p.form, form::DELTA | form::FDELTA) {
+            self.stats.deltas += 1;
+        }
+        Ok(Ok(()))
+    }
+}
+
+/// The receiver's side: sends WANTS, stores what arrives.
 pub(crate) async fn receive_objects<R, W>(
     wire: &mut Wire<R, W>,
     repo: &Repo,
@@ -495,8 +1024,12 @@ where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
 {
+    let t0 = std::time::Instant::now();
+    let resume = blocking(|| repo.setting(INCOMPLETE))?.is_some();
     let mut m = Enc::new(kind::WANTS);
-    m.ids(wants).ids(haves);
+    m.ids(wants)
+        .ids(haves)
+        .u8(if resume { wants_flag::INVENTORY } else { 0 });
     wire.send(&m).await?;
     wire.flush().await?;
     if let Some(p) = progress {
@@ -507,7 +1040,73 @@ where
             bytes: wire.bytes_in,
         });
     }
-    let mut inventory: Vec<(ObjType, ObjectId)> = Vec::new();
+    let mut candidates = 0u64;
+    let expected = if resume {
+        let (n, expected) = receive_inventory(wire, repo).await?;
+        candidates = n;
+        Some(expected)
+    } else {
+        None
+    };
+    let start = wire.expect(kind::PACK_START).await?;
+    let total = Dec::new(&start).varint()?;
+    if total > MAX_INVENTORY as u64 {
+        return Err(SyncError::protocol("too many objects announced"));
+    }
+    let mut rx = Rx::new(wants, expected)?;
+    rx.stats.candidates = candidates.max(total);
+    let report = |rx: &Rx, bytes: u64| {
+        if let Some(p) = progress {
+            p(&Progress {
+                phase: Phase::Transferring,
+                objects: rx.ids.len() as u64,
+                objects_total: total,
+                bytes,
+            });
+        }
+    };
+    loop {
+        let (k, body) = wire.recv().await?;
+        match k {
+            kind::PACK => {
+                rx.stats.object_bytes += body.len() as u64 + 5;
+                rx.unpack(&body)?;
+                if rx.ids.len() + rx.pending.len() > total as usize {
+                    return Err(SyncError::protocol("more objects than announced"));
+                }
+                if rx.pending_bytes >= STORE_BATCH_BYTES {
+                    blocking(|| rx.store(repo, false))?;
+                    report(&rx, wire.bytes_in);
+                }
+            }
+            kind::END => break,
+            other => {
+                return Err(SyncError::protocol(format!(
+                    "expected objects, got message {other}"
+                )));
+            }
+        }
+    }
+    if rx.ids.len() + rx.pending.len() != total as usize {
+        return Err(SyncError::protocol(format!(
+            "the transfer ended after {} of {total} objects",
+            rx.ids.len() + rx.pending.len()
+        )));
+    }
+    blocking(|| rx.store(repo, true))?;
+    report(&rx, wire.bytes_in);
+    tracing::debug!(objects = rx.ids.len(), "received in {:?}", t0.elapsed());
+    Ok(rx.stats)
+}
+
+/// Reads the sender's inventory and answers which objects are missing; returns the number
+/// of candidates and the ids that will arrive, in order.
+async fn receive_inventory<R, W>(wire: &mut Wire<R, W>, repo: &Repo) -> Result<(u64, Vec<ObjectId>)>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    let mut inventory: Vec<ObjectId> = Vec::new();
     loop {
         let (k, body) = wire.recv().await?;
         let mut d = Dec::new(&body);
@@ -518,8 +1117,8 @@ where
                     return Err(SyncError::protocol("inventory too large"));
                 }
                 for _ in 0..n {
-                    let t = type_of(d.u8()?)?;
-                    inventory.push((t, d.id()?));
+                    type_of(d.u8()?)?;
+                    inventory.push(d.id()?);
                 }
             }
             kind::INVENTORY_END => {
@@ -536,14 +1135,14 @@ where
         }
     }
     // The bitmap of what is missing: an object present means its closure is present.
-    let (bits, expected) = blocking(|| -> Result<(Vec<u8>, Typed)> {
+    let (bits, expected) = blocking(|| -> Result<(Vec<u8>, Vec<ObjectId>)> {
         let view = repo.view()?;
         let mut bits = vec![0u8; inventory.len().div_ceil(8)];
         let mut expected = Vec::new();
-        for (i, (t, id)) in inventory.iter().enumerate() {
+        for (i, id) in inventory.iter().enumerate() {
             if view.object_type(id)?.is_none() {
                 bits[i / 8] |= 1 << (i % 8);
-                expected.push((*t, *id));
+                expected.push(*id);
             }
         }
         Ok((bits, expected))
@@ -552,178 +1151,5 @@ where
     m.bytes(&bits);
     wire.send(&m).await?;
     wire.flush().await?;
-    let mut stats = TransferStats {
-        candidates: inventory.len() as u64,
-        ..TransferStats::default()
-    };
-    drop(inventory);
-    let total = expected.len() as u64;
-    let mut pending: Vec<Incoming> = Vec::new();
-    let mut pending_bytes = 0usize;
-    let mut next = 0usize;
-    loop {
-        let (k, body) = wire.recv().await?;
-        match k {
-            kind::OBJECT => {
-                let Some(&(want_ty, want_id)) = expected.get(next) else {
-                    return Err(SyncError::protocol("an object that was not asked for"));
-                };
-                next += 1;
-                stats.object_bytes += body.len() as u64 + 5;
-                let obj = decode_object(repo, &body, &pending)?;
-                if obj.id != want_id || obj.ty != want_ty {
-                    return Err(SyncError::protocol(format!(
-                        "object {} arrived out of order (expected {})",
-                        obj.id.short(),
-                        want_id.short()
-                    )));
-                }
-                if obj.delta {
-                    stats.deltas += 1;
-                }
-                pending_bytes += obj.raw.len();
-                pending.push(obj);
-                if pending_bytes >= STORE_BATCH_BYTES {
-                    store(repo, &mut pending, &mut stats)?;
-                    pending_bytes = 0;
-                    if let Some(p) = progress {
-                        p(&Progress {
-                            phase: Phase::Transferring,
-                            objects: stats.objects,
-                            objects_total: total,
-                            bytes: wire.bytes_in,
-                        });
-                    }
-                }
-            }
-            kind::END => break,
-            other => {
-                return Err(SyncError::protocol(format!(
-                    "expected an object, got message {other}"
-                )));
-            }
-        }
-    }
-    if next != expected.len() {
-        return Err(SyncError::protocol(format!(
-            "the transfer ended after {next} of {} objects",
-            expected.len()
-        )));
-    }
-    store(repo, &mut pending, &mut stats)?;
-    if let Some(p) = progress {
-        p(&Progress {
-            phase: Phase::Transferring,
-            objects: stats.objects,
-            objects_total: total,
-            bytes: wire.bytes_in,
-        });
-    }
-    Ok(stats)
-}
-
-/// An object received and decompressed, not yet stored.
-#[derive(Debug)]
-pub(crate) struct Incoming {
-    ty: ObjType,
-    id: ObjectId,
-    raw: Vec<u8>,
-    base: Option<ObjectId>,
-    delta: bool,
-}
-
-fn decode_object(repo: &Repo, body: &[u8], pending: &[Incoming]) -> Result<Incoming> {
-    let mut d = Dec::new(body);
-    let ty = type_of(d.u8()?)?;
-    let id = d.id()?;
-    let e = d.u8()?;
-    let base = if e == enc::DELTA { Some(d.id()?) } else { None };
-    let raw_len = d.u32()? as usize;
-    if raw_len > MAX_FRAME {
-        return Err(SyncError::protocol(format!(
-            "object {} claims {raw_len} bytes, over the limit",
-            id.short()
-        )));
-    }
-    let data = d.rest();
-    let raw = match e {
-        enc::RAW => data.to_vec(),
-        enc::ZSTD => zstd::bulk::decompress(data, raw_len)
-            .map_err(|err| SyncError::protocol(format!("object {}: {err}", id.short())))?,
-        enc::DELTA => {
-            let b = base.unwrap_or_default();
-            // Bases are usually the previous version, received just before: look back first.
-            let base_raw = match pending.iter().rev().find(|o| o.id == b) {
-                Some(o) => o.raw.clone(),
-                None => blocking(|| repo.view()?.raw_object(&b))?
-                    .map(|(_, r)| r)
-                    .ok_or_else(|| {
-                        SyncError::protocol(format!(
-                            "object {} is a delta against {}, which is not here",
-                            id.short(),
-                            b.short()
-                        ))
-                    })?,
-            };
-            let mut dc = zstd::bulk::Decompressor::with_dictionary(&base_raw)?;
-            dc.decompress(data, raw_len)
-                .map_err(|err| SyncError::protocol(format!("object {}: {err}", id.short())))?
-        }
-        other => {
-            return Err(SyncError::protocol(format!("unknown encoding {other}")));
-        }
-    };
-    // Checked here too (the store checks again) so a lying peer is cut off at once.
-    if ty != ObjType::Manifest && ObjectId::of(&raw) != id {
-        return Err(SyncError::protocol(format!(
-            "object {} refused: content does not match its id",
-            id.short()
-        )));
-    }
-    if raw.len() != raw_len {
-        return Err(SyncError::protocol(format!(
-            "object {} has {} bytes, {raw_len} announced",
-            id.short(),
-            raw.len()
-        )));
-    }
-    Ok(Incoming {
-        ty,
-        id,
-        raw,
-        base,
-        delta: e == enc::DELTA,
-    })
-}
-
-/// Stores pending objects in one transaction; each is verified against its id first. On a
-/// bad object nothing of the batch is kept and the peer is named in the error.
-fn store(repo: &Repo, pending: &mut Vec<Incoming>, stats: &mut TransferStats) -> Result<()> {
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let (n, commits) = blocking(|| {
-        repo.batch(|b| {
-            let mut n = 0u64;
-            let mut commits = 0u64;
-            for o in pending.iter() {
-                b.put_raw(o.ty, &o.id, &o.raw, o.base)?;
-                n += 1;
-                if o.ty == ObjType::Commit {
-                    commits += 1;
-                }
-            }
-            Ok((n, commits))
-        })
-    })
-    .map_err(|e| match e {
-        hero_store::Error::Refused { id, reason } => {
-            SyncError::protocol(format!("object {} refused: {reason}", id.short()))
-        }
-        other => SyncError::Store(other),
-    })?;
-    stats.objects += n;
-    stats.commits += commits;
-    pending.clear();
-    Ok(())
+    Ok((inventory.len() as u64, expected))
 }

@@ -14,7 +14,7 @@ use crate::error::{Result, SyncError};
 /// The protocol's ALPN.
 pub const ALPN: &[u8] = b"hero-store/sync/1";
 /// The protocol version this build speaks.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// The first bytes of a hello.
 pub const MAGIC: &[u8; 4] = b"HERO";
 /// The largest frame accepted: the largest object plus room for its header.
@@ -40,14 +40,16 @@ pub mod kind {
     pub const INVENTORY_END: u8 = 6;
     /// Receiver → sender: bitmap of the candidates it lacks.
     pub const NEED: u8 = 7;
-    /// Sender → receiver: one object.
-    pub const OBJECT: u8 = 8;
+    /// Sender → receiver: how many objects follow, in PACK messages.
+    pub const PACK_START: u8 = 8;
     /// Sender → receiver: all objects sent.
     pub const END: u8 = 9;
     /// Pusher → server: the branches pushed.
     pub const PUSH: u8 = 10;
     /// Server → pusher: what became of each branch.
     pub const PUSH_RESULT: u8 = 11;
+    /// Sender → receiver: a run of objects (see `transfer.rs`).
+    pub const PACK: u8 = 12;
 }
 
 /// Error codes of an ERROR message.
@@ -66,14 +68,25 @@ pub mod code {
     pub const INTERNAL: u8 = 6;
 }
 
-/// Object encodings in an OBJECT message.
-pub mod enc {
-    /// The raw bytes.
+/// How an object travels inside a PACK message.
+pub mod form {
+    /// The raw bytes; the receiver compresses them as it stores them.
     pub const RAW: u8 = 0;
-    /// zstd.
-    pub const ZSTD: u8 = 1;
-    /// zstd with a base object's raw bytes as dictionary.
-    pub const DELTA: u8 = 2;
+    /// The raw bytes, kept uncompressed (the sender found them incompressible).
+    pub const PLAIN: u8 = 1;
+    /// A whole zstd frame, kept as it is.
+    pub const ZSTD: u8 = 2;
+    /// The sender's stored delta against an older or newer version, kept as it is.
+    pub const DELTA: u8 = 3;
+    /// A delta against an object the receiver has, made for the transfer; the receiver stores
+    /// the object whole and the base as a delta against it.
+    pub const FDELTA: u8 = 4;
+}
+
+/// WANTS flags.
+pub mod wants_flag {
+    /// The receiver may hold objects of an interrupted transfer: list candidates first.
+    pub const INVENTORY: u8 = 1;
 }
 
 /// The wire code of an object type (the store's record code).
@@ -114,6 +127,15 @@ impl Enc {
     pub fn bytes(&mut self, b: &[u8]) -> &mut Self {
         self.u32(u32::try_from(b.len()).unwrap_or(u32::MAX));
         self.0.extend_from_slice(b);
+        self
+    }
+    /// An unsigned LEB128 varint.
+    pub fn varint(&mut self, mut v: u64) -> &mut Self {
+        while v >= 0x80 {
+            self.0.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.0.push(v as u8);
         self
     }
     /// A list of ids.
@@ -160,6 +182,22 @@ impl<'a> Dec<'a> {
         let mut a = [0u8; 32];
         a.copy_from_slice(self.take(32)?);
         Ok(ObjectId(a))
+    }
+    /// An unsigned LEB128 varint of at most 64 bits.
+    pub fn varint(&mut self) -> Result<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(SyncError::protocol("varint too long"))
+    }
+    /// `n` bytes.
+    pub fn raw(&mut self, n: usize) -> Result<&'a [u8]> {
+        self.take(n)
     }
     /// Length-prefixed bytes.
     pub fn bytes(&mut self) -> Result<&'a [u8]> {

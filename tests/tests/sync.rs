@@ -428,7 +428,6 @@ fn a_hostile_peer_is_disconnected_and_nothing_it_sent_is_kept() {
     ok(&a, &["allow", "add", &key.public().to_string()]);
     let before = head(&a, "main");
     let repo_id = Repo::open(&a).unwrap().repo_id().unwrap();
-    let claimed = ObjectId::of(b"what the id says");
     let fake_commit = ObjectId::of(b"a commit that is not there");
     let ticket: hero_sync::Ticket = sa.ticket.parse().unwrap();
     let cfg = hero_sync::NetConfig {
@@ -453,29 +452,20 @@ fn a_hostile_peer_is_disconnected_and_nothing_it_sent_is_kept() {
         .unwrap();
         let (k, _) = p.recv().await.unwrap();
         assert_eq!(k, testing::WANTS);
+        // No id travels with an object: the receiver hashes what arrives, and an object
+        // that is not the head it was told about (nor reachable from it) is refused.
+        p.send(testing::kinds::PACK_START, &testing::pack_start_body(1))
+            .await
+            .unwrap();
         p.send(
-            testing::kinds::INVENTORY,
-            &testing::inventory_body(&[(ObjType::Blob, claimed)]),
-        )
-        .await
-        .unwrap();
-        p.send(
-            testing::kinds::INVENTORY_END,
-            &testing::inventory_end_body(1),
-        )
-        .await
-        .unwrap();
-        let (k, _) = p.recv().await.unwrap();
-        assert_eq!(k, testing::kinds::NEED);
-        p.send(
-            testing::kinds::OBJECT,
-            &testing::object_body(ObjType::Blob, &claimed, b"something else entirely"),
+            testing::kinds::PACK,
+            &testing::pack_body(ObjType::Blob, b"something else entirely"),
         )
         .await
         .unwrap();
         p.send(testing::kinds::END, &[]).await.unwrap();
         let err = p.recv().await.unwrap_err().to_string();
-        assert!(err.contains("does not match its id"), "{err}");
+        assert!(err.contains("does not match the id"), "{err}");
         p.close().await;
 
         // 2. A frame header announcing 4 GiB.
@@ -502,7 +492,6 @@ fn a_hostile_peer_is_disconnected_and_nothing_it_sent_is_kept() {
     });
     let repo = Repo::open(&a).unwrap();
     let view = repo.view().unwrap();
-    assert!(view.object_type(&claimed).unwrap().is_none());
     assert!(
         view.object_type(&ObjectId::of(b"something else entirely"))
             .unwrap()
@@ -516,7 +505,7 @@ fn a_hostile_peer_is_disconnected_and_nothing_it_sent_is_kept() {
     assert_eq!(head(&b, "main"), before);
     // Each bad peer got a clear log line.
     let log = std::fs::read_to_string(&sa.log).unwrap();
-    assert!(log.contains("does not match its id"), "{log}");
+    assert!(log.contains("does not match the id"), "{log}");
     assert!(log.contains("over the limit"), "{log}");
     assert!(log.contains("ended in the middle"), "{log}");
     assert!(log.contains("incompatible version"), "{log}");

@@ -395,7 +395,12 @@ impl Repo {
 
     /// Writes objects and refs directly, in one transaction (for importers and sync).
     pub fn batch<R>(&self, f: impl FnOnce(&mut Batch<'_, '_>) -> Result<R>) -> Result<R> {
-        self.write(|w| f(&mut Batch { w }))
+        self.write(|w| {
+            let mut b = Batch { w, staged: None };
+            let r = f(&mut b)?;
+            b.flush_staged()?;
+            Ok(r)
+        })
     }
 }
 
@@ -618,6 +623,8 @@ fn commit_tree(w: &WriteCtx<'_>, id: &ObjectId) -> Result<ObjectId> {
 /// Direct object and ref writes inside one transaction.
 pub struct Batch<'a, 't> {
     pub(crate) w: &'a mut WriteCtx<'t>,
+    /// Records held back to be written in key order (see [`Batch::write_in_key_order`]).
+    pub(crate) staged: Option<crate::transfer::Staged>,
 }
 
 impl std::fmt::Debug for Batch<'_, '_> {
@@ -629,6 +636,11 @@ impl std::fmt::Debug for Batch<'_, '_> {
 impl Batch<'_, '_> {
     /// Whether an object is stored.
     pub fn has(&self, id: &ObjectId) -> Result<bool> {
+        if let Some(s) = &self.staged
+            && s.records.contains_key(id)
+        {
+            return Ok(true);
+        }
         self.w.has(id)
     }
     /// Stores small file content (at most [`SMALL_FILE_MAX`] bytes) and returns its id.

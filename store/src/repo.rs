@@ -153,14 +153,23 @@ impl Repo {
     pub fn compact(&mut self) -> Result<(u64, u64)> {
         let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         let before = size(&self.path);
+        let t0 = std::time::Instant::now();
         self.rewrite_in_key_order(OBJECTS)?;
         self.rewrite_in_key_order(XREF)?;
+        let rewritten = t0.elapsed();
         // Each pass moves what it can toward the start; stop when one gains nothing.
         for _ in 0..8 {
             if !self.db.compact()? {
                 break;
             }
         }
+        tracing::debug!(
+            "compacted {} from {before} to {} bytes: key-order rewrite {rewritten:?}, \
+             page moves {:?}",
+            self.path.display(),
+            size(&self.path),
+            t0.elapsed() - rewritten
+        );
         Ok((before, size(&self.path)))
     }
 

@@ -187,8 +187,9 @@ pub enum Incoming<'a> {
         frame: &'a [u8],
         /// Length of the raw bytes.
         raw_len: u64,
-        /// When the base is itself a delta stored in this transfer: the whole object its chain
-        /// ends at and the base's depth (see [`Received::chain`]).
+        /// When the base is itself kept as a delta (stored in this transfer): the whole object
+        /// its chain ends at and the base's depth (see [`Received::chain`]). `None` when the
+        /// base is whole or its chain is not known (then the object is kept whole).
         chain: Option<(ObjectId, u32)>,
     },
 }
@@ -209,10 +210,104 @@ pub struct Received {
     pub links: Vec<ObjectId>,
 }
 
+/// Records [`Batch::put_received`] holds back until the transaction ends.
+#[derive(Debug, Default)]
+pub(crate) struct Staged {
+    pub(crate) records: std::collections::BTreeMap<ObjectId, Vec<u8>>,
+    /// Reverse deltas to make once the records are written: (old, new).
+    deltify: Vec<(ObjectId, ObjectId)>,
+}
+
 /// Looks up objects a transfer has already stored or checked, before the database is asked.
 pub type Known<'a> = &'a dyn Fn(&ObjectId) -> Option<ObjType>;
 
 impl Batch<'_, '_> {
+    /// From now on, objects stored by [`Batch::put_received`] are written when the
+    /// transaction ends, sorted by id. B-tree pages filled in key order end up full; filled in
+    /// arrival order (ids are random) they end up about two thirds full, and the file
+    /// correspondingly larger.
+    pub fn write_in_key_order(&mut self) {
+        if self.staged.is_none() {
+            self.staged = Some(Staged::default());
+        }
+    }
+
+    /// Writes what [`Batch::write_in_key_order`] held back.
+    pub(crate) fn flush_staged(&mut self) -> Result<()> {
+        let Some(s) = self.staged.as_mut() else {
+            return Ok(());
+        };
+        let records = std::mem::take(&mut s.records);
+        let deltify = std::mem::take(&mut s.deltify);
+        tracing::debug!(
+            records = records.len(),
+            "writing held-back records in key order"
+        );
+        for (id, rec) in &records {
+            self.w.insert_record(id, rec)?;
+        }
+        for (old, new) in deltify {
+            self.w.deltify(&old, &new)?;
+        }
+        Ok(())
+    }
+
+    fn insert_received(&mut self, id: &ObjectId, rec: Vec<u8>) -> Result<()> {
+        match self.staged.as_mut() {
+            Some(s) => {
+                s.records.insert(*id, rec);
+                Ok(())
+            }
+            None => self.w.insert_record(id, &rec),
+        }
+    }
+
+    fn insert_received_whole(
+        &mut self,
+        ty: ObjType,
+        id: &ObjectId,
+        raw: &[u8],
+        payload: Option<&ObjectId>,
+    ) -> Result<()> {
+        if raw.len() as u64 > record::MAX_RAW {
+            return Err(Error::FileTooLarge);
+        }
+        self.insert_received(id, record::encode_full(ty, raw, payload))
+    }
+
+    /// Whether the record of `id` (held back or stored) is whole; `None` if there is none.
+    fn record_is_whole(&self, id: &ObjectId) -> Result<Option<bool>> {
+        if let Some(s) = &self.staged
+            && let Some(rec) = s.records.get(id)
+        {
+            return Ok(Some(
+                Record::parse(rec)
+                    .map_err(|e| Error::corrupt(*id, e))?
+                    .is_full(),
+            ));
+        }
+        match self.w.objects.get(&id.0)? {
+            Some(g) => Ok(Some(
+                Record::parse(g.value())
+                    .map_err(|e| Error::corrupt(*id, e))?
+                    .is_full(),
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// The type of a held-back or stored object.
+    fn type_of(&self, id: &ObjectId) -> Result<Option<ObjType>> {
+        if let Some(s) = &self.staged
+            && let Some(rec) = s.records.get(id)
+        {
+            return Ok(Some(
+                Record::parse(rec).map_err(|e| Error::corrupt(*id, e))?.ty,
+            ));
+        }
+        crate::db::object_type(&self.w.objects, id)
+    }
+
     /// Stores an object received from elsewhere after the checks of [`Batch::put_raw`], in the
     /// form it arrived in when that form can be kept: a whole zstd frame as it is, a delta as
     /// it is unless its chain would grow too long. `id` is needed only for manifests (whose id
@@ -268,6 +363,10 @@ impl Batch<'_, '_> {
             out.decoded = decoded;
             return Ok(out);
         }
+        if ty == ObjType::Manifest {
+            // Its chunks are read back to check its id.
+            self.flush_staged()?;
+        }
         out.links = self.check_offered(ty, &id, raw, known)?;
         out.new = true;
         match incoming {
@@ -275,21 +374,25 @@ impl Batch<'_, '_> {
                 plain, previous, ..
             } => {
                 if ty == ObjType::Manifest {
-                    self.w
-                        .insert_whole(ty, &id, raw, Some(&ObjectId::of(raw)))?;
+                    self.insert_received_whole(ty, &id, raw, Some(&ObjectId::of(raw)))?;
                 } else if plain {
                     let rec = record::encode_with(ty, Encoding::Plain, raw.len() as u64, raw);
-                    self.w.insert_record(&id, &rec)?;
+                    self.insert_received(&id, rec)?;
                 } else {
-                    self.w.insert_whole(ty, &id, raw, None)?;
+                    self.insert_received_whole(ty, &id, raw, None)?;
                 }
                 if let Some(p) = previous {
-                    self.w.deltify(&p, &id)?;
+                    match self.staged.as_mut() {
+                        Some(s) => s.deltify.push((p, id)),
+                        None => {
+                            self.w.deltify(&p, &id)?;
+                        }
+                    }
                 }
             }
             Incoming::Zstd { frame, raw_len } => {
                 let rec = record::encode_with(ty, Encoding::Zstd, raw_len, frame);
-                self.w.insert_record(&id, &rec)?;
+                self.insert_received(&id, rec)?;
             }
             Incoming::Delta {
                 base,
@@ -298,38 +401,25 @@ impl Batch<'_, '_> {
                 chain,
                 ..
             } => {
-                let base_whole = match self.w.objects.get(&base.0)? {
-                    Some(g) => Record::parse(g.value())
-                        .map_err(|e| Error::corrupt(base, e))?
-                        .is_full(),
-                    None => false,
-                };
-                let depth = match (base_whole, chain) {
-                    (true, _) => Some((base, 1)),
-                    (false, Some((head, d))) => Some((head, d.saturating_add(1))),
-                    (false, None) => None,
+                let depth = match chain {
+                    Some((head, d)) => Some((head, d.saturating_add(1))),
+                    None => match self.record_is_whole(&base)? {
+                        Some(true) => Some((base, 1)),
+                        _ => None,
+                    },
                 };
                 match depth {
                     Some((head, d)) if d <= crate::db::max_depth(raw_len) => {
-                        let short = crate::db::with_prefix(
-                            &self.w.objects,
-                            &record::short_base(&base),
-                            &base,
-                        )?
-                        .is_empty();
-                        let enc = if short {
-                            Encoding::DeltaShort(record::short_base(&base))
-                        } else {
-                            Encoding::Delta(base)
-                        };
-                        let rec = if short {
-                            record::encode_with(ty, enc, raw_len, frame)
-                        } else {
-                            let mut full = record::ZSTD_MAGIC.to_vec();
-                            full.extend_from_slice(frame);
-                            record::encode_with(ty, enc, raw_len, &full)
-                        };
-                        self.w.insert_record(&id, &rec)?;
+                        // The compact form names the base by a prefix of its id. Uniqueness is
+                        // not checked: a reader that finds several objects with the prefix
+                        // tells them apart by decoding (ids are hashes: 64 bits rarely clash).
+                        let rec = record::encode_with(
+                            ty,
+                            Encoding::DeltaShort(record::short_base(&base)),
+                            raw_len,
+                            frame,
+                        );
+                        self.insert_received(&id, rec)?;
                         let cur = self.w.chains.get(&head.0)?.map(|g| g.value()).unwrap_or(0);
                         if d > cur {
                             self.w.chains.insert(&head.0, d)?;
@@ -338,7 +428,7 @@ impl Batch<'_, '_> {
                     }
                     // The chain would be too long or cannot be followed: keep it whole.
                     _ => {
-                        self.w.insert_whole(ty, &id, raw, None)?;
+                        self.insert_received_whole(ty, &id, raw, None)?;
                     }
                 }
             }
@@ -372,6 +462,7 @@ impl Batch<'_, '_> {
         if self.has(id)? {
             return Ok(false);
         }
+        self.flush_staged()?;
         self.check_offered(ty, id, raw, &|_| None)?;
         if ty == ObjType::Manifest {
             self.w.put(ty, id, raw, Some(&payload))?;
@@ -406,7 +497,7 @@ impl Batch<'_, '_> {
         for (want, link) in &links {
             let found = match known(link) {
                 Some(t) => Some(t),
-                None => crate::db::object_type(&self.w.objects, link)?,
+                None => self.type_of(link)?,
             };
             match found {
                 None => {
@@ -442,7 +533,14 @@ impl Batch<'_, '_> {
     }
 
     /// An object's type and raw bytes as this transaction sees them, or `None`.
-    pub fn raw_object(&self, id: &ObjectId) -> Result<Option<(ObjType, Vec<u8>)>> {
+    pub fn raw_object(&mut self, id: &ObjectId) -> Result<Option<(ObjType, Vec<u8>)>> {
+        if self
+            .staged
+            .as_ref()
+            .is_some_and(|s| s.records.contains_key(id))
+        {
+            self.flush_staged()?;
+        }
         match self.w.get_raw(id) {
             Ok(v) => Ok(Some(v)),
             Err(Error::Missing(m)) if m == *id => Ok(None),

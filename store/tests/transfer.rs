@@ -189,3 +189,123 @@ fn compaction_gives_free_pages_back_and_keeps_everything() {
     cs.put_bytes(&path, EntryKind::File, b"small now").unwrap();
     cs.commit(meta("after"), Expect::Latest).unwrap();
 }
+
+/// Copies a history the way sync does: newest content first, each object in the form it is
+/// stored in (deltas against objects already copied), into a batch written in key order.
+#[test]
+fn stored_forms_travel_as_they_are_and_decode_the_same() {
+    use hero_store::{Incoming, StoredForm};
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("s")).unwrap();
+    let src = new_repo(&tmp.path().join("s"));
+    let path = RepoPath::parse("doc.md").unwrap();
+    let mut text: Vec<u8> = (0..300)
+        .flat_map(|i| format!("line {i} of a document\n").into_bytes())
+        .collect();
+    let mut heads = Vec::new();
+    for round in 0..6 {
+        text.extend_from_slice(format!("edit {round}\n").as_bytes());
+        let mut cs = src.change_set("main").unwrap();
+        cs.put_bytes(&path, EntryKind::File, &text).unwrap();
+        heads.push(cs.commit(meta("edit"), Expect::Latest).unwrap().id);
+    }
+    let view = src.view().unwrap();
+    // Content newest first (older versions are deltas against newer ones), commits last,
+    // oldest first.
+    let mut order: Vec<(ObjType, ObjectId)> = Vec::new();
+    for c in heads.iter().rev() {
+        let mut sub = Vec::new();
+        post_order(&src, view.commit(c).unwrap().tree, ObjType::Tree, &mut sub);
+        for x in sub {
+            if !order.contains(&x) {
+                order.push(x);
+            }
+        }
+    }
+    order.extend(heads.iter().map(|c| (ObjType::Commit, *c)));
+    std::fs::create_dir_all(tmp.path().join("d")).unwrap();
+    let dst = new_repo(&tmp.path().join("d"));
+    let mut deltas = 0;
+    dst.batch(|b| {
+        b.write_in_key_order();
+        let mut chains = std::collections::HashMap::new();
+        let mut raws = std::collections::HashMap::new();
+        for (ty, id) in &order {
+            let stored = view.stored(id)?.unwrap();
+            let (_, raw) = view.raw_object(id)?.unwrap();
+            let r = match &stored.form {
+                StoredForm::Delta { base, frame } => {
+                    deltas += 1;
+                    let base_raw: &Vec<u8> = &raws[base];
+                    b.put_received(
+                        *ty,
+                        None,
+                        Incoming::Delta {
+                            base: *base,
+                            base_raw,
+                            frame,
+                            raw_len: stored.raw_len,
+                            chain: chains.get(base).copied(),
+                        },
+                        &|_| None,
+                    )?
+                }
+                StoredForm::Zstd(frame) => b.put_received(
+                    *ty,
+                    None,
+                    Incoming::Zstd {
+                        frame,
+                        raw_len: stored.raw_len,
+                    },
+                    &|_| None,
+                )?,
+                StoredForm::Plain(_) | StoredForm::Other => b.put_received(
+                    *ty,
+                    None,
+                    Incoming::Raw {
+                        raw: &raw,
+                        plain: matches!(stored.form, StoredForm::Plain(_)),
+                        previous: None,
+                    },
+                    &|_| None,
+                )?,
+            };
+            assert_eq!(r.id, *id);
+            assert!(r.new);
+            if let Some(c) = r.chain {
+                chains.insert(*id, c);
+            }
+            raws.insert(*id, raw);
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert!(deltas >= 5, "older versions are stored as deltas: {deltas}");
+    let dview = dst.view().unwrap();
+    for (_, id) in &order {
+        assert_eq!(
+            dview.stored(id).unwrap(),
+            view.stored(id).unwrap(),
+            "{id:?}"
+        );
+        assert_eq!(dview.raw_object(id).unwrap(), view.raw_object(id).unwrap());
+    }
+    dst.update_branch("main", None, Some(*heads.last().unwrap()), "copy")
+        .unwrap();
+    assert!(dst.verify(None).unwrap().is_ok());
+    // A frame that does not decode is refused, and nothing of that batch is kept.
+    let err = dst
+        .batch(|b| {
+            b.put_received(
+                ObjType::Blob,
+                None,
+                Incoming::Zstd {
+                    frame: b"not zstd at all",
+                    raw_len: 5,
+                },
+                &|_| None,
+            )
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::Undecodable(_)), "{err}");
+}

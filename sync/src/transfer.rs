@@ -7,7 +7,7 @@
 //! other; large ones travel on their own. No object ids are sent: the receiver hashes what it
 //! gets, checks every link, and only keeps objects reachable from what it asked for.
 //!
-//! The receiver stores what arrives in transactions of a few MiB, so an interrupted transfer
+//! The receiver stores what arrives in transactions of up to 32 MiB, so an interrupted transfer
 //! keeps what arrived; the next one asks for an inventory first and skips those objects.
 
 use std::collections::VecDeque;
@@ -38,8 +38,12 @@ const EXCLUDE_WALK: usize = 20_000;
 const HAVES_WALK: usize = 1024;
 /// Most candidate objects one transfer may list.
 pub const MAX_INVENTORY: usize = 20_000_000;
-/// A receiver stores what arrived once this many bytes are pending.
-pub const STORE_BATCH_BYTES: usize = 4 << 20;
+/// A receiver stores what arrived once this many bytes are pending. Large enough that most
+/// transfers of history are one transaction written in key order (dense pages, no compaction
+/// needed), small enough that an interrupted transfer of bulk data keeps most of what came.
+pub const STORE_BATCH_BYTES: usize = 32 << 20;
+/// A sender reads and encodes this many bytes of objects between network writes.
+const SEND_GROUP_BYTES: usize = 4 << 20;
 /// Raw bytes of small objects gathered before the sender cuts a compressed PACK message.
 const PACK_RAW: usize = 1 << 20;
 /// Objects with at least this many bytes travel outside the compressed stream.
@@ -102,6 +106,8 @@ pub struct TransferStats {
     pub object_bytes: u64,
     /// Objects sent as deltas.
     pub deltas: u64,
+    /// Transactions the receiver stored objects in.
+    pub transactions: u64,
 }
 
 /// Runs blocking store work without stalling the async runtime.
@@ -643,7 +649,7 @@ where
             let mut msgs = Vec::new();
             let mut j = i;
             let mut size = 0usize;
-            while j < needed.len() && size < STORE_BATCH_BYTES {
+            while j < needed.len() && size < SEND_GROUP_BYTES {
                 let (ty, id) = needed[j];
                 let e = encode_entry(&view, ty, &id, &plan, &sent)?;
                 sent.at.insert(id, sent.next);
@@ -860,6 +866,7 @@ impl Rx {
         self.pending_bytes = 0;
         let result = repo.batch(
             |b| -> hero_store::Result<std::result::Result<(), SyncError>> {
+                b.write_in_key_order();
                 if !self.started && !pending.is_empty() {
                     b.set_setting(INCOMPLETE, Some(b"1"))?;
                     self.started = true;
@@ -892,6 +899,9 @@ impl Rx {
                 Ok(Ok(()))
             },
         );
+        if !pending.is_empty() {
+            self.stats.transactions += 1;
+        }
         match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(e),

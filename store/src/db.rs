@@ -331,6 +331,18 @@ pub(crate) fn max_depth(raw_len: u64) -> u32 {
     by_cost.clamp(1, 256) as u32
 }
 
+/// The record of an object stored whole, refusing objects over the size limit.
+pub(crate) fn whole_record(
+    ty: ObjType,
+    raw: &[u8],
+    payload_hash: Option<&ObjectId>,
+) -> Result<Vec<u8>> {
+    if raw.len() as u64 > record::MAX_RAW {
+        return Err(Error::FileTooLarge);
+    }
+    Ok(record::encode_full(ty, raw, payload_hash))
+}
+
 impl WriteCtx<'_> {
     pub(crate) fn has(&self, id: &ObjectId) -> Result<bool> {
         Ok(self.objects.get(&id.0)?.is_some())
@@ -359,10 +371,7 @@ impl WriteCtx<'_> {
         raw: &[u8],
         payload_hash: Option<&ObjectId>,
     ) -> Result<()> {
-        if raw.len() as u64 > record::MAX_RAW {
-            return Err(Error::FileTooLarge);
-        }
-        let rec = record::encode_full(ty, raw, payload_hash);
+        let rec = whole_record(ty, raw, payload_hash)?;
         self.insert_record(id, &rec)
     }
 

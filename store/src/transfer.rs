@@ -269,10 +269,8 @@ impl Batch<'_, '_> {
         raw: &[u8],
         payload: Option<&ObjectId>,
     ) -> Result<()> {
-        if raw.len() as u64 > record::MAX_RAW {
-            return Err(Error::FileTooLarge);
-        }
-        self.insert_received(id, record::encode_full(ty, raw, payload))
+        let rec = crate::db::whole_record(ty, raw, payload)?;
+        self.insert_received(id, rec)
     }
 
     /// Whether the record of `id` (held back or stored) is whole; `None` if there is none.

@@ -859,7 +859,10 @@ impl Rx {
     /// Stores what is pending in one transaction. The last call also checks that everything
     /// received is reachable from what was asked for; if not, that transaction is dropped.
     fn store(&mut self, repo: &Repo, last: bool) -> Result<()> {
-        if self.pending.is_empty() && !last {
+        // Nothing to store and nothing to clear: no transaction (a pull with nothing new must
+        // not bump the repository's generation).
+        // (A resumed transfer clears the mark even when nothing was left to send.)
+        if self.pending.is_empty() && (!last || (!self.started && self.expected.is_none())) {
             return Ok(());
         }
         let pending = std::mem::take(&mut self.pending);

@@ -198,6 +198,10 @@ fn three_peers_converge_in_any_order() {
     assert_eq!(v["pull"]["objects"], 0, "{v}");
     assert_eq!(v["push"]["objects"], 0, "{v}");
     assert_eq!(v["pull"]["branches_updated"], 0, "{v}");
+    // ... and writes nothing: mounts watching the generation are not woken.
+    let before = Repo::open(&c).unwrap().generation().unwrap();
+    json(&c, &["pull", "origin"]);
+    assert_eq!(Repo::open(&c).unwrap().generation().unwrap(), before);
 }
 
 #[test]

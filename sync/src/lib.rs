@@ -19,15 +19,16 @@
 //! 2. The receiver → `WANTS`: heads it lacks, and haves (its heads plus first-parent
 //!    ancestors at exponentially growing distances, [`transfer::haves_of`]).
 //! 3. The sender finds the commits reachable from the wants but not from the haves it knows,
-//!    oldest first, and under each commit the objects of its tree children first, leaving out
-//!    everything in the trees of a few have-commits; it sends that list as `INVENTORY`.
-//! 4. The receiver answers `NEED`: a bitmap of the listed objects it does not have. Because
-//!    objects are stored children first, an object present means its closure is present, so
-//!    this bitmap is what makes an interrupted transfer resume cheaply.
-//! 5. The sender streams the needed `OBJECT`s in list order: raw, zstd, or zstd with the
-//!    previous version of the same path (in a have-commit) as dictionary. The receiver checks
-//!    each against its id and stores them a few MiB per transaction (`Batch::put_raw`
-//!    checks again, and that every link is present).
+//!    and lists their objects newest commit first, each after what it links to, leaving out
+//!    everything in the trees of a few have-commits; then the commits, oldest first.
+//! 4. Only when the receiver's last transfer was interrupted (setting `sync/incomplete`) the
+//!    sender first sends that list as `INVENTORY` and the receiver answers `NEED`, a bitmap of
+//!    what it lacks: objects are stored children first, so one present has its closure.
+//! 5. `PACK_START`, `PACK`s, `END`: the objects as a pack (ADR 0007) — stored deltas as they
+//!    are, small objects raw through one zstd stream, large ones as their stored frames, new
+//!    deltas against the receiver's version of a path. No ids travel: the receiver hashes each
+//!    object, checks its links, keeps it in the form it came in, writes each transaction's
+//!    records in key order (`Batch::put_received`), and refuses objects nothing asked for.
 //! 6. Then branches move: created, fast-forwarded, or merged with [`merge::merge`]
 //!    (deterministic: both peers make the same merge commit); tags are created when missing.
 //!    A push is the same exchange the other way, and the server answers `PUSH_RESULT`.

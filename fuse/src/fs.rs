@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, Notifier, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
-    ReplyWrite, Request, TimeOrNow,
+    AccessFlags, Errno, FileAttr, FileHandle, Filesystem, FopenFlags, Generation, INodeNo,
+    InitFlags, KernelConfig, LockOwner, Notifier, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen,
+    ReplyStatfs, ReplyWrite, Request, TimeOrNow,
 };
 
 use crate::readahead::Data;
-use crate::state::{Inval, MAX_NAME, R, SNAP, Shared, Source, io_errno, store_errno};
+use crate::state::{Cfg, Inval, MAX_NAME, R, SNAP, Shared, Source, State, io_errno, store_errno};
 
 /// How long the kernel may cache names and attributes. Changes made elsewhere are pushed to
 /// the kernel by invalidation, so this can be long.
@@ -43,6 +43,24 @@ pub(crate) fn send_invalidations(notifier: &Notifier, invals: Vec<Inval>) {
     }
 }
 
+/// The attributes and attribute TTL of an inode for an entry reply.
+fn entry_of(st: &State, ino: u64, cfg: &Cfg) -> R<(FileAttr, Duration)> {
+    let attr = st.attr(ino, cfg)?;
+    let ttl = if st.node(ino).is_ok_and(|n| n.parent == SNAP) {
+        SNAP_TTL
+    } else {
+        TTL
+    };
+    Ok((attr, ttl))
+}
+
+fn send_entry(res: R<(FileAttr, Duration)>, reply: ReplyEntry) {
+    match res {
+        Ok((attr, ttl)) => reply.entry_with_ttls(&TTL, &ttl, &attr, Generation(0)),
+        Err(e) => reply.error(e),
+    }
+}
+
 fn to_time(t: TimeOrNow) -> SystemTime {
     match t {
         TimeOrNow::SpecificTime(t) => t,
@@ -64,18 +82,8 @@ impl HeroFs {
     }
 
     fn entry_reply(&self, ino: u64, reply: ReplyEntry) {
-        let st = self.shared.lock();
-        match st.attr(ino, &self.shared.cfg) {
-            Ok(attr) => {
-                let ttl = if st.node(ino).is_ok_and(|n| n.parent == SNAP) {
-                    SNAP_TTL
-                } else {
-                    TTL
-                };
-                reply.entry_with_ttls(&TTL, &ttl, &attr, Generation(0));
-            }
-            Err(e) => reply.error(e),
-        }
+        let res = entry_of(&self.shared.lock(), ino, &self.shared.cfg);
+        send_entry(res, reply);
     }
 
     fn attr(&self, ino: u64) -> R<FileAttr> {
@@ -107,14 +115,13 @@ impl Filesystem for HeroFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        // One lock for the lookup and the attributes (a cold `stat` is one lookup).
         let res = {
             let mut st = self.shared.lock();
             st.lookup(&self.shared.repo, parent.0, name.as_bytes())
+                .and_then(|ino| entry_of(&st, ino, &self.shared.cfg))
         };
-        match res {
-            Ok(ino) => self.entry_reply(ino, reply),
-            Err(e) => reply.error(e),
-        }
+        send_entry(res, reply);
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
@@ -132,7 +139,7 @@ impl Filesystem for HeroFs {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -148,6 +155,15 @@ impl Filesystem for HeroFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        // Owners are not stored: only root may name another (the kernel's own check, which
+        // the mount leaves to the file system, see `access`).
+        let cfg = &self.shared.cfg;
+        if req.uid() != 0
+            && (uid.is_some_and(|u| u != cfg.uid) || gid.is_some_and(|g| g != cfg.gid))
+        {
+            reply.error(Errno::EPERM);
+            return;
+        }
         let res = {
             let mut st = self.shared.lock();
             let mtime = mtime.map(to_time);
@@ -348,6 +364,7 @@ impl Filesystem for HeroFs {
                 res.map(|()| Data::Owned(buf))
             }
             Source::Reader(r) => r.read(&self.shared.repo, &self.shared.pool, offset, size),
+            Source::Empty => Ok(Data::Owned(Vec::new())),
         };
         drop(src);
         match res {
@@ -368,13 +385,15 @@ impl Filesystem for HeroFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let res = self.shared.lock().write(fh.0, offset, data);
+        let res = self.shared.lock().write(&self.shared, fh.0, offset, data);
         match res {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(e),
         }
     }
 
+    /// Nothing to do on `close`: ENOSYS tells the kernel to stop sending FLUSH, which saves
+    /// a round trip per `close` (the kernel then treats every flush as done).
     fn flush(
         &self,
         _req: &Request,
@@ -383,7 +402,7 @@ impl Filesystem for HeroFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        reply.error(Errno::ENOSYS);
     }
 
     fn release(
@@ -548,6 +567,19 @@ impl Filesystem for HeroFs {
         }
     }
 
+    /// `access(2)` and `chdir`. The mount does without the kernel's `default_permissions`
+    /// (that check needs fresh attributes of every directory on a path, and creating a file
+    /// makes its directory's stale: one more round trip per created file). Only the mount's
+    /// owner can use it (no `allow_other`), and every change to a read-only inode is refused
+    /// by the file system itself (EROFS), so this answers by the mode bits like the kernel.
+    fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        match self.attr(ino.0) {
+            Ok(a) if access_ok(&a, req.uid(), req.gid(), mask) => reply.ok(),
+            Ok(_) => reply.error(Errno::EACCES),
+            Err(e) => reply.error(e),
+        }
+    }
+
     fn create(
         &self,
         _req: &Request,
@@ -578,6 +610,33 @@ impl Filesystem for HeroFs {
             Err(e) => reply.error(e),
         }
     }
+}
+
+/// Whether `uid`/`gid` may access an inode with attributes `a` as `mask` asks (the
+/// kernel's `generic_permission` for mode bits).
+fn access_ok(a: &FileAttr, uid: u32, gid: u32, mask: AccessFlags) -> bool {
+    let mut want = 0u16;
+    if mask.contains(AccessFlags::R_OK) {
+        want |= 4;
+    }
+    if mask.contains(AccessFlags::W_OK) {
+        want |= 2;
+    }
+    if mask.contains(AccessFlags::X_OK) {
+        want |= 1;
+    }
+    if uid == 0 {
+        // Root may do anything but execute a file nobody may execute.
+        return want & 1 == 0 || a.kind == fuser::FileType::Directory || a.perm & 0o111 != 0;
+    }
+    let bits = if uid == a.uid {
+        a.perm >> 6
+    } else if gid == a.gid {
+        a.perm >> 3
+    } else {
+        a.perm
+    } & 7;
+    want & !bits == 0
 }
 
 fn libc_s_ifmt() -> u32 {

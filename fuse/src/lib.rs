@@ -311,7 +311,8 @@ pub fn mount(opts: MountOptions) -> Result<MountHandle, MountError> {
     config.mount_options = vec![
         fuser::MountOption::FSName(format!("hero:{}", opts.repo.display())),
         fuser::MountOption::Subtype("hero".to_owned()),
-        fuser::MountOption::DefaultPermissions,
+        // No `DefaultPermissions`: permissions are checked by the file system (see
+        // `HeroFs::access`), which saves a GETATTR of the directory per created file.
         fuser::MountOption::NoAtime,
         if opts.read_only {
             fuser::MountOption::RO
@@ -319,7 +320,10 @@ pub fn mount(opts: MountOptions) -> Result<MountHandle, MountError> {
             fuser::MountOption::RW
         },
     ];
-    config.n_threads = Some(2);
+    // Request threads: more than the cores. With 4 instead of 2, creating and cold-`stat`ing
+    // 10,000 files ran ~20% faster on 2 cores (those requests mostly wait on the kernel's
+    // round trip, not on the state lock); large reads and writes were unchanged.
+    config.n_threads = Some(4);
     let fs = fs::HeroFs {
         shared: shared.clone(),
     };

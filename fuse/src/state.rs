@@ -130,6 +130,8 @@ pub(crate) struct Node {
     pub ctime: SystemTime,
     pub lookups: u64,
     pub open: u32,
+    /// Handles open for writing (a subset of `open`).
+    pub writers: u32,
     /// Part of a snapshot: never written.
     pub ro: bool,
     /// Changed by another process while open: new opens must drop the page cache.
@@ -172,6 +174,7 @@ impl Node {
             ctime: time,
             lookups: 0,
             open: 0,
+            writers: 0,
             ro,
             stale_cache: false,
         }
@@ -217,12 +220,16 @@ enum Op {
 pub(crate) enum Source {
     Reader(Box<StoredSource>),
     Spill(Arc<Spill>),
+    /// Empty content with no scratch file yet (a new or truncated file not written to).
+    Empty,
 }
 
 /// An open file.
 pub(crate) struct Handle {
     pub ino: u64,
     pub append: bool,
+    /// Opened for writing.
+    pub write: bool,
     pub source: Mutex<Source>,
 }
 
@@ -975,6 +982,31 @@ impl State {
         Ok(spill)
     }
 
+    /// Makes a file with stored content empty without a scratch file; its open handles read
+    /// the empty content from now on (as they would read a truncated scratch file).
+    fn make_empty_stored(&mut self, ino: u64) -> R<()> {
+        match &mut self.node_mut(ino)?.kind {
+            Kind::File { content, .. } => {
+                *content = Content::Stored {
+                    id: empty_file_id(),
+                    size: 0,
+                };
+            }
+            Kind::Dir { .. } | Kind::Gitlink { .. } | Kind::SnapRoot => {
+                return Err(Errno::EISDIR);
+            }
+            Kind::Symlink { .. } => return Err(Errno::EINVAL),
+        }
+        for h in self.handles.values() {
+            if h.ino == ino
+                && let Ok(mut src) = h.source.lock()
+            {
+                *src = Source::Empty;
+            }
+        }
+        Ok(())
+    }
+
     /// Opens a file; returns the handle number and whether the page cache may be kept.
     pub fn open(
         &mut self,
@@ -988,9 +1020,26 @@ impl State {
         if node.is_dir() {
             return Err(Errno::EISDIR);
         }
-        let source = if write || trunc {
+        let write = write || trunc;
+        let source = if write {
             self.check_writable(&shared.cfg, ino)?;
-            let spill = self.ensure_spill(shared, ino, trunc)?;
+            // Stored content that ends up empty needs no scratch file until written to
+            // (creating one per new file made creating many files slow).
+            let lazy = matches!(
+                &node.kind,
+                Kind::File {
+                    content: Content::Stored { size, .. },
+                    ..
+                } if trunc || *size == 0
+            );
+            let source = if lazy {
+                if trunc {
+                    self.make_empty_stored(ino)?;
+                }
+                Source::Empty
+            } else {
+                Source::Spill(self.ensure_spill(shared, ino, trunc)?)
+            };
             if trunc {
                 let now = SystemTime::now();
                 let n = self.node_mut(ino)?;
@@ -998,7 +1047,7 @@ impl State {
                 n.ctime = now;
                 self.mark_put(ino);
             }
-            Source::Spill(spill)
+            source
         } else {
             match &node.kind {
                 Kind::File {
@@ -1017,6 +1066,9 @@ impl State {
         };
         let n = self.node_mut(ino)?;
         n.open += 1;
+        if write {
+            n.writers += 1;
+        }
         let keep = !n.stale_cache && !trunc;
         if n.open == 1 {
             n.stale_cache = false;
@@ -1027,6 +1079,7 @@ impl State {
             Arc::new(Handle {
                 ino,
                 append,
+                write,
                 source: Mutex::new(source),
             }),
         );
@@ -1038,10 +1091,14 @@ impl State {
             return;
         };
         let ino = h.ino;
+        let write = h.write;
         drop(h);
         let pending = self.put_pending.contains(&ino);
         if let Some(n) = self.nodes.get_mut(&ino) {
             n.open = n.open.saturating_sub(1);
+            if write {
+                n.writers = n.writers.saturating_sub(1);
+            }
             if n.open == 0
                 && !pending
                 && let Kind::File { content, .. } = &mut n.kind
@@ -1061,13 +1118,19 @@ impl State {
     }
 
     /// Writes at `offset` (or at the end for an append handle); returns bytes written.
-    pub fn write(&mut self, fh: u64, offset: u64, data: &[u8]) -> R<u32> {
+    pub fn write(&mut self, shared: &Shared, fh: u64, offset: u64, data: &[u8]) -> R<u32> {
         let h = self.handles.get(&fh).ok_or(Errno::EBADF)?.clone();
-        let spill = match &*h.source.lock().map_err(|_| Errno::EIO)? {
-            Source::Spill(s) => s.clone(),
-            Source::Reader(_) => return Err(Errno::EBADF),
-        };
         let ino = h.ino;
+        let spill = match &*h.source.lock().map_err(|_| Errno::EIO)? {
+            Source::Spill(s) => Some(s.clone()),
+            Source::Empty if h.write => None,
+            Source::Empty | Source::Reader(_) => return Err(Errno::EBADF),
+        };
+        // The first write to an empty file makes its scratch file (for every handle).
+        let spill = match spill {
+            Some(s) => s,
+            None => self.ensure_spill(shared, ino, false)?,
+        };
         let cur = self.node(ino)?.size();
         let offset = if h.append { cur } else { offset };
         let end = offset
@@ -1114,8 +1177,19 @@ impl State {
             if size > MAX_FILE_SIZE {
                 return Err(Errno::EFBIG);
             }
-            let spill = self.ensure_spill(shared, ino, size == 0)?;
-            spill.file.set_len(size).map_err(|e| io_errno(&e))?;
+            let stored = matches!(
+                self.node(ino)?.kind,
+                Kind::File {
+                    content: Content::Stored { .. },
+                    ..
+                }
+            );
+            if size == 0 && stored {
+                self.make_empty_stored(ino)?;
+            } else {
+                let spill = self.ensure_spill(shared, ino, size == 0)?;
+                spill.file.set_len(size).map_err(|e| io_errno(&e))?;
+            }
             let now = SystemTime::now();
             let n = self.node_mut(ino)?;
             n.mtime = now;
@@ -1613,7 +1687,12 @@ impl State {
             (Kind::File { content, exec }, EntryKind::File | EntryKind::Executable) => {
                 match content {
                     Content::Stored { id, size } => {
-                        if *id != e.id || *exec != new_exec {
+                        if *id == e.id && *exec == new_exec {
+                        } else if n.writers > 0 {
+                            // Open for writing here (its scratch file not made yet): like a
+                            // written file, ours is committed next.
+                            keep_local = true;
+                        } else {
                             *id = e.id;
                             *size = e.size;
                             *exec = new_exec;

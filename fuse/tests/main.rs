@@ -435,6 +435,24 @@ mod live {
                 cs.commit(CommitMeta::new(sig, "external"), Expect::Latest)
                     .unwrap();
             }
+            "commit-w" => {
+                let repo = Repo::open(&repo_path).unwrap();
+                let mut cs = repo.change_set("main").unwrap();
+                cs.put_bytes(
+                    &RepoPath::parse("w.txt").unwrap(),
+                    EntryKind::File,
+                    b"theirs\n",
+                )
+                .unwrap();
+                let sig = Signature {
+                    name: b"other".to_vec(),
+                    email: b"o@example.com".to_vec(),
+                    time: 1,
+                    tz_offset_minutes: 0,
+                };
+                cs.commit(CommitMeta::new(sig, "external w"), Expect::Latest)
+                    .unwrap();
+            }
             "mount-and-die" => {
                 let dir = std::env::var("HERO_FUSE_TEST_DIR").unwrap();
                 let h = hero_fuse::mount(hero_fuse::MountOptions::new(&repo_path, &dir)).unwrap();
@@ -446,7 +464,7 @@ mod live {
         }
     }
 
-    fn helper(mode: &str, repo: &std::path::Path, dir: Option<&std::path::Path>) {
+    pub(crate) fn helper(mode: &str, repo: &std::path::Path, dir: Option<&std::path::Path>) {
         let mut cmd = Command::new(std::env::current_exe().unwrap());
         cmd.args([
             "--exact",
@@ -460,7 +478,7 @@ mod live {
             cmd.env("HERO_FUSE_TEST_DIR", d);
         }
         let out = cmd.output().unwrap();
-        if mode == "commit" {
+        if mode.starts_with("commit") {
             assert!(
                 out.status.success(),
                 "{}",
@@ -761,5 +779,132 @@ mod reads {
             let want = &data[off.min(data.len())..(off + len).min(data.len())];
             assert!(&b[..done] == want, "read_at({off}, {len}) differs");
         }
+    }
+}
+
+mod files {
+    use std::fs;
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    use crate::live::helper;
+    use crate::util::*;
+
+    fn read_from_start(f: &mut fs::File) -> String {
+        f.rewind().unwrap();
+        let mut s = String::new();
+        f.read_to_string(&mut s).unwrap();
+        s
+    }
+
+    /// New and truncated files get no scratch file until written to; every handle of the
+    /// file sees the same content throughout.
+    #[test]
+    fn empty_new_and_truncated_files() {
+        let mut m = Mounted::new();
+        // Created, opened for writing and reading, nothing written yet.
+        let mut w = fs::File::create(m.p("new.txt")).unwrap();
+        let mut r = fs::File::open(m.p("new.txt")).unwrap();
+        assert_eq!(read_from_start(&mut r), "");
+        assert_eq!(fs::metadata(m.p("new.txt")).unwrap().len(), 0);
+        // The first write shows through the other handle.
+        w.write_all(b"first\n").unwrap();
+        assert_eq!(read_from_start(&mut r), "first\n");
+        drop((w, r));
+        // Several files created and closed without a write.
+        for i in 0..50 {
+            fs::File::create(m.p(&format!("e{i:02}"))).unwrap();
+        }
+        fs::write(m.p("kept.txt"), b"stored content\n").unwrap();
+        m.handle.as_ref().unwrap().flush().unwrap();
+
+        // A stored file truncated by open(O_TRUNC) while a reader has it open.
+        let mut r = fs::File::open(m.p("kept.txt")).unwrap();
+        assert_eq!(read_from_start(&mut r), "stored content\n");
+        let mut w = fs::File::create(m.p("kept.txt")).unwrap();
+        assert_eq!(fs::metadata(m.p("kept.txt")).unwrap().len(), 0);
+        assert_eq!(read_from_start(&mut r), "");
+        w.write_all(b"new").unwrap();
+        assert_eq!(read_from_start(&mut r), "new");
+        drop((w, r));
+        // And by truncate(2) to zero, then extended.
+        fs::write(m.p("t.txt"), b"0123456789").unwrap();
+        m.handle.as_ref().unwrap().flush().unwrap();
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(m.p("t.txt"))
+            .unwrap();
+        f.set_len(0).unwrap();
+        assert_eq!(fs::read(m.p("t.txt")).unwrap(), b"");
+        f.set_len(3).unwrap();
+        assert_eq!(fs::read(m.p("t.txt")).unwrap(), b"\0\0\0");
+        drop(f);
+        fs::write(m.p("z.txt"), b"zzz").unwrap();
+        m.handle.as_ref().unwrap().flush().unwrap();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(m.p("z.txt"))
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+
+        let repo = m.finish();
+        assert_eq!(content(&repo, "main", "new.txt"), b"first\n");
+        for i in 0..50 {
+            assert_eq!(content(&repo, "main", &format!("e{i:02}")), b"");
+        }
+        assert_eq!(content(&repo, "main", "kept.txt"), b"new");
+        assert_eq!(content(&repo, "main", "t.txt"), b"\0\0\0");
+        assert_eq!(content(&repo, "main", "z.txt"), b"");
+    }
+
+    /// A file open for writing here wins over a change made elsewhere meanwhile, also while
+    /// it is still empty (before it has a scratch file), like a written file does.
+    #[test]
+    fn file_open_for_writing_wins_over_a_change_elsewhere() {
+        let mut m = Mounted::new();
+        let mut w = fs::File::create(m.p("w.txt")).unwrap();
+        m.handle.as_ref().unwrap().flush().unwrap();
+        let repo = hero_store::Repo::open(&m.repo).unwrap();
+        let before = commits(&repo, "main").len();
+        helper("commit-w", &m.repo, None);
+        // The mount notices the external commit and commits its own version on top.
+        eventually(
+            "the mount commits its open file over the external change",
+            || {
+                let c = commits(&repo, "main");
+                c.len() >= before + 2 && content(&repo, "main", "w.txt").is_empty()
+            },
+        );
+        w.write_all(b"mine\n").unwrap();
+        drop(w);
+        drop(repo);
+        let repo = m.finish();
+        assert_eq!(content(&repo, "main", "w.txt"), b"mine\n");
+    }
+
+    /// Permissions are checked by the mount (no `default_permissions`): access(2) and exec
+    /// follow the mode bits, and only the owner's own ids can be given to chown.
+    #[test]
+    fn permissions_follow_the_mode_bits() {
+        let m = Mounted::new();
+        fs::write(m.p("plain"), b"#!/bin/sh\necho hi\n").unwrap();
+        fs::write(m.p("script"), b"#!/bin/sh\necho hi\n").unwrap();
+        fs::set_permissions(m.p("script"), fs::Permissions::from_mode(0o755)).unwrap();
+        let access = |p: &str, mode: nix::unistd::AccessFlags| nix::unistd::access(&m.p(p), mode);
+        use nix::unistd::AccessFlags as A;
+        assert_eq!(access("plain", A::X_OK), Err(nix::errno::Errno::EACCES));
+        assert_eq!(access("plain", A::R_OK | A::W_OK), Ok(()));
+        assert_eq!(access("script", A::X_OK), Ok(()));
+        assert_eq!(access("", A::W_OK | A::X_OK), Ok(()));
+        let err = std::process::Command::new(m.p("plain"))
+            .status()
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+        let out = std::process::Command::new(m.p("script")).output().unwrap();
+        assert_eq!(out.stdout, b"hi\n");
+        // Giving the file its own owner and group is allowed.
+        let meta = fs::metadata(m.p("plain")).unwrap();
+        std::os::unix::fs::chown(m.p("plain"), Some(meta.uid()), Some(meta.gid())).unwrap();
     }
 }

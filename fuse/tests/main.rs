@@ -402,6 +402,18 @@ mod live {
 
     use crate::util::*;
 
+    /// Commits as another writer would (the helper process's signature).
+    fn commit_as_other(cs: hero_store::ChangeSet<'_>, message: &str) {
+        let sig = Signature {
+            name: b"other".to_vec(),
+            email: b"o@example.com".to_vec(),
+            time: 1,
+            tz_offset_minutes: 0,
+        };
+        cs.commit(CommitMeta::new(sig, message), Expect::Latest)
+            .unwrap();
+    }
+
     /// Not a test on its own: the body of the helper process the other tests spawn.
     #[test]
     fn helper_process() {
@@ -426,14 +438,7 @@ mod live {
                 )
                 .unwrap();
                 cs.delete(&RepoPath::parse("old.txt").unwrap()).unwrap();
-                let sig = Signature {
-                    name: b"other".to_vec(),
-                    email: b"o@example.com".to_vec(),
-                    time: 1,
-                    tz_offset_minutes: 0,
-                };
-                cs.commit(CommitMeta::new(sig, "external"), Expect::Latest)
-                    .unwrap();
+                commit_as_other(cs, "external");
             }
             "commit-w" => {
                 let repo = Repo::open(&repo_path).unwrap();
@@ -444,14 +449,7 @@ mod live {
                     b"theirs\n",
                 )
                 .unwrap();
-                let sig = Signature {
-                    name: b"other".to_vec(),
-                    email: b"o@example.com".to_vec(),
-                    time: 1,
-                    tz_offset_minutes: 0,
-                };
-                cs.commit(CommitMeta::new(sig, "external w"), Expect::Latest)
-                    .unwrap();
+                commit_as_other(cs, "external w");
             }
             "mount-and-die" => {
                 let dir = std::env::var("HERO_FUSE_TEST_DIR").unwrap();

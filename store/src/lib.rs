@@ -65,7 +65,7 @@ pub use snapshot::{
 };
 pub use stats::Stats;
 pub use transfer::{
-    Incoming, Known, Received, Stored, StoredForm, apply_delta_frame, decode_zstd_frame,
+    Incoming, Known, Prepared, Received, Stored, StoredForm, apply_delta_frame, decode_zstd_frame,
     delta_frame, object_links,
 };
 pub use verify::{CorruptObject, VerifyReport};

@@ -191,6 +191,9 @@ pub enum Incoming<'a> {
         /// its chain ends at and the base's depth (see [`Received::chain`]). `None` when the
         /// base is whole or its chain is not known (then the object is kept whole).
         chain: Option<(ObjectId, u32)>,
+        /// The caller knows the base is kept whole (it came whole earlier in the transfer and
+        /// may not be written yet); otherwise the store looks.
+        base_whole: bool,
     },
 }
 
@@ -262,17 +265,6 @@ impl Batch<'_, '_> {
         }
     }
 
-    fn insert_received_whole(
-        &mut self,
-        ty: ObjType,
-        id: &ObjectId,
-        raw: &[u8],
-        payload: Option<&ObjectId>,
-    ) -> Result<()> {
-        let rec = crate::db::whole_record(ty, raw, payload)?;
-        self.insert_received(id, rec)
-    }
-
     /// Whether the record of `id` (held back or stored) is whole; `None` if there is none.
     fn record_is_whole(&self, id: &ObjectId) -> Result<Option<bool>> {
         if let Some(s) = &self.staged
@@ -295,7 +287,7 @@ impl Batch<'_, '_> {
     }
 
     /// The type of a held-back or stored object.
-    fn type_of(&self, id: &ObjectId) -> Result<Option<ObjType>> {
+    fn staged_type(&self, id: &ObjectId) -> Result<Option<ObjType>> {
         if let Some(s) = &self.staged
             && let Some(rec) = s.records.get(id)
         {
@@ -311,6 +303,7 @@ impl Batch<'_, '_> {
     /// it is unless its chain would grow too long. `id` is needed only for manifests (whose id
     /// is their content's hash, not their bytes'); other ids are computed. `known` answers for
     /// objects stored earlier in the same transfer, sparing database lookups of links.
+    /// [`View::prepare_received`] and [`Batch::put_prepared`] do the same in two steps.
     pub fn put_received(
         &mut self,
         ty: ObjType,
@@ -318,121 +311,45 @@ impl Batch<'_, '_> {
         incoming: Incoming<'_>,
         known: Known<'_>,
     ) -> Result<Received> {
-        let decoded = match incoming {
-            Incoming::Raw { .. } => None,
-            Incoming::Zstd { frame, raw_len } => Some(decode_zstd_frame(frame, raw_len)?),
-            Incoming::Delta {
-                base: _,
-                base_raw,
-                frame,
-                raw_len,
-                ..
-            } => {
-                if ty == ObjType::Manifest {
-                    return Err(Error::Undecodable(
-                        "a manifest cannot travel as a delta".to_owned(),
-                    ));
-                }
-                Some(apply_delta_frame(frame, raw_len, base_raw)?)
-            }
-        };
-        let raw: &[u8] = match (&decoded, incoming) {
-            (Some(d), _) => d,
-            (None, Incoming::Raw { raw, .. }) => raw,
-            (None, _) => &[],
-        };
-        let id = match (ty, id) {
-            (ObjType::Manifest, Some(id)) => id,
-            (ObjType::Manifest, None) => {
-                return Err(Error::Undecodable(
-                    "a manifest came without its id".to_owned(),
-                ));
-            }
-            _ => ObjectId::of(raw),
-        };
+        let mut p = prepare(&*self, ty, id, incoming, known)?;
         let mut out = Received {
-            id,
+            id: p.id,
             new: false,
-            chain: None,
-            decoded: None,
-            links: Vec::new(),
+            chain: p.chain,
+            decoded: p.decoded.take(),
+            links: std::mem::take(&mut p.links),
         };
-        if self.has(&id)? {
-            out.decoded = decoded;
-            return Ok(out);
-        }
-        if ty == ObjType::Manifest {
-            // Its chunks are read back to check its id.
-            self.flush_staged()?;
-        }
-        out.links = self.check_offered(ty, &id, raw, known)?;
-        out.new = true;
-        match incoming {
-            Incoming::Raw {
-                plain, previous, ..
-            } => {
-                if ty == ObjType::Manifest {
-                    self.insert_received_whole(ty, &id, raw, Some(&ObjectId::of(raw)))?;
-                } else if plain {
-                    let rec = record::encode_with(ty, Encoding::Plain, raw.len() as u64, raw);
-                    self.insert_received(&id, rec)?;
-                } else {
-                    self.insert_received_whole(ty, &id, raw, None)?;
-                }
-                if let Some(p) = previous {
-                    match self.staged.as_mut() {
-                        Some(s) => s.deltify.push((p, id)),
-                        None => {
-                            self.w.deltify(&p, &id)?;
-                        }
-                    }
-                }
-            }
-            Incoming::Zstd { frame, raw_len } => {
-                let rec = record::encode_with(ty, Encoding::Zstd, raw_len, frame);
-                self.insert_received(&id, rec)?;
-            }
-            Incoming::Delta {
-                base,
-                frame,
-                raw_len,
-                chain,
-                ..
-            } => {
-                let depth = match chain {
-                    Some((head, d)) => Some((head, d.saturating_add(1))),
-                    None => match self.record_is_whole(&base)? {
-                        Some(true) => Some((base, 1)),
-                        _ => None,
-                    },
-                };
-                match depth {
-                    Some((head, d)) if d <= crate::db::max_depth(raw_len) => {
-                        // The compact form names the base by a prefix of its id. Uniqueness is
-                        // not checked: a reader that finds several objects with the prefix
-                        // tells them apart by decoding (ids are hashes: 64 bits rarely clash).
-                        let rec = record::encode_with(
-                            ty,
-                            Encoding::DeltaShort(record::short_base(&base)),
-                            raw_len,
-                            frame,
-                        );
-                        self.insert_received(&id, rec)?;
-                        let cur = self.w.chains.get(&head.0)?.map(|g| g.value()).unwrap_or(0);
-                        if d > cur {
-                            self.w.chains.insert(&head.0, d)?;
-                        }
-                        out.chain = Some((head, d));
-                    }
-                    // The chain would be too long or cannot be followed: keep it whole.
-                    _ => {
-                        self.insert_received_whole(ty, &id, raw, None)?;
-                    }
-                }
-            }
-        }
-        out.decoded = decoded;
+        out.new = self.put_prepared(p)?;
         Ok(out)
+    }
+
+    /// Writes an object checked by [`View::prepare_received`] (objects it links to that the
+    /// view did not have must have been written before, in this transaction or earlier);
+    /// returns whether it was new. A manifest's chunks are hashed here, once they are stored.
+    pub fn put_prepared(&mut self, p: Prepared) -> Result<bool> {
+        if p.present || self.has(&p.id)? {
+            return Ok(false);
+        }
+        if let Some(raw) = &p.manifest {
+            self.flush_staged()?;
+            self.verify_manifest(&p.id, raw)?;
+        }
+        self.insert_received(&p.id, p.record)?;
+        if let Some((head, d)) = p.chain {
+            let cur = self.w.chains.get(&head.0)?.map(|g| g.value()).unwrap_or(0);
+            if d > cur {
+                self.w.chains.insert(&head.0, d)?;
+            }
+        }
+        if let Some(prev) = p.previous {
+            match self.staged.as_mut() {
+                Some(s) => s.deltify.push((prev, p.id)),
+                None => {
+                    self.w.deltify(&prev, &p.id)?;
+                }
+            }
+        }
+        Ok(true)
     }
 
     /// Stores an object received from elsewhere after checking it: its bytes hash to `id`
@@ -461,8 +378,9 @@ impl Batch<'_, '_> {
             return Ok(false);
         }
         self.flush_staged()?;
-        self.check_offered(ty, id, raw, &|_| None)?;
+        check_links(&*self, ty, id, raw, &|_| None)?;
         if ty == ObjType::Manifest {
+            self.verify_manifest(id, raw)?;
             self.w.put(ty, id, raw, Some(&payload))?;
         } else {
             self.w.put(ty, id, raw, None)?;
@@ -473,61 +391,15 @@ impl Batch<'_, '_> {
         Ok(true)
     }
 
-    /// The checks every object offered from elsewhere passes: it decodes as `ty`, a tree is
-    /// valid, every link is present with the right type, a manifest's chunks hash to its id.
-    fn check_offered(
-        &self,
-        ty: ObjType,
-        id: &ObjectId,
-        raw: &[u8],
-        known: Known<'_>,
-    ) -> Result<Vec<ObjectId>> {
+    /// Checks that a manifest's chunks are stored and together hash to its id.
+    fn verify_manifest(&self, id: &ObjectId, raw: &[u8]) -> Result<()> {
         let refuse = |reason: String| Error::Refused { id: *id, reason };
-        let links = if ty == ObjType::Tree {
-            let t = Tree::decode(raw).map_err(|e| refuse(format!("not a valid tree: {e}")))?;
-            t.check()
-                .map_err(|e| refuse(format!("invalid tree: {e}")))?;
-            tree_links(&t)
-        } else {
-            object_links(ty, raw)
-                .map_err(|e| refuse(format!("not a valid {}: {e}", ty.as_str())))?
-        };
-        for (want, link) in &links {
-            let found = match known(link) {
-                Some(t) => Some(t),
-                None => self.type_of(link)?,
-            };
-            match found {
-                None => {
-                    return Err(refuse(format!(
-                        "it links to {} {}, which is not stored yet",
-                        want.as_str(),
-                        link.short()
-                    )));
-                }
-                Some(found) => {
-                    let ok = found == *want
-                        || (matches!(want, ObjType::Blob | ObjType::Manifest)
-                            && matches!(found, ObjType::Blob | ObjType::Manifest));
-                    if !ok {
-                        return Err(refuse(format!(
-                            "it links to {} as a {}, but that is a {}",
-                            link.short(),
-                            want.as_str(),
-                            found.as_str()
-                        )));
-                    }
-                }
-            }
+        let node = ManifestNode::decode(raw).map_err(|e| refuse(e.to_string()))?;
+        let (hash, _len) = self.hash_chunks(&node, id)?;
+        if hash != *id {
+            return Err(refuse("its chunks do not hash to its id".to_owned()));
         }
-        if ty == ObjType::Manifest {
-            let node = ManifestNode::decode(raw).map_err(|e| refuse(e.to_string()))?;
-            let (hash, _len) = self.hash_chunks(&node, id)?;
-            if hash != *id {
-                return Err(refuse("its chunks do not hash to its id".to_owned()));
-            }
-        }
-        Ok(links.into_iter().map(|(_, l)| l).collect())
+        Ok(())
     }
 
     /// An object's type and raw bytes as this transaction sees them, or `None`.
@@ -580,4 +452,231 @@ impl Batch<'_, '_> {
         }
         Ok((ObjectId(*hasher.finalize().as_bytes()), total))
     }
+}
+
+/// Where the checks of a received object look objects up: a read view, or a write batch
+/// (which sees what it holds back too).
+trait Lookup {
+    fn type_of(&self, id: &ObjectId) -> Result<Option<ObjType>>;
+    fn is_whole(&self, id: &ObjectId) -> Result<Option<bool>>;
+}
+
+impl Lookup for View {
+    fn type_of(&self, id: &ObjectId) -> Result<Option<ObjType>> {
+        crate::db::object_type(&self.objects, id)
+    }
+    fn is_whole(&self, id: &ObjectId) -> Result<Option<bool>> {
+        match self.objects.get(&id.0)? {
+            Some(g) => Ok(Some(
+                Record::parse(g.value())
+                    .map_err(|e| Error::corrupt(*id, e))?
+                    .is_full(),
+            )),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Lookup for Batch<'_, '_> {
+    fn type_of(&self, id: &ObjectId) -> Result<Option<ObjType>> {
+        self.staged_type(id)
+    }
+    fn is_whole(&self, id: &ObjectId) -> Result<Option<bool>> {
+        self.record_is_whole(id)
+    }
+}
+
+/// A received object, checked and encoded, ready for [`Batch::put_prepared`].
+#[derive(Debug)]
+pub struct Prepared {
+    /// Its id.
+    pub id: ObjectId,
+    /// Stored already when it was checked: nothing to write.
+    pub present: bool,
+    record: Vec<u8>,
+    /// When kept as a delta: the whole object its chain ends at and its depth.
+    pub chain: Option<(ObjectId, u32)>,
+    previous: Option<ObjectId>,
+    /// A manifest's raw bytes: its chunks are hashed when it is written.
+    manifest: Option<Vec<u8>>,
+    /// The objects it links to (empty when present).
+    pub links: Vec<ObjectId>,
+    /// The raw bytes, when they had to be decoded (frames and deltas).
+    pub decoded: Option<Vec<u8>>,
+}
+
+impl View {
+    /// Decodes, hashes and checks a received object against this view, and encodes its record
+    /// (see [`Batch::put_received`]) without a write transaction, so a receiver can do this
+    /// work while the rest of a transfer arrives. Links found neither in `known` nor in the
+    /// view are refused.
+    pub fn prepare_received(
+        &self,
+        ty: ObjType,
+        id: Option<ObjectId>,
+        incoming: Incoming<'_>,
+        known: Known<'_>,
+    ) -> Result<Prepared> {
+        prepare(self, ty, id, incoming, known)
+    }
+}
+
+fn prepare(
+    lookup: &impl Lookup,
+    ty: ObjType,
+    id: Option<ObjectId>,
+    incoming: Incoming<'_>,
+    known: Known<'_>,
+) -> Result<Prepared> {
+    let decoded = match incoming {
+        Incoming::Raw { .. } => None,
+        Incoming::Zstd { frame, raw_len } => Some(decode_zstd_frame(frame, raw_len)?),
+        Incoming::Delta {
+            base_raw,
+            frame,
+            raw_len,
+            ..
+        } => {
+            if ty == ObjType::Manifest {
+                return Err(Error::Undecodable(
+                    "a manifest cannot travel as a delta".to_owned(),
+                ));
+            }
+            Some(apply_delta_frame(frame, raw_len, base_raw)?)
+        }
+    };
+    let raw: &[u8] = match (&decoded, incoming) {
+        (Some(d), _) => d,
+        (None, Incoming::Raw { raw, .. }) => raw,
+        (None, _) => &[],
+    };
+    let id = match (ty, id) {
+        (ObjType::Manifest, Some(id)) => id,
+        (ObjType::Manifest, None) => {
+            return Err(Error::Undecodable(
+                "a manifest came without its id".to_owned(),
+            ));
+        }
+        _ => ObjectId::of(raw),
+    };
+    let mut out = Prepared {
+        id,
+        present: false,
+        record: Vec::new(),
+        chain: None,
+        previous: None,
+        manifest: None,
+        links: Vec::new(),
+        decoded: None,
+    };
+    if lookup.type_of(&id)?.is_some() {
+        out.present = true;
+        out.decoded = decoded;
+        return Ok(out);
+    }
+    out.links = check_links(lookup, ty, &id, raw, known)?;
+    match incoming {
+        Incoming::Raw {
+            plain, previous, ..
+        } => {
+            out.record = if ty == ObjType::Manifest {
+                out.manifest = Some(raw.to_vec());
+                crate::db::whole_record(ty, raw, Some(&ObjectId::of(raw)))?
+            } else if plain {
+                record::encode_with(ty, Encoding::Plain, raw.len() as u64, raw)
+            } else {
+                crate::db::whole_record(ty, raw, None)?
+            };
+            out.previous = previous;
+        }
+        Incoming::Zstd { frame, raw_len } => {
+            out.record = record::encode_with(ty, Encoding::Zstd, raw_len, frame);
+        }
+        Incoming::Delta {
+            base,
+            frame,
+            raw_len,
+            chain,
+            base_whole,
+            ..
+        } => {
+            let depth = match chain {
+                Some((head, d)) => Some((head, d.saturating_add(1))),
+                None if base_whole => Some((base, 1)),
+                None => match lookup.is_whole(&base)? {
+                    Some(true) => Some((base, 1)),
+                    _ => None,
+                },
+            };
+            match depth {
+                // The compact form names the base by a prefix of its id. Uniqueness is not
+                // checked: a reader that finds several objects with the prefix tells them
+                // apart by decoding (ids are hashes: 64 bits rarely clash).
+                Some((head, d)) if d <= crate::db::max_depth(raw_len) => {
+                    out.record = record::encode_with(
+                        ty,
+                        Encoding::DeltaShort(record::short_base(&base)),
+                        raw_len,
+                        frame,
+                    );
+                    out.chain = Some((head, d));
+                }
+                // The chain would be too long or cannot be followed: keep it whole.
+                _ => out.record = crate::db::whole_record(ty, raw, None)?,
+            }
+        }
+    }
+    out.decoded = decoded;
+    Ok(out)
+}
+
+/// The checks every object offered from elsewhere passes: it decodes as `ty`, a tree is valid,
+/// every link is present with the right type. Returns the links.
+fn check_links(
+    lookup: &impl Lookup,
+    ty: ObjType,
+    id: &ObjectId,
+    raw: &[u8],
+    known: Known<'_>,
+) -> Result<Vec<ObjectId>> {
+    let refuse = |reason: String| Error::Refused { id: *id, reason };
+    let links = if ty == ObjType::Tree {
+        let t = Tree::decode(raw).map_err(|e| refuse(format!("not a valid tree: {e}")))?;
+        t.check()
+            .map_err(|e| refuse(format!("invalid tree: {e}")))?;
+        tree_links(&t)
+    } else {
+        object_links(ty, raw).map_err(|e| refuse(format!("not a valid {}: {e}", ty.as_str())))?
+    };
+    for (want, link) in &links {
+        let found = match known(link) {
+            Some(t) => Some(t),
+            None => lookup.type_of(link)?,
+        };
+        match found {
+            None => {
+                return Err(refuse(format!(
+                    "it links to {} {}, which is not stored yet",
+                    want.as_str(),
+                    link.short()
+                )));
+            }
+            Some(found) => {
+                let ok = found == *want || (is_content(*want) && is_content(found));
+                if !ok {
+                    return Err(refuse(format!(
+                        "it links to {} as a {}, but that is a {}",
+                        link.short(),
+                        want.as_str(),
+                        found.as_str()
+                    )));
+                }
+            }
+        }
+    }
+    Ok(links.into_iter().map(|(_, l)| l).collect())
+}
+
+fn is_content(t: ObjType) -> bool {
+    matches!(t, ObjType::Blob | ObjType::Manifest)
 }

@@ -246,6 +246,7 @@ fn stored_forms_travel_as_they_are_and_decode_the_same() {
                             frame,
                             raw_len: stored.raw_len,
                             chain: chains.get(base).copied(),
+                            base_whole: false,
                         },
                         &|_| None,
                     )?

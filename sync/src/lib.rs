@@ -26,9 +26,10 @@
 //!    what it lacks: objects are stored children first, so one present has its closure.
 //! 5. `PACK_START`, `PACK`s, `END`: the objects as a pack (ADR 0007) — stored deltas as they
 //!    are, small objects raw through one zstd stream, large ones as their stored frames, new
-//!    deltas against the receiver's version of a path. No ids travel: the receiver hashes each
-//!    object, checks its links, keeps it in the form it came in, writes each transaction's
-//!    records in key order (`Batch::put_received`), and refuses objects nothing asked for.
+//!    deltas against the receiver's version of a path. No ids travel: the receiver hashes and
+//!    checks each object as it arrives (`View::prepare_received`), keeps it in the form it came
+//!    in, writes each transaction's records in key order (`Batch::put_prepared`), and refuses
+//!    objects nothing asked for.
 //! 6. Then branches move: created, fast-forwarded, or merged with [`merge::merge`]
 //!    (deterministic: both peers make the same merge commit); tags are created when missing.
 //!    A push is the same exchange the other way, and the server answers `PUSH_RESULT`.

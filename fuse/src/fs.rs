@@ -81,8 +81,17 @@ impl HeroFs {
         }
     }
 
+    /// Replies with the entry of `ino`, counted as looked up by the caller; if its attributes
+    /// cannot be read the count is taken back (the kernel forgets only entries it got).
     fn entry_reply(&self, ino: u64, reply: ReplyEntry) {
-        let res = entry_of(&self.shared.lock(), ino, &self.shared.cfg);
+        let res = {
+            let mut st = self.shared.lock();
+            let res = entry_of(&st, ino, &self.shared.cfg);
+            if res.is_err() {
+                st.forget(ino, 1);
+            }
+            res
+        };
         send_entry(res, reply);
     }
 
@@ -119,7 +128,14 @@ impl Filesystem for HeroFs {
         let res = {
             let mut st = self.shared.lock();
             st.lookup(&self.shared.repo, parent.0, name.as_bytes())
-                .and_then(|ino| entry_of(&st, ino, &self.shared.cfg))
+                .and_then(|ino| {
+                    let res = entry_of(&st, ino, &self.shared.cfg);
+                    if res.is_err() {
+                        // Not replied: the kernel will not forget it.
+                        st.forget(ino, 1);
+                    }
+                    res
+                })
         };
         send_entry(res, reply);
     }
@@ -595,8 +611,20 @@ impl Filesystem for HeroFs {
             let mut st = self.shared.lock();
             st.mknod(&self.shared, parent.0, name.as_bytes(), mode & 0o100 != 0)
                 .and_then(|ino| {
-                    let (fh, _) = st.open(&self.shared, ino, true, false, append)?;
-                    Ok((ino, fh, st.attr(ino, &self.shared.cfg)?))
+                    // On failure the file exists, but the kernel gets no entry to forget and
+                    // no handle to release: give both back here.
+                    let opened = st.open(&self.shared, ino, true, false, append);
+                    let res = opened.and_then(|(fh, _)| match st.attr(ino, &self.shared.cfg) {
+                        Ok(attr) => Ok((ino, fh, attr)),
+                        Err(e) => {
+                            st.release(fh);
+                            Err(e)
+                        }
+                    });
+                    if res.is_err() {
+                        st.forget(ino, 1);
+                    }
+                    res
                 })
         };
         match res {

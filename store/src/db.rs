@@ -262,6 +262,20 @@ where
     }
 }
 
+/// Whether an object's record is whole (not a delta), without decoding it; `None` if absent.
+pub(crate) fn record_is_whole<T>(table: &T, id: &ObjectId) -> Result<Option<bool>>
+where
+    T: ReadableTable<&'static [u8; 32], &'static [u8]>,
+{
+    match table.get(&id.0)? {
+        Some(g) => {
+            let rec = Record::parse(g.value()).map_err(|e| Error::corrupt(*id, e))?;
+            Ok(Some(rec.is_full()))
+        }
+        None => Ok(None),
+    }
+}
+
 /// Encodes a ref value.
 pub(crate) fn encode_ref(target: &RefValue) -> Vec<u8> {
     let mut v = Vec::with_capacity(33);

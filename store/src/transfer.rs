@@ -276,14 +276,7 @@ impl Batch<'_, '_> {
                     .is_full(),
             ));
         }
-        match self.w.objects.get(&id.0)? {
-            Some(g) => Ok(Some(
-                Record::parse(g.value())
-                    .map_err(|e| Error::corrupt(*id, e))?
-                    .is_full(),
-            )),
-            None => Ok(None),
-        }
+        crate::db::record_is_whole(&self.w.objects, id)
     }
 
     /// The type of a held-back or stored object.
@@ -402,22 +395,6 @@ impl Batch<'_, '_> {
         Ok(())
     }
 
-    /// An object's type and raw bytes as this transaction sees them, or `None`.
-    pub fn raw_object(&mut self, id: &ObjectId) -> Result<Option<(ObjType, Vec<u8>)>> {
-        if self
-            .staged
-            .as_ref()
-            .is_some_and(|s| s.records.contains_key(id))
-        {
-            self.flush_staged()?;
-        }
-        match self.w.get_raw(id) {
-            Ok(v) => Ok(Some(v)),
-            Err(Error::Missing(m)) if m == *id => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
     /// Streams a chunk tree's content through BLAKE3, checking the recorded sizes.
     fn hash_chunks(&self, root: &ManifestNode, id: &ObjectId) -> Result<(ObjectId, u64)> {
         let mut hasher = blake3::Hasher::new();
@@ -466,14 +443,7 @@ impl Lookup for View {
         crate::db::object_type(&self.objects, id)
     }
     fn is_whole(&self, id: &ObjectId) -> Result<Option<bool>> {
-        match self.objects.get(&id.0)? {
-            Some(g) => Ok(Some(
-                Record::parse(g.value())
-                    .map_err(|e| Error::corrupt(*id, e))?
-                    .is_full(),
-            )),
-            None => Ok(None),
-        }
+        crate::db::record_is_whole(&self.objects, id)
     }
 }
 

@@ -888,13 +888,12 @@ impl Rx {
         }
     }
 
-    fn view(&mut self, repo: &Repo) -> Result<&View> {
+    /// Opens the read view the checks use, unless one is open.
+    fn ensure_view(&mut self, repo: &Repo) -> Result<()> {
         if self.view.is_none() {
             self.view = Some(repo.view()?);
         }
-        self.view
-            .as_ref()
-            .ok_or_else(|| SyncError::protocol("no view of the repository"))
+        Ok(())
     }
 
     /// The raw bytes of a delta base: recently received, stored, or (received but neither
@@ -906,7 +905,12 @@ impl Rx {
         if self.arrived.contains_key(base) && self.pending.iter().any(|p| p.id == *base) {
             self.store(repo, false)?;
         }
-        match self.view(repo)?.raw_object(base)? {
+        self.ensure_view(repo)?;
+        let found = match &self.view {
+            Some(v) => v.raw_object(base)?,
+            None => None,
+        };
+        match found {
             Some((_, r)) => Ok(r.into()),
             None => Err(SyncError::protocol(format!(
                 "a delta is against {}, which is not here",
@@ -970,16 +974,11 @@ impl Rx {
             },
             _ => return Err(SyncError::protocol("a malformed pack entry")),
         };
-        let arrived = &self.arrived;
-        let view = match &self.view {
-            Some(v) => v,
-            None => {
-                self.view = Some(repo.view()?);
-                self.view
-                    .as_ref()
-                    .ok_or_else(|| SyncError::protocol("no view of the repository"))?
-            }
+        self.ensure_view(repo)?;
+        let Some(view) = &self.view else {
+            return Err(SyncError::protocol("no view of the repository"));
         };
+        let arrived = &self.arrived;
         let mut r = view
             .prepare_received(p.ty, p.manifest_id, incoming, &|x| arrived.get(x).copied())
             .map_err(refused)?;

@@ -11,6 +11,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+// Sync and import allocate many small, short-lived buffers per object: with glibc's
+// allocator a 10,000-commit clone spent about a fifth of its CPU time in malloc and free.
+// Transparent huge pages stay off (feature `no_thp`): zeroing 2 MiB pages on first touch
+// cost a short-lived command up to a third of a second.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// hero store: a versioned, replicated datastore you mount as a drive.
 #[derive(Parser, Debug)]
 #[command(name = "heroctl", version, about, propagate_version = true)]

@@ -115,6 +115,14 @@ pub fn pack_start_body(count: u64) -> Vec<u8> {
     m.0
 }
 
+/// A PACK_START body announcing that `count` objects are listed so far and that the whole
+/// count follows in a PACK_COUNT message.
+pub fn pack_start_more_body(count: u64) -> Vec<u8> {
+    let mut m = Enc::default();
+    m.varint(count).u8(crate::wire::pack_start::MORE);
+    m.0
+}
+
 /// An uncompressed PACK body carrying `raw` as one object of type `ty`.
 pub fn pack_body(ty: ObjType, raw: &[u8]) -> Vec<u8> {
     let mut m = Enc::default();

@@ -10,19 +10,21 @@
 //! The receiver stores what arrives in transactions of up to 32 MiB, so an interrupted transfer
 //! keeps what arrived; the next one asks for an inventory first and skips those objects.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use hero_store::{
     EntryKind, IdMap, IdSet, Incoming, ObjType, ObjectId, Prepared, Repo, SMALL_FILE_MAX,
-    StoredForm, View, apply_delta_frame, delta_frame, object_links,
+    StoredForm, TreeEntry, View, apply_delta_frame, delta_frame, object_links,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::{Result, SyncError};
 use crate::wire::{
-    Dec, Enc, INVENTORY_BATCH, MAX_FRAME, Wire, form, kind, type_code, type_of, wants_flag,
+    Dec, Enc, INVENTORY_BATCH, MAX_FRAME, Wire, form, kind, pack_start, type_code, type_of,
+    wants_flag,
 };
 
 /// Most haves a receiver sends (heads plus spaced ancestors).
@@ -43,9 +45,11 @@ pub const MAX_INVENTORY: usize = 20_000_000;
 /// needed), small enough that an interrupted transfer of bulk data keeps most of what came.
 pub const STORE_BATCH_BYTES: usize = 32 << 20;
 /// A sender reads and encodes this many bytes of objects between network writes.
-const SEND_GROUP_BYTES: usize = 4 << 20;
+const SEND_GROUP_BYTES: usize = 512 << 10;
+/// Objects a sender lists at a time once it has started sending.
+const LIST_STEP: usize = 4096;
 /// Raw bytes of small objects gathered before the sender cuts a compressed PACK message.
-const PACK_RAW: usize = 1 << 20;
+const PACK_RAW: usize = 256 << 10;
 /// Objects with at least this many bytes travel outside the compressed stream.
 const BULK: usize = 16 << 10;
 /// Largest decoded content of one compressed PACK message a receiver accepts.
@@ -161,12 +165,9 @@ pub fn haves_of(repo: &Repo) -> Result<Vec<ObjectId>> {
     Ok(out)
 }
 
-/// What the sender will send.
+/// What the sender knows about the receiver, and the bases it found for new deltas.
 #[derive(Debug, Default)]
 struct Plan {
-    /// Trees and content first, newest commit's first, each after what it links to; then
-    /// commits oldest first; then tagged objects and tags.
-    order: Vec<(ObjType, ObjectId)>,
     /// For objects the receiver lacks: the version of the same path the receiver has (a
     /// base for a new delta).
     bases: IdMap<ObjectId>,
@@ -174,9 +175,71 @@ struct Plan {
     known: IdSet,
 }
 
-fn plan(view: &View, wants: &[ObjectId], haves: &[ObjectId]) -> Result<Plan> {
+/// An object a tree or manifest links to: its type, id and the receiver's version of its
+/// path.
+type Child = (ObjType, ObjectId, Option<ObjectId>);
+
+/// A tree or manifest whose links are being listed.
+struct Frame {
+    ty: ObjType,
+    id: ObjectId,
+    children: Vec<Child>,
+    next: usize,
+}
+
+/// Where the listing is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// The trees of the commits, newest commit first.
+    Trees,
+    /// The commits, oldest first.
+    Commits,
+    /// Objects tags point at directly (not commits).
+    Tagged,
+    /// Annotated tags.
+    Tags,
+    Done,
+}
+
+/// Lists what the sender sends, a piece at a time, so sending starts before the listing
+/// ends: the content of the newest commit first (an object is listed with the newest commit
+/// holding it, which is where the store keeps it whole; older versions, stored as deltas
+/// against newer ones, follow), each object after everything it links to; then the commits,
+/// oldest first; then tagged objects and tags.
+struct Lister {
+    /// Commits to send and their trees, parents before children.
+    commits: Vec<(ObjectId, ObjectId)>,
+    /// Commits whose trees are still to be walked (counting down).
+    trees_left: usize,
+    tagged: Vec<(ObjType, ObjectId)>,
+    tags: Vec<ObjectId>,
+    /// The receiver's root tree, whose paths give bases for new deltas.
+    have_root: Option<ObjectId>,
+    listed: IdSet,
+    stack: Vec<Frame>,
+    stage: Stage,
+    /// Objects listed so far.
+    count: u64,
+}
+
+/// Finds the commits to send and what the receiver has; the objects are listed by the
+/// returned [`Lister`].
+fn plan(view: &View, wants: &[ObjectId], haves: &[ObjectId]) -> Result<(Plan, Lister)> {
+    let mut lister = Lister {
+        commits: Vec::new(),
+        trees_left: 0,
+        tagged: Vec::new(),
+        tags: Vec::new(),
+        have_root: None,
+        listed: IdSet::default(),
+        stack: Vec::new(),
+        stage: Stage::Trees,
+        count: 0,
+    };
+    let mut p = Plan::default();
     if wants.is_empty() {
-        return Ok(Plan::default());
+        lister.stage = Stage::Done;
+        return Ok((p, lister));
     }
     let mut have_commits = Vec::new();
     for h in haves {
@@ -186,8 +249,6 @@ fn plan(view: &View, wants: &[ObjectId], haves: &[ObjectId]) -> Result<Plan> {
     }
     // Commits to send, parents before children; annotated tags after what they tag.
     let mut stack: Vec<(ObjectId, bool)> = Vec::new();
-    let mut tags: Vec<ObjectId> = Vec::new();
-    let mut tagged: Vec<(ObjType, ObjectId)> = Vec::new();
     for w in wants {
         let mut cur = *w;
         let mut chain = Vec::new();
@@ -200,20 +261,20 @@ fn plan(view: &View, wants: &[ObjectId], haves: &[ObjectId]) -> Result<Plan> {
                     continue;
                 }
                 Some(t @ (ObjType::Tree | ObjType::Blob | ObjType::Manifest)) => {
-                    tagged.push((t, cur));
+                    lister.tagged.push((t, cur));
                 }
                 Some(ObjType::ManifestNode) | None => {}
             }
             break;
         }
-        tags.extend(chain.into_iter().rev());
+        lister.tags.extend(chain.into_iter().rev());
     }
     // Most pulls are a few commits ahead of a have: walk down from the wants and stop at the
     // haves. Only when that runs long (the histories diverged below the sampled haves) walk
     // the receiver's ancestors too, boundedly; whatever it still lists that the receiver has
     // is skipped by the receiver's checks, never stored twice.
     let mut excluded: IdSet = have_commits.iter().copied().collect();
-    let commits = match commits_between(view, stack.clone(), &excluded, Some(SHORT_WALK))? {
+    lister.commits = match commits_between(view, stack.clone(), &excluded, Some(SHORT_WALK))? {
         Some(c) => c,
         None => {
             let mut todo: VecDeque<ObjectId> = have_commits.iter().copied().collect();
@@ -232,7 +293,7 @@ fn plan(view: &View, wants: &[ObjectId], haves: &[ObjectId]) -> Result<Plan> {
             commits_between(view, stack, &excluded, None)?.unwrap_or_default()
         }
     };
-    let mut p = Plan::default();
+    lister.trees_left = lister.commits.len();
     // Objects reachable from a few have-commits are not listed at all.
     for c in have_commits.iter().take(PRUNE_COMMITS) {
         let root = view.commit(c)?.tree;
@@ -252,28 +313,13 @@ fn plan(view: &View, wants: &[ObjectId], haves: &[ObjectId]) -> Result<Plan> {
             }
         }
     }
-    let have_root = match have_commits.first() {
+    lister.have_root = match have_commits.first() {
         Some(c) => Some(view.commit(c)?.tree),
         None => None,
     };
-    // Newest first: an object is listed with the newest commit holding it, which is where the
-    // store keeps it whole, and older versions (stored as deltas against newer ones) follow.
-    let mut listed: IdSet = IdSet::default();
-    for (_, tree) in commits.iter().rev() {
-        walk(view, ObjType::Tree, *tree, have_root, &mut listed, &mut p)?;
-    }
-    for (c, _) in commits {
-        p.order.push((ObjType::Commit, c));
-    }
-    for (t, id) in tagged {
-        walk(view, t, id, None, &mut listed, &mut p)?;
-    }
-    for t in tags {
-        if listed.insert(t) {
-            p.order.push((ObjType::Tag, t));
-        }
-    }
-    Ok(p)
+    // Listed in the order the wants named them (taken from the end).
+    lister.tagged.reverse();
+    Ok((p, lister))
 }
 
 /// Commits reachable from `stack` and not from `excluded` with their trees, parents before
@@ -310,73 +356,175 @@ fn commits_between(
     Ok(Some(commits))
 }
 
-/// Lists `id` after everything it links to. `base` is the receiver's version of the same
-/// path, when it has one.
-fn walk(
-    view: &View,
-    ty: ObjType,
-    id: ObjectId,
-    base: Option<ObjectId>,
-    listed: &mut IdSet,
-    p: &mut Plan,
-) -> Result<()> {
-    if p.known.contains(&id) || !listed.insert(id) {
-        return Ok(());
+impl Lister {
+    /// Whether everything is listed.
+    fn done(&self) -> bool {
+        self.stage == Stage::Done
     }
-    match ty {
-        ObjType::Tree => {
-            if let Some(b) = base {
-                p.bases.insert(id, b);
-            }
-            let base_tree = match base {
-                Some(b) if view.object_type(&b)? == Some(ObjType::Tree) => Some(view.tree(&b)?),
-                _ => None,
-            };
-            for e in view.tree(&id)?.entries {
-                let old = base_tree
-                    .as_ref()
-                    .and_then(|t| t.entries.iter().find(|o| o.name == e.name));
-                let small = |size: u64| size <= SMALL_FILE_MAX as u64;
-                let (child_ty, child_base) = match e.kind {
-                    EntryKind::Gitlink => continue,
-                    EntryKind::Dir => (
-                        ObjType::Tree,
-                        old.filter(|o| o.kind == EntryKind::Dir).map(|o| o.id),
-                    ),
-                    EntryKind::File | EntryKind::Executable | EntryKind::Symlink => {
-                        if small(e.size) {
-                            let b = old
-                                .filter(|o| {
-                                    matches!(o.kind, EntryKind::File | EntryKind::Executable)
-                                        && small(o.size)
-                                })
-                                .map(|o| o.id);
-                            (ObjType::Blob, b)
-                        } else {
-                            (ObjType::Manifest, None)
-                        }
+
+    /// Lists objects onto `out` until it holds `len` or everything is listed.
+    fn fill(
+        &mut self,
+        view: &View,
+        p: &mut Plan,
+        out: &mut VecDeque<(ObjType, ObjectId)>,
+        len: usize,
+    ) -> Result<()> {
+        while out.len() < len && !self.done() {
+            self.step(view, p, out)?;
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, out: &mut VecDeque<(ObjType, ObjectId)>, ty: ObjType, id: ObjectId) {
+        out.push_back((ty, id));
+        self.count += 1;
+    }
+
+    /// One step: descend into a link, list a finished tree, or start the next root.
+    fn step(
+        &mut self,
+        view: &View,
+        p: &mut Plan,
+        out: &mut VecDeque<(ObjType, ObjectId)>,
+    ) -> Result<()> {
+        if let Some(top) = self.stack.last_mut() {
+            match top.children.get(top.next).copied() {
+                Some((ty, id, base)) => {
+                    top.next += 1;
+                    self.visit(view, p, out, ty, id, base)?;
+                }
+                None => {
+                    if let Some(f) = self.stack.pop() {
+                        self.emit(out, f.ty, f.id);
                     }
-                };
-                walk(view, child_ty, e.id, child_base, listed, p)?;
+                }
             }
+            return Ok(());
         }
-        ObjType::Manifest | ObjType::ManifestNode => {
-            let Some((found, raw)) = view.raw_object(&id)? else {
-                return Err(SyncError::Store(hero_store::Error::Missing(id)));
-            };
-            for (t, l) in object_links(found, &raw)? {
-                walk(view, t, l, None, listed, p)?;
+        match self.stage {
+            Stage::Trees => match self.trees_left.checked_sub(1) {
+                Some(i) => {
+                    self.trees_left = i;
+                    let (tree, base) = (self.commits[i].1, self.have_root);
+                    self.visit(view, p, out, ObjType::Tree, tree, base)?;
+                }
+                None => self.stage = Stage::Commits,
+            },
+            Stage::Commits => {
+                for (c, _) in std::mem::take(&mut self.commits) {
+                    self.emit(out, ObjType::Commit, c);
+                }
+                self.stage = Stage::Tagged;
             }
-        }
-        ObjType::Blob => {
-            if let Some(b) = base {
-                p.bases.insert(id, b);
+            Stage::Tagged => match self.tagged.pop() {
+                Some((ty, id)) => self.visit(view, p, out, ty, id, None)?,
+                None => self.stage = Stage::Tags,
+            },
+            Stage::Tags => {
+                for t in std::mem::take(&mut self.tags) {
+                    if self.listed.insert(t) {
+                        self.emit(out, ObjType::Tag, t);
+                    }
+                }
+                self.stage = Stage::Done;
             }
+            Stage::Done => {}
         }
-        ObjType::Commit | ObjType::Tag => {}
+        Ok(())
     }
-    p.order.push((ty, id));
-    Ok(())
+
+    /// Lists `id` (after its links, if it has any) unless the receiver has it or it is
+    /// listed already. `base` is the receiver's version of the same path, when it has one.
+    fn visit(
+        &mut self,
+        view: &View,
+        p: &mut Plan,
+        out: &mut VecDeque<(ObjType, ObjectId)>,
+        ty: ObjType,
+        id: ObjectId,
+        base: Option<ObjectId>,
+    ) -> Result<()> {
+        if p.known.contains(&id) || !self.listed.insert(id) {
+            return Ok(());
+        }
+        let children = match ty {
+            ObjType::Tree => {
+                if let Some(b) = base {
+                    p.bases.insert(id, b);
+                }
+                tree_children(view, &id, base)?
+            }
+            ObjType::Manifest | ObjType::ManifestNode => {
+                let Some((found, raw)) = view.raw_object(&id)? else {
+                    return Err(SyncError::Store(hero_store::Error::Missing(id)));
+                };
+                object_links(found, &raw)?
+                    .into_iter()
+                    .map(|(t, l)| (t, l, None))
+                    .collect()
+            }
+            ObjType::Blob => {
+                if let Some(b) = base {
+                    p.bases.insert(id, b);
+                }
+                Vec::new()
+            }
+            ObjType::Commit | ObjType::Tag => Vec::new(),
+        };
+        if children.is_empty() {
+            self.emit(out, ty, id);
+        } else {
+            self.stack.push(Frame {
+                ty,
+                id,
+                children,
+                next: 0,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The links of tree `id`, each with the receiver's version of its path (from `base`, the
+/// receiver's version of the tree).
+fn tree_children(view: &View, id: &ObjectId, base: Option<ObjectId>) -> Result<Vec<Child>> {
+    let base_tree = match base {
+        Some(b) if view.object_type(&b)? == Some(ObjType::Tree) => Some(view.tree(&b)?),
+        _ => None,
+    };
+    let old_by_name: HashMap<&[u8], &TreeEntry> = base_tree
+        .as_ref()
+        .map(|t| t.entries.iter().map(|e| (e.name.as_slice(), e)).collect())
+        .unwrap_or_default();
+    let small = |size: u64| size <= SMALL_FILE_MAX as u64;
+    let mut out = Vec::new();
+    for e in view.tree(id)?.entries {
+        let old = old_by_name.get(e.name.as_slice()).copied();
+        let child = match e.kind {
+            EntryKind::Gitlink => continue,
+            EntryKind::Dir => (
+                ObjType::Tree,
+                e.id,
+                old.filter(|o| o.kind == EntryKind::Dir).map(|o| o.id),
+            ),
+            EntryKind::File | EntryKind::Executable | EntryKind::Symlink => {
+                if small(e.size) {
+                    let b = old
+                        .filter(|o| {
+                            matches!(o.kind, EntryKind::File | EntryKind::Executable)
+                                && small(o.size)
+                        })
+                        .map(|o| o.id);
+                    (ObjType::Blob, e.id, b)
+                } else {
+                    (ObjType::Manifest, e.id, None)
+                }
+            }
+        };
+        out.push(child);
+    }
+    Ok(out)
 }
 
 /// How an entry names its delta base.
@@ -606,21 +754,32 @@ where
     if haves.len() > MAX_HAVES * 2 || wants.len() > 1_000_000 {
         return Err(SyncError::protocol("too many wants or haves"));
     }
-    let t0 = std::time::Instant::now();
-    let mut plan = blocking(|| -> Result<Plan> { plan(&repo.view()?, &wants, &haves) })?;
+    let t0 = Instant::now();
+    let inventory = flags & wants_flag::INVENTORY != 0;
+    // List enough to know whether this is a small transfer; a large one starts sending while
+    // the rest is listed. An inventory needs the whole list first.
+    let (mut plan, mut lister, mut queue) = blocking(|| -> Result<_> {
+        let view = repo.view()?;
+        let (mut plan, mut lister) = plan(&view, &wants, &haves)?;
+        let mut queue = VecDeque::new();
+        let first = if inventory {
+            usize::MAX
+        } else {
+            SMALL_TRANSFER + 1
+        };
+        lister.fill(&view, &mut plan, &mut queue, first)?;
+        Ok((plan, lister, queue))
+    })?;
     tracing::debug!(
-        objects = plan.order.len(),
-        "planned the transfer in {:?}",
+        objects = queue.len(),
+        complete = lister.done(),
+        "listed in {:?}",
         t0.elapsed()
     );
-    let mut stats = TransferStats {
-        candidates: plan.order.len() as u64,
-        ..TransferStats::default()
-    };
     let mut sent = Sent::default();
-    let order = std::mem::take(&mut plan.order);
-    let needed: Vec<(ObjType, ObjectId)> = if flags & wants_flag::INVENTORY != 0 {
+    if inventory {
         // The receiver may hold part of an interrupted transfer: it says which it lacks.
+        let order: Vec<(ObjType, ObjectId)> = std::mem::take(&mut queue).into();
         for part in order.chunks(INVENTORY_BATCH) {
             let mut m = Enc::new(kind::INVENTORY);
             m.u32(part.len() as u32);
@@ -641,37 +800,48 @@ where
                 "the bitmap of needed objects has the wrong size",
             ));
         }
-        let mut needed = Vec::new();
         for (i, x) in order.into_iter().enumerate() {
             if bits[i / 8] & (1 << (i % 8)) != 0 {
-                needed.push(x);
+                queue.push_back(x);
             } else {
                 sent.held.insert(x.1);
             }
         }
-        needed
+    }
+    let candidates = lister.count;
+    // The count is exact when the listing is complete; otherwise PACK_COUNT follows later.
+    let exact = lister.done();
+    let mut total = if inventory {
+        queue.len() as u64
     } else {
-        order
+        lister.count
     };
-    let total = needed.len() as u64;
     let mut m = Enc::new(kind::PACK_START);
-    m.varint(total);
+    m.varint(total).u8(if exact { 0 } else { pack_start::MORE });
     wire.send(&m).await?;
+    let mut count_sent = exact;
     // Small transfers compress harder: a few milliseconds more for a few percent fewer bytes.
     // Large ones stay at level 3, where zstd keeps up with the network and the store.
-    let level = if needed.len() <= SMALL_TRANSFER { 9 } else { 3 };
-    sent.reuse_frames = needed.len() > SMALL_TRANSFER;
+    let small = exact && queue.len() <= SMALL_TRANSFER;
+    let level = if small { 9 } else { 3 };
+    sent.reuse_frames = !small;
     let mut packer = Packer::new(level)?;
-    let mut i = 0;
-    while i < needed.len() {
+    let mut stats = TransferStats::default();
+    let (mut encoding, mut sending) = (Duration::ZERO, Duration::ZERO);
+    loop {
         // Read and encode a group without holding a read transaction across network waits.
-        let (msgs, next) = blocking(|| -> Result<(Vec<Enc>, usize)> {
+        let t = Instant::now();
+        let (msgs, finished) = blocking(|| -> Result<(Vec<Enc>, bool)> {
             let view = repo.view()?;
             let mut msgs = Vec::new();
-            let mut j = i;
             let mut size = 0usize;
-            while j < needed.len() && size < SEND_GROUP_BYTES {
-                let (ty, id) = needed[j];
+            while size < SEND_GROUP_BYTES {
+                if queue.is_empty() {
+                    lister.fill(&view, &mut plan, &mut queue, LIST_STEP)?;
+                }
+                let Some((ty, id)) = queue.pop_front() else {
+                    break;
+                };
                 let e = encode_entry(&view, ty, &id, &plan, &sent)?;
                 sent.at.insert(id, sent.next);
                 sent.next += 1;
@@ -682,34 +852,49 @@ where
                 if ty == ObjType::Commit {
                     stats.commits += 1;
                 }
+                stats.objects += 1;
                 packer.add(e, &mut msgs)?;
-                j += 1;
             }
-            if j == needed.len() {
+            let finished = queue.is_empty() && lister.done();
+            if finished {
                 packer.cut(&mut msgs)?;
             }
-            Ok((msgs, j))
+            Ok((msgs, finished))
         })?;
+        encoding += t.elapsed();
+        let t = Instant::now();
         for m in &msgs {
             stats.object_bytes += m.0.len() as u64 + 4;
             wire.send(m).await?;
         }
-        stats.objects += (next - i) as u64;
-        i = next;
+        if !count_sent && lister.done() {
+            total = lister.count;
+            let mut m = Enc::new(kind::PACK_COUNT);
+            m.varint(total);
+            wire.send(&m).await?;
+            count_sent = true;
+        }
+        sending += t.elapsed();
         if let Some(p) = progress {
             p(&Progress {
                 phase: Phase::Transferring,
                 objects: stats.objects,
-                objects_total: total,
+                objects_total: if count_sent { total } else { 0 },
                 bytes: wire.bytes_out,
             });
         }
+        if finished {
+            break;
+        }
     }
+    stats.candidates = candidates.max(lister.count);
     wire.send(&Enc::new(kind::END)).await?;
     wire.flush().await?;
     tracing::debug!(
         objects = stats.objects,
         bytes = stats.object_bytes,
+        ?encoding,
+        ?sending,
         "sent in {:?}",
         t0.elapsed()
     );
@@ -1104,7 +1289,7 @@ where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
 {
-    let t0 = std::time::Instant::now();
+    let t0 = Instant::now();
     let resume = blocking(|| repo.setting(INCOMPLETE))?.is_some();
     let mut m = Enc::new(kind::WANTS);
     m.ids(wants)
@@ -1129,35 +1314,59 @@ where
         None
     };
     let start = wire.expect(kind::PACK_START).await?;
-    let total = Dec::new(&start).varint()?;
-    if total > MAX_INVENTORY as u64 {
+    let mut d = Dec::new(&start);
+    let announced = d.varint()?;
+    let more = if d.is_empty() {
+        false
+    } else {
+        d.u8()? & pack_start::MORE != 0
+    };
+    if announced > MAX_INVENTORY as u64 {
         return Err(SyncError::protocol("too many objects announced"));
     }
+    // The whole count: known now, or from the PACK_COUNT a sender still listing sends later.
+    let mut total = (!more).then_some(announced);
     let mut rx = Rx::new(wants, expected)?;
-    rx.stats.candidates = candidates.max(total);
-    let report = |rx: &Rx, bytes: u64| {
+    rx.stats.candidates = candidates.max(announced);
+    let report = |rx: &Rx, total: Option<u64>, bytes: u64| {
         if let Some(p) = progress {
             p(&Progress {
                 phase: Phase::Transferring,
                 objects: rx.ids.len() as u64,
-                objects_total: total,
+                objects_total: total.unwrap_or(0),
                 bytes,
             });
         }
     };
+    // Where the receiver's time goes: waiting for the network, or checking what arrived.
+    let (mut waited, mut checking) = (Duration::ZERO, Duration::ZERO);
     loop {
+        let t = Instant::now();
         let (k, body) = wire.recv().await?;
+        waited += t.elapsed();
         match k {
             kind::PACK => {
                 rx.stats.object_bytes += body.len() as u64 + 5;
+                let t = Instant::now();
                 blocking(|| rx.unpack(repo, &body))?;
-                if rx.ids.len() > total as usize {
+                checking += t.elapsed();
+                if rx.ids.len() as u64 > total.unwrap_or(MAX_INVENTORY as u64) {
                     return Err(SyncError::protocol("more objects than announced"));
                 }
                 if rx.pending_bytes >= STORE_BATCH_BYTES {
                     blocking(|| rx.store(repo, false))?;
-                    report(&rx, wire.bytes_in);
+                    report(&rx, total, wire.bytes_in);
                 }
+            }
+            kind::PACK_COUNT if total.is_none() => {
+                let n = Dec::new(&body).varint()?;
+                if n < announced.max(rx.ids.len() as u64) || n > MAX_INVENTORY as u64 {
+                    return Err(SyncError::protocol(format!(
+                        "a count of {n} objects does not fit what was announced"
+                    )));
+                }
+                total = Some(n);
+                rx.stats.candidates = rx.stats.candidates.max(n);
             }
             kind::END => break,
             other => {
@@ -1167,15 +1376,28 @@ where
             }
         }
     }
-    if rx.ids.len() != total as usize {
+    let Some(total) = total else {
+        return Err(SyncError::protocol(
+            "the transfer ended without saying how many objects it held",
+        ));
+    };
+    if rx.ids.len() as u64 != total {
         return Err(SyncError::protocol(format!(
             "the transfer ended after {} of {total} objects",
             rx.ids.len()
         )));
     }
+    let t = Instant::now();
     blocking(|| rx.store(repo, true))?;
-    report(&rx, wire.bytes_in);
-    tracing::debug!(objects = rx.ids.len(), "received in {:?}", t0.elapsed());
+    report(&rx, Some(total), wire.bytes_in);
+    tracing::debug!(
+        objects = rx.ids.len(),
+        ?waited,
+        ?checking,
+        storing = ?t.elapsed(),
+        "received in {:?}",
+        t0.elapsed()
+    );
     Ok(rx.stats)
 }
 

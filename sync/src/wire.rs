@@ -14,7 +14,7 @@ use crate::error::{Result, SyncError};
 /// The protocol's ALPN.
 pub const ALPN: &[u8] = b"hero-store/sync/1";
 /// The protocol version this build speaks.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// The first bytes of a hello.
 pub const MAGIC: &[u8; 4] = b"HERO";
 /// The largest frame accepted: the largest object plus room for its header.
@@ -40,7 +40,7 @@ pub mod kind {
     pub const INVENTORY_END: u8 = 6;
     /// Receiver → sender: bitmap of the candidates it lacks.
     pub const NEED: u8 = 7;
-    /// Sender → receiver: how many objects follow, in PACK messages.
+    /// Sender → receiver: how many objects follow, in PACK messages (see [`super::pack_start`]).
     pub const PACK_START: u8 = 8;
     /// Sender → receiver: all objects sent.
     pub const END: u8 = 9;
@@ -50,6 +50,9 @@ pub mod kind {
     pub const PUSH_RESULT: u8 = 11;
     /// Sender → receiver: a run of objects (see `transfer.rs`).
     pub const PACK: u8 = 12;
+    /// Sender → receiver, between PACKs: the number of objects in all, when PACK_START
+    /// could only say how many were listed so far.
+    pub const PACK_COUNT: u8 = 13;
 }
 
 /// Error codes of an ERROR message.
@@ -87,6 +90,13 @@ pub mod form {
 pub mod wants_flag {
     /// The receiver may hold objects of an interrupted transfer: list candidates first.
     pub const INVENTORY: u8 = 1;
+}
+
+/// Flags of a PACK_START message, after its count.
+pub mod pack_start {
+    /// The count is the objects listed so far: the sender started before its listing ended,
+    /// and a PACK_COUNT message with the whole count comes before END.
+    pub const MORE: u8 = 1;
 }
 
 /// The wire code of an object type (the store's record code).

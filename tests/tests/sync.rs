@@ -487,7 +487,30 @@ fn a_hostile_peer_is_disconnected_and_nothing_it_sent_is_kept() {
         assert!(p.recv().await.is_err());
         p.close().await;
 
-        // 4. A peer speaking a future version of the protocol is told so.
+        // 4. A pack that says more objects will be counted later, then ends uncounted.
+        let mut p = RawPeer::connect(key.clone(), &cfg, &ticket).await.unwrap();
+        p.hello_push(&repo_id).await.unwrap();
+        let (k, _) = p.recv().await.unwrap();
+        assert_eq!(k, 2);
+        p.send(
+            testing::kinds::PUSH,
+            &testing::push_body("main", &fake_commit),
+        )
+        .await
+        .unwrap();
+        let (k, _) = p.recv().await.unwrap();
+        assert_eq!(k, testing::WANTS);
+        p.send(
+            testing::kinds::PACK_START,
+            &testing::pack_start_more_body(0),
+        )
+        .await
+        .unwrap();
+        p.send(testing::kinds::END, &[]).await.unwrap();
+        assert!(p.recv().await.is_err());
+        p.close().await;
+
+        // 5. A peer speaking a future version of the protocol is told so.
         let mut p = RawPeer::connect(key.clone(), &cfg, &ticket).await.unwrap();
         p.hello_pull_version(&repo_id, 99).await.unwrap();
         let err = p.recv().await.unwrap_err();
@@ -513,4 +536,58 @@ fn a_hostile_peer_is_disconnected_and_nothing_it_sent_is_kept() {
     assert!(log.contains("over the limit"), "{log}");
     assert!(log.contains("ended in the middle"), "{log}");
     assert!(log.contains("incompatible version"), "{log}");
+    assert!(log.contains("without saying how many"), "{log}");
+}
+
+#[test]
+fn a_clone_larger_than_the_first_listing_streams_and_arrives_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a.hero"), tmp.path().join("b.hero"));
+    // 21,000 files in 150 directories: more objects than the sender lists before it starts
+    // sending (20,001), so the rest is listed while the first part travels.
+    let work = tmp.path().join("many");
+    for d in 0..150 {
+        let dir = work.join(format!("d{d:03}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..140 {
+            std::fs::write(dir.join(format!("f{f:03}.txt")), format!("{d} {f}\n")).unwrap();
+        }
+    }
+    ok(&a, &["init"]);
+    ok(&a, &["commit", work.to_str().unwrap(), "-m", "many"]);
+    edit(&a, &[("d000/f000.txt", b"changed\n")], "second");
+    let mut server = cmd(&a, &["serve"]);
+    let log = tmp.path().join("serve.log");
+    server
+        .env("RUST_LOG", "hero_sync=debug")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut child = server.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ticket = loop {
+        let line = lines.next().expect("no ticket").unwrap();
+        if let Some(t) = line.strip_prefix("ticket: ") {
+            break t.to_owned();
+        }
+    };
+    let sa = Server {
+        child,
+        ticket,
+        log: log.clone(),
+    };
+    ok(&a, &["allow", "add", &id(&b)]);
+    let v = json(&b, &["clone", &sa.ticket]);
+    // 21,001 blobs, 151 + 2 trees, 2 commits.
+    assert_eq!(v["objects"], 21_156, "{v}");
+    assert_eq!(v["commits"], 2, "{v}");
+    assert_eq!(head(&b, "main"), head(&a, "main"));
+    assert!(ok(&b, &["verify"]).starts_with("ok: 21156 objects"));
+    assert_eq!(cat(&b, "main:d000/f000.txt"), "changed\n");
+    assert_eq!(cat(&b, "main~1:d000/f000.txt"), "0 0\n");
+    assert_eq!(cat(&b, "main:d149/f139.txt"), "149 139\n");
+    let log = std::fs::read_to_string(&sa.log).unwrap();
+    assert!(
+        log.contains("complete=false"),
+        "the listing was not streamed: {log}"
+    );
 }

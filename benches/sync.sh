@@ -13,7 +13,7 @@
 # repository holding BIG_MIB MiB of random files (16 files, one commit).
 #
 # usage: benches/sync.sh [BIG_MIB]      (default 1024)
-# env:   HSB_COMMITS (default 10000), HSB_PORT_BASE (default 47310), HSB_KEEP=1 (keep the
+# env:   HSB_RUNS (clones per tool, median reported; default 3), HSB_COMMITS (default 10000), HSB_PORT_BASE (default 47310), HSB_KEEP=1 (keep the
 #        work dir), HSB_LOG (RUST_LOG for `heroctl serve`/clients, e.g. hero_sync=debug;
 #        logs land in the work dir).
 # Needs: root (iptables), git, fossil, python3, iptables. Work dir: /tmp/hero-sync-bench.*
@@ -21,6 +21,7 @@ set -euo pipefail
 
 BIG_MIB=${1:-1024}
 N=${HSB_COMMITS:-10000}
+RUNS=${HSB_RUNS:-3}
 PORT_BASE=${HSB_PORT_BASE:-47310}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CMDLINE="$0${*:+ $*}"
@@ -74,6 +75,8 @@ mkdir -p "$WORK/src" "$WORK/git" "$WORK/hero" "$WORK/fossil" "$WORK/clones" "$WO
 
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# median N...: the middle value (the lower middle of an even count).
+median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
 
 # Byte counters: wire_start PROTO PORT; ... ; wire_stop PROTO PORT -> prints bytes both ways.
 wire_start() {
@@ -251,18 +254,30 @@ bench() {
     # --- clone
     local b=$WORK/clones/$name.hero gb=$WORK/clones/$name.git fb=$WORK/clones/$name.fossil
     "$H" -R "$a" allow add "$("$H" -R "$b" id)" >/dev/null
-    log "$name: clone (hero)"
-    measure "$name.clone.hero" udp "$hport" "$H" -R "$b" --json clone "$ticket" --net local
-    R[$name.clone.ms.hero]=$MS R[$name.clone.wire.hero]=$WIRE
+    # Each tool clones $RUNS times, in turns; the median time is reported.
+    local run hero_ms=() git_ms=() fossil_ms=()
+    for run in $(seq "$RUNS"); do
+        rm -rf "$b" "$gb" "$fb"
+        log "$name: clone (hero), run $run of $RUNS"
+        measure "$name.clone.hero" udp "$hport" "$H" -R "$b" --json clone "$ticket" --net local
+        hero_ms+=("$MS")
+        R[$name.clone.wire.hero]=$WIRE
+        log "$name: clone (git), run $run of $RUNS"
+        measure "$name.clone.git" tcp "$GIT_PORT" git clone -q --bare "git://127.0.0.1:$GIT_PORT/$name.git" "$gb"
+        git_ms+=("$MS")
+        R[$name.clone.wire.git]=$WIRE
+        log "$name: clone (fossil), run $run of $RUNS"
+        measure "$name.clone.fossil" tcp "$fport" fossil clone "http://127.0.0.1:$fport/" "$fb"
+        fossil_ms+=("$MS")
+        R[$name.clone.wire.fossil]=$WIRE
+    done
+    R[$name.clone.ms.hero]=$(median "${hero_ms[@]}")
+    R[$name.clone.ms.git]=$(median "${git_ms[@]}")
+    R[$name.clone.ms.fossil]=$(median "${fossil_ms[@]}")
+    R[$name.clone.runs.hero]="${hero_ms[*]}" R[$name.clone.runs.git]="${git_ms[*]}"
     R[$name.clone.self.hero]=$(($(json_field "$WORK/logs/$name.clone.hero.out" bytes_in) + \
         $(json_field "$WORK/logs/$name.clone.hero.out" bytes_out)))
     R[$name.clone.objects.hero]=$(json_field "$WORK/logs/$name.clone.hero.out" objects)
-    log "$name: clone (git)"
-    measure "$name.clone.git" tcp "$GIT_PORT" git clone -q --bare "git://127.0.0.1:$GIT_PORT/$name.git" "$gb"
-    R[$name.clone.ms.git]=$MS R[$name.clone.wire.git]=$WIRE
-    log "$name: clone (fossil)"
-    measure "$name.clone.fossil" tcp "$fport" fossil clone "http://127.0.0.1:$fport/" "$fb"
-    R[$name.clone.ms.fossil]=$MS R[$name.clone.wire.fossil]=$WIRE
     R[$name.csize.hero]=$(disk "$b")
     R[$name.casize.hero]=$(stat -c %s "$b")
     R[$name.csize.git]=$(disk "$gb")
@@ -381,6 +396,8 @@ echo "  (hero: UDP/QUIC; git: TCP git://; fossil: TCP http). \"hero self\" = byt
 echo "  from \`heroctl --json\` (protocol payload). git clones are \`--bare\` (no checkout), like"
 echo "  hero's and fossil's clones. Served git repositories after \`git gc\` (packs/loose listed)."
 echo "- sizes: bytes allocated on disk (du); hero's file length in parentheses (redb grows it sparsely)."
+echo "- clones: each tool clones $RUNS times into a fresh directory, in turns; the median wall time"
+echo "  is shown. Every run (ms): $(for s in "${SETS[@]}"; do printf '%s hero %s, git %s; ' "$s" "${R[$s.clone.runs.hero]}" "${R[$s.clone.runs.git]}"; done)"
 echo
 echo "| figure | hero | git | fossil | hero/git | hero/fossil |"
 echo "|---|---|---|---|---|---|"
@@ -390,7 +407,7 @@ for s in "${SETS[@]}"; do
         "$(hb "${R[$s.size.hero]}") (length $(hb "${R[$s.asize.hero]}"))" "$(hb "${R[$s.size.git]}") (${R[$s.git.packs]} pack, ${R[$s.git.loose]} loose)" \
         "$(hb "${R[$s.size.fossil]}")" "$(ratio "${R[$s.size.hero]}" "${R[$s.size.git]}")" \
         "$(ratio "${R[$s.size.hero]}" "${R[$s.size.fossil]}")"
-    row "$s: clone, wall (s)" "$(secs "${R[$s.clone.ms.hero]}")" "$(secs "${R[$s.clone.ms.git]}")" \
+    row "$s: clone, wall (s, median of $RUNS)" "$(secs "${R[$s.clone.ms.hero]}")" "$(secs "${R[$s.clone.ms.git]}")" \
         "$(secs "${R[$s.clone.ms.fossil]}")" "$(ratio "${R[$s.clone.ms.hero]}" "${R[$s.clone.ms.git]}")" \
         "$(ratio "${R[$s.clone.ms.hero]}" "${R[$s.clone.ms.fossil]}")"
     row "$s: clone, bytes on the wire" "$(hb "${R[$s.clone.wire.hero]}") (self $(hb "${R[$s.clone.self.hero]}"), ${R[$s.clone.objects.hero]} objects)" \

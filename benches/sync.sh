@@ -99,6 +99,8 @@ wire_stop() {
 measure() {
     local label=$1 proto=$2 port=$3
     shift 3
+    # Nothing another tool left dirty is written back during this run (fsyncs wait for it).
+    sync
     wire_start "$proto" "$port"
     local t0 t1
     t0=$(now_ms)

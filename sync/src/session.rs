@@ -234,6 +234,53 @@ fn parse_tags(d: &mut Dec<'_>) -> Result<Vec<(String, RefValue)>> {
     Ok(out)
 }
 
+/// Creates, in one transaction, the branches and tags of the peer that do not exist here and
+/// whose objects are here (a clone of a repository with many refs is one commit, not one per
+/// ref). Returns the names of the branches and tags made; none when a ref appeared meanwhile
+/// (the per-ref path deals with it).
+fn create_missing_refs(
+    repo: &Repo,
+    branches: &[(String, ObjectId)],
+    tags: &[(String, RefValue)],
+    reason: &str,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let mut moves: Vec<(String, RefValue)> = Vec::new();
+    let (mut new_branches, mut new_tags) = (Vec::new(), Vec::new());
+    {
+        let view = repo.view()?;
+        for (name, id) in branches {
+            let refname = hero_store::branch_ref(name)?;
+            if view.get_ref(&refname)?.is_none()
+                && view.object_type(id)? == Some(hero_store::ObjType::Commit)
+            {
+                moves.push((refname, RefValue::Commit(*id)));
+                new_branches.push(name.clone());
+            }
+        }
+        for (name, v) in tags {
+            let refname = hero_store::tag_ref(name)?;
+            if view.get_ref(&refname)?.is_none() && view.object_type(&v.id())?.is_some() {
+                moves.push((refname, *v));
+                new_tags.push(name.clone());
+            }
+        }
+    }
+    if moves.is_empty() {
+        return Ok((new_branches, new_tags));
+    }
+    let made = repo.batch(|b| {
+        for (refname, v) in &moves {
+            b.cas_ref(refname, None, Some(*v), reason)?;
+        }
+        Ok(())
+    });
+    match made {
+        Ok(()) => Ok((new_branches, new_tags)),
+        Err(hero_store::Error::RefMoved { .. }) => Ok((Vec::new(), Vec::new())),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Creates the tags of `tags` whose objects are here; counts them into `report`.
 fn take_tags(
     repo: &Repo,
@@ -395,7 +442,19 @@ where
         transfer: stats,
         ..SyncReport::default()
     };
+    let (new_branches, new_tags) =
+        blocking(|| create_missing_refs(repo, &welcome.branches, &welcome.tags, &reason))?;
     for (name, id) in &welcome.branches {
+        if new_branches.contains(name) {
+            report.branches.push(BranchUpdate {
+                branch: name.clone(),
+                old: None,
+                new: *id,
+                how: UpdateKind::Created,
+                conflicts: 0,
+            });
+            continue;
+        }
         if blocking(|| repo.view()?.object_type(id))? != Some(hero_store::ObjType::Commit) {
             tracing::warn!("sync: branch {name} of the peer did not arrive whole; left alone");
             continue;
@@ -403,7 +462,14 @@ where
         let u = blocking(|| integrate(repo, name, *id, &reason))?;
         report.branches.push(u);
     }
-    blocking(|| take_tags(repo, &welcome.tags, &reason, &mut report))?;
+    report.tags_created += new_tags.len();
+    let rest: Vec<(String, RefValue)> = welcome
+        .tags
+        .iter()
+        .filter(|(name, _)| !new_tags.contains(name))
+        .cloned()
+        .collect();
+    blocking(|| take_tags(repo, &rest, &reason, &mut report))?;
     report.bytes_in = wire.bytes_in;
     report.bytes_out = wire.bytes_out;
     Ok(report)

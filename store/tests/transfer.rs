@@ -310,3 +310,67 @@ fn stored_forms_travel_as_they_are_and_decode_the_same() {
         .unwrap_err();
     assert!(matches!(err, Error::Undecodable(_)), "{err}");
 }
+
+#[test]
+fn prepared_objects_given_in_id_order_are_stored_in_one_pass() {
+    use hero_store::Incoming;
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, head, big) = source_repo(&tmp.path().join("s"));
+    std::fs::create_dir_all(tmp.path().join("d")).unwrap();
+    let dst = new_repo(&tmp.path().join("d"));
+    let mut order = Vec::new();
+    post_order(&src, head, ObjType::Commit, &mut order);
+    let view = src.view().unwrap();
+    let prepare_all = || {
+        let dview = dst.view().unwrap();
+        let mut known = std::collections::HashMap::new();
+        let mut out = Vec::new();
+        for (ty, id) in &order {
+            let (found, raw) = view.raw_object(id).unwrap().unwrap();
+            let manifest = (found == ObjType::Manifest).then_some(*id);
+            let p = dview
+                .prepare_received(
+                    found,
+                    manifest,
+                    Incoming::Raw {
+                        raw: &raw,
+                        plain: false,
+                        previous: None,
+                    },
+                    &|x| known.get(x).copied(),
+                )
+                .unwrap();
+            assert_eq!(p.id, *id);
+            known.insert(*id, *ty);
+            out.push(p);
+        }
+        out
+    };
+    // Out of order: refused, nothing stored.
+    let mut prepared = prepare_all();
+    prepared.sort_unstable_by_key(|p| std::cmp::Reverse(p.id));
+    let err = dst.batch(|b| b.put_prepared_sorted(prepared)).unwrap_err();
+    assert!(err.to_string().contains("out of order"), "{err}");
+    assert!(!dst.has_object(&head).unwrap());
+    // In order: everything stored, the manifest's chunks checked once all are in.
+    let mut prepared = prepare_all();
+    prepared.sort_unstable_by_key(|p| p.id);
+    let n = prepared.len() as u64;
+    assert_eq!(dst.batch(|b| b.put_prepared_sorted(prepared)).unwrap(), n);
+    dst.update_branch("main", None, Some(head), "copy").unwrap();
+    let got = dst
+        .view()
+        .unwrap()
+        .entry_in_commit(&head, &RepoPath::parse("big.bin").unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        dst.view().unwrap().read_file(&got.id, u64::MAX).unwrap(),
+        big
+    );
+    assert!(dst.verify(None).unwrap().is_ok());
+    // Again: nothing new.
+    let mut prepared = prepare_all();
+    prepared.sort_unstable_by_key(|p| p.id);
+    assert_eq!(dst.batch(|b| b.put_prepared_sorted(prepared)).unwrap(), 0);
+}

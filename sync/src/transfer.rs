@@ -1223,23 +1223,22 @@ impl Rx {
         if self.pending.is_empty() && (!last || (!self.started && self.expected.is_none())) {
             return Ok(());
         }
-        let pending = std::mem::take(&mut self.pending);
+        let mut pending = std::mem::take(&mut self.pending);
         self.pending_bytes = 0;
+        // In key order, B-tree leaves fill up (ids are random: in arrival order they end up
+        // about two thirds full, and the file correspondingly larger). A peer sending one object
+        // twice gets it stored once.
+        pending.sort_unstable_by_key(|p| p.id);
+        pending.dedup_by_key(|p| p.id);
         // No read transaction of ours may stay open while writing: redb cannot reuse the pages
         // a write frees while an older reader might see them (the file grew several-fold).
         self.view = None;
         let result = repo.batch(|b| -> hero_store::Result<u64> {
-            b.write_in_key_order();
             if !self.started && !pending.is_empty() {
                 b.set_setting(INCOMPLETE, Some(b"1"))?;
                 self.started = true;
             }
-            let mut new = 0u64;
-            for p in pending {
-                if b.put_prepared(p)? {
-                    new += 1;
-                }
-            }
+            let new = b.put_prepared_sorted(pending)?;
             if last {
                 let stray: Vec<ObjectId> = self
                     .unreferenced

@@ -10,6 +10,7 @@
 //! The receiver stores what arrives in transactions of up to 32 MiB, so an interrupted transfer
 //! keeps what arrived; the next one asks for an inventory first and skips those objects.
 
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::sync::Arc;
@@ -46,6 +47,8 @@ pub const MAX_INVENTORY: usize = 20_000_000;
 pub const STORE_BATCH_BYTES: usize = 32 << 20;
 /// A sender reads and encodes this many bytes of objects between network writes.
 const SEND_GROUP_BYTES: usize = 512 << 10;
+/// Most objects a receiver makes room for up front.
+const RESERVE_MAX: usize = 1 << 16;
 /// Objects a sender lists at a time once it has started sending.
 const LIST_STEP: usize = 2048;
 /// Raw bytes of small objects gathered before the sender cuts a compressed PACK message.
@@ -971,7 +974,9 @@ struct Rx {
     pending_bytes: usize,
     /// Every object received, by stream position.
     ids: Vec<ObjectId>,
-    arrived: IdMap<ObjType>,
+    /// Every object received, with whether something received after it links to it (set
+    /// while its linker's links are checked, so no second lookup is needed).
+    arrived: IdMap<(ObjType, Cell<bool>)>,
     /// Delta chains of objects kept as deltas (see `hero_store::Received::chain`).
     chains: IdMap<(ObjectId, u32)>,
     /// Objects of this transfer kept whole.
@@ -979,8 +984,6 @@ struct Rx {
     window: IdMap<Arc<[u8]>>,
     window_order: VecDeque<ObjectId>,
     window_bytes: usize,
-    /// Received objects nothing received after them links to (yet).
-    unreferenced: IdSet,
     wants: IdSet,
     /// With an inventory: the ids that will arrive, in order.
     expected: Option<Vec<ObjectId>>,
@@ -1005,7 +1008,6 @@ impl Rx {
             window: IdMap::default(),
             window_order: VecDeque::new(),
             window_bytes: 0,
-            unreferenced: IdSet::default(),
             wants: wants.iter().copied().collect(),
             expected,
             started: false,
@@ -1167,7 +1169,12 @@ impl Rx {
         };
         let arrived = &self.arrived;
         let mut r = view
-            .prepare_received(p.ty, p.manifest_id, incoming, &|x| arrived.get(x).copied())
+            .prepare_received(p.ty, p.manifest_id, incoming, &|x| {
+                arrived.get(x).map(|(t, linked)| {
+                    linked.set(true);
+                    *t
+                })
+            })
             .map_err(refused)?;
         if let Some(exp) = &self.expected
             && exp.get(index as usize) != Some(&r.id)
@@ -1181,11 +1188,8 @@ impl Rx {
             )));
         }
         // The links are not kept with what is pending (a tree's are most of its size).
-        for l in std::mem::take(&mut r.links) {
-            self.unreferenced.remove(&l);
-        }
-        self.unreferenced.insert(r.id);
-        self.arrived.insert(r.id, p.ty);
+        r.links = Vec::new();
+        self.arrived.insert(r.id, (p.ty, Cell::new(false)));
         self.ids.push(r.id);
         match r.chain {
             Some(c) => {
@@ -1241,10 +1245,10 @@ impl Rx {
             let new = b.put_prepared_sorted(pending)?;
             if last {
                 let stray: Vec<ObjectId> = self
-                    .unreferenced
+                    .arrived
                     .iter()
-                    .filter(|id| !self.wants.contains(id))
-                    .copied()
+                    .filter(|(id, (_, linked))| !linked.get() && !self.wants.contains(*id))
+                    .map(|(id, _)| *id)
                     .collect();
                 if let Some(first) = stray.first() {
                     // Dropping this transaction keeps none of its objects.
@@ -1330,6 +1334,10 @@ where
     let mut total = (!more).then_some(announced);
     let mut rx = Rx::new(wants, expected)?;
     rx.stats.candidates = candidates.max(announced);
+    // Room for what was announced, within reason (the count is the peer's word).
+    let room = (announced as usize).min(RESERVE_MAX);
+    rx.pending.reserve(room);
+    rx.arrived.reserve(room);
     let report = |rx: &Rx, total: Option<u64>, bytes: u64| {
         if let Some(p) = progress {
             p(&Progress {

@@ -125,6 +125,31 @@ impl Tree {
         Ok(())
     }
 
+    /// Each entry's kind, id and size, without copying names: for walking many trees when
+    /// the names do not matter.
+    pub fn entries_without_names(
+        bytes: &[u8],
+    ) -> Result<Vec<(EntryKind, ObjectId, u64)>, DecodeError> {
+        let mut r = Reader::new(bytes, "tree");
+        if r.u8()? != TREE_TAG {
+            return Err(r.err("not a tree"));
+        }
+        if r.u8()? != FORMAT {
+            return Err(r.err("unknown tree format"));
+        }
+        let n = r.varint()?;
+        let mut out = Vec::with_capacity(n.min(1 << 16) as usize);
+        for _ in 0..n {
+            let kind = EntryKind::from_code(r.u8()?).ok_or_else(|| r.err("bad entry kind"))?;
+            r.bytes()?;
+            let id = r.id()?;
+            let size = r.varint()?;
+            out.push((kind, id, size));
+        }
+        r.finish()?;
+        Ok(out)
+    }
+
     /// Decodes and checks a tree.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes, "tree");

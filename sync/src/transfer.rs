@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use hero_store::{
     EntryKind, IdMap, IdSet, Incoming, ObjType, ObjectId, Prepared, Repo, SMALL_FILE_MAX,
-    StoredForm, TreeEntry, View, apply_delta_frame, delta_frame, object_links,
+    StoredForm, Tree, TreeEntry, View, apply_delta_frame, delta_frame, object_links,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -491,9 +491,48 @@ impl Lister {
     }
 }
 
+/// The links of tree `id`, with no base versions.
+fn tree_children_by_id(view: &View, id: &ObjectId) -> Result<Vec<Child>> {
+    let raw = match view.raw_object(id)? {
+        Some((ObjType::Tree, raw)) => raw,
+        Some(_) => {
+            return Err(SyncError::Store(hero_store::Error::WrongType {
+                id: *id,
+                expected: "tree",
+            }));
+        }
+        None => return Err(SyncError::Store(hero_store::Error::Missing(*id))),
+    };
+    let entries = Tree::entries_without_names(&raw).map_err(|e| {
+        SyncError::Store(hero_store::Error::Corrupt {
+            id: *id,
+            reason: e.to_string(),
+        })
+    })?;
+    Ok(entries
+        .into_iter()
+        .filter_map(|(kind, id, size)| match kind {
+            EntryKind::Gitlink => None,
+            EntryKind::Dir => Some((ObjType::Tree, id, None)),
+            EntryKind::File | EntryKind::Executable | EntryKind::Symlink => {
+                let ty = if size <= SMALL_FILE_MAX as u64 {
+                    ObjType::Blob
+                } else {
+                    ObjType::Manifest
+                };
+                Some((ty, id, None))
+            }
+        })
+        .collect())
+}
+
 /// The links of tree `id`, each with the receiver's version of its path (from `base`, the
 /// receiver's version of the tree).
 fn tree_children(view: &View, id: &ObjectId, base: Option<ObjectId>) -> Result<Vec<Child>> {
+    if base.is_none() {
+        // No version to match by name (a clone): the names need not be read.
+        return tree_children_by_id(view, id);
+    }
     let base_tree = match base {
         Some(b) if view.object_type(&b)? == Some(ObjType::Tree) => Some(view.tree(&b)?),
         _ => None,

@@ -374,3 +374,41 @@ fn prepared_objects_given_in_id_order_are_stored_in_one_pass() {
     prepared.sort_unstable_by_key(|p| p.id);
     assert_eq!(dst.batch(|b| b.put_prepared_sorted(prepared)).unwrap(), 0);
 }
+
+#[test]
+fn tree_entries_without_names_match_the_full_decode() {
+    use hero_store::{Tree, TreeEntry};
+    let tree = Tree {
+        entries: vec![
+            TreeEntry {
+                name: b"a.txt".to_vec(),
+                kind: EntryKind::File,
+                id: ObjectId::of(b"a"),
+                size: 1,
+            },
+            TreeEntry {
+                name: b"dir".to_vec(),
+                kind: EntryKind::Dir,
+                id: ObjectId::of(b"d"),
+                size: 3,
+            },
+            TreeEntry {
+                name: b"run.sh".to_vec(),
+                kind: EntryKind::Executable,
+                id: ObjectId::of(b"r"),
+                size: 1 << 30,
+            },
+        ],
+    };
+    let raw = tree.encode();
+    let light = Tree::entries_without_names(&raw).unwrap();
+    let full: Vec<_> = Tree::decode(&raw)
+        .unwrap()
+        .entries
+        .into_iter()
+        .map(|e| (e.kind, e.id, e.size))
+        .collect();
+    assert_eq!(light, full);
+    assert!(Tree::entries_without_names(&raw[..raw.len() - 1]).is_err());
+    assert!(Tree::entries_without_names(b"garbage").is_err());
+}

@@ -24,11 +24,13 @@
 //! 4. Only when the receiver's last transfer was interrupted (setting `sync/incomplete`) the
 //!    sender first sends that list as `INVENTORY` and the receiver answers `NEED`, a bitmap of
 //!    what it lacks: objects are stored children first, so one present has its closure.
-//! 5. `PACK_START`, `PACK`s, `END`: the objects as a pack (ADR 0007) — stored deltas as they
-//!    are, small objects raw through one zstd stream, large ones as their stored frames, new
-//!    deltas against the receiver's version of a path. No ids travel: the receiver hashes and
-//!    checks each object as it arrives (`View::prepare_received`), keeps it in the form it came
-//!    in, writes each transaction's records in key order (`Batch::put_prepared`), and refuses
+//! 5. `PACK_START`, `PACK`s, `END`: the objects as a pack (ADR 0007, 0009) — stored deltas as
+//!    they are, small objects raw through one zstd stream, large ones as their stored frames,
+//!    new deltas against the receiver's version of a path. A large transfer starts after 4,097
+//!    objects are listed; the rest is listed as it is sent and the whole count follows in
+//!    `PACK_COUNT`. No ids travel: the receiver hashes and checks each object as it arrives
+//!    (`View::prepare_received`), keeps it in the form it came in, sorts each transaction's
+//!    records by id and writes them in that order (`Batch::put_prepared_sorted`), and refuses
 //!    objects nothing asked for.
 //! 6. Then branches move: created, fast-forwarded, or merged with [`merge::merge`]
 //!    (deterministic: both peers make the same merge commit); tags are created when missing.

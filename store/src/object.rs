@@ -88,6 +88,30 @@ const TAG_TAG: u8 = b'g';
 const MANIFEST_TAG: u8 = b'm';
 const FORMAT: u8 = 1;
 
+/// Reads a tree's header and hands each entry (kind, name, id, size) to `each`; returns the
+/// reader so the caller can check nothing follows.
+fn read_entries<'a>(
+    bytes: &'a [u8],
+    mut each: impl FnMut(EntryKind, &'a [u8], ObjectId, u64),
+) -> Result<Reader<'a>, DecodeError> {
+    let mut r = Reader::new(bytes, "tree");
+    if r.u8()? != TREE_TAG {
+        return Err(r.err("not a tree"));
+    }
+    if r.u8()? != FORMAT {
+        return Err(r.err("unknown tree format"));
+    }
+    let n = r.varint()?;
+    for _ in 0..n {
+        let kind = EntryKind::from_code(r.u8()?).ok_or_else(|| r.err("bad entry kind"))?;
+        let name = r.bytes()?;
+        let id = r.id()?;
+        let size = r.varint()?;
+        each(kind, name, id, size);
+    }
+    Ok(r)
+}
+
 impl Tree {
     /// Looks an entry up by name.
     pub fn get(&self, name: &[u8]) -> Option<&TreeEntry> {
@@ -130,49 +154,23 @@ impl Tree {
     pub fn entries_without_names(
         bytes: &[u8],
     ) -> Result<Vec<(EntryKind, ObjectId, u64)>, DecodeError> {
-        let mut r = Reader::new(bytes, "tree");
-        if r.u8()? != TREE_TAG {
-            return Err(r.err("not a tree"));
-        }
-        if r.u8()? != FORMAT {
-            return Err(r.err("unknown tree format"));
-        }
-        let n = r.varint()?;
-        let mut out = Vec::with_capacity(n.min(1 << 16) as usize);
-        for _ in 0..n {
-            let kind = EntryKind::from_code(r.u8()?).ok_or_else(|| r.err("bad entry kind"))?;
-            r.bytes()?;
-            let id = r.id()?;
-            let size = r.varint()?;
-            out.push((kind, id, size));
-        }
+        let mut out = Vec::new();
+        let r = read_entries(bytes, |kind, _, id, size| out.push((kind, id, size)))?;
         r.finish()?;
         Ok(out)
     }
 
     /// Decodes and checks a tree.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(bytes, "tree");
-        if r.u8()? != TREE_TAG {
-            return Err(r.err("not a tree"));
-        }
-        if r.u8()? != FORMAT {
-            return Err(r.err("unknown tree format"));
-        }
-        let n = r.varint()?;
-        let mut entries = Vec::with_capacity(n.min(1 << 16) as usize);
-        for _ in 0..n {
-            let kind = EntryKind::from_code(r.u8()?).ok_or_else(|| r.err("bad entry kind"))?;
-            let name = r.bytes()?.to_vec();
-            let id = r.id()?;
-            let size = r.varint()?;
+        let mut entries = Vec::new();
+        let r = read_entries(bytes, |kind, name, id, size| {
             entries.push(TreeEntry {
-                name,
+                name: name.to_vec(),
                 kind,
                 id,
                 size,
-            });
-        }
+            })
+        })?;
         r.finish()?;
         let tree = Tree { entries };
         tree.check()

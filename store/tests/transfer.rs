@@ -45,14 +45,41 @@ fn source_repo(dir: &std::path::Path) -> (Repo, ObjectId, Vec<u8>) {
     (src, c2, big)
 }
 
+/// The source repository of [`source_repo`], an empty one beside it, and the source's
+/// objects in post order.
+#[allow(clippy::type_complexity)]
+fn source_and_empty(
+    dir: &std::path::Path,
+) -> (Repo, ObjectId, Vec<u8>, Repo, Vec<(ObjType, ObjectId)>) {
+    let (src, head, big) = source_repo(&dir.join("s"));
+    std::fs::create_dir_all(dir.join("d")).unwrap();
+    let dst = new_repo(&dir.join("d"));
+    let mut order = Vec::new();
+    post_order(&src, head, ObjType::Commit, &mut order);
+    (src, head, big, dst, order)
+}
+
+/// `dst` holds the source's history under `main`, the large file read back whole.
+fn assert_copied(dst: &Repo, head: ObjectId, big: &[u8]) {
+    dst.update_branch("main", None, Some(head), "copy").unwrap();
+    let got = dst
+        .view()
+        .unwrap()
+        .entry_in_commit(&head, &RepoPath::parse("big.bin").unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.id, ObjectId::of(big));
+    assert_eq!(
+        dst.view().unwrap().read_file(&got.id, u64::MAX).unwrap(),
+        big
+    );
+    assert!(dst.verify(None).unwrap().is_ok());
+}
+
 #[test]
 fn copies_a_history_object_by_object() {
     let tmp = tempfile::tempdir().unwrap();
-    let (src, head, big) = source_repo(&tmp.path().join("s"));
-    std::fs::create_dir_all(tmp.path().join("d")).unwrap();
-    let dst = new_repo(&tmp.path().join("d"));
-    let mut order = Vec::new();
-    post_order(&src, head, ObjType::Commit, &mut order);
+    let (src, head, big, dst, order) = source_and_empty(tmp.path());
     let view = src.view().unwrap();
     dst.batch(|b| {
         for (_, id) in &order {
@@ -62,19 +89,7 @@ fn copies_a_history_object_by_object() {
         Ok(())
     })
     .unwrap();
-    dst.update_branch("main", None, Some(head), "copy").unwrap();
-    let got = dst
-        .view()
-        .unwrap()
-        .entry_in_commit(&head, &RepoPath::parse("big.bin").unwrap())
-        .unwrap()
-        .unwrap();
-    assert_eq!(got.id, ObjectId::of(&big));
-    assert_eq!(
-        dst.view().unwrap().read_file(&got.id, u64::MAX).unwrap(),
-        big
-    );
-    assert!(dst.verify(None).unwrap().is_ok());
+    assert_copied(&dst, head, &big);
     // Storing again is a no-op.
     dst.batch(|b| {
         let (ty, raw) = view.raw_object(&head)?.unwrap();
@@ -315,11 +330,7 @@ fn stored_forms_travel_as_they_are_and_decode_the_same() {
 fn prepared_objects_given_in_id_order_are_stored_in_one_pass() {
     use hero_store::Incoming;
     let tmp = tempfile::tempdir().unwrap();
-    let (src, head, big) = source_repo(&tmp.path().join("s"));
-    std::fs::create_dir_all(tmp.path().join("d")).unwrap();
-    let dst = new_repo(&tmp.path().join("d"));
-    let mut order = Vec::new();
-    post_order(&src, head, ObjType::Commit, &mut order);
+    let (src, head, big, dst, order) = source_and_empty(tmp.path());
     let view = src.view().unwrap();
     let prepare_all = || {
         let dview = dst.view().unwrap();
@@ -357,18 +368,7 @@ fn prepared_objects_given_in_id_order_are_stored_in_one_pass() {
     prepared.sort_unstable_by_key(|p| p.id);
     let n = prepared.len() as u64;
     assert_eq!(dst.batch(|b| b.put_prepared_sorted(prepared)).unwrap(), n);
-    dst.update_branch("main", None, Some(head), "copy").unwrap();
-    let got = dst
-        .view()
-        .unwrap()
-        .entry_in_commit(&head, &RepoPath::parse("big.bin").unwrap())
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        dst.view().unwrap().read_file(&got.id, u64::MAX).unwrap(),
-        big
-    );
-    assert!(dst.verify(None).unwrap().is_ok());
+    assert_copied(&dst, head, &big);
     // Again: nothing new.
     let mut prepared = prepare_all();
     prepared.sort_unstable_by_key(|p| p.id);

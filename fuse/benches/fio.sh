@@ -5,7 +5,8 @@
 #
 # Environment: BENCH_DIR (work directory, default: a new one under /var/tmp; removed at the
 # end unless KEEP=1), SIZE (fio file size, default 1G), FILES (metadata test, default 10000),
-# RUNTIME (seconds of random reads, default 15).
+# RUNTIME (seconds of random reads, default 15), REPS (cold sequential reads and cold stats per
+# side, in turns, medians compared; default 3).
 #
 # Prints one line per test: native figure, mount figure, mount/native ratio. Needs fio,
 # python3, fusermount3. Builds only `cargo build --release -p hero-fuse --example mount`.
@@ -14,6 +15,7 @@ set -euo pipefail
 SIZE=${SIZE:-1G}
 FILES=${FILES:-10000}
 RUNTIME=${RUNTIME:-15}
+REPS=${REPS:-3}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 
 cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p hero-fuse --example mount
@@ -91,14 +93,30 @@ record() { # name unit native mount
     results+=("$(printf '%-28s %12s %12s %8s  %s' "$1" "$3" "$4" "$ratio" "$2")")
 }
 
+dir_of() { if [ "$1" = mount ]; then echo "$MNT"; else echo "$NATIVE"; fi; }
+median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
+
 for side in native mount; do
-    dir=$NATIVE
-    [ "$side" = mount ] && dir=$MNT
+    dir=$(dir_of "$side")
+    drop_caches
     w=$(fio_run "$dir" seqwrite write 1M)
     # Make the file durable outside the timing (on the mount: commit it to the store).
     sync "$dir/bench.dat"
-    drop_caches
-    r=$(fio_run "$dir" seqread read 1M)
+    declare "${side}_w=$w"
+done
+# Cold reads swing with the host's cache under this VM: both sides read REPS times, in
+# turns, and the medians are compared.
+native_rs=() mount_rs=()
+for _ in $(seq "$REPS"); do
+    for side in native mount; do
+        drop_caches
+        r=$(fio_run "$(dir_of "$side")" seqread read 1M)
+        if [ "$side" = mount ]; then mount_rs+=("$r"); else native_rs+=("$r"); fi
+    done
+done
+native_r=$(median "${native_rs[@]}") mount_r=$(median "${mount_rs[@]}")
+for side in native mount; do
+    dir=$(dir_of "$side")
     drop_caches
     rr=$(fio_run "$dir" randread randread 4k --time_based --runtime="$RUNTIME")
     mkdir -p "$dir/meta"
@@ -106,19 +124,27 @@ for side in native mount; do
     sync -f "$dir/meta" 2>/dev/null || true
     s=$(meta_one "$dir" stat)
     rd=$(meta_one "$dir" readdir)
-    drop_caches
-    sc=$(meta_one "$dir" stat)
-    declare "${side}_w=$w" "${side}_r=$r" "${side}_rr=$rr" "${side}_c=$c" "${side}_s=$s" \
-        "${side}_rd=$rd" "${side}_sc=$sc"
+    declare "${side}_rr=$rr" "${side}_c=$c" "${side}_s=$s" "${side}_rd=$rd"
 done
+native_scs=() mount_scs=()
+for _ in $(seq "$REPS"); do
+    for side in native mount; do
+        drop_caches
+        sc=$(meta_one "$(dir_of "$side")" stat)
+        if [ "$side" = mount ]; then mount_scs+=("$sc"); else native_scs+=("$sc"); fi
+    done
+done
+native_sc=$(median "${native_scs[@]}") mount_sc=$(median "${mount_scs[@]}")
 
 record "seq write 1M ($SIZE)" MiB/s "$native_w" "$mount_w"
-record "seq read 1M (cold)" MiB/s "$native_r" "$mount_r"
+record "seq read 1M (cold, median)" MiB/s "$native_r" "$mount_r"
 record "rand read 4k (cold start)" IOPS "$native_rr" "$mount_rr"
 record "create $FILES files" files/s "$native_c" "$mount_c"
 record "stat $FILES (warm)" files/s "$native_s" "$mount_s"
 record "readdir+stat $FILES" files/s "$native_rd" "$mount_rd"
-record "stat $FILES (cold)" files/s "$native_sc" "$mount_sc"
+record "stat $FILES (cold, median)" files/s "$native_sc" "$mount_sc"
 
 printf '%-28s %12s %12s %8s\n' test native mount ratio
 printf '%s\n' "${results[@]}"
+echo "cold seq read runs (MiB/s): native ${native_rs[*]}; mount ${mount_rs[*]}"
+echo "cold stat runs (files/s): native ${native_scs[*]}; mount ${mount_scs[*]}"

@@ -29,12 +29,22 @@ pub fn progress_bar(json: bool, what: &str) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(0);
-    let style = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
-    bar.set_style(style);
+    bar.set_style(bar_style());
     bar.set_message(what.to_owned());
     bar
+}
+
+/// A bar with a total: position, total, rate, time left.
+pub fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
+
+/// A count whose total is not known yet (a sender still listing what it sends).
+pub fn count_style() -> ProgressStyle {
+    ProgressStyle::with_template("{msg} {pos} objects ({per_sec})")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
 /// Prints a JSON value on stdout.

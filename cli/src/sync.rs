@@ -357,9 +357,17 @@ fn clone(cli_path: &Path, a: CloneArgs, json: bool) -> Result<()> {
 
 fn progress_fn(bar: &indicatif::ProgressBar, what: &'static str) -> hero_sync::ProgressFn {
     let bar = bar.clone();
+    // Without a total yet (a large transfer's sender still listing), a count; then a bar.
+    let counting = std::sync::atomic::AtomicBool::new(false);
     Arc::new(move |p: &hero_sync::Progress| {
+        use std::sync::atomic::Ordering;
         if p.objects_total > 0 {
+            if counting.swap(false, Ordering::Relaxed) {
+                bar.set_style(crate::output::bar_style());
+            }
             bar.set_length(p.objects_total);
+        } else if p.objects > 0 && !counting.swap(true, Ordering::Relaxed) {
+            bar.set_style(crate::output::count_style());
         }
         bar.set_position(p.objects);
         bar.set_message(format!("{what} {}", human(p.bytes)));

@@ -1404,8 +1404,8 @@ where
                 }
                 if rx.pending_bytes >= STORE_BATCH_BYTES {
                     blocking(|| rx.store(repo, false))?;
-                    report(&rx, total, wire.bytes_in);
                 }
+                report(&rx, total, wire.bytes_in);
             }
             kind::PACK_COUNT if total.is_none() => {
                 let n = Dec::new(&body).varint()?;

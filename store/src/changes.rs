@@ -396,10 +396,8 @@ impl Repo {
     /// Writes objects and refs directly, in one transaction (for importers and sync).
     pub fn batch<R>(&self, f: impl FnOnce(&mut Batch<'_, '_>) -> Result<R>) -> Result<R> {
         self.write(|w| {
-            let mut b = Batch { w, staged: None };
-            let r = f(&mut b)?;
-            b.flush_staged()?;
-            Ok(r)
+            let mut b = Batch { w };
+            f(&mut b)
         })
     }
 }
@@ -623,8 +621,6 @@ fn commit_tree(w: &WriteCtx<'_>, id: &ObjectId) -> Result<ObjectId> {
 /// Direct object and ref writes inside one transaction.
 pub struct Batch<'a, 't> {
     pub(crate) w: &'a mut WriteCtx<'t>,
-    /// Records held back to be written in key order (see [`Batch::write_in_key_order`]).
-    pub(crate) staged: Option<crate::transfer::Staged>,
 }
 
 impl std::fmt::Debug for Batch<'_, '_> {
@@ -636,11 +632,6 @@ impl std::fmt::Debug for Batch<'_, '_> {
 impl Batch<'_, '_> {
     /// Whether an object is stored.
     pub fn has(&self, id: &ObjectId) -> Result<bool> {
-        if let Some(s) = &self.staged
-            && s.records.contains_key(id)
-        {
-            return Ok(true);
-        }
         self.w.has(id)
     }
     /// Stores small file content (at most [`SMALL_FILE_MAX`] bytes) and returns its id.

@@ -213,84 +213,10 @@ pub struct Received {
     pub links: Vec<ObjectId>,
 }
 
-/// Records [`Batch::put_received`] holds back until the transaction ends.
-#[derive(Debug, Default)]
-pub(crate) struct Staged {
-    pub(crate) records: std::collections::BTreeMap<ObjectId, Vec<u8>>,
-    /// Reverse deltas to make once the records are written: (old, new).
-    deltify: Vec<(ObjectId, ObjectId)>,
-}
-
 /// Looks up objects a transfer has already stored or checked, before the database is asked.
 pub type Known<'a> = &'a dyn Fn(&ObjectId) -> Option<ObjType>;
 
 impl Batch<'_, '_> {
-    /// From now on, objects stored by [`Batch::put_received`] are written when the
-    /// transaction ends, sorted by id. B-tree pages filled in key order end up full; filled in
-    /// arrival order (ids are random) they end up about two thirds full, and the file
-    /// correspondingly larger.
-    pub fn write_in_key_order(&mut self) {
-        if self.staged.is_none() {
-            self.staged = Some(Staged::default());
-        }
-    }
-
-    /// Writes what [`Batch::write_in_key_order`] held back.
-    pub(crate) fn flush_staged(&mut self) -> Result<()> {
-        let Some(s) = self.staged.as_mut() else {
-            return Ok(());
-        };
-        let records = std::mem::take(&mut s.records);
-        let deltify = std::mem::take(&mut s.deltify);
-        tracing::debug!(
-            records = records.len(),
-            "writing held-back records in key order"
-        );
-        for (id, rec) in &records {
-            self.w.insert_record(id, rec)?;
-        }
-        for (old, new) in deltify {
-            self.w.deltify(&old, &new)?;
-        }
-        Ok(())
-    }
-
-    fn insert_received(&mut self, id: &ObjectId, rec: Vec<u8>) -> Result<()> {
-        match self.staged.as_mut() {
-            Some(s) => {
-                s.records.insert(*id, rec);
-                Ok(())
-            }
-            None => self.w.insert_record(id, &rec),
-        }
-    }
-
-    /// Whether the record of `id` (held back or stored) is whole; `None` if there is none.
-    fn record_is_whole(&self, id: &ObjectId) -> Result<Option<bool>> {
-        if let Some(s) = &self.staged
-            && let Some(rec) = s.records.get(id)
-        {
-            return Ok(Some(
-                Record::parse(rec)
-                    .map_err(|e| Error::corrupt(*id, e))?
-                    .is_full(),
-            ));
-        }
-        crate::db::record_is_whole(&self.w.objects, id)
-    }
-
-    /// The type of a held-back or stored object.
-    fn staged_type(&self, id: &ObjectId) -> Result<Option<ObjType>> {
-        if let Some(s) = &self.staged
-            && let Some(rec) = s.records.get(id)
-        {
-            return Ok(Some(
-                Record::parse(rec).map_err(|e| Error::corrupt(*id, e))?.ty,
-            ));
-        }
-        crate::db::object_type(&self.w.objects, id)
-    }
-
     /// Stores an object received from elsewhere after the checks of [`Batch::put_raw`], in the
     /// form it arrived in when that form can be kept: a whole zstd frame as it is, a delta as
     /// it is unless its chain would grow too long. `id` is needed only for manifests (whose id
@@ -320,41 +246,18 @@ impl Batch<'_, '_> {
     /// view did not have must have been written before, in this transaction or earlier);
     /// returns whether it was new. A manifest's chunks are hashed here, once they are stored.
     pub fn put_prepared(&mut self, p: Prepared) -> Result<bool> {
-        if p.present || self.has(&p.id)? {
-            return Ok(false);
-        }
-        if let Some(raw) = &p.manifest {
-            self.flush_staged()?;
-            self.verify_manifest(&p.id, raw)?;
-        }
-        self.insert_received(&p.id, p.record)?;
-        if let Some((head, d)) = p.chain {
-            let cur = self.w.chains.get(&head.0)?.map(|g| g.value()).unwrap_or(0);
-            if d > cur {
-                self.w.chains.insert(&head.0, d)?;
-            }
-        }
-        if let Some(prev) = p.previous {
-            match self.staged.as_mut() {
-                Some(s) => s.deltify.push((prev, p.id)),
-                None => {
-                    self.w.deltify(&prev, &p.id)?;
-                }
-            }
-        }
-        Ok(true)
+        Ok(self.put_prepared_sorted(std::iter::once(p))? == 1)
     }
 
-    /// Stores prepared objects given in increasing id order (a receiver that kept them sorted
-    /// as they arrived): each record is inserted as it comes, so B-tree leaves fill up without
-    /// holding the records back a second time; chain depths, manifests' chunk checks and new
-    /// reverse deltas follow once all are in. Returns how many were new. Objects out of order
+    /// Stores prepared objects given in increasing id order (a receiver sorts what it checked):
+    /// B-tree pages filled in key order end up full (in arrival order, ids being random, about
+    /// two thirds full); chain depths, manifests' chunk checks and new reverse deltas follow
+    /// once all are in. Returns how many were new. Objects out of order
     /// are an error (nothing is stored: the caller drops the transaction).
     pub fn put_prepared_sorted(
         &mut self,
         prepared: impl IntoIterator<Item = Prepared>,
     ) -> Result<u64> {
-        self.flush_staged()?;
         let mut new = 0u64;
         let mut last: Option<ObjectId> = None;
         let mut chains: IdMap<u32> = IdMap::default();
@@ -423,7 +326,6 @@ impl Batch<'_, '_> {
         if self.has(id)? {
             return Ok(false);
         }
-        self.flush_staged()?;
         check_links(&*self, ty, id, raw, &|_| None)?;
         if ty == ObjType::Manifest {
             self.verify_manifest(id, raw)?;
@@ -502,10 +404,10 @@ impl Lookup for View {
 
 impl Lookup for Batch<'_, '_> {
     fn type_of(&self, id: &ObjectId) -> Result<Option<ObjType>> {
-        self.staged_type(id)
+        crate::db::object_type(&self.w.objects, id)
     }
     fn is_whole(&self, id: &ObjectId) -> Result<Option<bool>> {
-        self.record_is_whole(id)
+        crate::db::record_is_whole(&self.w.objects, id)
     }
 }
 

@@ -242,7 +242,6 @@ fn stored_forms_travel_as_they_are_and_decode_the_same() {
     let dst = new_repo(&tmp.path().join("d"));
     let mut deltas = 0;
     dst.batch(|b| {
-        b.write_in_key_order();
         let mut chains = std::collections::HashMap::new();
         let mut raws = std::collections::HashMap::new();
         for (ty, id) in &order {

@@ -66,6 +66,6 @@ pub use snapshot::{
 pub use stats::Stats;
 pub use transfer::{
     Incoming, Known, Prepared, Received, Stored, StoredForm, apply_delta_frame, decode_zstd_frame,
-    delta_frame, object_links,
+    delta_frame, entry_link_type, object_links,
 };
 pub use verify::{CorruptObject, VerifyReport};

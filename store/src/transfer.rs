@@ -55,15 +55,19 @@ pub fn object_links(ty: ObjType, raw: &[u8]) -> Result<Vec<(ObjType, ObjectId)>>
 fn tree_links(t: &Tree) -> Vec<(ObjType, ObjectId)> {
     t.entries
         .iter()
-        .filter_map(|e| match e.kind {
-            EntryKind::Gitlink => None,
-            EntryKind::Dir => Some((ObjType::Tree, e.id)),
-            // A file is a blob when small, a manifest when large: either is content.
-            EntryKind::File | EntryKind::Executable | EntryKind::Symlink => {
-                Some((content_type(e.size), e.id))
-            }
-        })
+        .filter_map(|e| Some((entry_link_type(e.kind, e.size)?, e.id)))
         .collect()
+}
+
+/// The type of the object a tree entry of `kind` and `size` links to: a tree for a directory,
+/// a blob for a small file (or symlink), a manifest for a large one; `None` for a gitlink
+/// (a commit of another repository, not stored).
+pub fn entry_link_type(kind: EntryKind, size: u64) -> Option<ObjType> {
+    match kind {
+        EntryKind::Gitlink => None,
+        EntryKind::Dir => Some(ObjType::Tree),
+        EntryKind::File | EntryKind::Executable | EntryKind::Symlink => Some(content_type(size)),
+    }
 }
 
 /// The type of a file's content object given its size: small files are one blob.

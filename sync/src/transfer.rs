@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hero_store::{
-    EntryKind, IdMap, IdSet, Incoming, ObjType, ObjectId, Prepared, Repo, SMALL_FILE_MAX,
-    StoredForm, Tree, TreeEntry, View, apply_delta_frame, delta_frame, object_links,
+    EntryKind, IdMap, IdSet, Incoming, ObjType, ObjectId, Prepared, Repo, StoredForm, Tree,
+    TreeEntry, View, apply_delta_frame, delta_frame, entry_link_type, object_links,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -491,82 +491,55 @@ impl Lister {
     }
 }
 
-/// The links of tree `id`, with no base versions.
-fn tree_children_by_id(view: &View, id: &ObjectId) -> Result<Vec<Child>> {
-    let raw = match view.raw_object(id)? {
-        Some((ObjType::Tree, raw)) => raw,
-        Some(_) => {
-            return Err(SyncError::Store(hero_store::Error::WrongType {
-                id: *id,
-                expected: "tree",
-            }));
-        }
-        None => return Err(SyncError::Store(hero_store::Error::Missing(*id))),
-    };
-    let entries = Tree::entries_without_names(&raw).map_err(|e| {
-        SyncError::Store(hero_store::Error::Corrupt {
-            id: *id,
-            reason: e.to_string(),
-        })
-    })?;
-    Ok(entries
-        .into_iter()
-        .filter_map(|(kind, id, size)| match kind {
-            EntryKind::Gitlink => None,
-            EntryKind::Dir => Some((ObjType::Tree, id, None)),
-            EntryKind::File | EntryKind::Executable | EntryKind::Symlink => {
-                let ty = if size <= SMALL_FILE_MAX as u64 {
-                    ObjType::Blob
-                } else {
-                    ObjType::Manifest
-                };
-                Some((ty, id, None))
-            }
-        })
-        .collect())
-}
-
 /// The links of tree `id`, each with the receiver's version of its path (from `base`, the
-/// receiver's version of the tree).
+/// receiver's version of the tree) when it is a tree or a small file.
 fn tree_children(view: &View, id: &ObjectId, base: Option<ObjectId>) -> Result<Vec<Child>> {
-    if base.is_none() {
+    let Some(base) = base else {
         // No version to match by name (a clone): the names need not be read.
-        return tree_children_by_id(view, id);
-    }
-    let base_tree = match base {
-        Some(b) if view.object_type(&b)? == Some(ObjType::Tree) => Some(view.tree(&b)?),
+        let raw = match view.raw_object(id)? {
+            Some((ObjType::Tree, raw)) => raw,
+            Some(_) => {
+                return Err(SyncError::Store(hero_store::Error::WrongType {
+                    id: *id,
+                    expected: "tree",
+                }));
+            }
+            None => return Err(SyncError::Store(hero_store::Error::Missing(*id))),
+        };
+        let entries = Tree::entries_without_names(&raw).map_err(|e| {
+            SyncError::Store(hero_store::Error::Corrupt {
+                id: *id,
+                reason: e.to_string(),
+            })
+        })?;
+        return Ok(entries
+            .into_iter()
+            .filter_map(|(kind, id, size)| Some((entry_link_type(kind, size)?, id, None)))
+            .collect());
+    };
+    let base_tree = match view.object_type(&base)? {
+        Some(ObjType::Tree) => Some(view.tree(&base)?),
         _ => None,
     };
     let old_by_name: HashMap<&[u8], &TreeEntry> = base_tree
         .as_ref()
         .map(|t| t.entries.iter().map(|e| (e.name.as_slice(), e)).collect())
         .unwrap_or_default();
-    let small = |size: u64| size <= SMALL_FILE_MAX as u64;
     let mut out = Vec::new();
     for e in view.tree(id)?.entries {
-        let old = old_by_name.get(e.name.as_slice()).copied();
-        let child = match e.kind {
-            EntryKind::Gitlink => continue,
-            EntryKind::Dir => (
-                ObjType::Tree,
-                e.id,
-                old.filter(|o| o.kind == EntryKind::Dir).map(|o| o.id),
-            ),
-            EntryKind::File | EntryKind::Executable | EntryKind::Symlink => {
-                if small(e.size) {
-                    let b = old
-                        .filter(|o| {
-                            matches!(o.kind, EntryKind::File | EntryKind::Executable)
-                                && small(o.size)
-                        })
-                        .map(|o| o.id);
-                    (ObjType::Blob, e.id, b)
-                } else {
-                    (ObjType::Manifest, e.id, None)
-                }
-            }
+        let Some(ty) = entry_link_type(e.kind, e.size) else {
+            continue;
         };
-        out.push(child);
+        // A base only of the same kind: a directory's, or a small regular file's.
+        let old = old_by_name
+            .get(e.name.as_slice())
+            .filter(|o| entry_link_type(o.kind, o.size) == Some(ty))
+            .filter(|o| o.kind != EntryKind::Symlink);
+        let b = match ty {
+            ObjType::Tree | ObjType::Blob => old.map(|o| o.id),
+            _ => None,
+        };
+        out.push((ty, e.id, b));
     }
     Ok(out)
 }

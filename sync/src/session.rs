@@ -412,8 +412,9 @@ where
     })
 }
 
-/// Pulls every branch of the peer into `repo`.
-pub(crate) async fn pull<R, W>(
+/// Pulls every branch of the peer into `repo` over `wire` (any byte stream: a QUIC stream in
+/// [`crate::net`], an in-memory pipe in tests).
+pub async fn pull<R, W>(
     wire: &mut Wire<R, W>,
     repo: &Repo,
     peer: &EndpointId,
@@ -475,8 +476,8 @@ where
     Ok(report)
 }
 
-/// Pushes `branches` (all when `None`) of `repo` to the peer.
-pub(crate) async fn push<R, W>(
+/// Pushes `branches` (all when `None`) of `repo` to the peer over `wire`.
+pub async fn push<R, W>(
     wire: &mut Wire<R, W>,
     repo: &Repo,
     peer: &EndpointId,
@@ -544,8 +545,9 @@ where
     Ok(report)
 }
 
-/// The server's side of one session with `peer` (whose id the transport authenticated).
-pub(crate) async fn serve<R, W>(wire: &mut Wire<R, W>, repo: &Repo, peer: &EndpointId) -> Result<()>
+/// The server's side of one session with `peer` (whose id the transport authenticated) over
+/// `wire`.
+pub async fn serve<R, W>(wire: &mut Wire<R, W>, repo: &Repo, peer: &EndpointId) -> Result<()>
 where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,

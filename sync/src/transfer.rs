@@ -1201,7 +1201,9 @@ impl Rx {
         }
         // The links are not kept with what is pending (a tree's are most of its size).
         r.links = Vec::new();
-        self.arrived.insert(r.id, (p.ty, Cell::new(false)));
+        // An object this side already has is never a stray: it was stored with everything it
+        // links to, and nothing of it is stored again.
+        self.arrived.insert(r.id, (p.ty, Cell::new(r.present)));
         self.ids.push(r.id);
         match r.chain {
             Some(c) => {

@@ -1,3 +1,4 @@
 //! hero-sync tests.
 
 mod merge;
+mod replication;

@@ -324,6 +324,63 @@ fn put_branches(m: &mut Enc, branches: &[(String, ObjectId)]) {
     }
 }
 
+/// The ids a side advertised (branches, then tags), in the order a receiver's bitmap of
+/// common refs follows.
+fn advertised(branches: &[(String, ObjectId)], tags: &[(String, RefValue)]) -> Vec<ObjectId> {
+    branches
+        .iter()
+        .map(|(_, id)| *id)
+        .chain(tags.iter().map(|(_, v)| v.id()))
+        .collect()
+}
+
+/// What a receiver asks for, given the sender's refs.
+#[derive(Debug, Default)]
+pub(crate) struct Ask {
+    /// Advertised ids this side lacks.
+    pub wants: Vec<ObjectId>,
+    /// One bit per advertised ref (branches, then tags): set when this side has it, so the
+    /// sender knows those commits are here without any id travelling.
+    pub common: Vec<u8>,
+    /// Commits of this side beyond the common refs (empty when nothing is wanted).
+    pub haves: Vec<ObjectId>,
+}
+
+impl Ask {
+    /// Compares the sender's advertisement with what is here.
+    pub(crate) fn of(
+        repo: &Repo,
+        branches: &[(String, ObjectId)],
+        tags: &[(String, RefValue)],
+    ) -> Result<Ask> {
+        let view = repo.view()?;
+        let ids = advertised(branches, tags);
+        let mut ask = Ask {
+            common: vec![0; ids.len().div_ceil(8)],
+            ..Ask::default()
+        };
+        let mut receiving = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            if view.object_type(id)?.is_some() {
+                ask.common[i / 8] |= 1 << (i % 8);
+            } else {
+                if let Some((name, _)) = branches.get(i) {
+                    receiving.push(name.as_str());
+                }
+                if !ask.wants.contains(id) {
+                    ask.wants.push(*id);
+                }
+            }
+        }
+        // A pull with nothing new is the advertisement and an empty answer: no history walk.
+        if !ask.wants.is_empty() {
+            let shared: hero_store::IdSet = ids.iter().copied().collect();
+            ask.haves = transfer::haves_of(&view, &receiving, &shared)?;
+        }
+        Ok(ask)
+    }
+}
+
 /// What the server said in its welcome.
 #[derive(Debug)]
 pub(crate) struct Welcome {
@@ -426,18 +483,8 @@ where
     W: AsyncWrite + Unpin + Send,
 {
     let welcome = handshake(wire, repo, Intent::Pull, peer, me).await?;
-    let (wants, haves) = blocking(|| -> Result<(Vec<ObjectId>, Vec<ObjectId>)> {
-        let view = repo.view()?;
-        let mut wants = Vec::new();
-        let ids = welcome.branches.iter().map(|(_, id)| *id);
-        for id in ids.chain(welcome.tags.iter().map(|(_, v)| v.id())) {
-            if view.object_type(&id)?.is_none() && !wants.contains(&id) {
-                wants.push(id);
-            }
-        }
-        Ok((wants, transfer::haves_of(repo)?))
-    })?;
-    let stats = transfer::receive_objects(wire, repo, &wants, &haves, progress).await?;
+    let ask = blocking(|| Ask::of(repo, &welcome.branches, &welcome.tags))?;
+    let stats = transfer::receive_objects(wire, repo, &ask, progress).await?;
     let reason = format!("pull from {}", peer.fmt_short());
     let mut report = SyncReport {
         transfer: stats,
@@ -507,13 +554,15 @@ where
         }
         ours.retain(|(n, _)| only.contains(n));
     }
+    let our_tags = repo.tags()?;
     let mut m = Enc::new(kind::PUSH);
     put_branches(&mut m, &ours);
-    put_tags(&mut m, &repo.tags()?);
+    put_tags(&mut m, &our_tags);
     wire.send(&m).await?;
     wire.flush().await?;
     let wants = wire.expect(kind::WANTS).await?;
-    let stats = transfer::send_objects(wire, repo, &wants, progress).await?;
+    let advertised = advertised(&ours, &our_tags);
+    let stats = transfer::send_objects(wire, repo, &wants, &advertised, progress).await?;
     let body = wire.expect(kind::PUSH_RESULT).await?;
     let mut d = Dec::new(&body);
     let n = d.u32()? as usize;
@@ -610,14 +659,16 @@ where
             Access::ReadWrite => 2,
             Access::ReadOnly => 1,
         });
-    put_branches(&mut m, &repo.branches()?);
-    put_tags(&mut m, &repo.tags()?);
+    let (our_branches, our_tags) = (repo.branches()?, repo.tags()?);
+    put_branches(&mut m, &our_branches);
+    put_tags(&mut m, &our_tags);
     wire.send(&m).await?;
     wire.flush().await?;
     match intent {
         Intent::Pull => {
             let wants = wire.expect(kind::WANTS).await?;
-            let stats = transfer::send_objects(wire, repo, &wants, None).await?;
+            let advertised = advertised(&our_branches, &our_tags);
+            let stats = transfer::send_objects(wire, repo, &wants, &advertised, None).await?;
             tracing::info!(
                 "sync: sent {} objects ({} bytes) to {}",
                 stats.objects,
@@ -630,18 +681,8 @@ where
             let mut d = Dec::new(&body);
             let pushed = parse_branches(&mut d)?;
             let pushed_tags = parse_tags(&mut d)?;
-            let (wants, haves) = blocking(|| -> Result<(Vec<ObjectId>, Vec<ObjectId>)> {
-                let view = repo.view()?;
-                let mut wants = Vec::new();
-                let ids = pushed.iter().map(|(_, id)| *id);
-                for id in ids.chain(pushed_tags.iter().map(|(_, v)| v.id())) {
-                    if view.object_type(&id)?.is_none() && !wants.contains(&id) {
-                        wants.push(id);
-                    }
-                }
-                Ok((wants, transfer::haves_of(repo)?))
-            })?;
-            let stats = transfer::receive_objects(wire, repo, &wants, &haves, None).await?;
+            let ask = blocking(|| Ask::of(repo, &pushed, &pushed_tags))?;
+            let stats = transfer::receive_objects(wire, repo, &ask, None).await?;
             let reason = format!("push from {}", peer.fmt_short());
             let mut m = Enc::new(kind::PUSH_RESULT);
             m.u32(pushed.len() as u32);

@@ -23,6 +23,7 @@ use hero_store::{
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::{Result, SyncError};
+use crate::session::Ask;
 use crate::wire::{
     Dec, Enc, INVENTORY_BATCH, MAX_FRAME, Wire, form, kind, pack_start, type_code, type_of,
     wants_flag,
@@ -74,8 +75,10 @@ const FDELTA_MAX: usize = 1 << 20;
 const INCOMPLETE: &str = "sync/incomplete";
 /// Longest chain of tags pointing at tags that is followed.
 const MAX_TAG_CHAIN: usize = 16;
-/// Have-commits whose trees are used to prune what is listed.
+/// Have-commits whose trees are used to prune what is listed when no edge is found.
 const PRUNE_COMMITS: usize = 4;
+/// Most edge commits whose trees are used to prune what is listed.
+const PRUNE_EDGES: usize = 256;
 
 /// What a transfer is doing, for progress bars.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,25 +134,35 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-/// The commits a receiver says it has: its heads, then ancestors at exponentially growing
-/// distances along first parents, so a long divergent history still meets a common commit
-/// within one round trip.
-pub fn haves_of(repo: &Repo) -> Result<Vec<ObjectId>> {
-    let view = repo.view()?;
+/// The commits a receiver names besides the refs it shares with the sender (those travel as a
+/// bitmap): its own heads, then, for each branch it is about to receive (`receiving`), its own
+/// version's first-parent ancestors at exponentially growing distances, so a long divergent
+/// history still meets a common commit within one round trip. Only the branches being received
+/// are walked: the cost follows what differs, not the number of branches. Nothing in `shared`
+/// (the refs both sides have) is named again.
+pub fn haves_of(view: &View, receiving: &[&str], shared: &IdSet) -> Result<Vec<ObjectId>> {
     let mut out = Vec::new();
-    let mut seen = IdSet::default();
+    let mut seen = shared.clone();
     let branches = view.branches()?;
     for (_, head) in &branches {
+        if out.len() >= MAX_HAVES {
+            return Ok(out);
+        }
         if seen.insert(*head) {
             out.push(*head);
         }
     }
-    let per_head = (MAX_HAVES / branches.len().max(1)).clamp(8, 64);
-    for (_, head) in &branches {
+    let walked: Vec<ObjectId> = branches
+        .iter()
+        .filter(|(name, _)| receiving.contains(&name.as_str()))
+        .map(|(_, head)| *head)
+        .collect();
+    let per_head = (MAX_HAVES / walked.len().max(1)).clamp(8, 64);
+    for head in walked {
         let mut step = 1usize;
         let mut next = 1usize;
         let mut taken = 0;
-        for (i, item) in view.log(&[*head], true)?.enumerate().take(HAVES_WALK) {
+        for (i, item) in view.log(&[head], true)?.enumerate().take(HAVES_WALK) {
             let (id, _) = item?;
             if i == next {
                 if seen.insert(id) {
@@ -212,14 +225,13 @@ enum Stage {
 /// against newer ones, follow), each object after everything it links to; then the commits,
 /// oldest first; then tagged objects and tags.
 struct Lister {
-    /// Commits to send and their trees, parents before children.
-    commits: Vec<(ObjectId, ObjectId)>,
+    /// Commits to send with their trees and the receiver's root tree their paths get delta
+    /// bases from, parents before children.
+    commits: Vec<(ObjectId, ObjectId, Option<ObjectId>)>,
     /// Commits whose trees are still to be walked (counting down).
     trees_left: usize,
     tagged: Vec<(ObjType, ObjectId)>,
     tags: Vec<ObjectId>,
-    /// The receiver's root tree, whose paths give bases for new deltas.
-    have_root: Option<ObjectId>,
     listed: IdSet,
     stack: Vec<Frame>,
     stage: Stage,
@@ -228,14 +240,19 @@ struct Lister {
 }
 
 /// Finds the commits to send and what the receiver has; the objects are listed by the
-/// returned [`Lister`].
-fn plan(view: &View, wants: &[ObjectId], haves: &[ObjectId]) -> Result<(Plan, Lister)> {
+/// returned [`Lister`]. `haves` are commits the receiver named, `common` the sender's own
+/// advertised refs the receiver said it has.
+fn plan(
+    view: &View,
+    wants: &[ObjectId],
+    haves: &[ObjectId],
+    common: &[ObjectId],
+) -> Result<(Plan, Lister)> {
     let mut lister = Lister {
         commits: Vec::new(),
         trees_left: 0,
         tagged: Vec::new(),
         tags: Vec::new(),
-        have_root: None,
         listed: IdSet::default(),
         stack: Vec::new(),
         stage: Stage::Trees,
@@ -246,10 +263,22 @@ fn plan(view: &View, wants: &[ObjectId], haves: &[ObjectId]) -> Result<(Plan, Li
         lister.stage = Stage::Done;
         return Ok((p, lister));
     }
+    // The receiver's commits that are here: what it named, then the refs it shares (tags
+    // peeled to what they tag).
     let mut have_commits = Vec::new();
-    for h in haves {
-        if view.object_type(h)? == Some(ObjType::Commit) {
-            have_commits.push(*h);
+    let mut seen = IdSet::default();
+    for h in haves.iter().chain(common) {
+        let mut cur = *h;
+        for _ in 0..MAX_TAG_CHAIN {
+            match view.object_type(&cur)? {
+                Some(ObjType::Commit) if seen.insert(cur) => have_commits.push(cur),
+                Some(ObjType::Tag) => {
+                    cur = view.tag(&cur)?.target;
+                    continue;
+                }
+                _ => {}
+            }
+            break;
         }
     }
     // Commits to send, parents before children; annotated tags after what they tag.
@@ -279,8 +308,8 @@ fn plan(view: &View, wants: &[ObjectId], haves: &[ObjectId]) -> Result<(Plan, Li
     // the receiver's ancestors too, boundedly; whatever it still lists that the receiver has
     // is skipped by the receiver's checks, never stored twice.
     let mut excluded: IdSet = have_commits.iter().copied().collect();
-    lister.commits = match commits_between(view, stack.clone(), &excluded, Some(SHORT_WALK))? {
-        Some(c) => c,
+    let walk = match commits_between(view, stack.clone(), &excluded, Some(SHORT_WALK))? {
+        Some(w) => w,
         None => {
             let mut todo: VecDeque<ObjectId> = have_commits.iter().copied().collect();
             let mut walked = 0usize;
@@ -298,10 +327,17 @@ fn plan(view: &View, wants: &[ObjectId], haves: &[ObjectId]) -> Result<(Plan, Li
             commits_between(view, stack, &excluded, None)?.unwrap_or_default()
         }
     };
-    lister.trees_left = lister.commits.len();
-    // Objects reachable from a few have-commits are not listed at all.
-    for c in have_commits.iter().take(PRUNE_COMMITS) {
+    // The receiver has everything its edge commits (the parents of what is sent that it has)
+    // hold: none of it is listed. Without edges (unrelated history), a few of its commits.
+    let mut roots: IdMap<ObjectId> = IdMap::default();
+    let edges: Vec<ObjectId> = if walk.edges.is_empty() {
+        have_commits.iter().take(PRUNE_COMMITS).copied().collect()
+    } else {
+        walk.edges.iter().take(PRUNE_EDGES).copied().collect()
+    };
+    for c in &edges {
         let root = view.commit(c)?.tree;
+        roots.insert(*c, root);
         let mut trees = vec![root];
         while let Some(t) = trees.pop() {
             if !p.known.insert(t) {
@@ -318,29 +354,56 @@ fn plan(view: &View, wants: &[ObjectId], haves: &[ObjectId]) -> Result<(Plan, Li
             }
         }
     }
-    lister.have_root = match have_commits.first() {
-        Some(c) => Some(view.commit(c)?.tree),
-        None => None,
-    };
+    // Each commit's new content gets delta bases from the receiver's version of its paths:
+    // the root of the edge its first parents lead down to.
+    let fallback = edges.first().and_then(|c| roots.get(c).copied());
+    let mut base_of: IdMap<ObjectId> = IdMap::default();
+    for (c, tree, first_parent) in walk.commits {
+        let base = match first_parent {
+            Some(fp) => match roots.get(&fp) {
+                Some(root) => Some(*root),
+                None if walk.edges.contains(&fp) => Some(view.commit(&fp)?.tree),
+                None => base_of.get(&fp).copied(),
+            },
+            None => None,
+        };
+        if let Some(b) = base {
+            base_of.insert(c, b);
+        }
+        lister.commits.push((c, tree, base.or(fallback)));
+    }
+    lister.trees_left = lister.commits.len();
     // Listed in the order the wants named them (taken from the end).
     lister.tagged.reverse();
     Ok((p, lister))
 }
 
+/// The commits a transfer sends, and where they meet what the receiver has.
+#[derive(Debug, Default)]
+struct Walk {
+    /// Commits with their tree and first parent, parents before children.
+    commits: Vec<(ObjectId, ObjectId, Option<ObjectId>)>,
+    /// Parents of those commits that the receiver has, in the order met.
+    edges: Vec<ObjectId>,
+}
+
 /// Commits reachable from `stack` and not from `excluded` with their trees, parents before
-/// children; `None` when more than `limit` commits were visited.
+/// children, and the excluded commits they meet; `None` when more than `limit` commits were
+/// visited.
 fn commits_between(
     view: &View,
     mut stack: Vec<(ObjectId, bool)>,
     excluded: &IdSet,
     limit: Option<usize>,
-) -> Result<Option<Vec<(ObjectId, ObjectId)>>> {
-    let mut commits = Vec::new();
+) -> Result<Option<Walk>> {
+    let mut walk = Walk::default();
     let mut seen = IdSet::default();
-    let mut trees = IdMap::default();
+    let mut met = IdSet::default();
+    let mut info: IdMap<(ObjectId, Option<ObjectId>)> = IdMap::default();
     while let Some((c, expanded)) = stack.pop() {
         if expanded {
-            commits.push((c, trees.remove(&c).unwrap_or_default()));
+            let (tree, fp) = info.remove(&c).unwrap_or_default();
+            walk.commits.push((c, tree, fp));
             continue;
         }
         if excluded.contains(&c) || !seen.insert(c) {
@@ -351,14 +414,18 @@ fn commits_between(
         }
         stack.push((c, true));
         let commit = view.commit(&c)?;
-        trees.insert(c, commit.tree);
+        info.insert(c, (commit.tree, commit.parents.first().copied()));
         for p in commit.parents.iter().rev() {
-            if !excluded.contains(p) && !seen.contains(p) {
+            if excluded.contains(p) {
+                if met.insert(*p) {
+                    walk.edges.push(*p);
+                }
+            } else if !seen.contains(p) {
                 stack.push((*p, false));
             }
         }
     }
-    Ok(Some(commits))
+    Ok(Some(walk))
 }
 
 impl Lister {
@@ -411,13 +478,13 @@ impl Lister {
             Stage::Trees => match self.trees_left.checked_sub(1) {
                 Some(i) => {
                     self.trees_left = i;
-                    let (tree, base) = (self.commits[i].1, self.have_root);
+                    let (_, tree, base) = self.commits[i];
                     self.visit(view, p, out, ObjType::Tree, tree, base)?;
                 }
                 None => self.stage = Stage::Commits,
             },
             Stage::Commits => {
-                for (c, _) in std::mem::take(&mut self.commits) {
+                for (c, _, _) in std::mem::take(&mut self.commits) {
                     self.emit(out, ObjType::Commit, c);
                 }
                 self.stage = Stage::Tagged;
@@ -758,6 +825,7 @@ pub(crate) async fn send_objects<R, W>(
     wire: &mut Wire<R, W>,
     repo: &Repo,
     wants_body: &[u8],
+    advertised: &[ObjectId],
     progress: Option<&ProgressFn>,
 ) -> Result<TransferStats>
 where
@@ -767,17 +835,29 @@ where
     let mut d = Dec::new(wants_body);
     let wants = d.ids()?;
     let haves = d.ids()?;
-    let flags = if d.is_empty() { 0 } else { d.u8()? };
+    let flags = d.u8()?;
     if haves.len() > MAX_HAVES * 2 || wants.len() > 1_000_000 {
         return Err(SyncError::protocol("too many wants or haves"));
     }
+    let bits = d.bytes()?;
+    if bits.len() != advertised.len().div_ceil(8) {
+        return Err(SyncError::protocol(
+            "the bitmap of common refs does not match what was advertised",
+        ));
+    }
+    let common: Vec<ObjectId> = advertised
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bits[i / 8] & (1 << (i % 8)) != 0)
+        .map(|(_, id)| *id)
+        .collect();
     let t0 = Instant::now();
     let inventory = flags & wants_flag::INVENTORY != 0;
     // List enough to know whether this is a small transfer; a large one starts sending while
     // the rest is listed. An inventory needs the whole list first.
     let (mut plan, mut lister, mut queue) = blocking(|| -> Result<_> {
         let view = repo.view()?;
-        let (mut plan, mut lister) = plan(&view, &wants, &haves)?;
+        let (mut plan, mut lister) = plan(&view, &wants, &haves, &common)?;
         let mut queue = VecDeque::new();
         let first = if inventory {
             usize::MAX
@@ -1301,8 +1381,7 @@ fn refused(e: hero_store::Error) -> SyncError {
 pub(crate) async fn receive_objects<R, W>(
     wire: &mut Wire<R, W>,
     repo: &Repo,
-    wants: &[ObjectId],
-    haves: &[ObjectId],
+    ask: &Ask,
     progress: Option<&ProgressFn>,
 ) -> Result<TransferStats>
 where
@@ -1310,11 +1389,13 @@ where
     W: AsyncWrite + Unpin + Send,
 {
     let t0 = Instant::now();
+    let wants = ask.wants.as_slice();
     let resume = blocking(|| repo.setting(INCOMPLETE))?.is_some();
     let mut m = Enc::new(kind::WANTS);
     m.ids(wants)
-        .ids(haves)
-        .u8(if resume { wants_flag::INVENTORY } else { 0 });
+        .ids(&ask.haves)
+        .u8(if resume { wants_flag::INVENTORY } else { 0 })
+        .bytes(&ask.common);
     wire.send(&m).await?;
     wire.flush().await?;
     if let Some(p) = progress {

@@ -14,7 +14,7 @@ use crate::error::{Result, SyncError};
 /// The protocol's ALPN.
 pub const ALPN: &[u8] = b"hero-store/sync/1";
 /// The protocol version this build speaks.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 /// The first bytes of a hello.
 pub const MAGIC: &[u8; 4] = b"HERO";
 /// The largest frame accepted: the largest object plus room for its header.

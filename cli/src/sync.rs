@@ -426,6 +426,10 @@ fn report_json(r: &SyncReport) -> serde_json::Value {
         "branches_updated": r.updated(),
         "tags_created": r.tags_created,
         "tags_differing": r.tags_differing,
+        "branches_failed": r.branches_failed.iter().map(|(b, e)| json!({
+            "branch": b,
+            "error": with_causes(e.as_ref()),
+        })).collect::<Vec<_>>(),
         "branches": r.branches.iter().map(|b| json!({
             "branch": b.branch,
             "old": b.old.map(|o| o.to_hex()),
@@ -438,7 +442,8 @@ fn report_json(r: &SyncReport) -> serde_json::Value {
 
 fn report(what: &str, r: &SyncReport, json: bool) -> Result<()> {
     if json {
-        return print_json(&report_json(r));
+        print_json(&report_json(r))?;
+        return failed_branches(r);
     }
     println!(
         "{what}: {} objects, {} commits, {} received, {} sent",
@@ -472,7 +477,30 @@ fn report(what: &str, r: &SyncReport, json: bool) -> Result<()> {
             b.new.short()
         );
     }
-    Ok(())
+    failed_branches(r)
+}
+
+/// An error and its causes on one line.
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
+/// Fails when some branch could not be updated (after the report said which and why).
+fn failed_branches(r: &SyncReport) -> Result<()> {
+    for (b, e) in &r.branches_failed {
+        eprintln!("  branch {b} not updated: {}", with_causes(e.as_ref()));
+    }
+    match r.branches_failed.len() {
+        0 => Ok(()),
+        n => anyhow::bail!("{n} branch(es) could not be updated; the others were"),
+    }
 }
 
 fn remote(repo: &Repo, what: RemoteCommand, json: bool) -> Result<()> {

@@ -92,12 +92,13 @@ pub enum SyncError {
     #[error("cannot start networking: {0}")]
     Bind(String),
     /// Merging diverged branches failed.
-    #[error("merging branch {branch}: {reason}")]
+    #[error("merging branch {branch}")]
     Merge {
         /// The branch.
         branch: String,
         /// Why.
-        reason: String,
+        #[source]
+        source: crate::merge::MergeError,
     },
     /// The local repository failed.
     #[error(transparent)]

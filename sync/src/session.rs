@@ -100,6 +100,8 @@ pub struct SyncReport {
     pub tags_created: usize,
     /// Tags that exist on both sides with different targets (left as they were).
     pub tags_differing: Vec<String>,
+    /// Branches that could not be brought up to date, and why (the others were).
+    pub branches_failed: Vec<(String, std::sync::Arc<SyncError>)>,
 }
 
 impl SyncReport {
@@ -144,10 +146,11 @@ pub fn integrate(
             None => (theirs, UpdateKind::Created, 0),
             Some(l) if l == theirs => (l, UpdateKind::UpToDate, 0),
             Some(l) => {
-                let out = crate::merge::merge(repo, l, theirs).map_err(|e| SyncError::Merge {
-                    branch: branch.to_owned(),
-                    reason: e.to_string(),
-                })?;
+                let out =
+                    crate::merge::merge(repo, l, theirs).map_err(|source| SyncError::Merge {
+                        branch: branch.to_owned(),
+                        source,
+                    })?;
                 let how = match out.kind {
                     crate::merge::MergeKind::UpToDate => UpdateKind::UpToDate,
                     crate::merge::MergeKind::FastForward => UpdateKind::FastForward,
@@ -505,10 +508,19 @@ where
         }
         if blocking(|| repo.view()?.object_type(id))? != Some(hero_store::ObjType::Commit) {
             tracing::warn!("sync: branch {name} of the peer did not arrive whole; left alone");
+            let e = SyncError::protocol(format!("its head {} did not arrive", id.short()));
+            report.branches_failed.push((name.clone(), e.into()));
             continue;
         }
-        let u = blocking(|| integrate(repo, name, *id, &reason))?;
-        report.branches.push(u);
+        // One branch that cannot be merged does not keep the others from moving.
+        match blocking(|| integrate(repo, name, *id, &reason)) {
+            Ok(u) => report.branches.push(u),
+            Err(e @ SyncError::Merge { .. }) => {
+                tracing::warn!("sync: branch {name} not updated: {e}");
+                report.branches_failed.push((name.clone(), e.into()));
+            }
+            Err(e) => return Err(e),
+        }
     }
     report.tags_created += new_tags.len();
     let rest: Vec<(String, RefValue)> = welcome

@@ -87,6 +87,14 @@ fn show_time(sig: &Signature) -> String {
     }
 }
 
+/// The branch named, or the repository's default branch.
+pub fn or_default_branch(repo: &Repo, branch: Option<String>) -> Result<String> {
+    match branch {
+        Some(b) => Ok(b),
+        None => Ok(repo.default_branch()?),
+    }
+}
+
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -97,9 +105,9 @@ pub struct CommitArgs {
     /// The directory to snapshot.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
-    /// The branch.
-    #[arg(short, long, default_value = "main")]
-    pub branch: String,
+    /// The branch (default: the repository's default branch).
+    #[arg(short, long)]
+    pub branch: Option<String>,
     /// The message.
     #[arg(short, long, default_value = "snapshot")]
     pub message: String,
@@ -126,16 +134,16 @@ pub struct StatusArgs {
     /// The directory.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
-    /// The revision to compare with.
-    #[arg(short, long, default_value = "main")]
+    /// The revision to compare with (HEAD: the default branch).
+    #[arg(short, long, default_value = "HEAD")]
     pub rev: String,
 }
 
 /// Arguments of `log`.
 #[derive(Args, Debug)]
 pub struct LogArgs {
-    /// Where to start (default: main).
-    #[arg(default_value = "main")]
+    /// Where to start (HEAD: the default branch).
+    #[arg(default_value = "HEAD")]
     pub rev: String,
     /// At most this many commits.
     #[arg(short = 'n', long)]
@@ -148,8 +156,8 @@ pub struct LogArgs {
 /// Arguments of `ls`.
 #[derive(Args, Debug)]
 pub struct LsArgs {
-    /// The revision.
-    #[arg(default_value = "main")]
+    /// The revision (HEAD: the default branch).
+    #[arg(default_value = "HEAD")]
     pub rev: String,
     /// The directory inside it.
     #[arg(default_value = "")]
@@ -162,7 +170,7 @@ pub struct LsArgs {
 /// Arguments of `cat`.
 #[derive(Args, Debug)]
 pub struct CatArgs {
-    /// `REV:PATH`, or a PATH in main, or a content id.
+    /// `REV:PATH`, or a PATH in the default branch, or a content id.
     pub spec: String,
 }
 
@@ -171,7 +179,7 @@ pub struct CatArgs {
 pub struct DiffArgs {
     /// The old revision (default: the new one's first parent).
     pub old: Option<String>,
-    /// The new revision (default: main).
+    /// The new revision (default: the default branch).
     pub new: Option<String>,
     /// Only the changed paths.
     #[arg(long)]
@@ -183,12 +191,16 @@ pub struct DiffArgs {
 pub struct BranchArgs {
     /// Create a branch with this name (lists branches when absent).
     pub name: Option<String>,
-    /// Where the new branch starts.
-    #[arg(default_value = "main")]
+    /// Where the new branch starts (HEAD: the default branch).
+    #[arg(default_value = "HEAD")]
     pub start: String,
     /// Delete the branch instead (its moves stay in the reflog).
-    #[arg(short, long)]
+    #[arg(short, long, conflicts_with = "default")]
     pub delete: bool,
+    /// Make this branch the default one (git's HEAD): what commands, the mount and the share
+    /// use when no branch is named. It must exist.
+    #[arg(long = "default", value_name = "NAME", conflicts_with_all = ["name", "delete"])]
+    pub default: Option<String>,
 }
 
 /// Arguments of `tag`.
@@ -196,8 +208,8 @@ pub struct BranchArgs {
 pub struct TagArgs {
     /// Create a tag with this name (lists tags when absent).
     pub name: Option<String>,
-    /// What to tag.
-    #[arg(default_value = "main")]
+    /// What to tag (HEAD: the default branch).
+    #[arg(default_value = "HEAD")]
     pub rev: String,
     /// Make an annotated tag with this message.
     #[arg(short, long)]
@@ -260,6 +272,7 @@ fn bar_callback(bar: &indicatif::ProgressBar) -> impl Fn(Progress) + Sync + '_ {
 }
 
 fn cmd_commit(repo: &Repo, a: CommitArgs, json: bool) -> Result<()> {
+    let branch = or_default_branch(repo, a.branch)?;
     let bar = progress_bar(json, "snapshot");
     let cb = bar_callback(&bar);
     let opts = SnapshotOptions {
@@ -269,14 +282,14 @@ fn cmd_commit(repo: &Repo, a: CommitArgs, json: bool) -> Result<()> {
     let mut meta = CommitMeta::new(signature(), a.message.into_bytes());
     meta.extra.push(peer_header(repo.path())?);
     let r = repo
-        .snapshot(&a.dir, &a.branch, meta, &opts)
+        .snapshot(&a.dir, &branch, meta, &opts)
         .with_context(|| format!("snapshotting {}", a.dir.display()))?;
     bar.finish_and_clear();
     if json {
         print_json(&json!({
             "commit": r.committed.id.to_hex(),
             "created": r.committed.created,
-            "branch": a.branch,
+            "branch": branch,
             "files": r.files,
             "dirs": r.dirs,
             "bytes": r.bytes,
@@ -284,7 +297,7 @@ fn cmd_commit(repo: &Repo, a: CommitArgs, json: bool) -> Result<()> {
     } else if r.committed.created {
         println!(
             "[{} {}] {} files, {} directories, {} bytes",
-            a.branch,
+            branch,
             r.committed.id.short(),
             r.files,
             r.dirs,
@@ -293,7 +306,7 @@ fn cmd_commit(repo: &Repo, a: CommitArgs, json: bool) -> Result<()> {
     } else {
         println!(
             "nothing changed; {} stays at {}",
-            a.branch,
+            branch,
             r.committed.id.short()
         );
     }
@@ -467,7 +480,7 @@ fn cmd_cat(repo: &Repo, a: CatArgs) -> Result<()> {
         None => match ObjectId::from_hex(&a.spec) {
             Some(id) => id,
             None => {
-                let commit = view.resolve("main")?;
+                let commit = view.resolve("HEAD")?;
                 file_id(&view, &commit, &a.spec)?
             }
         },
@@ -496,7 +509,7 @@ fn cmd_diff(repo: &Repo, a: DiffArgs, json: bool) -> Result<()> {
             (view.commit(&new)?.parents.first().copied(), new)
         }
         _ => {
-            let new = view.resolve("main")?;
+            let new = view.resolve("HEAD")?;
             (view.commit(&new)?.parents.first().copied(), new)
         }
     };
@@ -546,18 +559,34 @@ fn cmd_diff(repo: &Repo, a: DiffArgs, json: bool) -> Result<()> {
 }
 
 fn cmd_branch(repo: &Repo, a: BranchArgs, json: bool) -> Result<()> {
+    if let Some(name) = a.default {
+        if repo.branch_head(&name)?.is_none() {
+            bail!("no branch {name}");
+        }
+        repo.set_default_branch(&name)?;
+        if json {
+            print_json(&json!({"default": name}))?;
+        } else {
+            println!("the default branch is now {name}");
+        }
+        return Ok(());
+    }
     match a.name {
         None => {
             let branches = repo.branches()?;
+            let default = repo.default_branch()?;
             if json {
                 let items: Vec<_> = branches
                     .iter()
-                    .map(|(n, id)| json!({"name": n, "head": id.to_hex()}))
+                    .map(
+                        |(n, id)| json!({"name": n, "head": id.to_hex(), "default": *n == default}),
+                    )
                     .collect();
                 print_json(&serde_json::Value::Array(items))?;
             } else {
                 for (n, id) in branches {
-                    println!("{} {n}", id.short());
+                    let mark = if n == default { "*" } else { " " };
+                    println!("{mark} {} {n}", id.short());
                 }
             }
         }

@@ -114,6 +114,7 @@ fn import_one(repo: &mut Repo, a: &ImportGitArgs, json: bool) -> Result<()> {
             "refs_created": report.refs_created,
             "refs_moved": report.refs_moved,
             "refs_unchanged": report.refs_unchanged,
+            "default_branch": report.default_branch,
             "skipped": report.skipped.iter().map(|s| json!({"ref": s.name, "reason": s.reason})).collect::<Vec<_>>(),
             "seconds": secs,
             "file_bytes": compacted.map(|c| c.1),
@@ -147,6 +148,9 @@ fn import_one(repo: &mut Repo, a: &ImportGitArgs, json: bool) -> Result<()> {
         );
         if let Some((before, after)) = compacted {
             println!("repository file compacted: {before} -> {after} bytes");
+        }
+        if let Some(d) = &report.default_branch {
+            println!("default branch: {d} (as git's HEAD)");
         }
         for s in &report.skipped {
             println!("skipped {}: {}", s.name, s.reason);

@@ -20,9 +20,9 @@ pub struct DavArgs {
     /// Address to listen on. Anything but loopback needs credentials and --trusted-network.
     #[arg(long, default_value = "127.0.0.1:4918")]
     pub addr: SocketAddr,
-    /// The branch to share.
-    #[arg(long, default_value = "main")]
-    pub branch: String,
+    /// The branch to share (default: the repository's default branch).
+    #[arg(long)]
+    pub branch: Option<String>,
     /// Writes arriving within this many milliseconds land as one commit.
     #[arg(long, default_value_t = 200)]
     pub commit_window_ms: u64,
@@ -37,6 +37,18 @@ pub struct DavArgs {
     pub trusted_network: bool,
 }
 
+/// The branch named, or the default branch of the repository at `repo`.
+fn default_branch(repo: &Path, branch: Option<String>) -> Result<String> {
+    match branch {
+        Some(b) => Ok(b),
+        None => {
+            let r = hero_store::Repo::open(repo)
+                .with_context(|| format!("opening {}", repo.display()))?;
+            Ok(r.default_branch()?)
+        }
+    }
+}
+
 /// Runs a server until Ctrl-C or SIGTERM.
 pub fn run(repo: &Path, what: ServeKind) -> Result<()> {
     match what {
@@ -48,7 +60,7 @@ fn serve_dav(repo: &Path, a: DavArgs) -> Result<()> {
     let sig = crate::commands::signature();
     let mut cfg = hero_dav::DavConfig::new(repo);
     cfg.addr = a.addr;
-    cfg.branch = a.branch;
+    cfg.branch = default_branch(repo, a.branch)?;
     cfg.commit_window = Duration::from_millis(a.commit_window_ms);
     cfg.trusted_network = a.trusted_network;
     cfg.author_name = String::from_utf8_lossy(&sig.name).into_owned();
@@ -107,9 +119,9 @@ pub async fn shutdown_signal() {
 pub struct MountArgs {
     /// Where to mount (created if missing).
     pub dir: PathBuf,
-    /// The branch to mount.
-    #[arg(long, default_value = "main")]
-    pub branch: String,
+    /// The branch to mount (default: the repository's default branch).
+    #[arg(long)]
+    pub branch: Option<String>,
     /// Refuse writes.
     #[arg(long)]
     pub read_only: bool,
@@ -133,8 +145,9 @@ pub fn mount(repo: &Path, a: MountArgs) -> Result<()> {
     }
     std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
     let sig = crate::commands::signature();
+    let branch = default_branch(repo, a.branch)?;
     let mut opts = hero_fuse::MountOptions::new(repo, &a.dir);
-    opts.branch = a.branch.clone();
+    opts.branch = branch.clone();
     opts.read_only = a.read_only;
     opts.idle_commit = Duration::from_millis(a.idle_ms);
     opts.author_name = String::from_utf8_lossy(&sig.name).into_owned();
@@ -146,7 +159,7 @@ pub fn mount(repo: &Path, a: MountArgs) -> Result<()> {
         .with_context(|| format!("mounting {} at {}", repo.display(), a.dir.display()))?;
     println!(
         "mounted branch {} of {} at {} (Ctrl-C or `kill {}` to unmount)",
-        a.branch,
+        branch,
         repo.display(),
         a.dir.display(),
         std::process::id()

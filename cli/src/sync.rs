@@ -169,9 +169,8 @@ pub enum AllowCommand {
 /// Arguments of `conflicts`.
 #[derive(Args, Debug)]
 pub struct ConflictsArgs {
-    /// The branch.
-    #[arg(default_value = "main")]
-    pub branch: String,
+    /// The branch (default: the repository's default branch).
+    pub branch: Option<String>,
 }
 
 fn open(path: &Path) -> Result<Repo> {
@@ -232,8 +231,9 @@ pub fn run(cli_repo: &Option<PathBuf>, json: bool, cmd: SyncCommand) -> Result<(
         SyncCommand::Allow(a) => allow(&open(&path)?, a.what, json)?,
         SyncCommand::Conflicts(a) => {
             let repo = open(&path)?;
-            let list = hero_sync::merge::open_conflicts(&repo, &a.branch)
-                .with_context(|| format!("listing the conflicts of {}", a.branch))?;
+            let branch = crate::commands::or_default_branch(&repo, a.branch)?;
+            let list = hero_sync::merge::open_conflicts(&repo, &branch)
+                .with_context(|| format!("listing the conflicts of {branch}"))?;
             if json {
                 let v: Vec<_> = list
                     .iter()
@@ -250,7 +250,7 @@ pub fn run(cli_repo: &Option<PathBuf>, json: bool, cmd: SyncCommand) -> Result<(
                     .collect();
                 print_json(&serde_json::Value::Array(v))?;
             } else if list.is_empty() {
-                println!("no open conflicts on {}", a.branch);
+                println!("no open conflicts on {branch}");
             } else {
                 for c in &list {
                     println!(

@@ -84,8 +84,15 @@ pub fn export_git(
             tags.push((short.to_owned(), value));
         }
     }
+    // HEAD names the store's default branch when it is exported.
+    let default = view.default_branch()?;
+    let default = default
+        .strip_prefix(&opts.branch_prefix)
+        .unwrap_or(&default);
     let head = opts.head.clone().unwrap_or_else(|| {
-        if branches.iter().any(|(n, _)| n == "main") || branches.is_empty() {
+        if branches.iter().any(|(n, _)| n == default) {
+            default.to_owned()
+        } else if branches.iter().any(|(n, _)| n == "main") || branches.is_empty() {
             "main".to_owned()
         } else {
             branches[0].0.clone()

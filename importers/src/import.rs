@@ -102,6 +102,9 @@ pub struct ImportReport {
     pub batches: u64,
     /// Refs that were not imported.
     pub skipped: Vec<SkippedRef>,
+    /// The default branch this import recorded: the one git's HEAD names, when the store had
+    /// none recorded or no branch at all.
+    pub default_branch: Option<String>,
 }
 
 /// Objects of the current batch, written in one transaction.
@@ -158,6 +161,8 @@ pub fn import_git(
 ) -> Result<ImportReport, ImportError> {
     let git = GitReader::open(git_dir)?;
     let (refs, skipped) = git.refs()?;
+    let adopt_head = repo.branches()?.is_empty() || !repo.has_default_branch()?;
+    let head = git.head_branch();
     let mut imp = Importer {
         repo,
         git,
@@ -227,6 +232,14 @@ pub fn import_git(
         imp.pending.refs.push((hero_ref, value));
     }
     imp.flush()?;
+    // An imported project whose trunk is `master` (or anything) works with plain commands.
+    if let (true, Some(h)) = (adopt_head, head) {
+        let name = format!("{}{h}", opts.branch_prefix);
+        if repo.branch_head(&name)?.is_some() {
+            repo.set_default_branch(&name)?;
+            imp.report.default_branch = Some(name);
+        }
+    }
     Ok(imp.report)
 }
 

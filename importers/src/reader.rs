@@ -41,6 +41,13 @@ impl GitReader {
         Ok(GitReader { repo, shallow })
     }
 
+    /// The branch HEAD names (`None` when HEAD is detached or names no branch).
+    pub(crate) fn head_branch(&self) -> Option<String> {
+        let name = self.repo.head_name().ok()??;
+        let name = std::str::from_utf8(name.as_bstr()).ok()?;
+        name.strip_prefix("refs/heads/").map(str::to_owned)
+    }
+
     /// Branches and tags (symbolic refs and refs with non-UTF-8 names are returned in `skipped`).
     pub(crate) fn refs(&self) -> Result<(Vec<GitRef>, Skipped), ImportError> {
         let err = |e: gix::Error| ImportError::Refs(e.to_string());

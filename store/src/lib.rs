@@ -58,7 +58,7 @@ pub use object::{Commit, EntryKind, PEER_HEADER, Signature, Tag, TargetKind, Tre
 pub use path::{NameError, RepoPath, validate_name};
 pub use record::ObjType;
 pub use refs::{BRANCH_PREFIX, RefMove, TAG_PREFIX, branch_ref, check_ref_name, tag_ref};
-pub use repo::{Repo, View};
+pub use repo::{DEFAULT_BRANCH_KEY, Repo, View};
 pub use snapshot::{
     CheckoutOptions, CheckoutReport, Progress, SnapshotOptions, SnapshotReport, StatusEntry,
     StatusKind,

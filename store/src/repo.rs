@@ -14,6 +14,8 @@ use crate::path::RepoPath;
 use crate::record::ObjType;
 use crate::refs::{BRANCH_PREFIX, RefMove, TAG_PREFIX, branch_ref, tag_ref};
 
+/// The setting that records the default branch.
+pub const DEFAULT_BRANCH_KEY: &str = "default-branch";
 /// Cache redb may use per process.
 const CACHE_BYTES: usize = 64 << 20;
 
@@ -329,6 +331,23 @@ impl Repo {
     /// All tags, sorted by name.
     pub fn tags(&self) -> Result<Vec<(String, RefValue)>> {
         self.view()?.tags()
+    }
+
+    /// The branch commands use when none is named (git's HEAD); see [`View::default_branch`].
+    pub fn default_branch(&self) -> Result<String> {
+        self.view()?.default_branch()
+    }
+
+    /// Records the default branch. The branch need not exist yet (a new repository's first
+    /// commit creates it).
+    pub fn set_default_branch(&self, branch: &str) -> Result<()> {
+        crate::refs::branch_ref(branch)?;
+        self.set_setting(DEFAULT_BRANCH_KEY, Some(branch.as_bytes()))
+    }
+
+    /// Whether a default branch was recorded (by `init`, an import, a clone or the user).
+    pub fn has_default_branch(&self) -> Result<bool> {
+        Ok(self.setting(DEFAULT_BRANCH_KEY)?.is_some())
     }
 
     /// Moves (or creates, or with `new == None` deletes) a branch if it still points at
@@ -661,6 +680,29 @@ impl View {
             .collect())
     }
 
+    /// The branch commands use when none is named (git's HEAD): the one recorded, else
+    /// `main` if it exists or nothing does, else `master` if it exists, else the first branch
+    /// by name.
+    pub fn default_branch(&self) -> Result<String> {
+        if let Some(v) = self.kv.get(DEFAULT_BRANCH_KEY)?
+            && let Ok(name) = std::str::from_utf8(v.value())
+            && crate::refs::check_ref_name(name).is_ok()
+        {
+            return Ok(name.to_owned());
+        }
+        let branches = self.branches()?;
+        for guess in ["main", "master"] {
+            if branches.iter().any(|(b, _)| b == guess) {
+                return Ok(guess.to_owned());
+            }
+        }
+        Ok(branches
+            .into_iter()
+            .next()
+            .map(|(b, _)| b)
+            .unwrap_or_else(|| "main".to_owned()))
+    }
+
     /// All tags.
     pub fn tags(&self) -> Result<Vec<(String, RefValue)>> {
         Ok(self
@@ -721,6 +763,13 @@ impl View {
     }
 
     fn resolve_base(&self, base: &str, rev: &str) -> Result<ObjectId> {
+        if base == "HEAD" && self.get_ref(base)?.is_none() {
+            let branch = self.default_branch()?;
+            return match self.get_ref(&format!("{BRANCH_PREFIX}{branch}"))? {
+                Some(v) => self.peel(v),
+                None => Err(Error::UnknownRevision(rev.to_owned())),
+            };
+        }
         if let Some(v) = self.get_ref(base)? {
             return self.peel(v);
         }

@@ -4,6 +4,7 @@
 mod bad_input;
 mod chunker;
 mod common;
+mod default_branch;
 mod delta;
 mod model;
 mod small_commits;

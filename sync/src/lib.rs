@@ -15,7 +15,7 @@
 //!
 //! 1. client → `HELLO` (magic, version, repository id, intent pull/push, empty?);
 //!    server → `ERROR` (not allowed, incompatible version, repository mismatch, read-only)
-//!    or `WELCOME` (version, repository id, access, branches, tags).
+//!    or `WELCOME` (version, repository id, access, branches, tags, default branch).
 //! 2. The receiver → `WANTS`: heads it lacks, and haves (its heads plus first-parent
 //!    ancestors at exponentially growing distances, [`transfer::haves_of`]).
 //! 3. The sender finds the commits reachable from the wants but not from the haves it knows,

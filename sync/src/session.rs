@@ -390,6 +390,8 @@ pub(crate) struct Welcome {
     pub access: Access,
     pub branches: Vec<(String, ObjectId)>,
     pub tags: Vec<(String, RefValue)>,
+    /// The peer's default branch.
+    pub default_branch: String,
 }
 
 /// Client side of the handshake: hello, then the welcome or a refusal in words.
@@ -455,6 +457,9 @@ where
     };
     let branches = parse_branches(&mut d)?;
     let tags = parse_tags(&mut d)?;
+    let default_branch = d.string()?;
+    hero_store::branch_ref(&default_branch)
+        .map_err(|e| SyncError::protocol(format!("bad default branch {default_branch:?}: {e}")))?;
     if repo_id != ours {
         if empty {
             access::adopt_repo_id(repo, &repo_id)?;
@@ -469,6 +474,7 @@ where
         access,
         branches,
         tags,
+        default_branch,
     })
 }
 
@@ -486,6 +492,10 @@ where
     W: AsyncWrite + Unpin + Send,
 {
     let welcome = handshake(wire, repo, Intent::Pull, peer, me).await?;
+    // A clone (or a repository that never chose) adopts the peer's default branch.
+    if blocking(|| -> Result<bool> { Ok(is_empty(repo)? && !repo.has_default_branch()?) })? {
+        blocking(|| repo.set_default_branch(&welcome.default_branch))?;
+    }
     let ask = blocking(|| Ask::of(repo, &welcome.branches, &welcome.tags))?;
     let stats = transfer::receive_objects(wire, repo, &ask, progress).await?;
     let reason = format!("pull from {}", peer.fmt_short());
@@ -674,6 +684,7 @@ where
     let (our_branches, our_tags) = (repo.branches()?, repo.tags()?);
     put_branches(&mut m, &our_branches);
     put_tags(&mut m, &our_tags);
+    m.bytes(repo.default_branch()?.as_bytes());
     wire.send(&m).await?;
     wire.flush().await?;
     match intent {

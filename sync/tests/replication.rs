@@ -220,8 +220,11 @@ fn a_pull_after_a_clone_succeeds_when_the_changed_branch_sorts_last_among_many()
     a.admit(&b);
     b.admit(&a);
     real_shaped(&a, 24, 220);
+    a.repo.set_default_branch("feature-007").unwrap();
     pull(&b, &a).unwrap();
     assert_eq!(a.refs(), b.refs());
+    // The clone adopts the default branch.
+    assert_eq!(b.repo.default_branch().unwrap(), "feature-007");
     // Nothing new: nothing moves.
     let r = pull(&b, &a).unwrap();
     assert_eq!(r.transfer.objects, 0);

@@ -196,3 +196,58 @@ fn commits_record_the_peer_id_of_the_repository() {
     );
     assert_eq!(ok(&repo, &["id"]).trim(), id);
 }
+
+#[test]
+fn an_imported_project_whose_trunk_is_master_works_with_plain_commands() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    git(&src, &["init", "-q", "-b", "master"]);
+    std::fs::write(src.join("a.txt"), "one\n").unwrap();
+    git(&src, &["add", "-A"]);
+    git(&src, &["commit", "-qm", "first on master"]);
+    git(&src, &["branch", "alpha"]);
+    git(&src, &["checkout", "-q", "-b", "zeta"]);
+    std::fs::write(src.join("a.txt"), "two\n").unwrap();
+    git(&src, &["commit", "-qam", "on zeta"]);
+    git(&src, &["checkout", "-q", "master"]);
+
+    let repo = tmp.path().join("r.hero");
+    ok(&repo, &["init"]);
+    let v: serde_json::Value = serde_json::from_str(&ok(
+        &repo,
+        &["--json", "import", "git", src.to_str().unwrap()],
+    ))
+    .unwrap();
+    assert_eq!(v["default_branch"], "master", "{v}");
+    // No branch named: the default one.
+    let log = ok(&repo, &["log"]);
+    assert!(log.contains("first on master"), "{log}");
+    assert_eq!(ok(&repo, &["cat", "a.txt"]), "one\n");
+    assert!(ok(&repo, &["ls"]).contains("a.txt"));
+    let branches: serde_json::Value =
+        serde_json::from_str(&ok(&repo, &["--json", "branch"])).unwrap();
+    let default: Vec<_> = branches
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["default"] == true)
+        .map(|b| b["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(default, ["master"]);
+
+    // Changed by hand; an unknown branch is refused.
+    let bad = run(&repo, &["branch", "--default", "nope"]);
+    assert!(!bad.status.success());
+    ok(&repo, &["branch", "--default", "zeta"]);
+    assert_eq!(ok(&repo, &["cat", "a.txt"]), "two\n");
+    assert!(ok(&repo, &["log"]).contains("on zeta"));
+
+    // The export's HEAD names it.
+    let out = tmp.path().join("out.git");
+    ok(&repo, &["export", "git", out.to_str().unwrap()]);
+    assert_eq!(
+        git(&out, &["symbolic-ref", "HEAD"]).trim(),
+        "refs/heads/zeta"
+    );
+}

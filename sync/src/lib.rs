@@ -16,11 +16,13 @@
 //! 1. client → `HELLO` (magic, version, repository id, intent pull/push, empty?);
 //!    server → `ERROR` (not allowed, incompatible version, repository mismatch, read-only)
 //!    or `WELCOME` (version, repository id, access, branches, tags, default branch).
-//! 2. The receiver → `WANTS`: heads it lacks, and haves (its heads plus first-parent
-//!    ancestors at exponentially growing distances, [`transfer::haves_of`]).
-//! 3. The sender finds the commits reachable from the wants but not from the haves it knows,
-//!    and lists their objects newest commit first, each after what it links to, leaving out
-//!    everything in the trees of a few have-commits; then the commits, oldest first.
+//! 2. The receiver → `WANTS`: the advertised ids it lacks, a bitmap of the advertised refs it
+//!    has, and — only when it lacks something — haves (its other heads plus first-parent
+//!    ancestors of the branches it receives, [`transfer::haves_of`]) (ADR 0011).
+//! 3. The sender finds the commits reachable from the wants but not from what the receiver
+//!    has, and lists their objects newest commit first, each after what it links to, leaving
+//!    out everything the trees of the edge commits (parents the receiver has) reach; then the
+//!    commits, oldest first.
 //! 4. Only when the receiver's last transfer was interrupted (setting `sync/incomplete`) the
 //!    sender first sends that list as `INVENTORY` and the receiver answers `NEED`, a bitmap of
 //!    what it lacks: objects are stored children first, so one present has its closure.
@@ -30,8 +32,8 @@
 //!    objects are listed; the rest is listed as it is sent and the whole count follows in
 //!    `PACK_COUNT`. No ids travel: the receiver hashes and checks each object as it arrives
 //!    (`View::prepare_received`), keeps it in the form it came in, sorts each transaction's
-//!    records by id and writes them in that order (`Batch::put_prepared_sorted`), and refuses
-//!    objects nothing asked for.
+//!    records by id and writes them in that order (`Batch::put_prepared_sorted`), skips objects
+//!    it already has, and refuses new objects nothing asked for.
 //! 6. Then branches move: created, fast-forwarded, or merged with [`merge::merge`]
 //!    (deterministic: both peers make the same merge commit); tags are created when missing.
 //!    A push is the same exchange the other way, and the server answers `PUSH_RESULT`.

@@ -88,6 +88,9 @@ REG_ARGS=()
 for r in "${REGS[@]}"; do REG_ARGS+=(--registry "$r"); done
 
 export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
+# A half-built corpus is removed; so is the copy for gc --aggressive.
+DONE=0 tmp=
+trap '[ $DONE = 1 ] || rm -rf "$OUT"; [ -z "$tmp" ] || rm -rf "$tmp"' EXIT
 t0=$(date +%s)
 git init -q --bare -b main "$OUT"
 PYTHONHASHSEED=0 python3 "$PY" --seed "$SEED" --commits "$COMMITS" "${REG_ARGS[@]}" --git-dir "$OUT"
@@ -128,7 +131,9 @@ if [ "${HSC_AGGRESSIVE:-1}" != 0 ]; then
     git -C "$tmp/a.git" gc -q --aggressive --prune=now
     aggr="$(du -cb "$tmp"/a.git/objects/pack/*.pack | tail -1 | cut -f1) B ($(($(date +%s) - ta)) s)"
     rm -rf "$tmp"
+    tmp=
 fi
+DONE=1
 
 cat <<EOF
 corpus: $OUT (seed $SEED, $COMMITS commits asked; refs id $id)

@@ -40,6 +40,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 mkdir -p "$WORK/logs"
 
+# benches/corpus.sh reads the cargo registry under the real home
+export CARGO_HOME=${CARGO_HOME:-$HOME/.cargo}
 export GIT_CONFIG_NOSYSTEM=1 HOME="$WORK" USER=bench
 export HERO_AUTHOR_NAME=bench HERO_AUTHOR_EMAIL=bench@example.com
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }

@@ -83,6 +83,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# benches/corpus.sh reads the cargo registry under the real home
+export CARGO_HOME=${CARGO_HOME:-$HOME/.cargo}
 export GIT_CONFIG_NOSYSTEM=1 HOME="$WORK" USER=bench
 export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com
 export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com

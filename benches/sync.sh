@@ -270,7 +270,8 @@ start_hero() { # REPO PORT -> sets HERO_PID, TICKET
     PIDS+=("$HERO_PID")
     TICKET=
     for i in $(seq 400); do
-        TICKET=$(sed -n 's/^ticket: //p' "$out")
+        # (the file may not exist yet)
+        TICKET=$(sed -n 's/^ticket: //p' "$out" 2>/dev/null || true)
         [ -n "$TICKET" ] && return 0
         kill -0 "$HERO_PID" 2>/dev/null || break
         sleep 0.05

@@ -3,24 +3,42 @@
 #   clone:  `heroctl clone` from `heroctl serve` (QUIC/UDP, iroh)
 #           vs `git clone --bare git://` from `git daemon`
 #           vs `fossil clone http://` from `fossil server`
-#   pull:   one line of one file changed on the origin, then `heroctl pull` / `git fetch` /
+#   pull:   nothing changed, then one line of one file changed on the origin (on the branch
+#           that sorts last among the origin's branches), then `heroctl pull` / `git fetch` /
 #           `fossil pull` on the clones.
 # Bytes on the wire are counted the same way for all three: iptables byte counters on the
 # server's port (INPUT --dport + OUTPUT --sport: IP packets both ways, headers included).
 # hero's own count (bytes_in + bytes_out of its --json report: protocol payload) is shown too.
 #
-# Data sets: this workspace's git history; a generated git repository with N commits; a
-# repository holding BIG_MIB MiB of random files (16 files, one commit).
+# Each tool clones, pulls nothing new and pulls a one-line change HSB_RUNS times (a new change
+# each time), in turns; medians are reported. A command that fails does not stop the run: its
+# error is printed, the figure reads FAILED (or "FAILED in k of n runs" next to the median of
+# the others), and the errors are listed under the table.
+#
+# Data sets (HSB_SETS, default "own gen big corpus"):
+#   own     this workspace's git history
+#   gen     a generated single-branch repository with HSB_COMMITS commits (one line per commit)
+#   big     BIG_MIB MiB of random files (16 files, one commit)
+#   corpus  the realistic corpus of benches/corpus.sh (about 5,000 commits, 130+ branches,
+#           merges, cherry-picks, 400 tags, real Rust sources); the change is made on the
+#           branch that sorts last
 #
 # usage: benches/sync.sh [BIG_MIB]      (default 1024)
-# env:   HSB_RUNS (clones per tool, median reported; default 3), HSB_COMMITS (default 10000), HSB_PORT_BASE (default 47310), HSB_KEEP=1 (keep the
-#        work dir), HSB_LOG (RUST_LOG for `heroctl serve`/clients, e.g. hero_sync=debug;
-#        logs land in the work dir).
+# env:   HSB_SETS (see above), HSB_RUNS (runs per tool and figure, median reported; default 3),
+#        HSB_COMMITS (default 10000), HSB_CORPUS (an existing corpus repository to use instead
+#        of building one), HSB_CORPUS_SEED / HSB_CORPUS_COMMITS (benches/corpus.sh -s / -n;
+#        default 1 / 5000), HSB_PORT_BASE (default 47310), HSB_KEEP=1 (keep the work dir),
+#        HSB_LOG (RUST_LOG for `heroctl serve`/clients, e.g. hero_sync=debug; logs land in the
+#        work dir).
 # Needs: root (iptables), git, fossil, python3, iptables. Work dir: /tmp/hero-sync-bench.*
 set -euo pipefail
 
 BIG_MIB=${1:-1024}
 N=${HSB_COMMITS:-10000}
+SETS_WANTED=${HSB_SETS:-own gen big corpus}
+for s in $SETS_WANTED; do
+    case $s in own | gen | big | corpus) ;; *) echo "unknown data set in HSB_SETS: $s" >&2; exit 1 ;; esac
+done
 RUNS=${HSB_RUNS:-3}
 PORT_BASE=${HSB_PORT_BASE:-47310}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -65,6 +83,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# benches/corpus.sh reads the cargo registry under the real home
+export CARGO_HOME=${CARGO_HOME:-$HOME/.cargo}
 export GIT_CONFIG_NOSYSTEM=1 HOME="$WORK" USER=bench
 export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com
 export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
@@ -94,25 +114,88 @@ wire_stop() {
     echo $((i + o))
 }
 
+FAILURES=()
+# failed LABEL WHAT: records a failure for the report (and says it now).
+failed() {
+    echo "FAILED: $1: $2" >&2
+    FAILURES+=("$1: $2")
+}
+
 # measure LABEL PROTO PORT CMD...: runs CMD (stdout -> logs/LABEL.out, stderr -> .err) and
-# sets MS (wall, ms) and WIRE (bytes both ways on PORT).
+# sets MS (wall, ms) and WIRE (bytes both ways on PORT). If CMD fails: prints and records its
+# error, and returns 1.
 measure() {
     local label=$1 proto=$2 port=$3
     shift 3
     # Nothing another tool left dirty is written back during this run (fsyncs wait for it).
     sync
     wire_start "$proto" "$port"
-    local t0 t1
+    local t0 t1 rc=0
     t0=$(now_ms)
-    if ! "$@" >"$WORK/logs/$label.out" 2>"$WORK/logs/$label.err"; then
-        echo "FAILED: $label: $*" >&2
-        tail -20 "$WORK/logs/$label.err" >&2
-        wire_stop "$proto" "$port" >/dev/null
-        exit 1
-    fi
+    "$@" >"$WORK/logs/$label.out" 2>"$WORK/logs/$label.err" || rc=$?
     t1=$(now_ms)
     WIRE=$(wire_stop "$proto" "$port")
     MS=$((t1 - t0))
+    if [ "$rc" != 0 ]; then
+        tail -20 "$WORK/logs/$label.err" >&2
+        failed "$label" "exit status $rc: $(grep -v '^[[:space:]]*$' "$WORK/logs/$label.err" |
+            tail -3 | tr '\n' ' ' | cut -c1-400)"
+        return 1
+    fi
+}
+
+# trial SET OP TOOL PROTO PORT CMD...: one run of CMD (see measure), kept in the run lists of
+# SET.OP for TOOL; returns 1 if it failed.
+trial() {
+    local k=$1.$2 t=$3 proto=$4 port=$5
+    shift 5
+    local n=$((${R[$k.n.$t]:-0} + 1))
+    R[$k.n.$t]=$n
+    if measure "$k.$t.$n" "$proto" "$port" "$@"; then
+        R[$k.mslist.$t]+="$MS "
+        R[$k.wirelist.$t]+="$WIRE "
+        R[$k.out.$t]=$WORK/logs/$k.$t.$n.out
+        return 0
+    fi
+    R[$k.fail.$t]=$((${R[$k.fail.$t]:-0} + 1))
+    return 1
+}
+
+# untrial SET OP TOOL WHY: the last run of TOOL did not do its job after all.
+untrial() {
+    local k=$1.$2 t=$3 l
+    for l in mslist wirelist; do
+        R[$k.$l.$t]=$(echo "${R[$k.$l.$t]}" | awk '{ for (i = 1; i < NF; i++) printf "%s ", $i }')
+    done
+    R[$k.fail.$t]=$((${R[$k.fail.$t]:-0} + 1))
+    failed "$k.$t.${R[$k.n.$t]}" "$4"
+}
+
+# settle SET OP TOOL: R[SET.OP.ms.TOOL], R[SET.OP.wire.TOOL]: medians of the runs that worked,
+# or FAILED.
+settle() {
+    local k=$1.$2 t=$3
+    if [ -n "${R[$k.mslist.$t]:-}" ]; then
+        # shellcheck disable=SC2086
+        R[$k.ms.$t]=$(median ${R[$k.mslist.$t]})
+        # shellcheck disable=SC2086
+        R[$k.wire.$t]=$(median ${R[$k.wirelist.$t]})
+    else
+        R[$k.ms.$t]=FAILED
+        R[$k.wire.$t]=FAILED
+    fi
+}
+
+# hero_self SET OP: hero's own byte count (and objects) of its last good run of OP.
+hero_self() {
+    local k=$1.$2 f
+    f=${R[$k.out.hero]:-}
+    if [ -z "$f" ]; then
+        R[$k.self.hero]=- R[$k.objects.hero]=-
+        return
+    fi
+    R[$k.self.hero]=$(($(json_field "$f" bytes_in) + $(json_field "$f" bytes_out)))
+    R[$k.objects.hero]=$(json_field "$f" objects)
 }
 
 wait_tcp() {
@@ -187,7 +270,8 @@ start_hero() { # REPO PORT -> sets HERO_PID, TICKET
     PIDS+=("$HERO_PID")
     TICKET=
     for i in $(seq 400); do
-        TICKET=$(sed -n 's/^ticket: //p' "$out")
+        # (the file may not exist yet)
+        TICKET=$(sed -n 's/^ticket: //p' "$out" 2>/dev/null || true)
         [ -n "$TICKET" ] && return 0
         kill -0 "$HERO_PID" 2>/dev/null || break
         sleep 0.05
@@ -214,12 +298,34 @@ stop() { # PID
 }
 
 # ---------------------------------------------------------------- one data set
-# bench NAME SRC_GIT EDIT_PATH PORT_OFFSET
+# edit_git SERVED BRANCH PATH MARK: one line changed on BRANCH of a bare repository, with
+# plumbing (same result as a work tree commit + push).
+edit_git() {
+    local served=$1 branch=$2 edit=$3 mark=$4 blob tree commit
+    blob=$(git -C "$served" show "$branch:$edit" | sed "1s/\$/ $mark/" | git -C "$served" hash-object -w --stdin)
+    export GIT_INDEX_FILE=$WORK/edit.index
+    git -C "$served" read-tree "$branch"
+    git -C "$served" update-index --cacheinfo "100644,$blob,$edit"
+    tree=$(git -C "$served" write-tree)
+    unset GIT_INDEX_FILE
+    commit=$(git -C "$served" commit-tree "$tree" -p "$branch" -m "one line")
+    git -C "$served" update-ref "refs/heads/$branch" "$commit"
+}
+
+# first_line_is CMD... -- MARK: the first line of CMD's output ends with MARK.
+first_line_is() {
+    local mark=${*: -1} line
+    line=$("${@:1:$#-2}" 2>/dev/null | sed -n 1p) || return 1
+    [ "${line% "$mark"}" != "$line" ]
+}
+
+# bench NAME SRC_GIT EDIT_PATH PORT_OFFSET [BRANCH]: BRANCH (default: the served repository's
+# HEAD) is where the one-line change is made, in EDIT_PATH ("-": its first .rs file).
 bench() {
-    local name=$1 src=$2 edit=$3 off=$4
+    local name=$1 src=$2 edit=$3 off=$4 branch=${5:-}
     local hport=$((PORT_BASE + off)) fport=$((PORT_BASE + off + 1))
     local served=$WORK/git/$name.git a=$WORK/hero/$name.hero fa=$WORK/fossil/$name.fossil
-    local t0
+    local t0 hero_ok=1 fossil_ok=1 t
 
     log "$name: preparing the served repositories"
     git clone -q --bare --no-local "$src" "$served"
@@ -230,159 +336,222 @@ bench() {
     R[$name.git.loose]=$(git -C "$served" count-objects -v | awk '/^count:/ {print $2}')
     R[$name.commits]=$(git -C "$served" rev-list --all --count)
     R[$name.refs]=$(git -C "$served" for-each-ref | wc -l)
-    local branch
-    branch=$(git -C "$served" symbolic-ref --short HEAD)
+    R[$name.branches]=$(git -C "$served" for-each-ref refs/heads | wc -l)
+    [ -n "$branch" ] || branch=$(git -C "$served" symbolic-ref --short HEAD)
+    if [ "$edit" = - ]; then
+        edit=$(git -C "$served" ls-tree -r --name-only "$branch" | awk '/\.rs$/ && !f { print; f = 1 }')
+    fi
+    R[$name.branch]=$branch R[$name.edit]=$edit
 
     "$H" -R "$a" init >/dev/null
     t0=$(now_ms)
-    "$H" -R "$a" --json import git "$served" >"$WORK/logs/$name.import.json"
-    R[$name.prep.import]=$(($(now_ms) - t0))
+    if "$H" -R "$a" --json import git "$served" >"$WORK/logs/$name.import.json" 2>"$WORK/logs/$name.import.err"; then
+        R[$name.prep.import]=$(($(now_ms) - t0))
+    else
+        R[$name.prep.import]=FAILED
+        failed "$name.import.hero" "$(tail -3 "$WORK/logs/$name.import.err" | tr '\n' ' ')"
+        hero_ok=0
+    fi
 
     t0=$(now_ms)
-    git -C "$served" fast-export --all 2>/dev/null | fossil import --git -A bench "$fa" >/dev/null
-    R[$name.prep.fossil]=$(($(now_ms) - t0))
-    fossil user capabilities nobody gjorz -R "$fa" >/dev/null
+    if git -C "$served" fast-export --all 2>/dev/null |
+        fossil import --git -A bench "$fa" >/dev/null 2>"$WORK/logs/$name.fossil-import.err"; then
+        R[$name.prep.fossil]=$(($(now_ms) - t0))
+        fossil user capabilities nobody gjorz -R "$fa" >/dev/null
+    else
+        R[$name.prep.fossil]=FAILED
+        failed "$name.import.fossil" "$(tail -3 "$WORK/logs/$name.fossil-import.err" | tr '\n' ' ')"
+        fossil_ok=0
+    fi
 
     R[$name.size.git]=$(disk "$served/objects")
     R[$name.size.hero]=$(disk "$a")
     R[$name.asize.hero]=$(stat -c %s "$a")
-    R[$name.size.fossil]=$(disk "$fa")
+    R[$name.size.fossil]=$( [ -f "$fa" ] && disk "$fa" || echo FAILED)
 
-    start_hero "$a" "$hport"
-    local hpid=$HERO_PID ticket=$TICKET
-    start_fossil "$fa" "$fport"
-    local fpid=$FOSSIL_PID
+    local hpid='' fpid='' ticket=''
+    if [ $hero_ok = 1 ]; then
+        start_hero "$a" "$hport"
+        hpid=$HERO_PID ticket=$TICKET
+    fi
+    if [ $fossil_ok = 1 ]; then
+        start_fossil "$fa" "$fport"
+        fpid=$FOSSIL_PID
+    fi
 
-    # --- clone
+    # --- clone: each tool clones $RUNS times, in turns
     local b=$WORK/clones/$name.hero gb=$WORK/clones/$name.git fb=$WORK/clones/$name.fossil
-    "$H" -R "$a" allow add "$("$H" -R "$b" id)" >/dev/null
-    # Each tool clones $RUNS times, in turns; the median time is reported.
-    local run hero_ms=() git_ms=() fossil_ms=()
+    if [ $hero_ok = 1 ]; then "$H" -R "$a" allow add "$("$H" -R "$b" id)" >/dev/null; fi
+    local run hero_c=0 git_c=0 fossil_c=0
     for run in $(seq "$RUNS"); do
-        rm -rf "$b" "$gb" "$fb"
-        log "$name: clone (hero), run $run of $RUNS"
-        measure "$name.clone.hero" udp "$hport" "$H" -R "$b" --json clone "$ticket" --net local
-        hero_ms+=("$MS")
-        R[$name.clone.wire.hero]=$WIRE
+        if [ $hero_ok = 1 ]; then
+            rm -rf "$b"
+            log "$name: clone (hero), run $run of $RUNS"
+            hero_c=0
+            trial "$name" clone hero udp "$hport" "$H" -R "$b" --json clone "$ticket" --net local && hero_c=1
+        fi
+        rm -rf "$gb"
         log "$name: clone (git), run $run of $RUNS"
-        measure "$name.clone.git" tcp "$GIT_PORT" git clone -q --bare "git://127.0.0.1:$GIT_PORT/$name.git" "$gb"
-        git_ms+=("$MS")
-        R[$name.clone.wire.git]=$WIRE
-        log "$name: clone (fossil), run $run of $RUNS"
-        measure "$name.clone.fossil" tcp "$fport" fossil clone "http://127.0.0.1:$fport/" "$fb"
-        fossil_ms+=("$MS")
-        R[$name.clone.wire.fossil]=$WIRE
+        git_c=0
+        trial "$name" clone git tcp "$GIT_PORT" git clone -q --bare "git://127.0.0.1:$GIT_PORT/$name.git" "$gb" && git_c=1
+        if [ $fossil_ok = 1 ]; then
+            rm -rf "$fb"
+            log "$name: clone (fossil), run $run of $RUNS"
+            fossil_c=0
+            trial "$name" clone fossil tcp "$fport" fossil clone "http://127.0.0.1:$fport/" "$fb" && fossil_c=1
+        fi
     done
-    R[$name.clone.ms.hero]=$(median "${hero_ms[@]}")
-    R[$name.clone.ms.git]=$(median "${git_ms[@]}")
-    R[$name.clone.ms.fossil]=$(median "${fossil_ms[@]}")
-    R[$name.clone.runs.hero]="${hero_ms[*]}" R[$name.clone.runs.git]="${git_ms[*]}"
-    R[$name.clone.self.hero]=$(($(json_field "$WORK/logs/$name.clone.hero.out" bytes_in) + \
-        $(json_field "$WORK/logs/$name.clone.hero.out" bytes_out)))
-    R[$name.clone.objects.hero]=$(json_field "$WORK/logs/$name.clone.hero.out" objects)
-    R[$name.csize.hero]=$(disk "$b")
-    R[$name.casize.hero]=$(stat -c %s "$b")
-    R[$name.csize.git]=$(disk "$gb")
-    R[$name.csize.fossil]=$(disk "$fb")
+    for t in hero git fossil; do settle "$name" clone "$t"; done
+    hero_self "$name" clone
+    R[$name.csize.hero]=$( [ $hero_c = 1 ] && disk "$b" || echo FAILED)
+    R[$name.casize.hero]=$( [ $hero_c = 1 ] && stat -c %s "$b" || echo FAILED)
+    R[$name.csize.git]=$( [ $git_c = 1 ] && disk "$gb" || echo FAILED)
+    R[$name.csize.fossil]=$( [ $fossil_c = 1 ] && disk "$fb" || echo FAILED)
 
-    # sanity: the clones hold the origin's head
-    local gh
-    gh=$(git -C "$gb" rev-parse "$branch")
-    [ "$gh" = "$(git -C "$served" rev-parse "$branch")" ] || { echo "git clone differs" >&2; exit 1; }
-    "$H" -R "$b" cat "$branch:$edit" | cmp -s - <(git -C "$served" show "$branch:$edit") ||
-        { echo "hero clone differs at $branch:$edit" >&2; exit 1; }
+    # sanity: the clones hold the origin's head (a clone without it counts as failed)
+    if [ $git_c = 1 ] && [ "$(git -C "$gb" rev-parse "$branch")" != "$(git -C "$served" rev-parse "$branch")" ]; then
+        untrial "$name" clone git "the clone lacks $branch"
+        git_c=0
+    fi
+    if [ $hero_c = 1 ] && ! "$H" -R "$b" cat "$branch:$edit" 2>/dev/null | cmp -s - <(git -C "$served" show "$branch:$edit"); then
+        untrial "$name" clone hero "the clone differs at $branch:$edit"
+        hero_c=0
+    fi
+    for t in hero git fossil; do settle "$name" clone "$t"; done
 
-    # --- no-op pull (nothing changed)
-    log "$name: no-op pull"
-    measure "$name.noop.hero" udp "$hport" "$H" -R "$b" --json pull --net local
-    R[$name.noop.ms.hero]=$MS R[$name.noop.wire.hero]=$WIRE
-    R[$name.noop.self.hero]=$(($(json_field "$WORK/logs/$name.noop.hero.out" bytes_in) + \
-        $(json_field "$WORK/logs/$name.noop.hero.out" bytes_out)))
-    measure "$name.noop.git" tcp "$GIT_PORT" git -C "$gb" fetch -q origin "+refs/heads/*:refs/heads/*"
-    R[$name.noop.ms.git]=$MS R[$name.noop.wire.git]=$WIRE
-    measure "$name.noop.fossil" tcp "$fport" fossil pull -R "$fb"
-    R[$name.noop.ms.fossil]=$MS R[$name.noop.wire.fossil]=$WIRE
+    # --- no-op pulls (nothing changed)
+    for run in $(seq "$RUNS"); do
+        log "$name: no-op pull, run $run of $RUNS"
+        if [ $hero_c = 1 ]; then trial "$name" noop hero udp "$hport" "$H" -R "$b" --json pull --net local || true; fi
+        if [ $git_c = 1 ]; then trial "$name" noop git tcp "$GIT_PORT" git -C "$gb" fetch -q origin "+refs/heads/*:refs/heads/*" || true; fi
+        if [ $fossil_c = 1 ]; then trial "$name" noop fossil tcp "$fport" fossil pull -R "$fb" || true; fi
+    done
 
-    # --- one-line change on each origin (not timed)
-    log "$name: one-line change on the origins"
-    # hero: checkout, edit, commit (while `heroctl serve` runs)
-    local hw=$WORK/$name.hero-work
-    "$H" -R "$a" checkout "$branch" "$hw" >/dev/null
-    sed -i '1s/$/ (edited)/' "$hw/$edit"
-    "$H" -R "$a" commit "$hw" -b "$branch" -m "one line" >/dev/null
-    rm -rf "$hw"
-    # git: plumbing in the served bare repository (same result as a work tree commit + push)
-    local blob tree commit
-    blob=$(git -C "$served" show "$branch:$edit" | sed '1s/$/ (edited)/' | git -C "$served" hash-object -w --stdin)
-    export GIT_INDEX_FILE=$WORK/$name.index
-    git -C "$served" read-tree "$branch"
-    git -C "$served" update-index --cacheinfo "100644,$blob,$edit"
-    tree=$(git -C "$served" write-tree)
-    unset GIT_INDEX_FILE
-    commit=$(git -C "$served" commit-tree "$tree" -p "$branch" -m "one line")
-    git -C "$served" update-ref "refs/heads/$branch" "$commit"
-    # fossil: a checkout of the served repository, commit
-    local fw=$WORK/$name.fossil-work
-    mkdir -p "$fw"
-    (cd "$fw" && fossil open "$fa" "$branch" >/dev/null &&
-        sed -i '1s/$/ (edited)/' "$edit" &&
-        fossil commit -m "one line" --no-warnings >/dev/null &&
-        fossil close >/dev/null)
-    rm -rf "$fw"
+    # --- a one-line change on each origin (not timed), then pulls; a new change every run
+    local hw=$WORK/$name.hero-work fw=$WORK/$name.fossil-work mark
+    for run in $(seq "$RUNS"); do
+        mark="(edited $run)"
+        log "$name: one-line change on $branch:$edit, run $run of $RUNS"
+        if [ $hero_ok = 1 ]; then
+            rm -rf "$hw"
+            { "$H" -R "$a" checkout "$branch" "$hw" >/dev/null && sed -i "1s/\$/ $mark/" "$hw/$edit" &&
+                "$H" -R "$a" commit "$hw" -b "$branch" -m "one line" >/dev/null; } 2>"$WORK/logs/$name.hero-edit.err" ||
+                failed "$name.edit.hero.$run" "$(tail -3 "$WORK/logs/$name.hero-edit.err" | tr '\n' ' ')"
+            rm -rf "$hw"
+        fi
+        edit_git "$served" "$branch" "$edit" "$mark"
+        if [ $fossil_ok = 1 ]; then
+            rm -rf "$fw"
+            mkdir -p "$fw"
+            (cd "$fw" && fossil open "$fa" "$branch" >/dev/null &&
+                sed -i "1s/\$/ $mark/" "$edit" &&
+                fossil commit -m "one line" --no-warnings >/dev/null &&
+                fossil close >/dev/null)
+            rm -rf "$fw"
+        fi
+        log "$name: pull the change, run $run of $RUNS"
+        if [ $hero_c = 1 ] && trial "$name" pull hero udp "$hport" "$H" -R "$b" --json pull --net local; then
+            first_line_is "$H" -R "$b" cat "$branch:$edit" -- "$mark" ||
+                untrial "$name" pull hero "the change did not arrive ($branch:$edit)"
+        fi
+        if [ $git_c = 1 ] && trial "$name" pull git tcp "$GIT_PORT" git -C "$gb" fetch -q origin "+refs/heads/*:refs/heads/*"; then
+            first_line_is git -C "$gb" show "$branch:$edit" -- "$mark" ||
+                untrial "$name" pull git "the change did not arrive ($branch:$edit)"
+        fi
+        if [ $fossil_c = 1 ] && trial "$name" pull fossil tcp "$fport" fossil pull -R "$fb"; then
+            first_line_is fossil cat -R "$fb" -r "$branch" "$edit" -- "$mark" ||
+                untrial "$name" pull fossil "the change did not arrive ($branch:$edit)"
+        fi
+    done
+    for t in hero git fossil; do
+        settle "$name" noop "$t"
+        settle "$name" pull "$t"
+    done
+    hero_self "$name" noop
+    hero_self "$name" pull
 
-    # --- pull the change
-    log "$name: pull the change"
-    measure "$name.pull.hero" udp "$hport" "$H" -R "$b" --json pull --net local
-    R[$name.pull.ms.hero]=$MS R[$name.pull.wire.hero]=$WIRE
-    R[$name.pull.self.hero]=$(($(json_field "$WORK/logs/$name.pull.hero.out" bytes_in) + \
-        $(json_field "$WORK/logs/$name.pull.hero.out" bytes_out)))
-    R[$name.pull.objects.hero]=$(json_field "$WORK/logs/$name.pull.hero.out" objects)
-    measure "$name.pull.git" tcp "$GIT_PORT" git -C "$gb" fetch -q origin "+refs/heads/*:refs/heads/*"
-    R[$name.pull.ms.git]=$MS R[$name.pull.wire.git]=$WIRE
-    measure "$name.pull.fossil" tcp "$fport" fossil pull -R "$fb"
-    R[$name.pull.ms.fossil]=$MS R[$name.pull.wire.fossil]=$WIRE
-
-    # sanity: the change arrived everywhere
-    "$H" -R "$b" cat "$branch:$edit" | sed -n 1p | grep -q '(edited)$' ||
-        { echo "hero pull: the change did not arrive" >&2; exit 1; }
-    git -C "$gb" show "$branch:$edit" | sed -n 1p | grep -q '(edited)$' ||
-        { echo "git fetch: the change did not arrive" >&2; exit 1; }
-    fossil cat -R "$fb" -r "$branch" "$edit" | sed -n 1p | grep -q '(edited)$' ||
-        { echo "fossil pull: the change did not arrive" >&2; exit 1; }
-
-    stop "$hpid"
-    stop "$fpid"
+    if [ -n "$hpid" ]; then stop "$hpid"; fi
+    if [ -n "$fpid" ]; then stop "$fpid"; fi
+    return 0
 }
 
 # ---------------------------------------------------------------- run
+wants() { [[ " $SETS_WANTED " == *" $1 "* ]]; }
 START=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 LOAD_START=$(uptime)
 SETS=()
-if git -C "$ROOT" rev-parse -q --verify HEAD >/dev/null 2>&1; then
+if wants own && git -C "$ROOT" rev-parse -q --verify HEAD >/dev/null 2>&1; then
     git clone -q --bare --no-local "$ROOT" "$WORK/src/own.git"
     bench own "$WORK/src/own.git" README.md 1
     SETS+=(own)
 fi
-log "generating $N commits"
-generate_history "$WORK/src/gen.git" "$N"
-bench gen "$WORK/src/gen.git" src/mod0/file0.txt 3
-SETS+=(gen)
-log "generating $BIG_MIB MiB of random files"
-make_big "$WORK/src/big.git" "$BIG_MIB"
-bench big "$WORK/src/big.git" README.txt 5
-SETS+=(big)
+if wants gen; then
+    log "generating $N commits"
+    generate_history "$WORK/src/gen.git" "$N"
+    bench gen "$WORK/src/gen.git" src/mod0/file0.txt 3
+    SETS+=(gen)
+fi
+if wants big; then
+    log "generating $BIG_MIB MiB of random files"
+    make_big "$WORK/src/big.git" "$BIG_MIB"
+    bench big "$WORK/src/big.git" README.txt 5
+    SETS+=(big)
+fi
+CORPUS_SHAPE=
+if wants corpus; then
+    if [ -n "${HSB_CORPUS:-}" ]; then
+        CORPUS_SRC=$HSB_CORPUS
+        CORPUS_SHAPE="given: $HSB_CORPUS"
+    else
+        log "building the corpus (benches/corpus.sh)"
+        CORPUS_SRC=$WORK/src/corpus.git
+        HSC_AGGRESSIVE=0 "$ROOT/benches/corpus.sh" -s "${HSB_CORPUS_SEED:-1}" -n "${HSB_CORPUS_COMMITS:-5000}" \
+            "$CORPUS_SRC" >"$WORK/logs/corpus.out" 2>"$WORK/logs/corpus.err" ||
+            { cat "$WORK/logs/corpus.err" >&2; exit 1; }
+        CORPUS_SHAPE=$(sed -n '1p' "$WORK/logs/corpus.out")
+    fi
+    last=$(git -C "$CORPUS_SRC" for-each-ref --sort=refname refs/heads --format='%(refname:short)' | tail -1)
+    bench corpus "$CORPUS_SRC" - 7 "$last"
+    SETS+=(corpus)
+fi
 LOAD_END=$(uptime)
 
 # ---------------------------------------------------------------- report
-ratio() { if [ "${2:-0}" = 0 ]; then echo "-"; else echo "scale=2; $1 / $2" | bc; fi; }
-secs() { echo "scale=2; $1 / 1000" | bc | sed 's/^\./0./'; }
-hb() { numfmt --to=iec-i --suffix=B --format='%.1f' "$1"; }
+num() { [[ ${1:-} =~ ^[0-9]+$ ]]; }
+ratio() { if ! num "${1:-}" || ! num "${2:-}" || [ "$2" = 0 ]; then echo "-"; else echo "scale=2; $1 / $2" | bc; fi; }
+secs() { if num "$1"; then echo "scale=2; $1 / 1000" | bc | sed 's/^\./0./'; else echo "$1"; fi; }
+hb() { if num "$1"; then numfmt --to=iec-i --suffix=B --format='%.1f' "$1"; else echo "$1"; fi; }
+ident() { echo "$1"; }
 row() { printf '| %s | %s | %s | %s | %s | %s |\n' "$@"; }
+# cell FMT SET OP FIELD TOOL [EXTRA]: a median, formatted, with the failed runs if any.
+cell() {
+    local fmt=$1 k=$2.$3 f=$4 t=$5 extra=${6:-} v fails n
+    v=${R[$k.$f.$t]:-FAILED}
+    fails=${R[$k.fail.$t]:-0}
+    n=${R[$k.n.$t]:-0}
+    if [ "$v" = FAILED ]; then
+        if [ "$n" = 0 ]; then echo "not run"; else echo "**FAILED** ($fails of $n runs)"; fi
+        return
+    fi
+    v=$($fmt "$v")
+    [ -n "$extra" ] && v="$v ($extra)"
+    [ "$fails" != 0 ] && v="$v, **FAILED in $fails of $n runs**"
+    echo "$v"
+}
+# fig SET OP FIELD FMT LABEL [HERO_EXTRA]: one row of the table.
+fig() {
+    local s=$1 op=$2 f=$3 fmt=$4 label=$5 extra=${6:-}
+    row "$s: $label" "$(cell "$fmt" "$s" "$op" "$f" hero "$extra")" "$(cell "$fmt" "$s" "$op" "$f" git)" \
+        "$(cell "$fmt" "$s" "$op" "$f" fossil)" \
+        "$(ratio "${R[$s.$op.$f.hero]:-}" "${R[$s.$op.$f.git]:-}")" \
+        "$(ratio "${R[$s.$op.$f.hero]:-}" "${R[$s.$op.$f.fossil]:-}")"
+}
 desc() {
     case $1 in
     own) echo "this workspace's git history" ;;
     gen) echo "generated, $N commits" ;;
     big) echo "$BIG_MIB MiB of random files, 1 commit" ;;
+    corpus) echo "realistic corpus (benches/corpus.sh)" ;;
     esac
 }
 
@@ -390,6 +559,7 @@ echo
 echo "## heroctl serve/clone/pull vs git daemon/clone/fetch vs fossil server/clone/pull (loopback)"
 echo
 echo "- command: \`$CMDLINE\` (release build; heroctl $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+echo "  HSB_SETS=\"$SETS_WANTED\" HSB_RUNS=$RUNS"
 echo "- date: $START; $(git --version); fossil $(fossil version | awk '{print $5}')"
 echo "- load at start: $LOAD_START"
 echo "- load at end:   $LOAD_END"
@@ -398,44 +568,36 @@ echo "  (hero: UDP/QUIC; git: TCP git://; fossil: TCP http). \"hero self\" = byt
 echo "  from \`heroctl --json\` (protocol payload). git clones are \`--bare\` (no checkout), like"
 echo "  hero's and fossil's clones. Served git repositories after \`git gc\` (packs/loose listed)."
 echo "- sizes: bytes allocated on disk (du); hero's file length in parentheses (redb grows it sparsely)."
-echo "- clones: each tool clones $RUNS times into a fresh directory, in turns; the median wall time"
-echo "  is shown. Every run (ms): $(for s in "${SETS[@]}"; do printf '%s hero %s, git %s; ' "$s" "${R[$s.clone.runs.hero]}" "${R[$s.clone.runs.git]}"; done)"
+echo "- every figure but sizes: median of $RUNS runs per tool, tools in turns; each pull run pulls"
+echo "  a new one-line change. The change is on branch (file): $(for s in "${SETS[@]}"; do printf '%s %s (%s); ' "$s" "${R[$s.branch]}" "${R[$s.edit]}"; done)"
+echo "- every clone (ms): $(for s in "${SETS[@]}"; do printf '%s hero %s, git %s, fossil %s; ' "$s" "${R[$s.clone.mslist.hero]:-}" "${R[$s.clone.mslist.git]:-}" "${R[$s.clone.mslist.fossil]:-}"; done)"
+[ -n "$CORPUS_SHAPE" ] && echo "- $CORPUS_SHAPE"
 echo
 echo "| figure | hero | git | fossil | hero/git | hero/fossil |"
 echo "|---|---|---|---|---|---|"
 for s in "${SETS[@]}"; do
     d=$(desc "$s")
-    row "**$s**: $d; ${R[$s.commits]} commits, ${R[$s.refs]} refs; served, size on disk" \
+    row "**$s**: $d; ${R[$s.commits]} commits, ${R[$s.branches]} branches, ${R[$s.refs]} refs; served, size on disk" \
         "$(hb "${R[$s.size.hero]}") (length $(hb "${R[$s.asize.hero]}"))" "$(hb "${R[$s.size.git]}") (${R[$s.git.packs]} pack, ${R[$s.git.loose]} loose)" \
         "$(hb "${R[$s.size.fossil]}")" "$(ratio "${R[$s.size.hero]}" "${R[$s.size.git]}")" \
         "$(ratio "${R[$s.size.hero]}" "${R[$s.size.fossil]}")"
-    row "$s: clone, wall (s, median of $RUNS)" "$(secs "${R[$s.clone.ms.hero]}")" "$(secs "${R[$s.clone.ms.git]}")" \
-        "$(secs "${R[$s.clone.ms.fossil]}")" "$(ratio "${R[$s.clone.ms.hero]}" "${R[$s.clone.ms.git]}")" \
-        "$(ratio "${R[$s.clone.ms.hero]}" "${R[$s.clone.ms.fossil]}")"
-    row "$s: clone, bytes on the wire" "$(hb "${R[$s.clone.wire.hero]}") (self $(hb "${R[$s.clone.self.hero]}"), ${R[$s.clone.objects.hero]} objects)" \
-        "$(hb "${R[$s.clone.wire.git]}")" "$(hb "${R[$s.clone.wire.fossil]}")" \
-        "$(ratio "${R[$s.clone.wire.hero]}" "${R[$s.clone.wire.git]}")" \
-        "$(ratio "${R[$s.clone.wire.hero]}" "${R[$s.clone.wire.fossil]}")"
+    fig "$s" clone ms secs "clone, wall (s)"
+    fig "$s" clone wire hb "clone, bytes on the wire" "self $(hb "${R[$s.clone.self.hero]}"), ${R[$s.clone.objects.hero]} objects"
     row "$s: clone, size on disk" "$(hb "${R[$s.csize.hero]}") (length $(hb "${R[$s.casize.hero]}"))" "$(hb "${R[$s.csize.git]}")" \
         "$(hb "${R[$s.csize.fossil]}")" "$(ratio "${R[$s.csize.hero]}" "${R[$s.csize.git]}")" \
         "$(ratio "${R[$s.csize.hero]}" "${R[$s.csize.fossil]}")"
-    row "$s: pull, nothing new, wall (ms)" "${R[$s.noop.ms.hero]}" "${R[$s.noop.ms.git]}" \
-        "${R[$s.noop.ms.fossil]}" "$(ratio "${R[$s.noop.ms.hero]}" "${R[$s.noop.ms.git]}")" \
-        "$(ratio "${R[$s.noop.ms.hero]}" "${R[$s.noop.ms.fossil]}")"
-    row "$s: pull, nothing new, bytes on the wire" "${R[$s.noop.wire.hero]} (self ${R[$s.noop.self.hero]})" \
-        "${R[$s.noop.wire.git]}" "${R[$s.noop.wire.fossil]}" \
-        "$(ratio "${R[$s.noop.wire.hero]}" "${R[$s.noop.wire.git]}")" \
-        "$(ratio "${R[$s.noop.wire.hero]}" "${R[$s.noop.wire.fossil]}")"
-    row "$s: pull one changed line, wall (ms)" "${R[$s.pull.ms.hero]}" "${R[$s.pull.ms.git]}" \
-        "${R[$s.pull.ms.fossil]}" "$(ratio "${R[$s.pull.ms.hero]}" "${R[$s.pull.ms.git]}")" \
-        "$(ratio "${R[$s.pull.ms.hero]}" "${R[$s.pull.ms.fossil]}")"
-    row "$s: pull one changed line, bytes on the wire" "${R[$s.pull.wire.hero]} (self ${R[$s.pull.self.hero]}, ${R[$s.pull.objects.hero]} objects)" \
-        "${R[$s.pull.wire.git]}" "${R[$s.pull.wire.fossil]}" \
-        "$(ratio "${R[$s.pull.wire.hero]}" "${R[$s.pull.wire.git]}")" \
-        "$(ratio "${R[$s.pull.wire.hero]}" "${R[$s.pull.wire.fossil]}")"
+    fig "$s" noop ms ident "pull, nothing new, wall (ms)"
+    fig "$s" noop wire ident "pull, nothing new, bytes on the wire" "self ${R[$s.noop.self.hero]}"
+    fig "$s" pull ms ident "pull one changed line, wall (ms)"
+    fig "$s" pull wire ident "pull one changed line, bytes on the wire" "self ${R[$s.pull.self.hero]}, ${R[$s.pull.objects.hero]} objects"
 done
 echo
 echo "Preparation (not compared): $(for s in "${SETS[@]}"; do
     printf '%s: git gc %ss, heroctl import git %ss, fossil import %ss; ' "$s" \
         "$(secs "${R[$s.prep.gitgc]}")" "$(secs "${R[$s.prep.import]}")" "$(secs "${R[$s.prep.fossil]}")"
 done)"
+if [ ${#FAILURES[@]} -gt 0 ]; then
+    echo
+    echo "Failed commands (${#FAILURES[@]}; logs in the work dir, HSB_KEEP=1 keeps it):"
+    for f in "${FAILURES[@]}"; do echo "- $f"; done
+fi

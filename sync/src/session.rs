@@ -505,8 +505,42 @@ where
     };
     let (new_branches, new_tags) =
         blocking(|| create_missing_refs(repo, &welcome.branches, &welcome.tags, &reason))?;
+    // Refs already where the peer has them need nothing more (one read, not one per ref).
+    let (same_branches, same_tags) = blocking(|| -> Result<_> {
+        let view = repo.view()?;
+        let ours: std::collections::HashMap<String, ObjectId> =
+            view.branches()?.into_iter().collect();
+        let our_tags: std::collections::HashMap<String, RefValue> =
+            view.tags()?.into_iter().collect();
+        let same_branches: std::collections::HashSet<&str> = welcome
+            .branches
+            .iter()
+            .filter(|(n, id)| ours.get(n) == Some(id))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let same_tags: std::collections::HashSet<&str> = welcome
+            .tags
+            .iter()
+            .filter(|(n, v)| our_tags.get(n) == Some(v))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        Ok((same_branches, same_tags))
+    })?;
+    let new_branches: std::collections::HashSet<&str> =
+        new_branches.iter().map(String::as_str).collect();
+    let new_tags: std::collections::HashSet<&str> = new_tags.iter().map(String::as_str).collect();
     for (name, id) in &welcome.branches {
-        if new_branches.contains(name) {
+        if same_branches.contains(name.as_str()) && !new_branches.contains(name.as_str()) {
+            report.branches.push(BranchUpdate {
+                branch: name.clone(),
+                old: Some(*id),
+                new: *id,
+                how: UpdateKind::UpToDate,
+                conflicts: 0,
+            });
+            continue;
+        }
+        if new_branches.contains(name.as_str()) {
             report.branches.push(BranchUpdate {
                 branch: name.clone(),
                 old: None,
@@ -536,7 +570,7 @@ where
     let rest: Vec<(String, RefValue)> = welcome
         .tags
         .iter()
-        .filter(|(name, _)| !new_tags.contains(name))
+        .filter(|(name, _)| !new_tags.contains(name.as_str()) && !same_tags.contains(name.as_str()))
         .cloned()
         .collect();
     blocking(|| take_tags(repo, &rest, &reason, &mut report))?;

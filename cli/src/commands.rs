@@ -40,8 +40,20 @@ pub fn repo_path(cli_repo: &Option<PathBuf>) -> Result<PathBuf> {
 }
 
 fn open_repo(cli_repo: &Option<PathBuf>) -> Result<Repo> {
+    open_repo_with_cache(cli_repo, None)
+}
+
+/// Page cache of an import: its lookups hit recent objects, which it keeps itself (bounds the
+/// import's memory).
+const IMPORT_CACHE_BYTES: usize = 16 << 20;
+
+fn open_repo_with_cache(cli_repo: &Option<PathBuf>, cache: Option<usize>) -> Result<Repo> {
     let path = repo_path(cli_repo)?;
-    Repo::open(&path).with_context(|| {
+    let opened = match cache {
+        Some(bytes) => Repo::open_with_cache(&path, bytes),
+        None => Repo::open(&path),
+    };
+    opened.with_context(|| {
         format!(
             "cannot open the repository {} (create one with `heroctl init`)",
             path.display()
@@ -250,7 +262,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tag(a) => cmd_tag(&open_repo(&cli.repo)?, a, json)?,
         Command::Verify => return cmd_verify(&open_repo(&cli.repo)?, json),
         Command::Stats => cmd_stats(&open_repo(&cli.repo)?, json)?,
-        Command::Import { what } => crate::git::import(open_repo(&cli.repo)?, what, json)?,
+        Command::Import { what } => crate::git::import(
+            open_repo_with_cache(&cli.repo, Some(IMPORT_CACHE_BYTES))?,
+            what,
+            json,
+        )?,
         Command::Export { what } => crate::git::export(&open_repo(&cli.repo)?, what, json)?,
         Command::Mount(a) => crate::serve::mount(&repo_path(&cli.repo)?, a)?,
         Command::Serve {

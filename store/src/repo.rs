@@ -34,10 +34,10 @@ impl std::fmt::Debug for Repo {
     }
 }
 
-fn builder() -> redb::Builder {
+fn builder(cache_bytes: usize) -> redb::Builder {
     let mut b = Database::builder();
     b.set_concurrency_mode(ConcurrencyMode::MultiWriter);
-    b.set_cache_size(CACHE_BYTES);
+    b.set_cache_size(cache_bytes);
     b
 }
 
@@ -60,7 +60,7 @@ impl Repo {
         if path.exists() {
             return Err(Error::RepositoryExists(path));
         }
-        let db = builder().create(&path)?;
+        let db = builder(CACHE_BYTES).create(&path)?;
         let txn = db.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
@@ -87,11 +87,18 @@ impl Repo {
 
     /// Opens an existing repository.
     pub fn open(path: impl AsRef<Path>) -> Result<Repo> {
+        Repo::open_with_cache(path, CACHE_BYTES)
+    }
+
+    /// Opens an existing repository with a page cache of `cache_bytes` (default 64 MiB). A
+    /// process that mostly writes once (an import) needs little: the cache only holds pages
+    /// read again.
+    pub fn open_with_cache(path: impl AsRef<Path>, cache_bytes: usize) -> Result<Repo> {
         let path = path.as_ref().to_path_buf();
         if !path.exists() {
             return Err(Error::NoRepository(path));
         }
-        let db = builder().open(&path).map_err(|e| match e {
+        let db = builder(cache_bytes).open(&path).map_err(|e| match e {
             redb::DatabaseError::Storage(redb::StorageError::Corrupted(reason)) => {
                 Error::NotARepository {
                     path: path.clone(),

@@ -17,6 +17,7 @@ mod export;
 pub mod gitfmt;
 mod import;
 pub mod mapping;
+mod pack;
 mod reader;
 mod verify;
 

@@ -188,6 +188,46 @@ fn put_copies(out: &mut Vec<u8>, mut offset: usize, mut len: usize) {
     }
 }
 
+/// Whether `target` shares 16-byte runs with `base` at two or more of 64 places spread evenly
+/// over it (each place tried at as many consecutive offsets as the index's stride, so that one
+/// of them lines up with an indexed window of a longer shared run). A cheap test that lets the
+/// base search skip unrelated candidates without encoding a whole delta; targets under 4 KiB
+/// are always worth the encoding.
+pub(crate) fn shares_runs(index: &Index, base: &[u8], target: &[u8]) -> bool {
+    const PROBES: usize = 64;
+    const NEED: usize = 2;
+    if target.len() < 4096 {
+        return true;
+    }
+    if index.base_len != base.len() || index.next.is_empty() {
+        return false;
+    }
+    let mut hits = 0;
+    let span = target.len() - BLOCK - index.stride;
+    for p in 0..PROBES {
+        let start = span * p / (PROBES - 1);
+        'probe: for i in start..start + index.stride {
+            let window = &target[i..i + BLOCK];
+            let mut k = index.heads[bucket(hash(window), index.shift)];
+            let mut steps = 0;
+            while k != 0 && steps < MAX_CHAIN {
+                let w = (k - 1) as usize;
+                k = index.next.get(w).copied().unwrap_or(0);
+                steps += 1;
+                let pos = w * index.stride;
+                if base.get(pos..pos + BLOCK) == Some(window) {
+                    hits += 1;
+                    if hits >= NEED {
+                        return true;
+                    }
+                    break 'probe;
+                }
+            }
+        }
+    }
+    false
+}
+
 /// A delta turning `base` (indexed by `index`) into `target`, if one shorter than `limit`
 /// bytes exists by this encoder's search; `None` otherwise (also when `index` was not made
 /// from a base of `base`'s length, or the base is too large to copy from).
@@ -434,6 +474,19 @@ mod tests {
         assert!(encode(&index, &a, &a, 5).is_none());
         // An index made for other bytes is refused, not trusted.
         assert!(encode(&index, &a[1..], &b, usize::MAX).is_none());
+    }
+
+    #[test]
+    fn probe_tells_related_from_unrelated() {
+        let mut rng = Rng(11);
+        let base = rng.bytes(50_000, 26);
+        let index = Index::new(&base);
+        let edited = edit(&mut rng, &base, 10, 26);
+        assert!(shares_runs(&index, &base, &edited));
+        let unrelated = rng.bytes(50_000, 26);
+        assert!(!shares_runs(&index, &base, &unrelated));
+        // Small targets are always worth a try.
+        assert!(shares_runs(&index, &base, &unrelated[..4_000]));
     }
 
     #[test]

@@ -77,6 +77,12 @@ struct Best {
 }
 
 /// Tries `base` for `target`; keeps the delta in `best` if it beats it.
+///
+/// As git's packer, a delta is judged by its size per level of depth left below its base:
+/// `size / (MAX_DEPTH - base depth)`. So a shallow base wins over a deep one unless the deep
+/// one's delta is smaller in proportion, chains branch out instead of running to the maximum
+/// depth, and a base near the maximum is used only for a tiny delta. The first delta must be
+/// smaller than the object, scaled the same way.
 fn try_base(
     best: &mut Option<Best>,
     base_record: u32,
@@ -85,18 +91,33 @@ fn try_base(
     base: &[u8],
     target: &[u8],
 ) {
-    // A delta must be smaller than the object; to replace `best` no larger than it.
-    let limit = best.as_ref().map_or(target.len(), |b| b.delta.len() + 1);
-    // It inserts at least what the target has more than the base.
-    if target.len().saturating_sub(base.len()) >= limit {
+    let m = u64::from(MAX_DEPTH);
+    let room = m.saturating_sub(u64::from(base_depth));
+    // The largest delta that could win.
+    let max = match best {
+        None => (target.len() as u64).saturating_sub(1) * room / m,
+        Some(b) => {
+            let b_room = m.saturating_sub(u64::from(b.depth)).max(1);
+            b.delta.len() as u64 * room / b_room
+        }
+    };
+    if max == 0 || (target.len() as u64).saturating_sub(base.len() as u64) > max {
         return;
     }
+    if !delta::shares_runs(index, base, target) {
+        return;
+    }
+    let limit = usize::try_from(max + 1).unwrap_or(usize::MAX);
     let Some(d) = delta::encode(index, base, target, limit) else {
         return;
     };
     let better = match best {
         None => true,
-        Some(b) => d.len() < b.delta.len() || base_depth < b.depth,
+        Some(b) => {
+            let b_room = m.saturating_sub(u64::from(b.depth));
+            let (new, old) = (d.len() as u64 * b_room, b.delta.len() as u64 * room);
+            new < old || (new == old && base_depth < b.depth)
+        }
     };
     if better {
         *best = Some(Best {

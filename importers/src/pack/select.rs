@@ -12,13 +12,16 @@
 //!   never enters it).
 //!
 //! Only objects visited earlier can be bases, so delta chains never loop, and a base's own
-//! depth is final when it is chosen: chains stay within [`MAX_DEPTH`]. The smallest delta wins
-//! (a tie goes to the shallower base). It is kept only if its compressed size, with its entry
-//! header, is smaller than the compressed object's: git also stops at half the object's size
-//! and biases against deep chains; this only compares sizes. Objects under 50 bytes or over
-//! [`MAX_SIZE`] are neither tried nor used as bases, as in git (git's limit for large objects
-//! is `core.bigFileThreshold`, also 512 MiB by default). The window holds at most
-//! [`WINDOW_MEMORY`] of objects and their indexes.
+//! depth is final when it is chosen: chains stay within [`MAX_DEPTH`]. Candidates that share
+//! fewer than two 16-byte runs with the object at a 64-place probe are skipped before any encoding. As in
+//! git, a delta is judged by its size per level of depth left below its base, `size /
+//! (MAX_DEPTH - base depth)`, so chains branch out instead of running to the maximum depth
+//! (a tie goes to the shallower base). The winner is kept only if its compressed size, with
+//! its entry header, is smaller than the compressed object's; git instead wants a delta under
+//! half the object's size. Objects under 50 bytes or over [`MAX_SIZE`] are neither tried nor
+//! used as bases, as in git (git's limit for large objects is `core.bigFileThreshold`, also
+//! 512 MiB by default). The window holds at most [`WINDOW_MEMORY`] of objects and their
+//! indexes.
 
 use std::collections::VecDeque;
 use std::fs::File;

@@ -74,11 +74,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let start = Instant::now();
         let r = hero_importers::export_git(&repo, dir.as_ref(), &ExportOptions::default())?;
         println!(
-            "exported commits={} trees={} blobs={} original_ids={} seconds={:.3}",
+            "exported commits={} trees={} blobs={} original_ids={} pack_bytes={} deltas={} seconds={:.3}",
             r.commits,
             r.trees,
             r.blobs,
             r.original_ids,
+            r.pack_bytes,
+            r.deltas,
             start.elapsed().as_secs_f64()
         );
     }

@@ -75,6 +75,35 @@ pub enum ExportError {
     /// gix could not write an object.
     #[error("writing git object: {0}")]
     Write(String),
+    /// Reading a file's content from the store failed.
+    #[error("reading store file {id}: {source}")]
+    ReadFile {
+        /// The store file.
+        id: hero_store::ObjectId,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// zlib refused to compress or inflate.
+    #[error("zlib: {source}")]
+    Zlib {
+        /// What zlib said.
+        source: gix::Error,
+    },
+    /// SHA-1 detected a collision attack in what it hashed.
+    #[error("hashing: {source}")]
+    Hash {
+        /// What the hasher said.
+        source: gix::Error,
+    },
+    /// The temporary files of the pack being written do not read back as written.
+    #[error("pack being written is inconsistent: {reason}")]
+    Spool {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// More objects than one pack can count (2^32 - 1).
+    #[error("too many new objects for one pack")]
+    PackTooLarge,
     /// An object that came from git would not get its original id back.
     #[error("round trip broken: store {kind} {store} should export as {expected} but gives {got}")]
     RoundTrip {

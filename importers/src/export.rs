@@ -1,14 +1,16 @@
-//! `export_git`: writes the store's branches and tags as a git repository.
+//! `export_git`: writes the store's branches and tags as a git repository, the new objects
+//! as one pack ([`crate::pack`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use gix::objs::{Kind, Write as _};
+use gix::objs::Kind;
 use hero_store::{Commit, EntryKind, ObjectId, RefValue, Repo, Signature, TargetKind, View};
 
 use crate::error::ExportError;
 use crate::gitfmt::{self, GitCommit, GitId, GitTag};
 use crate::mapping::{lookup_git, lookup_store, raw_key, raw_tree_key};
+use crate::pack::{self, PackWriter};
 
 /// How to export.
 #[derive(Debug, Clone, Default)]
@@ -38,6 +40,12 @@ pub struct ExportReport {
     pub original_ids: u64,
     /// Refs written.
     pub refs: u64,
+    /// The pack written, `objects/pack/pack-<sha1>.pack` (`None`: no object was new).
+    pub pack: Option<PathBuf>,
+    /// The size of that pack in bytes.
+    pub pack_bytes: u64,
+    /// Objects stored in it as deltas.
+    pub deltas: u64,
 }
 
 /// Tree and blob ids remembered; cleared past this many entries.
@@ -46,8 +54,9 @@ const CACHE_MAX: usize = 1 << 18;
 struct Exporter<'a> {
     repo: &'a Repo,
     view: View,
-    odb: gix::odb::loose::Store,
-    git_dir: PathBuf,
+    pack: PackWriter,
+    /// Refs to write once the pack is in place: name, target.
+    refs: Vec<(String, GitId)>,
     /// Trees and blobs already written in this run (bounded).
     cache: HashMap<ObjectId, GitId>,
     /// Commits and tags with no recorded git id (made in the store), written in this run.
@@ -63,8 +72,10 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> ExportError + '_ {
 }
 
 /// Writes every branch and tag of `repo` (filtered and renamed by `opts`) into the git
-/// repository at `git_dir`, which is created (bare) if it does not exist yet. Objects are
-/// written loose; objects already there are not written again. Commits, trees and tags that
+/// repository at `git_dir`, which is created (bare) if it does not exist yet. The objects the
+/// repository lacks are written as one pack with deltas, `objects/pack/pack-<sha1>.pack` and
+/// its index (no pack if nothing is new); objects already there, loose or packed, are not
+/// written again. The refs are written once the pack is in place. Commits, trees and tags that
 /// came from git get exactly their original git id (checked while writing).
 pub fn export_git(
     repo: &Repo,
@@ -102,24 +113,60 @@ pub fn export_git(
     let mut ex = Exporter {
         repo,
         view,
-        odb: gix::odb::loose::Store::at(git_dir.join("objects"), gix::hash::Kind::Sha1),
-        git_dir: git_dir.to_path_buf(),
+        pack: PackWriter::new(&git_dir.join("objects"))?,
+        refs: Vec::new(),
         cache: HashMap::new(),
         native: HashMap::new(),
         report: ExportReport::default(),
     };
     for (name, head) in &branches {
         let id = ex.commit_closure(*head)?;
-        ex.write_ref(&format!("refs/heads/{name}"), id)?;
+        ex.refs.push((format!("refs/heads/{name}"), id));
     }
     for (name, value) in &tags {
         let id = match value {
             RefValue::Commit(c) => ex.commit_closure(*c)?,
             RefValue::Tag(t) => ex.tag(*t)?,
         };
-        ex.write_ref(&format!("refs/tags/{name}"), id)?;
+        ex.refs.push((format!("refs/tags/{name}"), id));
     }
-    Ok(ex.report)
+    let Exporter {
+        pack,
+        refs,
+        mut report,
+        ..
+    } = ex;
+    if let Some(written) = pack.finish()? {
+        report.pack = Some(written.pack);
+        report.pack_bytes = written.bytes;
+        report.deltas = written.deltas;
+    }
+    for (refname, id) in &refs {
+        write_ref(git_dir, refname, *id)?;
+        report.refs += 1;
+    }
+    Ok(report)
+}
+
+fn write_ref(git_dir: &Path, refname: &str, id: GitId) -> Result<(), ExportError> {
+    let path = git_dir.join(refname);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+    }
+    std::fs::write(&path, format!("{id}\n")).map_err(io_err(&path))?;
+    Ok(())
+}
+
+/// `dir/name`, or `name` at the root.
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    if dir.is_empty() {
+        return name.to_vec();
+    }
+    let mut p = Vec::with_capacity(dir.len() + 1 + name.len());
+    p.extend_from_slice(dir);
+    p.push(b'/');
+    p.extend_from_slice(name);
+    p
 }
 
 fn init_bare(git_dir: &Path, head: &str) -> Result<(), ExportError> {
@@ -168,18 +215,8 @@ fn clean_signature(s: &Signature) -> Signature {
 }
 
 impl Exporter<'_> {
-    fn write_ref(&mut self, refname: &str, id: GitId) -> Result<(), ExportError> {
-        let path = self.git_dir.join(refname);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io_err(parent))?;
-        }
-        std::fs::write(&path, format!("{id}\n")).map_err(io_err(&path))?;
-        self.report.refs += 1;
-        Ok(())
-    }
-
     fn exists(&self, id: &GitId) -> bool {
-        self.odb.object_path(&id.to_gix()).exists()
+        self.pack.exists(id)
     }
 
     fn raw(&self, id: &ObjectId) -> Result<Option<Vec<u8>>, ExportError> {
@@ -194,17 +231,17 @@ impl Exporter<'_> {
         Ok(lookup_store(self.repo, id)?.filter(|g| self.exists(g)))
     }
 
-    /// Writes `bytes` as an object of `kind`, checking it against the id recorded at import.
+    /// Writes `bytes` as an object of `kind` (first seen at `path`), checking it against the
+    /// id recorded at import.
     fn put(
         &mut self,
         kind: Kind,
         what: &'static str,
         store: ObjectId,
         bytes: &[u8],
+        path: &[u8],
     ) -> Result<(GitId, bool), ExportError> {
-        let id = gix::objs::compute_hash(gix::hash::Kind::Sha1, kind, bytes)
-            .map_err(|e| ExportError::Write(e.to_string()))?;
-        let id = GitId::from_gix(&id).ok_or_else(|| ExportError::Write("not SHA-1".into()))?;
+        let id = pack::object_id(kind, bytes)?;
         if let Some(expected) = lookup_store(self.repo, &store)? {
             if expected != id {
                 return Err(ExportError::RoundTrip {
@@ -219,14 +256,12 @@ impl Exporter<'_> {
         if self.exists(&id) {
             return Ok((id, false));
         }
-        self.odb
-            .write_buf(kind, bytes)
-            .map_err(|e| ExportError::Write(e.to_string()))?;
+        self.pack.add(kind, id, bytes, path)?;
         Ok((id, true))
     }
 
-    /// Writes a git tree kept raw at import, and everything below it.
-    fn raw_tree(&mut self, git: GitId) -> Result<(), ExportError> {
+    /// Writes a git tree kept raw at import (at `path`), and everything below it.
+    fn raw_tree(&mut self, git: GitId, path: &[u8]) -> Result<(), ExportError> {
         if self.exists(&git) {
             return Ok(());
         }
@@ -243,36 +278,32 @@ impl Exporter<'_> {
         for e in gitfmt::parse_tree(&raw).ok_or_else(bad)? {
             match gitfmt::kind_of_mode(&e.mode).ok_or_else(bad)? {
                 EntryKind::Gitlink => {}
-                EntryKind::Dir => self.git_tree(e.id)?,
+                EntryKind::Dir => self.git_tree(e.id, path, &e.name)?,
                 _ => {
                     let m = lookup_git(self.repo, &e.id)?.ok_or_else(bad)?;
-                    self.blob(m.id)?;
+                    self.blob(m.id, path, &e.name)?;
                 }
             }
         }
-        let id = gix::objs::compute_hash(gix::hash::Kind::Sha1, Kind::Tree, &raw)
-            .map_err(|e| ExportError::Write(e.to_string()))?;
-        if id.as_bytes() != git.0 {
+        if pack::object_id(Kind::Tree, &raw)? != git {
             return Err(bad());
         }
-        self.odb
-            .write_buf(Kind::Tree, &raw)
-            .map_err(|e| ExportError::Write(e.to_string()))?;
+        self.pack.add(Kind::Tree, git, &raw, path)?;
         self.report.trees += 1;
         Ok(())
     }
 
-    /// Writes the git tree `git` recorded at import: raw if it was kept raw, else from the
-    /// store tree it maps to.
-    fn git_tree(&mut self, git: GitId) -> Result<(), ExportError> {
+    /// Writes the git tree `git` recorded at import, at `dir/name`: raw if it was kept raw,
+    /// else from the store tree it maps to.
+    fn git_tree(&mut self, git: GitId, dir: &[u8], name: &[u8]) -> Result<(), ExportError> {
         if self.repo.xref(&raw_tree_key(&git))?.is_some() {
-            return self.raw_tree(git);
+            return self.raw_tree(git, &join(dir, name));
         }
         let m = lookup_git(self.repo, &git)?.ok_or_else(|| ExportError::BadRef {
             refname: git.to_hex(),
             reason: "tree recorded in a kept commit is not mapped",
         })?;
-        let got = self.tree(m.id)?;
+        let got = self.tree(m.id, dir, name)?;
         if got != git {
             return Err(ExportError::RoundTrip {
                 kind: "tree",
@@ -334,11 +365,11 @@ impl Exporter<'_> {
                         reason: "raw commit recorded at import does not parse",
                     })?
                     .tree;
-                self.git_tree(tree)?;
+                self.git_tree(tree, b"", b"")?;
                 raw
             }
             None => {
-                let tree = self.tree(c.tree)?;
+                let tree = self.tree(c.tree, b"", b"")?;
                 let (author, committer) = if from_git {
                     (c.author, c.committer)
                 } else {
@@ -354,7 +385,7 @@ impl Exporter<'_> {
                 })
             }
         };
-        let (g, written) = self.put(Kind::Commit, "commit", id, &bytes)?;
+        let (g, written) = self.put(Kind::Commit, "commit", id, &bytes, b"")?;
         self.report.commits += u64::from(written);
         if !from_git {
             self.native.insert(id, g);
@@ -376,45 +407,48 @@ impl Exporter<'_> {
         Ok(lookup_store(self.repo, id)?.filter(|g| self.exists(g)))
     }
 
-    fn tree(&mut self, id: ObjectId) -> Result<GitId, ExportError> {
+    /// Writes the store tree `id` found at `dir/name`, and everything below it.
+    fn tree(&mut self, id: ObjectId, dir: &[u8], name: &[u8]) -> Result<GitId, ExportError> {
         if let Some(g) = self.known(&id)? {
             self.remember(id, g);
             return Ok(g);
         }
+        let path = join(dir, name);
         let tree = self.view.tree(&id)?;
         let mut entries = Vec::with_capacity(tree.entries.len());
         for e in tree.entries {
             let g = match e.kind {
-                EntryKind::Dir => self.tree(e.id)?,
+                EntryKind::Dir => self.tree(e.id, &path, &e.name)?,
                 EntryKind::Gitlink => {
                     GitId::from_bytes(&e.id.0[..20]).ok_or_else(|| ExportError::BadRef {
                         refname: e.id.to_hex(),
                         reason: "bad gitlink",
                     })?
                 }
-                _ => self.blob(e.id)?,
+                _ => self.blob(e.id, &path, &e.name)?,
             };
             entries.push((e.kind, e.name, g));
         }
         let bytes = gitfmt::write_tree(&mut entries);
-        let (g, written) = self.put(Kind::Tree, "tree", id, &bytes)?;
+        let (g, written) = self.put(Kind::Tree, "tree", id, &bytes, &path)?;
         self.report.trees += u64::from(written);
         self.remember(id, g);
         Ok(g)
     }
 
-    fn blob(&mut self, id: ObjectId) -> Result<GitId, ExportError> {
+    /// Writes the store file `id` found at `dir/name`.
+    fn blob(&mut self, id: ObjectId, dir: &[u8], name: &[u8]) -> Result<GitId, ExportError> {
         if let Some(g) = self.known(&id)? {
             self.remember(id, g);
             return Ok(g);
         }
         let mut reader = self.view.open_file(&id)?;
         let len = reader.len();
-        let g = self
-            .odb
-            .write_stream(Kind::Blob, len, &mut reader)
-            .map_err(|e| ExportError::Write(e.to_string()))?;
-        let g = GitId::from_gix(&g).ok_or_else(|| ExportError::Write("not SHA-1".into()))?;
+        let (g, written) =
+            self.pack
+                .add_stream(Kind::Blob, len, &mut reader, &join(dir, name), &|source| {
+                    ExportError::ReadFile { id, source }
+                })?;
         if let Some(expected) = lookup_store(self.repo, &id)?
             && expected != g
         {
@@ -425,7 +459,7 @@ impl Exporter<'_> {
                 got: g,
             });
         }
-        self.report.blobs += 1;
+        self.report.blobs += u64::from(written);
         self.remember(id, g);
         Ok(g)
     }
@@ -446,12 +480,12 @@ impl Exporter<'_> {
             TargetKind::Commit => (self.commit_closure(t.target)?, b"commit"),
             TargetKind::Tree => match raw_tree_target {
                 Some(g) => {
-                    self.raw_tree(g)?;
+                    self.raw_tree(g, b"")?;
                     (g, b"tree")
                 }
-                None => (self.tree(t.target)?, b"tree"),
+                None => (self.tree(t.target, b"", b"")?, b"tree"),
             },
-            TargetKind::Blob => (self.blob(t.target)?, b"blob"),
+            TargetKind::Blob => (self.blob(t.target, b"", b"")?, b"blob"),
             TargetKind::Tag => (self.tag(t.target)?, b"tag"),
         };
         let from_git = lookup_store(self.repo, &id)?.is_some();
@@ -470,7 +504,7 @@ impl Exporter<'_> {
                 message: t.message,
             }),
         };
-        let (g, written) = self.put(Kind::Tag, "tag", id, &bytes)?;
+        let (g, written) = self.put(Kind::Tag, "tag", id, &bytes, b"")?;
         self.report.tags += u64::from(written);
         if !from_git {
             self.native.insert(id, g);

@@ -672,3 +672,358 @@ mod own_history {
         round_trip(&fx, &repo, &copy, "out.git");
     }
 }
+
+mod pack {
+    use std::path::{Path, PathBuf};
+
+    use hero_importers::{ExportOptions, ExportReport, ImportOptions, export_git, import_git};
+
+    use crate::util::*;
+
+    /// The files of `objects/pack` with names ending in `ext`, sorted.
+    fn pack_files(git_dir: &Path, ext: &str) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(git_dir.join("objects/pack"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_str().unwrap().ends_with(ext))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Names in `objects/pack` that are not a `pack-*.pack` or `pack-*.idx` (temporary files).
+    fn stray_files(git_dir: &Path) -> Vec<String> {
+        std::fs::read_dir(git_dir.join("objects/pack"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| !(n.starts_with("pack-") && (n.ends_with(".pack") || n.ends_with(".idx"))))
+            .collect()
+    }
+
+    /// `git count-objects -v` as (name, value) pairs.
+    fn count_objects(git_dir: &Path) -> Vec<(String, String)> {
+        git(git_dir, &["count-objects", "-v"])
+            .lines()
+            .filter_map(|l| l.split_once(": "))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    fn count(git_dir: &Path, key: &str) -> u64 {
+        count_objects(git_dir)
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .unwrap()
+            .1
+            .parse()
+            .unwrap()
+    }
+
+    /// Objects reachable from every ref (what a pack of the repository holds).
+    fn reachable_objects(git_dir: &Path) -> Vec<String> {
+        // Paths may not be UTF-8: only the ids are kept.
+        let out = git_bytes(git_dir, &["rev-list", "--objects", "--all"], None);
+        let mut v: Vec<String> = String::from_utf8_lossy(&out)
+            .lines()
+            .map(|l| l[..40].to_owned())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// The object ids a pack's index lists, sorted (`git show-index`).
+    fn pack_objects(git_dir: &Path, idx: &Path) -> Vec<String> {
+        let data = std::fs::read(idx).unwrap();
+        let out = git_bytes(git_dir, &["show-index"], Some(&data));
+        let mut v: Vec<String> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| l.split(' ').nth(1).unwrap().to_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// `git verify-pack -v` of one pack (which fails on any bad entry, checksum or index);
+    /// returns how many of its objects are deltas.
+    fn verify_pack(git_dir: &Path, pack: &Path) -> usize {
+        let out = git(git_dir, &["verify-pack", "-v", pack.to_str().unwrap()]);
+        assert!(out.contains(": ok"), "{out}");
+        out.lines()
+            .filter(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                // Delta entries: id type size size-in-pack offset depth base.
+                f.len() == 7 && f[0].len() == 40
+            })
+            .count()
+    }
+
+    /// Code-like text: `lines` lines made from a small vocabulary.
+    fn text(lines: usize, seed: u64) -> Vec<String> {
+        const WORDS: &[&str] = &[
+            "let", "value", "self", "return", "match", "Some(x)", "None", "=>", "count", "+=",
+            "1;", "fn", "map_err", "(", ")", "{", "}", "items", "iter()", "len()", "&mut",
+            "buffer", "Ok(())", "if", "else", "while", "offset", "size", "index", "path",
+        ];
+        let mut x = seed | 1;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        (0..lines)
+            .map(|_| {
+                let indent = "    ".repeat((next() % 4) as usize);
+                let n = 3 + next() % 8;
+                let words: Vec<&str> = (0..n)
+                    .map(|_| WORDS[(next() % WORDS.len() as u64) as usize])
+                    .collect();
+                format!("{indent}{}", words.join(" "))
+            })
+            .collect()
+    }
+
+    /// A history of small edits to a few files (each edit: a line changed, added or
+    /// removed), on two branches, with tags: the kind of history deltas are for.
+    fn build_edits(dir: &Path, commits: usize) {
+        let names = [
+            "src/lib.rs",
+            "src/pack/delta.rs",
+            "README.md",
+            "docs/notes.txt",
+        ];
+        let mut files: Vec<Vec<String>> = (0..names.len())
+            .map(|i| text(250 + 80 * i, 11 + i as u64))
+            .collect();
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let save = |files: &Vec<Vec<String>>| {
+            for (name, lines) in names.iter().zip(files) {
+                write(dir, name.as_bytes(), (lines.join("\n") + "\n").as_bytes());
+            }
+        };
+        for c in 0..commits {
+            if c == commits * 2 / 3 {
+                git(dir, &["checkout", "-q", "-b", "side"]);
+            }
+            let f = (next() % names.len() as u64) as usize;
+            for _ in 0..1 + next() % 3 {
+                let lines = &mut files[f];
+                let at = (next() % lines.len() as u64) as usize;
+                match next() % 3 {
+                    0 => lines[at] = text(1, next())[0].clone(),
+                    1 => lines.insert(at, text(1, next())[0].clone()),
+                    _ if lines.len() > 10 => {
+                        lines.remove(at);
+                    }
+                    _ => {}
+                }
+            }
+            save(&files);
+            commit_all(dir, &format!("edit {c} of {}", names[f]));
+            if c % 25 == 0 {
+                git(dir, &["tag", "-a", &format!("v0.{c}"), "-m", "release"]);
+            }
+        }
+        git(dir, &["checkout", "-q", "main"]);
+        for c in 0..5 {
+            files[0].push(format!("// main again {c}"));
+            save(&files);
+            commit_all(dir, &format!("main {c}"));
+        }
+    }
+
+    fn export(repo: &hero_store::Repo, dst: &Path) -> ExportReport {
+        export_git(repo, dst, &ExportOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn export_writes_exactly_one_verified_pack() {
+        let fx = Fixture::new();
+        let src = fx.init_git("src");
+        crate::rich::build(&src);
+        // More edits, branches and tags on top of the rich history.
+        git(&src, &["checkout", "-q", "-b", "topic", "main~3"]);
+        for i in 0..12 {
+            let mut content = text(120, 5).join("\n");
+            content.push_str(&format!("\nedit {i}\n"));
+            write(&src, b"src/topic.rs", content.as_bytes());
+            write(&src, b"README.md", format!("hello\nround {i}\n").as_bytes());
+            commit_all(&src, &format!("topic {i}"));
+        }
+        git(&src, &["tag", "-a", "topic-done", "-m", "topic done"]);
+        git(&src, &["checkout", "-q", "main"]);
+        let repo = fx.store();
+        let dst = round_trip(&fx, &repo, &src, "out.git");
+        git(&dst, &["fsck", "--strict", "--no-progress"]);
+        assert_eq!(
+            git(&dst, &["symbolic-ref", "HEAD"]),
+            git(&src, &["symbolic-ref", "HEAD"])
+        );
+        assert_eq!(
+            git(
+                &dst,
+                &["rev-parse", "HEAD", "topic-done", "v1.0^{}", "release/2"]
+            ),
+            git(
+                &src,
+                &["rev-parse", "HEAD", "topic-done", "v1.0^{}", "release/2"]
+            )
+        );
+
+        // One pack with its index, nothing loose, nothing temporary left.
+        let packs = pack_files(&dst, ".pack");
+        assert_eq!(packs.len(), 1, "{packs:?}");
+        assert_eq!(pack_files(&dst, ".idx").len(), 1);
+        assert!(stray_files(&dst).is_empty(), "{:?}", stray_files(&dst));
+        assert_eq!(count(&dst, "count"), 0, "loose objects");
+        assert_eq!(count(&dst, "packs"), 1);
+        // The pack holds exactly the objects the source reaches, under the same ids.
+        let idx = pack_files(&dst, ".idx").remove(0);
+        assert_eq!(pack_objects(&dst, &idx), reachable_objects(&src));
+        assert_eq!(reachable_objects(&dst), reachable_objects(&src));
+        // git reads every entry, including the deltas.
+        let deltas = verify_pack(&dst, &packs[0]);
+        assert!(deltas > 0, "no delta in the pack");
+        // The pack is named after its trailer, as git names packs.
+        let bytes = std::fs::read(&packs[0]).unwrap();
+        let trailer: String = bytes[bytes.len() - 20..]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            packs[0].file_name().unwrap().to_str().unwrap(),
+            format!("pack-{trailer}.pack")
+        );
+    }
+
+    #[test]
+    fn export_pack_is_no_larger_than_git_gc() {
+        let fx = Fixture::new();
+        let src = fx.init_git("src");
+        build_edits(&src, 150);
+        let repo = fx.store();
+        import_git(&repo, &src, &ImportOptions::default()).unwrap();
+        let dst = fx.path("out.git");
+        let report = export(&repo, &dst);
+        git(&dst, &["fsck", "--strict", "--no-progress"]);
+        assert_eq!(refs(&src), refs(&dst));
+        let ours = pack_files(&dst, ".pack");
+        assert_eq!(ours.len(), 1);
+        let ours_len = std::fs::metadata(&ours[0]).unwrap().len();
+        assert_eq!(report.pack_bytes, ours_len);
+        assert_eq!(report.pack.as_deref(), Some(ours[0].as_path()));
+        let deltas = verify_pack(&dst, &ours[0]);
+        assert_eq!(report.deltas, deltas as u64);
+
+        // git's own pack of the same objects: `git gc` (window 10, depth 50).
+        git(&src, &["gc", "-q", "--prune=now"]);
+        let theirs = pack_files(&src.join(".git"), ".pack");
+        assert_eq!(theirs.len(), 1);
+        let theirs_len = std::fs::metadata(&theirs[0]).unwrap().len();
+        let theirs_idx = pack_files(&src.join(".git"), ".idx").remove(0);
+        let ours_idx = pack_files(&dst, ".idx").remove(0);
+        assert_eq!(
+            pack_objects(&dst, &ours_idx),
+            pack_objects(&src, &theirs_idx),
+            "the two packs hold different objects"
+        );
+        let git_deltas = verify_pack(&src, &theirs[0]);
+        eprintln!(
+            "pack bytes: ours {ours_len} ({deltas} deltas), git gc {theirs_len} ({git_deltas} deltas)"
+        );
+        assert!(
+            ours_len <= theirs_len,
+            "our pack ({ours_len} bytes) is larger than git gc's ({theirs_len} bytes)"
+        );
+    }
+
+    #[test]
+    fn rerun_writes_a_second_pack_of_only_the_new_objects() {
+        let fx = Fixture::new();
+        let src = fx.init_git("src");
+        build_edits(&src, 40);
+        let repo = fx.store();
+        import_git(&repo, &src, &ImportOptions::default()).unwrap();
+        let dst = fx.path("out.git");
+        let first = export(&repo, &dst);
+        let first_pack = first.pack.clone().unwrap();
+        let first_bytes = std::fs::read(&first_pack).unwrap();
+        let before = reachable_objects(&dst);
+
+        // Nothing new: no pack.
+        let again = export(&repo, &dst);
+        assert_eq!(again.pack, None);
+        assert_eq!((again.commits, again.trees, again.blobs), (0, 0, 0));
+        assert_eq!(pack_files(&dst, ".pack").len(), 1);
+
+        // New commits on both branches and a new tag.
+        for i in 0..6 {
+            write(
+                &src,
+                b"src/lib.rs",
+                format!("{}\nnew {i}\n", text(300, 11).join("\n")).as_bytes(),
+            );
+            write(
+                &src,
+                format!("new/{i}.txt").as_bytes(),
+                text(40, i).join("\n").as_bytes(),
+            );
+            commit_all(&src, &format!("new {i}"));
+        }
+        git(&src, &["tag", "-a", "v2", "-m", "two"]);
+        git(&src, &["checkout", "-q", "side"]);
+        write(&src, b"README.md", b"side changes\n");
+        commit_all(&src, "side new");
+        git(&src, &["checkout", "-q", "main"]);
+        import_git(&repo, &src, &ImportOptions::default()).unwrap();
+        let second = export(&repo, &dst);
+        assert_eq!(refs(&src), refs(&dst));
+        assert_eq!(all_commits(&src), all_commits(&dst));
+        git(&dst, &["fsck", "--strict", "--no-progress"]);
+        assert_eq!(second.commits, 7);
+        assert_eq!(second.tags, 1);
+
+        let packs = pack_files(&dst, ".pack");
+        assert_eq!(packs.len(), 2, "{packs:?}");
+        assert!(stray_files(&dst).is_empty(), "{:?}", stray_files(&dst));
+        assert_eq!(count(&dst, "count"), 0, "loose objects");
+        // The first pack is untouched; the second holds exactly the new objects, and is a
+        // whole pack: every delta base is in it (verify-pack would fail otherwise).
+        assert_eq!(std::fs::read(&first_pack).unwrap(), first_bytes);
+        let second_pack = second.pack.clone().unwrap();
+        assert!(packs.contains(&second_pack));
+        let new: Vec<String> = {
+            let now = reachable_objects(&dst);
+            now.into_iter()
+                .filter(|o| before.binary_search(o).is_err())
+                .collect()
+        };
+        let second_idx = second_pack.with_extension("idx");
+        assert_eq!(pack_objects(&dst, &second_idx), new);
+        assert_eq!(
+            second.commits + second.trees + second.blobs + second.tags,
+            new.len() as u64
+        );
+        verify_pack(&dst, &second_pack);
+
+        // A target git has repacked itself: what its pack holds is not written again.
+        git(&dst, &["gc", "-q", "--prune=now"]);
+        write(&src, b"src/lib.rs", b"after gc\n");
+        commit_all(&src, "after gc");
+        import_git(&repo, &src, &ImportOptions::default()).unwrap();
+        let third = export(&repo, &dst);
+        assert_eq!((third.commits, third.trees, third.blobs), (1, 2, 1));
+        let third_idx = third.pack.unwrap().with_extension("idx");
+        assert_eq!(pack_objects(&dst, &third_idx).len(), 4);
+        git(&dst, &["fsck", "--strict", "--no-progress"]);
+        assert_eq!(refs(&src), refs(&dst));
+    }
+}

@@ -208,6 +208,9 @@ fn export_one(repo: &Repo, dir: &Path, a: &ExportGitArgs, json: bool) -> Result<
             "tags": report.tags,
             "original_ids": report.original_ids,
             "refs": report.refs,
+            "pack": report.pack.as_ref().map(|p| p.display().to_string()),
+            "pack_bytes": report.pack_bytes,
+            "deltas": report.deltas,
             "seconds": secs,
         }))?;
     } else {
@@ -221,6 +224,15 @@ fn export_one(repo: &Repo, dir: &Path, a: &ExportGitArgs, json: bool) -> Result<
             dir.display(),
             report.original_ids
         );
+        match &report.pack {
+            Some(p) => println!(
+                "pack {} ({} bytes, {} deltas)",
+                p.display(),
+                report.pack_bytes,
+                report.deltas
+            ),
+            None => println!("nothing new: no pack written"),
+        }
     }
     Ok(())
 }

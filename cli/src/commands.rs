@@ -743,6 +743,7 @@ fn display_path(p: &RepoPath) -> String {
 
 fn cmd_stats(repo: &Repo, json: bool) -> Result<()> {
     let s = repo.stats()?;
+    let f = repo.file_usage()?;
     if json {
         let objects: serde_json::Map<String, serde_json::Value> = s
             .objects
@@ -768,6 +769,7 @@ fn cmd_stats(repo: &Repo, json: bool) -> Result<()> {
             "dedupe_ratio": s.dedupe_ratio(),
             "compression_ratio": s.compression_ratio(),
             "total_ratio": s.total_ratio(),
+            "file": file_usage_json(&f),
         }))?;
         return Ok(());
     }
@@ -793,5 +795,60 @@ fn cmd_stats(repo: &Repo, json: bool) -> Result<()> {
     println!("dedupe ratio:     {:.2}", s.dedupe_ratio());
     println!("compression+delta ratio: {:.2}", s.compression_ratio());
     println!("overall ratio:    {:.2}", s.total_ratio());
+    println!();
+    print_file_usage(&f);
     Ok(())
+}
+
+fn file_usage_json(f: &hero_store::FileUsage) -> serde_json::Value {
+    json!({
+        "file_bytes": f.file_bytes,
+        "disk_bytes": f.disk_bytes,
+        "page_size": f.page_size,
+        "allocated_pages": f.allocated_pages,
+        "free_bytes": f.free_bytes,
+        "tables": f.tables.iter().map(|t| json!({
+            "name": t.name,
+            "entries": t.entries,
+            "key_bytes": t.key_bytes,
+            "value_bytes": t.value_bytes,
+            "leaf_pages": t.leaf_pages,
+            "branch_pages": t.branch_pages,
+            "stored_bytes": t.stored_bytes,
+            "metadata_bytes": t.metadata_bytes,
+            "fragmented_bytes": t.fragmented_bytes,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Where the file's bytes go, one line per table.
+fn print_file_usage(f: &hero_store::FileUsage) {
+    println!(
+        "{:<10} {:>9} {:>11} {:>12} {:>8} {:>8} {:>12} {:>12}",
+        "table",
+        "entries",
+        "key bytes",
+        "value bytes",
+        "leaves",
+        "branches",
+        "meta bytes",
+        "unused bytes"
+    );
+    for t in &f.tables {
+        println!(
+            "{:<10} {:>9} {:>11} {:>12} {:>8} {:>8} {:>12} {:>12}",
+            t.name,
+            t.entries,
+            t.key_bytes,
+            t.value_bytes,
+            t.leaf_pages,
+            t.branch_pages,
+            t.metadata_bytes,
+            t.fragmented_bytes
+        );
+    }
+    println!(
+        "file: {} bytes ({} on disk), {} pages of {} bytes in use, {} bytes free",
+        f.file_bytes, f.disk_bytes, f.allocated_pages, f.page_size, f.free_bytes
+    );
 }

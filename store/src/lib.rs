@@ -63,7 +63,7 @@ pub use snapshot::{
     CheckoutOptions, CheckoutReport, Progress, SnapshotOptions, SnapshotReport, StatusEntry,
     StatusKind,
 };
-pub use stats::Stats;
+pub use stats::{FileUsage, Stats, TableUsage};
 pub use transfer::{
     Incoming, Known, Prepared, Received, Stored, StoredForm, apply_delta_frame, decode_zstd_frame,
     delta_frame, entry_link_type, object_links,

@@ -23,7 +23,7 @@ const CACHE_BYTES: usize = 64 << 20;
 ///
 /// Cheap to share between threads (`&Repo` is enough for everything).
 pub struct Repo {
-    db: Database,
+    pub(crate) db: Database,
     path: PathBuf,
     cache: db::SharedCache,
 }

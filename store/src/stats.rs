@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use redb::ReadableTable;
+use redb::{ReadableDatabase, ReadableTable, TableHandle};
 
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
@@ -142,4 +142,148 @@ fn tree_total(
     }
     memo.insert(id, total);
     Ok(total)
+}
+
+/// Where the bytes of one table go.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableUsage {
+    /// The table's name in the file (versioned, as `objects-1`).
+    pub name: String,
+    /// Entries.
+    pub entries: u64,
+    /// Bytes of all keys.
+    pub key_bytes: u64,
+    /// Bytes of all values.
+    pub value_bytes: u64,
+    /// Leaf pages of its B-tree.
+    pub leaf_pages: u64,
+    /// Branch pages of its B-tree.
+    pub branch_pages: u64,
+    /// Bytes of keys and values as stored in the pages.
+    pub stored_bytes: u64,
+    /// Bytes of page headers and other bookkeeping.
+    pub metadata_bytes: u64,
+    /// Bytes of its pages that hold nothing (partly filled pages, power-of-two rounding of
+    /// large values).
+    pub fragmented_bytes: u64,
+}
+
+/// Where the bytes of the repository file go: per table, then the file as a whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileUsage {
+    /// Every table.
+    pub tables: Vec<TableUsage>,
+    /// The database's page size.
+    pub page_size: u64,
+    /// Pages in use (tables, the table of tables, allocator state).
+    pub allocated_pages: u64,
+    /// Length of the file.
+    pub file_bytes: u64,
+    /// Bytes of the file on disk (blocks allocated; less than the length where it is sparse).
+    pub disk_bytes: u64,
+    /// Bytes of the file not in any allocated page: free pages redb will reuse, or return
+    /// on compaction.
+    pub free_bytes: u64,
+}
+
+fn usage<K, V>(
+    name: &str,
+    table: &impl ReadableTable<K, V>,
+    key_len: impl Fn(&K::SelfType<'_>) -> usize,
+    value_len: impl Fn(&V::SelfType<'_>) -> usize,
+) -> Result<TableUsage>
+where
+    K: redb::Key + 'static,
+    V: redb::Value + 'static,
+{
+    let st = table.stats()?;
+    let mut u = TableUsage {
+        name: name.to_owned(),
+        leaf_pages: st.leaf_pages(),
+        branch_pages: st.branch_pages(),
+        stored_bytes: st.stored_bytes(),
+        metadata_bytes: st.metadata_bytes(),
+        fragmented_bytes: st.fragmented_bytes(),
+        ..TableUsage::default()
+    };
+    for item in table.iter()? {
+        let (k, v) = item?;
+        u.entries += 1;
+        u.key_bytes += key_len(&k.value()) as u64;
+        u.value_bytes += value_len(&v.value()) as u64;
+    }
+    Ok(u)
+}
+
+impl Repo {
+    /// Where the bytes of the repository file go (reads every key and value once; takes the
+    /// write lock for a moment to read the allocator's state).
+    pub fn file_usage(&self) -> Result<FileUsage> {
+        use crate::db::{CHAINS, KV, META, OBJECTS, REFLOG, REFS, XREF};
+        let mut out = FileUsage::default();
+        {
+            let txn = self.db.begin_read()?;
+            out.tables.push(usage(
+                OBJECTS.name(),
+                &txn.open_table(OBJECTS)?,
+                |k| k.len(),
+                |v| v.len(),
+            )?);
+            out.tables.push(usage(
+                CHAINS.name(),
+                &txn.open_table(CHAINS)?,
+                |k| k.len(),
+                |_| 4,
+            )?);
+            out.tables.push(usage(
+                REFS.name(),
+                &txn.open_table(REFS)?,
+                |k| k.len(),
+                |v| v.len(),
+            )?);
+            out.tables.push(usage(
+                REFLOG.name(),
+                &txn.open_table(REFLOG)?,
+                |k| k.0.len() + 8,
+                |v| v.len(),
+            )?);
+            out.tables.push(usage(
+                META.name(),
+                &txn.open_table(META)?,
+                |k| k.len(),
+                |v| v.len(),
+            )?);
+            out.tables.push(usage(
+                KV.name(),
+                &txn.open_table(KV)?,
+                |k| k.len(),
+                |v| v.len(),
+            )?);
+            match txn.open_table(XREF) {
+                Ok(t) => out
+                    .tables
+                    .push(usage(XREF.name(), &t, |k| k.len(), |v| v.len())?),
+                Err(redb::TableError::TableDoesNotExist(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let txn = self.db.begin_write()?;
+        let st = txn.stats()?;
+        txn.abort()?;
+        out.page_size = st.page_size() as u64;
+        out.allocated_pages = st.allocated_pages();
+        let meta = std::fs::metadata(self.path()).map_err(|source| Error::Io {
+            path: self.path().to_path_buf(),
+            source,
+        })?;
+        out.file_bytes = meta.len();
+        out.disk_bytes = {
+            use std::os::unix::fs::MetadataExt;
+            meta.blocks().saturating_mul(512)
+        };
+        out.free_bytes = out
+            .file_bytes
+            .saturating_sub(out.allocated_pages.saturating_mul(out.page_size));
+        Ok(out)
+    }
 }

@@ -6,6 +6,7 @@ mod chunker;
 mod common;
 mod default_branch;
 mod delta;
+mod file_usage;
 mod model;
 mod small_commits;
 mod transfer;

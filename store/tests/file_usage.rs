@@ -8,7 +8,7 @@ fn file_usage_accounts_for_every_object_and_the_free_space() {
     let repo = Repo::init(dir.path().join("r.hero")).unwrap();
     for i in 0..20u32 {
         let mut cs = repo.change_set("main").unwrap();
-        let path = RepoPath::parse(&format!("d/f{i}.txt")).unwrap();
+        let path = RepoPath::parse(format!("d/f{i}.txt")).unwrap();
         cs.put_bytes(
             &path,
             EntryKind::File,

@@ -42,6 +42,13 @@ pub struct ImportGitArgs {
     /// Put this before every imported tag name.
     #[arg(long, default_value = "")]
     pub tag_prefix: String,
+    /// Move branches and tags even when they hold work the import does not contain (the old
+    /// heads stay in the reflog). Without it such a ref is refused and left where it is.
+    #[arg(long, conflicts_with = "rename_refused")]
+    pub force: bool,
+    /// Import a ref that would be refused under this prefix instead (e.g. `git/`).
+    #[arg(long, value_name = "PREFIX")]
+    pub rename_refused: Option<String>,
 }
 
 /// Arguments of `export git`.
@@ -75,6 +82,8 @@ fn import_one(repo: &mut Repo, a: &ImportGitArgs, json: bool) -> Result<()> {
             }
             bar_cb.set_position(p.commits_done);
         })),
+        force: a.force,
+        rename_refused: a.rename_refused.clone(),
         ..ImportOptions::default()
     };
     let start = Instant::now();
@@ -116,6 +125,12 @@ fn import_one(repo: &mut Repo, a: &ImportGitArgs, json: bool) -> Result<()> {
             "refs_unchanged": report.refs_unchanged,
             "default_branch": report.default_branch,
             "skipped": report.skipped.iter().map(|s| json!({"ref": s.name, "reason": s.reason})).collect::<Vec<_>>(),
+            "refused": report.refused.iter().map(|r| json!({
+                "ref": r.name,
+                "local": r.local.id().to_hex(),
+                "imported": r.imported.id().to_hex(),
+            })).collect::<Vec<_>>(),
+            "renamed": report.renamed.iter().map(|(from, to)| json!({"ref": from, "as": to})).collect::<Vec<_>>(),
             "seconds": secs,
             "file_bytes": compacted.map(|c| c.1),
         });
@@ -155,6 +170,9 @@ fn import_one(repo: &mut Repo, a: &ImportGitArgs, json: bool) -> Result<()> {
         for s in &report.skipped {
             println!("skipped {}: {}", s.name, s.reason);
         }
+        for (from, to) in &report.renamed {
+            println!("{from} holds other work here: imported as {to}");
+        }
         if let Some(v) = &verify {
             println!(
                 "verify: {} commits, {} trees, {} files compared, {} differences",
@@ -172,6 +190,22 @@ fn import_one(repo: &mut Repo, a: &ImportGitArgs, json: bool) -> Result<()> {
                 );
             }
         }
+    }
+    for r in &report.refused {
+        eprintln!(
+            "refused {}: it is at {} here, which the import does not contain; git has {}",
+            r.name,
+            r.local.id().short(),
+            r.imported.id().short()
+        );
+    }
+    if !report.refused.is_empty() {
+        bail!(
+            "{} ref(s) left where they were (everything else was imported); rerun with \
+             `--rename-refused git/` to import them under other names, or `--force` to move \
+             them (the old heads stay in the reflog)",
+            report.refused.len()
+        );
     }
     if let Some(v) = verify
         && !v.is_ok()

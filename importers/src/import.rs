@@ -42,6 +42,11 @@ pub struct ImportOptions {
     pub count_total: bool,
     /// Called after every imported commit.
     pub progress: Option<ProgressFn>,
+    /// Move a branch or tag even when it holds work the import does not contain (its old
+    /// value stays in the reflog).
+    pub force: bool,
+    /// Import a ref that would be refused under this prefix instead (`None`: refuse it).
+    pub rename_refused: Option<String>,
 }
 
 impl Default for ImportOptions {
@@ -53,6 +58,8 @@ impl Default for ImportOptions {
             batch_bytes: 16 << 20,
             count_total: true,
             progress: None,
+            force: false,
+            rename_refused: None,
         }
     }
 }
@@ -66,6 +73,8 @@ impl std::fmt::Debug for ImportOptions {
             .field("batch_bytes", &self.batch_bytes)
             .field("count_total", &self.count_total)
             .field("progress", &self.progress.is_some())
+            .field("force", &self.force)
+            .field("rename_refused", &self.rename_refused)
             .finish()
     }
 }
@@ -102,9 +111,24 @@ pub struct ImportReport {
     pub batches: u64,
     /// Refs that were not imported.
     pub skipped: Vec<SkippedRef>,
+    /// Refs left where they were because they hold work the import does not contain.
+    pub refused: Vec<RefusedRef>,
+    /// Refs imported under another name instead (`--rename-refused`): (git's name, ours).
+    pub renamed: Vec<(String, String)>,
     /// The default branch this import recorded: the one git's HEAD names, when the store had
     /// none recorded or no branch at all.
     pub default_branch: Option<String>,
+}
+
+/// A ref an import did not move: here it holds commits the import does not contain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedRef {
+    /// The store ref (`refs/heads/x`, `refs/tags/x`).
+    pub name: String,
+    /// What it holds here.
+    pub local: RefValue,
+    /// What the import would have set it to.
+    pub imported: RefValue,
 }
 
 /// Objects of the current batch, written in one transaction.
@@ -765,7 +789,7 @@ impl Importer<'_> {
             return Ok(());
         }
         let p = std::mem::take(&mut self.pending);
-        let (created, moved, unchanged) = self.repo.batch(|b| {
+        let (created, moved, unchanged, refused, renamed) = self.repo.batch(|b| {
             for (bytes, prev) in &p.blobs {
                 b.put_blob(bytes, *prev)?;
             }
@@ -782,19 +806,48 @@ impl Importer<'_> {
                 b.set_xref(k, Some(v))?;
             }
             let (mut created, mut moved, mut unchanged) = (0, 0, 0);
+            let mut refused = Vec::new();
+            let mut renamed = Vec::new();
             for (name, value) in &p.refs {
-                let cur = b.get_ref(name)?;
+                let mut name = name.clone();
+                let mut cur = b.get_ref(&name)?;
+                // A ref that holds only imported history moves (a fast-forward, or a git
+                // branch that was force-pushed); one that holds other work is left alone.
+                if let Some(c) = cur
+                    && c != *value
+                    && !self.opts.force
+                    && b.xref(&s2g_key(&c.id()))?.is_none()
+                {
+                    match &self.opts.rename_refused {
+                        Some(prefix) => {
+                            let other = renamed_ref(&name, prefix);
+                            renamed.push((name.clone(), other.clone()));
+                            name = other;
+                            cur = b.get_ref(&name)?;
+                        }
+                        None => {
+                            refused.push(RefusedRef {
+                                name: name.clone(),
+                                local: c,
+                                imported: *value,
+                            });
+                            continue;
+                        }
+                    }
+                }
                 match cur {
                     Some(c) if c == *value => unchanged += 1,
                     Some(_) => moved += 1,
                     None => created += 1,
                 }
                 if cur != Some(*value) {
-                    b.cas_ref(name, cur, Some(*value), "git import")?;
+                    b.cas_ref(&name, cur, Some(*value), "git import")?;
                 }
             }
-            Ok((created, moved, unchanged))
+            Ok((created, moved, unchanged, refused, renamed))
         })?;
+        self.report.refused.extend(refused);
+        self.report.renamed.extend(renamed);
         self.report.refs_created += created;
         self.report.refs_moved += moved;
         self.report.refs_unchanged += unchanged;
@@ -810,4 +863,14 @@ impl Importer<'_> {
         }
         Ok(())
     }
+}
+
+/// `refs/heads/x` under `prefix`: `refs/heads/<prefix>x`.
+fn renamed_ref(name: &str, prefix: &str) -> String {
+    for kind in ["refs/heads/", "refs/tags/"] {
+        if let Some(short) = name.strip_prefix(kind) {
+            return format!("{kind}{prefix}{short}");
+        }
+    }
+    format!("{prefix}{name}")
 }

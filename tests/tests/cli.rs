@@ -251,3 +251,87 @@ fn an_imported_project_whose_trunk_is_master_works_with_plain_commands() {
         "refs/heads/zeta"
     );
 }
+
+/// `heroctl --json ARGS` that must fail: its stdout as JSON, and its stderr.
+fn json_failing(repo: &Path, args: &[&str]) -> (serde_json::Value, String) {
+    let mut a = vec!["--json"];
+    a.extend_from_slice(args);
+    let out = run(repo, &a);
+    assert!(!out.status.success(), "heroctl {args:?} succeeded");
+    (
+        serde_json::from_slice(&out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn an_import_never_moves_a_branch_holding_work_it_does_not_contain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    git(&src, &["init", "-q", "-b", "main"]);
+    std::fs::write(src.join("infra.txt"), "infra\n").unwrap();
+    git(&src, &["add", "-A"]);
+    git(&src, &["commit", "-qm", "infra"]);
+    git(&src, &["branch", "side"]);
+
+    // The store's main holds unrelated work.
+    let repo = tmp.path().join("r.hero");
+    let mine = tmp.path().join("mine");
+    std::fs::create_dir_all(&mine).unwrap();
+    std::fs::write(mine.join("notes.md"), "mine\n").unwrap();
+    ok(&repo, &["init"]);
+    ok(&repo, &["commit", mine.to_str().unwrap(), "-m", "my work"]);
+    let before = ok(&repo, &["log", "-n", "1", "--json"]);
+
+    let (v, err) = json_failing(&repo, &["import", "git", src.to_str().unwrap()]);
+    assert_eq!(v["refused"][0]["ref"], "refs/heads/main", "{v}");
+    assert!(err.contains("refused refs/heads/main"), "{err}");
+    assert!(err.contains("--rename-refused"), "{err}");
+    // main did not move; the other branch came in.
+    assert_eq!(ok(&repo, &["log", "-n", "1", "--json"]), before);
+    assert_eq!(ok(&repo, &["cat", "side:infra.txt"]), "infra\n");
+    assert_eq!(ok(&repo, &["cat", "main:notes.md"]), "mine\n");
+
+    // Under another name on request.
+    let v: serde_json::Value = serde_json::from_str(&ok(
+        &repo,
+        &[
+            "--json",
+            "import",
+            "git",
+            src.to_str().unwrap(),
+            "--rename-refused",
+            "git/",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(v["renamed"][0]["as"], "refs/heads/git/main", "{v}");
+    assert_eq!(ok(&repo, &["cat", "git/main:infra.txt"]), "infra\n");
+    assert_eq!(ok(&repo, &["cat", "main:notes.md"]), "mine\n");
+
+    // A git branch that was force-pushed still moves: the store's side holds only imported
+    // history.
+    git(&src, &["checkout", "-q", "side"]);
+    std::fs::write(src.join("infra.txt"), "rewritten\n").unwrap();
+    git(&src, &["commit", "-q", "--amend", "-am", "rewritten"]);
+    let v: serde_json::Value = serde_json::from_str(&ok(
+        &repo,
+        &[
+            "--json",
+            "import",
+            "git",
+            src.to_str().unwrap(),
+            "--rename-refused",
+            "git/",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(v["refs_moved"], 1, "{v}");
+    assert_eq!(ok(&repo, &["cat", "side:infra.txt"]), "rewritten\n");
+
+    // --force moves it explicitly.
+    ok(&repo, &["import", "git", src.to_str().unwrap(), "--force"]);
+    assert_eq!(ok(&repo, &["cat", "main:infra.txt"]), "infra\n");
+    assert!(run(&repo, &["cat", "main:notes.md"]).status.code() != Some(0));
+}

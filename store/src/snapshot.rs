@@ -238,6 +238,11 @@ impl Repo {
         opts: &SnapshotOptions<'_>,
     ) -> Result<SnapshotReport> {
         let refname = branch_ref(branch)?;
+        // A file (or anything else) given for the directory would snapshot as an empty tree:
+        // every file of the branch deleted.
+        if !fs::metadata(dir).map_err(|e| Error::io(dir, e))?.is_dir() {
+            return Err(Error::NotADirectory(dir.display().to_string()));
+        }
         let view = self.view()?;
         let head = match view.get_ref(&refname)? {
             Some(v) => Some(view.peel(v)?),

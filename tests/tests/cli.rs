@@ -335,3 +335,24 @@ fn an_import_never_moves_a_branch_holding_work_it_does_not_contain() {
     assert_eq!(ok(&repo, &["cat", "main:infra.txt"]), "infra\n");
     assert!(run(&repo, &["cat", "main:notes.md"]).status.code() != Some(0));
 }
+
+#[test]
+fn committing_a_file_instead_of_a_directory_is_an_error_and_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("r.hero");
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("some")).unwrap();
+    std::fs::write(src.join("some/file.txt"), "x\n").unwrap();
+    std::fs::write(src.join("other.txt"), "y\n").unwrap();
+    ok(&repo, &["init"]);
+    ok(&repo, &["commit", src.to_str().unwrap(), "-m", "first"]);
+    let before = ok(&repo, &["ls", "-r"]);
+    let out = run(
+        &repo,
+        &["commit", src.join("some/file.txt").to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a directory"), "{err}");
+    assert_eq!(ok(&repo, &["ls", "-r"]), before);
+}

@@ -274,6 +274,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => crate::serve::run(&repo_path(&cli.repo)?, what)?,
         Command::Serve { what: None, sync } => crate::sync::serve(&cli.repo, json, sync)?,
         Command::Sync(c) => crate::sync::run(&cli.repo, json, c)?,
+        Command::History(c) => crate::history::run(&open_repo(&cli.repo)?, c, json)?,
     }
     Ok(ExitCode::SUCCESS)
 }

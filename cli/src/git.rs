@@ -203,7 +203,7 @@ fn import_one(repo: &mut Repo, a: &ImportGitArgs, json: bool) -> Result<()> {
         bail!(
             "{} ref(s) left where they were (everything else was imported); rerun with \
              `--rename-refused git/` to import them under other names, or `--force` to move \
-             them (the old heads stay in the reflog)",
+             them (the old heads stay in `heroctl reflog`)",
             report.refused.len()
         );
     }

@@ -2,6 +2,7 @@
 
 mod commands;
 mod git;
+mod history;
 mod output;
 mod serve;
 mod sync;
@@ -90,6 +91,9 @@ pub enum Command {
     /// Replication: id, clone, pull, push, sync, remote, allow, conflicts.
     #[command(flatten)]
     Sync(sync::SyncCommand),
+    /// Earlier states: reflog, restore, revert, undo.
+    #[command(flatten)]
+    History(history::HistoryCommand),
 }
 
 fn main() -> ExitCode {

@@ -356,3 +356,68 @@ fn committing_a_file_instead_of_a_directory_is_an_error_and_changes_nothing() {
     assert!(err.contains("not a directory"), "{err}");
     assert_eq!(ok(&repo, &["ls", "-r"]), before);
 }
+
+#[test]
+fn every_earlier_state_can_be_found_and_restored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("r.hero");
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("d")).unwrap();
+    std::fs::write(src.join("a.txt"), "one\ntwo\nthree\n").unwrap();
+    std::fs::write(src.join("d/b.txt"), "bee\n").unwrap();
+    ok(&repo, &["init"]);
+    ok(&repo, &["commit", src.to_str().unwrap(), "-m", "first"]);
+    std::fs::write(src.join("a.txt"), "one\nTWO\nthree\n").unwrap();
+    std::fs::remove_dir_all(src.join("d")).unwrap();
+    ok(&repo, &["commit", src.to_str().unwrap(), "-m", "second"]);
+    let second = ok(&repo, &["--json", "log", "-n", "1"]);
+    let second: serde_json::Value = serde_json::from_str(&second).unwrap();
+    let second = second[0]["id"].as_str().unwrap().to_owned();
+
+    // The reflog shows both moves, newest first.
+    let log: serde_json::Value = serde_json::from_str(&ok(&repo, &["--json", "reflog"])).unwrap();
+    let log = log.as_array().unwrap();
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert_eq!(log[0]["new"], second.as_str());
+    assert!(log[1]["old"].is_null());
+
+    // restore: the deleted directory comes back as it was one commit ago.
+    ok(&repo, &["restore", "d"]);
+    assert_eq!(ok(&repo, &["cat", "d/b.txt"]), "bee\n");
+    assert_eq!(ok(&repo, &["cat", "a.txt"]), "one\nTWO\nthree\n");
+
+    // revert: the second commit's edit of a.txt is undone; d/ (restored since) stays.
+    ok(&repo, &["revert", &second]);
+    assert_eq!(ok(&repo, &["cat", "a.txt"]), "one\ntwo\nthree\n");
+    assert_eq!(ok(&repo, &["cat", "d/b.txt"]), "bee\n");
+
+    // undo moves the branch back before the revert; undo again redoes it.
+    ok(&repo, &["undo"]);
+    assert_eq!(ok(&repo, &["cat", "a.txt"]), "one\nTWO\nthree\n");
+    ok(&repo, &["undo"]);
+    assert_eq!(ok(&repo, &["cat", "a.txt"]), "one\ntwo\nthree\n");
+    let log: serde_json::Value =
+        serde_json::from_str(&ok(&repo, &["--json", "reflog", "main"])).unwrap();
+    assert_eq!(log.as_array().unwrap().len(), 6);
+    assert!(log[0]["reason"].as_str().unwrap().starts_with("undo"));
+
+    // A revert whose undo overlaps later edits is refused, and nothing is committed.
+    std::fs::write(src.join("a.txt"), "one\ntwo\nthree\n").unwrap();
+    std::fs::create_dir_all(src.join("d")).unwrap();
+    std::fs::write(src.join("d/b.txt"), "bee\n").unwrap();
+    ok(
+        &repo,
+        &["commit", src.to_str().unwrap(), "-m", "same again"],
+    );
+    std::fs::write(src.join("a.txt"), "one\n2\nthree\n").unwrap();
+    ok(&repo, &["commit", src.to_str().unwrap(), "-m", "third"]);
+    let before = ok(&repo, &["--json", "log", "-n", "1"]);
+    let out = run(&repo, &["revert", &second]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("a.txt"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(ok(&repo, &["--json", "log", "-n", "1"]), before);
+}

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use hero_store::{
-    CheckoutOptions, CommitMeta, DiffKind, EntryKind, LineDiff, ObjectId, Progress, RefValue, Repo,
-    RepoPath, Signature, SnapshotOptions, StatusKind, Tag, TargetKind, line_diff,
+    CheckoutOptions, DiffKind, EntryKind, LineDiff, ObjectId, Progress, RefValue, Repo, RepoPath,
+    Signature, StatusKind, Tag, TargetKind, line_diff,
 };
 use serde_json::json;
 
@@ -126,6 +126,10 @@ pub struct CommitArgs {
     /// Commit even if nothing changed.
     #[arg(long)]
     pub allow_empty: bool,
+    /// Make the branch exactly the directory, even when the directory was not checked out from
+    /// it (files of the branch that are not in the directory are deleted).
+    #[arg(long)]
+    pub replace: bool,
 }
 
 /// Arguments of `checkout`.
@@ -146,7 +150,8 @@ pub struct StatusArgs {
     /// The directory.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
-    /// The revision to compare with (HEAD: the default branch).
+    /// The revision to compare with (HEAD: what the directory was checked out or last
+    /// committed as, else the default branch).
     #[arg(short, long, default_value = "HEAD")]
     pub rev: String,
 }
@@ -251,7 +256,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 println!("Initialized empty hero store in {}", path.display());
             }
         }
-        Command::Commit(a) => cmd_commit(&open_repo(&cli.repo)?, a, json)?,
+        Command::Commit(a) => crate::workdir::commit(&open_repo(&cli.repo)?, a, json)?,
+        Command::Update(a) => crate::workdir::update(&open_repo(&cli.repo)?, a, json)?,
         Command::Checkout(a) => cmd_checkout(&open_repo(&cli.repo)?, a, json)?,
         Command::Status(a) => return cmd_status(&open_repo(&cli.repo)?, a, json),
         Command::Log(a) => cmd_log(&open_repo(&cli.repo)?, a, json)?,
@@ -288,48 +294,6 @@ fn bar_callback(bar: &indicatif::ProgressBar) -> impl Fn(Progress) + Sync + '_ {
     }
 }
 
-fn cmd_commit(repo: &Repo, a: CommitArgs, json: bool) -> Result<()> {
-    let branch = or_default_branch(repo, a.branch)?;
-    let bar = progress_bar(json, "snapshot");
-    let cb = bar_callback(&bar);
-    let opts = SnapshotOptions {
-        progress: Some(&cb),
-        allow_empty: a.allow_empty,
-    };
-    let mut meta = CommitMeta::new(signature(), a.message.into_bytes());
-    meta.extra.push(peer_header(repo.path())?);
-    let r = repo
-        .snapshot(&a.dir, &branch, meta, &opts)
-        .with_context(|| format!("snapshotting {}", a.dir.display()))?;
-    bar.finish_and_clear();
-    if json {
-        print_json(&json!({
-            "commit": r.committed.id.to_hex(),
-            "created": r.committed.created,
-            "branch": branch,
-            "files": r.files,
-            "dirs": r.dirs,
-            "bytes": r.bytes,
-        }))?;
-    } else if r.committed.created {
-        println!(
-            "[{} {}] {} files, {} directories, {} bytes",
-            branch,
-            r.committed.id.short(),
-            r.files,
-            r.dirs,
-            r.bytes
-        );
-    } else {
-        println!(
-            "nothing changed; {} stays at {}",
-            branch,
-            r.committed.id.short()
-        );
-    }
-    Ok(())
-}
-
 fn cmd_checkout(repo: &Repo, a: CheckoutArgs, json: bool) -> Result<()> {
     let id = repo.resolve(&a.rev)?;
     let bar = progress_bar(json, "checkout");
@@ -341,6 +305,7 @@ fn cmd_checkout(repo: &Repo, a: CheckoutArgs, json: bool) -> Result<()> {
     let r = repo
         .checkout(&id, &a.dir, &opts)
         .with_context(|| format!("checking out {} into {}", a.rev, a.dir.display()))?;
+    crate::workdir::remember_checkout(repo, &a.rev, id, &a.dir)?;
     bar.finish_and_clear();
     if json {
         print_json(
@@ -360,7 +325,17 @@ fn cmd_checkout(repo: &Repo, a: CheckoutArgs, json: bool) -> Result<()> {
 }
 
 fn cmd_status(repo: &Repo, a: StatusArgs, json: bool) -> Result<ExitCode> {
-    let commit = match repo.resolve(&a.rev) {
+    // A checked-out directory compares with what it came from (the branch may have moved on:
+    // others' changes are not local modifications).
+    let record = match a.rev.as_str() {
+        "HEAD" if a.dir.is_dir() => hero_store::CheckoutRecord::read(&a.dir)?,
+        _ => None,
+    };
+    let resolved = match &record {
+        Some(r) => Ok(r.base),
+        None => repo.resolve(&a.rev),
+    };
+    let commit = match resolved {
         Ok(id) => Some(id),
         Err(hero_store::Error::UnknownRevision(_)) => None,
         Err(e) => return Err(e.into()),

@@ -6,6 +6,7 @@ mod history;
 mod output;
 mod serve;
 mod sync;
+mod workdir;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,8 +43,12 @@ pub enum Command {
         /// Where to create it.
         path: Option<PathBuf>,
     },
-    /// Snapshot a directory into a branch as one commit.
+    /// Commit a directory: what changed in it since it was checked out, merged onto the
+    /// branch (a directory never checked out may only fill an empty branch, or --replace).
     Commit(commands::CommitArgs),
+    /// Bring a checked-out directory up to date: merge the branch's new commits into it,
+    /// keeping local edits.
+    Update(workdir::UpdateArgs),
     /// Write a revision into a directory.
     Checkout(commands::CheckoutArgs),
     /// Compare a directory with a revision.

@@ -60,8 +60,8 @@ pub use record::ObjType;
 pub use refs::{BRANCH_PREFIX, RefMove, TAG_PREFIX, branch_ref, check_ref_name, tag_ref};
 pub use repo::{DEFAULT_BRANCH_KEY, Repo, View};
 pub use snapshot::{
-    CheckoutOptions, CheckoutReport, Progress, SnapshotOptions, SnapshotReport, StatusEntry,
-    StatusKind,
+    CHECKOUT_RECORD, CheckoutOptions, CheckoutRecord, CheckoutReport, Progress, SnapshotOptions,
+    SnapshotReport, StatusEntry, StatusKind,
 };
 pub use stats::{FileUsage, Stats, TableUsage};
 pub use transfer::{

@@ -23,6 +23,64 @@ use crate::repo::{Repo, View};
 /// Name of the ignore file honoured by snapshots (gitignore syntax).
 pub const IGNORE_FILE: &str = ".heroignore";
 
+/// The file at the top of a checked-out directory that remembers where it came from; never
+/// snapshotted.
+pub const CHECKOUT_RECORD: &str = ".herocheckout";
+
+/// Where a checked-out directory came from: the branch it follows (none for a tag or a
+/// commit id) and the commit its content was last equal to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutRecord {
+    /// The branch commits of the directory go on.
+    pub branch: Option<String>,
+    /// The commit the directory was checked out at, or last committed or updated as.
+    pub base: ObjectId,
+}
+
+impl CheckoutRecord {
+    /// The record of `dir`, if it has one.
+    pub fn read(dir: &Path) -> Result<Option<CheckoutRecord>> {
+        let path = dir.join(CHECKOUT_RECORD);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let bad = |why: &str| {
+            Error::io(
+                &path,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_owned()),
+            )
+        };
+        let (mut branch, mut base) = (None, None);
+        for line in text.lines() {
+            match line.split_once(' ') {
+                Some(("branch", b)) => {
+                    branch_ref(b).map_err(|_| bad("not a branch name"))?;
+                    branch = Some(b.to_owned());
+                }
+                Some(("base", h)) => base = ObjectId::from_hex(h),
+                _ => return Err(bad("unknown line")),
+            }
+        }
+        let base = base.ok_or_else(|| bad("no base commit"))?;
+        Ok(Some(CheckoutRecord { branch, base }))
+    }
+
+    /// Writes the record into `dir` (whole or not at all).
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let mut text = String::new();
+        if let Some(b) = &self.branch {
+            text.push_str(&format!("branch {b}\n"));
+        }
+        text.push_str(&format!("base {}\n", self.base.to_hex()));
+        let tmp = dir.join(format!("{CHECKOUT_RECORD}.tmp"));
+        fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
+        let path = dir.join(CHECKOUT_RECORD);
+        fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+    }
+}
+
 /// Progress of a long operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
@@ -94,6 +152,9 @@ fn walk(dir: &Path, skip: &[PathBuf]) -> Result<Vec<Found>> {
         let rel = p
             .strip_prefix(dir)
             .map_err(|e| Error::io(p, std::io::Error::other(e.to_string())))?;
+        if rel.as_os_str() == CHECKOUT_RECORD {
+            continue;
+        }
         let names: Vec<Vec<u8>> = rel
             .components()
             .map(|c| c.as_os_str().as_bytes().to_vec())
@@ -238,16 +299,44 @@ impl Repo {
         opts: &SnapshotOptions<'_>,
     ) -> Result<SnapshotReport> {
         let refname = branch_ref(branch)?;
+        let head = {
+            let view = self.view()?;
+            match view.get_ref(&refname)? {
+                Some(v) => Some(view.peel(v)?),
+                None => None,
+            }
+        };
+        self.snapshot_inner(dir, head, Some(&refname), meta, opts)
+    }
+
+    /// Snapshots `dir` as a commit whose parent is `parent` (none: a root commit) and moves no
+    /// ref: the commit is stored, and it is for the caller to put it on a branch (a
+    /// fast-forward or a merge). When nothing changed against `parent`, returns `parent` with
+    /// `created: false` (unless `allow_empty`).
+    pub fn snapshot_onto(
+        &self,
+        dir: &Path,
+        parent: Option<ObjectId>,
+        meta: CommitMeta,
+        opts: &SnapshotOptions<'_>,
+    ) -> Result<SnapshotReport> {
+        self.snapshot_inner(dir, parent, None, meta, opts)
+    }
+
+    fn snapshot_inner(
+        &self,
+        dir: &Path,
+        head: Option<ObjectId>,
+        refname: Option<&str>,
+        meta: CommitMeta,
+        opts: &SnapshotOptions<'_>,
+    ) -> Result<SnapshotReport> {
         // A file (or anything else) given for the directory would snapshot as an empty tree:
         // every file of the branch deleted.
         if !fs::metadata(dir).map_err(|e| Error::io(dir, e))?.is_dir() {
             return Err(Error::NotADirectory(dir.display().to_string()));
         }
         let view = self.view()?;
-        let head = match view.get_ref(&refname)? {
-            Some(v) => Some(view.peel(v)?),
-            None => None,
-        };
         let base_tree = match head {
             Some(h) => Some(view.commit(&h)?.tree),
             None => None,
@@ -341,10 +430,15 @@ impl Repo {
         let tree_id = root_id.ok_or_else(|| Error::InvalidOperation("/".into(), "no root"))?;
         let committed = self.write(|w| {
             pending.apply(w)?;
-            let cur = w.get_ref(&refname)?;
-            if cur != head.map(RefValue::Commit) {
+            let cur = match refname {
+                Some(r) => w.get_ref(r)?,
+                None => head.map(RefValue::Commit),
+            };
+            if let Some(r) = refname
+                && cur != head.map(RefValue::Commit)
+            {
                 return Err(Error::RefMoved {
-                    name: refname.clone(),
+                    name: r.to_owned(),
                     expected: head,
                     found: cur.map(|v| v.id()),
                 });
@@ -369,7 +463,9 @@ impl Repo {
             let raw = commit.encode();
             let id = ObjectId::of(&raw);
             w.put(ObjType::Commit, &id, &raw, None)?;
-            w.set_ref(&refname, cur, Some(RefValue::Commit(id)), "snapshot")?;
+            if let Some(r) = refname {
+                w.set_ref(r, cur, Some(RefValue::Commit(id)), "snapshot")?;
+            }
             Ok(Committed { id, created: true })
         })?;
         Ok(SnapshotReport {

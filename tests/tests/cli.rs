@@ -421,3 +421,90 @@ fn every_earlier_state_can_be_found_and_restored() {
     );
     assert_eq!(ok(&repo, &["--json", "log", "-n", "1"]), before);
 }
+
+#[test]
+fn committing_a_directory_never_checked_out_does_not_replace_a_branch_holding_other_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("r.hero");
+    let drive = tmp.path().join("drive");
+    std::fs::create_dir_all(&drive).unwrap();
+    for i in 0..22 {
+        std::fs::write(drive.join(format!("f{i}.toml")), format!("n = {i}\n")).unwrap();
+    }
+    ok(&repo, &["init"]);
+    ok(&repo, &["commit", drive.to_str().unwrap(), "-m", "the drive's files"]);
+    let conf = tmp.path().join("conf");
+    std::fs::create_dir_all(conf.join("etc")).unwrap();
+    std::fs::write(conf.join("etc/app.toml"), "port = 80\n").unwrap();
+    let out = run(&repo, &["commit", conf.to_str().unwrap(), "-m", "first config"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("22 file(s)") && err.contains("--replace"), "{err}");
+    assert_eq!(ok(&repo, &["ls"]).lines().count(), 22);
+    // Told what is meant, it replaces.
+    ok(&repo, &["commit", conf.to_str().unwrap(), "--replace", "-m", "replace"]);
+    assert_eq!(ok(&repo, &["ls", "-r"]).lines().count(), 2);
+}
+
+#[test]
+fn a_checked_out_directory_commits_only_its_own_changes_onto_a_branch_that_moved() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("r.hero");
+    let first = tmp.path().join("first");
+    std::fs::create_dir_all(&first).unwrap();
+    std::fs::write(first.join("peer.toml"), "a = 1\n").unwrap();
+    std::fs::write(first.join("mine.toml"), "b = 1\n").unwrap();
+    ok(&repo, &["init"]);
+    ok(&repo, &["commit", first.to_str().unwrap(), "-m", "first"]);
+    let mine = tmp.path().join("mine");
+    ok(&repo, &["checkout", "main", mine.to_str().unwrap()]);
+
+    // Meanwhile the branch moves (another checkout, as a peer's change arriving by sync).
+    std::fs::write(first.join("peer.toml"), "a = 2\n").unwrap();
+    std::fs::write(first.join("new-from-peer.toml"), "c = 1\n").unwrap();
+    ok(&repo, &["commit", first.to_str().unwrap(), "-m", "peer"]);
+
+    // Here, only mine.toml changed: status says so, not the peer's edits.
+    std::fs::write(mine.join("mine.toml"), "b = 2\n").unwrap();
+    let st = ok(&repo, &["status", mine.to_str().unwrap()]);
+    assert!(st.contains("M mine.toml"), "{st}");
+    assert!(!st.contains("peer.toml"), "{st}");
+    assert!(!st.contains(".herocheckout"), "{st}");
+
+    let v: serde_json::Value = serde_json::from_str(&ok(
+        &repo,
+        &["--json", "commit", mine.to_str().unwrap(), "-m", "mine"],
+    ))
+    .unwrap();
+    assert_eq!(v["how"], "merged", "{v}");
+    // Nothing of the peer's was undone.
+    assert_eq!(ok(&repo, &["cat", "peer.toml"]), "a = 2\n");
+    assert_eq!(ok(&repo, &["cat", "new-from-peer.toml"]), "c = 1\n");
+    assert_eq!(ok(&repo, &["cat", "mine.toml"]), "b = 2\n");
+    assert!(!ok(&repo, &["ls"]).contains(".herocheckout"));
+
+    // update brings the peer's changes into the directory; then it is clean.
+    std::fs::remove_file(first.join("new-from-peer.toml")).unwrap();
+    ok(&repo, &["commit", first.to_str().unwrap(), "-m", "peer deletes"]);
+    ok(&repo, &["update", mine.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(mine.join("peer.toml")).unwrap(), "a = 2\n");
+    assert!(!mine.join("new-from-peer.toml").exists());
+    assert_eq!(std::fs::read_to_string(mine.join("mine.toml")).unwrap(), "b = 2\n");
+    let st = ok(&repo, &["status", mine.to_str().unwrap()]);
+    assert!(st.contains("clean"), "{st}");
+
+    // Both sides edit the same line: the commit keeps both versions (a conflict copy).
+    ok(&repo, &["update", first.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(first.join("mine.toml")).unwrap(), "b = 2\n");
+    std::fs::write(first.join("mine.toml"), "b = 3 (peer)\n").unwrap();
+    ok(&repo, &["commit", first.to_str().unwrap(), "-m", "peer again"]);
+    std::fs::write(mine.join("mine.toml"), "b = 3 (mine)\n").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&ok(
+        &repo,
+        &["--json", "commit", mine.to_str().unwrap(), "-m", "mine again"],
+    ))
+    .unwrap();
+    assert_eq!(v["conflicts"], 1, "{v}");
+    let ls = ok(&repo, &["ls"]);
+    assert!(ls.contains("mine.toml.conflict-"), "{ls}");
+}

@@ -1,0 +1,294 @@
+//! Directories on disk that follow a branch: `commit DIR`, `update DIR`, and the record a
+//! checkout leaves (`.herocheckout`: the branch and the commit the directory came from).
+//!
+//! A commit never silently undoes changes it did not make: a directory with a record commits
+//! only what changed in it since its base, merged onto the branch's head with the rules and
+//! conflict copies of sync; a directory without one may replace a branch only when the branch
+//! is empty or `--replace` says so.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use hero_store::{CheckoutOptions, CheckoutRecord, ObjectId, Repo, SnapshotOptions};
+use serde_json::json;
+
+use crate::commands::{CommitArgs, or_default_branch, peer_header, signature};
+use crate::output::{print_json, progress_bar};
+
+/// Arguments of `update`.
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// The checked-out directory.
+    #[arg(default_value = ".")]
+    pub dir: std::path::PathBuf,
+}
+
+fn meta(repo: &Repo, message: String) -> Result<hero_store::CommitMeta> {
+    let mut meta = hero_store::CommitMeta::new(signature(), message.into_bytes());
+    meta.extra.push(peer_header(repo.path())?);
+    Ok(meta)
+}
+
+fn ensure_dir(dir: &Path) -> Result<()> {
+    let md = std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+    if !md.is_dir() {
+        bail!(
+            "{}: not a directory (commit takes the directory to snapshot)",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Files in the tree of `commit`.
+fn file_count(repo: &Repo, commit: &ObjectId) -> Result<usize> {
+    let view = repo.view()?;
+    let mut n = 0;
+    let mut stack = vec![view.commit(commit)?.tree];
+    while let Some(t) = stack.pop() {
+        for e in view.tree(&t)?.entries {
+            match e.kind {
+                hero_store::EntryKind::Dir => stack.push(e.id),
+                _ => n += 1,
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Runs `commit DIR`.
+pub fn commit(repo: &Repo, a: CommitArgs, json: bool) -> Result<()> {
+    ensure_dir(&a.dir)?;
+    let record = CheckoutRecord::read(&a.dir)?;
+    let branch = match (a.branch, record.as_ref().and_then(|r| r.branch.clone())) {
+        (Some(b), _) | (None, Some(b)) => b,
+        (None, None) => or_default_branch(repo, None)?,
+    };
+    let bar = progress_bar(json, "snapshot");
+    let cb = |p: hero_store::Progress| {
+        if let Some(t) = p.total {
+            bar.set_length(t);
+        }
+        bar.set_position(p.done);
+    };
+    let opts = SnapshotOptions {
+        progress: Some(&cb),
+        allow_empty: a.allow_empty,
+    };
+    let meta = meta(repo, a.message)?;
+    let head = repo.branch_head(&branch)?;
+    let (new, how, conflicts, report) = match record {
+        Some(rec) if !a.replace => {
+            let r = repo
+                .snapshot_onto(&a.dir, Some(rec.base), meta, &opts)
+                .with_context(|| format!("snapshotting {}", a.dir.display()))?;
+            let mine = r.committed.id;
+            let (new, how, conflicts) = if !r.committed.created {
+                (head.unwrap_or(mine), "nothing changed", 0)
+            } else {
+                match head {
+                    None => (mine, "created", 0),
+                    Some(h) if h == rec.base => (mine, "fast-forward", 0),
+                    Some(h) => {
+                        let out = hero_sync::merge::merge(repo, h, mine).with_context(|| {
+                            format!("merging {} into {branch}", a.dir.display())
+                        })?;
+                        let how = match out.kind {
+                            hero_sync::merge::MergeKind::Merged => "merged",
+                            hero_sync::merge::MergeKind::FastForward => "fast-forward",
+                            _ => "nothing changed",
+                        };
+                        (out.commit, how, out.conflicts.len())
+                    }
+                }
+            };
+            if Some(new) != head {
+                repo.update_branch(&branch, head, Some(new), "commit")
+                    .with_context(|| {
+                        format!("{branch} moved while committing; run the commit again")
+                    })?;
+            }
+            // The directory's content is `mine`: later commits and `status` start from it.
+            CheckoutRecord {
+                branch: Some(branch.clone()),
+                base: mine,
+            }
+            .write(&a.dir)?;
+            (new, how, conflicts, r)
+        }
+        _ => {
+            if let (Some(h), false) = (head, a.replace) {
+                let n = file_count(repo, &h)?;
+                if n > 0 {
+                    bar.finish_and_clear();
+                    bail!(
+                        "{branch} holds {n} file(s) and {} was never checked out from it: \
+                         committing it would replace them all. To add to them, check the \
+                         branch out (`heroctl checkout {branch} NEWDIR`), copy your files in and \
+                         commit NEWDIR; to make {branch} exactly this directory, add --replace",
+                        a.dir.display()
+                    );
+                }
+            }
+            let r = repo
+                .snapshot(&a.dir, &branch, meta, &opts)
+                .with_context(|| format!("snapshotting {}", a.dir.display()))?;
+            CheckoutRecord {
+                branch: Some(branch.clone()),
+                base: r.committed.id,
+            }
+            .write(&a.dir)?;
+            let how = if !r.committed.created {
+                "nothing changed"
+            } else if head.is_some() {
+                "replaced"
+            } else {
+                "created"
+            };
+            (r.committed.id, how, 0, r)
+        }
+    };
+    bar.finish_and_clear();
+    if json {
+        return print_json(&json!({
+            "commit": new.to_hex(),
+            "created": report.committed.created,
+            "branch": branch,
+            "how": how,
+            "conflicts": conflicts,
+            "files": report.files,
+            "dirs": report.dirs,
+            "bytes": report.bytes,
+        }));
+    }
+    if !report.committed.created {
+        println!("nothing changed; {branch} stays at {}", new.short());
+        return Ok(());
+    }
+    println!(
+        "[{branch} {}] {} files, {} directories, {} bytes ({how})",
+        new.short(),
+        report.files,
+        report.dirs,
+        report.bytes
+    );
+    if how == "merged" {
+        println!(
+            "  {branch} had moved: merged with {conflicts} conflict(s) (both versions kept); \
+             `heroctl update {}` brings the others' changes into the directory",
+            a.dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Runs `update DIR`: merges the branch's new commits into the directory, keeping local edits.
+pub fn update(repo: &Repo, a: UpdateArgs, json: bool) -> Result<()> {
+    ensure_dir(&a.dir)?;
+    let Some(rec) = CheckoutRecord::read(&a.dir)? else {
+        bail!(
+            "{} was not checked out (no {}): nothing to update it from",
+            a.dir.display(),
+            hero_store::CHECKOUT_RECORD
+        );
+    };
+    let Some(branch) = rec.branch.clone() else {
+        bail!(
+            "{} was checked out at a commit, not a branch: nothing to follow",
+            a.dir.display()
+        );
+    };
+    let head = repo
+        .branch_head(&branch)?
+        .with_context(|| format!("no branch {branch}"))?;
+    let local = repo
+        .snapshot_onto(
+            &a.dir,
+            Some(rec.base),
+            meta(repo, format!("local changes in {}", a.dir.display()))?,
+            &SnapshotOptions::default(),
+        )
+        .with_context(|| format!("snapshotting {}", a.dir.display()))?;
+    let mine = local.committed.id;
+    let (target, conflicts) = if head == rec.base || head == mine {
+        (mine, 0)
+    } else if !local.committed.created {
+        (head, 0)
+    } else {
+        let out = hero_sync::merge::merge(repo, head, mine)
+            .with_context(|| format!("merging {branch} into {}", a.dir.display()))?;
+        (out.commit, out.conflicts.len())
+    };
+    if target != mine {
+        // Files the target no longer holds go; then everything it holds is written.
+        let view = repo.view()?;
+        for d in view.diff_commits(Some(mine), &target)? {
+            if d.new.is_none() && d.old.as_ref().is_some_and(|e| e.kind.is_blob()) {
+                let p = a.dir.join(d.path.to_string());
+                match std::fs::remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e).with_context(|| format!("removing {}", p.display())),
+                }
+            }
+        }
+        repo.checkout(
+            &target,
+            &a.dir,
+            &CheckoutOptions {
+                force: true,
+                progress: None,
+            },
+        )
+        .with_context(|| format!("writing {} into {}", target.short(), a.dir.display()))?;
+    }
+    CheckoutRecord {
+        branch: Some(branch.clone()),
+        base: target,
+    }
+    .write(&a.dir)?;
+    if json {
+        return print_json(&json!({
+            "branch": branch,
+            "base": target.to_hex(),
+            "conflicts": conflicts,
+            "up_to_date": target == mine,
+        }));
+    }
+    if target == mine {
+        println!("{} is up to date with {branch}", a.dir.display());
+    } else {
+        println!(
+            "{} updated to {branch} ({}){}",
+            a.dir.display(),
+            target.short(),
+            if conflicts > 0 {
+                format!(
+                    "; {conflicts} conflict(s): both versions kept side by side, see \
+                     `heroctl conflicts {branch}`"
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(())
+}
+
+/// After `checkout REV DIR`: remember where the directory came from.
+pub fn remember_checkout(repo: &Repo, rev: &str, commit: ObjectId, dir: &Path) -> Result<()> {
+    let branch = if rev == "HEAD" {
+        Some(repo.default_branch()?)
+    } else if repo.branch_head(rev)? == Some(commit) {
+        Some(rev.to_owned())
+    } else {
+        None
+    };
+    CheckoutRecord {
+        branch,
+        base: commit,
+    }
+    .write(dir)
+    .context("recording where the directory came from")
+}

@@ -128,8 +128,12 @@ pub struct CommitArgs {
     pub allow_empty: bool,
     /// Make the branch exactly the directory, even when the directory was not checked out from
     /// it (files of the branch that are not in the directory are deleted).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "prefix")]
     pub replace: bool,
+    /// Put the directory's files under this path of the branch (replacing what is there),
+    /// leaving the rest of the branch alone.
+    #[arg(long, value_name = "PATH")]
+    pub prefix: Option<String>,
 }
 
 /// Arguments of `checkout`.

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use hero_store::{CheckoutOptions, CheckoutRecord, ObjectId, Repo, SnapshotOptions};
+use hero_store::{CheckoutOptions, CheckoutRecord, ObjectId, Repo, RepoPath, SnapshotOptions};
 use serde_json::json;
 
 use crate::commands::{CommitArgs, or_default_branch, peer_header, signature};
@@ -57,9 +57,101 @@ fn file_count(repo: &Repo, commit: &ObjectId) -> Result<usize> {
     Ok(n)
 }
 
+/// Every file below `tree`, by path under `prefix`.
+fn files_below(
+    view: &hero_store::View,
+    prefix: &RepoPath,
+    tree: &ObjectId,
+    out: &mut Vec<(RepoPath, hero_store::TreeEntry)>,
+) -> Result<()> {
+    for e in view.tree(tree)?.entries {
+        let path = prefix.join(&e.name)?;
+        match e.kind {
+            hero_store::EntryKind::Dir => files_below(view, &path, &e.id, out)?,
+            _ => out.push((path, e)),
+        }
+    }
+    Ok(())
+}
+
+/// `commit DIR --prefix PATH`: the branch's PATH becomes exactly the directory.
+fn commit_under(repo: &Repo, a: &CommitArgs, prefix: &str, branch: &str, json: bool) -> Result<()> {
+    let prefix = RepoPath::parse(prefix.trim_matches('/'))?;
+    let m = meta(repo, a.message.clone())?;
+    let snap = repo
+        .snapshot_onto(&a.dir, None, m.clone(), &SnapshotOptions::default())
+        .with_context(|| format!("snapshotting {}", a.dir.display()))?;
+    let view = repo.view()?;
+    let mut theirs = Vec::new();
+    files_below(
+        &view,
+        &prefix,
+        &view.commit(&snap.committed.id)?.tree,
+        &mut theirs,
+    )?;
+    let mut cs = repo.change_set(branch)?;
+    let mut ours = Vec::new();
+    if let Some(head) = view.branch_head(branch)? {
+        match view.entry_in_commit(&head, &prefix)? {
+            Some(e) if e.kind == hero_store::EntryKind::Dir => {
+                files_below(&view, &prefix, &e.id, &mut ours)?
+            }
+            Some(_) => bail!("{prefix} is a file in {branch}, not a directory"),
+            None => {}
+        }
+    }
+    let mut changed = 0usize;
+    for (p, _) in &ours {
+        if !theirs.iter().any(|(q, _)| q == p) {
+            cs.delete(p)?;
+            changed += 1;
+        }
+    }
+    for (p, e) in &theirs {
+        if ours
+            .iter()
+            .any(|(q, o)| q == p && o.id == e.id && o.kind == e.kind)
+        {
+            continue;
+        }
+        cs.put_entry(p, e.kind, e.id, e.size)?;
+        changed += 1;
+    }
+    if changed == 0 && !a.allow_empty {
+        if json {
+            return print_json(
+                &json!({"created": false, "branch": branch, "prefix": prefix.to_string()}),
+            );
+        }
+        println!("nothing changed under {prefix} in {branch}");
+        return Ok(());
+    }
+    let done = cs
+        .commit(m, hero_store::Expect::Base)
+        .with_context(|| format!("committing onto {branch}"))?;
+    if json {
+        return print_json(&json!({
+            "commit": done.id.to_hex(),
+            "created": true,
+            "branch": branch,
+            "prefix": prefix.to_string(),
+            "changed": changed,
+        }));
+    }
+    println!(
+        "[{branch} {}] {changed} file(s) changed under {prefix}",
+        done.id.short()
+    );
+    Ok(())
+}
+
 /// Runs `commit DIR`.
 pub fn commit(repo: &Repo, a: CommitArgs, json: bool) -> Result<()> {
     ensure_dir(&a.dir)?;
+    if let Some(prefix) = a.prefix.clone() {
+        let branch = or_default_branch(repo, a.branch.clone())?;
+        return commit_under(repo, &a, &prefix, &branch, json);
+    }
     let record = CheckoutRecord::read(&a.dir)?;
     let branch = match (a.branch, record.as_ref().and_then(|r| r.branch.clone())) {
         (Some(b), _) | (None, Some(b)) => b,
@@ -126,7 +218,8 @@ pub fn commit(repo: &Repo, a: CommitArgs, json: bool) -> Result<()> {
                         "{branch} holds {n} file(s) and {} was never checked out from it: \
                          committing it would replace them all. To add to them, check the \
                          branch out (`heroctl checkout {branch} NEWDIR`), copy your files in and \
-                         commit NEWDIR; to make {branch} exactly this directory, add --replace",
+                         commit NEWDIR; to put it under a path of {branch}, add --prefix PATH; to \
+                         make {branch} exactly this directory, add --replace",
                         a.dir.display()
                     );
                 }

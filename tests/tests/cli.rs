@@ -432,18 +432,71 @@ fn committing_a_directory_never_checked_out_does_not_replace_a_branch_holding_ot
         std::fs::write(drive.join(format!("f{i}.toml")), format!("n = {i}\n")).unwrap();
     }
     ok(&repo, &["init"]);
-    ok(&repo, &["commit", drive.to_str().unwrap(), "-m", "the drive's files"]);
+    ok(
+        &repo,
+        &["commit", drive.to_str().unwrap(), "-m", "the drive's files"],
+    );
     let conf = tmp.path().join("conf");
     std::fs::create_dir_all(conf.join("etc")).unwrap();
     std::fs::write(conf.join("etc/app.toml"), "port = 80\n").unwrap();
-    let out = run(&repo, &["commit", conf.to_str().unwrap(), "-m", "first config"]);
+    let out = run(
+        &repo,
+        &["commit", conf.to_str().unwrap(), "-m", "first config"],
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("22 file(s)") && err.contains("--replace"), "{err}");
+    assert!(
+        err.contains("22 file(s)") && err.contains("--replace"),
+        "{err}"
+    );
     assert_eq!(ok(&repo, &["ls"]).lines().count(), 22);
+    // Under a path of the branch: the rest stays.
+    ok(
+        &repo,
+        &[
+            "commit",
+            conf.to_str().unwrap(),
+            "--prefix",
+            "conf",
+            "-m",
+            "conf",
+        ],
+    );
+    assert_eq!(ok(&repo, &["cat", "conf/etc/app.toml"]), "port = 80\n");
+    assert_eq!(ok(&repo, &["cat", "f21.toml"]), "n = 21\n");
+    std::fs::remove_file(conf.join("etc/app.toml")).unwrap();
+    std::fs::write(conf.join("b.toml"), "b = 1\n").unwrap();
+    ok(
+        &repo,
+        &[
+            "commit",
+            conf.to_str().unwrap(),
+            "--prefix",
+            "conf",
+            "-m",
+            "conf 2",
+        ],
+    );
+    let under = ok(&repo, &["ls", "-r", "HEAD", "conf"]);
+    assert!(
+        under.contains("b.toml") && !under.contains("app.toml"),
+        "{under}"
+    );
+    assert_eq!(ok(&repo, &["ls"]).lines().count(), 23);
+    std::fs::create_dir_all(conf.join("etc")).unwrap();
+    std::fs::write(conf.join("etc/app.toml"), "port = 80\n").unwrap();
     // Told what is meant, it replaces.
-    ok(&repo, &["commit", conf.to_str().unwrap(), "--replace", "-m", "replace"]);
-    assert_eq!(ok(&repo, &["ls", "-r"]).lines().count(), 2);
+    ok(
+        &repo,
+        &[
+            "commit",
+            conf.to_str().unwrap(),
+            "--replace",
+            "-m",
+            "replace",
+        ],
+    );
+    assert_eq!(ok(&repo, &["ls", "-r"]).lines().count(), 3);
 }
 
 #[test]
@@ -485,23 +538,44 @@ fn a_checked_out_directory_commits_only_its_own_changes_onto_a_branch_that_moved
 
     // update brings the peer's changes into the directory; then it is clean.
     std::fs::remove_file(first.join("new-from-peer.toml")).unwrap();
-    ok(&repo, &["commit", first.to_str().unwrap(), "-m", "peer deletes"]);
+    ok(
+        &repo,
+        &["commit", first.to_str().unwrap(), "-m", "peer deletes"],
+    );
     ok(&repo, &["update", mine.to_str().unwrap()]);
-    assert_eq!(std::fs::read_to_string(mine.join("peer.toml")).unwrap(), "a = 2\n");
+    assert_eq!(
+        std::fs::read_to_string(mine.join("peer.toml")).unwrap(),
+        "a = 2\n"
+    );
     assert!(!mine.join("new-from-peer.toml").exists());
-    assert_eq!(std::fs::read_to_string(mine.join("mine.toml")).unwrap(), "b = 2\n");
+    assert_eq!(
+        std::fs::read_to_string(mine.join("mine.toml")).unwrap(),
+        "b = 2\n"
+    );
     let st = ok(&repo, &["status", mine.to_str().unwrap()]);
     assert!(st.contains("clean"), "{st}");
 
     // Both sides edit the same line: the commit keeps both versions (a conflict copy).
     ok(&repo, &["update", first.to_str().unwrap()]);
-    assert_eq!(std::fs::read_to_string(first.join("mine.toml")).unwrap(), "b = 2\n");
+    assert_eq!(
+        std::fs::read_to_string(first.join("mine.toml")).unwrap(),
+        "b = 2\n"
+    );
     std::fs::write(first.join("mine.toml"), "b = 3 (peer)\n").unwrap();
-    ok(&repo, &["commit", first.to_str().unwrap(), "-m", "peer again"]);
+    ok(
+        &repo,
+        &["commit", first.to_str().unwrap(), "-m", "peer again"],
+    );
     std::fs::write(mine.join("mine.toml"), "b = 3 (mine)\n").unwrap();
     let v: serde_json::Value = serde_json::from_str(&ok(
         &repo,
-        &["--json", "commit", mine.to_str().unwrap(), "-m", "mine again"],
+        &[
+            "--json",
+            "commit",
+            mine.to_str().unwrap(),
+            "-m",
+            "mine again",
+        ],
     ))
     .unwrap();
     assert_eq!(v["conflicts"], 1, "{v}");

@@ -172,6 +172,9 @@ pub struct LogArgs {
     /// Only first parents.
     #[arg(long)]
     pub first_parent: bool,
+    /// Only commits that changed this file or directory, following renames (`log -- PATH`).
+    #[arg(last = true, value_name = "PATH")]
+    pub path: Option<String>,
 }
 
 /// Arguments of `ls`.
@@ -371,15 +374,31 @@ fn cmd_status(repo: &Repo, a: StatusArgs, json: bool) -> Result<ExitCode> {
 fn cmd_log(repo: &Repo, a: LogArgs, json: bool) -> Result<()> {
     let view = repo.view()?;
     let start = view.resolve(&a.rev)?;
+    let mut tracker = match &a.path {
+        Some(p) => Some(crate::history::PathTracker::new(RepoPath::parse(
+            p.trim_matches('/'),
+        )?)),
+        None => None,
+    };
     let mut out = std::io::stdout().lock();
     let mut items = Vec::new();
-    for (n, item) in view.log(&[start], a.first_parent)?.enumerate() {
-        if a.limit.is_some_and(|l| n >= l) {
+    let mut shown = 0usize;
+    for item in view.log(&[start], a.first_parent)? {
+        let (id, c) = item?;
+        let path = match &mut tracker {
+            Some(t) => match t.changed_in(&view, &id, &c)? {
+                Some(p) => Some(p.to_string()),
+                None => continue,
+            },
+            None => None,
+        };
+        if a.limit.is_some_and(|l| shown >= l) {
             break;
         }
-        let (id, c) = item?;
+        shown += 1;
         if json {
             items.push(json!({
+                "path": path,
                 "id": id.to_hex(),
                 "parents": c.parents.iter().map(|p| p.to_hex()).collect::<Vec<_>>(),
                 "tree": c.tree.to_hex(),
@@ -405,6 +424,9 @@ fn cmd_log(repo: &Repo, a: LogArgs, json: bool) -> Result<()> {
             writeln!(out, "Peer:   {}", lossy(peer))?;
         }
         writeln!(out, "Date:   {}", show_time(&c.author))?;
+        if let Some(p) = &path {
+            writeln!(out, "Path:   {p}")?;
+        }
         writeln!(out)?;
         for line in lossy(&c.message).lines() {
             writeln!(out, "    {line}")?;

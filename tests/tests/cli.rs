@@ -582,3 +582,52 @@ fn a_checked_out_directory_commits_only_its_own_changes_onto_a_branch_that_moved
     let ls = ok(&repo, &["ls"]);
     assert!(ls.contains("mine.toml.conflict-"), "{ls}");
 }
+
+#[test]
+fn the_history_of_one_file_follows_its_renames() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("r.hero");
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("old")).unwrap();
+    std::fs::write(src.join("old/app.toml"), "port = 80\n").unwrap();
+    std::fs::write(src.join("other.txt"), "1\n").unwrap();
+    ok(&repo, &["init"]);
+    ok(&repo, &["commit", src.to_str().unwrap(), "-m", "add app"]);
+    std::fs::write(src.join("other.txt"), "2\n").unwrap();
+    ok(
+        &repo,
+        &["commit", src.to_str().unwrap(), "-m", "other only"],
+    );
+    std::fs::write(src.join("old/app.toml"), "port = 8080\n").unwrap();
+    ok(&repo, &["commit", src.to_str().unwrap(), "-m", "edit app"]);
+    std::fs::create_dir_all(src.join("new")).unwrap();
+    std::fs::rename(src.join("old/app.toml"), src.join("new/app.toml")).unwrap();
+    ok(&repo, &["commit", src.to_str().unwrap(), "-m", "move app"]);
+    let log: serde_json::Value =
+        serde_json::from_str(&ok(&repo, &["--json", "log", "--", "new/app.toml"])).unwrap();
+    let got: Vec<(String, String)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["message"].as_str().unwrap().trim().to_owned(),
+                c["path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let want = [
+        ("move app", "new/app.toml"),
+        ("edit app", "old/app.toml"),
+        ("add app", "old/app.toml"),
+    ];
+    assert_eq!(
+        got,
+        want.map(|(m, p)| (m.to_owned(), p.to_owned())).to_vec()
+    );
+    let text = ok(&repo, &["log", "-n", "1", "--", "new/app.toml"]);
+    assert!(
+        text.contains("move app") && !text.contains("edit app"),
+        "{text}"
+    );
+}

@@ -65,6 +65,15 @@ pub fn with_open_context(opened: hero_store::Result<Repo>, path: &std::path::Pat
         Err(
             e @ (hero_store::Error::NoRepository(_) | hero_store::Error::NotARepository { .. }),
         ) => Err(e.into()),
+        // A directory is a wrong argument, not a damaged repository.
+        Err(_) if path.is_dir() => Err(tagged(
+            Kind::Usage,
+            format!(
+                "{} is a directory; name the repository file (e.g. {})",
+                path.display(),
+                path.join("store.hero").display()
+            ),
+        )),
         Err(e) => {
             Err(anyhow::Error::new(e)
                 .context(format!("cannot open the repository {}", path.display())))

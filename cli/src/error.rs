@@ -133,15 +133,7 @@ impl CommandError {
     /// The message and its causes, each once: a cause whose text the message before it
     /// already contains (`{path}: {source}` followed by that source) is left out.
     pub fn messages(&self) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for cause in self.err.chain() {
-            let text = cause.to_string();
-            if text.is_empty() || out.last().is_some_and(|prev| prev.contains(&text)) {
-                continue;
-            }
-            out.push(text);
-        }
-        out
+        dedupe(self.err.chain().map(|c| c.to_string()))
     }
 
     /// Prints the error on stderr: as text, or as one JSON object.
@@ -167,6 +159,23 @@ impl CommandError {
             eprintln!("hint: {h}");
         }
     }
+}
+
+/// An error's message and its causes, each once (see [`CommandError::messages`]).
+pub fn messages_of(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    dedupe(std::iter::successors(Some(err), |e| e.source()).map(|c| c.to_string()))
+}
+
+/// Drops empty messages and those the message before already contains.
+fn dedupe(texts: impl Iterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for text in texts {
+        if text.is_empty() || out.last().is_some_and(|prev| prev.contains(&text)) {
+            continue;
+        }
+        out.push(text);
+    }
+    out
 }
 
 /// The kind of an error and a hint, from the first cause in its chain that tells.

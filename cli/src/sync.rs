@@ -445,7 +445,7 @@ fn report_json(r: &SyncReport) -> serde_json::Value {
 fn report(what: &str, r: &SyncReport, json: bool) -> Result<()> {
     if json {
         print_json(&report_json(r))?;
-        return failed_branches(r);
+        return failed_branches(r, true);
     }
     outln!(
         "{what}: {} objects, {} commits, {} received, {} sent",
@@ -479,24 +479,18 @@ fn report(what: &str, r: &SyncReport, json: bool) -> Result<()> {
             b.new.short()
         )?;
     }
-    failed_branches(r)
+    failed_branches(r, false)
 }
 
-/// An error and its causes on one line.
+/// An error and its causes on one line, each cause once.
 fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
+    crate::error::messages_of(e).join(": ")
 }
 
 /// Fails when some branch could not be updated (after the report said which and why).
-fn failed_branches(r: &SyncReport) -> Result<()> {
-    for (b, e) in &r.branches_failed {
+/// With `--json` the report on stdout says which and why already.
+fn failed_branches(r: &SyncReport, json: bool) -> Result<()> {
+    for (b, e) in r.branches_failed.iter().filter(|_| !json) {
         eprintln!("  branch {b} not updated: {}", with_causes(e.as_ref()));
     }
     match r.branches_failed.first() {

@@ -236,6 +236,14 @@ fn a_file_that_is_no_repository_exits_5_and_does_not_suggest_init() {
 }
 
 #[test]
+fn a_directory_given_as_the_repository_is_a_usage_error_without_the_init_hint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, err) = fails(tmp.path(), &["log"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(!err.contains("init"), "{err}");
+}
+
+#[test]
 fn unknown_revisions_paths_and_branches_exit_3() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("r.hero");

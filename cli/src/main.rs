@@ -140,13 +140,17 @@ fn command_line_error(e: clap::Error) -> ExitCode {
         let _ = e.print();
         return ExitCode::from(code);
     }
-    let text = e.render().to_string();
-    let message = text
-        .lines()
-        .next()
-        .unwrap_or("invalid command line")
-        .trim_start_matches("error: ")
-        .to_owned();
+    let message = if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        // clap renders the help here, whose first line is no error message.
+        "a subcommand is missing".to_owned()
+    } else {
+        let text = e.render().to_string();
+        text.lines()
+            .next()
+            .unwrap_or("invalid command line")
+            .trim_start_matches("error: ")
+            .to_owned()
+    };
     let err = error::CommandError {
         kind: error::Kind::Usage,
         err: anyhow::anyhow!(message),

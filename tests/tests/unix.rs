@@ -279,6 +279,12 @@ fn usage_errors_exit_2_also_as_json() {
     let (code, v) = fails_json(&repo, &["lgo"]);
     assert_eq!(code, 2);
     assert_eq!(v["error"]["kind"], "usage");
+    let (code, v) = fails_json(&repo, &["remote"]);
+    assert_eq!(code, 2);
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("missing"),
+        "{v}"
+    );
     // Commands whose output is no report refuse --json instead of ignoring it.
     for args in [&["cat", "x"][..], &["completions", "bash"], &["man"]] {
         let (code, v) = fails_json(&repo, args);

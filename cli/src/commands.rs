@@ -4,15 +4,16 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
-use clap::Args;
+use anyhow::{Context, Result};
+use clap::{Args, CommandFactory};
 use hero_store::{
     CheckoutOptions, DiffKind, EntryKind, LineDiff, ObjectId, Progress, RefValue, Repo, RepoPath,
     Signature, StatusKind, Tag, TargetKind, line_diff,
 };
 use serde_json::json;
 
-use crate::output::{print_json, progress_bar};
+use crate::error::{Kind, tagged};
+use crate::output::{bytes, count, outln, print_json, progress_bar, refuse_json};
 use crate::{Cli, Command};
 
 /// The default repository: `$XDG_DATA_HOME/hero/store.hero` (or `~/.local/share/...`).
@@ -53,12 +54,31 @@ fn open_repo_with_cache(cli_repo: &Option<PathBuf>, cache: Option<usize>) -> Res
         Some(bytes) => Repo::open_with_cache(&path, bytes),
         None => Repo::open(&path),
     };
-    opened.with_context(|| {
-        format!(
-            "cannot open the repository {} (create one with `heroctl init`)",
-            path.display()
-        )
-    })
+    with_open_context(opened, &path)
+}
+
+/// Adds the path to an error opening a repository, except where the error names it already.
+/// The hint (`heroctl init` for a missing file only) comes from the error's kind.
+pub fn with_open_context(opened: hero_store::Result<Repo>, path: &std::path::Path) -> Result<Repo> {
+    match opened {
+        Ok(repo) => Ok(repo),
+        Err(
+            e @ (hero_store::Error::NoRepository(_) | hero_store::Error::NotARepository { .. }),
+        ) => Err(e.into()),
+        // A directory is a wrong argument, not a damaged repository.
+        Err(_) if path.is_dir() => Err(tagged(
+            Kind::Usage,
+            format!(
+                "{} is a directory; name the repository file (e.g. {})",
+                path.display(),
+                path.join("store.hero").display()
+            ),
+        )),
+        Err(e) => {
+            Err(anyhow::Error::new(e)
+                .context(format!("cannot open the repository {}", path.display())))
+        }
+    }
 }
 
 /// The signature for new commits: `HERO_AUTHOR_NAME`/`HERO_AUTHOR_EMAIL`, else the user name.
@@ -84,8 +104,10 @@ pub fn signature() -> Signature {
 /// The `hero-peer` header of commits made here: this repository's peer id (the endpoint id of
 /// its key beside the repository file, created on first use).
 pub fn peer_header(repo: &std::path::Path) -> Result<(Vec<u8>, Vec<u8>)> {
+    let key = hero_sync::key_path(repo);
+    let verb = if key.exists() { "reading" } else { "creating" };
     hero_sync::peer_header_for(repo)
-        .with_context(|| format!("reading the peer key of {}", repo.display()))
+        .with_context(|| format!("{verb} the peer key {} of this repository", key.display()))
 }
 
 fn show_time(sig: &Signature) -> String {
@@ -260,7 +282,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             if json {
                 print_json(&json!({ "repository": path }))?;
             } else {
-                println!("Initialized empty hero store in {}", path.display());
+                outln!("Initialized empty hero store in {}", path.display())?;
             }
         }
         Command::Commit(a) => crate::workdir::commit(&open_repo(&cli.repo)?, a, json)?,
@@ -269,7 +291,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status(a) => return cmd_status(&open_repo(&cli.repo)?, a, json),
         Command::Log(a) => cmd_log(&open_repo(&cli.repo)?, a, json)?,
         Command::Ls(a) => cmd_ls(&open_repo(&cli.repo)?, a, json)?,
-        Command::Cat(a) => cmd_cat(&open_repo(&cli.repo)?, a)?,
+        Command::Cat(a) => {
+            refuse_json(json, "cat", "it prints the file's bytes")?;
+            cmd_cat(&open_repo(&cli.repo)?, a)?
+        }
         Command::Diff(a) => cmd_diff(&open_repo(&cli.repo)?, a, json)?,
         Command::Branch(a) => cmd_branch(&open_repo(&cli.repo)?, a, json)?,
         Command::Tag(a) => cmd_tag(&open_repo(&cli.repo)?, a, json)?,
@@ -281,30 +306,52 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             json,
         )?,
         Command::Export { what } => crate::git::export(&open_repo(&cli.repo)?, what, json)?,
-        Command::Mount(a) => crate::serve::mount(&repo_path(&cli.repo)?, a)?,
+        Command::Mount(a) => {
+            refuse_json(json, "mount", "it runs until stopped and prints a log")?;
+            crate::serve::mount(&repo_path(&cli.repo)?, a)?
+        }
         Command::Serve {
             what: Some(what), ..
-        } => crate::serve::run(&repo_path(&cli.repo)?, what)?,
+        } => {
+            refuse_json(json, "serve dav", "it runs until stopped and prints a log")?;
+            crate::serve::run(&repo_path(&cli.repo)?, what)?
+        }
         Command::Serve { what: None, sync } => crate::sync::serve(&cli.repo, json, sync)?,
         Command::Sync(c) => crate::sync::run(&cli.repo, json, c)?,
         Command::History(c) => crate::history::run(&open_repo(&cli.repo)?, c, json)?,
+        Command::Completions { shell } => {
+            refuse_json(json, "completions", "it prints a shell script")?;
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut crate::Cli::command(), "heroctl", &mut buf);
+            std::io::stdout().lock().write_all(&buf)?;
+        }
+        Command::Man => {
+            refuse_json(json, "man", "it prints a manual page")?;
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(crate::Cli::command()).render(&mut buf)?;
+            std::io::stdout().lock().write_all(&buf)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn bar_callback(bar: &indicatif::ProgressBar) -> impl Fn(Progress) + Sync + '_ {
+fn bar_callback<'a>(
+    bar: &'a indicatif::ProgressBar,
+    what: &'static str,
+) -> impl Fn(Progress) + Sync + 'a {
     move |p: Progress| {
         if let Some(t) = p.total {
             bar.set_length(t);
         }
         bar.set_position(p.done);
+        bar.set_message(format!("{what} {}", bytes(p.bytes)));
     }
 }
 
 fn cmd_checkout(repo: &Repo, a: CheckoutArgs, json: bool) -> Result<()> {
     let id = repo.resolve(&a.rev)?;
     let bar = progress_bar(json, "checkout");
-    let cb = bar_callback(&bar);
+    let cb = bar_callback(&bar, "checkout");
     let opts = CheckoutOptions {
         force: a.force,
         progress: Some(&cb),
@@ -319,14 +366,15 @@ fn cmd_checkout(repo: &Repo, a: CheckoutArgs, json: bool) -> Result<()> {
             &json!({"commit": id.to_hex(), "files": r.files, "dirs": r.dirs, "bytes": r.bytes}),
         )?;
     } else {
-        println!(
-            "checked out {} ({}) into {}: {} files, {} directories",
+        outln!(
+            "checked out {} ({}) into {}: {} files, {} directories, {}",
             a.rev,
             id.short(),
             a.dir.display(),
-            r.files,
-            r.dirs
-        );
+            count(r.files),
+            count(r.dirs),
+            bytes(r.bytes)
+        )?;
     }
     Ok(())
 }
@@ -513,8 +561,11 @@ fn file_id(view: &hero_store::View, commit: &ObjectId, path: &str) -> Result<Obj
     let p = RepoPath::parse(path)?;
     match view.entry_in_commit(commit, &p)? {
         Some(e) if e.kind.is_blob() => Ok(e.id),
-        Some(_) => bail!("{path}: is a directory"),
-        None => bail!("{path}: no such file in {}", commit.short()),
+        Some(_) => Err(tagged(Kind::NotFound, format!("{path}: is a directory"))),
+        None => Err(tagged(
+            Kind::NotFound,
+            format!("{path}: no such file in {}", commit.short()),
+        )),
     }
 }
 
@@ -553,15 +604,21 @@ fn cmd_diff(repo: &Repo, a: DiffArgs, json: bool) -> Result<()> {
             writeln!(out, "{}\t{}", d.kind.letter(), d.path)?;
             continue;
         }
-        let read = |e: &Option<hero_store::TreeEntry>| -> Result<Vec<u8>> {
-            match e {
-                Some(e) if e.kind.is_blob() => {
-                    Ok(view.read_file(&e.id, 64 << 20).unwrap_or_default())
-                }
-                _ => Ok(Vec::new()),
+        let (x, y) = match (
+            diff_side(&view, &d.old, &d.path)?,
+            diff_side(&view, &d.new, &d.path)?,
+        ) {
+            (Side::Text(x), Side::Text(y)) => (x, y),
+            (x, y) => {
+                writeln!(out, "diff a/{} b/{}", d.path, d.path)?;
+                let size = |s: &Side| match s {
+                    Side::Large(n) => bytes(*n),
+                    Side::Text(t) => bytes(t.len() as u64),
+                };
+                writeln!(out, "large file, not shown ({} -> {})", size(&x), size(&y))?;
+                continue;
             }
         };
-        let (x, y) = (read(&d.old)?, read(&d.new)?);
         let (an, bn) = match d.kind {
             DiffKind::Added => ("/dev/null".to_owned(), format!("b/{}", d.path)),
             DiffKind::Deleted => (format!("a/{}", d.path), "/dev/null".to_owned()),
@@ -576,16 +633,43 @@ fn cmd_diff(repo: &Repo, a: DiffArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// Files larger than this are not diffed line by line.
+const DIFF_LIMIT: u64 = 64 << 20;
+
+/// One side of a file's diff: its bytes (empty when absent), or the size of a file too large.
+enum Side {
+    Text(Vec<u8>),
+    Large(u64),
+}
+
+/// Reads one side of a diff; an unreadable file is an error, never an empty side.
+fn diff_side(
+    view: &hero_store::View,
+    e: &Option<hero_store::TreeEntry>,
+    path: &RepoPath,
+) -> Result<Side> {
+    match e {
+        Some(e) if e.kind.is_blob() && e.size > DIFF_LIMIT => Ok(Side::Large(e.size)),
+        Some(e) if e.kind.is_blob() => match view.read_file(&e.id, DIFF_LIMIT) {
+            Ok(b) => Ok(Side::Text(b)),
+            Err(hero_store::Error::FileTooLarge) => Ok(Side::Large(e.size)),
+            Err(err) => Err(anyhow::Error::new(err)
+                .context(format!("reading {path} ({}) for the diff", e.id.short()))),
+        },
+        _ => Ok(Side::Text(Vec::new())),
+    }
+}
+
 fn cmd_branch(repo: &Repo, a: BranchArgs, json: bool) -> Result<()> {
     if let Some(name) = a.default {
         if repo.branch_head(&name)?.is_none() {
-            bail!("no branch {name}");
+            return Err(tagged(Kind::NotFound, format!("no branch {name}")));
         }
         repo.set_default_branch(&name)?;
         if json {
             print_json(&json!({"default": name}))?;
         } else {
-            println!("the default branch is now {name}");
+            outln!("the default branch is now {name}")?;
         }
         return Ok(());
     }
@@ -604,25 +688,35 @@ fn cmd_branch(repo: &Repo, a: BranchArgs, json: bool) -> Result<()> {
             } else {
                 for (n, id) in branches {
                     let mark = if n == default { "*" } else { " " };
-                    println!("{mark} {} {n}", id.short());
+                    outln!("{mark} {} {n}", id.short())?;
                 }
             }
         }
         Some(name) if a.delete => {
             let head = repo
                 .branch_head(&name)?
-                .with_context(|| format!("no branch {name}"))?;
+                .ok_or_else(|| tagged(Kind::NotFound, format!("no branch {name}")))?;
             repo.update_branch(&name, Some(head), None, "branch delete")?;
-            println!("deleted branch {name} (was {})", head.short());
+            if json {
+                print_json(&json!({"deleted": name, "head": head.to_hex()}))?;
+            } else {
+                outln!("deleted branch {name} (was {})", head.short())?;
+            }
         }
         Some(name) => {
             let start = repo.resolve(&a.start)?;
+            if let Some(head) = repo.branch_head(&name)? {
+                return Err(tagged(
+                    Kind::Refused,
+                    format!("branch {name} already exists (at {})", head.short()),
+                ));
+            }
             repo.update_branch(&name, None, Some(start), "branch create")
                 .with_context(|| format!("creating branch {name}"))?;
             if json {
                 print_json(&json!({"name": name, "head": start.to_hex()}))?;
             } else {
-                println!("created branch {name} at {}", start.short());
+                outln!("created branch {name} at {}", start.short())?;
             }
         }
     }
@@ -646,13 +740,17 @@ fn cmd_tag(repo: &Repo, a: TagArgs, json: bool) -> Result<()> {
                     } else {
                         "lightweight"
                     };
-                    println!("{} {n} ({kind})", v.id().short());
+                    outln!("{} {n} ({kind})", v.id().short())?;
                 }
             }
         }
         Some(name) if a.delete => {
             repo.delete_tag(&name)?;
-            println!("deleted tag {name}");
+            if json {
+                print_json(&json!({"deleted": name}))?;
+            } else {
+                outln!("deleted tag {name}")?;
+            }
         }
         Some(name) => {
             let target = repo.resolve(&a.rev)?;
@@ -670,7 +768,7 @@ fn cmd_tag(repo: &Repo, a: TagArgs, json: bool) -> Result<()> {
                     &json!({"name": name, "id": v.id().to_hex(), "target": target.to_hex()}),
                 )?;
             } else {
-                println!("tagged {} as {name}", target.short());
+                outln!("tagged {} as {name}", target.short())?;
             }
         }
     }
@@ -679,7 +777,7 @@ fn cmd_tag(repo: &Repo, a: TagArgs, json: bool) -> Result<()> {
 
 fn cmd_verify(repo: &Repo, json: bool) -> Result<ExitCode> {
     let bar = progress_bar(json, "verify");
-    let cb = bar_callback(&bar);
+    let cb = bar_callback(&bar, "verify");
     let report = repo.verify(Some(&cb))?;
     bar.finish_and_clear();
     if json {
@@ -702,36 +800,37 @@ fn cmd_verify(repo: &Repo, json: bool) -> Result<ExitCode> {
         )?;
     } else {
         for c in &report.corrupt {
-            println!("corrupt object {}: {}", c.id, c.reason);
+            outln!("corrupt object {}: {}", c.id, c.reason)?;
             for (commit, p) in &c.used_by {
-                println!(
+                outln!(
                     "    used by {} in commit {}",
                     display_path(p),
                     commit.short()
-                );
+                )?;
             }
         }
         for (id, p) in &report.missing {
-            println!("missing object {id} (at {})", display_path(p));
+            outln!("missing object {id} (at {})", display_path(p))?;
         }
         if report.is_ok() {
-            println!(
-                "ok: {} objects, {} bytes verified",
-                report.objects, report.bytes
-            );
+            outln!(
+                "ok: {} objects, {} verified",
+                count(report.objects),
+                bytes(report.bytes)
+            )?;
         } else {
-            println!(
+            outln!(
                 "FAILED: {} corrupt and {} missing objects out of {}",
-                report.corrupt.len(),
-                report.missing.len(),
-                report.objects
-            );
+                count(report.corrupt.len() as u64),
+                count(report.missing.len() as u64),
+                count(report.objects)
+            )?;
         }
     }
     Ok(if report.is_ok() {
         ExitCode::SUCCESS
     } else {
-        ExitCode::FAILURE
+        ExitCode::from(Kind::Corrupt.exit_code())
     })
 }
 
@@ -776,29 +875,35 @@ fn cmd_stats(repo: &Repo, json: bool) -> Result<()> {
         return Ok(());
     }
     let total: u64 = s.objects.iter().map(|(_, n)| n).sum();
-    println!("objects:          {total}");
+    outln!("objects:          {}", count(total))?;
     for (t, n) in &s.objects {
-        println!("  {:<16}{n}", t.as_str());
+        outln!("  {:<16}{}", t.as_str(), count(*n))?;
     }
-    println!("  stored as delta {}", s.delta_objects);
-    println!("commits:          {}", s.commits);
-    println!(
+    outln!("  stored as delta {}", count(s.delta_objects))?;
+    outln!("commits:          {}", count(s.commits))?;
+    outln!(
         "history bytes:    {} (every commit as a full copy)",
-        s.history_bytes
-    );
-    println!("content bytes:    {} (distinct files)", s.content_bytes);
-    println!("chunk bytes:      {} (after dedupe)", s.chunk_bytes);
-    println!("logical bytes:    {} (all objects, raw)", s.logical_bytes);
-    println!(
+        bytes(s.history_bytes)
+    )?;
+    outln!(
+        "content bytes:    {} (distinct files)",
+        bytes(s.content_bytes)
+    )?;
+    outln!("chunk bytes:      {} (after dedupe)", bytes(s.chunk_bytes))?;
+    outln!(
+        "logical bytes:    {} (all objects, raw)",
+        bytes(s.logical_bytes)
+    )?;
+    outln!(
         "stored bytes:     {} (all objects, compressed and delta'd)",
-        s.stored_bytes
-    );
-    println!("repository file:  {}", s.file_bytes);
-    println!("dedupe ratio:     {:.2}", s.dedupe_ratio());
-    println!("compression+delta ratio: {:.2}", s.compression_ratio());
-    println!("overall ratio:    {:.2}", s.total_ratio());
-    println!();
-    print_file_usage(&f);
+        bytes(s.stored_bytes)
+    )?;
+    outln!("repository file:  {}", bytes(s.file_bytes))?;
+    outln!("dedupe ratio:     {:.2}", s.dedupe_ratio())?;
+    outln!("compression+delta ratio: {:.2}", s.compression_ratio())?;
+    outln!("overall ratio:    {:.2}", s.total_ratio())?;
+    outln!()?;
+    print_file_usage(&f)?;
     Ok(())
 }
 
@@ -824,8 +929,8 @@ fn file_usage_json(f: &hero_store::FileUsage) -> serde_json::Value {
 }
 
 /// Where the file's bytes go, one line per table.
-fn print_file_usage(f: &hero_store::FileUsage) {
-    println!(
+fn print_file_usage(f: &hero_store::FileUsage) -> Result<()> {
+    outln!(
         "{:<10} {:>9} {:>11} {:>12} {:>8} {:>8} {:>12} {:>12}",
         "table",
         "entries",
@@ -835,9 +940,9 @@ fn print_file_usage(f: &hero_store::FileUsage) {
         "branches",
         "meta bytes",
         "unused bytes"
-    );
+    )?;
     for t in &f.tables {
-        println!(
+        outln!(
             "{:<10} {:>9} {:>11} {:>12} {:>8} {:>8} {:>12} {:>12}",
             t.name,
             t.entries,
@@ -847,10 +952,15 @@ fn print_file_usage(f: &hero_store::FileUsage) {
             t.branch_pages,
             t.metadata_bytes,
             t.fragmented_bytes
-        );
+        )?;
     }
-    println!(
+    outln!(
         "file: {} bytes ({} on disk), {} pages of {} bytes in use, {} bytes free",
-        f.file_bytes, f.disk_bytes, f.allocated_pages, f.page_size, f.free_bytes
-    );
+        f.file_bytes,
+        f.disk_bytes,
+        f.allocated_pages,
+        f.page_size,
+        f.free_bytes
+    )?;
+    Ok(())
 }

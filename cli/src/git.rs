@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use hero_importers::{
     ExportOptions, ImportOptions, ImportProgress, VerifyOptions, export_git, import_git,
@@ -12,7 +12,8 @@ use hero_importers::{
 use hero_store::Repo;
 use serde_json::json;
 
-use crate::output::{print_json, progress_bar};
+use crate::error::{Kind, tagged};
+use crate::output::{bytes, count, outln, print_json, progress_bar};
 
 /// What to import from.
 #[derive(Subcommand, Debug)]
@@ -153,41 +154,51 @@ fn import_one(repo: &mut Repo, a: &ImportGitArgs, json: bool) -> Result<()> {
         } else {
             0.0
         };
-        println!(
-            "imported {} commits, {} trees, {} files, {} tags in {secs:.1} s ({rate:.0} commits/s)",
-            report.commits, report.trees, report.blobs, report.tags
-        );
-        println!(
+        outln!(
+            "imported {} commits, {} trees, {} files, {} tags in {secs:.1} s ({} commits/s)",
+            count(report.commits),
+            count(report.trees),
+            count(report.blobs),
+            count(report.tags),
+            count(rate as u64)
+        )?;
+        outln!(
             "refs: {} created, {} moved, {} unchanged",
-            report.refs_created, report.refs_moved, report.refs_unchanged
-        );
+            count(report.refs_created),
+            count(report.refs_moved),
+            count(report.refs_unchanged)
+        )?;
         if let Some((before, after)) = compacted {
-            println!("repository file compacted: {before} -> {after} bytes");
+            outln!(
+                "repository file compacted: {} -> {}",
+                bytes(before),
+                bytes(after)
+            )?;
         }
         if let Some(d) = &report.default_branch {
-            println!("default branch: {d} (as git's HEAD)");
+            outln!("default branch: {d} (as git's HEAD)")?;
         }
         for s in &report.skipped {
-            println!("skipped {}: {}", s.name, s.reason);
+            outln!("skipped {}: {}", s.name, s.reason)?;
         }
         for (from, to) in &report.renamed {
-            println!("{from} holds other work here: imported as {to}");
+            outln!("{from} holds other work here: imported as {to}")?;
         }
         if let Some(v) = &verify {
-            println!(
+            outln!(
                 "verify: {} commits, {} trees, {} files compared, {} differences",
-                v.commits,
-                v.trees,
-                v.files,
-                v.differences.len()
-            );
+                count(v.commits),
+                count(v.trees),
+                count(v.files),
+                count(v.differences.len() as u64)
+            )?;
             for d in &v.differences {
-                println!(
+                outln!(
                     "  {} {}: {}",
                     d.commit.to_hex(),
                     String::from_utf8_lossy(&d.path),
                     d.what
-                );
+                )?;
             }
         }
     }
@@ -200,20 +211,26 @@ fn import_one(repo: &mut Repo, a: &ImportGitArgs, json: bool) -> Result<()> {
         );
     }
     if !report.refused.is_empty() {
-        bail!(
-            "{} ref(s) left where they were (everything else was imported); rerun with \
-             `--rename-refused git/` to import them under other names, or `--force` to move \
-             them (the old heads stay in `heroctl reflog`)",
-            report.refused.len()
-        );
+        return Err(tagged(
+            Kind::Refused,
+            format!(
+                "{} ref(s) left where they were (everything else was imported); rerun with \
+                 `--rename-refused git/` to import them under other names, or `--force` to \
+                 move them (the old heads stay in `heroctl reflog`)",
+                report.refused.len()
+            ),
+        ));
     }
     if let Some(v) = verify
         && !v.is_ok()
     {
-        bail!(
-            "the import differs from git in {} places",
-            v.differences.len()
-        );
+        return Err(tagged(
+            Kind::Corrupt,
+            format!(
+                "the import differs from git in {} places",
+                v.differences.len()
+            ),
+        ));
     }
     Ok(())
 }
@@ -248,24 +265,24 @@ fn export_one(repo: &Repo, dir: &Path, a: &ExportGitArgs, json: bool) -> Result<
             "seconds": secs,
         }))?;
     } else {
-        println!(
+        outln!(
             "exported {} commits, {} trees, {} blobs, {} tags, {} refs to {} in {secs:.1} s ({} objects kept their git id)",
-            report.commits,
-            report.trees,
-            report.blobs,
-            report.tags,
-            report.refs,
+            count(report.commits),
+            count(report.trees),
+            count(report.blobs),
+            count(report.tags),
+            count(report.refs),
             dir.display(),
-            report.original_ids
-        );
+            count(report.original_ids)
+        )?;
         match &report.pack {
-            Some(p) => println!(
-                "pack {} ({} bytes, {} deltas)",
+            Some(p) => outln!(
+                "pack {} ({}, {} deltas)",
                 p.display(),
-                report.pack_bytes,
-                report.deltas
-            ),
-            None => println!("nothing new: no pack written"),
+                bytes(report.pack_bytes),
+                count(report.deltas)
+            )?,
+            None => outln!("nothing new: no pack written")?,
         }
     }
     Ok(())

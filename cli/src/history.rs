@@ -4,6 +4,8 @@
 //! branch back by compare-and-swap and is itself a move in the reflog (so it can be undone).
 
 use anyhow::{Context, Result, bail};
+
+use crate::error::{Kind, tagged};
 use clap::{Args, Subcommand};
 use hero_store::{
     CommitMeta, EntryKind, Expect, ObjectId, RefValue, Repo, RepoPath, TreeEntry, View,
@@ -11,7 +13,7 @@ use hero_store::{
 use serde_json::json;
 
 use crate::commands::{or_default_branch, peer_header, signature};
-use crate::output::print_json;
+use crate::output::{outln, print_json};
 
 /// Commands that find and restore earlier states.
 #[derive(Subcommand, Debug)]
@@ -137,16 +139,16 @@ fn reflog(repo: &Repo, a: ReflogArgs, json: bool) -> Result<()> {
         return print_json(&serde_json::Value::Array(items));
     }
     if moves.is_empty() {
-        println!("{refname}: no moves recorded");
+        outln!("{refname}: no moves recorded")?;
     }
     for m in &moves {
-        println!(
+        outln!(
             "{}  {} -> {}  {}",
             show_time(m.time),
             value_short(&m.old),
             value_short(&m.new),
             m.reason
-        );
+        )?;
     }
     Ok(())
 }
@@ -230,11 +232,11 @@ fn restore(repo: &Repo, a: RestoreArgs, json: bool) -> Result<()> {
         if json {
             print_json(&json!({"commit": null, "branch": branch, "changed": 0}))?;
         } else {
-            println!(
+            outln!(
                 "nothing to restore: {} already matches {}",
                 branch,
                 from.short()
-            );
+            )?;
         }
         return Ok(());
     }
@@ -247,11 +249,11 @@ fn restore(repo: &Repo, a: RestoreArgs, json: bool) -> Result<()> {
     if json {
         print_json(&json!({"commit": done.id.to_hex(), "branch": branch, "changed": changed}))?;
     } else {
-        println!(
+        outln!(
             "[{branch} {}] restored {changed} file(s) as at {}",
             done.id.short(),
             from.short()
-        );
+        )?;
     }
     Ok(())
 }
@@ -316,13 +318,16 @@ fn revert(repo: &Repo, a: RevertArgs, json: bool) -> Result<()> {
         }
     }
     if !conflicts.is_empty() {
-        bail!(
-            "cannot revert {}: these paths changed since in ways that overlap the undo: {} \
+        return Err(tagged(
+            Kind::Refused,
+            format!(
+                "cannot revert {}: these paths changed since in ways that overlap the undo: {} \
              (nothing was committed; restore them by hand with `heroctl restore --rev {} PATH`)",
-            target.short(),
-            conflicts.join(", "),
-            parent.map_or_else(|| "REV".to_owned(), |p| p.short())
-        );
+                target.short(),
+                conflicts.join(", "),
+                parent.map_or_else(|| "REV".to_owned(), |p| p.short())
+            ),
+        ));
     }
     if changed == 0 {
         bail!(
@@ -344,11 +349,11 @@ fn revert(repo: &Repo, a: RevertArgs, json: bool) -> Result<()> {
             &json!({"commit": done.id.to_hex(), "branch": branch, "reverted": target.to_hex(), "changed": changed}),
         )?;
     } else {
-        println!(
+        outln!(
             "[{branch} {}] reverted {} ({changed} file(s))",
             done.id.short(),
             target.short()
-        );
+        )?;
     }
     Ok(())
 }
@@ -359,7 +364,10 @@ fn undo(repo: &Repo, a: UndoArgs, json: bool) -> Result<()> {
     let view = repo.view()?;
     let moves = view.reflog(&refname)?;
     let Some(last) = moves.last() else {
-        bail!("{branch} has no recorded move to undo");
+        return Err(tagged(
+            Kind::NotFound,
+            format!("{branch} has no recorded move to undo"),
+        ));
     };
     let head = view.branch_head(&branch)?;
     if last.new.map(|v| v.id()) != head {
@@ -379,12 +387,12 @@ fn undo(repo: &Repo, a: UndoArgs, json: bool) -> Result<()> {
             &json!({"branch": branch, "from": head.map(|h| h.to_hex()), "to": old.id().to_hex(), "undid": last.reason}),
         )?;
     } else {
-        println!(
+        outln!(
             "{branch}: {} -> {} (undid: {})",
             head.map_or_else(|| "(none)".to_owned(), |h| h.short()),
             old.id().short(),
             last.reason
-        );
+        )?;
     }
     Ok(())
 }

@@ -1,6 +1,10 @@
 //! `heroctl`: the hero store command line.
 
+// stdout goes through `output::write_stdout`, which survives a closed pipe.
+#![deny(clippy::print_stdout)]
+
 mod commands;
+mod error;
 mod git;
 mod history;
 mod output;
@@ -22,12 +26,19 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// hero store: a versioned, replicated datastore you mount as a drive.
 #[derive(Parser, Debug)]
-#[command(name = "heroctl", version, about, propagate_version = true)]
+#[command(
+    name = "heroctl",
+    version,
+    about,
+    propagate_version = true,
+    after_help = error::EXIT_CODES_HELP
+)]
 pub struct Cli {
     /// The repository file (default: $HERO_REPO, else $XDG_DATA_HOME/hero/store.hero).
     #[arg(short = 'R', long = "repo", global = true)]
     pub repo: Option<PathBuf>,
-    /// Machine-readable JSON output.
+    /// Machine-readable JSON output (errors too, on stderr). Commands whose output is not a
+    /// report (`cat`, `mount`, `serve dav`, `completions`, `man`) refuse it.
     #[arg(long, global = true)]
     pub json: bool,
     /// What to do.
@@ -99,19 +110,61 @@ pub enum Command {
     /// Earlier states: reflog, restore, revert, undo.
     #[command(flatten)]
     History(history::HistoryCommand),
+    /// Print a shell completion script (`heroctl completions bash > /etc/bash_completion.d/heroctl`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page, in roff (`heroctl man | man -l -`).
+    Man,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return command_line_error(e),
+    };
     output::init_tracing();
+    let json = cli.json;
     match commands::run(cli) {
         Ok(code) => code,
+        // The reader went away (`heroctl log | head -1`): nothing more to say.
+        Err(e) if error::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            if output::is_broken_pipe(&e) {
-                return ExitCode::SUCCESS;
-            }
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            let e = error::CommandError::from(e);
+            e.print(json);
+            e.exit_code()
         }
     }
+}
+
+/// Help, version, or a usage error from clap: as clap prints it, or as a JSON error with
+/// `--json`. Help and version exit 0, usage errors 2.
+fn command_line_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let code = u8::try_from(e.exit_code()).unwrap_or(2);
+    let json = std::env::args_os().any(|a| a == "--json");
+    if !json || matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        // Help on a closed pipe is no failure either.
+        let _ = e.print();
+        return ExitCode::from(code);
+    }
+    let message = if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        // clap renders the help here, whose first line is no error message.
+        "a subcommand is missing".to_owned()
+    } else {
+        let text = e.render().to_string();
+        text.lines()
+            .next()
+            .unwrap_or("invalid command line")
+            .trim_start_matches("error: ")
+            .to_owned()
+    };
+    let err = error::CommandError {
+        kind: error::Kind::Usage,
+        err: anyhow::anyhow!(message),
+        hint: Some("`heroctl --help` lists the commands and options".to_owned()),
+    };
+    err.print(true);
+    err.exit_code()
 }

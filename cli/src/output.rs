@@ -1,8 +1,13 @@
-//! Presentation: logging, progress bars, JSON.
+//! Presentation: logging, standard output, progress bars, human numbers, JSON.
+//!
+//! Everything `heroctl` prints on stdout goes through [`write_stdout`] (the `outln!` and
+//! `out!` macros, [`print_json`]): a write error comes back as an `io::Error`, and `main` ends
+//! quietly with status 0 when it is a broken pipe (`heroctl log | head -1`), as `cat` does.
+//! `println!` would panic there instead; clippy's `print_stdout` lint keeps it out.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{HumanBytes, HumanCount, ProgressBar, ProgressState, ProgressStyle};
 
 /// Logs go to stderr, filtered by RUST_LOG (default: warnings); colored only on a terminal.
 pub fn init_tracing() {
@@ -15,17 +20,33 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// Whether an error chain ends in a broken pipe (`heroctl log | head`).
-pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+/// Writes formatted text on stdout; the error of a closed pipe comes back to the caller.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    std::io::stdout().lock().write_fmt(args)
 }
 
-/// A progress bar on stderr when stdout is a terminal and output is not JSON; hidden otherwise.
+/// `println!` that returns the write error (a broken pipe ends `heroctl` quietly).
+macro_rules! outln {
+    () => {
+        $crate::output::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use outln;
+
+/// Prints a JSON value on stdout.
+pub fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
+    // Serialized first: serde_json's writer error hides the io::Error from the error chain.
+    let text = serde_json::to_string_pretty(v)?;
+    outln!("{text}")?;
+    Ok(())
+}
+
+/// A progress bar on stderr when stderr is a terminal and output is not JSON; hidden otherwise.
 pub fn progress_bar(json: bool, what: &str) -> ProgressBar {
-    if json || !std::io::stdout().is_terminal() {
+    if json || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(0);
@@ -34,24 +55,54 @@ pub fn progress_bar(json: bool, what: &str) -> ProgressBar {
     bar
 }
 
-/// A bar with a total: position, total, rate, time left.
+fn rate(state: &ProgressState, w: &mut dyn std::fmt::Write) {
+    let _ = write!(w, "{}/s", HumanCount(state.per_sec() as u64));
+}
+
+/// A bar with a total: position, total, rate, time left (the message says the bytes).
 pub fn bar_style() -> ProgressStyle {
-    ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})")
+    ProgressStyle::with_template("{msg} [{bar:30}] {human_pos}/{human_len} ({rate}, eta {eta})")
+        .map(|s| s.with_key("rate", rate))
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ")
 }
 
 /// A count whose total is not known yet (a sender still listing what it sends).
 pub fn count_style() -> ProgressStyle {
-    ProgressStyle::with_template("{msg} {pos} objects ({per_sec})")
+    ProgressStyle::with_template("{msg} {human_pos} objects ({rate})")
+        .map(|s| s.with_key("rate", rate))
         .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
-/// Prints a JSON value on stdout.
-pub fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, v)?;
-    writeln!(out)?;
+/// A size for people: `1.20 MiB` (JSON keeps the raw number).
+pub fn bytes(n: u64) -> String {
+    HumanBytes(n).to_string()
+}
+
+/// A count for people: `17,268` (JSON keeps the raw number).
+pub fn count(n: u64) -> String {
+    HumanCount(n).to_string()
+}
+
+/// Refuses `--json` for a command whose output is not a report (file bytes, a server's log).
+pub fn refuse_json(json: bool, command: &str, why: &str) -> anyhow::Result<()> {
+    if json {
+        return Err(crate::error::tagged(
+            crate::error::Kind::Usage,
+            format!("`heroctl {command}` has no --json output: {why}"),
+        ));
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_for_people() {
+        assert_eq!(bytes(1_258_291), "1.20 MiB");
+        assert_eq!(bytes(12), "12 B");
+        assert_eq!(count(17_268), "17,268");
+    }
 }

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::output::outln;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
@@ -42,8 +43,7 @@ fn default_branch(repo: &Path, branch: Option<String>) -> Result<String> {
     match branch {
         Some(b) => Ok(b),
         None => {
-            let r = hero_store::Repo::open(repo)
-                .with_context(|| format!("opening {}", repo.display()))?;
+            let r = crate::commands::with_open_context(hero_store::Repo::open(repo), repo)?;
             Ok(r.default_branch()?)
         }
     }
@@ -87,10 +87,10 @@ fn serve_dav(repo: &Path, a: DavArgs) -> Result<()> {
         let server = hero_dav::bind(cfg)
             .await
             .with_context(|| format!("starting the WebDAV share of {}", repo.display()))?;
-        println!(
+        outln!(
             "serving WebDAV at http://{}/ (Ctrl-C to stop)",
             server.local_addr()
-        );
+        )?;
         server
             .run(shutdown_signal())
             .await
@@ -141,7 +141,7 @@ pub fn mount(repo: &Path, a: MountArgs) -> Result<()> {
                 .with_context(|| format!("creating {}", parent.display()))?;
         }
         hero_store::Repo::init(repo).with_context(|| format!("creating {}", repo.display()))?;
-        println!("created the store {}", repo.display());
+        outln!("created the store {}", repo.display())?;
     }
     std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
     let sig = crate::commands::signature();
@@ -157,19 +157,19 @@ pub fn mount(repo: &Path, a: MountArgs) -> Result<()> {
     opts.peer_id = Some(String::from_utf8_lossy(&peer).into_owned());
     let handle = hero_fuse::mount(opts)
         .with_context(|| format!("mounting {} at {}", repo.display(), a.dir.display()))?;
-    println!(
+    outln!(
         "mounted branch {} of {} at {} (Ctrl-C or `kill {}` to unmount)",
         branch,
         repo.display(),
         a.dir.display(),
         std::process::id()
-    );
+    )?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the signal handler")?;
     rt.block_on(shutdown_signal());
-    println!("unmounting {} (committing pending writes)", a.dir.display());
+    outln!("unmounting {} (committing pending writes)", a.dir.display())?;
     handle.unmount().context("unmounting")?;
     Ok(())
 }

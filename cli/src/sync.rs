@@ -5,14 +5,15 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use hero_store::Repo;
 use hero_sync::{Access, NetConfig, NetMode, SyncReport, Ticket};
 use serde_json::json;
 
 use crate::commands::repo_path;
-use crate::output::{print_json, progress_bar};
+use crate::error::{Kind, tagged, tagged_hint};
+use crate::output::{bytes, count, outln, print_json, progress_bar};
 
 /// The replication commands.
 #[derive(Subcommand, Debug)]
@@ -174,12 +175,7 @@ pub struct ConflictsArgs {
 }
 
 fn open(path: &Path) -> Result<Repo> {
-    Repo::open(path).with_context(|| {
-        format!(
-            "cannot open the repository {} (create one with `heroctl init`)",
-            path.display()
-        )
-    })
+    crate::commands::with_open_context(Repo::open(path), path)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -198,7 +194,7 @@ pub fn run(cli_repo: &Option<PathBuf>, json: bool, cmd: SyncCommand) -> Result<(
             if json {
                 print_json(&json!({ "id": id.to_string() }))?;
             } else {
-                println!("{id}");
+                outln!("{id}")?;
             }
         }
         SyncCommand::Clone(a) => clone(&path, a, json)?,
@@ -250,13 +246,15 @@ pub fn run(cli_repo: &Option<PathBuf>, json: bool, cmd: SyncCommand) -> Result<(
                     .collect();
                 print_json(&serde_json::Value::Array(v))?;
             } else if list.is_empty() {
-                println!("no open conflicts on {branch}");
+                outln!("no open conflicts on {branch}")?;
             } else {
                 for c in &list {
-                    println!(
+                    outln!(
                         "{}  (the other version is {}, from peer {})",
-                        c.path, c.conflict_path, c.peer
-                    );
+                        c.path,
+                        c.conflict_path,
+                        c.peer
+                    )?;
                 }
             }
         }
@@ -278,8 +276,8 @@ pub fn serve(cli_repo: &Option<PathBuf>, json: bool, a: SyncServeArgs) -> Result
         if json {
             print_json(&json!({ "ticket": ticket, "id": server.ticket().id().to_string() }))?;
         } else {
-            println!("serving {} to the peers on its allow list", path.display());
-            println!("ticket: {ticket}");
+            outln!("serving {} to the peers on its allow list", path.display())?;
+            outln!("ticket: {ticket}")?;
         }
         {
             use std::io::Write;
@@ -306,11 +304,15 @@ fn clone(cli_path: &Path, a: CloneArgs, json: bool) -> Result<()> {
             None => repo.branches()?.is_empty(),
         };
         if !resumable {
-            bail!(
-                "{} already exists and is not a clone of {} (pick another path)",
-                path.display(),
-                ticket.id()
-            );
+            return Err(tagged_hint(
+                Kind::Refused,
+                format!(
+                    "{} already exists and is not a clone of {}",
+                    path.display(),
+                    ticket.id()
+                ),
+                "clone into another path",
+            ));
         }
         repo
     } else {
@@ -342,15 +344,15 @@ fn clone(cli_path: &Path, a: CloneArgs, json: bool) -> Result<()> {
         v["repository"] = json!(path);
         print_json(&v)?;
     } else {
-        println!(
+        outln!(
             "cloned {} into {}: {} objects, {} commits, {} branches ({})",
             ticket.id().fmt_short(),
             path.display(),
-            r.transfer.objects,
-            r.transfer.commits,
-            r.branches.len(),
-            human(r.bytes_in)
-        );
+            count(r.transfer.objects),
+            count(r.transfer.commits),
+            count(r.branches.len() as u64),
+            bytes(r.bytes_in)
+        )?;
     }
     Ok(())
 }
@@ -370,7 +372,7 @@ fn progress_fn(bar: &indicatif::ProgressBar, what: &'static str) -> hero_sync::P
             bar.set_style(crate::output::count_style());
         }
         bar.set_position(p.objects);
-        bar.set_message(format!("{what} {}", human(p.bytes)));
+        bar.set_message(format!("{what} {}", bytes(p.bytes)));
     })
 }
 
@@ -443,20 +445,20 @@ fn report_json(r: &SyncReport) -> serde_json::Value {
 fn report(what: &str, r: &SyncReport, json: bool) -> Result<()> {
     if json {
         print_json(&report_json(r))?;
-        return failed_branches(r);
+        return failed_branches(r, true);
     }
-    println!(
+    outln!(
         "{what}: {} objects, {} commits, {} received, {} sent",
-        r.transfer.objects,
-        r.transfer.commits,
-        human(r.bytes_in),
-        human(r.bytes_out)
-    );
+        count(r.transfer.objects),
+        count(r.transfer.commits),
+        bytes(r.bytes_in),
+        bytes(r.bytes_out)
+    )?;
     if r.tags_created > 0 {
-        println!("  {} tag(s) created", r.tags_created);
+        outln!("  {} tag(s) created", r.tags_created)?;
     }
     for t in &r.tags_differing {
-        println!("  tag {t} differs between the peers; left as it was");
+        outln!("  tag {t} differs between the peers; left as it was")?;
     }
     for b in &r.branches {
         if b.how == hero_sync::UpdateKind::UpToDate {
@@ -470,36 +472,39 @@ fn report(what: &str, r: &SyncReport, json: bool) -> Result<()> {
         } else {
             String::new()
         };
-        println!(
+        outln!(
             "  {} {} -> {}{conflicts}",
             b.how.as_str(),
             b.branch,
             b.new.short()
-        );
+        )?;
     }
-    failed_branches(r)
+    failed_branches(r, false)
 }
 
-/// An error and its causes on one line.
+/// An error and its causes on one line, each cause once.
 fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
+    crate::error::messages_of(e).join(": ")
 }
 
 /// Fails when some branch could not be updated (after the report said which and why).
-fn failed_branches(r: &SyncReport) -> Result<()> {
-    for (b, e) in &r.branches_failed {
+/// With `--json` the report on stdout says which and why already.
+fn failed_branches(r: &SyncReport, json: bool) -> Result<()> {
+    for (b, e) in r.branches_failed.iter().filter(|_| !json) {
         eprintln!("  branch {b} not updated: {}", with_causes(e.as_ref()));
     }
-    match r.branches_failed.len() {
-        0 => Ok(()),
-        n => anyhow::bail!("{n} branch(es) could not be updated; the others were"),
+    match r.branches_failed.first() {
+        None => Ok(()),
+        Some((_, first)) => {
+            let (kind, _) = crate::error::classify_dyn(first.as_ref());
+            Err(tagged(
+                kind,
+                format!(
+                    "{} branch(es) could not be updated; the others were",
+                    r.branches_failed.len()
+                ),
+            ))
+        }
     }
 }
 
@@ -508,13 +513,20 @@ fn remote(repo: &Repo, what: RemoteCommand, json: bool) -> Result<()> {
         RemoteCommand::Add { name, ticket } => {
             let t: Ticket = ticket.parse()?;
             hero_sync::access::add_remote(repo, &name, &t)?;
-            if !json {
-                println!("remote {name} -> {}", t.id());
+            if json {
+                print_json(&json!({ "name": name, "ticket": t.to_string() }))?;
+            } else {
+                outln!("remote {name} -> {}", t.id())?;
             }
         }
         RemoteCommand::Remove { name } => {
             if !hero_sync::access::remove_remote(repo, &name)? {
-                bail!("no remote named {name:?}");
+                return Err(tagged(Kind::NotFound, format!("no remote named {name:?}")));
+            }
+            if json {
+                print_json(&json!({ "removed": name }))?;
+            } else {
+                outln!("removed remote {name}")?;
             }
         }
         RemoteCommand::List => {
@@ -527,7 +539,7 @@ fn remote(repo: &Repo, what: RemoteCommand, json: bool) -> Result<()> {
                 print_json(&serde_json::Value::Array(v))?;
             } else {
                 for (n, t) in list {
-                    println!("{n}\t{t}");
+                    outln!("{n}\t{t}")?;
                 }
             }
         }
@@ -545,17 +557,27 @@ fn allow(repo: &Repo, what: AllowCommand, json: bool) -> Result<()> {
                 Access::ReadWrite
             };
             hero_sync::access::allow(repo, &id, access)?;
-            if !json {
-                println!(
+            if json {
+                print_json(&json!({ "id": id.to_string(), "read_only": read_only }))?;
+            } else {
+                outln!(
                     "allowed {id}{}",
                     if read_only { " (read-only)" } else { "" }
-                );
+                )?;
             }
         }
         AllowCommand::Remove { id } => {
             let id = hero_sync::parse_endpoint_id(&id)?;
             if !hero_sync::access::disallow(repo, &id)? {
-                bail!("{id} was not on the allow list");
+                return Err(tagged(
+                    Kind::NotFound,
+                    format!("{id} was not on the allow list"),
+                ));
+            }
+            if json {
+                print_json(&json!({ "removed": id.to_string() }))?;
+            } else {
+                outln!("removed {id} from the allow list")?;
             }
         }
         AllowCommand::List => {
@@ -572,25 +594,10 @@ fn allow(repo: &Repo, what: AllowCommand, json: bool) -> Result<()> {
                         Access::ReadOnly => "read-only",
                         Access::ReadWrite => "read-write",
                     };
-                    println!("{id}\t{a}");
+                    outln!("{id}\t{a}")?;
                 }
             }
         }
     }
     Ok(())
-}
-
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
 }

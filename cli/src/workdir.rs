@@ -9,12 +9,14 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+
+use crate::error::{Kind, tagged};
 use clap::Args;
 use hero_store::{CheckoutOptions, CheckoutRecord, ObjectId, Repo, RepoPath, SnapshotOptions};
 use serde_json::json;
 
 use crate::commands::{CommitArgs, or_default_branch, peer_header, signature};
-use crate::output::{print_json, progress_bar};
+use crate::output::{bytes, count, outln, print_json, progress_bar};
 
 /// Arguments of `update`.
 #[derive(Args, Debug)]
@@ -123,7 +125,7 @@ fn commit_under(repo: &Repo, a: &CommitArgs, prefix: &str, branch: &str, json: b
                 &json!({"created": false, "branch": branch, "prefix": prefix.to_string()}),
             );
         }
-        println!("nothing changed under {prefix} in {branch}");
+        outln!("nothing changed under {prefix} in {branch}")?;
         return Ok(());
     }
     let done = cs
@@ -138,10 +140,10 @@ fn commit_under(repo: &Repo, a: &CommitArgs, prefix: &str, branch: &str, json: b
             "changed": changed,
         }));
     }
-    println!(
+    outln!(
         "[{branch} {}] {changed} file(s) changed under {prefix}",
         done.id.short()
-    );
+    )?;
     Ok(())
 }
 
@@ -214,14 +216,17 @@ pub fn commit(repo: &Repo, a: CommitArgs, json: bool) -> Result<()> {
                 let n = file_count(repo, &h)?;
                 if n > 0 {
                     bar.finish_and_clear();
-                    bail!(
-                        "{branch} holds {n} file(s) and {} was never checked out from it: \
+                    return Err(tagged(
+                        Kind::Refused,
+                        format!(
+                            "{branch} holds {n} file(s) and {} was never checked out from it: \
                          committing it would replace them all. To add to them, check the \
                          branch out (`heroctl checkout {branch} NEWDIR`), copy your files in and \
                          commit NEWDIR; to put it under a path of {branch}, add --prefix PATH; to \
                          make {branch} exactly this directory, add --replace",
-                        a.dir.display()
-                    );
+                            a.dir.display()
+                        ),
+                    ));
                 }
             }
             let r = repo
@@ -256,22 +261,22 @@ pub fn commit(repo: &Repo, a: CommitArgs, json: bool) -> Result<()> {
         }));
     }
     if !report.committed.created {
-        println!("nothing changed; {branch} stays at {}", new.short());
+        outln!("nothing changed; {branch} stays at {}", new.short())?;
         return Ok(());
     }
-    println!(
-        "[{branch} {}] {} files, {} directories, {} bytes ({how})",
+    outln!(
+        "[{branch} {}] {} files, {} directories, {} ({how})",
         new.short(),
-        report.files,
-        report.dirs,
-        report.bytes
-    );
+        count(report.files),
+        count(report.dirs),
+        bytes(report.bytes)
+    )?;
     if how == "merged" {
-        println!(
+        outln!(
             "  {branch} had moved: merged with {conflicts} conflict(s) (both versions kept); \
              `heroctl update {}` brings the others' changes into the directory",
             a.dir.display()
-        );
+        )?;
     }
     Ok(())
 }
@@ -280,11 +285,14 @@ pub fn commit(repo: &Repo, a: CommitArgs, json: bool) -> Result<()> {
 pub fn update(repo: &Repo, a: UpdateArgs, json: bool) -> Result<()> {
     ensure_dir(&a.dir)?;
     let Some(rec) = CheckoutRecord::read(&a.dir)? else {
-        bail!(
-            "{} was not checked out (no {}): nothing to update it from",
-            a.dir.display(),
-            hero_store::CHECKOUT_RECORD
-        );
+        return Err(tagged(
+            Kind::NotFound,
+            format!(
+                "{} was not checked out (no {}): nothing to update it from",
+                a.dir.display(),
+                hero_store::CHECKOUT_RECORD
+            ),
+        ));
     };
     let Some(branch) = rec.branch.clone() else {
         bail!(
@@ -350,9 +358,9 @@ pub fn update(repo: &Repo, a: UpdateArgs, json: bool) -> Result<()> {
         }));
     }
     if target == mine {
-        println!("{} is up to date with {branch}", a.dir.display());
+        outln!("{} is up to date with {branch}", a.dir.display())?;
     } else {
-        println!(
+        outln!(
             "{} updated to {branch} ({}){}",
             a.dir.display(),
             target.short(),
@@ -364,7 +372,7 @@ pub fn update(repo: &Repo, a: UpdateArgs, json: bool) -> Result<()> {
             } else {
                 String::new()
             }
-        );
+        )?;
     }
     Ok(())
 }

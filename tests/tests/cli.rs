@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn heroctl() -> std::path::PathBuf {
+pub(crate) fn heroctl() -> std::path::PathBuf {
     // The test binary lives in target/<profile>/deps; heroctl in target/<profile>.
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
@@ -16,7 +16,7 @@ fn heroctl() -> std::path::PathBuf {
     p
 }
 
-fn run(repo: &Path, args: &[&str]) -> Output {
+pub(crate) fn run(repo: &Path, args: &[&str]) -> Output {
     Command::new(heroctl())
         .arg("-R")
         .arg(repo)
@@ -27,7 +27,7 @@ fn run(repo: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn ok(repo: &Path, args: &[&str]) -> String {
+pub(crate) fn ok(repo: &Path, args: &[&str]) -> String {
     let out = run(repo, args);
     assert!(
         out.status.success(),

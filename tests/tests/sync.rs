@@ -575,7 +575,7 @@ fn a_clone_larger_than_the_first_listing_streams_and_arrives_whole() {
     assert_eq!(v["objects"], 5_056, "{v}");
     assert_eq!(v["commits"], 2, "{v}");
     assert_eq!(head(&b, "main"), head(&a, "main"));
-    assert!(ok(&b, &["verify"]).starts_with("ok: 5056 objects"));
+    assert!(ok(&b, &["verify"]).starts_with("ok: 5,056 objects"));
     assert_eq!(cat(&b, "main:d000/f000.txt"), "changed\n");
     assert_eq!(cat(&b, "main~1:d000/f000.txt"), "0 0\n");
     assert_eq!(cat(&b, "main:d049/f099.txt"), "49 99\n");

@@ -1,0 +1,462 @@
+//! The one error type of `heroctl`: every failure becomes a [`CommandError`] with a kind, which
+//! picks the exit code, and at most one hint that says what to do next.
+//!
+//! The kind is found by walking the error's chain and matching the library error types
+//! variant by variant ([`classify`]); errors the CLI raises itself carry their kind in a
+//! [`Tagged`] error. Anything unknown is `internal` (exit 1).
+
+use std::io::ErrorKind as IoKind;
+use std::process::ExitCode;
+
+use serde_json::json;
+
+/// What kind of failure, and so which exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Anything else: a bug, a full disk, an I/O error without a better kind.
+    Internal,
+    /// The command line is wrong (what clap reports too).
+    Usage,
+    /// Something named does not exist: a repository, revision, branch, path, remote.
+    NotFound,
+    /// Refused: a ref moved or exists, a peer or the file system said no, read-only.
+    Refused,
+    /// Data that does not decode or verify: a corrupt object, a file that is no repository.
+    Corrupt,
+    /// The network: a peer unreachable, a connection lost, a peer breaking the protocol.
+    Network,
+}
+
+impl Kind {
+    /// The exit code of this kind.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Kind::Internal => 1,
+            Kind::Usage => 2,
+            Kind::NotFound => 3,
+            Kind::Refused => 4,
+            Kind::Corrupt => 5,
+            Kind::Network => 6,
+        }
+    }
+
+    /// The name of this kind in JSON errors.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Internal => "internal",
+            Kind::Usage => "usage",
+            Kind::NotFound => "not_found",
+            Kind::Refused => "refused",
+            Kind::Corrupt => "corrupt",
+            Kind::Network => "network",
+        }
+    }
+}
+
+/// The exit codes, as `heroctl --help` and the README list them.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success (also when the reader of the output went away: `heroctl log | head -1`)
+  1  internal or other error (a bug, a full disk, an I/O error)
+  2  usage: a wrong command line, an invalid name or ticket
+  3  not found: no repository, unknown revision, branch, path or remote
+  4  refused: a ref moved or exists, a peer refused, not allowed, read-only
+  5  corrupt: a corrupt object or repository, a file that is not a repository
+     (also `verify` when it finds corrupt or missing objects)
+  6  network: a peer unreachable, a connection lost or timed out, a protocol error
+
+With --json, errors are printed on stderr as
+  {\"error\": {\"kind\", \"message\", \"causes\", \"hint\", \"exit_code\"}}";
+
+/// An error raised by the CLI itself, with its kind and perhaps a hint.
+#[derive(Debug)]
+pub struct Tagged {
+    kind: Kind,
+    message: String,
+    hint: Option<String>,
+}
+
+impl std::fmt::Display for Tagged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Tagged {}
+
+/// An error of the given kind (for `bail!`-like returns in commands).
+pub fn tagged(kind: Kind, message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Tagged {
+        kind,
+        message: message.into(),
+        hint: None,
+    })
+}
+
+/// An error of the given kind with a hint.
+pub fn tagged_hint(
+    kind: Kind,
+    message: impl Into<String>,
+    hint: impl Into<String>,
+) -> anyhow::Error {
+    anyhow::Error::new(Tagged {
+        kind,
+        message: message.into(),
+        hint: Some(hint.into()),
+    })
+}
+
+/// A failed command: what went wrong, its kind, and what to do about it.
+#[derive(Debug)]
+pub struct CommandError {
+    /// The kind, which picks the exit code.
+    pub kind: Kind,
+    /// The error with its causes.
+    pub err: anyhow::Error,
+    /// What to do next, when something helps.
+    pub hint: Option<String>,
+}
+
+impl From<anyhow::Error> for CommandError {
+    fn from(err: anyhow::Error) -> Self {
+        let (kind, hint) = classify(&err);
+        CommandError { kind, err, hint }
+    }
+}
+
+impl CommandError {
+    /// The exit code.
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(self.kind.exit_code())
+    }
+
+    /// The message and its causes, each once: a cause whose text the message before it
+    /// already contains (`{path}: {source}` followed by that source) is left out.
+    pub fn messages(&self) -> Vec<String> {
+        dedupe(self.err.chain().map(|c| c.to_string()))
+    }
+
+    /// Prints the error on stderr: as text, or as one JSON object.
+    pub fn print(&self, json: bool) {
+        let messages = self.messages();
+        if json {
+            let (message, causes) = match messages.split_first() {
+                Some((m, c)) => (m.clone(), c.to_vec()),
+                None => (String::new(), Vec::new()),
+            };
+            let v = json!({"error": {
+                "kind": self.kind.as_str(),
+                "message": message,
+                "causes": causes,
+                "hint": self.hint,
+                "exit_code": self.kind.exit_code(),
+            }});
+            eprintln!("{v}");
+            return;
+        }
+        eprintln!("error: {}", messages.join(": "));
+        if let Some(h) = &self.hint {
+            eprintln!("hint: {h}");
+        }
+    }
+}
+
+/// An error's message and its causes, each once (see [`CommandError::messages`]).
+pub fn messages_of(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    dedupe(std::iter::successors(Some(err), |e| e.source()).map(|c| c.to_string()))
+}
+
+/// Drops empty messages and those the message before already contains.
+fn dedupe(texts: impl Iterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for text in texts {
+        if text.is_empty() || out.last().is_some_and(|prev| prev.contains(&text)) {
+            continue;
+        }
+        out.push(text);
+    }
+    out
+}
+
+/// The kind of an error and a hint, from the first cause in its chain that tells.
+pub fn classify(err: &anyhow::Error) -> (Kind, Option<String>) {
+    for cause in err.chain() {
+        if let Some(found) = classify_one(cause) {
+            return found;
+        }
+    }
+    (Kind::Internal, None)
+}
+
+/// The kind and hint of an error that is no `anyhow::Error` (a branch that failed in a sync).
+pub fn classify_dyn(err: &(dyn std::error::Error + 'static)) -> (Kind, Option<String>) {
+    let mut cause = Some(err);
+    while let Some(c) = cause {
+        if let Some(found) = classify_one(c) {
+            return found;
+        }
+        cause = c.source();
+    }
+    (Kind::Internal, None)
+}
+
+type Found = Option<(Kind, Option<String>)>;
+
+fn classify_one(cause: &(dyn std::error::Error + 'static)) -> Found {
+    if let Some(t) = cause.downcast_ref::<Tagged>() {
+        return Some((t.kind, t.hint.clone()));
+    }
+    if let Some(e) = cause.downcast_ref::<hero_store::Error>() {
+        return store(e);
+    }
+    if let Some(e) = cause.downcast_ref::<hero_sync::SyncError>() {
+        return sync(e);
+    }
+    if let Some(e) = cause.downcast_ref::<hero_sync::merge::MergeError>() {
+        return merge(e);
+    }
+    if let Some(e) = cause.downcast_ref::<hero_importers::ImportError>() {
+        return import(e);
+    }
+    if let Some(e) = cause.downcast_ref::<hero_importers::ExportError>() {
+        return export(e);
+    }
+    if let Some(e) = cause.downcast_ref::<hero_fuse::MountError>() {
+        return mount(e);
+    }
+    if let Some(e) = cause.downcast_ref::<hero_dav::DavError>() {
+        return dav(e);
+    }
+    if let Some(e) = cause.downcast_ref::<std::io::Error>() {
+        return io(e);
+    }
+    None
+}
+
+fn kind(k: Kind) -> Found {
+    Some((k, None))
+}
+
+fn store(e: &hero_store::Error) -> Found {
+    use hero_store::Error as E;
+    match e {
+        E::NoRepository(_) => Some((
+            Kind::NotFound,
+            Some("create one with `heroctl init`, or name another with -R/$HERO_REPO".to_owned()),
+        )),
+        E::FormatTooNew { .. } => Some((
+            Kind::Corrupt,
+            Some("open it with a newer heroctl".to_owned()),
+        )),
+        E::NotARepository { .. } => kind(Kind::Corrupt),
+        E::Missing(_) | E::Corrupt { .. } | E::WrongType { .. } | E::Undecodable(_) => Some((
+            Kind::Corrupt,
+            Some("`heroctl verify` lists what is damaged".to_owned()),
+        )),
+        E::Name(_) | E::RefName { .. } | E::AmbiguousRevision(_) | E::InvalidOperation(..) => {
+            kind(Kind::Usage)
+        }
+        E::UnknownRevision(_) => Some((
+            Kind::NotFound,
+            Some("`heroctl branch` and `heroctl tag` list what exists".to_owned()),
+        )),
+        E::NoSuchPath(_) | E::NotADirectory(_) | E::IsADirectory(_) => kind(Kind::NotFound),
+        // Expected nothing: it exists (a create racing another); no retry helps.
+        E::RefMoved { expected: None, .. } => kind(Kind::Refused),
+        E::RefMoved { .. } => Some((
+            Kind::Refused,
+            Some("another writer moved it meanwhile; run the command again".to_owned()),
+        )),
+        E::RepositoryExists(_) | E::RefExists(_) | E::PathExists(_) | E::NotEmpty(_) => {
+            kind(Kind::Refused)
+        }
+        E::FileTooLarge => kind(Kind::Refused),
+        E::Refused { .. } => kind(Kind::Network),
+        // The io::Error below decides.
+        E::Io { .. } => None,
+        E::Input(io_err) => io(io_err),
+        E::Db(db) => redb(db, e),
+        _ => kind(Kind::Internal),
+    }
+}
+
+fn redb(db: &redb::Error, e: &hero_store::Error) -> Found {
+    match db {
+        redb::Error::Corrupted(_) => kind(Kind::Corrupt),
+        redb::Error::Io(io_err) => io(io_err),
+        redb::Error::DatabaseAlreadyOpen => Some((
+            Kind::Refused,
+            Some("another heroctl (a mount, a share, a server) has the repository open".to_owned()),
+        )),
+        redb::Error::UpgradeRequired(_) => kind(Kind::Corrupt),
+        _ if e.is_disk_full() => disk_full(),
+        _ => kind(Kind::Internal),
+    }
+}
+
+fn disk_full() -> Found {
+    Some((Kind::Internal, Some("free some disk space".to_owned())))
+}
+
+fn sync(e: &hero_sync::SyncError) -> Found {
+    use hero_sync::SyncError as E;
+    match e {
+        E::Unreachable { .. } => Some((
+            Kind::Network,
+            Some("is the peer's `heroctl serve` running, and is the ticket current?".to_owned()),
+        )),
+        E::Connection(_) | E::Bind(_) | E::Protocol(_) | E::Remote(_) | E::Incompatible { .. } => {
+            kind(Kind::Network)
+        }
+        // Their messages say what to run on the serving peer.
+        E::NotAllowed { .. } | E::ReadOnly { .. } | E::RepoMismatch { .. } => kind(Kind::Refused),
+        E::BadTicket { .. } | E::BadId(_) => kind(Kind::Usage),
+        E::UnknownRemote(_) => kind(Kind::NotFound),
+        // `Merge` has its source in the chain; `Store` and `Io` are transparent (their inner
+        // error's source is next in the chain, not the inner error itself).
+        E::Merge { .. } => None,
+        E::Store(s) => store(s),
+        E::Io(io_err) => io(io_err),
+        _ => kind(Kind::Internal),
+    }
+}
+
+fn merge(e: &hero_sync::merge::MergeError) -> Found {
+    use hero_sync::merge::MergeError as E;
+    match e {
+        E::Store(s) => store(s),
+        E::Name(_) => kind(Kind::Corrupt),
+        E::NoSuchBranch(_) => kind(Kind::NotFound),
+        _ => kind(Kind::Internal),
+    }
+}
+
+fn import(e: &hero_importers::ImportError) -> Found {
+    use hero_importers::ImportError as E;
+    match e {
+        E::Open { path, .. } if !path.exists() => kind(Kind::NotFound),
+        E::Open { .. } | E::MissingObject { .. } | E::CorruptObject { .. } | E::Refs(_) => {
+            kind(Kind::Corrupt)
+        }
+        E::UnsupportedHash { .. } | E::Shallow { .. } => kind(Kind::Refused),
+        E::Store(s) => store(s),
+        _ => kind(Kind::Internal),
+    }
+}
+
+fn export(e: &hero_importers::ExportError) -> Found {
+    use hero_importers::ExportError as E;
+    match e {
+        E::Io { source, .. } => io(source),
+        E::PackTooLarge | E::BadRef { .. } => kind(Kind::Refused),
+        E::Store(s) => store(s),
+        _ => kind(Kind::Internal),
+    }
+}
+
+fn mount(e: &hero_fuse::MountError) -> Found {
+    use hero_fuse::MountError as E;
+    match e {
+        E::Store(s) => store(s),
+        E::StaleMount { .. } => kind(Kind::Refused),
+        E::NotADirectory(_) => kind(Kind::NotFound),
+        E::Io { source, .. } => io(source),
+        E::Mount { .. } => Some((
+            Kind::Refused,
+            Some("is FUSE available (/dev/fuse, fusermount3) and the directory empty?".to_owned()),
+        )),
+        _ => kind(Kind::Internal),
+    }
+}
+
+fn dav(e: &hero_dav::DavError) -> Found {
+    use hero_dav::DavError as E;
+    match e {
+        E::Store(s) => store(s),
+        E::Io { source, .. } => io(source),
+        E::Insecure { .. } | E::Config(_) => kind(Kind::Usage),
+        _ => kind(Kind::Internal),
+    }
+}
+
+fn io(e: &std::io::Error) -> Found {
+    match e.kind() {
+        IoKind::NotFound => kind(Kind::NotFound),
+        IoKind::PermissionDenied | IoKind::ReadOnlyFilesystem | IoKind::AlreadyExists => {
+            kind(Kind::Refused)
+        }
+        IoKind::ConnectionRefused
+        | IoKind::ConnectionReset
+        | IoKind::ConnectionAborted
+        | IoKind::NotConnected
+        | IoKind::TimedOut
+        | IoKind::HostUnreachable
+        | IoKind::NetworkUnreachable
+        | IoKind::AddrInUse
+        | IoKind::AddrNotAvailable => kind(Kind::Network),
+        IoKind::StorageFull => disk_full(),
+        IoKind::InvalidData => kind(Kind::Corrupt),
+        _ => kind(Kind::Internal),
+    }
+}
+
+/// Whether an error chain ends in a broken pipe (`heroctl log | head`): the reader went
+/// away, which is no failure of ours.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == IoKind::BrokenPipe)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_repeated_by_its_wrapper_is_printed_once() {
+        let io = std::io::Error::from_raw_os_error(28);
+        let store = hero_store::Error::Io {
+            path: "/x/a".into(),
+            source: io,
+        };
+        let err = anyhow::Error::new(store).context("snapshotting /x");
+        let e = CommandError::from(err);
+        let m = e.messages();
+        assert_eq!(m.len(), 2, "{m:?}");
+        assert!(m[1].contains("os error 28"));
+        assert_eq!(e.hint.as_deref(), Some("free some disk space"));
+    }
+
+    #[test]
+    fn a_missing_repository_is_not_found_with_the_init_hint() {
+        let err = anyhow::Error::new(hero_store::Error::NoRepository("/r".into()));
+        let e = CommandError::from(err);
+        assert_eq!(e.kind, Kind::NotFound);
+        assert!(e.hint.is_some_and(|h| h.contains("heroctl init")));
+    }
+
+    #[test]
+    fn a_file_that_is_no_repository_is_corrupt_without_the_init_hint() {
+        let err = anyhow::Error::new(hero_store::Error::NotARepository {
+            path: "/r".into(),
+            reason: "bad magic".into(),
+        });
+        let e = CommandError::from(err);
+        assert_eq!(e.kind, Kind::Corrupt);
+        assert_eq!(e.hint, None);
+    }
+
+    #[test]
+    fn sync_errors_wrapping_store_errors_classify_by_the_store_error() {
+        let err = anyhow::Error::new(hero_sync::SyncError::Store(
+            hero_store::Error::UnknownRevision("x".into()),
+        ));
+        assert_eq!(CommandError::from(err).kind, Kind::NotFound);
+        let err = anyhow::Error::new(hero_sync::SyncError::Unreachable {
+            peer: "p".into(),
+            reason: "timed out".into(),
+        });
+        assert_eq!(CommandError::from(err).kind, Kind::Network);
+    }
+}

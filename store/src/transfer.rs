@@ -148,6 +148,27 @@ impl View {
         }))
     }
 
+    /// An object's type and, when it is stored as a delta, the object its delta is against
+    /// (`None` when it is stored whole or its base is ambiguous); `None` if it is not stored.
+    /// Reads the record's header only.
+    pub fn stored_base(&self, id: &ObjectId) -> Result<Option<(ObjType, Option<ObjectId>)>> {
+        let Some(g) = self.objects.get(&id.0)? else {
+            return Ok(None);
+        };
+        let rec = Record::parse(g.value()).map_err(|e| Error::corrupt(*id, e))?;
+        let base = match rec.enc {
+            Encoding::Delta(base) => Some(base),
+            Encoding::DeltaShort(prefix) => {
+                match crate::db::with_prefix(&self.objects, &prefix, id)?.as_slice() {
+                    [base] => Some(*base),
+                    _ => None,
+                }
+            }
+            Encoding::Plain | Encoding::Zstd => None,
+        };
+        Ok(Some((rec.ty, base)))
+    }
+
     /// An object's type and canonical bytes (what its id is computed over; for a large file's
     /// manifest, the top node of its chunk tree), or `None` if it is not stored.
     pub fn raw_object(&self, id: &ObjectId) -> Result<Option<(ObjType, Vec<u8>)>> {

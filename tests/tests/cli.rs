@@ -264,6 +264,19 @@ fn json_failing(repo: &Path, args: &[&str]) -> (serde_json::Value, String) {
     )
 }
 
+/// `heroctl --json import git SRC --rename-refused git/`, its report.
+fn import_renaming_refused(repo: &Path, src: &Path) -> serde_json::Value {
+    let args = [
+        "--json",
+        "import",
+        "git",
+        src.to_str().unwrap(),
+        "--rename-refused",
+        "git/",
+    ];
+    serde_json::from_str(&ok(repo, &args)).unwrap()
+}
+
 #[test]
 fn an_import_never_moves_a_branch_holding_work_it_does_not_contain() {
     let tmp = tempfile::tempdir().unwrap();
@@ -294,18 +307,7 @@ fn an_import_never_moves_a_branch_holding_work_it_does_not_contain() {
     assert_eq!(ok(&repo, &["cat", "main:notes.md"]), "mine\n");
 
     // Under another name on request.
-    let v: serde_json::Value = serde_json::from_str(&ok(
-        &repo,
-        &[
-            "--json",
-            "import",
-            "git",
-            src.to_str().unwrap(),
-            "--rename-refused",
-            "git/",
-        ],
-    ))
-    .unwrap();
+    let v = import_renaming_refused(&repo, &src);
     assert_eq!(v["renamed"][0]["as"], "refs/heads/git/main", "{v}");
     assert_eq!(ok(&repo, &["cat", "git/main:infra.txt"]), "infra\n");
     assert_eq!(ok(&repo, &["cat", "main:notes.md"]), "mine\n");
@@ -315,18 +317,7 @@ fn an_import_never_moves_a_branch_holding_work_it_does_not_contain() {
     git(&src, &["checkout", "-q", "side"]);
     std::fs::write(src.join("infra.txt"), "rewritten\n").unwrap();
     git(&src, &["commit", "-q", "--amend", "-am", "rewritten"]);
-    let v: serde_json::Value = serde_json::from_str(&ok(
-        &repo,
-        &[
-            "--json",
-            "import",
-            "git",
-            src.to_str().unwrap(),
-            "--rename-refused",
-            "git/",
-        ],
-    ))
-    .unwrap();
+    let v = import_renaming_refused(&repo, &src);
     assert_eq!(v["refs_moved"], 1, "{v}");
     assert_eq!(ok(&repo, &["cat", "side:infra.txt"]), "rewritten\n");
 

@@ -189,6 +189,17 @@ fn fails(repo: &Path, args: &[&str]) -> (i32, String) {
 }
 
 /// Runs heroctl with `--json` and returns its exit code and the JSON error it printed.
+/// A repository in `dir` with one commit of one file `a`.
+fn one_commit(dir: &Path) -> PathBuf {
+    let repo = dir.join("r.hero");
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), "a\n").unwrap();
+    ok(&repo, &["init"]);
+    ok(&repo, &["commit", src.to_str().unwrap()]);
+    repo
+}
+
 fn fails_json(repo: &Path, args: &[&str]) -> (i32, serde_json::Value) {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
@@ -250,12 +261,7 @@ fn a_directory_given_as_the_repository_is_a_usage_error_without_the_init_hint() 
 #[test]
 fn unknown_revisions_paths_and_branches_exit_3() {
     let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("r.hero");
-    let src = tmp.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("a"), "a\n").unwrap();
-    ok(&repo, &["init"]);
-    ok(&repo, &["commit", src.to_str().unwrap()]);
+    let repo = one_commit(tmp.path());
     for args in [
         &["log", "nosuch"][..],
         &["cat", "main:nosuch"],
@@ -309,12 +315,7 @@ fn usage_errors_exit_2_also_as_json() {
 #[test]
 fn creating_a_branch_that_exists_is_refused_with_4() {
     let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("r.hero");
-    let src = tmp.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("a"), "a\n").unwrap();
-    ok(&repo, &["init"]);
-    ok(&repo, &["commit", src.to_str().unwrap()]);
+    let repo = one_commit(tmp.path());
     ok(&repo, &["branch", "feature"]);
     let (code, err) = fails(&repo, &["branch", "feature"]);
     assert_eq!(code, 4, "{err}");
@@ -383,5 +384,43 @@ fn help_lists_the_exit_codes() {
         "6  network",
     ] {
         assert!(help.contains(line), "{line}: {help}");
+    }
+}
+
+#[test]
+fn every_command_reports_a_missing_repository_with_exit_3_and_a_json_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("none.hero");
+    let dir = tmp.path().join("dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let commands: &[&[&str]] = &[
+        &["commit", d],
+        &["checkout", "main", d],
+        &["status", d],
+        &["update", d],
+        &["log"],
+        &["log", "--", "a"],
+        &["ls"],
+        &["diff"],
+        &["branch"],
+        &["branch", "--default", "x"],
+        &["tag"],
+        &["verify"],
+        &["stats"],
+        &["export", "git", d],
+        &["import", "git", d],
+        &["reflog"],
+        &["restore", "a"],
+        &["revert", "HEAD"],
+        &["undo"],
+        &["conflicts"],
+        &["remote", "list"],
+        &["allow", "list"],
+    ];
+    for args in commands {
+        let (code, v) = fails_json(&repo, args);
+        assert_eq!(code, 3, "{args:?}: {v}");
+        assert_eq!(v["error"]["kind"], "not_found", "{args:?}: {v}");
     }
 }

@@ -263,14 +263,26 @@ impl Client {
             peer: peer.to_string(),
             reason,
         };
-        let conn = tokio::time::timeout(CONNECT_TIMEOUT, ep.connect(ticket.addr.clone(), ALPN))
-            .await
-            .map_err(|_| unreachable("no answer within 20 seconds".to_owned()))?
-            .map_err(|e| unreachable(e.to_string()))?;
-        let (send, recv) = conn
-            .open_bi()
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
+        let connected = async {
+            let conn = tokio::time::timeout(CONNECT_TIMEOUT, ep.connect(ticket.addr.clone(), ALPN))
+                .await
+                .map_err(|_| unreachable("no answer within 20 seconds".to_owned()))?
+                .map_err(|e| unreachable(e.to_string()))?;
+            let (send, recv) = conn
+                .open_bi()
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            Ok::<_, SyncError>((conn, send, recv))
+        }
+        .await;
+        // An endpoint is closed, not dropped, on every path (a dropped one logs an error).
+        let (conn, send, recv) = match connected {
+            Ok(c) => c,
+            Err(e) => {
+                ep.close().await;
+                return Err(e);
+            }
+        };
         Ok(Client {
             ep,
             conn,

@@ -137,8 +137,6 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-#[cfg(test)]
-mod analyze;
 mod pack;
 mod plan;
 mod receive;

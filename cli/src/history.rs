@@ -154,7 +154,7 @@ fn reflog(repo: &Repo, a: ReflogArgs, json: bool) -> Result<()> {
 }
 
 /// Every file entry below `root` (a tree id), by path under `prefix`.
-fn files_below(
+pub(crate) fn files_below(
     view: &View,
     prefix: &RepoPath,
     root: &ObjectId,
@@ -171,7 +171,11 @@ fn files_below(
 }
 
 /// The files at `path` in `commit`: the file itself, or everything below a directory.
-fn files_at(view: &View, commit: &ObjectId, path: &RepoPath) -> Result<Vec<(RepoPath, TreeEntry)>> {
+pub(crate) fn files_at(
+    view: &View,
+    commit: &ObjectId,
+    path: &RepoPath,
+) -> Result<Vec<(RepoPath, TreeEntry)>> {
     let mut out = Vec::new();
     if path.is_root() {
         let tree = view.commit(commit)?.tree;
@@ -186,7 +190,7 @@ fn files_at(view: &View, commit: &ObjectId, path: &RepoPath) -> Result<Vec<(Repo
     Ok(out)
 }
 
-fn new_meta(repo: &Repo, message: String) -> Result<CommitMeta> {
+pub(crate) fn new_meta(repo: &Repo, message: String) -> Result<CommitMeta> {
     let mut meta = CommitMeta::new(signature(), message.into_bytes());
     meta.extra.push(peer_header(repo.path())?);
     Ok(meta)

@@ -9,13 +9,13 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-
-use crate::error::{Kind, tagged};
 use clap::Args;
 use hero_store::{CheckoutOptions, CheckoutRecord, ObjectId, Repo, RepoPath, SnapshotOptions};
 use serde_json::json;
 
-use crate::commands::{CommitArgs, or_default_branch, peer_header, signature};
+use crate::commands::{CommitArgs, or_default_branch};
+use crate::error::{Kind, tagged};
+use crate::history::{files_at, files_below, new_meta};
 use crate::output::{bytes, count, outln, print_json, progress_bar};
 
 /// Arguments of `update`.
@@ -24,12 +24,6 @@ pub struct UpdateArgs {
     /// The checked-out directory.
     #[arg(default_value = ".")]
     pub dir: std::path::PathBuf,
-}
-
-fn meta(repo: &Repo, message: String) -> Result<hero_store::CommitMeta> {
-    let mut meta = hero_store::CommitMeta::new(signature(), message.into_bytes());
-    meta.extra.push(peer_header(repo.path())?);
-    Ok(meta)
 }
 
 fn ensure_dir(dir: &Path) -> Result<()> {
@@ -43,43 +37,10 @@ fn ensure_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Files in the tree of `commit`.
-fn file_count(repo: &Repo, commit: &ObjectId) -> Result<usize> {
-    let view = repo.view()?;
-    let mut n = 0;
-    let mut stack = vec![view.commit(commit)?.tree];
-    while let Some(t) = stack.pop() {
-        for e in view.tree(&t)?.entries {
-            match e.kind {
-                hero_store::EntryKind::Dir => stack.push(e.id),
-                _ => n += 1,
-            }
-        }
-    }
-    Ok(n)
-}
-
-/// Every file below `tree`, by path under `prefix`.
-fn files_below(
-    view: &hero_store::View,
-    prefix: &RepoPath,
-    tree: &ObjectId,
-    out: &mut Vec<(RepoPath, hero_store::TreeEntry)>,
-) -> Result<()> {
-    for e in view.tree(tree)?.entries {
-        let path = prefix.join(&e.name)?;
-        match e.kind {
-            hero_store::EntryKind::Dir => files_below(view, &path, &e.id, out)?,
-            _ => out.push((path, e)),
-        }
-    }
-    Ok(())
-}
-
 /// `commit DIR --prefix PATH`: the branch's PATH becomes exactly the directory.
 fn commit_under(repo: &Repo, a: &CommitArgs, prefix: &str, branch: &str, json: bool) -> Result<()> {
     let prefix = RepoPath::parse(prefix.trim_matches('/'))?;
-    let m = meta(repo, a.message.clone())?;
+    let m = new_meta(repo, a.message.clone())?;
     let snap = repo
         .snapshot_onto(&a.dir, None, m.clone(), &SnapshotOptions::default())
         .with_context(|| format!("snapshotting {}", a.dir.display()))?;
@@ -170,7 +131,7 @@ pub fn commit(repo: &Repo, a: CommitArgs, json: bool) -> Result<()> {
         progress: Some(&cb),
         allow_empty: a.allow_empty,
     };
-    let meta = meta(repo, a.message)?;
+    let meta = new_meta(repo, a.message)?;
     let head = repo.branch_head(&branch)?;
     let (new, how, conflicts, report) = match record {
         Some(rec) if !a.replace => {
@@ -213,7 +174,7 @@ pub fn commit(repo: &Repo, a: CommitArgs, json: bool) -> Result<()> {
         }
         _ => {
             if let (Some(h), false) = (head, a.replace) {
-                let n = file_count(repo, &h)?;
+                let n = files_at(&repo.view()?, &h, &RepoPath::root())?.len();
                 if n > 0 {
                     bar.finish_and_clear();
                     return Err(tagged(
@@ -307,7 +268,7 @@ pub fn update(repo: &Repo, a: UpdateArgs, json: bool) -> Result<()> {
         .snapshot_onto(
             &a.dir,
             Some(rec.base),
-            meta(repo, format!("local changes in {}", a.dir.display()))?,
+            new_meta(repo, format!("local changes in {}", a.dir.display()))?,
             &SnapshotOptions::default(),
         )
         .with_context(|| format!("snapshotting {}", a.dir.display()))?;

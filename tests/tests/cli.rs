@@ -37,6 +37,26 @@ pub(crate) fn ok(repo: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Writes `files` (path, content) into `dir/src`, creates `dir/r.hero` and commits `src` with
+/// `message`; returns the repository and the source directory.
+pub(crate) fn repo_with(
+    dir: &Path,
+    files: &[(&str, &str)],
+    message: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let repo = dir.join("r.hero");
+    let src = dir.join("src");
+    for (path, content) in files {
+        let p = src.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    std::fs::create_dir_all(&src).unwrap();
+    ok(&repo, &["init"]);
+    ok(&repo, &["commit", src.to_str().unwrap(), "-m", message]);
+    (repo, src)
+}
+
 #[test]
 fn init_commit_log_checkout_verify() {
     let tmp = tempfile::tempdir().unwrap();
@@ -330,13 +350,11 @@ fn an_import_never_moves_a_branch_holding_work_it_does_not_contain() {
 #[test]
 fn committing_a_file_instead_of_a_directory_is_an_error_and_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("r.hero");
-    let src = tmp.path().join("src");
-    std::fs::create_dir_all(src.join("some")).unwrap();
-    std::fs::write(src.join("some/file.txt"), "x\n").unwrap();
-    std::fs::write(src.join("other.txt"), "y\n").unwrap();
-    ok(&repo, &["init"]);
-    ok(&repo, &["commit", src.to_str().unwrap(), "-m", "first"]);
+    let (repo, src) = repo_with(
+        tmp.path(),
+        &[("some/file.txt", "x\n"), ("other.txt", "y\n")],
+        "first",
+    );
     let before = ok(&repo, &["ls", "-r"]);
     let out = run(
         &repo,
@@ -351,13 +369,11 @@ fn committing_a_file_instead_of_a_directory_is_an_error_and_changes_nothing() {
 #[test]
 fn every_earlier_state_can_be_found_and_restored() {
     let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("r.hero");
-    let src = tmp.path().join("src");
-    std::fs::create_dir_all(src.join("d")).unwrap();
-    std::fs::write(src.join("a.txt"), "one\ntwo\nthree\n").unwrap();
-    std::fs::write(src.join("d/b.txt"), "bee\n").unwrap();
-    ok(&repo, &["init"]);
-    ok(&repo, &["commit", src.to_str().unwrap(), "-m", "first"]);
+    let (repo, src) = repo_with(
+        tmp.path(),
+        &[("a.txt", "one\ntwo\nthree\n"), ("d/b.txt", "bee\n")],
+        "first",
+    );
     std::fs::write(src.join("a.txt"), "one\nTWO\nthree\n").unwrap();
     std::fs::remove_dir_all(src.join("d")).unwrap();
     ok(&repo, &["commit", src.to_str().unwrap(), "-m", "second"]);
@@ -577,13 +593,11 @@ fn a_checked_out_directory_commits_only_its_own_changes_onto_a_branch_that_moved
 #[test]
 fn the_history_of_one_file_follows_its_renames() {
     let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("r.hero");
-    let src = tmp.path().join("src");
-    std::fs::create_dir_all(src.join("old")).unwrap();
-    std::fs::write(src.join("old/app.toml"), "port = 80\n").unwrap();
-    std::fs::write(src.join("other.txt"), "1\n").unwrap();
-    ok(&repo, &["init"]);
-    ok(&repo, &["commit", src.to_str().unwrap(), "-m", "add app"]);
+    let (repo, src) = repo_with(
+        tmp.path(),
+        &[("old/app.toml", "port = 80\n"), ("other.txt", "1\n")],
+        "add app",
+    );
     std::fs::write(src.join("other.txt"), "2\n").unwrap();
     ok(
         &repo,

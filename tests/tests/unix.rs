@@ -191,13 +191,7 @@ fn fails(repo: &Path, args: &[&str]) -> (i32, String) {
 /// Runs heroctl with `--json` and returns its exit code and the JSON error it printed.
 /// A repository in `dir` with one commit of one file `a`.
 fn one_commit(dir: &Path) -> PathBuf {
-    let repo = dir.join("r.hero");
-    let src = dir.join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("a"), "a\n").unwrap();
-    ok(&repo, &["init"]);
-    ok(&repo, &["commit", src.to_str().unwrap()]);
-    repo
+    crate::cli::repo_with(dir, &[("a", "a\n")], "snapshot").0
 }
 
 fn fails_json(repo: &Path, args: &[&str]) -> (i32, serde_json::Value) {

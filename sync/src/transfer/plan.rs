@@ -227,11 +227,12 @@ pub(super) fn plan(
     // the root of the edge its first parents lead down to.
     let fallback = edges.first().and_then(|c| roots.get(c).copied());
     let mut base_of: IdMap<ObjectId> = IdMap::default();
+    let edge_set: IdSet = walk.edges.iter().copied().collect();
     for (c, tree, first_parent) in walk.commits {
         let base = match first_parent {
             Some(fp) => match roots.get(&fp) {
                 Some(root) => Some(*root),
-                None if walk.edges.contains(&fp) => Some(view.commit(&fp)?.tree),
+                None if edge_set.contains(&fp) => Some(view.commit(&fp)?.tree),
                 None => base_of.get(&fp).copied(),
             },
             None => None,

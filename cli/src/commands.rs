@@ -408,6 +408,8 @@ fn cmd_status(repo: &Repo, a: StatusArgs, json: bool) -> Result<ExitCode> {
             let c = match s.kind {
                 StatusKind::Added => 'A',
                 StatusKind::Modified => 'M',
+                // Same content; mode, owner or time differ.
+                StatusKind::Metadata => 'm',
                 StatusKind::Deleted => 'D',
             };
             writeln!(out, "{c} {}", s.path)?;

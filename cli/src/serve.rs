@@ -128,6 +128,14 @@ pub struct MountArgs {
     /// Commit after this many milliseconds without writes.
     #[arg(long, default_value_t = 1000)]
     pub idle_ms: u64,
+    /// Let other users use the drive (services under their own accounts); the kernel checks
+    /// their access against the stored modes and owners. A user other than root needs a
+    /// `user_allow_other` line in /etc/fuse.conf.
+    #[arg(long)]
+    pub allow_other: bool,
+    /// Show every file as owned by the mounting user (stored owners are kept, not shown).
+    #[arg(long)]
+    pub single_user: bool,
 }
 
 /// Mounts until Ctrl-C or SIGTERM, then commits what is pending and unmounts.
@@ -150,6 +158,8 @@ pub fn mount(repo: &Path, a: MountArgs) -> Result<()> {
     opts.branch = branch.clone();
     opts.read_only = a.read_only;
     opts.idle_commit = Duration::from_millis(a.idle_ms);
+    opts.allow_other = a.allow_other;
+    opts.single_user = a.single_user;
     opts.author_name = String::from_utf8_lossy(&sig.name).into_owned();
     opts.author_email = String::from_utf8_lossy(&sig.email).into_owned();
     opts.tz_offset_minutes = sig.tz_offset_minutes;

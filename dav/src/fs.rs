@@ -16,7 +16,9 @@ use dav_server::fs::{
     FsStream, OpenOptions, ReadDirMeta,
 };
 use futures_util::FutureExt;
-use hero_store::{EntryKind, FileReader, ObjectId, Repo, RepoPath, Tree, TreeEntry, View};
+use hero_store::{
+    EntryKind, EntryMeta, FileReader, ObjectId, Repo, RepoPath, Tree, TreeEntry, View,
+};
 use http::StatusCode;
 
 use crate::meta::{Meta, Times, from_nanos};
@@ -298,6 +300,7 @@ impl StoreFs {
                     kind: EntryKind::Dir,
                     id: Tree::default().id(),
                     size: 0,
+                    meta: EntryMeta::NONE,
                 });
             }
             return Err(FsError::NotFound);
@@ -307,6 +310,7 @@ impl StoreFs {
             kind: EntryKind::Dir,
             id: root,
             size: 0,
+            meta: EntryMeta::NONE,
         };
         for (i, name) in path.names().iter().enumerate() {
             if cur.kind != EntryKind::Dir {
@@ -326,7 +330,10 @@ impl StoreFs {
 
     fn meta_of(&self, rev: &Rev, e: &TreeEntry, times: Option<Times>) -> Meta2 {
         let dir = e.kind == EntryKind::Dir;
-        let (mut mtime, mut ctime) = (rev.time, rev.time);
+        // The entry's own time when the tree keeps one (saved through the mount, committed
+        // from a directory), else its commit's; a time a client set here wins below.
+        let kept = e.meta.mtime.map(|t| t.to_system_time());
+        let (mut mtime, mut ctime) = (kept.unwrap_or(rev.time), kept.unwrap_or(rev.time));
         if rev.head
             && let Some(t) = times
         {

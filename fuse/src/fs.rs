@@ -14,6 +14,8 @@ use fuser::{
     ReplyStatfs, ReplyWrite, Request, TimeOrNow,
 };
 
+use hero_store::Owner;
+
 use crate::readahead::Data;
 use crate::state::{Cfg, Inval, MAX_NAME, R, SNAP, Shared, Source, State, io_errno, store_errno};
 
@@ -171,21 +173,30 @@ impl Filesystem for HeroFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        // Owners are not stored: only root may name another (the kernel's own check, which
-        // the mount leaves to the file system, see `access`).
         let cfg = &self.shared.cfg;
-        if req.uid() != 0
-            && (uid.is_some_and(|u| u != cfg.uid) || gid.is_some_and(|g| g != cfg.gid))
-        {
-            reply.error(Errno::EPERM);
-            return;
-        }
         let res = {
             let mut st = self.shared.lock();
             let mtime = mtime.map(to_time);
-            let owner = uid.is_some() || gid.is_some() || atime.is_some();
-            st.setattr(&self.shared, ino.0, mode, size, mtime, owner)
-                .and_then(|()| st.attr(ino.0, &self.shared.cfg))
+            st.attr(ino.0, cfg)
+                .and_then(|before| {
+                    if !cfg.kernel_checks {
+                        may_setattr(req, &before, mode, uid, gid, mtime.is_some())?;
+                    }
+                    let owner = (uid.is_some() || gid.is_some()).then(|| Owner {
+                        uid: uid.unwrap_or(before.uid),
+                        gid: gid.unwrap_or(before.gid),
+                    });
+                    st.setattr(
+                        &self.shared,
+                        ino.0,
+                        mode,
+                        size,
+                        mtime,
+                        owner,
+                        atime.is_some(),
+                    )
+                })
+                .and_then(|()| st.attr(ino.0, cfg))
         };
         match res {
             Ok(a) => reply.attr(&TTL, &a),
@@ -203,7 +214,7 @@ impl Filesystem for HeroFs {
 
     fn mknod(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -217,7 +228,7 @@ impl Filesystem for HeroFs {
         }
         let res = {
             let mut st = self.shared.lock();
-            st.mknod(&self.shared, parent.0, name.as_bytes(), mode & 0o100 != 0)
+            st.mknod(&self.shared, parent.0, name.as_bytes(), mode, owner_of(req))
         };
         match res {
             Ok(ino) => self.entry_reply(ino, reply),
@@ -227,16 +238,16 @@ impl Filesystem for HeroFs {
 
     fn mkdir(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
-        _mode: u32,
+        mode: u32,
         _umask: u32,
         reply: ReplyEntry,
     ) {
         let res = {
             let mut st = self.shared.lock();
-            st.mkdir(&self.shared, parent.0, name.as_bytes())
+            st.mkdir(&self.shared, parent.0, name.as_bytes(), mode, owner_of(req))
         };
         match res {
             Ok(ino) => self.entry_reply(ino, reply),
@@ -254,7 +265,7 @@ impl Filesystem for HeroFs {
 
     fn symlink(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         link_name: &OsStr,
         target: &Path,
@@ -267,6 +278,7 @@ impl Filesystem for HeroFs {
                 parent.0,
                 link_name.as_bytes(),
                 target.as_os_str().as_bytes(),
+                owner_of(req),
             )
         };
         match res {
@@ -598,7 +610,7 @@ impl Filesystem for HeroFs {
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -609,7 +621,7 @@ impl Filesystem for HeroFs {
         let append = flags & nix::fcntl::OFlag::O_APPEND.bits() != 0;
         let res = {
             let mut st = self.shared.lock();
-            st.mknod(&self.shared, parent.0, name.as_bytes(), mode & 0o100 != 0)
+            st.mknod(&self.shared, parent.0, name.as_bytes(), mode, owner_of(req))
                 .and_then(|ino| {
                     // On failure the file exists, but the kernel gets no entry to forget and
                     // no handle to release: give both back here.
@@ -637,6 +649,39 @@ impl Filesystem for HeroFs {
             ),
             Err(e) => reply.error(e),
         }
+    }
+}
+
+/// The caller, as the owner of what it creates.
+fn owner_of(req: &Request) -> Owner {
+    Owner {
+        uid: req.uid(),
+        gid: req.gid(),
+    }
+}
+
+/// The kernel's rules for `chmod`, `chown` and `utimes` when it leaves them to us (without
+/// `default_permissions`): root may do anything; the owner may change the mode, the times and
+/// the group (to its own group: the request carries no supplementary groups); nobody else may.
+fn may_setattr(
+    req: &Request,
+    before: &FileAttr,
+    mode: Option<u32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    times: bool,
+) -> Result<(), Errno> {
+    if req.uid() == 0 {
+        return Ok(());
+    }
+    let owner = req.uid() == before.uid;
+    let uid_ok = uid.is_none_or(|u| u == before.uid) && (uid.is_none() || owner);
+    let gid_ok = gid.is_none_or(|g| g == before.gid || (owner && g == req.gid()));
+    let rest_ok = (mode.is_none() && !times) || owner;
+    if uid_ok && gid_ok && rest_ok {
+        Ok(())
+    } else {
+        Err(Errno::EPERM)
     }
 }
 

@@ -72,6 +72,13 @@ pub struct MountOptions {
     /// Larger read-ahead means fewer, larger read requests for sequential reads. `None`
     /// keeps the kernel's default (128 KiB).
     pub read_ahead_kb: Option<u32>,
+    /// Let other users (services under their own accounts) use the mount. The kernel then
+    /// checks every access against the stored modes and owners (`default_permissions`).
+    /// A user other than root needs `user_allow_other` in `/etc/fuse.conf`.
+    pub allow_other: bool,
+    /// Show every entry as owned by the mounting user (the stored owners are kept, not shown):
+    /// for a single-user drive whose files were committed by other accounts.
+    pub single_user: bool,
 }
 
 impl MountOptions {
@@ -90,8 +97,23 @@ impl MountOptions {
             peer_id: None,
             spill_dir: None,
             read_ahead_kb: Some(1024),
+            allow_other: false,
+            single_user: false,
         }
     }
+}
+
+/// Whether this process may mount with `allow_other`: root always; others when
+/// `/etc/fuse.conf` has a `user_allow_other` line (what fusermount3 checks).
+fn allow_other_permitted() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    if std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
+        return true;
+    }
+    std::fs::read_to_string("/etc/fuse.conf").is_ok_and(|conf| {
+        conf.lines()
+            .any(|l| l.split('#').next().unwrap_or("").trim() == "user_allow_other")
+    })
 }
 
 /// What can go wrong mounting or unmounting.
@@ -112,6 +134,12 @@ pub enum MountError {
     /// The mount point is missing or not a directory.
     #[error("{}: not a directory", .0.display())]
     NotADirectory(PathBuf),
+    /// `allow_other` asked by a user other than root, and `/etc/fuse.conf` does not permit it.
+    #[error(
+        "--allow-other needs `user_allow_other` in /etc/fuse.conf (a line of its own; only root \
+         may add it) when the mount is not made by root"
+    )]
+    AllowOtherNotPermitted,
     /// Local file system trouble (the spill directory, the mount point).
     #[error("{}: {source}", path.display())]
     Io {
@@ -237,6 +265,9 @@ pub fn mount(opts: MountOptions) -> Result<MountHandle, MountError> {
     if !meta.is_dir() {
         return Err(MountError::NotADirectory(opts.mountpoint.clone()));
     }
+    if opts.allow_other && !allow_other_permitted() {
+        return Err(MountError::AllowOtherNotPermitted);
+    }
     // Resolved before mounting (resolving it afterwards would go through the mount).
     let real_mountpoint = std::fs::canonicalize(&opts.mountpoint).ok();
     let repo = Repo::open(&opts.repo)?;
@@ -297,6 +328,8 @@ pub fn mount(opts: MountOptions) -> Result<MountHandle, MountError> {
         spill_dir,
         uid: meta.uid(),
         gid: meta.gid(),
+        single_user: opts.single_user,
+        kernel_checks: opts.allow_other,
     };
     let state = State::new(head, generation, head_time.unwrap_or_else(SystemTime::now));
     let shared = Arc::new(Shared {
@@ -320,6 +353,15 @@ pub fn mount(opts: MountOptions) -> Result<MountHandle, MountError> {
             fuser::MountOption::RW
         },
     ];
+    if opts.allow_other {
+        // Other users reach the mount, so the kernel checks their permissions on the stored
+        // modes and owners (ADR 0016); without other users the file system answers `access`
+        // itself, one GETATTR fewer per created file (ADR 0008).
+        config.acl = fuser::SessionACL::All;
+        config
+            .mount_options
+            .push(fuser::MountOption::DefaultPermissions);
+    }
     // Request threads: more than the cores. With 4 instead of 2, creating and cold-`stat`ing
     // 10,000 files ran ~20% faster on 2 cores (those requests mostly wait on the kernel's
     // round trip, not on the state lock); large reads and writes were unchanged.

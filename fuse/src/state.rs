@@ -13,7 +13,8 @@ use fuser::{Errno, FileAttr, FileType, INodeNo};
 
 use crate::readahead::{Pool, StoredSource};
 use hero_store::{
-    CommitMeta, EntryKind, Expect, ObjectId, PEER_HEADER, Repo, RepoPath, Signature, TreeEntry,
+    CommitMeta, EntryKind, EntryMeta, Expect, MODE_BITS, ObjectId, Owner, PEER_HEADER, Repo,
+    RepoPath, Signature, Timestamp, TreeEntry,
 };
 
 /// The root directory.
@@ -39,8 +40,14 @@ pub(crate) struct Cfg {
     pub tz_offset_minutes: i32,
     pub peer_id: Option<String>,
     pub spill_dir: PathBuf,
+    /// The mounting user: owner of entries that record none (and of all, with `single_user`).
     pub uid: u32,
     pub gid: u32,
+    /// Show every entry as owned by the mounting user (stored owners are kept, not shown).
+    pub single_user: bool,
+    /// The kernel checks permissions (`default_permissions`, with `allow_other`): the file
+    /// system then leaves them to it.
+    pub kernel_checks: bool,
 }
 
 /// Everything the file system and the watcher share.
@@ -126,6 +133,9 @@ pub(crate) struct Node {
     pub parent: u64,
     pub name: Vec<u8>,
     pub kind: Kind,
+    /// Mode and owner as stored or set here (the time is `mtime`); recorded with the entry
+    /// when it is next committed.
+    pub meta: EntryMeta,
     pub mtime: SystemTime,
     pub ctime: SystemTime,
     pub lookups: u64,
@@ -162,7 +172,12 @@ impl Node {
                 size: e.size,
             },
         };
-        Node::new(parent, e.name, kind, ro, time)
+        let mut n = Node::new(parent, e.name, kind, ro, time);
+        n.meta = e.meta;
+        if let Some(t) = e.meta.mtime {
+            n.mtime = t.to_system_time();
+        }
+        n
     }
 
     fn new(parent: u64, name: Vec<u8>, kind: Kind, ro: bool, time: SystemTime) -> Node {
@@ -170,6 +185,7 @@ impl Node {
             parent,
             name,
             kind,
+            meta: EntryMeta::NONE,
             mtime: time,
             ctime: time,
             lookups: 0,
@@ -200,6 +216,37 @@ impl Node {
 
     fn is_dir(&self) -> bool {
         self.file_type() == FileType::Directory
+    }
+
+    /// The entry kind this node is stored as.
+    fn entry_kind(&self) -> EntryKind {
+        match self.kind {
+            Kind::File { exec: true, .. } => EntryKind::Executable,
+            Kind::File { .. } => EntryKind::File,
+            Kind::Symlink { .. } => EntryKind::Symlink,
+            Kind::Gitlink { .. } => EntryKind::Gitlink,
+            Kind::Dir { .. } | Kind::SnapRoot => EntryKind::Dir,
+        }
+    }
+
+    /// The metadata committed for this node: its mode and owner, and its time.
+    pub fn stored_meta(&self) -> EntryMeta {
+        EntryMeta {
+            mtime: Some(Timestamp::from_system_time(self.mtime)),
+            ..self.meta
+        }
+        .fitted_to(self.entry_kind())
+    }
+
+    /// The owner shown: the stored one, else the mounting user's.
+    pub fn owner(&self, cfg: &Cfg) -> Owner {
+        match self.meta.owner {
+            Some(o) if !cfg.single_user => o,
+            _ => Owner {
+                uid: cfg.uid,
+                gid: cfg.gid,
+            },
+        }
     }
 }
 
@@ -457,20 +504,14 @@ impl State {
         let size = n.size();
         let writable = !(n.ro || cfg.read_only);
         let perm = match &n.kind {
-            Kind::File { exec, .. } => {
-                let p = if *exec { 0o755 } else { 0o644 };
-                if writable { p } else { p & 0o555 }
+            Kind::File { .. } | Kind::Dir { .. } => {
+                let p = n.meta.mode_or_default(n.entry_kind());
+                if writable { p } else { p & !0o222 }
             }
             Kind::Symlink { .. } => 0o777,
-            Kind::Dir { .. } => {
-                if writable {
-                    0o755
-                } else {
-                    0o555
-                }
-            }
             Kind::Gitlink { .. } | Kind::SnapRoot => 0o555,
         };
+        let owner = n.owner(cfg);
         Ok(FileAttr {
             ino: INodeNo(ino),
             size,
@@ -480,7 +521,7 @@ impl State {
             ctime: n.ctime,
             crtime: n.ctime,
             kind: n.file_type(),
-            perm,
+            perm: perm as u16,
             nlink: if n.is_dir() {
                 2
             } else if n.parent == 0 {
@@ -488,8 +529,8 @@ impl State {
             } else {
                 1
             },
-            uid: cfg.uid,
-            gid: cfg.gid,
+            uid: owner.uid,
+            gid: owner.gid,
             rdev: 0,
             blksize: 1 << 17,
             flags: 0,
@@ -844,7 +885,15 @@ impl State {
     }
 
     /// Marks the directory and its ancestors as changed (their stored trees no longer match).
-    fn dirty_dir(&mut self, mut ino: u64) {
+    fn dirty_dir(&mut self, ino: u64) {
+        self.dirty_dirs_from(ino);
+        // A directory that keeps its metadata keeps its new time too. The root has no entry.
+        if ino != ROOT && self.nodes.get(&ino).is_some_and(|n| !n.meta.is_empty()) {
+            self.mark_put(ino);
+        }
+    }
+
+    fn dirty_dirs_from(&mut self, mut ino: u64) {
         let now = SystemTime::now();
         let mut first = true;
         for _ in 0..4096 {
@@ -1168,9 +1217,10 @@ impl State {
         mode: Option<u32>,
         size: Option<u64>,
         mtime: Option<SystemTime>,
-        owner_change: bool,
+        owner: Option<Owner>,
+        atime_only: bool,
     ) -> R<()> {
-        if mode.is_some() || size.is_some() || mtime.is_some() || owner_change {
+        if mode.is_some() || size.is_some() || mtime.is_some() || owner.is_some() || atime_only {
             self.check_writable(&shared.cfg, ino)?;
         }
         if let Some(size) = size {
@@ -1209,23 +1259,58 @@ impl State {
             }
             self.mark_put(ino);
         }
+        let mut meta_changed = false;
         if let Some(mode) = mode {
-            let new_exec = mode & 0o100 != 0;
             let n = self.node_mut(ino)?;
-            n.ctime = SystemTime::now();
-            if let Kind::File { exec, .. } = &mut n.kind
-                && *exec != new_exec
-            {
-                *exec = new_exec;
-                self.mark_put(ino);
+            match &mut n.kind {
+                Kind::File { exec, .. } => {
+                    *exec = mode & 0o100 != 0;
+                    n.meta.mode = Some(mode & MODE_BITS);
+                }
+                Kind::Dir { .. } => n.meta.mode = Some(mode & MODE_BITS),
+                // A symlink's mode means nothing; a gitlink has none to keep.
+                Kind::Symlink { .. } => {}
+                Kind::Gitlink { .. } | Kind::SnapRoot => return Err(Errno::EPERM),
             }
+            meta_changed = true;
+        }
+        if let Some(o) = owner {
+            let n = self.node_mut(ino)?;
+            if matches!(n.kind, Kind::Gitlink { .. } | Kind::SnapRoot) {
+                return Err(Errno::EPERM);
+            }
+            n.meta.owner = Some(o);
+            meta_changed = true;
         }
         if let Some(t) = mtime {
-            let n = self.node_mut(ino)?;
-            n.mtime = t;
-            n.ctime = SystemTime::now();
+            self.node_mut(ino)?.mtime = t;
+            meta_changed = true;
+        }
+        if meta_changed {
+            self.node_mut(ino)?.ctime = SystemTime::now();
+            self.mark_put(ino);
         }
         Ok(())
+    }
+
+    /// The metadata a new entry gets: the mode asked for (the kernel applied the umask), the
+    /// caller as owner, and, in a setgid directory, that directory's group (and, for a
+    /// directory, its setgid bit), as local file systems do.
+    fn new_meta(&self, parent: u64, mode: Option<u32>, owner: Owner, dir: bool) -> R<EntryMeta> {
+        let p = self.node(parent)?;
+        let mut owner = owner;
+        let mut mode = mode.map(|m| m & MODE_BITS);
+        if p.meta.mode.is_some_and(|m| m & 0o2000 != 0) {
+            owner.gid = p.meta.owner.map_or(owner.gid, |o| o.gid);
+            if dir {
+                mode = mode.map(|m| m | 0o2000);
+            }
+        }
+        Ok(EntryMeta {
+            mode,
+            owner: Some(owner),
+            mtime: None,
+        })
     }
 
     /// Checks that `name` may be created in `parent` and returns the new path.
@@ -1245,9 +1330,10 @@ impl State {
         path.join(name).map_err(|_| Errno::EINVAL)
     }
 
-    fn link_new(&mut self, parent: u64, name: &[u8], kind: Kind) -> R<u64> {
+    fn link_new(&mut self, parent: u64, name: &[u8], kind: Kind, meta: EntryMeta) -> R<u64> {
         let ino = self.alloc();
         let mut node = Node::new(parent, name.to_vec(), kind, false, SystemTime::now());
+        node.meta = meta;
         node.lookups = 1;
         self.nodes.insert(ino, node);
         self.children_mut(parent)?.insert(name.to_vec(), ino);
@@ -1255,8 +1341,16 @@ impl State {
         Ok(ino)
     }
 
-    pub fn mkdir(&mut self, shared: &Shared, parent: u64, name: &[u8]) -> R<u64> {
+    pub fn mkdir(
+        &mut self,
+        shared: &Shared,
+        parent: u64,
+        name: &[u8],
+        mode: u32,
+        owner: Owner,
+    ) -> R<u64> {
         let path = self.prepare_new(shared, parent, name)?;
+        let meta = self.new_meta(parent, Some(mode), owner, true)?;
         let ino = self.link_new(
             parent,
             name,
@@ -1264,15 +1358,26 @@ impl State {
                 tree: None,
                 children: Some(BTreeMap::new()),
             },
+            meta,
         )?;
         self.ops.push(Op::Mkdir(path));
-        self.touch();
+        // Its mode, owner and time go with the next commit.
+        self.mark_put(ino);
         Ok(ino)
     }
 
     /// Creates an empty file (not opened).
-    pub fn mknod(&mut self, shared: &Shared, parent: u64, name: &[u8], exec: bool) -> R<u64> {
+    pub fn mknod(
+        &mut self,
+        shared: &Shared,
+        parent: u64,
+        name: &[u8],
+        mode: u32,
+        owner: Owner,
+    ) -> R<u64> {
         self.prepare_new(shared, parent, name)?;
+        let meta = self.new_meta(parent, Some(mode), owner, false)?;
+        let exec = mode & 0o100 != 0;
         // The empty content is stored at mount time; a scratch file is made only once the
         // file is written to (creating one per new file made `touch` of many files slow).
         let ino = self.link_new(
@@ -1285,13 +1390,22 @@ impl State {
                 },
                 exec,
             },
+            meta,
         )?;
         self.mark_put(ino);
         Ok(ino)
     }
 
-    pub fn symlink(&mut self, shared: &Shared, parent: u64, name: &[u8], target: &[u8]) -> R<u64> {
+    pub fn symlink(
+        &mut self,
+        shared: &Shared,
+        parent: u64,
+        name: &[u8],
+        target: &[u8],
+        owner: Owner,
+    ) -> R<u64> {
         self.prepare_new(shared, parent, name)?;
+        let meta = self.new_meta(parent, None, owner, false)?;
         if target.is_empty() {
             return Err(Errno::ENOENT);
         }
@@ -1303,6 +1417,7 @@ impl State {
                 size: target.len() as u64,
                 target: Some(target.to_vec()),
             },
+            meta,
         )?;
         self.mark_put(ino);
         Ok(ino)
@@ -1463,7 +1578,8 @@ impl State {
                 }
                 Op::Put { path, ino } => {
                     paths.push(path.to_string());
-                    match self.nodes.get(ino).map(|n| &n.kind) {
+                    let meta = self.nodes.get(ino).map(Node::stored_meta);
+                    let put = match self.nodes.get(ino).map(|n| &n.kind) {
                         Some(Kind::File { content, exec }) => {
                             let kind = if *exec {
                                 EntryKind::Executable
@@ -1502,6 +1618,10 @@ impl State {
                             cs.put_entry(path, EntryKind::Gitlink, *id, *size)
                         }
                         _ => Ok(()),
+                    };
+                    match meta {
+                        Some(m) if put.is_ok() && m != EntryMeta::NONE => cs.set_meta(path, m),
+                        _ => put,
                     }
                 }
             };
@@ -1679,6 +1799,19 @@ impl State {
         let Some(n) = self.nodes.get_mut(&ino) else {
             return false;
         };
+        // Mode, owner or time changed elsewhere (unless changed here too: ours is committed
+        // next).
+        let stored_time = e.meta.mtime.map(Timestamp::to_system_time);
+        if !pending
+            && ((n.meta.mode, n.meta.owner) != (e.meta.mode, e.meta.owner)
+                || stored_time.is_some_and(|t| t != n.mtime))
+        {
+            n.meta = e.meta;
+            if let Some(t) = stored_time {
+                n.mtime = t;
+            }
+            self.inval.push(Inval::Inode(ino));
+        }
         let new_exec = e.kind == EntryKind::Executable;
         let mut changed = false;
         let mut keep_local = false;
@@ -1738,7 +1871,7 @@ impl State {
         }
         if changed {
             let now = SystemTime::now();
-            n.mtime = now;
+            n.mtime = stored_time.unwrap_or(now);
             n.ctime = now;
             if n.open > 0 {
                 n.stale_cache = true;

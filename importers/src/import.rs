@@ -5,7 +5,8 @@ use std::path::Path;
 
 use gix::objs::Kind;
 use hero_store::{
-    Commit, EntryKind, ObjectId, RefValue, Repo, SMALL_FILE_MAX, Tag, TargetKind, Tree, TreeEntry,
+    Commit, EntryKind, EntryMeta, ObjectId, RefValue, Repo, SMALL_FILE_MAX, Tag, TargetKind, Tree,
+    TreeEntry,
 };
 
 use crate::error::ImportError;
@@ -663,6 +664,7 @@ impl Importer<'_> {
                     kind,
                     id: pe.id,
                     size: pe.size,
+                    meta: EntryMeta::NONE,
                 });
                 continue;
             }
@@ -693,6 +695,7 @@ impl Importer<'_> {
                 kind,
                 id: sid,
                 size,
+                meta: EntryMeta::NONE,
             });
         }
         store_entries.sort_by(|a, b| a.name.cmp(&b.name));

@@ -14,7 +14,7 @@ use crate::db::{RefValue, WriteCtx};
 use crate::error::{Error, Result};
 use crate::file::{Pending, SMALL_FILE_MAX, StoredFile, read_head};
 use crate::id::ObjectId;
-use crate::object::{Commit, EntryKind, Signature, Tag, Tree, TreeEntry};
+use crate::object::{Commit, EntryKind, EntryMeta, Signature, Tag, Tree, TreeEntry};
 use crate::path::RepoPath;
 use crate::record::ObjType;
 use crate::refs::branch_ref;
@@ -93,6 +93,7 @@ impl TreeSource for WriteCtx<'_> {
 #[derive(Debug, Clone)]
 enum Op {
     Put(RepoPath, EntryKind, ObjectId, u64),
+    SetMeta(RepoPath, EntryMeta),
     Delete(RepoPath),
     Rename(RepoPath, RepoPath),
     Mkdir(RepoPath),
@@ -101,7 +102,7 @@ enum Op {
 #[derive(Debug, Clone)]
 enum Node {
     /// An entry as it is in a stored tree (a directory not loaded, or any non-directory).
-    Entry(EntryKind, ObjectId, u64),
+    Entry(EntryKind, ObjectId, u64, EntryMeta),
     /// A directory loaded into memory.
     Dir(DirNode),
 }
@@ -112,20 +113,32 @@ struct DirNode {
     orig: Option<ObjectId>,
     entries: BTreeMap<Vec<u8>, Node>,
     dirty: bool,
+    /// The directory's own metadata (kept in its parent's entry).
+    meta: EntryMeta,
 }
 
 impl DirNode {
-    fn load(src: &dyn TreeSource, id: ObjectId) -> Result<DirNode> {
+    fn new_empty() -> DirNode {
+        DirNode {
+            orig: None,
+            entries: BTreeMap::new(),
+            dirty: true,
+            meta: EntryMeta::NONE,
+        }
+    }
+
+    fn load(src: &dyn TreeSource, id: ObjectId, meta: EntryMeta) -> Result<DirNode> {
         let tree = src.load_tree(&id)?;
         let entries = tree
             .entries
             .into_iter()
-            .map(|e| (e.name, Node::Entry(e.kind, e.id, e.size)))
+            .map(|e| (e.name, Node::Entry(e.kind, e.id, e.size, e.meta)))
             .collect();
         Ok(DirNode {
             orig: Some(id),
             entries,
             dirty: false,
+            meta,
         })
     }
 
@@ -146,24 +159,18 @@ impl DirNode {
             if !create {
                 return Err(Error::NoSuchPath(full.to_string()));
             }
-            self.entries.insert(
-                first.clone(),
-                Node::Dir(DirNode {
-                    orig: None,
-                    entries: BTreeMap::new(),
-                    dirty: true,
-                }),
-            );
+            self.entries
+                .insert(first.clone(), Node::Dir(DirNode::new_empty()));
         }
         let node = self
             .entries
             .get_mut(first)
             .ok_or_else(|| Error::NoSuchPath(full.to_string()))?;
-        if let Node::Entry(kind, id, _) = node {
+        if let Node::Entry(kind, id, _, meta) = node {
             if *kind != EntryKind::Dir {
                 return Err(Error::NotADirectory(full.to_string()));
             }
-            *node = Node::Dir(DirNode::load(src, *id)?);
+            *node = Node::Dir(DirNode::load(src, *id, *meta)?);
         }
         match node {
             Node::Dir(d) => d.dir_mut(src, rest, create, full),
@@ -182,14 +189,14 @@ impl DirNode {
         match self.entries.get(first) {
             None => Ok(None),
             Some(Node::Dir(d)) => d.lookup(src, rest),
-            Some(Node::Entry(kind, id, _)) => {
+            Some(Node::Entry(kind, id, _, _)) => {
                 if rest.is_empty() {
                     return Ok(Some((*kind, Some(*id))));
                 }
                 if *kind != EntryKind::Dir {
                     return Ok(None);
                 }
-                DirNode::load(src, *id)?.lookup(src, rest)
+                DirNode::load(src, *id, EntryMeta::NONE)?.lookup(src, rest)
             }
         }
     }
@@ -199,14 +206,35 @@ impl DirNode {
             Op::Put(path, kind, id, size) => {
                 let (parent, name) = split(path)?;
                 let dir = self.dir_mut(src, parent, true, path)?;
-                match dir.entries.get(name) {
+                let meta = match dir.entries.get(name) {
                     Some(Node::Dir(_)) | Some(Node::Entry(EntryKind::Dir, ..)) => {
                         return Err(Error::IsADirectory(path.to_string()));
                     }
-                    _ => {}
-                }
+                    Some(Node::Entry(_, _, _, meta)) => meta.for_new_content(*kind),
+                    None => EntryMeta::NONE,
+                };
                 dir.entries
-                    .insert(name.to_vec(), Node::Entry(*kind, *id, *size));
+                    .insert(name.to_vec(), Node::Entry(*kind, *id, *size, meta));
+            }
+            Op::SetMeta(path, meta) => {
+                let bad = || Error::InvalidOperation(path.to_string(), "metadata does not fit");
+                match split(path) {
+                    // The root has no entry to keep metadata in.
+                    Err(_) => return Err(bad()),
+                    Ok((parent, name)) => {
+                        let dir = self.dir_mut(src, parent, false, path)?;
+                        match dir.entries.get_mut(name) {
+                            None => return Err(Error::NoSuchPath(path.to_string())),
+                            Some(Node::Dir(d)) => d.meta = *meta,
+                            Some(Node::Entry(kind, _, _, m)) => {
+                                if !meta.fits(*kind) {
+                                    return Err(bad());
+                                }
+                                *m = *meta;
+                            }
+                        }
+                    }
+                }
             }
             Op::Delete(path) => {
                 let (parent, name) = split(path)?;
@@ -221,14 +249,8 @@ impl DirNode {
                 if dir.entries.contains_key(name) {
                     return Err(Error::PathExists(path.to_string()));
                 }
-                dir.entries.insert(
-                    name.to_vec(),
-                    Node::Dir(DirNode {
-                        orig: None,
-                        entries: BTreeMap::new(),
-                        dirty: true,
-                    }),
-                );
+                dir.entries
+                    .insert(name.to_vec(), Node::Dir(DirNode::new_empty()));
             }
             Op::Rename(from, to) => {
                 if from == to {
@@ -286,8 +308,8 @@ impl DirNode {
         };
         match self.entries.get(first) {
             Some(Node::Dir(d)) => d.dir_is_empty(src, rest),
-            Some(Node::Entry(EntryKind::Dir, id, _)) => {
-                DirNode::load(src, *id)?.dir_is_empty(src, rest)
+            Some(Node::Entry(EntryKind::Dir, id, _, _)) => {
+                DirNode::load(src, *id, EntryMeta::NONE)?.dir_is_empty(src, rest)
             }
             _ => Ok(false),
         }
@@ -302,11 +324,11 @@ impl DirNode {
         }
         let mut entries = Vec::with_capacity(self.entries.len());
         for (name, node) in &self.entries {
-            let (kind, id, size) = match node {
-                Node::Entry(k, id, s) => (*k, *id, *s),
+            let (kind, id, size, meta) = match node {
+                Node::Entry(k, id, s, m) => (*k, *id, *s, *m),
                 Node::Dir(d) => {
                     let (id, size) = d.write(w)?;
-                    (EntryKind::Dir, id, size)
+                    (EntryKind::Dir, id, size, d.meta)
                 }
             };
             entries.push(TreeEntry {
@@ -314,6 +336,7 @@ impl DirNode {
                 kind,
                 id,
                 size,
+                meta,
             });
         }
         let tree = Tree { entries };
@@ -374,12 +397,8 @@ impl Repo {
             None => None,
         };
         let root = match base {
-            Some(c) => DirNode::load(&view, view.commit(&c)?.tree)?,
-            None => DirNode {
-                orig: None,
-                entries: BTreeMap::new(),
-                dirty: true,
-            },
+            Some(c) => DirNode::load(&view, view.commit(&c)?.tree, EntryMeta::NONE)?,
+            None => DirNode::new_empty(),
         };
         Ok(ChangeSet {
             repo: self,
@@ -514,6 +533,14 @@ impl ChangeSet<'_> {
         self.record(Op::Mkdir(path.clone()))
     }
 
+    /// Sets the metadata of the file, symlink or directory at `path` (replacing what it had;
+    /// [`EntryMeta::NONE`] clears it). Metadata that does not fit the entry's kind is
+    /// refused with [`Error::InvalidOperation`]; a put's content change keeps the entry's
+    /// mode and owner but not its time (see [`EntryMeta::for_new_content`]).
+    pub fn set_meta(&mut self, path: &RepoPath, meta: EntryMeta) -> Result<()> {
+        self.record(Op::SetMeta(path.clone(), meta))
+    }
+
     fn maybe_flush(&mut self) -> Result<()> {
         if self.pending.bytes >= PENDING_FLUSH {
             let pending = &mut self.pending;
@@ -562,12 +589,8 @@ impl ChangeSet<'_> {
                     None => None,
                 };
                 let mut fresh = match head_tree {
-                    Some(t) => DirNode::load(w, t)?,
-                    None => DirNode {
-                        orig: None,
-                        entries: BTreeMap::new(),
-                        dirty: true,
-                    },
+                    Some(t) => DirNode::load(w, t, EntryMeta::NONE)?,
+                    None => DirNode::new_empty(),
                 };
                 for op in &ops {
                     fresh.apply(w, op)?;

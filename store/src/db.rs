@@ -22,7 +22,7 @@ pub(crate) const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv-1")
 pub(crate) const XREF: TableDefinition<&[u8], &[u8]> = TableDefinition::new("xref-1");
 
 /// The format this build writes and the newest it reads.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
 /// Longest delta chain followed before the repository is declared corrupt.
 const MAX_CHAIN_FOLLOW: usize = 4096;

@@ -54,7 +54,10 @@ pub use file::{
 };
 pub use history::LogIter;
 pub use id::{IdBuildHasher, IdHasher, IdMap, IdSet, ObjectId, ParseIdError};
-pub use object::{Commit, EntryKind, PEER_HEADER, Signature, Tag, TargetKind, Tree, TreeEntry};
+pub use object::{
+    Commit, EntryKind, EntryMeta, MODE_BITS, Owner, PEER_HEADER, Signature, Tag, TargetKind,
+    Timestamp, Tree, TreeEntry,
+};
 pub use path::{NameError, RepoPath, validate_name};
 pub use record::ObjType;
 pub use refs::{BRANCH_PREFIX, RefMove, TAG_PREFIX, branch_ref, check_ref_name, tag_ref};

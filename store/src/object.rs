@@ -62,6 +62,168 @@ impl EntryKind {
     }
 }
 
+/// Owner of an entry as numbers, as tar and rsync keep them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Owner {
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+/// A point in time: seconds since the Unix epoch (negative before it) and nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Timestamp {
+    /// Whole seconds since 1970-01-01T00:00:00Z.
+    pub secs: i64,
+    /// Nanoseconds within the second, below 1,000,000,000.
+    pub nanos: u32,
+}
+
+impl Timestamp {
+    /// The time as a [`SystemTime`](std::time::SystemTime).
+    pub fn to_system_time(self) -> std::time::SystemTime {
+        use std::time::{Duration, UNIX_EPOCH};
+        let nanos = Duration::from_nanos(u64::from(self.nanos));
+        if self.secs >= 0 {
+            UNIX_EPOCH + Duration::from_secs(self.secs.unsigned_abs()) + nanos
+        } else {
+            UNIX_EPOCH - Duration::from_secs(self.secs.unsigned_abs()) + nanos
+        }
+    }
+
+    /// The timestamp of a [`SystemTime`](std::time::SystemTime) (saturating far outside
+    /// the range of `i64` seconds).
+    pub fn from_system_time(t: std::time::SystemTime) -> Timestamp {
+        match t.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => Timestamp {
+                secs: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                nanos: d.subsec_nanos(),
+            },
+            Err(e) => {
+                let d = e.duration();
+                let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+                if d.subsec_nanos() == 0 {
+                    Timestamp {
+                        secs: -secs,
+                        nanos: 0,
+                    }
+                } else {
+                    Timestamp {
+                        secs: -secs - 1,
+                        nanos: 1_000_000_000 - d.subsec_nanos(),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The permission bits a mode may carry: rwx for user, group and others, setuid, setgid and
+/// sticky.
+pub const MODE_BITS: u32 = 0o7777;
+
+/// What an entry keeps beyond its kind: all permission bits, the owner and the modification
+/// time. Each part is optional: an entry with none (all that git import and format 1 write)
+/// shows the defaults of its kind (0644 or 0755, the viewer's own user, the commit's time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct EntryMeta {
+    /// Permission bits (within [`MODE_BITS`]). For a file its user-executable bit must agree
+    /// with the entry's kind; symlinks and gitlinks carry none.
+    pub mode: Option<u32>,
+    /// Owner and group.
+    pub owner: Option<Owner>,
+    /// Modification time.
+    pub mtime: Option<Timestamp>,
+}
+
+impl EntryMeta {
+    /// No metadata: the entry shows its kind's defaults.
+    pub const NONE: EntryMeta = EntryMeta {
+        mode: None,
+        owner: None,
+        mtime: None,
+    };
+
+    /// Whether nothing is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.mode.is_none() && self.owner.is_none() && self.mtime.is_none()
+    }
+
+    /// The permission bits to show for an entry of `kind`: the recorded ones, else 0644 for
+    /// files, 0755 for executables and directories, 0777 for symlinks.
+    pub fn mode_or_default(&self, kind: EntryKind) -> u32 {
+        match (kind, self.mode) {
+            (EntryKind::Symlink, _) => 0o777,
+            (_, Some(m)) => m,
+            (EntryKind::File, None) => 0o644,
+            _ => 0o755,
+        }
+    }
+
+    /// Whether this metadata may go with an entry of `kind` (see [`EntryMeta::mode`]).
+    pub fn fits(&self, kind: EntryKind) -> bool {
+        if self.mode.is_some_and(|m| m & !MODE_BITS != 0)
+            || self.mtime.is_some_and(|t| t.nanos >= 1_000_000_000)
+        {
+            return false;
+        }
+        match kind {
+            EntryKind::Gitlink => self.is_empty(),
+            EntryKind::Symlink => self.mode.is_none(),
+            EntryKind::File => self.mode.is_none_or(|m| m & 0o100 == 0),
+            EntryKind::Executable => self.mode.is_none_or(|m| m & 0o100 != 0),
+            EntryKind::Dir => true,
+        }
+    }
+
+    /// The metadata an entry keeps when its content is replaced by content of `kind`: mode
+    /// (with the user-executable bit made to agree with `kind`) and owner stay, the time goes
+    /// (the entry then shows the time of the commit that changed it, unless one is set).
+    pub fn for_new_content(&self, kind: EntryKind) -> EntryMeta {
+        EntryMeta {
+            mtime: None,
+            ..self.fitted_to(kind)
+        }
+    }
+
+    /// This metadata made to fit an entry of `kind`: a file's mode loses its executable bits,
+    /// an executable's gains the user's, symlinks lose their mode, gitlinks everything.
+    pub fn fitted_to(&self, kind: EntryKind) -> EntryMeta {
+        let mode = self.mode.map(|m| m & MODE_BITS);
+        match kind {
+            EntryKind::File => EntryMeta {
+                mode: mode.map(|m| m & !0o111),
+                ..*self
+            },
+            EntryKind::Executable => EntryMeta {
+                mode: mode.map(|m| m | 0o100),
+                ..*self
+            },
+            EntryKind::Dir => EntryMeta { mode, ..*self },
+            EntryKind::Symlink => EntryMeta {
+                mode: None,
+                ..*self
+            },
+            EntryKind::Gitlink => EntryMeta::NONE,
+        }
+    }
+
+    /// The kind a regular file with these permission bits has: executable when the user may
+    /// execute it (git's rule).
+    pub fn file_kind(mode: u32) -> EntryKind {
+        if mode & 0o100 != 0 {
+            EntryKind::Executable
+        } else {
+            EntryKind::File
+        }
+    }
+}
+
+const META_MODE: u8 = 1;
+const META_OWNER: u8 = 2;
+const META_MTIME: u8 = 4;
+
 /// One entry of a tree.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TreeEntry {
@@ -73,6 +235,21 @@ pub struct TreeEntry {
     pub id: ObjectId,
     /// Size in bytes of the content; for a directory, the number of entries.
     pub size: u64,
+    /// Permission bits, owner and modification time, where recorded.
+    pub meta: EntryMeta,
+}
+
+impl TreeEntry {
+    /// An entry without metadata (it shows its kind's defaults).
+    pub fn new(name: impl Into<Vec<u8>>, kind: EntryKind, id: ObjectId, size: u64) -> TreeEntry {
+        TreeEntry {
+            name: name.into(),
+            kind,
+            id,
+            size,
+            meta: EntryMeta::NONE,
+        }
+    }
 }
 
 /// A directory: entries sorted by name, bytewise, names unique.
@@ -87,27 +264,116 @@ const COMMIT_TAG: u8 = b'c';
 const TAG_TAG: u8 = b'g';
 const MANIFEST_TAG: u8 = b'm';
 const FORMAT: u8 = 1;
+/// Trees whose entries carry [`EntryMeta`]; a tree without any is written in format 1, so
+/// its id is what it always was (git imports and older trees keep their ids).
+const TREE_FORMAT_META: u8 = 2;
 
-/// Reads a tree's header and hands each entry (kind, name, id, size) to `each`; returns the
-/// reader so the caller can check nothing follows.
+/// One entry as read from an encoded tree, its name borrowed.
+struct RawEntry<'a> {
+    kind: EntryKind,
+    name: &'a [u8],
+    id: ObjectId,
+    size: u64,
+    meta: EntryMeta,
+}
+
+fn read_meta(r: &mut Reader<'_>) -> Result<EntryMeta, DecodeError> {
+    let flags = r.u8()?;
+    if flags & !(META_MODE | META_OWNER | META_MTIME) != 0 {
+        return Err(r.err("unknown entry metadata"));
+    }
+    let u32_of = |r: &Reader<'_>, v: u64| u32::try_from(v).map_err(|_| r.err("value too large"));
+    let mut meta = EntryMeta::NONE;
+    if flags & META_MODE != 0 {
+        let v = r.varint()?;
+        meta.mode = Some(u32_of(r, v)?);
+    }
+    if flags & META_OWNER != 0 {
+        let uid = r.varint()?;
+        let gid = r.varint()?;
+        meta.owner = Some(Owner {
+            uid: u32_of(r, uid)?,
+            gid: u32_of(r, gid)?,
+        });
+    }
+    if flags & META_MTIME != 0 {
+        let secs = r.ivarint()?;
+        let nanos = r.varint()?;
+        meta.mtime = Some(Timestamp {
+            secs,
+            nanos: u32_of(r, nanos)?,
+        });
+    }
+    Ok(meta)
+}
+
+fn write_meta(w: &mut Writer, meta: &EntryMeta) {
+    let mut flags = 0;
+    if meta.mode.is_some() {
+        flags |= META_MODE;
+    }
+    if meta.owner.is_some() {
+        flags |= META_OWNER;
+    }
+    if meta.mtime.is_some() {
+        flags |= META_MTIME;
+    }
+    w.u8(flags);
+    if let Some(mode) = meta.mode {
+        w.varint(u64::from(mode));
+    }
+    if let Some(o) = meta.owner {
+        w.varint(u64::from(o.uid));
+        w.varint(u64::from(o.gid));
+    }
+    if let Some(t) = meta.mtime {
+        w.ivarint(t.secs);
+        w.varint(u64::from(t.nanos));
+    }
+}
+
+/// Reads a tree's header and hands each entry to `each`; returns the reader so the caller
+/// can check nothing follows. Refuses metadata that does not fit its entry's kind and a
+/// format-2 tree without any metadata (it has a format-1 encoding, so another id).
 fn read_entries<'a>(
     bytes: &'a [u8],
-    mut each: impl FnMut(EntryKind, &'a [u8], ObjectId, u64),
+    mut each: impl FnMut(RawEntry<'a>),
 ) -> Result<Reader<'a>, DecodeError> {
     let mut r = Reader::new(bytes, "tree");
     if r.u8()? != TREE_TAG {
         return Err(r.err("not a tree"));
     }
-    if r.u8()? != FORMAT {
-        return Err(r.err("unknown tree format"));
-    }
+    let with_meta = match r.u8()? {
+        FORMAT => false,
+        TREE_FORMAT_META => true,
+        _ => return Err(r.err("unknown tree format")),
+    };
     let n = r.varint()?;
+    let mut any_meta = false;
     for _ in 0..n {
         let kind = EntryKind::from_code(r.u8()?).ok_or_else(|| r.err("bad entry kind"))?;
         let name = r.bytes()?;
         let id = r.id()?;
         let size = r.varint()?;
-        each(kind, name, id, size);
+        let meta = if with_meta {
+            read_meta(&mut r)?
+        } else {
+            EntryMeta::NONE
+        };
+        if !meta.fits(kind) {
+            return Err(r.err("entry metadata does not fit its kind"));
+        }
+        any_meta |= !meta.is_empty();
+        each(RawEntry {
+            kind,
+            name,
+            id,
+            size,
+            meta,
+        });
+    }
+    if with_meta && !any_meta {
+        return Err(r.err("format-2 tree without metadata"));
     }
     Ok(r)
 }
@@ -121,22 +387,33 @@ impl Tree {
             .map(|i| &self.entries[i])
     }
 
-    /// Encodes the tree. Entries must be sorted and names valid; see [`Tree::check`].
+    /// Whether any entry carries metadata (the tree is then written in format 2, which needs
+    /// a repository of format 2).
+    pub fn has_meta(&self) -> bool {
+        self.entries.iter().any(|e| !e.meta.is_empty())
+    }
+
+    /// Encodes the tree. Entries must be sorted, names valid and metadata fit its kind; see
+    /// [`Tree::check`].
     pub fn encode(&self) -> Vec<u8> {
+        let with_meta = self.has_meta();
         let mut w = Writer::new();
         w.u8(TREE_TAG);
-        w.u8(FORMAT);
+        w.u8(if with_meta { TREE_FORMAT_META } else { FORMAT });
         w.varint(self.entries.len() as u64);
         for e in &self.entries {
             w.u8(e.kind.code());
             w.bytes(&e.name);
             w.id(&e.id);
             w.varint(e.size);
+            if with_meta {
+                write_meta(&mut w, &e.meta);
+            }
         }
         w.buf
     }
 
-    /// Checks sort order, uniqueness and names.
+    /// Checks sort order, uniqueness, names and that each entry's metadata fits its kind.
     pub fn check(&self) -> Result<(), NameError> {
         for pair in self.entries.windows(2) {
             if pair[0].name >= pair[1].name {
@@ -145,6 +422,9 @@ impl Tree {
         }
         for e in &self.entries {
             validate_name(&e.name)?;
+            if !e.meta.fits(e.kind) {
+                return Err(NameError::MetaMismatch);
+            }
         }
         Ok(())
     }
@@ -155,7 +435,7 @@ impl Tree {
         bytes: &[u8],
     ) -> Result<Vec<(EntryKind, ObjectId, u64)>, DecodeError> {
         let mut out = Vec::new();
-        let r = read_entries(bytes, |kind, _, id, size| out.push((kind, id, size)))?;
+        let r = read_entries(bytes, |e| out.push((e.kind, e.id, e.size)))?;
         r.finish()?;
         Ok(out)
     }
@@ -163,12 +443,13 @@ impl Tree {
     /// Decodes and checks a tree.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut entries = Vec::new();
-        let r = read_entries(bytes, |kind, name, id, size| {
+        let r = read_entries(bytes, |e| {
             entries.push(TreeEntry {
-                name: name.to_vec(),
-                kind,
-                id,
-                size,
+                name: e.name.to_vec(),
+                kind: e.kind,
+                id: e.id,
+                size: e.size,
+                meta: e.meta,
             })
         })?;
         r.finish()?;
@@ -519,6 +800,133 @@ mod tests {
         assert!(Commit::decode(&c.encode()[..10]).is_err());
     }
 
+    fn entry(name: &[u8], kind: EntryKind, meta: EntryMeta) -> TreeEntry {
+        TreeEntry {
+            name: name.to_vec(),
+            kind,
+            id: ObjectId::of(name),
+            size: 3,
+            meta,
+        }
+    }
+
+    #[test]
+    fn a_tree_without_metadata_keeps_format_1_and_its_id() {
+        let t = Tree {
+            entries: vec![entry(b"a", EntryKind::File, EntryMeta::NONE)],
+        };
+        let raw = t.encode();
+        assert_eq!(&raw[..2], b"t\x01");
+        assert_eq!(Tree::decode(&raw).unwrap(), t);
+    }
+
+    #[test]
+    fn entry_metadata_round_trips_in_format_2() {
+        let full = EntryMeta {
+            mode: Some(0o2600),
+            owner: Some(Owner { uid: 33, gid: 1000 }),
+            mtime: Some(Timestamp {
+                secs: -1,
+                nanos: 999_999_999,
+            }),
+        };
+        let t = Tree {
+            entries: vec![
+                entry(b"a", EntryKind::File, full),
+                entry(b"b", EntryKind::File, EntryMeta::NONE),
+                entry(
+                    b"c",
+                    EntryKind::Dir,
+                    EntryMeta {
+                        mode: Some(0o1777),
+                        ..EntryMeta::NONE
+                    },
+                ),
+                entry(
+                    b"d",
+                    EntryKind::Symlink,
+                    EntryMeta {
+                        mtime: Some(Timestamp { secs: 5, nanos: 0 }),
+                        ..EntryMeta::NONE
+                    },
+                ),
+                entry(
+                    b"e",
+                    EntryKind::Executable,
+                    EntryMeta {
+                        mode: Some(0o100),
+                        ..EntryMeta::NONE
+                    },
+                ),
+            ],
+        };
+        let raw = t.encode();
+        assert_eq!(&raw[..2], b"t\x02");
+        assert_eq!(Tree::decode(&raw).unwrap(), t);
+        let (kinds, _): (Vec<_>, Vec<_>) = Tree::entries_without_names(&raw)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _, _)| (k, ()))
+            .unzip();
+        assert_eq!(kinds.len(), 5);
+        // Every truncation is an error, never a panic.
+        for n in 0..raw.len() {
+            assert!(Tree::decode(&raw[..n]).is_err());
+        }
+    }
+
+    #[test]
+    fn metadata_that_does_not_fit_its_kind_is_refused() {
+        let mode = |m| EntryMeta {
+            mode: Some(m),
+            ..EntryMeta::NONE
+        };
+        for (kind, meta) in [
+            (EntryKind::File, mode(0o755)),
+            (EntryKind::Executable, mode(0o644)),
+            (EntryKind::Symlink, mode(0o777)),
+            (EntryKind::File, mode(0o10644)),
+            (EntryKind::Gitlink, mode(0o644)),
+        ] {
+            let t = Tree {
+                entries: vec![entry(b"x", kind, meta)],
+            };
+            assert!(t.check().is_err(), "{kind:?} {meta:?}");
+            assert!(Tree::decode(&t.encode()).is_err(), "{kind:?} {meta:?}");
+        }
+        // A format-2 tree whose entries carry nothing has a format-1 twin: refused.
+        let mut raw = Tree {
+            entries: vec![entry(b"x", EntryKind::File, mode(0o600))],
+        }
+        .encode();
+        let flags_at = raw.len() - 2;
+        assert_eq!(raw[flags_at], 1);
+        raw[flags_at] = 0;
+        raw.pop();
+        assert!(Tree::decode(&raw).is_err());
+    }
+
+    #[test]
+    fn timestamps_convert_both_ways_around_the_epoch() {
+        for t in [
+            Timestamp { secs: 0, nanos: 0 },
+            Timestamp {
+                secs: 1_700_000_000,
+                nanos: 123,
+            },
+            Timestamp {
+                secs: -1,
+                nanos: 500,
+            },
+            Timestamp {
+                secs: -86_400,
+                nanos: 0,
+            },
+        ] {
+            assert_eq!(Timestamp::from_system_time(t.to_system_time()), t);
+        }
+    }
+
     #[test]
     fn tree_decode_refuses_unsorted_entries() {
         let e = |n: &[u8]| TreeEntry {
@@ -526,6 +934,7 @@ mod tests {
             kind: EntryKind::File,
             id: ObjectId::of(n),
             size: 1,
+            meta: EntryMeta::NONE,
         };
         let good = Tree {
             entries: vec![e(b"a"), e(b"b")],

@@ -24,6 +24,10 @@ pub enum NameError {
     /// Entries out of order in a tree (only from decoding).
     #[error("tree entries not sorted or not unique")]
     Unsorted,
+    /// Metadata that does not fit its entry's kind (a mode on a symlink, a file whose mode
+    /// says executable but whose kind does not, bits beyond `0o7777`).
+    #[error("entry metadata does not fit the entry's kind")]
+    MetaMismatch,
 }
 
 /// Checks one name.

@@ -295,6 +295,18 @@ impl Repo {
                 None => 0,
             };
             meta.insert("generation", (gen_now + 1).to_le_bytes().as_slice())?;
+            // Format 2 only adds to format 1 (trees may carry entry metadata), so a format-1
+            // file becomes format 2 with its first write: from then on an older heroctl says
+            // the file is too new instead of misreading a tree it does not know.
+            let older = match meta.get("format")? {
+                Some(f) => <[u8; 4]>::try_from(f.value())
+                    .map(u32::from_le_bytes)
+                    .is_ok_and(|v| v < FORMAT_VERSION),
+                None => false,
+            };
+            if older {
+                meta.insert("format", FORMAT_VERSION.to_le_bytes().as_slice())?;
+            }
             out
         };
         txn.commit()?;
@@ -835,6 +847,7 @@ impl View {
             kind: EntryKind::Dir,
             id: *root,
             size: 0,
+            meta: crate::object::EntryMeta::NONE,
         };
         for name in path.names() {
             if cur.kind != EntryKind::Dir {

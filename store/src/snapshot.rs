@@ -14,7 +14,7 @@ use crate::db::RefValue;
 use crate::error::{Error, Result};
 use crate::file::{Pending, SMALL_FILE_MAX, read_head};
 use crate::id::ObjectId;
-use crate::object::{Commit, EntryKind, Tree, TreeEntry};
+use crate::object::{Commit, EntryKind, EntryMeta, MODE_BITS, Owner, Timestamp, Tree, TreeEntry};
 use crate::path::RepoPath;
 use crate::record::{self, ObjType};
 use crate::refs::branch_ref;
@@ -128,6 +128,26 @@ struct Found {
     fs_path: PathBuf,
     kind: EntryKind,
     size: u64,
+    meta: EntryMeta,
+}
+
+/// The metadata a file system entry has, as the store keeps it: every permission bit (none
+/// for a symlink, whose mode means nothing on Unix), owner and group, modification time.
+pub(crate) fn meta_of(m: &fs::Metadata) -> EntryMeta {
+    use std::os::unix::fs::MetadataExt as _;
+    let mode = (!m.file_type().is_symlink()).then(|| m.mode() & MODE_BITS);
+    let nanos = u32::try_from(m.mtime_nsec()).unwrap_or(0).min(999_999_999);
+    EntryMeta {
+        mode,
+        owner: Some(Owner {
+            uid: m.uid(),
+            gid: m.gid(),
+        }),
+        mtime: Some(Timestamp {
+            secs: m.mtime(),
+            nanos,
+        }),
+    }
 }
 
 /// Walks `dir` honouring `.heroignore` files; skips `skip` (the repository file itself).
@@ -167,11 +187,7 @@ fn walk(dir: &Path, skip: &[PathBuf]) -> Result<Vec<Found>> {
         } else if ft.is_symlink() {
             EntryKind::Symlink
         } else if ft.is_file() {
-            if meta.permissions().mode() & 0o111 != 0 {
-                EntryKind::Executable
-            } else {
-                EntryKind::File
-            }
+            EntryMeta::file_kind(meta.permissions().mode())
         } else {
             tracing::warn!(path = %p.display(), "skipping special file");
             continue;
@@ -181,6 +197,7 @@ fn walk(dir: &Path, skip: &[PathBuf]) -> Result<Vec<Found>> {
             fs_path: p.to_path_buf(),
             kind,
             size: meta.len(),
+            meta: meta_of(&meta),
         });
     }
     Ok(out)
@@ -352,11 +369,13 @@ impl Repo {
 
         let mut pending = Pending::default();
         let mut dirs: BTreeMap<RepoPath, Vec<TreeEntry>> = BTreeMap::new();
+        let mut dir_meta: HashMap<RepoPath, EntryMeta> = HashMap::new();
         dirs.insert(RepoPath::root(), Vec::new());
         let (mut files, mut bytes) = (0u64, 0u64);
         for (f, h) in found.iter().zip(hashed) {
             if f.kind == EntryKind::Dir {
                 dirs.entry(f.path.clone()).or_default();
+                dir_meta.insert(f.path.clone(), f.meta);
                 continue;
             }
             let prev = old.get(&f.path).filter(|e| e.kind.is_blob()).map(|e| e.id);
@@ -391,6 +410,7 @@ impl Repo {
                 kind: f.kind,
                 id,
                 size,
+                meta: f.meta,
             });
         }
         // Build trees deepest first.
@@ -424,6 +444,7 @@ impl Repo {
                     kind: EntryKind::Dir,
                     id,
                     size: tree.entries.len() as u64,
+                    meta: dir_meta.get(&p).copied().unwrap_or_default(),
                 });
             }
         }
@@ -525,10 +546,17 @@ impl Repo {
                     } else {
                         e.kind == f.kind && Some(e.id) == new_id
                     };
-                    if !same {
+                    let kind = if !same {
+                        Some(StatusKind::Modified)
+                    } else if e.meta != f.meta {
+                        Some(StatusKind::Metadata)
+                    } else {
+                        None
+                    };
+                    if let Some(kind) = kind {
                         out.push(StatusEntry {
                             path: f.path.clone(),
-                            kind: StatusKind::Modified,
+                            kind,
                         });
                     }
                 }
@@ -567,8 +595,10 @@ impl Repo {
         } else {
             fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        // Collect the work first (directories made in order), then write files on all cores.
+        // Collect the work first (directories made in order), then write files on all cores,
+        // then give directories their metadata (writing into them changed their times).
         let mut files: Vec<(PathBuf, TreeEntry)> = Vec::new();
+        let mut made_dirs: Vec<(PathBuf, EntryMeta)> = Vec::new();
         let mut stack = vec![(dir.to_path_buf(), tree)];
         let mut dirs = 0u64;
         while let Some((at, id)) = stack.pop() {
@@ -584,6 +614,7 @@ impl Repo {
                             Err(err) => return Err(Error::io(&target, err)),
                         }
                         dirs += 1;
+                        made_dirs.push((target.clone(), e.meta));
                         stack.push((target, e.id));
                     }
                     EntryKind::Gitlink => {
@@ -643,6 +674,10 @@ impl Repo {
         if let Some(e) = first_err.into_inner().ok().flatten() {
             return Err(e);
         }
+        // Deepest first: setting a directory's time after its children are done.
+        for (target, meta) in made_dirs.iter().rev() {
+            apply_meta(target, meta, EntryKind::Dir)?;
+        }
         Ok(CheckoutReport {
             files: total,
             dirs,
@@ -668,16 +703,44 @@ fn write_entry(view: &View, target: &Path, e: &TreeEntry) -> Result<()> {
             let mut reader = view.open_file(&e.id)?;
             let mut out = fs::File::create(target).map_err(|err| Error::io(target, err))?;
             std::io::copy(&mut reader, &mut out).map_err(|err| Error::io(target, err))?;
-            let mode = if e.kind == EntryKind::Executable {
-                0o755
-            } else {
-                0o644
-            };
-            fs::set_permissions(target, fs::Permissions::from_mode(mode))
+        }
+    }
+    apply_meta(target, &e.meta, e.kind)
+}
+
+/// Gives a checked-out entry its recorded metadata: owner (only when running as root, as tar
+/// does; otherwise files belong to whoever checks out), the modification time, then permission
+/// bits (the kind's default when none is recorded; after the owner, since chown clears setuid
+/// and setgid). Symlinks get no time: a symlink's own time cannot be set without
+/// `lutimes`, and nothing reads it.
+fn apply_meta(target: &Path, meta: &EntryMeta, kind: EntryKind) -> Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    if let Some(o) = meta.owner {
+        let md = fs::symlink_metadata(target).map_err(|err| Error::io(target, err))?;
+        if (md.uid(), md.gid()) != (o.uid, o.gid) && is_root() {
+            std::os::unix::fs::lchown(target, Some(o.uid), Some(o.gid))
                 .map_err(|err| Error::io(target, err))?;
         }
     }
-    Ok(())
+    if kind == EntryKind::Symlink {
+        return Ok(());
+    }
+    // The time before the mode: a mode without read permission would keep us from opening it.
+    if let Some(t) = meta.mtime {
+        let f = fs::File::open(target).map_err(|err| Error::io(target, err))?;
+        f.set_modified(t.to_system_time())
+            .map_err(|err| Error::io(target, err))?;
+    }
+    let mode = meta.mode_or_default(kind);
+    fs::set_permissions(target, fs::Permissions::from_mode(mode))
+        .map_err(|err| Error::io(target, err))
+}
+
+/// Whether this process runs as root (owner of `/proc/self`, which is the process's own
+/// effective user).
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
 /// Options for [`Repo::checkout`].
@@ -713,8 +776,10 @@ pub struct CheckoutReport {
 pub enum StatusKind {
     /// Not in the revision.
     Added,
-    /// Different content, kind or mode.
+    /// Different content or kind.
     Modified,
+    /// The same content; different permission bits, owner or modification time.
+    Metadata,
     /// In the revision, not in the directory.
     Deleted,
 }

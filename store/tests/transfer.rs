@@ -379,24 +379,14 @@ fn tree_entries_without_names_match_the_full_decode() {
     use hero_store::{Tree, TreeEntry};
     let tree = Tree {
         entries: vec![
-            TreeEntry {
-                name: b"a.txt".to_vec(),
-                kind: EntryKind::File,
-                id: ObjectId::of(b"a"),
-                size: 1,
-            },
-            TreeEntry {
-                name: b"dir".to_vec(),
-                kind: EntryKind::Dir,
-                id: ObjectId::of(b"d"),
-                size: 3,
-            },
-            TreeEntry {
-                name: b"run.sh".to_vec(),
-                kind: EntryKind::Executable,
-                id: ObjectId::of(b"r"),
-                size: 1 << 30,
-            },
+            TreeEntry::new(b"a.txt".to_vec(), EntryKind::File, ObjectId::of(b"a"), 1),
+            TreeEntry::new(b"dir".to_vec(), EntryKind::Dir, ObjectId::of(b"d"), 3),
+            TreeEntry::new(
+                b"run.sh".to_vec(),
+                EntryKind::Executable,
+                ObjectId::of(b"r"),
+                1 << 30,
+            ),
         ],
     };
     let raw = tree.encode();

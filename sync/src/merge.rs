@@ -37,8 +37,8 @@
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use hero_store::{
-    Commit, EntryKind, NameError, ObjectId, PEER_HEADER, Repo, RepoPath, SMALL_FILE_MAX, Signature,
-    Tree, TreeEntry, View,
+    Commit, EntryKind, EntryMeta, NameError, ObjectId, PEER_HEADER, Repo, RepoPath, SMALL_FILE_MAX,
+    Signature, Tree, TreeEntry, View,
 };
 
 /// The extra header a merge commit records each conflict in. Its value is
@@ -393,7 +393,40 @@ fn decode_conflict(v: &[u8]) -> Option<(RepoPath, RepoPath, ObjectId, ObjectId)>
 }
 
 fn same_entry(a: &TreeEntry, b: &TreeEntry) -> bool {
-    a.kind == b.kind && a.id == b.id
+    a.kind == b.kind && a.id == b.id && a.meta == b.meta
+}
+
+/// Three-way merge of entry metadata, made to fit `kind`. Metadata never makes a conflict:
+/// a part both sides changed differently takes the later modification time, and the
+/// winning side's mode and owner.
+fn merge_meta(
+    o: Option<&TreeEntry>,
+    x: &TreeEntry,
+    y: &TreeEntry,
+    winner: usize,
+    kind: EntryKind,
+) -> EntryMeta {
+    let (ox, oy) = (&x.meta, &y.meta);
+    let base = o.map(|o| o.meta);
+    let pick = |part: fn(&EntryMeta) -> Option<u32>| {
+        merge3(base.as_ref().map(part), part(ox), part(oy)).unwrap_or(if winner == 0 {
+            part(ox)
+        } else {
+            part(oy)
+        })
+    };
+    let owner = merge3(base.map(|m| m.owner), ox.owner, oy.owner).unwrap_or(if winner == 0 {
+        ox.owner
+    } else {
+        oy.owner
+    });
+    let mtime = merge3(base.map(|m| m.mtime), ox.mtime, oy.mtime).unwrap_or(ox.mtime.max(oy.mtime));
+    EntryMeta {
+        mode: pick(|m| m.mode),
+        owner,
+        mtime,
+    }
+    .fitted_to(kind)
 }
 
 fn same(a: Option<&TreeEntry>, b: Option<&TreeEntry>) -> bool {
@@ -644,6 +677,7 @@ impl Merger<'_> {
             kind: EntryKind::Dir,
             id,
             size,
+            meta: EntryMeta::NONE,
         })
     }
 
@@ -665,7 +699,9 @@ impl Merger<'_> {
         let path = dir.join(name)?;
         match (x, y) {
             (Some(xe), Some(ye)) if is_dir(x) && is_dir(y) => {
-                let merged = self.merge_dir(&path, dir_id(o), Some(xe.id), Some(ye.id))?;
+                let mut merged = self.merge_dir(&path, dir_id(o), Some(xe.id), Some(ye.id))?;
+                let o = o.filter(|o| o.kind == EntryKind::Dir);
+                merged.meta = merge_meta(o, xe, ye, self.winner, EntryKind::Dir);
                 Ok(Resolved::Take(Some(merged)))
             }
             (Some(d), None) | (None, Some(d)) if d.kind == EntryKind::Dir => {
@@ -676,7 +712,8 @@ impl Merger<'_> {
                     } else {
                         (None, Some(d.id))
                     };
-                    let merged = self.merge_dir(&path, dir_id(o), a, b)?;
+                    let mut merged = self.merge_dir(&path, dir_id(o), a, b)?;
+                    merged.meta = d.meta;
                     if merged.size == 0 {
                         Ok(Resolved::Take(None))
                     } else {
@@ -713,6 +750,7 @@ impl Merger<'_> {
         if file_like(x.kind) && file_like(y.kind) {
             let o = o.filter(|o| file_like(o.kind));
             if let Some(kind) = merge3(o.map(|o| o.kind), x.kind, y.kind) {
+                let meta = merge_meta(o, x, y, self.winner, kind);
                 if let Some(id) = merge3(o.map(|o| o.id), x.id, y.id) {
                     let size = if id == x.id { x.size } else { y.size };
                     return Ok(Resolved::Take(Some(TreeEntry {
@@ -720,6 +758,7 @@ impl Merger<'_> {
                         kind,
                         id,
                         size,
+                        meta,
                     })));
                 }
                 if let Some(content) = self.line_merge(path, o, x, y)? {
@@ -734,6 +773,7 @@ impl Merger<'_> {
                         kind,
                         id,
                         size,
+                        meta,
                     })));
                 }
             }

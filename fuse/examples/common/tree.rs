@@ -35,30 +35,30 @@ pub fn build(repo: &Repo, branch: &str, dirs: usize, files: usize) -> hero_store
             for f in 0..files {
                 let c = content(d, f);
                 let id = b.put_blob(c.as_bytes(), None)?;
-                entries.push(TreeEntry {
-                    name: format!("f{f:05}").into_bytes(),
-                    kind: EntryKind::File,
+                entries.push(TreeEntry::new(
+                    format!("f{f:05}").into_bytes(),
+                    EntryKind::File,
                     id,
-                    size: c.len() as u64,
-                });
+                    c.len() as u64,
+                ));
             }
             let id = b.put_tree(&Tree { entries }, None)?;
-            root.push(TreeEntry {
-                name: format!("d{d:04}").into_bytes(),
-                kind: EntryKind::Dir,
+            root.push(TreeEntry::new(
+                format!("d{d:04}").into_bytes(),
+                EntryKind::Dir,
                 id,
-                size: files as u64,
-            });
+                files as u64,
+            ));
         }
         // deep/a/.../leaf.txt, built from the leaf up.
         let names: Vec<&str> = DEEP_PATH.split('/').collect();
         let (leaf, dirs_above) = names.split_last().unwrap_or((&"leaf.txt", &[]));
-        let mut entry = TreeEntry {
-            name: leaf.as_bytes().to_vec(),
-            kind: EntryKind::File,
-            id: b.put_blob(DEEP_CONTENT, None)?,
-            size: DEEP_CONTENT.len() as u64,
-        };
+        let mut entry = TreeEntry::new(
+            leaf.as_bytes().to_vec(),
+            EntryKind::File,
+            b.put_blob(DEEP_CONTENT, None)?,
+            DEEP_CONTENT.len() as u64,
+        );
         for name in dirs_above.iter().rev() {
             let id = b.put_tree(
                 &Tree {
@@ -66,12 +66,7 @@ pub fn build(repo: &Repo, branch: &str, dirs: usize, files: usize) -> hero_store
                 },
                 None,
             )?;
-            entry = TreeEntry {
-                name: name.as_bytes().to_vec(),
-                kind: EntryKind::Dir,
-                id,
-                size: 1,
-            };
+            entry = TreeEntry::new(name.as_bytes().to_vec(), EntryKind::Dir, id, 1);
         }
         root.push(entry);
         let tree = b.put_tree(&Tree { entries: root }, None)?;

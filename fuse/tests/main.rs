@@ -906,3 +906,167 @@ mod files {
         std::os::unix::fs::chown(m.p("plain"), Some(meta.uid()), Some(meta.gid())).unwrap();
     }
 }
+
+/// What a disk keeps beyond contents: every permission bit, owner and group, modification
+/// time; through the mount, a remount, a checkout and a second process.
+mod metadata {
+    use std::fs;
+    use std::os::unix::fs::MetadataExt;
+    use std::process::Command;
+    use std::time::{Duration, SystemTime};
+
+    use hero_store::{CheckoutOptions, Owner, Timestamp};
+
+    use crate::util::*;
+
+    fn mode(p: &std::path::Path) -> u32 {
+        fs::symlink_metadata(p).unwrap().mode() & 0o7777
+    }
+
+    /// chmod, chown and touch -d report success only when kept: the stored entry, a remount
+    /// and a checkout all show them.
+    #[test]
+    fn modes_owners_and_times_survive_a_remount_and_a_checkout() {
+        let mut m = Mounted::new();
+        sh(
+            &m.dir,
+            "mkdir -p etc shared drop && echo 'k = 1' > etc/secrets.toml && echo x > none \
+             && echo '#!/bin/sh' > run && echo s > sticky-file \
+             && chmod 600 etc/secrets.toml && chmod 000 none && chmod 111 run \
+             && chmod 2775 shared && chmod 1777 drop && chmod 4755 sticky-file \
+             && chown 1234:5678 etc/secrets.toml \
+             && touch -h -d '2020-01-01 12:00:00.123456789 UTC' etc/secrets.toml",
+        );
+        let expect = [
+            ("etc/secrets.toml", 0o600),
+            ("none", 0o000),
+            ("run", 0o111),
+            ("shared", 0o2775),
+            ("drop", 0o1777),
+            ("sticky-file", 0o4755),
+        ];
+        let check = |root: &std::path::Path, when: &str| {
+            for (p, want) in expect {
+                assert_eq!(mode(&root.join(p)), want, "{p} {when}");
+            }
+            let s = fs::metadata(root.join("etc/secrets.toml")).unwrap();
+            assert_eq!((s.uid(), s.gid()), (1234, 5678), "owner {when}");
+            assert_eq!(
+                (s.mtime(), s.mtime_nsec()),
+                (1_577_880_000, 123_456_789),
+                "time {when}"
+            );
+        };
+        check(&m.dir, "in the mount");
+        // A file created in a setgid directory takes its group.
+        sh(
+            &m.dir,
+            "chgrp 4242 shared && touch shared/inherits && mkdir shared/sub",
+        );
+        assert_eq!(fs::metadata(m.p("shared/inherits")).unwrap().gid(), 4242);
+        assert_eq!(mode(&m.p("shared/sub")) & 0o2000, 0o2000);
+
+        let repo = m.finish();
+        let e = entry(&repo, "main", "etc/secrets.toml").unwrap();
+        assert_eq!(e.meta.mode, Some(0o600));
+        assert_eq!(
+            e.meta.owner,
+            Some(Owner {
+                uid: 1234,
+                gid: 5678
+            })
+        );
+        assert_eq!(
+            e.meta.mtime,
+            Some(Timestamp {
+                secs: 1_577_880_000,
+                nanos: 123_456_789
+            })
+        );
+        assert_eq!(
+            kind(&repo, "main", "run"),
+            Some(hero_store::EntryKind::Executable)
+        );
+
+        // Checked out (as root, owners too).
+        let out = m.tmp().join("checkout");
+        let head = repo.branch_head("main").unwrap().unwrap();
+        repo.checkout(&head, &out, &CheckoutOptions::default())
+            .unwrap();
+        check(&out, "after checkout");
+        drop(repo);
+
+        // Mounted again.
+        let again = Mounted::with(|o| o.repo = m.repo.clone());
+        check(&again.dir, "after a remount");
+    }
+
+    /// With `--allow-other` the kernel checks other users against the stored modes and
+    /// owners: a service account reads a 0644 file and not a 0600 one, and cannot write
+    /// either; without it the mount stays private to its owner.
+    #[test]
+    fn another_user_reads_what_the_modes_allow_through_an_allow_other_mount() {
+        let m = Mounted::with(|o| o.allow_other = true);
+        sh(
+            &m.dir,
+            "echo public > public.toml && echo secret > secret.toml && chmod 600 secret.toml",
+        );
+        let as_nobody = |args: &[&str]| {
+            Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .args(args)
+                .current_dir(&m.dir)
+                .output()
+                .unwrap()
+        };
+        let ok = as_nobody(&["cat", "public.toml"]);
+        assert!(ok.status.success(), "{ok:?}");
+        assert_eq!(ok.stdout, b"public\n");
+        let refused = as_nobody(&["cat", "secret.toml"]);
+        assert!(!refused.status.success(), "{refused:?}");
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("Permission denied"),
+            "{refused:?}"
+        );
+        let write = as_nobody(&["sh", "-c", "echo x >> public.toml"]);
+        assert!(!write.status.success(), "{write:?}");
+        assert_eq!(fs::read(m.p("public.toml")).unwrap(), b"public\n");
+
+        let private = Mounted::new();
+        fs::write(private.p("f"), b"x").unwrap();
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg("cat")
+            .arg(private.p("f"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "a private mount let another user in");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+            "{out:?}"
+        );
+    }
+
+    /// Times survive a remount even when the content changed before it: rsync and make see
+    /// unchanged files as unchanged.
+    #[test]
+    fn a_written_file_keeps_its_modification_time_across_a_remount() {
+        let mut m = Mounted::new();
+        fs::write(m.p("a.txt"), b"a").unwrap();
+        let t = SystemTime::UNIX_EPOCH + Duration::new(1_600_000_000, 42);
+        fs::File::options()
+            .write(true)
+            .open(m.p("a.txt"))
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+        let before = fs::metadata(m.p("a.txt")).unwrap().modified().unwrap();
+        assert_eq!(before, t);
+        drop(m.finish());
+        let again = Mounted::with(|o| o.repo = m.repo.clone());
+        assert_eq!(
+            fs::metadata(again.p("a.txt")).unwrap().modified().unwrap(),
+            t
+        );
+    }
+}

@@ -899,10 +899,11 @@ mod tests {
             entries: vec![entry(b"x", EntryKind::File, mode(0o600))],
         }
         .encode();
-        let flags_at = raw.len() - 2;
+        // The entry ends with its flags byte and the two-byte varint of 0o600.
+        let flags_at = raw.len() - 3;
         assert_eq!(raw[flags_at], 1);
         raw[flags_at] = 0;
-        raw.pop();
+        raw.truncate(flags_at + 1);
         assert!(Tree::decode(&raw).is_err());
     }
 

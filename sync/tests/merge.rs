@@ -5,7 +5,8 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use hero_store::{
-    CommitMeta, EntryKind, Expect, ObjectId, PEER_HEADER, Repo, RepoPath, SMALL_FILE_MAX, Signature,
+    CommitMeta, EntryKind, EntryMeta, Expect, ObjectId, Owner, PEER_HEADER, Repo, RepoPath,
+    SMALL_FILE_MAX, Signature, Timestamp,
 };
 use hero_sync::merge::{
     CONFLICT_HEADER, MERGE_AUTHOR, MergeKind, MergeOutcome, conflict_name, merge, merge_base,
@@ -18,6 +19,7 @@ enum Ed<'a> {
     Exec(&'a str, &'a [u8]),
     Link(&'a str, &'a [u8]),
     Del(&'a str),
+    Meta(&'a str, EntryMeta),
 }
 
 struct T {
@@ -75,6 +77,7 @@ impl T {
                     cs.put_bytes(&p(path), EntryKind::Symlink, c).unwrap();
                 }
                 Ed::Del(path) => cs.delete(&p(path)).unwrap(),
+                Ed::Meta(path, m) => cs.set_meta(&p(path), *m).unwrap(),
             }
         }
         let mut meta = CommitMeta::new(sig(time), format!("commit {}", self.n.get()));
@@ -796,4 +799,118 @@ fn malformed_conflict_headers_are_ignored() {
     }
     cs.commit(meta, Expect::Base).unwrap();
     assert!(open_conflicts(&t.repo, "main").unwrap().is_empty());
+}
+
+fn meta(mode: u32, uid: u32, secs: i64) -> EntryMeta {
+    EntryMeta {
+        mode: Some(mode),
+        owner: Some(Owner { uid, gid: uid }),
+        mtime: Some(Timestamp { secs, nanos: 0 }),
+    }
+}
+
+fn entry_meta(t: &T, commit: ObjectId, path: &str) -> EntryMeta {
+    let view = t.repo.view().unwrap();
+    view.entry_in_commit(&commit, &p(path))
+        .unwrap()
+        .unwrap()
+        .meta
+}
+
+/// A metadata change on one side and a content change on the other both survive, with no
+/// conflict; a metadata-only change never makes a conflict copy.
+#[test]
+fn a_mode_change_here_and_an_edit_there_both_survive() {
+    let t = T::new();
+    let base = t.commit(
+        None,
+        100,
+        PEER_A,
+        &[
+            Ed::Put("etc/secret.toml", b"key = 1\n"),
+            Ed::Meta("etc/secret.toml", meta(0o644, 0, 100)),
+            Ed::Meta("etc", meta(0o755, 0, 100)),
+        ],
+    );
+    let a = t.commit(
+        Some(base),
+        200,
+        PEER_A,
+        &[
+            Ed::Meta("etc/secret.toml", meta(0o600, 33, 100)),
+            Ed::Meta("etc", meta(0o2750, 0, 100)),
+        ],
+    );
+    let b = t.commit(
+        Some(base),
+        300,
+        PEER_B,
+        &[Ed::Put("etc/secret.toml", b"key = 2\n")],
+    );
+    // The edit kept mode and owner and dropped the time (content changed: its commit's time).
+    assert_eq!(
+        entry_meta(&t, b, "etc/secret.toml"),
+        EntryMeta {
+            mtime: None,
+            ..meta(0o644, 0, 0)
+        }
+    );
+    let out = t.merge_both(a, b);
+    assert!(out.conflicts.is_empty(), "{:?}", out.conflicts);
+    assert_eq!(t.file(out.commit, "etc/secret.toml").unwrap(), b"key = 2\n");
+    assert_eq!(
+        entry_meta(&t, out.commit, "etc/secret.toml"),
+        EntryMeta {
+            mtime: None,
+            ..meta(0o600, 33, 0)
+        },
+        "mode and owner from one side; content and its time (none kept: the commit's) from \
+         the other"
+    );
+    assert_eq!(entry_meta(&t, out.commit, "etc"), meta(0o2750, 0, 100));
+}
+
+/// Both sides change the same file's metadata differently: the later time wins, mode and owner
+/// come from one side by the merge's usual rule, the same whichever way the merge runs, and
+/// the file is not copied aside.
+#[test]
+fn concurrent_metadata_changes_merge_without_a_conflict_copy() {
+    let t = T::new();
+    let base = t.commit(None, 100, PEER_A, &[Ed::Put("a.sh", b"x\n")]);
+    let a = t.commit(
+        Some(base),
+        200,
+        PEER_A,
+        &[Ed::Meta("a.sh", meta(0o600, 1, 500))],
+    );
+    let b = t.commit(
+        Some(base),
+        300,
+        PEER_B,
+        &[
+            Ed::Exec("a.sh", b"x\n"),
+            Ed::Meta("a.sh", meta(0o750, 2, 400)),
+        ],
+    );
+    let out = t.merge_both(a, b);
+    assert!(out.conflicts.is_empty(), "{:?}", out.conflicts);
+    let files = t.files(out.commit);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let m = entry_meta(&t, out.commit, "a.sh");
+    assert_eq!(
+        m.mtime,
+        Some(Timestamp {
+            secs: 500,
+            nanos: 0
+        })
+    );
+    let kind = files["a.sh"].0;
+    // The kind came from the only side that changed it; the mode was made to agree with it.
+    assert_eq!(kind, EntryKind::Executable);
+    assert!(m.fits(kind), "{m:?} does not fit {kind:?}");
+    assert!(
+        m.mode == Some(0o700) || m.mode == Some(0o750),
+        "mode {:?}",
+        m.mode
+    );
 }

@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use hero_store::{CommitMeta, EntryKind, Expect, ObjectId, Repo, RepoPath, Signature};
+use hero_store::{
+    CommitMeta, EntryKind, EntryMeta, Expect, ObjectId, Owner, Repo, RepoPath, Signature, Timestamp,
+};
 use hero_sync::access::allow;
 use hero_sync::session::{self, SyncReport};
 use hero_sync::wire::Wire;
@@ -55,15 +57,19 @@ impl Peer {
                 None => cs.delete(&path).unwrap(),
             }
         }
-        let sig = Signature {
+        cs.commit(CommitMeta::new(self.sig(), msg.to_owned()), Expect::Latest)
+            .unwrap()
+            .id
+    }
+
+    /// The signature of this replica's next commit (its clock ticks a minute per commit).
+    pub fn sig(&self) -> Signature {
+        Signature {
             name: b"tester".to_vec(),
             email: b"t@example.com".to_vec(),
             time: self.tick(),
             tz_offset_minutes: 0,
-        };
-        cs.commit(CommitMeta::new(sig, msg.to_owned()), Expect::Latest)
-            .unwrap()
-            .id
+        }
     }
 
     /// Branches and tags, by name.
@@ -558,4 +564,62 @@ proptest::proptest! {
     fn random_histories_on_three_replicas_converge(ops in proptest::collection::vec(op(3), 1..40)) {
         run_model(3, &ops);
     }
+}
+
+/// Permission bits, owner and modification time travel with the tree: a pull and a push give
+/// the other replica the same entries, and a metadata-only change is a change that syncs.
+#[test]
+fn entry_metadata_replicates_both_ways() {
+    let (a, b) = (Peer::new(0), Peer::new(1));
+    a.admit(&b);
+    b.admit(&a);
+    let secret = RepoPath::parse("etc/secret.toml").unwrap();
+    let meta = EntryMeta {
+        mode: Some(0o600),
+        owner: Some(Owner { uid: 33, gid: 33 }),
+        mtime: Some(Timestamp {
+            secs: 1_577_880_000,
+            nanos: 5,
+        }),
+    };
+    let first = a.commit("main", &[("etc/secret.toml", Some(b"k = 1\n"))], "first");
+    let mut cs = a.repo.change_set("main").unwrap();
+    cs.set_meta(&secret, meta).unwrap();
+    let chmod = cs
+        .commit(CommitMeta::new(a.sig(), "chmod"), Expect::Latest)
+        .unwrap()
+        .id;
+    assert_ne!(first, chmod, "a metadata-only change makes a commit");
+    pull(&b, &a).unwrap();
+    assert_eq!(b.refs(), a.refs());
+    let got = b
+        .repo
+        .view()
+        .unwrap()
+        .entry_in_commit(&chmod, &secret)
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.meta, meta);
+
+    // Changed on b (owner), pushed back to a.
+    let mut cs = b.repo.change_set("main").unwrap();
+    let moved = EntryMeta {
+        owner: Some(Owner { uid: 0, gid: 0 }),
+        ..meta
+    };
+    cs.set_meta(&secret, moved).unwrap();
+    let chown = cs
+        .commit(CommitMeta::new(b.sig(), "chown"), Expect::Latest)
+        .unwrap()
+        .id;
+    push(&b, &a).unwrap();
+    assert_eq!(a.repo.branch_head("main").unwrap(), Some(chown));
+    let got = a
+        .repo
+        .view()
+        .unwrap()
+        .entry_in_commit(&chown, &secret)
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.meta, moved);
 }

@@ -636,3 +636,55 @@ fn the_history_of_one_file_follows_its_renames() {
         "{text}"
     );
 }
+
+/// `commit DIR` keeps every permission bit, the owner and the modification time; `status`
+/// tells a metadata-only change (`m`) from a content change; `checkout` writes them back.
+#[test]
+fn a_directory_round_trips_its_modes_owners_and_times() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, src) = repo_with(
+        tmp.path(),
+        &[("secrets.toml", "k = 1\n"), ("bin/run", "#!/bin/sh\n")],
+        "first",
+    );
+    let set = |p: &str, mode: u32| {
+        std::fs::set_permissions(src.join(p), std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    set("secrets.toml", 0o600);
+    set("bin/run", 0o750);
+    set("bin", 0o2755);
+    std::os::unix::fs::chown(src.join("secrets.toml"), Some(4321), Some(8765)).unwrap();
+    let when = std::time::UNIX_EPOCH + std::time::Duration::new(1_500_000_000, 7);
+    std::fs::File::open(src.join("secrets.toml"))
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
+    let st = ok(&repo, &["status", src.to_str().unwrap()]);
+    assert!(st.contains("m secrets.toml"), "{st}");
+    assert!(
+        st.contains("M bin/run"),
+        "an executable bit is a kind change: {st}"
+    );
+    ok(&repo, &["commit", src.to_str().unwrap(), "-m", "modes"]);
+    let st = ok(&repo, &["status", src.to_str().unwrap()]);
+    assert!(st.starts_with("clean"), "{st}");
+
+    let out = tmp.path().join("out");
+    ok(&repo, &["checkout", "main", out.to_str().unwrap()]);
+    let m = std::fs::metadata(out.join("secrets.toml")).unwrap();
+    assert_eq!(m.mode() & 0o7777, 0o600);
+    assert_eq!((m.uid(), m.gid()), (4321, 8765));
+    assert_eq!(m.modified().unwrap(), when);
+    assert_eq!(
+        std::fs::metadata(out.join("bin/run")).unwrap().mode() & 0o7777,
+        0o750
+    );
+    assert_eq!(
+        std::fs::metadata(out.join("bin")).unwrap().mode() & 0o7777,
+        0o2755
+    );
+    // The checkout is what was committed: nothing to report.
+    let st = ok(&repo, &["status", out.to_str().unwrap()]);
+    assert!(st.starts_with("clean"), "{st}");
+}

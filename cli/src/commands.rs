@@ -606,6 +606,13 @@ fn cmd_diff(repo: &Repo, a: DiffArgs, json: bool) -> Result<()> {
             writeln!(out, "{}\t{}", d.kind.letter(), d.path)?;
             continue;
         }
+        if d.kind == DiffKind::Metadata {
+            if let (Some(x), Some(y)) = (&d.old, &d.new) {
+                writeln!(out, "diff a/{} b/{}", d.path, d.path)?;
+                writeln!(out, "{}", meta_change(x, y))?;
+            }
+            continue;
+        }
         let (x, y) = match (
             diff_side(&view, &d.old, &d.path)?,
             diff_side(&view, &d.new, &d.path)?,
@@ -624,7 +631,9 @@ fn cmd_diff(repo: &Repo, a: DiffArgs, json: bool) -> Result<()> {
         let (an, bn) = match d.kind {
             DiffKind::Added => ("/dev/null".to_owned(), format!("b/{}", d.path)),
             DiffKind::Deleted => (format!("a/{}", d.path), "/dev/null".to_owned()),
-            DiffKind::Modified => (format!("a/{}", d.path), format!("b/{}", d.path)),
+            DiffKind::Modified | DiffKind::Metadata => {
+                (format!("a/{}", d.path), format!("b/{}", d.path))
+            }
         };
         writeln!(out, "diff {} {}", an, bn)?;
         match line_diff(&x, &y, &an, &bn) {
@@ -633,6 +642,36 @@ fn cmd_diff(repo: &Repo, a: DiffArgs, json: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What changed in an entry's metadata, one part per clause: `mode 0644 -> 0600, owner
+/// 0:0 -> 33:33, time 2026-12-01T10:00:00Z -> 2026-12-02T09:00:00Z` (a part not kept shows
+/// as `-`).
+fn meta_change(x: &hero_store::TreeEntry, y: &hero_store::TreeEntry) -> String {
+    let mode = |e: &hero_store::TreeEntry| e.meta.mode.map_or("-".into(), |m| format!("{m:04o}"));
+    let owner = |e: &hero_store::TreeEntry| {
+        e.meta
+            .owner
+            .map_or("-".into(), |o| format!("{}:{}", o.uid, o.gid))
+    };
+    let time = |e: &hero_store::TreeEntry| {
+        e.meta.mtime.map_or("-".into(), |t| {
+            chrono::DateTime::from_timestamp(t.secs, t.nanos)
+                .map_or_else(|| t.secs.to_string(), |d| d.to_rfc3339())
+        })
+    };
+    let mut parts = Vec::new();
+    for (what, f) in [
+        ("mode", &mode as &dyn Fn(&hero_store::TreeEntry) -> String),
+        ("owner", &owner),
+        ("time", &time),
+    ] {
+        let (a, b) = (f(x), f(y));
+        if a != b {
+            parts.push(format!("{what} {a} -> {b}"));
+        }
+    }
+    parts.join(", ")
 }
 
 /// Files larger than this are not diffed line by line.

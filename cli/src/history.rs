@@ -222,13 +222,10 @@ fn restore(repo: &Repo, a: RestoreArgs, json: bool) -> Result<()> {
             }
         }
         for (q, e) in then {
-            if now
-                .iter()
-                .any(|(n, ne)| *n == q && ne.id == e.id && ne.kind == e.kind)
-            {
+            if now.iter().any(|(n, ne)| *n == q && ne == &e) {
                 continue;
             }
-            cs.put_entry(&q, e.kind, e.id, e.size)?;
+            cs.put_tree_entry(&q, &e)?;
             changed += 1;
         }
     }
@@ -285,7 +282,7 @@ fn revert(repo: &Repo, a: RevertArgs, json: bool) -> Result<()> {
     for d in view.diff_commits(parent, &target)? {
         let now = view.entry_in_commit(&head, &d.path)?;
         let same = |x: &Option<TreeEntry>, y: &Option<TreeEntry>| match (x, y) {
-            (Some(x), Some(y)) => x.id == y.id && x.kind == y.kind,
+            (Some(x), Some(y)) => x.id == y.id && x.kind == y.kind && x.meta == y.meta,
             (None, None) => true,
             _ => false,
         };
@@ -295,7 +292,8 @@ fn revert(repo: &Repo, a: RevertArgs, json: bool) -> Result<()> {
         if same(&now, &d.new) {
             // Unchanged since: put the old version back.
             match &d.old {
-                Some(e) => cs.put_entry(&d.path, e.kind, e.id, e.size)?,
+                Some(e) if e.kind == EntryKind::Dir => cs.set_meta(&d.path, e.meta)?,
+                Some(e) => cs.put_tree_entry(&d.path, e)?,
                 None => cs.delete(&d.path)?,
             }
             changed += 1;

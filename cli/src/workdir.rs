@@ -71,13 +71,10 @@ fn commit_under(repo: &Repo, a: &CommitArgs, prefix: &str, branch: &str, json: b
         }
     }
     for (p, e) in &theirs {
-        if ours
-            .iter()
-            .any(|(q, o)| q == p && o.id == e.id && o.kind == e.kind)
-        {
+        if ours.iter().any(|(q, o)| q == p && o == e) {
             continue;
         }
-        cs.put_entry(p, e.kind, e.id, e.size)?;
+        cs.put_tree_entry(p, e)?;
         changed += 1;
     }
     if changed == 0 && !a.allow_empty {

@@ -518,6 +518,13 @@ impl ChangeSet<'_> {
         self.record(Op::Put(path.clone(), kind, id, size))
     }
 
+    /// Puts a stored entry exactly as it is in another tree: kind, content and metadata (a
+    /// restore, a revert). Not for directories.
+    pub fn put_tree_entry(&mut self, path: &RepoPath, e: &TreeEntry) -> Result<()> {
+        self.put_entry(path, e.kind, e.id, e.size)?;
+        self.set_meta(path, e.meta)
+    }
+
     /// Removes a file or a whole directory.
     pub fn delete(&mut self, path: &RepoPath) -> Result<()> {
         self.record(Op::Delete(path.clone()))

@@ -15,6 +15,8 @@ pub enum DiffKind {
     Deleted,
     /// Different content or kind.
     Modified,
+    /// The same content and kind; different mode, owner or modification time.
+    Metadata,
 }
 
 impl DiffKind {
@@ -24,6 +26,7 @@ impl DiffKind {
             DiffKind::Added => 'A',
             DiffKind::Deleted => 'D',
             DiffKind::Modified => 'M',
+            DiffKind::Metadata => 'm',
         }
     }
 }
@@ -152,10 +155,24 @@ impl View {
         y: &TreeEntry,
         out: &mut Vec<DiffEntry>,
     ) -> Result<()> {
-        if x.kind == y.kind && x.id == y.id {
+        let path = at.join(&x.name)?;
+        // Metadata alone: a file whose content did not change, or a directory whose mode or
+        // owner did (a directory's time moves with every change inside it; a file whose
+        // content changed is `Modified`, whatever else changed with it).
+        let same_content = x.kind == y.kind && x.id == y.id;
+        let dirs = x.kind == EntryKind::Dir && y.kind == EntryKind::Dir;
+        let mode_owner = (x.meta.mode, x.meta.owner) != (y.meta.mode, y.meta.owner);
+        if (dirs && mode_owner) || (!dirs && same_content && x.meta != y.meta) {
+            out.push(DiffEntry {
+                path: path.clone(),
+                kind: DiffKind::Metadata,
+                old: Some(x.clone()),
+                new: Some(y.clone()),
+            });
+        }
+        if same_content {
             return Ok(());
         }
-        let path = at.join(&x.name)?;
         match (x.kind == EntryKind::Dir, y.kind == EntryKind::Dir) {
             (true, true) => self.diff_rec(&path, Some(x.id), Some(y.id), out),
             (false, false) => {

@@ -669,6 +669,14 @@ fn a_directory_round_trips_its_modes_owners_and_times() {
     ok(&repo, &["commit", src.to_str().unwrap(), "-m", "modes"]);
     let st = ok(&repo, &["status", src.to_str().unwrap()]);
     assert!(st.starts_with("clean"), "{st}");
+    let names = ok(&repo, &["diff", "--name-status"]);
+    assert_eq!(names, "m\tbin\nM\tbin/run\nm\tsecrets.toml\n");
+    let diff = ok(&repo, &["diff"]);
+    assert!(
+        diff.contains("mode 0644 -> 0600, owner 0:0 -> 4321:8765, time "),
+        "{diff}"
+    );
+    assert!(diff.contains("mode 0755 -> 2755"), "{diff}");
 
     let out = tmp.path().join("out");
     ok(&repo, &["checkout", "main", out.to_str().unwrap()]);
@@ -687,4 +695,16 @@ fn a_directory_round_trips_its_modes_owners_and_times() {
     // The checkout is what was committed: nothing to report.
     let st = ok(&repo, &["status", out.to_str().unwrap()]);
     assert!(st.starts_with("clean"), "{st}");
+    // Reverting the commit puts the old modes back.
+    ok(&repo, &["revert", "main"]);
+    let back = tmp.path().join("back");
+    ok(&repo, &["checkout", "main", back.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::metadata(back.join("secrets.toml")).unwrap().mode() & 0o7777,
+        0o644
+    );
+    assert_eq!(
+        std::fs::metadata(back.join("bin")).unwrap().mode() & 0o7777,
+        0o755
+    );
 }

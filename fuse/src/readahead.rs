@@ -2,14 +2,20 @@
 //! sequential reads of large files a read-ahead that decodes the next blocks on worker
 //! threads while the kernel is still copying the current one.
 //!
+//! Decoded blocks of every file of a mount share one budget ([`MAX_BLOCKS`]): a file that
+//! finds it spent reads directly (as a random reader does), so the mount's memory does not
+//! grow with the number of files read at once.
+//!
 //! The kernel asks for at most 128 KiB to 1 MiB at a time and waits for each answer; decoding
 //! a chunk (redb read, decompression, BLAKE3 check) on the request thread leaves the disk and
 //! the second core idle in between. With read-ahead the request thread only copies bytes that
-//! are already decoded. Memory per sequentially read file is bounded by
-//! `(AHEAD + 1 + SPARE) * BLOCK` (32 MiB), and a file read at random offsets never starts a
-//! read-ahead (it needs [`START_RUN`] bytes read in order first).
+//! are already decoded. A sequentially read file holds at most `AHEAD + 1` blocks plus
+//! `SPARE` reusable buffers, every file together at most [`MAX_BLOCKS`] blocks, and a file
+//! read at random offsets never starts a read-ahead (it needs [`START_RUN`] bytes read in order
+//! first).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
@@ -30,6 +36,8 @@ const SPARE: usize = 2;
 const WAIT_MAX: Duration = Duration::from_secs(20);
 /// Bytes read in order from one handle before the read-ahead starts.
 pub(crate) const START_RUN: u64 = 2 << 20;
+/// Decoded blocks held at once by all the read-aheads of a mount (Pending or Ready): 40 MiB.
+pub(crate) const MAX_BLOCKS: usize = 10;
 /// Worker threads shared by every file of a mount (more than the cores: they mostly wait
 /// for the disk, and several reads in flight keep it busy).
 pub(crate) const WORKERS: usize = 4;
@@ -58,6 +66,25 @@ struct Job {
 pub(crate) struct Pool {
     tx: Mutex<Option<Sender<Job>>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
+    budget: Arc<Budget>,
+}
+
+/// Block slots left for the mount's read-aheads.
+struct Budget {
+    free: AtomicUsize,
+}
+
+impl Budget {
+    /// Takes one slot if any is left.
+    fn take(&self) -> bool {
+        self.free
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| f.checked_sub(1))
+            .is_ok()
+    }
+
+    fn give(&self, n: usize) {
+        self.free.fetch_add(n, Ordering::AcqRel);
+    }
 }
 
 impl Pool {
@@ -79,6 +106,9 @@ impl Pool {
         Pool {
             tx: Mutex::new(tx),
             workers: Mutex::new(workers),
+            budget: Arc::new(Budget {
+                free: AtomicUsize::new(MAX_BLOCKS),
+            }),
         }
     }
 
@@ -136,6 +166,18 @@ struct Stream {
     ready: Condvar,
     /// Buffers of dropped blocks, reused (fresh 4 MiB buffers cost page faults and zeroing).
     spare: Mutex<Vec<Vec<u8>>>,
+    /// The mount's budget, given back as blocks are dropped (and all at once with the stream).
+    budget: Arc<Budget>,
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        let held = match self.blocks.get_mut() {
+            Ok(b) => b.len(),
+            Err(p) => p.into_inner().len(),
+        };
+        self.budget.give(held);
+    }
 }
 
 impl Stream {
@@ -153,7 +195,9 @@ impl Stream {
         match res {
             // No reader free (not expected): the request reads the block itself.
             None => {
-                blocks.remove(&block);
+                if blocks.remove(&block).is_some() {
+                    self.budget.give(1);
+                }
             }
             Some(res) => {
                 if let Some(slot) = blocks.get_mut(&block) {
@@ -268,7 +312,7 @@ impl StoredSource {
             return self.direct(offset, end);
         }
         if self.stream.is_none() {
-            self.stream = self.start_stream(repo, len);
+            self.stream = self.start_stream(repo, pool, len);
         }
         let Some(stream) = self.stream.clone() else {
             return self.direct(offset, end);
@@ -313,7 +357,7 @@ impl StoredSource {
         Ok(Data::Owned(buf))
     }
 
-    fn start_stream(&self, repo: &Repo, len: u64) -> Option<Arc<Stream>> {
+    fn start_stream(&self, repo: &Repo, pool: &Pool, len: u64) -> Option<Arc<Stream>> {
         let mut readers = Vec::new();
         for _ in 0..WORKERS {
             match repo.view().and_then(|v| v.open_file(&self.id)) {
@@ -330,6 +374,7 @@ impl StoredSource {
             blocks: Mutex::new(BTreeMap::new()),
             ready: Condvar::new(),
             spare: Mutex::new(Vec::new()),
+            budget: pool.budget.clone(),
         }))
     }
 
@@ -340,6 +385,7 @@ impl StoredSource {
         {
             let mut blocks = lock(&stream.blocks);
             let mut spare = lock(&stream.spare);
+            let before = blocks.len();
             blocks.retain(|&b, slot| {
                 let keep = b >= first && b <= first + AHEAD;
                 if !keep
@@ -351,9 +397,14 @@ impl StoredSource {
                 }
                 keep
             });
+            stream.budget.give(before - blocks.len());
             drop(spare);
             for b in first..=(first + AHEAD).min(nblocks.saturating_sub(1)) {
                 if let std::collections::btree_map::Entry::Vacant(v) = blocks.entry(b) {
+                    // Out of budget: this block and the ones after are read directly.
+                    if !stream.budget.take() {
+                        break;
+                    }
                     v.insert(Slot::Pending);
                     jobs.push(b);
                 }
@@ -364,8 +415,8 @@ impl StoredSource {
                 stream: Arc::downgrade(stream),
                 block: b,
             };
-            if !pool.send(job) {
-                lock(&stream.blocks).remove(&b);
+            if !pool.send(job) && lock(&stream.blocks).remove(&b).is_some() {
+                stream.budget.give(1);
             }
         }
     }

@@ -778,6 +778,44 @@ mod reads {
             assert!(&b[..done] == want, "read_at({off}, {len}) differs");
         }
     }
+
+    /// More files read at once than the mount's read-ahead budget holds: the ones left
+    /// without read-ahead read directly, and every byte is right.
+    #[test]
+    fn many_large_files_read_at_once_share_the_read_ahead_budget() {
+        // Over one read-ahead block each (4 MiB), so each starts a read-ahead of its own.
+        let files: Vec<Vec<u8>> = (0..6u64).map(|i| noise((6 << 20) + 777, i + 1)).collect();
+        let m = Mounted::prepared(
+            |repo| {
+                let mut cs = repo.change_set("main").unwrap();
+                for (i, data) in files.iter().enumerate() {
+                    let p = RepoPath::parse(format!("f{i}.bin")).unwrap();
+                    cs.put_reader(&p, EntryKind::File, &data[..]).unwrap();
+                }
+                let sig = Signature {
+                    name: b"t".to_vec(),
+                    email: b"t@example.com".to_vec(),
+                    time: 1,
+                    tz_offset_minutes: 0,
+                };
+                cs.commit(CommitMeta::new(sig, "six"), Expect::Latest)
+                    .unwrap();
+            },
+            |o| o.read_only = true,
+        );
+        std::thread::scope(|s| {
+            for (i, data) in files.iter().enumerate() {
+                let path = m.p(&format!("f{i}.bin"));
+                s.spawn(move || {
+                    let mut f = fs::File::open(path).unwrap();
+                    uncache(&f);
+                    let mut got = Vec::new();
+                    f.read_to_end(&mut got).unwrap();
+                    assert!(got == *data, "file {i} differs");
+                });
+            }
+        });
+    }
 }
 
 mod files {

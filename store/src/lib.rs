@@ -41,6 +41,7 @@ mod repo;
 mod snapshot;
 mod stats;
 mod transfer;
+mod upgrade;
 mod verify;
 
 pub use changes::{Batch, ChangeSet, CommitMeta, Committed, Expect};
@@ -68,4 +69,5 @@ pub use transfer::{
     Incoming, Known, Prepared, Received, Stored, StoredForm, apply_delta_frame, decode_zstd_frame,
     delta_frame, entry_link_type, object_links,
 };
+pub use upgrade::UpgradeReport;
 pub use verify::{CorruptObject, VerifyReport};

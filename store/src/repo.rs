@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use redb::{ConcurrencyMode, Database, ReadOnlyTable, ReadableDatabase, ReadableTable};
 
 use crate::db::{
-    self, CHAINS, FORMAT_VERSION, KV, META, OBJECTS, REFLOG, REFS, RefValue, WriteCtx, XREF,
+    self, CHAINS, FORMAT_VERSION, KV, META, OBJECTS, OLDEST_FORMAT, REFLOG, REFS, RefValue,
+    WriteCtx, XREF,
 };
 use crate::error::{Error, Result};
 use crate::id::{ObjectId, hex_prefix};
@@ -75,6 +76,7 @@ impl Repo {
             txn.open_table(REFS)?;
             txn.open_table(REFLOG)?;
             txn.open_table(KV)?;
+            txn.open_table(db::PIECES)?;
         }
         txn.commit()?;
         tracing::info!(path = %path.display(), "initialized repository");
@@ -149,6 +151,16 @@ impl Repo {
                 found,
                 supported: FORMAT_VERSION,
             });
+        }
+        if found < OLDEST_FORMAT {
+            return Err(not_repo(&format!("unknown format version {found}")));
+        }
+        if found < FORMAT_VERSION {
+            tracing::debug!(
+                path = %self.path.display(),
+                found,
+                "older format: read as it is; the first write records format {FORMAT_VERSION}"
+            );
         }
         Ok(())
     }
@@ -264,8 +276,14 @@ impl Repo {
     /// A consistent read-only view of the repository as it is now.
     pub fn view(&self) -> Result<View> {
         let txn = self.db.begin_read()?;
+        let pieces = match txn.open_table(db::PIECES) {
+            Ok(t) => Some(t),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
         Ok(View {
             objects: txn.open_table(OBJECTS)?,
+            pieces,
             refs: txn.open_table(REFS)?,
             reflog: txn.open_table(REFLOG)?,
             meta: txn.open_table(META)?,
@@ -287,6 +305,7 @@ impl Repo {
                 reflog: txn.open_table(REFLOG)?,
                 kv: txn.open_table(KV)?,
                 xref: txn.open_table(XREF)?,
+                pieces: txn.open_table(db::PIECES)?,
             };
             let out = f(&mut ctx)?;
             let mut meta = txn.open_table(META)?;
@@ -295,6 +314,12 @@ impl Repo {
                 None => 0,
             };
             meta.insert("generation", (gen_now + 1).to_le_bytes().as_slice())?;
+            // Whatever this transaction wrote may use format-2 layouts: an older repository
+            // says so from the same transaction on (an older build then refuses it clearly
+            // instead of misreading it).
+            if crate::upgrade::stored_format(&meta)? < FORMAT_VERSION {
+                meta.insert("format", FORMAT_VERSION.to_le_bytes().as_slice())?;
+            }
             out
         };
         txn.commit()?;
@@ -452,7 +477,7 @@ impl Repo {
 
     fn expect_type(&self, id: &ObjectId, ty: ObjType, name: &'static str) -> Result<()> {
         let v = self.view()?;
-        match db::object_type(&v.objects, id)? {
+        match db::object_type(&v.source(), id)? {
             Some(t) if t == ty => Ok(()),
             Some(_) => Err(Error::WrongType {
                 id: *id,
@@ -553,6 +578,8 @@ pub(crate) fn read_u64(b: &[u8]) -> u64 {
 pub struct View {
     pub(crate) txn: redb::ReadTransaction,
     pub(crate) objects: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
+    /// Pieces of large records (absent in a format-1 repository never written since).
+    pub(crate) pieces: Option<ReadOnlyTable<u64, &'static [u8]>>,
     refs: ReadOnlyTable<&'static str, &'static [u8]>,
     reflog: ReadOnlyTable<(&'static str, u64), &'static [u8]>,
     meta: ReadOnlyTable<&'static str, &'static [u8]>,
@@ -605,13 +632,21 @@ impl View {
             .unwrap_or(0))
     }
 
+    /// The tables records are read from.
+    pub(crate) fn source(&self) -> db::ReadObjects<'_> {
+        db::Objects {
+            objects: &self.objects,
+            pieces: self.pieces.as_ref(),
+        }
+    }
+
     pub(crate) fn raw(&self, id: &ObjectId) -> Result<(ObjType, Vec<u8>)> {
-        db::load_raw_cached(&self.objects, id, &self.cache)
+        db::load_raw_cached(&self.source(), id, &self.cache)
     }
 
     /// The type recorded for an object, if it is stored.
     pub fn object_type(&self, id: &ObjectId) -> Result<Option<ObjType>> {
-        db::object_type(&self.objects, id)
+        db::object_type(&self.source(), id)
     }
 
     /// Reads a commit.

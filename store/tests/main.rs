@@ -7,6 +7,7 @@ mod common;
 mod default_branch;
 mod delta;
 mod file_usage;
+mod format;
 mod model;
 mod small_commits;
 mod transfer;

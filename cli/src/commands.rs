@@ -300,6 +300,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tag(a) => cmd_tag(&open_repo(&cli.repo)?, a, json)?,
         Command::Verify => return cmd_verify(&open_repo(&cli.repo)?, json),
         Command::Stats => cmd_stats(&open_repo(&cli.repo)?, json)?,
+        Command::Upgrade => cmd_upgrade(open_repo(&cli.repo)?, json)?,
         Command::Import { what } => crate::git::import(
             open_repo_with_cache(&cli.repo, Some(IMPORT_CACHE_BYTES))?,
             what,
@@ -840,6 +841,38 @@ fn display_path(p: &RepoPath) -> String {
     } else {
         p.to_string()
     }
+}
+
+fn cmd_upgrade(mut repo: Repo, json: bool) -> Result<()> {
+    let path = repo.path().to_path_buf();
+    let r = repo
+        .upgrade()
+        .with_context(|| format!("upgrading {}", path.display()))?;
+    if json {
+        return print_json(&json!({
+            "from": r.from,
+            "to": r.to,
+            "records_converted": r.records_converted,
+            "file_bytes_before": r.file_bytes_before,
+            "file_bytes_after": r.file_bytes_after,
+        }));
+    }
+    if r.from == r.to {
+        outln!("already format {}", r.to)?;
+    } else {
+        outln!(
+            "upgraded from format {} to {}: {} records moved",
+            r.from,
+            r.to,
+            count(r.records_converted)
+        )?;
+    }
+    outln!(
+        "repository file: {} -> {}",
+        bytes(r.file_bytes_before),
+        bytes(r.file_bytes_after)
+    )?;
+    Ok(())
 }
 
 fn cmd_stats(repo: &Repo, json: bool) -> Result<()> {

@@ -80,6 +80,9 @@ pub enum Command {
     Verify,
     /// Objects, sizes, dedupe and delta ratios.
     Stats,
+    /// Convert the repository to this heroctl's format in place (atomic: an interrupted
+    /// upgrade leaves the old repository), then compact it.
+    Upgrade,
     /// Import history from elsewhere (`import git PATH`).
     Import {
         /// What to import from.

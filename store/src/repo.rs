@@ -24,7 +24,10 @@ const CACHE_BYTES: usize = 64 << 20;
 ///
 /// Cheap to share between threads (`&Repo` is enough for everything).
 pub struct Repo {
-    pub(crate) db: Database,
+    /// The open database; replaced by a fresh handle after an I/O error (redb refuses every
+    /// transaction of a handle that saw one).
+    db: std::sync::RwLock<Database>,
+    cache_bytes: usize,
     path: PathBuf,
     cache: db::SharedCache,
 }
@@ -81,7 +84,8 @@ impl Repo {
         txn.commit()?;
         tracing::info!(path = %path.display(), "initialized repository");
         Ok(Repo {
-            db,
+            db: std::sync::RwLock::new(db),
+            cache_bytes: CACHE_BYTES,
             path,
             cache: Default::default(),
         })
@@ -110,7 +114,8 @@ impl Repo {
             other => Error::from(other),
         })?;
         let repo = Repo {
-            db,
+            db: std::sync::RwLock::new(db),
+            cache_bytes,
             path,
             cache: Default::default(),
         };
@@ -128,7 +133,7 @@ impl Repo {
     }
 
     fn check_format(&self) -> Result<()> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db().begin_read()?;
         let not_repo = |reason: &str| Error::NotARepository {
             path: self.path.clone(),
             reason: reason.to_owned(),
@@ -170,18 +175,33 @@ impl Repo {
     /// cross-reference tables are rewritten in key order (small records inserted in hash order
     /// leave B-tree leaves about half full), each in one write transaction, so other processes
     /// see the same content throughout; then redb moves the pages and truncates the file.
+    ///
+    /// Never makes the file larger: a table is rewritten only when the file's free space can
+    /// hold its new copy (the old pages are free only once the rewrite commits). Leaves nothing
+    /// behind when killed: the scratch file is unlinked as soon as it is created, and an
+    /// interrupted rewrite is an uncommitted transaction, redone by the next compaction (every
+    /// import and `upgrade` ends with one). Page moves need no other process to be reading;
+    /// when one is, they are skipped and the next compaction does them.
     /// Costs a pass over the whole repository; returns the file's size before and after.
     pub fn compact(&mut self) -> Result<(u64, u64)> {
         let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         let before = size(&self.path);
+        // A scratch file of a build that named it, killed midway.
+        let _ = std::fs::remove_file(self.path.with_extension("compact-scratch"));
         let t0 = std::time::Instant::now();
         self.rewrite_in_key_order(OBJECTS)?;
         self.rewrite_in_key_order(XREF)?;
         let rewritten = t0.elapsed();
         // Each pass moves what it can toward the start; stop when one gains nothing.
         for _ in 0..8 {
-            if !self.db.compact()? {
-                break;
+            match self.db_mut().compact() {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(redb::CompactionError::TransactionInProgress) => {
+                    tracing::debug!("another process is reading: pages not moved this time");
+                    break;
+                }
+                Err(e) => return Err(e.into()),
             }
         }
         tracing::debug!(
@@ -194,10 +214,27 @@ impl Repo {
         Ok((before, size(&self.path)))
     }
 
+    /// Bytes of the file not in use by any page: what a rewrite can take without growing it.
+    fn free_bytes(&self) -> Result<u64> {
+        let txn = self.db().begin_write()?;
+        let st = txn.stats()?;
+        txn.abort()?;
+        let used = st.allocated_pages().saturating_mul(st.page_size() as u64);
+        let len = std::fs::metadata(&self.path)
+            .map(|m| m.len())
+            .map_err(|source| Error::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        Ok(len.saturating_sub(used))
+    }
+
     /// Rewrites a table's small entries in key order inside one write transaction, spilling
-    /// them to a scratch file beside the repository so memory stays bounded. Entries of more
-    /// than [`REWRITE_MAX`] bytes fill pages of their own and are left where they are, so the
-    /// cost follows the small records, not the file's size.
+    /// them to an unlinked scratch file beside the repository so memory stays bounded. Entries
+    /// of more than [`REWRITE_MAX`] bytes fill pages of their own and are left where they are,
+    /// so the cost follows the small records, not the file's size. Skipped when the table's
+    /// leaves are nearly full already, or when its new copy would not fit in the file's free
+    /// space (the file would grow).
     fn rewrite_in_key_order<K: redb::Key + 'static>(
         &self,
         def: redb::TableDefinition<K, &'static [u8]>,
@@ -205,24 +242,53 @@ impl Repo {
     where
         for<'a> K::SelfType<'a>: std::borrow::Borrow<K::SelfType<'a>>,
     {
-        use std::io::{BufReader, BufWriter, Write};
+        use redb::{ReadableTableMetadata, TableHandle};
+        use std::io::{BufReader, BufWriter, Seek, Write};
         let io = |path: &Path, e: std::io::Error| Error::Io {
             path: path.to_path_buf(),
             source: e,
         };
-        let scratch = self.path.with_extension("compact-scratch");
-        let txn = self.db.begin_write()?;
+        let (pages, unused) = {
+            let txn = self.db().begin_read()?;
+            match txn.open_table(def) {
+                Ok(t) => {
+                    let st = t.stats()?;
+                    let pages = st.stored_bytes() + st.metadata_bytes() + st.fragmented_bytes();
+                    (pages, st.fragmented_bytes())
+                }
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if unused * 8 < pages {
+            tracing::debug!(table = def.name(), "leaves nearly full: no rewrite");
+            return Ok(());
+        }
+        let free = self.free_bytes()?;
+        if free < pages + pages / 8 {
+            tracing::debug!(
+                table = def.name(),
+                pages,
+                free,
+                "a rewrite would grow the file: skipped"
+            );
+            return Ok(());
+        }
+        let scratch_path = self.path.with_extension("compact-scratch");
+        let mut scratch = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&scratch_path)
+            .map_err(|e| io(&scratch_path, e))?;
+        // Unlinked at once: the kernel frees it when this process ends, however it ends.
+        std::fs::remove_file(&scratch_path).map_err(|e| io(&scratch_path, e))?;
+        let txn = self.db().begin_write()?;
         let mut entries = 0u64;
         {
-            let file = std::fs::File::create(&scratch).map_err(|e| io(&scratch, e))?;
-            let mut out = BufWriter::new(file);
-            let table = match txn.open_table(def) {
-                Ok(t) => t,
-                Err(e) => {
-                    let _ = std::fs::remove_file(&scratch);
-                    return Err(e.into());
-                }
-            };
+            let mut out = BufWriter::new(&mut scratch);
+            let table = txn.open_table(def)?;
             for item in table.iter()? {
                 let (k, v) = item?;
                 let vb = v.value();
@@ -235,35 +301,31 @@ impl Repo {
                 for part in [kb, vb] {
                     out.write_all(&(part.len() as u64).to_le_bytes())
                         .and_then(|()| out.write_all(part))
-                        .map_err(|e| io(&scratch, e))?;
+                        .map_err(|e| io(&scratch_path, e))?;
                 }
                 entries += 1;
             }
-            out.flush().map_err(|e| io(&scratch, e))?;
+            out.flush().map_err(|e| io(&scratch_path, e))?;
         }
-        let result = (|| -> Result<()> {
+        {
             let mut table = txn.open_table(def)?;
-            let file = std::fs::File::open(&scratch).map_err(|e| io(&scratch, e))?;
-            let mut input = BufReader::new(file);
             // First take the small entries out (the scratch file holds them), then put them
             // back in key order so they fill whole leaves.
             let (mut kb, mut vb) = (Vec::new(), Vec::new());
-            for _ in 0..entries {
-                read_spilled(&mut input, &mut kb).map_err(|e| io(&scratch, e))?;
-                read_spilled(&mut input, &mut vb).map_err(|e| io(&scratch, e))?;
-                table.remove(K::from_bytes(&kb))?;
+            for pass in 0..2 {
+                scratch.rewind().map_err(|e| io(&scratch_path, e))?;
+                let mut input = BufReader::new(&mut scratch);
+                for _ in 0..entries {
+                    read_spilled(&mut input, &mut kb).map_err(|e| io(&scratch_path, e))?;
+                    read_spilled(&mut input, &mut vb).map_err(|e| io(&scratch_path, e))?;
+                    if pass == 0 {
+                        table.remove(K::from_bytes(&kb))?;
+                    } else {
+                        table.insert(K::from_bytes(&kb), vb.as_slice())?;
+                    }
+                }
             }
-            let file = std::fs::File::open(&scratch).map_err(|e| io(&scratch, e))?;
-            let mut input = BufReader::new(file);
-            for _ in 0..entries {
-                read_spilled(&mut input, &mut kb).map_err(|e| io(&scratch, e))?;
-                read_spilled(&mut input, &mut vb).map_err(|e| io(&scratch, e))?;
-                table.insert(K::from_bytes(&kb), vb.as_slice())?;
-            }
-            Ok(())
-        })();
-        let _ = std::fs::remove_file(&scratch);
-        result?;
+        }
         txn.commit()?;
         Ok(())
     }
@@ -275,7 +337,7 @@ impl Repo {
 
     /// A consistent read-only view of the repository as it is now.
     pub fn view(&self) -> Result<View> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db().begin_read()?;
         let pieces = match txn.open_table(db::PIECES) {
             Ok(t) => Some(t),
             Err(redb::TableError::TableDoesNotExist(_)) => None,
@@ -296,7 +358,84 @@ impl Repo {
     /// Runs `f` in one write transaction: all of its writes land, or none do. Bumps the
     /// generation counter that watchers poll.
     pub(crate) fn write<R>(&self, f: impl FnOnce(&mut WriteCtx<'_>) -> Result<R>) -> Result<R> {
-        let txn = self.db.begin_write()?;
+        let res = self.write_once(f);
+        if let Err(e) = &res
+            && e.is_disk_full()
+        {
+            self.give_back_space();
+        }
+        res
+    }
+
+    /// The database handle.
+    pub(crate) fn db(&self) -> std::sync::RwLockReadGuard<'_, Database> {
+        self.db
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn db_mut(&mut self) -> &mut Database {
+        self.db
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// After a transaction failed on a full disk: redb refuses every further transaction of
+    /// the handle that saw the error, and the file keeps the length the failed transaction gave
+    /// it. A fresh handle replaces it; it compacts when no other transaction is open, and
+    /// empty commits trim the file (redb gives back up to half of the trailing free space per
+    /// commit) until it no longer shrinks, so the disk has the room back at once and this
+    /// `Repo` keeps working.
+    fn give_back_space(&self) {
+        let len = || std::fs::metadata(&self.path).map(|m| m.len()).ok();
+        let start = len();
+        {
+            let mut db = self
+                .db
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match builder(self.cache_bytes).open(&self.path) {
+                Ok(mut fresh) => {
+                    // Compaction commits with redb's most thorough trimming; it may be refused
+                    // (another process is reading), and the empty commits below still trim.
+                    if let Err(e) = fresh.compact() {
+                        tracing::debug!(error = %e, "no compaction after a full disk");
+                    }
+                    *db = fresh;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not reopen the repository after a full disk");
+                    return;
+                }
+            }
+        }
+        let mut last = start;
+        for _ in 0..64 {
+            let trimmed = self
+                .db()
+                .begin_write()
+                .map_err(Error::from)
+                .and_then(|t| t.commit().map_err(Error::from));
+            if let Err(e) = trimmed {
+                tracing::warn!(error = %e, "could not trim the file after a full disk");
+                break;
+            }
+            let now = len();
+            if now >= last {
+                break;
+            }
+            last = now;
+        }
+        tracing::info!(
+            path = %self.path.display(),
+            before = ?start,
+            after = ?last,
+            "gave back the space of a transaction that failed on a full disk"
+        );
+    }
+
+    fn write_once<R>(&self, f: impl FnOnce(&mut WriteCtx<'_>) -> Result<R>) -> Result<R> {
+        let txn = self.db().begin_write()?;
         let out = {
             let mut ctx = WriteCtx {
                 objects: txn.open_table(OBJECTS)?,

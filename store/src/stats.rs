@@ -231,7 +231,7 @@ impl Repo {
         use crate::db::{CHAINS, KV, META, OBJECTS, REFLOG, REFS, XREF};
         let mut out = FileUsage::default();
         {
-            let txn = self.db.begin_read()?;
+            let txn = self.db().begin_read()?;
             out.tables.push(usage(
                 OBJECTS.name(),
                 &txn.open_table(OBJECTS)?,
@@ -283,7 +283,7 @@ impl Repo {
                 Err(e) => return Err(e.into()),
             }
         }
-        let txn = self.db.begin_write()?;
+        let txn = self.db().begin_write()?;
         let st = txn.stats()?;
         txn.abort()?;
         out.page_size = st.page_size() as u64;

@@ -40,7 +40,7 @@ impl Repo {
     /// The format recorded in the repository now (another process may have changed it since
     /// this handle was opened).
     pub fn format(&self) -> Result<u32> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db().begin_read()?;
         let meta = txn.open_table(META)?;
         stored_format(&meta)
     }
@@ -58,7 +58,7 @@ impl Repo {
             to: FORMAT_VERSION,
             ..UpgradeReport::default()
         };
-        let txn = self.db.begin_write()?;
+        let txn = self.db().begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
             report.from = stored_format(&meta)?;

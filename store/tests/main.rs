@@ -4,6 +4,7 @@
 mod bad_input;
 mod chunker;
 mod common;
+mod compaction;
 mod default_branch;
 mod delta;
 mod file_usage;

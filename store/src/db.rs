@@ -32,6 +32,11 @@ pub(crate) const FORMAT_VERSION: u32 = 2;
 /// write transaction records [`FORMAT_VERSION`].
 pub(crate) const OLDEST_FORMAT: u32 = 1;
 
+/// Objects the garbage collector found unreachable: id to the time (Unix seconds) it first
+/// did. Removed by a later collection once the grace period has passed and they are still
+/// unreachable; a writer that finds one stored (to reuse it) takes it off the list.
+pub(crate) const GC_CANDIDATES: TableDefinition<&[u8; 32], u64> = TableDefinition::new("gc-2");
+
 /// First byte of an `objects-1` value that points at pieces (never an object type code).
 pub(crate) const POINTER: u8 = 0x80;
 /// redb's page size (its default; only the fit of pieces depends on it, not correctness).
@@ -641,6 +646,12 @@ pub(crate) struct WriteCtx<'t> {
     pub(crate) kv: redb::Table<'t, &'static str, &'static [u8]>,
     pub(crate) xref: redb::Table<'t, &'static [u8], &'static [u8]>,
     pub(crate) pieces: redb::Table<'t, u64, &'static [u8]>,
+    pub(crate) gc: redb::Table<'t, &'static [u8; 32], u64>,
+    /// Whether `gc` holds anything (read once per transaction).
+    pub(crate) gc_pending: bool,
+    /// Stored objects this transaction's writer asked about (to reuse them) that the garbage
+    /// collector had listed; taken off the list when the transaction ends.
+    pub(crate) reused: std::cell::RefCell<Vec<ObjectId>>,
 }
 
 /// Largest chain depth allowed for an object of `raw_len` bytes: reading the deepest object of
@@ -663,8 +674,23 @@ pub(crate) fn whole_record(
 }
 
 impl<'t> WriteCtx<'t> {
+    /// Whether the object is stored. A writer asks before reusing a stored object; one the
+    /// garbage collector had found unreachable is taken off its list, so the next collection
+    /// sees it afresh (referenced by then, or young again).
     pub(crate) fn has(&self, id: &ObjectId) -> Result<bool> {
-        Ok(self.objects.get(&id.0)?.is_some())
+        let found = self.objects.get(&id.0)?.is_some();
+        if found && self.gc_pending && self.gc.get(&id.0)?.is_some() {
+            self.reused.borrow_mut().push(*id);
+        }
+        Ok(found)
+    }
+
+    /// Takes the objects reused by this transaction off the collector's list.
+    pub(crate) fn unlist_reused(&mut self) -> Result<()> {
+        for id in self.reused.take() {
+            self.gc.remove(&id.0)?;
+        }
+        Ok(())
     }
 
     /// Stores an object whole unless it is there already. Returns whether it was new.

@@ -31,6 +31,7 @@ mod db;
 mod diff;
 mod error;
 mod file;
+mod gc;
 mod history;
 mod id;
 mod object;
@@ -53,6 +54,7 @@ pub use file::{
     CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, FANOUT, FileReader, SMALL_FILE_MAX, StoredFile,
     chunk_boundaries,
 };
+pub use gc::GcReport;
 pub use history::LogIter;
 pub use id::{IdBuildHasher, IdHasher, IdMap, IdSet, ObjectId, ParseIdError};
 pub use object::{Commit, EntryKind, PEER_HEADER, Signature, Tag, TargetKind, Tree, TreeEntry};

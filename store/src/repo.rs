@@ -445,8 +445,13 @@ impl Repo {
                 kv: txn.open_table(KV)?,
                 xref: txn.open_table(XREF)?,
                 pieces: txn.open_table(db::PIECES)?,
+                gc: txn.open_table(db::GC_CANDIDATES)?,
+                gc_pending: false,
+                reused: Default::default(),
             };
+            ctx.gc_pending = !redb::ReadableTableMetadata::is_empty(&ctx.gc)?;
             let out = f(&mut ctx)?;
+            ctx.unlist_reused()?;
             let mut meta = txn.open_table(META)?;
             let gen_now = match meta.get("generation")? {
                 Some(g) => read_u64(g.value()),

@@ -9,6 +9,7 @@ mod default_branch;
 mod delta;
 mod file_usage;
 mod format;
+mod gc;
 mod model;
 mod small_commits;
 mod transfer;

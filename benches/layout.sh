@@ -9,11 +9,15 @@
 #           git: the corpus's pack after `git gc` and after `git gc --aggressive` of a bare
 #           clone; Fossil: `fossil import --git` of `git fast-export --all`. Then `heroctl
 #           upgrade` (format 2 layout plus compaction) and the size again.
+#   mountread  a 512 MiB incompressible file committed, then read cold (caches dropped) with
+#           `cat` through `heroctl mount --read-only`: bytes the mount process read from disk
+#           (/proc/PID/io read_bytes) against the file's size, and the speed. With
+#           HSL_OLD_HEROCTL=PATH (a format-1 heroctl) the same with it, in the same run.
 #   saves   2,000 small TOML files saved one by one through the WebDAV share (`heroctl serve
 #           dav`, HTTP PUT with curl, each save waited for as its own commit) into one
 #           directory; the file size every 500 saves.
 #
-# usage: benches/layout.sh [large] [corpus] [saves]   (default: all three)
+# usage: benches/layout.sh [large] [corpus] [mountread] [saves]   (default: all four)
 # env:   HSL_CORPUS (default /tmp/corpus-5000; built with benches/corpus.sh when missing),
 #        HSL_KEEP=1 keeps the work dir.
 # Needs: git, fossil, curl, python3 (scripts/deps.sh). Prints Markdown tables.
@@ -44,7 +48,7 @@ pack_bytes() { # all pack files under a git dir
     find "$1" -name '*.pack' -printf '%s\n' | awk '{s+=$1} END {print s+0}'
 }
 
-WHAT=${*:-large corpus saves}
+WHAT=${*:-large corpus mountread saves}
 echo "run: $0 $WHAT, $(date -u '+%Y-%m-%d %H:%M UTC'), heroctl $(git -C "$ROOT" rev-parse --short HEAD)"
 
 for w in $WHAT; do
@@ -100,6 +104,32 @@ corpus)
     echo "| git pack after gc --aggressive | $(mb $ga) | 1.00x |"
     echo "| Fossil repository | $(mb $fl) | $(ratio $fl $ga) |"
     sed 's/^/    /' "$D/usage-import.txt"
+    rm -rf "$D"
+    ;;
+mountread)
+    D=$WORK/mountread; mkdir -p "$D/files"
+    size=$((512 << 20))
+    head -c $size /dev/urandom > "$D/files/big.bin"
+    echo
+    echo "| cold read of a 512 MiB file through the mount | bytes read from disk | / file | wall | MB/s | file length / data |"
+    echo "|---|---|---|---|---|---|"
+    for bin in "$H" ${HSL_OLD_HEROCTL:-}; do
+        rm -f "$D/m.hero"; "$bin" -R "$D/m.hero" init >/dev/null
+        "$bin" -R "$D/m.hero" commit "$D/files" -m big >/dev/null
+        mkdir -p "$D/mnt"
+        "$bin" -R "$D/m.hero" mount --read-only "$D/mnt" >/dev/null 2>&1 &
+        MPID=$!
+        for _ in $(seq 400); do [ -e "$D/mnt/big.bin" ] && break; sleep 0.05; done
+        sync; echo 3 > /proc/sys/vm/drop_caches
+        r0=$(awk '/^read_bytes/ {print $2}' /proc/$MPID/io)
+        s0=$(date +%s.%N); cat "$D/mnt/big.bin" > /dev/null; s1=$(date +%s.%N)
+        r1=$(awk '/^read_bytes/ {print $2}' /proc/$MPID/io)
+        fusermount -u "$D/mnt"; wait $MPID 2>/dev/null || true
+        rb=$((r1 - r0)); wall=$(python3 -c "print(f'{$s1-$s0:.2f} s')")
+        speed=$(python3 -c "print(f'{$size/1e6/($s1-$s0):.0f}')")
+        label=$([ "$bin" = "$H" ] && echo "format 2 (this build)" || echo "format 1 ($bin)")
+        echo "| $label | $(mb $rb) | $(ratio $rb $size) | $wall | $speed | $(ratio $(len "$D/m.hero") $size) |"
+    done
     rm -rf "$D"
     ;;
 saves)

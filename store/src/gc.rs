@@ -94,7 +94,7 @@ impl Repo {
                     objects: &objects,
                     pieces: Some(&pieces),
                 };
-                mark(&src, roots)?
+                mark(&src, roots, &self.cache)?
             };
             report.reachable = reachable.len() as u64;
 
@@ -169,7 +169,7 @@ impl Repo {
 /// Every object the roots reach, with the delta bases their records need. A base is kept
 /// but what it links to is not followed for its sake: an old version stored as a delta
 /// against a newer, unreachable one keeps that version's record, not its tree.
-fn mark(src: &impl RecordSource, roots: Vec<ObjectId>) -> Result<IdSet> {
+fn mark(src: &impl RecordSource, roots: Vec<ObjectId>, cache: &db::SharedCache) -> Result<IdSet> {
     let mut linked = IdSet::default();
     let mut bases = IdSet::default();
     let mut stack: Vec<(ObjectId, bool)> = roots.into_iter().map(|id| (id, true)).collect();
@@ -199,7 +199,9 @@ fn mark(src: &impl RecordSource, roots: Vec<ObjectId>) -> Result<IdSet> {
         if !follow || ty == ObjType::Blob {
             continue;
         }
-        let (ty, raw) = db::load_raw(src, &id)?;
+        // Old trees are deltas against newer ones: the cache keeps the versions decoded on
+        // the way, so walking history does not decode each chain from its start again.
+        let (ty, raw) = db::load_raw_cached(src, &id, cache)?;
         for (_, child) in crate::transfer::object_links(ty, &raw)? {
             if !linked.contains(&child) {
                 stack.push((child, true));

@@ -29,7 +29,7 @@ pub struct Repo {
     db: std::sync::RwLock<Database>,
     cache_bytes: usize,
     path: PathBuf,
-    cache: db::SharedCache,
+    pub(crate) cache: db::SharedCache,
 }
 
 impl std::fmt::Debug for Repo {

@@ -38,6 +38,7 @@ trap cleanup EXIT
 export HERO_AUTHOR_NAME=bench HERO_AUTHOR_EMAIL=bench@example.com
 export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com
 export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
+export USER=${USER:-bench} # fossil needs a user name
 
 len() { stat -c %s "$1"; }
 blocks() { du -B1 -s "$1" | cut -f1; }
@@ -64,8 +65,9 @@ large)
     gl=$(du -B1 -s "$D/files/.git" | cut -f1)
     git -C "$D/files" gc -q; gp=$(pack_bytes "$D/files/.git")
     rm -rf "$D/files/.git"
-    (cd "$D/files" && fossil init -q "$D/l.fossil" >/dev/null && fossil open -q --force "$D/l.fossil" >/dev/null \
-        && fossil add . >/dev/null && fossil commit -q -m large --no-warnings >/dev/null && fossil close -q --force >/dev/null) || true
+    (cd "$D/files" && fossil init "$D/l.fossil" >/dev/null && fossil open --force "$D/l.fossil" >/dev/null \
+        && fossil add . >/dev/null && fossil commit -m large --no-warnings >/dev/null && fossil close --force >/dev/null) \
+        || echo "fossil failed" >&2
     echo
     echo "| 1 GiB incompressible ($data bytes) | bytes | / data |"
     echo "|---|---|---|"
@@ -88,10 +90,13 @@ corpus)
     "$H" -R "$D/c.hero" stats | sed -n '/^table/,$p' > "$D/usage-import.txt"
     "$H" -R "$D/c.hero" upgrade >/dev/null
     l2=$(len "$D/c.hero"); b2=$(blocks "$D/c.hero")
+    "$H" -R "$D/c.hero" gc >/dev/null
+    l3=$(len "$D/c.hero")
     git clone -q --bare "$C" "$D/g.git"
     git -C "$D/g.git" gc -q; gp=$(pack_bytes "$D/g.git")
     git -C "$D/g.git" gc -q --aggressive; ga=$(pack_bytes "$D/g.git")
-    git -C "$C" fast-export --all 2>/dev/null | fossil import --git "$D/c.fossil" >/dev/null 2>&1 || true
+    git -C "$C" fast-export --all 2>/dev/null | fossil import --git "$D/c.fossil" >/dev/null \
+        || echo "fossil import failed" >&2
     fl=$( [ -f "$D/c.fossil" ] && len "$D/c.fossil" || echo 0)
     echo
     echo "| corpus import ($C) | bytes | / git gc --aggressive pack |"
@@ -100,6 +105,7 @@ corpus)
     echo "| hero file after import: length | $(mb $l1) | $(ratio $l1 $ga) |"
     echo "| hero file after import: blocks (du) | $(mb $b1) | $(ratio $b1 $ga) |"
     echo "| hero file after \`heroctl upgrade\` (compaction): length | $(mb $l2) | $(ratio $l2 $ga) |"
+    echo "| hero file after \`heroctl gc\` (compaction): length | $(mb $l3) | $(ratio $l3 $ga) |"
     echo "| git pack after gc | $(mb $gp) | $(ratio $gp $ga) |"
     echo "| git pack after gc --aggressive | $(mb $ga) | 1.00x |"
     echo "| Fossil repository | $(mb $fl) | $(ratio $fl $ga) |"
@@ -124,7 +130,8 @@ mountread)
         r0=$(awk '/^read_bytes/ {print $2}' /proc/$MPID/io)
         s0=$(date +%s.%N); cat "$D/mnt/big.bin" > /dev/null; s1=$(date +%s.%N)
         r1=$(awk '/^read_bytes/ {print $2}' /proc/$MPID/io)
-        fusermount -u "$D/mnt"; wait $MPID 2>/dev/null || true
+        # (the mount process does not always end on fusermount -u: stop it)
+        fusermount -u "$D/mnt"; kill $MPID 2>/dev/null || true; wait $MPID 2>/dev/null || true
         rb=$((r1 - r0)); wall=$(python3 -c "print(f'{$s1-$s0:.2f} s')")
         speed=$(python3 -c "print(f'{$size/1e6/($s1-$s0):.0f}')")
         label=$([ "$bin" = "$H" ] && echo "format 2 (this build)" || echo "format 1 ($bin)")
@@ -154,6 +161,9 @@ saves)
         fi
     done
     kill "$DAV_PID"; wait "$DAV_PID" 2>/dev/null || true; DAV_PID=
+    "$H" -R "$D/s.hero" gc >/dev/null
+    l=$(len "$D/s.hero")
+    echo "| after \`heroctl gc\` (compaction) | $(mb $l) | $(mb $(blocks "$D/s.hero")) | $(mb $(stored "$D/s.hero")) | $((l / 2000)) B per save overall |"
     "$H" -R "$D/s.hero" log | grep -c '^commit' | sed 's/^/    commits: /'
     "$H" -R "$D/s.hero" stats | sed -n '/^table/,$p' | sed 's/^/    /'
     rm -rf "$D"

@@ -120,7 +120,7 @@ mountread)
     echo "| cold read of a 512 MiB file through the mount | bytes read from disk | / file | wall | MB/s | file length / data |"
     echo "|---|---|---|---|---|---|"
     for bin in "$H" ${HSL_OLD_HEROCTL:-}; do
-        rm -f "$D/m.hero"; "$bin" -R "$D/m.hero" init >/dev/null
+        rm -f "$D/m.hero" "$D/files/.herocheckout"; "$bin" -R "$D/m.hero" init >/dev/null
         "$bin" -R "$D/m.hero" commit "$D/files" -m big >/dev/null
         mkdir -p "$D/mnt"
         "$bin" -R "$D/m.hero" mount --read-only "$D/mnt" >/dev/null 2>&1 &

@@ -300,6 +300,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tag(a) => cmd_tag(&open_repo(&cli.repo)?, a, json)?,
         Command::Verify => return cmd_verify(&open_repo(&cli.repo)?, json),
         Command::Stats => cmd_stats(&open_repo(&cli.repo)?, json)?,
+        Command::Upgrade => cmd_upgrade(open_repo(&cli.repo)?, json)?,
+        Command::Gc(a) => cmd_gc(open_repo(&cli.repo)?, a, json)?,
         Command::Import { what } => crate::git::import(
             open_repo_with_cache(&cli.repo, Some(IMPORT_CACHE_BYTES))?,
             what,
@@ -881,6 +883,101 @@ fn display_path(p: &RepoPath) -> String {
     } else {
         p.to_string()
     }
+}
+
+/// `heroctl gc`.
+#[derive(Args, Debug)]
+pub struct GcArgs {
+    /// Say what would be removed; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Reflog entries younger than this keep what they reach, and an object found unreachable
+    /// is removed only by a collection at least this much later: a number with s, m, h or d
+    /// (`0` removes at once: only when nothing else writes to the repository).
+    #[arg(long, default_value = "14d", value_parser = parse_grace)]
+    grace: u64,
+}
+
+fn parse_grace(s: &str) -> std::result::Result<u64, String> {
+    let (n, unit) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c),
+        _ => (s, 's'),
+    };
+    let n: u64 = n.parse().map_err(|_| format!("not a duration: {s:?}"))?;
+    let mul = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return Err(format!("unknown unit in {s:?} (s, m, h or d)")),
+    };
+    n.checked_mul(mul).ok_or_else(|| format!("too long: {s:?}"))
+}
+
+fn cmd_gc(mut repo: Repo, a: GcArgs, json: bool) -> Result<()> {
+    let path = repo.path().to_path_buf();
+    let r = repo
+        .gc(a.grace, a.dry_run)
+        .with_context(|| format!("collecting garbage in {}", path.display()))?;
+    if json {
+        return print_json(&json!({
+            "dry_run": a.dry_run,
+            "reachable": r.reachable,
+            "removed": r.removed,
+            "removed_bytes": r.removed_bytes,
+            "listed": r.listed,
+            "file_bytes_before": r.file_bytes_before,
+            "file_bytes_after": r.file_bytes_after,
+        }));
+    }
+    let verb = if a.dry_run { "would remove" } else { "removed" };
+    outln!(
+        "{verb} {} unreachable objects ({}); {} reachable; {} unreachable kept until their grace period ends",
+        count(r.removed),
+        bytes(r.removed_bytes),
+        count(r.reachable),
+        count(r.listed)
+    )?;
+    if !a.dry_run {
+        outln!(
+            "repository file: {} -> {}",
+            bytes(r.file_bytes_before),
+            bytes(r.file_bytes_after)
+        )?;
+    }
+    Ok(())
+}
+
+fn cmd_upgrade(mut repo: Repo, json: bool) -> Result<()> {
+    let path = repo.path().to_path_buf();
+    let r = repo
+        .upgrade()
+        .with_context(|| format!("upgrading {}", path.display()))?;
+    if json {
+        return print_json(&json!({
+            "from": r.from,
+            "to": r.to,
+            "records_converted": r.records_converted,
+            "file_bytes_before": r.file_bytes_before,
+            "file_bytes_after": r.file_bytes_after,
+        }));
+    }
+    if r.from == r.to {
+        outln!("already format {}", r.to)?;
+    } else {
+        outln!(
+            "upgraded from format {} to {}: {} records moved",
+            r.from,
+            r.to,
+            count(r.records_converted)
+        )?;
+    }
+    outln!(
+        "repository file: {} -> {}",
+        bytes(r.file_bytes_before),
+        bytes(r.file_bytes_after)
+    )?;
+    Ok(())
 }
 
 fn cmd_stats(repo: &Repo, json: bool) -> Result<()> {

@@ -80,6 +80,11 @@ pub enum Command {
     Verify,
     /// Objects, sizes, dedupe and delta ratios.
     Stats,
+    /// Remove what no branch, tag or recent reflog entry reaches, and give the space back.
+    Gc(commands::GcArgs),
+    /// Convert the repository to this heroctl's format in place (atomic: an interrupted
+    /// upgrade leaves the old repository), then compact it.
+    Upgrade,
     /// Import history from elsewhere (`import git PATH`).
     Import {
         /// What to import from.

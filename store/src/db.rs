@@ -20,9 +20,243 @@ pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta
 pub(crate) const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv-1");
 /// Cross-references with binary keys (for instance git id → store id), created on first write.
 pub(crate) const XREF: TableDefinition<&[u8], &[u8]> = TableDefinition::new("xref-1");
+/// Large object records cut into pieces that each fill a redb page exactly (format 2): a
+/// sequence number to the piece. The record's `objects-1` value points at its pieces.
+pub(crate) const PIECES: TableDefinition<u64, &[u8]> = TableDefinition::new("pieces-2");
 
-/// The format this build writes and the newest it reads.
+/// The format this build writes and the newest it reads. Bumped whenever the layout or an
+/// encoding changes (docs/format.md, ADR 0013): 2 adds large records stored in pieces
+/// (`pieces-2`) and trees whose entries carry metadata.
 pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The oldest format this build reads; it reads such a repository as it is, and its first
+/// write transaction records [`FORMAT_VERSION`].
+pub(crate) const OLDEST_FORMAT: u32 = 1;
+
+/// Objects the garbage collector found unreachable: id to the time (Unix seconds) it first
+/// did. Removed by a later collection once the grace period has passed and they are still
+/// unreachable; a writer that finds one stored (to reuse it) takes it off the list.
+pub(crate) const GC_CANDIDATES: TableDefinition<&[u8; 32], u64> = TableDefinition::new("gc-2");
+
+/// First byte of an `objects-1` value that points at pieces (never an object type code).
+pub(crate) const POINTER: u8 = 0x80;
+/// redb's page size (its default; only the fit of pieces depends on it, not correctness).
+const PAGE: usize = 4096;
+/// redb's bytes in a leaf holding one piece besides the piece: page header (4), value length
+/// (4), the u64 key (8).
+const LEAF_OVERHEAD: usize = 16;
+/// Largest piece: fills a page of 2^8 pages (1 MiB).
+const MAX_PIECE_ORDER: u32 = 8;
+/// Records at least this long are stored in pieces: a record alone in a leaf otherwise takes
+/// the next power-of-two number of pages.
+pub(crate) const PIECED_MIN: usize = PAGE - LEAF_OVERHEAD;
+/// The end of a pieced record shorter than this stays in its `objects-1` value (it shares a
+/// leaf with small records); a longer end gets a piece of its own.
+const INLINE_TAIL_MAX: usize = 2048;
+
+/// The bytes a piece of page order `k` holds so that its leaf fills the page exactly.
+fn piece_capacity(order: u32) -> usize {
+    (PAGE << order) - LEAF_OVERHEAD
+}
+
+/// How a record of `len` bytes is cut: the pieces' lengths, then the length left inline.
+pub(crate) fn piece_plan(len: usize) -> (Vec<usize>, usize) {
+    let mut sizes = Vec::new();
+    let mut rest = len;
+    while rest >= piece_capacity(0) {
+        let order = (0..=MAX_PIECE_ORDER)
+            .rev()
+            .find(|&k| piece_capacity(k) <= rest)
+            .unwrap_or(0);
+        sizes.push(piece_capacity(order));
+        rest -= piece_capacity(order);
+    }
+    if rest > INLINE_TAIL_MAX {
+        sizes.push(rest);
+        rest = 0;
+    }
+    (sizes, rest)
+}
+
+/// An `objects-1` value that points at pieces: `u8 0x80, varint record length, varint first
+/// piece, varint piece count`, then the record's last bytes.
+#[derive(Debug)]
+pub(crate) struct Pointer<'a> {
+    pub(crate) len: u64,
+    pub(crate) first: u64,
+    pub(crate) count: u64,
+    pub(crate) tail: &'a [u8],
+}
+
+impl<'a> Pointer<'a> {
+    /// `None` when the value is a record itself.
+    pub(crate) fn parse(v: &'a [u8]) -> Option<std::result::Result<Pointer<'a>, String>> {
+        if v.first() != Some(&POINTER) {
+            return None;
+        }
+        let mut r = crate::codec::Reader::new(&v[1..], "piece pointer");
+        let mut parse = || -> std::result::Result<Pointer<'a>, crate::codec::DecodeError> {
+            let len = r.varint()?;
+            let first = r.varint()?;
+            let count = r.varint()?;
+            Ok(Pointer {
+                len,
+                first,
+                count,
+                tail: r.rest(),
+            })
+        };
+        Some(parse().map_err(|e| e.to_string()).and_then(|p| {
+            if p.len > record::MAX_RAW + 1024 || p.count > p.len / PIECED_MIN as u64 + 1 {
+                Err("piece pointer out of range".to_owned())
+            } else {
+                Ok(p)
+            }
+        }))
+    }
+
+    fn encode(len: u64, first: u64, count: u64, tail: &[u8]) -> Vec<u8> {
+        let mut w = crate::codec::Writer::new();
+        w.u8(POINTER);
+        w.varint(len);
+        w.varint(first);
+        w.varint(count);
+        w.raw(tail);
+        w.buf
+    }
+}
+
+/// A stored record: borrowed from its page, or put together from pieces.
+pub(crate) enum RecordBytes<'a> {
+    Stored(redb::AccessGuard<'a, &'static [u8]>),
+    Assembled(Vec<u8>),
+}
+
+impl std::ops::Deref for RecordBytes<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            RecordBytes::Stored(g) => g.value(),
+            RecordBytes::Assembled(v) => v,
+        }
+    }
+}
+
+/// Where records are read from: the object table, and the pieces of large records.
+pub(crate) trait RecordSource {
+    /// The record stored under `id`, put together if it is in pieces.
+    fn record(&self, id: &ObjectId) -> Result<Option<RecordBytes<'_>>>;
+    /// The start of the record stored under `id`, at least its whole header (for a record in
+    /// pieces, its first piece): for reading headers without putting large records together.
+    fn record_head(&self, id: &ObjectId) -> Result<Option<RecordBytes<'_>>>;
+    /// Stored ids starting with `prefix`, other than `this`.
+    fn prefixed(&self, prefix: &[u8; record::SHORT_BASE], this: &ObjectId)
+    -> Result<Vec<ObjectId>>;
+}
+
+/// The object table with the pieces table (absent in a format-1 repository never written to
+/// by a format-2 build).
+pub(crate) struct Objects<'a, O, P> {
+    pub(crate) objects: &'a O,
+    pub(crate) pieces: Option<&'a P>,
+}
+
+/// [`Objects`] of a read transaction.
+pub(crate) type ReadObjects<'a> = Objects<
+    'a,
+    redb::ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
+    redb::ReadOnlyTable<u64, &'static [u8]>,
+>;
+
+/// [`Objects`] of a write transaction.
+pub(crate) type WriteObjects<'a, 't> = Objects<
+    'a,
+    redb::Table<'t, &'static [u8; 32], &'static [u8]>,
+    redb::Table<'t, u64, &'static [u8]>,
+>;
+
+/// Puts a pieced record together and checks its length.
+pub(crate) fn assemble<P>(id: &ObjectId, p: &Pointer<'_>, pieces: Option<&P>) -> Result<Vec<u8>>
+where
+    P: ReadableTable<u64, &'static [u8]>,
+{
+    let Some(pieces) = pieces else {
+        return Err(Error::corrupt(
+            *id,
+            "stored in pieces, but there is no pieces table",
+        ));
+    };
+    let mut out = Vec::with_capacity(usize::try_from(p.len).unwrap_or(0));
+    for n in p.first..p.first.saturating_add(p.count) {
+        let Some(g) = pieces.get(n)? else {
+            return Err(Error::corrupt(*id, format!("piece {n} is missing")));
+        };
+        out.extend_from_slice(g.value());
+        if out.len() as u64 > p.len {
+            break;
+        }
+    }
+    out.extend_from_slice(p.tail);
+    if out.len() as u64 != p.len {
+        return Err(Error::corrupt(
+            *id,
+            "pieces do not add up to the record's length",
+        ));
+    }
+    Ok(out)
+}
+
+impl<O, P> RecordSource for Objects<'_, O, P>
+where
+    O: ReadableTable<&'static [u8; 32], &'static [u8]>,
+    P: ReadableTable<u64, &'static [u8]>,
+{
+    fn record(&self, id: &ObjectId) -> Result<Option<RecordBytes<'_>>> {
+        let Some(g) = self.objects.get(&id.0)? else {
+            return Ok(None);
+        };
+        let assembled = match Pointer::parse(g.value()) {
+            None => None,
+            Some(p) => {
+                let p = p.map_err(|e| Error::corrupt(*id, e))?;
+                Some(assemble(id, &p, self.pieces)?)
+            }
+        };
+        Ok(Some(match assembled {
+            Some(v) => RecordBytes::Assembled(v),
+            None => RecordBytes::Stored(g),
+        }))
+    }
+    fn record_head(&self, id: &ObjectId) -> Result<Option<RecordBytes<'_>>> {
+        let Some(g) = self.objects.get(&id.0)? else {
+            return Ok(None);
+        };
+        let first = match Pointer::parse(g.value()) {
+            None => None,
+            Some(p) => {
+                let p = p.map_err(|e| Error::corrupt(*id, e))?;
+                if p.count == 0 {
+                    Some(RecordBytes::Assembled(p.tail.to_vec()))
+                } else {
+                    let pieces = self.pieces.ok_or_else(|| {
+                        Error::corrupt(*id, "stored in pieces, but there is no pieces table")
+                    })?;
+                    let piece = pieces.get(p.first)?.ok_or_else(|| {
+                        Error::corrupt(*id, format!("piece {} is missing", p.first))
+                    })?;
+                    Some(RecordBytes::Stored(piece))
+                }
+            }
+        };
+        Ok(Some(first.unwrap_or(RecordBytes::Stored(g))))
+    }
+    fn prefixed(
+        &self,
+        prefix: &[u8; record::SHORT_BASE],
+        this: &ObjectId,
+    ) -> Result<Vec<ObjectId>> {
+        with_prefix(self.objects, prefix, this)
+    }
+}
 
 /// Longest delta chain followed before the repository is declared corrupt.
 const MAX_CHAIN_FOLLOW: usize = 4096;
@@ -68,7 +302,7 @@ impl RawCache {
 /// Loads an object's raw bytes, following and verifying its delta chain.
 pub(crate) fn load_raw<T>(table: &T, id: &ObjectId) -> Result<(ObjType, Vec<u8>)>
 where
-    T: ReadableTable<&'static [u8; 32], &'static [u8]>,
+    T: RecordSource,
 {
     load_raw_at(table, id, 0, None)
 }
@@ -81,7 +315,7 @@ pub(crate) fn load_raw_cached<T>(
     cache: &SharedCache,
 ) -> Result<(ObjType, Vec<u8>)>
 where
-    T: ReadableTable<&'static [u8; 32], &'static [u8]>,
+    T: RecordSource,
 {
     if let Some((ty, raw)) = RawCache::get(cache, id) {
         return Ok((ty, raw.to_vec()));
@@ -99,21 +333,21 @@ fn load_raw_at<T>(
     cache: Option<&SharedCache>,
 ) -> Result<(ObjType, Vec<u8>)>
 where
-    T: ReadableTable<&'static [u8; 32], &'static [u8]>,
+    T: RecordSource,
 {
     // Most objects are stored whole: decode straight from the stored value, one copy. A delta's
     // stored bytes are kept as the first link of its chain.
     let mut first = {
-        let Some(g) = table.get(&id.0)? else {
+        let Some(g) = table.record(id)? else {
             return Err(Error::Missing(*id));
         };
-        let rec = Record::parse(g.value()).map_err(|e| Error::corrupt(*id, e))?;
+        let rec = Record::parse(&g).map_err(|e| Error::corrupt(*id, e))?;
         if rec.is_full() {
             let out = rec.decode(None).map_err(|e| Error::corrupt(*id, e))?;
             check_hash(id, &rec, &out)?;
             return Ok((rec.ty, out));
         }
-        Some(g.value().to_vec())
+        Some(g.to_vec())
     };
     let mut chain: Vec<(ObjectId, Vec<u8>)> = Vec::new();
     // The base of the last delta in `chain`, when it had to be found by trial decoding.
@@ -130,7 +364,7 @@ where
         }
         let stored = match first.take() {
             Some(b) => Some(b),
-            None => table.get(&cur.0)?.map(|g| g.value().to_vec()),
+            None => table.record(&cur)?.map(|g| g.to_vec()),
         };
         let bytes = match stored {
             Some(b) => b,
@@ -146,7 +380,7 @@ where
         let next = match rec.enc {
             Encoding::Delta(base) => Some(base),
             Encoding::DeltaShort(prefix) => {
-                let candidates = with_prefix(table, &prefix, &cur)?;
+                let candidates = table.prefixed(&prefix, &cur)?;
                 match candidates.as_slice() {
                     [] => {
                         return Err(Error::corrupt(
@@ -250,12 +484,11 @@ fn check_hash(id: &ObjectId, rec: &Record<'_>, raw: &[u8]) -> Result<()> {
 /// The type recorded for an object, without decoding it.
 pub(crate) fn object_type<T>(table: &T, id: &ObjectId) -> Result<Option<ObjType>>
 where
-    T: ReadableTable<&'static [u8; 32], &'static [u8]>,
+    T: RecordSource,
 {
-    match table.get(&id.0)? {
+    match table.record_head(id)? {
         Some(g) => {
-            let v = g.value();
-            let rec = Record::parse(v).map_err(|e| Error::corrupt(*id, e))?;
+            let rec = Record::parse(&g).map_err(|e| Error::corrupt(*id, e))?;
             Ok(Some(rec.ty))
         }
         None => Ok(None),
@@ -265,15 +498,91 @@ where
 /// Whether an object's record is whole (not a delta), without decoding it; `None` if absent.
 pub(crate) fn record_is_whole<T>(table: &T, id: &ObjectId) -> Result<Option<bool>>
 where
-    T: ReadableTable<&'static [u8; 32], &'static [u8]>,
+    T: RecordSource,
 {
-    match table.get(&id.0)? {
+    match table.record_head(id)? {
         Some(g) => {
-            let rec = Record::parse(g.value()).map_err(|e| Error::corrupt(*id, e))?;
+            let rec = Record::parse(&g).map_err(|e| Error::corrupt(*id, e))?;
             Ok(Some(rec.is_full()))
         }
         None => Ok(None),
     }
+}
+
+/// Stores (or replaces) the record of `id`: small records as they are, large ones in pieces
+/// that fill their pages exactly. The pieces of a record it replaces are removed.
+pub(crate) fn store_record(
+    objects: &mut redb::Table<'_, &'static [u8; 32], &'static [u8]>,
+    pieces: &mut redb::Table<'_, u64, &'static [u8]>,
+    id: &ObjectId,
+    rec: &[u8],
+) -> Result<()> {
+    let value = if rec.len() < PIECED_MIN {
+        None
+    } else {
+        let (sizes, tail) = piece_plan(rec.len());
+        let first = match pieces.last()? {
+            Some((k, _)) => k.value() + 1,
+            None => 0,
+        };
+        let mut at = 0;
+        for (n, len) in sizes.iter().enumerate() {
+            pieces.insert(first + n as u64, &rec[at..at + len])?;
+            at += len;
+        }
+        debug_assert_eq!(rec.len() - at, tail);
+        Some(Pointer::encode(
+            rec.len() as u64,
+            first,
+            sizes.len() as u64,
+            &rec[at..],
+        ))
+    };
+    let old = objects
+        .insert(&id.0, value.as_deref().unwrap_or(rec))?
+        .map(|g| g.value().to_vec());
+    if let Some(old) = old {
+        remove_pieces(pieces, id, &old)?;
+    }
+    Ok(())
+}
+
+/// Removes the pieces an `objects-1` value points at (nothing for a plain record).
+pub(crate) fn remove_pieces(
+    pieces: &mut redb::Table<'_, u64, &'static [u8]>,
+    id: &ObjectId,
+    value: &[u8],
+) -> Result<()> {
+    if let Some(p) = Pointer::parse(value) {
+        let p = p.map_err(|e| Error::corrupt(*id, e))?;
+        for n in p.first..p.first.saturating_add(p.count) {
+            pieces.remove(n)?;
+        }
+    }
+    Ok(())
+}
+
+/// Moves every large record stored whole in `objects-1` (format 1) into pieces, in the
+/// caller's transaction. Returns how many moved. Holds one record in memory at a time.
+pub(crate) fn convert_large_records(txn: &redb::WriteTransaction) -> Result<u64> {
+    let mut objects = txn.open_table(OBJECTS)?;
+    let mut pieces = txn.open_table(PIECES)?;
+    let mut large = Vec::new();
+    for item in objects.iter()? {
+        let (k, v) = item?;
+        let v = v.value();
+        if v.len() >= PIECED_MIN && Pointer::parse(v).is_none() {
+            large.push(ObjectId(*k.value()));
+        }
+    }
+    for id in &large {
+        let rec = match objects.get(&id.0)? {
+            Some(g) => g.value().to_vec(),
+            None => continue,
+        };
+        store_record(&mut objects, &mut pieces, id, &rec)?;
+    }
+    Ok(large.len() as u64)
 }
 
 /// Encodes a ref value.
@@ -336,6 +645,13 @@ pub(crate) struct WriteCtx<'t> {
     pub(crate) reflog: redb::Table<'t, (&'static str, u64), &'static [u8]>,
     pub(crate) kv: redb::Table<'t, &'static str, &'static [u8]>,
     pub(crate) xref: redb::Table<'t, &'static [u8], &'static [u8]>,
+    pub(crate) pieces: redb::Table<'t, u64, &'static [u8]>,
+    pub(crate) gc: redb::Table<'t, &'static [u8; 32], u64>,
+    /// Whether `gc` holds anything (read once per transaction).
+    pub(crate) gc_pending: bool,
+    /// Stored objects this transaction's writer asked about (to reuse them) that the garbage
+    /// collector had listed; taken off the list when the transaction ends.
+    pub(crate) reused: std::cell::RefCell<Vec<ObjectId>>,
 }
 
 /// Largest chain depth allowed for an object of `raw_len` bytes: reading the deepest object of
@@ -357,9 +673,24 @@ pub(crate) fn whole_record(
     Ok(record::encode_full(ty, raw, payload_hash))
 }
 
-impl WriteCtx<'_> {
+impl<'t> WriteCtx<'t> {
+    /// Whether the object is stored. A writer asks before reusing a stored object; one the
+    /// garbage collector had found unreachable is taken off its list, so the next collection
+    /// sees it afresh (referenced by then, or young again).
     pub(crate) fn has(&self, id: &ObjectId) -> Result<bool> {
-        Ok(self.objects.get(&id.0)?.is_some())
+        let found = self.objects.get(&id.0)?.is_some();
+        if found && self.gc_pending && self.gc.get(&id.0)?.is_some() {
+            self.reused.borrow_mut().push(*id);
+        }
+        Ok(found)
+    }
+
+    /// Takes the objects reused by this transaction off the collector's list.
+    pub(crate) fn unlist_reused(&mut self) -> Result<()> {
+        for id in self.reused.take() {
+            self.gc.remove(&id.0)?;
+        }
+        Ok(())
     }
 
     /// Stores an object whole unless it is there already. Returns whether it was new.
@@ -391,8 +722,7 @@ impl WriteCtx<'_> {
 
     /// Stores an encoded record; the caller knows the object is not stored yet.
     pub(crate) fn insert_record(&mut self, id: &ObjectId, rec: &[u8]) -> Result<()> {
-        self.objects.insert(&id.0, rec)?;
-        Ok(())
+        store_record(&mut self.objects, &mut self.pieces, id, rec)
     }
 
     /// Stores an already encoded record unless the object is there already.
@@ -400,8 +730,16 @@ impl WriteCtx<'_> {
         if self.has(id)? {
             return Ok(false);
         }
-        self.objects.insert(&id.0, rec)?;
+        self.insert_record(id, rec)?;
         Ok(true)
+    }
+
+    /// The tables records are read from.
+    pub(crate) fn source(&self) -> WriteObjects<'_, 't> {
+        Objects {
+            objects: &self.objects,
+            pieces: Some(&self.pieces),
+        }
     }
 
     /// Fossil-style reverse delta: re-stores `old` as a delta against `new`, which stays whole,
@@ -411,12 +749,12 @@ impl WriteCtx<'_> {
         if old == new {
             return Ok(false);
         }
-        let old_bytes = match self.objects.get(&old.0)? {
-            Some(g) => g.value().to_vec(),
+        let old_bytes = match self.source().record(old)? {
+            Some(g) => g.to_vec(),
             None => return Ok(false),
         };
-        let new_bytes = match self.objects.get(&new.0)? {
-            Some(g) => g.value().to_vec(),
+        let new_bytes = match self.source().record(new)? {
+            Some(g) => g.to_vec(),
             None => return Ok(false),
         };
         let old_rec = Record::parse(&old_bytes).map_err(|e| Error::corrupt(*old, e))?;
@@ -451,14 +789,14 @@ impl WriteCtx<'_> {
         if delta.len() * 4 > old_bytes.len() * 3 {
             return Ok(false);
         }
-        self.objects.insert(&old.0, delta.as_slice())?;
+        self.insert_record(old, &delta)?;
         self.chains.remove(&old.0)?;
         self.chains.insert(&new.0, new_depth.max(old_depth + 1))?;
         Ok(true)
     }
 
     pub(crate) fn get_raw(&self, id: &ObjectId) -> Result<(ObjType, Vec<u8>)> {
-        load_raw(&self.objects, id)
+        load_raw(&self.source(), id)
     }
 
     pub(crate) fn get_ref(&self, name: &str) -> Result<Option<RefValue>> {
@@ -529,6 +867,29 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    fn no_pieces<'a>(
+        t: &'a redb::ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
+    ) -> ReadObjects<'a> {
+        Objects {
+            objects: t,
+            pieces: None,
+        }
+    }
+
+    #[test]
+    fn pieces_fill_pages_and_keep_a_short_end_inline() {
+        for len in [4079usize, 4080, 4081, 6200, 8000, 131_072, 524_300, 3 << 20] {
+            let (sizes, tail) = piece_plan(len);
+            assert_eq!(sizes.iter().sum::<usize>() + tail, len, "{len}");
+            assert!(tail <= INLINE_TAIL_MAX, "{len}");
+            // Every piece but a long end fills its page exactly.
+            for s in &sizes[..sizes.len().saturating_sub(1)] {
+                assert!((s + LEAF_OVERHEAD).is_power_of_two(), "{len}: {s}");
+            }
+        }
+        assert_eq!(piece_plan(100), (vec![], 100));
+    }
+
     #[test]
     fn a_compact_delta_finds_its_base_among_ids_sharing_the_prefix() {
         let dir = tempfile::tempdir().unwrap();
@@ -568,7 +929,7 @@ mod tests {
                 .len(),
             2
         );
-        let (ty, raw) = load_raw(&t, &nid).unwrap();
+        let (ty, raw) = load_raw(&no_pieces(&t), &nid).unwrap();
         assert_eq!(ty, ObjType::Blob);
         assert_eq!(raw, new);
         // Without the real base, the delta is reported corrupt, not decoded from the decoy.
@@ -579,7 +940,7 @@ mod tests {
         tx.commit().unwrap();
         let rx = redb::ReadableDatabase::begin_read(&db).unwrap();
         let t = rx.open_table(OBJECTS).unwrap();
-        let err = load_raw(&t, &nid).unwrap_err();
+        let err = load_raw(&no_pieces(&t), &nid).unwrap_err();
         assert!(matches!(err, Error::Corrupt { .. }), "{err}");
     }
 }

@@ -301,6 +301,7 @@ impl OldLayout {
 /// repository. Holds at most one chunk and one manifest node per level in memory.
 pub struct FileReader {
     objects: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
+    pieces: Option<ReadOnlyTable<u64, &'static [u8]>>,
     id: ObjectId,
     len: u64,
     pos: u64,
@@ -332,7 +333,12 @@ impl crate::repo::View {
     /// Opens a file by content id for streaming, verified reads from this view's snapshot.
     pub fn open_file(&self, id: &ObjectId) -> Result<FileReader> {
         let objects = self.txn.open_table(crate::db::OBJECTS)?;
-        FileReader::new(objects, *id)
+        let pieces = match self.txn.open_table(crate::db::PIECES) {
+            Ok(t) => Some(t),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        FileReader::new(objects, pieces, *id)
     }
 }
 
@@ -353,7 +359,7 @@ fn find_child(
 }
 
 fn load_node(
-    objects: &ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
+    objects: &impl crate::db::RecordSource,
     file: ObjectId,
     cid: ObjectId,
     level: usize,
@@ -381,11 +387,20 @@ impl Repo {
 }
 
 impl FileReader {
-    fn new(objects: ReadOnlyTable<&'static [u8; 32], &'static [u8]>, id: ObjectId) -> Result<Self> {
-        let (ty, raw) = load_raw(&objects, &id)?;
+    fn new(
+        objects: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
+        pieces: Option<ReadOnlyTable<u64, &'static [u8]>>,
+        id: ObjectId,
+    ) -> Result<Self> {
+        let src = crate::db::Objects {
+            objects: &objects,
+            pieces: pieces.as_ref(),
+        };
+        let (ty, raw) = load_raw(&src, &id)?;
         match ty {
             ObjType::Blob => Ok(FileReader {
                 objects,
+                pieces,
                 id,
                 len: raw.len() as u64,
                 pos: 0,
@@ -398,6 +413,7 @@ impl FileReader {
                 let levels = usize::from(root.level);
                 Ok(FileReader {
                     objects,
+                    pieces,
                     id,
                     len,
                     pos: 0,
@@ -441,7 +457,16 @@ impl FileReader {
         let child_level = usize::from(root.level - 1);
         let hit = matches!(cache.get(child_level), Some(Some((sid, _))) if *sid == cid);
         if !hit {
-            let child = load_node(&self.objects, self.id, cid, child_level, clen)?;
+            let child = load_node(
+                &crate::db::Objects {
+                    objects: &self.objects,
+                    pieces: self.pieces.as_ref(),
+                },
+                self.id,
+                cid,
+                child_level,
+                clen,
+            )?;
             let slot = cache
                 .get_mut(child_level)
                 .ok_or_else(|| Error::corrupt(self.id, "bad manifest level"))?;
@@ -451,7 +476,11 @@ impl FileReader {
     }
 
     fn load_leaf(&mut self, cid: ObjectId, clen: u64, base: u64) -> Result<()> {
-        let (ty, data) = load_raw(&self.objects, &cid)?;
+        let src = crate::db::Objects {
+            objects: &self.objects,
+            pieces: self.pieces.as_ref(),
+        };
+        let (ty, data) = load_raw(&src, &cid)?;
         if ty != ObjType::Blob || data.len() as u64 != clen {
             return Err(Error::corrupt(
                 self.id,
@@ -483,7 +512,16 @@ impl FileReader {
             let child_level = level - 1;
             let hit = matches!(&cache[child_level], Some((sid, _)) if *sid == cid);
             if !hit {
-                let child = load_node(&self.objects, self.id, cid, child_level, clen)?;
+                let child = load_node(
+                    &crate::db::Objects {
+                        objects: &self.objects,
+                        pieces: self.pieces.as_ref(),
+                    },
+                    self.id,
+                    cid,
+                    child_level,
+                    clen,
+                )?;
                 cache[child_level] = Some((cid, child));
             }
             level = child_level;

@@ -31,6 +31,7 @@ mod db;
 mod diff;
 mod error;
 mod file;
+mod gc;
 mod history;
 mod id;
 mod object;
@@ -41,6 +42,7 @@ mod repo;
 mod snapshot;
 mod stats;
 mod transfer;
+mod upgrade;
 mod verify;
 
 pub use changes::{Batch, ChangeSet, CommitMeta, Committed, Expect};
@@ -52,6 +54,7 @@ pub use file::{
     CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, FANOUT, FileReader, SMALL_FILE_MAX, StoredFile,
     chunk_boundaries,
 };
+pub use gc::GcReport;
 pub use history::LogIter;
 pub use id::{IdBuildHasher, IdHasher, IdMap, IdSet, ObjectId, ParseIdError};
 pub use object::{
@@ -71,4 +74,5 @@ pub use transfer::{
     Incoming, Known, Prepared, Received, Stored, StoredForm, apply_delta_frame, decode_zstd_frame,
     delta_frame, entry_link_type, object_links,
 };
+pub use upgrade::UpgradeReport;
 pub use verify::{CorruptObject, VerifyReport};

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use redb::{ConcurrencyMode, Database, ReadOnlyTable, ReadableDatabase, ReadableTable};
 
 use crate::db::{
-    self, CHAINS, FORMAT_VERSION, KV, META, OBJECTS, REFLOG, REFS, RefValue, WriteCtx, XREF,
+    self, CHAINS, FORMAT_VERSION, KV, META, OBJECTS, OLDEST_FORMAT, REFLOG, REFS, RefValue,
+    WriteCtx, XREF,
 };
 use crate::error::{Error, Result};
 use crate::id::{ObjectId, hex_prefix};
@@ -23,9 +24,12 @@ const CACHE_BYTES: usize = 64 << 20;
 ///
 /// Cheap to share between threads (`&Repo` is enough for everything).
 pub struct Repo {
-    pub(crate) db: Database,
+    /// The open database; replaced by a fresh handle after an I/O error (redb refuses every
+    /// transaction of a handle that saw one).
+    db: std::sync::RwLock<Database>,
+    cache_bytes: usize,
     path: PathBuf,
-    cache: db::SharedCache,
+    pub(crate) cache: db::SharedCache,
 }
 
 impl std::fmt::Debug for Repo {
@@ -75,11 +79,13 @@ impl Repo {
             txn.open_table(REFS)?;
             txn.open_table(REFLOG)?;
             txn.open_table(KV)?;
+            txn.open_table(db::PIECES)?;
         }
         txn.commit()?;
         tracing::info!(path = %path.display(), "initialized repository");
         Ok(Repo {
-            db,
+            db: std::sync::RwLock::new(db),
+            cache_bytes: CACHE_BYTES,
             path,
             cache: Default::default(),
         })
@@ -108,7 +114,8 @@ impl Repo {
             other => Error::from(other),
         })?;
         let repo = Repo {
-            db,
+            db: std::sync::RwLock::new(db),
+            cache_bytes,
             path,
             cache: Default::default(),
         };
@@ -126,7 +133,7 @@ impl Repo {
     }
 
     fn check_format(&self) -> Result<()> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db().begin_read()?;
         let not_repo = |reason: &str| Error::NotARepository {
             path: self.path.clone(),
             reason: reason.to_owned(),
@@ -150,6 +157,16 @@ impl Repo {
                 supported: FORMAT_VERSION,
             });
         }
+        if found < OLDEST_FORMAT {
+            return Err(not_repo(&format!("unknown format version {found}")));
+        }
+        if found < FORMAT_VERSION {
+            tracing::debug!(
+                path = %self.path.display(),
+                found,
+                "older format: read as it is; the first write records format {FORMAT_VERSION}"
+            );
+        }
         Ok(())
     }
 
@@ -158,18 +175,33 @@ impl Repo {
     /// cross-reference tables are rewritten in key order (small records inserted in hash order
     /// leave B-tree leaves about half full), each in one write transaction, so other processes
     /// see the same content throughout; then redb moves the pages and truncates the file.
+    ///
+    /// Never makes the file larger: a table is rewritten only when the file's free space can
+    /// hold its new copy (the old pages are free only once the rewrite commits). Leaves nothing
+    /// behind when killed: the scratch file is unlinked as soon as it is created, and an
+    /// interrupted rewrite is an uncommitted transaction, redone by the next compaction (every
+    /// import and `upgrade` ends with one). Page moves need no other process to be reading;
+    /// when one is, they are skipped and the next compaction does them.
     /// Costs a pass over the whole repository; returns the file's size before and after.
     pub fn compact(&mut self) -> Result<(u64, u64)> {
         let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         let before = size(&self.path);
+        // A scratch file of a build that named it, killed midway.
+        let _ = std::fs::remove_file(self.path.with_extension("compact-scratch"));
         let t0 = std::time::Instant::now();
         self.rewrite_in_key_order(OBJECTS)?;
         self.rewrite_in_key_order(XREF)?;
         let rewritten = t0.elapsed();
         // Each pass moves what it can toward the start; stop when one gains nothing.
         for _ in 0..8 {
-            if !self.db.compact()? {
-                break;
+            match self.db_mut().compact() {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(redb::CompactionError::TransactionInProgress) => {
+                    tracing::debug!("another process is reading: pages not moved this time");
+                    break;
+                }
+                Err(e) => return Err(e.into()),
             }
         }
         tracing::debug!(
@@ -182,10 +214,27 @@ impl Repo {
         Ok((before, size(&self.path)))
     }
 
+    /// Bytes of the file not in use by any page: what a rewrite can take without growing it.
+    fn free_bytes(&self) -> Result<u64> {
+        let txn = self.db().begin_write()?;
+        let st = txn.stats()?;
+        txn.abort()?;
+        let used = st.allocated_pages().saturating_mul(st.page_size() as u64);
+        let len = std::fs::metadata(&self.path)
+            .map(|m| m.len())
+            .map_err(|source| Error::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        Ok(len.saturating_sub(used))
+    }
+
     /// Rewrites a table's small entries in key order inside one write transaction, spilling
-    /// them to a scratch file beside the repository so memory stays bounded. Entries of more
-    /// than [`REWRITE_MAX`] bytes fill pages of their own and are left where they are, so the
-    /// cost follows the small records, not the file's size.
+    /// them to an unlinked scratch file beside the repository so memory stays bounded. Entries
+    /// of more than [`REWRITE_MAX`] bytes fill pages of their own and are left where they are,
+    /// so the cost follows the small records, not the file's size. Skipped when the table's
+    /// leaves are nearly full already, or when its new copy would not fit in the file's free
+    /// space (the file would grow).
     fn rewrite_in_key_order<K: redb::Key + 'static>(
         &self,
         def: redb::TableDefinition<K, &'static [u8]>,
@@ -193,24 +242,53 @@ impl Repo {
     where
         for<'a> K::SelfType<'a>: std::borrow::Borrow<K::SelfType<'a>>,
     {
-        use std::io::{BufReader, BufWriter, Write};
+        use redb::{ReadableTableMetadata, TableHandle};
+        use std::io::{BufReader, BufWriter, Seek, Write};
         let io = |path: &Path, e: std::io::Error| Error::Io {
             path: path.to_path_buf(),
             source: e,
         };
-        let scratch = self.path.with_extension("compact-scratch");
-        let txn = self.db.begin_write()?;
+        let (pages, unused) = {
+            let txn = self.db().begin_read()?;
+            match txn.open_table(def) {
+                Ok(t) => {
+                    let st = t.stats()?;
+                    let pages = st.stored_bytes() + st.metadata_bytes() + st.fragmented_bytes();
+                    (pages, st.fragmented_bytes())
+                }
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if unused * 8 < pages {
+            tracing::debug!(table = def.name(), "leaves nearly full: no rewrite");
+            return Ok(());
+        }
+        let free = self.free_bytes()?;
+        if free < pages + pages / 8 {
+            tracing::debug!(
+                table = def.name(),
+                pages,
+                free,
+                "a rewrite would grow the file: skipped"
+            );
+            return Ok(());
+        }
+        let scratch_path = self.path.with_extension("compact-scratch");
+        let mut scratch = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&scratch_path)
+            .map_err(|e| io(&scratch_path, e))?;
+        // Unlinked at once: the kernel frees it when this process ends, however it ends.
+        std::fs::remove_file(&scratch_path).map_err(|e| io(&scratch_path, e))?;
+        let txn = self.db().begin_write()?;
         let mut entries = 0u64;
         {
-            let file = std::fs::File::create(&scratch).map_err(|e| io(&scratch, e))?;
-            let mut out = BufWriter::new(file);
-            let table = match txn.open_table(def) {
-                Ok(t) => t,
-                Err(e) => {
-                    let _ = std::fs::remove_file(&scratch);
-                    return Err(e.into());
-                }
-            };
+            let mut out = BufWriter::new(&mut scratch);
+            let table = txn.open_table(def)?;
             for item in table.iter()? {
                 let (k, v) = item?;
                 let vb = v.value();
@@ -223,35 +301,31 @@ impl Repo {
                 for part in [kb, vb] {
                     out.write_all(&(part.len() as u64).to_le_bytes())
                         .and_then(|()| out.write_all(part))
-                        .map_err(|e| io(&scratch, e))?;
+                        .map_err(|e| io(&scratch_path, e))?;
                 }
                 entries += 1;
             }
-            out.flush().map_err(|e| io(&scratch, e))?;
+            out.flush().map_err(|e| io(&scratch_path, e))?;
         }
-        let result = (|| -> Result<()> {
+        {
             let mut table = txn.open_table(def)?;
-            let file = std::fs::File::open(&scratch).map_err(|e| io(&scratch, e))?;
-            let mut input = BufReader::new(file);
             // First take the small entries out (the scratch file holds them), then put them
             // back in key order so they fill whole leaves.
             let (mut kb, mut vb) = (Vec::new(), Vec::new());
-            for _ in 0..entries {
-                read_spilled(&mut input, &mut kb).map_err(|e| io(&scratch, e))?;
-                read_spilled(&mut input, &mut vb).map_err(|e| io(&scratch, e))?;
-                table.remove(K::from_bytes(&kb))?;
+            for pass in 0..2 {
+                scratch.rewind().map_err(|e| io(&scratch_path, e))?;
+                let mut input = BufReader::new(&mut scratch);
+                for _ in 0..entries {
+                    read_spilled(&mut input, &mut kb).map_err(|e| io(&scratch_path, e))?;
+                    read_spilled(&mut input, &mut vb).map_err(|e| io(&scratch_path, e))?;
+                    if pass == 0 {
+                        table.remove(K::from_bytes(&kb))?;
+                    } else {
+                        table.insert(K::from_bytes(&kb), vb.as_slice())?;
+                    }
+                }
             }
-            let file = std::fs::File::open(&scratch).map_err(|e| io(&scratch, e))?;
-            let mut input = BufReader::new(file);
-            for _ in 0..entries {
-                read_spilled(&mut input, &mut kb).map_err(|e| io(&scratch, e))?;
-                read_spilled(&mut input, &mut vb).map_err(|e| io(&scratch, e))?;
-                table.insert(K::from_bytes(&kb), vb.as_slice())?;
-            }
-            Ok(())
-        })();
-        let _ = std::fs::remove_file(&scratch);
-        result?;
+        }
         txn.commit()?;
         Ok(())
     }
@@ -263,9 +337,15 @@ impl Repo {
 
     /// A consistent read-only view of the repository as it is now.
     pub fn view(&self) -> Result<View> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db().begin_read()?;
+        let pieces = match txn.open_table(db::PIECES) {
+            Ok(t) => Some(t),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
         Ok(View {
             objects: txn.open_table(OBJECTS)?,
+            pieces,
             refs: txn.open_table(REFS)?,
             reflog: txn.open_table(REFLOG)?,
             meta: txn.open_table(META)?,
@@ -278,7 +358,84 @@ impl Repo {
     /// Runs `f` in one write transaction: all of its writes land, or none do. Bumps the
     /// generation counter that watchers poll.
     pub(crate) fn write<R>(&self, f: impl FnOnce(&mut WriteCtx<'_>) -> Result<R>) -> Result<R> {
-        let txn = self.db.begin_write()?;
+        let res = self.write_once(f);
+        if let Err(e) = &res
+            && e.is_disk_full()
+        {
+            self.give_back_space();
+        }
+        res
+    }
+
+    /// The database handle.
+    pub(crate) fn db(&self) -> std::sync::RwLockReadGuard<'_, Database> {
+        self.db
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn db_mut(&mut self) -> &mut Database {
+        self.db
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// After a transaction failed on a full disk: redb refuses every further transaction of
+    /// the handle that saw the error, and the file keeps the length the failed transaction gave
+    /// it. A fresh handle replaces it; it compacts when no other transaction is open, and
+    /// empty commits trim the file (redb gives back up to half of the trailing free space per
+    /// commit) until it no longer shrinks, so the disk has the room back at once and this
+    /// `Repo` keeps working.
+    fn give_back_space(&self) {
+        let len = || std::fs::metadata(&self.path).map(|m| m.len()).ok();
+        let start = len();
+        {
+            let mut db = self
+                .db
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match builder(self.cache_bytes).open(&self.path) {
+                Ok(mut fresh) => {
+                    // Compaction commits with redb's most thorough trimming; it may be refused
+                    // (another process is reading), and the empty commits below still trim.
+                    if let Err(e) = fresh.compact() {
+                        tracing::debug!(error = %e, "no compaction after a full disk");
+                    }
+                    *db = fresh;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not reopen the repository after a full disk");
+                    return;
+                }
+            }
+        }
+        let mut last = start;
+        for _ in 0..64 {
+            let trimmed = self
+                .db()
+                .begin_write()
+                .map_err(Error::from)
+                .and_then(|t| t.commit().map_err(Error::from));
+            if let Err(e) = trimmed {
+                tracing::warn!(error = %e, "could not trim the file after a full disk");
+                break;
+            }
+            let now = len();
+            if now >= last {
+                break;
+            }
+            last = now;
+        }
+        tracing::info!(
+            path = %self.path.display(),
+            before = ?start,
+            after = ?last,
+            "gave back the space of a transaction that failed on a full disk"
+        );
+    }
+
+    fn write_once<R>(&self, f: impl FnOnce(&mut WriteCtx<'_>) -> Result<R>) -> Result<R> {
+        let txn = self.db().begin_write()?;
         let out = {
             let mut ctx = WriteCtx {
                 objects: txn.open_table(OBJECTS)?,
@@ -287,24 +444,24 @@ impl Repo {
                 reflog: txn.open_table(REFLOG)?,
                 kv: txn.open_table(KV)?,
                 xref: txn.open_table(XREF)?,
+                pieces: txn.open_table(db::PIECES)?,
+                gc: txn.open_table(db::GC_CANDIDATES)?,
+                gc_pending: false,
+                reused: Default::default(),
             };
+            ctx.gc_pending = !redb::ReadableTableMetadata::is_empty(&ctx.gc)?;
             let out = f(&mut ctx)?;
+            ctx.unlist_reused()?;
             let mut meta = txn.open_table(META)?;
             let gen_now = match meta.get("generation")? {
                 Some(g) => read_u64(g.value()),
                 None => 0,
             };
             meta.insert("generation", (gen_now + 1).to_le_bytes().as_slice())?;
-            // Format 2 only adds to format 1 (trees may carry entry metadata), so a format-1
-            // file becomes format 2 with its first write: from then on an older heroctl says
-            // the file is too new instead of misreading a tree it does not know.
-            let older = match meta.get("format")? {
-                Some(f) => <[u8; 4]>::try_from(f.value())
-                    .map(u32::from_le_bytes)
-                    .is_ok_and(|v| v < FORMAT_VERSION),
-                None => false,
-            };
-            if older {
+            // Whatever this transaction wrote may use format-2 layouts: an older repository
+            // says so from the same transaction on (an older build then refuses it clearly
+            // instead of misreading it).
+            if crate::upgrade::stored_format(&meta)? < FORMAT_VERSION {
                 meta.insert("format", FORMAT_VERSION.to_le_bytes().as_slice())?;
             }
             out
@@ -464,7 +621,7 @@ impl Repo {
 
     fn expect_type(&self, id: &ObjectId, ty: ObjType, name: &'static str) -> Result<()> {
         let v = self.view()?;
-        match db::object_type(&v.objects, id)? {
+        match db::object_type(&v.source(), id)? {
             Some(t) if t == ty => Ok(()),
             Some(_) => Err(Error::WrongType {
                 id: *id,
@@ -565,6 +722,8 @@ pub(crate) fn read_u64(b: &[u8]) -> u64 {
 pub struct View {
     pub(crate) txn: redb::ReadTransaction,
     pub(crate) objects: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
+    /// Pieces of large records (absent in a format-1 repository never written since).
+    pub(crate) pieces: Option<ReadOnlyTable<u64, &'static [u8]>>,
     refs: ReadOnlyTable<&'static str, &'static [u8]>,
     reflog: ReadOnlyTable<(&'static str, u64), &'static [u8]>,
     meta: ReadOnlyTable<&'static str, &'static [u8]>,
@@ -617,13 +776,21 @@ impl View {
             .unwrap_or(0))
     }
 
+    /// The tables records are read from.
+    pub(crate) fn source(&self) -> db::ReadObjects<'_> {
+        db::Objects {
+            objects: &self.objects,
+            pieces: self.pieces.as_ref(),
+        }
+    }
+
     pub(crate) fn raw(&self, id: &ObjectId) -> Result<(ObjType, Vec<u8>)> {
-        db::load_raw_cached(&self.objects, id, &self.cache)
+        db::load_raw_cached(&self.source(), id, &self.cache)
     }
 
     /// The type recorded for an object, if it is stored.
     pub fn object_type(&self, id: &ObjectId) -> Result<Option<ObjType>> {
-        db::object_type(&self.objects, id)
+        db::object_type(&self.source(), id)
     }
 
     /// Reads a commit.

@@ -61,18 +61,27 @@ impl Repo {
         let mut s = Stats::default();
         let mut by_type: HashMap<ObjType, u64> = HashMap::new();
         let mut bytes_by_type: HashMap<ObjType, u64> = HashMap::new();
+        let src = view.source();
         for item in view.objects.iter()? {
             let (k, v) = item?;
             let id = ObjectId(*k.value());
-            let bytes = v.value();
-            let rec = Record::parse(bytes).map_err(|e| Error::corrupt(id, e))?;
+            let value = v.value();
+            // A large record is in pieces: its length is in the pointer, its header in the
+            // first piece.
+            let len = match crate::db::Pointer::parse(value) {
+                Some(p) => p.map_err(|e| Error::corrupt(id, e))?.len,
+                None => value.len() as u64,
+            };
+            let head =
+                crate::db::RecordSource::record_head(&src, &id)?.ok_or(Error::Missing(id))?;
+            let rec = Record::parse(&head).map_err(|e| Error::corrupt(id, e))?;
             *by_type.entry(rec.ty).or_default() += 1;
-            *bytes_by_type.entry(rec.ty).or_default() += bytes.len() as u64;
+            *bytes_by_type.entry(rec.ty).or_default() += len;
             if matches!(rec.enc, Encoding::Delta(_) | Encoding::DeltaShort(_)) {
                 s.delta_objects += 1;
             }
             s.logical_bytes += rec.raw_len;
-            s.stored_bytes += bytes.len() as u64;
+            s.stored_bytes += len;
             if rec.ty == ObjType::Blob {
                 s.chunk_bytes += rec.raw_len;
             }
@@ -222,7 +231,7 @@ impl Repo {
         use crate::db::{CHAINS, KV, META, OBJECTS, REFLOG, REFS, XREF};
         let mut out = FileUsage::default();
         {
-            let txn = self.db.begin_read()?;
+            let txn = self.db().begin_read()?;
             out.tables.push(usage(
                 OBJECTS.name(),
                 &txn.open_table(OBJECTS)?,
@@ -266,8 +275,15 @@ impl Repo {
                 Err(redb::TableError::TableDoesNotExist(_)) => {}
                 Err(e) => return Err(e.into()),
             }
+            match txn.open_table(crate::db::PIECES) {
+                Ok(t) => out
+                    .tables
+                    .push(usage(crate::db::PIECES.name(), &t, |_| 8, |v| v.len())?),
+                Err(redb::TableError::TableDoesNotExist(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
-        let txn = self.db.begin_write()?;
+        let txn = self.db().begin_write()?;
         let st = txn.stats()?;
         txn.abort()?;
         out.page_size = st.page_size() as u64;

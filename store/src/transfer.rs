@@ -8,6 +8,8 @@
 
 use redb::ReadableTable;
 
+use crate::db::RecordSource;
+
 use crate::changes::Batch;
 use crate::error::{Error, Result};
 use crate::id::{IdMap, ObjectId};
@@ -116,10 +118,11 @@ pub use record::{apply_delta_frame, decode_zstd_frame, delta_frame};
 impl View {
     /// How an object is stored, without decoding it; `None` if it is not stored.
     pub fn stored(&self, id: &ObjectId) -> Result<Option<Stored>> {
-        let Some(g) = self.objects.get(&id.0)? else {
+        let src = self.source();
+        let Some(g) = src.record(id)? else {
             return Ok(None);
         };
-        let rec = Record::parse(g.value()).map_err(|e| Error::corrupt(*id, e))?;
+        let rec = Record::parse(&g).map_err(|e| Error::corrupt(*id, e))?;
         let form = match rec.enc {
             _ if rec.ty == ObjType::Manifest => StoredForm::Other,
             Encoding::Plain => StoredForm::Plain(rec.data.to_vec()),
@@ -152,10 +155,11 @@ impl View {
     /// (`None` when it is stored whole or its base is ambiguous); `None` if it is not stored.
     /// Reads the record's header only.
     pub fn stored_base(&self, id: &ObjectId) -> Result<Option<(ObjType, Option<ObjectId>)>> {
-        let Some(g) = self.objects.get(&id.0)? else {
+        let src = self.source();
+        let Some(g) = src.record_head(id)? else {
             return Ok(None);
         };
-        let rec = Record::parse(g.value()).map_err(|e| Error::corrupt(*id, e))?;
+        let rec = Record::parse(&g).map_err(|e| Error::corrupt(*id, e))?;
         let base = match rec.enc {
             Encoding::Delta(base) => Some(base),
             Encoding::DeltaShort(prefix) => {
@@ -420,19 +424,19 @@ trait Lookup {
 
 impl Lookup for View {
     fn type_of(&self, id: &ObjectId) -> Result<Option<ObjType>> {
-        crate::db::object_type(&self.objects, id)
+        crate::db::object_type(&self.source(), id)
     }
     fn is_whole(&self, id: &ObjectId) -> Result<Option<bool>> {
-        crate::db::record_is_whole(&self.objects, id)
+        crate::db::record_is_whole(&self.source(), id)
     }
 }
 
 impl Lookup for Batch<'_, '_> {
     fn type_of(&self, id: &ObjectId) -> Result<Option<ObjType>> {
-        crate::db::object_type(&self.w.objects, id)
+        crate::db::object_type(&self.w.source(), id)
     }
     fn is_whole(&self, id: &ObjectId) -> Result<Option<bool>> {
-        crate::db::record_is_whole(&self.w.objects, id)
+        crate::db::record_is_whole(&self.w.source(), id)
     }
 }
 

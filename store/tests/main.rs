@@ -4,9 +4,12 @@
 mod bad_input;
 mod chunker;
 mod common;
+mod compaction;
 mod default_branch;
 mod delta;
 mod file_usage;
+mod format;
+mod gc;
 mod model;
 mod small_commits;
 mod transfer;

@@ -128,6 +128,10 @@ pub struct MountArgs {
     /// Commit after this many milliseconds without writes.
     #[arg(long, default_value_t = 1000)]
     pub idle_ms: u64,
+    /// Commit at the latest this many milliseconds after the first uncommitted change, even
+    /// while writes continue.
+    #[arg(long, default_value_t = 5000)]
+    pub max_delay_ms: u64,
 }
 
 /// Mounts until Ctrl-C or SIGTERM, then commits what is pending and unmounts.
@@ -150,6 +154,7 @@ pub fn mount(repo: &Path, a: MountArgs) -> Result<()> {
     opts.branch = branch.clone();
     opts.read_only = a.read_only;
     opts.idle_commit = Duration::from_millis(a.idle_ms);
+    opts.max_commit_delay = Duration::from_millis(a.max_delay_ms);
     opts.author_name = String::from_utf8_lossy(&sig.name).into_owned();
     opts.author_email = String::from_utf8_lossy(&sig.email).into_owned();
     opts.tz_offset_minutes = sig.tz_offset_minutes;

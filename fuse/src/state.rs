@@ -34,6 +34,8 @@ pub(crate) struct Cfg {
     pub branch: String,
     pub read_only: bool,
     pub idle_commit: Duration,
+    /// Commit pending changes at the latest this long after the first of them.
+    pub max_commit_delay: Duration,
     pub author_name: String,
     pub author_email: String,
     pub tz_offset_minutes: i32,
@@ -68,6 +70,13 @@ pub(crate) struct Spill {
     path: PathBuf,
     /// Set when the final commit failed: the file is then left for the user.
     keep: Arc<AtomicBool>,
+}
+
+impl Spill {
+    /// Its number in the spill directory (the file name).
+    pub(crate) fn number(&self) -> Option<u64> {
+        self.path.file_name()?.to_str()?.parse().ok()
+    }
 }
 
 impl Drop for Spill {
@@ -262,6 +271,8 @@ pub(crate) struct State {
     inval: Vec<Inval>,
     next_spill: u64,
     default_time: SystemTime,
+    /// The journal of uncommitted changes and the age of the oldest (see `durability`).
+    pub(crate) pending: crate::durability::Pending,
 }
 
 /// Maps a store error to an errno (and logs the unexpected ones).
@@ -333,7 +344,7 @@ impl Shared {
         let idle = st
             .last_change
             .is_some_and(|t| t.elapsed() >= self.cfg.idle_commit);
-        if idle
+        if (idle || st.pending.overdue(self.cfg.max_commit_delay))
             && !st.ops.is_empty()
             && let Err(e) = st.commit(self)
         {
@@ -406,6 +417,7 @@ impl State {
             inval: Vec::new(),
             next_spill: 0,
             default_time: time,
+            pending: crate::durability::Pending::default(),
         }
     }
 
@@ -450,6 +462,7 @@ impl State {
 
     fn touch(&mut self) {
         self.last_change = Some(Instant::now());
+        self.pending.touch();
     }
 
     pub fn attr(&self, ino: u64, cfg: &Cfg) -> R<FileAttr> {
@@ -871,6 +884,9 @@ impl State {
         if let Ok(path) = self.path_of(ino)
             && self.put_pending.insert(ino)
         {
+            if let Some(b) = self.binding(ino) {
+                self.pending.journal_put(ino, &path, b);
+            }
             self.ops.push(Op::Put { path, ino });
         }
         if let Some(p) = self.nodes.get(&ino).map(|n| n.parent)
@@ -979,6 +995,7 @@ impl State {
                 *src = Source::Spill(spill.clone());
             }
         }
+        self.journal_bind(ino);
         Ok(spill)
     }
 
@@ -1004,6 +1021,7 @@ impl State {
                 *src = Source::Empty;
             }
         }
+        self.journal_bind(ino);
         Ok(())
     }
 
@@ -1218,6 +1236,7 @@ impl State {
             {
                 *exec = new_exec;
                 self.mark_put(ino);
+                self.journal_bind(ino);
             }
         }
         if let Some(t) = mtime {
@@ -1265,6 +1284,7 @@ impl State {
                 children: Some(BTreeMap::new()),
             },
         )?;
+        self.pending.journal_mkdir(&path);
         self.ops.push(Op::Mkdir(path));
         self.touch();
         Ok(ino)
@@ -1347,6 +1367,7 @@ impl State {
         self.children_mut(parent)?.remove(name);
         self.node_mut(ino)?.parent = 0;
         self.dirty_dir(parent);
+        self.pending.journal_delete(&path);
         self.ops.push(Op::Delete(path));
         self.touch();
         self.maybe_gc(ino);
@@ -1428,6 +1449,7 @@ impl State {
         }
         self.dirty_dir(parent);
         self.dirty_dir(newparent);
+        self.pending.journal_rename(&from, &to);
         self.ops.push(Op::Rename(from, to));
         self.touch();
         if let Some(d) = dst {
@@ -1543,6 +1565,7 @@ impl State {
         tracing::debug!(head = %done.id.short(), created = done.created, "committed");
 
         self.ops.clear();
+        self.pending.committed();
         let pending: Vec<u64> = self.put_pending.drain().collect();
         self.last_change = None;
         for (ino, id) in stored {

@@ -4,6 +4,9 @@
 #[path = "../examples/common/tree.rs"]
 mod tree;
 
+#[path = "drive/durability.rs"]
+mod durability;
+
 mod util {
     use std::path::{Path, PathBuf};
     use std::process::Command;
@@ -40,8 +43,14 @@ mod util {
             let tmp = tempfile::tempdir().unwrap();
             let repo = tmp.path().join("store.hero");
             prepare(&Repo::init(&repo).unwrap());
+            std::fs::create_dir(tmp.path().join("mnt")).unwrap();
+            Self::reuse(tmp, adjust)
+        }
+
+        /// Mounts `tmp/store.hero` (which must exist) on `tmp/mnt` again.
+        pub fn reuse(tmp: tempfile::TempDir, adjust: impl FnOnce(&mut MountOptions)) -> Mounted {
+            let repo = tmp.path().join("store.hero");
             let dir = tmp.path().join("mnt");
-            std::fs::create_dir(&dir).unwrap();
             let mut opts = MountOptions::new(&repo, &dir);
             opts.idle_commit = Duration::from_millis(300);
             opts.poll_interval = Duration::from_millis(50);

@@ -96,7 +96,9 @@ impl HeroFs {
     }
 
     fn attr(&self, ino: u64) -> R<FileAttr> {
-        self.shared.lock().attr(ino, &self.shared.cfg)
+        let mut st = self.shared.lock();
+        st.fill_links(&self.shared.repo, ino);
+        st.attr(ino, &self.shared.cfg)
     }
 
     fn commit_now(&self) -> R<()> {
@@ -504,6 +506,7 @@ impl Filesystem for HeroFs {
         };
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
         for (i, item) in items.iter().enumerate().skip(start) {
+            st.fill_links(&self.shared.repo, item.ino);
             let Ok(attr) = st.attr(item.ino, &self.shared.cfg) else {
                 continue;
             };

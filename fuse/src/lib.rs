@@ -32,6 +32,7 @@
 mod durability;
 mod fs;
 mod readahead;
+mod snapshots;
 mod state;
 
 use std::path::{Path, PathBuf};
@@ -317,6 +318,7 @@ pub fn mount(opts: MountOptions) -> Result<MountHandle, MountError> {
     if let Some(j) = journal {
         state.pending.set_journal(j);
     }
+    state.branch = opts.branch.clone();
     let shared = Arc::new(Shared {
         state: Mutex::new(state),
         repo,

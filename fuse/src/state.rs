@@ -207,7 +207,7 @@ impl Node {
         }
     }
 
-    fn is_dir(&self) -> bool {
+    pub(crate) fn is_dir(&self) -> bool {
         self.file_type() == FileType::Directory
     }
 }
@@ -273,6 +273,10 @@ pub(crate) struct State {
     default_time: SystemTime,
     /// The journal of uncommitted changes and the age of the oldest (see `durability`).
     pub(crate) pending: crate::durability::Pending,
+    /// Subdirectory counts of stored trees, for link counts (see `snapshots`).
+    pub(crate) links: HashMap<ObjectId, u32>,
+    /// The mounted branch (for `.snapshots/@DATE` and the recent commits listed there).
+    pub(crate) branch: String,
 }
 
 /// Maps a store error to an errno (and logs the unexpected ones).
@@ -418,6 +422,8 @@ impl State {
             next_spill: 0,
             default_time: time,
             pending: crate::durability::Pending::default(),
+            links: HashMap::new(),
+            branch: String::new(),
         }
     }
 
@@ -495,7 +501,7 @@ impl State {
             kind: n.file_type(),
             perm,
             nlink: if n.is_dir() {
-                2
+                self.dir_nlink(ino)
             } else if n.parent == 0 {
                 0
             } else {
@@ -584,6 +590,7 @@ impl State {
         } else {
             self.child(repo, parent, name)?.ok_or(Errno::ENOENT)?
         };
+        self.fill_links(repo, ino);
         self.node_mut(ino)?.lookups += 1;
         Ok(ino)
     }
@@ -591,7 +598,8 @@ impl State {
     fn snapshot(&mut self, repo: &Repo, name: &[u8]) -> R<u64> {
         let rev = std::str::from_utf8(name).map_err(|_| Errno::ENOENT)?;
         let view = repo.view().map_err(|e| store_errno(&e))?;
-        let commit = view.resolve(rev).map_err(|e| store_errno(&e))?;
+        let commit =
+            crate::snapshots::resolve(&view, &self.branch, rev).map_err(|e| store_errno(&e))?;
         let c = view.commit(&commit).map_err(|e| store_errno(&e))?;
         if let Some(&ino) = self.snap_cache.get(name)
             && let Some(Node {
@@ -642,21 +650,8 @@ impl State {
         ];
         if ino == SNAP {
             let view = repo.view().map_err(|e| store_errno(&e))?;
-            let mut names: Vec<String> = Vec::new();
-            names.extend(
-                view.branches()
-                    .map_err(|e| store_errno(&e))?
-                    .into_iter()
-                    .map(|b| b.0),
-            );
-            names.extend(
-                view.tags()
-                    .map_err(|e| store_errno(&e))?
-                    .into_iter()
-                    .map(|t| t.0),
-            );
-            names.sort();
-            names.dedup();
+            let names =
+                crate::snapshots::names(&view, &self.branch).map_err(|e| store_errno(&e))?;
             for n in names {
                 if n.contains('/') || n.len() > MAX_NAME {
                     continue;
@@ -670,6 +665,13 @@ impl State {
                 }
             }
             return Ok(out);
+        }
+        if ino == ROOT {
+            out.push(DirItem {
+                name: SNAP_NAME.to_vec(),
+                ino: SNAP,
+                kind: FileType::Directory,
+            });
         }
         if let Some(children) = self.children(ino) {
             for (name, &child) in children {

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant, SystemTime};
 use fuser::{Errno, FileAttr, FileType, INodeNo};
 
 use crate::readahead::{Pool, StoredSource};
+
+#[path = "scratch.rs"]
+mod scratch;
 use hero_store::{
     CommitMeta, EntryKind, Expect, ObjectId, PEER_HEADER, Repo, RepoPath, Signature, TreeEntry,
 };
@@ -277,6 +280,8 @@ pub(crate) struct State {
     pub(crate) links: HashMap<ObjectId, u32>,
     /// The mounted branch (for `.snapshots/@DATE` and the recent commits listed there).
     pub(crate) branch: String,
+    /// Ignored paths kept local (see `scratch`).
+    scratch: scratch::Scratch,
 }
 
 /// Maps a store error to an errno (and logs the unexpected ones).
@@ -424,6 +429,7 @@ impl State {
             pending: crate::durability::Pending::default(),
             links: HashMap::new(),
             branch: String::new(),
+            scratch: scratch::Scratch::default(),
         }
     }
 
@@ -756,6 +762,9 @@ impl State {
         if n.lookups != 0 || n.open != 0 || ino <= SNAP || self.put_pending.contains(&ino) {
             return false;
         }
+        if self.is_local(ino) {
+            return false;
+        }
         match &n.kind {
             Kind::File { content, .. } => matches!(content, Content::Stored { .. }),
             Kind::Symlink { .. } | Kind::Gitlink { .. } => true,
@@ -883,6 +892,13 @@ impl State {
 
     /// Records that an inode's content or mode changed.
     fn mark_put(&mut self, ino: u64) {
+        if self.is_local(ino) {
+            return;
+        }
+        if let Some(n) = self.nodes.get(&ino) {
+            let (p, name) = (n.parent, n.name.clone());
+            self.note_ignore_file(p, &name);
+        }
         if let Ok(path) = self.path_of(ino)
             && self.put_pending.insert(ino)
         {
@@ -1286,6 +1302,9 @@ impl State {
                 children: Some(BTreeMap::new()),
             },
         )?;
+        if self.scratch_new(&shared.repo, &path, ino) {
+            return Ok(ino);
+        }
         self.pending.journal_mkdir(&path);
         self.ops.push(Op::Mkdir(path));
         self.touch();
@@ -1294,7 +1313,7 @@ impl State {
 
     /// Creates an empty file (not opened).
     pub fn mknod(&mut self, shared: &Shared, parent: u64, name: &[u8], exec: bool) -> R<u64> {
-        self.prepare_new(shared, parent, name)?;
+        let path = self.prepare_new(shared, parent, name)?;
         // The empty content is stored at mount time; a scratch file is made only once the
         // file is written to (creating one per new file made `touch` of many files slow).
         let ino = self.link_new(
@@ -1308,12 +1327,15 @@ impl State {
                 exec,
             },
         )?;
+        if self.scratch_new(&shared.repo, &path, ino) {
+            return Ok(ino);
+        }
         self.mark_put(ino);
         Ok(ino)
     }
 
     pub fn symlink(&mut self, shared: &Shared, parent: u64, name: &[u8], target: &[u8]) -> R<u64> {
-        self.prepare_new(shared, parent, name)?;
+        let path = self.prepare_new(shared, parent, name)?;
         if target.is_empty() {
             return Err(Errno::ENOENT);
         }
@@ -1326,6 +1348,9 @@ impl State {
                 target: Some(target.to_vec()),
             },
         )?;
+        if self.scratch_new(&shared.repo, &path, ino) {
+            return Ok(ino);
+        }
         self.mark_put(ino);
         Ok(ino)
     }
@@ -1366,11 +1391,12 @@ impl State {
             }
         }
         let path = self.path_of(ino)?;
+        let local = self.is_local(ino);
         self.children_mut(parent)?.remove(name);
         self.node_mut(ino)?.parent = 0;
         self.dirty_dir(parent);
-        self.pending.journal_delete(&path);
-        self.ops.push(Op::Delete(path));
+        self.note_ignore_file(parent, name);
+        self.scratch_remove(ino, path, local);
         self.touch();
         self.maybe_gc(ino);
         Ok(())
@@ -1437,6 +1463,8 @@ impl State {
             .path_of(newparent)?
             .join(newname)
             .map_err(|_| Errno::EINVAL)?;
+        let was_local = self.is_local(src);
+        let replaced_local = dst.is_some_and(|d| self.is_local(d));
         if let Some(d) = dst {
             self.children_mut(newparent)?.remove(newname);
             self.node_mut(d)?.parent = 0;
@@ -1451,8 +1479,9 @@ impl State {
         }
         self.dirty_dir(parent);
         self.dirty_dir(newparent);
-        self.pending.journal_rename(&from, &to);
-        self.ops.push(Op::Rename(from, to));
+        self.note_ignore_file(parent, name);
+        self.note_ignore_file(newparent, newname);
+        self.scratch_rename(&shared.repo, src, from, to, was_local, dst, replaced_local);
         self.touch();
         if let Some(d) = dst {
             self.maybe_gc(d);
@@ -1611,6 +1640,7 @@ impl State {
             None => None,
         };
         self.base = head;
+        self.ignore_rules_stale();
         self.reconcile_dir(shared, ROOT, tree)
     }
 
@@ -1646,13 +1676,25 @@ impl State {
         for e in &entries {
             seen.insert(&e.name);
         }
+        // Local (ignored) entries stay, and hide a same-named entry of the branch.
+        let locals: Vec<(Vec<u8>, u64)> = old
+            .iter()
+            .filter(|(_, c)| self.is_local(**c))
+            .map(|(n, c)| (n.clone(), *c))
+            .collect();
         for (name, child) in &old {
-            if !seen.contains(name.as_slice()) {
+            if !seen.contains(name.as_slice()) && !self.is_local(*child) {
                 self.orphan(*child);
                 self.inval.push(Inval::Entry(ino, name.clone()));
             }
         }
+        for (name, child) in locals {
+            new_children.insert(name, child);
+        }
         for e in entries {
+            if new_children.contains_key(&e.name) {
+                continue;
+            }
             let existing = old.get(&e.name).copied();
             let kept = match existing {
                 Some(child) => self.update_child(child, &e),

@@ -8,6 +8,8 @@ mod tree;
 mod durability;
 #[path = "drive/history.rs"]
 mod history;
+#[path = "drive/scratch.rs"]
+mod scratch;
 
 mod util {
     use std::path::{Path, PathBuf};

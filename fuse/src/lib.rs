@@ -275,9 +275,15 @@ pub fn mount(opts: MountOptions) -> Result<MountHandle, MountError> {
                 .unwrap_or(0),
             tz_offset_minutes: opts.tz_offset_minutes,
         };
-        let done = durability::recover_all(&repo, &spill_root, &sig)?;
-        for (branch, head) in &done.commits {
-            tracing::warn!(%branch, head = %head.short(), "committed the changes of a mount that was killed");
+        // A failure keeps the dead mount's directory for the next mount to try again; this
+        // one still mounts (its own pending data lives in a directory of its own).
+        match durability::recover_all(&repo, &spill_root, &sig) {
+            Ok(done) => {
+                for (branch, head) in &done.commits {
+                    tracing::warn!(%branch, head = %head.short(), "committed the changes of a mount that was killed");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "recovering a killed mount's changes failed"),
         }
     }
     let head = repo.branch_head(&opts.branch)?;

@@ -15,8 +15,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::state::{Content, Kind, State};
@@ -403,6 +404,47 @@ impl State {
             && let Some(j) = &mut self.pending.journal
         {
             j.bind(ino, b);
+        }
+    }
+}
+
+/// Spill files no longer used, kept open and empty for the next file written: creating and
+/// deleting one file per written file cost more than the write (the file system's inode
+/// allocation). Safe for recovery: a spill file is let go only when its inode's content was
+/// committed, or when its path was deleted or replaced by a change journaled after its put,
+/// so a journal never needs the old content of a reused number.
+#[derive(Debug, Default)]
+pub(crate) struct SpillPool {
+    free: Mutex<Vec<(File, PathBuf)>>,
+}
+
+/// Spill files kept for reuse at most.
+const POOL_MAX: usize = 256;
+
+impl SpillPool {
+    /// Takes a free spill file (empty).
+    pub fn take(&self) -> Option<(File, PathBuf)> {
+        self.free.lock().ok()?.pop()
+    }
+
+    /// Keeps `file` for reuse after emptying it; false when it should be removed instead.
+    pub fn put(&self, file: &File, path: &Path) -> bool {
+        let Ok(mut free) = self.free.lock() else {
+            return false;
+        };
+        // Empty, and its offset back at 0 (copies into a spill file use the offset).
+        if free.len() >= POOL_MAX
+            || file.set_len(0).is_err()
+            || (&*file).seek(io::SeekFrom::Start(0)).is_err()
+        {
+            return false;
+        }
+        match file.try_clone() {
+            Ok(f) => {
+                free.push((f, path.to_path_buf()));
+                true
+            }
+            Err(_) => false,
         }
     }
 }

@@ -330,6 +330,7 @@ pub fn mount(opts: MountOptions) -> Result<MountHandle, MountError> {
         repo,
         cfg,
         keep_spill: Arc::new(AtomicBool::new(false)),
+        spill_pool: Arc::new(durability::SpillPool::default()),
         pool: readahead::Pool::new(),
     });
 

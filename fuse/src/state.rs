@@ -55,6 +55,8 @@ pub(crate) struct Shared {
     pub cfg: Cfg,
     /// Keep spill files (the final commit failed).
     pub keep_spill: Arc<AtomicBool>,
+    /// Spill files free for reuse (see `durability::SpillPool`).
+    pub spill_pool: Arc<crate::durability::SpillPool>,
     /// Read-ahead workers.
     pub pool: Pool,
 }
@@ -73,6 +75,8 @@ pub(crate) struct Spill {
     path: PathBuf,
     /// Set when the final commit failed: the file is then left for the user.
     keep: Arc<AtomicBool>,
+    /// Where the file goes when no longer used.
+    pool: Arc<crate::durability::SpillPool>,
 }
 
 impl Spill {
@@ -84,7 +88,7 @@ impl Spill {
 
 impl Drop for Spill {
     fn drop(&mut self) {
-        if !self.keep.load(Ordering::Relaxed) {
+        if !self.keep.load(Ordering::Relaxed) && !self.pool.put(&self.file, &self.path) {
             let _ = std::fs::remove_file(&self.path);
         }
     }
@@ -936,6 +940,14 @@ impl State {
     }
 
     fn new_spill(&mut self, shared: &Shared) -> R<Arc<Spill>> {
+        if let Some((file, path)) = shared.spill_pool.take() {
+            return Ok(Arc::new(Spill {
+                file,
+                path,
+                keep: shared.keep_spill.clone(),
+                pool: shared.spill_pool.clone(),
+            }));
+        }
         let cfg = &shared.cfg;
         let n = self.next_spill;
         self.next_spill += 1;
@@ -953,6 +965,7 @@ impl State {
             file,
             path,
             keep: shared.keep_spill.clone(),
+            pool: shared.spill_pool.clone(),
         }))
     }
 

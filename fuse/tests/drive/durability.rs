@@ -238,3 +238,38 @@ fn fsync_returns_with_the_file_committed() {
     sh(&m.dir, "sync other.txt");
     assert_eq!(content(&repo, "main", "other.txt"), b"other\n");
 }
+
+/// Spill files are reused once committed (no file created and deleted per written file);
+/// a reused one starts empty at offset 0, whether it is filled by writes or by a copy of
+/// the stored content before a write in the middle.
+#[test]
+fn reused_spill_files_start_empty() {
+    let m = Mounted::new();
+    let spill_root = m.tmp().join("store.hero.spill");
+    let count_files = || {
+        spill_left(&spill_root)
+            .iter()
+            .filter(|p| p.components().count() == 3 && !p.ends_with("journal"))
+            .count()
+    };
+    for round in 0..5u8 {
+        let long = vec![b'a' + round; 50_000 - usize::from(round) * 7_000];
+        fs::write(m.p(&format!("long{round}")), &long).unwrap();
+        fs::write(m.p("short"), [b'0' + round; 10]).unwrap();
+        fs::File::open(m.p("short")).unwrap().sync_all().unwrap();
+        // A write in the middle of a committed file: its content is copied into a spill.
+        sh(
+            &m.dir,
+            &format!("printf XY | dd of=long{round} bs=1 seek=2 conv=notrunc status=none"),
+        );
+        fs::File::open(m.p("short")).unwrap().sync_all().unwrap();
+        let mut want = long.clone();
+        want[2..4].copy_from_slice(b"XY");
+        assert_eq!(fs::read(m.p(&format!("long{round}"))).unwrap(), want);
+        let repo = Repo::open(&m.repo).unwrap();
+        assert_eq!(content(&repo, "main", &format!("long{round}")), want);
+        assert_eq!(content(&repo, "main", "short"), [b'0' + round; 10]);
+    }
+    // Far fewer spill files than files written (15 writes).
+    assert!(count_files() <= 4, "{} spill files", count_files());
+}

@@ -538,6 +538,16 @@ pub(crate) fn recover_all(
         if !b.file_type().map_err(io_err(&bdir))?.is_dir() {
             continue;
         }
+        if is_old_layout(&bdir) {
+            // `mount-<pid>-<nanos>/` of versions before the journal: nothing says what its
+            // files were; removed once its process is gone.
+            if !process_alive(&bdir) {
+                tracing::warn!(dir = %bdir.display(), "spill directory of an older version removed");
+                std::fs::remove_dir_all(&bdir).map_err(io_err(&bdir))?;
+                out.dirs += 1;
+            }
+            continue;
+        }
         let mounts = std::fs::read_dir(&bdir).map_err(io_err(&bdir))?;
         for m in mounts {
             let m = m.map_err(io_err(&bdir))?;
@@ -602,6 +612,27 @@ fn recover_one(
     std::fs::remove_dir_all(dir).map_err(io_err(dir))?;
     tracing::info!(dir = %dir.display(), ?head, "recovered the changes of a mount that died");
     Ok(Some(head))
+}
+
+/// A spill directory of the layout before the journal: `mount-<pid>-<nanos>` holding only
+/// files (a branch directory of that name would hold directories).
+fn is_old_layout(dir: &Path) -> bool {
+    let Some(name) = dir.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    let Some(rest) = name.strip_prefix("mount-") else {
+        return false;
+    };
+    let mut parts = rest.split('-');
+    let digits =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if !(digits(parts.next()) && digits(parts.next()) && parts.next().is_none()) {
+        return false;
+    }
+    std::fs::read_dir(dir).is_ok_and(|rd| {
+        rd.flatten()
+            .all(|e| e.file_type().is_ok_and(|t| !t.is_dir()))
+    })
 }
 
 /// Whether the process named by a spill directory `<pid>-<nanos>` (or an older

@@ -273,3 +273,28 @@ fn reused_spill_files_start_empty() {
     // Far fewer spill files than files written (15 writes).
     assert!(count_files() <= 4, "{} spill files", count_files());
 }
+
+/// Spill directories left by killed mounts of the layout before the journal
+/// (`mount-<pid>-<nanos>/`) are removed by the next mount once their process is gone.
+#[test]
+fn old_layout_spill_directories_are_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    Repo::init(tmp.path().join("store.hero")).unwrap();
+    fs::create_dir(tmp.path().join("mnt")).unwrap();
+    let root = tmp.path().join("store.hero.spill");
+    // A process that has ended: a child we waited for.
+    let mut dead = Command::new("true").spawn().unwrap();
+    let pid = dead.id();
+    dead.wait().unwrap();
+    let old = root.join(format!("mount-{pid}-12345"));
+    fs::create_dir_all(&old).unwrap();
+    fs::write(old.join("0"), vec![7u8; 100_000]).unwrap();
+    // One of a live process (this one) stays.
+    let live = root.join(format!("mount-{}-1", std::process::id()));
+    fs::create_dir_all(&live).unwrap();
+    fs::write(live.join("0"), b"x").unwrap();
+    let mut m = Mounted::reuse(tmp, |_| {});
+    assert!(!old.exists());
+    assert!(live.exists());
+    m.finish();
+}

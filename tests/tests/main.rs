@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod cli;
+mod drive;
 mod processes;
 mod sync;
 mod unix;

@@ -397,6 +397,17 @@ impl State {
         })
     }
 
+    /// Periodic upkeep: changes that made no operation (scratch files only) do not age the
+    /// next commit; the link-count cache stays bounded.
+    pub(crate) fn pending_tick(&mut self) {
+        if self.ops_empty() {
+            self.pending.first = None;
+        }
+        if self.links.len() > LINKS_MAX {
+            self.links.clear();
+        }
+    }
+
     /// Journals a new content binding of an inode whose put is already journaled.
     pub(crate) fn journal_bind(&mut self, ino: u64) {
         if self.pending.puts.contains(&ino)
@@ -417,6 +428,9 @@ impl State {
 pub(crate) struct SpillPool {
     free: Mutex<Vec<(File, PathBuf)>>,
 }
+
+/// Subdirectory counts of trees cached at most (then forgotten and counted again).
+const LINKS_MAX: usize = 100_000;
 
 /// Spill files kept for reuse at most.
 const POOL_MAX: usize = 256;

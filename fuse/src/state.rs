@@ -364,6 +364,7 @@ impl Shared {
             tracing::error!(error = %e, "commit failed; will retry");
             st.last_change = Some(Instant::now());
         }
+        st.pending_tick();
         match self.repo.generation() {
             Ok(generation) if generation != st.seen_gen && st.ops.is_empty() => {
                 match self.repo.branch_head(&self.cfg.branch) {
@@ -474,6 +475,11 @@ impl State {
         let i = self.next_fh;
         self.next_fh += 1;
         i
+    }
+
+    /// Whether no change waits for a commit.
+    pub(crate) fn ops_empty(&self) -> bool {
+        self.ops.is_empty()
     }
 
     fn touch(&mut self) {

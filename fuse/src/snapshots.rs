@@ -14,6 +14,10 @@ use hero_store::{Error, ObjectId, Repo, View};
 
 use crate::state::{Kind, State};
 
+/// Where the number of entries of `.snapshots` is kept among the trees' subdirectory counts
+/// (no tree has this id: it is not the hash of anything).
+const SNAP_KEY: ObjectId = ObjectId([0xff; 32]);
+
 /// How many of the mounted branch's newest commits `.snapshots` lists.
 pub(crate) const RECENT: usize = 20;
 
@@ -117,6 +121,17 @@ impl State {
     /// Counts the subdirectories of an unloaded directory from its stored tree (once per
     /// tree), so that its link count can be given without loading its children.
     pub(crate) fn fill_links(&mut self, repo: &Repo, ino: u64) {
+        if ino == crate::state::SNAP {
+            // Counted again on every request: the refs move.
+            match repo.view().and_then(|v| names(&v, &self.branch)) {
+                Ok(n) => {
+                    self.links
+                        .insert(SNAP_KEY, u32::try_from(n.len()).unwrap_or(u32::MAX));
+                }
+                Err(e) => tracing::warn!(error = %e, "listing .snapshots for its link count"),
+            }
+            return;
+        }
         let Ok(node) = self.node(ino) else { return };
         let Kind::Dir {
             tree: Some(t),
@@ -138,7 +153,7 @@ impl State {
     }
 
     /// A directory's link count: 2 plus its subdirectories (`.snapshots` counts in the
-    /// root; `.snapshots` itself has 2).
+    /// root; its entries count in `.snapshots`).
     pub(crate) fn dir_nlink(&self, ino: u64) -> u32 {
         let Ok(node) = self.node(ino) else { return 2 };
         let subdirs = match &node.kind {
@@ -152,6 +167,7 @@ impl State {
                 tree: Some(t),
                 children: None,
             } => self.links.get(t).copied().unwrap_or(0),
+            Kind::SnapRoot => self.links.get(&SNAP_KEY).copied().unwrap_or(0),
             _ => 0,
         };
         let snap = u32::from(ino == crate::state::ROOT);

@@ -125,8 +125,12 @@ fn directory_link_counts_count_subdirectories() {
     assert_eq!(nlink("d"), 5);
     assert_eq!(nlink("d/b"), 3);
     assert_eq!(nlink("d/a"), 2);
-    // The root: d and .snapshots.
+    // The root: d and .snapshots; .snapshots: what it lists.
     assert_eq!(nlink(""), 4);
+    m.handle.as_ref().unwrap().flush().unwrap();
+    let listed = fs::read_dir(m.p(".snapshots")).unwrap().count() as u64;
+    assert_eq!(listed, 2, "main and its one commit");
+    assert_eq!(nlink(".snapshots"), 2 + listed);
     sh(&m.dir, "rmdir d/c && mv d/a d/b/");
     assert_eq!(nlink("d"), 3);
     assert_eq!(nlink("d/b"), 4);

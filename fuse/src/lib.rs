@@ -17,7 +17,11 @@
 //! - Commits made by other processes (a pull, the daemon, another mount) are noticed by polling
 //!   [`hero_store::Repo::generation`] and shown in the mount through kernel cache
 //!   invalidation, without remounting. A file that is open keeps reading the version it opened.
-//! - `<mount>/.snapshots/<branch|tag|commit>/...` shows any revision, read-only.
+//! - `<mount>/.snapshots/<branch|tag|commit>/...` shows any revision, read-only; it lists
+//!   branches, tags and the branch's recent commits by short id, and takes
+//!   `[BRANCH]@YYYY-MM-DDTHH:MM` for the branch as it was then.
+//! - Paths matched by a default list of editor and database scratch files and by the root
+//!   `.heroignore` work in the mount but are never committed (they are gone after unmount).
 //!
 //! ```no_run
 //! use hero_fuse::{MountOptions, mount};

@@ -52,6 +52,15 @@ pub(crate) struct Scratch {
     stale: bool,
     /// Inodes that are local (their descendants are too).
     local: HashSet<u64>,
+    /// What the current rules were built from (`None`: nothing comparable).
+    built_from: Option<Source>,
+}
+
+/// The identity of the `.heroignore` the rules were built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Absent,
+    Stored(hero_store::ObjectId),
 }
 
 impl Default for Scratch {
@@ -60,6 +69,7 @@ impl Default for Scratch {
             matcher: Gitignore::empty(),
             stale: true,
             local: HashSet::new(),
+            built_from: None,
         }
     }
 }
@@ -89,6 +99,11 @@ fn build(extra: &[u8]) -> Gitignore {
     }
 }
 
+/// Whether `parent`/`name` is the root `.heroignore`.
+pub(super) fn is_ignore_file(parent: u64, name: &[u8]) -> bool {
+    parent == ROOT && name == IGNORE_FILE
+}
+
 fn rel(path: &RepoPath) -> std::path::PathBuf {
     Path::new(std::ffi::OsStr::from_bytes(&path.to_bytes())).to_path_buf()
 }
@@ -113,7 +128,7 @@ impl State {
 
     /// The rules changed if `parent`/`name` is the root `.heroignore`.
     pub(super) fn note_ignore_file(&mut self, parent: u64, name: &[u8]) {
-        if parent == ROOT && name == IGNORE_FILE {
+        if is_ignore_file(parent, name) {
             self.scratch.stale = true;
         }
     }
@@ -127,13 +142,36 @@ impl State {
     fn ignored(&mut self, repo: &Repo, path: &RepoPath, is_dir: bool) -> bool {
         if self.scratch.stale {
             self.scratch.stale = false;
-            let text = self.read_ignore_file(repo).unwrap_or_default();
-            self.scratch.matcher = build(&text);
+            let source = self.ignore_source(repo);
+            // A stored `.heroignore` (or none) that did not change keeps the rules built.
+            if source.is_none() || source != self.scratch.built_from {
+                let text = self.read_ignore_file(repo).unwrap_or_default();
+                self.scratch.matcher = build(&text);
+                self.scratch.built_from = source;
+            }
         }
         self.scratch
             .matcher
             .matched_path_or_any_parents(rel(path), is_dir)
             .is_ignore()
+    }
+
+    /// What the rules come from: `Some(Stored(id))` or `Some(Absent)` when that can be
+    /// compared with the last build; `None` for a `.heroignore` being written (rebuilt).
+    fn ignore_source(&mut self, repo: &Repo) -> Option<Source> {
+        let Ok(found) = self.child(repo, ROOT, IGNORE_FILE) else {
+            return None;
+        };
+        let Some(ino) = found else {
+            return Some(Source::Absent);
+        };
+        match &self.nodes.get(&ino)?.kind {
+            Kind::File {
+                content: Content::Stored { id, .. },
+                ..
+            } => Some(Source::Stored(*id)),
+            _ => None,
+        }
     }
 
     fn read_ignore_file(&mut self, repo: &Repo) -> Option<Vec<u8>> {

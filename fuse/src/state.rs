@@ -905,9 +905,12 @@ impl State {
         if self.is_local(ino) {
             return;
         }
-        if let Some(n) = self.nodes.get(&ino) {
-            let (p, name) = (n.parent, n.name.clone());
-            self.note_ignore_file(p, &name);
+        if self
+            .nodes
+            .get(&ino)
+            .is_some_and(|n| scratch::is_ignore_file(n.parent, &n.name))
+        {
+            self.ignore_rules_stale();
         }
         if let Ok(path) = self.path_of(ino)
             && self.put_pending.insert(ino)

@@ -357,12 +357,14 @@ impl Shared {
         let idle = st
             .last_change
             .is_some_and(|t| t.elapsed() >= self.cfg.idle_commit);
-        if (idle || st.pending.overdue(self.cfg.max_commit_delay))
-            && !st.ops.is_empty()
-            && let Err(e) = st.commit(self)
-        {
-            tracing::error!(error = %e, "commit failed; will retry");
-            st.last_change = Some(Instant::now());
+        if (idle || st.pending.overdue(self.cfg.max_commit_delay)) && !st.ops.is_empty() {
+            let started = Instant::now();
+            let res = st.commit(self);
+            st.pending.took(started.elapsed());
+            if let Err(e) = res {
+                tracing::error!(error = %e, "commit failed; will retry");
+                st.last_change = Some(Instant::now());
+            }
         }
         st.pending_tick();
         match self.repo.generation() {

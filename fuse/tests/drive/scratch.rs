@@ -131,3 +131,42 @@ fn heroignore_adds_and_overrides_and_renames_cross_the_line() {
     // b.txt had been committed (sync) before it was renamed away.
     assert!(every_path_ever(&repo).contains("b.txt"));
 }
+
+/// A `.heroignore` that arrives with a commit made elsewhere applies from then on.
+#[test]
+fn heroignore_from_elsewhere_applies() {
+    let mut m = Mounted::new();
+    fs::write(m.p("a.bak"), b"tracked\n").unwrap();
+    m.handle.as_ref().unwrap().flush().unwrap();
+    {
+        let repo = Repo::open(&m.repo).unwrap();
+        let mut cs = repo.change_set("main").unwrap();
+        cs.put_bytes(
+            &hero_store::RepoPath::parse(".heroignore").unwrap(),
+            EntryKind::File,
+            b"*.bak\n",
+        )
+        .unwrap();
+        let sig = hero_store::Signature {
+            name: b"other".to_vec(),
+            email: b"o@example.com".to_vec(),
+            time: 1,
+            tz_offset_minutes: 0,
+        };
+        cs.commit(
+            hero_store::CommitMeta::new(sig, "ignore backups\n"),
+            hero_store::Expect::Latest,
+        )
+        .unwrap();
+    }
+    eventually("the new .heroignore in the mount", || {
+        m.p(".heroignore").exists()
+    });
+    fs::write(m.p("b.bak"), b"local\n").unwrap();
+    fs::write(m.p("c.txt"), b"c\n").unwrap();
+    let repo = m.finish();
+    assert_eq!(kind(&repo, "main", "b.bak"), None);
+    assert_eq!(content(&repo, "main", "c.txt"), b"c\n");
+    // Already in the branch: stays (rules apply to new names).
+    assert_eq!(content(&repo, "main", "a.bak"), b"tracked\n");
+}

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::state::{Content, Kind, State};
+use crate::state::{Content, Kind, Shared, State};
 use hero_store::{CommitMeta, EntryKind, Expect, ObjectId, Repo, RepoPath, Signature};
 
 /// The journal's file name inside a spill directory.
@@ -328,6 +328,8 @@ pub(crate) struct Pending {
     first: Option<Instant>,
     /// Inodes with a journaled put since the last commit.
     puts: HashSet<u64>,
+    /// Inodes renamed since the last commit.
+    renamed: HashSet<u64>,
     /// How long the last commit made by the mount itself took.
     last_took: Duration,
 }
@@ -363,6 +365,7 @@ impl Pending {
     pub fn committed(&mut self) {
         self.first = None;
         self.puts.clear();
+        self.renamed.clear();
         if let Some(j) = &mut self.journal {
             j.reset();
         }
@@ -373,6 +376,11 @@ impl Pending {
         if let Some(j) = &mut self.journal {
             j.put(ino, path, b);
         }
+    }
+
+    /// `ino` was renamed (or moved in or out of the branch).
+    pub fn note_rename(&mut self, ino: u64) {
+        self.renamed.insert(ino);
     }
 
     pub fn journal_mkdir(&mut self, path: &RepoPath) {
@@ -420,6 +428,11 @@ impl State {
         if self.links.len() > LINKS_MAX {
             self.links.clear();
         }
+    }
+
+    /// Whether `ino` changed since the last commit (content, creation, mode, rename).
+    pub(crate) fn changed_since_commit(&self, ino: u64) -> bool {
+        self.pending.puts.contains(&ino) || self.pending.renamed.contains(&ino)
     }
 
     /// Journals a new content binding of an inode whose put is already journaled.
@@ -475,6 +488,21 @@ impl SpillPool {
             Err(_) => false,
         }
     }
+}
+
+/// `fsync` of a file: commits everything pending if that file changed since the last
+/// commit; returns at once if it did not (its last change is already committed). Several
+/// processes that `fsync` at once so share one commit instead of queueing one each behind the
+/// mount's lock (each commit waits for the repository's own `fdatasync`).
+pub(crate) fn commit_for_fsync(shared: &Shared, ino: u64) -> Result<(), fuser::Errno> {
+    let mut st = shared.lock();
+    if !st.changed_since_commit(ino) {
+        return Ok(());
+    }
+    st.commit(shared).map(|_| ()).map_err(|e| {
+        tracing::error!(error = %e, "commit on fsync failed");
+        crate::state::store_errno(&e)
+    })
 }
 
 /// Escapes a branch name into one directory name (`/` and `%` as `%2F`, `%25`).

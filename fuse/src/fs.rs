@@ -440,12 +440,12 @@ impl Filesystem for HeroFs {
     fn fsync(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         _fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.commit_now() {
+        match crate::durability::commit_for_fsync(&self.shared, ino.0) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }

@@ -1506,6 +1506,7 @@ impl State {
         self.note_ignore_file(parent, name);
         self.note_ignore_file(newparent, newname);
         self.scratch_rename(&shared.repo, src, from, to, was_local, dst, replaced_local);
+        self.pending.note_rename(src);
         self.touch();
         if let Some(d) = dst {
             self.maybe_gc(d);

@@ -218,8 +218,8 @@ mod shell {
         // Editor-style save: write a temp file, fsync, rename over.
         sh(
             &m.dir,
-            "printf 'draft\\n' > notes.txt && printf 'final\\n' > .notes.txt.swp && \
-             sync .notes.txt.swp && mv .notes.txt.swp notes.txt",
+            "printf 'draft\\n' > notes.txt && printf 'final\\n' > notes.txt.new && \
+             sync notes.txt.new && mv notes.txt.new notes.txt",
         );
         // Appending to a log, each line by a separate open.
         sh(
@@ -269,7 +269,7 @@ mod shell {
         assert_eq!(content(&repo, "main", "tree/a/link"), b"../one.txt");
         assert_eq!(kind(&repo, "main", "tree/a/run.sh"), Some(EntryKind::File));
         assert_eq!(content(&repo, "main", "notes.txt"), b"final\n");
-        assert_eq!(kind(&repo, "main", ".notes.txt.swp"), None);
+        assert_eq!(kind(&repo, "main", "notes.txt.new"), None);
         assert_eq!(
             content(&repo, "main", "app.log"),
             b"line1\nline2\nline3\nline4\nline5\n"

@@ -265,6 +265,24 @@ fn fsync_returns_with_the_file_committed() {
     fs::write(m.p("other.txt"), b"other\n").unwrap();
     sh(&m.dir, "sync other.txt");
     assert_eq!(content(&repo, "main", "other.txt"), b"other\n");
+
+    // A file whose last change is committed: its fsync returns without a commit (other
+    // pending changes wait); an fsync of the directory commits them.
+    let before = commits(&repo, "main").len();
+    fs::write(m.p("pending.txt"), b"p\n").unwrap();
+    fs::File::open(m.p("db.dat")).unwrap().sync_all().unwrap();
+    assert_eq!(commits(&repo, "main").len(), before);
+    assert!(entry(&repo, "main", "pending.txt").is_none());
+    fs::File::open(&m.dir).unwrap().sync_all().unwrap();
+    assert_eq!(content(&repo, "main", "pending.txt"), b"p\n");
+    // A rename is a change of the file: its fsync commits it.
+    fs::rename(m.p("other.txt"), m.p("renamed.txt")).unwrap();
+    fs::File::open(m.p("renamed.txt"))
+        .unwrap()
+        .sync_all()
+        .unwrap();
+    assert_eq!(content(&repo, "main", "renamed.txt"), b"other\n");
+    assert!(entry(&repo, "main", "other.txt").is_none());
 }
 
 /// Spill files are reused once committed (no file created and deleted per written file);
@@ -290,7 +308,10 @@ fn reused_spill_files_start_empty() {
             &m.dir,
             &format!("printf XY | dd of=long{round} bs=1 seek=2 conv=notrunc status=none"),
         );
-        fs::File::open(m.p("short")).unwrap().sync_all().unwrap();
+        fs::File::open(m.p(&format!("long{round}")))
+            .unwrap()
+            .sync_all()
+            .unwrap();
         let mut want = long.clone();
         want[2..4].copy_from_slice(b"XY");
         assert_eq!(fs::read(m.p(&format!("long{round}"))).unwrap(), want);

@@ -491,10 +491,62 @@ impl SpillPool {
 }
 
 /// `fsync` of a file: commits everything pending if that file changed since the last
-/// commit; returns at once if it did not (its last change is already committed). Several
-/// processes that `fsync` at once so share one commit instead of queueing one each behind the
-/// mount's lock (each commit waits for the repository's own `fdatasync`).
-pub(crate) fn commit_for_fsync(shared: &Shared, ino: u64) -> Result<(), fuser::Errno> {
+/// commit; returns at once if it did not (its last change is already committed).
+///
+/// Group commit: each commit waits for the repository's `fdatasync` while holding the mount's
+/// lock, so processes that write and `fsync` files at the same time would queue one commit
+/// each. When another process asked for an `fsync` within [`GROUP_RECENT`], the first caller
+/// (the leader) waits up to [`GROUP_WINDOW`] for others to arrive, then makes one commit for
+/// all; the others wait for it and return, or commit themselves if their change came later or
+/// the commit failed. A lone `fsync` never waits.
+pub(crate) fn commit_for_fsync(shared: &Shared, ino: u64, pid: u32) -> Result<(), fuser::Errno> {
+    if !shared.lock().changed_since_commit(ino) {
+        return Ok(());
+    }
+    let group = &shared.group;
+    let mut g = group.lock();
+    let others_active = g
+        .last_fsync
+        .is_some_and(|(p, t)| p != pid && t.elapsed() < GROUP_RECENT);
+    g.last_fsync = Some((pid, Instant::now()));
+    if others_active {
+        if g.leader {
+            // A follower: wait for the leader's commit.
+            let seen = g.done;
+            let deadline = Instant::now() + GROUP_WINDOW * 20;
+            while g.done == seen && Instant::now() < deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                g = match group.cv.wait_timeout(g, left) {
+                    Ok((g, _)) => g,
+                    Err(p) => p.into_inner().0,
+                };
+            }
+        } else {
+            // The leader: give the others a moment to arrive.
+            g.leader = true;
+            let deadline = Instant::now() + GROUP_WINDOW;
+            while Instant::now() < deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                g = match group.cv.wait_timeout(g, left) {
+                    Ok((g, _)) => g,
+                    Err(p) => p.into_inner().0,
+                };
+            }
+            g.leader = false;
+            drop(g);
+            let res = commit_if_changed(shared, ino);
+            let mut g = group.lock();
+            g.done = g.done.wrapping_add(1);
+            group.cv.notify_all();
+            drop(g);
+            return res;
+        }
+    }
+    drop(g);
+    commit_if_changed(shared, ino)
+}
+
+fn commit_if_changed(shared: &Shared, ino: u64) -> Result<(), fuser::Errno> {
     let mut st = shared.lock();
     if !st.changed_since_commit(ino) {
         return Ok(());
@@ -503,6 +555,37 @@ pub(crate) fn commit_for_fsync(shared: &Shared, ino: u64) -> Result<(), fuser::E
         tracing::error!(error = %e, "commit on fsync failed");
         crate::state::store_errno(&e)
     })
+}
+
+/// How long a group commit's leader waits for other `fsync`s.
+const GROUP_WINDOW: Duration = Duration::from_millis(1);
+/// An `fsync` by another process this recently makes a group commit worth waiting for.
+const GROUP_RECENT: Duration = Duration::from_millis(20);
+
+/// The state of group commits (see [`commit_for_fsync`]).
+#[derive(Debug, Default)]
+pub(crate) struct GroupCommit {
+    state: Mutex<GroupState>,
+    cv: std::sync::Condvar,
+}
+
+#[derive(Debug, Default)]
+struct GroupState {
+    /// A leader is waiting for others.
+    leader: bool,
+    /// Commits made by leaders so far.
+    done: u64,
+    /// The process and time of the last `fsync` that needed a commit.
+    last_fsync: Option<(u32, Instant)>,
+}
+
+impl GroupCommit {
+    fn lock(&self) -> std::sync::MutexGuard<'_, GroupState> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
 }
 
 /// Escapes a branch name into one directory name (`/` and `%` as `%2F`, `%25`).

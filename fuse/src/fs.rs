@@ -439,13 +439,13 @@ impl Filesystem for HeroFs {
 
     fn fsync(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match crate::durability::commit_for_fsync(&self.shared, ino.0) {
+        match crate::durability::commit_for_fsync(&self.shared, ino.0, req.pid()) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }

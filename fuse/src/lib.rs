@@ -335,6 +335,7 @@ pub fn mount(opts: MountOptions) -> Result<MountHandle, MountError> {
         cfg,
         keep_spill: Arc::new(AtomicBool::new(false)),
         spill_pool: Arc::new(durability::SpillPool::default()),
+        group: durability::GroupCommit::default(),
         pool: readahead::Pool::new(),
     });
 

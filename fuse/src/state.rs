@@ -57,6 +57,8 @@ pub(crate) struct Shared {
     pub keep_spill: Arc<AtomicBool>,
     /// Spill files free for reuse (see `durability::SpillPool`).
     pub spill_pool: Arc<crate::durability::SpillPool>,
+    /// Group commits of concurrent `fsync`s.
+    pub group: crate::durability::GroupCommit,
     /// Read-ahead workers.
     pub pool: Pool,
 }

@@ -12,6 +12,8 @@
 # writes four 4 KiB files, stats one, renames one, unlinks one, makes a directory, appends
 # a line to a log (open, write, close), and reads one back; every 100th operation is an
 # fsync. Its time includes a final `sync FILE` (on the mount: the commit of everything).
+# The "fsync each file" variant is the same with an fsync of every file written (a database
+# or an editor: each fsync is a commit on the mount, shared by processes that fsync together).
 #
 # Prints one line per test: native figure, mount figure, mount/native ratio (for times,
 # native/mount, so that higher is better everywhere). Needs python3, fusermount3. Builds only
@@ -71,7 +73,7 @@ meta() { python3 -c "$meta_py" "$1" "$FILES" "$2"; }
 
 stress_py='
 import os, sys
-d, ops = sys.argv[1], int(sys.argv[2])
+d, ops, every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 os.makedirs(d)
 block = b"x" * 4096
 live = []
@@ -82,7 +84,7 @@ for i in range(ops):
         p = os.path.join(d, "f%d" % i)
         fd = os.open(p, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
         os.write(fd, block)
-        if i % 100 == 0:
+        if i % every == 0:
             os.fsync(fd)
         os.close(fd)
         live.append(p)
@@ -105,12 +107,13 @@ for i in range(ops):
         with open(live[-1], "rb") as f:
             f.read()
 '
-# stress DIR -> seconds for PROCS x OPS operations and a final sync
+# stress DIR EVERY -> seconds for PROCS x OPS operations (an fsync every EVERY-th) and a
+# final sync
 stress() {
-    local dir=$1 start end
+    local dir=$1 every=$2 start end
     start=$(date +%s.%N)
     for p in $(seq 1 "$PROCS"); do
-        python3 -c "$stress_py" "$dir/w$p" "$OPS" &
+        python3 -c "$stress_py" "$dir/w$p" "$OPS" "$every" &
     done
     wait
     echo done >"$dir/end"
@@ -136,13 +139,15 @@ declare -A runs
 for rep in $(seq "$REPS"); do
     for side in native mount; do
         base=$(dir_of "$side")/r$rep
-        mkdir -p "$base/meta" "$base/stress"
+        mkdir -p "$base/meta" "$base/stress" "$base/stress-sync"
         c=$(meta "$base/meta" create)
         sync "$base/meta" 2>/dev/null || true
         drop_caches
         s=$(meta "$base/meta" stat)
-        st=$(stress "$base/stress")
+        st=$(stress "$base/stress" 100)
+        sf=$(stress "$base/stress-sync" 1)
         runs[$side-create]+="$c " runs[$side-stat]+="$s " runs[$side-stress]+="$st "
+        runs[$side-stress-sync]+="$sf "
     done
 done
 
@@ -151,9 +156,10 @@ done
     record "create $FILES files (median)" files/s "$(median ${runs[native-create]})" "$(median ${runs[mount-create]})" 1
     record "stat $FILES (cold, median)" files/s "$(median ${runs[native-stat]})" "$(median ${runs[mount-stat]})" 1
     record "stress ${PROCS}x$OPS ops (median)" s "$(median ${runs[native-stress]})" "$(median ${runs[mount-stress]})" 0
+    record "same, fsync each file (median)" s "$(median ${runs[native-stress-sync]})" "$(median ${runs[mount-stress-sync]})" 0
 }
 printf '%-32s %10s %10s %8s\n' test native mount ratio
 printf '%s\n' "${results[@]}"
-for k in create stat stress; do
+for k in create stat stress stress-sync; do
     echo "$k runs: native ${runs[native-$k]}; mount ${runs[mount-$k]}"
 done

@@ -495,55 +495,53 @@ impl SpillPool {
 ///
 /// Group commit: each commit waits for the repository's `fdatasync` while holding the mount's
 /// lock, so processes that write and `fsync` files at the same time would queue one commit
-/// each. When another process asked for an `fsync` within [`GROUP_RECENT`], the first caller
-/// (the leader) waits up to [`GROUP_WINDOW`] for others to arrive, then makes one commit for
-/// all; the others wait for it and return, or commit themselves if their change came later or
-/// the commit failed. A lone `fsync` never waits.
+/// each. The processes that asked for an `fsync` within [`GROUP_RECENT`] are remembered; when
+/// others than the caller are among them, the first caller (the leader) waits until they have
+/// asked too, or [`GROUP_WINDOW`] at most, then makes one commit for all. The others wait for
+/// it and return, or commit themselves if their change came later or the commit failed. A
+/// lone `fsync` never waits.
 pub(crate) fn commit_for_fsync(shared: &Shared, ino: u64, pid: u32) -> Result<(), fuser::Errno> {
     if !shared.lock().changed_since_commit(ino) {
         return Ok(());
     }
     let group = &shared.group;
     let mut g = group.lock();
-    let others_active = g
-        .last_fsync
-        .is_some_and(|(p, t)| p != pid && t.elapsed() < GROUP_RECENT);
-    g.last_fsync = Some((pid, Instant::now()));
-    if others_active {
-        if g.leader {
-            // A follower: wait for the leader's commit.
-            let seen = g.done;
-            let deadline = Instant::now() + GROUP_WINDOW * 20;
-            while g.done == seen && Instant::now() < deadline {
-                let left = deadline.saturating_duration_since(Instant::now());
-                g = match group.cv.wait_timeout(g, left) {
-                    Ok((g, _)) => g,
-                    Err(p) => p.into_inner().0,
-                };
-            }
-        } else {
-            // The leader: give the others a moment to arrive.
-            g.leader = true;
-            let deadline = Instant::now() + GROUP_WINDOW;
-            while Instant::now() < deadline {
-                let left = deadline.saturating_duration_since(Instant::now());
-                g = match group.cv.wait_timeout(g, left) {
-                    Ok((g, _)) => g,
-                    Err(p) => p.into_inner().0,
-                };
-            }
-            g.leader = false;
-            drop(g);
-            let res = commit_if_changed(shared, ino);
-            let mut g = group.lock();
-            g.done = g.done.wrapping_add(1);
-            group.cv.notify_all();
-            drop(g);
-            return res;
-        }
+    let now = Instant::now();
+    g.recent
+        .retain(|(p, t)| *p != pid && now.duration_since(*t) < GROUP_RECENT);
+    let others = g.recent.len();
+    g.recent.push((pid, now));
+    if others == 0 {
+        drop(g);
+        return commit_if_changed(shared, ino);
     }
+    if g.leader {
+        // A follower: say so, and wait for the leader's commit.
+        g.arrived += 1;
+        group.cv.notify_all();
+        let seen = g.done;
+        let deadline = Instant::now() + GROUP_WINDOW * 4;
+        while g.done == seen && Instant::now() < deadline {
+            g = group.wait(g, deadline);
+        }
+        drop(g);
+        return commit_if_changed(shared, ino);
+    }
+    // The leader: wait for the others that fsync'd lately, for a moment at most.
+    g.leader = true;
+    g.arrived = 0;
+    let deadline = Instant::now() + GROUP_WINDOW;
+    while g.arrived < others && Instant::now() < deadline {
+        g = group.wait(g, deadline);
+    }
+    g.leader = false;
     drop(g);
-    commit_if_changed(shared, ino)
+    let res = commit_if_changed(shared, ino);
+    let mut g = group.lock();
+    g.done = g.done.wrapping_add(1);
+    group.cv.notify_all();
+    drop(g);
+    res
 }
 
 fn commit_if_changed(shared: &Shared, ino: u64) -> Result<(), fuser::Errno> {
@@ -557,9 +555,9 @@ fn commit_if_changed(shared: &Shared, ino: u64) -> Result<(), fuser::Errno> {
     })
 }
 
-/// How long a group commit's leader waits for other `fsync`s.
-const GROUP_WINDOW: Duration = Duration::from_millis(1);
-/// An `fsync` by another process this recently makes a group commit worth waiting for.
+/// How long a group commit's leader waits for the others at most.
+const GROUP_WINDOW: Duration = Duration::from_millis(4);
+/// Processes that asked for an `fsync` this recently are waited for.
 const GROUP_RECENT: Duration = Duration::from_millis(20);
 
 /// The state of group commits (see [`commit_for_fsync`]).
@@ -573,10 +571,12 @@ pub(crate) struct GroupCommit {
 struct GroupState {
     /// A leader is waiting for others.
     leader: bool,
+    /// Followers that arrived while the current leader waits.
+    arrived: usize,
     /// Commits made by leaders so far.
     done: u64,
-    /// The process and time of the last `fsync` that needed a commit.
-    last_fsync: Option<(u32, Instant)>,
+    /// Processes that asked for an `fsync` needing a commit lately, and when.
+    recent: Vec<(u32, Instant)>,
 }
 
 impl GroupCommit {
@@ -584,6 +584,19 @@ impl GroupCommit {
         match self.state.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Waits for a notification, until `deadline` at most.
+    fn wait<'a>(
+        &self,
+        g: std::sync::MutexGuard<'a, GroupState>,
+        deadline: Instant,
+    ) -> std::sync::MutexGuard<'a, GroupState> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.cv.wait_timeout(g, left) {
+            Ok((g, _)) => g,
+            Err(p) => p.into_inner().0,
         }
     }
 }

@@ -509,7 +509,8 @@ pub(crate) fn commit_for_fsync(shared: &Shared, ino: u64, pid: u32) -> Result<()
     let now = Instant::now();
     g.recent
         .retain(|(p, t)| *p != pid && now.duration_since(*t) < GROUP_RECENT);
-    let others = g.recent.len();
+    // Followers wait on request threads: no more can arrive than there are threads left.
+    let others = g.recent.len().min(GROUP_MAX_FOLLOWERS);
     g.recent.push((pid, now));
     if others == 0 {
         drop(g);
@@ -557,6 +558,9 @@ fn commit_if_changed(shared: &Shared, ino: u64) -> Result<(), fuser::Errno> {
 
 /// How long a group commit's leader waits for the others at most.
 const GROUP_WINDOW: Duration = Duration::from_millis(4);
+/// Followers a leader waits for at most: the mount's request threads (4, see `mount`) but
+/// the leader's own.
+const GROUP_MAX_FOLLOWERS: usize = 3;
 /// Processes that asked for an `fsync` this recently are waited for.
 const GROUP_RECENT: Duration = Duration::from_millis(20);
 

@@ -47,6 +47,9 @@ const MAX_IGNORE_FILE: u64 = 1 << 20;
 
 /// The rules and the local inodes.
 pub(crate) struct Scratch {
+    /// The default patterns, for files only (by name).
+    defaults: Gitignore,
+    /// The root `.heroignore`.
     matcher: Gitignore,
     /// The root `.heroignore` may have changed: rebuild before the next decision.
     stale: bool,
@@ -66,6 +69,7 @@ enum Source {
 impl Default for Scratch {
     fn default() -> Self {
         Scratch {
+            defaults: build_defaults(),
             matcher: Gitignore::empty(),
             stale: true,
             local: HashSet::new(),
@@ -74,29 +78,30 @@ impl Default for Scratch {
     }
 }
 
-fn build(extra: &[u8]) -> Gitignore {
+fn build_defaults() -> Gitignore {
     let mut b = GitignoreBuilder::new("");
     for line in DEFAULT_IGNORES {
         if let Err(e) = b.add_line(None, line) {
             tracing::error!(line, error = %e, "default ignore pattern");
         }
     }
-    for line in String::from_utf8_lossy(extra).lines() {
+    b.build().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "default ignore patterns");
+        Gitignore::empty()
+    })
+}
+
+fn build(text: &[u8]) -> Gitignore {
+    let mut b = GitignoreBuilder::new("");
+    for line in String::from_utf8_lossy(text).lines() {
         if let Err(e) = b.add_line(None, line) {
             tracing::warn!(line, error = %e, ".heroignore: pattern skipped");
         }
     }
-    match b.build() {
-        Ok(g) => g,
-        Err(e) => {
-            tracing::warn!(error = %e, ".heroignore not usable; only the defaults apply");
-            let mut d = GitignoreBuilder::new("");
-            for line in DEFAULT_IGNORES {
-                let _ = d.add_line(None, line);
-            }
-            d.build().unwrap_or_else(|_| Gitignore::empty())
-        }
-    }
+    b.build().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, ".heroignore not usable; only the defaults apply");
+        Gitignore::empty()
+    })
 }
 
 /// Whether `parent`/`name` is the root `.heroignore`.
@@ -150,10 +155,21 @@ impl State {
                 self.scratch.built_from = source;
             }
         }
-        self.scratch
+        // `.heroignore` first: what it ignores (or a directory above), and what it brings
+        // back with `!`. Then the defaults, for files only and by their own name: a
+        // directory called `travel-journal` or `old~` is not scratch, nor what is in it.
+        let rel = rel(path);
+        let m = self
+            .scratch
             .matcher
-            .matched_path_or_any_parents(rel(path), is_dir)
-            .is_ignore()
+            .matched_path_or_any_parents(&rel, is_dir);
+        if m.is_ignore() {
+            return true;
+        }
+        if m.is_whitelist() || is_dir {
+            return false;
+        }
+        self.scratch.defaults.matched(&rel, false).is_ignore()
     }
 
     /// What the rules come from: `Some(Stored(id))` or `Some(Absent)` when that can be

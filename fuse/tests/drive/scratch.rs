@@ -110,7 +110,9 @@ fn heroignore_adds_and_overrides_and_renames_cross_the_line() {
          echo k > keep.swp && echo s > other.swp && echo code > src/main.rs && \
          echo draft > .a.txt.tmp && mv .a.txt.tmp a.txt && \
          echo b > b.txt && sync b.txt && mv b.txt b.txt~ && \
-         mkdir -p build/pkg && echo p > build/pkg/p.txt && echo x > build/pkg/x.log && mv build/pkg pkg",
+         mkdir -p build/pkg && echo p > build/pkg/p.txt && echo x > build/pkg/x.log && mv build/pkg pkg && \
+         mkdir -p travel-journal 'old~' && echo d > travel-journal/day1.txt && echo o > 'old~/f' && \
+         echo s > travel-journal/.day1.txt.swp",
     );
     let repo = m.finish();
     assert_eq!(
@@ -128,6 +130,10 @@ fn heroignore_adds_and_overrides_and_renames_cross_the_line() {
     // A directory moved out of an ignored one joins the branch, minus what is ignored in it.
     assert_eq!(content(&repo, "main", "pkg/p.txt"), b"p\n");
     assert_eq!(kind(&repo, "main", "pkg/x.log"), None);
+    // Default patterns are for files: directories with such names are not scratch.
+    assert_eq!(content(&repo, "main", "travel-journal/day1.txt"), b"d\n");
+    assert_eq!(content(&repo, "main", "old~/f"), b"o\n");
+    assert_eq!(kind(&repo, "main", "travel-journal/.day1.txt.swp"), None);
     // b.txt had been committed (sync) before it was renamed away.
     assert!(every_path_ever(&repo).contains("b.txt"));
 }

@@ -136,6 +136,10 @@ pub struct MountArgs {
     /// Show every file as owned by the mounting user (stored owners are kept, not shown).
     #[arg(long)]
     pub single_user: bool,
+    /// Commit at the latest this many milliseconds after the first uncommitted change, even
+    /// while writes continue.
+    #[arg(long, default_value_t = 5000)]
+    pub max_delay_ms: u64,
 }
 
 /// Mounts until Ctrl-C or SIGTERM, then commits what is pending and unmounts.
@@ -160,6 +164,7 @@ pub fn mount(repo: &Path, a: MountArgs) -> Result<()> {
     opts.idle_commit = Duration::from_millis(a.idle_ms);
     opts.allow_other = a.allow_other;
     opts.single_user = a.single_user;
+    opts.max_commit_delay = Duration::from_millis(a.max_delay_ms);
     opts.author_name = String::from_utf8_lossy(&sig.name).into_owned();
     opts.author_email = String::from_utf8_lossy(&sig.email).into_owned();
     opts.tz_offset_minutes = sig.tz_offset_minutes;

@@ -98,7 +98,9 @@ impl HeroFs {
     }
 
     fn attr(&self, ino: u64) -> R<FileAttr> {
-        self.shared.lock().attr(ino, &self.shared.cfg)
+        let mut st = self.shared.lock();
+        st.fill_links(&self.shared.repo, ino);
+        st.attr(ino, &self.shared.cfg)
     }
 
     fn commit_now(&self) -> R<()> {
@@ -449,13 +451,13 @@ impl Filesystem for HeroFs {
 
     fn fsync(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        req: &Request,
+        ino: INodeNo,
         _fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.commit_now() {
+        match crate::durability::commit_for_fsync(&self.shared, ino.0, req.pid()) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
@@ -516,6 +518,7 @@ impl Filesystem for HeroFs {
         };
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
         for (i, item) in items.iter().enumerate().skip(start) {
+            st.fill_links(&self.shared.repo, item.ino);
             let Ok(attr) = st.attr(item.ino, &self.shared.cfg) else {
                 continue;
             };

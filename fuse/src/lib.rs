@@ -9,13 +9,19 @@
 //!   [`MountOptions::read_ahead_kb`] also raises the kernel's read-ahead so it asks in 1 MiB
 //!   requests.
 //! - A file being written lives in a spill file (in [`MountOptions::spill_dir`]) until it is
-//!   committed: on `fsync`, after [`MountOptions::idle_commit`] without changes, and on
-//!   [`MountHandle::unmount`]. Every commit goes through [`hero_store::ChangeSet`] with
+//!   committed: on `fsync`, after [`MountOptions::idle_commit`] without changes, at the latest
+//!   [`MountOptions::max_commit_delay`] after the first uncommitted change, and on
+//!   [`MountHandle::unmount`]. A journal beside the spill files lets the next mount of the
+//!   repository commit what a mount that was killed had not (docs/durability.md). Every commit goes through [`hero_store::ChangeSet`] with
 //!   [`hero_store::Expect::Latest`], so commits made elsewhere meanwhile are never lost.
 //! - Commits made by other processes (a pull, the daemon, another mount) are noticed by polling
 //!   [`hero_store::Repo::generation`] and shown in the mount through kernel cache
 //!   invalidation, without remounting. A file that is open keeps reading the version it opened.
-//! - `<mount>/.snapshots/<branch|tag|commit>/...` shows any revision, read-only.
+//! - `<mount>/.snapshots/<branch|tag|commit>/...` shows any revision, read-only; it lists
+//!   branches, tags and the branch's recent commits by short id, and takes
+//!   `[BRANCH]@YYYY-MM-DDTHH:MM` for the branch as it was then.
+//! - Paths matched by a default list of editor and database scratch files and by the root
+//!   `.heroignore` work in the mount but are never committed (they are gone after unmount).
 //!
 //! ```no_run
 //! use hero_fuse::{MountOptions, mount};
@@ -27,8 +33,10 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod durability;
 mod fs;
 mod readahead;
+mod snapshots;
 mod state;
 
 use std::path::{Path, PathBuf};
@@ -54,6 +62,9 @@ pub struct MountOptions {
     pub read_only: bool,
     /// Commit after this long without changes.
     pub idle_commit: Duration,
+    /// Commit at the latest this long after the first uncommitted change, even while
+    /// changes keep coming.
+    pub max_commit_delay: Duration,
     /// How often to look for commits made elsewhere.
     pub poll_interval: Duration,
     /// Author and committer name of the commits the mount makes.
@@ -64,8 +75,10 @@ pub struct MountOptions {
     pub tz_offset_minutes: i32,
     /// Recorded in each commit's `hero-peer` header when set.
     pub peer_id: Option<String>,
-    /// Where files being written are kept until committed. Default: a directory beside the
-    /// repository file (`<repo>.spill/`), one subdirectory per mount, removed at unmount.
+    /// Where files being written are kept until committed, with the journal of uncommitted
+    /// changes. Default: a directory beside the repository file (`<repo>.spill/`), holding
+    /// `<branch>/<pid>-<nanos>/` per mount, removed at unmount; the next mount recovers and
+    /// removes the directory of a mount that was killed.
     pub spill_dir: Option<PathBuf>,
     /// Kernel read-ahead for the mount, in KiB (written to
     /// `/sys/class/bdi/<dev>/read_ahead_kb` once mounted; needs root, skipped otherwise).
@@ -82,7 +95,8 @@ pub struct MountOptions {
 }
 
 impl MountOptions {
-    /// Options with defaults: branch `main`, read-write, 1 s idle commit, 200 ms polling.
+    /// Options with defaults: branch `main`, read-write, 1 s idle commit, 5 s maximum commit
+    /// delay, 200 ms polling.
     pub fn new(repo: impl Into<PathBuf>, mountpoint: impl Into<PathBuf>) -> Self {
         MountOptions {
             repo: repo.into(),
@@ -90,6 +104,7 @@ impl MountOptions {
             branch: "main".to_owned(),
             read_only: false,
             idle_commit: Duration::from_secs(1),
+            max_commit_delay: Duration::from_secs(5),
             poll_interval: Duration::from_millis(200),
             author_name: "hero".to_owned(),
             author_email: "hero@localhost".to_owned(),
@@ -168,7 +183,12 @@ pub enum MountError {
     /// The final commit of pending writes failed; the files are kept in the spill directory.
     #[error("committing pending writes: {0}")]
     Flush(hero_store::Error),
+    /// The spill directory could not be made, or a killed mount's changes not recovered.
+    #[error(transparent)]
+    Durability(#[from] durability::DurabilityError),
 }
+
+pub use durability::DurabilityError;
 
 /// A live mount. Dropping it unmounts too (errors are logged); prefer [`MountHandle::unmount`].
 pub struct MountHandle {
@@ -177,7 +197,6 @@ pub struct MountHandle {
     worker: Option<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
     spill_owned: Option<PathBuf>,
-    spill_default: bool,
 }
 
 impl std::fmt::Debug for MountHandle {
@@ -276,6 +295,32 @@ pub fn mount(opts: MountOptions) -> Result<MountHandle, MountError> {
         // New files start as the empty content, referenced by id until written to.
         repo.write_file(&[][..], None)?;
     }
+    let spill_root = opts
+        .spill_dir
+        .clone()
+        .unwrap_or_else(|| durability::default_root(&opts.repo));
+    if !opts.read_only {
+        // What mounts that were killed had not committed, before this one reads its branch.
+        let sig = hero_store::Signature {
+            name: opts.author_name.as_bytes().to_vec(),
+            email: opts.author_email.as_bytes().to_vec(),
+            time: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+                .unwrap_or(0),
+            tz_offset_minutes: opts.tz_offset_minutes,
+        };
+        // A failure keeps the dead mount's directory for the next mount to try again; this
+        // one still mounts (its own pending data lives in a directory of its own).
+        match durability::recover_all(&repo, &spill_root, &sig) {
+            Ok(done) => {
+                for (branch, head) in &done.commits {
+                    tracing::warn!(%branch, head = %head.short(), "committed the changes of a mount that was killed");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "recovering a killed mount's changes failed"),
+        }
+    }
     let head = repo.branch_head(&opts.branch)?;
     let generation = repo.generation()?;
     let head_time = match head {
@@ -288,31 +333,11 @@ pub fn mount(opts: MountOptions) -> Result<MountHandle, MountError> {
         None => None,
     };
 
-    let (spill_dir, spill_owned) = if opts.read_only {
-        (PathBuf::new(), None)
+    let (spill_dir, spill_owned, journal) = if opts.read_only {
+        (PathBuf::new(), None, None)
     } else {
-        let parent = match &opts.spill_dir {
-            Some(d) => d.clone(),
-            None => {
-                let mut name = opts
-                    .repo
-                    .file_name()
-                    .map(|n| n.to_os_string())
-                    .unwrap_or_default();
-                name.push(".spill");
-                opts.repo.with_file_name(name)
-            }
-        };
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir = parent.join(format!("mount-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|source| MountError::Io {
-            path: dir.clone(),
-            source,
-        })?;
-        (dir.clone(), Some(dir))
+        let area = durability::create_area(&spill_root, &opts.branch)?;
+        (area.dir.clone(), Some(area.dir), Some(area.journal))
     };
 
     use std::os::unix::fs::MetadataExt;
@@ -321,6 +346,7 @@ pub fn mount(opts: MountOptions) -> Result<MountHandle, MountError> {
         branch: opts.branch.clone(),
         read_only: opts.read_only,
         idle_commit: opts.idle_commit,
+        max_commit_delay: opts.max_commit_delay,
         author_name: opts.author_name.clone(),
         author_email: opts.author_email.clone(),
         tz_offset_minutes: opts.tz_offset_minutes,
@@ -331,12 +357,18 @@ pub fn mount(opts: MountOptions) -> Result<MountHandle, MountError> {
         single_user: opts.single_user,
         kernel_checks: opts.allow_other,
     };
-    let state = State::new(head, generation, head_time.unwrap_or_else(SystemTime::now));
+    let mut state = State::new(head, generation, head_time.unwrap_or_else(SystemTime::now));
+    if let Some(j) = journal {
+        state.pending.set_journal(j);
+    }
+    state.branch = opts.branch.clone();
     let shared = Arc::new(Shared {
         state: Mutex::new(state),
         repo,
         cfg,
         keep_spill: Arc::new(AtomicBool::new(false)),
+        spill_pool: Arc::new(durability::SpillPool::default()),
+        group: durability::GroupCommit::default(),
         pool: readahead::Pool::new(),
     });
 
@@ -371,7 +403,7 @@ pub fn mount(opts: MountOptions) -> Result<MountHandle, MountError> {
     };
     let cleanup_spill = |e| {
         if let Some(d) = &spill_owned {
-            let _ = std::fs::remove_dir_all(d);
+            durability::remove_area(d);
         }
         e
     };
@@ -430,7 +462,6 @@ pub fn mount(opts: MountOptions) -> Result<MountHandle, MountError> {
         worker: Some(worker),
         stop,
         spill_owned,
-        spill_default: opts.spill_dir.is_none(),
     })
 }
 
@@ -489,13 +520,9 @@ impl MountHandle {
             return Err(MountError::Flush(e));
         }
         if let Some(d) = self.spill_owned.take() {
-            let _ = std::fs::remove_dir_all(&d);
-            if self.spill_default
-                && let Some(parent) = d.parent()
-            {
-                // Only removed when empty (other mounts of the same repository may use it).
-                let _ = std::fs::remove_dir(parent);
-            }
+            // Also its branch directory and the root when empty (other mounts of the same
+            // repository may use them).
+            durability::remove_area(&d);
         }
         tracing::info!(mountpoint = %path.display(), "unmounted");
         Ok(())

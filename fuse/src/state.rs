@@ -12,6 +12,9 @@ use std::time::{Duration, Instant, SystemTime};
 use fuser::{Errno, FileAttr, FileType, INodeNo};
 
 use crate::readahead::{Pool, StoredSource};
+
+#[path = "scratch.rs"]
+mod scratch;
 use hero_store::{
     CommitMeta, EntryKind, EntryMeta, Expect, MODE_BITS, ObjectId, Owner, PEER_HEADER, Repo,
     RepoPath, Signature, Timestamp, TreeEntry,
@@ -35,6 +38,8 @@ pub(crate) struct Cfg {
     pub branch: String,
     pub read_only: bool,
     pub idle_commit: Duration,
+    /// Commit pending changes at the latest this long after the first of them.
+    pub max_commit_delay: Duration,
     pub author_name: String,
     pub author_email: String,
     pub tz_offset_minutes: i32,
@@ -57,6 +62,10 @@ pub(crate) struct Shared {
     pub cfg: Cfg,
     /// Keep spill files (the final commit failed).
     pub keep_spill: Arc<AtomicBool>,
+    /// Spill files free for reuse (see `durability::SpillPool`).
+    pub spill_pool: Arc<crate::durability::SpillPool>,
+    /// Group commits of concurrent `fsync`s.
+    pub group: crate::durability::GroupCommit,
     /// Read-ahead workers.
     pub pool: Pool,
 }
@@ -75,11 +84,20 @@ pub(crate) struct Spill {
     path: PathBuf,
     /// Set when the final commit failed: the file is then left for the user.
     keep: Arc<AtomicBool>,
+    /// Where the file goes when no longer used.
+    pool: Arc<crate::durability::SpillPool>,
+}
+
+impl Spill {
+    /// Its number in the spill directory (the file name).
+    pub(crate) fn number(&self) -> Option<u64> {
+        self.path.file_name()?.to_str()?.parse().ok()
+    }
 }
 
 impl Drop for Spill {
     fn drop(&mut self) {
-        if !self.keep.load(Ordering::Relaxed) {
+        if !self.keep.load(Ordering::Relaxed) && !self.pool.put(&self.file, &self.path) {
             let _ = std::fs::remove_file(&self.path);
         }
     }
@@ -214,7 +232,7 @@ impl Node {
         }
     }
 
-    fn is_dir(&self) -> bool {
+    pub(crate) fn is_dir(&self) -> bool {
         self.file_type() == FileType::Directory
     }
 
@@ -309,6 +327,14 @@ pub(crate) struct State {
     inval: Vec<Inval>,
     next_spill: u64,
     default_time: SystemTime,
+    /// The journal of uncommitted changes and the age of the oldest (see `durability`).
+    pub(crate) pending: crate::durability::Pending,
+    /// Subdirectory counts of stored trees, for link counts (see `snapshots`).
+    pub(crate) links: HashMap<ObjectId, u32>,
+    /// The mounted branch (for `.snapshots/@DATE` and the recent commits listed there).
+    pub(crate) branch: String,
+    /// Ignored paths kept local (see `scratch`).
+    scratch: scratch::Scratch,
 }
 
 /// Maps a store error to an errno (and logs the unexpected ones).
@@ -380,13 +406,16 @@ impl Shared {
         let idle = st
             .last_change
             .is_some_and(|t| t.elapsed() >= self.cfg.idle_commit);
-        if idle
-            && !st.ops.is_empty()
-            && let Err(e) = st.commit(self)
-        {
-            tracing::error!(error = %e, "commit failed; will retry");
-            st.last_change = Some(Instant::now());
+        if (idle || st.pending.overdue(self.cfg.max_commit_delay)) && !st.ops.is_empty() {
+            let started = Instant::now();
+            let res = st.commit(self);
+            st.pending.took(started.elapsed());
+            if let Err(e) = res {
+                tracing::error!(error = %e, "commit failed; will retry");
+                st.last_change = Some(Instant::now());
+            }
         }
+        st.pending_tick();
         match self.repo.generation() {
             Ok(generation) if generation != st.seen_gen && st.ops.is_empty() => {
                 match self.repo.branch_head(&self.cfg.branch) {
@@ -453,6 +482,10 @@ impl State {
             inval: Vec::new(),
             next_spill: 0,
             default_time: time,
+            pending: crate::durability::Pending::default(),
+            links: HashMap::new(),
+            branch: String::new(),
+            scratch: scratch::Scratch::default(),
         }
     }
 
@@ -495,8 +528,14 @@ impl State {
         i
     }
 
+    /// Whether no change waits for a commit.
+    pub(crate) fn ops_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
     fn touch(&mut self) {
         self.last_change = Some(Instant::now());
+        self.pending.touch();
     }
 
     pub fn attr(&self, ino: u64, cfg: &Cfg) -> R<FileAttr> {
@@ -523,7 +562,7 @@ impl State {
             kind: n.file_type(),
             perm: perm as u16,
             nlink: if n.is_dir() {
-                2
+                self.dir_nlink(ino)
             } else if n.parent == 0 {
                 0
             } else {
@@ -612,6 +651,7 @@ impl State {
         } else {
             self.child(repo, parent, name)?.ok_or(Errno::ENOENT)?
         };
+        self.fill_links(repo, ino);
         self.node_mut(ino)?.lookups += 1;
         Ok(ino)
     }
@@ -619,7 +659,8 @@ impl State {
     fn snapshot(&mut self, repo: &Repo, name: &[u8]) -> R<u64> {
         let rev = std::str::from_utf8(name).map_err(|_| Errno::ENOENT)?;
         let view = repo.view().map_err(|e| store_errno(&e))?;
-        let commit = view.resolve(rev).map_err(|e| store_errno(&e))?;
+        let commit =
+            crate::snapshots::resolve(&view, &self.branch, rev).map_err(|e| store_errno(&e))?;
         let c = view.commit(&commit).map_err(|e| store_errno(&e))?;
         if let Some(&ino) = self.snap_cache.get(name)
             && let Some(Node {
@@ -670,21 +711,8 @@ impl State {
         ];
         if ino == SNAP {
             let view = repo.view().map_err(|e| store_errno(&e))?;
-            let mut names: Vec<String> = Vec::new();
-            names.extend(
-                view.branches()
-                    .map_err(|e| store_errno(&e))?
-                    .into_iter()
-                    .map(|b| b.0),
-            );
-            names.extend(
-                view.tags()
-                    .map_err(|e| store_errno(&e))?
-                    .into_iter()
-                    .map(|t| t.0),
-            );
-            names.sort();
-            names.dedup();
+            let names =
+                crate::snapshots::names(&view, &self.branch).map_err(|e| store_errno(&e))?;
             for n in names {
                 if n.contains('/') || n.len() > MAX_NAME {
                     continue;
@@ -698,6 +726,13 @@ impl State {
                 }
             }
             return Ok(out);
+        }
+        if ino == ROOT {
+            out.push(DirItem {
+                name: SNAP_NAME.to_vec(),
+                ino: SNAP,
+                kind: FileType::Directory,
+            });
         }
         if let Some(children) = self.children(ino) {
             for (name, &child) in children {
@@ -780,6 +815,9 @@ impl State {
             return true;
         };
         if n.lookups != 0 || n.open != 0 || ino <= SNAP || self.put_pending.contains(&ino) {
+            return false;
+        }
+        if self.is_local(ino) {
             return false;
         }
         match &n.kind {
@@ -917,9 +955,22 @@ impl State {
 
     /// Records that an inode's content or mode changed.
     fn mark_put(&mut self, ino: u64) {
+        if self.is_local(ino) {
+            return;
+        }
+        if self
+            .nodes
+            .get(&ino)
+            .is_some_and(|n| scratch::is_ignore_file(n.parent, &n.name))
+        {
+            self.ignore_rules_stale();
+        }
         if let Ok(path) = self.path_of(ino)
             && self.put_pending.insert(ino)
         {
+            if let Some(b) = self.binding(ino) {
+                self.pending.journal_put(ino, &path, b);
+            }
             self.ops.push(Op::Put { path, ino });
         }
         if let Some(p) = self.nodes.get(&ino).map(|n| n.parent)
@@ -951,6 +1002,14 @@ impl State {
     }
 
     fn new_spill(&mut self, shared: &Shared) -> R<Arc<Spill>> {
+        if let Some((file, path)) = shared.spill_pool.take() {
+            return Ok(Arc::new(Spill {
+                file,
+                path,
+                keep: shared.keep_spill.clone(),
+                pool: shared.spill_pool.clone(),
+            }));
+        }
         let cfg = &shared.cfg;
         let n = self.next_spill;
         self.next_spill += 1;
@@ -968,6 +1027,7 @@ impl State {
             file,
             path,
             keep: shared.keep_spill.clone(),
+            pool: shared.spill_pool.clone(),
         }))
     }
 
@@ -1028,6 +1088,7 @@ impl State {
                 *src = Source::Spill(spill.clone());
             }
         }
+        self.journal_bind(ino);
         Ok(spill)
     }
 
@@ -1053,6 +1114,7 @@ impl State {
                 *src = Source::Empty;
             }
         }
+        self.journal_bind(ino);
         Ok(())
     }
 
@@ -1289,6 +1351,7 @@ impl State {
         if meta_changed {
             self.node_mut(ino)?.ctime = SystemTime::now();
             self.mark_put(ino);
+            self.journal_bind(ino);
         }
         Ok(())
     }
@@ -1360,6 +1423,10 @@ impl State {
             },
             meta,
         )?;
+        if self.scratch_new(&shared.repo, &path, ino) {
+            return Ok(ino);
+        }
+        self.pending.journal_mkdir(&path);
         self.ops.push(Op::Mkdir(path));
         // Its mode, owner and time go with the next commit.
         self.mark_put(ino);
@@ -1375,7 +1442,7 @@ impl State {
         mode: u32,
         owner: Owner,
     ) -> R<u64> {
-        self.prepare_new(shared, parent, name)?;
+        let path = self.prepare_new(shared, parent, name)?;
         let meta = self.new_meta(parent, Some(mode), owner, false)?;
         let exec = mode & 0o100 != 0;
         // The empty content is stored at mount time; a scratch file is made only once the
@@ -1392,6 +1459,9 @@ impl State {
             },
             meta,
         )?;
+        if self.scratch_new(&shared.repo, &path, ino) {
+            return Ok(ino);
+        }
         self.mark_put(ino);
         Ok(ino)
     }
@@ -1404,7 +1474,7 @@ impl State {
         target: &[u8],
         owner: Owner,
     ) -> R<u64> {
-        self.prepare_new(shared, parent, name)?;
+        let path = self.prepare_new(shared, parent, name)?;
         let meta = self.new_meta(parent, None, owner, false)?;
         if target.is_empty() {
             return Err(Errno::ENOENT);
@@ -1419,6 +1489,9 @@ impl State {
             },
             meta,
         )?;
+        if self.scratch_new(&shared.repo, &path, ino) {
+            return Ok(ino);
+        }
         self.mark_put(ino);
         Ok(ino)
     }
@@ -1459,10 +1532,12 @@ impl State {
             }
         }
         let path = self.path_of(ino)?;
+        let local = self.is_local(ino);
         self.children_mut(parent)?.remove(name);
         self.node_mut(ino)?.parent = 0;
         self.dirty_dir(parent);
-        self.ops.push(Op::Delete(path));
+        self.note_ignore_file(parent, name);
+        self.scratch_remove(ino, path, local);
         self.touch();
         self.maybe_gc(ino);
         Ok(())
@@ -1529,6 +1604,8 @@ impl State {
             .path_of(newparent)?
             .join(newname)
             .map_err(|_| Errno::EINVAL)?;
+        let was_local = self.is_local(src);
+        let replaced_local = dst.is_some_and(|d| self.is_local(d));
         if let Some(d) = dst {
             self.children_mut(newparent)?.remove(newname);
             self.node_mut(d)?.parent = 0;
@@ -1543,7 +1620,10 @@ impl State {
         }
         self.dirty_dir(parent);
         self.dirty_dir(newparent);
-        self.ops.push(Op::Rename(from, to));
+        self.note_ignore_file(parent, name);
+        self.note_ignore_file(newparent, newname);
+        self.scratch_rename(&shared.repo, src, from, to, was_local, dst, replaced_local);
+        self.pending.note_rename(src);
         self.touch();
         if let Some(d) = dst {
             self.maybe_gc(d);
@@ -1663,6 +1743,7 @@ impl State {
         tracing::debug!(head = %done.id.short(), created = done.created, "committed");
 
         self.ops.clear();
+        self.pending.committed();
         let pending: Vec<u64> = self.put_pending.drain().collect();
         self.last_change = None;
         for (ino, id) in stored {
@@ -1706,6 +1787,7 @@ impl State {
             None => None,
         };
         self.base = head;
+        self.ignore_rules_stale();
         self.reconcile_dir(shared, ROOT, tree)
     }
 
@@ -1741,13 +1823,25 @@ impl State {
         for e in &entries {
             seen.insert(&e.name);
         }
+        // Local (ignored) entries stay, and hide a same-named entry of the branch.
+        let locals: Vec<(Vec<u8>, u64)> = old
+            .iter()
+            .filter(|(_, c)| self.is_local(**c))
+            .map(|(n, c)| (n.clone(), *c))
+            .collect();
         for (name, child) in &old {
-            if !seen.contains(name.as_slice()) {
+            if !seen.contains(name.as_slice()) && !self.is_local(*child) {
                 self.orphan(*child);
                 self.inval.push(Inval::Entry(ino, name.clone()));
             }
         }
+        for (name, child) in locals {
+            new_children.insert(name, child);
+        }
         for e in entries {
+            if new_children.contains_key(&e.name) {
+                continue;
+            }
             let existing = old.get(&e.name).copied();
             let kept = match existing {
                 Some(child) => self.update_child(child, &e),

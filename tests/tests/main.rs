@@ -3,6 +3,7 @@
 
 mod cli;
 mod layout;
+mod drive;
 mod processes;
 mod sync;
 mod unix;

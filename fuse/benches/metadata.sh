@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Metadata-heavy work on the hero-fuse mount against a native directory on the same disk.
+#
+#   fuse/benches/metadata.sh       (as root: it drops the page cache for the cold stats)
+#
+# Environment: BENCH_DIR (work directory, default: a new one under /var/tmp; removed at the
+# end unless KEEP=1), FILES (files created and stat'ed, default 10000), PROCS and OPS (the
+# stress run: PROCS processes of OPS operations each, default 4 x 2000), REPS (runs per side,
+# in turns, medians compared; default 3).
+#
+# The stress run: each process works in its own directory; per 10 operations it creates and
+# writes four 4 KiB files, stats one, renames one, unlinks one, makes a directory, appends
+# a line to a log (open, write, close), and reads one back; every 100th operation is an
+# fsync. Its time includes a final `sync FILE` (on the mount: the commit of everything).
+# The "fsync each file" variant is the same with an fsync of every file written (a database
+# or an editor: each fsync is a commit on the mount, shared by processes that fsync together).
+#
+# Prints one line per test: native figure, mount figure, mount/native ratio (for times,
+# native/mount, so that higher is better everywhere). Needs python3, fusermount3. Builds only
+# `cargo build --release -p hero-fuse --example mount`.
+set -euo pipefail
+
+FILES=${FILES:-10000}
+PROCS=${PROCS:-4}
+OPS=${OPS:-2000}
+REPS=${REPS:-3}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p hero-fuse --example mount
+BIN=$(cargo metadata --format-version 1 --no-deps --manifest-path "$ROOT/Cargo.toml" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/examples/mount
+
+WORK=${BENCH_DIR:-$(mktemp -d /var/tmp/hero-meta.XXXXXX)}
+NATIVE=$WORK/native
+MNT=$WORK/mnt
+mkdir -p "$NATIVE" "$MNT"
+
+"$BIN" "$WORK/store.hero" "$MNT" >"$WORK/mount.log" 2>&1 &
+PID=$!
+cleanup() {
+    kill -TERM "$PID" 2>/dev/null || true
+    wait "$PID" 2>/dev/null || true
+    if mountpoint -q "$MNT"; then fusermount3 -u "$MNT" || true; fi
+    if [ "${KEEP:-0}" != 1 ]; then rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+for _ in $(seq 1 100); do
+    mountpoint -q "$MNT" && break
+    sleep 0.1
+done
+mountpoint -q "$MNT" || { cat "$WORK/mount.log"; echo "mount did not come up" >&2; exit 1; }
+
+drop_caches() {
+    sync
+    if [ -w /proc/sys/vm/drop_caches ]; then echo 3 >/proc/sys/vm/drop_caches; fi
+}
+
+# meta DIR WHAT -> files per second for create | stat
+meta_py='
+import os, sys, time
+d, n, what = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+names = [os.path.join(d, "f%05d" % i) for i in range(n)]
+t = time.perf_counter()
+if what == "create":
+    for p in names:
+        os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o644))
+elif what == "stat":
+    for p in names:
+        os.stat(p)
+print("%.0f" % (n / (time.perf_counter() - t)))
+'
+meta() { python3 -c "$meta_py" "$1" "$FILES" "$2"; }
+
+stress_py='
+import os, sys
+d, ops, every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+os.makedirs(d)
+block = b"x" * 4096
+live = []
+log = os.path.join(d, "log.txt")
+for i in range(ops):
+    r = i % 10
+    if r < 4:
+        p = os.path.join(d, "f%d" % i)
+        fd = os.open(p, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+        os.write(fd, block)
+        if i % every == 0:
+            os.fsync(fd)
+        os.close(fd)
+        live.append(p)
+    elif r == 4:
+        os.stat(live[-1])
+    elif r == 5:
+        p = live.pop(0)
+        q = p + ".moved"
+        os.rename(p, q)
+        live.append(q)
+    elif r == 6:
+        os.unlink(live.pop(0))
+    elif r == 7:
+        os.mkdir(os.path.join(d, "d%d" % i))
+    elif r == 8:
+        fd = os.open(log, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o644)
+        os.write(fd, b"line %d\n" % i)
+        os.close(fd)
+    else:
+        with open(live[-1], "rb") as f:
+            f.read()
+'
+# stress DIR EVERY -> seconds for PROCS x OPS operations (an fsync every EVERY-th) and a
+# final sync
+stress() {
+    local dir=$1 every=$2 start end
+    start=$(date +%s.%N)
+    for p in $(seq 1 "$PROCS"); do
+        python3 -c "$stress_py" "$dir/w$p" "$OPS" "$every" &
+    done
+    wait
+    echo done >"$dir/end"
+    sync "$dir/end"
+    end=$(date +%s.%N)
+    python3 -c "print('%.2f' % ($end - $start))"
+}
+
+results=()
+record() { # name unit native mount higher_is_better(1|0)
+    local ratio
+    if [ "$5" = 1 ]; then
+        ratio=$(python3 -c "print('%.2f' % ($4 / $3))")
+    else
+        ratio=$(python3 -c "print('%.2f' % ($3 / $4))")
+    fi
+    results+=("$(printf '%-32s %10s %10s %8s  %s' "$1" "$3" "$4" "$ratio" "$2")")
+}
+dir_of() { if [ "$1" = mount ]; then echo "$MNT"; else echo "$NATIVE"; fi; }
+median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
+
+declare -A runs
+for rep in $(seq "$REPS"); do
+    for side in native mount; do
+        base=$(dir_of "$side")/r$rep
+        mkdir -p "$base/meta" "$base/stress" "$base/stress-sync"
+        c=$(meta "$base/meta" create)
+        sync "$base/meta" 2>/dev/null || true
+        drop_caches
+        s=$(meta "$base/meta" stat)
+        st=$(stress "$base/stress" 100)
+        sf=$(stress "$base/stress-sync" 1)
+        runs[$side-create]+="$c " runs[$side-stat]+="$s " runs[$side-stress]+="$st "
+        runs[$side-stress-sync]+="$sf "
+    done
+done
+
+# shellcheck disable=SC2086
+{
+    record "create $FILES files (median)" files/s "$(median ${runs[native-create]})" "$(median ${runs[mount-create]})" 1
+    record "stat $FILES (cold, median)" files/s "$(median ${runs[native-stat]})" "$(median ${runs[mount-stat]})" 1
+    record "stress ${PROCS}x$OPS ops (median)" s "$(median ${runs[native-stress]})" "$(median ${runs[mount-stress]})" 0
+    record "same, fsync each file (median)" s "$(median ${runs[native-stress-sync]})" "$(median ${runs[mount-stress-sync]})" 0
+}
+printf '%-32s %10s %10s %8s\n' test native mount ratio
+printf '%s\n' "${results[@]}"
+for k in create stat stress stress-sync; do
+    echo "$k runs: native ${runs[native-$k]}; mount ${runs[mount-$k]}"
+done

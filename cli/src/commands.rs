@@ -317,6 +317,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             crate::serve::run(&repo_path(&cli.repo)?, what)?
         }
         Command::Serve { what: None, sync } => crate::sync::serve(&cli.repo, json, sync)?,
+        Command::Daemon { what: None, args } => {
+            crate::daemon::run(&repo_path(&cli.repo)?, json, args)?
+        }
+        Command::Daemon {
+            what: Some(what), ..
+        } => crate::daemon::command(&repo_path(&cli.repo)?, json, what)?,
+        Command::Config { what } => {
+            crate::daemon::config_command(&repo_path(&cli.repo)?, json, what)?
+        }
         Command::Sync(c) => crate::sync::run(&cli.repo, json, c)?,
         Command::History(c) => crate::history::run(&open_repo(&cli.repo)?, c, json)?,
         Command::Completions { shell } => {

@@ -4,6 +4,7 @@
 #![deny(clippy::print_stdout)]
 
 mod commands;
+mod daemon;
 mod error;
 mod git;
 mod history;
@@ -103,6 +104,22 @@ pub enum Command {
         /// Options of the sync server.
         #[command(flatten)]
         sync: sync::SyncServeArgs,
+    },
+    /// Run the daemon: the drive mounted, shared over WebDAV and kept in sync with its peers,
+    /// configured by `.hero/daemon.toml` in the repository. `daemon status`: ask the running one.
+    Daemon {
+        /// `status` or `reload` (nothing: run the daemon).
+        #[command(subcommand)]
+        what: Option<daemon::DaemonCommand>,
+        /// Options of the daemon.
+        #[command(flatten)]
+        args: daemon::DaemonArgs,
+    },
+    /// The daemon's configuration: `config check [FILE]`.
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        what: daemon::ConfigCommand,
     },
     /// Replication: id, clone, pull, push, sync, remote, allow, conflicts.
     #[command(flatten)]

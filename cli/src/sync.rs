@@ -54,7 +54,7 @@ pub struct NetArgs {
 }
 
 impl NetArgs {
-    fn config(&self, bind: Option<SocketAddr>) -> NetConfig {
+    pub(crate) fn config(&self, bind: Option<SocketAddr>) -> NetConfig {
         NetConfig {
             mode: match self.net {
                 NetChoice::Internet => NetMode::Internet,

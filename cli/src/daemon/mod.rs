@@ -541,9 +541,21 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
     let mut failed = None;
     if let Some(h) = mount.take() {
         outln!("unmounting (committing pending writes)")?;
-        match tokio::task::spawn_blocking(move || h.unmount()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => failed = Some(anyhow::Error::new(e).context("unmounting")),
+        // Commit first: a mount still in use (a file open) is detached lazily, and what was
+        // written until now is in the store either way.
+        let done = tokio::task::spawn_blocking(move || {
+            let flushed = h.flush();
+            (flushed, h.unmount())
+        })
+        .await;
+        match done {
+            Ok((Ok(_), Ok(()))) => {}
+            Ok((Ok(_), Err(e @ hero_fuse::MountError::Unmount { .. }))) => {
+                tracing::warn!("{e}");
+            }
+            Ok((Err(e), _)) | Ok((Ok(_), Err(e))) => {
+                failed = Some(anyhow::Error::new(e).context("committing pending writes"))
+            }
             Err(e) => failed = Some(anyhow::anyhow!("unmounting: {e}")),
         }
     }

@@ -99,21 +99,30 @@ impl Node {
 
     /// Starts the daemon and waits for its `ticket:` line (printed once it is ready).
     fn start(&mut self) {
+        self.start_with(None);
+    }
+
+    /// Starts the daemon, with `NOTIFY_SOCKET` set when `notify` is given.
+    fn start_with(&mut self, notify: Option<&Path>) {
         std::fs::create_dir_all(&self.mnt).unwrap();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .unwrap();
-        let mut child = cmd(
+        let mut c = cmd(
             &self.repo,
             &["daemon", "--mount", self.mnt.to_str().unwrap()],
-        )
-        .env("RUST_LOG", "heroctl=info,hero_fuse=warn,hero_sync=warn")
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+        );
+        if let Some(n) = notify {
+            c.env("NOTIFY_SOCKET", n);
+        }
+        let mut child = c
+            .env("RUST_LOG", "heroctl=info,hero_fuse=warn,hero_sync=warn")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let ticket = loop {
             let Some(line) = lines.next() else {
@@ -186,8 +195,20 @@ fn fleet_config(nodes: &[Node], catch_up_secs: u64, extra: &str) -> String {
 /// `n` nodes replicating one repository, daemons running: the first is created with the
 /// fleet's configuration, the others are clones of it.
 fn fleet(dir: &Path, n: usize, catch_up_secs: u64) -> Vec<Node> {
+    let mut nodes = fleet_stopped(dir, n, catch_up_secs);
+    nodes[0].start();
+    let origin = nodes[0].ticket();
+    for node in nodes.iter_mut().skip(1) {
+        ok(&node.repo, &["clone", &origin]);
+        node.start();
+    }
+    nodes
+}
+
+/// The nodes of [`fleet`], only the first repository created, no daemon started.
+fn fleet_stopped(dir: &Path, n: usize, catch_up_secs: u64) -> Vec<Node> {
     require_fuse();
-    let mut nodes: Vec<Node> = (0..n)
+    let nodes: Vec<Node> = (0..n)
         .map(|i| {
             let repo = dir.join(format!("n{i}.hero"));
             // The key (and so the id) exists before the repository.
@@ -215,12 +236,6 @@ fn fleet(dir: &Path, n: usize, catch_up_secs: u64) -> Vec<Node> {
         &nodes[0].repo,
         &["commit", work.to_str().unwrap(), "-m", "first"],
     );
-    nodes[0].start();
-    let origin = nodes[0].ticket();
-    for node in nodes.iter_mut().skip(1) {
-        ok(&node.repo, &["clone", &origin]);
-        node.start();
-    }
     nodes
 }
 
@@ -410,4 +425,38 @@ fn status_without_a_daemon_fails_and_with_one_reports() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn ready_is_signalled_once_mounted_and_sighup_rereads_the_configuration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = fleet_stopped(tmp.path(), 1, 30);
+    let sock_path = tmp.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let node = &mut nodes[0];
+    node.start_with(Some(&sock_path));
+    let mut buf = [0u8; 256];
+    let n = sock.recv(&mut buf).expect("READY=1 within a minute");
+    assert_eq!(&buf[..n], b"READY=1");
+    // Ready means mounted.
+    assert_eq!(
+        read(&node.mnt.join("hello.txt")).as_deref(),
+        Some("hello\n")
+    );
+
+    let applied = node.status()["config"]["applied"].as_u64().unwrap();
+    let pid = node.daemon.as_ref().unwrap().id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_for(30, "SIGHUP re-reading the configuration", || {
+        (node.status()["config"]["applied"].as_u64() == Some(applied + 1)).then_some(())
+    });
+    assert!(node.signal("-TERM").success());
 }

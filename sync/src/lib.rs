@@ -49,6 +49,7 @@ pub mod access;
 mod error;
 pub mod identity;
 pub mod net;
+pub mod pool;
 pub mod session;
 #[doc(hidden)]
 pub mod testing;
@@ -63,6 +64,7 @@ pub use identity::{
 };
 pub use iroh::{EndpointId, SecretKey};
 pub use net::{NetConfig, NetMode, Server, pull, push, serve};
+pub use pool::Pool;
 pub use session::{BranchUpdate, SyncReport, TagOutcome, UpdateKind, integrate, integrate_tag};
 pub use ticket::Ticket;
 pub use transfer::{Phase, Progress, ProgressFn, TransferStats};

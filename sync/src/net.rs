@@ -135,6 +135,12 @@ impl Server {
         &self.ticket
     }
 
+    /// The endpoint the server accepts on; it dials out too (a [`crate::pool::Pool`] over it
+    /// reuses connections as this peer).
+    pub fn endpoint(&self) -> Endpoint {
+        self.router.endpoint().clone()
+    }
+
     /// Stops accepting and closes connections.
     pub async fn shutdown(self) {
         if let Err(e) = self.router.shutdown().await {
@@ -210,22 +216,50 @@ impl ProtocolHandler for Handler {
             conn.close(3u32.into(), b"busy");
             return Ok(());
         };
-        let (send, recv) = match conn.accept_bi().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::debug!("sync: peer {peer} opened no stream: {e}");
-                return Ok(());
+        // One session per stream; a pooled client opens the next stream on the same
+        // connection (crate::pool), a one-shot client closes it after the first.
+        let mut sessions = 0u64;
+        loop {
+            let next = tokio::time::timeout(crate::pool::POOL_IDLE, conn.accept_bi()).await;
+            let (send, recv) = match next {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    if sessions == 0 {
+                        tracing::debug!("sync: peer {peer} opened no stream: {e}");
+                    }
+                    return Ok(());
+                }
+                Err(_) => {
+                    conn.close(0u32.into(), b"idle");
+                    return Ok(());
+                }
+            };
+            sessions += 1;
+            let mut wire = Wire::new(recv, send);
+            let result = session::serve(&mut wire, &self.repo, &peer).await;
+            if result.is_ok() {
+                tracing::info!("sync: session with {peer} done");
+                let _ = wire.writer().finish();
+                continue;
             }
-        };
-        let mut wire = Wire::new(recv, send);
-        let mut linger = Duration::from_secs(10);
-        let result = session::serve(&mut wire, &self.repo, &peer).await;
-        if result.is_err() {
             // Whoever failed or misbehaved gets a moment to read why, not a held slot.
-            linger = Duration::from_secs(2);
+            Self::failed(&peer, result, &mut wire).await;
+            let _ = wire.writer().finish();
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;
+            conn.close(0u32.into(), b"bye");
+            return Ok(());
         }
+    }
+}
+
+impl Handler {
+    async fn failed(
+        peer: &EndpointId,
+        result: Result<()>,
+        wire: &mut Wire<iroh::endpoint::RecvStream, iroh::endpoint::SendStream>,
+    ) {
         match result {
-            Ok(()) => tracing::info!("sync: session with {peer} done"),
+            Ok(()) => {}
             Err(SyncError::NotAllowed { .. }) => {
                 tracing::warn!(
                     "sync: refused peer {peer}: not on the allow list (heroctl allow add {peer})"
@@ -237,11 +271,6 @@ impl ProtocolHandler for Handler {
             }
             Err(e) => tracing::warn!("sync: session with {peer} failed: {e}"),
         }
-        let _ = wire.writer().finish();
-        // Let the peer read the last message and close; do not wait forever.
-        let _ = tokio::time::timeout(linger, conn.closed()).await;
-        conn.close(0u32.into(), b"bye");
-        Ok(())
     }
 }
 

@@ -278,10 +278,10 @@ fn edits_and_configuration_reach_every_daemon_and_a_bad_config_is_survived() {
         });
         let s = n.status();
         assert!(s["config"]["error"].is_null(), "{s}");
-        assert_eq!(
-            read(&n.mnt.join(".hero/daemon.toml")).as_deref(),
-            Some(text.as_str())
-        );
+        // The mount shows it at its next poll.
+        wait_for(10, "the new configuration in every mount", || {
+            (read(&n.mnt.join(".hero/daemon.toml")).as_deref() == Some(text.as_str())).then_some(())
+        });
     }
     let good = config_revision(&nodes[0]);
 

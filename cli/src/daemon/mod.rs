@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use hero_store::{EntryKind, Expect, ObjectId, Repo, RepoPath};
-use hero_sync::{EndpointId, NetConfig, SecretKey, Ticket};
+use hero_sync::{EndpointId, SecretKey, Ticket};
 use serde::Serialize;
 use serde_json::json;
 use tokio::sync::watch;
@@ -232,9 +232,9 @@ struct Status {
 struct Ctx {
     repo: Arc<Repo>,
     path: PathBuf,
-    key: SecretKey,
+    /// Connections to peers, dialled from the sync endpoint.
+    pool: hero_sync::Pool,
     me: EndpointId,
-    net: NetConfig,
     branch: String,
     status: Mutex<Status>,
     /// Catch-up interval in force.
@@ -328,9 +328,9 @@ fn init_config(repo: &Repo, path: &Path) -> Result<()> {
 /// The configuration on the branch: the blob id, and the parsed file or why it was refused.
 type Loaded = Option<(ObjectId, std::result::Result<Config, ConfigError>)>;
 
-fn load_config(ctx: &Ctx, names: &NodeNames) -> Result<Loaded> {
-    let file = format!("{}:{}", ctx.branch, config::CONFIG_PATH);
-    Ok(config::read_from_repo(&ctx.repo, &ctx.branch)?
+fn load_config(repo: &Repo, branch: &str, names: &NodeNames) -> Result<Loaded> {
+    let file = format!("{branch}:{}", config::CONFIG_PATH);
+    Ok(config::read_from_repo(repo, branch)?
         .map(|(id, bytes)| (id, config::parse_bytes(&bytes, &file, names))))
 }
 
@@ -338,46 +338,31 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
     let me = key.public();
     let names = NodeNames::here(me.to_string());
     let branch = repo.default_branch()?;
-    let ctx = Arc::new(Ctx {
-        repo: repo.clone(),
-        path: path.clone(),
-        key: key.clone(),
-        me,
-        net: a.net.config(None),
-        branch,
-        status: Mutex::new(Status::default()),
-        catch_up: Mutex::new(Config::default().catch_up),
-    });
     let control = control::bind(&control::socket_path(&path)).await?;
+    let mut status = Status::default();
 
     // The configuration in force at start: the file, else the defaults.
     let mut cfg = Config::default();
     let mut cfg_blob: Option<ObjectId> = None;
-    {
-        let mut st = ctx.status();
-        st.config.source = "default".into();
-    }
-    if let Some((id, parsed)) = load_config(&ctx, &names)? {
+    status.config.source = "default".into();
+    if let Some((id, parsed)) = load_config(&repo, &branch, &names)? {
         cfg_blob = Some(id);
         match parsed {
             Ok(c) => {
                 cfg = c;
-                let mut st = ctx.status();
-                st.config.revision = Some(id.to_hex());
-                st.config.source = "repository".into();
-                st.config.applied = 1;
+                status.config.revision = Some(id.to_hex());
+                status.config.source = "repository".into();
+                status.config.applied = 1;
             }
             Err(e) => {
                 tracing::error!("{e}; running on the default configuration");
-                ctx.status().config.error = Some(e);
+                status.config.error = Some(e);
             }
         }
     }
-    *ctx.catch_up.lock().unwrap_or_else(|p| p.into_inner()) = cfg.catch_up;
-    allow_peers(&ctx, &cfg);
 
     // The sync endpoint, on its fixed port unless configured.
-    let mut net = ctx.net.clone();
+    let mut net = a.net.config(None);
     net.bind = Some(cfg.listen.unwrap_or_else(|| {
         let ip = match net.mode {
             hero_sync::NetMode::Local => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -390,6 +375,16 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
         .await
         .with_context(|| format!("starting the sync endpoint on {:?}", net.bind))?;
     let ticket = server.ticket().to_string();
+    let ctx = Arc::new(Ctx {
+        repo: repo.clone(),
+        path: path.clone(),
+        pool: hero_sync::Pool::new(server.endpoint()),
+        me,
+        branch,
+        status: Mutex::new(status),
+        catch_up: Mutex::new(cfg.catch_up),
+    });
+    allow_peers(&ctx, &cfg);
 
     // The mount.
     let mount_dir = a.mount.clone().or_else(|| cfg.mount.path.clone());
@@ -481,7 +476,7 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
                 .unwrap_or(cfg_blob);
             if current != cfg_blob || reread {
                 cfg_blob = current;
-                match load_config(&ctx, &names) {
+                match load_config(&repo, &ctx.branch, &names) {
                     Ok(Some((id, Ok(new)))) => {
                         let restart: Vec<String> = {
                             let mut v = Vec::new();
@@ -565,6 +560,7 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
     for (_, w) in workers.drain() {
         w.task.abort();
     }
+    ctx.pool.close().await;
     server.shutdown().await;
     outln!("stopped")?;
     match failed {
@@ -734,11 +730,11 @@ async fn peer_worker(
     }
 }
 
-/// One pull and one push with a peer.
+/// One pull and one push with a peer, over the pooled connection.
 async fn sync_once(ctx: &Ctx, ticket: &Ticket) -> std::result::Result<(), String> {
-    let mut net = ctx.net.clone();
-    net.bind = None;
-    let pulled = hero_sync::pull(&ctx.repo, ctx.key.clone(), &net, ticket, None)
+    let pulled = ctx
+        .pool
+        .pull(&ctx.repo, ticket, None)
         .await
         .map_err(|e| crate::error::messages_of(&e).join(": "))?;
     if pulled.updated() > 0 {
@@ -748,7 +744,9 @@ async fn sync_once(ctx: &Ctx, ticket: &Ticket) -> std::result::Result<(), String
             pulled.updated()
         );
     }
-    let pushed = hero_sync::push(&ctx.repo, ctx.key.clone(), &net, ticket, None, None)
+    let pushed = ctx
+        .pool
+        .push(&ctx.repo, ticket, None, None)
         .await
         .map_err(|e| crate::error::messages_of(&e).join(": "))?;
     if !pushed.branches_failed.is_empty() {

@@ -141,7 +141,13 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return command_line_error(e),
     };
-    output::init_tracing();
+    if matches!(cli.command, Command::Daemon { what: None, .. }) {
+        // A daemon without a network would log every failed relay and lookup attempt; it
+        // says once that it runs without them, and its own lines stay visible.
+        output::init_tracing_with("warn,heroctl=info,iroh=error,iroh_relay=error");
+    } else {
+        output::init_tracing();
+    }
     let json = cli.json;
     match commands::run(cli) {
         Ok(code) => code,

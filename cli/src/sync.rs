@@ -61,6 +61,7 @@ impl NetArgs {
                 NetChoice::Local => NetMode::Local,
             },
             bind,
+            no_relay_wait: false,
         }
     }
 }

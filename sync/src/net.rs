@@ -35,6 +35,10 @@ pub struct NetConfig {
     pub mode: NetMode,
     /// The address to bind (default: any port; loopback in local mode).
     pub bind: Option<SocketAddr>,
+    /// Start at once instead of waiting up to 10 s for a relay (internet mode): the ticket
+    /// then carries direct addresses only; peers that know the id find the relay later. A
+    /// long-running daemon starts as fast offline as online this way.
+    pub no_relay_wait: bool,
 }
 
 /// Most sessions served at once.
@@ -96,7 +100,7 @@ pub async fn endpoint(key: SecretKey, cfg: &NetConfig, alpns: Vec<Vec<u8>>) -> R
         .bind()
         .await
         .map_err(|e| bind_err(e.to_string()))?;
-    if cfg.mode == NetMode::Internet {
+    if cfg.mode == NetMode::Internet && !cfg.no_relay_wait {
         // Give the endpoint a moment to reach a relay so the ticket carries it; go on without.
         let _ = tokio::time::timeout(Duration::from_secs(10), ep.online()).await;
     }

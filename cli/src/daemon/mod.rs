@@ -363,6 +363,14 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
 
     // The sync endpoint, on its fixed port unless configured.
     let mut net = a.net.config(None);
+    // Offline, waiting for a relay would only delay the start: peers are found by id.
+    net.no_relay_wait = true;
+    if net.mode == hero_sync::NetMode::Internet {
+        tracing::info!(
+            "relays and address lookup on; starting without waiting for them (their failures \
+             are not logged below error level; RUST_LOG=iroh=warn shows them)"
+        );
+    }
     net.bind = Some(cfg.listen.unwrap_or_else(|| {
         let ip = match net.mode {
             hero_sync::NetMode::Local => IpAddr::V4(Ipv4Addr::LOCALHOST),

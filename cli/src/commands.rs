@@ -323,6 +323,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Daemon {
             what: Some(what), ..
         } => crate::daemon::command(&repo_path(&cli.repo)?, json, what)?,
+        Command::Watch(a) => {
+            refuse_json(json, "watch", "it runs until stopped and prints a log")?;
+            crate::daemon::watch::watch_command(&repo_path(&cli.repo)?, a)?
+        }
         Command::Config { what } => {
             crate::daemon::config_command(&repo_path(&cli.repo)?, json, what)?
         }

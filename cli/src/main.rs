@@ -115,6 +115,9 @@ pub enum Command {
         #[command(flatten)]
         args: daemon::DaemonArgs,
     },
+    /// Run a command when files matching a glob change on the default branch, here or from a
+    /// peer (`heroctl watch 'etc/**/*.conf' --check 'nginx -t' -- systemctl reload nginx`).
+    Watch(daemon::watch::WatchArgs),
     /// The daemon's configuration: `config check [FILE]`.
     Config {
         /// What to do.

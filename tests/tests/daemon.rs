@@ -195,7 +195,12 @@ fn fleet_config(nodes: &[Node], catch_up_secs: u64, extra: &str) -> String {
 /// `n` nodes replicating one repository, daemons running: the first is created with the
 /// fleet's configuration, the others are clones of it.
 fn fleet(dir: &Path, n: usize, catch_up_secs: u64) -> Vec<Node> {
-    let mut nodes = fleet_stopped(dir, n, catch_up_secs);
+    fleet_with(dir, n, catch_up_secs, "")
+}
+
+/// [`fleet`] with `extra` in the configuration's top level.
+fn fleet_with(dir: &Path, n: usize, catch_up_secs: u64, extra: &str) -> Vec<Node> {
+    let mut nodes = fleet_stopped(dir, n, catch_up_secs, extra);
     nodes[0].start();
     let origin = nodes[0].ticket();
     for node in nodes.iter_mut().skip(1) {
@@ -206,7 +211,7 @@ fn fleet(dir: &Path, n: usize, catch_up_secs: u64) -> Vec<Node> {
 }
 
 /// The nodes of [`fleet`], only the first repository created, no daemon started.
-fn fleet_stopped(dir: &Path, n: usize, catch_up_secs: u64) -> Vec<Node> {
+fn fleet_stopped(dir: &Path, n: usize, catch_up_secs: u64, extra: &str) -> Vec<Node> {
     require_fuse();
     let nodes: Vec<Node> = (0..n)
         .map(|i| {
@@ -227,7 +232,7 @@ fn fleet_stopped(dir: &Path, n: usize, catch_up_secs: u64) -> Vec<Node> {
     std::fs::create_dir_all(work.join(".hero")).unwrap();
     std::fs::write(
         work.join(".hero/daemon.toml"),
-        fleet_config(&nodes, catch_up_secs, ""),
+        fleet_config(&nodes, catch_up_secs, extra),
     )
     .unwrap();
     std::fs::write(work.join("hello.txt"), "hello\n").unwrap();
@@ -430,7 +435,7 @@ fn status_without_a_daemon_fails_and_with_one_reports() {
 #[test]
 fn ready_is_signalled_once_mounted_and_sighup_rereads_the_configuration() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut nodes = fleet_stopped(tmp.path(), 1, 30);
+    let mut nodes = fleet_stopped(tmp.path(), 1, 30, "");
     let sock_path = tmp.path().join("notify.sock");
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(60)))
@@ -459,4 +464,59 @@ fn ready_is_signalled_once_mounted_and_sighup_rereads_the_configuration() {
         (node.status()["config"]["applied"].as_u64() == Some(applied + 1)).then_some(())
     });
     assert!(node.signal("-TERM").success());
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    read(path)
+        .map(|t| t.lines().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_watch_hook_runs_once_per_change_on_a_peer_and_not_when_its_check_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The check runs in the mount: it refuses a file containing "bad".
+    let hooks = r#"
+[[watch]]
+glob = "conf/*.txt"
+check = ["sh", "-c", "! grep -q bad \"$HERO_CHANGED\""]
+run = ["sh", "-c", "echo \"$HERO_CHANGED\" >> \"$HERO_REPO.hits\""]
+"#;
+    let nodes = fleet_with(tmp.path(), 2, 30, hooks);
+    let hits = |n: &Node| {
+        let mut p = n.repo.clone().into_os_string();
+        p.push(".hits");
+        lines(Path::new(&p))
+    };
+    std::fs::create_dir(nodes[0].mnt.join("conf")).unwrap();
+    std::fs::write(nodes[0].mnt.join("conf/a.txt"), "good 1\n").unwrap();
+    wait_for(30, "the hook on the peer", || {
+        (hits(&nodes[1]).len() == 1).then_some(())
+    });
+    assert_eq!(hits(&nodes[1]), ["conf/a.txt"]);
+    // An unrelated file fires nothing; the next matching change fires once more.
+    std::fs::write(nodes[0].mnt.join("other.txt"), "x\n").unwrap();
+    std::fs::write(nodes[0].mnt.join("conf/a.txt"), "good 2\n").unwrap();
+    wait_for(30, "the second change on the peer", || {
+        (read(&nodes[1].mnt.join("conf/a.txt")).as_deref() == Some("good 2\n")
+            && read(&nodes[1].mnt.join("other.txt")).is_some())
+        .then_some(())
+    });
+    wait_for(30, "the second run", || {
+        (hits(&nodes[1]).len() == 2).then_some(())
+    });
+
+    // A change the check refuses: not run, and the status says so.
+    std::fs::write(nodes[0].mnt.join("conf/a.txt"), "bad\n").unwrap();
+    let w = wait_for(30, "the refused check in the peer's status", || {
+        let s = nodes[1].status();
+        let w = s["watches"][0].clone();
+        (w["checks_failed"].as_u64() == Some(1)).then_some(w)
+    });
+    assert_eq!(w["last_result"], "check failed", "{w}");
+    assert!(w["last_error"].as_str().unwrap().contains("exited"), "{w}");
+    assert_eq!(w["runs"].as_u64(), Some(2), "{w}");
+    assert_eq!(hits(&nodes[1]).len(), 2, "the command did not run");
+    // The node that made the changes ran its hooks too.
+    assert_eq!(hits(&nodes[0]).len(), 2);
 }

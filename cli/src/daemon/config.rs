@@ -9,6 +9,8 @@ use hero_store::{ObjectId, Repo, RepoPath};
 use hero_sync::Ticket;
 use serde::Deserialize;
 
+use crate::daemon::watch::WatchSpec;
+
 /// Where the configuration lives in the repository.
 pub const CONFIG_PATH: &str = ".hero/daemon.toml";
 /// The largest configuration file read.
@@ -43,6 +45,13 @@ read_only = false
 # Serve the drive over WebDAV (loopback only; credentials are not configured here).
 enabled = true
 addr = "127.0.0.1:4918"
+
+# Watch hooks: run a command when files matching a glob change on the branch, here or on a
+# peer; with `check`, only when the check exits 0 (`heroctl daemon status` shows failures).
+# [[watch]]
+# glob = "etc/nginx/**/*.conf"
+# check = ["nginx", "-t"]
+# run = ["systemctl", "reload", "nginx"]
 
 # Per-node overrides: a section keyed by node id (`heroctl id`) or host name, with any of
 # the keys above.
@@ -109,6 +118,7 @@ pub struct NodeOverride {
     listen: Option<SocketAddr>,
     mount: Option<MountOverride>,
     dav: Option<DavOverride>,
+    watch: Option<Vec<toml::Spanned<WatchSpec>>>,
 }
 
 /// The file as written.
@@ -125,6 +135,8 @@ struct File {
     mount: Option<MountSection>,
     #[serde(default)]
     dav: Option<DavSection>,
+    #[serde(default)]
+    watch: Vec<toml::Spanned<WatchSpec>>,
     #[serde(default)]
     node: BTreeMap<String, NodeOverride>,
 }
@@ -184,6 +196,8 @@ pub struct Config {
     pub mount: MountSection,
     /// The share.
     pub dav: DavSection,
+    /// Watch hooks.
+    pub watch: Vec<WatchSpec>,
 }
 
 impl Default for Config {
@@ -194,6 +208,7 @@ impl Default for Config {
             listen: None,
             mount: MountSection::default(),
             dav: DavSection::default(),
+            watch: Vec::new(),
         }
     }
 }
@@ -275,7 +290,9 @@ pub fn parse(text: &str, file: &str, me: &NodeNames) -> Result<Config, ConfigErr
         listen: f.listen,
         mount: f.mount.unwrap_or_default(),
         dav: f.dav.unwrap_or_default(),
+        watch: Vec::new(),
     };
+    let mut watch_raw = f.watch;
     let mut overrides: Vec<&NodeOverride> = Vec::new();
     if let Some(h) = &me.host
         && let Some(o) = f.node.get(h)
@@ -289,6 +306,9 @@ pub fn parse(text: &str, file: &str, me: &NodeNames) -> Result<Config, ConfigErr
     for o in overrides {
         if let Some(p) = &o.peers {
             peers_raw = p.clone();
+        }
+        if let Some(w) = &o.watch {
+            watch_raw = w.clone();
         }
         if let Some(v) = o.catch_up_secs {
             cfg.catch_up = Duration::from_secs(v);
@@ -320,6 +340,12 @@ pub fn parse(text: &str, file: &str, me: &NodeNames) -> Result<Config, ConfigErr
                 cfg.dav.addr
             ),
         ));
+    }
+    for w in watch_raw {
+        let span = w.span();
+        let spec = w.into_inner();
+        crate::daemon::watch::validate(&spec).map_err(|m| err_at(Some(span), m))?;
+        cfg.watch.push(spec);
     }
     for p in peers_raw {
         let span = p.span();

@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod control;
+pub mod watch;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -22,7 +23,7 @@ use hero_store::{EntryKind, Expect, ObjectId, Repo, RepoPath};
 use hero_sync::{EndpointId, SecretKey, Ticket};
 use serde::Serialize;
 use serde_json::json;
-use tokio::sync::watch;
+use tokio::sync::watch as signal;
 
 use crate::error::{Kind, tagged, tagged_hint};
 use crate::output::{outln, print_json};
@@ -122,6 +123,19 @@ fn print_status(v: &serde_json::Value) -> Result<()> {
         v["unseen_local_commits"]
     )?;
     outln!("open conflicts: {}", v["open_conflicts"])?;
+    for w in v["watches"].as_array().into_iter().flatten() {
+        outln!(
+            "watch {}: {} run(s), {} refused by the check, last: {}{}",
+            s(&w["glob"]),
+            w["runs"],
+            w["checks_failed"],
+            s(&w["last_result"]),
+            w["last_error"]
+                .as_str()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        )?;
+    }
     for p in v["peers"].as_array().into_iter().flatten() {
         outln!(
             "peer {} ({}): {}, last sync {}{}",
@@ -226,6 +240,8 @@ struct Status {
     share_error: Option<String>,
     /// The default branch's head that some peer is known to have.
     confirmed: Option<ObjectId>,
+    /// The watch hooks, in the order of the configuration.
+    watches: Vec<watch::WatchStatus>,
 }
 
 /// What every task shares.
@@ -239,6 +255,10 @@ struct Ctx {
     status: Mutex<Status>,
     /// Catch-up interval in force.
     catch_up: Mutex<Duration>,
+    /// Watch hooks in force.
+    watch: Mutex<Vec<watch::WatchSpec>>,
+    /// Where hooks run.
+    hook_env: Mutex<watch::HookEnv>,
 }
 
 impl Ctx {
@@ -391,7 +411,14 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
         branch,
         status: Mutex::new(status),
         catch_up: Mutex::new(cfg.catch_up),
+        watch: Mutex::new(cfg.watch.clone()),
+        hook_env: Mutex::new(watch::HookEnv {
+            cwd: None,
+            repo: path.clone(),
+            mount: None,
+        }),
     });
+    ctx.status().watches = watch_statuses(&cfg.watch);
     allow_peers(&ctx, &cfg);
 
     // The mount.
@@ -403,6 +430,7 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
     {
         let h = start_mount(&ctx, &dir, &cfg)?;
         ctx.status().mount = Some(dir.display().to_string());
+        ctx.hook_env.lock().unwrap_or_else(|p| p.into_inner()).mount = Some(dir.clone());
         outln!("mounted branch {} at {}", ctx.branch, dir.display())?;
         mount = Some(h);
     }
@@ -413,8 +441,13 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
         share = start_share(&ctx, cfg.dav.addr).await;
     }
 
+    // Watch hooks run one change at a time, in order, off the main loop.
+    let (hooks_tx, hooks_rx) = tokio::sync::mpsc::unbounded_channel();
+    let hooks = tokio::spawn(hook_runner(ctx.clone(), hooks_rx));
+    let mut watch_head = repo.branch_head(&ctx.branch).ok().flatten();
+
     // Peer workers; readiness once each has tried once (or FIRST_ROUND_MAX passed).
-    let (changed_tx, changed_rx) = watch::channel(0u64);
+    let (changed_tx, changed_rx) = signal::channel(0u64);
     let mut workers: HashMap<EndpointId, Worker> = HashMap::new();
     let firsts = reconcile_workers(&ctx, &cfg, &mut workers, &changed_rx);
     let _ = tokio::time::timeout(FIRST_ROUND_MAX, futures_join(firsts)).await;
@@ -478,6 +511,12 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
                 Ok(_) => {}
                 Err(e) => tracing::warn!("reading branch heads: {e}"),
             }
+            if let Ok(Some(h)) = repo.branch_head(&ctx.branch)
+                && Some(h) != watch_head
+            {
+                let _ = hooks_tx.send((watch_head, h));
+                watch_head = Some(h);
+            }
             // A new version of the configuration file, or a re-read asked for.
             let current = config::read_from_repo(&repo, &ctx.branch)
                 .map(|o| o.map(|(id, _)| id))
@@ -506,6 +545,11 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
                             }
                         }
                         *ctx.catch_up.lock().unwrap_or_else(|p| p.into_inner()) = new.catch_up;
+                        if new.watch != cfg.watch {
+                            *ctx.watch.lock().unwrap_or_else(|p| p.into_inner()) =
+                                new.watch.clone();
+                            ctx.status().watches = watch_statuses(&new.watch);
+                        }
                         allow_peers(&ctx, &new);
                         cfg = new;
                         let mut st = ctx.status();
@@ -568,12 +612,73 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
     for (_, w) in workers.drain() {
         w.task.abort();
     }
+    drop(hooks_tx);
+    let _ = hooks.await;
     ctx.pool.close().await;
     server.shutdown().await;
     outln!("stopped")?;
     match failed {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+fn watch_statuses(specs: &[watch::WatchSpec]) -> Vec<watch::WatchStatus> {
+    specs
+        .iter()
+        .map(|s| watch::WatchStatus {
+            glob: s.glob.clone(),
+            last_result: Some("not started".into()),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// Runs the hooks matching each change of the branch head, one change after the other.
+async fn hook_runner(
+    ctx: Arc<Ctx>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<(Option<ObjectId>, ObjectId)>,
+) {
+    while let Some((old, new)) = rx.recv().await {
+        let ctx = ctx.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let specs = ctx.watch.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if specs.is_empty() {
+                return;
+            }
+            let paths = match watch::changed_paths(&ctx.repo, old, &new) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!("watch: comparing {} with its parent: {e}", new.short());
+                    return;
+                }
+            };
+            let mut env = ctx
+                .hook_env
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            for (i, spec, matched) in watch::matching(&specs, &paths) {
+                let dir = match watch::materialize(&ctx.repo, &new, &matched) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::error!("watch {}: writing the changed files: {e}", spec.glob);
+                        continue;
+                    }
+                };
+                env.cwd = Some(dir.clone());
+                let mut st = ctx.status().watches.get(i).cloned().unwrap_or_default();
+                watch::fire(spec, &matched, &env, &mut st, unix_now());
+                let _ = std::fs::remove_dir_all(&dir);
+                if let Some(slot) = ctx.status().watches.get_mut(i) {
+                    *slot = st;
+                }
+            }
+        })
+        .await;
+        if let Err(e) = done {
+            tracing::error!("watch: a hook task failed: {e}");
+        }
     }
 }
 
@@ -640,7 +745,7 @@ fn reconcile_workers(
     ctx: &Arc<Ctx>,
     cfg: &Config,
     workers: &mut HashMap<EndpointId, Worker>,
-    changed: &watch::Receiver<u64>,
+    changed: &signal::Receiver<u64>,
 ) -> Vec<tokio::sync::oneshot::Receiver<()>> {
     let peers = peers_of(ctx, cfg);
     let mut firsts = Vec::new();
@@ -695,7 +800,7 @@ fn reconcile_workers(
 async fn peer_worker(
     ctx: Arc<Ctx>,
     ticket: Ticket,
-    mut changed: watch::Receiver<u64>,
+    mut changed: signal::Receiver<u64>,
     first: tokio::sync::oneshot::Sender<()>,
 ) {
     let mut first = Some(first);
@@ -833,7 +938,7 @@ async fn stop_share(s: Share) {
 
 /// The status answer.
 fn status_json(ctx: &Ctx, ticket: &str) -> serde_json::Value {
-    let (peers, config, mount, share, share_error, confirmed) = {
+    let (peers, config, mount, share, share_error, confirmed, watches) = {
         let st = ctx.status();
         (
             st.peers.values().cloned().collect::<Vec<_>>(),
@@ -842,6 +947,7 @@ fn status_json(ctx: &Ctx, ticket: &str) -> serde_json::Value {
             st.share.clone(),
             st.share_error.clone(),
             st.confirmed,
+            st.watches.clone(),
         )
     };
     let unseen = unseen_commits(&ctx.repo, &ctx.branch, confirmed);
@@ -861,6 +967,7 @@ fn status_json(ctx: &Ctx, ticket: &str) -> serde_json::Value {
         "share": share,
         "share_error": share_error,
         "config": config,
+        "watches": watches,
     })
 }
 

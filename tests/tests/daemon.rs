@@ -520,3 +520,71 @@ run = ["sh", "-c", "echo \"$HERO_CHANGED\" >> \"$HERO_REPO.hits\""]
     // The node that made the changes ran its hooks too.
     assert_eq!(hits(&nodes[0]).len(), 2);
 }
+
+#[test]
+fn heroctl_watch_runs_for_a_commit_from_another_process_and_not_when_the_check_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("w.hero");
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(work.join("conf")).unwrap();
+    std::fs::write(work.join("conf/app.conf"), "good 1\n").unwrap();
+    ok(&repo, &["init"]);
+    ok(&repo, &["commit", work.to_str().unwrap(), "-m", "first"]);
+    let hits = tmp.path().join("hits");
+    let mut child = cmd(
+        &repo,
+        &[
+            "watch",
+            "conf/*.conf",
+            "--check",
+            "! grep -q bad \"$HERO_CHANGED\"",
+            "--",
+            "sh",
+            "-c",
+            &format!("cat \"$HERO_CHANGED\" >> {}", hits.display()),
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = stdout.next().unwrap().unwrap();
+    assert!(first.starts_with("watching conf/*.conf"), "{first}");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in stdout {
+            let _ = tx.send(l.unwrap());
+        }
+    });
+    let next_line = || {
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("a line from watch")
+    };
+
+    std::fs::write(work.join("conf/app.conf"), "good 2\n").unwrap();
+    std::fs::write(work.join("other.txt"), "x\n").unwrap();
+    ok(&repo, &["commit", work.to_str().unwrap(), "-m", "second"]);
+    assert_eq!(next_line(), "conf/app.conf: ok");
+    assert_eq!(lines(&hits), ["good 2"]);
+    std::fs::write(work.join("conf/app.conf"), "bad\n").unwrap();
+    ok(&repo, &["commit", work.to_str().unwrap(), "-m", "third"]);
+    let refused = next_line();
+    assert!(
+        refused.starts_with("conf/app.conf: check failed"),
+        "{refused}"
+    );
+    std::fs::write(work.join("conf/app.conf"), "good 3\n").unwrap();
+    ok(&repo, &["commit", work.to_str().unwrap(), "-m", "fourth"]);
+    assert_eq!(next_line(), "conf/app.conf: ok");
+    // The command did not run for the refused version.
+    assert_eq!(lines(&hits), ["good 2", "good 3"]);
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().unwrap().success());
+}

@@ -17,12 +17,12 @@
 #                with nothing changing.
 #
 # usage: benches/daemon.sh
-# env:   HDB_SIZES (default "3 10"), HDB_EDITS (default 100), HDB_IDLE_SECS (default 60),
+# env:   HDB_SIZES (default "3 10"; empty: bytes only), HDB_EDITS (default 100), HDB_IDLE_SECS (default 60),
 #        HDB_PORT_BASE (default 47600), HDB_KEEP=1 (keep the work dir and its logs).
 # Needs: root (FUSE, iptables), fusermount3, python3, git, iptables. Work dir /tmp/hero-daemon-bench.*
 set -euo pipefail
 
-SIZES=${HDB_SIZES:-3 10}
+SIZES=${HDB_SIZES-3 10}
 EDITS=${HDB_EDITS:-100}
 IDLE_SECS=${HDB_IDLE_SECS:-60}
 PORT_BASE=${HDB_PORT_BASE:-47600}
@@ -162,15 +162,17 @@ for n in $SIZES; do
 done
 
 # Idle cost of one daemon of the last (largest) fleet.
-pid=${NODE_PIDS[0]}
-tck=$(getconf CLK_TCK)
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-c0=$(cpu "$pid")
-sleep "$IDLE_SECS"
-c1=$(cpu "$pid")
-rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
-echo "idle, one daemon of $last (peers: $((last - 1))), ${IDLE_SECS} s: CPU $(python3 -c "print(f'{($c1 - $c0) / $tck:.2f} s ({($c1 - $c0) / $tck / $IDLE_SECS * 100:.2f} %)')"), RSS $((rss / 1024)) MiB"
-stop_fleet
+if [ -n "$last" ]; then
+    pid=${NODE_PIDS[0]}
+    tck=$(getconf CLK_TCK)
+    cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+    c0=$(cpu "$pid")
+    sleep "$IDLE_SECS"
+    c1=$(cpu "$pid")
+    rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+    echo "idle, one daemon of $last (peers: $((last - 1))), ${IDLE_SECS} s: CPU $(python3 -c "print(f'{($c1 - $c0) / $tck:.2f} s ({($c1 - $c0) / $tck / $IDLE_SECS * 100:.2f} %)')"), RSS $((rss / 1024)) MiB"
+    stop_fleet
+fi
 
 # Bytes on the wire for a one-line change.
 ipt_add() { iptables -I INPUT -p "$1" --"$2" "$3" -m comment --comment "$TAG-$4" -j ACCEPT; }
@@ -230,16 +232,17 @@ git -C "$G/clone" fetch -q
 echo "  git fetch (git://, new connection): $(ipt_bytes git) bytes"
 
 if command -v fossil >/dev/null; then
+    export USER=${USER:-bench}
     F=$WORK/fossil
     mkdir -p "$F/work"
     fossil init -A bench "$F/origin.fossil" >/dev/null
-    (cd "$F/work" && fossil open -q "$F/origin.fossil" >/dev/null && printf 'a line\n' >wire.txt &&
-        fossil add wire.txt >/dev/null && fossil commit -q -m one --no-warnings >/dev/null)
+    (cd "$F/work" && fossil open "$F/origin.fossil" >/dev/null && printf 'a line\n' >wire.txt &&
+        fossil add wire.txt >/dev/null && fossil commit -m one --no-warnings >/dev/null)
     FPORT=$((PORT_BASE + 51))
     fossil server --port "$FPORT" --localhost "$F/origin.fossil" >/dev/null 2>&1 &
     PIDS+=($!)
     for i in $(seq 1 500); do fossil clone -A bench "http://127.0.0.1:$FPORT/" "$F/clone.fossil" >/dev/null 2>&1 && break; sleep 0.02; done
-    (cd "$F/work" && printf 'a line, changed\n' >wire.txt && fossil commit -q -m two --no-warnings >/dev/null)
+    (cd "$F/work" && printf 'a line, changed\n' >wire.txt && fossil commit -m two --no-warnings >/dev/null)
     ipt_add tcp dport "$FPORT" fossil
     ipt_add tcp sport "$FPORT" fossil
     ipt_zero

@@ -588,3 +588,53 @@ fn heroctl_watch_runs_for_a_commit_from_another_process_and_not_when_the_check_f
     );
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn the_local_file_names_the_repository_and_the_mount() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nodes = fleet_stopped(tmp.path(), 1, 30, "");
+    let node = &nodes[0];
+    let xdg = tmp.path().join("xdg");
+    std::fs::create_dir_all(xdg.join("hero")).unwrap();
+    std::fs::create_dir_all(&node.mnt).unwrap();
+    std::fs::write(
+        xdg.join("hero/daemon.toml"),
+        format!(
+            "repo = \"{}\"\nmount = \"{}\"\n",
+            node.repo.display(),
+            node.mnt.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(heroctl())
+        .args(["--net", "local", "daemon"])
+        .env("XDG_CONFIG_HOME", &xdg)
+        .env_remove("HERO_REPO")
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ticket = loop {
+        let line = lines.next().expect("a ticket line").unwrap();
+        if let Some(t) = line.strip_prefix("ticket: ") {
+            break t.to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    assert_eq!(ticket, node.ticket());
+    assert_eq!(
+        read(&node.mnt.join("hello.txt")).as_deref(),
+        Some("hello\n")
+    );
+    assert_eq!(node.status()["mount"], node.mnt.display().to_string());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().unwrap().success());
+}

@@ -401,6 +401,54 @@ pub fn parse_bytes(bytes: &[u8], file: &str, me: &NodeNames) -> Result<Config, C
     parse(text, file, me)
 }
 
+/// The small local file of a machine (`$XDG_CONFIG_HOME/hero/daemon.toml`, else
+/// `~/.config/hero/daemon.toml`): only what cannot live in the replicated file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalFile {
+    /// The repository (when neither `-R` nor `HERO_REPO` says).
+    pub repo: Option<std::path::PathBuf>,
+    /// The mount point (when `--mount` does not say).
+    pub mount: Option<std::path::PathBuf>,
+}
+
+/// Where the local file is.
+pub fn local_file_path() -> Option<std::path::PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".config"))
+        })?;
+    Some(base.join("hero").join("daemon.toml"))
+}
+
+/// The local file, when there is a valid one; a broken one is logged and ignored.
+pub fn read_local() -> LocalFile {
+    let Some(path) = local_file_path() else {
+        return LocalFile::default();
+    };
+    let Ok(bytes) = std::fs::read(&path) else {
+        return LocalFile::default();
+    };
+    let name = path.display().to_string();
+    let parsed = std::str::from_utf8(&bytes)
+        .map_err(|_| format!("{name}: not UTF-8"))
+        .and_then(|text| {
+            toml::from_str::<LocalFile>(text).map_err(|e| {
+                let (l, c) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+                format!("{name}:{l}:{c}: {}", e.message())
+            })
+        });
+    match parsed {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!("{e}; ignoring the file");
+            LocalFile::default()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

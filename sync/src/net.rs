@@ -78,12 +78,14 @@ pub async fn endpoint(key: SecretKey, cfg: &NetConfig, alpns: Vec<Vec<u8>>) -> R
             }
         }
     };
-    // A dead peer is noticed within IDLE_TIMEOUT; each connection carries one stream.
+    // A dead peer is noticed within IDLE_TIMEOUT; a sync connection carries one stream at a
+    // time. Gossip (on an endpoint that speaks it) sends each message on a stream of its own.
+    let gossip = alpns.iter().any(|a| a.as_slice() == iroh_gossip::ALPN);
     let idle = IdleTimeout::try_from(IDLE_TIMEOUT).map_err(|e| bind_err(e.to_string()))?;
     let mut transport = QuicTransportConfig::builder()
         .max_idle_timeout(Some(idle))
         .max_concurrent_bidi_streams(1u32.into())
-        .max_concurrent_uni_streams(0u32.into());
+        .max_concurrent_uni_streams(if gossip { 64u32 } else { 0 }.into());
     if cfg.mode == NetMode::Local {
         // On a LAN (or loopback) the path MTU is Ethernet's: start there instead of probing
         // upward on every connection (the probes cost more bytes than a small pull). Packet loss
@@ -164,6 +166,28 @@ pub async fn serve(repo: Arc<Repo>, key: SecretKey, cfg: &NetConfig) -> Result<S
     };
     let router = Router::builder(ep).accept(ALPN, handler).spawn();
     Ok(Server { router, ticket })
+}
+
+/// Serves `repo` like [`serve`], and gossip on the same endpoint: the daemon's announcements
+/// ([`crate::gossip`]).
+pub async fn serve_announced(
+    repo: Arc<Repo>,
+    key: SecretKey,
+    cfg: &NetConfig,
+) -> Result<(Server, iroh_gossip::Gossip)> {
+    let ep = endpoint(key, cfg, vec![ALPN.to_vec(), iroh_gossip::ALPN.to_vec()]).await?;
+    let ticket = ticket_of(&ep);
+    let gossip = iroh_gossip::Gossip::builder().spawn(ep.clone());
+    let handler = Handler {
+        repo,
+        sessions: Arc::new(Semaphore::new(MAX_SESSIONS)),
+        per_peer: Arc::new(Mutex::new(HashMap::new())),
+    };
+    let router = Router::builder(ep)
+        .accept(ALPN, handler)
+        .accept(iroh_gossip::ALPN, gossip.clone())
+        .spawn();
+    Ok((Server { router, ticket }, gossip))
 }
 
 #[derive(Debug, Clone)]

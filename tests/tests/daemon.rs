@@ -212,6 +212,11 @@ fn fleet_with(dir: &Path, n: usize, catch_up_secs: u64, extra: &str) -> Vec<Node
 
 /// The nodes of [`fleet`], only the first repository created, no daemon started.
 fn fleet_stopped(dir: &Path, n: usize, catch_up_secs: u64, extra: &str) -> Vec<Node> {
+    fleet_configured(dir, n, |nodes| fleet_config(nodes, catch_up_secs, extra))
+}
+
+/// `n` nodes, the first repository created with the configuration `config` makes for them.
+fn fleet_configured(dir: &Path, n: usize, config: impl Fn(&[Node]) -> String) -> Vec<Node> {
     require_fuse();
     let nodes: Vec<Node> = (0..n)
         .map(|i| {
@@ -230,11 +235,7 @@ fn fleet_stopped(dir: &Path, n: usize, catch_up_secs: u64, extra: &str) -> Vec<N
         .collect();
     let work = dir.join("work");
     std::fs::create_dir_all(work.join(".hero")).unwrap();
-    std::fs::write(
-        work.join(".hero/daemon.toml"),
-        fleet_config(&nodes, catch_up_secs, extra),
-    )
-    .unwrap();
+    std::fs::write(work.join(".hero/daemon.toml"), config(&nodes)).unwrap();
     std::fs::write(work.join("hello.txt"), "hello\n").unwrap();
     ok(&nodes[0].repo, &["init"]);
     ok(
@@ -637,4 +638,53 @@ fn the_local_file_names_the_repository_and_the_mount() {
             .success()
     );
     assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn an_announcement_makes_a_peer_pull_without_a_push_or_a_catch_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Node 1 keeps in sync with node 0; node 0 has no peer (it only allows node 1), so nothing
+    // pushes to node 1, and the catch-up is 10 minutes away: only node 0's announcement can
+    // make node 1 pull.
+    let mut nodes = fleet_configured(tmp.path(), 2, |nodes| {
+        let mut t = format!(
+            "peers = [\"{}\"]\ncatch_up_secs = 600\n[mount]\nidle_commit_ms = 50\n[dav]\nenabled = false\n",
+            nodes[0].ticket()
+        );
+        for n in nodes {
+            t.push_str(&format!(
+                "[node.{}]\nlisten = \"127.0.0.1:{}\"\n",
+                n.id, n.port
+            ));
+        }
+        t
+    });
+    ok(&nodes[0].repo, &["allow", "add", &nodes[1].id.clone()]);
+    nodes[0].start();
+    let origin = nodes[0].ticket();
+    ok(&nodes[1].repo, &["clone", &origin]);
+    // The clone's origin is node 0 (a peer of node 1 anyway); drop it from node 0's view.
+    nodes[1].start();
+    assert!(nodes[0].status()["peers"].as_array().unwrap().is_empty());
+    // Node 1 has synced once at start; wait until node 0 saw it join the topic (its first
+    // announcement must reach it), by changing files until one arrives.
+    let mut k = 0;
+    wait_for(60, "an announced change on node 1", || {
+        k += 1;
+        let name = format!("announced-{k}.txt");
+        std::fs::write(nodes[0].mnt.join(&name), "a\n").unwrap();
+        let arrived = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            read(&nodes[1].mnt.join(&name)).is_some()
+        });
+        arrived.then_some(())
+    });
+    // Once joined, every change arrives.
+    for i in 0..3 {
+        let name = format!("then-{i}.txt");
+        std::fs::write(nodes[0].mnt.join(&name), "b\n").unwrap();
+        wait_for(10, "a later announced change", || {
+            read(&nodes[1].mnt.join(&name)).map(|_| ())
+        });
+    }
 }

@@ -275,6 +275,8 @@ impl Ctx {
 struct Worker {
     ticket: Ticket,
     task: tokio::task::JoinHandle<()>,
+    /// Wakes it at once (an announcement from its peer).
+    wake: Arc<tokio::sync::Notify>,
 }
 
 /// A running share.
@@ -399,7 +401,7 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
         SocketAddr::new(ip, config::DEFAULT_PORT)
     }));
     let listen_in_force = cfg.listen;
-    let server = hero_sync::serve(repo.clone(), key.clone(), &net)
+    let (server, gossip) = hero_sync::serve_announced(repo.clone(), key.clone(), &net)
         .await
         .with_context(|| format!("starting the sync endpoint on {:?}", net.bind))?;
     let ticket = server.ticket().to_string();
@@ -420,6 +422,16 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
     });
     ctx.status().watches = watch_statuses(&cfg.watch);
     allow_peers(&ctx, &cfg);
+
+    // Announcements: one gossip topic per repository.
+    let tickets: Vec<Ticket> = peers_of(&ctx, &cfg).into_iter().map(|p| p.ticket).collect();
+    let repo_id = hero_sync::access::sync_repo_id(&repo)?;
+    let (announcer, mut incoming) =
+        hero_sync::gossip::start(&server, &gossip, key.clone(), &repo_id, &tickets)
+            .await
+            .context("joining the announcement topic")?;
+    let announcer = Arc::new(announcer);
+    let mut gossip_open = true;
 
     // The mount.
     let mount_dir = a.mount.clone().or_else(|| cfg.mount.path.clone());
@@ -449,7 +461,7 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
     // Peer workers; readiness once each has tried once (or FIRST_ROUND_MAX passed).
     let (changed_tx, changed_rx) = signal::channel(0u64);
     let mut workers: HashMap<EndpointId, Worker> = HashMap::new();
-    let firsts = reconcile_workers(&ctx, &cfg, &mut workers, &changed_rx);
+    let firsts = reconcile_workers(&ctx, &cfg, &mut workers, &changed_rx, &announcer);
     let _ = tokio::time::timeout(FIRST_ROUND_MAX, futures_join(firsts)).await;
 
     outln!("daemon for {} ready", path.display())?;
@@ -498,6 +510,27 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
                     }
                 }
             }
+            a = incoming.next(), if gossip_open => match a {
+                Some(a) if a.from != ctx.me => {
+                    // A hint only: pull from the announcer if it has heads this store lacks.
+                    let lacking = a
+                        .heads
+                        .iter()
+                        .any(|(_, h)| !repo.has_object(h).unwrap_or(false));
+                    if lacking {
+                        tracing::debug!("announcement from {}: new heads", a.from.fmt_short());
+                        match workers.get(&a.from) {
+                            Some(w) => w.wake.notify_one(),
+                            None => workers.values().for_each(|w| w.wake.notify_one()),
+                        }
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    tracing::warn!("the announcement topic closed; catch-up syncs only");
+                    gossip_open = false;
+                }
+            },
             _ = tick.tick() => {}
         }
         let generation = repo.generation().unwrap_or(last_gen);
@@ -570,7 +603,7 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
             }
             reread = false;
             // Saved remotes count as peers: they may have changed too.
-            reconcile_workers(&ctx, &cfg, &mut workers, &changed_rx);
+            reconcile_workers(&ctx, &cfg, &mut workers, &changed_rx, &announcer);
         }
         if let Some(t) = pending_since
             && t.elapsed() >= BATCH_WINDOW
@@ -578,6 +611,9 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
             pending_since = None;
             bumps += 1;
             let _ = changed_tx.send(bumps);
+            let heads = last_heads.clone();
+            let an = announcer.clone();
+            tokio::spawn(async move { an.announce(heads).await });
         }
     }
 
@@ -746,6 +782,7 @@ fn reconcile_workers(
     cfg: &Config,
     workers: &mut HashMap<EndpointId, Worker>,
     changed: &signal::Receiver<u64>,
+    announcer: &Arc<hero_sync::gossip::Announcer>,
 ) -> Vec<tokio::sync::oneshot::Receiver<()>> {
     let peers = peers_of(ctx, cfg);
     let mut firsts = Vec::new();
@@ -778,17 +815,25 @@ fn reconcile_workers(
         );
         let (first_tx, first_rx) = tokio::sync::oneshot::channel();
         firsts.push(first_rx);
+        let wake = Arc::new(tokio::sync::Notify::new());
         let task = tokio::spawn(peer_worker(
             ctx.clone(),
             p.ticket.clone(),
             changed.clone(),
+            wake.clone(),
             first_tx,
         ));
+        {
+            let an = announcer.clone();
+            let t = p.ticket.clone();
+            tokio::spawn(async move { an.learn(&t).await });
+        }
         workers.insert(
             id,
             Worker {
                 ticket: p.ticket,
                 task,
+                wake,
             },
         );
     }
@@ -801,6 +846,7 @@ async fn peer_worker(
     ctx: Arc<Ctx>,
     ticket: Ticket,
     mut changed: signal::Receiver<u64>,
+    wake: Arc<tokio::sync::Notify>,
     first: tokio::sync::oneshot::Sender<()>,
 ) {
     let mut first = Some(first);
@@ -838,6 +884,7 @@ async fn peer_worker(
         let catch_up = ctx.catch_up();
         tokio::select! {
             r = changed.changed() => if r.is_err() { return },
+            _ = wake.notified() => {}
             _ = tokio::time::sleep(catch_up) => {}
         }
     }

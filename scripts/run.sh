@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The main job: builds heroctl, creates the default store if there is none, mounts it as a
-# drive (default ~/hero, or $HERO_MOUNT) and serves it over WebDAV on 127.0.0.1:4918.
-# Ctrl-C (or SIGTERM) commits what is pending, unmounts and stops the share.
+# The main job: builds heroctl, creates the default store if there is none, writes the default
+# daemon configuration into it (.hero/daemon.toml, if it has none), and runs the daemon: the
+# drive mounted (default ~/hero, or $HERO_MOUNT), served over WebDAV on 127.0.0.1:4918 and kept
+# in sync with its peers. Ctrl-C (or SIGTERM) commits what is pending, unmounts and stops.
+# Extra arguments go to the daemon (e.g. --net local on a LAN without internet).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -9,8 +11,12 @@ cargo build --release -q -p heroctl
 H=$PWD/target/release/heroctl
 mnt=${HERO_MOUNT:-$HOME/hero}
 if $H --json init >/dev/null 2>&1; then echo "created the default store"; fi
-$H serve dav --addr 127.0.0.1:4918 &
-dav=$!
-trap 'kill $dav 2>/dev/null || true' EXIT
-echo "WebDAV share: http://127.0.0.1:4918/  (stop everything with Ctrl-C)"
-$H mount "$mnt"
+if $H config check >/dev/null 2>&1; then
+    :
+elif $H daemon --init-config >/dev/null 2>&1; then
+    echo "wrote the default configuration (edit it at $mnt/.hero/daemon.toml)"
+else
+    echo "the store's .hero/daemon.toml is invalid; the daemon runs on the defaults:" >&2
+    $H config check >&2 || true
+fi
+exec $H daemon --mount "$mnt" "$@"

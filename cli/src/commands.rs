@@ -319,6 +319,32 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             crate::serve::run(&repo_path(&cli.repo)?, what)?
         }
         Command::Serve { what: None, sync } => crate::sync::serve(&cli.repo, json, sync)?,
+        Command::Daemon {
+            what: None,
+            mut args,
+        } => {
+            // The machine's local file fills in what the command line leaves out.
+            let local = crate::daemon::config::read_local();
+            let env_repo = std::env::var_os("HERO_REPO").filter(|p| !p.is_empty());
+            let repo = match (&cli.repo, env_repo, local.repo) {
+                (None, None, Some(r)) => r,
+                _ => repo_path(&cli.repo)?,
+            };
+            if args.mount.is_none() {
+                args.mount = local.mount;
+            }
+            crate::daemon::run(&repo, json, args)?
+        }
+        Command::Daemon {
+            what: Some(what), ..
+        } => crate::daemon::command(&repo_path(&cli.repo)?, json, what)?,
+        Command::Watch(a) => {
+            refuse_json(json, "watch", "it runs until stopped and prints a log")?;
+            crate::daemon::watch::watch_command(&repo_path(&cli.repo)?, a)?
+        }
+        Command::Config { what } => {
+            crate::daemon::config_command(&repo_path(&cli.repo)?, json, what)?
+        }
         Command::Sync(c) => crate::sync::run(&cli.repo, json, c)?,
         Command::History(c) => crate::history::run(&open_repo(&cli.repo)?, c, json)?,
         Command::Completions { shell } => {

@@ -4,6 +4,7 @@
 #![deny(clippy::print_stdout)]
 
 mod commands;
+mod daemon;
 mod error;
 mod git;
 mod history;
@@ -109,6 +110,25 @@ pub enum Command {
         #[command(flatten)]
         sync: sync::SyncServeArgs,
     },
+    /// Run the daemon: the drive mounted, shared over WebDAV and kept in sync with its peers,
+    /// configured by `.hero/daemon.toml` in the repository. `daemon status`: ask the running one.
+    Daemon {
+        /// `status` or `reload` (nothing: run the daemon).
+        #[command(subcommand)]
+        what: Option<daemon::DaemonCommand>,
+        /// Options of the daemon.
+        #[command(flatten)]
+        args: daemon::DaemonArgs,
+    },
+    /// Run a command when files matching a glob change on the default branch, here or from a
+    /// peer (`heroctl watch 'etc/**/*.conf' --check 'nginx -t' -- systemctl reload nginx`).
+    Watch(daemon::watch::WatchArgs),
+    /// The daemon's configuration: `config check [FILE]`.
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        what: daemon::ConfigCommand,
+    },
     /// Replication: id, clone, pull, push, sync, remote, allow, conflicts.
     #[command(flatten)]
     Sync(sync::SyncCommand),
@@ -125,11 +145,17 @@ pub enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(net_after_subcommand(std::env::args_os().collect())) {
         Ok(cli) => cli,
         Err(e) => return command_line_error(e),
     };
-    output::init_tracing();
+    if matches!(cli.command, Command::Daemon { what: None, .. }) {
+        // A daemon without a network would log every failed relay and lookup attempt; it
+        // says once that it runs without them, and its own lines stay visible.
+        output::init_tracing_with("warn,heroctl=info,iroh=error,iroh_relay=error");
+    } else {
+        output::init_tracing();
+    }
     let json = cli.json;
     match commands::run(cli) {
         Ok(code) => code,
@@ -172,4 +198,78 @@ fn command_line_error(e: clap::Error) -> ExitCode {
     };
     err.print(true);
     err.exit_code()
+}
+
+/// `--net MODE` is an option of the commands that use the network; given before the
+/// subcommand (`heroctl --net local daemon`) it is moved right after it, where they read it.
+fn net_after_subcommand(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut net: Vec<std::ffi::OsString> = Vec::new();
+    let mut i = 1;
+    while i < args.len() {
+        let a = args[i].to_string_lossy().into_owned();
+        if a == "--net" && i + 1 < args.len() {
+            net.extend(args.drain(i..i + 2));
+            continue;
+        }
+        if a.starts_with("--net=") {
+            net.push(args.remove(i));
+            continue;
+        }
+        if a == "-R" || a == "--repo" {
+            i += 2;
+            continue;
+        }
+        if a == "--" || !a.starts_with('-') {
+            break;
+        }
+        i += 1;
+    }
+    if !net.is_empty() {
+        // `i` is the subcommand's position (or the end: clap then reports what is missing).
+        let at = (i + 1).min(args.len());
+        for (k, a) in net.into_iter().enumerate() {
+            args.insert(at + k, a);
+        }
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn moved(args: &[&str]) -> Vec<String> {
+        net_after_subcommand(args.iter().map(std::ffi::OsString::from).collect())
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn net_is_accepted_before_the_subcommand() {
+        assert_eq!(
+            moved(&[
+                "heroctl", "--net", "local", "-R", "r", "daemon", "--mount", "m"
+            ]),
+            [
+                "heroctl", "-R", "r", "daemon", "--net", "local", "--mount", "m"
+            ]
+        );
+        assert_eq!(
+            moved(&["heroctl", "--net=local", "pull"]),
+            ["heroctl", "pull", "--net=local"]
+        );
+        // After the subcommand, or absent: untouched.
+        assert_eq!(
+            moved(&["heroctl", "daemon", "--net", "local"]),
+            ["heroctl", "daemon", "--net", "local"]
+        );
+        let parsed = Cli::try_parse_from(net_after_subcommand(
+            ["heroctl", "--net", "local", "daemon", "--mount", "m"]
+                .iter()
+                .map(std::ffi::OsString::from)
+                .collect(),
+        ));
+        assert!(parsed.is_ok(), "{parsed:?}");
+    }
 }

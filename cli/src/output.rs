@@ -11,8 +11,13 @@ use indicatif::{HumanBytes, HumanCount, ProgressBar, ProgressState, ProgressStyl
 
 /// Logs go to stderr, filtered by RUST_LOG (default: warnings); colored only on a terminal.
 pub fn init_tracing() {
+    init_tracing_with("warn");
+}
+
+/// Logs filtered by RUST_LOG, else by `default`.
+pub fn init_tracing_with(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())

@@ -54,13 +54,14 @@ pub struct NetArgs {
 }
 
 impl NetArgs {
-    fn config(&self, bind: Option<SocketAddr>) -> NetConfig {
+    pub(crate) fn config(&self, bind: Option<SocketAddr>) -> NetConfig {
         NetConfig {
             mode: match self.net {
                 NetChoice::Internet => NetMode::Internet,
                 NetChoice::Local => NetMode::Local,
             },
             bind,
+            no_relay_wait: false,
         }
     }
 }

@@ -175,6 +175,14 @@ struct Ctx {
 
 /// Checks the configuration, opens the repository and binds the address.
 pub async fn bind(config: DavConfig) -> Result<Server, DavError> {
+    let repo = Arc::new(hero_store::Repo::open(&config.repo)?);
+    bind_repo(repo, config).await
+}
+
+/// Checks the configuration and binds the address, serving an open repository shared with
+/// the caller (a daemon that also mounts and syncs it); [`DavConfig::repo`] only places the
+/// default spill directory.
+pub async fn bind_repo(repo: Arc<hero_store::Repo>, config: DavConfig) -> Result<Server, DavError> {
     if !config.addr.ip().is_loopback() {
         if config.auth.is_none() {
             return Err(DavError::Insecure {
@@ -191,7 +199,6 @@ pub async fn bind(config: DavConfig) -> Result<Server, DavError> {
         }
     }
     hero_store::branch_ref(&config.branch)?;
-    let repo = Arc::new(hero_store::Repo::open(&config.repo)?);
     let spill_dir = match &config.spill_dir {
         Some(d) => d.clone(),
         None => config

@@ -269,8 +269,17 @@ fn unescape_mountinfo(s: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Mounts the branch in the background; returns once the mount is live.
+/// Opens the repository at [`MountOptions::repo`] and mounts its branch in the background;
+/// returns once the mount is live.
 pub fn mount(opts: MountOptions) -> Result<MountHandle, MountError> {
+    let repo = Arc::new(Repo::open(&opts.repo)?);
+    mount_repo(repo, opts)
+}
+
+/// Mounts a branch of an open repository, shared with the caller (a daemon that also syncs
+/// and serves it); [`MountOptions::repo`] only names it in logs and places the spill
+/// directory. Returns once the mount is live.
+pub fn mount_repo(repo: Arc<Repo>, opts: MountOptions) -> Result<MountHandle, MountError> {
     if let Some(hint) = stale_mount_hint(&opts.mountpoint) {
         return Err(MountError::StaleMount {
             mountpoint: opts.mountpoint.clone(),
@@ -289,7 +298,6 @@ pub fn mount(opts: MountOptions) -> Result<MountHandle, MountError> {
     }
     // Resolved before mounting (resolving it afterwards would go through the mount).
     let real_mountpoint = std::fs::canonicalize(&opts.mountpoint).ok();
-    let repo = Repo::open(&opts.repo)?;
     hero_store::branch_ref(&opts.branch)?;
     if !opts.read_only && !repo.has_object(&state::empty_file_id())? {
         // New files start as the empty content, referenced by id until written to.

@@ -58,7 +58,7 @@ pub(crate) struct Cfg {
 /// Everything the file system and the watcher share.
 pub(crate) struct Shared {
     pub state: Mutex<State>,
-    pub repo: Repo,
+    pub repo: Arc<Repo>,
     pub cfg: Cfg,
     /// Keep spill files (the final commit failed).
     pub keep_spill: Arc<AtomicBool>,

@@ -47,8 +47,10 @@ pub mod merge;
 
 pub mod access;
 mod error;
+pub mod gossip;
 pub mod identity;
 pub mod net;
+pub mod pool;
 pub mod session;
 #[doc(hidden)]
 pub mod testing;
@@ -62,7 +64,8 @@ pub use identity::{
     endpoint_id, key_path, load_or_create_key, parse_endpoint_id, peer_header, peer_header_for,
 };
 pub use iroh::{EndpointId, SecretKey};
-pub use net::{NetConfig, NetMode, Server, pull, push, serve};
+pub use net::{NetConfig, NetMode, Server, pull, push, serve, serve_announced};
+pub use pool::Pool;
 pub use session::{BranchUpdate, SyncReport, TagOutcome, UpdateKind, integrate, integrate_tag};
 pub use ticket::Ticket;
 pub use transfer::{Phase, Progress, ProgressFn, TransferStats};

@@ -35,6 +35,10 @@ pub struct NetConfig {
     pub mode: NetMode,
     /// The address to bind (default: any port; loopback in local mode).
     pub bind: Option<SocketAddr>,
+    /// Start at once instead of waiting up to 10 s for a relay (internet mode): the ticket
+    /// then carries direct addresses only; peers that know the id find the relay later. A
+    /// long-running daemon starts as fast offline as online this way.
+    pub no_relay_wait: bool,
 }
 
 /// Most sessions served at once.
@@ -74,12 +78,14 @@ pub async fn endpoint(key: SecretKey, cfg: &NetConfig, alpns: Vec<Vec<u8>>) -> R
             }
         }
     };
-    // A dead peer is noticed within IDLE_TIMEOUT; each connection carries one stream.
+    // A dead peer is noticed within IDLE_TIMEOUT; a sync connection carries one stream at a
+    // time. Gossip (on an endpoint that speaks it) sends each message on a stream of its own.
+    let gossip = alpns.iter().any(|a| a.as_slice() == iroh_gossip::ALPN);
     let idle = IdleTimeout::try_from(IDLE_TIMEOUT).map_err(|e| bind_err(e.to_string()))?;
     let mut transport = QuicTransportConfig::builder()
         .max_idle_timeout(Some(idle))
         .max_concurrent_bidi_streams(1u32.into())
-        .max_concurrent_uni_streams(0u32.into());
+        .max_concurrent_uni_streams(if gossip { 64u32 } else { 0 }.into());
     if cfg.mode == NetMode::Local {
         // On a LAN (or loopback) the path MTU is Ethernet's: start there instead of probing
         // upward on every connection (the probes cost more bytes than a small pull). Packet loss
@@ -96,7 +102,7 @@ pub async fn endpoint(key: SecretKey, cfg: &NetConfig, alpns: Vec<Vec<u8>>) -> R
         .bind()
         .await
         .map_err(|e| bind_err(e.to_string()))?;
-    if cfg.mode == NetMode::Internet {
+    if cfg.mode == NetMode::Internet && !cfg.no_relay_wait {
         // Give the endpoint a moment to reach a relay so the ticket carries it; go on without.
         let _ = tokio::time::timeout(Duration::from_secs(10), ep.online()).await;
     }
@@ -135,6 +141,12 @@ impl Server {
         &self.ticket
     }
 
+    /// The endpoint the server accepts on; it dials out too (a [`crate::pool::Pool`] over it
+    /// reuses connections as this peer).
+    pub fn endpoint(&self) -> Endpoint {
+        self.router.endpoint().clone()
+    }
+
     /// Stops accepting and closes connections.
     pub async fn shutdown(self) {
         if let Err(e) = self.router.shutdown().await {
@@ -154,6 +166,28 @@ pub async fn serve(repo: Arc<Repo>, key: SecretKey, cfg: &NetConfig) -> Result<S
     };
     let router = Router::builder(ep).accept(ALPN, handler).spawn();
     Ok(Server { router, ticket })
+}
+
+/// Serves `repo` like [`serve`], and gossip on the same endpoint: the daemon's announcements
+/// ([`crate::gossip`]).
+pub async fn serve_announced(
+    repo: Arc<Repo>,
+    key: SecretKey,
+    cfg: &NetConfig,
+) -> Result<(Server, iroh_gossip::Gossip)> {
+    let ep = endpoint(key, cfg, vec![ALPN.to_vec(), iroh_gossip::ALPN.to_vec()]).await?;
+    let ticket = ticket_of(&ep);
+    let gossip = iroh_gossip::Gossip::builder().spawn(ep.clone());
+    let handler = Handler {
+        repo,
+        sessions: Arc::new(Semaphore::new(MAX_SESSIONS)),
+        per_peer: Arc::new(Mutex::new(HashMap::new())),
+    };
+    let router = Router::builder(ep)
+        .accept(ALPN, handler)
+        .accept(iroh_gossip::ALPN, gossip.clone())
+        .spawn();
+    Ok((Server { router, ticket }, gossip))
 }
 
 #[derive(Debug, Clone)]
@@ -210,22 +244,50 @@ impl ProtocolHandler for Handler {
             conn.close(3u32.into(), b"busy");
             return Ok(());
         };
-        let (send, recv) = match conn.accept_bi().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::debug!("sync: peer {peer} opened no stream: {e}");
-                return Ok(());
+        // One session per stream; a pooled client opens the next stream on the same
+        // connection (crate::pool), a one-shot client closes it after the first.
+        let mut sessions = 0u64;
+        loop {
+            let next = tokio::time::timeout(crate::pool::POOL_IDLE, conn.accept_bi()).await;
+            let (send, recv) = match next {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    if sessions == 0 {
+                        tracing::debug!("sync: peer {peer} opened no stream: {e}");
+                    }
+                    return Ok(());
+                }
+                Err(_) => {
+                    conn.close(0u32.into(), b"idle");
+                    return Ok(());
+                }
+            };
+            sessions += 1;
+            let mut wire = Wire::new(recv, send);
+            let result = session::serve(&mut wire, &self.repo, &peer).await;
+            if result.is_ok() {
+                tracing::info!("sync: session with {peer} done");
+                let _ = wire.writer().finish();
+                continue;
             }
-        };
-        let mut wire = Wire::new(recv, send);
-        let mut linger = Duration::from_secs(10);
-        let result = session::serve(&mut wire, &self.repo, &peer).await;
-        if result.is_err() {
             // Whoever failed or misbehaved gets a moment to read why, not a held slot.
-            linger = Duration::from_secs(2);
+            Self::failed(&peer, result, &mut wire).await;
+            let _ = wire.writer().finish();
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;
+            conn.close(0u32.into(), b"bye");
+            return Ok(());
         }
+    }
+}
+
+impl Handler {
+    async fn failed(
+        peer: &EndpointId,
+        result: Result<()>,
+        wire: &mut Wire<iroh::endpoint::RecvStream, iroh::endpoint::SendStream>,
+    ) {
         match result {
-            Ok(()) => tracing::info!("sync: session with {peer} done"),
+            Ok(()) => {}
             Err(SyncError::NotAllowed { .. }) => {
                 tracing::warn!(
                     "sync: refused peer {peer}: not on the allow list (heroctl allow add {peer})"
@@ -237,11 +299,6 @@ impl ProtocolHandler for Handler {
             }
             Err(e) => tracing::warn!("sync: session with {peer} failed: {e}"),
         }
-        let _ = wire.writer().finish();
-        // Let the peer read the last message and close; do not wait forever.
-        let _ = tokio::time::timeout(linger, conn.closed()).await;
-        conn.close(0u32.into(), b"bye");
-        Ok(())
     }
 }
 

@@ -437,6 +437,7 @@ fn a_hostile_peer_is_disconnected_and_nothing_it_sent_is_kept() {
     let cfg = hero_sync::NetConfig {
         mode: hero_sync::NetMode::Local,
         bind: None,
+        ..Default::default()
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

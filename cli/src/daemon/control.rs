@@ -1,0 +1,121 @@
+//! The daemon's control socket (`<repository file>.sock`, mode 0600) and systemd's readiness
+//! notification.
+//!
+//! The protocol is one line per connection: the client sends `status` or `reload`, the
+//! daemon answers one JSON value and closes.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::error::{Kind, tagged, tagged_hint};
+
+/// The control socket of the repository at `repo`.
+pub fn socket_path(repo: &Path) -> PathBuf {
+    let mut s = repo.as_os_str().to_owned();
+    s.push(".sock");
+    PathBuf::from(s)
+}
+
+/// Binds the control socket; refuses when a daemon answers on it already, replaces a socket
+/// left by one that ended.
+pub async fn bind(path: &Path) -> Result<UnixListener> {
+    if path.exists() {
+        match UnixStream::connect(path).await {
+            Ok(_) => {
+                return Err(tagged_hint(
+                    Kind::Refused,
+                    format!(
+                        "a daemon already runs here (its socket is {})",
+                        path.display()
+                    ),
+                    "`heroctl daemon status` shows it",
+                ));
+            }
+            Err(_) => {
+                std::fs::remove_file(path)
+                    .with_context(|| format!("removing the stale socket {}", path.display()))?;
+            }
+        }
+    }
+    let l = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("setting the mode of {}", path.display()))?;
+    Ok(l)
+}
+
+/// Reads one request line (bounded).
+pub async fn read_request(stream: &mut UnixStream) -> Option<String> {
+    let mut line = String::new();
+    let mut r = BufReader::new(stream).take(256);
+    let read = tokio::time::timeout(Duration::from_secs(5), r.read_line(&mut line)).await;
+    match read {
+        Ok(Ok(_)) => Some(line.trim().to_owned()),
+        _ => None,
+    }
+}
+
+/// Sends `request` to the daemon of `repo` and returns its JSON answer.
+pub fn ask(repo: &Path, request: &str) -> Result<serde_json::Value> {
+    use std::io::{Read, Write};
+    let path = socket_path(repo);
+    let no_daemon = || {
+        tagged_hint(
+            Kind::NotFound,
+            format!("no daemon is running for {}", repo.display()),
+            "start one with `heroctl daemon`",
+        )
+    };
+    let mut s = std::os::unix::net::UnixStream::connect(&path).map_err(|_| no_daemon())?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.write_all(format!("{request}\n").as_bytes())
+        .map_err(|_| no_daemon())?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)
+        .context("reading the daemon's answer")?;
+    serde_json::from_str(&text).map_err(|e| {
+        tagged(
+            Kind::Internal,
+            format!("the daemon's answer is not JSON: {e}"),
+        )
+    })
+}
+
+/// Writes a JSON answer and closes.
+pub async fn answer(mut stream: UnixStream, v: &serde_json::Value) {
+    let text = v.to_string();
+    let _ = stream.write_all(text.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// Tells systemd (or any supervisor listening on `$NOTIFY_SOCKET`) a state such as
+/// `READY=1`; nothing when the variable is not set.
+pub fn sd_notify(state: &str) {
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET").filter(|s| !s.is_empty()) else {
+        return;
+    };
+    let sock = match std::os::unix::net::UnixDatagram::unbound() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("sd_notify: {e}");
+            return;
+        }
+    };
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = target.as_bytes();
+    let sent = if let Some(name) = bytes.strip_prefix(b"@") {
+        // An abstract socket: `@` stands for the leading NUL.
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(name)
+            .and_then(|addr| sock.send_to_addr(state.as_bytes(), &addr))
+    } else {
+        sock.send_to(state.as_bytes(), Path::new(&target))
+    };
+    if let Err(e) = sent {
+        tracing::warn!("sd_notify to {}: {e}", target.to_string_lossy());
+    }
+}

@@ -1,0 +1,1038 @@
+//! `heroctl daemon`: one process that keeps a repository mounted, shared over WebDAV and in
+//! sync with its peers, configured by `.hero/daemon.toml` in the repository itself
+//! (docs/daemon.md, ADR 0015).
+//!
+//! One `Repo` handle is shared by the sync server, the per-peer sync workers, the mount and the
+//! share. A watcher polls the repository's generation counter: a branch head that moved (a save
+//! through the mount, a CLI commit, a pull) wakes every peer worker after a short batching
+//! window; a new version of the configuration file is validated and applied.
+
+pub mod config;
+pub mod control;
+pub mod watch;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use hero_store::{EntryKind, Expect, ObjectId, Repo, RepoPath};
+use hero_sync::{EndpointId, SecretKey, Ticket};
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::watch as signal;
+
+use crate::error::{Kind, tagged, tagged_hint};
+use crate::output::{outln, print_json};
+use config::{Config, ConfigError, NodeNames, Peer};
+
+/// How long saves are gathered before peers are told (a burst becomes one sync).
+const BATCH_WINDOW: Duration = Duration::from_millis(30);
+/// How often the repository's generation counter is read.
+const POLL: Duration = Duration::from_millis(50);
+/// The longest readiness waits for the first catch-up with unreachable peers.
+const FIRST_ROUND_MAX: Duration = Duration::from_secs(5);
+
+/// Arguments of `daemon`.
+#[derive(Args, Debug)]
+pub struct DaemonArgs {
+    /// Mount the drive here (else the configuration's `mount.path`, else no mount).
+    #[arg(long)]
+    pub mount: Option<PathBuf>,
+    /// Write the commented default configuration into the repository and exit.
+    #[arg(long)]
+    pub init_config: bool,
+    /// Networking.
+    #[command(flatten)]
+    pub net: crate::sync::NetArgs,
+}
+
+/// `daemon` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum DaemonCommand {
+    /// Ask the running daemon how it is: peers, config, mount, share.
+    Status,
+    /// Make the running daemon re-read its configuration (as SIGHUP does).
+    Reload,
+}
+
+/// `config` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Validate a daemon configuration file (default: `.hero/daemon.toml` on the default
+    /// branch), as the daemon would.
+    Check {
+        /// The file.
+        file: Option<PathBuf>,
+    },
+}
+
+/// Runs `heroctl daemon status|reload`.
+pub fn command(repo: &Path, json: bool, cmd: DaemonCommand) -> Result<()> {
+    match cmd {
+        DaemonCommand::Status => {
+            let v = control::ask(repo, "status")?;
+            if json {
+                print_json(&v)?;
+            } else {
+                print_status(&v)?;
+            }
+        }
+        DaemonCommand::Reload => {
+            let v = control::ask(repo, "reload")?;
+            if json {
+                print_json(&v)?;
+            } else {
+                outln!("configuration re-read")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_status(v: &serde_json::Value) -> Result<()> {
+    let s = |v: &serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_else(|| "-".into());
+    outln!("daemon {} (pid {})", s(&v["node_id"]), v["pid"])?;
+    outln!("ticket: {}", s(&v["ticket"]))?;
+    outln!("mount: {}", v["mount"].as_str().unwrap_or("off"),)?;
+    outln!("share: {}", v["share"].as_str().unwrap_or("off"))?;
+    let c = &v["config"];
+    outln!(
+        "config: revision {} ({})",
+        s(&c["revision"]),
+        s(&c["source"])
+    )?;
+    if let Some(e) = c["error"].as_object() {
+        outln!(
+            "config error: {}:{}:{}: {}",
+            s(&e["file"].clone()),
+            e.get("line").cloned().unwrap_or_default(),
+            e.get("column").cloned().unwrap_or_default(),
+            s(&e.get("message").cloned().unwrap_or_default())
+        )?;
+    }
+    if let Some(r) = c["restart_needed"].as_array().filter(|r| !r.is_empty()) {
+        let keys: Vec<String> = r.iter().map(s).collect();
+        outln!("restart needed to apply: {}", keys.join(", "))?;
+    }
+    outln!(
+        "local commits not yet seen by any peer: {}",
+        v["unseen_local_commits"]
+    )?;
+    outln!("open conflicts: {}", v["open_conflicts"])?;
+    for w in v["watches"].as_array().into_iter().flatten() {
+        outln!(
+            "watch {}: {} run(s), {} refused by the check, last: {}{}",
+            s(&w["glob"]),
+            w["runs"],
+            w["checks_failed"],
+            s(&w["last_result"]),
+            w["last_error"]
+                .as_str()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        )?;
+    }
+    for p in v["peers"].as_array().into_iter().flatten() {
+        outln!(
+            "peer {} ({}): {}, last sync {}{}",
+            s(&p["id"]),
+            s(&p["source"]),
+            if p["connected"].as_bool() == Some(true) {
+                "reachable"
+            } else {
+                "unreachable"
+            },
+            p["last_sync"]
+                .as_u64()
+                .map(|t| format!("{}s ago", unix_now().saturating_sub(t)))
+                .unwrap_or_else(|| "never".into()),
+            p["last_error"]
+                .as_str()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default(),
+        )?;
+    }
+    Ok(())
+}
+
+/// Runs `heroctl config check [FILE]`.
+pub fn config_command(repo_path: &Path, json: bool, cmd: ConfigCommand) -> Result<()> {
+    let ConfigCommand::Check { file } = cmd;
+    let id = hero_sync::endpoint_id(repo_path)
+        .map(|i| i.to_string())
+        .unwrap_or_default();
+    let names = NodeNames::here(id);
+    let (name, bytes) = match &file {
+        Some(f) => (
+            f.display().to_string(),
+            std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
+        ),
+        None => {
+            let repo = crate::commands::with_open_context(Repo::open(repo_path), repo_path)?;
+            let branch = repo.default_branch()?;
+            match config::read_from_repo(&repo, &branch)? {
+                Some((_, b)) => (format!("{branch}:{}", config::CONFIG_PATH), b),
+                None => {
+                    return Err(tagged_hint(
+                        Kind::NotFound,
+                        format!("no {} on branch {branch}", config::CONFIG_PATH),
+                        "`heroctl daemon --init-config` writes the default",
+                    ));
+                }
+            }
+        }
+    };
+    match config::parse_bytes(&bytes, &name, &names) {
+        Ok(c) => {
+            if json {
+                print_json(&json!({ "file": name, "valid": true, "peers": c.peers.len() }))?;
+            } else {
+                outln!("{name}: valid")?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(tagged(Kind::Usage, e.to_string())),
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// What `heroctl daemon status` reports about a peer.
+#[derive(Debug, Clone, Serialize)]
+struct PeerStatus {
+    id: String,
+    source: String,
+    ticket: String,
+    connected: bool,
+    last_sync: Option<u64>,
+    last_error: Option<String>,
+    syncs: u64,
+}
+
+/// The configuration in force and the last refusal.
+#[derive(Debug, Clone, Serialize, Default)]
+struct ConfigStatus {
+    /// The blob id of the file in force (`None`: defaults, no file).
+    revision: Option<String>,
+    /// `repository` or `default`.
+    source: String,
+    error: Option<ConfigError>,
+    restart_needed: Vec<String>,
+    applied: u64,
+}
+
+/// Everything the status answer needs that the loops update.
+#[derive(Debug, Default)]
+struct Status {
+    peers: BTreeMap<String, PeerStatus>,
+    config: ConfigStatus,
+    mount: Option<String>,
+    share: Option<String>,
+    share_error: Option<String>,
+    /// The default branch's head that some peer is known to have.
+    confirmed: Option<ObjectId>,
+    /// The watch hooks, in the order of the configuration.
+    watches: Vec<watch::WatchStatus>,
+}
+
+/// What every task shares.
+struct Ctx {
+    repo: Arc<Repo>,
+    path: PathBuf,
+    /// Connections to peers, dialled from the sync endpoint.
+    pool: hero_sync::Pool,
+    me: EndpointId,
+    branch: String,
+    status: Mutex<Status>,
+    /// Catch-up interval in force.
+    catch_up: Mutex<Duration>,
+    /// Watch hooks in force.
+    watch: Mutex<Vec<watch::WatchSpec>>,
+    /// Where hooks run.
+    hook_env: Mutex<watch::HookEnv>,
+}
+
+impl Ctx {
+    fn status(&self) -> std::sync::MutexGuard<'_, Status> {
+        // A poisoned lock still holds usable status.
+        self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn catch_up(&self) -> Duration {
+        *self.catch_up.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A running peer worker.
+struct Worker {
+    ticket: Ticket,
+    task: tokio::task::JoinHandle<()>,
+    /// Wakes it at once (an announcement from its peer).
+    wake: Arc<tokio::sync::Notify>,
+}
+
+/// A running share.
+struct Share {
+    addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// `heroctl daemon`: runs until SIGTERM or Ctrl-C.
+pub fn run(repo_path: &Path, json: bool, a: DaemonArgs) -> Result<()> {
+    if json {
+        return Err(tagged(
+            Kind::Usage,
+            "daemon does not take --json: it runs until stopped and prints a log \
+             (`heroctl daemon status --json` reports)",
+        ));
+    }
+    if !repo_path.exists() {
+        if let Some(parent) = repo_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        Repo::init(repo_path).with_context(|| format!("creating {}", repo_path.display()))?;
+        outln!("created the store {}", repo_path.display())?;
+    }
+    let repo = Arc::new(crate::commands::with_open_context(
+        Repo::open(repo_path),
+        repo_path,
+    )?);
+    if a.init_config {
+        return init_config(&repo, repo_path);
+    }
+    let key = hero_sync::load_or_create_key(repo_path)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(daemon(repo, repo_path.to_path_buf(), key, a))
+}
+
+fn init_config(repo: &Repo, path: &Path) -> Result<()> {
+    let branch = repo.default_branch()?;
+    if config::read_from_repo(repo, &branch)?.is_some() {
+        return Err(tagged_hint(
+            Kind::Refused,
+            format!("{branch}:{} exists already", config::CONFIG_PATH),
+            "edit it through the mount, or `heroctl cat` it, change it and commit",
+        ));
+    }
+    let mut cs = repo.change_set(&branch)?;
+    cs.put_bytes(
+        &RepoPath::parse(config::CONFIG_PATH)?,
+        EntryKind::File,
+        config::DEFAULT_TEXT.as_bytes(),
+    )?;
+    let mut meta = hero_store::CommitMeta::new(
+        crate::commands::signature(),
+        "daemon: default configuration\n",
+    );
+    meta.extra.push(crate::commands::peer_header(path)?);
+    let done = cs.commit(meta, Expect::Latest)?;
+    outln!(
+        "wrote {branch}:{} ({})",
+        config::CONFIG_PATH,
+        done.id.short()
+    )?;
+    Ok(())
+}
+
+/// The configuration on the branch: the blob id, and the parsed file or why it was refused.
+type Loaded = Option<(ObjectId, std::result::Result<Config, ConfigError>)>;
+
+fn load_config(repo: &Repo, branch: &str, names: &NodeNames) -> Result<Loaded> {
+    let file = format!("{branch}:{}", config::CONFIG_PATH);
+    Ok(config::read_from_repo(repo, branch)?
+        .map(|(id, bytes)| (id, config::parse_bytes(&bytes, &file, names))))
+}
+
+async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -> Result<()> {
+    let me = key.public();
+    let names = NodeNames::here(me.to_string());
+    let branch = repo.default_branch()?;
+    let control = control::bind(&control::socket_path(&path)).await?;
+    let mut status = Status::default();
+
+    // The configuration in force at start: the file, else the defaults.
+    let mut cfg = Config::default();
+    let mut cfg_blob: Option<ObjectId> = None;
+    status.config.source = "default".into();
+    if let Some((id, parsed)) = load_config(&repo, &branch, &names)? {
+        cfg_blob = Some(id);
+        match parsed {
+            Ok(c) => {
+                cfg = c;
+                status.config.revision = Some(id.to_hex());
+                status.config.source = "repository".into();
+                status.config.applied = 1;
+            }
+            Err(e) => {
+                tracing::error!("{e}; running on the default configuration");
+                status.config.error = Some(e);
+            }
+        }
+    }
+
+    // The sync endpoint, on its fixed port unless configured.
+    let mut net = a.net.config(None);
+    // Offline, waiting for a relay would only delay the start: peers are found by id.
+    net.no_relay_wait = true;
+    if net.mode == hero_sync::NetMode::Internet {
+        tracing::info!(
+            "relays and address lookup on; starting without waiting for them (their failures \
+             are not logged below error level; RUST_LOG=iroh=warn shows them)"
+        );
+    }
+    net.bind = Some(cfg.listen.unwrap_or_else(|| {
+        let ip = match net.mode {
+            hero_sync::NetMode::Local => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            hero_sync::NetMode::Internet => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        };
+        SocketAddr::new(ip, config::DEFAULT_PORT)
+    }));
+    let listen_in_force = cfg.listen;
+    let (server, gossip) = hero_sync::serve_announced(repo.clone(), key.clone(), &net)
+        .await
+        .with_context(|| format!("starting the sync endpoint on {:?}", net.bind))?;
+    let ticket = server.ticket().to_string();
+    let ctx = Arc::new(Ctx {
+        repo: repo.clone(),
+        path: path.clone(),
+        pool: hero_sync::Pool::new(server.endpoint()),
+        me,
+        branch,
+        status: Mutex::new(status),
+        catch_up: Mutex::new(cfg.catch_up),
+        watch: Mutex::new(cfg.watch.clone()),
+        hook_env: Mutex::new(watch::HookEnv {
+            cwd: None,
+            repo: path.clone(),
+            mount: None,
+        }),
+    });
+    ctx.status().watches = watch_statuses(&cfg.watch);
+    allow_peers(&ctx, &cfg);
+
+    // Announcements: one gossip topic per repository.
+    let tickets: Vec<Ticket> = peers_of(&ctx, &cfg).into_iter().map(|p| p.ticket).collect();
+    let repo_id = hero_sync::access::sync_repo_id(&repo)?;
+    let (announcer, mut incoming) =
+        hero_sync::gossip::start(&server, &gossip, key.clone(), &repo_id, &tickets)
+            .await
+            .context("joining the announcement topic")?;
+    let announcer = Arc::new(announcer);
+    let mut gossip_open = true;
+
+    // The mount.
+    let mount_dir = a.mount.clone().or_else(|| cfg.mount.path.clone());
+    let mount_in_force = cfg.mount.clone();
+    let mut mount = None;
+    if cfg.mount.enabled
+        && let Some(dir) = mount_dir
+    {
+        let h = start_mount(&ctx, &dir, &cfg)?;
+        ctx.status().mount = Some(dir.display().to_string());
+        ctx.hook_env.lock().unwrap_or_else(|p| p.into_inner()).mount = Some(dir.clone());
+        outln!("mounted branch {} at {}", ctx.branch, dir.display())?;
+        mount = Some(h);
+    }
+
+    // The share.
+    let mut share = None;
+    if cfg.dav.enabled {
+        share = start_share(&ctx, cfg.dav.addr).await;
+    }
+
+    // Watch hooks run one change at a time, in order, off the main loop.
+    let (hooks_tx, hooks_rx) = tokio::sync::mpsc::unbounded_channel();
+    let hooks = tokio::spawn(hook_runner(ctx.clone(), hooks_rx));
+    let mut watch_head = repo.branch_head(&ctx.branch).ok().flatten();
+
+    // Peer workers; readiness once each has tried once (or FIRST_ROUND_MAX passed).
+    let (changed_tx, changed_rx) = signal::channel(0u64);
+    let mut workers: HashMap<EndpointId, Worker> = HashMap::new();
+    let firsts = reconcile_workers(&ctx, &cfg, &mut workers, &changed_rx, &announcer);
+    let _ = tokio::time::timeout(FIRST_ROUND_MAX, futures_join(firsts)).await;
+
+    outln!("daemon for {} ready", path.display())?;
+    outln!("ticket: {ticket}")?;
+    control::sd_notify("READY=1");
+    tracing::info!("ready");
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
+    let mut last_gen = repo.generation().unwrap_or(0);
+    let mut last_heads = repo.branches().unwrap_or_default();
+    let mut pending_since: Option<Instant> = None;
+    let mut bumps = 0u64;
+    let mut tick = tokio::time::interval(POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reread = false;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: re-reading the configuration");
+                reread = true;
+            }
+            c = control.accept() => {
+                if let Ok((mut stream, _)) = c {
+                    let req = control::read_request(&mut stream).await;
+                    match req.as_deref() {
+                        Some("reload") => {
+                            reread = true;
+                            control::answer(stream, &json!({ "reload": true })).await;
+                        }
+                        Some("status") => {
+                            let ctx = ctx.clone();
+                            let ticket = ticket.clone();
+                            tokio::spawn(async move {
+                                let v = tokio::task::spawn_blocking(move || status_json(&ctx, &ticket))
+                                    .await
+                                    .unwrap_or_else(|e| json!({ "error": e.to_string() }));
+                                control::answer(stream, &v).await;
+                            });
+                        }
+                        _ => control::answer(stream, &json!({ "error": "unknown request" })).await,
+                    }
+                }
+            }
+            a = incoming.next(), if gossip_open => match a {
+                Some(a) if a.from != ctx.me => {
+                    // A hint only: pull from the announcer if it has heads this store lacks.
+                    let lacking = a
+                        .heads
+                        .iter()
+                        .any(|(_, h)| !repo.has_object(h).unwrap_or(false));
+                    if lacking {
+                        tracing::debug!("announcement from {}: new heads", a.from.fmt_short());
+                        match workers.get(&a.from) {
+                            Some(w) => w.wake.notify_one(),
+                            None => workers.values().for_each(|w| w.wake.notify_one()),
+                        }
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    tracing::warn!("the announcement topic closed; catch-up syncs only");
+                    gossip_open = false;
+                }
+            },
+            _ = tick.tick() => {}
+        }
+        let generation = repo.generation().unwrap_or(last_gen);
+        if generation != last_gen || reread {
+            last_gen = generation;
+            match repo.branches() {
+                Ok(heads) if heads != last_heads => {
+                    last_heads = heads;
+                    pending_since.get_or_insert_with(Instant::now);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("reading branch heads: {e}"),
+            }
+            if let Ok(Some(h)) = repo.branch_head(&ctx.branch)
+                && Some(h) != watch_head
+            {
+                let _ = hooks_tx.send((watch_head, h));
+                watch_head = Some(h);
+            }
+            // A new version of the configuration file, or a re-read asked for.
+            let current = config::read_from_repo(&repo, &ctx.branch)
+                .map(|o| o.map(|(id, _)| id))
+                .unwrap_or(cfg_blob);
+            if current != cfg_blob || reread {
+                cfg_blob = current;
+                match load_config(&repo, &ctx.branch, &names) {
+                    Ok(Some((id, Ok(new)))) => {
+                        let restart: Vec<String> = {
+                            let mut v = Vec::new();
+                            if new.listen != listen_in_force {
+                                v.push("listen".to_owned());
+                            }
+                            if new.mount != mount_in_force {
+                                v.push("mount".to_owned());
+                            }
+                            v
+                        };
+                        if new.dav != cfg.dav {
+                            if let Some(s) = share.take() {
+                                stop_share(s).await;
+                            }
+                            ctx.status().share = None;
+                            if new.dav.enabled {
+                                share = start_share(&ctx, new.dav.addr).await;
+                            }
+                        }
+                        *ctx.catch_up.lock().unwrap_or_else(|p| p.into_inner()) = new.catch_up;
+                        if new.watch != cfg.watch {
+                            *ctx.watch.lock().unwrap_or_else(|p| p.into_inner()) =
+                                new.watch.clone();
+                            ctx.status().watches = watch_statuses(&new.watch);
+                        }
+                        allow_peers(&ctx, &new);
+                        cfg = new;
+                        let mut st = ctx.status();
+                        st.config.revision = Some(id.to_hex());
+                        st.config.source = "repository".into();
+                        st.config.error = None;
+                        st.config.restart_needed = restart;
+                        st.config.applied += 1;
+                        tracing::info!("configuration {} applied", id.short());
+                    }
+                    Ok(Some((_, Err(e)))) => {
+                        tracing::error!("{e}; keeping the configuration in force");
+                        ctx.status().config.error = Some(e);
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!("reading the configuration: {e:#}"),
+                }
+            }
+            reread = false;
+            // Saved remotes count as peers: they may have changed too.
+            reconcile_workers(&ctx, &cfg, &mut workers, &changed_rx, &announcer);
+        }
+        if let Some(t) = pending_since
+            && t.elapsed() >= BATCH_WINDOW
+        {
+            pending_since = None;
+            bumps += 1;
+            let _ = changed_tx.send(bumps);
+            let heads = last_heads.clone();
+            let an = announcer.clone();
+            tokio::spawn(async move { an.announce(heads).await });
+        }
+    }
+
+    // SIGTERM: commit pending and unmount, stop the share, close connections.
+    tracing::info!("stopping");
+    drop(control);
+    let _ = std::fs::remove_file(control::socket_path(&path));
+    let mut failed = None;
+    if let Some(h) = mount.take() {
+        outln!("unmounting (committing pending writes)")?;
+        // Commit first: a mount still in use (a file open) is detached lazily, and what was
+        // written until now is in the store either way.
+        let done = tokio::task::spawn_blocking(move || {
+            let flushed = h.flush();
+            (flushed, h.unmount())
+        })
+        .await;
+        match done {
+            Ok((Ok(_), Ok(()))) => {}
+            Ok((Ok(_), Err(e @ hero_fuse::MountError::Unmount { .. }))) => {
+                tracing::warn!("{e}");
+            }
+            Ok((Err(e), _)) | Ok((Ok(_), Err(e))) => {
+                failed = Some(anyhow::Error::new(e).context("committing pending writes"))
+            }
+            Err(e) => failed = Some(anyhow::anyhow!("unmounting: {e}")),
+        }
+    }
+    if let Some(s) = share.take() {
+        stop_share(s).await;
+    }
+    for (_, w) in workers.drain() {
+        w.task.abort();
+    }
+    drop(hooks_tx);
+    let _ = hooks.await;
+    ctx.pool.close().await;
+    server.shutdown().await;
+    outln!("stopped")?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn watch_statuses(specs: &[watch::WatchSpec]) -> Vec<watch::WatchStatus> {
+    specs
+        .iter()
+        .map(|s| watch::WatchStatus {
+            glob: s.glob.clone(),
+            last_result: Some("not started".into()),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// Runs the hooks matching each change of the branch head, one change after the other.
+async fn hook_runner(
+    ctx: Arc<Ctx>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<(Option<ObjectId>, ObjectId)>,
+) {
+    while let Some((old, new)) = rx.recv().await {
+        let ctx = ctx.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let specs = ctx.watch.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if specs.is_empty() {
+                return;
+            }
+            let paths = match watch::changed_paths(&ctx.repo, old, &new) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!("watch: comparing {} with its parent: {e}", new.short());
+                    return;
+                }
+            };
+            let mut env = ctx
+                .hook_env
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            for (i, spec, matched) in watch::matching(&specs, &paths) {
+                let dir = match watch::materialize(&ctx.repo, &new, &matched) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::error!("watch {}: writing the changed files: {e}", spec.glob);
+                        continue;
+                    }
+                };
+                env.cwd = Some(dir.clone());
+                let mut st = ctx.status().watches.get(i).cloned().unwrap_or_default();
+                watch::fire(spec, &matched, &env, &mut st, unix_now());
+                let _ = std::fs::remove_dir_all(&dir);
+                if let Some(slot) = ctx.status().watches.get_mut(i) {
+                    *slot = st;
+                }
+            }
+        })
+        .await;
+        if let Err(e) = done {
+            tracing::error!("watch: a hook task failed: {e}");
+        }
+    }
+}
+
+/// Waits for every receiver (a worker's first try).
+async fn futures_join(firsts: Vec<tokio::sync::oneshot::Receiver<()>>) {
+    for f in firsts {
+        let _ = f.await;
+    }
+}
+
+/// Configured peers may connect (read-write): the file is the fleet's allow list too.
+fn allow_peers(ctx: &Ctx, cfg: &Config) {
+    for p in &cfg.peers {
+        let id = p.ticket.id();
+        match hero_sync::access::access_of(&ctx.repo, &id) {
+            Ok(Some(hero_sync::Access::ReadWrite)) => {}
+            Ok(_) => {
+                if let Err(e) =
+                    hero_sync::access::allow(&ctx.repo, &id, hero_sync::Access::ReadWrite)
+                {
+                    tracing::warn!("allowing peer {id}: {e}");
+                }
+            }
+            Err(e) => tracing::warn!("reading the allow list: {e}"),
+        }
+    }
+}
+
+/// The peers of this node: the configuration's, then the saved remotes.
+fn peers_of(ctx: &Ctx, cfg: &Config) -> Vec<Peer> {
+    let mut out: Vec<Peer> = cfg.peers.clone();
+    match hero_sync::access::remotes(&ctx.repo) {
+        Ok(list) => {
+            for (name, t) in list {
+                match t.parse::<Ticket>() {
+                    Ok(ticket) if ticket.id() != ctx.me => {
+                        if let Some(p) = out.iter_mut().find(|p| p.ticket.id() == ticket.id()) {
+                            // Addresses from both.
+                            let mut addr = p.ticket.addr.clone();
+                            for a in ticket.addr.addrs.iter() {
+                                addr.addrs.insert(a.clone());
+                            }
+                            p.ticket = Ticket { addr };
+                        } else {
+                            out.push(Peer {
+                                ticket,
+                                source: format!("remote {name}"),
+                            });
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("remote {name}: {e}"),
+                }
+            }
+        }
+        Err(e) => tracing::warn!("reading the saved remotes: {e}"),
+    }
+    out
+}
+
+/// Starts workers for new peers and stops those of peers no longer configured; returns the
+/// first-try signals of the workers it started.
+fn reconcile_workers(
+    ctx: &Arc<Ctx>,
+    cfg: &Config,
+    workers: &mut HashMap<EndpointId, Worker>,
+    changed: &signal::Receiver<u64>,
+    announcer: &Arc<hero_sync::gossip::Announcer>,
+) -> Vec<tokio::sync::oneshot::Receiver<()>> {
+    let peers = peers_of(ctx, cfg);
+    let mut firsts = Vec::new();
+    workers.retain(|id, w| {
+        let keep = peers
+            .iter()
+            .any(|p| p.ticket.id() == *id && p.ticket == w.ticket);
+        if !keep {
+            w.task.abort();
+            ctx.status().peers.remove(&id.to_string());
+        }
+        keep
+    });
+    for p in peers {
+        let id = p.ticket.id();
+        if workers.contains_key(&id) {
+            continue;
+        }
+        ctx.status().peers.insert(
+            id.to_string(),
+            PeerStatus {
+                id: id.to_string(),
+                source: p.source.clone(),
+                ticket: p.ticket.to_string(),
+                connected: false,
+                last_sync: None,
+                last_error: None,
+                syncs: 0,
+            },
+        );
+        let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+        firsts.push(first_rx);
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let task = tokio::spawn(peer_worker(
+            ctx.clone(),
+            p.ticket.clone(),
+            changed.clone(),
+            wake.clone(),
+            first_tx,
+        ));
+        {
+            let an = announcer.clone();
+            let t = p.ticket.clone();
+            tokio::spawn(async move { an.learn(&t).await });
+        }
+        workers.insert(
+            id,
+            Worker {
+                ticket: p.ticket,
+                task,
+                wake,
+            },
+        );
+    }
+    firsts
+}
+
+/// Keeps one peer in sync: at once, after each batch of local changes, and every catch-up
+/// interval. A peer that cannot be reached is retried at the next of those.
+async fn peer_worker(
+    ctx: Arc<Ctx>,
+    ticket: Ticket,
+    mut changed: signal::Receiver<u64>,
+    wake: Arc<tokio::sync::Notify>,
+    first: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut first = Some(first);
+    let id = ticket.id().to_string();
+    loop {
+        changed.borrow_and_update();
+        let head_before = ctx.repo.branch_head(&ctx.branch).ok().flatten();
+        let result = sync_once(&ctx, &ticket).await;
+        {
+            let mut st = ctx.status();
+            if let Ok(()) = &result {
+                st.confirmed = head_before.or(st.confirmed);
+            }
+            if let Some(p) = st.peers.get_mut(&id) {
+                match &result {
+                    Ok(()) => {
+                        p.connected = true;
+                        p.last_sync = Some(unix_now());
+                        p.last_error = None;
+                        p.syncs += 1;
+                    }
+                    Err(e) => {
+                        p.connected = false;
+                        p.last_error = Some(e.clone());
+                    }
+                }
+            }
+        }
+        if let Err(e) = &result {
+            tracing::debug!("sync with {id}: {e}");
+        }
+        if let Some(f) = first.take() {
+            let _ = f.send(());
+        }
+        let catch_up = ctx.catch_up();
+        tokio::select! {
+            r = changed.changed() => if r.is_err() { return },
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(catch_up) => {}
+        }
+    }
+}
+
+/// One pull and one push with a peer, over the pooled connection.
+async fn sync_once(ctx: &Ctx, ticket: &Ticket) -> std::result::Result<(), String> {
+    let pulled = ctx
+        .pool
+        .pull(&ctx.repo, ticket, None)
+        .await
+        .map_err(|e| crate::error::messages_of(&e).join(": "))?;
+    if pulled.updated() > 0 {
+        tracing::info!(
+            "pulled from {}: {} branch(es) moved",
+            ticket.id().fmt_short(),
+            pulled.updated()
+        );
+    }
+    let pushed = ctx
+        .pool
+        .push(&ctx.repo, ticket, None, None)
+        .await
+        .map_err(|e| crate::error::messages_of(&e).join(": "))?;
+    if !pushed.branches_failed.is_empty() {
+        return Err(format!(
+            "{} branch(es) not accepted by the peer",
+            pushed.branches_failed.len()
+        ));
+    }
+    Ok(())
+}
+
+fn start_mount(ctx: &Ctx, dir: &Path, cfg: &Config) -> Result<hero_fuse::MountHandle> {
+    if let Some(hint) = hero_fuse::stale_mount_hint(dir) {
+        anyhow::bail!("{hint}");
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let sig = crate::commands::signature();
+    let mut opts = hero_fuse::MountOptions::new(&ctx.path, dir);
+    opts.branch = ctx.branch.clone();
+    opts.read_only = cfg.mount.read_only;
+    opts.idle_commit = Duration::from_millis(cfg.mount.idle_commit_ms);
+    opts.poll_interval = Duration::from_millis(50);
+    opts.author_name = String::from_utf8_lossy(&sig.name).into_owned();
+    opts.author_email = String::from_utf8_lossy(&sig.email).into_owned();
+    opts.tz_offset_minutes = sig.tz_offset_minutes;
+    opts.peer_id = Some(ctx.me.to_string());
+    hero_fuse::mount_repo(ctx.repo.clone(), opts)
+        .with_context(|| format!("mounting {} at {}", ctx.path.display(), dir.display()))
+}
+
+/// Starts the share; a failure (the address taken) is reported in the status, not fatal.
+async fn start_share(ctx: &Ctx, addr: SocketAddr) -> Option<Share> {
+    let sig = crate::commands::signature();
+    let mut dc = hero_dav::DavConfig::new(&ctx.path);
+    dc.addr = addr;
+    dc.branch = ctx.branch.clone();
+    dc.author_name = String::from_utf8_lossy(&sig.name).into_owned();
+    dc.author_email = String::from_utf8_lossy(&sig.email).into_owned();
+    dc.tz_offset_minutes = sig.tz_offset_minutes;
+    dc.peer_id = Some(ctx.me.to_string());
+    match hero_dav::bind_repo(ctx.repo.clone(), dc).await {
+        Ok(server) => {
+            let addr = server.local_addr();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(async move {
+                if let Err(e) = server
+                    .run(async {
+                        let _ = stopped.await;
+                    })
+                    .await
+                {
+                    tracing::error!("WebDAV share: {e}");
+                }
+            });
+            let _ = outln!("serving WebDAV at http://{addr}/");
+            let mut st = ctx.status();
+            st.share = Some(format!("http://{addr}/"));
+            st.share_error = None;
+            Some(Share { addr, stop, task })
+        }
+        Err(e) => {
+            tracing::error!("WebDAV share on {addr}: {e}");
+            let mut st = ctx.status();
+            st.share = None;
+            st.share_error = Some(format!("{addr}: {e}"));
+            None
+        }
+    }
+}
+
+async fn stop_share(s: Share) {
+    let _ = s.stop.send(());
+    let _ = s.task.await;
+    tracing::info!("WebDAV share on {} stopped", s.addr);
+}
+
+/// The status answer.
+fn status_json(ctx: &Ctx, ticket: &str) -> serde_json::Value {
+    let (peers, config, mount, share, share_error, confirmed, watches) = {
+        let st = ctx.status();
+        (
+            st.peers.values().cloned().collect::<Vec<_>>(),
+            st.config.clone(),
+            st.mount.clone(),
+            st.share.clone(),
+            st.share_error.clone(),
+            st.confirmed,
+            st.watches.clone(),
+        )
+    };
+    let unseen = unseen_commits(&ctx.repo, &ctx.branch, confirmed);
+    let conflicts = hero_sync::merge::open_conflicts(&ctx.repo, &ctx.branch)
+        .map(|c| c.len())
+        .unwrap_or(0);
+    json!({
+        "pid": std::process::id(),
+        "repository": ctx.path,
+        "node_id": ctx.me.to_string(),
+        "ticket": ticket,
+        "branch": ctx.branch,
+        "peers": peers,
+        "unseen_local_commits": unseen,
+        "open_conflicts": conflicts,
+        "mount": mount,
+        "share": share,
+        "share_error": share_error,
+        "config": config,
+        "watches": watches,
+    })
+}
+
+/// Commits on the first-parent line of `branch` after the head some peer has (at most 1,000).
+fn unseen_commits(repo: &Repo, branch: &str, confirmed: Option<ObjectId>) -> u64 {
+    let Ok(Some(mut at)) = repo.branch_head(branch) else {
+        return 0;
+    };
+    let mut n = 0u64;
+    while Some(at) != confirmed && n < 1000 {
+        n += 1;
+        match repo.commit(&at) {
+            Ok(c) => match c.parents.first() {
+                Some(p) => at = *p,
+                None => break,
+            },
+            Err(_) => break,
+        }
+    }
+    n
+}

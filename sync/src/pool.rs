@@ -1,0 +1,169 @@
+//! Connections to peers kept open and reused: a pull after an announcement or a local change
+//! pays for its payload, not for a new QUIC handshake.
+//!
+//! The pool dials from a running server's endpoint (so it connects as this peer), keeps one
+//! connection per peer and runs each session on a new stream of it; the server side serves
+//! stream after stream on one connection ([`crate::net`]). A connection unused for
+//! [`POOL_IDLE`] is closed by either side; a dead one is replaced on the next use.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use hero_store::Repo;
+use iroh::endpoint::Connection;
+use iroh::{Endpoint, EndpointId};
+
+use crate::error::{Result, SyncError};
+use crate::net::CONNECT_TIMEOUT;
+use crate::session::{self, SyncReport};
+use crate::ticket::Ticket;
+use crate::transfer::ProgressFn;
+use crate::wire::{ALPN, Wire};
+
+/// How long an unused pooled connection stays open.
+pub const POOL_IDLE: Duration = Duration::from_secs(60);
+
+struct Entry {
+    conn: Connection,
+    used: Instant,
+}
+
+/// Open connections to peers, one per peer.
+pub struct Pool {
+    ep: Endpoint,
+    conns: tokio::sync::Mutex<HashMap<EndpointId, Entry>>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool").field("me", &self.ep.id()).finish()
+    }
+}
+
+/// Which exchange a session runs.
+enum Exchange<'a> {
+    Pull,
+    Push(Option<&'a [String]>),
+}
+
+impl Pool {
+    /// A pool dialling from `ep` (a [`crate::Server::endpoint`]).
+    pub fn new(ep: Endpoint) -> Self {
+        Pool {
+            ep,
+            conns: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether a connection to `peer` is open now.
+    pub async fn is_connected(&self, peer: &EndpointId) -> bool {
+        self.conns
+            .lock()
+            .await
+            .get(peer)
+            .is_some_and(|e| e.conn.close_reason().is_none())
+    }
+
+    /// An open connection to the peer of `ticket`: the pooled one, else a new one.
+    async fn connection(&self, ticket: &Ticket, fresh: bool) -> Result<Connection> {
+        let peer = ticket.id();
+        let mut conns = self.conns.lock().await;
+        conns.retain(|_, e| e.conn.close_reason().is_none() && e.used.elapsed() < POOL_IDLE);
+        if !fresh && let Some(e) = conns.get_mut(&peer) {
+            e.used = Instant::now();
+            return Ok(e.conn.clone());
+        }
+        if let Some(old) = conns.remove(&peer) {
+            old.conn.close(0u32.into(), b"replaced");
+        }
+        drop(conns);
+        let unreachable = |reason: String| SyncError::Unreachable {
+            peer: peer.to_string(),
+            reason,
+        };
+        let conn =
+            tokio::time::timeout(CONNECT_TIMEOUT, self.ep.connect(ticket.addr.clone(), ALPN))
+                .await
+                .map_err(|_| unreachable("no answer within 20 seconds".to_owned()))?
+                .map_err(|e| unreachable(e.to_string()))?;
+        self.conns.lock().await.insert(
+            peer,
+            Entry {
+                conn: conn.clone(),
+                used: Instant::now(),
+            },
+        );
+        Ok(conn)
+    }
+
+    async fn run(
+        &self,
+        repo: &Repo,
+        ticket: &Ticket,
+        what: Exchange<'_>,
+        progress: Option<&ProgressFn>,
+    ) -> Result<SyncReport> {
+        let peer = ticket.id();
+        let me = self.ep.id();
+        // A pooled connection may have died since its last use: one more try on a new one.
+        let mut fresh = false;
+        let (send, recv) = loop {
+            let conn = self.connection(ticket, fresh).await?;
+            match conn.open_bi().await {
+                Ok(s) => break s,
+                Err(e) if !fresh => {
+                    tracing::debug!("sync: pooled connection to {peer} gone ({e}); reconnecting");
+                    fresh = true;
+                }
+                Err(e) => {
+                    return Err(SyncError::Unreachable {
+                        peer: peer.to_string(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        };
+        let mut wire = Wire::new(recv, send);
+        let r = match what {
+            Exchange::Pull => session::pull(&mut wire, repo, &peer, &me, progress).await,
+            Exchange::Push(b) => session::push(&mut wire, repo, &peer, &me, b, progress).await,
+        };
+        let _ = wire.writer().finish();
+        if r.is_err() {
+            // A failed session may leave the stream half-read: start afresh next time.
+            if let Some(e) = self.conns.lock().await.remove(&peer) {
+                e.conn.close(0u32.into(), b"failed");
+            }
+        }
+        r
+    }
+
+    /// Pulls every branch of the peer into `repo` over the pooled connection.
+    pub async fn pull(
+        &self,
+        repo: &Repo,
+        ticket: &Ticket,
+        progress: Option<&ProgressFn>,
+    ) -> Result<SyncReport> {
+        self.run(repo, ticket, Exchange::Pull, progress).await
+    }
+
+    /// Pushes `branches` (all when `None`) to the peer over the pooled connection.
+    pub async fn push(
+        &self,
+        repo: &Repo,
+        ticket: &Ticket,
+        branches: Option<&[String]>,
+        progress: Option<&ProgressFn>,
+    ) -> Result<SyncReport> {
+        self.run(repo, ticket, Exchange::Push(branches), progress)
+            .await
+    }
+
+    /// Closes every pooled connection.
+    pub async fn close(&self) {
+        for (_, e) in self.conns.lock().await.drain() {
+            e.conn.close(0u32.into(), b"bye");
+        }
+    }
+}

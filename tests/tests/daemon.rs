@@ -1,0 +1,690 @@
+//! `heroctl daemon`: separate daemon processes, each with its own repository and a real FUSE
+//! mount, replicating over iroh on 127.0.0.1 (`--net local`).
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn heroctl() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let p = dir.join("heroctl");
+    assert!(
+        p.exists(),
+        "build heroctl first (cargo build -p heroctl): {}",
+        p.display()
+    );
+    p
+}
+
+fn require_fuse() {
+    assert!(
+        Path::new("/dev/fuse").exists(),
+        "these tests mount with FUSE: /dev/fuse is missing"
+    );
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join("fusermount3").exists()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "these tests need fusermount3 (apt-get install fuse3)"
+    );
+}
+
+fn cmd(repo: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(heroctl());
+    c.arg("-R")
+        .arg(repo)
+        .args(args)
+        .env("HERO_NET", "local")
+        .env("HERO_AUTHOR_NAME", "Tester")
+        .env("HERO_AUTHOR_EMAIL", "t@example.com")
+        .env_remove("NOTIFY_SOCKET");
+    c
+}
+
+fn run(repo: &Path, args: &[&str]) -> Output {
+    cmd(repo, args).output().unwrap()
+}
+
+fn ok(repo: &Path, args: &[&str]) -> String {
+    let out = run(repo, args);
+    assert!(
+        out.status.success(),
+        "heroctl {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Polls `f` until it returns `Some` or `secs` pass.
+fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One node: a repository, its mount point, its port and its daemon (when running).
+struct Node {
+    repo: PathBuf,
+    mnt: PathBuf,
+    id: String,
+    port: u16,
+    daemon: Option<Child>,
+    log: PathBuf,
+}
+
+impl Node {
+    fn ticket(&self) -> String {
+        format!("{}@127.0.0.1:{}", self.id, self.port)
+    }
+
+    /// Starts the daemon and waits for its `ticket:` line (printed once it is ready).
+    fn start(&mut self) {
+        self.start_with(None);
+    }
+
+    /// Starts the daemon, with `NOTIFY_SOCKET` set when `notify` is given.
+    fn start_with(&mut self, notify: Option<&Path>) {
+        std::fs::create_dir_all(&self.mnt).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let mut c = cmd(
+            &self.repo,
+            &["daemon", "--mount", self.mnt.to_str().unwrap()],
+        );
+        if let Some(n) = notify {
+            c.env("NOTIFY_SOCKET", n);
+        }
+        let mut child = c
+            .env("RUST_LOG", "heroctl=info,hero_fuse=warn,hero_sync=warn")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ticket = loop {
+            let Some(line) = lines.next() else {
+                let _ = child.wait();
+                panic!(
+                    "daemon exited before it was ready: {}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            };
+            if let Some(t) = line.unwrap().strip_prefix("ticket: ") {
+                break t.to_owned();
+            }
+        };
+        assert_eq!(ticket, self.ticket(), "the daemon listens where configured");
+        // Keep reading its stdout so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        self.daemon = Some(child);
+    }
+
+    fn status(&self) -> Value {
+        serde_json::from_str(&ok(&self.repo, &["--json", "daemon", "status"])).unwrap()
+    }
+
+    fn signal(&mut self, sig: &str) -> std::process::ExitStatus {
+        let mut child = self.daemon.take().expect("daemon running");
+        let st = Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        child.wait().unwrap()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // A killed daemon leaves its mount behind.
+        let _ = Command::new("fusermount3")
+            .args(["-u", "-z"])
+            .arg(&self.mnt)
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The configuration of a fleet: everyone is everyone's peer, each listens on its own port.
+fn fleet_config(nodes: &[Node], catch_up_secs: u64, extra: &str) -> String {
+    let peers: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("\"{}\"", n.ticket()))
+        .collect();
+    let mut t = format!(
+        "peers = [{}]\ncatch_up_secs = {catch_up_secs}\n{extra}\n[mount]\nidle_commit_ms = 50\n\n\
+         [dav]\naddr = \"127.0.0.1:0\"\n",
+        peers.join(", ")
+    );
+    for n in nodes {
+        t.push_str(&format!(
+            "\n[node.{}]\nlisten = \"127.0.0.1:{}\"\n",
+            n.id, n.port
+        ));
+    }
+    t
+}
+
+/// `n` nodes replicating one repository, daemons running: the first is created with the
+/// fleet's configuration, the others are clones of it.
+fn fleet(dir: &Path, n: usize, catch_up_secs: u64) -> Vec<Node> {
+    fleet_with(dir, n, catch_up_secs, "")
+}
+
+/// [`fleet`] with `extra` in the configuration's top level.
+fn fleet_with(dir: &Path, n: usize, catch_up_secs: u64, extra: &str) -> Vec<Node> {
+    let mut nodes = fleet_stopped(dir, n, catch_up_secs, extra);
+    nodes[0].start();
+    let origin = nodes[0].ticket();
+    for node in nodes.iter_mut().skip(1) {
+        ok(&node.repo, &["clone", &origin]);
+        node.start();
+    }
+    nodes
+}
+
+/// The nodes of [`fleet`], only the first repository created, no daemon started.
+fn fleet_stopped(dir: &Path, n: usize, catch_up_secs: u64, extra: &str) -> Vec<Node> {
+    fleet_configured(dir, n, |nodes| fleet_config(nodes, catch_up_secs, extra))
+}
+
+/// `n` nodes, the first repository created with the configuration `config` makes for them.
+fn fleet_configured(dir: &Path, n: usize, config: impl Fn(&[Node]) -> String) -> Vec<Node> {
+    require_fuse();
+    let nodes: Vec<Node> = (0..n)
+        .map(|i| {
+            let repo = dir.join(format!("n{i}.hero"));
+            // The key (and so the id) exists before the repository.
+            let id = ok(&repo, &["id"]).trim().to_owned();
+            Node {
+                mnt: dir.join(format!("mnt{i}")),
+                log: dir.join(format!("n{i}.log")),
+                repo,
+                id,
+                port: free_udp_port(),
+                daemon: None,
+            }
+        })
+        .collect();
+    let work = dir.join("work");
+    std::fs::create_dir_all(work.join(".hero")).unwrap();
+    std::fs::write(work.join(".hero/daemon.toml"), config(&nodes)).unwrap();
+    std::fs::write(work.join("hello.txt"), "hello\n").unwrap();
+    ok(&nodes[0].repo, &["init"]);
+    ok(
+        &nodes[0].repo,
+        &["commit", work.to_str().unwrap(), "-m", "first"],
+    );
+    nodes
+}
+
+fn read(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+fn config_revision(node: &Node) -> String {
+    node.status()["config"]["revision"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn edits_and_configuration_reach_every_daemon_and_a_bad_config_is_survived() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nodes = fleet(tmp.path(), 3, 30);
+    for n in &nodes {
+        assert_eq!(read(&n.mnt.join("hello.txt")).as_deref(), Some("hello\n"));
+    }
+
+    // A file written into one mount is readable in the other two.
+    std::fs::write(nodes[1].mnt.join("from-1.txt"), "one\n").unwrap();
+    for n in [&nodes[0], &nodes[2]] {
+        wait_for(30, "from-1.txt in every mount", || {
+            (read(&n.mnt.join("from-1.txt")).as_deref() == Some("one\n")).then_some(())
+        });
+    }
+
+    // A configuration edit saved through one mount is applied by all three.
+    let before = config_revision(&nodes[0]);
+    assert!(!before.is_empty());
+    let text = fleet_config(&nodes, 20, "");
+    std::fs::write(nodes[2].mnt.join(".hero/daemon.toml"), &text).unwrap();
+    for n in &nodes {
+        wait_for(30, "the new configuration applied everywhere", || {
+            let r = config_revision(n);
+            (r != before && !r.is_empty()).then_some(())
+        });
+        let s = n.status();
+        assert!(s["config"]["error"].is_null(), "{s}");
+        // The mount shows it at its next poll.
+        wait_for(10, "the new configuration in every mount", || {
+            (read(&n.mnt.join(".hero/daemon.toml")).as_deref() == Some(text.as_str())).then_some(())
+        });
+    }
+    let good = config_revision(&nodes[0]);
+
+    // An invalid version saved on one: every daemon keeps running on the last good one and
+    // names the line and column.
+    let mut bad = text.clone();
+    bad.push_str("\n[mount]\nidle_commit_ms = \"soon\"\n");
+    let bad_line = bad.lines().count();
+    std::fs::write(nodes[0].mnt.join(".hero/daemon.toml"), &bad).unwrap();
+    for n in &nodes {
+        let err = wait_for(30, "the configuration error in every status", || {
+            let s = n.status();
+            let e = &s["config"]["error"];
+            (!e.is_null()).then(|| e.clone())
+        });
+        assert_eq!(
+            err["file"].as_str(),
+            Some("main:.hero/daemon.toml"),
+            "{err}"
+        );
+        assert!(err["line"].as_u64().is_some(), "{err}");
+        assert!(err["column"].as_u64().is_some(), "{err}");
+        assert_eq!(
+            config_revision(n),
+            good,
+            "the last good configuration stays"
+        );
+    }
+    // The duplicate table is reported on its header, a wrong type on its value: either way a
+    // line of the appended part.
+    let line = nodes[1].status()["config"]["error"]["line"]
+        .as_u64()
+        .unwrap() as usize;
+    assert!(line >= bad_line - 2 && line <= bad_line, "line {line}");
+
+    // Still running: a file still travels.
+    std::fs::write(nodes[0].mnt.join("after-bad.txt"), "still\n").unwrap();
+    wait_for(30, "a file after the bad configuration", || {
+        (read(&nodes[2].mnt.join("after-bad.txt")).as_deref() == Some("still\n")).then_some(())
+    });
+    let out = run(
+        &nodes[0].repo,
+        &[
+            "config",
+            "check",
+            nodes[0].mnt.join(".hero/daemon.toml").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!(":{line}:")), "{err}");
+}
+
+#[test]
+fn killed_and_stopped_daemons_catch_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = fleet(tmp.path(), 3, 2);
+
+    // SIGKILL, a change meanwhile, restart: it catches up.
+    let st = nodes[2].signal("-KILL");
+    assert!(!st.success());
+    let _ = Command::new("fusermount3")
+        .args(["-u", "-z"])
+        .arg(&nodes[2].mnt)
+        .status();
+    std::fs::write(nodes[0].mnt.join("while-killed.txt"), "k\n").unwrap();
+    wait_for(30, "the change on node 1", || {
+        read(&nodes[1].mnt.join("while-killed.txt")).map(|_| ())
+    });
+    nodes[2].start();
+    wait_for(30, "the killed daemon catching up", || {
+        (read(&nodes[2].mnt.join("while-killed.txt")).as_deref() == Some("k\n")).then_some(())
+    });
+
+    // Stopped cleanly while the others change files: it catches up when it returns.
+    let st = nodes[1].signal("-TERM");
+    assert!(st.success(), "SIGTERM exits 0: {st:?}");
+    std::fs::write(nodes[0].mnt.join("while-stopped.txt"), "s\n").unwrap();
+    std::fs::write(nodes[2].mnt.join("while-stopped-2.txt"), "s2\n").unwrap();
+    wait_for(30, "the changes between the running two", || {
+        (read(&nodes[0].mnt.join("while-stopped-2.txt")).is_some()
+            && read(&nodes[2].mnt.join("while-stopped.txt")).is_some())
+        .then_some(())
+    });
+    nodes[1].start();
+    for f in ["while-stopped.txt", "while-stopped-2.txt"] {
+        wait_for(30, "the stopped daemon catching up", || {
+            read(&nodes[1].mnt.join(f)).map(|_| ())
+        });
+    }
+    let s = nodes[1].status();
+    let peers = s["peers"].as_array().unwrap();
+    assert_eq!(peers.len(), 2, "{s}");
+}
+
+#[test]
+fn sigterm_commits_a_half_written_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = fleet(tmp.path(), 1, 30);
+    let node = &mut nodes[0];
+    let path = node.mnt.join("half.txt");
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(b"first half\n").unwrap();
+    // Still open: the daemon is stopped mid-write.
+    let st = node.signal("-TERM");
+    assert!(st.success(), "SIGTERM exits 0: {st:?}");
+    drop(f);
+    assert_eq!(ok(&node.repo, &["cat", "main:half.txt"]), "first half\n");
+    // The mount is gone.
+    assert!(!path.exists());
+}
+
+#[test]
+fn status_without_a_daemon_fails_and_with_one_reports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("alone.hero");
+    ok(&repo, &["init"]);
+    let out = run(&repo, &["daemon", "status"]);
+    assert_eq!(out.status.code(), Some(3), "no daemon: not found");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no daemon is running"));
+    let out = run(&repo, &["--json", "daemon", "status"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(err["error"]["kind"], "not_found");
+
+    // A default configuration, checked as the daemon would.
+    ok(&repo, &["daemon", "--init-config"]);
+    assert!(ok(&repo, &["config", "check"]).contains("valid"));
+    let refused = run(&repo, &["daemon", "--init-config"]);
+    assert_eq!(
+        refused.status.code(),
+        Some(4),
+        "an existing file is not replaced"
+    );
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "peers = []\n[dav]\naddr = \"not an address\"\n").unwrap();
+    let out = run(&repo, &["config", "check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bad.toml:3:8"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn ready_is_signalled_once_mounted_and_sighup_rereads_the_configuration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = fleet_stopped(tmp.path(), 1, 30, "");
+    let sock_path = tmp.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let node = &mut nodes[0];
+    node.start_with(Some(&sock_path));
+    let mut buf = [0u8; 256];
+    let n = sock.recv(&mut buf).expect("READY=1 within a minute");
+    assert_eq!(&buf[..n], b"READY=1");
+    // Ready means mounted.
+    assert_eq!(
+        read(&node.mnt.join("hello.txt")).as_deref(),
+        Some("hello\n")
+    );
+
+    let applied = node.status()["config"]["applied"].as_u64().unwrap();
+    let pid = node.daemon.as_ref().unwrap().id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_for(30, "SIGHUP re-reading the configuration", || {
+        (node.status()["config"]["applied"].as_u64() == Some(applied + 1)).then_some(())
+    });
+    assert!(node.signal("-TERM").success());
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    read(path)
+        .map(|t| t.lines().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_watch_hook_runs_once_per_change_on_a_peer_and_not_when_its_check_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The check runs in the mount: it refuses a file containing "bad".
+    let hooks = r#"
+[[watch]]
+glob = "conf/*.txt"
+check = ["sh", "-c", "! grep -q bad \"$HERO_CHANGED\""]
+run = ["sh", "-c", "echo \"$HERO_CHANGED\" >> \"$HERO_REPO.hits\""]
+"#;
+    let nodes = fleet_with(tmp.path(), 2, 30, hooks);
+    let hits = |n: &Node| {
+        let mut p = n.repo.clone().into_os_string();
+        p.push(".hits");
+        lines(Path::new(&p))
+    };
+    std::fs::create_dir(nodes[0].mnt.join("conf")).unwrap();
+    std::fs::write(nodes[0].mnt.join("conf/a.txt"), "good 1\n").unwrap();
+    wait_for(30, "the hook on the peer", || {
+        (hits(&nodes[1]).len() == 1).then_some(())
+    });
+    assert_eq!(hits(&nodes[1]), ["conf/a.txt"]);
+    // An unrelated file fires nothing; the next matching change fires once more.
+    std::fs::write(nodes[0].mnt.join("other.txt"), "x\n").unwrap();
+    std::fs::write(nodes[0].mnt.join("conf/a.txt"), "good 2\n").unwrap();
+    wait_for(30, "the second change on the peer", || {
+        (read(&nodes[1].mnt.join("conf/a.txt")).as_deref() == Some("good 2\n")
+            && read(&nodes[1].mnt.join("other.txt")).is_some())
+        .then_some(())
+    });
+    wait_for(30, "the second run", || {
+        (hits(&nodes[1]).len() == 2).then_some(())
+    });
+
+    // A change the check refuses: not run, and the status says so.
+    std::fs::write(nodes[0].mnt.join("conf/a.txt"), "bad\n").unwrap();
+    let w = wait_for(30, "the refused check in the peer's status", || {
+        let s = nodes[1].status();
+        let w = s["watches"][0].clone();
+        (w["checks_failed"].as_u64() == Some(1)).then_some(w)
+    });
+    assert_eq!(w["last_result"], "check failed", "{w}");
+    assert!(w["last_error"].as_str().unwrap().contains("exited"), "{w}");
+    assert_eq!(w["runs"].as_u64(), Some(2), "{w}");
+    assert_eq!(hits(&nodes[1]).len(), 2, "the command did not run");
+    // The node that made the changes ran its hooks too.
+    assert_eq!(hits(&nodes[0]).len(), 2);
+}
+
+#[test]
+fn heroctl_watch_runs_for_a_commit_from_another_process_and_not_when_the_check_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("w.hero");
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(work.join("conf")).unwrap();
+    std::fs::write(work.join("conf/app.conf"), "good 1\n").unwrap();
+    ok(&repo, &["init"]);
+    ok(&repo, &["commit", work.to_str().unwrap(), "-m", "first"]);
+    let hits = tmp.path().join("hits");
+    let mut child = cmd(
+        &repo,
+        &[
+            "watch",
+            "conf/*.conf",
+            "--check",
+            "! grep -q bad \"$HERO_CHANGED\"",
+            "--",
+            "sh",
+            "-c",
+            &format!("cat \"$HERO_CHANGED\" >> {}", hits.display()),
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = stdout.next().unwrap().unwrap();
+    assert!(first.starts_with("watching conf/*.conf"), "{first}");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in stdout {
+            let _ = tx.send(l.unwrap());
+        }
+    });
+    let next_line = || {
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("a line from watch")
+    };
+
+    std::fs::write(work.join("conf/app.conf"), "good 2\n").unwrap();
+    std::fs::write(work.join("other.txt"), "x\n").unwrap();
+    ok(&repo, &["commit", work.to_str().unwrap(), "-m", "second"]);
+    assert_eq!(next_line(), "conf/app.conf: ok");
+    assert_eq!(lines(&hits), ["good 2"]);
+    std::fs::write(work.join("conf/app.conf"), "bad\n").unwrap();
+    ok(&repo, &["commit", work.to_str().unwrap(), "-m", "third"]);
+    let refused = next_line();
+    assert!(
+        refused.starts_with("conf/app.conf: check failed"),
+        "{refused}"
+    );
+    std::fs::write(work.join("conf/app.conf"), "good 3\n").unwrap();
+    ok(&repo, &["commit", work.to_str().unwrap(), "-m", "fourth"]);
+    assert_eq!(next_line(), "conf/app.conf: ok");
+    // The command did not run for the refused version.
+    assert_eq!(lines(&hits), ["good 2", "good 3"]);
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn the_local_file_names_the_repository_and_the_mount() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nodes = fleet_stopped(tmp.path(), 1, 30, "");
+    let node = &nodes[0];
+    let xdg = tmp.path().join("xdg");
+    std::fs::create_dir_all(xdg.join("hero")).unwrap();
+    std::fs::create_dir_all(&node.mnt).unwrap();
+    std::fs::write(
+        xdg.join("hero/daemon.toml"),
+        format!(
+            "repo = \"{}\"\nmount = \"{}\"\n",
+            node.repo.display(),
+            node.mnt.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(heroctl())
+        .args(["--net", "local", "daemon"])
+        .env("XDG_CONFIG_HOME", &xdg)
+        .env_remove("HERO_REPO")
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ticket = loop {
+        let line = lines.next().expect("a ticket line").unwrap();
+        if let Some(t) = line.strip_prefix("ticket: ") {
+            break t.to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    assert_eq!(ticket, node.ticket());
+    assert_eq!(
+        read(&node.mnt.join("hello.txt")).as_deref(),
+        Some("hello\n")
+    );
+    assert_eq!(node.status()["mount"], node.mnt.display().to_string());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn an_announcement_makes_a_peer_pull_without_a_push_or_a_catch_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Node 1 keeps in sync with node 0; node 0 has no peer (it only allows node 1), so nothing
+    // pushes to node 1, and the catch-up is 10 minutes away: only node 0's announcement can
+    // make node 1 pull.
+    let mut nodes = fleet_configured(tmp.path(), 2, |nodes| {
+        let mut t = format!(
+            "peers = [\"{}\"]\ncatch_up_secs = 600\n[mount]\nidle_commit_ms = 50\n[dav]\nenabled = false\n",
+            nodes[0].ticket()
+        );
+        for n in nodes {
+            t.push_str(&format!(
+                "[node.{}]\nlisten = \"127.0.0.1:{}\"\n",
+                n.id, n.port
+            ));
+        }
+        t
+    });
+    ok(&nodes[0].repo, &["allow", "add", &nodes[1].id.clone()]);
+    nodes[0].start();
+    let origin = nodes[0].ticket();
+    ok(&nodes[1].repo, &["clone", &origin]);
+    // The clone's origin is node 0 (a peer of node 1 anyway); drop it from node 0's view.
+    nodes[1].start();
+    assert!(nodes[0].status()["peers"].as_array().unwrap().is_empty());
+    // Node 1 has synced once at start; wait until node 0 saw it join the topic (its first
+    // announcement must reach it), by changing files until one arrives.
+    let mut k = 0;
+    wait_for(60, "an announced change on node 1", || {
+        k += 1;
+        let name = format!("announced-{k}.txt");
+        std::fs::write(nodes[0].mnt.join(&name), "a\n").unwrap();
+        let arrived = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            read(&nodes[1].mnt.join(&name)).is_some()
+        });
+        arrived.then_some(())
+    });
+    // Once joined, every change arrives.
+    for i in 0..3 {
+        let name = format!("then-{i}.txt");
+        std::fs::write(nodes[0].mnt.join(&name), "b\n").unwrap();
+        wait_for(10, "a later announced change", || {
+            read(&nodes[1].mnt.join(&name)).map(|_| ())
+        });
+    }
+}

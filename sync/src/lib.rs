@@ -48,6 +48,7 @@ pub mod merge;
 pub mod access;
 mod error;
 pub mod identity;
+pub mod membership;
 pub mod net;
 pub mod session;
 #[doc(hidden)]

@@ -313,6 +313,23 @@ pub(crate) fn evaluate(
             }
         }
     }
+    evaluate_verified(
+        by_hash.into_values().map(|n| (n.file, n.v)).collect(),
+        pinned,
+        refusals,
+    )
+}
+
+/// Evaluates changes whose envelopes were already verified, each with its file name.
+pub(crate) fn evaluate_verified(
+    changes: Vec<(String, VerifiedChange)>,
+    pinned: Option<ChangeHash>,
+    mut refusals: Vec<Refusal>,
+) -> (Membership, Vec<Refusal>) {
+    let mut by_hash: BTreeMap<ChangeHash, Node> = changes
+        .into_iter()
+        .map(|(file, v)| (v.hash, Node { v, file, depth: 0 }))
+        .collect();
     // 2. Topological order (Kahn, smallest hash first); what never becomes ready has
     // unknown dependencies.
     let mut waiting: HashMap<ChangeHash, Vec<ChangeHash>> = HashMap::new();

@@ -264,6 +264,21 @@ pub fn evaluate(
     eval::evaluate(envelopes, pinned, Vec::new())
 }
 
+/// Evaluates changes already verified (with [`Envelope::verify`]), named by their hashes.
+pub fn evaluate_verified(
+    changes: Vec<VerifiedChange>,
+    pinned: Option<ChangeHash>,
+) -> (Membership, Vec<Refusal>) {
+    eval::evaluate_verified(
+        changes
+            .into_iter()
+            .map(|v| (v.hash.to_string(), v))
+            .collect(),
+        pinned,
+        Vec::new(),
+    )
+}
+
 /// The file name of an envelope: its change hash (after verifying it).
 pub fn file_name(envelope: &Envelope) -> Result<String, EnvelopeError> {
     Ok(envelope.verify()?.hash.to_string())

@@ -757,3 +757,78 @@ proptest! {
         prop_assert_eq!(accepted.len() + f0.len(), all.files.len());
     }
 }
+
+#[test]
+fn the_allow_list_becomes_the_initial_membership() {
+    let (_d, repo) = new_repo();
+    let (a, b, c) = (key(1), key(2), key(3));
+    allow(&repo, &b.public(), Access::ReadWrite).unwrap();
+    allow(&repo, &c.public(), Access::ReadOnly).unwrap();
+    allow(&repo, &a.public(), Access::ReadWrite).unwrap();
+    let up = membership::upgrade_from_allow_list(&repo, &a, "alice", T0).unwrap();
+    assert!(up.skipped.is_empty());
+    assert_eq!(up.added.len(), 2);
+    let (m, refused) = membership::load(&repo).unwrap();
+    assert!(refused.is_empty(), "{refused:?}");
+    assert_eq!(m, up.membership);
+    assert_eq!(m.role_of(&a.public()), Some(Role::Owner));
+    assert_eq!(m.role_of(&b.public()), Some(Role::Writer));
+    assert_eq!(m.role_of(&c.public()), Some(Role::Reader));
+    assert!(m.may_write(&b.public(), "any/path"));
+    assert!(!m.may_write(&c.public(), "any/path"));
+    assert_eq!(m.members().count(), 3);
+    assert_eq!(m.member(&c.public()).unwrap().added_by, a.public());
+    // The allow list is untouched, and a second upgrade is refused.
+    assert_eq!(hero_sync::access::allowed(&repo).unwrap().len(), 3);
+    assert!(matches!(
+        membership::upgrade_from_allow_list(&repo, &a, "alice", T0),
+        Err(MembershipError::AlreadyInitialized)
+    ));
+    // The pinned genesis wins over a rival root that another node signs.
+    let rival = membership::genesis(&key(9), "rival", T0 - 1).unwrap();
+    store_raw(
+        &repo,
+        &membership::file_name(&rival).unwrap(),
+        rival.as_bytes(),
+    );
+    let (m2, refused) = membership::load(&repo).unwrap();
+    assert_eq!(m2.members().count(), 3);
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].rule, Rule::NotGenesis);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Untrusted bytes: any mutation or truncation of a valid envelope is refused (never a
+    /// panic), and only the unchanged bytes verify.
+    #[test]
+    fn mutated_envelopes_are_refused(
+        flips in prop::collection::vec((any::<prop::sample::Index>(), 1..=255u8), 0..4),
+        cut in any::<prop::sample::Index>(),
+        truncate in any::<bool>(),
+        garbage in prop::collection::vec(any::<u8>(), 0..600),
+    ) {
+        let a = key(1);
+        let g = membership::genesis(&a, "alice", T0).unwrap();
+        let m = membership::evaluate(vec![(membership::file_name(&g).unwrap(), g.as_bytes().to_vec())], None).0;
+        let e = m.change(&a, &Op::Add {
+            target: key(2).public(),
+            name: "bob".into(),
+            role: Role::Writer,
+            scopes: vec!["services/**".into()],
+        }, T0).unwrap();
+        let mut bytes = e.as_bytes().to_vec();
+        for (i, x) in &flips {
+            let i = i.index(bytes.len());
+            bytes[i] ^= x;
+        }
+        if truncate {
+            bytes.truncate(cut.index(bytes.len()));
+        }
+        let changed = bytes != e.as_bytes();
+        let verdict = Envelope::from_bytes(bytes).verify();
+        prop_assert_eq!(verdict.is_ok(), !changed);
+        prop_assert!(Envelope::from_bytes(garbage).verify().is_err());
+    }
+}

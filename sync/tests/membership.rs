@@ -755,6 +755,12 @@ proptest! {
         }
         let accepted: BTreeSet<String> = m0.accepted_changes().iter().map(|c| c.hash().to_string()).collect();
         prop_assert_eq!(accepted.len() + f0.len(), all.files.len());
+        // The accepted changes load as an automerge document, one record each, unless a
+        // signer broke automerge's numbering (this generator's illegal changes do): an error,
+        // never a panic.
+        if let Ok(doc) = m0.document() {
+            prop_assert_eq!(doc.keys(automerge::ROOT).count(), accepted.len());
+        }
     }
 }
 
@@ -830,5 +836,33 @@ proptest! {
         let verdict = Envelope::from_bytes(bytes).verify();
         prop_assert_eq!(verdict.is_ok(), !changed);
         prop_assert!(Envelope::from_bytes(garbage).verify().is_err());
+    }
+}
+
+/// Automerge 0.12 panics on some numberings a signer can choose; the membership does not
+/// depend on them, and the document view reports them as an error.
+#[test]
+fn wild_numbering_is_an_error_of_the_document_view_never_a_panic() {
+    let (a, b, c, w) = (key(1), key(2), key(3), key(5));
+    // Concurrent changes by one author are an ordinary automerge history.
+    let mut r = Replica::genesis(&a);
+    let g = hash(r.files.keys().next().unwrap());
+    r.put(&sign_change(&a, &add(&b, Role::Owner), vec![g], 2, 2, T0).unwrap());
+    r.put(&sign_change(&a, &add(&c, Role::Owner), vec![g], 3, 2, T0).unwrap());
+    let doc = r.m().document().unwrap();
+    assert_eq!(doc.keys(automerge::ROOT).count(), 3);
+    // B's first change numbered 2 (what made automerge panic), or with an operation counter
+    // that does not follow its dependencies': accepted as membership, refused as a document.
+    for (seq, start_op) in [(2, 10), (1, 1)] {
+        let mut r = Replica::genesis(&a);
+        r.make(&a, add(&b, Role::Owner));
+        let heads = r.m().heads().to_vec();
+        r.put(&sign_change(&b, &add(&w, Role::Writer), heads, seq, start_op, T0).unwrap());
+        let m = r.m();
+        assert_eq!(m.role_of(&w.public()), Some(Role::Writer));
+        match m.document() {
+            Err(MembershipError::NotADocument { author }) => assert_eq!(author, b.public()),
+            other => panic!("expected NotADocument, got {:?}", other.map(|_| ())),
+        }
     }
 }

@@ -394,29 +394,16 @@ pub(crate) fn evaluate_verified(
         nodes[i].depth = depth;
         past.push(b);
     }
-    // 4. One change per (author, seq): an author who signed two is refused both.
-    let mut seqs: HashMap<(EndpointId, u64), Vec<usize>> = HashMap::new();
-    for (i, n) in nodes.iter().enumerate() {
-        seqs.entry((n.v.author, n.v.change.seq()))
-            .or_default()
-            .push(i);
-    }
-    let equivocated: BTreeSet<usize> = seqs
-        .into_values()
-        .filter(|v| v.len() > 1)
-        .flatten()
-        .collect();
-    // 5. The genesis: the pinned one, else the root with the smallest hash.
+    // 4. The genesis: the pinned one, else the root with the smallest hash.
     let genesis = match pinned {
         Some(p) => index.get(&p).copied(),
         None => (0..count).find(|&i| {
             let v = &nodes[i].v;
             v.deps().is_empty()
-                && !equivocated.contains(&i)
                 && matches!(&v.op, Op::Add { target, role: Role::Owner, .. } if *target == v.author)
         }),
     };
-    // 6. Decide each change in order.
+    // 5. Decide each change in order.
     let mut e = Eval {
         nodes,
         past,
@@ -428,12 +415,7 @@ pub(crate) fn evaluate_verified(
         removes_owner: vec![false; count],
     };
     for i in 0..count {
-        let verdict = if equivocated.contains(&i) {
-            Err(Rule::Equivocation)
-        } else {
-            e.decide(i, genesis)
-        };
-        match verdict {
+        match e.decide(i, genesis) {
             Err(rule) => {
                 tracing::debug!(change = %e.nodes[i].v.hash, %rule, "membership change refused");
                 refusals.push(Refusal::of(&e.nodes[i].v, e.nodes[i].file.clone(), rule));
@@ -463,7 +445,7 @@ pub(crate) fn evaluate_verified(
             }
         }
     }
-    // 7. The final state.
+    // 6. The final state.
     let owners = if e.accepted.iter().any(|a| *a) {
         e.owners(Scope::All)
     } else {

@@ -71,9 +71,6 @@ pub enum Rule {
     /// Depends on changes that are missing (or themselves undecidable).
     #[error("depends on {} unknown change(s)", .0.len())]
     UnknownDeps(Vec<ChangeHash>),
-    /// The author signed two different changes with the same sequence number.
-    #[error("its author signed another change with the same sequence number")]
-    Equivocation,
     /// A change without dependencies that is not this repository's genesis.
     #[error("not this repository's genesis")]
     NotGenesis,
@@ -147,6 +144,17 @@ pub enum MembershipError {
     /// The change was refused; nothing was stored.
     #[error("{0}")]
     Refused(Box<Refusal>),
+    /// The accepted changes do not form an automerge document automerge can load: an author's
+    /// sequence numbers are not 1, 2, 3… or its operation counters go backwards (only a
+    /// misbehaving signer makes such changes; the membership never depends on it).
+    #[error("the accepted changes of {author} do not form a loadable automerge history")]
+    NotADocument {
+        /// The author whose changes are out of sequence.
+        author: EndpointId,
+    },
+    /// Automerge refused the changes.
+    #[error(transparent)]
+    Automerge(#[from] automerge::AutomergeError),
     /// The repository already has a membership.
     #[error("the repository already has a membership")]
     AlreadyInitialized,
@@ -226,7 +234,33 @@ impl Membership {
     }
 
     /// The accepted changes as an automerge document (each record under its own key).
-    pub fn document(&self) -> Result<Automerge, automerge::AutomergeError> {
+    ///
+    /// Automerge 0.12 panics on some histories a signer could make (an author's first change
+    /// not numbered 1); those are checked here first and come back as
+    /// [`MembershipError::NotADocument`]: every author's changes numbered 1, 2, 3… in causal
+    /// order, each starting its operation counter after those of its dependencies.
+    pub fn document(&self) -> Result<Automerge, MembershipError> {
+        let mut next: BTreeMap<&[u8], u64> = BTreeMap::new();
+        let mut max_op: BTreeMap<ChangeHash, u64> = BTreeMap::new();
+        for c in &self.accepted {
+            let actor = c.actor_id().to_bytes();
+            let seq = next.entry(actor).or_insert(1);
+            let after_deps = c
+                .deps()
+                .iter()
+                .all(|d| max_op.get(d).is_some_and(|m| *m < c.start_op().get()));
+            if c.seq() != *seq || !after_deps {
+                let author = <[u8; 32]>::try_from(actor)
+                    .ok()
+                    .and_then(|b| EndpointId::from_bytes(&b).ok());
+                return match author {
+                    Some(author) => Err(MembershipError::NotADocument { author }),
+                    None => Err(MembershipError::Envelope(EnvelopeError::BadAuthor)),
+                };
+            }
+            *seq += 1;
+            max_op.insert(c.hash(), c.max_op());
+        }
         let mut doc = Automerge::new();
         doc.apply_changes(self.accepted.iter().cloned())?;
         Ok(doc)

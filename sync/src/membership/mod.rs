@@ -493,11 +493,9 @@ pub fn upgrade_from_allow_list(
     }
     let me = key.public();
     let g = genesis(key, name, time_ms)?;
-    let mut envs = vec![(file_name(&g)?, g)];
-    let (mut state, _) = evaluate(
-        vec![(envs[0].0.clone(), envs[0].1.as_bytes().to_vec())],
-        None,
-    );
+    let mut prev = g.verify()?;
+    let mut envs = vec![(prev.hash.to_string(), g)];
+    let mut verified = vec![prev.clone()];
     let mut added = Vec::new();
     let mut skipped = Vec::new();
     for (id, acc) in access::allowed(repo)? {
@@ -506,7 +504,7 @@ pub fn upgrade_from_allow_list(
             skipped.push(id);
             continue;
         };
-        if node == me {
+        if node == me || added.iter().any(|(n, _)| *n == node) {
             continue;
         }
         let role = match acc {
@@ -519,16 +517,17 @@ pub fn upgrade_from_allow_list(
             role,
             scopes: Vec::new(),
         };
-        let env = state.change(key, &op, time_ms)?;
-        envs.push((file_name(&env)?, env));
-        state = evaluate(
-            envs.iter()
-                .map(|(n, e)| (n.clone(), e.as_bytes().to_vec()))
-                .collect(),
-            None,
-        )
-        .0;
+        // One chain by one author: each change after the previous, numbered in order.
+        let n = prev.change.seq() + 1;
+        let env = sign_change(key, &op, vec![prev.hash], n, n, time_ms)?;
+        prev = env.verify()?;
+        envs.push((prev.hash.to_string(), env));
+        verified.push(prev.clone());
         added.push((node, role));
+    }
+    let (state, refused) = evaluate_verified(verified, None);
+    if let Some(r) = refused.into_iter().next() {
+        return Err(MembershipError::Refused(Box::new(r)));
     }
     let refs: Vec<(String, &Envelope)> = envs.iter().map(|(n, e)| (n.clone(), e)).collect();
     let msg = format!(

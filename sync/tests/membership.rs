@@ -164,6 +164,7 @@ fn round_trip_through_a_repository() {
     assert_eq!(bob.added_at_ms, T0 + 5);
     assert!(m.may_write(&b.public(), "services/web/index.html"));
     assert!(!m.may_write(&b.public(), "services/db/conf"));
+    assert!(!m.may_write(&b.public(), "services/web/../db/conf"));
     assert!(m.may_read(&b.public()));
     assert!(m.may_write(&a.public(), "anything/at/all"));
 
@@ -568,6 +569,52 @@ fn membership_replicates_through_the_sync_protocol() {
     assert_eq!(f1.len(), 1);
     assert_eq!(f1[0].rule, Rule::NotOwner);
     assert_eq!(f1[0].file, name);
+}
+
+#[test]
+fn changes_relayed_by_a_third_peer_are_checked_on_arrival() {
+    let (a, b, c) = (key(1), key(2), key(3));
+    let (w, x) = (key(5), key(6));
+    let repos: Vec<(tempfile::TempDir, Repo)> = (0..3).map(|_| new_repo()).collect();
+    let (r1, r2, r3) = (&repos[0].1, &repos[1].1, &repos[2].1);
+    for (r, others) in [(r1, [&b, &c]), (r2, [&a, &c]), (r3, [&a, &b])] {
+        for o in others {
+            allow(r, &o.public(), Access::ReadWrite).unwrap();
+        }
+    }
+    membership::init(r1, &a, "alice", T0).unwrap();
+    let (m, _) = membership::load(r1).unwrap();
+    membership::append(r1, &m.change(&a, &add(&b, Role::Owner), T0).unwrap()).unwrap();
+    let (m, _) = membership::load(r1).unwrap();
+    membership::append(r1, &m.change(&a, &add(&c, Role::Writer), T0).unwrap()).unwrap();
+    pull(r2, &b, r1, &a).unwrap();
+    pull(r3, &c, r1, &a).unwrap();
+
+    // B's change reaches A only through C; C also slips in a change of its own (a writer may
+    // not change membership) and a copy of B's change with another record.
+    let (m2, _) = membership::load(r2).unwrap();
+    let by_b = m2.change(&b, &add(&w, Role::Reader), T0).unwrap();
+    membership::append(r2, &by_b).unwrap();
+    pull(r3, &c, r2, &b).unwrap();
+    let (m3, _) = membership::load(r3).unwrap();
+    let by_c = m3.change(&c, &add(&x, Role::Owner), T0).unwrap();
+    let by_c_name = membership::file_name(&by_c).unwrap();
+    store_raw(r3, &by_c_name, by_c.as_bytes());
+    let other = m3.change(&b, &add(&x, Role::Owner), T0).unwrap();
+    store_raw(r3, "tampered", &splice_record(&by_b, &other));
+    pull(r1, &a, r3, &c).unwrap();
+
+    let (m1, refused) = membership::load(r1).unwrap();
+    assert_eq!(
+        m1.role_of(&w.public()),
+        Some(Role::Reader),
+        "B's change, relayed by C"
+    );
+    assert_eq!(m1.role_of(&x.public()), None);
+    let rules: BTreeMap<String, Rule> = refused.into_iter().map(|r| (r.file, r.rule)).collect();
+    assert_eq!(rules.len(), 2);
+    assert_eq!(rules[&by_c_name], Rule::NotOwner);
+    assert!(matches!(rules["tampered"], Rule::Malformed(_)));
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -212,7 +212,12 @@ impl Membership {
         match self.members.get(node) {
             Some(m) if m.role == Role::Owner => true,
             Some(m) if m.role == Role::Writer => {
-                m.scopes.is_empty() || m.scopes.iter().any(|s| scope_matches(s, path))
+                // A path that climbs out of a scope (`..`) or names `.` never matches one.
+                m.scopes.is_empty()
+                    || (path
+                        .split('/')
+                        .all(|seg| seg != "." && seg != ".." && !seg.contains('\0'))
+                        && m.scopes.iter().any(|s| scope_matches(s, path)))
             }
             _ => false,
         }

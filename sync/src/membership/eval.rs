@@ -63,7 +63,8 @@ struct Eval {
     /// Nodes ever granted the owner role by an accepted change.
     owner_grantees: BTreeSet<EndpointId>,
     /// The owners at each accepted change's causal point.
-    owners_at: Vec<Vec<(EndpointId, Member)>>,
+    /// (Only the ids: the records are recomputed in the rare case they are needed.)
+    owners_at: Vec<Vec<EndpointId>>,
     /// For each node, the accepted changes at whose causal point it was an owner.
     sightings: HashMap<EndpointId, Vec<usize>>,
     /// Whether an accepted change removed or demoted an owner.
@@ -204,14 +205,31 @@ impl Eval {
         }
         in_s.iter()
             .filter(|&&h| !followed.get(h))
-            .flat_map(|&h| self.owners_at[h].iter())
+            .flat_map(|&h| {
+                self.owners_at[h]
+                    .iter()
+                    .filter_map(move |t| self.owner_record(t, h).map(|m| (*t, m)))
+            })
             .min_by_key(|(t, m)| (m.seniority, *t))
-            .map(|(t, m)| {
-                let mut m = m.clone();
+            .map(|(t, mut m)| {
                 m.role = Role::Owner;
-                vec![(*t, m)]
+                vec![(t, m)]
             })
             .unwrap_or_default()
+    }
+
+    /// The record of `t`, an owner at the causal point of change `h`.
+    fn owner_record(&self, t: &EndpointId, h: usize) -> Option<Member> {
+        let s = Scope::Past(h);
+        match self.member_raw(t, s) {
+            Some(m) if m.role == Role::Owner => Some(m),
+            // It was an owner there by the last-owner rule: recompute that state.
+            _ => self
+                .owners(s)
+                .into_iter()
+                .find(|(o, _)| o == t)
+                .map(|(_, m)| m),
+        }
     }
 
     fn member(&self, t: &EndpointId, s: Scope, owners: &[(EndpointId, Member)]) -> Option<Member> {
@@ -441,7 +459,7 @@ pub(crate) fn evaluate_verified(
                 for (t, _) in &owners {
                     e.sightings.entry(*t).or_default().push(i);
                 }
-                e.owners_at[i] = owners;
+                e.owners_at[i] = owners.into_iter().map(|(t, _)| t).collect();
             }
         }
     }

@@ -217,6 +217,24 @@ fn round_trip_through_a_repository() {
         Rule::LastOwner
     );
     assert_eq!(repo.branch_head(BRANCH).unwrap(), head);
+    // Deleting the removal's file from the branch does not bring C back: every change file
+    // of the branch's history counts.
+    let removal = m.heads()[0].to_string();
+    let mut cs = repo.change_set(BRANCH).unwrap();
+    cs.delete(&RepoPath::parse(format!("changes/{removal}")).unwrap())
+        .unwrap();
+    let sig = Signature {
+        name: b"eve".to_vec(),
+        email: Vec::new(),
+        time: 2,
+        tz_offset_minutes: 0,
+    };
+    cs.commit(CommitMeta::new(sig, "undo a removal"), Expect::Latest)
+        .unwrap();
+    let (after, refused) = membership::load(&repo).unwrap();
+    assert!(refused.is_empty());
+    assert_eq!(after.role_of(&c.public()), None);
+    assert_eq!(after, m);
     // Appending a stored change again is a no-op.
     let (files, _) = (membership::load(&repo).unwrap(), ());
     assert_eq!(files.0, m);

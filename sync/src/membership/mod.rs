@@ -15,10 +15,10 @@ mod envelope;
 mod eval;
 mod glob;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use automerge::{Automerge, Change, ChangeHash};
-use hero_store::{CommitMeta, EntryKind, Expect, Repo, RepoPath, Signature};
+use hero_store::{CommitMeta, EntryKind, Expect, ObjectId, Repo, RepoPath, Signature};
 use iroh::{EndpointId, SecretKey};
 
 pub use envelope::{
@@ -336,35 +336,63 @@ pub fn pin_genesis(repo: &Repo, genesis: &ChangeHash) -> Result<(), MembershipEr
     Ok(())
 }
 
-/// The stored envelopes, and refusals for files that cannot be envelopes.
 /// Stored envelopes: (file name, bytes).
 type Files = Vec<(String, Vec<u8>)>;
 
+/// The most commits of the membership branch's history [`load`] reads.
+pub const MAX_HISTORY: usize = 1_000_000;
+
+/// The stored envelopes, and refusals for files that cannot be envelopes.
+///
+/// Every change file found anywhere in the branch's history counts, not only those of its
+/// head: a commit that deletes a change file (a removal, say) cannot bring back what it undid.
 fn read_stored(repo: &Repo) -> Result<(Files, Vec<Refusal>), MembershipError> {
     let view = repo.view()?;
     let Some(head) = view.branch_head(BRANCH)? else {
         return Ok((Vec::new(), Vec::new()));
     };
     let dir = RepoPath::parse(CHANGES_DIR)?;
-    let mut files = Vec::new();
-    let mut refusals = Vec::new();
-    match view.entry_in_commit(&head, &dir)? {
-        Some(e) if e.kind == EntryKind::Dir => {
+    let mut seen_commits = hero_store::IdSet::default();
+    let mut seen_trees = hero_store::IdSet::default();
+    let mut entries: HashMap<(Vec<u8>, ObjectId), (bool, u64)> = HashMap::new();
+    let mut stack = vec![head];
+    while let Some(c) = stack.pop() {
+        if !seen_commits.insert(c) {
+            continue;
+        }
+        if seen_commits.len() > MAX_HISTORY {
+            tracing::warn!(
+                "membership history longer than {MAX_HISTORY} commits; the rest is not read"
+            );
+            break;
+        }
+        let commit = view.commit(&c)?;
+        stack.extend(commit.parents.iter().copied());
+        if let Some(e) = view.entry_at(&commit.tree, &dir)?
+            && e.kind == EntryKind::Dir
+            && seen_trees.insert(e.id)
+        {
             for e in view.tree(&e.id)?.entries {
-                let name = String::from_utf8_lossy(&e.name).into_owned();
-                if !e.kind.is_blob() || e.size > MAX_ENVELOPE as u64 {
-                    refusals.push(Refusal {
-                        file: name,
-                        change: None,
-                        author: None,
-                        rule: Rule::Malformed("not a file of at most MAX_ENVELOPE bytes".into()),
-                    });
-                    continue;
-                }
-                files.push((name, view.read_file(&e.id, MAX_ENVELOPE as u64)?));
+                entries.insert((e.name, e.id), (e.kind.is_blob(), e.size));
             }
         }
-        _ => {}
+    }
+    let mut files = Vec::new();
+    let mut refusals = Vec::new();
+    let mut entries: Vec<_> = entries.into_iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for ((name, id), (is_blob, size)) in entries {
+        let name = String::from_utf8_lossy(&name).into_owned();
+        if !is_blob || size > MAX_ENVELOPE as u64 {
+            refusals.push(Refusal {
+                file: name,
+                change: None,
+                author: None,
+                rule: Rule::Malformed("not a file of at most MAX_ENVELOPE bytes".into()),
+            });
+            continue;
+        }
+        files.push((name, view.read_file(&id, MAX_ENVELOPE as u64)?));
     }
     Ok((files, refusals))
 }

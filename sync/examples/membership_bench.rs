@@ -32,29 +32,31 @@ fn build(ops: impl Iterator<Item = Op>, owner: &SecretKey) -> Vec<Envelope> {
     out
 }
 
-fn run(label: &str, envs: &[Envelope]) {
+fn run(label: &str, envs: &[Envelope], commit_each: bool) {
     let dir = tempfile::tempdir().unwrap();
     let repo = Repo::init(dir.path().join("r.hero")).unwrap();
-    let mut cs = repo.change_set(BRANCH).unwrap();
-    let mut bytes = 0usize;
-    for e in envs {
-        let name = membership::file_name(e).unwrap();
-        bytes += e.as_bytes().len();
-        cs.put_bytes(
-            &RepoPath::parse(format!("changes/{name}")).unwrap(),
-            EntryKind::File,
-            e.as_bytes(),
-        )
-        .unwrap();
-    }
     let sig = Signature {
         name: b"bench".to_vec(),
         email: Vec::new(),
         time: 1,
         tz_offset_minutes: 0,
     };
-    cs.commit(CommitMeta::new(sig, "bench"), Expect::Latest)
-        .unwrap();
+    let mut bytes = 0usize;
+    for chunk in envs.chunks(if commit_each { 1 } else { envs.len() }) {
+        let mut cs = repo.change_set(BRANCH).unwrap();
+        for e in chunk {
+            let name = membership::file_name(e).unwrap();
+            bytes += e.as_bytes().len();
+            cs.put_bytes(
+                &RepoPath::parse(format!("changes/{name}")).unwrap(),
+                EntryKind::File,
+                e.as_bytes(),
+            )
+            .unwrap();
+        }
+        cs.commit(CommitMeta::new(sig.clone(), "bench"), Expect::Latest)
+            .unwrap();
+    }
     let mut best = f64::MAX;
     let mut result = None;
     for _ in 0..5 {
@@ -71,15 +73,17 @@ fn run(label: &str, envs: &[Envelope]) {
     let _ = membership::evaluate_verified(verified, None);
     let eval_s = t.elapsed().as_secs_f64();
     let doc = m.document().unwrap().save();
+    let file = std::fs::metadata(repo.path()).unwrap().len();
     println!(
         "{label}: {} changes, {} members, {} refused; envelopes {} bytes ({:.0} per change), \
-         automerge document {} bytes; load {:.1} ms (verify {:.1} ms, evaluate {:.1} ms)",
+         automerge document {} bytes, repository file {} bytes; load {:.1} ms (verify {:.1} ms, evaluate {:.1} ms)",
         envs.len(),
         m.members().count(),
         refused.len(),
         bytes,
         bytes as f64 / envs.len() as f64,
         doc.len(),
+        file,
         best * 1e3,
         verify_s * 1e3,
         eval_s * 1e3,
@@ -122,7 +126,9 @@ fn main() {
         });
         i += 1;
     }
-    run("1,000 changes", &build(ops.into_iter(), &owner));
+    let chain = build(ops.into_iter(), &owner);
+    run("1,000 changes", &chain, false);
+    run("1,000 changes, one commit each", &chain, true);
     // 1,000 members.
     let ops = (1..1000u32).map(|i| Op::Add {
         target: key(i).public(),
@@ -130,7 +136,7 @@ fn main() {
         role: Role::Writer,
         scopes: Vec::new(),
     });
-    run("1,000 members", &build(ops, &owner));
+    run("1,000 members", &build(ops, &owner), false);
     // 1,000 owners (the evaluation's worst ordinary case: every change checks every owner).
     let ops = (1..1000u32).map(|i| Op::Add {
         target: key(i).public(),
@@ -138,5 +144,5 @@ fn main() {
         role: Role::Owner,
         scopes: Vec::new(),
     });
-    run("1,000 owners", &build(ops, &owner));
+    run("1,000 owners", &build(ops, &owner), false);
 }

@@ -49,6 +49,7 @@ pub mod access;
 mod error;
 pub mod gossip;
 pub mod identity;
+pub mod membership;
 pub mod net;
 pub mod pool;
 pub mod session;

@@ -1,4 +1,5 @@
 //! hero-sync tests.
 
+mod membership;
 mod merge;
 mod replication;

@@ -1,0 +1,148 @@
+//! Size and load time of a membership: `cargo run --release -p hero-sync --example
+//! membership_bench`. Two shapes: 1,000 changes on 100 members (adds, role, scope and name
+//! changes, removals), and 1,000 members (one add each). Prints one line per shape.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Instant;
+
+use hero_store::{CommitMeta, EntryKind, Expect, Repo, RepoPath, Signature};
+use hero_sync::SecretKey;
+use hero_sync::membership::{self, BRANCH, Envelope, Op, Role, sign_change};
+
+const T0: i64 = 1_780_000_000_000;
+
+fn key(i: u32) -> SecretKey {
+    let mut b = [7u8; 32];
+    b[..4].copy_from_slice(&i.to_be_bytes());
+    SecretKey::from_bytes(&b)
+}
+
+/// The changes as one chain by `owner` (each after the previous): what
+/// `Membership::change` makes when one owner makes them one after the other.
+fn build(ops: impl Iterator<Item = Op>, owner: &SecretKey) -> Vec<Envelope> {
+    let g = membership::genesis(owner, "owner", T0).unwrap();
+    let mut prev = g.verify().unwrap().hash;
+    let mut out = vec![g];
+    for (i, op) in ops.enumerate() {
+        let n = i as u64 + 2;
+        let e = sign_change(owner, &op, vec![prev], n, n, T0).unwrap();
+        prev = e.verify().unwrap().hash;
+        out.push(e);
+    }
+    out
+}
+
+fn run(label: &str, envs: &[Envelope], commit_each: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::init(dir.path().join("r.hero")).unwrap();
+    let sig = Signature {
+        name: b"bench".to_vec(),
+        email: Vec::new(),
+        time: 1,
+        tz_offset_minutes: 0,
+    };
+    let mut bytes = 0usize;
+    for chunk in envs.chunks(if commit_each { 1 } else { envs.len() }) {
+        let mut cs = repo.change_set(BRANCH).unwrap();
+        for e in chunk {
+            let name = membership::file_name(e).unwrap();
+            bytes += e.as_bytes().len();
+            cs.put_bytes(
+                &RepoPath::parse(format!("changes/{name}")).unwrap(),
+                EntryKind::File,
+                e.as_bytes(),
+            )
+            .unwrap();
+        }
+        cs.commit(CommitMeta::new(sig.clone(), "bench"), Expect::Latest)
+            .unwrap();
+    }
+    let mut best = f64::MAX;
+    let mut result = None;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let r = membership::load(&repo).unwrap();
+        best = best.min(t.elapsed().as_secs_f64());
+        result = Some(r);
+    }
+    let (m, refused) = result.unwrap();
+    let t = Instant::now();
+    let verified: Vec<_> = envs.iter().map(|e| e.verify().unwrap()).collect();
+    let verify_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let _ = membership::evaluate_verified(verified, None);
+    let eval_s = t.elapsed().as_secs_f64();
+    let doc = m.document().unwrap().save();
+    let file = std::fs::metadata(repo.path()).unwrap().len();
+    println!(
+        "{label}: {} changes, {} members, {} refused; envelopes {} bytes ({:.0} per change), \
+         automerge document {} bytes, repository file {} bytes; load {:.1} ms (verify {:.1} ms, evaluate {:.1} ms)",
+        envs.len(),
+        m.members().count(),
+        refused.len(),
+        bytes,
+        bytes as f64 / envs.len() as f64,
+        doc.len(),
+        file,
+        best * 1e3,
+        verify_s * 1e3,
+        eval_s * 1e3,
+    );
+}
+
+fn main() {
+    let owner = key(0);
+    // 1,000 changes on 100 members.
+    let n = 100u32;
+    let mut ops = Vec::new();
+    for i in 1..=n {
+        ops.push(Op::Add {
+            target: key(i).public(),
+            name: format!("member {i}"),
+            role: Role::Writer,
+            scopes: vec![format!("services/s{i}/**")],
+        });
+    }
+    let mut i = 0u32;
+    while ops.len() < 999 {
+        let t = key(1 + i % n).public();
+        ops.push(match (i / n) % 4 {
+            0 => Op::SetScopes {
+                target: t,
+                scopes: vec![format!("services/s{i}/**"), "docs/**".into()],
+            },
+            1 => Op::Rename {
+                target: t,
+                name: format!("renamed {i}"),
+            },
+            2 => Op::SetRole {
+                target: t,
+                role: Role::Reader,
+            },
+            _ => Op::SetRole {
+                target: t,
+                role: Role::Writer,
+            },
+        });
+        i += 1;
+    }
+    let chain = build(ops.into_iter(), &owner);
+    run("1,000 changes", &chain, false);
+    run("1,000 changes, one commit each", &chain, true);
+    // 1,000 members.
+    let ops = (1..1000u32).map(|i| Op::Add {
+        target: key(i).public(),
+        name: format!("member {i}"),
+        role: Role::Writer,
+        scopes: Vec::new(),
+    });
+    run("1,000 members", &build(ops, &owner), false);
+    // 1,000 owners (the evaluation's worst ordinary case: every change checks every owner).
+    let ops = (1..1000u32).map(|i| Op::Add {
+        target: key(i).public(),
+        name: format!("owner {i}"),
+        role: Role::Owner,
+        scopes: Vec::new(),
+    });
+    run("1,000 owners", &build(ops, &owner), false);
+}

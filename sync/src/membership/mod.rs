@@ -1,0 +1,579 @@
+//! Membership as a signed CRDT (ADR 0017): who may read, write and change the membership of a
+//! repository, replicated with the repository itself.
+//!
+//! Each membership change is one automerge change that puts one operation record ([`Op`])
+//! under a key of its own, wrapped in an [`Envelope`] signed by its author's node key. The
+//! envelopes are files `changes/<change hash>` on the branch [`BRANCH`], so the existing sync
+//! protocol replicates them and its merge of two peers' branches is their union. The
+//! membership is computed from the verified changes by a deterministic evaluation over their
+//! causal graph ([`evaluate`]): a change counts only if its author was an owner in the state
+//! of the change's causal past, and concurrent changes resolve by the rules of ADR 0017
+//! (removal wins, the last owner stays). A change that fails a check is never applied; it comes
+//! back as a [`Refusal`].
+
+mod envelope;
+mod eval;
+mod glob;
+
+use std::collections::{BTreeMap, HashMap};
+
+use automerge::{Automerge, Change, ChangeHash};
+use hero_store::{CommitMeta, EntryKind, Expect, ObjectId, Repo, RepoPath, Signature};
+use iroh::{EndpointId, SecretKey};
+
+pub use envelope::{
+    Envelope, EnvelopeError, MAX_CHANGE, MAX_DEPS, MAX_ENVELOPE, MAX_NAME, MAX_SCOPES, Op, Role,
+    VerifiedChange, record_key, sign_change,
+};
+pub use glob::{MAX_SCOPE_LEN, ScopeError, check_scope, scope_matches};
+
+use crate::access::{self, Access};
+
+/// The branch that holds the membership changes (the `hero/` prefix is reserved).
+pub const BRANCH: &str = "hero/membership";
+/// The directory of that branch that holds one file per change.
+pub const CHANGES_DIR: &str = "changes";
+/// The setting that pins the genesis change this repository trusts.
+pub const GENESIS_KEY: &str = "membership/genesis";
+
+/// A member, as the evaluation left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Display name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Path scopes of a writer (empty: everywhere; ignored for other roles).
+    pub scopes: Vec<String>,
+    /// Who added it (the author of the change that made it a member).
+    pub added_by: EndpointId,
+    /// When, by the adder's clock, in milliseconds since the Unix epoch (informational).
+    pub added_at_ms: i64,
+    /// The change that made it a member.
+    pub added_in: ChangeHash,
+    /// (causal depth of `added_in`, its hash): smaller is more senior.
+    pub(crate) seniority: (u64, ChangeHash),
+}
+
+/// Which rule a refused change broke.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rule {
+    /// The envelope, its record or its change is malformed, too large or not canonical.
+    #[error("malformed: {0}")]
+    Malformed(String),
+    /// The signature does not verify against the author's key.
+    #[error("bad signature")]
+    BadSignature,
+    /// Stored under a name that is not its change hash.
+    #[error("stored under another name than its hash")]
+    Misfiled,
+    /// Depends on changes that are missing (or themselves undecidable).
+    #[error("depends on {} unknown change(s)", .0.len())]
+    UnknownDeps(Vec<ChangeHash>),
+    /// A change without dependencies that is not this repository's genesis.
+    #[error("not this repository's genesis")]
+    NotGenesis,
+    /// The author was not an owner at the change's causal point.
+    #[error("the author was not an owner at the change's causal point")]
+    NotOwner,
+    /// The target was not a member at the change's causal point.
+    #[error("the target was not a member")]
+    NotMember,
+    /// The target already was a member (re-adding needs a change after the removal).
+    #[error("the target already was a member")]
+    AlreadyMember,
+    /// It would remove or demote the last owner.
+    #[error("it would remove or demote the last owner")]
+    LastOwner,
+    /// Scopes for a member that is not a writer.
+    #[error("only writers have scopes")]
+    ScopesOnlyForWriters,
+}
+
+/// A change that was not applied: which one, by whom, and why (for the audit log).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Refusal {
+    /// The file it was stored as (`changes/<name>`), or the name it was offered under.
+    pub file: String,
+    /// Its change hash, when its envelope could be read.
+    pub change: Option<ChangeHash>,
+    /// Its author, when its envelope could be read.
+    pub author: Option<EndpointId>,
+    /// The rule it broke.
+    pub rule: Rule,
+}
+
+impl Refusal {
+    fn of(v: &VerifiedChange, file: String, rule: Rule) -> Refusal {
+        Refusal {
+            file,
+            change: Some(v.hash),
+            author: Some(v.author),
+            rule,
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "membership change {} refused: {}", self.file, self.rule)?;
+        if let Some(a) = &self.author {
+            write!(f, " (author {a})")?;
+        }
+        Ok(())
+    }
+}
+
+/// What can go wrong reading or writing the membership.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MembershipError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] hero_store::Error),
+    /// A name the store refuses.
+    #[error(transparent)]
+    Name(#[from] hero_store::NameError),
+    /// The allow list or settings failed.
+    #[error(transparent)]
+    Sync(#[from] crate::SyncError),
+    /// An envelope could not be made.
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    /// The change was refused; nothing was stored.
+    #[error("{0}")]
+    Refused(Box<Refusal>),
+    /// The accepted changes do not form an automerge document automerge can load: an author's
+    /// sequence numbers are not 1, 2, 3… or its operation counters go backwards (only a
+    /// misbehaving signer makes such changes; the membership never depends on it).
+    #[error("the accepted changes of {author} do not form a loadable automerge history")]
+    NotADocument {
+        /// The author whose changes are out of sequence.
+        author: EndpointId,
+    },
+    /// Automerge refused the changes.
+    #[error(transparent)]
+    Automerge(#[from] automerge::AutomergeError),
+    /// The repository already has a membership.
+    #[error("the repository already has a membership")]
+    AlreadyInitialized,
+}
+
+/// The membership computed from a set of changes.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    members: BTreeMap<EndpointId, Member>,
+    heads: Vec<ChangeHash>,
+    genesis: Option<ChangeHash>,
+    last_seq: BTreeMap<EndpointId, u64>,
+    max_op: u64,
+    accepted: Vec<Change>,
+}
+
+impl PartialEq for Membership {
+    fn eq(&self, other: &Self) -> bool {
+        self.members == other.members && self.heads == other.heads && self.genesis == other.genesis
+    }
+}
+
+impl Membership {
+    /// A node's role, `None` when it is not a member.
+    pub fn role_of(&self, node: &EndpointId) -> Option<Role> {
+        self.members.get(node).map(|m| m.role)
+    }
+
+    /// A member.
+    pub fn member(&self, node: &EndpointId) -> Option<&Member> {
+        self.members.get(node)
+    }
+
+    /// The members, by node id.
+    pub fn members(&self) -> impl Iterator<Item = (&EndpointId, &Member)> {
+        self.members.iter()
+    }
+
+    /// The owners.
+    pub fn owners(&self) -> impl Iterator<Item = &EndpointId> {
+        self.members
+            .iter()
+            .filter(|(_, m)| m.role == Role::Owner)
+            .map(|(id, _)| id)
+    }
+
+    /// Whether `node` may pull.
+    pub fn may_read(&self, node: &EndpointId) -> bool {
+        self.members.contains_key(node)
+    }
+
+    /// Whether `node` may change `path` (a repository path such as `services/web/x.conf`):
+    /// owners everywhere, writers within their scopes (everywhere without scopes).
+    pub fn may_write(&self, node: &EndpointId, path: &str) -> bool {
+        match self.members.get(node) {
+            Some(m) if m.role == Role::Owner => true,
+            Some(m) if m.role == Role::Writer => {
+                // A path that climbs out of a scope (`..`) or names `.` never matches one.
+                m.scopes.is_empty()
+                    || (path
+                        .split('/')
+                        .all(|seg| seg != "." && seg != ".." && !seg.contains('\0'))
+                        && m.scopes.iter().any(|s| scope_matches(s, path)))
+            }
+            _ => false,
+        }
+    }
+
+    /// The accepted changes no other accepted change follows (what a new change depends on).
+    pub fn heads(&self) -> &[ChangeHash] {
+        &self.heads
+    }
+
+    /// The genesis change, when it was accepted.
+    pub fn genesis(&self) -> Option<ChangeHash> {
+        self.genesis
+    }
+
+    /// The accepted changes, in causal order.
+    pub fn accepted_changes(&self) -> &[Change] {
+        &self.accepted
+    }
+
+    /// The accepted changes as an automerge document (each record under its own key).
+    ///
+    /// Automerge 0.12 panics on some histories a signer could make (an author's first change
+    /// not numbered 1); those are checked here first and come back as
+    /// [`MembershipError::NotADocument`]: every author's changes numbered 1, 2, 3… in causal
+    /// order, each starting its operation counter after those of its dependencies.
+    pub fn document(&self) -> Result<Automerge, MembershipError> {
+        let mut next: BTreeMap<&[u8], u64> = BTreeMap::new();
+        let mut max_op: BTreeMap<ChangeHash, u64> = BTreeMap::new();
+        for c in &self.accepted {
+            let actor = c.actor_id().to_bytes();
+            let seq = next.entry(actor).or_insert(1);
+            let after_deps = c
+                .deps()
+                .iter()
+                .all(|d| max_op.get(d).is_some_and(|m| *m < c.start_op().get()));
+            if c.seq() != *seq || !after_deps {
+                let author = <[u8; 32]>::try_from(actor)
+                    .ok()
+                    .and_then(|b| EndpointId::from_bytes(&b).ok());
+                return match author {
+                    Some(author) => Err(MembershipError::NotADocument { author }),
+                    None => Err(MembershipError::Envelope(EnvelopeError::BadAuthor)),
+                };
+            }
+            *seq += 1;
+            max_op.insert(c.hash(), c.max_op());
+        }
+        let mut doc = Automerge::new();
+        doc.apply_changes(self.accepted.iter().cloned())?;
+        Ok(doc)
+    }
+
+    /// Makes and signs a change by `key`'s node that follows everything accepted so far.
+    pub fn change(
+        &self,
+        key: &SecretKey,
+        op: &Op,
+        time_ms: i64,
+    ) -> Result<Envelope, EnvelopeError> {
+        let seq = self.last_seq.get(&key.public()).copied().unwrap_or(0) + 1;
+        sign_change(key, op, self.heads.clone(), seq, self.max_op + 1, time_ms)
+    }
+}
+
+/// The genesis change: `key`'s node as the first owner.
+pub fn genesis(key: &SecretKey, name: &str, time_ms: i64) -> Result<Envelope, EnvelopeError> {
+    let op = Op::Add {
+        target: key.public(),
+        name: name.to_owned(),
+        role: Role::Owner,
+        scopes: Vec::new(),
+    };
+    sign_change(key, &op, Vec::new(), 1, 1, time_ms)
+}
+
+/// Evaluates envelopes held in memory (`(name, bytes)`, the name being the change hash as
+/// it would be stored); `pinned` is the trusted genesis, if any.
+pub fn evaluate(
+    envelopes: Vec<(String, Vec<u8>)>,
+    pinned: Option<ChangeHash>,
+) -> (Membership, Vec<Refusal>) {
+    eval::evaluate(envelopes, pinned, Vec::new())
+}
+
+/// Evaluates changes already verified (with [`Envelope::verify`]), named by their hashes.
+pub fn evaluate_verified(
+    changes: Vec<VerifiedChange>,
+    pinned: Option<ChangeHash>,
+) -> (Membership, Vec<Refusal>) {
+    eval::evaluate_verified(
+        changes
+            .into_iter()
+            .map(|v| (v.hash.to_string(), v))
+            .collect(),
+        pinned,
+        Vec::new(),
+    )
+}
+
+/// The file name of an envelope: its change hash (after verifying it).
+pub fn file_name(envelope: &Envelope) -> Result<String, EnvelopeError> {
+    Ok(envelope.verify()?.hash.to_string())
+}
+
+fn pinned(repo: &Repo) -> Result<Option<ChangeHash>, MembershipError> {
+    Ok(repo
+        .setting(GENESIS_KEY)?
+        .and_then(|v| String::from_utf8_lossy(&v).parse::<ChangeHash>().ok()))
+}
+
+/// Pins the genesis this repository trusts (set by [`init`] and [`upgrade_from_allow_list`];
+/// a clone adopts its source's).
+pub fn pin_genesis(repo: &Repo, genesis: &ChangeHash) -> Result<(), MembershipError> {
+    repo.set_setting(GENESIS_KEY, Some(genesis.to_string().as_bytes()))?;
+    Ok(())
+}
+
+/// Stored envelopes: (file name, bytes).
+type Files = Vec<(String, Vec<u8>)>;
+
+/// The most commits of the membership branch's history [`load`] reads.
+pub const MAX_HISTORY: usize = 1_000_000;
+
+/// The stored envelopes, and refusals for files that cannot be envelopes.
+///
+/// Every change file found anywhere in the branch's history counts, not only those of its
+/// head: a commit that deletes a change file (a removal, say) cannot bring back what it undid.
+fn read_stored(repo: &Repo) -> Result<(Files, Vec<Refusal>), MembershipError> {
+    let view = repo.view()?;
+    let Some(head) = view.branch_head(BRANCH)? else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let dir = RepoPath::parse(CHANGES_DIR)?;
+    let mut seen_commits = hero_store::IdSet::default();
+    let mut seen_trees = hero_store::IdSet::default();
+    let mut entries: HashMap<(Vec<u8>, ObjectId), (bool, u64)> = HashMap::new();
+    let mut stack = vec![head];
+    while let Some(c) = stack.pop() {
+        if !seen_commits.insert(c) {
+            continue;
+        }
+        if seen_commits.len() > MAX_HISTORY {
+            tracing::warn!(
+                "membership history longer than {MAX_HISTORY} commits; the rest is not read"
+            );
+            break;
+        }
+        let commit = view.commit(&c)?;
+        stack.extend(commit.parents.iter().copied());
+        if let Some(e) = view.entry_at(&commit.tree, &dir)?
+            && e.kind == EntryKind::Dir
+            && seen_trees.insert(e.id)
+        {
+            for e in view.tree(&e.id)?.entries {
+                entries.insert((e.name, e.id), (e.kind.is_blob(), e.size));
+            }
+        }
+    }
+    let mut files = Vec::new();
+    let mut refusals = Vec::new();
+    let mut entries: Vec<_> = entries.into_iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for ((name, id), (is_blob, size)) in entries {
+        let name = String::from_utf8_lossy(&name).into_owned();
+        if !is_blob || size > MAX_ENVELOPE as u64 {
+            refusals.push(Refusal {
+                file: name,
+                change: None,
+                author: None,
+                rule: Rule::Malformed("not a file of at most MAX_ENVELOPE bytes".into()),
+            });
+            continue;
+        }
+        files.push((name, view.read_file(&id, MAX_ENVELOPE as u64)?));
+    }
+    Ok((files, refusals))
+}
+
+/// Loads the membership of a repository: every stored change evaluated; the refused ones come
+/// back (for the audit log) and are never applied.
+pub fn load(repo: &Repo) -> Result<(Membership, Vec<Refusal>), MembershipError> {
+    let (files, refusals) = read_stored(repo)?;
+    let (m, r) = eval::evaluate(files, pinned(repo)?, refusals);
+    for refusal in &r {
+        tracing::debug!("{refusal}");
+    }
+    Ok((m, r))
+}
+
+fn commit_meta(author: &EndpointId, time_ms: i64, message: String) -> CommitMeta {
+    let mut meta = CommitMeta::new(
+        Signature {
+            name: b"hero membership".to_vec(),
+            email: Vec::new(),
+            time: time_ms.div_euclid(1000),
+            tz_offset_minutes: 0,
+        },
+        message,
+    );
+    meta.extra.push(crate::identity::peer_header(author));
+    meta
+}
+
+fn write_envelopes(
+    repo: &Repo,
+    envs: &[(String, &Envelope)],
+    meta: CommitMeta,
+) -> Result<(), MembershipError> {
+    let mut cs = repo.change_set(BRANCH)?;
+    for (name, env) in envs {
+        let path = RepoPath::parse(format!("{CHANGES_DIR}/{name}"))?;
+        cs.put_bytes(&path, EntryKind::File, env.as_bytes())?;
+    }
+    cs.commit(meta, Expect::Latest)?;
+    Ok(())
+}
+
+/// Verifies a change, checks it against the stored membership, and stores it. A change that
+/// would be refused is not stored: [`MembershipError::Refused`]. Storing one already there is
+/// a no-op. Returns its hash.
+pub fn append(repo: &Repo, envelope: &Envelope) -> Result<ChangeHash, MembershipError> {
+    let v = envelope.verify().map_err(|e| {
+        MembershipError::Refused(Box::new(Refusal {
+            file: String::new(),
+            change: None,
+            author: None,
+            rule: match e {
+                EnvelopeError::BadSignature => Rule::BadSignature,
+                e => Rule::Malformed(e.to_string()),
+            },
+        }))
+    })?;
+    let name = v.hash.to_string();
+    let (mut files, refusals) = read_stored(repo)?;
+    if files.iter().any(|(f, _)| *f == name) {
+        return Ok(v.hash);
+    }
+    files.push((name.clone(), envelope.as_bytes().to_vec()));
+    let (_, refused) = eval::evaluate(files, pinned(repo)?, refusals);
+    if let Some(r) = refused.into_iter().find(|r| r.file == name) {
+        return Err(MembershipError::Refused(Box::new(r)));
+    }
+    let msg = format!(
+        "membership: {} by {}",
+        describe(&v.op),
+        v.author.fmt_short()
+    );
+    write_envelopes(
+        repo,
+        &[(name, envelope)],
+        commit_meta(&v.author, v.time(), msg),
+    )?;
+    Ok(v.hash)
+}
+
+fn describe(op: &Op) -> String {
+    match op {
+        Op::Add { target, role, .. } => format!("add {} as {role}", target.fmt_short()),
+        Op::Remove { target } => format!("remove {}", target.fmt_short()),
+        Op::SetRole { target, role } => format!("make {} {role}", target.fmt_short()),
+        Op::SetScopes { target, .. } => format!("set scopes of {}", target.fmt_short()),
+        Op::Rename { target, .. } => format!("rename {}", target.fmt_short()),
+    }
+}
+
+/// Starts the membership of a repository: `key`'s node is its first owner (what
+/// `heroctl init` does). Pins the genesis.
+pub fn init(
+    repo: &Repo,
+    key: &SecretKey,
+    name: &str,
+    time_ms: i64,
+) -> Result<Membership, MembershipError> {
+    if repo.branch_head(BRANCH)?.is_some() {
+        return Err(MembershipError::AlreadyInitialized);
+    }
+    let g = genesis(key, name, time_ms)?;
+    let hash = append(repo, &g)?;
+    pin_genesis(repo, &hash)?;
+    Ok(load(repo)?.0)
+}
+
+/// What [`upgrade_from_allow_list`] did.
+#[derive(Debug, Clone)]
+pub struct Upgrade {
+    /// The membership it made.
+    pub membership: Membership,
+    /// The peers added, with the role their access became.
+    pub added: Vec<(EndpointId, Role)>,
+    /// Allow-list entries that are not node ids (kept in the allow list, not members).
+    pub skipped: Vec<String>,
+}
+
+/// Makes the initial membership of an existing repository from its allow list: `key`'s node
+/// becomes the first owner, each read-write peer a writer (no scopes), each read-only peer a
+/// reader, all signed by `key`, in one commit. The allow list itself is left as it is.
+pub fn upgrade_from_allow_list(
+    repo: &Repo,
+    key: &SecretKey,
+    name: &str,
+    time_ms: i64,
+) -> Result<Upgrade, MembershipError> {
+    if repo.branch_head(BRANCH)?.is_some() {
+        return Err(MembershipError::AlreadyInitialized);
+    }
+    let me = key.public();
+    let g = genesis(key, name, time_ms)?;
+    let mut prev = g.verify()?;
+    let mut envs = vec![(prev.hash.to_string(), g)];
+    let mut verified = vec![prev.clone()];
+    let mut added = Vec::new();
+    let mut skipped = Vec::new();
+    for (id, acc) in access::allowed(repo)? {
+        let Ok(node) = crate::parse_endpoint_id(&id) else {
+            tracing::warn!("allow-list entry {id:?} is not a node id; left out of the membership");
+            skipped.push(id);
+            continue;
+        };
+        if node == me || added.iter().any(|(n, _)| *n == node) {
+            continue;
+        }
+        let role = match acc {
+            Access::ReadWrite => Role::Writer,
+            Access::ReadOnly => Role::Reader,
+        };
+        let op = Op::Add {
+            target: node,
+            name: String::new(),
+            role,
+            scopes: Vec::new(),
+        };
+        // One chain by one author: each change after the previous, numbered in order.
+        let n = prev.change.seq() + 1;
+        let env = sign_change(key, &op, vec![prev.hash], n, n, time_ms)?;
+        prev = env.verify()?;
+        envs.push((prev.hash.to_string(), env));
+        verified.push(prev.clone());
+        added.push((node, role));
+    }
+    let (state, refused) = evaluate_verified(verified, None);
+    if let Some(r) = refused.into_iter().next() {
+        return Err(MembershipError::Refused(Box::new(r)));
+    }
+    let refs: Vec<(String, &Envelope)> = envs.iter().map(|(n, e)| (n.clone(), e)).collect();
+    let msg = format!(
+        "membership: initial membership from the allow list ({} peers)",
+        added.len()
+    );
+    write_envelopes(repo, &refs, commit_meta(&me, time_ms, msg))?;
+    if let Some(g) = state.genesis() {
+        pin_genesis(repo, &g)?;
+    }
+    Ok(Upgrade {
+        membership: state,
+        added,
+        skipped,
+    })
+}

@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod cli;
-mod layout;
 mod drive;
+mod layout;
 mod processes;
 mod sync;
 mod unix;

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::replication::over_pipe;
 use automerge::{ChangeHash, ReadDoc};
 use hero_store::{CommitMeta, EntryKind, Expect, Repo, RepoPath, Signature};
 use hero_sync::access::allow;
@@ -13,7 +14,6 @@ use hero_sync::membership::{
     VerifiedChange, sign_change,
 };
 use hero_sync::session::{self, SyncReport};
-use hero_sync::wire::Wire;
 use hero_sync::{Access, EndpointId, SecretKey, SyncError};
 use proptest::prelude::*;
 
@@ -633,45 +633,6 @@ fn changes_relayed_by_a_third_peer_are_checked_on_arrival() {
     assert_eq!(rules.len(), 2);
     assert_eq!(rules[&by_c_name], Rule::NotOwner);
     assert!(matches!(rules["tampered"], Rule::Malformed(_)));
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// Runs `client` against `server`'s session handler over an in-memory pipe.
-fn over_pipe<F, Fut>(
-    server: &Repo,
-    client_id: EndpointId,
-    client: F,
-) -> Result<SyncReport, SyncError>
-where
-    F: FnOnce(
-        Wire<
-            tokio::io::ReadHalf<tokio::io::DuplexStream>,
-            tokio::io::WriteHalf<tokio::io::DuplexStream>,
-        >,
-    ) -> Fut,
-    Fut: std::future::Future<Output = Result<SyncReport, SyncError>>,
-{
-    let (x, y) = tokio::io::duplex(64 << 10);
-    let (xr, xw) = tokio::io::split(x);
-    let (yr, yw) = tokio::io::split(y);
-    runtime().block_on(async move {
-        let serve = async {
-            let mut w = Wire::new(yr, yw);
-            let r = session::serve(&mut w, server, &client_id).await;
-            use tokio::io::AsyncWriteExt;
-            let _ = w.writer().shutdown().await;
-            r
-        };
-        let (s, c) = tokio::join!(serve, client(Wire::new(xr, xw)));
-        s?;
-        c
-    })
 }
 
 fn pull(

@@ -93,8 +93,8 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Runs `client` against `server`'s session handler over an in-memory pipe.
-fn over_pipe<F, Fut>(
-    server: &Peer,
+pub(crate) fn over_pipe<F, Fut>(
+    server: &Repo,
     client_id: EndpointId,
     client: F,
 ) -> Result<SyncReport, SyncError>
@@ -113,7 +113,7 @@ where
     runtime().block_on(async move {
         let serve = async {
             let mut w = Wire::new(br, bw);
-            let r = session::serve(&mut w, &server.repo, &client_id).await;
+            let r = session::serve(&mut w, server, &client_id).await;
             use tokio::io::AsyncWriteExt;
             let _ = w.writer().shutdown().await;
             r
@@ -129,14 +129,14 @@ where
 
 /// `dst` pulls every branch and tag of `src`.
 pub fn pull(dst: &Peer, src: &Peer) -> Result<SyncReport, SyncError> {
-    over_pipe(src, dst.id, |mut w| async move {
+    over_pipe(&src.repo, dst.id, |mut w| async move {
         session::pull(&mut w, &dst.repo, &src.id, &dst.id, None).await
     })
 }
 
 /// `src` pushes every branch and tag to `dst`.
 pub fn push(src: &Peer, dst: &Peer) -> Result<SyncReport, SyncError> {
-    over_pipe(dst, src.id, |mut w| async move {
+    over_pipe(&dst.repo, src.id, |mut w| async move {
         session::push(&mut w, &src.repo, &dst.id, &src.id, None, None).await
     })
 }
@@ -277,7 +277,7 @@ fn a_peer_of_the_previous_protocol_version_is_told_it_is_incompatible() {
     a.admit(&b);
     a.commit("main", &[("x", Some(b"x"))], "x");
     let repo_id = hero_sync::access::sync_repo_id(&a.repo).unwrap();
-    let err = over_pipe(&a, b.id, |mut w| async move {
+    let err = over_pipe(&a.repo, b.id, |mut w| async move {
         let mut m = Enc::new(kind::HELLO);
         m.0.extend_from_slice(MAGIC);
         m.u32(3).id(&repo_id).u8(1).u8(0);

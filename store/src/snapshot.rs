@@ -624,6 +624,8 @@ impl Repo {
                 }
             }
         }
+        // Owners are given back only when running as root (asked once, not per file).
+        let as_root = is_root();
         let total = files.len() as u64;
         let next = AtomicUsize::new(0);
         let done = AtomicUsize::new(0);
@@ -650,7 +652,7 @@ impl Repo {
                         let Some((target, e)) = files.get(k) else {
                             break;
                         };
-                        if let Err(err) = write_entry(&v, target, e) {
+                        if let Err(err) = write_entry(&v, target, e, as_root) {
                             if let Ok(mut g) = first_err.lock() {
                                 g.get_or_insert(err);
                             }
@@ -676,7 +678,7 @@ impl Repo {
         }
         // Deepest first: setting a directory's time after its children are done.
         for (target, meta) in made_dirs.iter().rev() {
-            apply_meta(target, meta, EntryKind::Dir)?;
+            apply_meta(target, meta, EntryKind::Dir, as_root)?;
         }
         Ok(CheckoutReport {
             files: total,
@@ -686,7 +688,7 @@ impl Repo {
     }
 }
 
-fn write_entry(view: &View, target: &Path, e: &TreeEntry) -> Result<()> {
+fn write_entry(view: &View, target: &Path, e: &TreeEntry, as_root: bool) -> Result<()> {
     if let Ok(m) = fs::symlink_metadata(target) {
         if m.is_dir() {
             return Err(Error::IsADirectory(target.display().to_string()));
@@ -705,7 +707,7 @@ fn write_entry(view: &View, target: &Path, e: &TreeEntry) -> Result<()> {
             std::io::copy(&mut reader, &mut out).map_err(|err| Error::io(target, err))?;
         }
     }
-    apply_meta(target, &e.meta, e.kind)
+    apply_meta(target, &e.meta, e.kind, as_root)
 }
 
 /// Gives a checked-out entry its recorded metadata: owner (only when running as root, as tar
@@ -713,11 +715,11 @@ fn write_entry(view: &View, target: &Path, e: &TreeEntry) -> Result<()> {
 /// bits (the kind's default when none is recorded; after the owner, since chown clears setuid
 /// and setgid). Symlinks get no time: a symlink's own time cannot be set without
 /// `lutimes`, and nothing reads it.
-fn apply_meta(target: &Path, meta: &EntryMeta, kind: EntryKind) -> Result<()> {
+fn apply_meta(target: &Path, meta: &EntryMeta, kind: EntryKind, as_root: bool) -> Result<()> {
     use std::os::unix::fs::MetadataExt as _;
     if let Some(o) = meta.owner {
         let md = fs::symlink_metadata(target).map_err(|err| Error::io(target, err))?;
-        if (md.uid(), md.gid()) != (o.uid, o.gid) && is_root() {
+        if as_root && (md.uid(), md.gid()) != (o.uid, o.gid) {
             std::os::unix::fs::lchown(target, Some(o.uid), Some(o.gid))
                 .map_err(|err| Error::io(target, err))?;
         }

@@ -173,9 +173,13 @@ struct Ctx {
     auth: Option<Auth>,
 }
 
-/// Checks the configuration, opens the repository and binds the address.
+/// Checks the configuration, opens the repository (with the resident memory budget,
+/// [`hero_store::MemoryBudget::RESIDENT`]) and binds the address.
 pub async fn bind(config: DavConfig) -> Result<Server, DavError> {
-    let repo = Arc::new(hero_store::Repo::open(&config.repo)?);
+    let repo = Arc::new(hero_store::Repo::open_with_budget(
+        &config.repo,
+        hero_store::MemoryBudget::RESIDENT,
+    )?);
     bind_repo(repo, config).await
 }
 

@@ -24,7 +24,8 @@ FILES=${FILES:-10000}
 PROCS=${PROCS:-4}
 OPS=${OPS:-2000}
 REPS=${REPS:-3}
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
 
 cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p hero-fuse --example mount
 BIN=$(cargo metadata --format-version 1 --no-deps --manifest-path "$ROOT/Cargo.toml" |
@@ -71,49 +72,13 @@ print("%.0f" % (n / (time.perf_counter() - t)))
 '
 meta() { python3 -c "$meta_py" "$1" "$FILES" "$2"; }
 
-stress_py='
-import os, sys
-d, ops, every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-os.makedirs(d)
-block = b"x" * 4096
-live = []
-log = os.path.join(d, "log.txt")
-for i in range(ops):
-    r = i % 10
-    if r < 4:
-        p = os.path.join(d, "f%d" % i)
-        fd = os.open(p, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
-        os.write(fd, block)
-        if i % every == 0:
-            os.fsync(fd)
-        os.close(fd)
-        live.append(p)
-    elif r == 4:
-        os.stat(live[-1])
-    elif r == 5:
-        p = live.pop(0)
-        q = p + ".moved"
-        os.rename(p, q)
-        live.append(q)
-    elif r == 6:
-        os.unlink(live.pop(0))
-    elif r == 7:
-        os.mkdir(os.path.join(d, "d%d" % i))
-    elif r == 8:
-        fd = os.open(log, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o644)
-        os.write(fd, b"line %d\n" % i)
-        os.close(fd)
-    else:
-        with open(live[-1], "rb") as f:
-            f.read()
-'
 # stress DIR EVERY -> seconds for PROCS x OPS operations (an fsync every EVERY-th) and a
 # final sync
 stress() {
     local dir=$1 every=$2 start end
     start=$(date +%s.%N)
     for p in $(seq 1 "$PROCS"); do
-        python3 -c "$stress_py" "$dir/w$p" "$OPS" "$every" &
+        python3 "$HERE/stress.py" "$dir/w$p" "$OPS" "$every" &
     done
     wait
     echo done >"$dir/end"

@@ -268,10 +268,14 @@ fn unescape_mountinfo(s: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Opens the repository at [`MountOptions::repo`] and mounts its branch in the background;
-/// returns once the mount is live.
+/// Opens the repository at [`MountOptions::repo`] with the resident memory budget
+/// ([`hero_store::MemoryBudget::RESIDENT`]) and mounts its branch in the background; returns
+/// once the mount is live.
 pub fn mount(opts: MountOptions) -> Result<MountHandle, MountError> {
-    let repo = Arc::new(Repo::open(&opts.repo)?);
+    let repo = Arc::new(Repo::open_with_budget(
+        &opts.repo,
+        hero_store::MemoryBudget::RESIDENT,
+    )?);
     mount_repo(repo, opts)
 }
 

@@ -267,34 +267,43 @@ const MAX_CHAIN_FOLLOW: usize = 4096;
 /// walks the same chains again and again; each walk decodes every newer version on the way,
 /// so keeping those makes the next read stop early. Ids name content, so entries never go
 /// stale. Bounded by bytes; cleared whole when full.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct RawCache {
     map: crate::id::IdMap<(ObjType, std::sync::Arc<[u8]>)>,
     bytes: usize,
+    /// The most bytes kept; a version larger than a sixteenth of it is not kept.
+    limit: usize,
 }
 
 /// A cache shared between a repository and its views.
 pub(crate) type SharedCache = std::sync::Arc<std::sync::Mutex<RawCache>>;
 
-const RAW_CACHE_BYTES: usize = 32 << 20;
-
 impl RawCache {
+    /// An empty cache of at most `limit` bytes, to share between a repository and its views.
+    pub(crate) fn shared(limit: usize) -> SharedCache {
+        std::sync::Arc::new(std::sync::Mutex::new(RawCache {
+            map: Default::default(),
+            bytes: 0,
+            limit,
+        }))
+    }
     fn get(cache: &SharedCache, id: &ObjectId) -> Option<(ObjType, std::sync::Arc<[u8]>)> {
         let c = cache.lock().ok()?;
         c.map.get(id).cloned()
     }
     fn put(cache: &SharedCache, id: ObjectId, ty: ObjType, raw: &[u8]) {
-        if raw.len() > RAW_CACHE_BYTES / 16 {
+        let Ok(mut c) = cache.lock() else {
+            return;
+        };
+        if raw.len() > c.limit / 16 {
             return;
         }
-        if let Ok(mut c) = cache.lock() {
-            if c.bytes + raw.len() > RAW_CACHE_BYTES {
-                c.map.clear();
-                c.bytes = 0;
-            }
-            if c.map.insert(id, (ty, raw.into())).is_none() {
-                c.bytes += raw.len();
-            }
+        if c.bytes + raw.len() > c.limit {
+            c.map.clear();
+            c.bytes = 0;
+        }
+        if c.map.insert(id, (ty, raw.into())).is_none() {
+            c.bytes += raw.len();
         }
     }
 }

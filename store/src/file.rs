@@ -26,8 +26,6 @@ pub const CHUNK_AVG: usize = 128 << 10;
 pub const CHUNK_MAX: usize = 512 << 10;
 /// Children per manifest node.
 pub const FANOUT: usize = 1024;
-/// Raw bytes written between two transactions while storing a large file.
-const BATCH_BYTES: usize = 64 << 20;
 
 /// Splits `data` the way the store splits large files: (offset, length) of each chunk.
 pub fn chunk_boundaries(data: &[u8]) -> Vec<(usize, usize)> {
@@ -174,7 +172,7 @@ impl Repo {
                 old.as_ref(),
                 false,
             );
-            if pending.bytes >= BATCH_BYTES {
+            if pending.bytes >= self.budget().write_batch {
                 self.write(|w| pending.apply(w))?;
             }
         }

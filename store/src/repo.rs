@@ -17,8 +17,45 @@ use crate::refs::{BRANCH_PREFIX, RefMove, TAG_PREFIX, branch_ref, tag_ref};
 
 /// The setting that records the default branch.
 pub const DEFAULT_BRANCH_KEY: &str = "default-branch";
-/// Cache redb may use per process.
-const CACHE_BYTES: usize = 64 << 20;
+/// How much memory one repository handle may keep for its caches and large writes.
+///
+/// A short command (an import, a clone) reads and writes much once and benefits from large
+/// caches; a long-running process (the mount, the share, the daemon) shares the machine with
+/// the services it serves and keeps its resident memory bounded with
+/// [`MemoryBudget::RESIDENT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryBudget {
+    /// redb's cache of file pages (reads and the dirty pages of a write transaction).
+    pub page_cache: usize,
+    /// Versions decoded along delta chains, kept so the next read of an older version stops
+    /// early.
+    pub decoded_cache: usize,
+    /// Bytes of a large file's new records written per transaction while it is stored.
+    pub write_batch: usize,
+}
+
+impl MemoryBudget {
+    /// For commands that run, work and exit: 64 MiB of pages, 32 MiB of decoded versions,
+    /// 64 MiB per large-file transaction.
+    pub const DEFAULT: MemoryBudget = MemoryBudget {
+        page_cache: 64 << 20,
+        decoded_cache: 32 << 20,
+        write_batch: 64 << 20,
+    };
+    /// For processes that stay (the mount, the share, the daemon): 16 MiB of pages, 8 MiB of
+    /// decoded versions, 16 MiB per large-file transaction.
+    pub const RESIDENT: MemoryBudget = MemoryBudget {
+        page_cache: 16 << 20,
+        decoded_cache: 8 << 20,
+        write_batch: 16 << 20,
+    };
+}
+
+impl Default for MemoryBudget {
+    fn default() -> Self {
+        MemoryBudget::DEFAULT
+    }
+}
 
 /// An open repository: one redb file, shared safely by any number of processes.
 ///
@@ -27,7 +64,7 @@ pub struct Repo {
     /// The open database; replaced by a fresh handle after an I/O error (redb refuses every
     /// transaction of a handle that saw one).
     db: std::sync::RwLock<Database>,
-    cache_bytes: usize,
+    budget: MemoryBudget,
     path: PathBuf,
     pub(crate) cache: db::SharedCache,
 }
@@ -64,7 +101,8 @@ impl Repo {
         if path.exists() {
             return Err(Error::RepositoryExists(path));
         }
-        let db = builder(CACHE_BYTES).create(&path)?;
+        let budget = MemoryBudget::DEFAULT;
+        let db = builder(budget.page_cache).create(&path)?;
         let txn = db.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
@@ -85,42 +123,60 @@ impl Repo {
         tracing::info!(path = %path.display(), "initialized repository");
         Ok(Repo {
             db: std::sync::RwLock::new(db),
-            cache_bytes: CACHE_BYTES,
+            budget,
             path,
-            cache: Default::default(),
+            cache: db::RawCache::shared(budget.decoded_cache),
         })
     }
 
-    /// Opens an existing repository.
+    /// Opens an existing repository with the [default budget](MemoryBudget::DEFAULT).
     pub fn open(path: impl AsRef<Path>) -> Result<Repo> {
-        Repo::open_with_cache(path, CACHE_BYTES)
+        Repo::open_with_budget(path, MemoryBudget::DEFAULT)
     }
 
-    /// Opens an existing repository with a page cache of `cache_bytes` (default 64 MiB). A
-    /// process that mostly writes once (an import) needs little: the cache only holds pages
-    /// read again.
+    /// Opens an existing repository with a page cache of `cache_bytes` and otherwise the
+    /// default budget. A process that mostly writes once (an import) needs little: the cache
+    /// only holds pages read again.
     pub fn open_with_cache(path: impl AsRef<Path>, cache_bytes: usize) -> Result<Repo> {
+        Repo::open_with_budget(
+            path,
+            MemoryBudget {
+                page_cache: cache_bytes,
+                ..MemoryBudget::DEFAULT
+            },
+        )
+    }
+
+    /// Opens an existing repository whose caches and large writes stay within `budget`.
+    pub fn open_with_budget(path: impl AsRef<Path>, budget: MemoryBudget) -> Result<Repo> {
         let path = path.as_ref().to_path_buf();
         if !path.exists() {
             return Err(Error::NoRepository(path));
         }
-        let db = builder(cache_bytes).open(&path).map_err(|e| match e {
-            redb::DatabaseError::Storage(redb::StorageError::Corrupted(reason)) => {
-                Error::NotARepository {
-                    path: path.clone(),
-                    reason,
+        let db = builder(budget.page_cache)
+            .open(&path)
+            .map_err(|e| match e {
+                redb::DatabaseError::Storage(redb::StorageError::Corrupted(reason)) => {
+                    Error::NotARepository {
+                        path: path.clone(),
+                        reason,
+                    }
                 }
-            }
-            other => Error::from(other),
-        })?;
+                other => Error::from(other),
+            })?;
         let repo = Repo {
             db: std::sync::RwLock::new(db),
-            cache_bytes,
+            budget,
             path,
-            cache: Default::default(),
+            cache: db::RawCache::shared(budget.decoded_cache),
         };
         repo.check_format()?;
         Ok(repo)
+    }
+
+    /// The memory budget this handle was opened with.
+    pub fn budget(&self) -> MemoryBudget {
+        self.budget
     }
 
     /// Opens the repository, creating it first if there is none.
@@ -394,7 +450,7 @@ impl Repo {
                 .db
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match builder(self.cache_bytes).open(&self.path) {
+            match builder(self.budget.page_cache).open(&self.path) {
                 Ok(mut fresh) => {
                     // Compaction commits with redb's most thorough trimming; it may be refused
                     // (another process is reading), and the empty commits below still trim.

@@ -304,7 +304,7 @@ pub fn run(repo_path: &Path, json: bool, a: DaemonArgs) -> Result<()> {
         outln!("created the store {}", repo_path.display())?;
     }
     let repo = Arc::new(crate::commands::with_open_context(
-        Repo::open(repo_path),
+        Repo::open_with_budget(repo_path, hero_store::MemoryBudget::RESIDENT),
         repo_path,
     )?);
     if a.init_config {

@@ -16,8 +16,8 @@ use crate::readahead::{Pool, StoredSource};
 #[path = "scratch.rs"]
 mod scratch;
 use hero_store::{
-    CommitMeta, EntryKind, EntryMeta, Expect, MODE_BITS, ObjectId, Owner, PEER_HEADER, Repo,
-    RepoPath, Signature, Timestamp, TreeEntry,
+    Author, EntryKind, EntryMeta, Expect, MODE_BITS, ObjectId, Owner, Repo, RepoPath, Timestamp,
+    TreeEntry,
 };
 
 /// The root directory.
@@ -40,10 +40,7 @@ pub(crate) struct Cfg {
     pub idle_commit: Duration,
     /// Commit pending changes at the latest this long after the first of them.
     pub max_commit_delay: Duration,
-    pub author_name: String,
-    pub author_email: String,
-    pub tz_offset_minutes: i32,
-    pub peer_id: Option<String>,
+    pub author: Author,
     pub spill_dir: PathBuf,
     /// The mounting user: owner of entries that record none (and of all, with `single_user`).
     pub uid: u32,
@@ -1710,16 +1707,6 @@ impl State {
                 skipped = true;
             }
         }
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let sig = Signature {
-            name: cfg.author_name.as_bytes().to_vec(),
-            email: cfg.author_email.as_bytes().to_vec(),
-            time: i64::try_from(now).unwrap_or(i64::MAX),
-            tz_offset_minutes: cfg.tz_offset_minutes,
-        };
         paths.dedup();
         let mut message = match paths.len() {
             0 => "mount: update".to_owned(),
@@ -1727,11 +1714,7 @@ impl State {
             n => format!("mount: {}, ... ({n} changes)", paths[..3].join(", ")),
         };
         message.push('\n');
-        let mut meta = CommitMeta::new(sig, message);
-        if let Some(peer) = &cfg.peer_id {
-            meta.extra
-                .push((PEER_HEADER.to_vec(), peer.as_bytes().to_vec()));
-        }
+        let meta = cfg.author.commit_meta(message);
         let started_from = cs.base();
         let done = cs.commit(meta, Expect::Latest)?;
         let parent = if done.created {

@@ -81,6 +81,9 @@ enum Rec {
     Delete(Vec<u8>),
     Rename(Vec<u8>, Vec<u8>),
     Mkdir(Vec<u8>),
+    /// The records before this offset of the journal are committed (a commit during which
+    /// more changes were journaled).
+    Done(u64),
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -151,6 +154,10 @@ impl Rec {
                 body.push(b'M');
                 put_bytes(&mut body, p);
             }
+            Rec::Done(offset) => {
+                body.push(b'C');
+                body.extend_from_slice(&offset.to_le_bytes());
+            }
         }
         let mut out = Vec::with_capacity(body.len() + 4);
         out.extend_from_slice(&(body.len() as u32).to_le_bytes());
@@ -205,18 +212,22 @@ fn decode_rec(body: &[u8]) -> Option<Rec> {
         b'D' => Rec::Delete(c.bytes()?),
         b'R' => Rec::Rename(c.bytes()?, c.bytes()?),
         b'M' => Rec::Mkdir(c.bytes()?),
+        b'C' => Rec::Done(c.u64()?),
         _ => return None,
     };
     c.0.is_empty().then_some(rec)
 }
 
-/// Decodes a journal; a torn last record (the process died while writing it) is dropped.
+/// Decodes a journal; a torn last record (the process died while writing it) is dropped, and
+/// so are the records a [`Rec::Done`] marker says were committed (the branch record stays).
 fn decode_journal(data: &[u8]) -> Vec<Rec> {
-    let mut out = Vec::new();
+    let mut out: Vec<(usize, Rec)> = Vec::new();
     let Some(mut rest) = data.strip_prefix(MAGIC.as_slice()) else {
-        return out;
+        return Vec::new();
     };
+    let mut done_before = 0usize;
     while rest.len() >= 4 {
+        let offset = data.len() - rest.len();
         let Ok(len) = <[u8; 4]>::try_from(&rest[..4]) else {
             break;
         };
@@ -227,7 +238,10 @@ fn decode_journal(data: &[u8]) -> Vec<Rec> {
             break;
         };
         match decode_rec(body) {
-            Some(r) => out.push(r),
+            Some(Rec::Done(upto)) => {
+                done_before = done_before.max(usize::try_from(upto).unwrap_or(usize::MAX));
+            }
+            Some(r) => out.push((offset, r)),
             None => {
                 tracing::warn!("journal record not understood; the rest is ignored");
                 break;
@@ -235,7 +249,11 @@ fn decode_journal(data: &[u8]) -> Vec<Rec> {
         }
         rest = &rest[4 + len..];
     }
-    out
+    let mut first = true;
+    out.into_iter()
+        .filter(|(offset, _)| std::mem::take(&mut first) || *offset >= done_before)
+        .map(|(_, r)| r)
+        .collect()
 }
 
 /// The journal of a live mount: written on every change that is not yet committed.
@@ -308,6 +326,16 @@ impl Journal {
         self.append(Rec::Mkdir(path.to_bytes()));
     }
 
+    /// The journal's length: where the next record goes.
+    fn len(&self) -> u64 {
+        self.file.metadata().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// The records before `offset` are committed; those after are not.
+    fn done(&mut self, offset: u64) {
+        self.append(Rec::Done(offset));
+    }
+
     /// Everything journaled is committed: start over.
     pub fn reset(&mut self) {
         let res = self.file.set_len(0).map_err(io_err(&self.path));
@@ -330,8 +358,21 @@ pub(crate) struct Pending {
     puts: HashSet<u64>,
     /// Inodes renamed since the last commit.
     renamed: HashSet<u64>,
+    /// Inodes with a put in the commit under way.
+    committing_puts: HashSet<u64>,
+    /// Inodes renamed in the commit under way.
+    committing_renamed: HashSet<u64>,
     /// How long the last commit made by the mount itself took.
     last_took: Duration,
+}
+
+/// What a commit under way took from [`Pending`].
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    first: Option<Instant>,
+    /// The journal's length when the commit took its changes: the records before it are
+    /// what the commit holds.
+    journal_len: u64,
 }
 
 /// A commit forced by the maximum delay waits at least this many times as long as the last
@@ -361,13 +402,36 @@ impl Pending {
         self.last_took = d;
     }
 
-    /// Everything pending was committed.
-    pub fn committed(&mut self) {
-        self.first = None;
-        self.puts.clear();
-        self.renamed.clear();
+    /// A commit takes everything pending: changes from now on are the next commit's.
+    pub fn begin_commit(&mut self) -> InFlight {
+        self.committing_puts = std::mem::take(&mut self.puts);
+        self.committing_renamed = std::mem::take(&mut self.renamed);
+        InFlight {
+            first: self.first.take(),
+            journal_len: self.journal.as_ref().map_or(0, Journal::len),
+        }
+    }
+
+    /// The commit under way failed: what it took is pending again.
+    pub fn commit_failed(&mut self, taken: InFlight) {
+        self.puts.extend(self.committing_puts.drain());
+        self.renamed.extend(self.committing_renamed.drain());
+        if let Some(t) = taken.first {
+            self.first = Some(self.first.map_or(t, |f| f.min(t)));
+        }
+    }
+
+    /// The commit under way succeeded. With no change journaled meanwhile the journal starts
+    /// over; otherwise a marker says which of its records are committed.
+    pub fn committed(&mut self, taken: InFlight, changed_meanwhile: bool) {
+        self.committing_puts.clear();
+        self.committing_renamed.clear();
         if let Some(j) = &mut self.journal {
-            j.reset();
+            if changed_meanwhile {
+                j.done(taken.journal_len);
+            } else {
+                j.reset();
+            }
         }
     }
 
@@ -430,14 +494,20 @@ impl State {
         }
     }
 
-    /// Whether `ino` changed since the last commit (content, creation, mode, rename).
+    /// Whether `ino` changed since the last commit made (content, creation, mode, rename):
+    /// also while the commit holding that change is under way.
     pub(crate) fn changed_since_commit(&self, ino: u64) -> bool {
-        self.pending.puts.contains(&ino) || self.pending.renamed.contains(&ino)
+        let p = &self.pending;
+        p.puts.contains(&ino)
+            || p.renamed.contains(&ino)
+            || p.committing_puts.contains(&ino)
+            || p.committing_renamed.contains(&ino)
     }
 
-    /// Journals a new content binding of an inode whose put is already journaled.
+    /// Journals a new content binding of an inode whose put is already journaled (in this
+    /// commit's records or in those of the commit under way).
     pub(crate) fn journal_bind(&mut self, ino: u64) {
-        if self.pending.puts.contains(&ino)
+        if (self.pending.puts.contains(&ino) || self.pending.committing_puts.contains(&ino))
             && let Some(b) = self.binding(ino)
             && let Some(j) = &mut self.pending.journal
         {
@@ -546,11 +616,10 @@ pub(crate) fn commit_for_fsync(shared: &Shared, ino: u64, pid: u32) -> Result<()
 }
 
 fn commit_if_changed(shared: &Shared, ino: u64) -> Result<(), fuser::Errno> {
-    let mut st = shared.lock();
-    if !st.changed_since_commit(ino) {
-        return Ok(());
-    }
-    st.commit(shared).map(|_| ()).map_err(|e| {
+    // After a commit under way (it may hold the change); then commits if still needed.
+    let commit = shared.commit_guard();
+    let res = shared.commit_with(&commit, |st| st.changed_since_commit(ino));
+    res.map(|_| ()).map_err(|e| {
         tracing::error!(error = %e, "commit on fsync failed");
         crate::state::store_errno(&e)
     })
@@ -830,7 +899,7 @@ fn replay(
     let parse = |p: &[u8]| RepoPath::parse(p).map_err(hero_store::Error::Name);
     for r in &recs[1..] {
         let res = match r {
-            Rec::Branch(_) | Rec::Bind(..) => continue,
+            Rec::Branch(_) | Rec::Bind(..) | Rec::Done(_) => continue,
             Rec::Put(ino, path, _) => {
                 let path = parse(path)?;
                 match bind.get(ino) {
@@ -910,6 +979,25 @@ mod tests {
         let torn = &data[..data.len() - 3];
         assert_eq!(decode_journal(torn), recs[..recs.len() - 1]);
         assert!(decode_journal(b"garbage").is_empty());
+    }
+
+    #[test]
+    fn records_before_a_done_marker_are_dropped() {
+        let mut data = MAGIC.to_vec();
+        data.extend_from_slice(&Rec::Branch("main".into()).encode());
+        data.extend_from_slice(&Rec::Mkdir(b"old".to_vec()).encode());
+        let mark = data.len() as u64;
+        data.extend_from_slice(&Rec::Mkdir(b"new".to_vec()).encode());
+        data.extend_from_slice(&Rec::Done(mark).encode());
+        data.extend_from_slice(&Rec::Delete(b"later".to_vec()).encode());
+        assert_eq!(
+            decode_journal(&data),
+            vec![
+                Rec::Branch("main".into()),
+                Rec::Mkdir(b"new".to_vec()),
+                Rec::Delete(b"later".to_vec()),
+            ]
+        );
     }
 
     #[test]

@@ -359,6 +359,7 @@ pub fn mount_repo(repo: Arc<Repo>, opts: MountOptions) -> Result<MountHandle, Mo
         spill_pool: Arc::new(durability::SpillPool::default()),
         group: durability::GroupCommit::default(),
         pool: readahead::Pool::new(),
+        commit_lock: Mutex::new(()),
     });
 
     let mut config = fuser::Config::default();

@@ -381,3 +381,171 @@ fn concurrent_fsyncs_share_commits_and_each_returns_committed() {
     // Without group commits: one per fsync (160); with them about 60-75 here.
     assert!(n < 140, "{n} commits for 160 fsyncs");
 }
+
+/// The system call number of `fsync` (what `/proc/<tid>/syscall` shows while a thread is in it).
+#[cfg(target_arch = "x86_64")]
+const SYS_FSYNC: &str = "74";
+#[cfg(target_arch = "aarch64")]
+const SYS_FSYNC: &str = "82";
+
+/// While a 500 MB file's `fsync` commits it, other files can be opened, read and looked up:
+/// the commit streams the file into the store without holding the mount's lock. Asserted on
+/// order: the read and the lookup return while the `fsync` has not returned yet. The data
+/// lives under /var/tmp (disk) and goes with the test.
+#[test]
+fn reads_and_lookups_proceed_while_a_large_file_is_committed() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let tmp = tempfile::Builder::new()
+        .prefix("hero-fuse-lock-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let repo = Repo::init(tmp.path().join("store.hero")).unwrap();
+    let mut cs = repo.change_set("main").unwrap();
+    for (p, data) in [("other.txt", &b"other\n"[..]), ("dir/peer.txt", b"peer\n")] {
+        cs.put_bytes(
+            &hero_store::RepoPath::parse(p).unwrap(),
+            hero_store::EntryKind::File,
+            data,
+        )
+        .unwrap();
+    }
+    let sig = hero_store::Author::new("t", "t@example.com").signature();
+    cs.commit(
+        hero_store::CommitMeta::new(sig, "prepare"),
+        hero_store::Expect::Latest,
+    )
+    .unwrap();
+    drop(repo);
+    fs::create_dir(tmp.path().join("mnt")).unwrap();
+    let m = Mounted::reuse(tmp, |o| {
+        o.idle_commit = Duration::from_secs(3600);
+        o.max_commit_delay = Duration::from_secs(3600);
+    });
+
+    // 500 MB that neither compresses nor repeats (a repeated block would be stored once).
+    const MB: usize = 1 << 20;
+    const SIZE: usize = 500 * MB;
+    let mut big = fs::File::create(m.p("big.bin")).unwrap();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut block = vec![0u8; MB];
+    for _ in 0..SIZE / MB {
+        for w in block.chunks_exact_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            w.copy_from_slice(&x.to_le_bytes());
+        }
+        big.write_all(&block).unwrap();
+    }
+
+    let returned = Arc::new(AtomicBool::new(false));
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let fsync = {
+        let returned = returned.clone();
+        std::thread::spawn(move || {
+            tid_tx
+                .send(fs::read_link("/proc/thread-self").unwrap())
+                .unwrap();
+            let res = big.sync_all();
+            returned.store(true, Ordering::SeqCst);
+            res
+        })
+    };
+    // Wait until the thread is inside `fsync` (the kernel has sent it to the mount).
+    let task = Path::new("/proc")
+        .join(tid_rx.recv().unwrap())
+        .join("syscall");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = fs::read_to_string(&task).unwrap_or_default();
+        if now.split(' ').next() == Some(SYS_FSYNC) {
+            break;
+        }
+        assert!(
+            !returned.load(Ordering::SeqCst),
+            "fsync returned before it was seen"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the fsync thread never entered fsync"
+        );
+        std::thread::yield_now();
+    }
+
+    // ... and the mount is reading big.bin into the store: this process (the mount is in it)
+    // has read 16 MB more since.
+    let rchar = || {
+        let io = fs::read_to_string("/proc/self/io").unwrap();
+        let line = io.lines().find(|l| l.starts_with("rchar:")).unwrap();
+        line["rchar:".len()..].trim().parse::<u64>().unwrap()
+    };
+    let start = rchar();
+    while rchar() < start + 16 * MB as u64 {
+        assert!(
+            !returned.load(Ordering::SeqCst),
+            "fsync returned before the commit was seen"
+        );
+        assert!(Instant::now() < deadline, "the commit never read big.bin");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    // Other files, never touched through the mount before: open, read and lookup all go
+    // to the mount.
+    assert_eq!(fs::read(m.p("other.txt")).unwrap(), b"other\n");
+    assert!(
+        !returned.load(Ordering::SeqCst),
+        "the read of another file waited for the commit of big.bin"
+    );
+    assert_eq!(fs::metadata(m.p("dir/peer.txt")).unwrap().len(), 5);
+    assert!(
+        !returned.load(Ordering::SeqCst),
+        "the lookup of another file waited for the commit of big.bin"
+    );
+
+    // Changes made meanwhile belong to the next commit: a new file, and an append to
+    // big.bin (which waits until the commit has read big.bin).
+    fs::write(m.p("small.txt"), b"small\n").unwrap();
+    assert!(
+        !returned.load(Ordering::SeqCst),
+        "creating a file waited for the commit"
+    );
+    let append = {
+        let path = m.p("big.bin");
+        std::thread::spawn(move || {
+            let mut f = fs::OpenOptions::new().append(true).open(path).unwrap();
+            f.write_all(b"tail").unwrap();
+        })
+    };
+
+    // The fsync then returns with the file committed (a generous guard, not a timing test).
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !returned.load(Ordering::SeqCst) {
+        assert!(
+            Instant::now() < deadline,
+            "the fsync of big.bin never returned"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    fsync.join().unwrap().unwrap();
+    append.join().unwrap();
+    let repo = Repo::open(&m.repo).unwrap();
+    assert_eq!(
+        commits(&repo, "main").len(),
+        2,
+        "prepare, then the fsync's commit"
+    );
+    assert_eq!(entry(&repo, "main", "big.bin").unwrap().size, SIZE as u64);
+    assert!(entry(&repo, "main", "small.txt").is_none());
+    // The next commit has them.
+    m.handle.as_ref().unwrap().flush().unwrap();
+    assert_eq!(commits(&repo, "main").len(), 3);
+    assert_eq!(
+        entry(&repo, "main", "big.bin").unwrap().size,
+        SIZE as u64 + 4
+    );
+    assert_eq!(content(&repo, "main", "small.txt"), b"small\n");
+    let big = content(&repo, "main", "big.bin");
+    assert_eq!(&big[SIZE..], b"tail");
+}

@@ -21,7 +21,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::state::{Content, Kind, Shared, State};
-use hero_store::{CommitMeta, EntryKind, Expect, ObjectId, Repo, RepoPath, Signature};
+use hero_store::{
+    CommitMeta, EntryKind, EntryMeta, Expect, ObjectId, Owner, Repo, RepoPath, Signature, Timestamp,
+};
 
 /// The journal's file name inside a spill directory.
 pub(crate) const JOURNAL: &str = "journal";
@@ -84,6 +86,27 @@ enum Rec {
     /// The records before this offset of the journal are committed (a commit during which
     /// more changes were journaled).
     Done(u64),
+    /// The mode, owner and time of an inode (at the path given, when first journaled); the
+    /// last one of an inode is what recovery records.
+    Meta(u64, Vec<u8>, EntryMeta),
+}
+
+fn put_meta(out: &mut Vec<u8>, m: &EntryMeta) {
+    let flags = u8::from(m.mode.is_some())
+        | u8::from(m.owner.is_some()) << 1
+        | u8::from(m.mtime.is_some()) << 2;
+    out.push(flags);
+    if let Some(mode) = m.mode {
+        out.extend_from_slice(&mode.to_le_bytes());
+    }
+    if let Some(o) = m.owner {
+        out.extend_from_slice(&o.uid.to_le_bytes());
+        out.extend_from_slice(&o.gid.to_le_bytes());
+    }
+    if let Some(t) = m.mtime {
+        out.extend_from_slice(&t.secs.to_le_bytes());
+        out.extend_from_slice(&t.nanos.to_le_bytes());
+    }
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -158,6 +181,12 @@ impl Rec {
                 body.push(b'C');
                 body.extend_from_slice(&offset.to_le_bytes());
             }
+            Rec::Meta(ino, path, m) => {
+                body.push(b'm');
+                body.extend_from_slice(&ino.to_le_bytes());
+                put_bytes(&mut body, path);
+                put_meta(&mut body, m);
+            }
         }
         let mut out = Vec::with_capacity(body.len() + 4);
         out.extend_from_slice(&(body.len() as u32).to_le_bytes());
@@ -183,6 +212,36 @@ impl<'a> Cursor<'a> {
     }
     fn u64(&mut self) -> Option<u64> {
         self.take(8)?.try_into().ok().map(u64::from_le_bytes)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)?.try_into().ok().map(u32::from_le_bytes)
+    }
+    fn meta(&mut self) -> Option<EntryMeta> {
+        let flags = self.u8()?;
+        if flags & !7 != 0 {
+            return None;
+        }
+        let mode = if flags & 1 != 0 {
+            Some(self.u32()?)
+        } else {
+            None
+        };
+        let owner = if flags & 2 != 0 {
+            Some(Owner {
+                uid: self.u32()?,
+                gid: self.u32()?,
+            })
+        } else {
+            None
+        };
+        let mtime = if flags & 4 != 0 {
+            let secs = i64::from_le_bytes(self.take(8)?.try_into().ok()?);
+            let nanos = self.u32()?;
+            (nanos < 1_000_000_000).then_some(Timestamp { secs, nanos })
+        } else {
+            None
+        };
+        Some(EntryMeta { mode, owner, mtime })
     }
     fn id(&mut self) -> Option<ObjectId> {
         self.take(32)?.try_into().ok().map(ObjectId)
@@ -213,6 +272,7 @@ fn decode_rec(body: &[u8]) -> Option<Rec> {
         b'R' => Rec::Rename(c.bytes()?, c.bytes()?),
         b'M' => Rec::Mkdir(c.bytes()?),
         b'C' => Rec::Done(c.u64()?),
+        b'm' => Rec::Meta(c.u64()?, c.bytes()?, c.meta()?),
         _ => return None,
     };
     c.0.is_empty().then_some(rec)
@@ -297,7 +357,11 @@ impl Journal {
     }
 
     fn append(&mut self, rec: Rec) {
-        if let Err(e) = self.file.write_all(&rec.encode()) {
+        self.append_raw(&rec.encode());
+    }
+
+    fn append_raw(&mut self, encoded: &[u8]) {
+        if let Err(e) = self.file.write_all(encoded) {
             if !self.failed {
                 tracing::error!(path = %self.path.display(), error = %e,
                     "writing the journal failed: changes not yet committed would not survive a crash");
@@ -306,8 +370,16 @@ impl Journal {
         }
     }
 
-    pub fn put(&mut self, ino: u64, path: &RepoPath, b: Binding) {
-        self.append(Rec::Put(ino, path.to_bytes(), b));
+    /// A put and the inode's metadata, in one `write(2)`.
+    pub fn put(&mut self, ino: u64, path: &RepoPath, b: Binding, meta: EntryMeta) {
+        let path = path.to_bytes();
+        let mut both = Rec::Put(ino, path.clone(), b).encode();
+        both.extend_from_slice(&Rec::Meta(ino, path, meta).encode());
+        self.append_raw(&both);
+    }
+
+    pub fn meta(&mut self, ino: u64, path: &RepoPath, meta: EntryMeta) {
+        self.append(Rec::Meta(ino, path.to_bytes(), meta));
     }
 
     pub fn bind(&mut self, ino: u64, b: Binding) {
@@ -435,10 +507,16 @@ impl Pending {
         }
     }
 
-    pub fn journal_put(&mut self, ino: u64, path: &RepoPath, b: Binding) {
+    pub fn journal_put(&mut self, ino: u64, path: &RepoPath, b: Binding, meta: EntryMeta) {
         self.puts.insert(ino);
         if let Some(j) = &mut self.journal {
-            j.put(ino, path, b);
+            j.put(ino, path, b, meta);
+        }
+    }
+
+    pub fn journal_meta(&mut self, ino: u64, path: &RepoPath, meta: EntryMeta) {
+        if let Some(j) = &mut self.journal {
+            j.meta(ino, path, meta);
         }
     }
 
@@ -884,47 +962,82 @@ fn replay(
     let Some(Rec::Branch(branch)) = recs.first() else {
         return Ok(None);
     };
-    // The last binding of each inode is its content at the time of the crash.
+    // The last binding of each inode is its content at the time of the crash, its last
+    // metadata record its mode, owner and time.
     let mut bind: HashMap<u64, Binding> = HashMap::new();
+    let mut metas: HashMap<u64, EntryMeta> = HashMap::new();
     for r in recs {
         match r {
             Rec::Put(ino, _, b) | Rec::Bind(ino, b) => {
                 bind.insert(*ino, b.clone());
             }
+            Rec::Meta(ino, _, m) => {
+                metas.insert(*ino, *m);
+            }
             _ => {}
         }
     }
+    // Inodes whose metadata is recorded already (after their put or first metadata record).
+    let mut met: HashSet<u64> = HashSet::new();
     let mut cs = repo.change_set(branch)?;
     let mut count = 0usize;
     let parse = |p: &[u8]| RepoPath::parse(p).map_err(hero_store::Error::Name);
     for r in &recs[1..] {
         let res = match r {
             Rec::Branch(_) | Rec::Bind(..) | Rec::Done(_) => continue,
+            Rec::Meta(ino, path, _) => {
+                // A directory's (files have theirs recorded with their put).
+                match metas.get(ino) {
+                    Some(m) if met.insert(*ino) => cs.set_meta(&parse(path)?, *m),
+                    _ => continue,
+                }
+            }
             Rec::Put(ino, path, _) => {
                 let path = parse(path)?;
+                met.insert(*ino);
+                let meta = metas.get(ino).copied();
+                // Mode and owner as last recorded; the time too, except that a file being
+                // written has its spill file's: the time of its last write (a time set with
+                // `utimes` was set on the spill file as well).
+                let with_meta = |cs: &mut hero_store::ChangeSet<'_>,
+                                 kind: EntryKind,
+                                 spill: Option<&File>|
+                 -> Result<(), hero_store::Error> {
+                    let Some(mut m) = meta else {
+                        return Ok(());
+                    };
+                    if let Some(t) = spill.and_then(|f| f.metadata().ok()?.modified().ok()) {
+                        m.mtime = Some(Timestamp::from_system_time(t));
+                    }
+                    cs.set_meta(&path, m.fitted_to(kind))
+                };
                 match bind.get(ino) {
                     Some(Binding::Spill(n, x)) => {
                         let p = dir.join(n.to_string());
                         match File::open(&p) {
-                            Ok(f) => cs.put_reader(&path, file_kind(*x), f).map(|_| ()),
+                            Ok(f) => cs
+                                .put_reader(&path, file_kind(*x), &f)
+                                .map(|_| ())
+                                .and_then(|()| with_meta(&mut cs, file_kind(*x), Some(&f))),
                             // Its file was dropped (unlinked and closed): a later record
                             // deletes the path.
                             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                             Err(source) => Err(hero_store::Error::Io { path: p, source }),
                         }
                     }
-                    Some(Binding::Stored(id, size, x)) => {
-                        cs.put_entry(&path, file_kind(*x), *id, *size)
-                    }
-                    Some(Binding::Target(t)) => {
-                        cs.put_bytes(&path, EntryKind::Symlink, t).map(|_| ())
-                    }
-                    Some(Binding::Symlink(id, size)) => {
-                        cs.put_entry(&path, EntryKind::Symlink, *id, *size)
-                    }
-                    Some(Binding::Gitlink(id, size)) => {
-                        cs.put_entry(&path, EntryKind::Gitlink, *id, *size)
-                    }
+                    Some(Binding::Stored(id, size, x)) => cs
+                        .put_entry(&path, file_kind(*x), *id, *size)
+                        .and_then(|()| with_meta(&mut cs, file_kind(*x), None)),
+                    Some(Binding::Target(t)) => cs
+                        .put_bytes(&path, EntryKind::Symlink, t)
+                        .map(|_| ())
+                        .and_then(|()| with_meta(&mut cs, EntryKind::Symlink, None)),
+                    Some(Binding::Symlink(id, size)) => cs
+                        .put_entry(&path, EntryKind::Symlink, *id, *size)
+                        .and_then(|()| with_meta(&mut cs, EntryKind::Symlink, None)),
+                    Some(Binding::Gitlink(id, size)) => cs
+                        .put_entry(&path, EntryKind::Gitlink, *id, *size)
+                        .and_then(|()| with_meta(&mut cs, EntryKind::Gitlink, None)),
                     None => continue,
                 }
             }
@@ -970,6 +1083,19 @@ mod tests {
             Rec::Delete(b"a/b".to_vec()),
             Rec::Rename(b"c".to_vec(), b"d/e".to_vec()),
             Rec::Mkdir(b"d".to_vec()),
+            Rec::Meta(
+                7,
+                b"a/b".to_vec(),
+                EntryMeta {
+                    mode: Some(0o2750),
+                    owner: Some(Owner { uid: 1, gid: 2 }),
+                    mtime: Some(Timestamp {
+                        secs: -5,
+                        nanos: 999_999_999,
+                    }),
+                },
+            ),
+            Rec::Meta(8, b"l".to_vec(), EntryMeta::NONE),
         ];
         let mut data = MAGIC.to_vec();
         for r in &recs {

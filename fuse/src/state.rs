@@ -140,6 +140,15 @@ impl Drop for Spill {
     }
 }
 
+/// The time of a spill file's last change (what recovery records for it), else now.
+fn spill_time(spill: &Spill) -> SystemTime {
+    spill
+        .file
+        .metadata()
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| SystemTime::now())
+}
+
 /// The id of empty file content.
 pub(crate) fn empty_file_id() -> ObjectId {
     ObjectId::of(b"")
@@ -1076,13 +1085,19 @@ impl State {
         {
             self.ignore_rules_stale();
         }
-        if let Ok(path) = self.path_of(ino)
-            && self.put_pending.insert(ino)
-        {
-            if let Some(b) = self.binding(ino) {
-                self.pending.journal_put(ino, &path, b);
+        if let Ok(path) = self.path_of(ino) {
+            let meta = self.nodes.get(&ino).map(Node::stored_meta);
+            let binding = self.binding(ino);
+            let first = self.put_pending.insert(ino);
+            match (binding, meta) {
+                (Some(b), Some(m)) if first => self.pending.journal_put(ino, &path, b, m),
+                // A directory: its metadata (its time changes with every entry made in it).
+                (None, Some(m)) => self.pending.journal_meta(ino, &path, m),
+                _ => {}
             }
-            self.ops.push(Op::Put { path, ino });
+            if first {
+                self.ops.push(Op::Put { path, ino });
+            }
         }
         if let Some(p) = self.nodes.get(&ino).map(|n| n.parent)
             && p != 0
@@ -1090,6 +1105,19 @@ impl State {
             self.dirty_dir_tree_only(p);
         }
         self.touch();
+    }
+
+    /// Journals the mode, owner and time of an inode whose put is journaled already.
+    fn journal_meta(&mut self, ino: u64) {
+        if self.binding(ino).is_none() || self.is_local(ino) {
+            return; // a directory: `mark_put` journaled it
+        }
+        if let (Ok(path), Some(m)) = (
+            self.path_of(ino),
+            self.nodes.get(&ino).map(Node::stored_meta),
+        ) {
+            self.pending.journal_meta(ino, &path, m);
+        }
     }
 
     /// Like `dirty_dir` without touching the directory's times.
@@ -1174,6 +1202,10 @@ impl State {
             let copied = io::copy(&mut reader, &mut out).map_err(|e| io_errno(&e))?;
             (copied, Some(id))
         };
+        // Not written yet: the file keeps its time (recovery reads it from the spill file).
+        if let Err(e) = spill.file.set_modified(self.node(ino)?.mtime) {
+            tracing::warn!(error = %e, "setting the time of a spill file");
+        }
         if let Kind::File { content, .. } = &mut self.node_mut(ino)?.kind {
             *content = Content::Spill {
                 spill: spill.clone(),
@@ -1253,7 +1285,10 @@ impl State {
                 Source::Spill(self.ensure_spill(shared, ino, trunc)?)
             };
             if trunc {
-                let now = SystemTime::now();
+                let now = match &source {
+                    Source::Spill(s) => spill_time(s),
+                    _ => SystemTime::now(),
+                };
                 let n = self.node_mut(ino)?;
                 n.mtime = now;
                 n.ctime = now;
@@ -1353,7 +1388,7 @@ impl State {
             .file
             .write_all_at(data, offset)
             .map_err(|e| io_errno(&e))?;
-        let now = SystemTime::now();
+        let now = spill_time(&spill);
         let n = self.node_mut(ino)?;
         n.mtime = now;
         n.ctime = now;
@@ -1403,7 +1438,13 @@ impl State {
                 let spill = self.ensure_spill(shared, ino, size == 0)?;
                 spill.file.set_len(size).map_err(|e| io_errno(&e))?;
             }
-            let now = SystemTime::now();
+            let now = match &self.node(ino)?.kind {
+                Kind::File {
+                    content: Content::Spill { spill, .. },
+                    ..
+                } => spill_time(spill),
+                _ => SystemTime::now(),
+            };
             let n = self.node_mut(ino)?;
             n.mtime = now;
             n.ctime = now;
@@ -1446,13 +1487,27 @@ impl State {
             meta_changed = true;
         }
         if let Some(t) = mtime {
-            self.node_mut(ino)?.mtime = t;
+            let n = self.node_mut(ino)?;
+            n.mtime = t;
+            // Recovery takes a written file's time from its spill file.
+            if let Kind::File {
+                content: Content::Spill { spill, .. },
+                ..
+            } = &n.kind
+                && let Err(e) = spill.file.set_modified(t)
+            {
+                tracing::warn!(error = %e, "setting the time of a spill file");
+            }
             meta_changed = true;
         }
         if meta_changed {
             self.node_mut(ino)?.ctime = SystemTime::now();
+            let first = !self.put_pending.contains(&ino);
             self.mark_put(ino);
             self.journal_bind(ino);
+            if !first {
+                self.journal_meta(ino);
+            }
         }
         Ok(())
     }

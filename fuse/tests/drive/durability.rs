@@ -549,3 +549,122 @@ fn reads_and_lookups_proceed_while_a_large_file_is_committed() {
     let big = content(&repo, "main", "big.bin");
     assert_eq!(&big[SIZE..], b"tail");
 }
+
+/// What `stat` says of a path: mode bits, owner, modification time.
+fn stat_meta(p: &Path) -> (u32, u32, u32, hero_store::Timestamp) {
+    use std::os::unix::fs::MetadataExt;
+    let md = fs::symlink_metadata(p).unwrap();
+    let t = hero_store::Timestamp {
+        secs: md.mtime(),
+        nanos: u32::try_from(md.mtime_nsec()).unwrap(),
+    };
+    (md.mode() & 0o7777, md.uid(), md.gid(), t)
+}
+
+/// After `kill -9`, the recovery commit records the mode, owner and modification time each
+/// entry had before the kill: set by chmod, chown and `touch -d`, or the time of the last
+/// write — not the recovery commit's time.
+#[test]
+fn kill_9_then_recovery_keeps_modes_owners_and_times() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo_path = tmp.path().join("store.hero");
+    {
+        // A file committed before the mount: its binding stays the stored content.
+        let repo = Repo::init(&repo_path).unwrap();
+        let mut cs = repo.change_set("main").unwrap();
+        cs.put_bytes(
+            &hero_store::RepoPath::parse("old.txt").unwrap(),
+            hero_store::EntryKind::File,
+            b"old\n",
+        )
+        .unwrap();
+        let sig = hero_store::Author::new("t", "t@example.com").signature();
+        cs.commit(
+            hero_store::CommitMeta::new(sig, "prepare"),
+            hero_store::Expect::Latest,
+        )
+        .unwrap();
+    }
+    let dir = tmp.path().join("mnt");
+    fs::create_dir(&dir).unwrap();
+    let mut mount = spawn_mount(&repo_path, &dir);
+    // Root can give files away; anyone else records their own ids explicitly.
+    let owner = if nix::unistd::geteuid().is_root() {
+        "1234:5678".to_owned()
+    } else {
+        format!("{}:{}", nix::unistd::getuid(), nix::unistd::getgid())
+    };
+    sh(
+        tmp.path(),
+        &format!(
+            "cd mnt && echo written > written.txt && \
+             echo private > modes.txt && chmod 640 modes.txt && chown {owner} modes.txt && \
+             echo old > touched.txt && touch -d '2001-02-03 04:05:06.789' touched.txt && \
+             echo a > rewritten.txt && touch -d '2001-02-03 04:05:06' rewritten.txt && \
+             echo b >> rewritten.txt && \
+             chmod 600 old.txt && touch -d '2003-04-05 06:07:08.5' old.txt && \
+             mkdir -p d/sub && echo x > d/sub/f && chmod 2750 d && \
+             touch -d '2002-03-04 05:06:07.25' d && \
+             ln -s written.txt link && touch -h -d '2004-05-06 07:08:09' link"
+        ),
+    );
+    let paths = [
+        "written.txt",
+        "modes.txt",
+        "touched.txt",
+        "rewritten.txt",
+        "old.txt",
+        "d",
+        "d/sub",
+        "d/sub/f",
+    ];
+    let before: Vec<_> = paths.iter().map(|p| stat_meta(&dir.join(p))).collect();
+    // What the script set, as the mount showed it.
+    assert_eq!(before[1].0, 0o640);
+    assert_eq!(before[2].3.secs, 981_173_106);
+    assert_eq!(before[2].3.nanos, 789_000_000);
+    assert!(
+        before[3].3.secs > 981_173_106,
+        "the write after touch -d sets the time"
+    );
+    assert_eq!(before[5].0, 0o2750);
+    let link_before = stat_meta(&dir.join("link"));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(mount.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    mount.wait().unwrap();
+    let _ = Command::new("fusermount3").arg("-u").arg(&dir).status();
+    assert_eq!(
+        commits(&Repo::open(&repo_path).unwrap(), "main").len(),
+        1,
+        "nothing committed before the kill"
+    );
+
+    let m = Mounted::reuse(tmp, |_| {});
+    let repo = Repo::open(&m.repo).unwrap();
+    let log = commits(&repo, "main");
+    assert_eq!(log.len(), 2);
+    let c = repo.commit(&log[0]).unwrap();
+    assert!(String::from_utf8_lossy(&c.message).contains("recovery"));
+    for (p, (mode, uid, gid, mtime)) in paths.iter().zip(&before) {
+        let e = entry(&repo, "main", p).unwrap();
+        assert_eq!(e.meta.mode, Some(*mode), "{p}: mode");
+        // old.txt never had an owner recorded (it shows the mounting user's).
+        let owner = (*p != "old.txt").then_some(hero_store::Owner {
+            uid: *uid,
+            gid: *gid,
+        });
+        assert_eq!(e.meta.owner, owner, "{p}: owner");
+        assert_eq!(e.meta.mtime, Some(*mtime), "{p}: time");
+        // And the new mount shows them.
+        assert_eq!(stat_meta(&m.p(p)), (*mode, *uid, *gid, *mtime), "{p}");
+    }
+    assert_eq!(
+        entry(&repo, "main", "link").unwrap().meta.mtime,
+        Some(link_before.3),
+        "link: time"
+    );
+    assert_eq!(content(&repo, "main", "rewritten.txt"), b"a\nb\n");
+}

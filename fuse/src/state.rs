@@ -87,8 +87,9 @@ pub(crate) struct Spill {
     keep: Arc<AtomicBool>,
     /// Where the file goes when no longer used.
     pool: Arc<crate::durability::SpillPool>,
-    /// A commit is reading the file: writes to it wait (see [`Shared::lock_writable`]).
-    busy: Mutex<bool>,
+    /// Commits reading the file (a failed commit's puts come back, so one commit may take a
+    /// file twice): writes to it wait (see [`Shared::lock_writable`]).
+    busy: Mutex<u32>,
     idle: Condvar,
 }
 
@@ -99,12 +100,12 @@ impl Spill {
             path,
             keep: shared.keep_spill.clone(),
             pool: shared.spill_pool.clone(),
-            busy: Mutex::new(false),
+            busy: Mutex::new(0),
             idle: Condvar::new(),
         }
     }
 
-    fn busy_flag(&self) -> MutexGuard<'_, bool> {
+    fn busy_flag(&self) -> MutexGuard<'_, u32> {
         match self.busy.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -112,13 +113,13 @@ impl Spill {
     }
 
     fn is_busy(&self) -> bool {
-        *self.busy_flag()
+        *self.busy_flag() != 0
     }
 
     /// Waits until no commit reads the file.
     fn wait_idle(&self) {
         let mut busy = self.busy_flag();
-        while *busy {
+        while *busy != 0 {
             busy = match self.idle.wait(busy) {
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
@@ -510,7 +511,16 @@ impl Shared {
 
     /// Periodic work: the idle commit and noticing commits made elsewhere.
     pub fn tick(&self) -> Vec<Inval> {
-        let commit = self.commit_guard();
+        let commit = match self.commit_lock.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                // A commit is under way (an fsync's): no commit and no refresh now.
+                let mut st = self.lock();
+                st.sweep();
+                return std::mem::take(&mut st.inval);
+            }
+        };
         let due = {
             let st = self.lock();
             let idle = st
@@ -1086,14 +1096,17 @@ impl State {
             self.ignore_rules_stale();
         }
         if let Ok(path) = self.path_of(ino) {
-            let meta = self.nodes.get(&ino).map(Node::stored_meta);
-            let binding = self.binding(ino);
             let first = self.put_pending.insert(ino);
-            match (binding, meta) {
-                (Some(b), Some(m)) if first => self.pending.journal_put(ino, &path, b, m),
-                // A directory: its metadata (its time changes with every entry made in it).
-                (None, Some(m)) => self.pending.journal_meta(ino, &path, m),
-                _ => {}
+            let dir = self.nodes.get(&ino).is_some_and(Node::is_dir);
+            if first || dir {
+                let meta = self.nodes.get(&ino).map(Node::stored_meta);
+                match (self.binding(ino), meta) {
+                    (Some(b), Some(m)) => self.pending.journal_put(ino, &path, b, m),
+                    // A directory: its metadata, every time (its time changes with every
+                    // entry made or removed in it).
+                    (None, Some(m)) => self.pending.journal_meta(ino, &path, m),
+                    _ => {}
+                }
             }
             if first {
                 self.ops.push(Op::Put { path, ino });
@@ -2124,15 +2137,18 @@ pub(crate) struct Busy(Arc<Spill>);
 
 impl Busy {
     fn new(spill: Arc<Spill>) -> Busy {
-        *spill.busy_flag() = true;
+        *spill.busy_flag() += 1;
         Busy(spill)
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        *self.0.busy_flag() = false;
-        self.0.idle.notify_all();
+        let mut busy = self.0.busy_flag();
+        *busy = busy.saturating_sub(1);
+        if *busy == 0 {
+            self.0.idle.notify_all();
+        }
     }
 }
 

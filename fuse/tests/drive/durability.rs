@@ -440,6 +440,9 @@ fn reads_and_lookups_proceed_while_a_large_file_is_committed() {
         big.write_all(&block).unwrap();
     }
 
+    // Another file pending: the fsync's commit holds it too, read after big.bin.
+    fs::write(m.p("second.bin"), vec![b'a'; 4 * MB]).unwrap();
+
     let returned = Arc::new(AtomicBool::new(false));
     let (tid_tx, tid_rx) = std::sync::mpsc::channel();
     let fsync = {
@@ -518,6 +521,16 @@ fn reads_and_lookups_proceed_while_a_large_file_is_committed() {
             f.write_all(b"tail").unwrap();
         })
     };
+    // An overwrite of second.bin, which the commit has taken but not read yet: it waits until
+    // the commit has read it, and is not in that commit.
+    let overwrite = {
+        let path = m.p("second.bin");
+        std::thread::spawn(move || {
+            use std::os::unix::fs::FileExt;
+            let f = fs::OpenOptions::new().write(true).open(path).unwrap();
+            f.write_all_at(b"ZZZZ", 0).unwrap();
+        })
+    };
 
     // The fsync then returns with the file committed (a generous guard, not a timing test).
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -530,6 +543,7 @@ fn reads_and_lookups_proceed_while_a_large_file_is_committed() {
     }
     fsync.join().unwrap().unwrap();
     append.join().unwrap();
+    overwrite.join().unwrap();
     let repo = Repo::open(&m.repo).unwrap();
     assert_eq!(
         commits(&repo, "main").len(),
@@ -538,6 +552,12 @@ fn reads_and_lookups_proceed_while_a_large_file_is_committed() {
     );
     assert_eq!(entry(&repo, "main", "big.bin").unwrap().size, SIZE as u64);
     assert!(entry(&repo, "main", "small.txt").is_none());
+    let second = content(&repo, "main", "second.bin");
+    assert_eq!(second.len(), 4 * MB);
+    assert!(
+        second.iter().all(|&b| b == b'a'),
+        "the fsync's commit holds the overwrite made while it was under way"
+    );
     // The next commit has them.
     m.handle.as_ref().unwrap().flush().unwrap();
     assert_eq!(commits(&repo, "main").len(), 3);
@@ -548,6 +568,8 @@ fn reads_and_lookups_proceed_while_a_large_file_is_committed() {
     assert_eq!(content(&repo, "main", "small.txt"), b"small\n");
     let big = content(&repo, "main", "big.bin");
     assert_eq!(&big[SIZE..], b"tail");
+    let second = content(&repo, "main", "second.bin");
+    assert_eq!(&second[..5], b"ZZZZa");
 }
 
 /// What `stat` says of a path: mode bits, owner, modification time.

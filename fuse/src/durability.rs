@@ -9,9 +9,13 @@
 //! belongs to a mount that is gone: its changes are replayed onto their branch as a recovery
 //! commit and the directory is removed.
 //!
+//! The journal also records each changed entry's mode, owner and time (with its put, and on
+//! every `chmod`, `chown` and `utimes`); a written file's time is its spill file's.
+//!
 //! The journal is written with one `write(2)` per record and never `fsync`ed: the page cache
 //! survives the death of the process, which is the failure this covers. After each commit
-//! the journal is emptied.
+//! the journal is emptied, or, when changes were journaled while the commit was under way,
+//! gets a marker: the records before the offset it names are committed.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};

@@ -690,3 +690,84 @@ fn kill_9_then_recovery_keeps_modes_owners_and_times() {
     );
     assert_eq!(content(&repo, "main", "rewritten.txt"), b"a\nb\n");
 }
+
+/// A file created while a commit is under way, then `kill -9` before the next commit: the
+/// recovery commit holds that file and only it (the journal's marker says which records the
+/// earlier commit held; resetting the journal after that commit would lose the file).
+#[test]
+fn kill_9_after_a_commit_that_overlapped_a_change_recovers_only_the_change() {
+    const MB: usize = 1 << 20;
+    let tmp = tempfile::Builder::new()
+        .prefix("hero-fuse-marker-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let repo_path = tmp.path().join("store.hero");
+    Repo::init(&repo_path).unwrap();
+    let dir = tmp.path().join("mnt");
+    fs::create_dir(&dir).unwrap();
+    let mut mount = spawn_mount(&repo_path, &dir);
+    let mut big = fs::File::create(dir.join("big.bin")).unwrap();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut block = vec![0u8; MB];
+    for _ in 0..64 {
+        for w in block.chunks_exact_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            w.copy_from_slice(&x.to_le_bytes());
+        }
+        big.write_all(&block).unwrap();
+    }
+    let rchar = |pid: u32| {
+        let io = fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
+        let line = io.lines().find(|l| l.starts_with("rchar:")).unwrap();
+        line["rchar:".len()..].trim().parse::<u64>().unwrap()
+    };
+    let start = rchar(mount.id());
+    let fsync = std::thread::spawn(move || big.sync_all());
+    // The mount process reads big.bin into the store: the commit is under way.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while rchar(mount.id()) < start + 8 * MB as u64 {
+        assert!(
+            !fsync.is_finished(),
+            "the commit was over before it was seen"
+        );
+        assert!(Instant::now() < deadline, "the commit never read big.bin");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    fs::write(dir.join("during.txt"), b"made during the commit\n").unwrap();
+    assert!(
+        !fsync.is_finished(),
+        "during.txt was not made during the commit"
+    );
+    fsync.join().unwrap().unwrap();
+    let repo = Repo::open(&repo_path).unwrap();
+    assert_eq!(commits(&repo, "main").len(), 1);
+    assert!(entry(&repo, "main", "during.txt").is_none());
+    drop(repo);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(mount.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    mount.wait().unwrap();
+    let _ = Command::new("fusermount3").arg("-u").arg(&dir).status();
+
+    let m = Mounted::reuse(tmp, |_| {});
+    let repo = Repo::open(&m.repo).unwrap();
+    let log = commits(&repo, "main");
+    assert_eq!(log.len(), 2);
+    let c = repo.commit(&log[0]).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&c.message),
+        "mount: recovery of 1 changes not committed before the mount ended\n"
+    );
+    assert_eq!(
+        content(&repo, "main", "during.txt"),
+        b"made during the commit\n"
+    );
+    assert_eq!(
+        entry(&repo, "main", "big.bin").unwrap().size,
+        64 * MB as u64
+    );
+}

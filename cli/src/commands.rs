@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, CommandFactory};
 use hero_store::{
-    CheckoutOptions, DiffKind, EntryKind, LineDiff, ObjectId, Progress, RefValue, Repo, RepoPath,
-    Signature, StatusKind, Tag, TargetKind, line_diff,
+    Author, CheckoutOptions, DiffKind, EntryKind, LineDiff, ObjectId, Progress, RefValue, Repo,
+    RepoPath, Signature, StatusKind, Tag, TargetKind, line_diff,
 };
 use serde_json::json;
 
@@ -81,8 +81,10 @@ pub fn with_open_context(opened: hero_store::Result<Repo>, path: &std::path::Pat
     }
 }
 
-/// The signature for new commits: `HERO_AUTHOR_NAME`/`HERO_AUTHOR_EMAIL`, else the user name.
-pub fn signature() -> Signature {
+/// The author of the commits this process makes: `HERO_AUTHOR_NAME`/`HERO_AUTHOR_EMAIL`, else
+/// the user name, in the local time zone, with no peer. The one place the environment is read
+/// for it; the mount, the share, the daemon and every command take what this returns.
+pub fn author() -> Author {
     let name = std::env::var("HERO_AUTHOR_NAME")
         .ok()
         .filter(|s| !s.is_empty())
@@ -92,22 +94,17 @@ pub fn signature() -> Signature {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| format!("{name}@localhost"));
-    let now = chrono::Local::now();
-    Signature {
-        name: name.into_bytes(),
-        email: email.into_bytes(),
-        time: now.timestamp(),
-        tz_offset_minutes: now.offset().local_minus_utc() / 60,
-    }
+    Author::new(name, email).with_tz_offset(chrono::Local::now().offset().local_minus_utc() / 60)
 }
 
-/// The `hero-peer` header of commits made here: this repository's peer id (the endpoint id of
-/// its key beside the repository file, created on first use).
-pub fn peer_header(repo: &std::path::Path) -> Result<(Vec<u8>, Vec<u8>)> {
+/// [`author`] recording this repository's peer id in each commit (the endpoint id of its key
+/// beside the repository file, created on first use).
+pub fn author_for(repo: &std::path::Path) -> Result<Author> {
     let key = hero_sync::key_path(repo);
     let verb = if key.exists() { "reading" } else { "creating" };
-    hero_sync::peer_header_for(repo)
-        .with_context(|| format!("{verb} the peer key {} of this repository", key.display()))
+    let id = hero_sync::endpoint_id(repo)
+        .with_context(|| format!("{verb} the peer key {} of this repository", key.display()))?;
+    Ok(author().with_peer(id.to_string()))
 }
 
 fn show_time(sig: &Signature) -> String {
@@ -827,7 +824,7 @@ fn cmd_tag(repo: &Repo, a: TagArgs, json: bool) -> Result<()> {
                 target,
                 target_kind: TargetKind::Commit,
                 name: name.clone().into_bytes(),
-                tagger: Some(signature()),
+                tagger: Some(author().signature()),
                 message: m.into_bytes(),
                 extra: Vec::new(),
             });

@@ -12,7 +12,7 @@ use hero_store::{
 };
 use serde_json::json;
 
-use crate::commands::{or_default_branch, peer_header, signature};
+use crate::commands::{author_for, or_default_branch};
 use crate::output::{outln, print_json};
 
 /// Commands that find and restore earlier states.
@@ -191,9 +191,7 @@ pub(crate) fn files_at(
 }
 
 pub(crate) fn new_meta(repo: &Repo, message: String) -> Result<CommitMeta> {
-    let mut meta = CommitMeta::new(signature(), message.into_bytes());
-    meta.extra.push(peer_header(repo.path())?);
-    Ok(meta)
+    Ok(author_for(repo.path())?.commit_meta(message))
 }
 
 fn restore(repo: &Repo, a: RestoreArgs, json: bool) -> Result<()> {

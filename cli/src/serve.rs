@@ -57,17 +57,12 @@ pub fn run(repo: &Path, what: ServeKind) -> Result<()> {
 }
 
 fn serve_dav(repo: &Path, a: DavArgs) -> Result<()> {
-    let sig = crate::commands::signature();
     let mut cfg = hero_dav::DavConfig::new(repo);
     cfg.addr = a.addr;
     cfg.branch = default_branch(repo, a.branch)?;
     cfg.commit_window = Duration::from_millis(a.commit_window_ms);
     cfg.trusted_network = a.trusted_network;
-    cfg.author_name = String::from_utf8_lossy(&sig.name).into_owned();
-    cfg.author_email = String::from_utf8_lossy(&sig.email).into_owned();
-    cfg.tz_offset_minutes = sig.tz_offset_minutes;
-    let (_, peer) = crate::commands::peer_header(repo)?;
-    cfg.peer_id = Some(String::from_utf8_lossy(&peer).into_owned());
+    cfg.author = crate::commands::author_for(repo)?;
     cfg.auth = match (a.token, a.basic) {
         (Some(t), _) => Some(hero_dav::Auth::Token(t)),
         (None, Some(b)) => {
@@ -156,7 +151,6 @@ pub fn mount(repo: &Path, a: MountArgs) -> Result<()> {
         outln!("created the store {}", repo.display())?;
     }
     std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
-    let sig = crate::commands::signature();
     let branch = default_branch(repo, a.branch)?;
     let mut opts = hero_fuse::MountOptions::new(repo, &a.dir);
     opts.branch = branch.clone();
@@ -165,11 +159,7 @@ pub fn mount(repo: &Path, a: MountArgs) -> Result<()> {
     opts.allow_other = a.allow_other;
     opts.single_user = a.single_user;
     opts.max_commit_delay = Duration::from_millis(a.max_delay_ms);
-    opts.author_name = String::from_utf8_lossy(&sig.name).into_owned();
-    opts.author_email = String::from_utf8_lossy(&sig.email).into_owned();
-    opts.tz_offset_minutes = sig.tz_offset_minutes;
-    let (_, peer) = crate::commands::peer_header(repo)?;
-    opts.peer_id = Some(String::from_utf8_lossy(&peer).into_owned());
+    opts.author = crate::commands::author_for(repo)?;
     let handle = hero_fuse::mount(opts)
         .with_context(|| format!("mounting {} at {}", repo.display(), a.dir.display()))?;
     outln!(

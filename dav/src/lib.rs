@@ -53,7 +53,9 @@ use tokio::net::TcpListener;
 use crate::fs::StoreFs;
 use crate::locks::StoreLocks;
 use crate::meta::Meta;
-use crate::writer::{Author, Writer};
+pub use hero_store::Author;
+
+use crate::writer::Writer;
 
 /// Credentials a client must present.
 #[derive(Clone, PartialEq, Eq)]
@@ -94,14 +96,9 @@ pub struct DavConfig {
     pub auth: Option<Auth>,
     /// Serve plain HTTP off loopback (the network is trusted, or a TLS proxy is in front).
     pub trusted_network: bool,
-    /// Author and committer name of the commits.
-    pub author_name: String,
-    /// Author and committer email of the commits.
-    pub author_email: String,
-    /// Time zone of the commits' signatures.
-    pub tz_offset_minutes: i32,
-    /// This node's peer id, recorded in each commit's `hero-peer` header.
-    pub peer_id: Option<String>,
+    /// Author and committer of the commits (its peer, when set, is recorded in each commit's
+    /// `hero-peer` header). The share reads no environment for it.
+    pub author: Author,
     /// Where large uploads are spooled (default: the repository file's directory).
     pub spill_dir: Option<PathBuf>,
 }
@@ -116,10 +113,7 @@ impl DavConfig {
             commit_window: Duration::from_millis(200),
             auth: None,
             trusted_network: false,
-            author_name: "hero-dav".into(),
-            author_email: "hero-dav@localhost".into(),
-            tz_offset_minutes: 0,
-            peer_id: None,
+            author: Author::new("hero-dav", "hero-dav@localhost"),
             spill_dir: None,
         }
     }
@@ -225,12 +219,7 @@ pub async fn bind_repo(repo: Arc<hero_store::Repo>, config: DavConfig) -> Result
         config.branch.clone(),
         meta.clone(),
         config.commit_window,
-        Author {
-            name: config.author_name.clone(),
-            email: config.author_email.clone(),
-            tz_offset_minutes: config.tz_offset_minutes,
-            peer_id: config.peer_id.clone(),
-        },
+        config.author.clone(),
     )
     .map_err(|source| DavError::Io {
         context: "starting the committer".into(),

@@ -10,11 +10,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
-use hero_store::{
-    ChangeSet, CommitMeta, EntryKind, Expect, ObjectId, PEER_HEADER, Repo, RepoPath, Signature,
-};
+use hero_store::{Author, ChangeSet, CommitMeta, EntryKind, Expect, ObjectId, Repo, RepoPath};
 use tokio::sync::oneshot;
 
 use crate::meta::{Event, Meta};
@@ -136,15 +134,6 @@ struct Job {
     reply: Reply,
 }
 
-/// Who signs the commits.
-#[derive(Debug, Clone)]
-pub(crate) struct Author {
-    pub name: String,
-    pub email: String,
-    pub tz_offset_minutes: i32,
-    pub peer_id: Option<String>,
-}
-
 /// The handle requests use to submit operations.
 #[derive(Debug, Clone)]
 pub(crate) struct Writer {
@@ -222,16 +211,6 @@ impl Committer {
     }
 
     fn meta(&self, ops: &[&Op]) -> CommitMeta {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        let sig = Signature {
-            name: self.author.name.clone().into_bytes(),
-            email: self.author.email.clone().into_bytes(),
-            time: now,
-            tz_offset_minutes: self.author.tz_offset_minutes,
-        };
         let mut message = match ops {
             [one] => format!("dav: {}", one.describe()),
             _ => format!("dav: {} changes", ops.len()),
@@ -247,12 +226,7 @@ impl Committer {
             }
         }
         message.push('\n');
-        let mut meta = CommitMeta::new(sig, message);
-        if let Some(peer) = &self.author.peer_id {
-            meta.extra
-                .push((PEER_HEADER.to_vec(), peer.clone().into_bytes()));
-        }
-        meta
+        self.author.commit_meta(message)
     }
 
     fn commit_batch(&self, jobs: Vec<Job>) {

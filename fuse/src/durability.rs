@@ -9,9 +9,13 @@
 //! belongs to a mount that is gone: its changes are replayed onto their branch as a recovery
 //! commit and the directory is removed.
 //!
+//! The journal also records each changed entry's mode, owner and time (with its put, and on
+//! every `chmod`, `chown` and `utimes`); a written file's time is its spill file's.
+//!
 //! The journal is written with one `write(2)` per record and never `fsync`ed: the page cache
 //! survives the death of the process, which is the failure this covers. After each commit
-//! the journal is emptied.
+//! the journal is emptied, or, when changes were journaled while the commit was under way,
+//! gets a marker: the records before the offset it names are committed.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
@@ -21,7 +25,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::state::{Content, Kind, Shared, State};
-use hero_store::{CommitMeta, EntryKind, Expect, ObjectId, Repo, RepoPath, Signature};
+use hero_store::{
+    CommitMeta, EntryKind, EntryMeta, Expect, ObjectId, Owner, Repo, RepoPath, Signature, Timestamp,
+};
 
 /// The journal's file name inside a spill directory.
 pub(crate) const JOURNAL: &str = "journal";
@@ -81,6 +87,30 @@ enum Rec {
     Delete(Vec<u8>),
     Rename(Vec<u8>, Vec<u8>),
     Mkdir(Vec<u8>),
+    /// The records before this offset of the journal are committed (a commit during which
+    /// more changes were journaled).
+    Done(u64),
+    /// The mode, owner and time of an inode (at the path given, when first journaled); the
+    /// last one of an inode is what recovery records.
+    Meta(u64, Vec<u8>, EntryMeta),
+}
+
+fn put_meta(out: &mut Vec<u8>, m: &EntryMeta) {
+    let flags = u8::from(m.mode.is_some())
+        | u8::from(m.owner.is_some()) << 1
+        | u8::from(m.mtime.is_some()) << 2;
+    out.push(flags);
+    if let Some(mode) = m.mode {
+        out.extend_from_slice(&mode.to_le_bytes());
+    }
+    if let Some(o) = m.owner {
+        out.extend_from_slice(&o.uid.to_le_bytes());
+        out.extend_from_slice(&o.gid.to_le_bytes());
+    }
+    if let Some(t) = m.mtime {
+        out.extend_from_slice(&t.secs.to_le_bytes());
+        out.extend_from_slice(&t.nanos.to_le_bytes());
+    }
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -151,6 +181,16 @@ impl Rec {
                 body.push(b'M');
                 put_bytes(&mut body, p);
             }
+            Rec::Done(offset) => {
+                body.push(b'C');
+                body.extend_from_slice(&offset.to_le_bytes());
+            }
+            Rec::Meta(ino, path, m) => {
+                body.push(b'm');
+                body.extend_from_slice(&ino.to_le_bytes());
+                put_bytes(&mut body, path);
+                put_meta(&mut body, m);
+            }
         }
         let mut out = Vec::with_capacity(body.len() + 4);
         out.extend_from_slice(&(body.len() as u32).to_le_bytes());
@@ -176,6 +216,36 @@ impl<'a> Cursor<'a> {
     }
     fn u64(&mut self) -> Option<u64> {
         self.take(8)?.try_into().ok().map(u64::from_le_bytes)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)?.try_into().ok().map(u32::from_le_bytes)
+    }
+    fn meta(&mut self) -> Option<EntryMeta> {
+        let flags = self.u8()?;
+        if flags & !7 != 0 {
+            return None;
+        }
+        let mode = if flags & 1 != 0 {
+            Some(self.u32()?)
+        } else {
+            None
+        };
+        let owner = if flags & 2 != 0 {
+            Some(Owner {
+                uid: self.u32()?,
+                gid: self.u32()?,
+            })
+        } else {
+            None
+        };
+        let mtime = if flags & 4 != 0 {
+            let secs = i64::from_le_bytes(self.take(8)?.try_into().ok()?);
+            let nanos = self.u32()?;
+            (nanos < 1_000_000_000).then_some(Timestamp { secs, nanos })
+        } else {
+            None
+        };
+        Some(EntryMeta { mode, owner, mtime })
     }
     fn id(&mut self) -> Option<ObjectId> {
         self.take(32)?.try_into().ok().map(ObjectId)
@@ -205,18 +275,23 @@ fn decode_rec(body: &[u8]) -> Option<Rec> {
         b'D' => Rec::Delete(c.bytes()?),
         b'R' => Rec::Rename(c.bytes()?, c.bytes()?),
         b'M' => Rec::Mkdir(c.bytes()?),
+        b'C' => Rec::Done(c.u64()?),
+        b'm' => Rec::Meta(c.u64()?, c.bytes()?, c.meta()?),
         _ => return None,
     };
     c.0.is_empty().then_some(rec)
 }
 
-/// Decodes a journal; a torn last record (the process died while writing it) is dropped.
+/// Decodes a journal; a torn last record (the process died while writing it) is dropped, and
+/// so are the records a [`Rec::Done`] marker says were committed (the branch record stays).
 fn decode_journal(data: &[u8]) -> Vec<Rec> {
-    let mut out = Vec::new();
+    let mut out: Vec<(usize, Rec)> = Vec::new();
     let Some(mut rest) = data.strip_prefix(MAGIC.as_slice()) else {
-        return out;
+        return Vec::new();
     };
+    let mut done_before = 0usize;
     while rest.len() >= 4 {
+        let offset = data.len() - rest.len();
         let Ok(len) = <[u8; 4]>::try_from(&rest[..4]) else {
             break;
         };
@@ -227,7 +302,10 @@ fn decode_journal(data: &[u8]) -> Vec<Rec> {
             break;
         };
         match decode_rec(body) {
-            Some(r) => out.push(r),
+            Some(Rec::Done(upto)) => {
+                done_before = done_before.max(usize::try_from(upto).unwrap_or(usize::MAX));
+            }
+            Some(r) => out.push((offset, r)),
             None => {
                 tracing::warn!("journal record not understood; the rest is ignored");
                 break;
@@ -235,7 +313,11 @@ fn decode_journal(data: &[u8]) -> Vec<Rec> {
         }
         rest = &rest[4 + len..];
     }
-    out
+    let mut first = true;
+    out.into_iter()
+        .filter(|(offset, _)| std::mem::take(&mut first) || *offset >= done_before)
+        .map(|(_, r)| r)
+        .collect()
 }
 
 /// The journal of a live mount: written on every change that is not yet committed.
@@ -279,7 +361,11 @@ impl Journal {
     }
 
     fn append(&mut self, rec: Rec) {
-        if let Err(e) = self.file.write_all(&rec.encode()) {
+        self.append_raw(&rec.encode());
+    }
+
+    fn append_raw(&mut self, encoded: &[u8]) {
+        if let Err(e) = self.file.write_all(encoded) {
             if !self.failed {
                 tracing::error!(path = %self.path.display(), error = %e,
                     "writing the journal failed: changes not yet committed would not survive a crash");
@@ -288,8 +374,16 @@ impl Journal {
         }
     }
 
-    pub fn put(&mut self, ino: u64, path: &RepoPath, b: Binding) {
-        self.append(Rec::Put(ino, path.to_bytes(), b));
+    /// A put and the inode's metadata, in one `write(2)`.
+    pub fn put(&mut self, ino: u64, path: &RepoPath, b: Binding, meta: EntryMeta) {
+        let path = path.to_bytes();
+        let mut both = Rec::Put(ino, path.clone(), b).encode();
+        both.extend_from_slice(&Rec::Meta(ino, path, meta).encode());
+        self.append_raw(&both);
+    }
+
+    pub fn meta(&mut self, ino: u64, path: &RepoPath, meta: EntryMeta) {
+        self.append(Rec::Meta(ino, path.to_bytes(), meta));
     }
 
     pub fn bind(&mut self, ino: u64, b: Binding) {
@@ -306,6 +400,16 @@ impl Journal {
 
     pub fn mkdir(&mut self, path: &RepoPath) {
         self.append(Rec::Mkdir(path.to_bytes()));
+    }
+
+    /// The journal's length: where the next record goes.
+    fn len(&self) -> u64 {
+        self.file.metadata().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// The records before `offset` are committed; those after are not.
+    fn done(&mut self, offset: u64) {
+        self.append(Rec::Done(offset));
     }
 
     /// Everything journaled is committed: start over.
@@ -330,8 +434,21 @@ pub(crate) struct Pending {
     puts: HashSet<u64>,
     /// Inodes renamed since the last commit.
     renamed: HashSet<u64>,
+    /// Inodes with a put in the commit under way.
+    committing_puts: HashSet<u64>,
+    /// Inodes renamed in the commit under way.
+    committing_renamed: HashSet<u64>,
     /// How long the last commit made by the mount itself took.
     last_took: Duration,
+}
+
+/// What a commit under way took from [`Pending`].
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    first: Option<Instant>,
+    /// The journal's length when the commit took its changes: the records before it are
+    /// what the commit holds.
+    journal_len: u64,
 }
 
 /// A commit forced by the maximum delay waits at least this many times as long as the last
@@ -361,20 +478,49 @@ impl Pending {
         self.last_took = d;
     }
 
-    /// Everything pending was committed.
-    pub fn committed(&mut self) {
-        self.first = None;
-        self.puts.clear();
-        self.renamed.clear();
-        if let Some(j) = &mut self.journal {
-            j.reset();
+    /// A commit takes everything pending: changes from now on are the next commit's.
+    pub fn begin_commit(&mut self) -> InFlight {
+        self.committing_puts = std::mem::take(&mut self.puts);
+        self.committing_renamed = std::mem::take(&mut self.renamed);
+        InFlight {
+            first: self.first.take(),
+            journal_len: self.journal.as_ref().map_or(0, Journal::len),
         }
     }
 
-    pub fn journal_put(&mut self, ino: u64, path: &RepoPath, b: Binding) {
+    /// The commit under way failed: what it took is pending again.
+    pub fn commit_failed(&mut self, taken: InFlight) {
+        self.puts.extend(self.committing_puts.drain());
+        self.renamed.extend(self.committing_renamed.drain());
+        if let Some(t) = taken.first {
+            self.first = Some(self.first.map_or(t, |f| f.min(t)));
+        }
+    }
+
+    /// The commit under way succeeded. With no change journaled meanwhile the journal starts
+    /// over; otherwise a marker says which of its records are committed.
+    pub fn committed(&mut self, taken: InFlight, changed_meanwhile: bool) {
+        self.committing_puts.clear();
+        self.committing_renamed.clear();
+        if let Some(j) = &mut self.journal {
+            if changed_meanwhile {
+                j.done(taken.journal_len);
+            } else {
+                j.reset();
+            }
+        }
+    }
+
+    pub fn journal_put(&mut self, ino: u64, path: &RepoPath, b: Binding, meta: EntryMeta) {
         self.puts.insert(ino);
         if let Some(j) = &mut self.journal {
-            j.put(ino, path, b);
+            j.put(ino, path, b, meta);
+        }
+    }
+
+    pub fn journal_meta(&mut self, ino: u64, path: &RepoPath, meta: EntryMeta) {
+        if let Some(j) = &mut self.journal {
+            j.meta(ino, path, meta);
         }
     }
 
@@ -430,14 +576,20 @@ impl State {
         }
     }
 
-    /// Whether `ino` changed since the last commit (content, creation, mode, rename).
+    /// Whether `ino` changed since the last commit made (content, creation, mode, rename):
+    /// also while the commit holding that change is under way.
     pub(crate) fn changed_since_commit(&self, ino: u64) -> bool {
-        self.pending.puts.contains(&ino) || self.pending.renamed.contains(&ino)
+        let p = &self.pending;
+        p.puts.contains(&ino)
+            || p.renamed.contains(&ino)
+            || p.committing_puts.contains(&ino)
+            || p.committing_renamed.contains(&ino)
     }
 
-    /// Journals a new content binding of an inode whose put is already journaled.
+    /// Journals a new content binding of an inode whose put is already journaled (in this
+    /// commit's records or in those of the commit under way).
     pub(crate) fn journal_bind(&mut self, ino: u64) {
-        if self.pending.puts.contains(&ino)
+        if (self.pending.puts.contains(&ino) || self.pending.committing_puts.contains(&ino))
             && let Some(b) = self.binding(ino)
             && let Some(j) = &mut self.pending.journal
         {
@@ -546,11 +698,10 @@ pub(crate) fn commit_for_fsync(shared: &Shared, ino: u64, pid: u32) -> Result<()
 }
 
 fn commit_if_changed(shared: &Shared, ino: u64) -> Result<(), fuser::Errno> {
-    let mut st = shared.lock();
-    if !st.changed_since_commit(ino) {
-        return Ok(());
-    }
-    st.commit(shared).map(|_| ()).map_err(|e| {
+    // After a commit under way (it may hold the change); then commits if still needed.
+    let commit = shared.commit_guard();
+    let res = shared.commit_with(&commit, |st| st.changed_since_commit(ino));
+    res.map(|_| ()).map_err(|e| {
         tracing::error!(error = %e, "commit on fsync failed");
         crate::state::store_errno(&e)
     })
@@ -815,47 +966,82 @@ fn replay(
     let Some(Rec::Branch(branch)) = recs.first() else {
         return Ok(None);
     };
-    // The last binding of each inode is its content at the time of the crash.
+    // The last binding of each inode is its content at the time of the crash, its last
+    // metadata record its mode, owner and time.
     let mut bind: HashMap<u64, Binding> = HashMap::new();
+    let mut metas: HashMap<u64, EntryMeta> = HashMap::new();
     for r in recs {
         match r {
             Rec::Put(ino, _, b) | Rec::Bind(ino, b) => {
                 bind.insert(*ino, b.clone());
             }
+            Rec::Meta(ino, _, m) => {
+                metas.insert(*ino, *m);
+            }
             _ => {}
         }
     }
+    // Inodes whose metadata is recorded already (after their put or first metadata record).
+    let mut met: HashSet<u64> = HashSet::new();
     let mut cs = repo.change_set(branch)?;
     let mut count = 0usize;
     let parse = |p: &[u8]| RepoPath::parse(p).map_err(hero_store::Error::Name);
     for r in &recs[1..] {
         let res = match r {
-            Rec::Branch(_) | Rec::Bind(..) => continue,
+            Rec::Branch(_) | Rec::Bind(..) | Rec::Done(_) => continue,
+            Rec::Meta(ino, path, _) => {
+                // A directory's (files have theirs recorded with their put).
+                match metas.get(ino) {
+                    Some(m) if met.insert(*ino) => cs.set_meta(&parse(path)?, *m),
+                    _ => continue,
+                }
+            }
             Rec::Put(ino, path, _) => {
                 let path = parse(path)?;
+                met.insert(*ino);
+                let meta = metas.get(ino).copied();
+                // Mode and owner as last recorded; the time too, except that a file being
+                // written has its spill file's: the time of its last write (a time set with
+                // `utimes` was set on the spill file as well).
+                let with_meta = |cs: &mut hero_store::ChangeSet<'_>,
+                                 kind: EntryKind,
+                                 spill: Option<&File>|
+                 -> Result<(), hero_store::Error> {
+                    let Some(mut m) = meta else {
+                        return Ok(());
+                    };
+                    if let Some(t) = spill.and_then(|f| f.metadata().ok()?.modified().ok()) {
+                        m.mtime = Some(Timestamp::from_system_time(t));
+                    }
+                    cs.set_meta(&path, m.fitted_to(kind))
+                };
                 match bind.get(ino) {
                     Some(Binding::Spill(n, x)) => {
                         let p = dir.join(n.to_string());
                         match File::open(&p) {
-                            Ok(f) => cs.put_reader(&path, file_kind(*x), f).map(|_| ()),
+                            Ok(f) => cs
+                                .put_reader(&path, file_kind(*x), &f)
+                                .map(|_| ())
+                                .and_then(|()| with_meta(&mut cs, file_kind(*x), Some(&f))),
                             // Its file was dropped (unlinked and closed): a later record
                             // deletes the path.
                             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                             Err(source) => Err(hero_store::Error::Io { path: p, source }),
                         }
                     }
-                    Some(Binding::Stored(id, size, x)) => {
-                        cs.put_entry(&path, file_kind(*x), *id, *size)
-                    }
-                    Some(Binding::Target(t)) => {
-                        cs.put_bytes(&path, EntryKind::Symlink, t).map(|_| ())
-                    }
-                    Some(Binding::Symlink(id, size)) => {
-                        cs.put_entry(&path, EntryKind::Symlink, *id, *size)
-                    }
-                    Some(Binding::Gitlink(id, size)) => {
-                        cs.put_entry(&path, EntryKind::Gitlink, *id, *size)
-                    }
+                    Some(Binding::Stored(id, size, x)) => cs
+                        .put_entry(&path, file_kind(*x), *id, *size)
+                        .and_then(|()| with_meta(&mut cs, file_kind(*x), None)),
+                    Some(Binding::Target(t)) => cs
+                        .put_bytes(&path, EntryKind::Symlink, t)
+                        .map(|_| ())
+                        .and_then(|()| with_meta(&mut cs, EntryKind::Symlink, None)),
+                    Some(Binding::Symlink(id, size)) => cs
+                        .put_entry(&path, EntryKind::Symlink, *id, *size)
+                        .and_then(|()| with_meta(&mut cs, EntryKind::Symlink, None)),
+                    Some(Binding::Gitlink(id, size)) => cs
+                        .put_entry(&path, EntryKind::Gitlink, *id, *size)
+                        .and_then(|()| with_meta(&mut cs, EntryKind::Gitlink, None)),
                     None => continue,
                 }
             }
@@ -901,6 +1087,19 @@ mod tests {
             Rec::Delete(b"a/b".to_vec()),
             Rec::Rename(b"c".to_vec(), b"d/e".to_vec()),
             Rec::Mkdir(b"d".to_vec()),
+            Rec::Meta(
+                7,
+                b"a/b".to_vec(),
+                EntryMeta {
+                    mode: Some(0o2750),
+                    owner: Some(Owner { uid: 1, gid: 2 }),
+                    mtime: Some(Timestamp {
+                        secs: -5,
+                        nanos: 999_999_999,
+                    }),
+                },
+            ),
+            Rec::Meta(8, b"l".to_vec(), EntryMeta::NONE),
         ];
         let mut data = MAGIC.to_vec();
         for r in &recs {
@@ -910,6 +1109,25 @@ mod tests {
         let torn = &data[..data.len() - 3];
         assert_eq!(decode_journal(torn), recs[..recs.len() - 1]);
         assert!(decode_journal(b"garbage").is_empty());
+    }
+
+    #[test]
+    fn records_before_a_done_marker_are_dropped() {
+        let mut data = MAGIC.to_vec();
+        data.extend_from_slice(&Rec::Branch("main".into()).encode());
+        data.extend_from_slice(&Rec::Mkdir(b"old".to_vec()).encode());
+        let mark = data.len() as u64;
+        data.extend_from_slice(&Rec::Mkdir(b"new".to_vec()).encode());
+        data.extend_from_slice(&Rec::Done(mark).encode());
+        data.extend_from_slice(&Rec::Delete(b"later".to_vec()).encode());
+        assert_eq!(
+            decode_journal(&data),
+            vec![
+                Rec::Branch("main".into()),
+                Rec::Mkdir(b"new".to_vec()),
+                Rec::Delete(b"later".to_vec()),
+            ]
+        );
     }
 
     #[test]

@@ -177,7 +177,11 @@ impl Filesystem for HeroFs {
     ) {
         let cfg = &self.shared.cfg;
         let res = {
-            let mut st = self.shared.lock();
+            let mut st = if size.is_some() {
+                self.shared.lock_writable(ino.0)
+            } else {
+                self.shared.lock()
+            };
             let mtime = mtime.map(to_time);
             st.attr(ino.0, cfg)
                 .and_then(|before| {
@@ -339,7 +343,11 @@ impl Filesystem for HeroFs {
         let trunc = flags.0 & nix::fcntl::OFlag::O_TRUNC.bits() != 0;
         let append = flags.0 & nix::fcntl::OFlag::O_APPEND.bits() != 0;
         let res = {
-            let mut st = self.shared.lock();
+            let mut st = if trunc && write {
+                self.shared.lock_writable(ino.0)
+            } else {
+                self.shared.lock()
+            };
             st.open(&self.shared, ino.0, write, trunc && write, append)
         };
         match res {
@@ -406,7 +414,7 @@ impl Filesystem for HeroFs {
     fn write(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         data: &[u8],
@@ -415,7 +423,11 @@ impl Filesystem for HeroFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let res = self.shared.lock().write(&self.shared, fh.0, offset, data);
+        // A write to a file a commit is reading waits for that read (without the lock).
+        let res = self
+            .shared
+            .lock_writable(ino.0)
+            .write(&self.shared, fh.0, offset, data);
         match res {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(e),

@@ -45,6 +45,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
+pub use hero_store::Author;
 use hero_store::{ObjectId, Repo};
 
 use crate::state::{Cfg, Shared, State};
@@ -67,14 +68,9 @@ pub struct MountOptions {
     pub max_commit_delay: Duration,
     /// How often to look for commits made elsewhere.
     pub poll_interval: Duration,
-    /// Author and committer name of the commits the mount makes.
-    pub author_name: String,
-    /// Author and committer e-mail.
-    pub author_email: String,
-    /// Time zone offset recorded in commits, minutes east of UTC.
-    pub tz_offset_minutes: i32,
-    /// Recorded in each commit's `hero-peer` header when set.
-    pub peer_id: Option<String>,
+    /// Author and committer of the commits the mount makes (its peer, when set, is recorded
+    /// in each commit's `hero-peer` header). The mount reads no environment for it.
+    pub author: Author,
     /// Where files being written are kept until committed, with the journal of uncommitted
     /// changes. Default: a directory beside the repository file (`<repo>.spill/`), holding
     /// `<branch>/<pid>-<nanos>/` per mount, removed at unmount; the next mount recovers and
@@ -106,10 +102,7 @@ impl MountOptions {
             idle_commit: Duration::from_secs(1),
             max_commit_delay: Duration::from_secs(5),
             poll_interval: Duration::from_millis(200),
-            author_name: "hero".to_owned(),
-            author_email: "hero@localhost".to_owned(),
-            tz_offset_minutes: 0,
-            peer_id: None,
+            author: Author::new("hero", "hero@localhost"),
             spill_dir: None,
             read_ahead_kb: Some(1024),
             allow_other: false,
@@ -312,15 +305,7 @@ pub fn mount_repo(repo: Arc<Repo>, opts: MountOptions) -> Result<MountHandle, Mo
         .unwrap_or_else(|| durability::default_root(&opts.repo));
     if !opts.read_only {
         // What mounts that were killed had not committed, before this one reads its branch.
-        let sig = hero_store::Signature {
-            name: opts.author_name.as_bytes().to_vec(),
-            email: opts.author_email.as_bytes().to_vec(),
-            time: SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-                .unwrap_or(0),
-            tz_offset_minutes: opts.tz_offset_minutes,
-        };
+        let sig = opts.author.signature();
         // A failure keeps the dead mount's directory for the next mount to try again; this
         // one still mounts (its own pending data lives in a directory of its own).
         match durability::recover_all(&repo, &spill_root, &sig) {
@@ -358,10 +343,7 @@ pub fn mount_repo(repo: Arc<Repo>, opts: MountOptions) -> Result<MountHandle, Mo
         read_only: opts.read_only,
         idle_commit: opts.idle_commit,
         max_commit_delay: opts.max_commit_delay,
-        author_name: opts.author_name.clone(),
-        author_email: opts.author_email.clone(),
-        tz_offset_minutes: opts.tz_offset_minutes,
-        peer_id: opts.peer_id.clone(),
+        author: opts.author.clone(),
         spill_dir,
         uid: meta.uid(),
         gid: meta.gid(),
@@ -381,6 +363,7 @@ pub fn mount_repo(repo: Arc<Repo>, opts: MountOptions) -> Result<MountHandle, Mo
         spill_pool: Arc::new(durability::SpillPool::default()),
         group: durability::GroupCommit::default(),
         pool: readahead::Pool::new(),
+        commit_lock: Mutex::new(()),
     });
 
     let mut config = fuser::Config::default();

@@ -6,7 +6,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use fuser::{Errno, FileAttr, FileType, INodeNo};
@@ -16,8 +16,8 @@ use crate::readahead::{Pool, StoredSource};
 #[path = "scratch.rs"]
 mod scratch;
 use hero_store::{
-    CommitMeta, EntryKind, EntryMeta, Expect, MODE_BITS, ObjectId, Owner, PEER_HEADER, Repo,
-    RepoPath, Signature, Timestamp, TreeEntry,
+    Author, EntryKind, EntryMeta, Expect, MODE_BITS, ObjectId, Owner, Repo, RepoPath, Timestamp,
+    TreeEntry,
 };
 
 /// The root directory.
@@ -40,10 +40,7 @@ pub(crate) struct Cfg {
     pub idle_commit: Duration,
     /// Commit pending changes at the latest this long after the first of them.
     pub max_commit_delay: Duration,
-    pub author_name: String,
-    pub author_email: String,
-    pub tz_offset_minutes: i32,
-    pub peer_id: Option<String>,
+    pub author: Author,
     pub spill_dir: PathBuf,
     /// The mounting user: owner of entries that record none (and of all, with `single_user`).
     pub uid: u32,
@@ -68,6 +65,10 @@ pub(crate) struct Shared {
     pub group: crate::durability::GroupCommit,
     /// Read-ahead workers.
     pub pool: Pool,
+    /// Held for a whole commit (and a refresh from the branch): one commit at a time, while
+    /// the state lock is taken only to snapshot what to commit and to apply the result.
+    /// Taken before the state lock, never while holding it.
+    pub commit_lock: Mutex<()>,
 }
 
 /// A cache invalidation to send to the kernel (outside the state lock).
@@ -86,9 +87,46 @@ pub(crate) struct Spill {
     keep: Arc<AtomicBool>,
     /// Where the file goes when no longer used.
     pool: Arc<crate::durability::SpillPool>,
+    /// Commits reading the file (a failed commit's puts come back, so one commit may take a
+    /// file twice): writes to it wait (see [`Shared::lock_writable`]).
+    busy: Mutex<u32>,
+    idle: Condvar,
 }
 
 impl Spill {
+    fn new(file: File, path: PathBuf, shared: &Shared) -> Spill {
+        Spill {
+            file,
+            path,
+            keep: shared.keep_spill.clone(),
+            pool: shared.spill_pool.clone(),
+            busy: Mutex::new(0),
+            idle: Condvar::new(),
+        }
+    }
+
+    fn busy_flag(&self) -> MutexGuard<'_, u32> {
+        match self.busy.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn is_busy(&self) -> bool {
+        *self.busy_flag() != 0
+    }
+
+    /// Waits until no commit reads the file.
+    fn wait_idle(&self) {
+        let mut busy = self.busy_flag();
+        while *busy != 0 {
+            busy = match self.idle.wait(busy) {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+        }
+    }
+
     /// Its number in the spill directory (the file name).
     pub(crate) fn number(&self) -> Option<u64> {
         self.path.file_name()?.to_str()?.parse().ok()
@@ -101,6 +139,15 @@ impl Drop for Spill {
             let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// The time of a spill file's last change (what recovery records for it), else now.
+fn spill_time(spill: &Spill) -> SystemTime {
+    spill
+        .file
+        .metadata()
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| SystemTime::now())
 }
 
 /// The id of empty file content.
@@ -320,6 +367,9 @@ pub(crate) struct State {
     next_fh: u64,
     ops: Vec<Op>,
     put_pending: HashSet<u64>,
+    /// Inodes whose put the commit under way is writing (their put was taken from
+    /// `put_pending`).
+    committing: HashSet<u64>,
     last_change: Option<Instant>,
     base: Option<ObjectId>,
     seen_gen: u64,
@@ -400,21 +450,95 @@ impl Shared {
         }
     }
 
+    /// Locks the state once no commit is reading `ino`'s spill file: a change to the file's
+    /// content waits (without the lock) until the commit has read it.
+    pub fn lock_writable(&self, ino: u64) -> MutexGuard<'_, State> {
+        loop {
+            let st = self.lock();
+            let busy = match st.nodes.get(&ino).map(|n| &n.kind) {
+                Some(Kind::File {
+                    content: Content::Spill { spill, .. },
+                    ..
+                }) if spill.is_busy() => spill.clone(),
+                _ => return st,
+            };
+            drop(st);
+            busy.wait_idle();
+        }
+    }
+
+    /// Takes the commit lock (one commit or refresh at a time).
+    pub fn commit_guard(&self) -> MutexGuard<'_, ()> {
+        match self.commit_lock.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Commits the pending changes when `wanted` says so (asked under the state lock); the
+    /// caller holds the commit lock. The state lock is held to take the changes and to apply
+    /// the result, not while file contents are written into the store. Returns the new head
+    /// when a commit was made.
+    pub fn commit_with(
+        &self,
+        _commit: &MutexGuard<'_, ()>,
+        wanted: impl FnOnce(&State) -> bool,
+    ) -> Result<Option<ObjectId>, hero_store::Error> {
+        let (items, snap) = {
+            let mut st = self.lock();
+            if !wanted(&st) {
+                return Ok(None);
+            }
+            match st.take_commit() {
+                Some(taken) => taken,
+                None => return Ok(None),
+            }
+        };
+        let res = write_items(self, items, snap.base);
+        let mut st = self.lock();
+        match res {
+            Ok(mut done) => {
+                let id = done.id;
+                st.apply_commit(self, snap, &mut done)?;
+                Ok(Some(id))
+            }
+            Err(e) => {
+                st.restore_commit(snap);
+                Err(e)
+            }
+        }
+    }
+
     /// Periodic work: the idle commit and noticing commits made elsewhere.
     pub fn tick(&self) -> Vec<Inval> {
-        let mut st = self.lock();
-        let idle = st
-            .last_change
-            .is_some_and(|t| t.elapsed() >= self.cfg.idle_commit);
-        if (idle || st.pending.overdue(self.cfg.max_commit_delay)) && !st.ops.is_empty() {
+        let commit = match self.commit_lock.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                // A commit is under way (an fsync's): no commit and no refresh now.
+                let mut st = self.lock();
+                st.sweep();
+                return std::mem::take(&mut st.inval);
+            }
+        };
+        let due = {
+            let st = self.lock();
+            let idle = st
+                .last_change
+                .is_some_and(|t| t.elapsed() >= self.cfg.idle_commit);
+            (idle || st.pending.overdue(self.cfg.max_commit_delay)) && !st.ops.is_empty()
+        };
+        if due {
             let started = Instant::now();
-            let res = st.commit(self);
+            let res = self.commit_with(&commit, |_| true);
+            let mut st = self.lock();
             st.pending.took(started.elapsed());
             if let Err(e) = res {
                 tracing::error!(error = %e, "commit failed; will retry");
                 st.last_change = Some(Instant::now());
             }
         }
+        let mut st = self.lock();
         st.pending_tick();
         match self.repo.generation() {
             Ok(generation) if generation != st.seen_gen && st.ops.is_empty() => {
@@ -438,10 +562,10 @@ impl Shared {
         std::mem::take(&mut st.inval)
     }
 
-    /// Commits pending changes now.
+    /// Commits pending changes now (after a commit under way).
     pub fn flush(&self) -> Result<Option<ObjectId>, hero_store::Error> {
-        let mut st = self.lock();
-        st.commit(self)
+        let commit = self.commit_guard();
+        self.commit_with(&commit, |_| true)
     }
 }
 
@@ -475,6 +599,7 @@ impl State {
             next_fh: 1,
             ops: Vec::new(),
             put_pending: HashSet::new(),
+            committing: HashSet::new(),
             last_change: None,
             base,
             seen_gen: generation,
@@ -814,7 +939,7 @@ impl State {
         let Some(n) = self.nodes.get(&ino) else {
             return true;
         };
-        if n.lookups != 0 || n.open != 0 || ino <= SNAP || self.put_pending.contains(&ino) {
+        if n.lookups != 0 || n.open != 0 || ino <= SNAP || self.put_queued(ino) {
             return false;
         }
         if self.is_local(ino) {
@@ -885,6 +1010,11 @@ impl State {
         }
     }
 
+    /// Whether a put of `ino` is pending or being committed.
+    fn put_queued(&self, ino: u64) -> bool {
+        self.put_pending.contains(&ino) || self.committing.contains(&ino)
+    }
+
     /// Drops an unlinked inode nobody uses any more.
     fn maybe_gc(&mut self, ino: u64) {
         if ino <= SNAP {
@@ -893,7 +1023,7 @@ impl State {
         let Some(n) = self.nodes.get(&ino) else {
             return;
         };
-        if n.parent == 0 && n.lookups == 0 && n.open == 0 && !self.put_pending.contains(&ino) {
+        if n.parent == 0 && n.lookups == 0 && n.open == 0 && !self.put_queued(ino) {
             self.nodes.remove(&ino);
         }
     }
@@ -965,13 +1095,22 @@ impl State {
         {
             self.ignore_rules_stale();
         }
-        if let Ok(path) = self.path_of(ino)
-            && self.put_pending.insert(ino)
-        {
-            if let Some(b) = self.binding(ino) {
-                self.pending.journal_put(ino, &path, b);
+        if let Ok(path) = self.path_of(ino) {
+            let first = self.put_pending.insert(ino);
+            let dir = self.nodes.get(&ino).is_some_and(Node::is_dir);
+            if first || dir {
+                let meta = self.nodes.get(&ino).map(Node::stored_meta);
+                match (self.binding(ino), meta) {
+                    (Some(b), Some(m)) => self.pending.journal_put(ino, &path, b, m),
+                    // A directory: its metadata, every time (its time changes with every
+                    // entry made or removed in it).
+                    (None, Some(m)) => self.pending.journal_meta(ino, &path, m),
+                    _ => {}
+                }
             }
-            self.ops.push(Op::Put { path, ino });
+            if first {
+                self.ops.push(Op::Put { path, ino });
+            }
         }
         if let Some(p) = self.nodes.get(&ino).map(|n| n.parent)
             && p != 0
@@ -979,6 +1118,19 @@ impl State {
             self.dirty_dir_tree_only(p);
         }
         self.touch();
+    }
+
+    /// Journals the mode, owner and time of an inode whose put is journaled already.
+    fn journal_meta(&mut self, ino: u64) {
+        if self.binding(ino).is_none() || self.is_local(ino) {
+            return; // a directory: `mark_put` journaled it
+        }
+        if let (Ok(path), Some(m)) = (
+            self.path_of(ino),
+            self.nodes.get(&ino).map(Node::stored_meta),
+        ) {
+            self.pending.journal_meta(ino, &path, m);
+        }
     }
 
     /// Like `dirty_dir` without touching the directory's times.
@@ -1003,12 +1155,7 @@ impl State {
 
     fn new_spill(&mut self, shared: &Shared) -> R<Arc<Spill>> {
         if let Some((file, path)) = shared.spill_pool.take() {
-            return Ok(Arc::new(Spill {
-                file,
-                path,
-                keep: shared.keep_spill.clone(),
-                pool: shared.spill_pool.clone(),
-            }));
+            return Ok(Arc::new(Spill::new(file, path, shared)));
         }
         let cfg = &shared.cfg;
         let n = self.next_spill;
@@ -1023,12 +1170,7 @@ impl State {
                 tracing::error!(path = %path.display(), error = %e, "creating spill file");
                 io_errno(&e)
             })?;
-        Ok(Arc::new(Spill {
-            file,
-            path,
-            keep: shared.keep_spill.clone(),
-            pool: shared.spill_pool.clone(),
-        }))
+        Ok(Arc::new(Spill::new(file, path, shared)))
     }
 
     /// Makes a file's content a writable spill (copying the stored content unless `empty`).
@@ -1073,6 +1215,10 @@ impl State {
             let copied = io::copy(&mut reader, &mut out).map_err(|e| io_errno(&e))?;
             (copied, Some(id))
         };
+        // Not written yet: the file keeps its time (recovery reads it from the spill file).
+        if let Err(e) = spill.file.set_modified(self.node(ino)?.mtime) {
+            tracing::warn!(error = %e, "setting the time of a spill file");
+        }
         if let Kind::File { content, .. } = &mut self.node_mut(ino)?.kind {
             *content = Content::Spill {
                 spill: spill.clone(),
@@ -1152,7 +1298,10 @@ impl State {
                 Source::Spill(self.ensure_spill(shared, ino, trunc)?)
             };
             if trunc {
-                let now = SystemTime::now();
+                let now = match &source {
+                    Source::Spill(s) => spill_time(s),
+                    _ => SystemTime::now(),
+                };
                 let n = self.node_mut(ino)?;
                 n.mtime = now;
                 n.ctime = now;
@@ -1204,7 +1353,7 @@ impl State {
         let ino = h.ino;
         let write = h.write;
         drop(h);
-        let pending = self.put_pending.contains(&ino);
+        let pending = self.put_queued(ino);
         if let Some(n) = self.nodes.get_mut(&ino) {
             n.open = n.open.saturating_sub(1);
             if write {
@@ -1252,7 +1401,7 @@ impl State {
             .file
             .write_all_at(data, offset)
             .map_err(|e| io_errno(&e))?;
-        let now = SystemTime::now();
+        let now = spill_time(&spill);
         let n = self.node_mut(ino)?;
         n.mtime = now;
         n.ctime = now;
@@ -1302,7 +1451,13 @@ impl State {
                 let spill = self.ensure_spill(shared, ino, size == 0)?;
                 spill.file.set_len(size).map_err(|e| io_errno(&e))?;
             }
-            let now = SystemTime::now();
+            let now = match &self.node(ino)?.kind {
+                Kind::File {
+                    content: Content::Spill { spill, .. },
+                    ..
+                } => spill_time(spill),
+                _ => SystemTime::now(),
+            };
             let n = self.node_mut(ino)?;
             n.mtime = now;
             n.ctime = now;
@@ -1345,13 +1500,27 @@ impl State {
             meta_changed = true;
         }
         if let Some(t) = mtime {
-            self.node_mut(ino)?.mtime = t;
+            let n = self.node_mut(ino)?;
+            n.mtime = t;
+            // Recovery takes a written file's time from its spill file.
+            if let Kind::File {
+                content: Content::Spill { spill, .. },
+                ..
+            } = &n.kind
+                && let Err(e) = spill.file.set_modified(t)
+            {
+                tracing::warn!(error = %e, "setting the time of a spill file");
+            }
             meta_changed = true;
         }
         if meta_changed {
             self.node_mut(ino)?.ctime = SystemTime::now();
+            let first = !self.put_pending.contains(&ino);
             self.mark_put(ino);
             self.journal_bind(ino);
+            if !first {
+                self.journal_meta(ino);
+            }
         }
         Ok(())
     }
@@ -1631,35 +1800,23 @@ impl State {
         Ok(())
     }
 
-    /// Commits the pending changes; returns the new head when a commit was made.
-    pub fn commit(&mut self, shared: &Shared) -> Result<Option<ObjectId>, hero_store::Error> {
+    /// Takes what the next commit holds, under the state lock: the pending changes, each
+    /// put resolved to the content it has now. Spill files in it are marked busy (writes to
+    /// them wait until the commit has read them). `None` when nothing is pending.
+    fn take_commit(&mut self) -> Option<(Vec<Item>, CommitSnap)> {
         if self.ops.is_empty() {
-            return Ok(None);
+            return None;
         }
-        let repo = &shared.repo;
-        let cfg = &shared.cfg;
-        let mut cs = repo.change_set(&cfg.branch)?;
-        let mut stored: Vec<(u64, ObjectId)> = Vec::new();
-        let mut skipped = false;
-        let mut paths: Vec<String> = Vec::new();
-        for op in &self.ops {
-            let res = match op {
-                Op::Mkdir(p) => {
-                    paths.push(p.to_string());
-                    cs.mkdir(p)
-                }
-                Op::Delete(p) => {
-                    paths.push(p.to_string());
-                    cs.delete(p)
-                }
-                Op::Rename(a, b) => {
-                    paths.push(b.to_string());
-                    cs.rename(a, b)
-                }
+        let ops = std::mem::take(&mut self.ops);
+        let mut items = Vec::with_capacity(ops.len());
+        for op in &ops {
+            items.push(match op {
+                Op::Mkdir(p) => Item::Mkdir(p.clone()),
+                Op::Delete(p) => Item::Delete(p.clone()),
+                Op::Rename(a, b) => Item::Rename(a.clone(), b.clone()),
                 Op::Put { path, ino } => {
-                    paths.push(path.to_string());
-                    let meta = self.nodes.get(ino).map(Node::stored_meta);
-                    let put = match self.nodes.get(ino).map(|n| &n.kind) {
+                    let node = self.nodes.get(ino);
+                    let what = match node.map(|n| &n.kind) {
                         Some(Kind::File { content, exec }) => {
                             let kind = if *exec {
                                 EntryKind::Executable
@@ -1667,91 +1824,82 @@ impl State {
                                 EntryKind::File
                             };
                             match content {
-                                Content::Stored { id, size } => {
-                                    cs.put_entry(path, kind, *id, *size)
-                                }
-                                Content::Spill { spill, size, .. } => {
-                                    let reader = SpillReader {
-                                        file: &spill.file,
-                                        pos: 0,
-                                        len: *size,
-                                    };
-                                    match cs.put_reader(path, kind, reader) {
-                                        Ok(s) => {
-                                            stored.push((*ino, s.id));
-                                            Ok(())
-                                        }
-                                        Err(e @ hero_store::Error::Input(_)) => return Err(e),
-                                        Err(e) if e.is_disk_full() => return Err(e),
-                                        Err(e) => Err(e),
-                                    }
-                                }
+                                Content::Stored { id, size } => Put::Entry(kind, *id, *size),
+                                Content::Spill { spill, size, .. } => Put::Spill {
+                                    kind,
+                                    size: *size,
+                                    busy: Busy::new(spill.clone()),
+                                },
                             }
                         }
                         Some(Kind::Symlink {
                             target: Some(t), ..
-                        }) => cs.put_bytes(path, EntryKind::Symlink, t).map(|_| ()),
+                        }) => Put::Symlink(t.clone()),
                         Some(Kind::Symlink { id, size, .. }) => {
-                            cs.put_entry(path, EntryKind::Symlink, *id, *size)
+                            Put::Entry(EntryKind::Symlink, *id, *size)
                         }
                         Some(Kind::Gitlink { id, size }) => {
-                            cs.put_entry(path, EntryKind::Gitlink, *id, *size)
+                            Put::Entry(EntryKind::Gitlink, *id, *size)
                         }
-                        _ => Ok(()),
+                        _ => Put::Nothing,
                     };
-                    match meta {
-                        Some(m) if put.is_ok() && m != EntryMeta::NONE => cs.set_meta(path, m),
-                        _ => put,
+                    Item::Put {
+                        path: path.clone(),
+                        ino: *ino,
+                        what,
+                        meta: node.map(Node::stored_meta),
                     }
                 }
-            };
-            if let Err(e) = res {
-                tracing::warn!(error = %e, "a change no longer applies to the branch; skipped");
-                skipped = true;
-            }
+            });
         }
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let sig = Signature {
-            name: cfg.author_name.as_bytes().to_vec(),
-            email: cfg.author_email.as_bytes().to_vec(),
-            time: i64::try_from(now).unwrap_or(i64::MAX),
-            tz_offset_minutes: cfg.tz_offset_minutes,
+        let queued: HashSet<u64> = std::mem::take(&mut self.put_pending);
+        self.committing.extend(queued.iter().copied());
+        let snap = CommitSnap {
+            ops,
+            base: self.base,
+            last_change: self.last_change.take(),
+            pending: self.pending.begin_commit(),
         };
-        paths.dedup();
-        let mut message = match paths.len() {
-            0 => "mount: update".to_owned(),
-            1..=3 => format!("mount: {}", paths.join(", ")),
-            n => format!("mount: {}, ... ({n} changes)", paths[..3].join(", ")),
-        };
-        message.push('\n');
-        let mut meta = CommitMeta::new(sig, message);
-        if let Some(peer) = &cfg.peer_id {
-            meta.extra
-                .push((PEER_HEADER.to_vec(), peer.as_bytes().to_vec()));
-        }
-        let started_from = cs.base();
-        let done = cs.commit(meta, Expect::Latest)?;
-        let parent = if done.created {
-            repo.commit(&done.id)?.parents.first().copied()
-        } else {
-            Some(done.id)
-        };
-        let moved = started_from != self.base || parent != self.base;
-        tracing::debug!(head = %done.id.short(), created = done.created, "committed");
+        Some((items, snap))
+    }
 
-        self.ops.clear();
-        self.pending.committed();
-        let pending: Vec<u64> = self.put_pending.drain().collect();
-        self.last_change = None;
-        for (ino, id) in stored {
+    /// A commit failed: its changes are pending again, before those made meanwhile.
+    fn restore_commit(&mut self, snap: CommitSnap) {
+        let mut ops = snap.ops;
+        ops.append(&mut self.ops);
+        self.ops = ops;
+        let queued: Vec<u64> = self.committing.drain().collect();
+        self.put_pending.extend(queued);
+        self.pending.commit_failed(snap.pending);
+        if self.last_change.is_none() {
+            self.last_change = snap.last_change;
+        }
+    }
+
+    /// A commit succeeded: what was written is marked committed unless it changed meanwhile,
+    /// and the tree follows the new head (once nothing is pending).
+    fn apply_commit(
+        &mut self,
+        shared: &Shared,
+        snap: CommitSnap,
+        done: &mut Written,
+    ) -> Result<(), hero_store::Error> {
+        let changed_meanwhile = !self.ops.is_empty();
+        self.pending.committed(snap.pending, changed_meanwhile);
+        let queued: Vec<u64> = self.committing.drain().collect();
+        for (ino, spill, id) in std::mem::take(&mut done.stored) {
+            if self.put_pending.contains(&ino) {
+                continue; // written to again since: committed again next time
+            }
             if let Some(n) = self.nodes.get_mut(&ino)
                 && let Kind::File { content, .. } = &mut n.kind
                 && let Content::Spill {
-                    size, committed, ..
+                    spill: now,
+                    size,
+                    committed,
                 } = content
+                && Arc::ptr_eq(now, &spill)
+                && *size == done.sizes.get(&ino).copied().unwrap_or(u64::MAX)
             {
                 *committed = Some(id);
                 if n.open == 0 {
@@ -1759,20 +1907,24 @@ impl State {
                 }
             }
         }
-        for ino in pending {
+        for ino in queued {
             self.maybe_gc(ino);
         }
-        if moved || skipped {
+        if done.moved || done.skipped {
             tracing::debug!(
-                moved,
-                skipped,
+                moved = done.moved,
+                skipped = done.skipped,
                 "branch differs from the local tree; refreshing"
             );
         }
+        if changed_meanwhile {
+            // The refresh waits for the commit of those changes (it would undo them now).
+            self.base = Some(done.id);
+            return Ok(());
+        }
         // Also when nothing moved: the changed directories get their stored tree ids back,
         // which makes their inodes evictable again (see `sweep`).
-        self.reconcile(shared, Some(done.id))?;
-        Ok(Some(done.id))
+        self.reconcile(shared, Some(done.id))
     }
 
     /// Makes the tree match `head` (no local changes may be pending), queueing the kernel
@@ -1978,4 +2130,165 @@ impl State {
         }
         true
     }
+}
+
+/// A file whose content a commit is reading: writes to it wait until the guard is dropped.
+pub(crate) struct Busy(Arc<Spill>);
+
+impl Busy {
+    fn new(spill: Arc<Spill>) -> Busy {
+        *spill.busy_flag() += 1;
+        Busy(spill)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut busy = self.0.busy_flag();
+        *busy = busy.saturating_sub(1);
+        if *busy == 0 {
+            self.0.idle.notify_all();
+        }
+    }
+}
+
+/// The content a put commits, taken under the state lock.
+enum Put {
+    Entry(EntryKind, ObjectId, u64),
+    Spill {
+        kind: EntryKind,
+        size: u64,
+        busy: Busy,
+    },
+    Symlink(Vec<u8>),
+    Nothing,
+}
+
+/// One change of a commit, resolved.
+enum Item {
+    Mkdir(RepoPath),
+    Delete(RepoPath),
+    Rename(RepoPath, RepoPath),
+    Put {
+        path: RepoPath,
+        ino: u64,
+        what: Put,
+        meta: Option<EntryMeta>,
+    },
+}
+
+/// What a commit holds, taken under the state lock and written without it.
+pub(crate) struct CommitSnap {
+    /// The operations taken (pending again if the commit fails).
+    ops: Vec<Op>,
+    /// The head the mount showed.
+    base: Option<ObjectId>,
+    last_change: Option<Instant>,
+    pending: crate::durability::InFlight,
+}
+
+/// What a commit wrote.
+pub(crate) struct Written {
+    id: ObjectId,
+    /// Spill files stored: inode, file, content id.
+    stored: Vec<(u64, Arc<Spill>, ObjectId)>,
+    /// The size each stored inode had when taken.
+    sizes: HashMap<u64, u64>,
+    skipped: bool,
+    moved: bool,
+}
+
+/// Writes a commit's changes into the store and commits them, without the state lock: file
+/// contents stream from their spill files, each released for writes once read.
+fn write_items(
+    shared: &Shared,
+    items: Vec<Item>,
+    base: Option<ObjectId>,
+) -> Result<Written, hero_store::Error> {
+    let repo = &shared.repo;
+    let mut cs = repo.change_set(&shared.cfg.branch)?;
+    let mut stored = Vec::new();
+    let mut sizes = HashMap::new();
+    let mut skipped = false;
+    let mut paths: Vec<String> = Vec::new();
+    for item in items {
+        let res = match item {
+            Item::Mkdir(p) => {
+                paths.push(p.to_string());
+                cs.mkdir(&p)
+            }
+            Item::Delete(p) => {
+                paths.push(p.to_string());
+                cs.delete(&p)
+            }
+            Item::Rename(a, b) => {
+                paths.push(b.to_string());
+                cs.rename(&a, &b)
+            }
+            Item::Put {
+                path,
+                ino,
+                what,
+                meta,
+            } => {
+                paths.push(path.to_string());
+                let put = match what {
+                    Put::Entry(kind, id, size) => cs.put_entry(&path, kind, id, size),
+                    Put::Symlink(t) => cs.put_bytes(&path, EntryKind::Symlink, &t).map(|_| ()),
+                    Put::Spill { kind, size, busy } => {
+                        let reader = SpillReader {
+                            file: &busy.0.file,
+                            pos: 0,
+                            len: size,
+                        };
+                        let res = cs.put_reader(&path, kind, reader);
+                        let spill = busy.0.clone();
+                        drop(busy); // read: writes to it may go on
+                        match res {
+                            Ok(s) => {
+                                stored.push((ino, spill, s.id));
+                                sizes.insert(ino, size);
+                                Ok(())
+                            }
+                            Err(e @ hero_store::Error::Input(_)) => return Err(e),
+                            Err(e) if e.is_disk_full() => return Err(e),
+                            Err(e) => Err(e),
+                        }
+                    }
+                    Put::Nothing => Ok(()),
+                };
+                match meta {
+                    Some(m) if put.is_ok() && m != EntryMeta::NONE => cs.set_meta(&path, m),
+                    _ => put,
+                }
+            }
+        };
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "a change no longer applies to the branch; skipped");
+            skipped = true;
+        }
+    }
+    paths.dedup();
+    let mut message = match paths.len() {
+        0 => "mount: update".to_owned(),
+        1..=3 => format!("mount: {}", paths.join(", ")),
+        n => format!("mount: {}, ... ({n} changes)", paths[..3].join(", ")),
+    };
+    message.push('\n');
+    let meta = shared.cfg.author.commit_meta(message);
+    let started_from = cs.base();
+    let done = cs.commit(meta, Expect::Latest)?;
+    let parent = if done.created {
+        repo.commit(&done.id)?.parents.first().copied()
+    } else {
+        Some(done.id)
+    };
+    tracing::debug!(head = %done.id.short(), created = done.created, "committed");
+    Ok(Written {
+        id: done.id,
+        stored,
+        sizes,
+        skipped,
+        moved: started_from != base || parent != base,
+    })
 }

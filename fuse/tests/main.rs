@@ -58,7 +58,7 @@ mod util {
             let mut opts = MountOptions::new(&repo, &dir);
             opts.idle_commit = Duration::from_millis(300);
             opts.poll_interval = Duration::from_millis(50);
-            opts.author_name = "tester".into();
+            opts.author = hero_fuse::Author::new("tester", "hero@localhost");
             adjust(&mut opts);
             let handle = hero_fuse::mount(opts).unwrap();
             Mounted {

@@ -25,6 +25,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod author;
 mod changes;
 mod codec;
 mod db;
@@ -45,6 +46,7 @@ mod transfer;
 mod upgrade;
 mod verify;
 
+pub use author::Author;
 pub use changes::{Batch, ChangeSet, CommitMeta, Committed, Expect};
 pub use codec::DecodeError;
 pub use db::RefValue;

@@ -333,11 +333,7 @@ fn init_config(repo: &Repo, path: &Path) -> Result<()> {
         EntryKind::File,
         config::DEFAULT_TEXT.as_bytes(),
     )?;
-    let mut meta = hero_store::CommitMeta::new(
-        crate::commands::signature(),
-        "daemon: default configuration\n",
-    );
-    meta.extra.push(crate::commands::peer_header(path)?);
+    let meta = crate::commands::author_for(path)?.commit_meta("daemon: default configuration\n");
     let done = cs.commit(meta, Expect::Latest)?;
     outln!(
         "wrote {branch}:{} ({})",
@@ -923,30 +919,22 @@ fn start_mount(ctx: &Ctx, dir: &Path, cfg: &Config) -> Result<hero_fuse::MountHa
         anyhow::bail!("{hint}");
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let sig = crate::commands::signature();
     let mut opts = hero_fuse::MountOptions::new(&ctx.path, dir);
     opts.branch = ctx.branch.clone();
     opts.read_only = cfg.mount.read_only;
     opts.idle_commit = Duration::from_millis(cfg.mount.idle_commit_ms);
     opts.poll_interval = Duration::from_millis(50);
-    opts.author_name = String::from_utf8_lossy(&sig.name).into_owned();
-    opts.author_email = String::from_utf8_lossy(&sig.email).into_owned();
-    opts.tz_offset_minutes = sig.tz_offset_minutes;
-    opts.peer_id = Some(ctx.me.to_string());
+    opts.author = crate::commands::author().with_peer(ctx.me.to_string());
     hero_fuse::mount_repo(ctx.repo.clone(), opts)
         .with_context(|| format!("mounting {} at {}", ctx.path.display(), dir.display()))
 }
 
 /// Starts the share; a failure (the address taken) is reported in the status, not fatal.
 async fn start_share(ctx: &Ctx, addr: SocketAddr) -> Option<Share> {
-    let sig = crate::commands::signature();
     let mut dc = hero_dav::DavConfig::new(&ctx.path);
     dc.addr = addr;
     dc.branch = ctx.branch.clone();
-    dc.author_name = String::from_utf8_lossy(&sig.name).into_owned();
-    dc.author_email = String::from_utf8_lossy(&sig.email).into_owned();
-    dc.tz_offset_minutes = sig.tz_offset_minutes;
-    dc.peer_id = Some(ctx.me.to_string());
+    dc.author = crate::commands::author().with_peer(ctx.me.to_string());
     match hero_dav::bind_repo(ctx.repo.clone(), dc).await {
         Ok(server) => {
             let addr = server.local_addr();

@@ -381,3 +381,393 @@ fn concurrent_fsyncs_share_commits_and_each_returns_committed() {
     // Without group commits: one per fsync (160); with them about 60-75 here.
     assert!(n < 140, "{n} commits for 160 fsyncs");
 }
+
+/// The system call number of `fsync` (what `/proc/<tid>/syscall` shows while a thread is in it).
+#[cfg(target_arch = "x86_64")]
+const SYS_FSYNC: &str = "74";
+#[cfg(target_arch = "aarch64")]
+const SYS_FSYNC: &str = "82";
+
+/// While a 500 MB file's `fsync` commits it, other files can be opened, read and looked up:
+/// the commit streams the file into the store without holding the mount's lock. Asserted on
+/// order: the read and the lookup return while the `fsync` has not returned yet. The data
+/// lives under /var/tmp (disk) and goes with the test.
+#[test]
+fn reads_and_lookups_proceed_while_a_large_file_is_committed() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let tmp = tempfile::Builder::new()
+        .prefix("hero-fuse-lock-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let repo = Repo::init(tmp.path().join("store.hero")).unwrap();
+    let mut cs = repo.change_set("main").unwrap();
+    for (p, data) in [("other.txt", &b"other\n"[..]), ("dir/peer.txt", b"peer\n")] {
+        cs.put_bytes(
+            &hero_store::RepoPath::parse(p).unwrap(),
+            hero_store::EntryKind::File,
+            data,
+        )
+        .unwrap();
+    }
+    let sig = hero_store::Author::new("t", "t@example.com").signature();
+    cs.commit(
+        hero_store::CommitMeta::new(sig, "prepare"),
+        hero_store::Expect::Latest,
+    )
+    .unwrap();
+    drop(repo);
+    fs::create_dir(tmp.path().join("mnt")).unwrap();
+    let m = Mounted::reuse(tmp, |o| {
+        o.idle_commit = Duration::from_secs(3600);
+        o.max_commit_delay = Duration::from_secs(3600);
+    });
+
+    // 500 MB that neither compresses nor repeats (a repeated block would be stored once).
+    const MB: usize = 1 << 20;
+    const SIZE: usize = 500 * MB;
+    let mut big = fs::File::create(m.p("big.bin")).unwrap();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut block = vec![0u8; MB];
+    for _ in 0..SIZE / MB {
+        for w in block.chunks_exact_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            w.copy_from_slice(&x.to_le_bytes());
+        }
+        big.write_all(&block).unwrap();
+    }
+
+    // Another file pending: the fsync's commit holds it too, read after big.bin.
+    fs::write(m.p("second.bin"), vec![b'a'; 4 * MB]).unwrap();
+
+    let returned = Arc::new(AtomicBool::new(false));
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let fsync = {
+        let returned = returned.clone();
+        std::thread::spawn(move || {
+            tid_tx
+                .send(fs::read_link("/proc/thread-self").unwrap())
+                .unwrap();
+            let res = big.sync_all();
+            returned.store(true, Ordering::SeqCst);
+            res
+        })
+    };
+    // Wait until the thread is inside `fsync` (the kernel has sent it to the mount).
+    let task = Path::new("/proc")
+        .join(tid_rx.recv().unwrap())
+        .join("syscall");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = fs::read_to_string(&task).unwrap_or_default();
+        if now.split(' ').next() == Some(SYS_FSYNC) {
+            break;
+        }
+        assert!(
+            !returned.load(Ordering::SeqCst),
+            "fsync returned before it was seen"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the fsync thread never entered fsync"
+        );
+        std::thread::yield_now();
+    }
+
+    // ... and the mount is reading big.bin into the store: this process (the mount is in it)
+    // has read 16 MB more since.
+    let rchar = || {
+        let io = fs::read_to_string("/proc/self/io").unwrap();
+        let line = io.lines().find(|l| l.starts_with("rchar:")).unwrap();
+        line["rchar:".len()..].trim().parse::<u64>().unwrap()
+    };
+    let start = rchar();
+    while rchar() < start + 16 * MB as u64 {
+        assert!(
+            !returned.load(Ordering::SeqCst),
+            "fsync returned before the commit was seen"
+        );
+        assert!(Instant::now() < deadline, "the commit never read big.bin");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    // Other files, never touched through the mount before: open, read and lookup all go
+    // to the mount.
+    assert_eq!(fs::read(m.p("other.txt")).unwrap(), b"other\n");
+    assert!(
+        !returned.load(Ordering::SeqCst),
+        "the read of another file waited for the commit of big.bin"
+    );
+    assert_eq!(fs::metadata(m.p("dir/peer.txt")).unwrap().len(), 5);
+    assert!(
+        !returned.load(Ordering::SeqCst),
+        "the lookup of another file waited for the commit of big.bin"
+    );
+
+    // Changes made meanwhile belong to the next commit: a new file, and an append to
+    // big.bin (which waits until the commit has read big.bin).
+    fs::write(m.p("small.txt"), b"small\n").unwrap();
+    assert!(
+        !returned.load(Ordering::SeqCst),
+        "creating a file waited for the commit"
+    );
+    let append = {
+        let path = m.p("big.bin");
+        std::thread::spawn(move || {
+            let mut f = fs::OpenOptions::new().append(true).open(path).unwrap();
+            f.write_all(b"tail").unwrap();
+        })
+    };
+    // An overwrite of second.bin, which the commit has taken but not read yet: it waits until
+    // the commit has read it, and is not in that commit.
+    let overwrite = {
+        let path = m.p("second.bin");
+        std::thread::spawn(move || {
+            use std::os::unix::fs::FileExt;
+            let f = fs::OpenOptions::new().write(true).open(path).unwrap();
+            f.write_all_at(b"ZZZZ", 0).unwrap();
+        })
+    };
+
+    // The fsync then returns with the file committed (a generous guard, not a timing test).
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !returned.load(Ordering::SeqCst) {
+        assert!(
+            Instant::now() < deadline,
+            "the fsync of big.bin never returned"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    fsync.join().unwrap().unwrap();
+    append.join().unwrap();
+    overwrite.join().unwrap();
+    let repo = Repo::open(&m.repo).unwrap();
+    assert_eq!(
+        commits(&repo, "main").len(),
+        2,
+        "prepare, then the fsync's commit"
+    );
+    assert_eq!(entry(&repo, "main", "big.bin").unwrap().size, SIZE as u64);
+    assert!(entry(&repo, "main", "small.txt").is_none());
+    let second = content(&repo, "main", "second.bin");
+    assert_eq!(second.len(), 4 * MB);
+    assert!(
+        second.iter().all(|&b| b == b'a'),
+        "the fsync's commit holds the overwrite made while it was under way"
+    );
+    // The next commit has them.
+    m.handle.as_ref().unwrap().flush().unwrap();
+    assert_eq!(commits(&repo, "main").len(), 3);
+    assert_eq!(
+        entry(&repo, "main", "big.bin").unwrap().size,
+        SIZE as u64 + 4
+    );
+    assert_eq!(content(&repo, "main", "small.txt"), b"small\n");
+    let big = content(&repo, "main", "big.bin");
+    assert_eq!(&big[SIZE..], b"tail");
+    let second = content(&repo, "main", "second.bin");
+    assert_eq!(&second[..5], b"ZZZZa");
+}
+
+/// What `stat` says of a path: mode bits, owner, modification time.
+fn stat_meta(p: &Path) -> (u32, u32, u32, hero_store::Timestamp) {
+    use std::os::unix::fs::MetadataExt;
+    let md = fs::symlink_metadata(p).unwrap();
+    let t = hero_store::Timestamp {
+        secs: md.mtime(),
+        nanos: u32::try_from(md.mtime_nsec()).unwrap(),
+    };
+    (md.mode() & 0o7777, md.uid(), md.gid(), t)
+}
+
+/// After `kill -9`, the recovery commit records the mode, owner and modification time each
+/// entry had before the kill: set by chmod, chown and `touch -d`, or the time of the last
+/// write — not the recovery commit's time.
+#[test]
+fn kill_9_then_recovery_keeps_modes_owners_and_times() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo_path = tmp.path().join("store.hero");
+    {
+        // A file committed before the mount: its binding stays the stored content.
+        let repo = Repo::init(&repo_path).unwrap();
+        let mut cs = repo.change_set("main").unwrap();
+        cs.put_bytes(
+            &hero_store::RepoPath::parse("old.txt").unwrap(),
+            hero_store::EntryKind::File,
+            b"old\n",
+        )
+        .unwrap();
+        let sig = hero_store::Author::new("t", "t@example.com").signature();
+        cs.commit(
+            hero_store::CommitMeta::new(sig, "prepare"),
+            hero_store::Expect::Latest,
+        )
+        .unwrap();
+    }
+    let dir = tmp.path().join("mnt");
+    fs::create_dir(&dir).unwrap();
+    let mut mount = spawn_mount(&repo_path, &dir);
+    // Root can give files away; anyone else records their own ids explicitly.
+    let owner = if nix::unistd::geteuid().is_root() {
+        "1234:5678".to_owned()
+    } else {
+        format!("{}:{}", nix::unistd::getuid(), nix::unistd::getgid())
+    };
+    sh(
+        tmp.path(),
+        &format!(
+            "cd mnt && echo written > written.txt && \
+             echo private > modes.txt && chmod 640 modes.txt && chown {owner} modes.txt && \
+             echo old > touched.txt && touch -d '2001-02-03 04:05:06.789' touched.txt && \
+             echo a > rewritten.txt && touch -d '2001-02-03 04:05:06' rewritten.txt && \
+             echo b >> rewritten.txt && \
+             chmod 600 old.txt && touch -d '2003-04-05 06:07:08.5' old.txt && \
+             mkdir -p d/sub && echo x > d/sub/f && chmod 2750 d && \
+             touch -d '2002-03-04 05:06:07.25' d && \
+             ln -s written.txt link && touch -h -d '2004-05-06 07:08:09' link"
+        ),
+    );
+    let paths = [
+        "written.txt",
+        "modes.txt",
+        "touched.txt",
+        "rewritten.txt",
+        "old.txt",
+        "d",
+        "d/sub",
+        "d/sub/f",
+    ];
+    let before: Vec<_> = paths.iter().map(|p| stat_meta(&dir.join(p))).collect();
+    // What the script set, as the mount showed it.
+    assert_eq!(before[1].0, 0o640);
+    assert_eq!(before[2].3.secs, 981_173_106);
+    assert_eq!(before[2].3.nanos, 789_000_000);
+    assert!(
+        before[3].3.secs > 981_173_106,
+        "the write after touch -d sets the time"
+    );
+    assert_eq!(before[5].0, 0o2750);
+    let link_before = stat_meta(&dir.join("link"));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(mount.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    mount.wait().unwrap();
+    let _ = Command::new("fusermount3").arg("-u").arg(&dir).status();
+    assert_eq!(
+        commits(&Repo::open(&repo_path).unwrap(), "main").len(),
+        1,
+        "nothing committed before the kill"
+    );
+
+    let m = Mounted::reuse(tmp, |_| {});
+    let repo = Repo::open(&m.repo).unwrap();
+    let log = commits(&repo, "main");
+    assert_eq!(log.len(), 2);
+    let c = repo.commit(&log[0]).unwrap();
+    assert!(String::from_utf8_lossy(&c.message).contains("recovery"));
+    for (p, (mode, uid, gid, mtime)) in paths.iter().zip(&before) {
+        let e = entry(&repo, "main", p).unwrap();
+        assert_eq!(e.meta.mode, Some(*mode), "{p}: mode");
+        // old.txt never had an owner recorded (it shows the mounting user's).
+        let owner = (*p != "old.txt").then_some(hero_store::Owner {
+            uid: *uid,
+            gid: *gid,
+        });
+        assert_eq!(e.meta.owner, owner, "{p}: owner");
+        assert_eq!(e.meta.mtime, Some(*mtime), "{p}: time");
+        // And the new mount shows them.
+        assert_eq!(stat_meta(&m.p(p)), (*mode, *uid, *gid, *mtime), "{p}");
+    }
+    assert_eq!(
+        entry(&repo, "main", "link").unwrap().meta.mtime,
+        Some(link_before.3),
+        "link: time"
+    );
+    assert_eq!(content(&repo, "main", "rewritten.txt"), b"a\nb\n");
+}
+
+/// A file created while a commit is under way, then `kill -9` before the next commit: the
+/// recovery commit holds that file and only it (the journal's marker says which records the
+/// earlier commit held; resetting the journal after that commit would lose the file).
+#[test]
+fn kill_9_after_a_commit_that_overlapped_a_change_recovers_only_the_change() {
+    const MB: usize = 1 << 20;
+    let tmp = tempfile::Builder::new()
+        .prefix("hero-fuse-marker-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let repo_path = tmp.path().join("store.hero");
+    Repo::init(&repo_path).unwrap();
+    let dir = tmp.path().join("mnt");
+    fs::create_dir(&dir).unwrap();
+    let mut mount = spawn_mount(&repo_path, &dir);
+    let mut big = fs::File::create(dir.join("big.bin")).unwrap();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut block = vec![0u8; MB];
+    for _ in 0..64 {
+        for w in block.chunks_exact_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            w.copy_from_slice(&x.to_le_bytes());
+        }
+        big.write_all(&block).unwrap();
+    }
+    let rchar = |pid: u32| {
+        let io = fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
+        let line = io.lines().find(|l| l.starts_with("rchar:")).unwrap();
+        line["rchar:".len()..].trim().parse::<u64>().unwrap()
+    };
+    let start = rchar(mount.id());
+    let fsync = std::thread::spawn(move || big.sync_all());
+    // The mount process reads big.bin into the store: the commit is under way.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while rchar(mount.id()) < start + 8 * MB as u64 {
+        assert!(
+            !fsync.is_finished(),
+            "the commit was over before it was seen"
+        );
+        assert!(Instant::now() < deadline, "the commit never read big.bin");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    fs::write(dir.join("during.txt"), b"made during the commit\n").unwrap();
+    assert!(
+        !fsync.is_finished(),
+        "during.txt was not made during the commit"
+    );
+    fsync.join().unwrap().unwrap();
+    let repo = Repo::open(&repo_path).unwrap();
+    assert_eq!(commits(&repo, "main").len(), 1);
+    assert!(entry(&repo, "main", "during.txt").is_none());
+    drop(repo);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(mount.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    mount.wait().unwrap();
+    let _ = Command::new("fusermount3").arg("-u").arg(&dir).status();
+
+    let m = Mounted::reuse(tmp, |_| {});
+    let repo = Repo::open(&m.repo).unwrap();
+    let log = commits(&repo, "main");
+    assert_eq!(log.len(), 2);
+    let c = repo.commit(&log[0]).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&c.message),
+        "mount: recovery of 1 changes not committed before the mount ended\n"
+    );
+    assert_eq!(
+        content(&repo, "main", "during.txt"),
+        b"made during the commit\n"
+    );
+    assert_eq!(
+        entry(&repo, "main", "big.bin").unwrap().size,
+        64 * MB as u64
+    );
+}

@@ -688,3 +688,76 @@ fn an_announcement_makes_a_peer_pull_without_a_push_or_a_catch_up() {
         });
     }
 }
+
+#[test]
+fn the_daemon_collects_garbage_on_its_schedule_after_the_grace_period() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = fleet_stopped(
+        tmp.path(),
+        1,
+        600,
+        "[gc]\ninterval = \"1s\"\ngrace = \"2s\"\n",
+    );
+    // An object nothing reaches (what an interrupted transfer or a replaced file leaves).
+    let orphan = {
+        let repo = hero_store::Repo::open(&nodes[0].repo).unwrap();
+        repo.batch(|b| b.put_blob(b"nobody points at this\n", None))
+            .unwrap()
+    };
+    let head = {
+        let repo = hero_store::Repo::open(&nodes[0].repo).unwrap();
+        repo.branch_head("main").unwrap().unwrap()
+    };
+    nodes[0].start();
+    let has = |id| {
+        hero_store::Repo::open(&nodes[0].repo)
+            .unwrap()
+            .has_object(&id)
+            .unwrap()
+    };
+    // The first collection finds it and lists it: kept for the grace period.
+    let first = wait_for(30, "a first collection", || {
+        let g = nodes[0].status()["gc"].clone();
+        (g["runs"].as_u64() >= Some(1)).then_some(g)
+    });
+    assert_eq!(first["enabled"], true, "{first}");
+    assert_eq!(first["grace_secs"], 2, "{first}");
+    assert!(first["last_error"].is_null(), "{first}");
+    assert!(first["last_listed"].as_u64() >= Some(1), "{first}");
+    assert_eq!(first["last_removed"], 0, "{first}");
+    assert!(has(orphan), "listed, not removed yet");
+    // A later one, after the grace period, removes it.
+    let done = wait_for(30, "a collection that removes the orphan", || {
+        let g = nodes[0].status()["gc"].clone();
+        (g["last_removed"].as_u64() >= Some(1)).then_some(g)
+    });
+    assert!(done["runs"].as_u64().unwrap() >= 2, "{done}");
+    assert!(done["last_error"].is_null(), "{done}");
+    assert!(!has(orphan), "the orphan is gone");
+    // Everything the branch reaches is still there, and the drive still reads.
+    let repo = hero_store::Repo::open(&nodes[0].repo).unwrap();
+    assert_eq!(repo.branch_head("main").unwrap(), Some(head));
+    assert!(repo.verify(None).unwrap().is_ok());
+    drop(repo);
+    assert_eq!(read(&nodes[0].mnt.join("hello.txt")).unwrap(), "hello\n");
+    // The schedule reloads live: switched off through the drive.
+    let cfg_path = nodes[0].mnt.join(".hero/daemon.toml");
+    let text = read(&cfg_path).unwrap().replace(
+        "[gc]\ninterval = \"1s\"",
+        "[gc]\nenabled = false\ninterval = \"1s\"",
+    );
+    std::fs::write(&cfg_path, text).unwrap();
+    wait_for(30, "the schedule switched off", || {
+        (nodes[0].status()["gc"]["enabled"] == false).then_some(())
+    });
+    let runs = nodes[0].status()["gc"]["runs"].as_u64().unwrap();
+    // Stays off: no further collection while several intervals pass (polled, not slept on).
+    let until = Instant::now() + Duration::from_secs(3);
+    wait_for(10, "three seconds without a collection", || {
+        let g = nodes[0].status()["gc"].clone();
+        assert_eq!(g["runs"].as_u64().unwrap(), runs, "{g}");
+        (Instant::now() >= until).then_some(())
+    });
+    let text = read(&tmp.path().join("n0.log")).unwrap_or_default();
+    assert!(!text.contains("ERROR"), "{text}");
+}

@@ -136,6 +136,34 @@ fn print_status(v: &serde_json::Value) -> Result<()> {
                 .unwrap_or_default()
         )?;
     }
+    let g = &v["gc"];
+    if g["enabled"].as_bool() == Some(true) {
+        let last = match (g["last_run"].as_u64(), g["last_error"].as_str()) {
+            (None, _) => "never ran".to_owned(),
+            (Some(t), Some(e)) => {
+                format!("last run {}s ago failed: {e}", unix_now().saturating_sub(t))
+            }
+            (Some(t), None) => format!(
+                "last run {}s ago removed {} object(s) ({} bytes), {} listed",
+                unix_now().saturating_sub(t),
+                g["last_removed"],
+                g["last_removed_bytes"],
+                g["last_listed"]
+            ),
+        };
+        outln!(
+            "gc: every {}s, grace {}s{}; {last}",
+            g["interval_secs"],
+            g["grace_secs"],
+            if g["running"].as_bool() == Some(true) {
+                ", running now"
+            } else {
+                ""
+            }
+        )?;
+    } else {
+        outln!("gc: off")?;
+    }
     for p in v["peers"].as_array().into_iter().flatten() {
         outln!(
             "peer {} ({}): {}, last sync {}{}",
@@ -242,6 +270,34 @@ struct Status {
     confirmed: Option<ObjectId>,
     /// The watch hooks, in the order of the configuration.
     watches: Vec<watch::WatchStatus>,
+    /// The scheduled garbage collection.
+    gc: GcStatus,
+}
+
+/// What `heroctl daemon status` reports about the scheduled garbage collection.
+#[derive(Debug, Clone, Serialize, Default)]
+struct GcStatus {
+    enabled: bool,
+    interval_secs: u64,
+    grace_secs: u64,
+    /// A collection is running now.
+    running: bool,
+    /// When the next one starts (Unix seconds), when enabled.
+    next_run: Option<u64>,
+    /// Collections finished (with or without an error).
+    runs: u64,
+    /// When the last one ended (Unix seconds).
+    last_run: Option<u64>,
+    last_duration_ms: Option<u64>,
+    /// What the last one that succeeded found and did.
+    last_removed: Option<u64>,
+    last_removed_bytes: Option<u64>,
+    last_listed: Option<u64>,
+    last_reachable: Option<u64>,
+    last_file_bytes_before: Option<u64>,
+    last_file_bytes_after: Option<u64>,
+    /// Why the last one failed (cleared by one that succeeds).
+    last_error: Option<String>,
 }
 
 /// What every task shares.
@@ -259,6 +315,8 @@ struct Ctx {
     watch: Mutex<Vec<watch::WatchSpec>>,
     /// Where hooks run.
     hook_env: Mutex<watch::HookEnv>,
+    /// The garbage collection schedule in force; the collector is told when it changes.
+    gc: signal::Sender<config::GcSection>,
 }
 
 impl Ctx {
@@ -419,6 +477,7 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
             repo: path.clone(),
             mount: None,
         }),
+        gc: signal::channel(cfg.gc).0,
     });
     ctx.status().watches = watch_statuses(&cfg.watch);
     allow_peers(&ctx, &cfg);
@@ -452,6 +511,9 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
     if cfg.dav.enabled {
         share = start_share(&ctx, cfg.dav.addr).await;
     }
+
+    // Scheduled garbage collection, one collection at a time.
+    let collector = tokio::spawn(gc_loop(ctx.clone(), ctx.gc.subscribe()));
 
     // Watch hooks run one change at a time, in order, off the main loop.
     let (hooks_tx, hooks_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -583,6 +645,9 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
                                 new.watch.clone();
                             ctx.status().watches = watch_statuses(&new.watch);
                         }
+                        if new.gc != cfg.gc {
+                            ctx.gc.send_replace(new.gc);
+                        }
                         allow_peers(&ctx, &new);
                         cfg = new;
                         let mut st = ctx.status();
@@ -650,12 +715,94 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
     }
     drop(hooks_tx);
     let _ = hooks.await;
+    // A collection under way is one write transaction: stopping the task leaves it to finish
+    // or roll back on its blocking thread, and the file is whole either way.
+    collector.abort();
     ctx.pool.close().await;
     server.shutdown().await;
     outln!("stopped")?;
     match failed {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// Runs `Repo::gc` every `gc.interval` (counted from the end of the previous collection, the
+/// first from the start), with the configured grace, on a handle of its own (the collection
+/// needs exclusive use of its handle to compact; other handles, in this process or others,
+/// go on reading and writing: ADR 0004). One task, so never two collections at once.
+async fn gc_loop(ctx: Arc<Ctx>, mut schedule: signal::Receiver<config::GcSection>) {
+    let mut since = Instant::now();
+    loop {
+        let gc = *schedule.borrow_and_update();
+        let due = since + gc.interval;
+        {
+            let mut st = ctx.status();
+            st.gc.enabled = gc.enabled;
+            st.gc.interval_secs = gc.interval.as_secs();
+            st.gc.grace_secs = gc.grace.as_secs();
+            let left = due.saturating_duration_since(Instant::now());
+            st.gc.next_run = gc.enabled.then(|| unix_now() + left.as_secs());
+        }
+        if !gc.enabled {
+            if schedule.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        tokio::select! {
+            r = schedule.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                continue;
+            }
+            _ = tokio::time::sleep_until(due.into()) => {}
+        }
+        ctx.status().gc.running = true;
+        let t0 = Instant::now();
+        let path = ctx.path.clone();
+        let grace = gc.grace.as_secs();
+        let result = tokio::task::spawn_blocking(move || -> Result<hero_store::GcReport> {
+            let mut repo = crate::commands::with_open_context(Repo::open(&path), &path)?;
+            repo.gc(grace, false)
+                .with_context(|| format!("collecting garbage in {}", path.display()))
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("the collection task failed: {e}"))
+        .and_then(|r| r);
+        since = Instant::now();
+        let mut st = ctx.status();
+        let g = &mut st.gc;
+        g.running = false;
+        g.runs += 1;
+        g.last_run = Some(unix_now());
+        g.last_duration_ms = Some(t0.elapsed().as_millis() as u64);
+        match result {
+            Ok(r) => {
+                tracing::info!(
+                    "gc: removed {} unreachable objects ({} bytes), {} listed until their grace \
+                     period ends; file {} -> {} bytes",
+                    r.removed,
+                    r.removed_bytes,
+                    r.listed,
+                    r.file_bytes_before,
+                    r.file_bytes_after
+                );
+                g.last_removed = Some(r.removed);
+                g.last_removed_bytes = Some(r.removed_bytes);
+                g.last_listed = Some(r.listed);
+                g.last_reachable = Some(r.reachable);
+                g.last_file_bytes_before = Some(r.file_bytes_before);
+                g.last_file_bytes_after = Some(r.file_bytes_after);
+                g.last_error = None;
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                tracing::error!("gc: {msg}");
+                g.last_error = Some(msg);
+            }
+        }
     }
 }
 
@@ -985,7 +1132,7 @@ async fn stop_share(s: Share) {
 
 /// The status answer.
 fn status_json(ctx: &Ctx, ticket: &str) -> serde_json::Value {
-    let (peers, config, mount, share, share_error, confirmed, watches) = {
+    let (peers, config, mount, share, share_error, confirmed, watches, gc) = {
         let st = ctx.status();
         (
             st.peers.values().cloned().collect::<Vec<_>>(),
@@ -995,6 +1142,7 @@ fn status_json(ctx: &Ctx, ticket: &str) -> serde_json::Value {
             st.share_error.clone(),
             st.confirmed,
             st.watches.clone(),
+            st.gc.clone(),
         )
     };
     let unseen = unseen_commits(&ctx.repo, &ctx.branch, confirmed);
@@ -1015,6 +1163,7 @@ fn status_json(ctx: &Ctx, ticket: &str) -> serde_json::Value {
         "share_error": share_error,
         "config": config,
         "watches": watches,
+        "gc": gc,
     })
 }
 

@@ -18,7 +18,8 @@
 #
 # usage: benches/daemon.sh
 # env:   HDB_SIZES (default "3 10"; empty: bytes only), HDB_EDITS (default 100), HDB_IDLE_SECS (default 60),
-#        HDB_PORT_BASE (default 47600), HDB_KEEP=1 (keep the work dir and its logs).
+#        HDB_PORT_BASE (default 47600), HDB_KEEP=1 (keep the work dir and its logs),
+#        HDB_PROFILE (default release; `dev` uses target/debug: bytes are the same, times are not).
 # Needs: root (FUSE, iptables), fusermount3, python3, git, iptables. Work dir /tmp/hero-daemon-bench.*
 set -euo pipefail
 
@@ -33,8 +34,9 @@ done
 [ "$(id -u)" = 0 ] || { echo "run as root (FUSE mounts, iptables byte counters)" >&2; exit 1; }
 [ -e /dev/fuse ] || { echo "missing: /dev/fuse" >&2; exit 1; }
 
-cargo build --release -q -p heroctl --manifest-path "$ROOT/Cargo.toml"
-H=$ROOT/target/release/heroctl
+PROFILE=${HDB_PROFILE:-release}
+cargo build --profile "$PROFILE" -q -p heroctl --manifest-path "$ROOT/Cargo.toml"
+if [ "$PROFILE" = dev ]; then H=$ROOT/target/debug/heroctl; else H=$ROOT/target/$PROFILE/heroctl; fi
 export HERO_NET=local HERO_AUTHOR_NAME=bench HERO_AUTHOR_EMAIL=bench@localhost
 WORK=$(mktemp -d /tmp/hero-daemon-bench.XXXXXX)
 TAG="hdb$$"
@@ -150,7 +152,7 @@ PY
 )
 
 echo "hero daemon benchmark: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(git -C "$ROOT" rev-parse --short HEAD)"
-echo "command: benches/daemon.sh (HDB_SIZES='$SIZES' HDB_EDITS=$EDITS HDB_IDLE_SECS=$IDLE_SECS)"
+echo "command: benches/daemon.sh (HDB_SIZES='$SIZES' HDB_EDITS=$EDITS HDB_IDLE_SECS=$IDLE_SECS HDB_PROFILE=$PROFILE)"
 
 last=""
 for n in $SIZES; do
@@ -179,7 +181,13 @@ ipt_add() { iptables -I INPUT -p "$1" --"$2" "$3" -m comment --comment "$TAG-$4"
 ipt_bytes() {
     iptables -L INPUT -v -x -n | awk -v t="$TAG-$1" '$0 ~ t {s += $2} END {print s + 0}'
 }
-ipt_zero() { iptables -Z INPUT; }
+# Zeroes this run's rules only (other users of the machine may count with their own).
+ipt_zero() {
+    local n
+    for n in $(iptables -L INPUT -n --line-numbers | awk -v t="$TAG" '$0 ~ t {print $1}'); do
+        iptables -Z INPUT "$n"
+    done
+}
 
 echo "bytes on the wire, one one-line change:"
 fleet "$WORK/bytes" 2

@@ -42,7 +42,7 @@ impl std::fmt::Debug for Pool {
 
 /// Which exchange a session runs.
 enum Exchange<'a> {
-    Pull,
+    Pull(Option<&'a [String]>),
     Push(Option<&'a [String]>),
 }
 
@@ -124,11 +124,23 @@ impl Pool {
             }
         };
         let mut wire = Wire::new(recv, send);
-        let r = match what {
-            Exchange::Pull => session::pull(&mut wire, repo, &peer, &me, progress).await,
-            Exchange::Push(b) => session::push(&mut wire, repo, &peer, &me, b, progress).await,
+        let (label, r) = match what {
+            Exchange::Pull(only) => (
+                "pull",
+                session::pull_only(&mut wire, repo, &peer, &me, only, progress).await,
+            ),
+            Exchange::Push(b) => (
+                "push",
+                session::push(&mut wire, repo, &peer, &me, b, progress).await,
+            ),
         };
         let _ = wire.writer().finish();
+        tracing::debug!(
+            "sync: {label} with {}: {} bytes sent, {} received (protocol messages)",
+            peer.fmt_short(),
+            wire.bytes_out,
+            wire.bytes_in
+        );
         if r.is_err() {
             // A failed session may leave the stream half-read: start afresh next time.
             if let Some(e) = self.conns.lock().await.remove(&peer) {
@@ -145,7 +157,20 @@ impl Pool {
         ticket: &Ticket,
         progress: Option<&ProgressFn>,
     ) -> Result<SyncReport> {
-        self.run(repo, ticket, Exchange::Pull, progress).await
+        self.run(repo, ticket, Exchange::Pull(None), progress).await
+    }
+
+    /// Pulls only the branches `only` of the peer (what an announcement named) over the
+    /// pooled connection.
+    pub async fn pull_only(
+        &self,
+        repo: &Repo,
+        ticket: &Ticket,
+        only: &[String],
+        progress: Option<&ProgressFn>,
+    ) -> Result<SyncReport> {
+        self.run(repo, ticket, Exchange::Pull(Some(only)), progress)
+            .await
     }
 
     /// Pushes `branches` (all when `None`) to the peer over the pooled connection.

@@ -35,6 +35,10 @@ const BATCH_WINDOW: Duration = Duration::from_millis(30);
 const POLL: Duration = Duration::from_millis(50);
 /// The longest readiness waits for the first catch-up with unreachable peers.
 const FIRST_ROUND_MAX: Duration = Duration::from_secs(5);
+/// How long after a local change a worker waits for its peer to say (by announcing it) that
+/// it pulled the change, before it pushes the change itself: announcements make peers pull,
+/// so a push is needed only when one went unheard.
+const CONFIRM_WAIT: Duration = Duration::from_secs(1);
 
 /// Arguments of `daemon`.
 #[derive(Args, Debug)]
@@ -317,6 +321,9 @@ struct Ctx {
     hook_env: Mutex<watch::HookEnv>,
     /// The garbage collection schedule in force; the collector is told when it changes.
     gc: signal::Sender<config::GcSection>,
+    /// Each peer's branch heads as far as this node knows: what it announced, advertised in a
+    /// session or took in a push.
+    known: Mutex<HashMap<EndpointId, HashMap<String, ObjectId>>>,
 }
 
 impl Ctx {
@@ -333,8 +340,8 @@ impl Ctx {
 struct Worker {
     ticket: Ticket,
     task: tokio::task::JoinHandle<()>,
-    /// Wakes it at once (an announcement from its peer).
-    wake: Arc<tokio::sync::Notify>,
+    /// Branches to pull from its peer at once (named by an announcement).
+    pulls: tokio::sync::mpsc::UnboundedSender<Vec<String>>,
 }
 
 /// A running share.
@@ -478,6 +485,7 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
             mount: None,
         }),
         gc: signal::channel(cfg.gc).0,
+        known: Mutex::new(HashMap::new()),
     });
     ctx.status().watches = watch_statuses(&cfg.watch);
     allow_peers(&ctx, &cfg);
@@ -538,6 +546,8 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
     let mut last_gen = repo.generation().unwrap_or(0);
     let mut last_heads = repo.branches().unwrap_or_default();
     let mut pending_since: Option<Instant> = None;
+    // Branch heads moved since the last announcement.
+    let mut moved: BTreeMap<String, ObjectId> = BTreeMap::new();
     let mut bumps = 0u64;
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -574,16 +584,28 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
             }
             a = incoming.next(), if gossip_open => match a {
                 Some(a) if a.from != ctx.me => {
-                    // A hint only: pull from the announcer if it has heads this store lacks.
-                    let lacking = a
+                    // A hint only: pull from the announcer the branches whose announced heads
+                    // this store lacks (the pull verifies everything).
+                    note_known(&ctx, &a.from, &a.heads);
+                    let lacking: Vec<String> = a
                         .heads
                         .iter()
-                        .any(|(_, h)| !repo.has_object(h).unwrap_or(false));
-                    if lacking {
-                        tracing::debug!("announcement from {}: new heads", a.from.fmt_short());
+                        .filter(|(_, h)| !repo.has_object(h).unwrap_or(false))
+                        .map(|(b, _)| b.clone())
+                        .collect();
+                    if !lacking.is_empty() {
+                        tracing::debug!(
+                            "announcement from {}: new heads of {}",
+                            a.from.fmt_short(),
+                            lacking.join(", ")
+                        );
                         match workers.get(&a.from) {
-                            Some(w) => w.wake.notify_one(),
-                            None => workers.values().for_each(|w| w.wake.notify_one()),
+                            Some(w) => {
+                                let _ = w.pulls.send(lacking);
+                            }
+                            None => workers.values().for_each(|w| {
+                                let _ = w.pulls.send(lacking.clone());
+                            }),
                         }
                     }
                 }
@@ -600,6 +622,11 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
             last_gen = generation;
             match repo.branches() {
                 Ok(heads) if heads != last_heads => {
+                    for (b, h) in &heads {
+                        if !last_heads.contains(&(b.clone(), *h)) {
+                            moved.insert(b.clone(), *h);
+                        }
+                    }
                     last_heads = heads;
                     pending_since.get_or_insert_with(Instant::now);
                 }
@@ -676,7 +703,7 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
             pending_since = None;
             bumps += 1;
             let _ = changed_tx.send(bumps);
-            let heads = last_heads.clone();
+            let heads: Vec<(String, ObjectId)> = std::mem::take(&mut moved).into_iter().collect();
             let an = announcer.clone();
             tokio::spawn(async move { an.announce(heads).await });
         }
@@ -962,12 +989,12 @@ fn reconcile_workers(
         );
         let (first_tx, first_rx) = tokio::sync::oneshot::channel();
         firsts.push(first_rx);
-        let wake = Arc::new(tokio::sync::Notify::new());
+        let (pulls, pulls_rx) = tokio::sync::mpsc::unbounded_channel();
         let task = tokio::spawn(peer_worker(
             ctx.clone(),
             p.ticket.clone(),
             changed.clone(),
-            wake.clone(),
+            pulls_rx,
             first_tx,
         ));
         {
@@ -980,34 +1007,85 @@ fn reconcile_workers(
             Worker {
                 ticket: p.ticket,
                 task,
-                wake,
+                pulls,
             },
         );
     }
     firsts
 }
 
-/// Keeps one peer in sync: at once, after each batch of local changes, and every catch-up
-/// interval. A peer that cannot be reached is retried at the next of those.
+/// Keeps one peer in sync. At start and every catch-up interval: a full sync (pull, then
+/// push, every branch). When the peer announces heads this node lacks: a pull of those
+/// branches only. After a local change: nothing at once (the change is announced and the peer
+/// pulls it); if after [`CONFIRM_WAIT`] the peer has not shown it has our heads, a push of the
+/// branches it lacks. So one change costs one session per peer, not a pull and a push both
+/// ways (ADR 0019). A peer that cannot be reached is retried at the next of those.
 async fn peer_worker(
     ctx: Arc<Ctx>,
     ticket: Ticket,
     mut changed: signal::Receiver<u64>,
-    wake: Arc<tokio::sync::Notify>,
+    mut pulls: tokio::sync::mpsc::UnboundedReceiver<Vec<String>>,
     first: tokio::sync::oneshot::Sender<()>,
 ) {
     let mut first = Some(first);
-    let id = ticket.id().to_string();
+    let peer = ticket.id();
+    let mut full_at = Instant::now();
+    let mut push_at: Option<Instant> = None;
     loop {
-        changed.borrow_and_update();
-        let head_before = ctx.repo.branch_head(&ctx.branch).ok().flatten();
-        let result = sync_once(&ctx, &ticket).await;
+        enum Do {
+            Full,
+            Pull(Vec<String>),
+            Push,
+        }
+        let what = if Instant::now() >= full_at {
+            Do::Full
+        } else {
+            let push_due = async {
+                match push_at {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = changed.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                    push_at.get_or_insert_with(|| Instant::now() + CONFIRM_WAIT);
+                    continue;
+                }
+                p = pulls.recv() => match p {
+                    Some(mut branches) => {
+                        // Announcements that came meanwhile go into the same pull.
+                        while let Ok(more) = pulls.try_recv() {
+                            branches.extend(more);
+                        }
+                        branches.sort();
+                        branches.dedup();
+                        Do::Pull(branches)
+                    }
+                    None => return,
+                },
+                _ = push_due => Do::Push,
+                _ = tokio::time::sleep_until(full_at.into()) => Do::Full,
+            }
+        };
+        let result = match what {
+            Do::Full => {
+                changed.borrow_and_update();
+                push_at = None;
+                full_at = Instant::now() + ctx.catch_up();
+                sync_once(&ctx, &ticket).await
+            }
+            Do::Pull(branches) => pull_some(&ctx, &ticket, &branches).await,
+            Do::Push => {
+                push_at = None;
+                push_unconfirmed(&ctx, &ticket).await
+            }
+        };
         {
             let mut st = ctx.status();
-            if let Ok(()) = &result {
-                st.confirmed = head_before.or(st.confirmed);
-            }
-            if let Some(p) = st.peers.get_mut(&id) {
+            if let Some(p) = st.peers.get_mut(&peer.to_string()) {
                 match &result {
                     Ok(()) => {
                         p.connected = true;
@@ -1023,27 +1101,48 @@ async fn peer_worker(
             }
         }
         if let Err(e) = &result {
-            tracing::debug!("sync with {id}: {e}");
+            tracing::debug!("sync with {}: {e}", peer.fmt_short());
         }
         if let Some(f) = first.take() {
             let _ = f.send(());
         }
-        let catch_up = ctx.catch_up();
-        tokio::select! {
-            r = changed.changed() => if r.is_err() { return },
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(catch_up) => {}
-        }
     }
 }
 
-/// One pull and one push with a peer, over the pooled connection.
+/// Records heads `peer` is known to have; when it has this node's default branch head, that
+/// head is confirmed (seen by a peer).
+fn note_known(ctx: &Ctx, peer: &EndpointId, heads: &[(String, ObjectId)]) {
+    if heads.is_empty() {
+        return;
+    }
+    {
+        let mut known = ctx.known.lock().unwrap_or_else(|p| p.into_inner());
+        let k = known.entry(*peer).or_default();
+        for (b, h) in heads {
+            k.insert(b.clone(), *h);
+        }
+    }
+    let ours = ctx.repo.branch_head(&ctx.branch).ok().flatten();
+    if let Some(h) = ours
+        && heads.iter().any(|(b, id)| *b == ctx.branch && *id == h)
+    {
+        ctx.status().confirmed = Some(h);
+    }
+}
+
+fn message_of(e: &hero_sync::SyncError) -> String {
+    crate::error::messages_of(e).join(": ")
+}
+
+/// A full sync with a peer: every branch pulled, then every branch pushed, over the pooled
+/// connection.
 async fn sync_once(ctx: &Ctx, ticket: &Ticket) -> std::result::Result<(), String> {
     let pulled = ctx
         .pool
         .pull(&ctx.repo, ticket, None)
         .await
-        .map_err(|e| crate::error::messages_of(&e).join(": "))?;
+        .map_err(|e| message_of(&e))?;
+    note_known(ctx, &ticket.id(), &pulled.peer_heads);
     if pulled.updated() > 0 {
         tracing::info!(
             "pulled from {}: {} branch(es) moved",
@@ -1055,7 +1154,66 @@ async fn sync_once(ctx: &Ctx, ticket: &Ticket) -> std::result::Result<(), String
         .pool
         .push(&ctx.repo, ticket, None, None)
         .await
-        .map_err(|e| crate::error::messages_of(&e).join(": "))?;
+        .map_err(|e| message_of(&e))?;
+    note_known(ctx, &ticket.id(), &pushed.peer_heads);
+    if !pushed.branches_failed.is_empty() {
+        return Err(format!(
+            "{} branch(es) not accepted by the peer",
+            pushed.branches_failed.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Pulls the branches a peer announced.
+async fn pull_some(
+    ctx: &Ctx,
+    ticket: &Ticket,
+    branches: &[String],
+) -> std::result::Result<(), String> {
+    let pulled = ctx
+        .pool
+        .pull_only(&ctx.repo, ticket, branches, None)
+        .await
+        .map_err(|e| message_of(&e))?;
+    note_known(ctx, &ticket.id(), &pulled.peer_heads);
+    if pulled.updated() > 0 {
+        tracing::info!(
+            "pulled {} from {}: {} branch(es) moved",
+            branches.join(", "),
+            ticket.id().fmt_short(),
+            pulled.updated()
+        );
+    }
+    Ok(())
+}
+
+/// Pushes the branches whose heads here the peer is not known to have.
+async fn push_unconfirmed(ctx: &Ctx, ticket: &Ticket) -> std::result::Result<(), String> {
+    let peer = ticket.id();
+    let ours = ctx.repo.branches().map_err(|e| e.to_string())?;
+    let unconfirmed: Vec<String> = {
+        let known = ctx.known.lock().unwrap_or_else(|p| p.into_inner());
+        let theirs = known.get(&peer);
+        ours.into_iter()
+            .filter(|(b, h)| theirs.and_then(|t| t.get(b)) != Some(h))
+            .map(|(b, _)| b)
+            .collect()
+    };
+    if unconfirmed.is_empty() {
+        return Ok(());
+    }
+    tracing::debug!(
+        "{} did not show it has {}: pushing",
+        peer.fmt_short(),
+        unconfirmed.join(", ")
+    );
+    let pushed = ctx
+        .pool
+        .push(&ctx.repo, ticket, Some(&unconfirmed), None)
+        .await
+        .map_err(|e| message_of(&e))?;
+    note_known(ctx, &peer, &pushed.peer_heads);
     if !pushed.branches_failed.is_empty() {
         return Err(format!(
             "{} branch(es) not accepted by the peer",

@@ -10,7 +10,9 @@
 #                100 ms) is part of the figure.
 #   bytes        one one-line change between two daemons whose connection is open, counted with
 #                iptables on the daemons' UDP ports (IP packets both ways, headers included,
-#                keep-alives in the window too), vs `git fetch` of the same kind of change from
+#                keep-alives in the window too; from a quiet moment after a warm-up edit, the
+#                5 s from writing the change, and the same 5 s with nothing changing before it:
+#                their difference is the change's cost), vs `git fetch` of the same kind of change from
 #                `git daemon` (TCP port, both ways), and `fossil pull` from `fossil server` when
 #                fossil is installed.
 #   idle         CPU time and RSS of one daemon of the largest fleet over HDB_IDLE_SECS seconds
@@ -181,6 +183,9 @@ ipt_add() { iptables -I INPUT -p "$1" --"$2" "$3" -m comment --comment "$TAG-$4"
 ipt_bytes() {
     iptables -L INPUT -v -x -n | awk -v t="$TAG-$1" '$0 ~ t {s += $2} END {print s + 0}'
 }
+ipt_packets() {
+    iptables -L INPUT -v -x -n | awk -v t="$TAG-$1" '$0 ~ t {s += $1} END {print s + 0}'
+}
 # Zeroes this run's rules only (other users of the machine may count with their own).
 ipt_zero() {
     local n
@@ -203,7 +208,25 @@ while time.time() - t < 60:
 sys.exit("the warm-up edit did not arrive")
 PY
 for p in $PORT_BASE $((PORT_BASE + 1)); do ipt_add udp dport "$p" hero; done
+# Start from a quiet connection: no start-up dial or retry still under way. iroh tries to
+# holepunch to a peer when a connection to it opens and once more 5 s later (padded path
+# probes, ~6 KB): wait those out, then for the counters to stay unchanged for 2 s.
+sleep 6
+quiet=$(ipt_bytes hero); still=0
+for i in $(seq 1 300); do
+    sleep 0.1
+    now=$(ipt_bytes hero)
+    if [ "$now" = "$quiet" ]; then still=$((still + 1)); else still=0; quiet=$now; fi
+    [ "$still" -ge 20 ] && break
+done
+# What the open connections cost with nothing changing, over as long as the change's window.
+# The same 5 s with nothing changing: keep-alives.
 ipt_zero
+sleep 5
+idle_bytes=$(ipt_bytes hero)
+echo "  hero daemons, 5 s with nothing changing: $idle_bytes bytes ($(ipt_packets hero) packets)"
+ipt_zero
+t0=$(date +%s.%N)
 printf 'a line, changed\n' >"${NODE_MNTS[0]}/wire.txt"
 python3 - "${NODE_MNTS[1]}/wire.txt" <<'PY'
 import sys, time
@@ -215,8 +238,11 @@ while time.time() - t < 60:
     time.sleep(0.005)
 sys.exit("the edit did not arrive")
 PY
-sleep 1 # the last acknowledgements
-echo "  hero daemons, connection open: $(ipt_bytes hero) bytes"
+# The last acknowledgements, and a push the sender makes when no peer confirmed (1 s): the
+# window ends 5 s after the change was written.
+python3 -c "import time; time.sleep(max(0.0, $t0 + 5 - time.time()))"
+change_bytes=$(ipt_bytes hero)
+echo "  hero daemons, connection open, 5 s from the change: $change_bytes bytes ($(ipt_packets hero) packets); less the idle 5 s: $((change_bytes - idle_bytes)) bytes"
 stop_fleet
 
 # git: the same kind of change, fetched from git daemon.
@@ -237,7 +263,7 @@ ipt_add tcp dport "$GPORT" git
 ipt_add tcp sport "$GPORT" git
 ipt_zero
 git -C "$G/clone" fetch -q
-echo "  git fetch (git://, new connection): $(ipt_bytes git) bytes"
+echo "  git fetch (git://, new connection): $(ipt_bytes git) bytes ($(ipt_packets git) packets)"
 
 if command -v fossil >/dev/null; then
     export USER=${USER:-bench}
@@ -255,5 +281,5 @@ if command -v fossil >/dev/null; then
     ipt_add tcp sport "$FPORT" fossil
     ipt_zero
     fossil pull -R "$F/clone.fossil" "http://127.0.0.1:$FPORT/" >/dev/null 2>&1
-    echo "  fossil pull (http, new connection): $(ipt_bytes fossil) bytes"
+    echo "  fossil pull (http, new connection): $(ipt_bytes fossil) bytes ($(ipt_packets fossil) packets)"
 fi

@@ -107,10 +107,10 @@ impl Pool {
         let me = self.ep.id();
         // A pooled connection may have died since its last use: one more try on a new one.
         let mut fresh = false;
-        let (send, recv) = loop {
+        let (conn, send, recv) = loop {
             let conn = self.connection(ticket, fresh).await?;
             match conn.open_bi().await {
-                Ok(s) => break s,
+                Ok((s, r)) => break (conn, s, r),
                 Err(e) if !fresh => {
                     tracing::debug!("sync: pooled connection to {peer} gone ({e}); reconnecting");
                     fresh = true;
@@ -123,6 +123,7 @@ impl Pool {
                 }
             }
         };
+        let before = conn.stats();
         let mut wire = Wire::new(recv, send);
         let (label, r) = match what {
             Exchange::Pull(only) => (
@@ -135,11 +136,17 @@ impl Pool {
             ),
         };
         let _ = wire.writer().finish();
+        let after = conn.stats();
         tracing::debug!(
-            "sync: {label} with {}: {} bytes sent, {} received (protocol messages)",
+            "sync: {label} with {}: {} bytes sent, {} received (protocol messages); the \
+             connection meanwhile: {} datagrams ({} bytes) sent, {} ({} bytes) received",
             peer.fmt_short(),
             wire.bytes_out,
-            wire.bytes_in
+            wire.bytes_in,
+            after.udp_tx.datagrams - before.udp_tx.datagrams,
+            after.udp_tx.bytes - before.udp_tx.bytes,
+            after.udp_rx.datagrams - before.udp_rx.datagrams,
+            after.udp_rx.bytes - before.udp_rx.bytes,
         );
         if r.is_err() {
             // A failed session may leave the stream half-read: start afresh next time.

@@ -21,7 +21,10 @@
 # usage: benches/daemon.sh
 # env:   HDB_SIZES (default "3 10"; empty: bytes only), HDB_EDITS (default 100), HDB_IDLE_SECS (default 60),
 #        HDB_PORT_BASE (default 47600), HDB_KEEP=1 (keep the work dir and its logs),
-#        HDB_PROFILE (default release; `dev` uses target/debug: bytes are the same, times are not).
+#        HDB_PROFILE (default release; `dev` uses target/debug: bytes are the same, times are not),
+#        HDB_CORPUS=GIT_DIR (bytes also with the history of that git repository, e.g. the corpus
+#        of benches/corpus.sh: its branches and tags imported, the configuration committed
+#        on its main branch).
 # Needs: root (FUSE, iptables), fusermount3, python3, git, iptables. Work dir /tmp/hero-daemon-bench.*
 set -euo pipefail
 
@@ -92,8 +95,18 @@ idle_commit_ms = 100
 enabled = false
 $nodes
 EOF
-    $H -R "$dir/n0.hero" init >/dev/null
-    $H -R "$dir/n0.hero" commit "$dir/work" -m "fleet configuration" >/dev/null
+    if [ -n "${CORPUS:-}" ]; then
+        # The corpus's history, the configuration committed on its main branch.
+        $H -R "$dir/n0.hero" import git "$CORPUS" >/dev/null
+        $H -R "$dir/n0.hero" checkout main "$dir/co" >/dev/null
+        mkdir -p "$dir/co/.hero"
+        cp "$dir/work/.hero/daemon.toml" "$dir/co/.hero/"
+        $H -R "$dir/n0.hero" commit "$dir/co" -m "fleet configuration" >/dev/null
+        rm -rf "$dir/co"
+    else
+        $H -R "$dir/n0.hero" init >/dev/null
+        $H -R "$dir/n0.hero" commit "$dir/work" -m "fleet configuration" >/dev/null
+    fi
     NODE_PIDS=()
     NODE_MNTS=()
     for ((i = 0; i < n; i++)); do
@@ -194,8 +207,9 @@ ipt_zero() {
     done
 }
 
-echo "bytes on the wire, one one-line change:"
-fleet "$WORK/bytes" 2
+# hero_bytes DIR LABEL: two daemons under DIR, a warm-up edit, then the measured one.
+hero_bytes() {
+fleet "$1" 2
 printf 'a line\n' >"${NODE_MNTS[0]}/wire.txt"
 python3 - "${NODE_MNTS[1]}/wire.txt" <<'PY'
 import sys, time
@@ -219,12 +233,11 @@ for i in $(seq 1 300); do
     if [ "$now" = "$quiet" ]; then still=$((still + 1)); else still=0; quiet=$now; fi
     [ "$still" -ge 20 ] && break
 done
-# What the open connections cost with nothing changing, over as long as the change's window.
 # The same 5 s with nothing changing: keep-alives.
 ipt_zero
 sleep 5
 idle_bytes=$(ipt_bytes hero)
-echo "  hero daemons, 5 s with nothing changing: $idle_bytes bytes ($(ipt_packets hero) packets)"
+echo "  hero daemons$2, 5 s with nothing changing: $idle_bytes bytes ($(ipt_packets hero) packets)"
 ipt_zero
 t0=$(date +%s.%N)
 printf 'a line, changed\n' >"${NODE_MNTS[0]}/wire.txt"
@@ -242,8 +255,18 @@ PY
 # window ends 5 s after the change was written.
 python3 -c "import time; time.sleep(max(0.0, $t0 + 5 - time.time()))"
 change_bytes=$(ipt_bytes hero)
-echo "  hero daemons, connection open, 5 s from the change: $change_bytes bytes ($(ipt_packets hero) packets); less the idle 5 s: $((change_bytes - idle_bytes)) bytes"
+echo "  hero daemons$2, connection open, 5 s from the change: $change_bytes bytes ($(ipt_packets hero) packets); less the idle 5 s: $((change_bytes - idle_bytes)) bytes"
 stop_fleet
+iptables -S INPUT | grep -- "$TAG-hero" | sed 's/^-A /-D /' | while read -r rule; do
+    eval iptables "$rule"
+done
+}
+
+echo "bytes on the wire, one one-line change:"
+hero_bytes "$WORK/bytes" ""
+if [ -n "${HDB_CORPUS:-}" ]; then
+    CORPUS=$HDB_CORPUS hero_bytes "$WORK/bytes-corpus" " (repository: the corpus $HDB_CORPUS)"
+fi
 
 # git: the same kind of change, fetched from git daemon.
 G=$WORK/git

@@ -97,6 +97,7 @@ $nodes
 EOF
     if [ -n "${CORPUS:-}" ]; then
         # The corpus's history, the configuration committed on its main branch.
+        $H -R "$dir/n0.hero" init >/dev/null
         $H -R "$dir/n0.hero" import git "$CORPUS" >/dev/null
         $H -R "$dir/n0.hero" checkout main "$dir/co" >/dev/null
         mkdir -p "$dir/co/.hero"

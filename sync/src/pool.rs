@@ -10,8 +10,10 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use hero_store::Repo;
-use iroh::endpoint::Connection;
-use iroh::{Endpoint, EndpointId};
+use std::net::SocketAddr;
+
+use iroh::endpoint::{Connection, TransportAddrUsage};
+use iroh::{Endpoint, EndpointId, TransportAddr};
 
 use crate::error::{Result, SyncError};
 use crate::net::CONNECT_TIMEOUT;
@@ -81,11 +83,16 @@ impl Pool {
             peer: peer.to_string(),
             reason,
         };
-        let conn =
-            tokio::time::timeout(CONNECT_TIMEOUT, self.ep.connect(ticket.addr.clone(), ALPN))
-                .await
-                .map_err(|_| unreachable("no answer within 20 seconds".to_owned()))?
-                .map_err(|e| unreachable(e.to_string()))?;
+        // The peer by who it is: the ticket's addresses and those this endpoint learned from
+        // the peer itself (it dialled us from where it runs now, e.g. restarted on a new port).
+        let mut addr = ticket.addr.clone();
+        for a in self.learned(&peer).await {
+            addr.addrs.insert(TransportAddr::Ip(a));
+        }
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, self.ep.connect(addr, ALPN))
+            .await
+            .map_err(|_| unreachable("no answer within 20 seconds".to_owned()))?
+            .map_err(|e| unreachable(e.to_string()))?;
         self.conns.lock().await.insert(
             peer,
             Entry {
@@ -190,6 +197,21 @@ impl Pool {
     ) -> Result<SyncReport> {
         self.run(repo, ticket, Exchange::Push(branches), progress)
             .await
+    }
+
+    /// The direct addresses this endpoint uses now to talk with `peer` (learned from a
+    /// connection either way), most useful when the peer restarted elsewhere and dialled us.
+    pub async fn learned(&self, peer: &EndpointId) -> Vec<SocketAddr> {
+        let Some(info) = self.ep.remote_info(*peer).await else {
+            return Vec::new();
+        };
+        info.addrs()
+            .filter(|a| matches!(a.usage(), TransportAddrUsage::Active))
+            .filter_map(|a| match a.addr() {
+                TransportAddr::Ip(ip) => Some(*ip),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Closes every pooled connection.

@@ -761,3 +761,75 @@ fn the_daemon_collects_garbage_on_its_schedule_after_the_grace_period() {
     let text = read(&tmp.path().join("n0.log")).unwrap_or_default();
     assert!(!text.contains("ERROR"), "{text}");
 }
+
+#[test]
+fn a_peer_restarted_on_another_port_is_found_again_by_its_id() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = fleet(tmp.path(), 2, 1);
+    // Node 0 saves node 1 as a remote, at the address it has now.
+    let old_ticket = nodes[1].ticket();
+    ok(&nodes[0].repo, &["remote", "add", "b", &old_ticket]);
+    // Node 1 stops and, in its own copy of the configuration, moves to another port; the
+    // fleet's peer list (and node 0's saved remote) still name the old one.
+    assert!(nodes[1].signal("-TERM").success());
+    let co = tmp.path().join("co1");
+    ok(&nodes[1].repo, &["checkout", "main", co.to_str().unwrap()]);
+    let cfg = co.join(".hero/daemon.toml");
+    let new_port = free_udp_port();
+    let text = read(&cfg).unwrap().replace(
+        &format!("listen = \"127.0.0.1:{}\"", nodes[1].port),
+        &format!("listen = \"127.0.0.1:{new_port}\""),
+    );
+    assert!(text.contains(&new_port.to_string()));
+    std::fs::write(&cfg, text).unwrap();
+    ok(
+        &nodes[1].repo,
+        &["commit", co.to_str().unwrap(), "-m", "node 1 moves"],
+    );
+    nodes[1].port = new_port;
+    nodes[1].start();
+    // Node 1 dials node 0 (its peer and origin); node 0's daemon learns where node 1 is now
+    // and reaches it there: its worker for node 1 syncs again, and the saved remote follows.
+    let remote_b = || {
+        ok(&nodes[0].repo, &["remote", "list"])
+            .lines()
+            .find(|l| l.contains(&nodes[1].id))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    wait_for(60, "node 0's saved remote at node 1's new port", || {
+        remote_b()
+            .contains(&format!("127.0.0.1:{new_port}"))
+            .then_some(())
+    });
+    let since = nodes[0].status()["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == nodes[1].id.as_str())
+        .map(|p| p["syncs"].as_u64().unwrap())
+        .unwrap();
+    wait_for(30, "node 0's worker syncing with node 1 again", || {
+        let st = nodes[0].status();
+        let p = st["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == nodes[1].id.as_str())
+            .cloned()
+            .unwrap();
+        (p["syncs"].as_u64().unwrap() > since + 1 && p["last_error"].is_null()).then_some(())
+    });
+    // A one-shot `heroctl sync b` from node 0's repository, its daemon stopped, reaches node 1
+    // with no new ticket.
+    assert!(nodes[0].signal("-TERM").success());
+    let t0 = Instant::now();
+    let out = run(&nodes[0].repo, &["sync", "b"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+}

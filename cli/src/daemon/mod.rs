@@ -1100,11 +1100,48 @@ async fn peer_worker(
                 }
             }
         }
-        if let Err(e) = &result {
-            tracing::debug!("sync with {}: {e}", peer.fmt_short());
+        match &result {
+            Ok(()) => remember_addresses(&ctx, &peer).await,
+            Err(e) => tracing::debug!("sync with {}: {e}", peer.fmt_short()),
         }
         if let Some(f) = first.take() {
             let _ = f.send(());
+        }
+    }
+}
+
+/// Saved remotes are peers by id: when this endpoint talks with `peer` at addresses its saved
+/// ticket does not name (it restarted on another port and dialled us, say), the saved ticket
+/// is brought up to date, so `heroctl sync REMOTE` finds it there too.
+async fn remember_addresses(ctx: &Ctx, peer: &EndpointId) {
+    let learned = ctx.pool.learned(peer).await;
+    if learned.is_empty() {
+        return;
+    }
+    let Ok(remotes) = hero_sync::access::remotes(&ctx.repo) else {
+        return;
+    };
+    for (name, text) in remotes {
+        let Ok(ticket) = text.parse::<Ticket>() else {
+            continue;
+        };
+        if ticket.id() != *peer {
+            continue;
+        }
+        let Some(updated) = ticket.moved_to(&learned) else {
+            continue;
+        };
+        match hero_sync::access::add_remote(&ctx.repo, &name, &updated) {
+            Ok(()) => tracing::info!(
+                "remote {name} ({}) is now reached at {}",
+                peer.fmt_short(),
+                learned
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Err(e) => tracing::warn!("remote {name}: saving its new address: {e}"),
         }
     }
 }

@@ -199,6 +199,12 @@ impl Pool {
             .await
     }
 
+    /// Connects to the peer of `ticket` and keeps the connection (until [`POOL_IDLE`] of
+    /// disuse): the peer learns where this endpoint is now.
+    pub async fn connect(&self, ticket: &Ticket) -> Result<()> {
+        self.connection(ticket, false).await.map(|_| ())
+    }
+
     /// The direct addresses this endpoint uses now to talk with `peer` (learned from a
     /// connection either way), most useful when the peer restarted elsewhere and dialled us.
     pub async fn learned(&self, peer: &EndpointId) -> Vec<SocketAddr> {

@@ -105,6 +105,9 @@ pub struct SyncReport {
     /// The peer's heads of the branches of the session, as it advertised them (a pull) or
     /// moved them (a push): what the peer is known to have now.
     pub peer_heads: Vec<(String, ObjectId)>,
+    /// Both sides had the same branches and tags (their digests matched): nothing was listed
+    /// or sent.
+    pub same_refs: bool,
 }
 
 impl SyncReport {
@@ -117,12 +120,44 @@ impl SyncReport {
     }
 }
 
-/// The client's hello; `only` names the branches the session is about (`None`: every ref).
+/// A digest of a side's branches and tags: equal digests mean equal refs, so a catch-up
+/// between peers that already agree costs a hello and a welcome, not two lists of every ref.
+pub fn refs_digest(branches: &[(String, ObjectId)], tags: &[(String, RefValue)]) -> [u8; 32] {
+    let mut b: Vec<&(String, ObjectId)> = branches.iter().collect();
+    b.sort();
+    let mut t: Vec<&(String, RefValue)> = tags.iter().collect();
+    t.sort_by(|x, y| x.0.cmp(&y.0));
+    let mut h = blake3::Hasher::new();
+    h.update(b"hero-store/refs/1\0");
+    for (name, id) in b {
+        h.update(&(name.len() as u64).to_be_bytes());
+        h.update(name.as_bytes());
+        h.update(id.as_bytes());
+    }
+    h.update(b"\0tags\0");
+    for (name, v) in t {
+        h.update(&(name.len() as u64).to_be_bytes());
+        h.update(name.as_bytes());
+        match v {
+            RefValue::Commit(id) => h.update(&[1]).update(id.as_bytes()),
+            RefValue::Tag(id) => h.update(&[2]).update(id.as_bytes()),
+        };
+    }
+    *h.finalize().as_bytes()
+}
+
+/// No digest: the client does not offer one (a session about named branches, an empty
+/// repository).
+const NO_DIGEST: [u8; 32] = [0; 32];
+
+/// The client's hello; `only` names the branches the session is about (`None`: every ref);
+/// `digest` is the client's [`refs_digest`] (or [`NO_DIGEST`]).
 pub(crate) fn hello(
     repo_id: &ObjectId,
     intent: Intent,
     empty: bool,
     only: Option<&[String]>,
+    digest: &[u8; 32],
 ) -> Enc {
     let mut m = Enc::new(kind::HELLO);
     m.0.extend_from_slice(MAGIC);
@@ -135,6 +170,7 @@ pub(crate) fn hello(
     for b in only {
         m.bytes(b.as_bytes());
     }
+    m.0.extend_from_slice(digest);
     m
 }
 
@@ -409,6 +445,9 @@ pub(crate) struct Welcome {
     pub tags: Vec<(String, RefValue)>,
     /// The peer's default branch.
     pub default_branch: String,
+    /// The peer's refs are the same as ours (the digests matched): nothing was listed and
+    /// nothing is to be exchanged.
+    pub same_refs: bool,
 }
 
 /// Client side of the handshake: hello, then the welcome or a refusal in words.
@@ -426,7 +465,13 @@ where
 {
     let ours = access::sync_repo_id(repo)?;
     let empty = is_empty(repo)?;
-    wire.send(&hello(&ours, intent, empty, only)).await?;
+    let digest = if only.is_none() && !empty {
+        refs_digest(&repo.branches()?, &repo.tags()?)
+    } else {
+        NO_DIGEST
+    };
+    wire.send(&hello(&ours, intent, empty, only, &digest))
+        .await?;
     wire.flush().await?;
     let (k, body) = wire.recv_any().await.map_err(|e| match e {
         SyncError::Connection(_) => SyncError::Connection(format!(
@@ -476,6 +521,7 @@ where
     let branches = parse_branches(&mut d)?;
     let tags = parse_tags(&mut d)?;
     let default_branch = d.string()?;
+    let same_refs = d.u8()? == 1;
     hero_store::branch_ref(&default_branch)
         .map_err(|e| SyncError::protocol(format!("bad default branch {default_branch:?}: {e}")))?;
     if repo_id != ours {
@@ -493,6 +539,7 @@ where
         branches,
         tags,
         default_branch,
+        same_refs,
     })
 }
 
@@ -528,6 +575,15 @@ where
     W: AsyncWrite + Unpin + Send,
 {
     let welcome = handshake(wire, repo, Intent::Pull, only, peer, me).await?;
+    if welcome.same_refs {
+        return Ok(SyncReport {
+            peer_heads: repo.branches()?,
+            same_refs: true,
+            bytes_in: wire.bytes_in,
+            bytes_out: wire.bytes_out,
+            ..SyncReport::default()
+        });
+    }
     // A clone (or a repository that never chose) adopts the peer's default branch.
     if blocking(|| -> Result<bool> { Ok(is_empty(repo)? && !repo.has_default_branch()?) })? {
         blocking(|| repo.set_default_branch(&welcome.default_branch))?;
@@ -631,6 +687,15 @@ where
 {
     // The peer advertises only the branches pushed (its other refs do not matter here).
     let welcome = handshake(wire, repo, Intent::Push, branches, peer, me).await?;
+    if welcome.same_refs {
+        return Ok(SyncReport {
+            peer_heads: repo.branches()?,
+            same_refs: true,
+            bytes_in: wire.bytes_in,
+            bytes_out: wire.bytes_out,
+            ..SyncReport::default()
+        });
+    }
     if welcome.access != Access::ReadWrite {
         return Err(SyncError::ReadOnly {
             peer: peer.to_string(),
@@ -740,6 +805,8 @@ where
     for _ in 0..named {
         only.push(d.string()?);
     }
+    let mut their_digest = [0u8; 32];
+    their_digest.copy_from_slice(d.raw(32)?);
     let ours = access::sync_repo_id(repo)?;
     let we_are_empty = is_empty(repo)?;
     if their_repo != ours && !they_are_empty {
@@ -768,15 +835,27 @@ where
             Access::ReadOnly => 1,
         });
     let (mut our_branches, mut our_tags) = (repo.branches()?, repo.tags()?);
+    let same = only.is_empty()
+        && their_digest != NO_DIGEST
+        && their_digest == refs_digest(&our_branches, &our_tags);
     if !only.is_empty() {
         our_branches.retain(|(n, _)| only.contains(n));
+        our_tags.clear();
+    }
+    if same {
+        our_branches.clear();
         our_tags.clear();
     }
     put_branches(&mut m, &our_branches);
     put_tags(&mut m, &our_tags);
     m.bytes(repo.default_branch()?.as_bytes());
+    m.u8(u8::from(same));
     wire.send(&m).await?;
     wire.flush().await?;
+    if same {
+        // Both sides have the same refs: nothing to send either way.
+        return Ok(());
+    }
     match intent {
         Intent::Pull => {
             let wants = wire.expect(kind::WANTS).await?;

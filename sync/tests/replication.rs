@@ -235,6 +235,23 @@ fn a_pull_after_a_clone_succeeds_when_the_changed_branch_sorts_last_among_many()
     let r = pull(&b, &a).unwrap();
     assert_eq!(r.transfer.objects, 0);
     assert_eq!(r.updated(), 0);
+    // The same refs on both sides: the digests match and no ref is listed (245 refs would be
+    // over 10 KB).
+    assert!(r.same_refs);
+    assert!(
+        r.bytes_in + r.bytes_out < 300,
+        "{} + {}",
+        r.bytes_in,
+        r.bytes_out
+    );
+    let r = push(&b, &a).unwrap();
+    assert!(r.same_refs);
+    assert!(
+        r.bytes_in + r.bytes_out < 300,
+        "{} + {}",
+        r.bytes_in,
+        r.bytes_out
+    );
     // One line changed on the branch that sorts last.
     let last = a.repo.branches().unwrap().last().unwrap().0.clone();
     assert_eq!(last, "main");

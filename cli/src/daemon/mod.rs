@@ -1180,6 +1180,10 @@ async fn sync_once(ctx: &Ctx, ticket: &Ticket) -> std::result::Result<(), String
         .await
         .map_err(|e| message_of(&e))?;
     note_known(ctx, &ticket.id(), &pulled.peer_heads);
+    if pulled.same_refs {
+        // The peer has every branch and tag as they are here: nothing to push either.
+        return Ok(());
+    }
     if pulled.updated() > 0 {
         tracing::info!(
             "pulled from {}: {} branch(es) moved",

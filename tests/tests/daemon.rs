@@ -885,7 +885,17 @@ fn serve_and_daemon_start_at_once_with_the_default_network_and_say_so_once() {
         took < Duration::from_secs(3),
         "serve: ticket after {took:?}"
     );
-    assert_eq!(stderr.lines().count(), 1, "serve: {stderr}");
+    // One line says how it runs; no warnings while it runs (iroh's own line when its relay
+    // channel closes at exit aside).
+    let noisy = |stderr: &str| -> Vec<String> {
+        stderr
+            .lines()
+            .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+            .filter(|l| !l.contains("relay_recv_channel closed"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert!(noisy(&stderr).is_empty(), "serve: {stderr}");
     assert!(stderr.contains("relays and address lookup on"), "{stderr}");
     // The daemon, on a port of its own, nothing mounted or shared.
     let work = tmp.path().join("work");
@@ -904,11 +914,6 @@ fn serve_and_daemon_start_at_once_with_the_default_network_and_say_so_once() {
         took < Duration::from_secs(3),
         "daemon: ticket after {took:?}"
     );
-    let noisy: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
-        .filter(|l| !l.contains("stopping") && !l.contains("relay_recv_channel closed"))
-        .collect();
-    assert!(noisy.is_empty(), "daemon: {stderr}");
+    assert!(noisy(&stderr).is_empty(), "daemon: {stderr}");
     assert!(stderr.contains("relays and address lookup on"), "{stderr}");
 }

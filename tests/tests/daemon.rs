@@ -917,3 +917,46 @@ fn serve_and_daemon_start_at_once_with_the_default_network_and_say_so_once() {
     assert!(noisy(&stderr).is_empty(), "daemon: {stderr}");
     assert!(stderr.contains("relays and address lookup on"), "{stderr}");
 }
+
+/// A peer's `syncs` counter in a daemon's status.
+fn syncs_with(node: &Node, peer: &Node) -> u64 {
+    node.status()["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == peer.id.as_str())
+        .and_then(|p| p["syncs"].as_u64())
+        .unwrap_or(0)
+}
+
+#[test]
+fn one_change_is_one_session_the_receivers_pull_of_what_was_announced() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The catch-up is 10 minutes away: only the change makes sessions.
+    let nodes = fleet(tmp.path(), 2, 600);
+    let (a, b) = (&nodes[0], &nodes[1]);
+    // Settled: both counters unchanged for two seconds.
+    let mut last = (u64::MAX, u64::MAX);
+    let mut stable_since = Instant::now();
+    wait_for(60, "the start-up syncs to settle", || {
+        let now = (syncs_with(a, b), syncs_with(b, a));
+        if now != last {
+            last = now;
+            stable_since = Instant::now();
+        }
+        (stable_since.elapsed() > Duration::from_secs(2)).then_some(())
+    });
+    let (a0, b0) = last;
+    std::fs::write(a.mnt.join("one.txt"), "one change\n").unwrap();
+    wait_for(30, "the change on node 1", || {
+        (read(&b.mnt.join("one.txt")).as_deref() == Some("one change\n")).then_some(())
+    });
+    // Node 1 pulled once; node 0 started no session: it heard node 1 announce the new head
+    // within its one-second wait, so it pushes nothing. Watched for three seconds.
+    let until = Instant::now() + Duration::from_secs(3);
+    wait_for(10, "three seconds after the change arrived", || {
+        assert_eq!(syncs_with(a, b), a0, "node 0 started a session");
+        (Instant::now() >= until).then_some(())
+    });
+    assert_eq!(syncs_with(b, a), b0 + 1, "node 1 pulls once");
+}

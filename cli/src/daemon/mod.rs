@@ -1087,7 +1087,9 @@ async fn peer_worker(
             let mut st = ctx.status();
             if let Some(p) = st.peers.get_mut(&peer.to_string()) {
                 match &result {
-                    Ok(()) => {
+                    // Nothing needed a session.
+                    Ok(false) => {}
+                    Ok(true) => {
                         p.connected = true;
                         p.last_sync = Some(unix_now());
                         p.last_error = None;
@@ -1101,7 +1103,8 @@ async fn peer_worker(
             }
         }
         match &result {
-            Ok(()) => remember_addresses(&ctx, &peer).await,
+            Ok(false) => {}
+            Ok(true) => remember_addresses(&ctx, &peer).await,
             Err(e) => tracing::debug!("sync with {}: {e}", peer.fmt_short()),
         }
         if let Some(f) = first.take() {
@@ -1172,8 +1175,8 @@ fn message_of(e: &hero_sync::SyncError) -> String {
 }
 
 /// A full sync with a peer: every branch pulled, then every branch pushed, over the pooled
-/// connection.
-async fn sync_once(ctx: &Ctx, ticket: &Ticket) -> std::result::Result<(), String> {
+/// connection. `Ok(true)`: sessions ran.
+async fn sync_once(ctx: &Ctx, ticket: &Ticket) -> std::result::Result<bool, String> {
     let pulled = ctx
         .pool
         .pull(&ctx.repo, ticket, None)
@@ -1182,7 +1185,7 @@ async fn sync_once(ctx: &Ctx, ticket: &Ticket) -> std::result::Result<(), String
     note_known(ctx, &ticket.id(), &pulled.peer_heads);
     if pulled.same_refs {
         // The peer has every branch and tag as they are here: nothing to push either.
-        return Ok(());
+        return Ok(true);
     }
     if pulled.updated() > 0 {
         tracing::info!(
@@ -1203,7 +1206,7 @@ async fn sync_once(ctx: &Ctx, ticket: &Ticket) -> std::result::Result<(), String
             pushed.branches_failed.len()
         ));
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Pulls the branches a peer announced.
@@ -1211,7 +1214,7 @@ async fn pull_some(
     ctx: &Ctx,
     ticket: &Ticket,
     branches: &[String],
-) -> std::result::Result<(), String> {
+) -> std::result::Result<bool, String> {
     let pulled = ctx
         .pool
         .pull_only(&ctx.repo, ticket, branches, None)
@@ -1226,11 +1229,12 @@ async fn pull_some(
             pulled.updated()
         );
     }
-    Ok(())
+    Ok(true)
 }
 
-/// Pushes the branches whose heads here the peer is not known to have.
-async fn push_unconfirmed(ctx: &Ctx, ticket: &Ticket) -> std::result::Result<(), String> {
+/// Pushes the branches whose heads here the peer is not known to have; `Ok(false)` when it
+/// is known to have them all (no session).
+async fn push_unconfirmed(ctx: &Ctx, ticket: &Ticket) -> std::result::Result<bool, String> {
     let peer = ticket.id();
     let ours = ctx.repo.branches().map_err(|e| e.to_string())?;
     let unconfirmed: Vec<String> = {
@@ -1242,7 +1246,7 @@ async fn push_unconfirmed(ctx: &Ctx, ticket: &Ticket) -> std::result::Result<(),
             .collect()
     };
     if unconfirmed.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     tracing::debug!(
         "{} did not show it has {}: pushing",
@@ -1261,7 +1265,7 @@ async fn push_unconfirmed(ctx: &Ctx, ticket: &Ticket) -> std::result::Result<(),
             pushed.branches_failed.len()
         ));
     }
-    Ok(())
+    Ok(true)
 }
 
 fn start_mount(ctx: &Ctx, dir: &Path, cfg: &Config) -> Result<hero_fuse::MountHandle> {

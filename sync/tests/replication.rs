@@ -335,6 +335,32 @@ fn a_session_about_named_branches_costs_the_change_not_the_refs() {
         named.bytes_out
     );
     assert_eq!(a.refs(), b.refs());
+    // A branch new to the receiver, forked from one it has, pulled by name: only the fork's
+    // own commit travels.
+    let fork = a.repo.branch_head("feature-031").unwrap().unwrap();
+    a.repo
+        .force_branch("feature-new", Some(fork), "test")
+        .unwrap();
+    let new_head = a.commit(
+        "feature-new",
+        &[("crates/c1/src/new.rs", Some(&b"new\n"[..]))],
+        "new branch",
+    );
+    let new_only = ["feature-new".to_owned()];
+    let forked = over_pipe(&a.repo, b.id, |mut w| {
+        let (repo, src, dst) = (&b.repo, a.id, b.id);
+        let only = &new_only;
+        async move { session::pull_only(&mut w, repo, &src, &dst, Some(only), None).await }
+    })
+    .unwrap();
+    assert_eq!(b.repo.branch_head("feature-new").unwrap(), Some(new_head));
+    assert!(
+        forked.transfer.objects <= 6 && forked.bytes_in < 4_000,
+        "a new branch of one commit moved {} objects, {} bytes",
+        forked.transfer.objects,
+        forked.bytes_in
+    );
+    assert_eq!(a.refs(), b.refs());
     // Pushed by name, the other way.
     let head = change(&b, 3);
     let pushed = over_pipe(&a.repo, b.id, |mut w| {

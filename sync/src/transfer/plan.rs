@@ -25,6 +25,13 @@ pub fn haves_for(
     let mut out = Vec::new();
     let mut seen = shared.clone();
     let mut branches = view.branches()?;
+    // A branch new here has no history of its own to name: then every head is named, so the
+    // sender finds what the new branch shares with the others (a fork of main sends only its
+    // own commits).
+    let all_heads = all_heads
+        || receiving
+            .iter()
+            .any(|r| !branches.iter().any(|(name, _)| name == r));
     if !all_heads {
         branches.retain(|(name, _)| receiving.contains(&name.as_str()));
     }

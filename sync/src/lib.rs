@@ -14,7 +14,8 @@
 //! # The protocol ([`wire::ALPN`], one bidirectional stream, length-prefixed frames)
 //!
 //! 1. client → `HELLO` (magic, version, repository id, intent pull/push, empty?, the branches
-//!    the session is about: none means every ref);
+//!    the session is about: none means every ref, then a digest of its refs, which when equal
+//!    to the server's ends the session after a welcome that lists nothing);
 //!    server → `ERROR` (not allowed, incompatible version, repository mismatch, read-only)
 //!    or `WELCOME` (version, repository id, access, branches, tags, default branch); with
 //!    named branches it advertises only those and no tags, and the receiver's haves follow

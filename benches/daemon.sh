@@ -10,7 +10,9 @@
 #                100 ms) is part of the figure.
 #   bytes        one one-line change between two daemons whose connection is open, counted with
 #                iptables on the daemons' UDP ports (IP packets both ways, headers included,
-#                keep-alives in the window too), vs `git fetch` of the same kind of change from
+#                keep-alives in the window too; from a quiet moment after a warm-up edit, the
+#                5 s from writing the change, and the same 5 s with nothing changing before it:
+#                their difference is the change's cost), vs `git fetch` of the same kind of change from
 #                `git daemon` (TCP port, both ways), and `fossil pull` from `fossil server` when
 #                fossil is installed.
 #   idle         CPU time and RSS of one daemon of the largest fleet over HDB_IDLE_SECS seconds
@@ -18,7 +20,11 @@
 #
 # usage: benches/daemon.sh
 # env:   HDB_SIZES (default "3 10"; empty: bytes only), HDB_EDITS (default 100), HDB_IDLE_SECS (default 60),
-#        HDB_PORT_BASE (default 47600), HDB_KEEP=1 (keep the work dir and its logs).
+#        HDB_PORT_BASE (default 47600), HDB_KEEP=1 (keep the work dir and its logs),
+#        HDB_PROFILE (default release; `dev` uses target/debug: bytes are the same, times are not),
+#        HDB_CORPUS=GIT_DIR (bytes also with the history of that git repository, e.g. the corpus
+#        of benches/corpus.sh: its branches and tags imported, the configuration committed
+#        on its main branch).
 # Needs: root (FUSE, iptables), fusermount3, python3, git, iptables. Work dir /tmp/hero-daemon-bench.*
 set -euo pipefail
 
@@ -33,8 +39,9 @@ done
 [ "$(id -u)" = 0 ] || { echo "run as root (FUSE mounts, iptables byte counters)" >&2; exit 1; }
 [ -e /dev/fuse ] || { echo "missing: /dev/fuse" >&2; exit 1; }
 
-cargo build --release -q -p heroctl --manifest-path "$ROOT/Cargo.toml"
-H=$ROOT/target/release/heroctl
+PROFILE=${HDB_PROFILE:-release}
+cargo build --profile "$PROFILE" -q -p heroctl --manifest-path "$ROOT/Cargo.toml"
+if [ "$PROFILE" = dev ]; then H=$ROOT/target/debug/heroctl; else H=$ROOT/target/$PROFILE/heroctl; fi
 export HERO_NET=local HERO_AUTHOR_NAME=bench HERO_AUTHOR_EMAIL=bench@localhost
 WORK=$(mktemp -d /tmp/hero-daemon-bench.XXXXXX)
 TAG="hdb$$"
@@ -88,8 +95,19 @@ idle_commit_ms = 100
 enabled = false
 $nodes
 EOF
-    $H -R "$dir/n0.hero" init >/dev/null
-    $H -R "$dir/n0.hero" commit "$dir/work" -m "fleet configuration" >/dev/null
+    if [ -n "${CORPUS:-}" ]; then
+        # The corpus's history, the configuration committed on its main branch.
+        $H -R "$dir/n0.hero" init >/dev/null
+        $H -R "$dir/n0.hero" import git "$CORPUS" >/dev/null
+        $H -R "$dir/n0.hero" checkout main "$dir/co" >/dev/null
+        mkdir -p "$dir/co/.hero"
+        cp "$dir/work/.hero/daemon.toml" "$dir/co/.hero/"
+        $H -R "$dir/n0.hero" commit "$dir/co" -m "fleet configuration" >/dev/null
+        rm -rf "$dir/co"
+    else
+        $H -R "$dir/n0.hero" init >/dev/null
+        $H -R "$dir/n0.hero" commit "$dir/work" -m "fleet configuration" >/dev/null
+    fi
     NODE_PIDS=()
     NODE_MNTS=()
     for ((i = 0; i < n; i++)); do
@@ -150,7 +168,7 @@ PY
 )
 
 echo "hero daemon benchmark: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(git -C "$ROOT" rev-parse --short HEAD)"
-echo "command: benches/daemon.sh (HDB_SIZES='$SIZES' HDB_EDITS=$EDITS HDB_IDLE_SECS=$IDLE_SECS)"
+echo "command: benches/daemon.sh (HDB_SIZES='$SIZES' HDB_EDITS=$EDITS HDB_IDLE_SECS=$IDLE_SECS HDB_PROFILE=$PROFILE)"
 
 last=""
 for n in $SIZES; do
@@ -179,10 +197,20 @@ ipt_add() { iptables -I INPUT -p "$1" --"$2" "$3" -m comment --comment "$TAG-$4"
 ipt_bytes() {
     iptables -L INPUT -v -x -n | awk -v t="$TAG-$1" '$0 ~ t {s += $2} END {print s + 0}'
 }
-ipt_zero() { iptables -Z INPUT; }
+ipt_packets() {
+    iptables -L INPUT -v -x -n | awk -v t="$TAG-$1" '$0 ~ t {s += $1} END {print s + 0}'
+}
+# Zeroes this run's rules only (other users of the machine may count with their own).
+ipt_zero() {
+    local n
+    for n in $(iptables -L INPUT -n --line-numbers | awk -v t="$TAG" '$0 ~ t {print $1}'); do
+        iptables -Z INPUT "$n"
+    done
+}
 
-echo "bytes on the wire, one one-line change:"
-fleet "$WORK/bytes" 2
+# hero_bytes DIR LABEL: two daemons under DIR, a warm-up edit, then the measured one.
+hero_bytes() {
+fleet "$1" 2
 printf 'a line\n' >"${NODE_MNTS[0]}/wire.txt"
 python3 - "${NODE_MNTS[1]}/wire.txt" <<'PY'
 import sys, time
@@ -195,7 +223,24 @@ while time.time() - t < 60:
 sys.exit("the warm-up edit did not arrive")
 PY
 for p in $PORT_BASE $((PORT_BASE + 1)); do ipt_add udp dport "$p" hero; done
+# Start from a quiet connection: no start-up dial or retry still under way. iroh tries to
+# holepunch to a peer when a connection to it opens and once more 5 s later (padded path
+# probes, ~6 KB): wait those out, then for the counters to stay unchanged for 2 s.
+sleep 6
+quiet=$(ipt_bytes hero); still=0
+for i in $(seq 1 300); do
+    sleep 0.1
+    now=$(ipt_bytes hero)
+    if [ "$now" = "$quiet" ]; then still=$((still + 1)); else still=0; quiet=$now; fi
+    [ "$still" -ge 20 ] && break
+done
+# The same 5 s with nothing changing: keep-alives.
 ipt_zero
+sleep 5
+idle_bytes=$(ipt_bytes hero)
+echo "  hero daemons$2, 5 s with nothing changing: $idle_bytes bytes ($(ipt_packets hero) packets)"
+ipt_zero
+t0=$(date +%s.%N)
 printf 'a line, changed\n' >"${NODE_MNTS[0]}/wire.txt"
 python3 - "${NODE_MNTS[1]}/wire.txt" <<'PY'
 import sys, time
@@ -207,9 +252,22 @@ while time.time() - t < 60:
     time.sleep(0.005)
 sys.exit("the edit did not arrive")
 PY
-sleep 1 # the last acknowledgements
-echo "  hero daemons, connection open: $(ipt_bytes hero) bytes"
+# The last acknowledgements, and a push the sender makes when no peer confirmed (1 s): the
+# window ends 5 s after the change was written.
+python3 -c "import time; time.sleep(max(0.0, $t0 + 5 - time.time()))"
+change_bytes=$(ipt_bytes hero)
+echo "  hero daemons$2, connection open, 5 s from the change: $change_bytes bytes ($(ipt_packets hero) packets); less the idle 5 s: $((change_bytes - idle_bytes)) bytes"
 stop_fleet
+iptables -S INPUT | grep -- "$TAG-hero" | sed 's/^-A /-D /' | while read -r rule; do
+    eval iptables "$rule"
+done
+}
+
+echo "bytes on the wire, one one-line change:"
+hero_bytes "$WORK/bytes" ""
+if [ -n "${HDB_CORPUS:-}" ]; then
+    CORPUS=$HDB_CORPUS hero_bytes "$WORK/bytes-corpus" " (repository: the corpus $HDB_CORPUS)"
+fi
 
 # git: the same kind of change, fetched from git daemon.
 G=$WORK/git
@@ -229,7 +287,7 @@ ipt_add tcp dport "$GPORT" git
 ipt_add tcp sport "$GPORT" git
 ipt_zero
 git -C "$G/clone" fetch -q
-echo "  git fetch (git://, new connection): $(ipt_bytes git) bytes"
+echo "  git fetch (git://, new connection): $(ipt_bytes git) bytes ($(ipt_packets git) packets)"
 
 if command -v fossil >/dev/null; then
     export USER=${USER:-bench}
@@ -247,5 +305,5 @@ if command -v fossil >/dev/null; then
     ipt_add tcp sport "$FPORT" fossil
     ipt_zero
     fossil pull -R "$F/clone.fossil" "http://127.0.0.1:$FPORT/" >/dev/null 2>&1
-    echo "  fossil pull (http, new connection): $(ipt_bytes fossil) bytes"
+    echo "  fossil pull (http, new connection): $(ipt_bytes fossil) bytes ($(ipt_packets fossil) packets)"
 fi

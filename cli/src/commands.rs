@@ -921,7 +921,7 @@ pub struct GcArgs {
     grace: u64,
 }
 
-fn parse_grace(s: &str) -> std::result::Result<u64, String> {
+pub(crate) fn parse_grace(s: &str) -> std::result::Result<u64, String> {
     let (n, unit) = match s.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c),
         _ => (s, 's'),

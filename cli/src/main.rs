@@ -149,7 +149,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return command_line_error(e),
     };
-    if matches!(cli.command, Command::Daemon { what: None, .. }) {
+    if matches!(
+        cli.command,
+        Command::Daemon { what: None, .. } | Command::Serve { what: None, .. }
+    ) {
         // A daemon without a network would log every failed relay and lookup attempt; it
         // says once that it runs without them, and its own lines stay visible.
         output::init_tracing_with("warn,heroctl=info,iroh=error,iroh_relay=error");

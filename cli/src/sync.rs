@@ -268,11 +268,37 @@ pub fn serve(cli_repo: &Option<PathBuf>, json: bool, a: SyncServeArgs) -> Result
     let path = repo_path(cli_repo)?;
     let repo = Arc::new(open(&path)?);
     let key = hero_sync::load_or_create_key(&path)?;
-    let cfg = a.net.config(a.bind);
+    let mut cfg = a.net.config(a.bind);
+    // Start at once, online or not: the ticket names the direct addresses, and peers that know
+    // the id find the relay through the address lookup once the endpoint reached one. Waiting
+    // for a relay took 10 s without internet.
+    cfg.no_relay_wait = true;
+    if cfg.mode == NetMode::Internet {
+        tracing::info!(
+            "relays and address lookup on; starting without waiting for them (their failures \
+             are not logged below error level; RUST_LOG=iroh=warn shows them)"
+        );
+    }
     runtime()?.block_on(async move {
         let server = hero_sync::serve(repo.clone(), key, &cfg)
             .await
             .context("starting the sync server")?;
+        // Dial the saved remotes once, so a server restarted elsewhere (another port, another
+        // address) is known there again: they learn where it is from the connection.
+        // In the background: an unreachable remote does not delay the ticket.
+        let pool = Arc::new(hero_sync::Pool::new(server.endpoint()));
+        for (name, t) in hero_sync::access::remotes(&repo).unwrap_or_default() {
+            let Ok(ticket) = t.parse::<Ticket>() else {
+                continue;
+            };
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                match pool.connect(&ticket).await {
+                    Ok(()) => tracing::debug!("remote {name}: connected"),
+                    Err(e) => tracing::debug!("remote {name}: {e}"),
+                }
+            });
+        }
         let ticket = server.ticket().to_string();
         if json {
             print_json(&json!({ "ticket": ticket, "id": server.ticket().id().to_string() }))?;
@@ -285,6 +311,7 @@ pub fn serve(cli_repo: &Option<PathBuf>, json: bool, a: SyncServeArgs) -> Result
             std::io::stdout().flush()?;
         }
         crate::serve::shutdown_signal().await;
+        pool.close().await;
         server.shutdown().await;
         Ok(())
     })

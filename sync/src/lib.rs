@@ -13,9 +13,13 @@
 //!
 //! # The protocol ([`wire::ALPN`], one bidirectional stream, length-prefixed frames)
 //!
-//! 1. client → `HELLO` (magic, version, repository id, intent pull/push, empty?);
+//! 1. client → `HELLO` (magic, version, repository id, intent pull/push, empty?, the branches
+//!    the session is about: none means every ref, then a digest of its refs, which when equal
+//!    to the server's ends the session after a welcome that lists nothing);
 //!    server → `ERROR` (not allowed, incompatible version, repository mismatch, read-only)
-//!    or `WELCOME` (version, repository id, access, branches, tags, default branch).
+//!    or `WELCOME` (version, repository id, access, branches, tags, default branch); with
+//!    named branches it advertises only those and no tags, and the receiver's haves follow
+//!    only their history (protocol 5, ADR 0019).
 //! 2. The receiver → `WANTS`: the advertised ids it lacks, a bitmap of the advertised refs it
 //!    has, and — only when it lacks something — haves (its other heads plus first-parent
 //!    ancestors of the branches it receives, [`transfer::haves_of`]) (ADR 0011).

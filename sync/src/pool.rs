@@ -10,8 +10,10 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use hero_store::Repo;
-use iroh::endpoint::Connection;
-use iroh::{Endpoint, EndpointId};
+use std::net::SocketAddr;
+
+use iroh::endpoint::{Connection, TransportAddrUsage};
+use iroh::{Endpoint, EndpointId, TransportAddr};
 
 use crate::error::{Result, SyncError};
 use crate::net::CONNECT_TIMEOUT;
@@ -42,7 +44,7 @@ impl std::fmt::Debug for Pool {
 
 /// Which exchange a session runs.
 enum Exchange<'a> {
-    Pull,
+    Pull(Option<&'a [String]>),
     Push(Option<&'a [String]>),
 }
 
@@ -81,11 +83,16 @@ impl Pool {
             peer: peer.to_string(),
             reason,
         };
-        let conn =
-            tokio::time::timeout(CONNECT_TIMEOUT, self.ep.connect(ticket.addr.clone(), ALPN))
-                .await
-                .map_err(|_| unreachable("no answer within 20 seconds".to_owned()))?
-                .map_err(|e| unreachable(e.to_string()))?;
+        // The peer by who it is: the ticket's addresses and those this endpoint learned from
+        // the peer itself (it dialled us from where it runs now, e.g. restarted on a new port).
+        let mut addr = ticket.addr.clone();
+        for a in self.learned(&peer).await {
+            addr.addrs.insert(TransportAddr::Ip(a));
+        }
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, self.ep.connect(addr, ALPN))
+            .await
+            .map_err(|_| unreachable("no answer within 20 seconds".to_owned()))?
+            .map_err(|e| unreachable(e.to_string()))?;
         self.conns.lock().await.insert(
             peer,
             Entry {
@@ -107,10 +114,10 @@ impl Pool {
         let me = self.ep.id();
         // A pooled connection may have died since its last use: one more try on a new one.
         let mut fresh = false;
-        let (send, recv) = loop {
+        let (conn, send, recv) = loop {
             let conn = self.connection(ticket, fresh).await?;
             match conn.open_bi().await {
-                Ok(s) => break s,
+                Ok((s, r)) => break (conn, s, r),
                 Err(e) if !fresh => {
                     tracing::debug!("sync: pooled connection to {peer} gone ({e}); reconnecting");
                     fresh = true;
@@ -123,12 +130,31 @@ impl Pool {
                 }
             }
         };
+        let before = conn.stats();
         let mut wire = Wire::new(recv, send);
-        let r = match what {
-            Exchange::Pull => session::pull(&mut wire, repo, &peer, &me, progress).await,
-            Exchange::Push(b) => session::push(&mut wire, repo, &peer, &me, b, progress).await,
+        let (label, r) = match what {
+            Exchange::Pull(only) => (
+                "pull",
+                session::pull_only(&mut wire, repo, &peer, &me, only, progress).await,
+            ),
+            Exchange::Push(b) => (
+                "push",
+                session::push(&mut wire, repo, &peer, &me, b, progress).await,
+            ),
         };
         let _ = wire.writer().finish();
+        let after = conn.stats();
+        tracing::debug!(
+            "sync: {label} with {}: {} bytes sent, {} received (protocol messages); the \
+             connection meanwhile: {} datagrams ({} bytes) sent, {} ({} bytes) received",
+            peer.fmt_short(),
+            wire.bytes_out,
+            wire.bytes_in,
+            after.udp_tx.datagrams - before.udp_tx.datagrams,
+            after.udp_tx.bytes - before.udp_tx.bytes,
+            after.udp_rx.datagrams - before.udp_rx.datagrams,
+            after.udp_rx.bytes - before.udp_rx.bytes,
+        );
         if r.is_err() {
             // A failed session may leave the stream half-read: start afresh next time.
             if let Some(e) = self.conns.lock().await.remove(&peer) {
@@ -145,7 +171,20 @@ impl Pool {
         ticket: &Ticket,
         progress: Option<&ProgressFn>,
     ) -> Result<SyncReport> {
-        self.run(repo, ticket, Exchange::Pull, progress).await
+        self.run(repo, ticket, Exchange::Pull(None), progress).await
+    }
+
+    /// Pulls only the branches `only` of the peer (what an announcement named) over the
+    /// pooled connection.
+    pub async fn pull_only(
+        &self,
+        repo: &Repo,
+        ticket: &Ticket,
+        only: &[String],
+        progress: Option<&ProgressFn>,
+    ) -> Result<SyncReport> {
+        self.run(repo, ticket, Exchange::Pull(Some(only)), progress)
+            .await
     }
 
     /// Pushes `branches` (all when `None`) to the peer over the pooled connection.
@@ -158,6 +197,27 @@ impl Pool {
     ) -> Result<SyncReport> {
         self.run(repo, ticket, Exchange::Push(branches), progress)
             .await
+    }
+
+    /// Connects to the peer of `ticket` and keeps the connection (until [`POOL_IDLE`] of
+    /// disuse): the peer learns where this endpoint is now.
+    pub async fn connect(&self, ticket: &Ticket) -> Result<()> {
+        self.connection(ticket, false).await.map(|_| ())
+    }
+
+    /// The direct addresses this endpoint uses now to talk with `peer` (learned from a
+    /// connection either way), most useful when the peer restarted elsewhere and dialled us.
+    pub async fn learned(&self, peer: &EndpointId) -> Vec<SocketAddr> {
+        let Some(info) = self.ep.remote_info(*peer).await else {
+            return Vec::new();
+        };
+        info.addrs()
+            .filter(|a| matches!(a.usage(), TransportAddrUsage::Active))
+            .filter_map(|a| match a.addr() {
+                TransportAddr::Ip(ip) => Some(*ip),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Closes every pooled connection.

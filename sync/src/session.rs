@@ -102,6 +102,12 @@ pub struct SyncReport {
     pub tags_differing: Vec<String>,
     /// Branches that could not be brought up to date, and why (the others were).
     pub branches_failed: Vec<(String, std::sync::Arc<SyncError>)>,
+    /// The peer's heads of the branches of the session, as it advertised them (a pull) or
+    /// moved them (a push): what the peer is known to have now.
+    pub peer_heads: Vec<(String, ObjectId)>,
+    /// Both sides had the same branches and tags (their digests matched): nothing was listed
+    /// or sent.
+    pub same_refs: bool,
 }
 
 impl SyncReport {
@@ -114,16 +120,62 @@ impl SyncReport {
     }
 }
 
-/// The client's hello.
-pub(crate) fn hello(repo_id: &ObjectId, intent: Intent, empty: bool) -> Enc {
+/// A digest of a side's branches and tags: equal digests mean equal refs, so a catch-up
+/// between peers that already agree costs a hello and a welcome, not two lists of every ref.
+pub fn refs_digest(branches: &[(String, ObjectId)], tags: &[(String, RefValue)]) -> [u8; 32] {
+    let mut b: Vec<&(String, ObjectId)> = branches.iter().collect();
+    b.sort();
+    let mut t: Vec<&(String, RefValue)> = tags.iter().collect();
+    t.sort_by(|x, y| x.0.cmp(&y.0));
+    let mut h = blake3::Hasher::new();
+    h.update(b"hero-store/refs/1\0");
+    for (name, id) in b {
+        h.update(&(name.len() as u64).to_be_bytes());
+        h.update(name.as_bytes());
+        h.update(id.as_bytes());
+    }
+    h.update(b"\0tags\0");
+    for (name, v) in t {
+        h.update(&(name.len() as u64).to_be_bytes());
+        h.update(name.as_bytes());
+        match v {
+            RefValue::Commit(id) => h.update(&[1]).update(id.as_bytes()),
+            RefValue::Tag(id) => h.update(&[2]).update(id.as_bytes()),
+        };
+    }
+    *h.finalize().as_bytes()
+}
+
+/// No digest: the client does not offer one (a session about named branches, an empty
+/// repository).
+const NO_DIGEST: [u8; 32] = [0; 32];
+
+/// The client's hello; `only` names the branches the session is about (`None`: every ref);
+/// `digest` is the client's [`refs_digest`] (or [`NO_DIGEST`]).
+pub(crate) fn hello(
+    repo_id: &ObjectId,
+    intent: Intent,
+    empty: bool,
+    only: Option<&[String]>,
+    digest: &[u8; 32],
+) -> Enc {
     let mut m = Enc::new(kind::HELLO);
     m.0.extend_from_slice(MAGIC);
     m.u32(VERSION)
         .id(repo_id)
         .u8(intent.code())
         .u8(u8::from(empty));
+    let only = only.unwrap_or_default();
+    m.u32(only.len() as u32);
+    for b in only {
+        m.bytes(b.as_bytes());
+    }
+    m.0.extend_from_slice(digest);
     m
 }
+
+/// Most branches a hello may name.
+const MAX_NAMED: usize = 4096;
 
 /// Whether a repository has no branch yet (a clone target).
 fn is_empty(repo: &Repo) -> Result<bool> {
@@ -355,6 +407,7 @@ impl Ask {
         repo: &Repo,
         branches: &[(String, ObjectId)],
         tags: &[(String, RefValue)],
+        focused: bool,
     ) -> Result<Ask> {
         let view = repo.view()?;
         let ids = advertised(branches, tags);
@@ -378,7 +431,7 @@ impl Ask {
         // A pull with nothing new is the advertisement and an empty answer: no history walk.
         if !ask.wants.is_empty() {
             let shared: hero_store::IdSet = ids.iter().copied().collect();
-            ask.haves = transfer::haves_of(&view, &receiving, &shared)?;
+            ask.haves = transfer::haves_for(&view, &receiving, &shared, !focused)?;
         }
         Ok(ask)
     }
@@ -392,6 +445,9 @@ pub(crate) struct Welcome {
     pub tags: Vec<(String, RefValue)>,
     /// The peer's default branch.
     pub default_branch: String,
+    /// The peer's refs are the same as ours (the digests matched): nothing was listed and
+    /// nothing is to be exchanged.
+    pub same_refs: bool,
 }
 
 /// Client side of the handshake: hello, then the welcome or a refusal in words.
@@ -399,6 +455,7 @@ pub(crate) async fn handshake<R, W>(
     wire: &mut Wire<R, W>,
     repo: &Repo,
     intent: Intent,
+    only: Option<&[String]>,
     peer: &EndpointId,
     me: &EndpointId,
 ) -> Result<Welcome>
@@ -408,7 +465,13 @@ where
 {
     let ours = access::sync_repo_id(repo)?;
     let empty = is_empty(repo)?;
-    wire.send(&hello(&ours, intent, empty)).await?;
+    let digest = if only.is_none() && !empty {
+        refs_digest(&repo.branches()?, &repo.tags()?)
+    } else {
+        NO_DIGEST
+    };
+    wire.send(&hello(&ours, intent, empty, only, &digest))
+        .await?;
     wire.flush().await?;
     let (k, body) = wire.recv_any().await.map_err(|e| match e {
         SyncError::Connection(_) => SyncError::Connection(format!(
@@ -458,6 +521,7 @@ where
     let branches = parse_branches(&mut d)?;
     let tags = parse_tags(&mut d)?;
     let default_branch = d.string()?;
+    let same_refs = d.u8()? == 1;
     hero_store::branch_ref(&default_branch)
         .map_err(|e| SyncError::protocol(format!("bad default branch {default_branch:?}: {e}")))?;
     if repo_id != ours {
@@ -475,6 +539,7 @@ where
         branches,
         tags,
         default_branch,
+        same_refs,
     })
 }
 
@@ -491,16 +556,44 @@ where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
 {
-    let welcome = handshake(wire, repo, Intent::Pull, peer, me).await?;
+    pull_only(wire, repo, peer, me, None, progress).await
+}
+
+/// Pulls the branches named in `only` (every branch and tag when `None`): the peer
+/// advertises only those, and this side names only their history as what it has, so the
+/// session costs what those branches changed, not what the repository holds.
+pub async fn pull_only<R, W>(
+    wire: &mut Wire<R, W>,
+    repo: &Repo,
+    peer: &EndpointId,
+    me: &EndpointId,
+    only: Option<&[String]>,
+    progress: Option<&ProgressFn>,
+) -> Result<SyncReport>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    let welcome = handshake(wire, repo, Intent::Pull, only, peer, me).await?;
+    if welcome.same_refs {
+        return Ok(SyncReport {
+            peer_heads: repo.branches()?,
+            same_refs: true,
+            bytes_in: wire.bytes_in,
+            bytes_out: wire.bytes_out,
+            ..SyncReport::default()
+        });
+    }
     // A clone (or a repository that never chose) adopts the peer's default branch.
     if blocking(|| -> Result<bool> { Ok(is_empty(repo)? && !repo.has_default_branch()?) })? {
         blocking(|| repo.set_default_branch(&welcome.default_branch))?;
     }
-    let ask = blocking(|| Ask::of(repo, &welcome.branches, &welcome.tags))?;
+    let ask = blocking(|| Ask::of(repo, &welcome.branches, &welcome.tags, only.is_some()))?;
     let stats = transfer::receive_objects(wire, repo, &ask, progress).await?;
     let reason = format!("pull from {}", peer.fmt_short());
     let mut report = SyncReport {
         transfer: stats,
+        peer_heads: welcome.branches.clone(),
         ..SyncReport::default()
     };
     let (new_branches, new_tags) =
@@ -592,7 +685,17 @@ where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
 {
-    let welcome = handshake(wire, repo, Intent::Push, peer, me).await?;
+    // The peer advertises only the branches pushed (its other refs do not matter here).
+    let welcome = handshake(wire, repo, Intent::Push, branches, peer, me).await?;
+    if welcome.same_refs {
+        return Ok(SyncReport {
+            peer_heads: repo.branches()?,
+            same_refs: true,
+            bytes_in: wire.bytes_in,
+            bytes_out: wire.bytes_out,
+            ..SyncReport::default()
+        });
+    }
     if welcome.access != Access::ReadWrite {
         return Err(SyncError::ReadOnly {
             peer: peer.to_string(),
@@ -610,7 +713,12 @@ where
         }
         ours.retain(|(n, _)| only.contains(n));
     }
-    let our_tags = repo.tags()?;
+    // Tags travel with a push of everything; a push of named branches is about those only.
+    let our_tags = if branches.is_some() {
+        Vec::new()
+    } else {
+        repo.tags()?
+    };
     let mut m = Enc::new(kind::PUSH);
     put_branches(&mut m, &ours);
     put_tags(&mut m, &our_tags);
@@ -632,6 +740,7 @@ where
         let conflicts = d.u32()? as usize;
         let new = d.id()?;
         let old = ours.iter().find(|(b, _)| *b == branch).map(|(_, id)| *id);
+        report.peer_heads.push((branch.clone(), new));
         report.branches.push(BranchUpdate {
             branch,
             old,
@@ -688,6 +797,16 @@ where
         other => return Err(SyncError::protocol(format!("unknown intent {other}"))),
     };
     let they_are_empty = d.u8()? != 0;
+    let named = d.u32()? as usize;
+    if named > MAX_NAMED {
+        return Err(SyncError::protocol("a hello names too many branches"));
+    }
+    let mut only = Vec::with_capacity(named);
+    for _ in 0..named {
+        only.push(d.string()?);
+    }
+    let mut their_digest = [0u8; 32];
+    their_digest.copy_from_slice(d.raw(32)?);
     let ours = access::sync_repo_id(repo)?;
     let we_are_empty = is_empty(repo)?;
     if their_repo != ours && !they_are_empty {
@@ -715,12 +834,28 @@ where
             Access::ReadWrite => 2,
             Access::ReadOnly => 1,
         });
-    let (our_branches, our_tags) = (repo.branches()?, repo.tags()?);
+    let (mut our_branches, mut our_tags) = (repo.branches()?, repo.tags()?);
+    let same = only.is_empty()
+        && their_digest != NO_DIGEST
+        && their_digest == refs_digest(&our_branches, &our_tags);
+    if !only.is_empty() {
+        our_branches.retain(|(n, _)| only.contains(n));
+        our_tags.clear();
+    }
+    if same {
+        our_branches.clear();
+        our_tags.clear();
+    }
     put_branches(&mut m, &our_branches);
     put_tags(&mut m, &our_tags);
     m.bytes(repo.default_branch()?.as_bytes());
+    m.u8(u8::from(same));
     wire.send(&m).await?;
     wire.flush().await?;
+    if same {
+        // Both sides have the same refs: nothing to send either way.
+        return Ok(());
+    }
     match intent {
         Intent::Pull => {
             let wants = wire.expect(kind::WANTS).await?;
@@ -738,7 +873,7 @@ where
             let mut d = Dec::new(&body);
             let pushed = parse_branches(&mut d)?;
             let pushed_tags = parse_tags(&mut d)?;
-            let ask = blocking(|| Ask::of(repo, &pushed, &pushed_tags))?;
+            let ask = blocking(|| Ask::of(repo, &pushed, &pushed_tags, !only.is_empty()))?;
             let stats = transfer::receive_objects(wire, repo, &ask, None).await?;
             let reason = format!("push from {}", peer.fmt_short());
             let mut m = Enc::new(kind::PUSH_RESULT);

@@ -34,7 +34,7 @@ impl RawPeer {
     pub async fn hello_push(&mut self, repo_id: &ObjectId) -> Result<()> {
         self.client
             .wire
-            .send(&hello(repo_id, Intent::Push, false))
+            .send(&hello(repo_id, Intent::Push, false, None, &[0; 32]))
             .await?;
         self.client.wire.flush().await
     }

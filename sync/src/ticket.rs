@@ -23,6 +23,24 @@ impl Ticket {
     pub fn id(&self) -> EndpointId {
         self.addr.id
     }
+
+    /// This ticket with the direct addresses `now` in place of its own (relays kept), when
+    /// `now` names an address the ticket does not; `None` when the ticket already has them.
+    pub fn moved_to(&self, now: &[SocketAddr]) -> Option<Ticket> {
+        if now.is_empty() || now.iter().all(|a| self.addr.ip_addrs().any(|k| k == a)) {
+            return None;
+        }
+        let relays = self
+            .addr
+            .addrs
+            .iter()
+            .filter(|a| !matches!(a, TransportAddr::Ip(_)))
+            .cloned();
+        let addrs = now.iter().map(|a| TransportAddr::Ip(*a)).chain(relays);
+        Some(Ticket {
+            addr: EndpointAddr::from_parts(self.addr.id, addrs),
+        })
+    }
 }
 
 impl fmt::Display for Ticket {

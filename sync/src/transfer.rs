@@ -142,6 +142,6 @@ mod plan;
 mod receive;
 mod send;
 
-pub use plan::haves_of;
+pub use plan::{haves_for, haves_of};
 pub(crate) use receive::receive_objects;
 pub(crate) use send::send_objects;

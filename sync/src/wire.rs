@@ -13,8 +13,9 @@ use crate::error::{Result, SyncError};
 
 /// The protocol's ALPN.
 pub const ALPN: &[u8] = b"hero-store/sync/1";
-/// The protocol version this build speaks.
-pub const VERSION: u32 = 4;
+/// The protocol version this build speaks (5: the hello may name the branches the session is
+/// about, and the welcome then advertises only those; ADR 0019).
+pub const VERSION: u32 = 5;
 /// The first bytes of a hello.
 pub const MAGIC: &[u8; 4] = b"HERO";
 /// The largest frame accepted: the largest object plus room for its header.

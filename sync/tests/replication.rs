@@ -235,6 +235,23 @@ fn a_pull_after_a_clone_succeeds_when_the_changed_branch_sorts_last_among_many()
     let r = pull(&b, &a).unwrap();
     assert_eq!(r.transfer.objects, 0);
     assert_eq!(r.updated(), 0);
+    // The same refs on both sides: the digests match and no ref is listed (245 refs would be
+    // over 10 KB).
+    assert!(r.same_refs);
+    assert!(
+        r.bytes_in + r.bytes_out < 300,
+        "{} + {}",
+        r.bytes_in,
+        r.bytes_out
+    );
+    let r = push(&b, &a).unwrap();
+    assert!(r.same_refs);
+    assert!(
+        r.bytes_in + r.bytes_out < 300,
+        "{} + {}",
+        r.bytes_in,
+        r.bytes_out
+    );
     // One line changed on the branch that sorts last.
     let last = a.repo.branches().unwrap().last().unwrap().0.clone();
     assert_eq!(last, "main");
@@ -269,6 +286,100 @@ fn a_pull_after_a_clone_succeeds_when_the_changed_branch_sorts_last_among_many()
     assert_eq!(a.refs(), b.refs());
 }
 
+/// A pull or push about named branches (what a daemon does after an announcement): the peer
+/// advertises only those, the receiver names only their history, and the session costs what
+/// the change is, not what the repository holds.
+#[test]
+fn a_session_about_named_branches_costs_the_change_not_the_refs() {
+    let a = Peer::new(0);
+    let b = Peer::new(1);
+    a.admit(&b);
+    b.admit(&a);
+    real_shaped(&a, 60, 300);
+    pull(&b, &a).unwrap();
+    assert_eq!(a.refs(), b.refs());
+    let change = |p: &Peer, n: u8| {
+        p.commit(
+            "feature-031",
+            &[("crates/c1/src/feature-031.rs", Some(&[b'x', n, b'\n'][..]))],
+            "one line",
+        )
+    };
+    // Pulled whole: every ref is advertised.
+    let head = change(&a, 1);
+    let whole = pull(&b, &a).unwrap();
+    assert_eq!(b.repo.branch_head("feature-031").unwrap(), Some(head));
+    // Pulled by name.
+    let head = change(&a, 2);
+    let only = ["feature-031".to_owned()];
+    let named = over_pipe(&a.repo, b.id, |mut w| {
+        let (repo, src, dst) = (&b.repo, a.id, b.id);
+        let only = &only;
+        async move { session::pull_only(&mut w, repo, &src, &dst, Some(only), None).await }
+    })
+    .unwrap();
+    assert_eq!(b.repo.branch_head("feature-031").unwrap(), Some(head));
+    assert_eq!(named.updated(), 1);
+    assert_eq!(named.peer_heads, vec![("feature-031".to_owned(), head)]);
+    assert_eq!(named.transfer.objects, whole.transfer.objects);
+    eprintln!(
+        "one-line change: whole pull {} bytes in, {} out; named {} in, {} out",
+        whole.bytes_in, whole.bytes_out, named.bytes_in, named.bytes_out
+    );
+    // 61 branches and 300 tags are over 10 KB of advertisement alone.
+    assert!(whole.bytes_in > 10_000, "{}", whole.bytes_in);
+    assert!(
+        named.bytes_in + named.bytes_out < 2_500,
+        "named pull: {} in, {} out",
+        named.bytes_in,
+        named.bytes_out
+    );
+    assert_eq!(a.refs(), b.refs());
+    // A branch new to the receiver, forked from one it has, pulled by name: only the fork's
+    // own commit travels.
+    let fork = a.repo.branch_head("feature-031").unwrap().unwrap();
+    a.repo
+        .force_branch("feature-new", Some(fork), "test")
+        .unwrap();
+    let new_head = a.commit(
+        "feature-new",
+        &[("crates/c1/src/new.rs", Some(&b"new\n"[..]))],
+        "new branch",
+    );
+    let new_only = ["feature-new".to_owned()];
+    let forked = over_pipe(&a.repo, b.id, |mut w| {
+        let (repo, src, dst) = (&b.repo, a.id, b.id);
+        let only = &new_only;
+        async move { session::pull_only(&mut w, repo, &src, &dst, Some(only), None).await }
+    })
+    .unwrap();
+    assert_eq!(b.repo.branch_head("feature-new").unwrap(), Some(new_head));
+    assert!(
+        forked.transfer.objects <= 6 && forked.bytes_in < 4_000,
+        "a new branch of one commit moved {} objects, {} bytes",
+        forked.transfer.objects,
+        forked.bytes_in
+    );
+    assert_eq!(a.refs(), b.refs());
+    // Pushed by name, the other way.
+    let head = change(&b, 3);
+    let pushed = over_pipe(&a.repo, b.id, |mut w| {
+        let (repo, src, dst) = (&b.repo, b.id, a.id);
+        let only = &only;
+        async move { session::push(&mut w, repo, &dst, &src, Some(only), None).await }
+    })
+    .unwrap();
+    assert_eq!(a.repo.branch_head("feature-031").unwrap(), Some(head));
+    assert_eq!(pushed.peer_heads, vec![("feature-031".to_owned(), head)]);
+    assert!(
+        pushed.bytes_in + pushed.bytes_out < 2_500,
+        "named push: {} in, {} out",
+        pushed.bytes_in,
+        pushed.bytes_out
+    );
+    assert_eq!(a.refs(), b.refs());
+}
+
 #[test]
 fn a_peer_of_the_previous_protocol_version_is_told_it_is_incompatible() {
     use hero_sync::wire::{Dec, Enc, MAGIC, code, kind};
@@ -280,7 +391,7 @@ fn a_peer_of_the_previous_protocol_version_is_told_it_is_incompatible() {
     let err = over_pipe(&a.repo, b.id, |mut w| async move {
         let mut m = Enc::new(kind::HELLO);
         m.0.extend_from_slice(MAGIC);
-        m.u32(3).id(&repo_id).u8(1).u8(0);
+        m.u32(4).id(&repo_id).u8(1).u8(0);
         w.send(&m).await?;
         w.flush().await?;
         let (k, body) = w.recv_any().await?;
@@ -292,7 +403,7 @@ fn a_peer_of_the_previous_protocol_version_is_told_it_is_incompatible() {
     })
     .unwrap_err();
     assert!(
-        matches!(err, SyncError::Incompatible { ours: 4, theirs: 3 }),
+        matches!(err, SyncError::Incompatible { ours: 5, theirs: 4 }),
         "{err}"
     );
 }

@@ -688,3 +688,275 @@ fn an_announcement_makes_a_peer_pull_without_a_push_or_a_catch_up() {
         });
     }
 }
+
+#[test]
+fn the_daemon_collects_garbage_on_its_schedule_after_the_grace_period() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = fleet_stopped(
+        tmp.path(),
+        1,
+        600,
+        "[gc]\ninterval = \"1s\"\ngrace = \"2s\"\n",
+    );
+    // An object nothing reaches (what an interrupted transfer or a replaced file leaves).
+    let orphan = {
+        let repo = hero_store::Repo::open(&nodes[0].repo).unwrap();
+        repo.batch(|b| b.put_blob(b"nobody points at this\n", None))
+            .unwrap()
+    };
+    let head = {
+        let repo = hero_store::Repo::open(&nodes[0].repo).unwrap();
+        repo.branch_head("main").unwrap().unwrap()
+    };
+    nodes[0].start();
+    let has = |id| {
+        hero_store::Repo::open(&nodes[0].repo)
+            .unwrap()
+            .has_object(&id)
+            .unwrap()
+    };
+    // The first collection finds it and lists it: kept for the grace period.
+    let first = wait_for(30, "a first collection", || {
+        let g = nodes[0].status()["gc"].clone();
+        (g["runs"].as_u64() >= Some(1)).then_some(g)
+    });
+    assert_eq!(first["enabled"], true, "{first}");
+    assert_eq!(first["grace_secs"], 2, "{first}");
+    assert!(first["last_error"].is_null(), "{first}");
+    assert!(first["last_listed"].as_u64() >= Some(1), "{first}");
+    assert_eq!(first["last_removed"], 0, "{first}");
+    assert!(has(orphan), "listed, not removed yet");
+    // A later one, after the grace period, removes it.
+    let done = wait_for(30, "a collection that removes the orphan", || {
+        let g = nodes[0].status()["gc"].clone();
+        (g["last_removed"].as_u64() >= Some(1)).then_some(g)
+    });
+    assert!(done["runs"].as_u64().unwrap() >= 2, "{done}");
+    assert!(done["last_error"].is_null(), "{done}");
+    assert!(!has(orphan), "the orphan is gone");
+    // Everything the branch reaches is still there, and the drive still reads.
+    let repo = hero_store::Repo::open(&nodes[0].repo).unwrap();
+    assert_eq!(repo.branch_head("main").unwrap(), Some(head));
+    assert!(repo.verify(None).unwrap().is_ok());
+    drop(repo);
+    assert_eq!(read(&nodes[0].mnt.join("hello.txt")).unwrap(), "hello\n");
+    // The schedule reloads live: switched off through the drive.
+    let cfg_path = nodes[0].mnt.join(".hero/daemon.toml");
+    let text = read(&cfg_path).unwrap().replace(
+        "[gc]\ninterval = \"1s\"",
+        "[gc]\nenabled = false\ninterval = \"1s\"",
+    );
+    std::fs::write(&cfg_path, text).unwrap();
+    wait_for(30, "the schedule switched off", || {
+        (nodes[0].status()["gc"]["enabled"] == false).then_some(())
+    });
+    let runs = nodes[0].status()["gc"]["runs"].as_u64().unwrap();
+    // Stays off: no further collection while several intervals pass (polled, not slept on).
+    let until = Instant::now() + Duration::from_secs(3);
+    wait_for(10, "three seconds without a collection", || {
+        let g = nodes[0].status()["gc"].clone();
+        assert_eq!(g["runs"].as_u64().unwrap(), runs, "{g}");
+        (Instant::now() >= until).then_some(())
+    });
+    let text = read(&tmp.path().join("n0.log")).unwrap_or_default();
+    assert!(!text.contains("ERROR"), "{text}");
+}
+
+#[test]
+fn a_peer_restarted_on_another_port_is_found_again_by_its_id() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = fleet(tmp.path(), 2, 1);
+    // Node 0 saves node 1 as a remote, at the address it has now.
+    let old_ticket = nodes[1].ticket();
+    ok(&nodes[0].repo, &["remote", "add", "b", &old_ticket]);
+    // Node 1 stops and, in its own copy of the configuration, moves to another port; the
+    // fleet's peer list (and node 0's saved remote) still name the old one.
+    assert!(nodes[1].signal("-TERM").success());
+    let co = tmp.path().join("co1");
+    ok(&nodes[1].repo, &["checkout", "main", co.to_str().unwrap()]);
+    let cfg = co.join(".hero/daemon.toml");
+    let new_port = free_udp_port();
+    let text = read(&cfg).unwrap().replace(
+        &format!("listen = \"127.0.0.1:{}\"", nodes[1].port),
+        &format!("listen = \"127.0.0.1:{new_port}\""),
+    );
+    assert!(text.contains(&new_port.to_string()));
+    std::fs::write(&cfg, text).unwrap();
+    ok(
+        &nodes[1].repo,
+        &["commit", co.to_str().unwrap(), "-m", "node 1 moves"],
+    );
+    nodes[1].port = new_port;
+    nodes[1].start();
+    // Node 1 dials node 0 (its peer and origin); node 0's daemon learns where node 1 is now
+    // and reaches it there: its worker for node 1 syncs again, and the saved remote follows.
+    let remote_b = || {
+        ok(&nodes[0].repo, &["remote", "list"])
+            .lines()
+            .find(|l| l.contains(&nodes[1].id))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    wait_for(60, "node 0's saved remote at node 1's new port", || {
+        remote_b()
+            .contains(&format!("127.0.0.1:{new_port}"))
+            .then_some(())
+    });
+    let since = nodes[0].status()["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == nodes[1].id.as_str())
+        .map(|p| p["syncs"].as_u64().unwrap())
+        .unwrap();
+    wait_for(30, "node 0's worker syncing with node 1 again", || {
+        let st = nodes[0].status();
+        let p = st["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == nodes[1].id.as_str())
+            .cloned()
+            .unwrap();
+        (p["syncs"].as_u64().unwrap() > since + 1 && p["last_error"].is_null()).then_some(())
+    });
+    // A one-shot `heroctl sync b` from node 0's repository, its daemon stopped, reaches node 1
+    // with no new ticket.
+    assert!(nodes[0].signal("-TERM").success());
+    let t0 = Instant::now();
+    let out = run(&nodes[0].repo, &["sync", "b"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+}
+
+/// Starts `heroctl ARGS` with the default network (relays and lookups on; this may be a
+/// machine without internet) and returns how long it took to print `ticket:`, and its
+/// stderr after a further three seconds.
+fn ticket_time_default_net(repo: &Path, args: &[&str]) -> (Duration, String) {
+    let err = repo.with_extension("stderr");
+    let t0 = Instant::now();
+    let mut child = cmd(repo, args)
+        .env_remove("HERO_NET")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let took = loop {
+        match lines.next() {
+            Some(l) => {
+                if l.unwrap().starts_with("ticket: ") {
+                    break t0.elapsed();
+                }
+            }
+            None => {
+                let _ = child.wait();
+                panic!("{args:?} exited: {}", read(&err).unwrap_or_default());
+            }
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    // Poll until three seconds passed, watching that it keeps running.
+    let until = Instant::now() + Duration::from_secs(3);
+    wait_for(10, "three seconds of running", || {
+        assert!(child.try_wait().unwrap().is_none(), "{args:?} exited");
+        (Instant::now() >= until).then_some(())
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+    (took, read(&err).unwrap_or_default())
+}
+
+#[test]
+fn serve_and_daemon_start_at_once_with_the_default_network_and_say_so_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("a.hero");
+    ok(&repo, &["init"]);
+    let (took, stderr) = ticket_time_default_net(&repo, &["serve", "--bind", "127.0.0.1:0"]);
+    assert!(
+        took < Duration::from_secs(3),
+        "serve: ticket after {took:?}"
+    );
+    // One line says how it runs; no warnings while it runs (iroh's own line when its relay
+    // channel closes at exit aside).
+    let noisy = |stderr: &str| -> Vec<String> {
+        stderr
+            .lines()
+            .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+            .filter(|l| !l.contains("relay_recv_channel closed"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert!(noisy(&stderr).is_empty(), "serve: {stderr}");
+    assert!(stderr.contains("relays and address lookup on"), "{stderr}");
+    // The daemon, on a port of its own, nothing mounted or shared.
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(work.join(".hero")).unwrap();
+    std::fs::write(
+        work.join(".hero/daemon.toml"),
+        format!(
+            "listen = \"127.0.0.1:{}\"\n[mount]\nenabled = false\n[dav]\nenabled = false\n",
+            free_udp_port()
+        ),
+    )
+    .unwrap();
+    ok(&repo, &["commit", work.to_str().unwrap(), "-m", "config"]);
+    let (took, stderr) = ticket_time_default_net(&repo, &["daemon"]);
+    assert!(
+        took < Duration::from_secs(3),
+        "daemon: ticket after {took:?}"
+    );
+    assert!(noisy(&stderr).is_empty(), "daemon: {stderr}");
+    assert!(stderr.contains("relays and address lookup on"), "{stderr}");
+}
+
+/// A peer's `syncs` counter in a daemon's status.
+fn syncs_with(node: &Node, peer: &Node) -> u64 {
+    node.status()["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == peer.id.as_str())
+        .and_then(|p| p["syncs"].as_u64())
+        .unwrap_or(0)
+}
+
+#[test]
+fn one_change_is_one_session_the_receivers_pull_of_what_was_announced() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The catch-up is 10 minutes away: only the change makes sessions.
+    let nodes = fleet(tmp.path(), 2, 600);
+    let (a, b) = (&nodes[0], &nodes[1]);
+    // Settled: both counters unchanged for two seconds.
+    let mut last = (u64::MAX, u64::MAX);
+    let mut stable_since = Instant::now();
+    wait_for(60, "the start-up syncs to settle", || {
+        let now = (syncs_with(a, b), syncs_with(b, a));
+        if now != last {
+            last = now;
+            stable_since = Instant::now();
+        }
+        (stable_since.elapsed() > Duration::from_secs(2)).then_some(())
+    });
+    let (a0, b0) = last;
+    std::fs::write(a.mnt.join("one.txt"), "one change\n").unwrap();
+    wait_for(30, "the change on node 1", || {
+        (read(&b.mnt.join("one.txt")).as_deref() == Some("one change\n")).then_some(())
+    });
+    // Node 1 pulled once; node 0 started no session: it heard node 1 announce the new head
+    // within its one-second wait, so it pushes nothing. Watched for three seconds.
+    let until = Instant::now() + Duration::from_secs(3);
+    wait_for(10, "three seconds after the change arrived", || {
+        assert_eq!(syncs_with(a, b), a0, "node 0 started a session");
+        (Instant::now() >= until).then_some(())
+    });
+    assert_eq!(syncs_with(b, a), b0 + 1, "node 1 pulls once");
+}

@@ -53,6 +53,14 @@ addr = "127.0.0.1:4918"
 # check = ["nginx", "-t"]
 # run = ["systemctl", "reload", "nginx"]
 
+[gc]
+# Collect unreachable objects (what `heroctl gc` does) every `interval`; an object found
+# unreachable is removed only by a collection at least `grace` later. Durations: a number
+# with s, m, h or d.
+enabled = true
+interval = "1d"
+grace = "14d"
+
 # Per-node overrides: a section keyed by node id (`heroctl id`) or host name, with any of
 # the keys above.
 # [node.laptop]
@@ -91,6 +99,37 @@ pub struct DavSection {
     pub addr: SocketAddr,
 }
 
+/// The scheduled garbage collection, as written (top level and per-node overrides alike).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GcFile {
+    enabled: Option<bool>,
+    interval: Option<toml::Spanned<String>>,
+    grace: Option<toml::Spanned<String>>,
+}
+
+/// The scheduled garbage collection in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GcSection {
+    /// Collect at all.
+    pub enabled: bool,
+    /// Time between the end of one collection and the start of the next (the first starts
+    /// one interval after the daemon).
+    pub interval: Duration,
+    /// `heroctl gc --grace`: how long an unreachable object is kept after it was found.
+    pub grace: Duration,
+}
+
+impl Default for GcSection {
+    fn default() -> Self {
+        GcSection {
+            enabled: true,
+            interval: Duration::from_secs(86_400),
+            grace: Duration::from_secs(14 * 86_400),
+        }
+    }
+}
+
 /// A partial mount section (per-node overrides).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,6 +158,7 @@ pub struct NodeOverride {
     mount: Option<MountOverride>,
     dav: Option<DavOverride>,
     watch: Option<Vec<toml::Spanned<WatchSpec>>>,
+    gc: Option<GcFile>,
 }
 
 /// The file as written.
@@ -137,6 +177,8 @@ struct File {
     dav: Option<DavSection>,
     #[serde(default)]
     watch: Vec<toml::Spanned<WatchSpec>>,
+    #[serde(default)]
+    gc: Option<GcFile>,
     #[serde(default)]
     node: BTreeMap<String, NodeOverride>,
 }
@@ -198,6 +240,8 @@ pub struct Config {
     pub dav: DavSection,
     /// Watch hooks.
     pub watch: Vec<WatchSpec>,
+    /// Scheduled garbage collection.
+    pub gc: GcSection,
 }
 
 impl Default for Config {
@@ -209,6 +253,7 @@ impl Default for Config {
             mount: MountSection::default(),
             dav: DavSection::default(),
             watch: Vec::new(),
+            gc: GcSection::default(),
         }
     }
 }
@@ -291,8 +336,10 @@ pub fn parse(text: &str, file: &str, me: &NodeNames) -> Result<Config, ConfigErr
         mount: f.mount.unwrap_or_default(),
         dav: f.dav.unwrap_or_default(),
         watch: Vec::new(),
+        gc: GcSection::default(),
     };
     let mut watch_raw = f.watch;
+    let mut gc_raw: Vec<GcFile> = f.gc.into_iter().collect();
     let mut overrides: Vec<&NodeOverride> = Vec::new();
     if let Some(h) = &me.host
         && let Some(o) = f.node.get(h)
@@ -309,6 +356,9 @@ pub fn parse(text: &str, file: &str, me: &NodeNames) -> Result<Config, ConfigErr
         }
         if let Some(w) = &o.watch {
             watch_raw = w.clone();
+        }
+        if let Some(g) = &o.gc {
+            gc_raw.push(g.clone());
         }
         if let Some(v) = o.catch_up_secs {
             cfg.catch_up = Duration::from_secs(v);
@@ -327,6 +377,25 @@ pub fn parse(text: &str, file: &str, me: &NodeNames) -> Result<Config, ConfigErr
             cfg.dav.enabled = d.enabled.unwrap_or(cfg.dav.enabled);
             cfg.dav.addr = d.addr.unwrap_or(cfg.dav.addr);
         }
+    }
+    // Later sections (the node's) override single keys of earlier ones.
+    for g in gc_raw {
+        if let Some(v) = g.enabled {
+            cfg.gc.enabled = v;
+        }
+        for (raw, slot, key) in [
+            (&g.interval, &mut cfg.gc.interval, "gc.interval"),
+            (&g.grace, &mut cfg.gc.grace, "gc.grace"),
+        ] {
+            if let Some(v) = raw {
+                let secs = crate::commands::parse_grace(v.get_ref())
+                    .map_err(|m| err_at(Some(v.span()), format!("{key}: {m}")))?;
+                *slot = Duration::from_secs(secs);
+            }
+        }
+    }
+    if cfg.gc.interval < Duration::from_secs(1) {
+        return Err(err_at(None, "gc.interval must be at least 1s".to_owned()));
     }
     if cfg.catch_up < Duration::from_secs(1) {
         return Err(err_at(None, "catch_up_secs must be at least 1".to_owned()));
@@ -487,5 +556,20 @@ mod tests {
         let c = parse(t, "f", &me()).expect("parses");
         assert_eq!(c.catch_up, Duration::from_secs(9));
         assert!(!c.dav.enabled);
+    }
+
+    #[test]
+    fn gc_durations_and_overrides() {
+        let t = "[gc]\ninterval = \"2h\"\n[node.me.gc]\ngrace = \"30m\"\n";
+        let c = parse(t, "f", &me()).expect("parses");
+        assert_eq!(c.gc.interval, Duration::from_secs(7200));
+        assert_eq!(c.gc.grace, Duration::from_secs(1800));
+        assert!(c.gc.enabled);
+        let e = parse("[gc]\ngrace = \"soon\"\n", "f", &me()).expect_err("bad duration");
+        assert_eq!((e.line, e.column), (Some(2), Some(9)), "{e}");
+        let e = parse("[gc]\ninterval = \"0\"\n", "f", &me()).expect_err("zero interval");
+        assert!(e.message.contains("gc.interval"), "{e}");
+        let e = parse("[gc]\nevery = \"1d\"\n", "f", &me()).expect_err("unknown key");
+        assert_eq!(e.line, Some(2), "{e}");
     }
 }

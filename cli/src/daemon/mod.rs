@@ -35,6 +35,10 @@ const BATCH_WINDOW: Duration = Duration::from_millis(30);
 const POLL: Duration = Duration::from_millis(50);
 /// The longest readiness waits for the first catch-up with unreachable peers.
 const FIRST_ROUND_MAX: Duration = Duration::from_secs(5);
+/// How long after a local change a worker waits for its peer to say (by announcing it) that
+/// it pulled the change, before it pushes the change itself: announcements make peers pull,
+/// so a push is needed only when one went unheard.
+const CONFIRM_WAIT: Duration = Duration::from_secs(1);
 
 /// Arguments of `daemon`.
 #[derive(Args, Debug)]
@@ -135,6 +139,34 @@ fn print_status(v: &serde_json::Value) -> Result<()> {
                 .map(|e| format!(" ({e})"))
                 .unwrap_or_default()
         )?;
+    }
+    let g = &v["gc"];
+    if g["enabled"].as_bool() == Some(true) {
+        let last = match (g["last_run"].as_u64(), g["last_error"].as_str()) {
+            (None, _) => "never ran".to_owned(),
+            (Some(t), Some(e)) => {
+                format!("last run {}s ago failed: {e}", unix_now().saturating_sub(t))
+            }
+            (Some(t), None) => format!(
+                "last run {}s ago removed {} object(s) ({} bytes), {} listed",
+                unix_now().saturating_sub(t),
+                g["last_removed"],
+                g["last_removed_bytes"],
+                g["last_listed"]
+            ),
+        };
+        outln!(
+            "gc: every {}s, grace {}s{}; {last}",
+            g["interval_secs"],
+            g["grace_secs"],
+            if g["running"].as_bool() == Some(true) {
+                ", running now"
+            } else {
+                ""
+            }
+        )?;
+    } else {
+        outln!("gc: off")?;
     }
     for p in v["peers"].as_array().into_iter().flatten() {
         outln!(
@@ -242,6 +274,34 @@ struct Status {
     confirmed: Option<ObjectId>,
     /// The watch hooks, in the order of the configuration.
     watches: Vec<watch::WatchStatus>,
+    /// The scheduled garbage collection.
+    gc: GcStatus,
+}
+
+/// What `heroctl daemon status` reports about the scheduled garbage collection.
+#[derive(Debug, Clone, Serialize, Default)]
+struct GcStatus {
+    enabled: bool,
+    interval_secs: u64,
+    grace_secs: u64,
+    /// A collection is running now.
+    running: bool,
+    /// When the next one starts (Unix seconds), when enabled.
+    next_run: Option<u64>,
+    /// Collections finished (with or without an error).
+    runs: u64,
+    /// When the last one ended (Unix seconds).
+    last_run: Option<u64>,
+    last_duration_ms: Option<u64>,
+    /// What the last one that succeeded found and did.
+    last_removed: Option<u64>,
+    last_removed_bytes: Option<u64>,
+    last_listed: Option<u64>,
+    last_reachable: Option<u64>,
+    last_file_bytes_before: Option<u64>,
+    last_file_bytes_after: Option<u64>,
+    /// Why the last one failed (cleared by one that succeeds).
+    last_error: Option<String>,
 }
 
 /// What every task shares.
@@ -259,6 +319,11 @@ struct Ctx {
     watch: Mutex<Vec<watch::WatchSpec>>,
     /// Where hooks run.
     hook_env: Mutex<watch::HookEnv>,
+    /// The garbage collection schedule in force; the collector is told when it changes.
+    gc: signal::Sender<config::GcSection>,
+    /// Each peer's branch heads as far as this node knows: what it announced, advertised in a
+    /// session or took in a push.
+    known: Mutex<HashMap<EndpointId, HashMap<String, ObjectId>>>,
 }
 
 impl Ctx {
@@ -275,8 +340,8 @@ impl Ctx {
 struct Worker {
     ticket: Ticket,
     task: tokio::task::JoinHandle<()>,
-    /// Wakes it at once (an announcement from its peer).
-    wake: Arc<tokio::sync::Notify>,
+    /// Branches to pull from its peer at once (named by an announcement).
+    pulls: tokio::sync::mpsc::UnboundedSender<Vec<String>>,
 }
 
 /// A running share.
@@ -415,6 +480,8 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
             repo: path.clone(),
             mount: None,
         }),
+        gc: signal::channel(cfg.gc).0,
+        known: Mutex::new(HashMap::new()),
     });
     ctx.status().watches = watch_statuses(&cfg.watch);
     allow_peers(&ctx, &cfg);
@@ -449,6 +516,9 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
         share = start_share(&ctx, cfg.dav.addr).await;
     }
 
+    // Scheduled garbage collection, one collection at a time.
+    let collector = tokio::spawn(gc_loop(ctx.clone(), ctx.gc.subscribe()));
+
     // Watch hooks run one change at a time, in order, off the main loop.
     let (hooks_tx, hooks_rx) = tokio::sync::mpsc::unbounded_channel();
     let hooks = tokio::spawn(hook_runner(ctx.clone(), hooks_rx));
@@ -472,6 +542,8 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
     let mut last_gen = repo.generation().unwrap_or(0);
     let mut last_heads = repo.branches().unwrap_or_default();
     let mut pending_since: Option<Instant> = None;
+    // Branch heads moved since the last announcement.
+    let mut moved: BTreeMap<String, ObjectId> = BTreeMap::new();
     let mut bumps = 0u64;
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -508,16 +580,28 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
             }
             a = incoming.next(), if gossip_open => match a {
                 Some(a) if a.from != ctx.me => {
-                    // A hint only: pull from the announcer if it has heads this store lacks.
-                    let lacking = a
+                    // A hint only: pull from the announcer the branches whose announced heads
+                    // this store lacks (the pull verifies everything).
+                    note_known(&ctx, &a.from, &a.heads);
+                    let lacking: Vec<String> = a
                         .heads
                         .iter()
-                        .any(|(_, h)| !repo.has_object(h).unwrap_or(false));
-                    if lacking {
-                        tracing::debug!("announcement from {}: new heads", a.from.fmt_short());
+                        .filter(|(_, h)| !repo.has_object(h).unwrap_or(false))
+                        .map(|(b, _)| b.clone())
+                        .collect();
+                    if !lacking.is_empty() {
+                        tracing::debug!(
+                            "announcement from {}: new heads of {}",
+                            a.from.fmt_short(),
+                            lacking.join(", ")
+                        );
                         match workers.get(&a.from) {
-                            Some(w) => w.wake.notify_one(),
-                            None => workers.values().for_each(|w| w.wake.notify_one()),
+                            Some(w) => {
+                                let _ = w.pulls.send(lacking);
+                            }
+                            None => workers.values().for_each(|w| {
+                                let _ = w.pulls.send(lacking.clone());
+                            }),
                         }
                     }
                 }
@@ -534,6 +618,11 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
             last_gen = generation;
             match repo.branches() {
                 Ok(heads) if heads != last_heads => {
+                    for (b, h) in &heads {
+                        if !last_heads.contains(&(b.clone(), *h)) {
+                            moved.insert(b.clone(), *h);
+                        }
+                    }
                     last_heads = heads;
                     pending_since.get_or_insert_with(Instant::now);
                 }
@@ -579,6 +668,9 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
                                 new.watch.clone();
                             ctx.status().watches = watch_statuses(&new.watch);
                         }
+                        if new.gc != cfg.gc {
+                            ctx.gc.send_replace(new.gc);
+                        }
                         allow_peers(&ctx, &new);
                         cfg = new;
                         let mut st = ctx.status();
@@ -607,7 +699,7 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
             pending_since = None;
             bumps += 1;
             let _ = changed_tx.send(bumps);
-            let heads = last_heads.clone();
+            let heads: Vec<(String, ObjectId)> = std::mem::take(&mut moved).into_iter().collect();
             let an = announcer.clone();
             tokio::spawn(async move { an.announce(heads).await });
         }
@@ -646,12 +738,94 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
     }
     drop(hooks_tx);
     let _ = hooks.await;
+    // A collection under way is one write transaction: stopping the task leaves it to finish
+    // or roll back on its blocking thread, and the file is whole either way.
+    collector.abort();
     ctx.pool.close().await;
     server.shutdown().await;
     outln!("stopped")?;
     match failed {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// Runs `Repo::gc` every `gc.interval` (counted from the end of the previous collection, the
+/// first from the start), with the configured grace, on a handle of its own (the collection
+/// needs exclusive use of its handle to compact; other handles, in this process or others,
+/// go on reading and writing: ADR 0004). One task, so never two collections at once.
+async fn gc_loop(ctx: Arc<Ctx>, mut schedule: signal::Receiver<config::GcSection>) {
+    let mut since = Instant::now();
+    loop {
+        let gc = *schedule.borrow_and_update();
+        let due = since + gc.interval;
+        {
+            let mut st = ctx.status();
+            st.gc.enabled = gc.enabled;
+            st.gc.interval_secs = gc.interval.as_secs();
+            st.gc.grace_secs = gc.grace.as_secs();
+            let left = due.saturating_duration_since(Instant::now());
+            st.gc.next_run = gc.enabled.then(|| unix_now() + left.as_secs());
+        }
+        if !gc.enabled {
+            if schedule.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        tokio::select! {
+            r = schedule.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                continue;
+            }
+            _ = tokio::time::sleep_until(due.into()) => {}
+        }
+        ctx.status().gc.running = true;
+        let t0 = Instant::now();
+        let path = ctx.path.clone();
+        let grace = gc.grace.as_secs();
+        let result = tokio::task::spawn_blocking(move || -> Result<hero_store::GcReport> {
+            let mut repo = crate::commands::with_open_context(Repo::open(&path), &path)?;
+            repo.gc(grace, false)
+                .with_context(|| format!("collecting garbage in {}", path.display()))
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("the collection task failed: {e}"))
+        .and_then(|r| r);
+        since = Instant::now();
+        let mut st = ctx.status();
+        let g = &mut st.gc;
+        g.running = false;
+        g.runs += 1;
+        g.last_run = Some(unix_now());
+        g.last_duration_ms = Some(t0.elapsed().as_millis() as u64);
+        match result {
+            Ok(r) => {
+                tracing::info!(
+                    "gc: removed {} unreachable objects ({} bytes), {} listed until their grace \
+                     period ends; file {} -> {} bytes",
+                    r.removed,
+                    r.removed_bytes,
+                    r.listed,
+                    r.file_bytes_before,
+                    r.file_bytes_after
+                );
+                g.last_removed = Some(r.removed);
+                g.last_removed_bytes = Some(r.removed_bytes);
+                g.last_listed = Some(r.listed);
+                g.last_reachable = Some(r.reachable);
+                g.last_file_bytes_before = Some(r.file_bytes_before);
+                g.last_file_bytes_after = Some(r.file_bytes_after);
+                g.last_error = None;
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                tracing::error!("gc: {msg}");
+                g.last_error = Some(msg);
+            }
+        }
     }
 }
 
@@ -811,12 +985,12 @@ fn reconcile_workers(
         );
         let (first_tx, first_rx) = tokio::sync::oneshot::channel();
         firsts.push(first_rx);
-        let wake = Arc::new(tokio::sync::Notify::new());
+        let (pulls, pulls_rx) = tokio::sync::mpsc::unbounded_channel();
         let task = tokio::spawn(peer_worker(
             ctx.clone(),
             p.ticket.clone(),
             changed.clone(),
-            wake.clone(),
+            pulls_rx,
             first_tx,
         ));
         {
@@ -829,36 +1003,89 @@ fn reconcile_workers(
             Worker {
                 ticket: p.ticket,
                 task,
-                wake,
+                pulls,
             },
         );
     }
     firsts
 }
 
-/// Keeps one peer in sync: at once, after each batch of local changes, and every catch-up
-/// interval. A peer that cannot be reached is retried at the next of those.
+/// Keeps one peer in sync. At start and every catch-up interval: a full sync (pull, then
+/// push, every branch). When the peer announces heads this node lacks: a pull of those
+/// branches only. After a local change: nothing at once (the change is announced and the peer
+/// pulls it); if after [`CONFIRM_WAIT`] the peer has not shown it has our heads, a push of the
+/// branches it lacks. So one change costs one session per peer, not a pull and a push both
+/// ways (ADR 0019). A peer that cannot be reached is retried at the next of those.
 async fn peer_worker(
     ctx: Arc<Ctx>,
     ticket: Ticket,
     mut changed: signal::Receiver<u64>,
-    wake: Arc<tokio::sync::Notify>,
+    mut pulls: tokio::sync::mpsc::UnboundedReceiver<Vec<String>>,
     first: tokio::sync::oneshot::Sender<()>,
 ) {
     let mut first = Some(first);
-    let id = ticket.id().to_string();
+    let peer = ticket.id();
+    let mut full_at = Instant::now();
+    let mut push_at: Option<Instant> = None;
     loop {
-        changed.borrow_and_update();
-        let head_before = ctx.repo.branch_head(&ctx.branch).ok().flatten();
-        let result = sync_once(&ctx, &ticket).await;
+        enum Do {
+            Full,
+            Pull(Vec<String>),
+            Push,
+        }
+        let what = if Instant::now() >= full_at {
+            Do::Full
+        } else {
+            let push_due = async {
+                match push_at {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = changed.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                    push_at.get_or_insert_with(|| Instant::now() + CONFIRM_WAIT);
+                    continue;
+                }
+                p = pulls.recv() => match p {
+                    Some(mut branches) => {
+                        // Announcements that came meanwhile go into the same pull.
+                        while let Ok(more) = pulls.try_recv() {
+                            branches.extend(more);
+                        }
+                        branches.sort();
+                        branches.dedup();
+                        Do::Pull(branches)
+                    }
+                    None => return,
+                },
+                _ = push_due => Do::Push,
+                _ = tokio::time::sleep_until(full_at.into()) => Do::Full,
+            }
+        };
+        let result = match what {
+            Do::Full => {
+                changed.borrow_and_update();
+                push_at = None;
+                full_at = Instant::now() + ctx.catch_up();
+                sync_once(&ctx, &ticket).await
+            }
+            Do::Pull(branches) => pull_some(&ctx, &ticket, &branches).await,
+            Do::Push => {
+                push_at = None;
+                push_unconfirmed(&ctx, &ticket).await
+            }
+        };
         {
             let mut st = ctx.status();
-            if let Ok(()) = &result {
-                st.confirmed = head_before.or(st.confirmed);
-            }
-            if let Some(p) = st.peers.get_mut(&id) {
+            if let Some(p) = st.peers.get_mut(&peer.to_string()) {
                 match &result {
-                    Ok(()) => {
+                    // Nothing needed a session.
+                    Ok(false) => {}
+                    Ok(true) => {
                         p.connected = true;
                         p.last_sync = Some(unix_now());
                         p.last_error = None;
@@ -871,28 +1098,91 @@ async fn peer_worker(
                 }
             }
         }
-        if let Err(e) = &result {
-            tracing::debug!("sync with {id}: {e}");
+        match &result {
+            Ok(false) => {}
+            Ok(true) => remember_addresses(&ctx, &peer).await,
+            Err(e) => tracing::debug!("sync with {}: {e}", peer.fmt_short()),
         }
         if let Some(f) = first.take() {
             let _ = f.send(());
         }
-        let catch_up = ctx.catch_up();
-        tokio::select! {
-            r = changed.changed() => if r.is_err() { return },
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(catch_up) => {}
+    }
+}
+
+/// Saved remotes are peers by id: when this endpoint talks with `peer` at addresses its saved
+/// ticket does not name (it restarted on another port and dialled us, say), the saved ticket
+/// is brought up to date, so `heroctl sync REMOTE` finds it there too.
+async fn remember_addresses(ctx: &Ctx, peer: &EndpointId) {
+    let learned = ctx.pool.learned(peer).await;
+    if learned.is_empty() {
+        return;
+    }
+    let Ok(remotes) = hero_sync::access::remotes(&ctx.repo) else {
+        return;
+    };
+    for (name, text) in remotes {
+        let Ok(ticket) = text.parse::<Ticket>() else {
+            continue;
+        };
+        if ticket.id() != *peer {
+            continue;
+        }
+        let Some(updated) = ticket.moved_to(&learned) else {
+            continue;
+        };
+        match hero_sync::access::add_remote(&ctx.repo, &name, &updated) {
+            Ok(()) => tracing::info!(
+                "remote {name} ({}) is now reached at {}",
+                peer.fmt_short(),
+                learned
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Err(e) => tracing::warn!("remote {name}: saving its new address: {e}"),
         }
     }
 }
 
-/// One pull and one push with a peer, over the pooled connection.
-async fn sync_once(ctx: &Ctx, ticket: &Ticket) -> std::result::Result<(), String> {
+/// Records heads `peer` is known to have; when it has this node's default branch head, that
+/// head is confirmed (seen by a peer).
+fn note_known(ctx: &Ctx, peer: &EndpointId, heads: &[(String, ObjectId)]) {
+    if heads.is_empty() {
+        return;
+    }
+    {
+        let mut known = ctx.known.lock().unwrap_or_else(|p| p.into_inner());
+        let k = known.entry(*peer).or_default();
+        for (b, h) in heads {
+            k.insert(b.clone(), *h);
+        }
+    }
+    let ours = ctx.repo.branch_head(&ctx.branch).ok().flatten();
+    if let Some(h) = ours
+        && heads.iter().any(|(b, id)| *b == ctx.branch && *id == h)
+    {
+        ctx.status().confirmed = Some(h);
+    }
+}
+
+fn message_of(e: &hero_sync::SyncError) -> String {
+    crate::error::messages_of(e).join(": ")
+}
+
+/// A full sync with a peer: every branch pulled, then every branch pushed, over the pooled
+/// connection. `Ok(true)`: sessions ran.
+async fn sync_once(ctx: &Ctx, ticket: &Ticket) -> std::result::Result<bool, String> {
     let pulled = ctx
         .pool
         .pull(&ctx.repo, ticket, None)
         .await
-        .map_err(|e| crate::error::messages_of(&e).join(": "))?;
+        .map_err(|e| message_of(&e))?;
+    note_known(ctx, &ticket.id(), &pulled.peer_heads);
+    if pulled.same_refs {
+        // The peer has every branch and tag as they are here: nothing to push either.
+        return Ok(true);
+    }
     if pulled.updated() > 0 {
         tracing::info!(
             "pulled from {}: {} branch(es) moved",
@@ -904,14 +1194,74 @@ async fn sync_once(ctx: &Ctx, ticket: &Ticket) -> std::result::Result<(), String
         .pool
         .push(&ctx.repo, ticket, None, None)
         .await
-        .map_err(|e| crate::error::messages_of(&e).join(": "))?;
+        .map_err(|e| message_of(&e))?;
+    note_known(ctx, &ticket.id(), &pushed.peer_heads);
     if !pushed.branches_failed.is_empty() {
         return Err(format!(
             "{} branch(es) not accepted by the peer",
             pushed.branches_failed.len()
         ));
     }
-    Ok(())
+    Ok(true)
+}
+
+/// Pulls the branches a peer announced.
+async fn pull_some(
+    ctx: &Ctx,
+    ticket: &Ticket,
+    branches: &[String],
+) -> std::result::Result<bool, String> {
+    let pulled = ctx
+        .pool
+        .pull_only(&ctx.repo, ticket, branches, None)
+        .await
+        .map_err(|e| message_of(&e))?;
+    note_known(ctx, &ticket.id(), &pulled.peer_heads);
+    if pulled.updated() > 0 {
+        tracing::info!(
+            "pulled {} from {}: {} branch(es) moved",
+            branches.join(", "),
+            ticket.id().fmt_short(),
+            pulled.updated()
+        );
+    }
+    Ok(true)
+}
+
+/// Pushes the branches whose heads here the peer is not known to have; `Ok(false)` when it
+/// is known to have them all (no session).
+async fn push_unconfirmed(ctx: &Ctx, ticket: &Ticket) -> std::result::Result<bool, String> {
+    let peer = ticket.id();
+    let ours = ctx.repo.branches().map_err(|e| e.to_string())?;
+    let unconfirmed: Vec<String> = {
+        let known = ctx.known.lock().unwrap_or_else(|p| p.into_inner());
+        let theirs = known.get(&peer);
+        ours.into_iter()
+            .filter(|(b, h)| theirs.and_then(|t| t.get(b)) != Some(h))
+            .map(|(b, _)| b)
+            .collect()
+    };
+    if unconfirmed.is_empty() {
+        return Ok(false);
+    }
+    tracing::debug!(
+        "{} did not show it has {}: pushing",
+        peer.fmt_short(),
+        unconfirmed.join(", ")
+    );
+    let pushed = ctx
+        .pool
+        .push(&ctx.repo, ticket, Some(&unconfirmed), None)
+        .await
+        .map_err(|e| message_of(&e))?;
+    note_known(ctx, &peer, &pushed.peer_heads);
+    if !pushed.branches_failed.is_empty() {
+        return Err(format!(
+            "{} branch(es) not accepted by the peer",
+            pushed.branches_failed.len()
+        ));
+    }
+    Ok(true)
 }
 
 fn start_mount(ctx: &Ctx, dir: &Path, cfg: &Config) -> Result<hero_fuse::MountHandle> {
@@ -973,7 +1323,7 @@ async fn stop_share(s: Share) {
 
 /// The status answer.
 fn status_json(ctx: &Ctx, ticket: &str) -> serde_json::Value {
-    let (peers, config, mount, share, share_error, confirmed, watches) = {
+    let (peers, config, mount, share, share_error, confirmed, watches, gc) = {
         let st = ctx.status();
         (
             st.peers.values().cloned().collect::<Vec<_>>(),
@@ -983,6 +1333,7 @@ fn status_json(ctx: &Ctx, ticket: &str) -> serde_json::Value {
             st.share_error.clone(),
             st.confirmed,
             st.watches.clone(),
+            st.gc.clone(),
         )
     };
     let unseen = unseen_commits(&ctx.repo, &ctx.branch, confirmed);
@@ -1003,6 +1354,7 @@ fn status_json(ctx: &Ctx, ticket: &str) -> serde_json::Value {
         "share_error": share_error,
         "config": config,
         "watches": watches,
+        "gc": gc,
     })
 }
 

@@ -10,9 +10,31 @@ use super::*;
 /// are walked: the cost follows what differs, not the number of branches. Nothing in `shared`
 /// (the refs both sides have) is named again.
 pub fn haves_of(view: &View, receiving: &[&str], shared: &IdSet) -> Result<Vec<ObjectId>> {
+    haves_for(view, receiving, shared, true)
+}
+
+/// [`haves_of`], naming the heads of every branch (`all_heads`) or only of those being
+/// received (a session about a few branches: a repository with hundreds of branches does not
+/// send hundreds of ids to receive one).
+pub fn haves_for(
+    view: &View,
+    receiving: &[&str],
+    shared: &IdSet,
+    all_heads: bool,
+) -> Result<Vec<ObjectId>> {
     let mut out = Vec::new();
     let mut seen = shared.clone();
-    let branches = view.branches()?;
+    let mut branches = view.branches()?;
+    // A branch new here has no history of its own to name: then every head is named, so the
+    // sender finds what the new branch shares with the others (a fork of main sends only its
+    // own commits).
+    let all_heads = all_heads
+        || receiving
+            .iter()
+            .any(|r| !branches.iter().any(|(name, _)| name == r));
+    if !all_heads {
+        branches.retain(|(name, _)| receiving.contains(&name.as_str()));
+    }
     for (_, head) in &branches {
         if out.len() >= MAX_HAVES {
             return Ok(out);

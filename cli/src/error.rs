@@ -212,6 +212,9 @@ fn classify_one(cause: &(dyn std::error::Error + 'static)) -> Found {
     if let Some(e) = cause.downcast_ref::<hero_sync::SyncError>() {
         return sync(e);
     }
+    if let Some(e) = cause.downcast_ref::<hero_sync::membership::MembershipError>() {
+        return membership(e);
+    }
     if let Some(e) = cause.downcast_ref::<hero_sync::merge::MergeError>() {
         return merge(e);
     }
@@ -310,6 +313,13 @@ fn sync(e: &hero_sync::SyncError) -> Found {
         }
         // Their messages say what to run on the serving peer.
         E::NotAllowed { .. } | E::ReadOnly { .. } | E::RepoMismatch { .. } => kind(Kind::Refused),
+        E::InvitationRefused { .. } => Some((
+            Kind::Refused,
+            Some("ask an owner of the repository for a new invitation (heroctl invite)".to_owned()),
+        )),
+        E::PushRefused { .. } | E::NotOwner(_) => kind(Kind::Refused),
+        E::BadScope(_) => kind(Kind::Usage),
+        E::Membership(m) => membership(m),
         E::BadTicket { .. } | E::BadId(_) => kind(Kind::Usage),
         E::UnknownRemote(_) => kind(Kind::NotFound),
         // `Merge` has its source in the chain; `Store` and `Io` are transparent (their inner
@@ -317,6 +327,17 @@ fn sync(e: &hero_sync::SyncError) -> Found {
         E::Merge { .. } => None,
         E::Store(s) => store(s),
         E::Io(io_err) => io(io_err),
+        _ => kind(Kind::Internal),
+    }
+}
+
+fn membership(e: &hero_sync::membership::MembershipError) -> Found {
+    use hero_sync::membership::MembershipError as E;
+    match e {
+        E::Refused(_) | E::AlreadyInitialized => kind(Kind::Refused),
+        E::Store(s) => store(s),
+        E::Sync(s) => sync(s),
+        E::Envelope(_) => kind(Kind::Usage),
         _ => kind(Kind::Internal),
     }
 }

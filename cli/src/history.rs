@@ -12,7 +12,7 @@ use hero_store::{
 };
 use serde_json::json;
 
-use crate::commands::{or_default_branch, peer_header, signature};
+use crate::commands::{peer_header, signature, writable_branch as or_default_branch};
 use crate::output::{outln, print_json};
 
 /// Commands that find and restore earlier states.

@@ -46,9 +46,12 @@
 pub mod merge;
 
 pub mod access;
+pub mod audit;
 mod error;
+pub mod gate;
 pub mod gossip;
 pub mod identity;
+pub mod invite;
 pub mod membership;
 pub mod net;
 pub mod pool;

@@ -795,7 +795,9 @@ fn cmd_branch(repo: &Repo, a: BranchArgs, json: bool) -> Result<()> {
     }
     match a.name {
         None => {
-            let branches = repo.branches()?;
+            // Hero's own branches (the membership) are not the user's: `heroctl member list`.
+            let mut branches = repo.branches()?;
+            branches.retain(|(n, _)| !hero_sync::membership::is_reserved(n));
             let default = repo.default_branch()?;
             if json {
                 let items: Vec<_> = branches

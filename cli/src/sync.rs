@@ -302,7 +302,10 @@ fn clone(cli_path: &Path, a: CloneArgs, json: bool) -> Result<()> {
             .and_then(|(_, t)| t.parse::<Ticket>().ok());
         let resumable = match &origin {
             Some(t) => t.id() == ticket.id(),
-            None => repo.branches()?.is_empty(),
+            None => repo
+                .branches()?
+                .iter()
+                .all(|(n, _)| hero_sync::membership::is_reserved(n)),
         };
         if !resumable {
             return Err(tagged_hint(
@@ -325,6 +328,25 @@ fn clone(cli_path: &Path, a: CloneArgs, json: bool) -> Result<()> {
     };
     hero_sync::access::add_remote(&repo, "origin", &ticket)?;
     hero_sync::access::allow(&repo, &ticket.id(), Access::ReadWrite)?;
+    // An empty repository (`heroctl init` then `clone`) gives up its own lone membership for
+    // its source's: a clone belongs to the repository it copies.
+    if hero_sync::access::remotes(&repo)?.len() == 1
+        && repo
+            .branches()?
+            .iter()
+            .all(|(n, _)| hero_sync::membership::is_reserved(n))
+        && repo.branch_head(hero_sync::membership::BRANCH)?.is_some()
+    {
+        let (m, _) = hero_sync::membership::load(&repo)?;
+        if m.accepted_changes().len() <= 1 {
+            repo.force_branch(
+                hero_sync::membership::BRANCH,
+                None,
+                "clone: the source's membership replaces this repository's own",
+            )?;
+            repo.set_setting(hero_sync::membership::GENESIS_KEY, None)?;
+        }
+    }
     let r = pull(&repo, &path, &ticket, &a.net, json).with_context(|| {
         format!(
             "cloning into {} (the repository is kept: run the same command again to resume)",

@@ -16,8 +16,8 @@ pub enum SyncError {
     },
     /// The peer does not count this repository's node among its members (or allow list).
     #[error(
-        "peer {peer} does not allow this repository (endpoint id {me}): it is not a member; \
-         an owner runs: heroctl member add {me} --role writer (or heroctl invite)"
+        "peer {peer} does not allow this repository (node id {me}): it is not a member; \
+         on a peer of an owner run: heroctl member add {me} --role writer"
     )]
     NotAllowed {
         /// The peer that refused.
@@ -125,6 +125,9 @@ pub enum SyncError {
         /// Which branch, commit, path and rule.
         reason: String,
     },
+    /// A peer's membership history was not taken: it brings a change that breaks the rules.
+    #[error("the peer's membership was not taken: {0}")]
+    MembershipRefused(String),
     /// The local repository failed.
     #[error(transparent)]
     Store(#[from] hero_store::Error),

@@ -291,14 +291,22 @@ impl Handler {
     }
 
     /// Re-evaluates the membership whenever its branch moves (a push, a pull, a local
-    /// command) and closes the open connections of peers that may no longer read.
+    /// command) and closes the open connections of peers that were members and are no longer
+    /// (a peer still presenting its invitation was never one, and is left alone).
     async fn watch_membership(self) {
-        let mut last = None;
+        let repo = self.repo.clone();
+        let members_now = move || -> Option<std::collections::HashSet<EndpointId>> {
+            if !crate::membership::is_enforced(&repo).ok()? {
+                return None;
+            }
+            let (m, _) = crate::membership::load(&repo).ok()?;
+            Some(m.members().map(|(id, _)| *id).collect())
+        };
+        let mut last = self.repo.branch_head(crate::membership::BRANCH).ok().flatten();
+        let mut before = members_now();
         loop {
             tokio::time::sleep(MEMBERSHIP_POLL).await;
-            let repo = self.repo.clone();
-            let live = self.live.clone();
-            let head = match repo.branch_head(crate::membership::BRANCH) {
+            let head = match self.repo.branch_head(crate::membership::BRANCH) {
                 Ok(h) => h,
                 Err(e) => {
                     tracing::debug!("membership watch: {e}");
@@ -309,25 +317,16 @@ impl Handler {
                 continue;
             }
             last = head;
-            let peers: Vec<EndpointId> = match live.lock() {
-                Ok(m) => m.keys().copied().collect(),
-                Err(_) => continue,
-            };
-            if peers.is_empty() {
+            let now = members_now();
+            let (Some(prev), Some(cur)) = (&before, &now) else {
+                before = now;
                 continue;
-            }
-            for peer in peers {
-                let standing = match crate::gate::standing(&repo, &peer) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!("membership watch: {e}");
-                        break;
-                    }
-                };
-                if standing.access.is_some() {
-                    continue;
-                }
-                let conns = live
+            };
+            let gone: Vec<EndpointId> = prev.difference(cur).copied().collect();
+            before = now.clone();
+            for peer in gone {
+                let conns = self
+                    .live
                     .lock()
                     .ok()
                     .and_then(|mut m| m.remove(&peer))
@@ -336,14 +335,17 @@ impl Handler {
                     c.close(4u32.into(), b"no longer a member");
                 }
                 if !conns.is_empty() {
-                    tracing::info!("sync: closed {} connection(s) of removed peer {peer}", conns.len());
+                    tracing::info!(
+                        "sync: closed {} connection(s) of removed peer {peer}",
+                        conns.len()
+                    );
                     crate::audit::record(
-                        &repo,
+                        &self.repo,
                         crate::audit::Entry::new(
                             Some(&peer),
                             "close",
                             crate::audit::Decision::Refused,
-                            format!("open connection closed: {}", standing.describe()),
+                            "open connection closed: no longer a member",
                         )
                         .rule("not a member"),
                     );

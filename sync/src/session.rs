@@ -105,6 +105,21 @@ pub struct SyncReport {
     pub tags_differing: Vec<String>,
     /// Branches that could not be brought up to date, and why (the others were).
     pub branches_failed: Vec<(String, std::sync::Arc<SyncError>)>,
+    /// What became of the membership branch (hero's own; not among `branches`).
+    pub membership: Option<BranchUpdate>,
+}
+
+impl SyncReport {
+    /// Moves hero's own branches out of `branches` (the membership into `membership`).
+    fn set_aside_reserved(&mut self) {
+        let (reserved, user): (Vec<_>, Vec<_>) = std::mem::take(&mut self.branches)
+            .into_iter()
+            .partition(|b| membership::is_reserved(&b.branch));
+        self.branches = user;
+        self.membership = reserved
+            .into_iter()
+            .find(|b| b.branch == membership::BRANCH);
+    }
 }
 
 impl SyncReport {
@@ -546,7 +561,7 @@ where
                         .rule("membership change refused"),
                 )
             });
-            let e = SyncError::Remote(format!("membership not taken: {why}"));
+            let e = SyncError::MembershipRefused(why);
             report.branches_failed.push((name, e.into()));
         } else {
             tracing::debug!("sync: branch {name} of {peer} left out: {why}");
@@ -627,6 +642,7 @@ where
         .cloned()
         .collect();
     blocking(|| take_tags(repo, &rest, &reason, &mut report))?;
+    report.set_aside_reserved();
     report.bytes_in = wire.bytes_in;
     report.bytes_out = wire.bytes_out;
     Ok(report)
@@ -721,6 +737,7 @@ where
     for _ in 0..differing.min(1_000_000) {
         report.tags_differing.push(d.string()?);
     }
+    report.set_aside_reserved();
     report.bytes_in = wire.bytes_in;
     report.bytes_out = wire.bytes_out;
     Ok(report)

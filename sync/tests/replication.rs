@@ -292,7 +292,7 @@ fn a_peer_of_the_previous_protocol_version_is_told_it_is_incompatible() {
     })
     .unwrap_err();
     assert!(
-        matches!(err, SyncError::Incompatible { ours: 4, theirs: 3 }),
+        matches!(err, SyncError::Incompatible { ours: 5, theirs: 3 }),
         "{err}"
     );
 }

@@ -387,3 +387,47 @@ fn an_allow_list_becomes_the_membership_with_nothing_lost_and_hero_branches_are_
     assert!(err.contains("reserved"), "{err}");
     assert!(!json(&a, &["branch"]).to_string().contains("hero/"));
 }
+
+#[test]
+fn an_open_session_of_a_removed_member_is_closed_when_the_removal_arrives() {
+    use hero_sync::testing::{RawPeer, kinds};
+    use hero_sync::{NetConfig, NetMode, Ticket};
+    let f = Fleet::new();
+    let (a, sa) = owner_serving(&f);
+    let b = f.repo("b");
+    ok(&b, &["join", &invite(&a, &["--role", "writer"])]);
+    let repo_id = hero_sync::access::sync_repo_id(&Repo::open(&a).unwrap()).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let cfg = NetConfig {
+            mode: NetMode::Local,
+            ..NetConfig::default()
+        };
+        let ticket: Ticket = sa.ticket.parse().unwrap();
+        let mut p = RawPeer::connect(key_of(&b), &cfg, &ticket).await.unwrap();
+        p.hello_pull_version(&repo_id, hero_sync::wire::VERSION)
+            .await
+            .unwrap();
+        let (k, _) = p.recv().await.unwrap();
+        assert_eq!(k, kinds::WELCOME);
+        // The session is open: the server waits for B's wants (for up to two minutes).
+        ok(&a, &["member", "remove", &id(&b)]);
+        let t0 = std::time::Instant::now();
+        let r = tokio::time::timeout(std::time::Duration::from_secs(60), p.recv()).await;
+        assert!(matches!(r, Ok(Err(_))), "the connection is closed: {r:?}");
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(20),
+            "closed when the removal arrived, not by a timeout: {:?}",
+            t0.elapsed()
+        );
+        p.close().await;
+    });
+    assert!(
+        audit(&a, &id(&b))
+            .iter()
+            .any(|e| e["action"] == "close" && e["decision"] == "refused")
+    );
+}

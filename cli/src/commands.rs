@@ -301,8 +301,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 std::fs::create_dir_all(parent)
                     .with_context(|| format!("creating {}", parent.display()))?;
             }
-            let repo =
-                Repo::init(&path).with_context(|| format!("creating {}", path.display()))?;
+            let repo = Repo::init(&path).with_context(|| format!("creating {}", path.display()))?;
             // The node that creates the repository is its first owner (ADR 0017, 0018).
             let key = hero_sync::load_or_create_key(&path)?;
             let m = hero_sync::membership::init(

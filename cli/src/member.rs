@@ -338,7 +338,9 @@ pub fn member(repo: &Repo, path: &Path, what: MemberCommand, json: bool) -> Resu
                 )?;
             }
             if json {
-                print_json(&json!({ "id": target.to_string(), "role": role.as_str(), "scopes": scopes }))?;
+                print_json(
+                    &json!({ "id": target.to_string(), "role": role.as_str(), "scopes": scopes }),
+                )?;
             } else {
                 outln!("{target} is now {role}")?;
             }
@@ -382,9 +384,12 @@ pub fn parse_duration_ms(s: &str) -> Result<i64> {
         Some(i) => s.split_at(i),
         None => (s, "s"),
     };
-    let n: i64 = num
-        .parse()
-        .map_err(|_| tagged(Kind::Usage, format!("invalid duration {s:?} (try 30m, 2h, 7d)")))?;
+    let n: i64 = num.parse().map_err(|_| {
+        tagged(
+            Kind::Usage,
+            format!("invalid duration {s:?} (try 30m, 2h, 7d)"),
+        )
+    })?;
     let per = match unit {
         "s" => 1_000,
         "m" => 60_000,
@@ -476,7 +481,12 @@ fn join(cli_path: &Path, a: JoinArgs, json: bool) -> Result<()> {
         Err(e) => {
             audit::record(
                 &repo,
-                Entry::new(Some(&inv.ticket.id()), "join", Decision::Refused, e.to_string()),
+                Entry::new(
+                    Some(&inv.ticket.id()),
+                    "join",
+                    Decision::Refused,
+                    e.to_string(),
+                ),
             );
             return Err(e.into());
         }

@@ -126,7 +126,10 @@ pub enum AuditError {
 
 fn setting_u64(repo: &Repo, key: &str, default: u64) -> u64 {
     match repo.setting(key) {
-        Ok(Some(v)) => String::from_utf8_lossy(&v).trim().parse().unwrap_or(default),
+        Ok(Some(v)) => String::from_utf8_lossy(&v)
+            .trim()
+            .parse()
+            .unwrap_or(default),
         _ => default,
     }
 }
@@ -183,7 +186,8 @@ pub fn prune(path: &Path, days: u64, keep_bytes: u64) -> Result<(), AuditError> 
         path: path.to_owned(),
         source,
     };
-    let cutoff = now_ms().saturating_sub(i64::try_from(days.saturating_mul(86_400_000)).unwrap_or(i64::MAX));
+    let cutoff =
+        now_ms().saturating_sub(i64::try_from(days.saturating_mul(86_400_000)).unwrap_or(i64::MAX));
     let f = std::fs::File::open(path).map_err(io)?;
     let mut lines: Vec<String> = Vec::new();
     for line in std::io::BufReader::new(f).lines() {

@@ -138,8 +138,10 @@ pub fn check_push(
             }));
         }
     };
-    let ordinary: Vec<&(String, ObjectId)> =
-        pushed.iter().filter(|(n, _)| !membership::is_reserved(n)).collect();
+    let ordinary: Vec<&(String, ObjectId)> = pushed
+        .iter()
+        .filter(|(n, _)| !membership::is_reserved(n))
+        .collect();
     if ordinary.is_empty() {
         return Ok(None);
     }
@@ -200,6 +202,9 @@ pub fn check_push(
     Ok(None)
 }
 
+/// Branches with their heads.
+pub type Branches = Vec<(String, ObjectId)>;
+
 /// The branches of a peer's advertisement this side takes in a pull: reserved branches other
 /// than the membership are left out; the membership only when both sides trust the same
 /// genesis and every change it brings passes the rules. What is left out is returned too, with
@@ -208,7 +213,7 @@ pub fn filter_pulled(
     repo: &Repo,
     their_genesis: Option<automerge::ChangeHash>,
     branches: &[(String, ObjectId)],
-) -> Result<(Vec<(String, ObjectId)>, Vec<(String, String)>)> {
+) -> Result<(Branches, Vec<(String, String)>)> {
     let mut keep = Vec::new();
     let mut dropped = Vec::new();
     for (name, head) in branches {

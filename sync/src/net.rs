@@ -302,7 +302,11 @@ impl Handler {
             let (m, _) = crate::membership::load(&repo).ok()?;
             Some(m.members().map(|(id, _)| *id).collect())
         };
-        let mut last = self.repo.branch_head(crate::membership::BRANCH).ok().flatten();
+        let mut last = self
+            .repo
+            .branch_head(crate::membership::BRANCH)
+            .ok()
+            .flatten();
         let mut before = members_now();
         loop {
             tokio::time::sleep(MEMBERSHIP_POLL).await;

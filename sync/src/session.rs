@@ -894,7 +894,12 @@ where
                 peer.fmt_short()
             );
             let why = format!("{}; {} objects sent", standing.describe(), stats.objects);
-            blocking(|| audit::record(repo, Entry::new(Some(peer), "pull", Decision::Accepted, why)));
+            blocking(|| {
+                audit::record(
+                    repo,
+                    Entry::new(Some(peer), "pull", Decision::Accepted, why),
+                )
+            });
         }
         Intent::Push => {
             let body = wire.expect(kind::PUSH).await?;
@@ -957,7 +962,12 @@ where
                 stats.objects,
                 names.join(", ")
             );
-            blocking(|| audit::record(repo, Entry::new(Some(peer), "push", Decision::Accepted, why)));
+            blocking(|| {
+                audit::record(
+                    repo,
+                    Entry::new(Some(peer), "push", Decision::Accepted, why),
+                )
+            });
         }
     }
     Ok(())

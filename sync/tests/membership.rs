@@ -589,7 +589,10 @@ fn membership_replicates_through_the_sync_protocol() {
     );
     let (m1, f1) = membership::load(&r1).unwrap();
     assert_eq!(m1.role_of(&x.public()), Some(Role::Reader));
-    assert!(f1.is_empty(), "nothing of the refused push is in the membership");
+    assert!(
+        f1.is_empty(),
+        "nothing of the refused push is in the membership"
+    );
     assert_eq!(r1.branch_head(BRANCH).unwrap(), before);
     // Its own view never counted it.
     let (_, f2) = membership::load(&r2).unwrap();

@@ -104,7 +104,10 @@ impl Fleet {
 /// An owner with one commit, serving.
 fn owner_serving(f: &Fleet) -> (PathBuf, Server) {
     let a = f.repo("a");
-    first_commit(&a, &[("README", b"hello\n"), ("docs/index.md", b"# docs\n")]);
+    first_commit(
+        &a,
+        &[("README", b"hello\n"), ("docs/index.md", b"# docs\n")],
+    );
     let s = serve(&a, None);
     (a, s)
 }
@@ -193,7 +196,12 @@ fn a_scoped_writer_is_refused_outside_its_scope_and_accepted_inside() {
     );
     // Outside: one good commit and one bad one on a branch; the push is refused whole.
     edit_on(&w, "mixed", &[("docs/ok.md", b"fine\n")], "inside");
-    edit_on(&w, "mixed", &[("src/main.rs", b"fn main() {}\n")], "outside");
+    edit_on(
+        &w,
+        "mixed",
+        &[("src/main.rs", b"fn main() {}\n")],
+        "outside",
+    );
     let bad = head(&w, "mixed");
     let err = refused(&w, &["push", "origin", "mixed"]);
     assert!(err.contains("src/main.rs"), "{err}");
@@ -227,7 +235,8 @@ fn plant_change(repo: &Path, key: &SecretKey, op: &Op) -> String {
     let name = membership::file_name(&env).unwrap();
     let mut cs = r.change_set(membership::BRANCH).unwrap();
     let path = RepoPath::parse(format!("{}/{name}", membership::CHANGES_DIR)).unwrap();
-    cs.put_bytes(&path, EntryKind::File, env.as_bytes()).unwrap();
+    cs.put_bytes(&path, EntryKind::File, env.as_bytes())
+        .unwrap();
     let sig = Signature {
         name: b"forger".to_vec(),
         email: Vec::new(),
@@ -276,9 +285,7 @@ fn a_forged_membership_change_is_refused_everywhere() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let failed = v["branches_failed"].as_array().unwrap();
     assert!(
-        failed
-            .iter()
-            .any(|x| x["branch"] == membership::BRANCH),
+        failed.iter().any(|x| x["branch"] == membership::BRANCH),
         "{v}"
     );
     assert_eq!(members(&c), before);
@@ -369,9 +376,21 @@ fn an_allow_list_becomes_the_membership_with_nothing_lost_and_hero_branches_are_
     }
     let mut want = vec![
         (id(&a), "owner".to_owned(), Vec::new()),
-        (peers[0].public().to_string(), "writer".to_owned(), Vec::new()),
-        (peers[1].public().to_string(), "reader".to_owned(), Vec::new()),
-        (peers[2].public().to_string(), "writer".to_owned(), Vec::new()),
+        (
+            peers[0].public().to_string(),
+            "writer".to_owned(),
+            Vec::new(),
+        ),
+        (
+            peers[1].public().to_string(),
+            "reader".to_owned(),
+            Vec::new(),
+        ),
+        (
+            peers[2].public().to_string(),
+            "writer".to_owned(),
+            Vec::new(),
+        ),
     ];
     want.sort();
     assert_eq!(members(&a), want);

@@ -145,4 +145,81 @@ fn main() {
         scopes: Vec::new(),
     });
     run("1,000 owners", &build(ops, &owner), false);
+    decide_and_check(&owner);
+}
+
+/// Time to decide one connection (ADR 0018: `gate::standing`, loading the membership, then
+/// from the cache), and the scope check of a push of 1,000 new commits by a scoped writer
+/// against the same push by an owner, whose commits are not walked (the check bypassed).
+fn decide_and_check(owner: &SecretKey) {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::init(dir.path().join("r.hero")).unwrap();
+    let writer = key(1);
+    let stranger = key(2);
+    let m = membership::init(&repo, owner, "owner", T0).unwrap();
+    let add = Op::Add {
+        target: writer.public(),
+        name: "w".into(),
+        role: Role::Writer,
+        scopes: vec!["services/web/**".into()],
+    };
+    membership::append(&repo, &m.change(owner, &add, T0).unwrap()).unwrap();
+    let sig = Signature {
+        name: b"bench".to_vec(),
+        email: Vec::new(),
+        time: 1,
+        tz_offset_minutes: 0,
+    };
+    let path = |i: u32| RepoPath::parse(format!("services/web/f{}.txt", i % 50)).unwrap();
+    let mut cs = repo.change_set("main").unwrap();
+    cs.put_bytes(&path(0), EntryKind::File, b"base").unwrap();
+    cs.commit(CommitMeta::new(sig.clone(), "base"), Expect::Latest)
+        .unwrap();
+    let mut head = None;
+    for i in 0..1000u32 {
+        let mut cs = repo.change_set("pushed").unwrap();
+        cs.put_bytes(&path(i), EntryKind::File, format!("v{i}").as_bytes())
+            .unwrap();
+        head = Some(
+            cs.commit(CommitMeta::new(sig.clone(), "c"), Expect::Latest)
+                .unwrap()
+                .id,
+        );
+    }
+    let head = head.unwrap();
+    // The pushed commits are stored but no ref of this side reaches them, as on arrival.
+    repo.update_branch("pushed", Some(head), None, "bench")
+        .unwrap();
+    let t = Instant::now();
+    let s = hero_sync::gate::standing(&repo, &writer.public()).unwrap();
+    let cold = t.elapsed();
+    let mut warm = std::time::Duration::MAX;
+    for _ in 0..100 {
+        let t = Instant::now();
+        let _ = hero_sync::gate::standing(&repo, &stranger.public()).unwrap();
+        warm = warm.min(t.elapsed());
+    }
+    let pushed = vec![("pushed".to_owned(), head)];
+    let mut checked = std::time::Duration::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let r = hero_sync::gate::check_push(&repo, &s, &writer.public(), &pushed).unwrap();
+        checked = checked.min(t.elapsed());
+        assert!(r.is_none());
+    }
+    let so = hero_sync::gate::standing(&repo, &owner.public()).unwrap();
+    let mut bypassed = std::time::Duration::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let _ = hero_sync::gate::check_push(&repo, &so, &owner.public(), &pushed).unwrap();
+        bypassed = bypassed.min(t.elapsed());
+    }
+    println!(
+        "decide one connection: {:.2} ms loading the membership, {:.3} ms from the cache; \
+         scope check of a 1,000-commit push: {:.1} ms (owner, not walked: {:.3} ms)",
+        cold.as_secs_f64() * 1e3,
+        warm.as_secs_f64() * 1e3,
+        checked.as_secs_f64() * 1e3,
+        bypassed.as_secs_f64() * 1e3,
+    );
 }

@@ -155,7 +155,7 @@ pub fn host_name() -> String {
 /// Loads the key and the membership, upgrading a repository that has none yet.
 pub fn load(repo: &Repo, path: &Path) -> Result<(SecretKey, Membership)> {
     let key = hero_sync::load_or_create_key(path)?;
-    if let Some(up) = membership::ensure(repo, &key, &host_name(), audit::now_ms())? {
+    if let Some(up) = hero_sync::gate::ensure_membership(repo, &key, &host_name())? {
         audit::record(
             repo,
             Entry::new(

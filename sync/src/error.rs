@@ -128,6 +128,9 @@ pub enum SyncError {
     /// A peer's membership history was not taken: it brings a change that breaks the rules.
     #[error("the peer's membership was not taken: {0}")]
     MembershipRefused(String),
+    /// A peer's history was not taken: a commit in it fails the checks of ADR 0018.
+    #[error("history refused: {0}")]
+    HistoryRefused(String),
     /// The local repository failed.
     #[error(transparent)]
     Store(#[from] hero_store::Error),

@@ -117,10 +117,14 @@ pub struct PushRefusal {
 
 impl std::fmt::Display for PushRefusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "branch {}", self.branch)?;
-        if let Some(c) = &self.commit {
-            write!(f, ", commit {}", c.short())?;
+        let mut parts = Vec::new();
+        if !self.branch.is_empty() {
+            parts.push(format!("branch {}", self.branch));
         }
+        if let Some(c) = &self.commit {
+            parts.push(format!("commit {}", c.short()));
+        }
+        write!(f, "{}", parts.join(", "))?;
         if let Some(p) = &self.path {
             write!(f, ", path {p}")?;
         }
@@ -281,6 +285,90 @@ pub fn filter_pulled(
         keep.push((name.clone(), *head));
     }
     Ok((keep, dropped))
+}
+
+/// Puts a repository under membership on first use ([`membership::ensure`]) and, when it
+/// upgraded one, vouches as its first owner for every branch head and tagged commit already
+/// there: the history made before membership stays acceptable to every peer (ADR 0018).
+pub fn ensure_membership(
+    repo: &Repo,
+    key: &SecretKey,
+    name: &str,
+) -> Result<Option<membership::Upgrade>> {
+    let up = membership::ensure(repo, key, name, crate::audit::now_ms())?;
+    if up.is_some() {
+        vouch_everything(repo, key)?;
+    }
+    Ok(up)
+}
+
+/// Vouches, as owner `key`, for every branch head (hero's own aside) and tagged commit.
+pub fn vouch_everything(repo: &Repo, key: &SecretKey) -> Result<usize> {
+    let view = repo.view()?;
+    let mut heads: Vec<ObjectId> = view
+        .branches()?
+        .into_iter()
+        .filter(|(n, _)| !membership::is_reserved(n))
+        .map(|(_, id)| id)
+        .collect();
+    for (_, v) in view.tags()? {
+        if let RefValue::Commit(id) = v {
+            heads.push(id);
+        }
+    }
+    drop(view);
+    crate::commitsig::vouch(repo, key, &heads)
+}
+
+/// After a git import by `key`'s node: an owner vouches for every head (as at an upgrade); a
+/// writer signs every commit no member signed yet as its own, so its scopes bound what it
+/// imported (ADR 0018). What it signed.
+pub fn vouch_import(repo: &Repo, key: &SecretKey) -> Result<usize> {
+    if !membership::is_enforced(repo)? {
+        return Ok(0);
+    }
+    let m = membership_of(repo)?;
+    match m.role_of(&key.public()) {
+        Some(Role::Owner) => vouch_everything(repo, key),
+        Some(Role::Writer) => {
+            let view = repo.view()?;
+            let mut stack: Vec<ObjectId> = view
+                .branches()?
+                .into_iter()
+                .filter(|(n, _)| !membership::is_reserved(n))
+                .map(|(_, id)| id)
+                .collect();
+            let mut seen = IdSet::default();
+            let mut todo = Vec::new();
+            while let Some(c) = stack.pop() {
+                if !seen.insert(c) {
+                    continue;
+                }
+                stack.extend(view.commit(&c)?.parents);
+                if crate::commitsig::stored(repo, &c)?.is_empty() {
+                    todo.push(c);
+                }
+            }
+            drop(view);
+            let heads = m.heads().to_vec();
+            let sigs: Vec<_> = todo
+                .iter()
+                .map(|c| {
+                    (
+                        *c,
+                        crate::commitsig::CommitSig::sign(
+                            key,
+                            crate::commitsig::Kind::Made,
+                            c,
+                            &heads,
+                        ),
+                    )
+                })
+                .collect();
+            crate::commitsig::store(repo, &sigs)
+        }
+        _ => Ok(0),
+    }
 }
 
 /// Lets `peer` in as a writer (the daemon's configured peers): through the membership when the

@@ -47,6 +47,7 @@ pub mod merge;
 
 pub mod access;
 pub mod audit;
+pub mod commitsig;
 mod error;
 pub mod gate;
 pub mod gossip;

@@ -176,9 +176,7 @@ pub async fn serve(repo: Arc<Repo>, key: SecretKey, cfg: &NetConfig) -> Result<S
 
 /// Puts the repository under membership before it serves (ADR 0018).
 fn prepare(repo: &Repo, key: &SecretKey) -> Result<()> {
-    if let Some(up) =
-        crate::membership::ensure(repo, key, "", crate::audit::now_ms()).map_err(SyncError::from)?
-    {
+    if let Some(up) = crate::gate::ensure_membership(repo, key, "")? {
         tracing::info!(
             "membership: upgraded from the allow list ({} peers; {} entries skipped)",
             up.added.len(),
@@ -406,15 +404,22 @@ impl ProtocolHandler for Handler {
             conn.close(3u32.into(), b"busy");
             return Ok(());
         };
-        let _live = {
-            let id = conn.stable_id();
-            if let Ok(mut m) = self.live.lock() {
-                m.entry(peer).or_default().push((id, conn.clone()));
-            }
-            LiveSlot {
-                live: self.live.clone(),
-                peer,
-                id,
+        // Counted among the connections to close on removal once a session admits the peer
+        // (a refused one is answered, not cut off).
+        let _live = LiveSlot {
+            live: self.live.clone(),
+            peer,
+            id: conn.stable_id(),
+        };
+        let admitted = {
+            let (live, conn) = (self.live.clone(), conn.clone());
+            move || {
+                if let Ok(mut m) = live.lock() {
+                    let v = m.entry(peer).or_default();
+                    if !v.iter().any(|(i, _)| *i == conn.stable_id()) {
+                        v.push((conn.stable_id(), conn.clone()));
+                    }
+                }
             }
         };
         // One session per stream; a pooled client opens the next stream on the same
@@ -437,7 +442,9 @@ impl ProtocolHandler for Handler {
             };
             sessions += 1;
             let mut wire = Wire::new(recv, send);
-            let result = session::serve_as(&mut wire, &self.repo, &peer, Some(&self.key)).await;
+            let result =
+                session::serve_as(&mut wire, &self.repo, &peer, Some(&self.key), Some(&admitted))
+                    .await;
             if result.is_ok() {
                 tracing::info!("sync: session with {peer} done");
                 let _ = wire.writer().finish();

@@ -543,6 +543,14 @@ where
     }
     let ask = blocking(|| Ask::of(repo, &welcome.branches, &welcome.tags))?;
     let stats = transfer::receive_objects(wire, repo, &ask, progress).await?;
+    let ordinary: Vec<ObjectId> = welcome
+        .branches
+        .iter()
+        .filter(|(n, _)| !membership::is_reserved(n))
+        .map(|(_, id)| *id)
+        .chain(welcome.tags.iter().map(|(_, v)| v.id()))
+        .collect();
+    let new_commits = fetch_signatures(wire, repo, &ordinary).await?;
     let reason = format!("pull from {}", peer.fmt_short());
     let mut report = SyncReport {
         transfer: stats,
@@ -567,8 +575,53 @@ where
             tracing::debug!("sync: branch {name} of {peer} left out: {why}");
         }
     }
+    // Every new commit is checked end to end (ADR 0018): one that fails keeps every branch of
+    // this pull where it was.
+    let incoming = kept
+        .iter()
+        .find(|(n, _)| n == membership::BRANCH)
+        .map(|(_, id)| *id);
+    let kept = if blocking(|| membership::is_enforced(repo))? {
+        match blocking(|| crate::commitsig::check(repo, incoming, &new_commits))? {
+            None => kept,
+            Some(r) => {
+                let text = format!(
+                    "commit {}{}: {}",
+                    r.commit.short(),
+                    r.path
+                        .as_deref()
+                        .map(|p| format!(", path {p}"))
+                        .unwrap_or_default(),
+                    r.rule
+                );
+                tracing::warn!("sync: history from {peer} refused: {text}");
+                blocking(|| {
+                    let mut e = Entry::new(Some(peer), "pull", Decision::Refused, text.clone())
+                        .rule(r.rule.clone());
+                    e.commit = Some(r.commit.to_hex());
+                    e.path = r.path.clone();
+                    audit::record(repo, e)
+                });
+                let (refused, rest): (Vec<_>, Vec<_>) = kept
+                    .into_iter()
+                    .partition(|(n, _)| !membership::is_reserved(n));
+                for (name, _) in refused {
+                    let e = SyncError::HistoryRefused(text.clone());
+                    report.branches_failed.push((name, e.into()));
+                }
+                rest
+            }
+        }
+    } else {
+        kept
+    };
     let welcome = Welcome {
         branches: kept,
+        tags: if report.branches_failed.is_empty() {
+            welcome.tags
+        } else {
+            Vec::new()
+        },
         ..welcome
     };
     let (new_branches, new_tags) =
@@ -692,6 +745,7 @@ where
     let wants = wire.expect(kind::WANTS).await?;
     let advertised = advertised(&ours, &our_tags);
     let stats = transfer::send_objects(wire, repo, &wants, &advertised, progress).await?;
+    send_signatures(wire, repo, None).await?;
     let (k, body) = wire.recv_any().await?;
     if k == kind::ERROR {
         let mut d = Dec::new(&body);
@@ -750,19 +804,21 @@ where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
 {
-    serve_as(wire, repo, peer, None).await
+    serve_as(wire, repo, peer, None, None).await
 }
 
 /// The most bytes a peer that is not a member may send: one JOIN message.
 const MAX_STRANGER_MESSAGE: usize = 1024;
 
 /// The server's side of one session with `peer` over `wire`; `key` (this node's) lets a peer
-/// that presents a valid invitation in (ADR 0018).
+/// that presents a valid invitation in (ADR 0018); `admitted` is called once the peer is let
+/// in (the server then counts the connection among those to close if the peer is removed).
 pub async fn serve_as<R, W>(
     wire: &mut Wire<R, W>,
     repo: &Repo,
     peer: &EndpointId,
     key: Option<&SecretKey>,
+    admitted: Option<&(dyn Fn() + Send + Sync)>,
 ) -> Result<()>
 where
     R: AsyncRead + Unpin + Send,
@@ -809,6 +865,9 @@ where
             me: String::new(),
         });
     };
+    if let Some(f) = admitted {
+        f();
+    }
     let (k, body) = match first {
         Some(f) => f,
         None => wire.recv_any().await?,
@@ -887,6 +946,7 @@ where
             let wants = wire.expect(kind::WANTS).await?;
             let advertised = advertised(&our_branches, &our_tags);
             let stats = transfer::send_objects(wire, repo, &wants, &advertised, None).await?;
+            send_signatures(wire, repo, key).await?;
             tracing::info!(
                 "sync: sent {} objects ({} bytes) to {}",
                 stats.objects,
@@ -916,7 +976,28 @@ where
                     )));
                 }
             }
-            if let Some(r) = blocking(|| gate::check_push(repo, &standing, peer, &pushed))? {
+            let ordinary: Vec<ObjectId> = pushed
+                .iter()
+                .filter(|(n, _)| !membership::is_reserved(n))
+                .map(|(_, id)| *id)
+                .chain(pushed_tags.iter().map(|(_, v)| v.id()))
+                .collect();
+            let new_commits = fetch_signatures(wire, repo, &ordinary).await?;
+            let incoming = pushed
+                .iter()
+                .find(|(n, _)| n == membership::BRANCH)
+                .map(|(_, id)| *id);
+            let mut refusal = blocking(|| gate::check_push(repo, &standing, peer, &pushed))?;
+            if refusal.is_none() && standing.membership.is_some() {
+                refusal = blocking(|| crate::commitsig::check(repo, incoming, &new_commits))?
+                    .map(|r| gate::PushRefusal {
+                        branch: String::new(),
+                        commit: Some(r.commit),
+                        path: r.path,
+                        rule: r.rule,
+                    });
+            }
+            if let Some(r) = refusal {
                 let text = r.to_string();
                 blocking(|| {
                     let mut e = Entry::new(Some(peer), "push", Decision::Refused, text.clone())
@@ -1031,6 +1112,56 @@ where
             })
         }
     }
+}
+
+/// This node's key, for signing its own commits as they are sent: the key beside the
+/// repository file (none for a repository without one, e.g. in memory).
+fn own_key(repo: &Repo) -> Option<SecretKey> {
+    let path = crate::identity::key_path(repo.path());
+    if !path.exists() {
+        return None;
+    }
+    crate::identity::load_or_create_key(repo.path()).ok()
+}
+
+/// Sender side of the signature exchange: answers the receiver's SIG_WANT.
+async fn send_signatures<R, W>(wire: &mut Wire<R, W>, repo: &Repo, key: Option<&SecretKey>) -> Result<()>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    let body = wire.expect(kind::SIG_WANT).await?;
+    let ids = Dec::new(&body).ids()?;
+    let key = key.cloned().or_else(|| blocking(|| own_key(repo)));
+    let sigs = blocking(|| crate::commitsig::for_sending(repo, key.as_ref(), &ids))?;
+    let mut m = Enc::new(kind::SIGS);
+    m.0.extend_from_slice(&crate::commitsig::encode_list(&sigs));
+    wire.send(&m).await?;
+    wire.flush().await
+}
+
+/// Receiver side: asks for the signatures of the commits the transfer brought (those of
+/// `heads` that no ref here reaches) and stores the ones that verify. The new commits.
+async fn fetch_signatures<R, W>(
+    wire: &mut Wire<R, W>,
+    repo: &Repo,
+    heads: &[ObjectId],
+) -> Result<Vec<ObjectId>>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    let new = blocking(|| crate::commitsig::new_commits(repo, heads))?;
+    let mut m = Enc::new(kind::SIG_WANT);
+    m.ids(&new);
+    wire.send(&m).await?;
+    wire.flush().await?;
+    let body = wire.expect(kind::SIGS).await?;
+    let sigs = crate::commitsig::decode_list(&body)?;
+    let asked: hero_store::IdSet = new.iter().copied().collect();
+    let sigs: Vec<_> = sigs.into_iter().filter(|(c, _)| asked.contains(c)).collect();
+    blocking(|| crate::commitsig::store(repo, &sigs))?;
+    Ok(new)
 }
 
 /// The client's side of a join: presents the invitation's secret and a name, and waits for the

@@ -58,6 +58,10 @@ pub mod kind {
     pub const JOIN: u8 = 14;
     /// Server → client: the invitation was accepted; the role granted. The hello follows.
     pub const JOINED: u8 = 15;
+    /// Receiver → sender, after the objects: the new commits whose signatures it wants.
+    pub const SIG_WANT: u8 = 16;
+    /// Sender → receiver: the signatures it has of those commits (ADR 0018).
+    pub const SIGS: u8 = 17;
 }
 
 /// Error codes of an ERROR message.

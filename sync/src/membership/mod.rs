@@ -417,6 +417,15 @@ pub fn load(repo: &Repo) -> Result<(Membership, Vec<Refusal>), MembershipError> 
     Ok((m, r))
 }
 
+/// The stored change files (name, bytes), with those of the history of `extra` (a membership
+/// head that arrived) too.
+pub fn stored_files(
+    repo: &Repo,
+    extra: Option<ObjectId>,
+) -> Result<Vec<(String, Vec<u8>)>, MembershipError> {
+    Ok(read_stored_with(repo, extra)?.0)
+}
+
 /// Whether the repository lives under a membership (a pinned genesis or a membership branch);
 /// one that does not is governed by its allow list until it is upgraded.
 pub fn is_enforced(repo: &Repo) -> Result<bool, MembershipError> {

@@ -317,10 +317,9 @@ fn sync(e: &hero_sync::SyncError) -> Found {
             Kind::Refused,
             Some("ask an owner of the repository for a new invitation (heroctl invite)".to_owned()),
         )),
-        E::PushRefused { .. }
-        | E::NotOwner(_)
-        | E::MembershipRefused(_)
-        | E::HistoryRefused(_) => kind(Kind::Refused),
+        E::PushRefused { .. } | E::NotOwner(_) | E::MembershipRefused(_) | E::HistoryRefused(_) => {
+            kind(Kind::Refused)
+        }
         E::BadScope(_) => kind(Kind::Usage),
         E::Membership(m) => membership(m),
         E::BadTicket { .. } | E::BadId(_) => kind(Kind::Usage),

@@ -442,9 +442,14 @@ impl ProtocolHandler for Handler {
             };
             sessions += 1;
             let mut wire = Wire::new(recv, send);
-            let result =
-                session::serve_as(&mut wire, &self.repo, &peer, Some(&self.key), Some(&admitted))
-                    .await;
+            let result = session::serve_as(
+                &mut wire,
+                &self.repo,
+                &peer,
+                Some(&self.key),
+                Some(&admitted),
+            )
+            .await;
             if result.is_ok() {
                 tracing::info!("sync: session with {peer} done");
                 let _ = wire.writer().finish();

@@ -989,12 +989,14 @@ where
                 .map(|(_, id)| *id);
             let mut refusal = blocking(|| gate::check_push(repo, &standing, peer, &pushed))?;
             if refusal.is_none() && standing.membership.is_some() {
-                refusal = blocking(|| crate::commitsig::check(repo, incoming, &new_commits))?
-                    .map(|r| gate::PushRefusal {
-                        branch: String::new(),
-                        commit: Some(r.commit),
-                        path: r.path,
-                        rule: r.rule,
+                refusal =
+                    blocking(|| crate::commitsig::check(repo, incoming, &new_commits))?.map(|r| {
+                        gate::PushRefusal {
+                            branch: String::new(),
+                            commit: Some(r.commit),
+                            path: r.path,
+                            rule: r.rule,
+                        }
                     });
             }
             if let Some(r) = refusal {
@@ -1125,7 +1127,11 @@ fn own_key(repo: &Repo) -> Option<SecretKey> {
 }
 
 /// Sender side of the signature exchange: answers the receiver's SIG_WANT.
-async fn send_signatures<R, W>(wire: &mut Wire<R, W>, repo: &Repo, key: Option<&SecretKey>) -> Result<()>
+async fn send_signatures<R, W>(
+    wire: &mut Wire<R, W>,
+    repo: &Repo,
+    key: Option<&SecretKey>,
+) -> Result<()>
 where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
@@ -1159,7 +1165,10 @@ where
     let body = wire.expect(kind::SIGS).await?;
     let sigs = crate::commitsig::decode_list(&body)?;
     let asked: hero_store::IdSet = new.iter().copied().collect();
-    let sigs: Vec<_> = sigs.into_iter().filter(|(c, _)| asked.contains(c)).collect();
+    let sigs: Vec<_> = sigs
+        .into_iter()
+        .filter(|(c, _)| asked.contains(c))
+        .collect();
     blocking(|| crate::commitsig::store(repo, &sigs))?;
     Ok(new)
 }

@@ -450,3 +450,111 @@ fn an_open_session_of_a_removed_member_is_closed_when_the_removal_arrives() {
             .any(|e| e["action"] == "close" && e["decision"] == "refused")
     );
 }
+
+#[test]
+fn an_out_of_scope_commit_relayed_through_an_owner_is_refused_by_a_third_peer() {
+    use hero_sync::commitsig::{CommitSig, Kind};
+    let f = Fleet::new();
+    let (o, so) = owner_serving(&f);
+    let (w, p) = (f.repo("w"), f.repo("p"));
+    ok(
+        &w,
+        &[
+            "join",
+            &invite(&o, &["--role", "writer", "--scope", "docs/**"]),
+        ],
+    );
+    ok(&p, &["join", &invite(&o, &["--role", "writer"])]);
+    // The owner holds a commit W made outside its scope, signed by W (as a compromised or
+    // careless owner could: it took it without checking).
+    let wkey = key_of(&w);
+    let evil = {
+        let r = Repo::open(&o).unwrap();
+        let m = hero_sync::gate::membership_of(&r).unwrap();
+        let mut cs = r.change_set("relayed").unwrap();
+        cs.put_bytes(
+            &RepoPath::parse("src/evil.rs").unwrap(),
+            EntryKind::File,
+            b"evil\n",
+        )
+        .unwrap();
+        let mut meta = CommitMeta::new(
+            Signature {
+                name: b"w".to_vec(),
+                email: Vec::new(),
+                time: 1_800_000_000,
+                tz_offset_minutes: 0,
+            },
+            "outside docs/".to_owned(),
+        );
+        meta.extra.push(hero_sync::peer_header(&wkey.public()));
+        let id = cs.commit(meta, Expect::Latest).unwrap().id;
+        let sig = CommitSig::sign(&wkey, Kind::Made, &id, m.heads());
+        assert_eq!(hero_sync::commitsig::store(&r, &[(id, sig)]).unwrap(), 1);
+        id.to_hex()
+    };
+    // A third peer pulling from the owner refuses that history, whole, and says why.
+    let before = head(&p, "main");
+    let out = run(&p, &["pull", &so.ticket]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(REFUSED), "{err}");
+    assert!(err.contains("src/evil.rs"), "{err}");
+    assert!(err.contains("docs/**"), "{err}");
+    assert_eq!(head(&p, "relayed"), "");
+    assert_eq!(head(&p, "main"), before);
+    let log = audit(&p, &id(&o));
+    let e = log
+        .iter()
+        .find(|e| e["action"] == "pull" && e["decision"] == "refused")
+        .expect("the refusal is audited");
+    assert_eq!(e["commit"], evil.as_str());
+    assert_eq!(e["path"], "src/evil.rs");
+    // Commits inside W's scope, made and pushed by W, reach the third peer through the owner.
+    edit(&w, &[("docs/fine.md", b"fine\n")], "inside");
+    ok(&w, &["push", "origin", "main"]);
+    ok(&o, &["branch", "-d", "relayed"]);
+    ok(&p, &["pull", &so.ticket]);
+    assert_eq!(head(&p, "main"), head(&w, "main"));
+}
+
+#[test]
+fn git_imports_are_vouched_for_by_the_importer_within_its_scope() {
+    let f = Fleet::new();
+    let (o, so) = owner_serving(&f);
+    let (w, p) = (f.repo("w"), f.repo("p"));
+    ok(
+        &w,
+        &[
+            "join",
+            &invite(&o, &["--role", "writer", "--scope", "docs/**"]),
+        ],
+    );
+    ok(&p, &["join", &invite(&o, &["--role", "reader"])]);
+    let src = f.dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    crate::cli::git(&src, &["init", "-q", "-b", "main"]);
+    std::fs::create_dir_all(src.join("docs")).unwrap();
+    std::fs::write(src.join("docs/a.md"), "one\n").unwrap();
+    crate::cli::git(&src, &["add", "-A"]);
+    crate::cli::git(&src, &["commit", "-qm", "docs only"]);
+    let src = src.to_str().unwrap();
+    // Inside its scope, a writer's import is signed by it and accepted.
+    ok(&w, &["import", "git", src, "--branch-prefix", "in/"]);
+    ok(&w, &["push", "origin", "in/main"]);
+    // Outside its scope: refused, the imported commit named.
+    let src2 = f.dir.join("src2");
+    std::fs::create_dir_all(&src2).unwrap();
+    crate::cli::git(&src2, &["init", "-q", "-b", "main"]);
+    std::fs::write(src2.join("setup.sh"), "rm -rf /\n").unwrap();
+    crate::cli::git(&src2, &["add", "-A"]);
+    crate::cli::git(&src2, &["commit", "-qm", "outside"]);
+    let src2 = src2.to_str().unwrap();
+    ok(&w, &["import", "git", src2, "--branch-prefix", "out/"]);
+    let err = refused(&w, &["push", "origin", "out/main"]);
+    assert!(err.contains("setup.sh"), "{err}");
+    // An owner's import is vouched for by the owner: every peer takes it.
+    ok(&o, &["import", "git", src2, "--branch-prefix", "owner/"]);
+    ok(&p, &["pull", &so.ticket]);
+    assert_eq!(head(&p, "owner/main"), head(&o, "owner/main"));
+    assert_eq!(head(&p, "in/main"), head(&o, "in/main"));
+}

@@ -92,6 +92,11 @@ fn run(label: &str, envs: &[Envelope], commit_each: bool) {
 
 fn main() {
     let owner = key(0);
+    // `-- checks`: only the connection and push lines.
+    if std::env::args().any(|a| a == "checks") {
+        decide_and_check(&owner);
+        return;
+    }
     // 1,000 changes on 100 members.
     let n = 100u32;
     let mut ops = Vec::new();
@@ -214,12 +219,44 @@ fn decide_and_check(owner: &SecretKey) {
         let _ = hero_sync::gate::check_push(&repo, &so, &owner.public(), &pushed).unwrap();
         bypassed = bypassed.min(t.elapsed());
     }
+    // Signatures: the writer signs its 1,000 commits (what the sender does once, lazily), then
+    // the receiver's end-to-end check (signature, cited membership, own changes, scopes).
+    let commits = hero_sync::commitsig::new_commits(&repo, &[head]).unwrap();
+    assert_eq!(commits.len(), 1000);
+    let mheads = s.membership.as_ref().unwrap().heads().to_vec();
+    let t = Instant::now();
+    let sigs: Vec<_> = commits
+        .iter()
+        .map(|c| {
+            (
+                *c,
+                hero_sync::commitsig::CommitSig::sign(
+                    &writer,
+                    hero_sync::commitsig::Kind::Made,
+                    c,
+                    &mheads,
+                ),
+            )
+        })
+        .collect();
+    hero_sync::commitsig::store(&repo, &sigs).unwrap();
+    let signed = t.elapsed();
+    let mut sig_checked = std::time::Duration::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let r = hero_sync::commitsig::check(&repo, None, &commits).unwrap();
+        sig_checked = sig_checked.min(t.elapsed());
+        assert!(r.is_none(), "{r:?}");
+    }
     println!(
         "decide one connection: {:.2} ms loading the membership, {:.3} ms from the cache; \
-         scope check of a 1,000-commit push: {:.1} ms (owner, not walked: {:.3} ms)",
+         push of 1,000 commits: pusher's scope check {:.1} ms (owner, not walked: {:.3} ms); \
+         signing them {:.1} ms; signature and scope check of each {:.1} ms",
         cold.as_secs_f64() * 1e3,
         warm.as_secs_f64() * 1e3,
         checked.as_secs_f64() * 1e3,
         bypassed.as_secs_f64() * 1e3,
+        signed.as_secs_f64() * 1e3,
+        sig_checked.as_secs_f64() * 1e3,
     );
 }

@@ -257,3 +257,55 @@ pub fn read(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn line(time_ms: i64, reason: &str) -> Entry {
+        Entry {
+            time_ms,
+            peer: Some("p".into()),
+            action: "pull".into(),
+            decision: Decision::Accepted,
+            reason: reason.into(),
+            commit: None,
+            path: None,
+            rule: None,
+        }
+    }
+
+    #[test]
+    fn lines_survive_reopening_and_retention_bounds_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.hero");
+        let repo = Repo::init(&path).unwrap();
+        repo.set_setting(MAX_BYTES_KEY, Some(b"8192")).unwrap();
+        repo.set_setting(RETENTION_KEY, Some(b"30")).unwrap();
+        // One line older than the retention, then enough young ones to pass the limit.
+        record(&repo, line(now_ms() - 40 * 86_400_000, "old"));
+        for i in 0..200 {
+            record(&repo, line(now_ms(), &format!("young {i}")));
+        }
+        let size = std::fs::metadata(log_path(&path)).unwrap().len();
+        assert!(size <= 8192, "{size}");
+        let lines = read(&path, None, None).unwrap();
+        assert!(lines.iter().all(|e| e.reason != "old"));
+        // The newest are kept, in order, and survive a reopening.
+        assert_eq!(lines.last().unwrap().reason, "young 199");
+        drop(repo);
+        let repo = Repo::open(&path).unwrap();
+        record(&repo, line(now_ms(), "after"));
+        let again = read(&path, None, None).unwrap();
+        assert_eq!(again.len(), lines.len() + 1);
+        assert_eq!(again.last().unwrap().reason, "after");
+        // Filters.
+        assert!(read(&path, Some("q"), None).unwrap().is_empty());
+        assert!(
+            read(&path, None, Some(now_ms() + 60_000))
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

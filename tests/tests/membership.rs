@@ -178,6 +178,22 @@ fn a_readers_push_is_refused_and_audited() {
         .expect("the push is in the audit log");
     assert_eq!(e["decision"], "refused");
     assert_eq!(e["rule"], "readers may not push");
+    // `--since`: a duration ago, or a date.
+    let recent = json(&a, &["audit", "--since", "1h"]);
+    assert!(
+        recent
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["action"] == "push")
+    );
+    let future = json(&a, &["audit", "--since", "2999-01-01"]);
+    assert!(future.as_array().unwrap().is_empty());
+    let text = ok(&a, &["audit", "--peer", &id(&r)]);
+    assert!(
+        text.contains("REFUSED") && text.contains("readers may not push"),
+        "{text}"
+    );
     // Pulling is fine.
     ok(&r, &["pull", &sa.ticket]);
 }

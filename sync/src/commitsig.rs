@@ -345,6 +345,10 @@ pub fn new_commits(repo: &Repo, heads: &[ObjectId]) -> Result<Vec<ObjectId>> {
             continue;
         }
         let Ok(commit) = view.commit(&c) else {
+            // An annotated tag: what it points at (tags of trees or blobs change no path).
+            if let Ok(t) = view.tag(&c) {
+                stack.push(t.target);
+            }
             continue;
         };
         stack.extend(commit.parents);

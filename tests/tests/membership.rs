@@ -223,6 +223,10 @@ fn a_scoped_writer_is_refused_outside_its_scope_and_accepted_inside() {
     assert!(err.contains("src/main.rs"), "{err}");
     assert!(err.contains(&bad[..12]), "{err}");
     assert_eq!(head(&a, "mixed"), "", "nothing of a refused push moves");
+    // Its objects stay on the receiver until gc; offered again, it is checked again.
+    let err = refused(&w, &["push", "origin", "mixed"]);
+    assert!(err.contains("src/main.rs"), "{err}");
+    assert_eq!(head(&a, "mixed"), "");
     let log = audit(&a, &id(&w));
     let e = log
         .iter()

@@ -60,7 +60,9 @@ Exit codes:
   1  internal or other error (a bug, a full disk, an I/O error)
   2  usage: a wrong command line, an invalid name or ticket
   3  not found: no repository, unknown revision, branch, path or remote
-  4  refused: a ref moved or exists, a peer refused, not allowed, read-only
+  4  refused: a ref moved or exists, a peer refused (not a member, a reader pushing, a path
+     outside a writer's scopes, an unsigned commit, an invitation used, expired or forged),
+     a reserved hero/ branch, read-only
   5  corrupt: a corrupt object or repository, a file that is not a repository
      (also `verify` when it finds corrupt or missing objects)
   6  network: a peer unreachable, a connection lost or timed out, a protocol error

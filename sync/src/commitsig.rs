@@ -166,8 +166,8 @@ pub fn store(repo: &Repo, sigs: &[(ObjectId, CommitSig)]) -> Result<usize> {
     Ok(good.len())
 }
 
-/// Signs, as `key`'s node, the commits of `commits` it made (whose `hero-peer` header names it)
-/// and has not signed yet, citing the membership heads it has now. Lazy: a commit is signed
+/// Signs, as `key`'s node, the commits of `commits` it made (whose `hero-peer` header names it,
+/// or that name no maker and are not merges) and has not signed yet, citing the membership heads it has now. Lazy: a commit is signed
 /// the first time it is sent.
 pub fn sign_own(repo: &Repo, key: &SecretKey, commits: &[ObjectId]) -> Result<usize> {
     let me = key.public();
@@ -178,8 +178,13 @@ pub fn sign_own(repo: &Repo, key: &SecretKey, commits: &[ObjectId]) -> Result<us
         let Ok(commit) = view.commit(c) else {
             continue;
         };
-        if commit.header(hero_store::PEER_HEADER) != Some(me_text.as_bytes()) {
-            continue;
+        // Its own commits; and commits that name no maker (made here by code that records
+        // none, e.g. a mount's recovery commit): the first member to send one vouches for it,
+        // within its own scopes. Merges sync makes are recomputed by receivers instead.
+        match commit.header(hero_store::PEER_HEADER) {
+            Some(h) if h == me_text.as_bytes() => {}
+            None if commit.parents.len() < 2 => {}
+            _ => continue,
         }
         if repo.xref(&xref_key(c, &me))?.is_some() {
             continue;

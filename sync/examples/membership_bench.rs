@@ -95,6 +95,7 @@ fn main() {
     // `-- checks`: only the connection and push lines.
     if std::env::args().any(|a| a == "checks") {
         decide_and_check(&owner);
+        push_end_to_end();
         return;
     }
     // 1,000 changes on 100 members.
@@ -258,5 +259,122 @@ fn decide_and_check(owner: &SecretKey) {
         bypassed.as_secs_f64() * 1e3,
         signed.as_secs_f64() * 1e3,
         sig_checked.as_secs_f64() * 1e3,
+    );
+}
+
+/// A push of 1,000 commits by a scoped writer over the real protocol (an in-memory pipe), into
+/// a repository under membership (signatures fetched and every commit checked) and into one
+/// that is not (the allow list: signatures exchanged the same, nothing checked).
+fn push_end_to_end() {
+    use hero_sync::session;
+    use hero_sync::wire::Wire;
+    let owner = key(0);
+    let writer = key(1);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pipe = |server: &Repo,
+                client: &Repo,
+                peer: hero_sync::EndpointId,
+                me: hero_sync::EndpointId,
+                push: bool| {
+        let (a, b) = tokio::io::duplex(256 << 10);
+        let (ar, aw) = tokio::io::split(a);
+        let (br, bw) = tokio::io::split(b);
+        rt.block_on(async {
+            let serve = async {
+                let mut w = Wire::new(br, bw);
+                let r = session::serve(&mut w, server, &me).await;
+                use tokio::io::AsyncWriteExt;
+                let _ = w.writer().shutdown().await;
+                r
+            };
+            let run = async {
+                let mut w = Wire::new(ar, aw);
+                if push {
+                    session::push(&mut w, client, &peer, &me, None, None).await
+                } else {
+                    session::pull(&mut w, client, &peer, &me, None).await
+                }
+            };
+            let (s, c) = tokio::join!(serve, run);
+            s.unwrap();
+            c.unwrap()
+        })
+    };
+    let sig = Signature {
+        name: b"bench".to_vec(),
+        email: Vec::new(),
+        time: 1,
+        tz_offset_minutes: 0,
+    };
+    let mut line = Vec::new();
+    for enforced in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Repo::init(dir.path().join("s.hero")).unwrap();
+        let client = Repo::init(dir.path().join("c.hero")).unwrap();
+        // Each side's key beside its repository, as heroctl keeps it.
+        for (repo, k) in [(&client, &writer), (&server, &owner)] {
+            let hex: String = k.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+            std::fs::write(hero_sync::key_path(repo.path()), hex + "\n").unwrap();
+        }
+        if enforced {
+            let m = membership::init(&server, &owner, "owner", T0).unwrap();
+            let add = Op::Add {
+                target: writer.public(),
+                name: "w".into(),
+                role: Role::Writer,
+                scopes: vec!["services/web/**".into()],
+            };
+            membership::append(&server, &m.change(&owner, &add, T0).unwrap()).unwrap();
+        } else {
+            hero_sync::access::allow(&server, &writer.public(), hero_sync::Access::ReadWrite)
+                .unwrap();
+        }
+        let mut cs = server.change_set("main").unwrap();
+        cs.put_bytes(
+            &RepoPath::parse("services/web/f0.txt").unwrap(),
+            EntryKind::File,
+            b"base",
+        )
+        .unwrap();
+        cs.commit(CommitMeta::new(sig.clone(), "base"), Expect::Latest)
+            .unwrap();
+        let r = pipe(&server, &client, owner.public(), writer.public(), false);
+        assert!(r.branches_failed.is_empty(), "{:?}", r.branches_failed);
+        for i in 0..1000u32 {
+            let mut cs = client.change_set("main").unwrap();
+            cs.put_bytes(
+                &RepoPath::parse(format!("services/web/f{}.txt", i % 50)).unwrap(),
+                EntryKind::File,
+                format!("v{i}").as_bytes(),
+            )
+            .unwrap();
+            let mut meta = CommitMeta::new(sig.clone(), "c");
+            meta.extra.push(hero_sync::peer_header(&writer.public()));
+            cs.commit(meta, Expect::Latest).unwrap();
+        }
+        let t = Instant::now();
+        let r = pipe(&server, &client, owner.public(), writer.public(), true);
+        let took = t.elapsed();
+        assert_eq!(r.transfer.commits, 1000);
+        assert_eq!(
+            server.branch_head("main").unwrap(),
+            client.branch_head("main").unwrap()
+        );
+        line.push(format!(
+            "{}: {:.0} ms",
+            if enforced {
+                "checked (membership)"
+            } else {
+                "unchecked (allow list)"
+            },
+            took.as_secs_f64() * 1e3
+        ));
+    }
+    println!(
+        "push of 1,000 commits end to end, signed on the way: {}",
+        line.join(", ")
     );
 }

@@ -118,6 +118,29 @@ fn show_time(sig: &Signature) -> String {
     }
 }
 
+/// The branch named, or the repository's default branch, for a command that writes to it:
+/// hero's reserved branches (`hero/...`, the membership) are refused.
+pub fn writable_branch(repo: &Repo, branch: Option<String>) -> Result<String> {
+    let b = or_default_branch(repo, branch)?;
+    check_writable(&b)?;
+    Ok(b)
+}
+
+/// Refuses hero's reserved branch names (`hero/...`) for ordinary commands.
+pub fn check_writable(branch: &str) -> Result<()> {
+    if hero_sync::membership::is_reserved(branch) {
+        return Err(crate::error::tagged_hint(
+            Kind::Refused,
+            format!(
+                "branch {branch} is reserved: only hero writes {}* branches",
+                hero_sync::membership::RESERVED_PREFIX
+            ),
+            "change the membership with `heroctl member`",
+        ));
+    }
+    Ok(())
+}
+
 /// The branch named, or the repository's default branch.
 pub fn or_default_branch(repo: &Repo, branch: Option<String>) -> Result<String> {
     match branch {
@@ -275,9 +298,31 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 std::fs::create_dir_all(parent)
                     .with_context(|| format!("creating {}", parent.display()))?;
             }
-            Repo::init(&path).with_context(|| format!("creating {}", path.display()))?;
+            let repo = Repo::init(&path).with_context(|| format!("creating {}", path.display()))?;
+            // The node that creates the repository is its first owner (ADR 0017, 0018).
+            let key = hero_sync::load_or_create_key(&path)?;
+            let m = hero_sync::membership::init(
+                &repo,
+                &key,
+                &crate::member::host_name(),
+                hero_sync::audit::now_ms(),
+            )
+            .with_context(|| format!("starting the membership of {}", path.display()))?;
+            hero_sync::audit::record(
+                &repo,
+                hero_sync::audit::Entry::new(
+                    Some(&key.public()),
+                    "membership",
+                    hero_sync::audit::Decision::Accepted,
+                    "genesis: this node is the first owner",
+                ),
+            );
             if json {
-                print_json(&json!({ "repository": path }))?;
+                print_json(&json!({
+                    "repository": path,
+                    "owner": key.public().to_string(),
+                    "genesis": m.genesis().map(|g| g.to_string()),
+                }))?;
             } else {
                 outln!("Initialized empty hero store in {}", path.display())?;
             }
@@ -343,6 +388,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             crate::daemon::config_command(&repo_path(&cli.repo)?, json, what)?
         }
         Command::Sync(c) => crate::sync::run(&cli.repo, json, c)?,
+        Command::Membership(c) => crate::member::run(&cli.repo, json, c)?,
         Command::History(c) => crate::history::run(&open_repo(&cli.repo)?, c, json)?,
         Command::Completions { shell } => {
             refuse_json(json, "completions", "it prints a shell script")?;
@@ -727,7 +773,11 @@ fn diff_side(
 }
 
 fn cmd_branch(repo: &Repo, a: BranchArgs, json: bool) -> Result<()> {
+    if let Some(name) = a.name.as_deref() {
+        check_writable(name)?;
+    }
     if let Some(name) = a.default {
+        check_writable(&name)?;
         if repo.branch_head(&name)?.is_none() {
             return Err(tagged(Kind::NotFound, format!("no branch {name}")));
         }
@@ -741,7 +791,9 @@ fn cmd_branch(repo: &Repo, a: BranchArgs, json: bool) -> Result<()> {
     }
     match a.name {
         None => {
-            let branches = repo.branches()?;
+            // Hero's own branches (the membership) are not the user's: `heroctl member list`.
+            let mut branches = repo.branches()?;
+            branches.retain(|(n, _)| !hero_sync::membership::is_reserved(n));
             let default = repo.default_branch()?;
             if json {
                 let items: Vec<_> = branches

@@ -60,7 +60,9 @@ Exit codes:
   1  internal or other error (a bug, a full disk, an I/O error)
   2  usage: a wrong command line, an invalid name or ticket
   3  not found: no repository, unknown revision, branch, path or remote
-  4  refused: a ref moved or exists, a peer refused, not allowed, read-only
+  4  refused: a ref moved or exists, a peer refused (not a member, a reader pushing, a path
+     outside a writer's scopes, an unsigned commit, an invitation used, expired or forged),
+     a reserved hero/ branch, read-only
   5  corrupt: a corrupt object or repository, a file that is not a repository
      (also `verify` when it finds corrupt or missing objects)
   6  network: a peer unreachable, a connection lost or timed out, a protocol error
@@ -212,6 +214,9 @@ fn classify_one(cause: &(dyn std::error::Error + 'static)) -> Found {
     if let Some(e) = cause.downcast_ref::<hero_sync::SyncError>() {
         return sync(e);
     }
+    if let Some(e) = cause.downcast_ref::<hero_sync::membership::MembershipError>() {
+        return membership(e);
+    }
     if let Some(e) = cause.downcast_ref::<hero_sync::merge::MergeError>() {
         return merge(e);
     }
@@ -310,6 +315,15 @@ fn sync(e: &hero_sync::SyncError) -> Found {
         }
         // Their messages say what to run on the serving peer.
         E::NotAllowed { .. } | E::ReadOnly { .. } | E::RepoMismatch { .. } => kind(Kind::Refused),
+        E::InvitationRefused { .. } => Some((
+            Kind::Refused,
+            Some("ask an owner of the repository for a new invitation (heroctl invite)".to_owned()),
+        )),
+        E::PushRefused { .. } | E::NotOwner(_) | E::MembershipRefused(_) | E::HistoryRefused(_) => {
+            kind(Kind::Refused)
+        }
+        E::BadScope(_) => kind(Kind::Usage),
+        E::Membership(m) => membership(m),
         E::BadTicket { .. } | E::BadId(_) => kind(Kind::Usage),
         E::UnknownRemote(_) => kind(Kind::NotFound),
         // `Merge` has its source in the chain; `Store` and `Io` are transparent (their inner
@@ -317,6 +331,17 @@ fn sync(e: &hero_sync::SyncError) -> Found {
         E::Merge { .. } => None,
         E::Store(s) => store(s),
         E::Io(io_err) => io(io_err),
+        _ => kind(Kind::Internal),
+    }
+}
+
+fn membership(e: &hero_sync::membership::MembershipError) -> Found {
+    use hero_sync::membership::MembershipError as E;
+    match e {
+        E::Refused(_) | E::AlreadyInitialized => kind(Kind::Refused),
+        E::Store(s) => store(s),
+        E::Sync(s) => sync(s),
+        E::Envelope(_) => kind(Kind::Usage),
         _ => kind(Kind::Internal),
     }
 }

@@ -91,6 +91,12 @@ fn import_one(repo: &mut Repo, a: &ImportGitArgs, json: bool) -> Result<()> {
     let report = import_git(repo, &a.path, &opts)
         .with_context(|| format!("importing {}", a.path.display()))?;
     bar.finish_and_clear();
+    // The importing node vouches for what it imported: an owner for the heads, a writer by
+    // signing each commit, bounded by its scopes (ADR 0018).
+    if report.commits > 0 {
+        let key = hero_sync::load_or_create_key(repo.path())?;
+        hero_sync::gate::vouch_import(repo, &key).context("signing the imported commits")?;
+    }
     // A big import leaves many free pages behind (copy-on-write); give them back.
     let compacted = if report.commits > 0 {
         match repo.compact() {

@@ -12,7 +12,7 @@ use hero_store::{
 };
 use serde_json::json;
 
-use crate::commands::{author_for, or_default_branch};
+use crate::commands::{author_for, writable_branch as or_default_branch};
 use crate::output::{outln, print_json};
 
 /// Commands that find and restore earlier states.

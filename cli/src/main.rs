@@ -8,6 +8,7 @@ mod daemon;
 mod error;
 mod git;
 mod history;
+mod member;
 mod output;
 mod serve;
 mod sync;
@@ -132,6 +133,9 @@ pub enum Command {
     /// Replication: id, clone, pull, push, sync, remote, allow, conflicts.
     #[command(flatten)]
     Sync(sync::SyncCommand),
+    /// Membership: member, invite, join, audit.
+    #[command(flatten)]
+    Membership(member::MembershipCommand),
     /// Earlier states: reflog, restore, revert, undo.
     #[command(flatten)]
     History(history::HistoryCommand),

@@ -41,7 +41,10 @@ pub struct DavArgs {
 /// The branch named, or the default branch of the repository at `repo`.
 fn default_branch(repo: &Path, branch: Option<String>) -> Result<String> {
     match branch {
-        Some(b) => Ok(b),
+        Some(b) => {
+            crate::commands::check_writable(&b)?;
+            Ok(b)
+        }
         None => {
             let r = crate::commands::with_open_context(hero_store::Repo::open(repo), repo)?;
             Ok(r.default_branch()?)

@@ -18,7 +18,7 @@ use crate::output::{bytes, count, outln, print_json, progress_bar};
 /// The replication commands.
 #[derive(Subcommand, Debug)]
 pub enum SyncCommand {
-    /// Print this repository's endpoint id (what peers put on their allow list).
+    /// Print this repository's node id (what an owner adds with `heroctl member add`).
     Id,
     /// Copy a repository from a peer: init, `remote add origin`, pull.
     Clone(CloneArgs),
@@ -30,7 +30,7 @@ pub enum SyncCommand {
     Sync(PullArgs),
     /// Saved peers.
     Remote(RemoteArgs),
-    /// Who may connect to `heroctl serve`.
+    /// Aliases of `member`: `allow add ID [--read-only]`, `allow remove ID`, `allow list`.
     Allow(AllowArgs),
     /// List the conflicts recorded by merges whose copies are still there.
     Conflicts(ConflictsArgs),
@@ -225,7 +225,7 @@ pub fn run(cli_repo: &Option<PathBuf>, json: bool, cmd: SyncCommand) -> Result<(
             }
         }
         SyncCommand::Remote(a) => remote(&open(&path)?, a.what, json)?,
-        SyncCommand::Allow(a) => allow(&open(&path)?, a.what, json)?,
+        SyncCommand::Allow(a) => allow(&open(&path)?, &path, a.what, json)?,
         SyncCommand::Conflicts(a) => {
             let repo = open(&path)?;
             let branch = crate::commands::or_default_branch(&repo, a.branch)?;
@@ -263,7 +263,7 @@ pub fn run(cli_repo: &Option<PathBuf>, json: bool, cmd: SyncCommand) -> Result<(
     Ok(())
 }
 
-/// `heroctl serve` without a subcommand: answers the peers on the allow list.
+/// `heroctl serve` without a subcommand: answers the repository's members.
 pub fn serve(cli_repo: &Option<PathBuf>, json: bool, a: SyncServeArgs) -> Result<()> {
     let path = repo_path(cli_repo)?;
     let repo = Arc::new(open(&path)?);
@@ -303,7 +303,7 @@ pub fn serve(cli_repo: &Option<PathBuf>, json: bool, a: SyncServeArgs) -> Result
         if json {
             print_json(&json!({ "ticket": ticket, "id": server.ticket().id().to_string() }))?;
         } else {
-            outln!("serving {} to the peers on its allow list", path.display())?;
+            outln!("serving {} to its members", path.display())?;
             outln!("ticket: {ticket}")?;
         }
         {
@@ -329,7 +329,10 @@ fn clone(cli_path: &Path, a: CloneArgs, json: bool) -> Result<()> {
             .and_then(|(_, t)| t.parse::<Ticket>().ok());
         let resumable = match &origin {
             Some(t) => t.id() == ticket.id(),
-            None => repo.branches()?.is_empty(),
+            None => repo
+                .branches()?
+                .iter()
+                .all(|(n, _)| hero_sync::membership::is_reserved(n)),
         };
         if !resumable {
             return Err(tagged_hint(
@@ -352,6 +355,25 @@ fn clone(cli_path: &Path, a: CloneArgs, json: bool) -> Result<()> {
     };
     hero_sync::access::add_remote(&repo, "origin", &ticket)?;
     hero_sync::access::allow(&repo, &ticket.id(), Access::ReadWrite)?;
+    // An empty repository (`heroctl init` then `clone`) gives up its own lone membership for
+    // its source's: a clone belongs to the repository it copies.
+    if hero_sync::access::remotes(&repo)?.len() == 1
+        && repo
+            .branches()?
+            .iter()
+            .all(|(n, _)| hero_sync::membership::is_reserved(n))
+        && repo.branch_head(hero_sync::membership::BRANCH)?.is_some()
+    {
+        let (m, _) = hero_sync::membership::load(&repo)?;
+        if m.accepted_changes().len() <= 1 {
+            repo.force_branch(
+                hero_sync::membership::BRANCH,
+                None,
+                "clone: the source's membership replaces this repository's own",
+            )?;
+            repo.set_setting(hero_sync::membership::GENESIS_KEY, None)?;
+        }
+    }
     let r = pull(&repo, &path, &ticket, &a.net, json).with_context(|| {
         format!(
             "cloning into {} (the repository is kept: run the same command again to resume)",
@@ -575,57 +597,37 @@ fn remote(repo: &Repo, what: RemoteCommand, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn allow(repo: &Repo, what: AllowCommand, json: bool) -> Result<()> {
-    match what {
+/// `allow` is kept as an alias of `member`: `allow add ID` adds a writer (`--read-only`: a
+/// reader) or changes a member's role to that; `allow remove` and `allow list` are `member
+/// remove` and `member list`.
+fn allow(repo: &Repo, path: &Path, what: AllowCommand, json: bool) -> Result<()> {
+    use crate::member::{MemberCommand, RoleArg};
+    let cmd = match what {
         AllowCommand::Add { id, read_only } => {
-            let id = hero_sync::parse_endpoint_id(&id)?;
-            let access = if read_only {
-                Access::ReadOnly
+            let role = if read_only {
+                RoleArg::Reader
             } else {
-                Access::ReadWrite
+                RoleArg::Writer
             };
-            hero_sync::access::allow(repo, &id, access)?;
-            if json {
-                print_json(&json!({ "id": id.to_string(), "read_only": read_only }))?;
+            let target = hero_sync::parse_endpoint_id(&id)?;
+            let (_, m) = crate::member::load(repo, path)?;
+            if m.role_of(&target).is_some() {
+                MemberCommand::Role {
+                    id,
+                    role,
+                    scopes: Vec::new(),
+                }
             } else {
-                outln!(
-                    "allowed {id}{}",
-                    if read_only { " (read-only)" } else { "" }
-                )?;
-            }
-        }
-        AllowCommand::Remove { id } => {
-            let id = hero_sync::parse_endpoint_id(&id)?;
-            if !hero_sync::access::disallow(repo, &id)? {
-                return Err(tagged(
-                    Kind::NotFound,
-                    format!("{id} was not on the allow list"),
-                ));
-            }
-            if json {
-                print_json(&json!({ "removed": id.to_string() }))?;
-            } else {
-                outln!("removed {id} from the allow list")?;
-            }
-        }
-        AllowCommand::List => {
-            let list = hero_sync::access::allowed(repo)?;
-            if json {
-                let v: Vec<_> = list
-                    .iter()
-                    .map(|(id, a)| json!({ "id": id, "read_only": *a == Access::ReadOnly }))
-                    .collect();
-                print_json(&serde_json::Value::Array(v))?;
-            } else {
-                for (id, a) in list {
-                    let a = match a {
-                        Access::ReadOnly => "read-only",
-                        Access::ReadWrite => "read-write",
-                    };
-                    outln!("{id}\t{a}")?;
+                MemberCommand::Add {
+                    id,
+                    role,
+                    scopes: Vec::new(),
+                    name: String::new(),
                 }
             }
         }
-    }
-    Ok(())
+        AllowCommand::Remove { id } => MemberCommand::Remove { id },
+        AllowCommand::List => MemberCommand::List,
+    };
+    crate::member::member(repo, path, cmd, json)
 }

@@ -13,7 +13,7 @@ use clap::Args;
 use hero_store::{CheckoutOptions, CheckoutRecord, ObjectId, Repo, RepoPath, SnapshotOptions};
 use serde_json::json;
 
-use crate::commands::{CommitArgs, or_default_branch};
+use crate::commands::{CommitArgs, writable_branch as or_default_branch};
 use crate::error::{Kind, tagged};
 use crate::history::{files_at, files_below, new_meta};
 use crate::output::{bytes, count, outln, print_json, progress_bar};

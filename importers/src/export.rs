@@ -85,6 +85,10 @@ pub fn export_git(
     let view = repo.view()?;
     let mut branches = Vec::new();
     for (name, head) in view.branches()? {
+        // Hero's own branches (`hero/...`, the membership) are not history to export.
+        if name.starts_with("hero/") {
+            continue;
+        }
         if let Some(short) = name.strip_prefix(&opts.branch_prefix) {
             branches.push((short.to_owned(), head));
         }

@@ -938,10 +938,11 @@ impl View {
                 return Ok(guess.to_owned());
             }
         }
+        // Hero's own branches (`hero/...`, the membership) are never the default.
         Ok(branches
             .into_iter()
-            .next()
             .map(|(b, _)| b)
+            .find(|b| !b.starts_with("hero/"))
             .unwrap_or_else(|| "main".to_owned()))
     }
 

@@ -14,10 +14,10 @@ pub enum SyncError {
         /// What the network layer said.
         reason: String,
     },
-    /// The peer does not have this repository's endpoint id on its allow list.
+    /// The peer does not count this repository's node among its members (or allow list).
     #[error(
-        "peer {peer} does not allow this repository (endpoint id {me}); \
-         on the serving peer run: heroctl allow add {me}"
+        "peer {peer} does not allow this repository (node id {me}): it is not a member; \
+         on a peer of an owner run: heroctl member add {me} --role writer"
     )]
     NotAllowed {
         /// The peer that refused.
@@ -27,8 +27,8 @@ pub enum SyncError {
     },
     /// The peer allows us to pull only.
     #[error(
-        "peer {peer} allows this repository to pull only; on the serving peer run: \
-         heroctl allow add {me} (without --read-only) to allow pushing"
+        "peer {peer} allows this repository to pull only (a reader); an owner runs: \
+         heroctl member role {me} writer to allow pushing"
     )]
     ReadOnly {
         /// The peer that refused.
@@ -100,6 +100,37 @@ pub enum SyncError {
         #[source]
         source: crate::merge::MergeError,
     },
+    /// The membership could not be read or changed.
+    #[error(transparent)]
+    Membership(Box<crate::membership::MembershipError>),
+    /// Only an owner may do this.
+    #[error("this node ({0}) is not an owner of the repository's membership")]
+    NotOwner(String),
+    /// A path scope that is not a valid glob.
+    #[error("invalid scope: {0}")]
+    BadScope(String),
+    /// The peer refused an invitation.
+    #[error("invitation refused by peer {peer}: {reason}")]
+    InvitationRefused {
+        /// The peer that refused.
+        peer: String,
+        /// Why.
+        reason: String,
+    },
+    /// The peer refused a push, whole, because of one commit or change.
+    #[error("push refused by peer {peer}: {reason}")]
+    PushRefused {
+        /// The peer that refused.
+        peer: String,
+        /// Which branch, commit, path and rule.
+        reason: String,
+    },
+    /// A peer's membership history was not taken: it brings a change that breaks the rules.
+    #[error("the peer's membership was not taken: {0}")]
+    MembershipRefused(String),
+    /// A peer's history was not taken: a commit in it fails the checks of ADR 0018.
+    #[error("history refused: {0}")]
+    HistoryRefused(String),
     /// The local repository failed.
     #[error(transparent)]
     Store(#[from] hero_store::Error),
@@ -110,6 +141,15 @@ pub enum SyncError {
 
 /// Result with [`SyncError`].
 pub type Result<T, E = SyncError> = std::result::Result<T, E>;
+
+impl From<crate::membership::MembershipError> for SyncError {
+    fn from(e: crate::membership::MembershipError) -> Self {
+        match e {
+            crate::membership::MembershipError::Sync(s) => s,
+            e => SyncError::Membership(Box::new(e)),
+        }
+    }
+}
 
 impl SyncError {
     pub(crate) fn protocol(msg: impl Into<String>) -> Self {

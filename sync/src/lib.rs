@@ -7,19 +7,23 @@
 //! # Identity and access
 //!
 //! Each repository has an ed25519 key in `<repository file>.key` (mode 0600); its public half
-//! is the endpoint id ([`endpoint_id`]) that commits record ([`peer_header`]) and that peers
-//! put on their allow list ([`access`], settings `sync/allow/<id>`). The server checks the
-//! connecting endpoint id (authenticated by iroh's TLS) before it reads or says anything.
+//! is the node (endpoint) id ([`endpoint_id`]) that commits record ([`peer_header`]). Who may
+//! do what is the repository's [`membership`] (ADRs 0017, 0018; [`gate`]): the server decides
+//! from the connecting node id (authenticated by iroh's TLS) before it says anything; a
+//! non-member may only present an [`invite`]. Every decision goes to the [`audit`] log. A
+//! repository never upgraded to membership falls back to its allow list ([`access`]).
 //!
 //! # The protocol ([`wire::ALPN`], one bidirectional stream, length-prefixed frames)
 //!
+//! 0. Only a client that is not a member yet: `JOIN` (invitation secret, name); server →
+//!    `JOINED` (role) or `ERROR` (invitation refused). The hello follows on the same stream.
 //! 1. client → `HELLO` (magic, version, repository id, intent pull/push, empty?, the branches
 //!    the session is about: none means every ref, then a digest of its refs, which when equal
 //!    to the server's ends the session after a welcome that lists nothing);
 //!    server → `ERROR` (not allowed, incompatible version, repository mismatch, read-only)
-//!    or `WELCOME` (version, repository id, access, branches, tags, default branch); with
-//!    named branches it advertises only those and no tags, and the receiver's haves follow
-//!    only their history (protocol 5, ADR 0019).
+//!    or `WELCOME` (version, repository id, access, branches, tags, default branch, pinned
+//!    membership genesis); with named branches it advertises only those and no tags, and the
+//!    receiver's haves follow only their history (protocol 5, ADRs 0018 and 0019).
 //! 2. The receiver → `WANTS`: the advertised ids it lacks, a bitmap of the advertised refs it
 //!    has, and — only when it lacks something — haves (its other heads plus first-parent
 //!    ancestors of the branches it receives, [`transfer::haves_of`]) (ADR 0011).
@@ -38,7 +42,11 @@
 //!    (`View::prepare_received`), keeps it in the form it came in, sorts each transaction's
 //!    records by id and writes them in that order (`Batch::put_prepared_sorted`), skips objects
 //!    it already has, and refuses new objects nothing asked for.
-//! 6. Then branches move: created, fast-forwarded, or merged with [`merge::merge`]
+//! 6. The receiver → `SIG_WANT`: the commits new to it; the sender → `SIGS`: their signatures
+//!    ([`commitsig`], its own signed first). The receiver checks the membership history and
+//!    every new commit (ADR 0018); a push that fails is answered `ERROR` (push refused), a
+//!    pull that fails takes no branch.
+//! 7. Then branches move: created, fast-forwarded, or merged with [`merge::merge`]
 //!    (deterministic: both peers make the same merge commit); tags are created when missing.
 //!    A push is the same exchange the other way, and the server answers `PUSH_RESULT`.
 //!
@@ -50,9 +58,13 @@
 pub mod merge;
 
 pub mod access;
+pub mod audit;
+pub mod commitsig;
 mod error;
+pub mod gate;
 pub mod gossip;
 pub mod identity;
+pub mod invite;
 pub mod membership;
 pub mod net;
 pub mod pool;

@@ -133,6 +133,7 @@ pub fn ticket_of(ep: &Endpoint) -> Ticket {
 pub struct Server {
     router: Router,
     ticket: Ticket,
+    watcher: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -149,23 +150,62 @@ impl Server {
 
     /// Stops accepting and closes connections.
     pub async fn shutdown(self) {
+        self.watcher.abort();
         if let Err(e) = self.router.shutdown().await {
             tracing::warn!("sync server shutdown: {e}");
         }
     }
 }
 
-/// Serves `repo` to the peers on its allow list until [`Server::shutdown`].
+/// Serves `repo` to its members until [`Server::shutdown`]. A repository without a membership
+/// is upgraded first (its allow list becomes the membership, `key`'s node the first owner).
 pub async fn serve(repo: Arc<Repo>, key: SecretKey, cfg: &NetConfig) -> Result<Server> {
-    let ep = endpoint(key, cfg, vec![ALPN.to_vec()]).await?;
+    prepare(&repo, &key)?;
+    let ep = endpoint(key.clone(), cfg, vec![ALPN.to_vec()]).await?;
     let ticket = ticket_of(&ep);
-    let handler = Handler {
-        repo,
-        sessions: Arc::new(Semaphore::new(MAX_SESSIONS)),
-        per_peer: Arc::new(Mutex::new(HashMap::new())),
-    };
+    record_ticket(&repo, &ticket);
+    let handler = Handler::new(repo, key);
+    let watcher = tokio::spawn(handler.clone().watch_membership());
     let router = Router::builder(ep).accept(ALPN, handler).spawn();
-    Ok(Server { router, ticket })
+    Ok(Server {
+        router,
+        ticket,
+        watcher,
+    })
+}
+
+/// Puts the repository under membership before it serves (ADR 0018).
+fn prepare(repo: &Repo, key: &SecretKey) -> Result<()> {
+    if let Some(up) = crate::gate::ensure_membership(repo, key, "")? {
+        tracing::info!(
+            "membership: upgraded from the allow list ({} peers; {} entries skipped)",
+            up.added.len(),
+            up.skipped.len()
+        );
+        crate::audit::record(
+            repo,
+            crate::audit::Entry::new(
+                Some(&key.public()),
+                "membership",
+                crate::audit::Decision::Accepted,
+                format!(
+                    "initial membership from the allow list: {} peers",
+                    up.added.len()
+                ),
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Remembers how this server is reached (what `heroctl invite` puts in an invitation).
+fn record_ticket(repo: &Repo, ticket: &Ticket) {
+    if let Err(e) = repo.set_setting(
+        crate::invite::TICKET_KEY,
+        Some(ticket.to_string().as_bytes()),
+    ) {
+        tracing::warn!("could not record the server's ticket: {e}");
+    }
 }
 
 /// Serves `repo` like [`serve`], and gossip on the same endpoint: the daemon's announcements
@@ -175,26 +215,146 @@ pub async fn serve_announced(
     key: SecretKey,
     cfg: &NetConfig,
 ) -> Result<(Server, iroh_gossip::Gossip)> {
-    let ep = endpoint(key, cfg, vec![ALPN.to_vec(), iroh_gossip::ALPN.to_vec()]).await?;
+    prepare(&repo, &key)?;
+    let ep = endpoint(
+        key.clone(),
+        cfg,
+        vec![ALPN.to_vec(), iroh_gossip::ALPN.to_vec()],
+    )
+    .await?;
     let ticket = ticket_of(&ep);
+    record_ticket(&repo, &ticket);
     let gossip = iroh_gossip::Gossip::builder().spawn(ep.clone());
-    let handler = Handler {
-        repo,
-        sessions: Arc::new(Semaphore::new(MAX_SESSIONS)),
-        per_peer: Arc::new(Mutex::new(HashMap::new())),
-    };
+    let handler = Handler::new(repo, key);
+    let watcher = tokio::spawn(handler.clone().watch_membership());
     let router = Router::builder(ep)
         .accept(ALPN, handler)
         .accept(iroh_gossip::ALPN, gossip.clone())
         .spawn();
-    Ok((Server { router, ticket }, gossip))
+    Ok((
+        Server {
+            router,
+            ticket,
+            watcher,
+        },
+        gossip,
+    ))
 }
+
+/// How often a server looks whether the membership changed (to close the connections of
+/// peers that were removed).
+pub const MEMBERSHIP_POLL: Duration = Duration::from_millis(200);
+
+/// Open connections, by peer: (connection's stable id, connection).
+type Live = Arc<Mutex<HashMap<EndpointId, Vec<(usize, Connection)>>>>;
 
 #[derive(Debug, Clone)]
 struct Handler {
     repo: Arc<Repo>,
+    key: SecretKey,
     sessions: Arc<Semaphore>,
     per_peer: Arc<Mutex<HashMap<EndpointId, usize>>>,
+    live: Live,
+}
+
+/// Keeps a connection in [`Handler::live`] while it is served.
+struct LiveSlot {
+    live: Live,
+    peer: EndpointId,
+    id: usize,
+}
+
+impl Drop for LiveSlot {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.live.lock()
+            && let Some(v) = m.get_mut(&self.peer)
+        {
+            v.retain(|(i, _)| *i != self.id);
+            if v.is_empty() {
+                m.remove(&self.peer);
+            }
+        }
+    }
+}
+
+impl Handler {
+    fn new(repo: Arc<Repo>, key: SecretKey) -> Handler {
+        Handler {
+            repo,
+            key,
+            sessions: Arc::new(Semaphore::new(MAX_SESSIONS)),
+            per_peer: Arc::new(Mutex::new(HashMap::new())),
+            live: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Re-evaluates the membership whenever its branch moves (a push, a pull, a local
+    /// command) and closes the open connections of peers that were members and are no longer
+    /// (a peer still presenting its invitation was never one, and is left alone).
+    async fn watch_membership(self) {
+        let repo = self.repo.clone();
+        let members_now = move || -> Option<std::collections::HashSet<EndpointId>> {
+            if !crate::membership::is_enforced(&repo).ok()? {
+                return None;
+            }
+            let (m, _) = crate::membership::load(&repo).ok()?;
+            Some(m.members().map(|(id, _)| *id).collect())
+        };
+        let mut last = self
+            .repo
+            .branch_head(crate::membership::BRANCH)
+            .ok()
+            .flatten();
+        let mut before = members_now();
+        loop {
+            tokio::time::sleep(MEMBERSHIP_POLL).await;
+            let head = match self.repo.branch_head(crate::membership::BRANCH) {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::debug!("membership watch: {e}");
+                    continue;
+                }
+            };
+            if head == last {
+                continue;
+            }
+            last = head;
+            let now = members_now();
+            let (Some(prev), Some(cur)) = (&before, &now) else {
+                before = now;
+                continue;
+            };
+            let gone: Vec<EndpointId> = prev.difference(cur).copied().collect();
+            before = now.clone();
+            for peer in gone {
+                let conns = self
+                    .live
+                    .lock()
+                    .ok()
+                    .and_then(|mut m| m.remove(&peer))
+                    .unwrap_or_default();
+                for (_, c) in &conns {
+                    c.close(4u32.into(), b"no longer a member");
+                }
+                if !conns.is_empty() {
+                    tracing::info!(
+                        "sync: closed {} connection(s) of removed peer {peer}",
+                        conns.len()
+                    );
+                    crate::audit::record(
+                        &self.repo,
+                        crate::audit::Entry::new(
+                            Some(&peer),
+                            "close",
+                            crate::audit::Decision::Refused,
+                            "open connection closed: no longer a member",
+                        )
+                        .rule("not a member"),
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// Counts one session of a peer while alive.
@@ -244,6 +404,24 @@ impl ProtocolHandler for Handler {
             conn.close(3u32.into(), b"busy");
             return Ok(());
         };
+        // Counted among the connections to close on removal once a session admits the peer
+        // (a refused one is answered, not cut off).
+        let _live = LiveSlot {
+            live: self.live.clone(),
+            peer,
+            id: conn.stable_id(),
+        };
+        let admitted = {
+            let (live, conn) = (self.live.clone(), conn.clone());
+            move || {
+                if let Ok(mut m) = live.lock() {
+                    let v = m.entry(peer).or_default();
+                    if !v.iter().any(|(i, _)| *i == conn.stable_id()) {
+                        v.push((conn.stable_id(), conn.clone()));
+                    }
+                }
+            }
+        };
         // One session per stream; a pooled client opens the next stream on the same
         // connection (crate::pool), a one-shot client closes it after the first.
         let mut sessions = 0u64;
@@ -264,7 +442,14 @@ impl ProtocolHandler for Handler {
             };
             sessions += 1;
             let mut wire = Wire::new(recv, send);
-            let result = session::serve(&mut wire, &self.repo, &peer).await;
+            let result = session::serve_as(
+                &mut wire,
+                &self.repo,
+                &peer,
+                Some(&self.key),
+                Some(&admitted),
+            )
+            .await;
             if result.is_ok() {
                 tracing::info!("sync: session with {peer} done");
                 let _ = wire.writer().finish();
@@ -290,7 +475,7 @@ impl Handler {
             Ok(()) => {}
             Err(SyncError::NotAllowed { .. }) => {
                 tracing::warn!(
-                    "sync: refused peer {peer}: not on the allow list (heroctl allow add {peer})"
+                    "sync: refused peer {peer}: not a member (heroctl member add {peer} --role writer)"
                 );
             }
             Err(e @ SyncError::Protocol(_)) => {
@@ -388,6 +573,26 @@ pub async fn push(
         branches,
         progress.as_ref(),
     )
+    .await;
+    c.close().await;
+    r
+}
+
+/// Joins with an invitation: connects to the inviting peer, presents the secret, and once
+/// admitted pulls everything (a clone when `repo` is empty).
+pub async fn join(
+    repo: &Repo,
+    key: SecretKey,
+    cfg: &NetConfig,
+    invitation: &crate::invite::Invitation,
+    name: &str,
+    progress: Option<ProgressFn>,
+) -> Result<SyncReport> {
+    let mut c = Client::connect(key, cfg, &invitation.ticket).await?;
+    let r = async {
+        session::present_invitation(&mut c.wire, &c.peer, &invitation.secret, name).await?;
+        session::pull(&mut c.wire, repo, &c.peer, &c.me, progress.as_ref()).await
+    }
     .await;
     c.close().await;
     r

@@ -2,11 +2,14 @@
 //! pull (the server sends) or a push (the server receives), then branch moves.
 
 use hero_store::{ObjectId, RefValue, Repo};
-use iroh::EndpointId;
+use iroh::{EndpointId, SecretKey};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::access::{self, Access};
+use crate::audit::{self, Decision, Entry};
 use crate::error::{Result, SyncError};
+use crate::gate;
+use crate::membership;
 use crate::transfer::{self, ProgressFn, TransferStats, blocking};
 use crate::wire::{Dec, Enc, MAGIC, VERSION, Wire, code, kind};
 
@@ -108,6 +111,21 @@ pub struct SyncReport {
     /// Both sides had the same branches and tags (their digests matched): nothing was listed
     /// or sent.
     pub same_refs: bool,
+    /// What became of the membership branch (hero's own; not among `branches`).
+    pub membership: Option<BranchUpdate>,
+}
+
+impl SyncReport {
+    /// Moves hero's own branches out of `branches` (the membership into `membership`).
+    fn set_aside_reserved(&mut self) {
+        let (reserved, user): (Vec<_>, Vec<_>) = std::mem::take(&mut self.branches)
+            .into_iter()
+            .partition(|b| membership::is_reserved(&b.branch));
+        self.branches = user;
+        self.membership = reserved
+            .into_iter()
+            .find(|b| b.branch == membership::BRANCH);
+    }
 }
 
 impl SyncReport {
@@ -177,9 +195,13 @@ pub(crate) fn hello(
 /// Most branches a hello may name.
 const MAX_NAMED: usize = 4096;
 
-/// Whether a repository has no branch yet (a clone target).
+/// Whether a repository has no branch yet (a clone target); hero's own branches (the
+/// membership) do not count.
 fn is_empty(repo: &Repo) -> Result<bool> {
-    Ok(repo.branches()?.is_empty())
+    Ok(repo
+        .branches()?
+        .iter()
+        .all(|(n, _)| membership::is_reserved(n)))
 }
 
 /// Moves `branch` to include `theirs`: create, fast-forward, or merge (deterministically), with
@@ -448,6 +470,8 @@ pub(crate) struct Welcome {
     /// The peer's refs are the same as ours (the digests matched): nothing was listed and
     /// nothing is to be exchanged.
     pub same_refs: bool,
+    /// The membership genesis the peer trusts, if it has one.
+    pub genesis: Option<automerge::ChangeHash>,
 }
 
 /// Client side of the handshake: hello, then the welcome or a refusal in words.
@@ -500,6 +524,10 @@ where
                 ours: ours.to_hex(),
                 theirs: msg,
             },
+            code::INVITE_REFUSED => SyncError::InvitationRefused {
+                peer: peer.to_string(),
+                reason: msg,
+            },
             _ => SyncError::Remote(msg),
         });
     }
@@ -524,6 +552,22 @@ where
     let same_refs = d.u8()? == 1;
     hero_store::branch_ref(&default_branch)
         .map_err(|e| SyncError::protocol(format!("bad default branch {default_branch:?}: {e}")))?;
+    let genesis = match d.u8()? {
+        0 => None,
+        _ => Some(automerge::ChangeHash(
+            d.raw(32)?
+                .try_into()
+                .map_err(|_| SyncError::protocol("bad genesis"))?,
+        )),
+    };
+    // A repository that has no membership yet (a clone, a peer from before membership) takes
+    // the one its source trusts: the ticket named the source, so the source names the root.
+    if intent == Intent::Pull
+        && let Some(g) = genesis
+        && !blocking(|| membership::is_enforced(repo))?
+    {
+        blocking(|| membership::pin_genesis(repo, &g))?;
+    }
     if repo_id != ours {
         if empty {
             access::adopt_repo_id(repo, &repo_id)?;
@@ -540,6 +584,7 @@ where
         tags,
         default_branch,
         same_refs,
+        genesis,
     })
 }
 
@@ -590,11 +635,87 @@ where
     }
     let ask = blocking(|| Ask::of(repo, &welcome.branches, &welcome.tags, only.is_some()))?;
     let stats = transfer::receive_objects(wire, repo, &ask, progress).await?;
+    let ordinary: Vec<ObjectId> = welcome
+        .branches
+        .iter()
+        .filter(|(n, _)| !membership::is_reserved(n))
+        .map(|(_, id)| *id)
+        .chain(welcome.tags.iter().map(|(_, v)| v.id()))
+        .collect();
+    let new_commits = fetch_signatures(wire, repo, &ordinary).await?;
     let reason = format!("pull from {}", peer.fmt_short());
     let mut report = SyncReport {
         transfer: stats,
         peer_heads: welcome.branches.clone(),
         ..SyncReport::default()
+    };
+    // Hero's own branches are taken only after their checks (ADR 0018).
+    let (kept, dropped) =
+        blocking(|| gate::filter_pulled(repo, welcome.genesis, &welcome.branches))?;
+    for (name, why) in dropped {
+        if name == membership::BRANCH && why.contains("refused") {
+            tracing::warn!("sync: membership from {peer} not taken: {why}");
+            blocking(|| {
+                audit::record(
+                    repo,
+                    Entry::new(Some(peer), "pull", Decision::Refused, why.clone())
+                        .rule("membership change refused"),
+                )
+            });
+            let e = SyncError::MembershipRefused(why);
+            report.branches_failed.push((name, e.into()));
+        } else {
+            tracing::debug!("sync: branch {name} of {peer} left out: {why}");
+        }
+    }
+    // Every new commit is checked end to end (ADR 0018): one that fails keeps every branch of
+    // this pull where it was.
+    let incoming = kept
+        .iter()
+        .find(|(n, _)| n == membership::BRANCH)
+        .map(|(_, id)| *id);
+    let kept = if blocking(|| membership::is_enforced(repo))? {
+        match blocking(|| crate::commitsig::check(repo, incoming, &new_commits))? {
+            None => kept,
+            Some(r) => {
+                let text = format!(
+                    "commit {}{}: {}",
+                    r.commit.short(),
+                    r.path
+                        .as_deref()
+                        .map(|p| format!(", path {p}"))
+                        .unwrap_or_default(),
+                    r.rule
+                );
+                tracing::warn!("sync: history from {peer} refused: {text}");
+                blocking(|| {
+                    let mut e = Entry::new(Some(peer), "pull", Decision::Refused, text.clone())
+                        .rule(r.rule.clone());
+                    e.commit = Some(r.commit.to_hex());
+                    e.path = r.path.clone();
+                    audit::record(repo, e)
+                });
+                let (refused, rest): (Vec<_>, Vec<_>) = kept
+                    .into_iter()
+                    .partition(|(n, _)| !membership::is_reserved(n));
+                for (name, _) in refused {
+                    let e = SyncError::HistoryRefused(text.clone());
+                    report.branches_failed.push((name, e.into()));
+                }
+                rest
+            }
+        }
+    } else {
+        kept
+    };
+    let welcome = Welcome {
+        branches: kept,
+        tags: if report.branches_failed.is_empty() {
+            welcome.tags
+        } else {
+            Vec::new()
+        },
+        ..welcome
     };
     let (new_branches, new_tags) =
         blocking(|| create_missing_refs(repo, &welcome.branches, &welcome.tags, &reason))?;
@@ -667,6 +788,7 @@ where
         .cloned()
         .collect();
     blocking(|| take_tags(repo, &rest, &reason, &mut report))?;
+    report.set_aside_reserved();
     report.bytes_in = wire.bytes_in;
     report.bytes_out = wire.bytes_out;
     Ok(report)
@@ -703,6 +825,10 @@ where
         });
     }
     let mut ours = repo.branches()?;
+    // The membership travels only to a peer that trusts the same genesis; no other branch of
+    // hero's own travels at all.
+    let same_root = welcome.genesis.is_some() && membership::pinned(repo)? == welcome.genesis;
+    ours.retain(|(n, _)| !membership::is_reserved(n) || (n == membership::BRANCH && same_root));
     if let Some(only) = branches {
         for b in only {
             if !ours.iter().any(|(n, _)| n == b) {
@@ -727,7 +853,27 @@ where
     let wants = wire.expect(kind::WANTS).await?;
     let advertised = advertised(&ours, &our_tags);
     let stats = transfer::send_objects(wire, repo, &wants, &advertised, progress).await?;
-    let body = wire.expect(kind::PUSH_RESULT).await?;
+    send_signatures(wire, repo, None).await?;
+    let (k, body) = wire.recv_any().await?;
+    if k == kind::ERROR {
+        let mut d = Dec::new(&body);
+        let c = d.u8()?;
+        let msg = d.string()?;
+        return Err(match c {
+            code::PUSH_REFUSED => SyncError::PushRefused {
+                peer: peer.to_string(),
+                reason: msg,
+            },
+            code::PROTOCOL => SyncError::Remote(format!("it says we broke the protocol: {msg}")),
+            _ => SyncError::Remote(msg),
+        });
+    }
+    if k != kind::PUSH_RESULT {
+        return Err(SyncError::protocol(format!(
+            "expected message {}, got {k}",
+            kind::PUSH_RESULT
+        )));
+    }
     let mut d = Dec::new(&body);
     let n = d.u32()? as usize;
     let mut report = SyncReport {
@@ -754,27 +900,87 @@ where
     for _ in 0..differing.min(1_000_000) {
         report.tags_differing.push(d.string()?);
     }
+    report.set_aside_reserved();
     report.bytes_in = wire.bytes_in;
     report.bytes_out = wire.bytes_out;
     Ok(report)
 }
 
 /// The server's side of one session with `peer` (whose id the transport authenticated) over
-/// `wire`.
+/// `wire`, without a key: invitations cannot be redeemed.
 pub async fn serve<R, W>(wire: &mut Wire<R, W>, repo: &Repo, peer: &EndpointId) -> Result<()>
 where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
 {
-    // Refuse strangers before reading anything they send or saying anything about us.
-    let Some(access) = access::access_of(repo, peer)? else {
-        wire.send_error(code::NOT_ALLOWED, "not allowed").await;
+    serve_as(wire, repo, peer, None, None).await
+}
+
+/// The most bytes a peer that is not a member may send: one JOIN message.
+const MAX_STRANGER_MESSAGE: usize = 1024;
+
+/// The server's side of one session with `peer` over `wire`; `key` (this node's) lets a peer
+/// that presents a valid invitation in (ADR 0018); `admitted` is called once the peer is let
+/// in (the server then counts the connection among those to close if the peer is removed).
+pub async fn serve_as<R, W>(
+    wire: &mut Wire<R, W>,
+    repo: &Repo,
+    peer: &EndpointId,
+    key: Option<&SecretKey>,
+    admitted: Option<&(dyn Fn() + Send + Sync)>,
+) -> Result<()>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    // Refuse strangers before saying anything about us; a stranger may present an
+    // invitation (one small message), nothing else.
+    let mut standing = blocking(|| gate::standing(repo, peer))?;
+    let mut first: Option<(u8, Vec<u8>)> = None;
+    if standing.access.is_none() {
+        if let Some(key) = key
+            && standing.membership.is_some()
+        {
+            let (k, body) = wire.recv_small(MAX_STRANGER_MESSAGE).await?;
+            if k == kind::JOIN {
+                let role = join(wire, repo, peer, key, &body).await?;
+                standing = blocking(|| gate::standing(repo, peer))?;
+                if standing.access.is_none() {
+                    standing.access = Some(gate::access_of_role(role));
+                }
+            } else {
+                first = Some((k, body));
+            }
+        }
+        if standing.access.is_none() {
+            let why = standing.describe();
+            blocking(|| {
+                audit::record(
+                    repo,
+                    Entry::new(Some(peer), "connect", Decision::Refused, why.clone())
+                        .rule("not a member"),
+                )
+            });
+            wire.send_error(code::NOT_ALLOWED, "not allowed").await;
+            return Err(SyncError::NotAllowed {
+                peer: peer.to_string(),
+                me: String::new(),
+            });
+        }
+    }
+    let Some(access) = standing.access else {
         return Err(SyncError::NotAllowed {
             peer: peer.to_string(),
             me: String::new(),
         });
     };
-    let (k, body) = wire.recv_any().await?;
+    if let Some(f) = admitted {
+        f();
+    }
+    let (k, body) = match first {
+        Some(f) => f,
+        None => wire.recv_any().await?,
+    };
     let mut d = Dec::new(&body);
     if k != kind::HELLO || d.rest().get(..4) != Some(MAGIC.as_slice()) {
         wire.send_error(code::PROTOCOL, "expected a hello").await;
@@ -821,6 +1027,14 @@ where
         }
     }
     if intent == Intent::Push && access != Access::ReadWrite {
+        let why = standing.describe();
+        blocking(|| {
+            audit::record(
+                repo,
+                Entry::new(Some(peer), "push", Decision::Refused, why.clone())
+                    .rule("readers may not push"),
+            )
+        });
         wire.send_error(code::READ_ONLY, "read-only").await;
         return Err(SyncError::ReadOnly {
             peer: peer.to_string(),
@@ -850,6 +1064,12 @@ where
     put_tags(&mut m, &our_tags);
     m.bytes(repo.default_branch()?.as_bytes());
     m.u8(u8::from(same));
+    match membership::pinned(repo)? {
+        Some(g) => m.u8(1).0.extend_from_slice(&g.0),
+        None => {
+            m.u8(0);
+        }
+    }
     wire.send(&m).await?;
     wire.flush().await?;
     if same {
@@ -861,12 +1081,20 @@ where
             let wants = wire.expect(kind::WANTS).await?;
             let advertised = advertised(&our_branches, &our_tags);
             let stats = transfer::send_objects(wire, repo, &wants, &advertised, None).await?;
+            send_signatures(wire, repo, key).await?;
             tracing::info!(
                 "sync: sent {} objects ({} bytes) to {}",
                 stats.objects,
                 wire.bytes_out,
                 peer.fmt_short()
             );
+            let why = format!("{}; {} objects sent", standing.describe(), stats.objects);
+            blocking(|| {
+                audit::record(
+                    repo,
+                    Entry::new(Some(peer), "pull", Decision::Accepted, why),
+                )
+            });
         }
         Intent::Push => {
             let body = wire.expect(kind::PUSH).await?;
@@ -875,15 +1103,56 @@ where
             let pushed_tags = parse_tags(&mut d)?;
             let ask = blocking(|| Ask::of(repo, &pushed, &pushed_tags, !only.is_empty()))?;
             let stats = transfer::receive_objects(wire, repo, &ask, None).await?;
-            let reason = format!("push from {}", peer.fmt_short());
-            let mut m = Enc::new(kind::PUSH_RESULT);
-            m.u32(pushed.len() as u32);
+            // Every check before any branch moves: one failing commit refuses the whole push.
             for (name, id) in &pushed {
                 if blocking(|| repo.view()?.object_type(id))?.is_none() {
                     return Err(SyncError::protocol(format!(
                         "branch {name} was pushed without its commit"
                     )));
                 }
+            }
+            let ordinary: Vec<ObjectId> = pushed
+                .iter()
+                .filter(|(n, _)| !membership::is_reserved(n))
+                .map(|(_, id)| *id)
+                .chain(pushed_tags.iter().map(|(_, v)| v.id()))
+                .collect();
+            let new_commits = fetch_signatures(wire, repo, &ordinary).await?;
+            let incoming = pushed
+                .iter()
+                .find(|(n, _)| n == membership::BRANCH)
+                .map(|(_, id)| *id);
+            let mut refusal = blocking(|| gate::check_push(repo, &standing, peer, &pushed))?;
+            if refusal.is_none() && standing.membership.is_some() {
+                refusal =
+                    blocking(|| crate::commitsig::check(repo, incoming, &new_commits))?.map(|r| {
+                        gate::PushRefusal {
+                            branch: String::new(),
+                            commit: Some(r.commit),
+                            path: r.path,
+                            rule: r.rule,
+                        }
+                    });
+            }
+            if let Some(r) = refusal {
+                let text = r.to_string();
+                blocking(|| {
+                    let mut e = Entry::new(Some(peer), "push", Decision::Refused, text.clone())
+                        .rule(r.rule.clone());
+                    e.commit = r.commit.map(|c| c.to_hex());
+                    e.path = r.path.clone();
+                    audit::record(repo, e)
+                });
+                wire.send_error(code::PUSH_REFUSED, &text).await;
+                return Err(SyncError::PushRefused {
+                    peer: peer.to_string(),
+                    reason: text,
+                });
+            }
+            let reason = format!("push from {}", peer.fmt_short());
+            let mut m = Enc::new(kind::PUSH_RESULT);
+            m.u32(pushed.len() as u32);
+            for (name, id) in &pushed {
                 let u = blocking(|| integrate(repo, name, *id, &reason))?;
                 m.bytes(name.as_bytes())
                     .u8(u.how.code())
@@ -904,7 +1173,189 @@ where
                 stats.objects,
                 peer.fmt_short()
             );
+            let names: Vec<&str> = pushed.iter().map(|(n, _)| n.as_str()).collect();
+            let why = format!(
+                "{}; {} objects received; branches {}",
+                standing.describe(),
+                stats.objects,
+                names.join(", ")
+            );
+            blocking(|| {
+                audit::record(
+                    repo,
+                    Entry::new(Some(peer), "push", Decision::Accepted, why),
+                )
+            });
         }
     }
     Ok(())
+}
+
+/// A JOIN from a peer that is not a member: redeems the invitation or refuses it (recorded
+/// either way). The role granted.
+async fn join<R, W>(
+    wire: &mut Wire<R, W>,
+    repo: &Repo,
+    peer: &EndpointId,
+    key: &SecretKey,
+    body: &[u8],
+) -> Result<membership::Role>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    let mut d = Dec::new(body);
+    let secret: [u8; 32] = d
+        .raw(32)?
+        .try_into()
+        .map_err(|_| SyncError::protocol("bad invitation"))?;
+    let name = d.string()?;
+    match blocking(|| crate::invite::redeem(repo, key, &secret, peer, &name))? {
+        Ok(role) => {
+            blocking(|| {
+                audit::record(
+                    repo,
+                    Entry::new(
+                        Some(peer),
+                        "join",
+                        Decision::Accepted,
+                        format!("invitation redeemed; added as {role}"),
+                    ),
+                )
+            });
+            let mut m = Enc::new(kind::JOINED);
+            m.u8(match role {
+                membership::Role::Owner => 1,
+                membership::Role::Writer => 2,
+                membership::Role::Reader => 3,
+            });
+            wire.send(&m).await?;
+            wire.flush().await?;
+            Ok(role)
+        }
+        Err(refusal) => {
+            let text = refusal.to_string();
+            blocking(|| {
+                audit::record(
+                    repo,
+                    Entry::new(Some(peer), "join", Decision::Refused, text.clone())
+                        .rule("invitation"),
+                )
+            });
+            wire.send_error(code::INVITE_REFUSED, &text).await;
+            Err(SyncError::InvitationRefused {
+                peer: String::new(),
+                reason: text,
+            })
+        }
+    }
+}
+
+/// This node's key, for signing its own commits as they are sent: the key beside the
+/// repository file (none for a repository without one, e.g. in memory).
+fn own_key(repo: &Repo) -> Option<SecretKey> {
+    let path = crate::identity::key_path(repo.path());
+    if !path.exists() {
+        return None;
+    }
+    crate::identity::load_or_create_key(repo.path()).ok()
+}
+
+/// Sender side of the signature exchange: answers the receiver's SIG_WANT.
+async fn send_signatures<R, W>(
+    wire: &mut Wire<R, W>,
+    repo: &Repo,
+    key: Option<&SecretKey>,
+) -> Result<()>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    let body = wire.expect(kind::SIG_WANT).await?;
+    let ids = Dec::new(&body).ids()?;
+    let key = key.cloned().or_else(|| blocking(|| own_key(repo)));
+    let sigs = blocking(|| crate::commitsig::for_sending(repo, key.as_ref(), &ids))?;
+    let mut m = Enc::new(kind::SIGS);
+    m.0.extend_from_slice(&crate::commitsig::encode_list(&sigs));
+    wire.send(&m).await?;
+    wire.flush().await
+}
+
+/// Receiver side: asks for the signatures of the commits the transfer brought (those of
+/// `heads` that no ref here reaches) and stores the ones that verify. The new commits.
+/// When every head is already where one of this side's refs points (a pull with nothing
+/// new), the history is not walked. (Present is not enough: objects of a refused push stay
+/// stored, unreferenced, until gc, and must be checked again when offered again.)
+async fn fetch_signatures<R, W>(
+    wire: &mut Wire<R, W>,
+    repo: &Repo,
+    heads: &[ObjectId],
+) -> Result<Vec<ObjectId>>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    let new = blocking(|| -> Result<Vec<ObjectId>> {
+        let view = repo.view()?;
+        let mut at: hero_store::IdSet = view.branches()?.into_iter().map(|(_, id)| id).collect();
+        at.extend(view.tags()?.into_iter().map(|(_, v)| v.id()));
+        drop(view);
+        if heads.iter().all(|h| at.contains(h)) {
+            return Ok(Vec::new());
+        }
+        crate::commitsig::new_commits(repo, heads)
+    })?;
+    let mut m = Enc::new(kind::SIG_WANT);
+    m.ids(&new);
+    wire.send(&m).await?;
+    wire.flush().await?;
+    let body = wire.expect(kind::SIGS).await?;
+    let sigs = crate::commitsig::decode_list(&body)?;
+    let asked: hero_store::IdSet = new.iter().copied().collect();
+    let sigs: Vec<_> = sigs
+        .into_iter()
+        .filter(|(c, _)| asked.contains(c))
+        .collect();
+    blocking(|| crate::commitsig::store(repo, &sigs))?;
+    Ok(new)
+}
+
+/// The client's side of a join: presents the invitation's secret and a name, and waits for the
+/// inviting peer's answer. A pull follows on the same stream.
+pub async fn present_invitation<R, W>(
+    wire: &mut Wire<R, W>,
+    peer: &EndpointId,
+    secret: &[u8; 32],
+    name: &str,
+) -> Result<()>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    let mut m = Enc::new(kind::JOIN);
+    m.0.extend_from_slice(secret);
+    m.bytes(name.as_bytes());
+    wire.send(&m).await?;
+    wire.flush().await?;
+    let (k, body) = wire.recv_any().await?;
+    let mut d = Dec::new(&body);
+    match k {
+        kind::JOINED => Ok(()),
+        kind::ERROR => {
+            let c = d.u8()?;
+            let msg = d.string()?;
+            Err(match c {
+                code::INVITE_REFUSED => SyncError::InvitationRefused {
+                    peer: peer.to_string(),
+                    reason: msg,
+                },
+                code::NOT_ALLOWED => SyncError::InvitationRefused {
+                    peer: peer.to_string(),
+                    reason: "it does not take invitations (no membership, or no key)".to_owned(),
+                },
+                _ => SyncError::Remote(msg),
+            })
+        }
+        k => Err(SyncError::protocol(format!("expected joined, got {k}"))),
+    }
 }

@@ -14,7 +14,8 @@ use crate::error::{Result, SyncError};
 /// The protocol's ALPN.
 pub const ALPN: &[u8] = b"hero-store/sync/1";
 /// The protocol version this build speaks (5: the hello may name the branches the session is
-/// about, and the welcome then advertises only those; ADR 0019).
+/// about, and the welcome then advertises only those, ADR 0019; invitations, the pinned
+/// membership genesis and commit signatures, ADR 0018).
 pub const VERSION: u32 = 5;
 /// The first bytes of a hello.
 pub const MAGIC: &[u8; 4] = b"HERO";
@@ -54,6 +55,15 @@ pub mod kind {
     /// Sender → receiver, between PACKs: the number of objects in all, when PACK_START
     /// could only say how many were listed so far.
     pub const PACK_COUNT: u8 = 13;
+    /// Client (not yet a member) → server, before its hello: an invitation's secret and the
+    /// name it asks to be known by.
+    pub const JOIN: u8 = 14;
+    /// Server → client: the invitation was accepted; the role granted. The hello follows.
+    pub const JOINED: u8 = 15;
+    /// Receiver → sender, after the objects: the new commits whose signatures it wants.
+    pub const SIG_WANT: u8 = 16;
+    /// Sender → receiver: the signatures it has of those commits (ADR 0018).
+    pub const SIGS: u8 = 17;
 }
 
 /// Error codes of an ERROR message.
@@ -70,6 +80,11 @@ pub mod code {
     pub const PROTOCOL: u8 = 5;
     /// Something failed on the sending side.
     pub const INTERNAL: u8 = 6;
+    /// An invitation was refused (unknown, used, expired).
+    pub const INVITE_REFUSED: u8 = 7;
+    /// A push was refused whole (a commit outside the pusher's scopes, a refused membership
+    /// change, a reserved branch).
+    pub const PUSH_REFUSED: u8 = 8;
 }
 
 /// How an object travels inside a PACK message.
@@ -302,16 +317,28 @@ impl<R: AsyncRead + Unpin + Send, W: AsyncWrite + Unpin + Send> Wire<R, W> {
             .map_err(|_| SyncError::Connection("the peer stopped answering".to_owned()))?
     }
 
+    /// Receives one message of at most `max` bytes, errors included (what a peer that is not
+    /// a member may send).
+    pub async fn recv_small(&mut self, max: usize) -> Result<(u8, Vec<u8>)> {
+        tokio::time::timeout(FRAME_TIMEOUT, self.recv_limited(max))
+            .await
+            .map_err(|_| SyncError::Connection("the peer stopped answering".to_owned()))?
+    }
+
     async fn recv_inner(&mut self) -> Result<(u8, Vec<u8>)> {
+        self.recv_limited(MAX_FRAME).await
+    }
+
+    async fn recv_limited(&mut self, max: usize) -> Result<(u8, Vec<u8>)> {
         let mut len = [0u8; 4];
         self.r.read_exact(&mut len).await.map_err(read_err)?;
         let len = u32::from_be_bytes(len) as usize;
         if len == 0 {
             return Err(SyncError::protocol("empty message"));
         }
-        if len > MAX_FRAME {
+        if len > max {
             return Err(SyncError::protocol(format!(
-                "message of {len} bytes is over the limit of {MAX_FRAME}"
+                "message of {len} bytes is over the limit of {max}"
             )));
         }
         let mut body = vec![0u8; len];

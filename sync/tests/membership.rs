@@ -577,16 +577,28 @@ fn membership_replicates_through_the_sync_protocol() {
         r2.branch_head(BRANCH).unwrap()
     );
 
-    // A forged change pushed by a peer travels, and is refused on arrival.
+    // A forged change pushed by a peer is refused on arrival: the whole push (ADR 0018).
     let forged = m2.change(&x, &add(&x, Role::Owner), T0).unwrap();
     let name = membership::file_name(&forged).unwrap();
     store_raw(&r2, &name, forged.as_bytes());
-    push(&r2, &b, &r1, &a).unwrap();
+    let before = r1.branch_head(BRANCH).unwrap();
+    let err = push(&r2, &b, &r1, &a).unwrap_err();
+    assert!(
+        matches!(&err, SyncError::PushRefused { reason, .. } if reason.contains(&name)),
+        "{err}"
+    );
     let (m1, f1) = membership::load(&r1).unwrap();
     assert_eq!(m1.role_of(&x.public()), Some(Role::Reader));
-    assert_eq!(f1.len(), 1);
-    assert_eq!(f1[0].rule, Rule::NotOwner);
-    assert_eq!(f1[0].file, name);
+    assert!(
+        f1.is_empty(),
+        "nothing of the refused push is in the membership"
+    );
+    assert_eq!(r1.branch_head(BRANCH).unwrap(), before);
+    // Its own view never counted it.
+    let (_, f2) = membership::load(&r2).unwrap();
+    assert_eq!(f2.len(), 1);
+    assert_eq!(f2[0].rule, Rule::NotOwner);
+    assert_eq!(f2[0].file, name);
 }
 
 #[test]
@@ -620,19 +632,34 @@ fn changes_relayed_by_a_third_peer_are_checked_on_arrival() {
     store_raw(r3, &by_c_name, by_c.as_bytes());
     let other = m3.change(&b, &add(&x, Role::Owner), T0).unwrap();
     store_raw(r3, "tampered", &splice_record(&by_b, &other));
-    pull(r1, &a, r3, &c).unwrap();
-
-    let (m1, refused) = membership::load(r1).unwrap();
-    assert_eq!(
-        m1.role_of(&w.public()),
-        Some(Role::Reader),
-        "B's change, relayed by C"
-    );
-    assert_eq!(m1.role_of(&x.public()), None);
+    // C's view: B's change counts, its own and the tampered copy do not.
+    let (m3, refused) = membership::load(r3).unwrap();
+    assert_eq!(m3.role_of(&w.public()), Some(Role::Reader));
+    assert_eq!(m3.role_of(&x.public()), None);
     let rules: BTreeMap<String, Rule> = refused.into_iter().map(|r| (r.file, r.rule)).collect();
     assert_eq!(rules.len(), 2);
     assert_eq!(rules[&by_c_name], Rule::NotOwner);
     assert!(matches!(rules["tampered"], Rule::Malformed(_)));
+
+    // A pulling from C checks on arrival and takes none of that history (ADR 0018: a history
+    // that brings a refused change is refused whole, and reported).
+    let report = pull(r1, &a, r3, &c).unwrap();
+    assert!(
+        report
+            .branches_failed
+            .iter()
+            .any(|(b, e)| b == BRANCH && e.to_string().contains("refused")),
+        "{:?}",
+        report.branches_failed
+    );
+    let (m1, refused) = membership::load(r1).unwrap();
+    assert_eq!(m1.role_of(&w.public()), None);
+    assert_eq!(m1.role_of(&x.public()), None);
+    assert!(refused.is_empty());
+    // B's change, relayed by an honest peer, arrives.
+    pull(r1, &a, r2, &b).unwrap();
+    let (m1, _) = membership::load(r1).unwrap();
+    assert_eq!(m1.role_of(&w.public()), Some(Role::Reader));
 }
 
 fn pull(

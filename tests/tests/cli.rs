@@ -121,7 +121,7 @@ fn blake3_hex(b: &[u8]) -> String {
     String::from_utf8(o.stdout).unwrap().trim().to_owned()
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)

@@ -4,6 +4,7 @@
 mod cli;
 mod drive;
 mod layout;
+mod membership;
 mod processes;
 mod sync;
 mod unix;

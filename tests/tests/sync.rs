@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use hero_store::{ObjType, ObjectId, Repo};
 use serde_json::Value;
 
-fn heroctl() -> PathBuf {
+pub(crate) fn heroctl() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
     let p = dir.join("heroctl");
@@ -16,7 +16,7 @@ fn heroctl() -> PathBuf {
     p
 }
 
-fn cmd(repo: &Path, args: &[&str]) -> Command {
+pub(crate) fn cmd(repo: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(heroctl());
     c.arg("-R")
         .arg(repo)
@@ -27,11 +27,11 @@ fn cmd(repo: &Path, args: &[&str]) -> Command {
     c
 }
 
-fn run(repo: &Path, args: &[&str]) -> Output {
+pub(crate) fn run(repo: &Path, args: &[&str]) -> Output {
     cmd(repo, args).output().unwrap()
 }
 
-fn ok(repo: &Path, args: &[&str]) -> String {
+pub(crate) fn ok(repo: &Path, args: &[&str]) -> String {
     let out = run(repo, args);
     assert!(
         out.status.success(),
@@ -42,17 +42,17 @@ fn ok(repo: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn json(repo: &Path, args: &[&str]) -> Value {
+pub(crate) fn json(repo: &Path, args: &[&str]) -> Value {
     let mut a = vec!["--json"];
     a.extend_from_slice(args);
     serde_json::from_str(&ok(repo, &a)).unwrap()
 }
 
 /// A running `heroctl serve`, killed on drop.
-struct Server {
-    child: Child,
-    ticket: String,
-    log: PathBuf,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) ticket: String,
+    pub(crate) log: PathBuf,
 }
 
 impl Drop for Server {
@@ -62,7 +62,7 @@ impl Drop for Server {
     }
 }
 
-fn serve(repo: &Path, bind: Option<&str>) -> Server {
+pub(crate) fn serve(repo: &Path, bind: Option<&str>) -> Server {
     let log = repo.with_extension(format!("serve-{}.log", rand_suffix()));
     let mut args = vec!["serve"];
     if let Some(b) = bind {
@@ -86,19 +86,19 @@ fn serve(repo: &Path, bind: Option<&str>) -> Server {
     Server { child, ticket, log }
 }
 
-fn rand_suffix() -> u128 {
+pub(crate) fn rand_suffix() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos()
 }
 
-fn id(repo: &Path) -> String {
+pub(crate) fn id(repo: &Path) -> String {
     ok(repo, &["id"]).trim().to_owned()
 }
 
 /// Checks out main, applies `files`, commits.
-fn edit(repo: &Path, files: &[(&str, &[u8])], msg: &str) {
+pub(crate) fn edit(repo: &Path, files: &[(&str, &[u8])], msg: &str) {
     let work = repo.with_extension(format!("work-{}", rand_suffix()));
     ok(repo, &["checkout", "main", work.to_str().unwrap()]);
     for (p, c) in files {
@@ -110,7 +110,7 @@ fn edit(repo: &Path, files: &[(&str, &[u8])], msg: &str) {
     std::fs::remove_dir_all(&work).unwrap();
 }
 
-fn first_commit(repo: &Path, files: &[(&str, &[u8])]) {
+pub(crate) fn first_commit(repo: &Path, files: &[(&str, &[u8])]) {
     let work = repo.with_extension("init-work");
     for (p, c) in files {
         let p = work.join(p);
@@ -121,7 +121,7 @@ fn first_commit(repo: &Path, files: &[(&str, &[u8])]) {
     ok(repo, &["commit", work.to_str().unwrap(), "-m", "first"]);
 }
 
-fn head(repo: &Path, branch: &str) -> String {
+pub(crate) fn head(repo: &Path, branch: &str) -> String {
     let v = json(repo, &["branch"]);
     v.as_array()
         .unwrap()
@@ -300,7 +300,10 @@ fn a_stranger_is_refused_and_the_printed_command_lets_it_in() {
         .expect("the error tells what to run")
         .trim()
         .to_owned();
-    assert_eq!(cmdline, format!("heroctl allow add {}", id(&c)));
+    assert_eq!(
+        cmdline,
+        format!("heroctl member add {} --role writer", id(&c))
+    );
     // The refused clone left the repository in place, with nothing in it.
     assert!(c.exists());
     assert!(json(&c, &["branch"]).as_array().unwrap().is_empty());
@@ -312,7 +315,7 @@ fn a_stranger_is_refused_and_the_printed_command_lets_it_in() {
     assert_eq!(head(&c, "main"), head(&a, "main"));
     // The server said why it refused.
     let log = std::fs::read_to_string(&sa.log).unwrap();
-    assert!(log.contains("not on the allow list"), "{log}");
+    assert!(log.contains("not a member"), "{log}");
 
     // Another repository cannot pull from this one.
     let d = tmp.path().join("d.hero");
@@ -572,11 +575,12 @@ fn a_clone_larger_than_the_first_listing_streams_and_arrives_whole() {
     };
     ok(&a, &["allow", "add", &id(&b)]);
     let v = json(&b, &["clone", &sa.ticket]);
-    // 5,001 blobs, 51 + 2 trees, 2 commits.
-    assert_eq!(v["objects"], 5_056, "{v}");
-    assert_eq!(v["commits"], 2, "{v}");
+    // 5,001 blobs, 51 + 2 trees, 2 commits; and the membership branch: two changes (the
+    // genesis, B's addition), each a commit, two trees and a file.
+    assert_eq!(v["objects"], 5_056 + 8, "{v}");
+    assert_eq!(v["commits"], 2 + 2, "{v}");
     assert_eq!(head(&b, "main"), head(&a, "main"));
-    assert!(ok(&b, &["verify"]).starts_with("ok: 5,056 objects"));
+    assert!(ok(&b, &["verify"]).starts_with("ok: 5,064 objects"));
     assert_eq!(cat(&b, "main:d000/f000.txt"), "changed\n");
     assert_eq!(cat(&b, "main~1:d000/f000.txt"), "0 0\n");
     assert_eq!(cat(&b, "main:d049/f099.txt"), "49 99\n");

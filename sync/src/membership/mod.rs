@@ -323,7 +323,8 @@ pub fn file_name(envelope: &Envelope) -> Result<String, EnvelopeError> {
     Ok(envelope.verify()?.hash.to_string())
 }
 
-fn pinned(repo: &Repo) -> Result<Option<ChangeHash>, MembershipError> {
+/// The genesis this repository trusts, when one is pinned.
+pub fn pinned(repo: &Repo) -> Result<Option<ChangeHash>, MembershipError> {
     Ok(repo
         .setting(GENESIS_KEY)?
         .and_then(|v| String::from_utf8_lossy(&v).parse::<ChangeHash>().ok()))
@@ -347,15 +348,23 @@ pub const MAX_HISTORY: usize = 1_000_000;
 /// Every change file found anywhere in the branch's history counts, not only those of its
 /// head: a commit that deletes a change file (a removal, say) cannot bring back what it undid.
 fn read_stored(repo: &Repo) -> Result<(Files, Vec<Refusal>), MembershipError> {
+    read_stored_with(repo, None)
+}
+
+/// [`read_stored`], with the history of `extra` (a membership head that arrived) too.
+fn read_stored_with(
+    repo: &Repo,
+    extra: Option<ObjectId>,
+) -> Result<(Files, Vec<Refusal>), MembershipError> {
     let view = repo.view()?;
-    let Some(head) = view.branch_head(BRANCH)? else {
+    let mut stack: Vec<ObjectId> = view.branch_head(BRANCH)?.into_iter().chain(extra).collect();
+    if stack.is_empty() {
         return Ok((Vec::new(), Vec::new()));
-    };
+    }
     let dir = RepoPath::parse(CHANGES_DIR)?;
     let mut seen_commits = hero_store::IdSet::default();
     let mut seen_trees = hero_store::IdSet::default();
     let mut entries: HashMap<(Vec<u8>, ObjectId), (bool, u64)> = HashMap::new();
-    let mut stack = vec![head];
     while let Some(c) = stack.pop() {
         if !seen_commits.insert(c) {
             continue;
@@ -406,6 +415,68 @@ pub fn load(repo: &Repo) -> Result<(Membership, Vec<Refusal>), MembershipError> 
         tracing::debug!("{refusal}");
     }
     Ok((m, r))
+}
+
+/// The stored change files (name, bytes), with those of the history of `extra` (a membership
+/// head that arrived) too.
+pub fn stored_files(
+    repo: &Repo,
+    extra: Option<ObjectId>,
+) -> Result<Vec<(String, Vec<u8>)>, MembershipError> {
+    Ok(read_stored_with(repo, extra)?.0)
+}
+
+/// Whether the repository lives under a membership (a pinned genesis or a membership branch);
+/// one that does not is governed by its allow list until it is upgraded.
+pub fn is_enforced(repo: &Repo) -> Result<bool, MembershipError> {
+    Ok(pinned(repo)?.is_some() || repo.branch_head(BRANCH)?.is_some())
+}
+
+/// The branch prefix only hero itself writes: users cannot create, move or delete these
+/// branches with ordinary commands, and sync moves only [`BRANCH`], after checking it.
+pub const RESERVED_PREFIX: &str = "hero/";
+
+/// Whether `branch` is reserved (starts with [`RESERVED_PREFIX`]).
+pub fn is_reserved(branch: &str) -> bool {
+    branch.starts_with(RESERVED_PREFIX)
+}
+
+/// The changes that the membership history ending at `head` (one that arrived from a peer,
+/// already stored as objects) brings and that are refused: what the stored changes plus that
+/// history give, less the refusals of the stored changes alone. Empty: every change it brings
+/// is acceptable.
+pub fn check_incoming(repo: &Repo, head: ObjectId) -> Result<Vec<Refusal>, MembershipError> {
+    let pinned = pinned(repo)?;
+    let (files, refusals) = read_stored(repo)?;
+    let (_, before) = eval::evaluate(files, pinned, refusals);
+    let before: std::collections::HashSet<String> = before.into_iter().map(|r| r.file).collect();
+    let (files, refusals) = read_stored_with(repo, Some(head))?;
+    let (_, after) = eval::evaluate(files, pinned, refusals);
+    Ok(after
+        .into_iter()
+        .filter(|r| !before.contains(&r.file))
+        .collect())
+}
+
+/// Puts a repository under membership on first use: one without a pinned genesis and without
+/// a membership branch is upgraded from its allow list ([`upgrade_from_allow_list`], `key`'s
+/// node the first owner). Returns the upgrade when one was made.
+pub fn ensure(
+    repo: &Repo,
+    key: &SecretKey,
+    name: &str,
+    time_ms: i64,
+) -> Result<Option<Upgrade>, MembershipError> {
+    if is_enforced(repo)? {
+        return Ok(None);
+    }
+    match upgrade_from_allow_list(repo, key, name, time_ms) {
+        Ok(u) => Ok(Some(u)),
+        // Another process upgraded meanwhile.
+        Err(MembershipError::AlreadyInitialized) => Ok(None),
+        Err(MembershipError::Store(hero_store::Error::RefMoved { .. })) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 fn commit_meta(author: &EndpointId, time_ms: i64, message: String) -> CommitMeta {

@@ -39,11 +39,18 @@ impl RawPeer {
         self.client.wire.flush().await
     }
 
-    /// Sends a pull hello speaking protocol `version`.
+    /// Sends a pull hello speaking protocol `version`: today's hello (about every ref, with a
+    /// digest that matches nothing) for this build's version, else the fields every version
+    /// starts with.
     pub async fn hello_pull_version(&mut self, repo_id: &ObjectId, version: u32) -> Result<()> {
-        let mut m = Enc::new(kind::HELLO);
-        m.0.extend_from_slice(crate::wire::MAGIC);
-        m.u32(version).id(repo_id).u8(1).u8(0);
+        let m = if version == crate::wire::VERSION {
+            hello(repo_id, Intent::Pull, false, None, &[0; 32])
+        } else {
+            let mut m = Enc::new(kind::HELLO);
+            m.0.extend_from_slice(crate::wire::MAGIC);
+            m.u32(version).id(repo_id).u8(1).u8(0);
+            m
+        };
         self.client.wire.send(&m).await?;
         self.client.wire.flush().await
     }

@@ -60,7 +60,10 @@ drop_caches() {
 kib() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$PID/status"; }
 mib() { python3 -c "print('%.1f MiB' % ($1 / 1024))"; }
 results=()
-record() { results+=("$(printf '%-8s %-58s %s' "$1" "$2" "$(mib "$(kib "$3")")")"); }
+record() {
+    results+=("$(printf '%-8s %-58s %s' "$1" "$2" "$(mib "$(kib "$3")")")")
+    echo "${results[-1]}" >&2
+}
 
 # start_mount REPO: heroctl mount in the background, returns once the mount answers.
 start_mount() {
@@ -95,10 +98,12 @@ large() {
     for i in $(seq 1 "$LARGE_FILES"); do cat "$MNT/f$i" >/dev/null; done
     record large "peak after reading them cold, one after another" VmHWM
     drop_caches
+    local readers=()
     for _ in 1 2 3 4; do
         (for i in $(seq 1 "$LARGE_FILES"); do cat "$MNT/f$i" >/dev/null; done) &
+        readers+=($!)
     done
-    wait
+    wait "${readers[@]}" # not a bare `wait`: the mount is a child too
     record large "peak after 4 readers at once (cold)" VmHWM
     cmp "$src/f$LARGE_FILES" "$MNT/f$LARGE_FILES"
     record large "RSS at the end" VmRSS
@@ -125,10 +130,12 @@ stress() {
     local repo=$WORK/stress.hero
     "$HEROCTL" init "$repo" >/dev/null
     start_mount "$repo"
+    local workers=()
     for p in $(seq 1 "$PROCS"); do
         python3 "$HERE/stress.py" "$MNT/w$p" "$OPS" 100 &
+        workers+=($!)
     done
-    wait
+    wait "${workers[@]}"
     sync "$MNT/w1/log.txt"
     record stress "peak after ${PROCS} x ${OPS} operations" VmHWM
     drop_caches

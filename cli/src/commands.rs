@@ -1,7 +1,7 @@
 //! The commands of `heroctl`.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -294,11 +294,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 Some(p) => p,
                 None => repo_path(&cli.repo)?,
             };
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent)
-                    .with_context(|| format!("creating {}", parent.display()))?;
-            }
-            let repo = Repo::init(&path).with_context(|| format!("creating {}", path.display()))?;
+            let repo = create_repo(&path)?;
             // The node that creates the repository is its first owner (ADR 0017, 0018).
             let key = hero_sync::load_or_create_key(&path)?;
             let m = hero_sync::membership::init(
@@ -1176,4 +1172,13 @@ fn print_file_usage(f: &hero_store::FileUsage) -> Result<()> {
         f.free_bytes
     )?;
     Ok(())
+}
+
+/// Creates a new repository file at `path`, and the directories above it.
+pub(crate) fn create_repo(path: &Path) -> Result<Repo> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    Repo::init(path).with_context(|| format!("creating {}", path.display()))
 }

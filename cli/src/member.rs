@@ -462,11 +462,7 @@ fn join(cli_path: &Path, a: JoinArgs, json: bool) -> Result<()> {
         }
         repo
     } else {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
-        Repo::init(&path).with_context(|| format!("creating {}", path.display()))?
+        crate::commands::create_repo(&path)?
     };
     let key = hero_sync::load_or_create_key(&path)?;
     let name = a.name.unwrap_or_else(host_name);

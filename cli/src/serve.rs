@@ -146,11 +146,7 @@ pub fn mount(repo: &Path, a: MountArgs) -> Result<()> {
         anyhow::bail!("{hint}");
     }
     if !repo.exists() {
-        if let Some(parent) = repo.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
-        hero_store::Repo::init(repo).with_context(|| format!("creating {}", repo.display()))?;
+        crate::commands::create_repo(repo)?;
         outln!("created the store {}", repo.display())?;
     }
     std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;

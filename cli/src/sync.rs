@@ -347,11 +347,7 @@ fn clone(cli_path: &Path, a: CloneArgs, json: bool) -> Result<()> {
         }
         repo
     } else {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
-        Repo::init(&path).with_context(|| format!("creating {}", path.display()))?
+        crate::commands::create_repo(&path)?
     };
     hero_sync::access::add_remote(&repo, "origin", &ticket)?;
     hero_sync::access::allow(&repo, &ticket.id(), Access::ReadWrite)?;

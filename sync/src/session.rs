@@ -116,6 +116,17 @@ pub struct SyncReport {
 }
 
 impl SyncReport {
+    /// The report of a session that ended at the welcome: both sides had the same refs.
+    fn same_refs<R, W>(repo: &Repo, wire: &Wire<R, W>) -> Result<SyncReport> {
+        Ok(SyncReport {
+            peer_heads: repo.branches()?,
+            same_refs: true,
+            bytes_in: wire.bytes_in,
+            bytes_out: wire.bytes_out,
+            ..SyncReport::default()
+        })
+    }
+
     /// Moves hero's own branches out of `branches` (the membership into `membership`).
     fn set_aside_reserved(&mut self) {
         let (reserved, user): (Vec<_>, Vec<_>) = std::mem::take(&mut self.branches)
@@ -621,13 +632,7 @@ where
 {
     let welcome = handshake(wire, repo, Intent::Pull, only, peer, me).await?;
     if welcome.same_refs {
-        return Ok(SyncReport {
-            peer_heads: repo.branches()?,
-            same_refs: true,
-            bytes_in: wire.bytes_in,
-            bytes_out: wire.bytes_out,
-            ..SyncReport::default()
-        });
+        return SyncReport::same_refs(repo, wire);
     }
     // A clone (or a repository that never chose) adopts the peer's default branch.
     if blocking(|| -> Result<bool> { Ok(is_empty(repo)? && !repo.has_default_branch()?) })? {
@@ -810,13 +815,7 @@ where
     // The peer advertises only the branches pushed (its other refs do not matter here).
     let welcome = handshake(wire, repo, Intent::Push, branches, peer, me).await?;
     if welcome.same_refs {
-        return Ok(SyncReport {
-            peer_heads: repo.branches()?,
-            same_refs: true,
-            bytes_in: wire.bytes_in,
-            bytes_out: wire.bytes_out,
-            ..SyncReport::default()
-        });
+        return SyncReport::same_refs(repo, wire);
     }
     if welcome.access != Access::ReadWrite {
         return Err(SyncError::ReadOnly {

@@ -361,11 +361,7 @@ pub fn run(repo_path: &Path, json: bool, a: DaemonArgs) -> Result<()> {
         ));
     }
     if !repo_path.exists() {
-        if let Some(parent) = repo_path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
-        Repo::init(repo_path).with_context(|| format!("creating {}", repo_path.display()))?;
+        crate::commands::create_repo(repo_path)?;
         outln!("created the store {}", repo_path.display())?;
     }
     let repo = Arc::new(crate::commands::with_open_context(

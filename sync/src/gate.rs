@@ -2,7 +2,6 @@
 //! membership (or, in a repository never upgraded, from its allow list), and the checks a
 //! pushed history must pass before any branch moves.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -210,26 +209,7 @@ pub fn check_push(
                 continue;
             }
             let commit = view.commit(&c)?;
-            // The paths this commit itself changes: for a merge, those that differ from every
-            // parent (what the merge brings from one side is the other side's commits' doing).
-            let mut changed: Option<BTreeSet<String>> = None;
-            let parents: Vec<Option<ObjectId>> = if commit.parents.is_empty() {
-                vec![None]
-            } else {
-                commit.parents.iter().copied().map(Some).collect()
-            };
-            for p in parents {
-                let paths: BTreeSet<String> = view
-                    .diff_commits(p, &c)?
-                    .into_iter()
-                    .map(|d| d.path.to_string())
-                    .collect();
-                changed = Some(match changed {
-                    None => paths,
-                    Some(prev) => prev.intersection(&paths).cloned().collect(),
-                });
-            }
-            for path in changed.unwrap_or_default() {
+            for path in crate::commitsig::own_changes(&view, &c)? {
                 if !m.may_write(pusher, &path) {
                     return Ok(Some(PushRefusal {
                         branch: branch.clone(),

@@ -2,24 +2,14 @@
 
 use hero_store::{MemoryBudget, Repo};
 
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+use crate::common::pseudo_random;
 
 #[test]
 fn a_large_file_is_written_in_transactions_no_larger_than_the_write_batch() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("r.hero");
     drop(Repo::init(&path).unwrap());
-    let data = random_bytes(6 << 20, 7);
+    let data = pseudo_random(7, 6 << 20);
 
     let roomy = Repo::open(&path).unwrap();
     assert_eq!(roomy.budget(), MemoryBudget::DEFAULT);

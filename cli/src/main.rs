@@ -159,7 +159,7 @@ fn main() -> ExitCode {
     ) {
         // A daemon without a network would log every failed relay and lookup attempt; it
         // says once that it runs without them, and its own lines stay visible.
-        output::init_tracing_with("warn,heroctl=info,iroh=error,iroh_relay=error");
+        output::init_tracing_with(&format!("{},heroctl=info", output::QUIET_NET));
     } else {
         output::init_tracing();
     }

@@ -11,8 +11,15 @@ use indicatif::{HumanBytes, HumanCount, ProgressBar, ProgressState, ProgressStyl
 
 /// Logs go to stderr, filtered by RUST_LOG (default: warnings); colored only on a terminal.
 pub fn init_tracing() {
-    init_tracing_with("warn");
+    init_tracing_with(QUIET_NET);
 }
+
+/// The default log filter: warnings, but not iroh's about relays and lookups (DNS, mDNS) that cannot be
+/// reached (offline, or on a LAN without internet, they fail every few seconds and are not
+/// ours to act on: a peer that cannot be reached is an error of the command itself), nor the
+/// line iroh logs at every endpoint's close while a relay connection was still starting.
+pub const QUIET_NET: &str = "warn,iroh=error,iroh_relay=error,iroh::socket::transports::relay=off,\
+     iroh_mdns_address_lookup=error,swarm_discovery=error";
 
 /// Logs filtered by RUST_LOG, else by `default`.
 pub fn init_tracing_with(default: &str) {

@@ -435,7 +435,31 @@ fn pull(
     let cfg = net.config(None);
     let r = runtime()?.block_on(hero_sync::pull(repo, key, &cfg, ticket, Some(progress)));
     bar.finish_and_clear();
-    Ok(r?)
+    let r = r?;
+    follow(repo, ticket, &r.reached_at, json);
+    Ok(r)
+}
+
+/// Brings the saved remotes of a peer that was found somewhere else up to date, and says so.
+fn follow(repo: &Repo, ticket: &Ticket, now: &[std::net::SocketAddr], json: bool) {
+    match hero_sync::access::follow_remotes(repo, &ticket.id(), now) {
+        Ok(names) if !json => {
+            for name in names {
+                eprintln!("remote {name}: the peer is now at {}", addr_list(now));
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("saving where {} is now: {e}", ticket.id().fmt_short()),
+    }
+}
+
+/// Addresses as `a, b`.
+pub(crate) fn addr_list(addrs: &[std::net::SocketAddr]) -> String {
+    addrs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn push(
@@ -459,7 +483,9 @@ fn push(
         Some(progress),
     ));
     bar.finish_and_clear();
-    Ok(r?)
+    let r = r?;
+    follow(repo, ticket, &r.reached_at, json);
+    Ok(r)
 }
 
 fn report_json(r: &SyncReport) -> serde_json::Value {

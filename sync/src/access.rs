@@ -2,6 +2,8 @@
 //! (`sync/allow/<id>`), the saved remotes (`remote/<name>`), and the id of the repository it
 //! replicates (`sync/repo-id`, set by a clone).
 
+use std::net::SocketAddr;
+
 use hero_store::{ObjectId, Repo};
 use iroh::EndpointId;
 
@@ -101,6 +103,27 @@ pub fn remotes(repo: &Repo) -> Result<Vec<(String, String)>> {
                 .map(|n| (n.to_owned(), String::from_utf8_lossy(&v).into_owned()))
         })
         .collect())
+}
+
+/// Saved remotes are peers by id: when `peer` was last reached at addresses (`now`) its saved
+/// ticket does not name (it restarted on another port or moved), every saved remote of it is
+/// brought up to date, so the next `heroctl sync REMOTE` dials it there first. Returns the
+/// names of the remotes updated.
+pub fn follow_remotes(repo: &Repo, peer: &EndpointId, now: &[SocketAddr]) -> Result<Vec<String>> {
+    let mut moved = Vec::new();
+    for (name, text) in remotes(repo)? {
+        let Ok(ticket) = text.parse::<Ticket>() else {
+            continue;
+        };
+        if ticket.id() != *peer {
+            continue;
+        }
+        if let Some(updated) = ticket.moved_to(now) {
+            add_remote(repo, &name, &updated)?;
+            moved.push(name);
+        }
+    }
+    Ok(moved)
 }
 
 /// A saved remote's name or a ticket, resolved to a ticket.

@@ -2,12 +2,12 @@
 //! client calls that connect to a peer by ticket.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hero_store::Repo;
-use iroh::endpoint::{Connection, IdleTimeout, QuicTransportConfig, presets};
+use iroh::endpoint::{Connection, IdleTimeout, QuicTransportConfig, TransportAddrUsage, presets};
 use iroh::protocol::{AcceptError, ProtocolHandler, Router};
 use iroh::{Endpoint, EndpointAddr, EndpointId, RelayMode, SecretKey, TransportAddr};
 use tokio::sync::Semaphore;
@@ -21,7 +21,7 @@ use crate::wire::{ALPN, Wire, code};
 /// How to reach peers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum NetMode {
-    /// iroh's relays, address lookup and hole punching.
+    /// iroh's relays, address lookup (DNS, and mDNS on the local network) and hole punching.
     #[default]
     Internet,
     /// Direct addresses only: no relays, no external lookups (tests, a LAN without internet).
@@ -102,11 +102,34 @@ pub async fn endpoint(key: SecretKey, cfg: &NetConfig, alpns: Vec<Vec<u8>>) -> R
         .bind()
         .await
         .map_err(|e| bind_err(e.to_string()))?;
+    if cfg.mode == NetMode::Internet {
+        lan_lookup(&ep);
+    }
     if cfg.mode == NetMode::Internet && !cfg.no_relay_wait {
         // Give the endpoint a moment to reach a relay so the ticket carries it; go on without.
         let _ = tokio::time::timeout(Duration::from_secs(10), ep.online()).await;
     }
     Ok(ep)
+}
+
+/// The mDNS service hero's endpoints announce themselves under (other iroh applications on
+/// the LAN use their own).
+const LAN_SERVICE: &str = "hero-store";
+
+/// Adds local-network discovery (mDNS) to `ep`: it announces the endpoint's direct addresses
+/// on the LAN and finds peers there by id, with no relay or internet (a peer restarted on a new
+/// port is found again). A host where multicast cannot be set up keeps the other lookups.
+fn lan_lookup(ep: &Endpoint) {
+    match iroh_mdns_address_lookup::MdnsAddressLookup::builder()
+        .service_name(LAN_SERVICE)
+        .build(ep.id())
+    {
+        Ok(mdns) => match ep.address_lookup() {
+            Ok(lookups) => lookups.add(mdns),
+            Err(e) => tracing::debug!("no local-network discovery: {e}"),
+        },
+        Err(e) => tracing::info!("no local-network discovery (mDNS) on this host: {e}"),
+    }
 }
 
 /// The ticket of a running endpoint: its id and the addresses it can be dialled at.
@@ -487,6 +510,46 @@ impl Handler {
     }
 }
 
+/// The settings a client dials `ticket` with. In local mode an endpoint binds loopback unless
+/// told otherwise, which cannot reach a peer elsewhere on the LAN: a client dialling such an
+/// address binds every interface instead (any port), as a server on the LAN does.
+///
+/// A client never waits for a relay before dialling: the ticket's addresses, the lookups and
+/// the peer's own relay are tried by the dial itself, so a pull offline starts at once.
+fn client_config(cfg: &NetConfig, ticket: &Ticket) -> NetConfig {
+    let mut cfg = cfg.clone();
+    cfg.no_relay_wait = true;
+    if cfg.mode == NetMode::Local && cfg.bind.is_none() {
+        let beyond = |v4: bool| {
+            ticket
+                .addr
+                .ip_addrs()
+                .any(|a| a.is_ipv4() == v4 && !a.ip().is_loopback())
+        };
+        if beyond(true) {
+            cfg.bind = Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0));
+        } else if beyond(false) {
+            cfg.bind = Some(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0));
+        }
+    }
+    cfg
+}
+
+/// The direct addresses `ep` uses now to talk with `peer` (learned from a connection either
+/// way, or found by a lookup).
+pub(crate) async fn active_addrs(ep: &Endpoint, peer: &EndpointId) -> Vec<SocketAddr> {
+    let Some(info) = ep.remote_info(*peer).await else {
+        return Vec::new();
+    };
+    info.addrs()
+        .filter(|a| matches!(a.usage(), TransportAddrUsage::Active))
+        .filter_map(|a| match a.addr() {
+            TransportAddr::Ip(ip) => Some(*ip),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A client connection to a peer.
 pub(crate) struct Client {
     ep: Endpoint,
@@ -499,7 +562,7 @@ pub(crate) struct Client {
 impl Client {
     pub(crate) async fn connect(key: SecretKey, cfg: &NetConfig, ticket: &Ticket) -> Result<Self> {
         let me = key.public();
-        let ep = endpoint(key, cfg, Vec::new()).await?;
+        let ep = endpoint(key, &client_config(cfg, ticket), Vec::new()).await?;
         let peer = ticket.id();
         let unreachable = |reason: String| SyncError::Unreachable {
             peer: peer.to_string(),
@@ -534,6 +597,13 @@ impl Client {
         })
     }
 
+    /// Puts where the peer was reached into a finished session's report.
+    async fn finish(self, r: Result<SyncReport>) -> Result<SyncReport> {
+        let reached_at = active_addrs(&self.ep, &self.peer).await;
+        self.close().await;
+        r.map(|r| SyncReport { reached_at, ..r })
+    }
+
     pub(crate) async fn close(mut self) {
         let _ = self.wire.writer().finish();
         self.conn.close(0u32.into(), b"done");
@@ -551,8 +621,7 @@ pub async fn pull(
 ) -> Result<SyncReport> {
     let mut c = Client::connect(key, cfg, ticket).await?;
     let r = session::pull(&mut c.wire, repo, &c.peer, &c.me, progress.as_ref()).await;
-    c.close().await;
-    r
+    c.finish(r).await
 }
 
 /// Pushes `branches` (all when `None`) to the peer at `ticket`.
@@ -574,8 +643,7 @@ pub async fn push(
         progress.as_ref(),
     )
     .await;
-    c.close().await;
-    r
+    c.finish(r).await
 }
 
 /// Joins with an invitation: connects to the inviting peer, presents the secret, and once
@@ -594,6 +662,5 @@ pub async fn join(
         session::pull(&mut c.wire, repo, &c.peer, &c.me, progress.as_ref()).await
     }
     .await;
-    c.close().await;
-    r
+    c.finish(r).await
 }

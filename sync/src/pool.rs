@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use hero_store::Repo;
 use std::net::SocketAddr;
 
-use iroh::endpoint::{Connection, TransportAddrUsage};
+use iroh::endpoint::Connection;
 use iroh::{Endpoint, EndpointId, TransportAddr};
 
 use crate::error::{Result, SyncError};
@@ -208,16 +208,7 @@ impl Pool {
     /// The direct addresses this endpoint uses now to talk with `peer` (learned from a
     /// connection either way), most useful when the peer restarted elsewhere and dialled us.
     pub async fn learned(&self, peer: &EndpointId) -> Vec<SocketAddr> {
-        let Some(info) = self.ep.remote_info(*peer).await else {
-            return Vec::new();
-        };
-        info.addrs()
-            .filter(|a| matches!(a.usage(), TransportAddrUsage::Active))
-            .filter_map(|a| match a.addr() {
-                TransportAddr::Ip(ip) => Some(*ip),
-                _ => None,
-            })
-            .collect()
+        crate::net::active_addrs(&self.ep, peer).await
     }
 
     /// Closes every pooled connection.

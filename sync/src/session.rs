@@ -113,6 +113,10 @@ pub struct SyncReport {
     pub same_refs: bool,
     /// What became of the membership branch (hero's own; not among `branches`).
     pub membership: Option<BranchUpdate>,
+    /// The direct addresses the peer was reached at, when a one-shot client learned them
+    /// (empty otherwise): they may differ from the ticket's when the peer moved and was found
+    /// by its id ([`crate::access::follow_remotes`]).
+    pub reached_at: Vec<std::net::SocketAddr>,
 }
 
 impl SyncReport {

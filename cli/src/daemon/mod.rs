@@ -1110,39 +1110,25 @@ async fn peer_worker(
     }
 }
 
-/// Saved remotes are peers by id: when this endpoint talks with `peer` at addresses its saved
-/// ticket does not name (it restarted on another port and dialled us, say), the saved ticket
-/// is brought up to date, so `heroctl sync REMOTE` finds it there too.
+/// Saved remotes follow a peer that moved ([`hero_sync::access::follow_remotes`]) once this
+/// endpoint talks with it at addresses its saved ticket does not name (it restarted on another
+/// port and dialled us, say), so `heroctl sync REMOTE` finds it there too.
 async fn remember_addresses(ctx: &Ctx, peer: &EndpointId) {
     let learned = ctx.pool.learned(peer).await;
     if learned.is_empty() {
         return;
     }
-    let Ok(remotes) = hero_sync::access::remotes(&ctx.repo) else {
-        return;
-    };
-    for (name, text) in remotes {
-        let Ok(ticket) = text.parse::<Ticket>() else {
-            continue;
-        };
-        if ticket.id() != *peer {
-            continue;
+    match hero_sync::access::follow_remotes(&ctx.repo, peer, &learned) {
+        Ok(names) => {
+            for name in names {
+                tracing::info!(
+                    "remote {name} ({}) is now reached at {}",
+                    peer.fmt_short(),
+                    crate::sync::addr_list(&learned)
+                );
+            }
         }
-        let Some(updated) = ticket.moved_to(&learned) else {
-            continue;
-        };
-        match hero_sync::access::add_remote(&ctx.repo, &name, &updated) {
-            Ok(()) => tracing::info!(
-                "remote {name} ({}) is now reached at {}",
-                peer.fmt_short(),
-                learned
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            Err(e) => tracing::warn!("remote {name}: saving its new address: {e}"),
-        }
+        Err(e) => tracing::warn!("saving where {} is now: {e}", peer.fmt_short()),
     }
 }
 

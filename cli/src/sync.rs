@@ -62,6 +62,7 @@ impl NetArgs {
             },
             bind,
             no_relay_wait: false,
+            no_lan_discovery: false,
         }
     }
 }

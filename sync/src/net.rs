@@ -39,6 +39,8 @@ pub struct NetConfig {
     /// then carries direct addresses only; peers that know the id find the relay later. A
     /// long-running daemon starts as fast offline as online this way.
     pub no_relay_wait: bool,
+    /// No local-network discovery (mDNS) in internet mode (local mode never has it).
+    pub no_lan_discovery: bool,
 }
 
 /// Most sessions served at once.
@@ -102,7 +104,7 @@ pub async fn endpoint(key: SecretKey, cfg: &NetConfig, alpns: Vec<Vec<u8>>) -> R
         .bind()
         .await
         .map_err(|e| bind_err(e.to_string()))?;
-    if cfg.mode == NetMode::Internet {
+    if cfg.mode == NetMode::Internet && !cfg.no_lan_discovery {
         lan_lookup(&ep);
     }
     if cfg.mode == NetMode::Internet && !cfg.no_relay_wait {

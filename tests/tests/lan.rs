@@ -74,10 +74,13 @@ fn ip(args: &[&str]) {
 }
 
 /// `heroctl -R REPO ARGS` in namespace `ns`, on the default network (relays and lookups on)
-/// unless ARGS say otherwise.
+/// unless ARGS say otherwise. `nsenter` enters the network namespace only (`ip netns exec`
+/// would give the process a mount namespace of its own, and a mount made there would not be
+/// seen here).
 fn cmd_in(ns: &str, repo: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", ns])
+    let mut c = Command::new("nsenter");
+    c.arg(format!("--net=/run/netns/{ns}"))
+        .arg("--")
         .arg(heroctl())
         .arg("-R")
         .arg(repo)
@@ -300,4 +303,55 @@ fn serve_and_daemon_start_at_once_without_any_network_and_say_so_once() {
     );
     assert!(noisy(&stderr).is_empty(), "daemon: {stderr}");
     assert!(stderr.contains("relays and address lookup on"), "{stderr}");
+}
+
+#[test]
+fn daemons_on_a_lan_keep_in_sync_with_peers_named_by_id_alone() {
+    require_fuse();
+    let lan = Lan::pair();
+    let (ns_a, ns_b) = (&lan.ns[0], &lan.ns[1]);
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, work) = (
+        tmp.path().join("a.hero"),
+        tmp.path().join("b.hero"),
+        tmp.path().join("work"),
+    );
+    let (mnt_a, mnt_b) = (tmp.path().join("mnt-a"), tmp.path().join("mnt-b"));
+    let (id_a, id_b) = (
+        ok(&a, &["id"]).trim().to_owned(),
+        ok(&b, &["id"]).trim().to_owned(),
+    );
+    // One shared configuration: each peer by its id, no address anywhere.
+    std::fs::create_dir_all(work.join(".hero")).unwrap();
+    std::fs::write(
+        work.join(".hero/daemon.toml"),
+        format!(
+            "peers = [\"{id_a}\", \"{id_b}\"]\n[mount]\nidle_commit_ms = 50\n[dav]\nenabled = false\n"
+        ),
+    )
+    .unwrap();
+    ok(&a, &["init"]);
+    ok(&a, &["commit", work.to_str().unwrap(), "-m", "fleet"]);
+    ok(&a, &["member", "add", &id_b, "--role", "writer"]);
+    // B clones from a `serve` on another port than the daemon's: its origin is stale as soon as
+    // A's daemon replaces the server.
+    let served = Served::start(ns_a, &a, &["serve", "--bind", "0.0.0.0:4001"]);
+    let out = cmd_in(ns_b, &b, &["clone", &served.ticket])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    drop(served);
+
+    std::fs::create_dir_all(&mnt_a).unwrap();
+    std::fs::create_dir_all(&mnt_b).unwrap();
+    let _da = Served::start(ns_a, &a, &["daemon", "--mount", mnt_a.to_str().unwrap()]);
+    let _db = Served::start(ns_b, &b, &["daemon", "--mount", mnt_b.to_str().unwrap()]);
+    std::fs::write(mnt_a.join("from-a.txt"), "found by id\n").unwrap();
+    wait_for(60, "from-a.txt in B's mount", || {
+        (read(&mnt_b.join("from-a.txt")).as_deref() == Some("found by id\n")).then_some(())
+    });
+    std::fs::write(mnt_b.join("from-b.txt"), "and back\n").unwrap();
+    wait_for(60, "from-b.txt in A's mount", || {
+        (read(&mnt_a.join("from-b.txt")).as_deref() == Some("and back\n")).then_some(())
+    });
 }

@@ -33,6 +33,10 @@ catch_up_secs = 30
 # Where the sync endpoint listens (a restart applies a change).
 # listen = "0.0.0.0:4919"
 
+# Find peers on the local network by their id (mDNS), with or without internet; off: only
+# tickets, learned addresses and (with internet) iroh's lookups. A restart applies a change.
+# lan_discovery = true
+
 [mount]
 # Mount the drive (at `heroctl daemon --mount DIR`, else at `path`).
 enabled = true
@@ -155,6 +159,7 @@ pub struct NodeOverride {
     peers: Option<Vec<toml::Spanned<String>>>,
     catch_up_secs: Option<u64>,
     listen: Option<SocketAddr>,
+    lan_discovery: Option<bool>,
     mount: Option<MountOverride>,
     dav: Option<DavOverride>,
     watch: Option<Vec<toml::Spanned<WatchSpec>>>,
@@ -171,6 +176,8 @@ struct File {
     catch_up_secs: u64,
     #[serde(default)]
     listen: Option<SocketAddr>,
+    #[serde(default = "yes")]
+    lan_discovery: bool,
     #[serde(default)]
     mount: Option<MountSection>,
     #[serde(default)]
@@ -234,6 +241,8 @@ pub struct Config {
     pub catch_up: Duration,
     /// The sync endpoint's address (`None`: the default port).
     pub listen: Option<SocketAddr>,
+    /// Local-network discovery (mDNS) on the default network.
+    pub lan_discovery: bool,
     /// The mount.
     pub mount: MountSection,
     /// The share.
@@ -250,6 +259,7 @@ impl Default for Config {
             peers: Vec::new(),
             catch_up: Duration::from_secs(default_catch_up()),
             listen: None,
+            lan_discovery: true,
             mount: MountSection::default(),
             dav: DavSection::default(),
             watch: Vec::new(),
@@ -333,6 +343,7 @@ pub fn parse(text: &str, file: &str, me: &NodeNames) -> Result<Config, ConfigErr
         peers: Vec::new(),
         catch_up: Duration::from_secs(f.catch_up_secs),
         listen: f.listen,
+        lan_discovery: f.lan_discovery,
         mount: f.mount.unwrap_or_default(),
         dav: f.dav.unwrap_or_default(),
         watch: Vec::new(),
@@ -365,6 +376,9 @@ pub fn parse(text: &str, file: &str, me: &NodeNames) -> Result<Config, ConfigErr
         }
         if let Some(v) = o.listen {
             cfg.listen = Some(v);
+        }
+        if let Some(v) = o.lan_discovery {
+            cfg.lan_discovery = v;
         }
         if let Some(m) = &o.mount {
             let t = &mut cfg.mount;
@@ -556,6 +570,13 @@ mod tests {
         let c = parse(t, "f", &me()).expect("parses");
         assert_eq!(c.catch_up, Duration::from_secs(9));
         assert!(!c.dav.enabled);
+        assert!(c.lan_discovery, "on unless turned off");
+        let t = "[node.box]\nlan_discovery = false\n";
+        assert!(!parse(t, "f", &me()).expect("parses").lan_discovery);
+        let t = "lan_discovery = false\n[node.me]\nlan_discovery = true\n";
+        assert!(parse(t, "f", &me()).expect("parses").lan_discovery);
+        let e = parse("lan_discovery = \"no\"\n", "f", &me()).expect_err("wrong type");
+        assert_eq!(e.line, Some(1), "{e}");
     }
 
     #[test]

@@ -458,6 +458,8 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
         SocketAddr::new(ip, config::DEFAULT_PORT)
     }));
     let listen_in_force = cfg.listen;
+    net.no_lan_discovery = !cfg.lan_discovery;
+    let lan_discovery_in_force = cfg.lan_discovery;
     let (server, gossip) = hero_sync::serve_announced(repo.clone(), key.clone(), &net)
         .await
         .with_context(|| format!("starting the sync endpoint on {:?}", net.bind))?;
@@ -643,6 +645,9 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
                             let mut v = Vec::new();
                             if new.listen != listen_in_force {
                                 v.push("listen".to_owned());
+                            }
+                            if new.lan_discovery != lan_discovery_in_force {
+                                v.push("lan_discovery".to_owned());
                             }
                             if new.mount != mount_in_force {
                                 v.push("mount".to_owned());

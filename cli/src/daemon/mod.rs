@@ -9,32 +9,40 @@
 
 pub mod config;
 pub mod control;
+mod gc;
+mod peers;
+mod status;
 pub mod watch;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use hero_store::{EntryKind, Expect, ObjectId, Repo, RepoPath};
 use hero_sync::{EndpointId, SecretKey, Ticket};
-use serde::Serialize;
 use serde_json::json;
 use tokio::sync::watch as signal;
 
 use crate::error::{Kind, tagged, tagged_hint};
 use crate::output::{outln, print_json};
-use config::{Config, ConfigError, NodeNames, Peer};
+use config::{Config, ConfigError, NodeNames};
+use gc::gc_loop;
+use peers::{Worker, allow_peers, futures_join, note_known, peers_of, reconcile_workers};
+use status::{Status, print_status, status_json, unix_now, watch_statuses};
 
 /// How long saves are gathered before peers are told (a burst becomes one sync).
 const BATCH_WINDOW: Duration = Duration::from_millis(30);
+
 /// How often the repository's generation counter is read.
 const POLL: Duration = Duration::from_millis(50);
+
 /// The longest readiness waits for the first catch-up with unreachable peers.
 const FIRST_ROUND_MAX: Duration = Duration::from_secs(5);
+
 /// How long after a local change a worker waits for its peer to say (by announcing it) that
 /// it pulled the change, before it pushes the change itself: announcements make peers pull,
 /// so a push is needed only when one went unheard.
@@ -97,100 +105,6 @@ pub fn command(repo: &Path, json: bool, cmd: DaemonCommand) -> Result<()> {
     Ok(())
 }
 
-fn print_status(v: &serde_json::Value) -> Result<()> {
-    let s = |v: &serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_else(|| "-".into());
-    outln!("daemon {} (pid {})", s(&v["node_id"]), v["pid"])?;
-    outln!("ticket: {}", s(&v["ticket"]))?;
-    outln!("mount: {}", v["mount"].as_str().unwrap_or("off"),)?;
-    outln!("share: {}", v["share"].as_str().unwrap_or("off"))?;
-    let c = &v["config"];
-    outln!(
-        "config: revision {} ({})",
-        s(&c["revision"]),
-        s(&c["source"])
-    )?;
-    if let Some(e) = c["error"].as_object() {
-        outln!(
-            "config error: {}:{}:{}: {}",
-            s(&e["file"].clone()),
-            e.get("line").cloned().unwrap_or_default(),
-            e.get("column").cloned().unwrap_or_default(),
-            s(&e.get("message").cloned().unwrap_or_default())
-        )?;
-    }
-    if let Some(r) = c["restart_needed"].as_array().filter(|r| !r.is_empty()) {
-        let keys: Vec<String> = r.iter().map(s).collect();
-        outln!("restart needed to apply: {}", keys.join(", "))?;
-    }
-    outln!(
-        "local commits not yet seen by any peer: {}",
-        v["unseen_local_commits"]
-    )?;
-    outln!("open conflicts: {}", v["open_conflicts"])?;
-    for w in v["watches"].as_array().into_iter().flatten() {
-        outln!(
-            "watch {}: {} run(s), {} refused by the check, last: {}{}",
-            s(&w["glob"]),
-            w["runs"],
-            w["checks_failed"],
-            s(&w["last_result"]),
-            w["last_error"]
-                .as_str()
-                .map(|e| format!(" ({e})"))
-                .unwrap_or_default()
-        )?;
-    }
-    let g = &v["gc"];
-    if g["enabled"].as_bool() == Some(true) {
-        let last = match (g["last_run"].as_u64(), g["last_error"].as_str()) {
-            (None, _) => "never ran".to_owned(),
-            (Some(t), Some(e)) => {
-                format!("last run {}s ago failed: {e}", unix_now().saturating_sub(t))
-            }
-            (Some(t), None) => format!(
-                "last run {}s ago removed {} object(s) ({} bytes), {} listed",
-                unix_now().saturating_sub(t),
-                g["last_removed"],
-                g["last_removed_bytes"],
-                g["last_listed"]
-            ),
-        };
-        outln!(
-            "gc: every {}s, grace {}s{}; {last}",
-            g["interval_secs"],
-            g["grace_secs"],
-            if g["running"].as_bool() == Some(true) {
-                ", running now"
-            } else {
-                ""
-            }
-        )?;
-    } else {
-        outln!("gc: off")?;
-    }
-    for p in v["peers"].as_array().into_iter().flatten() {
-        outln!(
-            "peer {} ({}): {}, last sync {}{}",
-            s(&p["id"]),
-            s(&p["source"]),
-            if p["connected"].as_bool() == Some(true) {
-                "reachable"
-            } else {
-                "unreachable"
-            },
-            p["last_sync"]
-                .as_u64()
-                .map(|t| format!("{}s ago", unix_now().saturating_sub(t)))
-                .unwrap_or_else(|| "never".into()),
-            p["last_error"]
-                .as_str()
-                .map(|e| format!(" ({e})"))
-                .unwrap_or_default(),
-        )?;
-    }
-    Ok(())
-}
-
 /// Runs `heroctl config check [FILE]`.
 pub fn config_command(repo_path: &Path, json: bool, cmd: ConfigCommand) -> Result<()> {
     let ConfigCommand::Check { file } = cmd;
@@ -231,79 +145,6 @@ pub fn config_command(repo_path: &Path, json: bool, cmd: ConfigCommand) -> Resul
     }
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// What `heroctl daemon status` reports about a peer.
-#[derive(Debug, Clone, Serialize)]
-struct PeerStatus {
-    id: String,
-    source: String,
-    ticket: String,
-    connected: bool,
-    last_sync: Option<u64>,
-    last_error: Option<String>,
-    syncs: u64,
-}
-
-/// The configuration in force and the last refusal.
-#[derive(Debug, Clone, Serialize, Default)]
-struct ConfigStatus {
-    /// The blob id of the file in force (`None`: defaults, no file).
-    revision: Option<String>,
-    /// `repository` or `default`.
-    source: String,
-    error: Option<ConfigError>,
-    restart_needed: Vec<String>,
-    applied: u64,
-}
-
-/// Everything the status answer needs that the loops update.
-#[derive(Debug, Default)]
-struct Status {
-    peers: BTreeMap<String, PeerStatus>,
-    config: ConfigStatus,
-    mount: Option<String>,
-    share: Option<String>,
-    share_error: Option<String>,
-    /// The default branch's head that some peer is known to have.
-    confirmed: Option<ObjectId>,
-    /// The watch hooks, in the order of the configuration.
-    watches: Vec<watch::WatchStatus>,
-    /// The scheduled garbage collection.
-    gc: GcStatus,
-}
-
-/// What `heroctl daemon status` reports about the scheduled garbage collection.
-#[derive(Debug, Clone, Serialize, Default)]
-struct GcStatus {
-    enabled: bool,
-    interval_secs: u64,
-    grace_secs: u64,
-    /// A collection is running now.
-    running: bool,
-    /// When the next one starts (Unix seconds), when enabled.
-    next_run: Option<u64>,
-    /// Collections finished (with or without an error).
-    runs: u64,
-    /// When the last one ended (Unix seconds).
-    last_run: Option<u64>,
-    last_duration_ms: Option<u64>,
-    /// What the last one that succeeded found and did.
-    last_removed: Option<u64>,
-    last_removed_bytes: Option<u64>,
-    last_listed: Option<u64>,
-    last_reachable: Option<u64>,
-    last_file_bytes_before: Option<u64>,
-    last_file_bytes_after: Option<u64>,
-    /// Why the last one failed (cleared by one that succeeds).
-    last_error: Option<String>,
-}
-
 /// What every task shares.
 struct Ctx {
     repo: Arc<Repo>,
@@ -334,14 +175,6 @@ impl Ctx {
     fn catch_up(&self) -> Duration {
         *self.catch_up.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-/// A running peer worker.
-struct Worker {
-    ticket: Ticket,
-    task: tokio::task::JoinHandle<()>,
-    /// Branches to pull from its peer at once (named by an announcement).
-    pulls: tokio::sync::mpsc::UnboundedSender<Vec<String>>,
 }
 
 /// A running share.
@@ -751,96 +584,6 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
     }
 }
 
-/// Runs `Repo::gc` every `gc.interval` (counted from the end of the previous collection, the
-/// first from the start), with the configured grace, on a handle of its own (the collection
-/// needs exclusive use of its handle to compact; other handles, in this process or others,
-/// go on reading and writing: ADR 0004). One task, so never two collections at once.
-async fn gc_loop(ctx: Arc<Ctx>, mut schedule: signal::Receiver<config::GcSection>) {
-    let mut since = Instant::now();
-    loop {
-        let gc = *schedule.borrow_and_update();
-        let due = since + gc.interval;
-        {
-            let mut st = ctx.status();
-            st.gc.enabled = gc.enabled;
-            st.gc.interval_secs = gc.interval.as_secs();
-            st.gc.grace_secs = gc.grace.as_secs();
-            let left = due.saturating_duration_since(Instant::now());
-            st.gc.next_run = gc.enabled.then(|| unix_now() + left.as_secs());
-        }
-        if !gc.enabled {
-            if schedule.changed().await.is_err() {
-                return;
-            }
-            continue;
-        }
-        tokio::select! {
-            r = schedule.changed() => {
-                if r.is_err() {
-                    return;
-                }
-                continue;
-            }
-            _ = tokio::time::sleep_until(due.into()) => {}
-        }
-        ctx.status().gc.running = true;
-        let t0 = Instant::now();
-        let path = ctx.path.clone();
-        let grace = gc.grace.as_secs();
-        let result = tokio::task::spawn_blocking(move || -> Result<hero_store::GcReport> {
-            let mut repo = crate::commands::with_open_context(Repo::open(&path), &path)?;
-            repo.gc(grace, false)
-                .with_context(|| format!("collecting garbage in {}", path.display()))
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("the collection task failed: {e}"))
-        .and_then(|r| r);
-        since = Instant::now();
-        let mut st = ctx.status();
-        let g = &mut st.gc;
-        g.running = false;
-        g.runs += 1;
-        g.last_run = Some(unix_now());
-        g.last_duration_ms = Some(t0.elapsed().as_millis() as u64);
-        match result {
-            Ok(r) => {
-                tracing::info!(
-                    "gc: removed {} unreachable objects ({} bytes), {} listed until their grace \
-                     period ends; file {} -> {} bytes",
-                    r.removed,
-                    r.removed_bytes,
-                    r.listed,
-                    r.file_bytes_before,
-                    r.file_bytes_after
-                );
-                g.last_removed = Some(r.removed);
-                g.last_removed_bytes = Some(r.removed_bytes);
-                g.last_listed = Some(r.listed);
-                g.last_reachable = Some(r.reachable);
-                g.last_file_bytes_before = Some(r.file_bytes_before);
-                g.last_file_bytes_after = Some(r.file_bytes_after);
-                g.last_error = None;
-            }
-            Err(e) => {
-                let msg = format!("{e:#}");
-                tracing::error!("gc: {msg}");
-                g.last_error = Some(msg);
-            }
-        }
-    }
-}
-
-fn watch_statuses(specs: &[watch::WatchSpec]) -> Vec<watch::WatchStatus> {
-    specs
-        .iter()
-        .map(|s| watch::WatchStatus {
-            glob: s.glob.clone(),
-            last_result: Some("not started".into()),
-            ..Default::default()
-        })
-        .collect()
-}
-
 /// Runs the hooks matching each change of the branch head, one change after the other.
 async fn hook_runner(
     ctx: Arc<Ctx>,
@@ -887,373 +630,6 @@ async fn hook_runner(
             tracing::error!("watch: a hook task failed: {e}");
         }
     }
-}
-
-/// Waits for every receiver (a worker's first try).
-async fn futures_join(firsts: Vec<tokio::sync::oneshot::Receiver<()>>) {
-    for f in firsts {
-        let _ = f.await;
-    }
-}
-
-/// Configured peers may connect (read-write): an owner adds them to the membership as writers
-/// (a repository without a membership: to its allow list); a node that is not an owner leaves
-/// that to one (ADR 0018).
-fn allow_peers(ctx: &Ctx, cfg: &Config) {
-    let key = match hero_sync::load_or_create_key(&ctx.path) {
-        Ok(k) => k,
-        Err(e) => {
-            tracing::warn!("admitting the configured peers: {e}");
-            return;
-        }
-    };
-    for p in &cfg.peers {
-        let id = p.ticket.id();
-        match hero_sync::gate::admit(&ctx.repo, &key, &id) {
-            Ok(true) => {}
-            Ok(false) => tracing::info!(
-                "configured peer {id} is not a member, and this node is not an owner to add it"
-            ),
-            Err(e) => tracing::warn!("admitting peer {id}: {e}"),
-        }
-    }
-}
-
-/// The peers of this node: the configuration's, then the saved remotes.
-fn peers_of(ctx: &Ctx, cfg: &Config) -> Vec<Peer> {
-    let mut out: Vec<Peer> = cfg.peers.clone();
-    match hero_sync::access::remotes(&ctx.repo) {
-        Ok(list) => {
-            for (name, t) in list {
-                match t.parse::<Ticket>() {
-                    Ok(ticket) if ticket.id() != ctx.me => {
-                        if let Some(p) = out.iter_mut().find(|p| p.ticket.id() == ticket.id()) {
-                            // Addresses from both.
-                            let mut addr = p.ticket.addr.clone();
-                            for a in ticket.addr.addrs.iter() {
-                                addr.addrs.insert(a.clone());
-                            }
-                            p.ticket = Ticket { addr };
-                        } else {
-                            out.push(Peer {
-                                ticket,
-                                source: format!("remote {name}"),
-                            });
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!("remote {name}: {e}"),
-                }
-            }
-        }
-        Err(e) => tracing::warn!("reading the saved remotes: {e}"),
-    }
-    out
-}
-
-/// Starts workers for new peers and stops those of peers no longer configured; returns the
-/// first-try signals of the workers it started.
-fn reconcile_workers(
-    ctx: &Arc<Ctx>,
-    cfg: &Config,
-    workers: &mut HashMap<EndpointId, Worker>,
-    changed: &signal::Receiver<u64>,
-    announcer: &Arc<hero_sync::gossip::Announcer>,
-) -> Vec<tokio::sync::oneshot::Receiver<()>> {
-    let peers = peers_of(ctx, cfg);
-    let mut firsts = Vec::new();
-    workers.retain(|id, w| {
-        let keep = peers
-            .iter()
-            .any(|p| p.ticket.id() == *id && p.ticket == w.ticket);
-        if !keep {
-            w.task.abort();
-            ctx.status().peers.remove(&id.to_string());
-        }
-        keep
-    });
-    for p in peers {
-        let id = p.ticket.id();
-        if workers.contains_key(&id) {
-            continue;
-        }
-        ctx.status().peers.insert(
-            id.to_string(),
-            PeerStatus {
-                id: id.to_string(),
-                source: p.source.clone(),
-                ticket: p.ticket.to_string(),
-                connected: false,
-                last_sync: None,
-                last_error: None,
-                syncs: 0,
-            },
-        );
-        let (first_tx, first_rx) = tokio::sync::oneshot::channel();
-        firsts.push(first_rx);
-        let (pulls, pulls_rx) = tokio::sync::mpsc::unbounded_channel();
-        let task = tokio::spawn(peer_worker(
-            ctx.clone(),
-            p.ticket.clone(),
-            changed.clone(),
-            pulls_rx,
-            first_tx,
-        ));
-        {
-            let an = announcer.clone();
-            let t = p.ticket.clone();
-            tokio::spawn(async move { an.learn(&t).await });
-        }
-        workers.insert(
-            id,
-            Worker {
-                ticket: p.ticket,
-                task,
-                pulls,
-            },
-        );
-    }
-    firsts
-}
-
-/// Keeps one peer in sync. At start and every catch-up interval: a full sync (pull, then
-/// push, every branch). When the peer announces heads this node lacks: a pull of those
-/// branches only. After a local change: nothing at once (the change is announced and the peer
-/// pulls it); if after [`CONFIRM_WAIT`] the peer has not shown it has our heads, a push of the
-/// branches it lacks. So one change costs one session per peer, not a pull and a push both
-/// ways (ADR 0019). A peer that cannot be reached is retried at the next of those.
-async fn peer_worker(
-    ctx: Arc<Ctx>,
-    ticket: Ticket,
-    mut changed: signal::Receiver<u64>,
-    mut pulls: tokio::sync::mpsc::UnboundedReceiver<Vec<String>>,
-    first: tokio::sync::oneshot::Sender<()>,
-) {
-    let mut first = Some(first);
-    let peer = ticket.id();
-    let mut full_at = Instant::now();
-    let mut push_at: Option<Instant> = None;
-    loop {
-        enum Do {
-            Full,
-            Pull(Vec<String>),
-            Push,
-        }
-        let what = if Instant::now() >= full_at {
-            Do::Full
-        } else {
-            let push_due = async {
-                match push_at {
-                    Some(t) => tokio::time::sleep_until(t.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                r = changed.changed() => {
-                    if r.is_err() {
-                        return;
-                    }
-                    push_at.get_or_insert_with(|| Instant::now() + CONFIRM_WAIT);
-                    continue;
-                }
-                p = pulls.recv() => match p {
-                    Some(mut branches) => {
-                        // Announcements that came meanwhile go into the same pull.
-                        while let Ok(more) = pulls.try_recv() {
-                            branches.extend(more);
-                        }
-                        branches.sort();
-                        branches.dedup();
-                        Do::Pull(branches)
-                    }
-                    None => return,
-                },
-                _ = push_due => Do::Push,
-                _ = tokio::time::sleep_until(full_at.into()) => Do::Full,
-            }
-        };
-        let result = match what {
-            Do::Full => {
-                changed.borrow_and_update();
-                push_at = None;
-                full_at = Instant::now() + ctx.catch_up();
-                sync_once(&ctx, &ticket).await
-            }
-            Do::Pull(branches) => pull_some(&ctx, &ticket, &branches).await,
-            Do::Push => {
-                push_at = None;
-                push_unconfirmed(&ctx, &ticket).await
-            }
-        };
-        {
-            let mut st = ctx.status();
-            if let Some(p) = st.peers.get_mut(&peer.to_string()) {
-                match &result {
-                    // Nothing needed a session.
-                    Ok(false) => {}
-                    Ok(true) => {
-                        p.connected = true;
-                        p.last_sync = Some(unix_now());
-                        p.last_error = None;
-                        p.syncs += 1;
-                    }
-                    Err(e) => {
-                        p.connected = false;
-                        p.last_error = Some(e.clone());
-                    }
-                }
-            }
-        }
-        match &result {
-            Ok(false) => {}
-            Ok(true) => remember_addresses(&ctx, &peer).await,
-            Err(e) => tracing::debug!("sync with {}: {e}", peer.fmt_short()),
-        }
-        if let Some(f) = first.take() {
-            let _ = f.send(());
-        }
-    }
-}
-
-/// Saved remotes follow a peer that moved ([`hero_sync::access::follow_remotes`]) once this
-/// endpoint talks with it at addresses its saved ticket does not name (it restarted on another
-/// port and dialled us, say), so `heroctl sync REMOTE` finds it there too.
-async fn remember_addresses(ctx: &Ctx, peer: &EndpointId) {
-    let learned = ctx.pool.learned(peer).await;
-    if learned.is_empty() {
-        return;
-    }
-    match hero_sync::access::follow_remotes(&ctx.repo, peer, &learned) {
-        Ok(names) => {
-            for name in names {
-                tracing::info!(
-                    "remote {name} ({}) is now reached at {}",
-                    peer.fmt_short(),
-                    crate::sync::addr_list(&learned)
-                );
-            }
-        }
-        Err(e) => tracing::warn!("saving where {} is now: {e}", peer.fmt_short()),
-    }
-}
-
-/// Records heads `peer` is known to have; when it has this node's default branch head, that
-/// head is confirmed (seen by a peer).
-fn note_known(ctx: &Ctx, peer: &EndpointId, heads: &[(String, ObjectId)]) {
-    if heads.is_empty() {
-        return;
-    }
-    {
-        let mut known = ctx.known.lock().unwrap_or_else(|p| p.into_inner());
-        let k = known.entry(*peer).or_default();
-        for (b, h) in heads {
-            k.insert(b.clone(), *h);
-        }
-    }
-    let ours = ctx.repo.branch_head(&ctx.branch).ok().flatten();
-    if let Some(h) = ours
-        && heads.iter().any(|(b, id)| *b == ctx.branch && *id == h)
-    {
-        ctx.status().confirmed = Some(h);
-    }
-}
-
-fn message_of(e: &hero_sync::SyncError) -> String {
-    crate::error::messages_of(e).join(": ")
-}
-
-/// A full sync with a peer: every branch pulled, then every branch pushed, over the pooled
-/// connection. `Ok(true)`: sessions ran.
-async fn sync_once(ctx: &Ctx, ticket: &Ticket) -> std::result::Result<bool, String> {
-    let pulled = ctx
-        .pool
-        .pull(&ctx.repo, ticket, None)
-        .await
-        .map_err(|e| message_of(&e))?;
-    note_known(ctx, &ticket.id(), &pulled.peer_heads);
-    if pulled.same_refs {
-        // The peer has every branch and tag as they are here: nothing to push either.
-        return Ok(true);
-    }
-    if pulled.updated() > 0 {
-        tracing::info!(
-            "pulled from {}: {} branch(es) moved",
-            ticket.id().fmt_short(),
-            pulled.updated()
-        );
-    }
-    let pushed = ctx
-        .pool
-        .push(&ctx.repo, ticket, None, None)
-        .await
-        .map_err(|e| message_of(&e))?;
-    note_known(ctx, &ticket.id(), &pushed.peer_heads);
-    if !pushed.branches_failed.is_empty() {
-        return Err(format!(
-            "{} branch(es) not accepted by the peer",
-            pushed.branches_failed.len()
-        ));
-    }
-    Ok(true)
-}
-
-/// Pulls the branches a peer announced.
-async fn pull_some(
-    ctx: &Ctx,
-    ticket: &Ticket,
-    branches: &[String],
-) -> std::result::Result<bool, String> {
-    let pulled = ctx
-        .pool
-        .pull_only(&ctx.repo, ticket, branches, None)
-        .await
-        .map_err(|e| message_of(&e))?;
-    note_known(ctx, &ticket.id(), &pulled.peer_heads);
-    if pulled.updated() > 0 {
-        tracing::info!(
-            "pulled {} from {}: {} branch(es) moved",
-            branches.join(", "),
-            ticket.id().fmt_short(),
-            pulled.updated()
-        );
-    }
-    Ok(true)
-}
-
-/// Pushes the branches whose heads here the peer is not known to have; `Ok(false)` when it
-/// is known to have them all (no session).
-async fn push_unconfirmed(ctx: &Ctx, ticket: &Ticket) -> std::result::Result<bool, String> {
-    let peer = ticket.id();
-    let ours = ctx.repo.branches().map_err(|e| e.to_string())?;
-    let unconfirmed: Vec<String> = {
-        let known = ctx.known.lock().unwrap_or_else(|p| p.into_inner());
-        let theirs = known.get(&peer);
-        ours.into_iter()
-            .filter(|(b, h)| theirs.and_then(|t| t.get(b)) != Some(h))
-            .map(|(b, _)| b)
-            .collect()
-    };
-    if unconfirmed.is_empty() {
-        return Ok(false);
-    }
-    tracing::debug!(
-        "{} did not show it has {}: pushing",
-        peer.fmt_short(),
-        unconfirmed.join(", ")
-    );
-    let pushed = ctx
-        .pool
-        .push(&ctx.repo, ticket, Some(&unconfirmed), None)
-        .await
-        .map_err(|e| message_of(&e))?;
-    note_known(ctx, &peer, &pushed.peer_heads);
-    if !pushed.branches_failed.is_empty() {
-        return Err(format!(
-            "{} branch(es) not accepted by the peer",
-            pushed.branches_failed.len()
-        ));
-    }
-    Ok(true)
 }
 
 fn start_mount(ctx: &Ctx, dir: &Path, cfg: &Config) -> Result<hero_fuse::MountHandle> {
@@ -1311,60 +687,4 @@ async fn stop_share(s: Share) {
     let _ = s.stop.send(());
     let _ = s.task.await;
     tracing::info!("WebDAV share on {} stopped", s.addr);
-}
-
-/// The status answer.
-fn status_json(ctx: &Ctx, ticket: &str) -> serde_json::Value {
-    let (peers, config, mount, share, share_error, confirmed, watches, gc) = {
-        let st = ctx.status();
-        (
-            st.peers.values().cloned().collect::<Vec<_>>(),
-            st.config.clone(),
-            st.mount.clone(),
-            st.share.clone(),
-            st.share_error.clone(),
-            st.confirmed,
-            st.watches.clone(),
-            st.gc.clone(),
-        )
-    };
-    let unseen = unseen_commits(&ctx.repo, &ctx.branch, confirmed);
-    let conflicts = hero_sync::merge::open_conflicts(&ctx.repo, &ctx.branch)
-        .map(|c| c.len())
-        .unwrap_or(0);
-    json!({
-        "pid": std::process::id(),
-        "repository": ctx.path,
-        "node_id": ctx.me.to_string(),
-        "ticket": ticket,
-        "branch": ctx.branch,
-        "peers": peers,
-        "unseen_local_commits": unseen,
-        "open_conflicts": conflicts,
-        "mount": mount,
-        "share": share,
-        "share_error": share_error,
-        "config": config,
-        "watches": watches,
-        "gc": gc,
-    })
-}
-
-/// Commits on the first-parent line of `branch` after the head some peer has (at most 1,000).
-fn unseen_commits(repo: &Repo, branch: &str, confirmed: Option<ObjectId>) -> u64 {
-    let Ok(Some(mut at)) = repo.branch_head(branch) else {
-        return 0;
-    };
-    let mut n = 0u64;
-    while Some(at) != confirmed && n < 1000 {
-        n += 1;
-        match repo.commit(&at) {
-            Ok(c) => match c.parents.first() {
-                Some(p) => at = *p,
-                None => break,
-            },
-            Err(_) => break,
-        }
-    }
-    n
 }

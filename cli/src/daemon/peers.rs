@@ -1,0 +1,392 @@
+//! The daemon's peer workers: one per peer, each keeping its peer in sync (pulls of what it
+//! announced, catch-ups, a fallback push of what it has not confirmed), and the saved remotes
+//! that follow a peer that moved.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hero_store::ObjectId;
+use hero_sync::{EndpointId, Ticket};
+
+use super::config::{Config, Peer};
+use super::status::{PeerStatus, unix_now};
+use super::{CONFIRM_WAIT, Ctx, signal};
+
+/// A running peer worker.
+pub(super) struct Worker {
+    pub(super) ticket: Ticket,
+    pub(super) task: tokio::task::JoinHandle<()>,
+    /// Branches to pull from its peer at once (named by an announcement).
+    pub(super) pulls: tokio::sync::mpsc::UnboundedSender<Vec<String>>,
+}
+
+/// Waits for every receiver (a worker's first try).
+pub(super) async fn futures_join(firsts: Vec<tokio::sync::oneshot::Receiver<()>>) {
+    for f in firsts {
+        let _ = f.await;
+    }
+}
+
+/// Configured peers may connect (read-write): an owner adds them to the membership as writers
+/// (a repository without a membership: to its allow list); a node that is not an owner leaves
+/// that to one (ADR 0018).
+pub(super) fn allow_peers(ctx: &Ctx, cfg: &Config) {
+    let key = match hero_sync::load_or_create_key(&ctx.path) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::warn!("admitting the configured peers: {e}");
+            return;
+        }
+    };
+    for p in &cfg.peers {
+        let id = p.ticket.id();
+        match hero_sync::gate::admit(&ctx.repo, &key, &id) {
+            Ok(true) => {}
+            Ok(false) => tracing::info!(
+                "configured peer {id} is not a member, and this node is not an owner to add it"
+            ),
+            Err(e) => tracing::warn!("admitting peer {id}: {e}"),
+        }
+    }
+}
+
+/// The peers of this node: the configuration's, then the saved remotes.
+pub(super) fn peers_of(ctx: &Ctx, cfg: &Config) -> Vec<Peer> {
+    let mut out: Vec<Peer> = cfg.peers.clone();
+    match hero_sync::access::remotes(&ctx.repo) {
+        Ok(list) => {
+            for (name, t) in list {
+                match t.parse::<Ticket>() {
+                    Ok(ticket) if ticket.id() != ctx.me => {
+                        if let Some(p) = out.iter_mut().find(|p| p.ticket.id() == ticket.id()) {
+                            // Addresses from both.
+                            let mut addr = p.ticket.addr.clone();
+                            for a in ticket.addr.addrs.iter() {
+                                addr.addrs.insert(a.clone());
+                            }
+                            p.ticket = Ticket { addr };
+                        } else {
+                            out.push(Peer {
+                                ticket,
+                                source: format!("remote {name}"),
+                            });
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("remote {name}: {e}"),
+                }
+            }
+        }
+        Err(e) => tracing::warn!("reading the saved remotes: {e}"),
+    }
+    out
+}
+
+/// Starts workers for new peers and stops those of peers no longer configured; returns the
+/// first-try signals of the workers it started.
+pub(super) fn reconcile_workers(
+    ctx: &Arc<Ctx>,
+    cfg: &Config,
+    workers: &mut HashMap<EndpointId, Worker>,
+    changed: &signal::Receiver<u64>,
+    announcer: &Arc<hero_sync::gossip::Announcer>,
+) -> Vec<tokio::sync::oneshot::Receiver<()>> {
+    let peers = peers_of(ctx, cfg);
+    let mut firsts = Vec::new();
+    workers.retain(|id, w| {
+        let keep = peers
+            .iter()
+            .any(|p| p.ticket.id() == *id && p.ticket == w.ticket);
+        if !keep {
+            w.task.abort();
+            ctx.status().peers.remove(&id.to_string());
+        }
+        keep
+    });
+    for p in peers {
+        let id = p.ticket.id();
+        if workers.contains_key(&id) {
+            continue;
+        }
+        ctx.status().peers.insert(
+            id.to_string(),
+            PeerStatus {
+                id: id.to_string(),
+                source: p.source.clone(),
+                ticket: p.ticket.to_string(),
+                connected: false,
+                last_sync: None,
+                last_error: None,
+                syncs: 0,
+            },
+        );
+        let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+        firsts.push(first_rx);
+        let (pulls, pulls_rx) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(peer_worker(
+            ctx.clone(),
+            p.ticket.clone(),
+            changed.clone(),
+            pulls_rx,
+            first_tx,
+        ));
+        {
+            let an = announcer.clone();
+            let t = p.ticket.clone();
+            tokio::spawn(async move { an.learn(&t).await });
+        }
+        workers.insert(
+            id,
+            Worker {
+                ticket: p.ticket,
+                task,
+                pulls,
+            },
+        );
+    }
+    firsts
+}
+
+/// Keeps one peer in sync. At start and every catch-up interval: a full sync (pull, then
+/// push, every branch). When the peer announces heads this node lacks: a pull of those
+/// branches only. After a local change: nothing at once (the change is announced and the peer
+/// pulls it); if after [`CONFIRM_WAIT`] the peer has not shown it has our heads, a push of the
+/// branches it lacks. So one change costs one session per peer, not a pull and a push both
+/// ways (ADR 0019). A peer that cannot be reached is retried at the next of those.
+async fn peer_worker(
+    ctx: Arc<Ctx>,
+    ticket: Ticket,
+    mut changed: signal::Receiver<u64>,
+    mut pulls: tokio::sync::mpsc::UnboundedReceiver<Vec<String>>,
+    first: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut first = Some(first);
+    let peer = ticket.id();
+    let mut full_at = Instant::now();
+    let mut push_at: Option<Instant> = None;
+    loop {
+        enum Do {
+            Full,
+            Pull(Vec<String>),
+            Push,
+        }
+        let what = if Instant::now() >= full_at {
+            Do::Full
+        } else {
+            let push_due = async {
+                match push_at {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = changed.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                    push_at.get_or_insert_with(|| Instant::now() + CONFIRM_WAIT);
+                    continue;
+                }
+                p = pulls.recv() => match p {
+                    Some(mut branches) => {
+                        // Announcements that came meanwhile go into the same pull.
+                        while let Ok(more) = pulls.try_recv() {
+                            branches.extend(more);
+                        }
+                        branches.sort();
+                        branches.dedup();
+                        Do::Pull(branches)
+                    }
+                    None => return,
+                },
+                _ = push_due => Do::Push,
+                _ = tokio::time::sleep_until(full_at.into()) => Do::Full,
+            }
+        };
+        let result = match what {
+            Do::Full => {
+                changed.borrow_and_update();
+                push_at = None;
+                full_at = Instant::now() + ctx.catch_up();
+                sync_once(&ctx, &ticket).await
+            }
+            Do::Pull(branches) => pull_some(&ctx, &ticket, &branches).await,
+            Do::Push => {
+                push_at = None;
+                push_unconfirmed(&ctx, &ticket).await
+            }
+        };
+        {
+            let mut st = ctx.status();
+            if let Some(p) = st.peers.get_mut(&peer.to_string()) {
+                match &result {
+                    // Nothing needed a session.
+                    Ok(false) => {}
+                    Ok(true) => {
+                        p.connected = true;
+                        p.last_sync = Some(unix_now());
+                        p.last_error = None;
+                        p.syncs += 1;
+                    }
+                    Err(e) => {
+                        p.connected = false;
+                        p.last_error = Some(e.clone());
+                    }
+                }
+            }
+        }
+        match &result {
+            Ok(false) => {}
+            Ok(true) => remember_addresses(&ctx, &peer).await,
+            Err(e) => tracing::debug!("sync with {}: {e}", peer.fmt_short()),
+        }
+        if let Some(f) = first.take() {
+            let _ = f.send(());
+        }
+    }
+}
+
+/// Saved remotes follow a peer that moved ([`hero_sync::access::follow_remotes`]) once this
+/// endpoint talks with it at addresses its saved ticket does not name (it restarted on another
+/// port and dialled us, say), so `heroctl sync REMOTE` finds it there too.
+async fn remember_addresses(ctx: &Ctx, peer: &EndpointId) {
+    let learned = ctx.pool.learned(peer).await;
+    if learned.is_empty() {
+        return;
+    }
+    match hero_sync::access::follow_remotes(&ctx.repo, peer, &learned) {
+        Ok(names) => {
+            for name in names {
+                tracing::info!(
+                    "remote {name} ({}) is now reached at {}",
+                    peer.fmt_short(),
+                    crate::sync::addr_list(&learned)
+                );
+            }
+        }
+        Err(e) => tracing::warn!("saving where {} is now: {e}", peer.fmt_short()),
+    }
+}
+
+/// Records heads `peer` is known to have; when it has this node's default branch head, that
+/// head is confirmed (seen by a peer).
+pub(super) fn note_known(ctx: &Ctx, peer: &EndpointId, heads: &[(String, ObjectId)]) {
+    if heads.is_empty() {
+        return;
+    }
+    {
+        let mut known = ctx.known.lock().unwrap_or_else(|p| p.into_inner());
+        let k = known.entry(*peer).or_default();
+        for (b, h) in heads {
+            k.insert(b.clone(), *h);
+        }
+    }
+    let ours = ctx.repo.branch_head(&ctx.branch).ok().flatten();
+    if let Some(h) = ours
+        && heads.iter().any(|(b, id)| *b == ctx.branch && *id == h)
+    {
+        ctx.status().confirmed = Some(h);
+    }
+}
+
+fn message_of(e: &hero_sync::SyncError) -> String {
+    crate::error::messages_of(e).join(": ")
+}
+
+/// A full sync with a peer: every branch pulled, then every branch pushed, over the pooled
+/// connection. `Ok(true)`: sessions ran.
+async fn sync_once(ctx: &Ctx, ticket: &Ticket) -> std::result::Result<bool, String> {
+    let pulled = ctx
+        .pool
+        .pull(&ctx.repo, ticket, None)
+        .await
+        .map_err(|e| message_of(&e))?;
+    note_known(ctx, &ticket.id(), &pulled.peer_heads);
+    if pulled.same_refs {
+        // The peer has every branch and tag as they are here: nothing to push either.
+        return Ok(true);
+    }
+    if pulled.updated() > 0 {
+        tracing::info!(
+            "pulled from {}: {} branch(es) moved",
+            ticket.id().fmt_short(),
+            pulled.updated()
+        );
+    }
+    let pushed = ctx
+        .pool
+        .push(&ctx.repo, ticket, None, None)
+        .await
+        .map_err(|e| message_of(&e))?;
+    note_known(ctx, &ticket.id(), &pushed.peer_heads);
+    if !pushed.branches_failed.is_empty() {
+        return Err(format!(
+            "{} branch(es) not accepted by the peer",
+            pushed.branches_failed.len()
+        ));
+    }
+    Ok(true)
+}
+
+/// Pulls the branches a peer announced.
+async fn pull_some(
+    ctx: &Ctx,
+    ticket: &Ticket,
+    branches: &[String],
+) -> std::result::Result<bool, String> {
+    let pulled = ctx
+        .pool
+        .pull_only(&ctx.repo, ticket, branches, None)
+        .await
+        .map_err(|e| message_of(&e))?;
+    note_known(ctx, &ticket.id(), &pulled.peer_heads);
+    if pulled.updated() > 0 {
+        tracing::info!(
+            "pulled {} from {}: {} branch(es) moved",
+            branches.join(", "),
+            ticket.id().fmt_short(),
+            pulled.updated()
+        );
+    }
+    Ok(true)
+}
+
+/// Pushes the branches whose heads here the peer is not known to have; `Ok(false)` when it
+/// is known to have them all (no session).
+async fn push_unconfirmed(
+    ctx: &Ctx,
+    ticket: &Ticket,
+) -> std::result::Result<bool, String> {
+    let peer = ticket.id();
+    let ours = ctx.repo.branches().map_err(|e| e.to_string())?;
+    let unconfirmed: Vec<String> = {
+        let known = ctx.known.lock().unwrap_or_else(|p| p.into_inner());
+        let theirs = known.get(&peer);
+        ours.into_iter()
+            .filter(|(b, h)| theirs.and_then(|t| t.get(b)) != Some(h))
+            .map(|(b, _)| b)
+            .collect()
+    };
+    if unconfirmed.is_empty() {
+        return Ok(false);
+    }
+    tracing::debug!(
+        "{} did not show it has {}: pushing",
+        peer.fmt_short(),
+        unconfirmed.join(", ")
+    );
+    let pushed = ctx
+        .pool
+        .push(&ctx.repo, ticket, Some(&unconfirmed), None)
+        .await
+        .map_err(|e| message_of(&e))?;
+    note_known(ctx, &peer, &pushed.peer_heads);
+    if !pushed.branches_failed.is_empty() {
+        return Err(format!(
+            "{} branch(es) not accepted by the peer",
+            pushed.branches_failed.len()
+        ));
+    }
+    Ok(true)
+}

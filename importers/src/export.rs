@@ -86,7 +86,7 @@ pub fn export_git(
     let mut branches = Vec::new();
     for (name, head) in view.branches()? {
         // Hero's own branches (`hero/...`, the membership) are not history to export.
-        if name.starts_with("hero/") {
+        if hero_store::is_reserved_branch(&name) {
             continue;
         }
         if let Some(short) = name.strip_prefix(&opts.branch_prefix) {

@@ -216,10 +216,33 @@ pub fn import_git(
     for r in &refs {
         imp.refname = r.name.clone();
         let (hero_ref, is_branch) = if let Some(b) = r.name.strip_prefix("refs/heads/") {
-            (
-                hero_store::branch_ref(&format!("{}{b}", opts.branch_prefix)),
-                true,
-            )
+            let mut name = format!("{}{b}", opts.branch_prefix);
+            // hero's own branches (the membership) are never written by an import: such a git
+            // branch goes under the rename prefix, or is skipped and said so.
+            if hero_store::is_reserved_branch(&name) {
+                match &opts.rename_refused {
+                    Some(p) if !hero_store::is_reserved_branch(&format!("{p}{name}")) => {
+                        let other = format!("{p}{name}");
+                        imp.report.renamed.push((
+                            format!("{}{name}", hero_store::BRANCH_PREFIX),
+                            format!("{}{other}", hero_store::BRANCH_PREFIX),
+                        ));
+                        name = other;
+                    }
+                    _ => {
+                        imp.skip(
+                            &r.name,
+                            format!(
+                                "`{}` branches are hero's own (its membership); import it under \
+                                 another name with --branch-prefix or --rename-refused",
+                                hero_store::RESERVED_BRANCH_PREFIX
+                            ),
+                        );
+                        continue;
+                    }
+                }
+            }
+            (hero_store::branch_ref(&name), true)
         } else if let Some(t) = r.name.strip_prefix("refs/tags/") {
             (
                 hero_store::tag_ref(&format!("{}{t}", opts.tag_prefix)),
@@ -821,14 +844,19 @@ impl Importer<'_> {
                     && !self.opts.force
                     && b.xref(&s2g_key(&c.id()))?.is_none()
                 {
+                    let reserved = |p: &str| {
+                        renamed_ref(&name, p)
+                            .strip_prefix(hero_store::BRANCH_PREFIX)
+                            .is_some_and(hero_store::is_reserved_branch)
+                    };
                     match &self.opts.rename_refused {
-                        Some(prefix) => {
+                        Some(prefix) if !reserved(prefix) => {
                             let other = renamed_ref(&name, prefix);
                             renamed.push((name.clone(), other.clone()));
                             name = other;
                             cur = b.get_ref(&name)?;
                         }
-                        None => {
+                        _ => {
                             refused.push(RefusedRef {
                                 name: name.clone(),
                                 local: c,

@@ -65,7 +65,10 @@ pub use object::{
 };
 pub use path::{NameError, RepoPath, validate_name};
 pub use record::ObjType;
-pub use refs::{BRANCH_PREFIX, RefMove, TAG_PREFIX, branch_ref, check_ref_name, tag_ref};
+pub use refs::{
+    BRANCH_PREFIX, RESERVED_BRANCH_PREFIX, RefMove, TAG_PREFIX, branch_ref, check_ref_name,
+    is_reserved_branch, tag_ref,
+};
 pub use repo::{DEFAULT_BRANCH_KEY, MemoryBudget, Repo, View};
 pub use snapshot::{
     CHECKOUT_RECORD, CheckoutOptions, CheckoutRecord, CheckoutReport, Progress, SnapshotOptions,

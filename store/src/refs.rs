@@ -8,6 +8,14 @@ use crate::error::{Error, Result};
 pub const BRANCH_PREFIX: &str = "refs/heads/";
 /// Prefix of tag refs.
 pub const TAG_PREFIX: &str = "refs/tags/";
+/// The branch names hero keeps for itself (`hero/membership`): not history a user made, so
+/// never the default branch, never exported, never written by an import.
+pub const RESERVED_BRANCH_PREFIX: &str = "hero/";
+
+/// Whether `branch` (a short name) is one of hero's own ([`RESERVED_BRANCH_PREFIX`]).
+pub fn is_reserved_branch(branch: &str) -> bool {
+    branch.starts_with(RESERVED_BRANCH_PREFIX)
+}
 
 /// Checks a branch or tag name (git's rules, roughly): not empty, no `..`, no control
 /// characters, spaces or `~^:?*[\`, no leading `-` or `/`, no trailing `/`, `.` or `.lock`,

@@ -942,7 +942,7 @@ impl View {
         Ok(branches
             .into_iter()
             .map(|(b, _)| b)
-            .find(|b| !b.starts_with("hero/"))
+            .find(|b| !crate::refs::is_reserved_branch(b))
             .unwrap_or_else(|| "main".to_owned()))
     }
 

@@ -349,6 +349,76 @@ fn an_import_never_moves_a_branch_holding_work_it_does_not_contain() {
 }
 
 #[test]
+fn an_import_never_writes_heros_own_branches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    git(&src, &["init", "-q", "-b", "main"]);
+    std::fs::write(src.join("members.txt"), "not a membership\n").unwrap();
+    git(&src, &["add", "-A"]);
+    git(&src, &["commit", "-qm", "lookalike"]);
+    git(&src, &["branch", "hero/membership"]);
+
+    // `init` made the membership; its head must not move.
+    let repo = tmp.path().join("r.hero");
+    ok(&repo, &["init"]);
+    // The membership's newest commit id (`branch` does not list hero's own branches).
+    let head = |repo: &Path| -> serde_json::Value {
+        let v: serde_json::Value =
+            serde_json::from_str(&ok(repo, &["--json", "log", "-n", "1", "hero/membership"]))
+                .unwrap();
+        v[0]["id"].clone()
+    };
+    let before = head(&repo);
+    assert!(!before.is_null(), "init makes the membership branch");
+    let v: serde_json::Value = serde_json::from_str(&ok(
+        &repo,
+        &["--json", "import", "git", src.to_str().unwrap()],
+    ))
+    .unwrap();
+    let skipped = v["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{v}");
+    assert_eq!(skipped[0]["ref"], "refs/heads/hero/membership", "{v}");
+    assert!(
+        skipped[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("--rename-refused"),
+        "{v}"
+    );
+    assert_eq!(head(&repo), before);
+    assert_eq!(
+        ok(&repo, &["cat", "main:members.txt"]),
+        "not a membership\n"
+    );
+
+    // Under another name on request; a rename into hero's space is no way around it.
+    let v = import_renaming_refused(&repo, &src);
+    assert_eq!(
+        v["renamed"][0]["as"], "refs/heads/git/hero/membership",
+        "{v}"
+    );
+    assert_eq!(
+        ok(&repo, &["cat", "git/hero/membership:members.txt"]),
+        "not a membership\n"
+    );
+    assert_eq!(head(&repo), before);
+    let out = run(
+        &repo,
+        &[
+            "import",
+            "git",
+            src.to_str().unwrap(),
+            "--branch-prefix",
+            "hero/",
+        ],
+    );
+    assert!(out.status.success());
+    assert_eq!(head(&repo), before);
+    assert!(run(&repo, &["cat", "hero/main:members.txt"]).status.code() != Some(0));
+}
+
+#[test]
 fn committing_a_file_instead_of_a_directory_is_an_error_and_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let (repo, src) = repo_with(

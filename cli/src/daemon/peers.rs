@@ -354,10 +354,7 @@ async fn pull_some(
 
 /// Pushes the branches whose heads here the peer is not known to have; `Ok(false)` when it
 /// is known to have them all (no session).
-async fn push_unconfirmed(
-    ctx: &Ctx,
-    ticket: &Ticket,
-) -> std::result::Result<bool, String> {
+async fn push_unconfirmed(ctx: &Ctx, ticket: &Ticket) -> std::result::Result<bool, String> {
     let peer = ticket.id();
     let ours = ctx.repo.branches().map_err(|e| e.to_string())?;
     let unconfirmed: Vec<String> = {

@@ -434,11 +434,11 @@ pub fn is_enforced(repo: &Repo) -> Result<bool, MembershipError> {
 
 /// The branch prefix only hero itself writes: users cannot create, move or delete these
 /// branches with ordinary commands, and sync moves only [`BRANCH`], after checking it.
-pub const RESERVED_PREFIX: &str = "hero/";
+pub const RESERVED_PREFIX: &str = hero_store::RESERVED_BRANCH_PREFIX;
 
 /// Whether `branch` is reserved (starts with [`RESERVED_PREFIX`]).
 pub fn is_reserved(branch: &str) -> bool {
-    branch.starts_with(RESERVED_PREFIX)
+    hero_store::is_reserved_branch(branch)
 }
 
 /// The changes that the membership history ending at `head` (one that arrived from a peer,

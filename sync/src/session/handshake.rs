@@ -1,0 +1,316 @@
+//! The start of every session: hello and welcome (version, repository, access, the refs digest
+//! that ends a session with nothing to do), and one-time invitations.
+
+use hero_store::{ObjectId, RefValue, Repo};
+use iroh::{EndpointId, SecretKey};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::refs::{advertised, parse_branches, parse_tags};
+use super::{Intent, NO_DIGEST, is_empty, refs_digest};
+use crate::access::{self, Access};
+use crate::audit::{self, Decision, Entry};
+use crate::error::{Result, SyncError};
+use crate::membership;
+use crate::transfer::{self, blocking};
+use crate::wire::{Dec, Enc, MAGIC, VERSION, Wire, code, kind};
+
+/// The client's hello; `only` names the branches the session is about (`None`: every ref);
+/// `digest` is the client's [`refs_digest`] (or [`NO_DIGEST`]).
+pub(crate) fn hello(
+    repo_id: &ObjectId,
+    intent: Intent,
+    empty: bool,
+    only: Option<&[String]>,
+    digest: &[u8; 32],
+) -> Enc {
+    let mut m = Enc::new(kind::HELLO);
+    m.0.extend_from_slice(MAGIC);
+    m.u32(VERSION)
+        .id(repo_id)
+        .u8(intent.code())
+        .u8(u8::from(empty));
+    let only = only.unwrap_or_default();
+    m.u32(only.len() as u32);
+    for b in only {
+        m.bytes(b.as_bytes());
+    }
+    m.0.extend_from_slice(digest);
+    m
+}
+
+/// What a receiver asks for, given the sender's refs.
+#[derive(Debug, Default)]
+pub(crate) struct Ask {
+    /// Advertised ids this side lacks.
+    pub wants: Vec<ObjectId>,
+    /// One bit per advertised ref (branches, then tags): set when this side has it, so the
+    /// sender knows those commits are here without any id travelling.
+    pub common: Vec<u8>,
+    /// Commits of this side beyond the common refs (empty when nothing is wanted).
+    pub haves: Vec<ObjectId>,
+}
+
+impl Ask {
+    /// Compares the sender's advertisement with what is here.
+    pub(crate) fn of(
+        repo: &Repo,
+        branches: &[(String, ObjectId)],
+        tags: &[(String, RefValue)],
+        focused: bool,
+    ) -> Result<Ask> {
+        let view = repo.view()?;
+        let ids = advertised(branches, tags);
+        let mut ask = Ask {
+            common: vec![0; ids.len().div_ceil(8)],
+            ..Ask::default()
+        };
+        let mut receiving = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            if view.object_type(id)?.is_some() {
+                ask.common[i / 8] |= 1 << (i % 8);
+            } else {
+                if let Some((name, _)) = branches.get(i) {
+                    receiving.push(name.as_str());
+                }
+                if !ask.wants.contains(id) {
+                    ask.wants.push(*id);
+                }
+            }
+        }
+        // A pull with nothing new is the advertisement and an empty answer: no history walk.
+        if !ask.wants.is_empty() {
+            let shared: hero_store::IdSet = ids.iter().copied().collect();
+            ask.haves = transfer::haves_for(&view, &receiving, &shared, !focused)?;
+        }
+        Ok(ask)
+    }
+}
+
+/// What the server said in its welcome.
+#[derive(Debug)]
+pub(crate) struct Welcome {
+    pub access: Access,
+    pub branches: Vec<(String, ObjectId)>,
+    pub tags: Vec<(String, RefValue)>,
+    /// The peer's default branch.
+    pub default_branch: String,
+    /// The peer's refs are the same as ours (the digests matched): nothing was listed and
+    /// nothing is to be exchanged.
+    pub same_refs: bool,
+    /// The membership genesis the peer trusts, if it has one.
+    pub genesis: Option<automerge::ChangeHash>,
+}
+
+/// Client side of the handshake: hello, then the welcome or a refusal in words.
+pub(crate) async fn handshake<R, W>(
+    wire: &mut Wire<R, W>,
+    repo: &Repo,
+    intent: Intent,
+    only: Option<&[String]>,
+    peer: &EndpointId,
+    me: &EndpointId,
+) -> Result<Welcome>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    let ours = access::sync_repo_id(repo)?;
+    let empty = is_empty(repo)?;
+    let digest = if only.is_none() && !empty {
+        refs_digest(&repo.branches()?, &repo.tags()?)
+    } else {
+        NO_DIGEST
+    };
+    wire.send(&hello(&ours, intent, empty, only, &digest))
+        .await?;
+    wire.flush().await?;
+    let (k, body) = wire.recv_any().await.map_err(|e| match e {
+        SyncError::Connection(_) => SyncError::Connection(format!(
+            "peer {peer} closed the connection during the handshake ({e})"
+        )),
+        other => other,
+    })?;
+    let mut d = Dec::new(&body);
+    if k == kind::ERROR {
+        let c = d.u8()?;
+        let msg = d.string()?;
+        return Err(match c {
+            code::NOT_ALLOWED => SyncError::NotAllowed {
+                peer: peer.to_string(),
+                me: me.to_string(),
+            },
+            code::READ_ONLY => SyncError::ReadOnly {
+                peer: peer.to_string(),
+                me: me.to_string(),
+            },
+            code::INCOMPATIBLE => SyncError::Incompatible {
+                ours: VERSION,
+                theirs: msg.parse().unwrap_or(0),
+            },
+            code::REPO_MISMATCH => SyncError::RepoMismatch {
+                ours: ours.to_hex(),
+                theirs: msg,
+            },
+            code::INVITE_REFUSED => SyncError::InvitationRefused {
+                peer: peer.to_string(),
+                reason: msg,
+            },
+            _ => SyncError::Remote(msg),
+        });
+    }
+    if k != kind::WELCOME {
+        return Err(SyncError::protocol(format!("expected a welcome, got {k}")));
+    }
+    let version = d.u32()?;
+    if version != VERSION {
+        return Err(SyncError::Incompatible {
+            ours: VERSION,
+            theirs: version,
+        });
+    }
+    let repo_id = d.id()?;
+    let access = match d.u8()? {
+        2 => Access::ReadWrite,
+        _ => Access::ReadOnly,
+    };
+    let branches = parse_branches(&mut d)?;
+    let tags = parse_tags(&mut d)?;
+    let default_branch = d.string()?;
+    let same_refs = d.u8()? == 1;
+    hero_store::branch_ref(&default_branch)
+        .map_err(|e| SyncError::protocol(format!("bad default branch {default_branch:?}: {e}")))?;
+    let genesis = match d.u8()? {
+        0 => None,
+        _ => Some(automerge::ChangeHash(
+            d.raw(32)?
+                .try_into()
+                .map_err(|_| SyncError::protocol("bad genesis"))?,
+        )),
+    };
+    // A repository that has no membership yet (a clone, a peer from before membership) takes
+    // the one its source trusts: the ticket named the source, so the source names the root.
+    if intent == Intent::Pull
+        && let Some(g) = genesis
+        && !blocking(|| membership::is_enforced(repo))?
+    {
+        blocking(|| membership::pin_genesis(repo, &g))?;
+    }
+    if repo_id != ours {
+        if empty {
+            access::adopt_repo_id(repo, &repo_id)?;
+        } else if intent == Intent::Pull || !branches.is_empty() {
+            return Err(SyncError::RepoMismatch {
+                ours: ours.to_hex(),
+                theirs: repo_id.to_hex(),
+            });
+        }
+    }
+    Ok(Welcome {
+        access,
+        branches,
+        tags,
+        default_branch,
+        same_refs,
+        genesis,
+    })
+}
+
+/// A JOIN from a peer that is not a member: redeems the invitation or refuses it (recorded
+/// either way). The role granted.
+pub(super) async fn join<R, W>(
+    wire: &mut Wire<R, W>,
+    repo: &Repo,
+    peer: &EndpointId,
+    key: &SecretKey,
+    body: &[u8],
+) -> Result<membership::Role>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    let mut d = Dec::new(body);
+    let secret: [u8; 32] = d
+        .raw(32)?
+        .try_into()
+        .map_err(|_| SyncError::protocol("bad invitation"))?;
+    let name = d.string()?;
+    match blocking(|| crate::invite::redeem(repo, key, &secret, peer, &name))? {
+        Ok(role) => {
+            blocking(|| {
+                audit::record(
+                    repo,
+                    Entry::new(
+                        Some(peer),
+                        "join",
+                        Decision::Accepted,
+                        format!("invitation redeemed; added as {role}"),
+                    ),
+                )
+            });
+            let mut m = Enc::new(kind::JOINED);
+            m.u8(match role {
+                membership::Role::Owner => 1,
+                membership::Role::Writer => 2,
+                membership::Role::Reader => 3,
+            });
+            wire.send(&m).await?;
+            wire.flush().await?;
+            Ok(role)
+        }
+        Err(refusal) => {
+            let text = refusal.to_string();
+            blocking(|| {
+                audit::record(
+                    repo,
+                    Entry::new(Some(peer), "join", Decision::Refused, text.clone())
+                        .rule("invitation"),
+                )
+            });
+            wire.send_error(code::INVITE_REFUSED, &text).await;
+            Err(SyncError::InvitationRefused {
+                peer: String::new(),
+                reason: text,
+            })
+        }
+    }
+}
+
+/// The client's side of a join: presents the invitation's secret and a name, and waits for the
+/// inviting peer's answer. A pull follows on the same stream.
+pub async fn present_invitation<R, W>(
+    wire: &mut Wire<R, W>,
+    peer: &EndpointId,
+    secret: &[u8; 32],
+    name: &str,
+) -> Result<()>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    let mut m = Enc::new(kind::JOIN);
+    m.0.extend_from_slice(secret);
+    m.bytes(name.as_bytes());
+    wire.send(&m).await?;
+    wire.flush().await?;
+    let (k, body) = wire.recv_any().await?;
+    let mut d = Dec::new(&body);
+    match k {
+        kind::JOINED => Ok(()),
+        kind::ERROR => {
+            let c = d.u8()?;
+            let msg = d.string()?;
+            Err(match c {
+                code::INVITE_REFUSED => SyncError::InvitationRefused {
+                    peer: peer.to_string(),
+                    reason: msg,
+                },
+                code::NOT_ALLOWED => SyncError::InvitationRefused {
+                    peer: peer.to_string(),
+                    reason: "it does not take invitations (no membership, or no key)".to_owned(),
+                },
+                _ => SyncError::Remote(msg),
+            })
+        }
+        k => Err(SyncError::protocol(format!("expected joined, got {k}"))),
+    }
+}

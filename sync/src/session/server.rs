@@ -1,0 +1,304 @@
+//! The server's side of a session: who may do what, then the pack sent or taken.
+
+use hero_store::{ObjectId, Repo};
+use iroh::{EndpointId, SecretKey};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::handshake::{Ask, join};
+use super::refs::{
+    MAX_NAMED, advertised, integrate, parse_branches, parse_tags, put_branches, put_tags, take_tags,
+};
+use super::signatures::{fetch_signatures, send_signatures};
+use super::{Intent, NO_DIGEST, SyncReport, is_empty, refs_digest};
+use crate::access::{self, Access};
+use crate::audit::{self, Decision, Entry};
+use crate::error::{Result, SyncError};
+use crate::gate;
+use crate::membership;
+use crate::transfer::{self, blocking};
+use crate::wire::{Dec, Enc, MAGIC, VERSION, Wire, code, kind};
+
+/// The server's side of one session with `peer` (whose id the transport authenticated) over
+/// `wire`, without a key: invitations cannot be redeemed.
+pub async fn serve<R, W>(wire: &mut Wire<R, W>, repo: &Repo, peer: &EndpointId) -> Result<()>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    serve_as(wire, repo, peer, None, None).await
+}
+
+/// The most bytes a peer that is not a member may send: one JOIN message.
+pub(super) const MAX_STRANGER_MESSAGE: usize = 1024;
+
+/// The server's side of one session with `peer` over `wire`; `key` (this node's) lets a peer
+/// that presents a valid invitation in (ADR 0018); `admitted` is called once the peer is let
+/// in (the server then counts the connection among those to close if the peer is removed).
+pub async fn serve_as<R, W>(
+    wire: &mut Wire<R, W>,
+    repo: &Repo,
+    peer: &EndpointId,
+    key: Option<&SecretKey>,
+    admitted: Option<&(dyn Fn() + Send + Sync)>,
+) -> Result<()>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    // Refuse strangers before saying anything about us; a stranger may present an
+    // invitation (one small message), nothing else.
+    let mut standing = blocking(|| gate::standing(repo, peer))?;
+    let mut first: Option<(u8, Vec<u8>)> = None;
+    if standing.access.is_none() {
+        if let Some(key) = key
+            && standing.membership.is_some()
+        {
+            let (k, body) = wire.recv_small(MAX_STRANGER_MESSAGE).await?;
+            if k == kind::JOIN {
+                let role = join(wire, repo, peer, key, &body).await?;
+                standing = blocking(|| gate::standing(repo, peer))?;
+                if standing.access.is_none() {
+                    standing.access = Some(gate::access_of_role(role));
+                }
+            } else {
+                first = Some((k, body));
+            }
+        }
+        if standing.access.is_none() {
+            let why = standing.describe();
+            blocking(|| {
+                audit::record(
+                    repo,
+                    Entry::new(Some(peer), "connect", Decision::Refused, why.clone())
+                        .rule("not a member"),
+                )
+            });
+            wire.send_error(code::NOT_ALLOWED, "not allowed").await;
+            return Err(SyncError::NotAllowed {
+                peer: peer.to_string(),
+                me: String::new(),
+            });
+        }
+    }
+    let Some(access) = standing.access else {
+        return Err(SyncError::NotAllowed {
+            peer: peer.to_string(),
+            me: String::new(),
+        });
+    };
+    if let Some(f) = admitted {
+        f();
+    }
+    let (k, body) = match first {
+        Some(f) => f,
+        None => wire.recv_any().await?,
+    };
+    let mut d = Dec::new(&body);
+    if k != kind::HELLO || d.rest().get(..4) != Some(MAGIC.as_slice()) {
+        wire.send_error(code::PROTOCOL, "expected a hello").await;
+        return Err(SyncError::protocol("the first message is not a hello"));
+    }
+    let mut d = Dec::new(&body[4..]);
+    let version = d.u32()?;
+    if version != VERSION {
+        wire.send_error(code::INCOMPATIBLE, &VERSION.to_string())
+            .await;
+        return Err(SyncError::Incompatible {
+            ours: VERSION,
+            theirs: version,
+        });
+    }
+    let their_repo = d.id()?;
+    let intent = match d.u8()? {
+        1 => Intent::Pull,
+        2 => Intent::Push,
+        other => return Err(SyncError::protocol(format!("unknown intent {other}"))),
+    };
+    let they_are_empty = d.u8()? != 0;
+    let named = d.u32()? as usize;
+    if named > MAX_NAMED {
+        return Err(SyncError::protocol("a hello names too many branches"));
+    }
+    let mut only = Vec::with_capacity(named);
+    for _ in 0..named {
+        only.push(d.string()?);
+    }
+    let mut their_digest = [0u8; 32];
+    their_digest.copy_from_slice(d.raw(32)?);
+    let ours = access::sync_repo_id(repo)?;
+    let we_are_empty = is_empty(repo)?;
+    if their_repo != ours && !they_are_empty {
+        if intent == Intent::Push && we_are_empty {
+            access::adopt_repo_id(repo, &their_repo)?;
+        } else {
+            wire.send_error(code::REPO_MISMATCH, &ours.to_hex()).await;
+            return Err(SyncError::RepoMismatch {
+                ours: ours.to_hex(),
+                theirs: their_repo.to_hex(),
+            });
+        }
+    }
+    if intent == Intent::Push && access != Access::ReadWrite {
+        let why = standing.describe();
+        blocking(|| {
+            audit::record(
+                repo,
+                Entry::new(Some(peer), "push", Decision::Refused, why.clone())
+                    .rule("readers may not push"),
+            )
+        });
+        wire.send_error(code::READ_ONLY, "read-only").await;
+        return Err(SyncError::ReadOnly {
+            peer: peer.to_string(),
+            me: String::new(),
+        });
+    }
+    let mut m = Enc::new(kind::WELCOME);
+    m.u32(VERSION)
+        .id(&access::sync_repo_id(repo)?)
+        .u8(match access {
+            Access::ReadWrite => 2,
+            Access::ReadOnly => 1,
+        });
+    let (mut our_branches, mut our_tags) = (repo.branches()?, repo.tags()?);
+    let same = only.is_empty()
+        && their_digest != NO_DIGEST
+        && their_digest == refs_digest(&our_branches, &our_tags);
+    if !only.is_empty() {
+        our_branches.retain(|(n, _)| only.contains(n));
+        our_tags.clear();
+    }
+    if same {
+        our_branches.clear();
+        our_tags.clear();
+    }
+    put_branches(&mut m, &our_branches);
+    put_tags(&mut m, &our_tags);
+    m.bytes(repo.default_branch()?.as_bytes());
+    m.u8(u8::from(same));
+    match membership::pinned(repo)? {
+        Some(g) => m.u8(1).0.extend_from_slice(&g.0),
+        None => {
+            m.u8(0);
+        }
+    }
+    wire.send(&m).await?;
+    wire.flush().await?;
+    if same {
+        // Both sides have the same refs: nothing to send either way.
+        return Ok(());
+    }
+    match intent {
+        Intent::Pull => {
+            let wants = wire.expect(kind::WANTS).await?;
+            let advertised = advertised(&our_branches, &our_tags);
+            let stats = transfer::send_objects(wire, repo, &wants, &advertised, None).await?;
+            send_signatures(wire, repo, key).await?;
+            tracing::info!(
+                "sync: sent {} objects ({} bytes) to {}",
+                stats.objects,
+                wire.bytes_out,
+                peer.fmt_short()
+            );
+            let why = format!("{}; {} objects sent", standing.describe(), stats.objects);
+            blocking(|| {
+                audit::record(
+                    repo,
+                    Entry::new(Some(peer), "pull", Decision::Accepted, why),
+                )
+            });
+        }
+        Intent::Push => {
+            let body = wire.expect(kind::PUSH).await?;
+            let mut d = Dec::new(&body);
+            let pushed = parse_branches(&mut d)?;
+            let pushed_tags = parse_tags(&mut d)?;
+            let ask = blocking(|| Ask::of(repo, &pushed, &pushed_tags, !only.is_empty()))?;
+            let stats = transfer::receive_objects(wire, repo, &ask, None).await?;
+            // Every check before any branch moves: one failing commit refuses the whole push.
+            for (name, id) in &pushed {
+                if blocking(|| repo.view()?.object_type(id))?.is_none() {
+                    return Err(SyncError::protocol(format!(
+                        "branch {name} was pushed without its commit"
+                    )));
+                }
+            }
+            let ordinary: Vec<ObjectId> = pushed
+                .iter()
+                .filter(|(n, _)| !membership::is_reserved(n))
+                .map(|(_, id)| *id)
+                .chain(pushed_tags.iter().map(|(_, v)| v.id()))
+                .collect();
+            let new_commits = fetch_signatures(wire, repo, &ordinary).await?;
+            let incoming = pushed
+                .iter()
+                .find(|(n, _)| n == membership::BRANCH)
+                .map(|(_, id)| *id);
+            let mut refusal = blocking(|| gate::check_push(repo, &standing, peer, &pushed))?;
+            if refusal.is_none() && standing.membership.is_some() {
+                refusal =
+                    blocking(|| crate::commitsig::check(repo, incoming, &new_commits))?.map(|r| {
+                        gate::PushRefusal {
+                            branch: String::new(),
+                            commit: Some(r.commit),
+                            path: r.path,
+                            rule: r.rule,
+                        }
+                    });
+            }
+            if let Some(r) = refusal {
+                let text = r.to_string();
+                blocking(|| {
+                    let mut e = Entry::new(Some(peer), "push", Decision::Refused, text.clone())
+                        .rule(r.rule.clone());
+                    e.commit = r.commit.map(|c| c.to_hex());
+                    e.path = r.path.clone();
+                    audit::record(repo, e)
+                });
+                wire.send_error(code::PUSH_REFUSED, &text).await;
+                return Err(SyncError::PushRefused {
+                    peer: peer.to_string(),
+                    reason: text,
+                });
+            }
+            let reason = format!("push from {}", peer.fmt_short());
+            let mut m = Enc::new(kind::PUSH_RESULT);
+            m.u32(pushed.len() as u32);
+            for (name, id) in &pushed {
+                let u = blocking(|| integrate(repo, name, *id, &reason))?;
+                m.bytes(name.as_bytes())
+                    .u8(u.how.code())
+                    .u32(u.conflicts as u32)
+                    .id(&u.new);
+            }
+            let mut tag_report = SyncReport::default();
+            blocking(|| take_tags(repo, &pushed_tags, &reason, &mut tag_report))?;
+            m.u32(tag_report.tags_created as u32);
+            m.u32(tag_report.tags_differing.len() as u32);
+            for t in &tag_report.tags_differing {
+                m.bytes(t.as_bytes());
+            }
+            wire.send(&m).await?;
+            wire.flush().await?;
+            tracing::info!(
+                "sync: received {} objects from {}",
+                stats.objects,
+                peer.fmt_short()
+            );
+            let names: Vec<&str> = pushed.iter().map(|(n, _)| n.as_str()).collect();
+            let why = format!(
+                "{}; {} objects received; branches {}",
+                standing.describe(),
+                stats.objects,
+                names.join(", ")
+            );
+            blocking(|| {
+                audit::record(
+                    repo,
+                    Entry::new(Some(peer), "push", Decision::Accepted, why),
+                )
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! Commit signatures travel after a pack (SIG_WANT / SIGS, ADR 0018).
+
+use hero_store::{ObjectId, Repo};
+use iroh::SecretKey;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::error::Result;
+use crate::transfer::blocking;
+use crate::wire::{Dec, Enc, Wire, kind};
+
+/// This node's key, for signing its own commits as they are sent: the key beside the
+/// repository file (none for a repository without one, e.g. in memory).
+pub(super) fn own_key(repo: &Repo) -> Option<SecretKey> {
+    let path = crate::identity::key_path(repo.path());
+    if !path.exists() {
+        return None;
+    }
+    crate::identity::load_or_create_key(repo.path()).ok()
+}
+
+/// Sender side of the signature exchange: answers the receiver's SIG_WANT.
+pub(super) async fn send_signatures<R, W>(
+    wire: &mut Wire<R, W>,
+    repo: &Repo,
+    key: Option<&SecretKey>,
+) -> Result<()>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    let body = wire.expect(kind::SIG_WANT).await?;
+    let ids = Dec::new(&body).ids()?;
+    let key = key.cloned().or_else(|| blocking(|| own_key(repo)));
+    let sigs = blocking(|| crate::commitsig::for_sending(repo, key.as_ref(), &ids))?;
+    let mut m = Enc::new(kind::SIGS);
+    m.0.extend_from_slice(&crate::commitsig::encode_list(&sigs));
+    wire.send(&m).await?;
+    wire.flush().await
+}
+
+/// Receiver side: asks for the signatures of the commits the transfer brought (those of
+/// `heads` that no ref here reaches) and stores the ones that verify. The new commits.
+/// When every head is already where one of this side's refs points (a pull with nothing
+/// new), the history is not walked. (Present is not enough: objects of a refused push stay
+/// stored, unreferenced, until gc, and must be checked again when offered again.)
+pub(super) async fn fetch_signatures<R, W>(
+    wire: &mut Wire<R, W>,
+    repo: &Repo,
+    heads: &[ObjectId],
+) -> Result<Vec<ObjectId>>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    let new = blocking(|| -> Result<Vec<ObjectId>> {
+        let view = repo.view()?;
+        let mut at: hero_store::IdSet = view.branches()?.into_iter().map(|(_, id)| id).collect();
+        at.extend(view.tags()?.into_iter().map(|(_, v)| v.id()));
+        drop(view);
+        if heads.iter().all(|h| at.contains(h)) {
+            return Ok(Vec::new());
+        }
+        crate::commitsig::new_commits(repo, heads)
+    })?;
+    let mut m = Enc::new(kind::SIG_WANT);
+    m.ids(&new);
+    wire.send(&m).await?;
+    wire.flush().await?;
+    let body = wire.expect(kind::SIGS).await?;
+    let sigs = crate::commitsig::decode_list(&body)?;
+    let asked: hero_store::IdSet = new.iter().copied().collect();
+    let sigs: Vec<_> = sigs
+        .into_iter()
+        .filter(|(c, _)| asked.contains(c))
+        .collect();
+    blocking(|| crate::commitsig::store(repo, &sigs))?;
+    Ok(new)
+}

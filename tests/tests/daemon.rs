@@ -84,6 +84,24 @@ fn free_udp_port() -> u16 {
         .port()
 }
 
+/// Reads the piped stdout of `child` (a `serve` or a daemon) up to its `ticket: ` line and
+/// returns the ticket; the rest of its stdout is read away so it never blocks on a full pipe.
+/// Panics with `why()` if it exits first.
+fn ticket_line(child: &mut Child, why: impl FnOnce() -> String) -> String {
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ticket = loop {
+        let Some(line) = lines.next() else {
+            let _ = child.wait();
+            panic!("{}", why());
+        };
+        if let Some(t) = line.unwrap().strip_prefix("ticket: ") {
+            break t.to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    ticket
+}
+
 /// One node: a repository, its mount point, its port and its daemon (when running).
 struct Node {
     repo: PathBuf,
@@ -125,22 +143,13 @@ impl Node {
             .stderr(log)
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let ticket = loop {
-            let Some(line) = lines.next() else {
-                let _ = child.wait();
-                panic!(
-                    "daemon exited before it was ready: {}",
-                    std::fs::read_to_string(&self.log).unwrap_or_default()
-                );
-            };
-            if let Some(t) = line.unwrap().strip_prefix("ticket: ") {
-                break t.to_owned();
-            }
-        };
+        let ticket = ticket_line(&mut child, || {
+            format!(
+                "daemon exited before it was ready: {}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            )
+        });
         assert_eq!(ticket, self.ticket(), "the daemon listens where configured");
-        // Keep reading its stdout so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
         self.daemon = Some(child);
     }
 
@@ -618,14 +627,7 @@ fn the_local_file_names_the_repository_and_the_mount() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let ticket = loop {
-        let line = lines.next().expect("a ticket line").unwrap();
-        if let Some(t) = line.strip_prefix("ticket: ") {
-            break t.to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let ticket = ticket_line(&mut child, || "the daemon exited".to_owned());
     assert_eq!(ticket, node.ticket());
     assert_eq!(
         read(&node.mnt.join("hello.txt")).as_deref(),

@@ -107,17 +107,9 @@ impl Served {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let ticket = loop {
-            let Some(line) = lines.next() else {
-                let _ = child.wait();
-                panic!("{args:?} in {ns} exited before printing its ticket");
-            };
-            if let Some(t) = line.unwrap().strip_prefix("ticket: ") {
-                break t.to_owned();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
+        let ticket = ticket_line(&mut child, || {
+            format!("{args:?} in {ns} exited before printing its ticket")
+        });
         Served { child, ticket }
     }
 }
@@ -151,11 +143,7 @@ fn a_peer_restarted_on_another_port_is_found_on_the_lan_by_its_id() {
     let lan = Lan::pair();
     let (ns_a, ns_b) = (&lan.ns[0], &lan.ns[1]);
     let tmp = tempfile::tempdir().unwrap();
-    let (a, b, work) = (
-        tmp.path().join("a.hero"),
-        tmp.path().join("b.hero"),
-        tmp.path().join("work"),
-    );
+    let [a, b, work] = ["a.hero", "b.hero", "work"].map(|n| tmp.path().join(n));
     ok(&a, &["init"]);
     save_notes(&a, &work, "one\n");
     let b_id = ok(&b, &["id"]).trim().to_owned();
@@ -236,21 +224,10 @@ fn ticket_time_default_net(ns: &str, repo: &Path, args: &[&str]) -> (Duration, S
         .stderr(std::fs::File::create(&err).unwrap())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let took = loop {
-        match lines.next() {
-            Some(l) => {
-                if l.unwrap().starts_with("ticket: ") {
-                    break t0.elapsed();
-                }
-            }
-            None => {
-                let _ = child.wait();
-                panic!("{args:?} exited: {}", read(&err).unwrap_or_default());
-            }
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    ticket_line(&mut child, || {
+        format!("{args:?} exited: {}", read(&err).unwrap_or_default())
+    });
+    let took = t0.elapsed();
     // Poll until three seconds passed, watching that it keeps running.
     let until = Instant::now() + Duration::from_secs(3);
     wait_for(10, "three seconds of running", || {
@@ -311,11 +288,7 @@ fn daemons_on_a_lan_keep_in_sync_with_peers_named_by_id_alone() {
     let lan = Lan::pair();
     let (ns_a, ns_b) = (&lan.ns[0], &lan.ns[1]);
     let tmp = tempfile::tempdir().unwrap();
-    let (a, b, work) = (
-        tmp.path().join("a.hero"),
-        tmp.path().join("b.hero"),
-        tmp.path().join("work"),
-    );
+    let [a, b, work] = ["a.hero", "b.hero", "work"].map(|n| tmp.path().join(n));
     let (mnt_a, mnt_b) = (tmp.path().join("mnt-a"), tmp.path().join("mnt-b"));
     let (id_a, id_b) = (
         ok(&a, &["id"]).trim().to_owned(),

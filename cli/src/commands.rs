@@ -94,7 +94,18 @@ pub fn author() -> Author {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| format!("{name}@localhost"));
-    Author::new(name, email).with_tz_offset(chrono::Local::now().offset().local_minus_utc() / 60)
+    Author::new(name, email)
+        .with_tz_offset(local_offset_minutes(chrono::Utc::now().timestamp()))
+        .with_zone(local_offset_minutes)
+}
+
+/// The local time zone's offset from UTC at `time` (seconds since the Unix epoch), in minutes.
+fn local_offset_minutes(time: i64) -> i32 {
+    use chrono::TimeZone;
+    chrono::Local
+        .timestamp_opt(time, 0)
+        .earliest()
+        .map_or(0, |t| t.offset().local_minus_utc() / 60)
 }
 
 /// [`author`] recording this repository's peer id in each commit (the endpoint id of its key

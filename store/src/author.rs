@@ -14,14 +14,19 @@ use crate::object::{PEER_HEADER, Signature};
 /// program builds it once (`heroctl` from `HERO_AUTHOR_NAME`, `HERO_AUTHOR_EMAIL` and `USER`).
 /// [`Author::signature`] stamps the current time, [`Author::commit_meta`] also records the peer
 /// in the [`PEER_HEADER`] header.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone)]
 pub struct Author {
     /// Name, as recorded in the signature.
     pub name: String,
     /// E-mail address.
     pub email: String,
-    /// Offset from UTC in minutes (east positive) recorded with each time.
+    /// Offset from UTC in minutes (east positive) recorded with each time, unless
+    /// [`Author::zone`] is set.
     pub tz_offset_minutes: i32,
+    /// The offset in minutes of the local time zone at a given time (seconds since the Unix
+    /// epoch), asked at each signature: a long-running process keeps the right offset across
+    /// a daylight-saving change. `None`: [`Author::tz_offset_minutes`] always.
+    pub zone: Option<fn(i64) -> i32>,
     /// The peer that makes the commits: its endpoint id as text, recorded in each commit's
     /// [`PEER_HEADER`] header. `None` records no peer.
     pub peer: Option<String>,
@@ -34,6 +39,7 @@ impl Author {
             name: name.into(),
             email: email.into(),
             tz_offset_minutes: 0,
+            zone: None,
             peer: None,
         }
     }
@@ -42,6 +48,14 @@ impl Author {
     #[must_use]
     pub fn with_tz_offset(mut self, minutes: i32) -> Author {
         self.tz_offset_minutes = minutes;
+        self
+    }
+
+    /// The same author in a time zone whose offset `zone` gives for each signature's time
+    /// (the local zone, which moves with daylight saving).
+    #[must_use]
+    pub fn with_zone(mut self, zone: fn(i64) -> i32) -> Author {
+        self.zone = Some(zone);
         self
     }
 
@@ -58,7 +72,7 @@ impl Author {
             name: self.name.as_bytes().to_vec(),
             email: self.email.as_bytes().to_vec(),
             time,
-            tz_offset_minutes: self.tz_offset_minutes,
+            tz_offset_minutes: self.zone.map_or(self.tz_offset_minutes, |z| z(time)),
         }
     }
 
@@ -109,5 +123,22 @@ mod tests {
         assert_eq!(meta.extra, vec![(PEER_HEADER.to_vec(), b"abc".to_vec())]);
         assert!(Author::new("x", "y").commit_meta("m").extra.is_empty());
         assert!(a.signature().time >= 1_700_000_000);
+    }
+
+    #[test]
+    fn a_zone_is_asked_at_each_signature() {
+        // A zone that is an hour ahead from 1_700_000_000 on (a daylight-saving change).
+        fn zone(t: i64) -> i32 {
+            if t < 1_700_000_000 { 60 } else { 120 }
+        }
+        let a = Author::new("Ann", "a@b").with_tz_offset(60).with_zone(zone);
+        assert_eq!(a.signature_at(1_699_999_999).tz_offset_minutes, 60);
+        assert_eq!(a.signature_at(1_700_000_000).tz_offset_minutes, 120);
+        assert_eq!(
+            a.commit_meta_at(1_700_000_001, "m")
+                .author
+                .tz_offset_minutes,
+            120
+        );
     }
 }

@@ -4,13 +4,16 @@
 //!
 //! Decoded blocks of every file of a mount share one budget ([`MAX_BLOCKS`]): a file that
 //! finds it spent reads directly (as a random reader does), so the mount's memory does not
-//! grow with the number of files read at once.
+//! grow with the number of files read at once. Every block buffer holds one slot of the
+//! budget for as long as it exists, wherever it is: scheduled, being decoded, ready, kept as
+//! a spare for reuse, or being copied to the kernel after the file moved on. The read-ahead
+//! of a mount therefore never holds more than `MAX_BLOCKS` × [`BLOCK`] bytes (32 MiB).
 //!
 //! The kernel asks for at most 128 KiB to 1 MiB at a time and waits for each answer; decoding
 //! a chunk (redb read, decompression, BLAKE3 check) on the request thread leaves the disk and
 //! the second core idle in between. With read-ahead the request thread only copies bytes that
-//! are already decoded. A sequentially read file holds at most `AHEAD + 1` blocks plus
-//! `SPARE` reusable buffers, every file together at most [`MAX_BLOCKS`] blocks, and a file
+//! are already decoded. A sequentially read file holds at most `AHEAD + 1` blocks and
+//! `SPARE` reusable buffers, every file together at most [`MAX_BLOCKS`] buffers, and a file
 //! read at random offsets never starts a read-ahead (it needs [`START_RUN`] bytes read in order
 //! first).
 
@@ -30,14 +33,16 @@ use crate::state::{R, store_errno};
 pub(crate) const BLOCK: u64 = 4 << 20;
 /// Blocks decoded ahead of the one being read.
 pub(crate) const AHEAD: u64 = 5;
-/// Decoded-block buffers kept for reuse per file.
+/// Decoded-block buffers kept for reuse per file (each holds its slot of the budget).
 const SPARE: usize = 2;
 /// Longest wait for a block being decoded before reading it directly.
 const WAIT_MAX: Duration = Duration::from_secs(20);
 /// Bytes read in order from one handle before the read-ahead starts.
 pub(crate) const START_RUN: u64 = 2 << 20;
-/// Decoded blocks held at once by all the read-aheads of a mount (Pending or Ready): 40 MiB.
-pub(crate) const MAX_BLOCKS: usize = 10;
+/// Block buffers held at once by all the read-aheads of a mount (scheduled, being decoded,
+/// ready, spare or being copied to the kernel): 32 MiB. One file read in order takes up to
+/// `AHEAD + 1 + SPARE`; two at once still get most of theirs.
+pub(crate) const MAX_BLOCKS: usize = 8;
 /// Worker threads shared by every file of a mount (more than the cores: they mostly wait
 /// for the disk, and several reads in flight keep it busy).
 pub(crate) const WORKERS: usize = 4;
@@ -45,16 +50,33 @@ pub(crate) const WORKERS: usize = 4;
 /// Bytes to hand to the kernel: owned, or a slice of a decoded block.
 pub(crate) enum Data {
     Owned(Vec<u8>),
-    Block(Arc<Vec<u8>>, usize, usize),
+    Block(Arc<Block>, usize, usize),
 }
 
 impl Data {
     pub fn as_slice(&self) -> &[u8] {
         match self {
             Data::Owned(v) => v,
-            Data::Block(b, s, e) => b.get(*s..*e).unwrap_or(&[]),
+            Data::Block(b, s, e) => b.buf.get(*s..*e).unwrap_or(&[]),
         }
     }
+}
+
+/// One slot of a mount's read-ahead budget, given back when dropped.
+struct Permit {
+    budget: Arc<Budget>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.budget.free.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// A block buffer with the budget slot it holds (the buffer is empty until decoded into).
+pub(crate) struct Block {
+    buf: Vec<u8>,
+    _permit: Permit,
 }
 
 struct Job {
@@ -75,15 +97,17 @@ struct Budget {
 }
 
 impl Budget {
-    /// Takes one slot if any is left.
-    fn take(&self) -> bool {
+    /// Takes one slot if any is left: an empty block holding it.
+    fn take(self: &Arc<Self>) -> Option<Block> {
         self.free
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| f.checked_sub(1))
-            .is_ok()
-    }
-
-    fn give(&self, n: usize) {
-        self.free.fetch_add(n, Ordering::AcqRel);
+            .ok()?;
+        Some(Block {
+            buf: Vec::new(),
+            _permit: Permit {
+                budget: self.clone(),
+            },
+        })
     }
 }
 
@@ -119,6 +143,12 @@ impl Pool {
         }
     }
 
+    /// Slots of the budget held now (by blocks in any state).
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        MAX_BLOCKS.saturating_sub(self.budget.free.load(Ordering::Acquire))
+    }
+
     /// Stops the workers (pending jobs are dropped) and waits for them.
     pub fn close(&self) {
         drop(lock(&self.tx).take());
@@ -152,8 +182,11 @@ fn worker(rx: &Mutex<Receiver<Job>>) {
 }
 
 enum Slot {
-    Pending,
-    Ready(Arc<Vec<u8>>),
+    /// Scheduled, with its slot (and a spare buffer when there was one).
+    Pending(Block),
+    /// A worker decodes it (the worker holds the block).
+    Running,
+    Ready(Arc<Block>),
     Failed(Errno),
 }
 
@@ -164,77 +197,90 @@ struct Stream {
     readers: Mutex<Vec<FileReader>>,
     blocks: Mutex<BTreeMap<u64, Slot>>,
     ready: Condvar,
-    /// Buffers of dropped blocks, reused (fresh 4 MiB buffers cost page faults and zeroing).
-    spare: Mutex<Vec<Vec<u8>>>,
-    /// The mount's budget, given back as blocks are dropped (and all at once with the stream).
+    /// Buffers of dropped blocks, reused (fresh 4 MiB buffers cost page faults and zeroing);
+    /// each keeps its slot of the budget.
+    spare: Mutex<Vec<Block>>,
+    /// The mount's budget.
     budget: Arc<Budget>,
-}
-
-impl Drop for Stream {
-    fn drop(&mut self) {
-        let held = match self.blocks.get_mut() {
-            Ok(b) => b.len(),
-            Err(p) => p.into_inner().len(),
-        };
-        self.budget.give(held);
-    }
 }
 
 impl Stream {
     fn fill(&self, block: u64) {
-        if !matches!(lock(&self.blocks).get(&block), Some(Slot::Pending)) {
+        let taken = {
+            let mut blocks = lock(&self.blocks);
+            match blocks.get_mut(&block) {
+                Some(slot @ Slot::Pending(_)) => match std::mem::replace(slot, Slot::Running) {
+                    Slot::Pending(b) => Some(b),
+                    _ => None,
+                },
+                _ => None,
+            }
+        };
+        let Some(buf) = taken else {
             return; // dropped meanwhile (the reader moved on)
-        }
+        };
         let reader = lock(&self.readers).pop();
         let res = reader.map(|mut r| {
-            let res = self.read_block(&mut r, block);
+            let res = self.read_block(&mut r, block, buf);
             lock(&self.readers).push(r);
             res
         });
         let mut blocks = lock(&self.blocks);
         match res {
-            // No reader free (not expected): the request reads the block itself.
+            // No reader free (not expected): the request reads the block itself (the slot
+            // goes back with the block).
             None => {
-                if blocks.remove(&block).is_some() {
-                    self.budget.give(1);
-                }
+                blocks.remove(&block);
             }
-            Some(res) => {
-                if let Some(slot) = blocks.get_mut(&block) {
+            Some(res) => match blocks.get_mut(&block) {
+                Some(slot) => {
                     *slot = match res {
-                        Ok(v) => Slot::Ready(Arc::new(v)),
+                        Ok(b) => Slot::Ready(Arc::new(b)),
                         Err(e) => Slot::Failed(e),
                     };
                 }
-            }
+                // Dropped while it was decoded: the buffer is kept for reuse or freed.
+                None => {
+                    if let Ok(b) = res {
+                        self.keep_spare(b);
+                    }
+                }
+            },
         }
         drop(blocks);
         self.ready.notify_all();
     }
 
-    fn read_block(&self, r: &mut FileReader, block: u64) -> R<Vec<u8>> {
+    fn read_block(&self, r: &mut FileReader, block: u64, mut b: Block) -> R<Block> {
         let start = block * BLOCK;
         let end = (start + BLOCK).min(self.len);
         let len = usize::try_from(end.saturating_sub(start)).map_err(|_| Errno::EIO)?;
-        let mut buf = lock(&self.spare).pop().unwrap_or_default();
-        buf.resize(len, 0);
-        let n = read_full(r, start, &mut buf)?;
+        b.buf.resize(len, 0);
+        let n = read_full(r, start, &mut b.buf)?;
         if n != len {
             return Err(Errno::EIO);
         }
-        Ok(buf)
+        Ok(b)
+    }
+
+    /// Keeps a dropped block's buffer (and its slot) for reuse, or frees both.
+    fn keep_spare(&self, b: Block) {
+        let mut spare = lock(&self.spare);
+        if spare.len() < SPARE && b.buf.capacity() > 0 {
+            spare.push(b);
+        }
     }
 
     /// Waits for `block` to be decoded; `None` when it is not scheduled (or takes so long
     /// that something must have gone wrong: the request then reads it itself).
-    fn wait(&self, block: u64) -> Option<R<Arc<Vec<u8>>>> {
+    fn wait(&self, block: u64) -> Option<R<Arc<Block>>> {
         let give_up = Instant::now() + WAIT_MAX;
         let mut blocks = lock(&self.blocks);
         loop {
             match blocks.get(&block)? {
                 Slot::Ready(b) => return Some(Ok(b.clone())),
                 Slot::Failed(e) => return Some(Err(*e)),
-                Slot::Pending => {}
+                Slot::Pending(_) | Slot::Running => {}
             }
             let left = give_up.checked_duration_since(Instant::now())?;
             blocks = match self.ready.wait_timeout(blocks, left) {
@@ -336,7 +382,7 @@ impl StoredSource {
         let s = usize::try_from(offset - first * BLOCK).map_err(|_| Errno::EIO)?;
         if let [block] = parts.as_slice() {
             let e = usize::try_from(end - first * BLOCK).map_err(|_| Errno::EIO)?;
-            if e > block.len() {
+            if e > block.buf.len() {
                 return Err(Errno::EIO);
             }
             return Ok(Data::Block(block.clone(), s, e));
@@ -344,7 +390,7 @@ impl StoredSource {
         let mut out = Vec::with_capacity(usize::try_from(end - offset).unwrap_or(0));
         for (i, block) in parts.iter().enumerate() {
             let from = if i == 0 { s } else { 0 };
-            out.extend_from_slice(block.get(from..).ok_or(Errno::EIO)?);
+            out.extend_from_slice(block.buf.get(from..).ok_or(Errno::EIO)?);
         }
         out.truncate(usize::try_from(end - offset).map_err(|_| Errno::EIO)?);
         Ok(Data::Owned(out))
@@ -384,28 +430,33 @@ impl StoredSource {
         let mut jobs = Vec::new();
         {
             let mut blocks = lock(&stream.blocks);
-            let mut spare = lock(&stream.spare);
-            let before = blocks.len();
-            blocks.retain(|&b, slot| {
-                let keep = b >= first && b <= first + AHEAD;
-                if !keep
-                    && let Slot::Ready(buf) = std::mem::replace(slot, Slot::Failed(Errno::EIO))
-                    && let Ok(v) = Arc::try_unwrap(buf)
-                    && spare.len() < SPARE
-                {
-                    spare.push(v);
+            let passed: Vec<u64> = blocks.range(..first).map(|(&b, _)| b).collect();
+            let beyond: Vec<u64> = blocks
+                .range(first.saturating_add(AHEAD + 1)..)
+                .map(|(&b, _)| b)
+                .collect();
+            for b in passed.into_iter().chain(beyond) {
+                // A block still being copied to the kernel, or being decoded, gives its
+                // slot back when that is done.
+                match blocks.remove(&b) {
+                    Some(Slot::Pending(blk)) => stream.keep_spare(blk),
+                    Some(Slot::Ready(blk)) => {
+                        if let Ok(blk) = Arc::try_unwrap(blk) {
+                            stream.keep_spare(blk);
+                        }
+                    }
+                    Some(Slot::Running | Slot::Failed(_)) | None => {}
                 }
-                keep
-            });
-            stream.budget.give(before - blocks.len());
-            drop(spare);
+            }
             for b in first..=(first + AHEAD).min(nblocks.saturating_sub(1)) {
                 if let std::collections::btree_map::Entry::Vacant(v) = blocks.entry(b) {
-                    // Out of budget: this block and the ones after are read directly.
-                    if !stream.budget.take() {
+                    // A spare buffer, else a new slot; out of budget: this block and the ones
+                    // after are read directly.
+                    let spare = lock(&stream.spare).pop();
+                    let Some(blk) = spare.or_else(|| stream.budget.take()) else {
                         break;
-                    }
-                    v.insert(Slot::Pending);
+                    };
+                    v.insert(Slot::Pending(blk));
                     jobs.push(b);
                 }
             }
@@ -415,9 +466,122 @@ impl StoredSource {
                 stream: Arc::downgrade(stream),
                 block: b,
             };
-            if !pool.send(job) && lock(&stream.blocks).remove(&b).is_some() {
-                stream.budget.give(1);
+            if !pool.send(job) {
+                lock(&stream.blocks).remove(&b);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic bytes that do not compress.
+    fn noise(len: usize, mut x: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 8);
+        while out.len() < len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+
+    /// Polls `cond` until it holds; false after 20 s.
+    fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if cond() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        cond()
+    }
+
+    fn stored(repo: &Repo, data: &[u8]) -> ObjectId {
+        repo.write_file(data, None).unwrap().id
+    }
+
+    /// Reads `len` bytes at `off` through the source.
+    fn read(src: &mut StoredSource, repo: &Repo, pool: &Pool, off: u64, len: u32) -> Vec<u8> {
+        src.read(repo, pool, off, len).unwrap().as_slice().to_vec()
+    }
+
+    /// Spare buffers keep their slot of the budget: once a file has been read in order to
+    /// its end, what the mount's budget lacks is exactly the stream's blocks and spares, and
+    /// all of it comes back when the file is closed.
+    #[test]
+    fn spare_buffers_hold_slots_of_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::init(dir.path().join("r.hero")).unwrap();
+        let data = noise((30 << 20) + 4321, 7);
+        let id = stored(&repo, &data);
+        let pool = Pool::new();
+        let mut src = StoredSource::new(id, repo.open_file(&id).unwrap());
+        let mut got = Vec::new();
+        let step = 1 << 20;
+        while got.len() < data.len() {
+            let part = read(&mut src, &repo, &pool, got.len() as u64, step);
+            assert!(!part.is_empty());
+            got.extend_from_slice(&part);
+            assert!(pool.held() <= MAX_BLOCKS);
+        }
+        assert!(got == data, "the file read back differs");
+        let stream = src.stream.clone().expect("a read-ahead for a file read in order");
+        // The workers are done with every block scheduled.
+        assert!(eventually(|| lock(&stream.blocks)
+            .values()
+            .all(|s| !matches!(s, Slot::Pending(_) | Slot::Running))));
+        let in_map = lock(&stream.blocks).len();
+        let spares = lock(&stream.spare).len();
+        assert!(spares >= 1, "blocks passed over were kept for reuse");
+        assert!(in_map + spares <= MAX_BLOCKS);
+        assert_eq!(pool.held(), in_map + spares);
+        drop((stream, src));
+        assert!(eventually(|| pool.held() == 0), "{} slots not given back", pool.held());
+        pool.close();
+    }
+
+    /// More files read at once than the budget holds: the mount's blocks never exceed it,
+    /// every byte is right, and every slot comes back.
+    #[test]
+    fn many_files_read_at_once_stay_within_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::init(dir.path().join("r.hero")).unwrap();
+        let files: Vec<Vec<u8>> = (0..4u64).map(|i| noise((9 << 20) + 99, i + 1)).collect();
+        let ids: Vec<ObjectId> = files.iter().map(|d| stored(&repo, d)).collect();
+        let pool = Pool::new();
+        let mut srcs: Vec<(StoredSource, Vec<u8>)> = ids
+            .iter()
+            .map(|id| (StoredSource::new(*id, repo.open_file(id).unwrap()), Vec::new()))
+            .collect();
+        let step = 512 << 10;
+        let mut peak = 0;
+        loop {
+            let mut busy = false;
+            for (i, (src, got)) in srcs.iter_mut().enumerate() {
+                if got.len() < files[i].len() {
+                    busy = true;
+                    let part = read(src, &repo, &pool, got.len() as u64, step);
+                    got.extend_from_slice(&part);
+                    peak = peak.max(pool.held());
+                }
+            }
+            if !busy {
+                break;
+            }
+        }
+        for (i, (_, got)) in srcs.iter().enumerate() {
+            assert!(*got == files[i], "file {i} differs");
+        }
+        assert!(peak > AHEAD as usize, "the read-aheads used the budget ({peak})");
+        assert!(peak <= MAX_BLOCKS);
+        drop(srcs);
+        assert!(eventually(|| pool.held() == 0), "{} slots not given back", pool.held());
+        pool.close();
     }
 }

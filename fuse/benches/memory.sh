@@ -4,7 +4,8 @@
 #
 #   fuse/benches/memory.sh            (as root: it drops the page cache before cold reads)
 #
-# Environment: BENCH_DIR (work directory, default: a new one under /var/tmp; removed at the
+# Environment: HEROCTL (the binary measured, default: the release build of this tree),
+# BENCH_DIR (work directory, default: a new one under /var/tmp; removed at the
 # end unless KEEP=1); WORKLOADS (default "large tree stress"); LARGE_FILES and LARGE_MB (the
 # large-file workload, default 20 files of 30 MB of random bytes); DIRS and FILES (the tree,
 # default 100 x 1000); PROCS and OPS (the stress run, default 4 x 2000).
@@ -33,7 +34,7 @@ OPS=${OPS:-2000}
 cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p heroctl -p hero-fuse --bin heroctl --example make_tree
 TARGET=$(cargo metadata --format-version 1 --no-deps --manifest-path "$ROOT/Cargo.toml" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-HEROCTL=$TARGET/release/heroctl
+HEROCTL=${HEROCTL:-$TARGET/release/heroctl}
 MAKE_TREE=$TARGET/release/examples/make_tree
 
 WORK=${BENCH_DIR:-$(mktemp -d /var/tmp/hero-memory.XXXXXX)}

@@ -4,17 +4,20 @@
 //!
 //! Decoded blocks of every file of a mount share one budget ([`MAX_BLOCKS`]): a file that
 //! finds it spent reads directly (as a random reader does), so the mount's memory does not
-//! grow with the number of files read at once. Every block buffer holds one slot of the
-//! budget for as long as it exists, wherever it is: scheduled, being decoded, ready, kept as
-//! a spare for reuse, or being copied to the kernel after the file moved on. The read-ahead
-//! of a mount therefore never holds more than `MAX_BLOCKS` × [`BLOCK`] bytes (32 MiB).
+//! grow with the number of files read at once. A block holds one slot of the budget for as
+//! long as it exists, wherever it is: scheduled, being decoded, ready, or being copied to the
+//! kernel after the file moved on. Its 4 MiB buffer then goes back to a pool of the mount and
+//! is reused by the next block of any file: a buffer is allocated only when the pool is empty
+//! and a block holds a slot, so the read-ahead of a mount never holds more than `MAX_BLOCKS`
+//! buffers (32 MiB), and reading does not free and fault in 4 MiB per block (which cost half
+//! the read throughput once the allocator returns freed memory at once, ADR 0021). The pool
+//! is freed when the mount's last read-ahead ends.
 //!
 //! The kernel asks for at most 128 KiB to 1 MiB at a time and waits for each answer; decoding
 //! a chunk (redb read, decompression, BLAKE3 check) on the request thread leaves the disk and
 //! the second core idle in between. With read-ahead the request thread only copies bytes that
-//! are already decoded. A sequentially read file holds at most `AHEAD + 1` blocks and
-//! `SPARE` reusable buffers, every file together at most [`MAX_BLOCKS`] buffers, and a file
-//! read at random offsets never starts a read-ahead (it needs [`START_RUN`] bytes read in order
+//! are already decoded. A sequentially read file holds at most `AHEAD + 1` blocks, every
+//! file together at most [`MAX_BLOCKS`], and a file read at random offsets never starts a read-ahead (it needs [`START_RUN`] bytes read in order
 //! first).
 
 use std::collections::BTreeMap;
@@ -33,15 +36,13 @@ use crate::state::{R, store_errno};
 pub(crate) const BLOCK: u64 = 4 << 20;
 /// Blocks decoded ahead of the one being read.
 pub(crate) const AHEAD: u64 = 5;
-/// Decoded-block buffers kept for reuse per file (each holds its slot of the budget).
-const SPARE: usize = 2;
 /// Longest wait for a block being decoded before reading it directly.
 const WAIT_MAX: Duration = Duration::from_secs(20);
 /// Bytes read in order from one handle before the read-ahead starts.
 pub(crate) const START_RUN: u64 = 2 << 20;
-/// Block buffers held at once by all the read-aheads of a mount (scheduled, being decoded,
-/// ready, spare or being copied to the kernel): 32 MiB. One file read in order takes up to
-/// `AHEAD + 1 + SPARE`; two at once still get most of theirs.
+/// Blocks held at once by all the read-aheads of a mount (scheduled, being decoded, ready or
+/// being copied to the kernel), and block buffers in use or pooled: 32 MiB. One file read in
+/// order takes up to `AHEAD + 1`.
 pub(crate) const MAX_BLOCKS: usize = 8;
 /// Worker threads shared by every file of a mount (more than the cores: they mostly wait
 /// for the disk, and several reads in flight keep it busy).
@@ -62,21 +63,22 @@ impl Data {
     }
 }
 
-/// One slot of a mount's read-ahead budget, given back when dropped.
-struct Permit {
+/// A block with the budget slot it holds (its buffer is empty until decoded into). Dropped,
+/// it puts its buffer in the mount's pool and gives the slot back.
+pub(crate) struct Block {
+    buf: Vec<u8>,
     budget: Arc<Budget>,
 }
 
-impl Drop for Permit {
+impl Drop for Block {
     fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        // The buffer first: a slot taken meanwhile must find it.
+        if buf.capacity() > 0 && self.budget.streams.load(Ordering::Acquire) > 0 {
+            lock(&self.budget.pool).push(buf);
+        }
         self.budget.free.fetch_add(1, Ordering::AcqRel);
     }
-}
-
-/// A block buffer with the budget slot it holds (the buffer is empty until decoded into).
-pub(crate) struct Block {
-    buf: Vec<u8>,
-    _permit: Permit,
 }
 
 struct Job {
@@ -91,9 +93,14 @@ pub(crate) struct Pool {
     budget: Arc<Budget>,
 }
 
-/// Block slots left for the mount's read-aheads.
+/// Block slots left for the mount's read-aheads, and the buffers of blocks no longer held.
 struct Budget {
     free: AtomicUsize,
+    pool: Mutex<Vec<Vec<u8>>>,
+    /// Read-aheads alive: the pool is freed when the last one ends.
+    streams: AtomicUsize,
+    /// Block buffers allocated so far.
+    allocated: AtomicUsize,
 }
 
 impl Budget {
@@ -104,10 +111,30 @@ impl Budget {
             .ok()?;
         Some(Block {
             buf: Vec::new(),
-            _permit: Permit {
-                budget: self.clone(),
-            },
+            budget: self.clone(),
         })
+    }
+
+    /// A buffer for a block: from the pool, else a new one.
+    fn buffer(&self) -> Vec<u8> {
+        match lock(&self.pool).pop() {
+            Some(b) => b,
+            None => {
+                self.allocated.fetch_add(1, Ordering::Relaxed);
+                Vec::new()
+            }
+        }
+    }
+
+    fn stream_started(&self) {
+        self.streams.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn stream_ended(&self) {
+        if self.streams.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let freed = std::mem::take(&mut *lock(&self.pool));
+            drop(freed);
+        }
     }
 }
 
@@ -132,6 +159,9 @@ impl Pool {
             workers: Mutex::new(workers),
             budget: Arc::new(Budget {
                 free: AtomicUsize::new(MAX_BLOCKS),
+                pool: Mutex::new(Vec::new()),
+                streams: AtomicUsize::new(0),
+                allocated: AtomicUsize::new(0),
             }),
         }
     }
@@ -182,7 +212,7 @@ fn worker(rx: &Mutex<Receiver<Job>>) {
 }
 
 enum Slot {
-    /// Scheduled, with its slot (and a spare buffer when there was one).
+    /// Scheduled, with its slot.
     Pending(Block),
     /// A worker decodes it (the worker holds the block).
     Running,
@@ -197,11 +227,19 @@ struct Stream {
     readers: Mutex<Vec<FileReader>>,
     blocks: Mutex<BTreeMap<u64, Slot>>,
     ready: Condvar,
-    /// Buffers of dropped blocks, reused (fresh 4 MiB buffers cost page faults and zeroing);
-    /// each keeps its slot of the budget.
-    spare: Mutex<Vec<Block>>,
     /// The mount's budget.
     budget: Arc<Budget>,
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        // The blocks go first (their buffers to the pool), then the pool if this was the last.
+        match self.blocks.get_mut() {
+            Ok(b) => b.clear(),
+            Err(p) => p.into_inner().clear(),
+        }
+        self.budget.stream_ended();
+    }
 }
 
 impl Stream {
@@ -239,12 +277,8 @@ impl Stream {
                         Err(e) => Slot::Failed(e),
                     };
                 }
-                // Dropped while it was decoded: the buffer is kept for reuse or freed.
-                None => {
-                    if let Ok(b) = res {
-                        self.keep_spare(b);
-                    }
-                }
+                // Dropped while it was decoded: its buffer goes back to the pool.
+                None => {}
             },
         }
         drop(blocks);
@@ -255,20 +289,15 @@ impl Stream {
         let start = block * BLOCK;
         let end = (start + BLOCK).min(self.len);
         let len = usize::try_from(end.saturating_sub(start)).map_err(|_| Errno::EIO)?;
+        if b.buf.capacity() == 0 {
+            b.buf = self.budget.buffer();
+        }
         b.buf.resize(len, 0);
         let n = read_full(r, start, &mut b.buf)?;
         if n != len {
             return Err(Errno::EIO);
         }
         Ok(b)
-    }
-
-    /// Keeps a dropped block's buffer (and its slot) for reuse, or frees both.
-    fn keep_spare(&self, b: Block) {
-        let mut spare = lock(&self.spare);
-        if spare.len() < SPARE && b.buf.capacity() > 0 {
-            spare.push(b);
-        }
     }
 
     /// Waits for `block` to be decoded; `None` when it is not scheduled (or takes so long
@@ -414,12 +443,12 @@ impl StoredSource {
                 }
             }
         }
+        pool.budget.stream_started();
         Some(Arc::new(Stream {
             len,
             readers: Mutex::new(readers),
             blocks: Mutex::new(BTreeMap::new()),
             ready: Condvar::new(),
-            spare: Mutex::new(Vec::new()),
             budget: pool.budget.clone(),
         }))
     }
@@ -435,25 +464,15 @@ impl StoredSource {
                 .range(first.saturating_add(AHEAD + 1)..)
                 .map(|(&b, _)| b)
                 .collect();
+            // A block still being copied to the kernel, or being decoded, gives its slot back
+            // when that is done.
             for b in passed.into_iter().chain(beyond) {
-                // A block still being copied to the kernel, or being decoded, gives its
-                // slot back when that is done.
-                match blocks.remove(&b) {
-                    Some(Slot::Pending(blk)) => stream.keep_spare(blk),
-                    Some(Slot::Ready(blk)) => {
-                        if let Ok(blk) = Arc::try_unwrap(blk) {
-                            stream.keep_spare(blk);
-                        }
-                    }
-                    Some(Slot::Running | Slot::Failed(_)) | None => {}
-                }
+                blocks.remove(&b);
             }
             for b in first..=(first + AHEAD).min(nblocks.saturating_sub(1)) {
                 if let std::collections::btree_map::Entry::Vacant(v) = blocks.entry(b) {
-                    // A spare buffer, else a new slot; out of budget: this block and the ones
-                    // after are read directly.
-                    let spare = lock(&stream.spare).pop();
-                    let Some(blk) = spare.or_else(|| stream.budget.take()) else {
+                    // Out of budget: this block and the ones after are read directly.
+                    let Some(blk) = stream.budget.take() else {
                         break;
                     };
                     v.insert(Slot::Pending(blk));
@@ -511,38 +530,50 @@ mod tests {
         src.read(repo, pool, off, len).unwrap().as_slice().to_vec()
     }
 
-    /// Spare buffers keep their slot of the budget: once a file has been read in order to
-    /// its end, what the mount's budget lacks is exactly the stream's blocks and spares, and
-    /// all of it comes back when the file is closed.
+    /// Block buffers go back to the mount's pool and are reused: reading a file of more
+    /// blocks than the budget, twice, allocates no more buffers than the budget; every slot
+    /// comes back when the file is closed, and the pool is freed with the last read-ahead.
     #[test]
-    fn spare_buffers_hold_slots_of_the_budget() {
+    fn block_buffers_are_reused_and_freed_with_the_last_read_ahead() {
         let dir = tempfile::tempdir().unwrap();
         let repo = Repo::init(dir.path().join("r.hero")).unwrap();
-        let data = noise((30 << 20) + 4321, 7);
+        let data = noise((60 << 20) + 4321, 7);
+        let nblocks = data.len().div_ceil(BLOCK as usize);
+        assert!(nblocks > MAX_BLOCKS);
         let id = stored(&repo, &data);
         let pool = Pool::new();
-        let mut src = StoredSource::new(id, repo.open_file(&id).unwrap());
-        let mut got = Vec::new();
-        let step = 1 << 20;
-        while got.len() < data.len() {
-            let part = read(&mut src, &repo, &pool, got.len() as u64, step);
-            assert!(!part.is_empty());
-            got.extend_from_slice(&part);
-            assert!(pool.held() <= MAX_BLOCKS);
+        for _ in 0..2 {
+            let mut src = StoredSource::new(id, repo.open_file(&id).unwrap());
+            let mut got = Vec::new();
+            let step = 1 << 20;
+            while got.len() < data.len() {
+                let part = read(&mut src, &repo, &pool, got.len() as u64, step);
+                assert!(!part.is_empty());
+                got.extend_from_slice(&part);
+                assert!(pool.held() <= MAX_BLOCKS);
+            }
+            assert!(got == data, "the file read back differs");
+            assert!(
+                src.stream.is_some(),
+                "a file read in order has a read-ahead"
+            );
+            let allocated = pool.budget.allocated.load(Ordering::Relaxed);
+            assert!(
+                (1..=MAX_BLOCKS).contains(&allocated),
+                "{allocated} buffers for {nblocks} blocks"
+            );
+            drop(src);
+            assert!(
+                eventually(|| pool.held() == 0),
+                "{} slots not given back",
+                pool.held()
+            );
+            assert!(
+                eventually(|| lock(&pool.budget.pool).is_empty()),
+                "the pool is freed"
+            );
+            pool.budget.allocated.store(0, Ordering::Relaxed);
         }
-        assert!(got == data, "the file read back differs");
-        let stream = src.stream.clone().expect("a read-ahead for a file read in order");
-        // The workers are done with every block scheduled.
-        assert!(eventually(|| lock(&stream.blocks)
-            .values()
-            .all(|s| !matches!(s, Slot::Pending(_) | Slot::Running))));
-        let in_map = lock(&stream.blocks).len();
-        let spares = lock(&stream.spare).len();
-        assert!(spares >= 1, "blocks passed over were kept for reuse");
-        assert!(in_map + spares <= MAX_BLOCKS);
-        assert_eq!(pool.held(), in_map + spares);
-        drop((stream, src));
-        assert!(eventually(|| pool.held() == 0), "{} slots not given back", pool.held());
         pool.close();
     }
 
@@ -557,7 +588,12 @@ mod tests {
         let pool = Pool::new();
         let mut srcs: Vec<(StoredSource, Vec<u8>)> = ids
             .iter()
-            .map(|id| (StoredSource::new(*id, repo.open_file(id).unwrap()), Vec::new()))
+            .map(|id| {
+                (
+                    StoredSource::new(*id, repo.open_file(id).unwrap()),
+                    Vec::new(),
+                )
+            })
             .collect();
         let step = 512 << 10;
         let mut peak = 0;
@@ -578,10 +614,22 @@ mod tests {
         for (i, (_, got)) in srcs.iter().enumerate() {
             assert!(*got == files[i], "file {i} differs");
         }
-        assert!(peak > AHEAD as usize, "the read-aheads used the budget ({peak})");
+        assert!(
+            peak > AHEAD as usize,
+            "the read-aheads used the budget ({peak})"
+        );
         assert!(peak <= MAX_BLOCKS);
         drop(srcs);
-        assert!(eventually(|| pool.held() == 0), "{} slots not given back", pool.held());
+        assert!(
+            eventually(|| pool.held() == 0),
+            "{} slots not given back",
+            pool.held()
+        );
+        assert!(pool.budget.allocated.load(Ordering::Relaxed) <= MAX_BLOCKS);
+        assert!(
+            eventually(|| lock(&pool.budget.pool).is_empty()),
+            "the pool is freed"
+        );
         pool.close();
     }
 }

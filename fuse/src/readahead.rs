@@ -9,7 +9,7 @@
 //! kernel after the file moved on. Its 4 MiB buffer then goes back to a pool of the mount and
 //! is reused by the next block of any file: a buffer is allocated only when the pool is empty
 //! and a block holds a slot, so the read-ahead of a mount never holds more than `MAX_BLOCKS`
-//! buffers (32 MiB), and reading does not free and fault in 4 MiB per block (which cost half
+//! buffers (24 MiB), and reading does not free and fault in 4 MiB per block (which cost half
 //! the read throughput once the allocator returns freed memory at once, ADR 0021). The pool
 //! is freed when the mount's last read-ahead ends.
 //!
@@ -34,16 +34,17 @@ use crate::state::{R, store_errno};
 
 /// Bytes decoded per read-ahead job.
 pub(crate) const BLOCK: u64 = 4 << 20;
-/// Blocks decoded ahead of the one being read.
-pub(crate) const AHEAD: u64 = 5;
+/// Blocks decoded ahead of the one being read (5 held 8 MiB more per file; cold reads were
+/// not measurably faster on this machine, docs/benchmarks.md).
+pub(crate) const AHEAD: u64 = 3;
 /// Longest wait for a block being decoded before reading it directly.
 const WAIT_MAX: Duration = Duration::from_secs(20);
 /// Bytes read in order from one handle before the read-ahead starts.
 pub(crate) const START_RUN: u64 = 2 << 20;
 /// Blocks held at once by all the read-aheads of a mount (scheduled, being decoded, ready or
-/// being copied to the kernel), and block buffers in use or pooled: 32 MiB. One file read in
-/// order takes up to `AHEAD + 1`.
-pub(crate) const MAX_BLOCKS: usize = 8;
+/// being copied to the kernel), and block buffers in use or pooled: 24 MiB. One file read in
+/// order takes up to `AHEAD + 1` (16 MiB); two files at once share the rest.
+pub(crate) const MAX_BLOCKS: usize = 6;
 /// Worker threads shared by every file of a mount (more than the cores: they mostly wait
 /// for the disk, and several reads in flight keep it busy).
 pub(crate) const WORKERS: usize = 4;

@@ -8,7 +8,8 @@
 # RUNTIME (seconds of random reads, default 15), REPS (cold sequential reads and cold stats per
 # side, in turns, medians compared; default 3), MOUNT (`example`, the default: the hero-fuse
 # example `mount`, glibc's allocator; `heroctl`: the real `heroctl mount`, its allocator and
-# settings), SEQ_ONLY=1 (only the sequential write and cold reads).
+# settings; HEROCTL: another heroctl binary than this tree's), SEQ_ONLY=1 (only the sequential
+# write and cold reads).
 #
 # Prints one line per test: native figure, mount figure, mount/native ratio. Needs fio,
 # python3, fusermount3. Builds only `cargo build --release -p hero-fuse --example mount` (or
@@ -31,8 +32,10 @@ example)
     BIN=$TARGET/release/examples/mount
     ;;
 heroctl)
-    cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p heroctl
-    BIN=$TARGET/release/heroctl
+    if [ -z "${HEROCTL:-}" ]; then
+        cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p heroctl
+    fi
+    BIN=${HEROCTL:-$TARGET/release/heroctl}
     ;;
 *)
     echo "MOUNT is example or heroctl" >&2

@@ -18,7 +18,7 @@
 #            `find` over it and `cat` of every file of one directory per ten.
 #   stress - PROCS x OPS operations of fuse/benches/stress.py, then `cat` of every file.
 # Prints the mount's peak RSS (VmHWM) after each phase and its RSS at the end; the bound the
-# documentation promises (docs/durability.md) is 128 MiB.
+# documentation promises (docs/ARCHITECTURE.md, `fuse/`; ADR 0021) is 128 MiB.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)

@@ -241,7 +241,9 @@ where
     let decoded = match Pointer::parse(g.value()) {
         None => {
             let rec = Record::parse(g.value()).map_err(|e| Error::corrupt(*id, e))?;
-            let whole = rec.decode_whole_into(out).map_err(|e| Error::corrupt(*id, e))?;
+            let whole = rec
+                .decode_whole_into(out)
+                .map_err(|e| Error::corrupt(*id, e))?;
             whole.then_some((rec.ty, rec.payload_hash))
         }
         Some(p) => {
@@ -251,7 +253,9 @@ where
                 assemble_into(id, &p, src.pieces, &mut buf)?;
                 let res = {
                     let rec = Record::parse(&buf).map_err(|e| Error::corrupt(*id, e))?;
-                    let whole = rec.decode_whole_into(out).map_err(|e| Error::corrupt(*id, e))?;
+                    let whole = rec
+                        .decode_whole_into(out)
+                        .map_err(|e| Error::corrupt(*id, e))?;
                     whole.then_some((rec.ty, rec.payload_hash))
                 };
                 if buf.capacity() > ASSEMBLED_KEEP {

@@ -142,7 +142,10 @@ impl<'a> Record<'a> {
     /// buffer; `Ok(false)`, `out` untouched, for a delta.
     pub(crate) fn decode_whole_into(&self, out: &mut Vec<u8>) -> Result<bool, String> {
         if self.raw_len > MAX_RAW {
-            return Err(format!("{} bytes is over the object size limit", self.raw_len));
+            return Err(format!(
+                "{} bytes is over the object size limit",
+                self.raw_len
+            ));
         }
         let len = usize::try_from(self.raw_len).map_err(|_| "length overflow".to_owned())?;
         match self.enc {

@@ -7,6 +7,8 @@
 //! daemon, serve, serve dav) return freed memory at once instead; short commands keep the
 //! default, which suits their bursts. Why mimalloc 2 and this delay: ADR 0021.
 
+use std::ffi::c_long;
+
 use libmimalloc_sys::mi_option_t;
 
 /// mimalloc's `mi_option_purge_delay` (milliseconds before freed memory is returned to the
@@ -16,7 +18,7 @@ use libmimalloc_sys::mi_option_t;
 const PURGE_DELAY: mi_option_t = 15;
 
 /// The purge delay of the long-running commands: freed memory goes back at once.
-pub const RESIDENT_PURGE_DELAY_MS: i64 = 0;
+pub const RESIDENT_PURGE_DELAY_MS: c_long = 0;
 
 /// The environment variable with which mimalloc reads the purge delay at start; when it is
 /// set, the user's value is kept.
@@ -32,8 +34,7 @@ pub fn return_freed_memory_promptly() {
     set_option(PURGE_DELAY, RESIDENT_PURGE_DELAY_MS);
 }
 
-fn set_option(option: mi_option_t, value: i64) {
-    let value = std::ffi::c_long::try_from(value).unwrap_or(0);
+fn set_option(option: mi_option_t, value: c_long) {
     // SAFETY: `mi_option_set` takes any option number and value (it ignores numbers outside
     // its table) and only stores the value; it is called before other threads exist, so no
     // allocation reads the option while it changes.
@@ -44,12 +45,13 @@ fn set_option(option: mi_option_t, value: i64) {
 }
 
 #[cfg(test)]
-fn get_option(option: mi_option_t) -> i64 {
+fn get_option(option: mi_option_t) -> c_long {
     // SAFETY: `mi_option_get` reads one entry of mimalloc's option table (0 for a number
     // outside it).
     #[allow(unsafe_code)]
-    let v = unsafe { libmimalloc_sys::mi_option_get(option) };
-    i64::from(v)
+    unsafe {
+        libmimalloc_sys::mi_option_get(option)
+    }
 }
 
 #[cfg(test)]

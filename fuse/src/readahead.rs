@@ -271,16 +271,16 @@ impl Stream {
             None => {
                 blocks.remove(&block);
             }
-            Some(res) => match blocks.get_mut(&block) {
-                Some(slot) => {
+            // Unless it was dropped while it was decoded (its buffer then goes back to the pool
+            // here).
+            Some(res) => {
+                if let Some(slot) = blocks.get_mut(&block) {
                     *slot = match res {
                         Ok(b) => Slot::Ready(Arc::new(b)),
                         Err(e) => Slot::Failed(e),
                     };
                 }
-                // Dropped while it was decoded: its buffer goes back to the pool.
-                None => {}
-            },
+            }
         }
         drop(blocks);
         self.ready.notify_all();

@@ -9,9 +9,9 @@
 //! kernel after the file moved on. Its 4 MiB buffer then goes back to a pool of the mount and
 //! is reused by the next block of any file: a buffer is allocated only when the pool is empty
 //! and a block holds a slot, so the read-ahead of a mount never holds more than `MAX_BLOCKS`
-//! buffers (24 MiB), and reading does not free and fault in 4 MiB per block (which cost half
-//! the read throughput once the allocator returns freed memory at once, ADR 0021). The pool
-//! is freed when the mount's last read-ahead ends.
+//! buffers (24 MiB), and reading does not free and fault in again 4 MiB per block (heroctl's
+//! allocator returns freed memory at once, ADR 0021). The pool is freed when the mount's last
+//! read-ahead ends.
 //!
 //! The kernel asks for at most 128 KiB to 1 MiB at a time and waits for each answer; decoding
 //! a chunk (redb read, decompression, BLAKE3 check) on the request thread leaves the disk and

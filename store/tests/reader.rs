@@ -11,7 +11,7 @@ fn mixed(len: usize, seed: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(len + 4096);
     let mut i = 0u64;
     while out.len() < len {
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             out.extend_from_slice(&pseudo_random(seed + i, 300_000));
         } else {
             for k in 0..4000 {

@@ -6,28 +6,54 @@
 # Environment: BENCH_DIR (work directory, default: a new one under /var/tmp; removed at the
 # end unless KEEP=1), SIZE (fio file size, default 1G), FILES (metadata test, default 10000),
 # RUNTIME (seconds of random reads, default 15), REPS (cold sequential reads and cold stats per
-# side, in turns, medians compared; default 3).
+# side, in turns, medians compared; default 3), MOUNT (`example`, the default: the hero-fuse
+# example `mount`, glibc's allocator; `heroctl`: the real `heroctl mount`, its allocator and
+# settings; HEROCTL: another heroctl binary than this tree's), SEQ_ONLY=1 (only the sequential
+# write and cold reads).
 #
 # Prints one line per test: native figure, mount figure, mount/native ratio. Needs fio,
-# python3, fusermount3. Builds only `cargo build --release -p hero-fuse --example mount`.
+# python3, fusermount3. Builds only `cargo build --release -p hero-fuse --example mount` (or
+# `-p heroctl` with MOUNT=heroctl).
 set -euo pipefail
 
 SIZE=${SIZE:-1G}
 FILES=${FILES:-10000}
 RUNTIME=${RUNTIME:-15}
 REPS=${REPS:-3}
+MOUNT=${MOUNT:-example}
+SEQ_ONLY=${SEQ_ONLY:-0}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p hero-fuse --example mount
-BIN=$(cargo metadata --format-version 1 --no-deps --manifest-path "$ROOT/Cargo.toml" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/examples/mount
+TARGET=$(cargo metadata --format-version 1 --no-deps --manifest-path "$ROOT/Cargo.toml" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+case "$MOUNT" in
+example)
+    cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p hero-fuse --example mount
+    BIN=$TARGET/release/examples/mount
+    ;;
+heroctl)
+    if [ -z "${HEROCTL:-}" ]; then
+        cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p heroctl
+    fi
+    BIN=${HEROCTL:-$TARGET/release/heroctl}
+    ;;
+*)
+    echo "MOUNT is example or heroctl" >&2
+    exit 2
+    ;;
+esac
 
 WORK=${BENCH_DIR:-$(mktemp -d /var/tmp/hero-bench.XXXXXX)}
 NATIVE=$WORK/native
 MNT=$WORK/mnt
 mkdir -p "$NATIVE" "$MNT"
 
-"$BIN" "$WORK/store.hero" "$MNT" >"$WORK/mount.log" 2>&1 &
+if [ "$MOUNT" = heroctl ]; then
+    "$BIN" init "$WORK/store.hero" >/dev/null
+    "$BIN" -R "$WORK/store.hero" mount "$MNT" >"$WORK/mount.log" 2>&1 &
+else
+    "$BIN" "$WORK/store.hero" "$MNT" >"$WORK/mount.log" 2>&1 &
+fi
 PID=$!
 cleanup() {
     kill -TERM "$PID" 2>/dev/null || true
@@ -115,6 +141,15 @@ for _ in $(seq "$REPS"); do
     done
 done
 native_r=$(median "${native_rs[@]}") mount_r=$(median "${mount_rs[@]}")
+if [ "$SEQ_ONLY" = 1 ]; then
+    record "seq write 1M ($SIZE)" MiB/s "$native_w" "$mount_w"
+    record "seq read 1M (cold, median)" MiB/s "$native_r" "$mount_r"
+    printf '%-28s %12s %12s %8s\n' test native mount ratio
+    printf '%s\n' "${results[@]}"
+    echo "cold seq read runs (MiB/s): native ${native_rs[*]}; mount ${mount_rs[*]}"
+    echo "mount: $MOUNT, MIMALLOC_PURGE_DELAY=${MIMALLOC_PURGE_DELAY-unset}, load $(uptime | sed 's/.*load average: //')"
+    exit 0
+fi
 for side in native mount; do
     dir=$(dir_of "$side")
     drop_caches

@@ -4,7 +4,8 @@
 #
 #   fuse/benches/memory.sh            (as root: it drops the page cache before cold reads)
 #
-# Environment: BENCH_DIR (work directory, default: a new one under /var/tmp; removed at the
+# Environment: HEROCTL (the binary measured, default: the release build of this tree),
+# BENCH_DIR (work directory, default: a new one under /var/tmp; removed at the
 # end unless KEEP=1); WORKLOADS (default "large tree stress"); LARGE_FILES and LARGE_MB (the
 # large-file workload, default 20 files of 30 MB of random bytes); DIRS and FILES (the tree,
 # default 100 x 1000); PROCS and OPS (the stress run, default 4 x 2000).
@@ -17,7 +18,7 @@
 #            `find` over it and `cat` of every file of one directory per ten.
 #   stress - PROCS x OPS operations of fuse/benches/stress.py, then `cat` of every file.
 # Prints the mount's peak RSS (VmHWM) after each phase and its RSS at the end; the bound the
-# documentation promises (docs/durability.md) is 128 MiB.
+# documentation promises (docs/ARCHITECTURE.md, `fuse/`; ADR 0021) is 128 MiB.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -33,7 +34,7 @@ OPS=${OPS:-2000}
 cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p heroctl -p hero-fuse --bin heroctl --example make_tree
 TARGET=$(cargo metadata --format-version 1 --no-deps --manifest-path "$ROOT/Cargo.toml" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-HEROCTL=$TARGET/release/heroctl
+HEROCTL=${HEROCTL:-$TARGET/release/heroctl}
 MAKE_TREE=$TARGET/release/examples/make_tree
 
 WORK=${BENCH_DIR:-$(mktemp -d /var/tmp/hero-memory.XXXXXX)}

@@ -4,14 +4,20 @@
 //!
 //! Decoded blocks of every file of a mount share one budget ([`MAX_BLOCKS`]): a file that
 //! finds it spent reads directly (as a random reader does), so the mount's memory does not
-//! grow with the number of files read at once.
+//! grow with the number of files read at once. A block holds one slot of the budget for as
+//! long as it exists, wherever it is: scheduled, being decoded, ready, or being copied to the
+//! kernel after the file moved on. Its 4 MiB buffer then goes back to a pool of the mount and
+//! is reused by the next block of any file: a buffer is allocated only when the pool is empty
+//! and a block holds a slot, so the read-ahead of a mount never holds more than `MAX_BLOCKS`
+//! buffers (24 MiB), and reading does not free and fault in again 4 MiB per block (heroctl's
+//! allocator returns freed memory at once, ADR 0021). The pool is freed when the mount's last
+//! read-ahead ends.
 //!
 //! The kernel asks for at most 128 KiB to 1 MiB at a time and waits for each answer; decoding
 //! a chunk (redb read, decompression, BLAKE3 check) on the request thread leaves the disk and
 //! the second core idle in between. With read-ahead the request thread only copies bytes that
-//! are already decoded. A sequentially read file holds at most `AHEAD + 1` blocks plus
-//! `SPARE` reusable buffers, every file together at most [`MAX_BLOCKS`] blocks, and a file
-//! read at random offsets never starts a read-ahead (it needs [`START_RUN`] bytes read in order
+//! are already decoded. A sequentially read file holds at most `AHEAD + 1` blocks, every
+//! file together at most [`MAX_BLOCKS`], and a file read at random offsets never starts a read-ahead (it needs [`START_RUN`] bytes read in order
 //! first).
 
 use std::collections::BTreeMap;
@@ -28,16 +34,17 @@ use crate::state::{R, store_errno};
 
 /// Bytes decoded per read-ahead job.
 pub(crate) const BLOCK: u64 = 4 << 20;
-/// Blocks decoded ahead of the one being read.
-pub(crate) const AHEAD: u64 = 5;
-/// Decoded-block buffers kept for reuse per file.
-const SPARE: usize = 2;
+/// Blocks decoded ahead of the one being read (5 held 8 MiB more per file; cold reads were
+/// not measurably faster on this machine, docs/benchmarks.md).
+pub(crate) const AHEAD: u64 = 3;
 /// Longest wait for a block being decoded before reading it directly.
 const WAIT_MAX: Duration = Duration::from_secs(20);
 /// Bytes read in order from one handle before the read-ahead starts.
 pub(crate) const START_RUN: u64 = 2 << 20;
-/// Decoded blocks held at once by all the read-aheads of a mount (Pending or Ready): 40 MiB.
-pub(crate) const MAX_BLOCKS: usize = 10;
+/// Blocks held at once by all the read-aheads of a mount (scheduled, being decoded, ready or
+/// being copied to the kernel), and block buffers in use or pooled: 24 MiB. One file read in
+/// order takes up to `AHEAD + 1` (16 MiB); two files at once share the rest.
+pub(crate) const MAX_BLOCKS: usize = 6;
 /// Worker threads shared by every file of a mount (more than the cores: they mostly wait
 /// for the disk, and several reads in flight keep it busy).
 pub(crate) const WORKERS: usize = 4;
@@ -45,15 +52,33 @@ pub(crate) const WORKERS: usize = 4;
 /// Bytes to hand to the kernel: owned, or a slice of a decoded block.
 pub(crate) enum Data {
     Owned(Vec<u8>),
-    Block(Arc<Vec<u8>>, usize, usize),
+    Block(Arc<Block>, usize, usize),
 }
 
 impl Data {
     pub fn as_slice(&self) -> &[u8] {
         match self {
             Data::Owned(v) => v,
-            Data::Block(b, s, e) => b.get(*s..*e).unwrap_or(&[]),
+            Data::Block(b, s, e) => b.buf.get(*s..*e).unwrap_or(&[]),
         }
+    }
+}
+
+/// A block with the budget slot it holds (its buffer is empty until decoded into). Dropped,
+/// it puts its buffer in the mount's pool and gives the slot back.
+pub(crate) struct Block {
+    buf: Vec<u8>,
+    budget: Arc<Budget>,
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        // The buffer first: a slot taken meanwhile must find it.
+        if buf.capacity() > 0 && self.budget.streams.load(Ordering::Acquire) > 0 {
+            lock(&self.budget.pool).push(buf);
+        }
+        self.budget.free.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -69,21 +94,48 @@ pub(crate) struct Pool {
     budget: Arc<Budget>,
 }
 
-/// Block slots left for the mount's read-aheads.
+/// Block slots left for the mount's read-aheads, and the buffers of blocks no longer held.
 struct Budget {
     free: AtomicUsize,
+    pool: Mutex<Vec<Vec<u8>>>,
+    /// Read-aheads alive: the pool is freed when the last one ends.
+    streams: AtomicUsize,
+    /// Block buffers allocated so far.
+    allocated: AtomicUsize,
 }
 
 impl Budget {
-    /// Takes one slot if any is left.
-    fn take(&self) -> bool {
+    /// Takes one slot if any is left: an empty block holding it.
+    fn take(self: &Arc<Self>) -> Option<Block> {
         self.free
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| f.checked_sub(1))
-            .is_ok()
+            .ok()?;
+        Some(Block {
+            buf: Vec::new(),
+            budget: self.clone(),
+        })
     }
 
-    fn give(&self, n: usize) {
-        self.free.fetch_add(n, Ordering::AcqRel);
+    /// A buffer for a block: from the pool, else a new one.
+    fn buffer(&self) -> Vec<u8> {
+        match lock(&self.pool).pop() {
+            Some(b) => b,
+            None => {
+                self.allocated.fetch_add(1, Ordering::Relaxed);
+                Vec::new()
+            }
+        }
+    }
+
+    fn stream_started(&self) {
+        self.streams.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn stream_ended(&self) {
+        if self.streams.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let freed = std::mem::take(&mut *lock(&self.pool));
+            drop(freed);
+        }
     }
 }
 
@@ -108,6 +160,9 @@ impl Pool {
             workers: Mutex::new(workers),
             budget: Arc::new(Budget {
                 free: AtomicUsize::new(MAX_BLOCKS),
+                pool: Mutex::new(Vec::new()),
+                streams: AtomicUsize::new(0),
+                allocated: AtomicUsize::new(0),
             }),
         }
     }
@@ -117,6 +172,12 @@ impl Pool {
             Some(tx) => tx.send(job).is_ok(),
             None => false,
         }
+    }
+
+    /// Slots of the budget held now (by blocks in any state).
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        MAX_BLOCKS.saturating_sub(self.budget.free.load(Ordering::Acquire))
     }
 
     /// Stops the workers (pending jobs are dropped) and waits for them.
@@ -152,8 +213,11 @@ fn worker(rx: &Mutex<Receiver<Job>>) {
 }
 
 enum Slot {
-    Pending,
-    Ready(Arc<Vec<u8>>),
+    /// Scheduled, with its slot.
+    Pending(Block),
+    /// A worker decodes it (the worker holds the block).
+    Running,
+    Ready(Arc<Block>),
     Failed(Errno),
 }
 
@@ -164,45 +228,55 @@ struct Stream {
     readers: Mutex<Vec<FileReader>>,
     blocks: Mutex<BTreeMap<u64, Slot>>,
     ready: Condvar,
-    /// Buffers of dropped blocks, reused (fresh 4 MiB buffers cost page faults and zeroing).
-    spare: Mutex<Vec<Vec<u8>>>,
-    /// The mount's budget, given back as blocks are dropped (and all at once with the stream).
+    /// The mount's budget.
     budget: Arc<Budget>,
 }
 
 impl Drop for Stream {
     fn drop(&mut self) {
-        let held = match self.blocks.get_mut() {
-            Ok(b) => b.len(),
-            Err(p) => p.into_inner().len(),
-        };
-        self.budget.give(held);
+        // The blocks go first (their buffers to the pool), then the pool if this was the last.
+        match self.blocks.get_mut() {
+            Ok(b) => b.clear(),
+            Err(p) => p.into_inner().clear(),
+        }
+        self.budget.stream_ended();
     }
 }
 
 impl Stream {
     fn fill(&self, block: u64) {
-        if !matches!(lock(&self.blocks).get(&block), Some(Slot::Pending)) {
+        let taken = {
+            let mut blocks = lock(&self.blocks);
+            match blocks.get_mut(&block) {
+                Some(slot @ Slot::Pending(_)) => match std::mem::replace(slot, Slot::Running) {
+                    Slot::Pending(b) => Some(b),
+                    _ => None,
+                },
+                _ => None,
+            }
+        };
+        let Some(buf) = taken else {
             return; // dropped meanwhile (the reader moved on)
-        }
+        };
         let reader = lock(&self.readers).pop();
         let res = reader.map(|mut r| {
-            let res = self.read_block(&mut r, block);
+            let res = self.read_block(&mut r, block, buf);
             lock(&self.readers).push(r);
             res
         });
         let mut blocks = lock(&self.blocks);
         match res {
-            // No reader free (not expected): the request reads the block itself.
+            // No reader free (not expected): the request reads the block itself (the slot
+            // goes back with the block).
             None => {
-                if blocks.remove(&block).is_some() {
-                    self.budget.give(1);
-                }
+                blocks.remove(&block);
             }
+            // Unless it was dropped while it was decoded (its buffer then goes back to the pool
+            // here).
             Some(res) => {
                 if let Some(slot) = blocks.get_mut(&block) {
                     *slot = match res {
-                        Ok(v) => Slot::Ready(Arc::new(v)),
+                        Ok(b) => Slot::Ready(Arc::new(b)),
                         Err(e) => Slot::Failed(e),
                     };
                 }
@@ -212,29 +286,31 @@ impl Stream {
         self.ready.notify_all();
     }
 
-    fn read_block(&self, r: &mut FileReader, block: u64) -> R<Vec<u8>> {
+    fn read_block(&self, r: &mut FileReader, block: u64, mut b: Block) -> R<Block> {
         let start = block * BLOCK;
         let end = (start + BLOCK).min(self.len);
         let len = usize::try_from(end.saturating_sub(start)).map_err(|_| Errno::EIO)?;
-        let mut buf = lock(&self.spare).pop().unwrap_or_default();
-        buf.resize(len, 0);
-        let n = read_full(r, start, &mut buf)?;
+        if b.buf.capacity() == 0 {
+            b.buf = self.budget.buffer();
+        }
+        b.buf.resize(len, 0);
+        let n = read_full(r, start, &mut b.buf)?;
         if n != len {
             return Err(Errno::EIO);
         }
-        Ok(buf)
+        Ok(b)
     }
 
     /// Waits for `block` to be decoded; `None` when it is not scheduled (or takes so long
     /// that something must have gone wrong: the request then reads it itself).
-    fn wait(&self, block: u64) -> Option<R<Arc<Vec<u8>>>> {
+    fn wait(&self, block: u64) -> Option<R<Arc<Block>>> {
         let give_up = Instant::now() + WAIT_MAX;
         let mut blocks = lock(&self.blocks);
         loop {
             match blocks.get(&block)? {
                 Slot::Ready(b) => return Some(Ok(b.clone())),
                 Slot::Failed(e) => return Some(Err(*e)),
-                Slot::Pending => {}
+                Slot::Pending(_) | Slot::Running => {}
             }
             let left = give_up.checked_duration_since(Instant::now())?;
             blocks = match self.ready.wait_timeout(blocks, left) {
@@ -336,7 +412,7 @@ impl StoredSource {
         let s = usize::try_from(offset - first * BLOCK).map_err(|_| Errno::EIO)?;
         if let [block] = parts.as_slice() {
             let e = usize::try_from(end - first * BLOCK).map_err(|_| Errno::EIO)?;
-            if e > block.len() {
+            if e > block.buf.len() {
                 return Err(Errno::EIO);
             }
             return Ok(Data::Block(block.clone(), s, e));
@@ -344,7 +420,7 @@ impl StoredSource {
         let mut out = Vec::with_capacity(usize::try_from(end - offset).unwrap_or(0));
         for (i, block) in parts.iter().enumerate() {
             let from = if i == 0 { s } else { 0 };
-            out.extend_from_slice(block.get(from..).ok_or(Errno::EIO)?);
+            out.extend_from_slice(block.buf.get(from..).ok_or(Errno::EIO)?);
         }
         out.truncate(usize::try_from(end - offset).map_err(|_| Errno::EIO)?);
         Ok(Data::Owned(out))
@@ -368,12 +444,12 @@ impl StoredSource {
                 }
             }
         }
+        pool.budget.stream_started();
         Some(Arc::new(Stream {
             len,
             readers: Mutex::new(readers),
             blocks: Mutex::new(BTreeMap::new()),
             ready: Condvar::new(),
-            spare: Mutex::new(Vec::new()),
             budget: pool.budget.clone(),
         }))
     }
@@ -384,28 +460,23 @@ impl StoredSource {
         let mut jobs = Vec::new();
         {
             let mut blocks = lock(&stream.blocks);
-            let mut spare = lock(&stream.spare);
-            let before = blocks.len();
-            blocks.retain(|&b, slot| {
-                let keep = b >= first && b <= first + AHEAD;
-                if !keep
-                    && let Slot::Ready(buf) = std::mem::replace(slot, Slot::Failed(Errno::EIO))
-                    && let Ok(v) = Arc::try_unwrap(buf)
-                    && spare.len() < SPARE
-                {
-                    spare.push(v);
-                }
-                keep
-            });
-            stream.budget.give(before - blocks.len());
-            drop(spare);
+            let passed: Vec<u64> = blocks.range(..first).map(|(&b, _)| b).collect();
+            let beyond: Vec<u64> = blocks
+                .range(first.saturating_add(AHEAD + 1)..)
+                .map(|(&b, _)| b)
+                .collect();
+            // A block still being copied to the kernel, or being decoded, gives its slot back
+            // when that is done.
+            for b in passed.into_iter().chain(beyond) {
+                blocks.remove(&b);
+            }
             for b in first..=(first + AHEAD).min(nblocks.saturating_sub(1)) {
                 if let std::collections::btree_map::Entry::Vacant(v) = blocks.entry(b) {
                     // Out of budget: this block and the ones after are read directly.
-                    if !stream.budget.take() {
+                    let Some(blk) = stream.budget.take() else {
                         break;
-                    }
-                    v.insert(Slot::Pending);
+                    };
+                    v.insert(Slot::Pending(blk));
                     jobs.push(b);
                 }
             }
@@ -415,9 +486,151 @@ impl StoredSource {
                 stream: Arc::downgrade(stream),
                 block: b,
             };
-            if !pool.send(job) && lock(&stream.blocks).remove(&b).is_some() {
-                stream.budget.give(1);
+            if !pool.send(job) {
+                lock(&stream.blocks).remove(&b);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic bytes that do not compress.
+    fn noise(len: usize, mut x: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 8);
+        while out.len() < len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+
+    /// Polls `cond` until it holds; false after 20 s.
+    fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if cond() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        cond()
+    }
+
+    fn stored(repo: &Repo, data: &[u8]) -> ObjectId {
+        repo.write_file(data, None).unwrap().id
+    }
+
+    /// Reads `len` bytes at `off` through the source.
+    fn read(src: &mut StoredSource, repo: &Repo, pool: &Pool, off: u64, len: u32) -> Vec<u8> {
+        src.read(repo, pool, off, len).unwrap().as_slice().to_vec()
+    }
+
+    /// Block buffers go back to the mount's pool and are reused: reading a file of more
+    /// blocks than the budget, twice, allocates no more buffers than the budget; every slot
+    /// comes back when the file is closed, and the pool is freed with the last read-ahead.
+    #[test]
+    fn block_buffers_are_reused_and_freed_with_the_last_read_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::init(dir.path().join("r.hero")).unwrap();
+        let data = noise((60 << 20) + 4321, 7);
+        let nblocks = data.len().div_ceil(BLOCK as usize);
+        assert!(nblocks > MAX_BLOCKS);
+        let id = stored(&repo, &data);
+        let pool = Pool::new();
+        for _ in 0..2 {
+            let mut src = StoredSource::new(id, repo.open_file(&id).unwrap());
+            let mut got = Vec::new();
+            let step = 1 << 20;
+            while got.len() < data.len() {
+                let part = read(&mut src, &repo, &pool, got.len() as u64, step);
+                assert!(!part.is_empty());
+                got.extend_from_slice(&part);
+                assert!(pool.held() <= MAX_BLOCKS);
+            }
+            assert!(got == data, "the file read back differs");
+            assert!(
+                src.stream.is_some(),
+                "a file read in order has a read-ahead"
+            );
+            let allocated = pool.budget.allocated.load(Ordering::Relaxed);
+            assert!(
+                (1..=MAX_BLOCKS).contains(&allocated),
+                "{allocated} buffers for {nblocks} blocks"
+            );
+            drop(src);
+            assert!(
+                eventually(|| pool.held() == 0),
+                "{} slots not given back",
+                pool.held()
+            );
+            assert!(
+                eventually(|| lock(&pool.budget.pool).is_empty()),
+                "the pool is freed"
+            );
+            pool.budget.allocated.store(0, Ordering::Relaxed);
+        }
+        pool.close();
+    }
+
+    /// More files read at once than the budget holds: the mount's blocks never exceed it,
+    /// every byte is right, and every slot comes back.
+    #[test]
+    fn many_files_read_at_once_stay_within_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::init(dir.path().join("r.hero")).unwrap();
+        let files: Vec<Vec<u8>> = (0..4u64).map(|i| noise((9 << 20) + 99, i + 1)).collect();
+        let ids: Vec<ObjectId> = files.iter().map(|d| stored(&repo, d)).collect();
+        let pool = Pool::new();
+        let mut srcs: Vec<(StoredSource, Vec<u8>)> = ids
+            .iter()
+            .map(|id| {
+                (
+                    StoredSource::new(*id, repo.open_file(id).unwrap()),
+                    Vec::new(),
+                )
+            })
+            .collect();
+        let step = 512 << 10;
+        let mut peak = 0;
+        loop {
+            let mut busy = false;
+            for (i, (src, got)) in srcs.iter_mut().enumerate() {
+                if got.len() < files[i].len() {
+                    busy = true;
+                    let part = read(src, &repo, &pool, got.len() as u64, step);
+                    got.extend_from_slice(&part);
+                    peak = peak.max(pool.held());
+                }
+            }
+            if !busy {
+                break;
+            }
+        }
+        for (i, (_, got)) in srcs.iter().enumerate() {
+            assert!(*got == files[i], "file {i} differs");
+        }
+        assert!(
+            peak > AHEAD as usize,
+            "the read-aheads used the budget ({peak})"
+        );
+        assert!(peak <= MAX_BLOCKS);
+        drop(srcs);
+        assert!(
+            eventually(|| pool.held() == 0),
+            "{} slots not given back",
+            pool.held()
+        );
+        assert!(pool.budget.allocated.load(Ordering::Relaxed) <= MAX_BLOCKS);
+        assert!(
+            eventually(|| lock(&pool.budget.pool).is_empty()),
+            "the pool is freed"
+        );
+        pool.close();
     }
 }

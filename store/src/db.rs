@@ -179,13 +179,29 @@ pub(crate) fn assemble<P>(id: &ObjectId, p: &Pointer<'_>, pieces: Option<&P>) ->
 where
     P: ReadableTable<u64, &'static [u8]>,
 {
+    let mut out = Vec::new();
+    assemble_into(id, p, pieces, &mut out)?;
+    Ok(out)
+}
+
+/// [`assemble`] into `out` (its earlier content replaced, its buffer reused).
+fn assemble_into<P>(
+    id: &ObjectId,
+    p: &Pointer<'_>,
+    pieces: Option<&P>,
+    out: &mut Vec<u8>,
+) -> Result<()>
+where
+    P: ReadableTable<u64, &'static [u8]>,
+{
     let Some(pieces) = pieces else {
         return Err(Error::corrupt(
             *id,
             "stored in pieces, but there is no pieces table",
         ));
     };
-    let mut out = Vec::with_capacity(usize::try_from(p.len).unwrap_or(0));
+    out.clear();
+    out.reserve(usize::try_from(p.len).unwrap_or(0));
     for n in p.first..p.first.saturating_add(p.count) {
         let Some(g) = pieces.get(n)? else {
             return Err(Error::corrupt(*id, format!("piece {n} is missing")));
@@ -202,7 +218,71 @@ where
             "pieces do not add up to the record's length",
         ));
     }
-    Ok(out)
+    Ok(())
+}
+
+/// [`load_raw`] for a reader that loads one object after another into the same buffer: a
+/// whole object (plain or compressed) is decoded into `out`, reusing its allocation, and a
+/// record stored in pieces is put together in a buffer of the thread, reused too (fresh
+/// buffers per chunk are faulted in again each time once the allocator returns freed memory
+/// at once, ADR 0021). Deltas go through [`load_raw`].
+pub(crate) fn load_raw_reusing<O, P>(
+    src: &Objects<'_, O, P>,
+    id: &ObjectId,
+    out: &mut Vec<u8>,
+) -> Result<ObjType>
+where
+    O: ReadableTable<&'static [u8; 32], &'static [u8]>,
+    P: ReadableTable<u64, &'static [u8]>,
+{
+    let Some(g) = src.objects.get(&id.0)? else {
+        return Err(Error::Missing(*id));
+    };
+    let decoded = match Pointer::parse(g.value()) {
+        None => {
+            let rec = Record::parse(g.value()).map_err(|e| Error::corrupt(*id, e))?;
+            let whole = rec
+                .decode_whole_into(out)
+                .map_err(|e| Error::corrupt(*id, e))?;
+            whole.then_some((rec.ty, rec.payload_hash))
+        }
+        Some(p) => {
+            let p = p.map_err(|e| Error::corrupt(*id, e))?;
+            ASSEMBLED.with(|cell| -> Result<Option<(ObjType, Option<ObjectId>)>> {
+                let mut buf = cell.borrow_mut();
+                assemble_into(id, &p, src.pieces, &mut buf)?;
+                let res = {
+                    let rec = Record::parse(&buf).map_err(|e| Error::corrupt(*id, e))?;
+                    let whole = rec
+                        .decode_whole_into(out)
+                        .map_err(|e| Error::corrupt(*id, e))?;
+                    whole.then_some((rec.ty, rec.payload_hash))
+                };
+                if buf.capacity() > ASSEMBLED_KEEP {
+                    *buf = Vec::new();
+                }
+                Ok(res)
+            })?
+        }
+    };
+    if let Some((ty, payload_hash)) = decoded {
+        if ObjectId::of(out) != payload_hash.unwrap_or(*id) {
+            return Err(Error::corrupt(*id, "content does not match its id"));
+        }
+        return Ok(ty);
+    }
+    drop(g);
+    let (ty, raw) = load_raw(src, id)?;
+    *out = raw;
+    Ok(ty)
+}
+
+/// Largest buffer [`load_raw_reusing`] keeps per thread for putting records together (a
+/// chunk's record is at most about 512 KiB).
+const ASSEMBLED_KEEP: usize = 1 << 20;
+
+thread_local! {
+    static ASSEMBLED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl<O, P> RecordSource for Objects<'_, O, P>

@@ -306,6 +306,8 @@ pub struct FileReader {
     body: Body,
     /// The chunk currently loaded: (offset, data).
     current: Option<(u64, Vec<u8>)>,
+    /// The buffer of the chunk loaded before, reused for the next one.
+    spare: Vec<u8>,
 }
 
 enum Body {
@@ -404,6 +406,7 @@ impl FileReader {
                 pos: 0,
                 body: Body::Small,
                 current: Some((0, raw)),
+                spare: Vec::new(),
             }),
             ObjType::Manifest => {
                 let root = ManifestNode::decode(&raw).map_err(|e| Error::decode(id, e))?;
@@ -420,6 +423,7 @@ impl FileReader {
                         cache: vec![None; levels],
                     },
                     current: None,
+                    spare: Vec::new(),
                 })
             }
             _ => Err(Error::WrongType {
@@ -478,7 +482,8 @@ impl FileReader {
             objects: &self.objects,
             pieces: self.pieces.as_ref(),
         };
-        let (ty, data) = load_raw(&src, &cid)?;
+        let mut data = std::mem::take(&mut self.spare);
+        let ty = crate::db::load_raw_reusing(&src, &cid, &mut data)?;
         if ty != ObjType::Blob || data.len() as u64 != clen {
             return Err(Error::corrupt(
                 self.id,
@@ -541,7 +546,9 @@ impl FileReader {
             None => false,
         };
         if !inside(&self.current, self.pos) {
-            self.current = None;
+            if let Some((_, data)) = self.current.take() {
+                self.spare = data;
+            }
             self.load_chunk()?;
         }
         let (off, data) = self

@@ -138,6 +138,43 @@ impl<'a> Record<'a> {
         !matches!(self.enc, Encoding::Delta(_) | Encoding::DeltaShort(_))
     }
 
+    /// Decodes a whole object (not a delta) into `out`, replacing its content and reusing its
+    /// buffer; `Ok(false)`, `out` untouched, for a delta.
+    pub(crate) fn decode_whole_into(&self, out: &mut Vec<u8>) -> Result<bool, String> {
+        if self.raw_len > MAX_RAW {
+            return Err(format!(
+                "{} bytes is over the object size limit",
+                self.raw_len
+            ));
+        }
+        let len = usize::try_from(self.raw_len).map_err(|_| "length overflow".to_owned())?;
+        match self.enc {
+            Encoding::Plain => {
+                if self.data.len() != len {
+                    return Err("length mismatch".to_owned());
+                }
+                out.clear();
+                out.extend_from_slice(self.data);
+            }
+            Encoding::Zstd => {
+                out.clear();
+                out.reserve(len);
+                let err = |c: usize| format!("zstd: {}", zstd::zstd_safe::get_error_name(c));
+                let n = PLAIN_DCTX.with(|cell| -> Result<usize, String> {
+                    let mut dctx = cell.borrow_mut();
+                    dctx.reset(zstd::zstd_safe::ResetDirective::SessionOnly)
+                        .map_err(err)?;
+                    dctx.decompress(out, self.data).map_err(err)
+                })?;
+                if n != len {
+                    return Err("length mismatch".to_owned());
+                }
+            }
+            Encoding::Delta(_) | Encoding::DeltaShort(_) => return Ok(false),
+        }
+        Ok(true)
+    }
+
     /// Decodes the raw content; `base` must be the base's raw bytes for a delta.
     pub(crate) fn decode(&self, base: Option<&[u8]>) -> Result<Vec<u8>, String> {
         let len = usize::try_from(self.raw_len).map_err(|_| "length overflow".to_owned())?;

@@ -12,5 +12,6 @@ mod file_usage;
 mod format;
 mod gc;
 mod model;
+mod reader;
 mod small_commits;
 mod transfer;

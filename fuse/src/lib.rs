@@ -88,7 +88,14 @@ pub struct MountOptions {
     /// Show every entry as owned by the mounting user (the stored owners are kept, not shown):
     /// for a single-user drive whose files were committed by other accounts.
     pub single_user: bool,
+    /// Inodes kept in memory before the mount asks the kernel to forget the directories used
+    /// longest ago ([`DEFAULT_MAX_INODES`]): the mount's memory stays bounded whatever a walk
+    /// reads. A directory in use stays loaded whole, so one larger than this goes over it.
+    pub max_inodes: usize,
 }
+
+/// The default of [`MountOptions::max_inodes`]: about 40 MiB of inodes.
+pub const DEFAULT_MAX_INODES: usize = 65_536;
 
 impl MountOptions {
     /// Options with defaults: branch `main`, read-write, 1 s idle commit, 5 s maximum commit
@@ -107,6 +114,7 @@ impl MountOptions {
             read_ahead_kb: Some(1024),
             allow_other: false,
             single_user: false,
+            max_inodes: DEFAULT_MAX_INODES,
         }
     }
 }
@@ -349,6 +357,7 @@ pub fn mount_repo(repo: Arc<Repo>, opts: MountOptions) -> Result<MountHandle, Mo
         gid: meta.gid(),
         single_user: opts.single_user,
         kernel_checks: opts.allow_other,
+        max_inodes: opts.max_inodes.max(1),
     };
     let mut state = State::new(head, generation, head_time.unwrap_or_else(SystemTime::now));
     if let Some(j) = journal {

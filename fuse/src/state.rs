@@ -50,6 +50,9 @@ pub(crate) struct Cfg {
     /// The kernel checks permissions (`default_permissions`, with `allow_other`): the file
     /// system then leaves them to it.
     pub kernel_checks: bool,
+    /// Inodes the mount keeps before it asks the kernel to forget directories (see
+    /// [`State::trim`]).
+    pub max_inodes: usize,
 }
 
 /// Everything the file system and the watcher share.
@@ -211,6 +214,9 @@ pub(crate) struct Node {
     pub ro: bool,
     /// Changed by another process while open: new opens must drop the page cache.
     pub stale_cache: bool,
+    /// For a directory: when its children were last looked up or listed ([`State::trim`]
+    /// asks the kernel to forget the directories used longest ago).
+    pub used: u64,
 }
 
 impl Node {
@@ -258,6 +264,7 @@ impl Node {
             writers: 0,
             ro,
             stale_cache: false,
+            used: 0,
         }
     }
 
@@ -385,6 +392,8 @@ pub(crate) struct State {
     pub(crate) branch: String,
     /// Ignored paths kept local (see `scratch`).
     scratch: scratch::Scratch,
+    /// Counts directory uses (lookups and listings in it), for [`Node::used`].
+    clock: u64,
 }
 
 /// Maps a store error to an errno (and logs the unexpected ones).
@@ -517,6 +526,7 @@ impl Shared {
             Err(std::sync::TryLockError::WouldBlock) => {
                 // A commit is under way (an fsync's): no commit and no refresh now.
                 let mut st = self.lock();
+                st.trim(self.cfg.max_inodes);
                 st.sweep();
                 return std::mem::take(&mut st.inval);
             }
@@ -558,6 +568,7 @@ impl Shared {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "reading the repository generation"),
         }
+        st.trim(self.cfg.max_inodes);
         st.sweep();
         std::mem::take(&mut st.inval)
     }
@@ -611,6 +622,7 @@ impl State {
             links: HashMap::new(),
             branch: String::new(),
             scratch: scratch::Scratch::default(),
+            clock: 0,
         }
     }
 
@@ -761,7 +773,61 @@ impl State {
     /// The child `name` of directory `parent`, if any.
     pub fn child(&mut self, repo: &Repo, parent: u64, name: &[u8]) -> R<Option<u64>> {
         self.ensure_loaded(repo, parent)?;
+        self.used(parent);
         Ok(self.children(parent).and_then(|c| c.get(name).copied()))
+    }
+
+    /// Notes that directory `ino` was used now.
+    fn used(&mut self, ino: u64) {
+        self.clock += 1;
+        if let Some(n) = self.nodes.get_mut(&ino) {
+            n.used = self.clock;
+        }
+    }
+
+    /// Keeps the inode table near `max` whatever is read: when it holds more, the directories
+    /// used longest ago (loaded, unchanged here, not open) are invalidated in the kernel. An
+    /// invalidated directory entry takes its whole cached subtree with it; the kernel then
+    /// forgets those inodes and [`State::sweep`] unloads them. Without this the table follows
+    /// what the kernel caches, which only memory pressure bounds (a `find` over a large tree
+    /// and its `.snapshots` kept every entry). Brings the table down to three quarters of
+    /// `max`, so that a walk does not invalidate at every tick.
+    pub fn trim(&mut self, max: usize) {
+        let n = self.nodes.len();
+        if n <= max {
+            return;
+        }
+        let target = max - max / 4;
+        let mut dirs: Vec<(u64, u64, usize)> = self
+            .nodes
+            .iter()
+            .filter_map(|(&ino, node)| match &node.kind {
+                Kind::Dir {
+                    tree: Some(_),
+                    children: Some(c),
+                } if ino != ROOT && node.parent != 0 && node.open == 0 => {
+                    Some((node.used, ino, c.len()))
+                }
+                _ => None,
+            })
+            .collect();
+        dirs.sort_unstable();
+        let mut freed = 0usize;
+        for (_, ino, count) in dirs {
+            if n.saturating_sub(freed) <= target {
+                break;
+            }
+            self.clock += 1;
+            let clock = self.clock;
+            let Some(node) = self.nodes.get_mut(&ino) else {
+                continue;
+            };
+            // Not picked again at once if the kernel keeps it (a process works in it).
+            node.used = clock;
+            self.inval
+                .push(Inval::Entry(node.parent, node.name.clone()));
+            freed += count.max(1);
+        }
     }
 
     /// Looks a name up for the kernel (counts the lookup).
@@ -820,6 +886,7 @@ impl State {
     /// A directory listing, with `.` and `..`.
     pub fn list(&mut self, repo: &Repo, ino: u64) -> R<Vec<DirItem>> {
         self.ensure_loaded(repo, ino)?;
+        self.used(ino);
         let node = self.node(ino)?;
         let parent = if node.parent == 0 { ino } else { node.parent };
         let mut out = vec![

@@ -706,6 +706,37 @@ mod large {
         );
         assert_eq!(content(&repo, "main", "local/new.txt"), b"made here\n");
     }
+
+    #[test]
+    fn a_walk_of_a_large_tree_and_its_snapshots_leaves_the_inode_table_bounded() {
+        let m = Mounted::prepared(
+            |repo| {
+                tree::build(repo, "main", 30, 1000).unwrap();
+            },
+            |o| o.max_inodes = 5_000,
+        );
+        let h = m.handle.as_ref().unwrap();
+        // `find` over everything, `.snapshots` included: the tree twice, 60,000+ entries,
+        // and the kernel forgets none of them by itself.
+        let walked: usize = sh(&m.dir, "find . | wc -l").trim().parse().unwrap();
+        assert!(walked > 60_000, "{walked} entries walked");
+        // The mount asked the kernel to forget the directories used longest ago, and
+        // unloaded them once it did.
+        eventually("the inode table back under its bound", || {
+            h.inode_count() <= 5_000
+        });
+        // What was let go loads again, the snapshot too.
+        assert_eq!(
+            fs::read_to_string(m.p("d0000/f00000")).unwrap(),
+            tree::content(0, 0)
+        );
+        assert_eq!(
+            fs::read_to_string(m.p(".snapshots/main/d0001/f00001")).unwrap(),
+            tree::content(1, 1)
+        );
+        assert_eq!(fs::read_dir(m.p("d0029")).unwrap().count(), 1000);
+        assert_eq!(count_find(&m.dir), 30_000 + 30 + 9 + 1);
+    }
 }
 
 mod reads {

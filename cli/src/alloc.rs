@@ -58,20 +58,26 @@ fn get_option(option: mi_option_t) -> c_long {
 mod tests {
     use super::*;
 
-    /// Set for the child run of [`an_environment_value_is_kept`].
+    /// Set when this test runs as its own child process.
     const CHILD: &str = "HEROCTL_TEST_PURGE_DELAY_CHILD";
 
-    /// `PURGE_DELAY` is mimalloc's purge delay: a test process started with
-    /// `MIMALLOC_PURGE_DELAY=4321` reads that value through it (no option has it by default),
-    /// and keeps it. Without the variable, the long-running commands' value is set.
+    /// `PURGE_DELAY` is mimalloc's purge delay: the test runs itself again in a process started
+    /// with `MIMALLOC_PURGE_DELAY=4321`, which reads that value through it (no option has it
+    /// by default) and keeps it. Here, without the variable, the long-running commands' value
+    /// is set.
     #[test]
     fn the_purge_delay_option_is_the_one_set() {
+        if std::env::var_os(CHILD).is_some() {
+            assert_eq!(get_option(PURGE_DELAY), 4321);
+            return_freed_memory_promptly();
+            assert_eq!(get_option(PURGE_DELAY), 4321);
+            return;
+        }
         let exe = std::env::current_exe().unwrap();
         let out = std::process::Command::new(exe)
             .args([
-                "alloc::tests::an_environment_value_is_kept",
+                "alloc::tests::the_purge_delay_option_is_the_one_set",
                 "--exact",
-                "--ignored",
             ])
             .env(PURGE_DELAY_ENV, "4321")
             .env(CHILD, "1")
@@ -87,15 +93,5 @@ mod tests {
             return_freed_memory_promptly();
             assert_eq!(get_option(PURGE_DELAY), RESIDENT_PURGE_DELAY_MS);
         }
-    }
-
-    /// Run by [`the_purge_delay_option_is_the_one_set`] in a process of its own.
-    #[test]
-    #[ignore = "run by the_purge_delay_option_is_the_one_set, with the environment it sets"]
-    fn an_environment_value_is_kept() {
-        assert_eq!(std::env::var(CHILD).as_deref(), Ok("1"));
-        assert_eq!(get_option(PURGE_DELAY), 4321);
-        return_freed_memory_promptly();
-        assert_eq!(get_option(PURGE_DELAY), 4321);
     }
 }

@@ -17,6 +17,8 @@
 #   tree   - a branch of DIRS x FILES small files (`--example make_tree`), mounted, then
 #            `find` over it and `cat` of every file of one directory per ten.
 #   stress - PROCS x OPS operations of fuse/benches/stress.py, then `cat` of every file.
+#   corpus - (only when asked, with CORPUS=GIT_DIR) a real-shaped git history imported, every
+#            file of main read cold, then `find` over the mount with `.snapshots`.
 # Prints the mount's peak RSS (VmHWM) after each phase and its RSS at the end; the bound the
 # documentation promises (docs/ARCHITECTURE.md, `fuse/`; ADR 0021) is 128 MiB.
 set -euo pipefail
@@ -143,6 +145,27 @@ stress() {
     find "$MNT" -type f -exec cat {} + >/dev/null
     record stress "peak after cat of every file (cold)" VmHWM
     record stress "RSS at the end" VmRSS
+    stop_mount
+    rm -f "$repo"
+}
+
+# A real-shaped history: a git repository (benches/corpus.sh makes one: ~5,000 commits of real
+# Rust sources at real sizes, 129 branches, 401 tags) imported, mounted, every file of the
+# branch read cold, then `find` over the whole mount: `.snapshots` holds a tree per branch,
+# tag and recent commit, hundreds of trees.
+corpus() {
+    [ -n "${CORPUS:-}" ] || { echo "the corpus workload needs CORPUS=GIT_DIR (benches/corpus.sh)" >&2; exit 1; }
+    local repo=$WORK/corpus.hero
+    "$HEROCTL" init "$repo" >/dev/null
+    "$HEROCTL" -R "$repo" import git "$CORPUS" >/dev/null
+    drop_caches
+    start_mount "$repo"
+    find "$MNT" -path "$MNT/.snapshots" -prune -o -type f -exec cat {} + >/dev/null
+    record corpus "peak after cat of every file of main (cold)" VmHWM
+    local n
+    n=$(find "$MNT" | wc -l)
+    record corpus "peak after find over $n entries (.snapshots included)" VmHWM
+    record corpus "RSS at the end" VmRSS
     stop_mount
     rm -f "$repo"
 }

@@ -94,9 +94,7 @@ pub fn author() -> Author {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| format!("{name}@localhost"));
-    Author::new(name, email)
-        .with_tz_offset(local_offset_minutes(chrono::Utc::now().timestamp()))
-        .with_zone(local_offset_minutes)
+    Author::new(name, email).with_zone(local_offset_minutes)
 }
 
 /// The local time zone's offset from UTC at `time` (seconds since the Unix epoch), in minutes.

@@ -398,6 +398,9 @@ pub(crate) struct State {
     scratch: scratch::Scratch,
     /// Counts directory uses (lookups and listings in it), for [`Node::used`].
     clock: u64,
+    /// The table's size when [`State::trim`] last asked the kernel to forget (0: under the
+    /// bound since).
+    trimmed_at: usize,
 }
 
 /// Maps a store error to an errno (and logs the unexpected ones).
@@ -627,6 +630,7 @@ impl State {
             branch: String::new(),
             scratch: scratch::Scratch::default(),
             clock: 0,
+            trimmed_at: 0,
         }
     }
 

@@ -398,9 +398,6 @@ pub(crate) struct State {
     scratch: scratch::Scratch,
     /// Counts directory uses (lookups and listings in it), for [`Node::used`].
     clock: u64,
-    /// The table's size when [`State::trim`] last asked the kernel to forget (0: under the
-    /// bound since).
-    trimmed_at: usize,
 }
 
 /// Maps a store error to an errno (and logs the unexpected ones).
@@ -630,7 +627,6 @@ impl State {
             branch: String::new(),
             scratch: scratch::Scratch::default(),
             clock: 0,
-            trimmed_at: 0,
         }
     }
 

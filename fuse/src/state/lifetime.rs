@@ -22,15 +22,8 @@ impl State {
     pub fn trim(&mut self, max: usize) {
         let n = self.nodes.len();
         if n <= max {
-            self.trimmed_at = 0;
             return;
         }
-        // Once asked, the kernel's forgets take a moment, and what it keeps (a directory in use
-        // larger than the bound) it keeps: ask again only when the table has grown since.
-        if n <= self.trimmed_at {
-            return;
-        }
-        self.trimmed_at = n;
         let target = max - max / 4;
         let mut dirs: Vec<(u64, u64, usize)> = self
             .nodes

@@ -242,6 +242,7 @@ fn restore(repo: &Repo, a: RestoreArgs, json: bool) -> Result<()> {
     let message = a
         .message
         .unwrap_or_else(|| format!("restore {} as at {}", a.paths.join(", "), from.short()));
+    crate::authority::check_paths(repo, cs.touched_paths())?;
     let done = cs
         .commit(new_meta(repo, message)?, Expect::Base)
         .with_context(|| format!("committing onto {branch}"))?;
@@ -341,6 +342,7 @@ fn revert(repo: &Repo, a: RevertArgs, json: bool) -> Result<()> {
         .unwrap_or_default()
         .to_owned();
     let message = format!("revert {}: {summary}", target.short());
+    crate::authority::check_paths(repo, cs.touched_paths())?;
     let done = cs
         .commit(new_meta(repo, message)?, Expect::Base)
         .with_context(|| format!("committing onto {branch}"))?;
@@ -380,6 +382,9 @@ fn undo(repo: &Repo, a: UndoArgs, json: bool) -> Result<()> {
         );
     };
     let reason = format!("undo {}", last.reason);
+    if let Some(h) = head {
+        crate::authority::check_move(repo, Some(h), &old.id())?;
+    }
     repo.update_branch(&branch, head, Some(old.id()), &reason)
         .with_context(|| format!("moving {branch} back"))?;
     if json {

@@ -4,6 +4,7 @@
 #![deny(clippy::print_stdout)]
 
 mod alloc;
+mod authority;
 mod commands;
 mod daemon;
 mod error;

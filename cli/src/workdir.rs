@@ -86,6 +86,7 @@ fn commit_under(repo: &Repo, a: &CommitArgs, prefix: &str, branch: &str, json: b
         outln!("nothing changed under {prefix} in {branch}")?;
         return Ok(());
     }
+    crate::authority::check_paths(repo, cs.touched_paths())?;
     let done = cs
         .commit(m, hero_store::Expect::Base)
         .with_context(|| format!("committing onto {branch}"))?;
@@ -156,6 +157,7 @@ pub fn commit(repo: &Repo, a: CommitArgs, json: bool) -> Result<()> {
                 }
             };
             if Some(new) != head {
+                crate::authority::check_move(repo, head, &new)?;
                 repo.update_branch(&branch, head, Some(new), "commit")
                     .with_context(|| {
                         format!("{branch} moved while committing; run the commit again")
@@ -188,8 +190,15 @@ pub fn commit(repo: &Repo, a: CommitArgs, json: bool) -> Result<()> {
                 }
             }
             let r = repo
-                .snapshot(&a.dir, &branch, meta, &opts)
+                .snapshot_onto(&a.dir, head, meta, &opts)
                 .with_context(|| format!("snapshotting {}", a.dir.display()))?;
+            if r.committed.created {
+                crate::authority::check_move(repo, head, &r.committed.id)?;
+                repo.update_branch(&branch, head, Some(r.committed.id), "snapshot")
+                    .with_context(|| {
+                        format!("{branch} moved while committing; run the commit again")
+                    })?;
+            }
             CheckoutRecord {
                 branch: Some(branch.clone()),
                 base: r.committed.id,

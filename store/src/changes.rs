@@ -432,6 +432,21 @@ impl ChangeSet<'_> {
         self.ops.is_empty()
     }
 
+    /// Every path a recorded change names (both sides of a rename), in the order recorded.
+    pub fn touched_paths(&self) -> Vec<&RepoPath> {
+        let mut out = Vec::with_capacity(self.ops.len());
+        for op in &self.ops {
+            match op {
+                Op::Put(p, ..) | Op::SetMeta(p, _) | Op::Delete(p) | Op::Mkdir(p) => out.push(p),
+                Op::Rename(a, b) => {
+                    out.push(a);
+                    out.push(b);
+                }
+            }
+        }
+        out
+    }
+
     /// Adds a parent (for merges) after the branch head.
     pub fn add_parent(&mut self, parent: ObjectId) {
         self.extra_parents.push(parent);

@@ -66,8 +66,8 @@ pub use object::{
 pub use path::{NameError, RepoPath, validate_name};
 pub use record::ObjType;
 pub use refs::{
-    BRANCH_PREFIX, RESERVED_BRANCH_PREFIX, RefMove, TAG_PREFIX, branch_ref, check_ref_name,
-    is_reserved_branch, tag_ref,
+    BRANCH_PREFIX, CONFIG_DIR, RESERVED_BRANCH_PREFIX, RefMove, TAG_PREFIX, branch_ref,
+    check_ref_name, is_config_path, is_reserved_branch, tag_ref,
 };
 pub use repo::{DEFAULT_BRANCH_KEY, MemoryBudget, Repo, View};
 pub use snapshot::{

@@ -362,6 +362,34 @@ pub fn new_commits(repo: &Repo, heads: &[ObjectId]) -> Result<Vec<ObjectId>> {
     Ok(out)
 }
 
+/// Finds owners' signatures of commits, evaluating each cited membership once.
+pub struct OwnerSignatures<'a> {
+    repo: &'a Repo,
+    at: AtHeads<'a>,
+}
+
+impl<'a> OwnerSignatures<'a> {
+    /// Over the membership stored in `repo`.
+    pub fn new(repo: &'a Repo) -> Result<Self> {
+        Ok(OwnerSignatures {
+            repo,
+            at: AtHeads::new(repo, None)?,
+        })
+    }
+
+    /// An owner's signature of `commit` among those stored here: a vouch, or a commit it made,
+    /// by a node that was an owner in the membership its signature cites. The first found.
+    pub fn of(&mut self, commit: &ObjectId) -> Result<Option<(Kind, EndpointId)>> {
+        let sigs = stored(self.repo, commit)?;
+        Ok(sigs.into_iter().filter(|s| s.verify(commit)).find_map(|s| {
+            self.at
+                .at(&s.heads)
+                .is_some_and(|m| m.role_of(&s.signer) == Some(Role::Owner))
+                .then_some((s.kind, s.signer))
+        }))
+    }
+}
+
 /// Checks every commit of `commits` (new to this side, objects stored, signatures received
 /// stored): each must be vouched for by an owner (itself or a descendant among `commits`), be a
 /// merge any peer would make the same, or carry a signature by a node that could change every
@@ -444,6 +472,13 @@ pub fn check(
                 }
                 Some(p) => {
                     let why = match m.member(&s.signer) {
+                        Some(mm) if mm.role == Role::Writer && hero_store::is_config_path(p) => {
+                            format!(
+                                "{} (signer {})",
+                                crate::gate::config_rule(),
+                                s.signer.fmt_short()
+                            )
+                        }
                         Some(mm) if mm.role == Role::Writer => {
                             format!(
                                 "outside the scopes {:?} of its signer {}",

@@ -9,8 +9,8 @@ use hero_store::{IdSet, ObjectId, RefValue, Repo};
 use iroh::{EndpointId, SecretKey};
 
 use crate::access::{self, Access};
-use crate::error::{Result, SyncError};
-use crate::membership::{self, Membership, Op, Role};
+use crate::error::Result;
+use crate::membership::{self, Membership, Role};
 
 /// What a peer may do, and the membership it was decided from (`None`: the allow list).
 #[derive(Debug, Clone)]
@@ -169,7 +169,7 @@ pub fn check_push(
     };
     let scoped = match m.member(pusher) {
         Some(mm) if mm.role == Role::Owner => return Ok(None),
-        Some(mm) if mm.role == Role::Writer && mm.scopes.is_empty() => return Ok(None),
+        // Writers, scoped or not: none may change the configuration directory.
         Some(mm) if mm.role == Role::Writer => mm.scopes.clone(),
         _ => {
             return Ok(Some(PushRefusal {
@@ -211,11 +211,16 @@ pub fn check_push(
             let commit = view.commit(&c)?;
             for path in crate::commitsig::own_changes(&view, &c)? {
                 if !m.may_write(pusher, &path) {
+                    let rule = if hero_store::is_config_path(&path) {
+                        config_rule()
+                    } else {
+                        format!("outside the writer's scopes {scoped:?}")
+                    };
                     return Ok(Some(PushRefusal {
                         branch: branch.clone(),
                         commit: Some(c),
                         path: Some(path),
-                        rule: format!("outside the writer's scopes {scoped:?}"),
+                        rule,
                     }));
                 }
             }
@@ -223,6 +228,14 @@ pub fn check_push(
         }
     }
     Ok(None)
+}
+
+/// The rule a writer's change of `.hero/` breaks.
+pub fn config_rule() -> String {
+    format!(
+        "only owners may change {}/ (the configuration the daemons obey)",
+        hero_store::CONFIG_DIR
+    )
 }
 
 /// Branches with their heads.
@@ -349,34 +362,4 @@ pub fn vouch_import(repo: &Repo, key: &SecretKey) -> Result<usize> {
         }
         _ => Ok(0),
     }
-}
-
-/// Lets `peer` in as a writer (the daemon's configured peers): through the membership when the
-/// repository has one and `key`'s node is an owner, else through the allow list. A peer that
-/// is a member already is left as it is. Whether it is in.
-pub fn admit(repo: &Repo, key: &SecretKey, peer: &EndpointId) -> Result<bool> {
-    if !membership::is_enforced(repo)? {
-        if access::access_of(repo, peer)? != Some(Access::ReadWrite) {
-            access::allow(repo, peer, Access::ReadWrite)?;
-        }
-        return Ok(true);
-    }
-    let (m, _) = membership::load(repo)?;
-    if m.role_of(peer).is_some() {
-        return Ok(true);
-    }
-    if m.role_of(&key.public()) != Some(Role::Owner) {
-        return Ok(false);
-    }
-    let op = Op::Add {
-        target: *peer,
-        name: String::new(),
-        role: Role::Writer,
-        scopes: Vec::new(),
-    };
-    let env = m
-        .change(key, &op, crate::audit::now_ms())
-        .map_err(|e| SyncError::Membership(Box::new(e.into())))?;
-    membership::append(repo, &env)?;
-    Ok(true)
 }

@@ -59,6 +59,7 @@ pub mod merge;
 
 pub mod access;
 pub mod audit;
+pub mod authority;
 pub mod commitsig;
 mod error;
 pub mod gate;

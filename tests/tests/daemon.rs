@@ -253,6 +253,11 @@ fn fleet_configured(dir: &Path, n: usize, config: impl Fn(&[Node]) -> String) ->
         &nodes[0].repo,
         &["commit", work.to_str().unwrap(), "-m", "first"],
     );
+    // Peers in the configuration only say where to connect: membership is the owner's
+    // explicit act. The fleet's machines are one household's, each an owner.
+    for n in nodes.iter().skip(1) {
+        ok(&nodes[0].repo, &["member", "add", &n.id, "--role", "owner"]);
+    }
     nodes
 }
 

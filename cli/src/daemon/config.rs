@@ -493,6 +493,58 @@ pub struct LocalFile {
     pub repo: Option<std::path::PathBuf>,
     /// The mount point (when `--mount` does not say).
     pub mount: Option<std::path::PathBuf>,
+    /// What watch hooks may do on this machine.
+    #[serde(default)]
+    pub hooks: HooksLocal,
+}
+
+/// `[hooks]` of the local file: whether the replicated configuration's watch hooks run on
+/// this machine, as whom, and which programs they may start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HooksLocal {
+    /// Run hooks at all (default: yes — they come only from owner-signed configuration).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The account hook commands run as (default: the daemon's own).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The only programs hooks may start (exact, or `*`/`?` globs); empty: any.
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+impl Default for HooksLocal {
+    fn default() -> Self {
+        HooksLocal {
+            enabled: true,
+            user: None,
+            allow: Vec::new(),
+        }
+    }
+}
+
+impl HooksLocal {
+    /// The policy in force; an unknown account turns hooks off (never runs them as someone
+    /// else than the file says).
+    pub fn policy(&self) -> crate::daemon::watch::HookPolicy {
+        use crate::daemon::watch::{Account, HookPolicy};
+        let mut p = HookPolicy {
+            disabled: !self.enabled,
+            account: None,
+            allow: self.allow.clone(),
+        };
+        if let Some(name) = &self.user {
+            match Account::lookup(name) {
+                Ok(a) => p.account = Some(a),
+                Err(e) => {
+                    tracing::error!("hooks.user: {e}; hooks are off");
+                    p.disabled = true;
+                }
+            }
+        }
+        p
+    }
 }
 
 /// Where the local file is.

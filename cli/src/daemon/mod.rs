@@ -31,7 +31,7 @@ use crate::error::{Kind, tagged, tagged_hint};
 use crate::output::{outln, print_json};
 use config::{Config, ConfigError, NodeNames};
 use gc::gc_loop;
-use peers::{Worker, allow_peers, futures_join, note_known, peers_of, reconcile_workers};
+use peers::{Worker, futures_join, note_known, peers_of, reconcile_workers};
 use status::{Status, print_status, status_json, unix_now, watch_statuses};
 
 /// How long saves are gathered before peers are told (a burst becomes one sync).
@@ -240,10 +240,48 @@ fn init_config(repo: &Repo, path: &Path) -> Result<()> {
 /// The configuration on the branch: the blob id, and the parsed file or why it was refused.
 type Loaded = Option<(ObjectId, std::result::Result<Config, ConfigError>)>;
 
-fn load_config(repo: &Repo, branch: &str, names: &NodeNames) -> Result<Loaded> {
+/// The configuration file on `branch`, parsed — and refused unless an owner wrote it
+/// ([`hero_sync::authority`]): a refusal is reported like an invalid file and audited.
+fn load_config(repo: &Repo, branch: &str, names: &NodeNames, me: &EndpointId) -> Result<Loaded> {
     let file = format!("{branch}:{}", config::CONFIG_PATH);
-    Ok(config::read_from_repo(repo, branch)?
-        .map(|(id, bytes)| (id, config::parse_bytes(&bytes, &file, names))))
+    let Some((id, bytes)) = config::read_from_repo(repo, branch)? else {
+        return Ok(None);
+    };
+    if let Some(head) = repo.branch_head(branch)? {
+        let path = RepoPath::parse(config::CONFIG_PATH)?;
+        if let hero_sync::authority::Authority::Refused { commit, by, rule } =
+            hero_sync::authority::of_path(repo, &head, &path, me)?
+        {
+            let message = format!(
+                "not obeyed: written by commit {}{}: {rule}",
+                commit.short(),
+                by.as_deref()
+                    .map(|b| format!(" of {b}"))
+                    .unwrap_or_default()
+            );
+            let mut entry = hero_sync::audit::Entry::new(
+                None,
+                "config",
+                hero_sync::audit::Decision::Refused,
+                message.clone(),
+            )
+            .rule(rule);
+            entry.commit = Some(commit.to_hex());
+            entry.path = Some(config::CONFIG_PATH.to_owned());
+            entry.peer = by;
+            hero_sync::audit::record(repo, entry);
+            return Ok(Some((
+                id,
+                Err(ConfigError {
+                    file,
+                    line: None,
+                    column: None,
+                    message,
+                }),
+            )));
+        }
+    }
+    Ok(Some((id, config::parse_bytes(&bytes, &file, names))))
 }
 
 async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -> Result<()> {
@@ -257,7 +295,7 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
     let mut cfg = Config::default();
     let mut cfg_blob: Option<ObjectId> = None;
     status.config.source = "default".into();
-    if let Some((id, parsed)) = load_config(&repo, &branch, &names)? {
+    if let Some((id, parsed)) = load_config(&repo, &branch, &names, &me)? {
         cfg_blob = Some(id);
         match parsed {
             Ok(c) => {
@@ -310,12 +348,12 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
             cwd: None,
             repo: path.clone(),
             mount: None,
+            policy: config::read_local().hooks.policy(),
         }),
         gc: signal::channel(cfg.gc).0,
         known: Mutex::new(HashMap::new()),
     });
     ctx.status().watches = watch_statuses(&cfg.watch);
-    allow_peers(&ctx, &cfg);
 
     // Announcements: one gossip topic per repository.
     let tickets: Vec<Ticket> = peers_of(&ctx, &cfg).into_iter().map(|p| p.ticket).collect();
@@ -472,7 +510,7 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
                 .unwrap_or(cfg_blob);
             if current != cfg_blob || reread {
                 cfg_blob = current;
-                match load_config(&repo, &ctx.branch, &names) {
+                match load_config(&repo, &ctx.branch, &names, &ctx.me) {
                     Ok(Some((id, Ok(new)))) => {
                         let restart: Vec<String> = {
                             let mut v = Vec::new();
@@ -505,7 +543,6 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
                         if new.gc != cfg.gc {
                             ctx.gc.send_replace(new.gc);
                         }
-                        allow_peers(&ctx, &new);
                         cfg = new;
                         let mut st = ctx.status();
                         st.config.revision = Some(id.to_hex());
@@ -609,7 +646,12 @@ async fn hook_runner(
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
             for (i, spec, matched) in watch::matching(&specs, &paths) {
-                let dir = match watch::materialize(&ctx.repo, &new, &matched) {
+                let dir = match watch::materialize(
+                    &ctx.repo,
+                    &new,
+                    &matched,
+                    env.policy.account.as_ref(),
+                ) {
                     Ok(d) => d,
                     Err(e) => {
                         tracing::error!("watch {}: writing the changed files: {e}", spec.glob);

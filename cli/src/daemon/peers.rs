@@ -28,29 +28,6 @@ pub(super) async fn futures_join(firsts: Vec<tokio::sync::oneshot::Receiver<()>>
     }
 }
 
-/// Configured peers may connect (read-write): an owner adds them to the membership as writers
-/// (a repository without a membership: to its allow list); a node that is not an owner leaves
-/// that to one (ADR 0018).
-pub(super) fn allow_peers(ctx: &Ctx, cfg: &Config) {
-    let key = match hero_sync::load_or_create_key(&ctx.path) {
-        Ok(k) => k,
-        Err(e) => {
-            tracing::warn!("admitting the configured peers: {e}");
-            return;
-        }
-    };
-    for p in &cfg.peers {
-        let id = p.ticket.id();
-        match hero_sync::gate::admit(&ctx.repo, &key, &id) {
-            Ok(true) => {}
-            Ok(false) => tracing::info!(
-                "configured peer {id} is not a member, and this node is not an owner to add it"
-            ),
-            Err(e) => tracing::warn!("admitting peer {id}: {e}"),
-        }
-    }
-}
-
 /// The peers of this node: the configuration's, then the saved remotes.
 pub(super) fn peers_of(ctx: &Ctx, cfg: &Config) -> Vec<Peer> {
     let mut out: Vec<Peer> = cfg.peers.clone();

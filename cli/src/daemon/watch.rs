@@ -41,33 +41,11 @@ pub struct WatchStatus {
     pub last_paths: Vec<String>,
 }
 
-/// Whether `path` matches `glob` (`*`, `?` within a name; `**` any number of names).
+/// Whether `path` matches `glob`: the matcher of writers' scopes
+/// ([`hero_sync::membership::scope_matches`]): `*` and `?` (one character) within a name, `**`
+/// any number of names; time bounded by the product of the name counts.
 pub fn glob_match(glob: &str, path: &str) -> bool {
-    let g: Vec<&str> = glob.trim_matches('/').split('/').collect();
-    let p: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match_parts(&g, &p)
-}
-
-fn match_parts(g: &[&str], p: &[&str]) -> bool {
-    match g.split_first() {
-        None => p.is_empty(),
-        Some((&"**", rest)) => (0..=p.len()).any(|i| match_parts(rest, &p[i..])),
-        Some((first, rest)) => match p.split_first() {
-            Some((name, prest)) => {
-                match_name(first.as_bytes(), name.as_bytes()) && match_parts(rest, prest)
-            }
-            None => false,
-        },
-    }
-}
-
-fn match_name(g: &[u8], n: &[u8]) -> bool {
-    match g.split_first() {
-        None => n.is_empty(),
-        Some((b'*', rest)) => (0..=n.len()).any(|i| match_name(rest, &n[i..])),
-        Some((b'?', rest)) => !n.is_empty() && match_name(rest, &n[1..]),
-        Some((c, rest)) => n.first() == Some(c) && match_name(rest, &n[1..]),
-    }
+    hero_sync::membership::scope_matches(glob.trim_matches('/'), path)
 }
 
 /// The paths that differ between two commits (files and symlinks; directories are implied).
@@ -93,11 +71,95 @@ pub struct HookEnv {
     pub repo: PathBuf,
     /// The mount, when there is one (given as HERO_MOUNT).
     pub mount: Option<PathBuf>,
+    /// Whether hooks run at all, as whom, and which programs (the machine's local file).
+    pub policy: HookPolicy,
 }
+
+/// What this machine lets hooks do (`[hooks]` of its local, unreplicated file): the
+/// replicated configuration says what to run, the machine says whether and as whom.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HookPolicy {
+    /// `false`: no hook runs here (each firing is reported as refused).
+    pub disabled: bool,
+    /// The account commands run as (`None`: the daemon's own).
+    pub account: Option<Account>,
+    /// When not empty, the only programs (`run[0]`, `check[0]`) a hook may start: exact
+    /// strings, or `*`/`?` globs over the whole program path.
+    pub allow: Vec<String>,
+}
+
+/// An account of this machine, resolved from its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The name.
+    pub name: String,
+    /// User id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+    /// Home directory.
+    pub home: PathBuf,
+}
+
+impl Account {
+    /// Looks `name` up in the system's user database.
+    pub fn lookup(name: &str) -> Result<Account, String> {
+        match nix::unistd::User::from_name(name) {
+            Ok(Some(u)) => Ok(Account {
+                name: name.to_owned(),
+                uid: u.uid.as_raw(),
+                gid: u.gid.as_raw(),
+                home: u.dir,
+            }),
+            Ok(None) => Err(format!("no account named {name:?} on this machine")),
+            Err(e) => Err(format!("looking up the account {name:?}: {e}")),
+        }
+    }
+}
+
+impl HookPolicy {
+    /// Why `argv` may not start here, if it may not.
+    pub fn refuses(&self, argv: &[String]) -> Option<String> {
+        if self.disabled {
+            return Some("hooks are turned off on this machine (hooks.enabled = false)".into());
+        }
+        let prog = argv.first().map(String::as_str).unwrap_or_default();
+        if !self.allow.is_empty() && prog.split('/').any(|s| s == "." || s == "..") {
+            return Some(format!(
+                "`{prog}` climbs out of the directories hooks.allow names"
+            ));
+        }
+        if !self.allow.is_empty()
+            && !self
+                .allow
+                .iter()
+                .any(|a| a == prog || (!prog.is_empty() && segment_glob(a, prog)))
+        {
+            return Some(format!(
+                "`{prog}` is not among the programs this machine allows hooks (hooks.allow)"
+            ));
+        }
+        None
+    }
+}
+
+/// `*` and `?` over a whole string (no directory structure: a program path).
+fn segment_glob(glob: &str, s: &str) -> bool {
+    // A path as one name: `/` becomes an ordinary character for the scope matcher.
+    hero_sync::membership::scope_matches(&glob.replace('/', "\u{1}"), &s.replace('/', "\u{1}"))
+}
+
+/// The search path hooks get (the daemon's own environment is not passed on).
+const HOOK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Writes the files among `paths` as they are in `commit` under a new directory (deleted ones
 /// are absent): hooks see exactly the change they fire for, not whatever a mount shows yet.
-pub fn materialize(repo: &Repo, commit: &ObjectId, paths: &[String]) -> std::io::Result<PathBuf> {
+pub fn materialize(
+    repo: &Repo,
+    commit: &ObjectId,
+    paths: &[String],
+    account: Option<&Account>,
+) -> std::io::Result<PathBuf> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     let dir = std::env::temp_dir().join(format!(
@@ -105,7 +167,11 @@ pub fn materialize(repo: &Repo, commit: &ObjectId, paths: &[String]) -> std::io:
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     ));
-    std::fs::create_dir_all(&dir)?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        // Only the hook's account reads the change it is given.
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    }
     let io = |e: hero_store::Error| std::io::Error::other(e.to_string());
     let view = repo.view().map_err(io)?;
     for p in paths {
@@ -128,7 +194,23 @@ pub fn materialize(repo: &Repo, commit: &ObjectId, paths: &[String]) -> std::io:
         let mut out = std::fs::File::create(&target)?;
         std::io::copy(&mut reader, &mut out)?;
     }
+    if let Some(a) = account {
+        chown_tree(&dir, a.uid, a.gid)?;
+    }
     Ok(dir)
+}
+
+fn chown_tree(dir: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::chown(dir, Some(uid), Some(gid))?;
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            chown_tree(&e.path(), uid, gid)?;
+        } else {
+            std::os::unix::fs::lchown(e.path(), Some(uid), Some(gid))?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs `spec` for `paths` (those of a change that match its glob) in `env.cwd`; updates `st`.
@@ -169,14 +251,38 @@ fn run(argv: &[String], paths: &[String], env: &HookEnv) -> Result<(), String> {
     let Some((prog, args)) = argv.split_first() else {
         return Err("empty command".into());
     };
+    if let Some(why) = env.policy.refuses(argv) {
+        return Err(why);
+    }
+    let Some(cwd) = env.cwd.as_deref().filter(|d| d.is_dir()) else {
+        return Err("no directory holding the change to run in".into());
+    };
     let mut c = Command::new(prog);
+    // Nothing of the daemon's environment (tokens, keys, credentials) is passed on: the
+    // change, where the repository and the mount are, a search path, a home and a locale.
     c.args(args)
+        .env_clear()
+        .env("PATH", HOOK_PATH)
+        .env("LANG", "C.UTF-8")
         .env("HERO_CHANGED", paths.join("\n"))
         .env("HERO_REPO", &env.repo)
         .env("HERO_MOUNT", env.mount.as_deref().unwrap_or(Path::new("")))
+        .current_dir(cwd)
         .stdin(std::process::Stdio::null());
-    if let Some(d) = env.cwd.as_deref().filter(|d| d.is_dir()) {
-        c.current_dir(d);
+    match &env.policy.account {
+        Some(a) => {
+            use std::os::unix::process::CommandExt;
+            // Run as root, `uid` also drops every supplementary group.
+            c.uid(a.uid)
+                .gid(a.gid)
+                .env("HOME", &a.home)
+                .env("USER", &a.name);
+        }
+        None => {
+            if let Some(h) = std::env::var_os("HOME") {
+                c.env("HOME", h);
+            }
+        }
     }
     match c.output() {
         Ok(out) if out.status.success() => Ok(()),
@@ -230,6 +336,8 @@ pub fn validate(spec: &WatchSpec) -> Result<(), String> {
     if spec.glob.trim().is_empty() {
         return Err("watch: glob is empty".into());
     }
+    hero_sync::membership::check_scope(spec.glob.trim_matches('/'))
+        .map_err(|e| format!("watch: glob {:?}: {e}", spec.glob))?;
     if spec.run.is_empty() {
         return Err(format!("watch {}: run is empty", spec.glob));
     }
@@ -270,6 +378,7 @@ pub fn watch_command(repo_path: &Path, a: WatchArgs) -> anyhow::Result<()> {
         cwd: None,
         repo: repo_path.to_path_buf(),
         mount: None,
+        policy: HookPolicy::default(),
     };
     crate::output::outln!(
         "watching {} on {branch} of {} (Ctrl-C to stop)",
@@ -316,7 +425,7 @@ pub fn watch_command(repo_path: &Path, a: WatchArgs) -> anyhow::Result<()> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
-            let dir = materialize(&repo, &new, &matched)
+            let dir = materialize(&repo, &new, &matched, None)
                 .with_context(|| format!("writing the changed files of {}", new.short()))?;
             let env = HookEnv {
                 cwd: Some(dir.clone()),
@@ -351,5 +460,35 @@ mod tests {
         assert!(glob_match("a?c", "abc"));
         assert!(!glob_match("a?c", "ac"));
         assert!(!glob_match("*.toml", "etc/app.toml"));
+        // `?` is one character, not one byte.
+        assert!(glob_match("caf?.toml", "café.toml"));
+        // Linear: a pattern that backtracks exponentially in a naive matcher.
+        let name = "a".repeat(5_000);
+        let started = std::time::Instant::now();
+        assert!(!glob_match(&format!("{}b", "*a".repeat(200)), &name));
+        assert!(glob_match(&format!("{}*", "*a".repeat(200)), &name));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "not linear"
+        );
+    }
+
+    #[test]
+    fn the_machine_decides_whether_and_which_programs_hooks_run() {
+        let argv = |p: &str| vec![p.to_owned(), "x".to_owned()];
+        assert_eq!(HookPolicy::default().refuses(&argv("anything")), None);
+        let off = HookPolicy {
+            disabled: true,
+            ..HookPolicy::default()
+        };
+        assert!(off.refuses(&argv("systemctl")).is_some());
+        let only = HookPolicy {
+            allow: vec!["systemctl".into(), "/usr/sbin/*".into()],
+            ..HookPolicy::default()
+        };
+        assert_eq!(only.refuses(&argv("systemctl")), None);
+        assert_eq!(only.refuses(&argv("/usr/sbin/nginx")), None);
+        assert!(only.refuses(&argv("sh")).is_some());
+        assert!(only.refuses(&argv("/usr/sbin/../bin/sh")).is_some());
     }
 }

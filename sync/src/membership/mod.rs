@@ -207,10 +207,13 @@ impl Membership {
     }
 
     /// Whether `node` may change `path` (a repository path such as `services/web/x.conf`):
-    /// owners everywhere, writers within their scopes (everywhere without scopes).
+    /// owners everywhere, writers within their scopes (everywhere without scopes) except the
+    /// configuration directory `.hero/` ([`hero_store::is_config_path`]): what makes the
+    /// daemons act is written by owners only.
     pub fn may_write(&self, node: &EndpointId, path: &str) -> bool {
         match self.members.get(node) {
             Some(m) if m.role == Role::Owner => true,
+            Some(_) if hero_store::is_config_path(path) => false,
             Some(m) if m.role == Role::Writer => {
                 // A path that climbs out of a scope (`..`) or names `.` never matches one.
                 m.scopes.is_empty()

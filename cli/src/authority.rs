@@ -1,0 +1,64 @@
+//! Who this node is in the membership, and the refusal of a `.hero/` change this node may not
+//! make: only owners write what the daemons obey (docs/security.md). Receivers refuse such a
+//! change too; refusing it here gives the writer a clear error before anything moves.
+
+use anyhow::Result;
+use hero_store::{ObjectId, Repo, RepoPath};
+use hero_sync::membership::Role;
+
+use crate::error::{Kind, tagged_hint};
+
+/// Whether this node may change `.hero/` in `repo`: a repository without a membership is its
+/// own; under one, owners only.
+pub fn may_write_config(repo: &Repo) -> Result<bool> {
+    if !hero_sync::membership::is_enforced(repo)? {
+        return Ok(true);
+    }
+    let me = hero_sync::endpoint_id(repo.path())?;
+    Ok(hero_sync::gate::membership_of(repo)?.role_of(&me) == Some(Role::Owner))
+}
+
+fn refusal(path: &str) -> anyhow::Error {
+    tagged_hint(
+        Kind::Refused,
+        format!(
+            "{path}: only owners may change {}/, the configuration the daemons obey; this \
+             node is not an owner",
+            hero_store::CONFIG_DIR
+        ),
+        "ask an owner to make the change (`heroctl member list` names them); every peer \
+         refuses it from anyone else",
+    )
+}
+
+/// Refuses `paths` when one lies in `.hero/` and this node may not write there.
+pub fn check_paths<'a>(repo: &Repo, paths: impl IntoIterator<Item = &'a RepoPath>) -> Result<()> {
+    let config: Vec<String> = paths
+        .into_iter()
+        .map(|p| p.to_string())
+        .filter(|p| hero_store::is_config_path(p))
+        .collect();
+    match config.first() {
+        Some(p) if !may_write_config(repo)? => Err(refusal(p)),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses moving a branch from `old` to `new` when that changes `.hero/` and this node may
+/// not write there.
+pub fn check_move(repo: &Repo, old: Option<ObjectId>, new: &ObjectId) -> Result<()> {
+    if old == Some(*new) {
+        return Ok(());
+    }
+    let changed: Vec<String> = repo
+        .view()?
+        .diff_commits(old, new)?
+        .into_iter()
+        .map(|d| d.path.to_string())
+        .filter(|p| hero_store::is_config_path(p))
+        .collect();
+    match changed.first() {
+        Some(p) if !may_write_config(repo)? => Err(refusal(p)),
+        _ => Ok(()),
+    }
+}

@@ -459,7 +459,7 @@ fn cmd_status(repo: &Repo, a: StatusArgs, json: bool) -> Result<ExitCode> {
     // A checked-out directory compares with what it came from (the branch may have moved on:
     // others' changes are not local modifications).
     let record = match a.rev.as_str() {
-        "HEAD" if a.dir.is_dir() => hero_store::CheckoutRecord::read(&a.dir)?,
+        "HEAD" if a.dir.is_dir() => crate::workdir::read_record(repo, &a.dir)?,
         _ => None,
     };
     let resolved = match &record {

@@ -405,6 +405,12 @@ fn dav(e: &hero_dav::DavError) -> Found {
 }
 
 fn io(e: &std::io::Error) -> Found {
+    // A store error carried through `Read` (a `FileReader` copied to stdout or a file).
+    if let Some(inner) = e.get_ref()
+        && let Some(found) = classify_one(inner)
+    {
+        return Some(found);
+    }
     match e.kind() {
         IoKind::NotFound => kind(Kind::NotFound),
         IoKind::PermissionDenied | IoKind::ReadOnlyFilesystem | IoKind::AlreadyExists => {
@@ -419,7 +425,7 @@ fn io(e: &std::io::Error) -> Found {
         | IoKind::NetworkUnreachable
         | IoKind::AddrInUse
         | IoKind::AddrNotAvailable => kind(Kind::Network),
-        IoKind::StorageFull => disk_full(),
+        IoKind::StorageFull | IoKind::QuotaExceeded => disk_full(),
         IoKind::InvalidData => kind(Kind::Corrupt),
         _ => kind(Kind::Internal),
     }

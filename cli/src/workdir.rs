@@ -106,6 +106,35 @@ fn commit_under(repo: &Repo, a: &CommitArgs, prefix: &str, branch: &str, json: b
     Ok(())
 }
 
+/// The checkout record of `dir`, checked against `repo`: a record whose base commit this
+/// repository does not hold was left by another repository (one deleted and created again at
+/// the same path, or a directory checked out from elsewhere) — said plainly, with the way out.
+pub fn read_record(repo: &Repo, dir: &Path) -> Result<Option<CheckoutRecord>> {
+    let Some(rec) = CheckoutRecord::read(dir)? else {
+        return Ok(None);
+    };
+    if !repo.has_object(&rec.base)? {
+        return Err(crate::error::tagged_hint(
+            Kind::Refused,
+            format!(
+                "{} was checked out from another repository: its {} names commit {}, which {} \
+                 does not hold",
+                dir.display(),
+                hero_store::CHECKOUT_RECORD,
+                rec.base.short(),
+                repo.path().display()
+            ),
+            format!(
+                "to commit the directory as it is into this repository, delete {} (then \
+                 `heroctl commit DIR`, with --replace or --prefix if the branch holds other \
+                 files); or check the branch out into a new directory",
+                dir.join(hero_store::CHECKOUT_RECORD).display()
+            ),
+        ));
+    }
+    Ok(Some(rec))
+}
+
 /// Runs `commit DIR`.
 pub fn commit(repo: &Repo, a: CommitArgs, json: bool) -> Result<()> {
     ensure_dir(&a.dir)?;
@@ -113,7 +142,7 @@ pub fn commit(repo: &Repo, a: CommitArgs, json: bool) -> Result<()> {
         let branch = or_default_branch(repo, a.branch.clone())?;
         return commit_under(repo, &a, &prefix, &branch, json);
     }
-    let record = CheckoutRecord::read(&a.dir)?;
+    let record = read_record(repo, &a.dir)?;
     let branch = match (a.branch, record.as_ref().and_then(|r| r.branch.clone())) {
         (Some(b), _) | (None, Some(b)) => b,
         (None, None) => or_default_branch(repo, None)?,
@@ -251,7 +280,7 @@ pub fn commit(repo: &Repo, a: CommitArgs, json: bool) -> Result<()> {
 /// Runs `update DIR`: merges the branch's new commits into the directory, keeping local edits.
 pub fn update(repo: &Repo, a: UpdateArgs, json: bool) -> Result<()> {
     ensure_dir(&a.dir)?;
-    let Some(rec) = CheckoutRecord::read(&a.dir)? else {
+    let Some(rec) = read_record(repo, &a.dir)? else {
         return Err(tagged(
             Kind::NotFound,
             format!(

@@ -157,11 +157,35 @@ impl Error {
         }
     }
 
-    /// Whether this error means the disk is full.
+    /// Whether this error means the disk is full: an I/O error in its chain whose kind is
+    /// "storage full" (ENOSPC) or "quota exceeded" (EDQUOT).
     pub fn is_disk_full(&self) -> bool {
-        let text = self.to_string();
-        text.contains("No space left") || text.contains("os error 28")
+        if let Error::Input(io) = self {
+            return is_full(io);
+        }
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cur {
+            if let Some(io) = e.downcast_ref::<std::io::Error>()
+                && is_full(io)
+            {
+                return true;
+            }
+            if let Some(redb::Error::Io(io)) = e.downcast_ref::<redb::Error>()
+                && is_full(io)
+            {
+                return true;
+            }
+            cur = e.source();
+        }
+        false
     }
+}
+
+fn is_full(io: &std::io::Error) -> bool {
+    matches!(
+        io.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 macro_rules! from_redb {

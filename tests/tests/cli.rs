@@ -779,3 +779,82 @@ fn a_directory_round_trips_its_modes_owners_and_times() {
         0o755
     );
 }
+
+/// Bytes no compressor shrinks (so they are stored verbatim and can be found in the file).
+fn incompressible(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn a_corrupt_object_read_by_cat_or_checkout_exits_5_like_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let content = incompressible(7, 3_000_000);
+    std::fs::write(src.join("secret.bin"), &content).unwrap();
+    let repo = tmp.path().join("r.hero");
+    ok(&repo, &["init"]);
+    ok(&repo, &["commit", src.to_str().unwrap(), "-m", "one"]);
+    let mut bytes = std::fs::read(&repo).unwrap();
+    let at = bytes
+        .windows(64)
+        .position(|w| w == &content[2_000_000..2_000_064])
+        .expect("content stored verbatim");
+    bytes[at + 10] ^= 0x01;
+    std::fs::write(&repo, &bytes).unwrap();
+
+    for args in [
+        vec!["cat", "main:secret.bin"],
+        vec!["checkout", "main", tmp.path().join("out").to_str().unwrap()],
+        vec!["verify"],
+    ] {
+        let out = run(&repo, &args);
+        assert_eq!(
+            out.status.code(),
+            Some(5),
+            "heroctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Nothing wrong was written out.
+    let written = std::fs::read(tmp.path().join("out/secret.bin")).unwrap_or_default();
+    assert_ne!(
+        written.len(),
+        content.len(),
+        "a corrupt file is not written whole"
+    );
+}
+
+#[test]
+fn a_checkout_left_by_another_repository_at_the_same_path_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, _src) = repo_with(tmp.path(), &[("a.txt", "a\n")], "one");
+    let work = tmp.path().join("work");
+    ok(&repo, &["checkout", "main", work.to_str().unwrap()]);
+    // The repository is deleted and another one made at the same path.
+    std::fs::remove_file(&repo).unwrap();
+    ok(&repo, &["init"]);
+    std::fs::write(work.join("a.txt"), "changed\n").unwrap();
+    for args in [
+        vec!["commit", work.to_str().unwrap(), "-m", "two"],
+        vec!["update", work.to_str().unwrap()],
+    ] {
+        let out = run(&repo, &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "heroctl {args:?}: {err}");
+        assert!(err.contains("checked out from another repository"), "{err}");
+        assert!(err.contains(".herocheckout"), "{err}");
+    }
+    // The way out it names works.
+    std::fs::remove_file(work.join(".herocheckout")).unwrap();
+    ok(&repo, &["commit", work.to_str().unwrap(), "-m", "two"]);
+    assert_eq!(ok(&repo, &["cat", "main:a.txt"]), "changed\n");
+}

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod authority;
 mod lan;
 
 fn heroctl() -> PathBuf {
@@ -124,6 +125,11 @@ impl Node {
 
     /// Starts the daemon, with `NOTIFY_SOCKET` set when `notify` is given.
     fn start_with(&mut self, notify: Option<&Path>) {
+        self.start_env(notify, &[]);
+    }
+
+    /// Starts the daemon with `env` added to its environment.
+    fn start_env(&mut self, notify: Option<&Path>, env: &[(&str, &str)]) {
         std::fs::create_dir_all(&self.mnt).unwrap();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -137,6 +143,7 @@ impl Node {
         if let Some(n) = notify {
             c.env("NOTIFY_SOCKET", n);
         }
+        c.envs(env.iter().copied());
         let mut child = c
             .env("RUST_LOG", "heroctl=info,hero_fuse=warn,hero_sync=warn")
             .stdout(Stdio::piped())

@@ -578,3 +578,115 @@ fn git_imports_are_vouched_for_by_the_importer_within_its_scope() {
     assert_eq!(head(&p, "owner/main"), head(&o, "owner/main"));
     assert_eq!(head(&p, "in/main"), head(&o, "in/main"));
 }
+
+/// Commits `files` onto `branch` of `repo` as the node `key` and signs the commit, the way a
+/// modified client would: no check of its own on the way.
+fn commit_as(repo: &Path, key: &SecretKey, branch: &str, files: &[(&str, &[u8])]) -> String {
+    use hero_sync::commitsig::{CommitSig, Kind};
+    let r = Repo::open(repo).unwrap();
+    let m = hero_sync::gate::membership_of(&r).unwrap();
+    let mut cs = r.change_set(branch).unwrap();
+    for (p, c) in files {
+        cs.put_bytes(&RepoPath::parse(p).unwrap(), EntryKind::File, c)
+            .unwrap();
+    }
+    let mut meta = CommitMeta::new(
+        Signature {
+            name: b"modified client".to_vec(),
+            email: Vec::new(),
+            time: 1_800_000_000,
+            tz_offset_minutes: 0,
+        },
+        "planted".to_owned(),
+    );
+    meta.extra.push(hero_sync::peer_header(&key.public()));
+    let id = cs.commit(meta, Expect::Latest).unwrap().id;
+    let sig = CommitSig::sign(key, Kind::Made, &id, m.heads());
+    assert_eq!(hero_sync::commitsig::store(&r, &[(id, sig)]).unwrap(), 1);
+    id.to_hex()
+}
+
+const HOOK: &[u8] = b"[[watch]]\nglob = \"**\"\nrun = [\"touch\", \"/tmp/pwned\"]\n";
+
+#[test]
+fn a_writers_change_of_hero_is_refused_by_its_own_cli_and_by_every_receiver() {
+    let f = Fleet::new();
+    let (o, so) = owner_serving(&f);
+    let (w, p) = (f.repo("w"), f.repo("p"));
+    // A writer without scopes: everywhere but the configuration the daemons obey.
+    ok(&w, &["join", &invite(&o, &["--role", "writer"])]);
+    ok(&p, &["join", &invite(&o, &["--role", "writer"])]);
+
+    // Its own CLI refuses before anything moves, and says why.
+    let before = head(&w, "main");
+    let work = w.with_extension("work-hero");
+    ok(&w, &["checkout", "main", work.to_str().unwrap()]);
+    std::fs::create_dir_all(work.join(".hero")).unwrap();
+    std::fs::write(work.join(".hero/daemon.toml"), HOOK).unwrap();
+    let err = refused(&w, &["commit", work.to_str().unwrap(), "-m", "hook"]);
+    assert!(err.contains(".hero/daemon.toml"), "{err}");
+    assert!(err.contains("only owners"), "{err}");
+    assert_eq!(head(&w, "main"), before, "nothing moved");
+
+    // A modified client commits it anyway: the owner refuses the push, whole, and audits it.
+    let bad = commit_as(&w, &key_of(&w), "main", &[(".hero/daemon.toml", HOOK)]);
+    let err = refused(&w, &["push", "origin", "main"]);
+    assert!(err.contains(".hero/daemon.toml"), "{err}");
+    assert!(err.contains("only owners"), "{err}");
+    assert_ne!(head(&o, "main"), bad);
+    let log = audit(&o, &id(&w));
+    let e = log
+        .iter()
+        .find(|e| e["action"] == "push" && e["decision"] == "refused")
+        .expect("refusal audited");
+    assert_eq!(e["commit"], bad.as_str());
+    assert_eq!(e["path"], ".hero/daemon.toml");
+
+    // Relayed through an owner that took it without checking, a third peer refuses it too.
+    let relayed = commit_as(&o, &key_of(&w), "relayed", &[(".hero/x.toml", b"x = 1\n")]);
+    let out = run(&p, &["pull", &so.ticket]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(REFUSED), "{err}");
+    assert!(err.contains(".hero/x.toml"), "{err}");
+    assert_eq!(head(&p, "relayed"), "");
+    let log = audit(&p, &id(&o));
+    assert!(
+        log.iter().any(|e| e["action"] == "pull"
+            && e["decision"] == "refused"
+            && e["commit"] == relayed.as_str()),
+        "{log:?}"
+    );
+    ok(&o, &["branch", "-d", "relayed"]);
+
+    // The owner's own change of `.hero/` reaches the writers.
+    edit(
+        &o,
+        &[(".hero/daemon.toml", b"catch_up_secs = 5\n")],
+        "config",
+    );
+    ok(&p, &["pull", &so.ticket]);
+    assert_eq!(head(&p, "main"), head(&o, "main"));
+    assert_eq!(
+        ok(&p, &["cat", "main:.hero/daemon.toml"]),
+        "catch_up_secs = 5\n"
+    );
+}
+
+#[test]
+fn an_empty_repository_made_by_init_is_told_to_clone_or_join_instead_of_pulling() {
+    let f = Fleet::new();
+    let (o, so) = owner_serving(&f);
+    let w = f.repo("w");
+    ok(&w, &["init"]);
+    ok(&o, &["member", "add", &id(&w), "--role", "writer"]);
+    ok(&w, &["remote", "add", "origin", &so.ticket]);
+    let err = refused(&w, &["pull"]);
+    assert!(err.contains("membership of its own"), "{err}");
+    assert!(err.contains("heroctl clone"), "{err}");
+    assert!(err.contains("heroctl join"), "{err}");
+    // The way it names works.
+    let c = f.repo("c");
+    ok(&o, &["member", "add", &id(&c), "--role", "writer"]);
+    ok(&c, &["clone", &so.ticket]);
+    assert_eq!(head(&c, "main"), head(&o, "main"));
+}

@@ -74,7 +74,13 @@ where
     // Hero's own branches are taken only after their checks (ADR 0018).
     let (kept, dropped) =
         blocking(|| gate::filter_pulled(repo, welcome.genesis, &welcome.branches))?;
+    // An empty repository that made a membership of its own (`heroctl init`) cannot take a
+    // peer's history: none of its signers are members here.
+    let mut foreign_genesis = false;
     for (name, why) in dropped {
+        if name == membership::BRANCH && why.contains("another genesis") {
+            foreign_genesis = blocking(|| is_empty(repo))?;
+        }
         if name == membership::BRANCH && why.contains("refused") {
             tracing::warn!("sync: membership from {peer} not taken: {why}");
             blocking(|| {
@@ -100,7 +106,7 @@ where
         match blocking(|| crate::commitsig::check(repo, incoming, &new_commits))? {
             None => kept,
             Some(r) => {
-                let text = format!(
+                let mut text = format!(
                     "commit {}{}: {}",
                     r.commit.short(),
                     r.path
@@ -109,6 +115,14 @@ where
                         .unwrap_or_default(),
                     r.rule
                 );
+                if foreign_genesis {
+                    text = format!(
+                        "this repository is empty but has a membership of its own (made by \
+                         `heroctl init`), not the peer's, so it can check none of the peer's \
+                         commits ({text}); to copy the peer's repository, use `heroctl clone \
+                         TICKET` (as a member) or `heroctl join INVITATION` on a new path"
+                    );
+                }
                 tracing::warn!("sync: history from {peer} refused: {text}");
                 blocking(|| {
                     let mut e = Entry::new(Some(peer), "pull", Decision::Refused, text.clone())

@@ -11,6 +11,7 @@ mod error;
 mod git;
 mod history;
 mod member;
+mod netcheck;
 mod output;
 mod serve;
 mod sync;

@@ -281,9 +281,18 @@ pub fn serve(cli_repo: &Option<PathBuf>, json: bool, a: SyncServeArgs) -> Result
         );
     }
     runtime()?.block_on(async move {
-        let server = hero_sync::serve(repo.clone(), key, &cfg)
-            .await
-            .context("starting the sync server")?;
+        let server = match hero_sync::serve(repo.clone(), key, &cfg).await {
+            Ok(s) => s,
+            Err(e) => {
+                let how = "choose another with `heroctl serve --bind IP:PORT`";
+                return Err(
+                    match cfg.bind.and_then(|b| crate::netcheck::taken(b, how)) {
+                        Some(taken) => taken,
+                        None => anyhow::Error::new(e).context("starting the sync server"),
+                    },
+                );
+            }
+        };
         // Dial the saved remotes once, so a server restarted elsewhere (another port, another
         // address) is known there again: they learn where it is from the connection.
         // In the background: an unreachable remote does not delay the ticket.

@@ -892,3 +892,29 @@ fn one_change_is_one_session_the_receivers_pull_of_what_was_announced() {
     });
     assert_eq!(syncs_with(b, a), b0 + 1, "node 1 pulls once");
 }
+
+#[test]
+fn a_second_daemon_on_a_taken_port_names_the_address_its_holder_and_the_way_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let held = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = held.local_addr().unwrap().to_string();
+    let repo = tmp.path().join("crowded.hero");
+    ok(&repo, &["init"]);
+    let out = run(&repo, &["daemon", "--listen", &addr]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains(&format!("UDP address {addr} is taken")),
+        "{err}"
+    );
+    // This test process holds it, and says how to choose another.
+    assert!(
+        err.contains(&format!("process {}", std::process::id())),
+        "{err}"
+    );
+    assert!(err.contains("--listen"), "{err}");
+    let out = run(&repo, &["serve", "--bind", &addr]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("is taken"), "{err}");
+}

@@ -493,6 +493,9 @@ pub struct LocalFile {
     pub repo: Option<std::path::PathBuf>,
     /// The mount point (when `--mount` does not say).
     pub mount: Option<std::path::PathBuf>,
+    /// The sync endpoint's address on this machine (wins over the configuration's `listen`).
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
     /// What watch hooks may do on this machine.
     #[serde(default)]
     pub hooks: HooksLocal,

@@ -57,6 +57,10 @@ pub struct DaemonArgs {
     /// Write the commented default configuration into the repository and exit.
     #[arg(long)]
     pub init_config: bool,
+    /// The sync endpoint's UDP address (wins over `listen` of the local file and of the
+    /// configuration; default port 4919).
+    #[arg(long, value_name = "IP:PORT")]
+    pub listen: Option<SocketAddr>,
     /// Networking.
     #[command(flatten)]
     pub net: crate::sync::NetArgs,
@@ -321,19 +325,33 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
              are not logged below error level; RUST_LOG=iroh=warn shows them)"
         );
     }
-    net.bind = Some(cfg.listen.unwrap_or_else(|| {
+    // The command line, then the machine's local file, then the replicated configuration.
+    let machine_listen = a.listen.or(config::read_local().listen);
+    let bind = machine_listen.or(cfg.listen).unwrap_or_else(|| {
         let ip = match net.mode {
             hero_sync::NetMode::Local => IpAddr::V4(Ipv4Addr::LOCALHOST),
             hero_sync::NetMode::Internet => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         };
         SocketAddr::new(ip, config::DEFAULT_PORT)
-    }));
+    });
+    net.bind = Some(bind);
     let listen_in_force = cfg.listen;
     net.no_lan_discovery = !cfg.lan_discovery;
     let lan_discovery_in_force = cfg.lan_discovery;
-    let (server, gossip) = hero_sync::serve_announced(repo.clone(), key.clone(), &net)
-        .await
-        .with_context(|| format!("starting the sync endpoint on {:?}", net.bind))?;
+    let (server, gossip) = match hero_sync::serve_announced(repo.clone(), key.clone(), &net).await {
+        Ok(s) => s,
+        Err(e) => {
+            let how = "choose another with `heroctl daemon --listen IP:PORT`, `listen = \
+                       \"IP:PORT\"` in this machine's local file (~/.config/hero/daemon.toml), \
+                       or `listen` under this node's [node.ID] of .hero/daemon.toml";
+            return Err(match crate::netcheck::taken(bind, how) {
+                Some(taken) => taken,
+                None => {
+                    anyhow::Error::new(e).context(format!("starting the sync endpoint on {bind}"))
+                }
+            });
+        }
+    };
     let ticket = server.ticket().to_string();
     let ctx = Arc::new(Ctx {
         repo: repo.clone(),

@@ -217,7 +217,7 @@ fn classify_one(cause: &(dyn std::error::Error + 'static)) -> Found {
     if let Some(e) = cause.downcast_ref::<hero_sync::membership::MembershipError>() {
         return membership(e);
     }
-    if let Some(e) = cause.downcast_ref::<hero_sync::merge::MergeError>() {
+    if let Some(e) = cause.downcast_ref::<hero_store::merge::MergeError>() {
         return merge(e);
     }
     if let Some(e) = cause.downcast_ref::<hero_importers::ImportError>() {
@@ -346,8 +346,8 @@ fn membership(e: &hero_sync::membership::MembershipError) -> Found {
     }
 }
 
-fn merge(e: &hero_sync::merge::MergeError) -> Found {
-    use hero_sync::merge::MergeError as E;
+fn merge(e: &hero_store::merge::MergeError) -> Found {
+    use hero_store::merge::MergeError as E;
     match e {
         E::Store(s) => store(s),
         E::Name(_) => kind(Kind::Corrupt),

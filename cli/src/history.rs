@@ -307,7 +307,7 @@ fn revert(repo: &Repo, a: RevertArgs, json: bool) -> Result<()> {
         };
         match (read(&d.new)?, read(&now)?, read(&d.old)?, &now) {
             (Some(base), Some(ours), Some(theirs), Some(e)) => {
-                match hero_sync::merge::merge_text(&base, &ours, &theirs) {
+                match hero_store::merge::merge_text(&base, &ours, &theirs) {
                     Some(merged) => {
                         cs.put_bytes(&d.path, e.kind, &merged)?;
                         changed += 1;

@@ -230,7 +230,7 @@ pub fn run(cli_repo: &Option<PathBuf>, json: bool, cmd: SyncCommand) -> Result<(
         SyncCommand::Conflicts(a) => {
             let repo = open(&path)?;
             let branch = crate::commands::or_default_branch(&repo, a.branch)?;
-            let list = hero_sync::merge::open_conflicts(&repo, &branch)
+            let list = hero_store::merge::open_conflicts(&repo, &branch)
                 .with_context(|| format!("listing the conflicts of {branch}"))?;
             if json {
                 let v: Vec<_> = list

@@ -173,12 +173,12 @@ pub fn commit(repo: &Repo, a: CommitArgs, json: bool) -> Result<()> {
                     None => (mine, "created", 0),
                     Some(h) if h == rec.base => (mine, "fast-forward", 0),
                     Some(h) => {
-                        let out = hero_sync::merge::merge(repo, h, mine).with_context(|| {
+                        let out = hero_store::merge::merge(repo, h, mine).with_context(|| {
                             format!("merging {} into {branch}", a.dir.display())
                         })?;
                         let how = match out.kind {
-                            hero_sync::merge::MergeKind::Merged => "merged",
-                            hero_sync::merge::MergeKind::FastForward => "fast-forward",
+                            hero_store::merge::MergeKind::Merged => "merged",
+                            hero_store::merge::MergeKind::FastForward => "fast-forward",
                             _ => "nothing changed",
                         };
                         (out.commit, how, out.conflicts.len())
@@ -313,7 +313,7 @@ pub fn update(repo: &Repo, a: UpdateArgs, json: bool) -> Result<()> {
     } else if !local.committed.created {
         (head, 0)
     } else {
-        let out = hero_sync::merge::merge(repo, head, mine)
+        let out = hero_store::merge::merge(repo, head, mine)
             .with_context(|| format!("merging {branch} into {}", a.dir.display()))?;
         (out.commit, out.conflicts.len())
     };

@@ -35,6 +35,7 @@ mod file;
 mod gc;
 mod history;
 mod id;
+pub mod merge;
 mod object;
 mod path;
 mod record;

@@ -136,7 +136,7 @@ pub fn of_path(
         }
         if commit.parents.len() == 2
             && maker.is_none()
-            && let Ok(out) = crate::merge::merge(repo, commit.parents[0], commit.parents[1])
+            && let Ok(out) = hero_store::merge::merge(repo, commit.parents[0], commit.parents[1])
             && out.commit == c
         {
             // A merge any peer makes the same: both sides must stand.

@@ -442,7 +442,7 @@ pub fn check(
         let commit = view.commit(c)?;
         if commit.parents.len() == 2
             && commit.header(hero_store::PEER_HEADER).is_none()
-            && let Ok(out) = crate::merge::merge(repo, commit.parents[0], commit.parents[1])
+            && let Ok(out) = hero_store::merge::merge(repo, commit.parents[0], commit.parents[1])
             && out.commit == *c
         {
             // What any peer merging these two makes: no one's choice to vouch for.

@@ -98,7 +98,7 @@ pub enum SyncError {
         branch: String,
         /// Why.
         #[source]
-        source: crate::merge::MergeError,
+        source: hero_store::merge::MergeError,
     },
     /// The membership could not be read or changed.
     #[error(transparent)]

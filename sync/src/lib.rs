@@ -46,7 +46,7 @@
 //!    ([`commitsig`], its own signed first). The receiver checks the membership history and
 //!    every new commit (ADR 0018); a push that fails is answered `ERROR` (push refused), a
 //!    pull that fails takes no branch.
-//! 7. Then branches move: created, fast-forwarded, or merged with [`merge::merge`]
+//! 7. Then branches move: created, fast-forwarded, or merged with [`hero_store::merge::merge`]
 //!    (deterministic: both peers make the same merge commit); tags are created when missing.
 //!    A push is the same exchange the other way, and the server answers `PUSH_RESULT`.
 //!
@@ -54,8 +54,6 @@
 //! in all are bounded ([`net::MAX_SESSIONS_PER_PEER`], [`net::MAX_SESSIONS`]), and a peer that
 //! sends anything wrong is disconnected with a log line; what it sent is not kept.
 #![forbid(unsafe_code)]
-
-pub mod merge;
 
 pub mod access;
 pub mod audit;

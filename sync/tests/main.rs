@@ -1,5 +1,4 @@
 //! hero-sync tests.
 
 mod membership;
-mod merge;
 mod replication;

@@ -520,7 +520,7 @@ fn apply(peers: &[Peer], op: &Op) {
                 p.repo.branch_head(&into).unwrap(),
                 p.repo.branch_head(&from).unwrap(),
             ) {
-                let out = hero_sync::merge::merge(&p.repo, a, b).unwrap();
+                let out = hero_store::merge::merge(&p.repo, a, b).unwrap();
                 p.repo
                     .update_branch(&into, Some(a), Some(out.commit), "merge")
                     .unwrap();

@@ -207,7 +207,7 @@ pub(super) fn status_json(ctx: &Ctx, ticket: &str) -> serde_json::Value {
         )
     };
     let unseen = unseen_commits(&ctx.repo, &ctx.branch, confirmed);
-    let conflicts = hero_sync::merge::open_conflicts(&ctx.repo, &ctx.branch)
+    let conflicts = hero_store::merge::open_conflicts(&ctx.repo, &ctx.branch)
         .map(|c| c.len())
         .unwrap_or(0);
     json!({

@@ -25,15 +25,16 @@ pub fn integrate(
             None => (theirs, UpdateKind::Created, 0),
             Some(l) if l == theirs => (l, UpdateKind::UpToDate, 0),
             Some(l) => {
-                let out =
-                    crate::merge::merge(repo, l, theirs).map_err(|source| SyncError::Merge {
+                let out = hero_store::merge::merge(repo, l, theirs).map_err(|source| {
+                    SyncError::Merge {
                         branch: branch.to_owned(),
                         source,
-                    })?;
+                    }
+                })?;
                 let how = match out.kind {
-                    crate::merge::MergeKind::UpToDate => UpdateKind::UpToDate,
-                    crate::merge::MergeKind::FastForward => UpdateKind::FastForward,
-                    crate::merge::MergeKind::Merged => UpdateKind::Merged,
+                    hero_store::merge::MergeKind::UpToDate => UpdateKind::UpToDate,
+                    hero_store::merge::MergeKind::FastForward => UpdateKind::FastForward,
+                    hero_store::merge::MergeKind::Merged => UpdateKind::Merged,
                 };
                 (out.commit, how, out.conflicts.len())
             }

@@ -4,13 +4,13 @@
 use std::cell::Cell;
 use std::collections::BTreeMap;
 
+use hero_store::merge::{
+    CONFLICT_HEADER, MERGE_AUTHOR, MergeKind, MergeOutcome, conflict_name, merge, merge_base,
+    merge_bases, merge_text, open_conflicts,
+};
 use hero_store::{
     CommitMeta, EntryKind, EntryMeta, Expect, ObjectId, Owner, PEER_HEADER, Repo, RepoPath,
     SMALL_FILE_MAX, Signature, Timestamp,
-};
-use hero_sync::merge::{
-    CONFLICT_HEADER, MERGE_AUTHOR, MergeKind, MergeOutcome, conflict_name, merge, merge_base,
-    merge_bases, merge_text, open_conflicts,
 };
 
 /// One edit of a test commit.

@@ -36,7 +36,7 @@
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
-use hero_store::{
+use crate::{
     Commit, EntryKind, EntryMeta, NameError, ObjectId, PEER_HEADER, Repo, RepoPath, SMALL_FILE_MAX,
     Signature, Tree, TreeEntry, View,
 };
@@ -66,7 +66,7 @@ pub const LINE_MERGE_BUDGET: u64 = 500_000_000;
 pub enum MergeError {
     /// The store failed or holds something unexpected.
     #[error(transparent)]
-    Store(#[from] hero_store::Error),
+    Store(#[from] crate::Error),
     /// A name the store refuses (a conflict name built from a stored name).
     #[error("invalid name: {0}")]
     Name(#[from] NameError),
@@ -491,7 +491,7 @@ impl<'v> Graph<'v> {
         }
         self.nodes
             .get(&id)
-            .ok_or(MergeError::Store(hero_store::Error::Missing(id)))
+            .ok_or(MergeError::Store(crate::Error::Missing(id)))
     }
 
     /// Common ancestors of `a` and `b` not below another one found, newest first in time

@@ -102,7 +102,12 @@ fn only_an_owners_configuration_is_obeyed_and_its_peers_are_not_let_in() {
     // The owner's configuration names a stranger as a peer and runs one hook.
     let work = tmp.path().join("work");
     std::fs::create_dir_all(work.join(".hero")).unwrap();
-    let owners = config(&a, &[stranger_ticket.clone()], ".owner-hits", true);
+    let owners = config(
+        &a,
+        std::slice::from_ref(&stranger_ticket),
+        ".owner-hits",
+        true,
+    );
     std::fs::write(work.join(".hero/daemon.toml"), &owners).unwrap();
     std::fs::write(work.join("hello.txt"), "hello\n").unwrap();
     ok(&a.repo, &["init"]);

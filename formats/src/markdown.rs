@@ -118,6 +118,9 @@ pub(crate) fn parse(text: &str) -> Result<Document, ParseError> {
                 *slot = Some((scalar_text(v), spans_of(&spans, name)));
             }
         }
+        if let Some(v) = field(f, "status") {
+            adr.superseded_by.extend(superseded_by(&scalar_text(v)));
+        }
         for (name, list) in [
             ("supersedes", &mut adr.supersedes),
             ("superseded_by", &mut adr.superseded_by),
@@ -143,12 +146,16 @@ pub(crate) fn parse(text: &str) -> Result<Document, ParseError> {
         };
         if let Some((label, value)) = labelled(line) {
             match label.as_str() {
-                "status" if adr.status.is_none() => adr.status = Some((value, Some(at))),
+                "status" if adr.status.is_none() => {
+                    adr.superseded_by.extend(superseded_by(line));
+                    adr.status = Some((value, Some(at)));
+                }
                 "date" if adr.date.is_none() => adr.date = Some((value, Some(at))),
                 _ => {}
             }
         }
-        let cleaned = clean(line);
+        // Links are kept: their targets are the references.
+        let cleaned = unmarked(line);
         if let Some(rest) = strip_prefix_ci(&cleaned, "superseded by") {
             adr.superseded_by.extend(references(rest));
         } else if let Some(rest) = strip_prefix_ci(&cleaned, "supersedes") {
@@ -166,6 +173,9 @@ pub(crate) fn parse(text: &str) -> Result<Document, ParseError> {
             && let Some(first) = section.text.lines().find(|l| !l.trim().is_empty())
         {
             *slot = Some((clean(first), Some(section.span)));
+            if name == "status" {
+                adr.superseded_by.extend(superseded_by(first));
+            }
         }
     }
     adr.insert(&mut root, &mut spans);
@@ -202,9 +212,6 @@ struct Adr {
 impl Adr {
     fn insert(mut self, root: &mut Map<String, Value>, spans: &mut Spans) {
         if let Some((status, at)) = self.status.take() {
-            if let Some(rest) = strip_prefix_ci(&status, "superseded by") {
-                self.superseded_by.extend(references(rest));
-            }
             if let Some(at) = at {
                 spans.insert("/status".to_string(), at);
             }
@@ -518,6 +525,29 @@ fn clean(line: &str) -> String {
         .trim_end_matches('.')
         .trim()
         .to_string()
+}
+
+/// A line without its list or quote marker and emphasis; links kept.
+fn unmarked(line: &str) -> String {
+    let mut s = line.trim();
+    for marker in ["- ", "* ", "+ ", "> "] {
+        if let Some(rest) = s.strip_prefix(marker) {
+            s = rest.trim_start();
+        }
+    }
+    s.replace(['*', '`'], "").trim().to_string()
+}
+
+/// The references of a status that reads `Superseded by …` (after an optional `Status:`).
+fn superseded_by(status: &str) -> Vec<String> {
+    let s = unmarked(status);
+    let s = match strip_prefix_ci(&s, "status") {
+        Some(rest) => rest.trim_start_matches([':', ' ', '\t', '_']).to_string(),
+        None => s,
+    };
+    strip_prefix_ci(&s, "superseded by")
+        .map(references)
+        .unwrap_or_default()
 }
 
 /// `Label: value` lines: the label lowercase (emphasis and list marker removed), the value

@@ -6,7 +6,9 @@
 //! - Arrays whose elements are objects with a `name` field (unique in each array) match
 //!   those elements by name — HeroScript actions by `(actor, action, name:)`, TOML
 //!   `[[bin]] name = …` — and the others by position among themselves; a change inside a
-//!   matched element is reported under `[name=…]`. Other arrays compare by position.
+//!   matched element is reported under `[name=…]`. Arrays where no element has a `name`
+//!   but some have a `heading` (Markdown sections) match by heading the same way. Other
+//!   arrays compare by position.
 //! - Each change names its path in `get`'s syntax; `old` is `None` for an addition, `new`
 //!   is `None` for a removal.
 
@@ -70,11 +72,26 @@ fn walk(old: &Value, new: &Value, path: &mut Vec<Step>, out: &mut Vec<Change>) {
     }
 }
 
-/// Names of elements that have a `name` text unique in their array.
-fn names(items: &[Value]) -> BTreeMap<usize, String> {
+/// The field that names an array's elements: `name` when any element has one as text,
+/// else `heading` (Markdown sections).
+fn identity(a: &[Value], b: &[Value]) -> &'static str {
+    let has = |field: &str| {
+        a.iter()
+            .chain(b)
+            .any(|item| item.get(field).is_some_and(Value::is_string))
+    };
+    if has("name") || !has("heading") {
+        "name"
+    } else {
+        "heading"
+    }
+}
+
+/// Names of elements that have a `field` text unique in their array.
+fn names(items: &[Value], field: &str) -> BTreeMap<usize, String> {
     let mut count: BTreeMap<&str, usize> = BTreeMap::new();
     for item in items {
-        if let Some(n) = item.get("name").and_then(Value::as_str) {
+        if let Some(n) = item.get(field).and_then(Value::as_str) {
             *count.entry(n).or_default() += 1;
         }
     }
@@ -82,22 +99,23 @@ fn names(items: &[Value]) -> BTreeMap<usize, String> {
         .iter()
         .enumerate()
         .filter_map(|(i, item)| {
-            let n = item.get("name").and_then(Value::as_str)?;
+            let n = item.get(field).and_then(Value::as_str)?;
             (count.get(n) == Some(&1)).then(|| (i, n.to_string()))
         })
         .collect()
 }
 
 fn arrays(a: &[Value], b: &[Value], path: &mut Vec<Step>, out: &mut Vec<Change>) {
-    let names_a = names(a);
-    let names_b = names(b);
+    let field = identity(a, b);
+    let names_a = names(a, field);
+    let names_b = names(b, field);
     let by_name_b: BTreeMap<&str, usize> = names_b.iter().map(|(i, n)| (n.as_str(), *i)).collect();
     let by_name_a: BTreeMap<&str, usize> = names_a.iter().map(|(i, n)| (n.as_str(), *i)).collect();
     let matched = |name: &str| by_name_a.contains_key(name) && by_name_b.contains_key(name);
     // Elements matched by name.
     for (i, name) in &names_a {
         let step = Step::Select {
-            key: "name".to_string(),
+            key: field.to_string(),
             value: name.clone(),
         };
         path.push(step);
@@ -131,7 +149,7 @@ fn arrays(a: &[Value], b: &[Value], path: &mut Vec<Step>, out: &mut Vec<Change>)
             continue;
         }
         path.push(Step::Select {
-            key: "name".to_string(),
+            key: field.to_string(),
             value: name.clone(),
         });
         change(out, path, None, b.get(*j));

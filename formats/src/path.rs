@@ -307,7 +307,10 @@ pub(crate) fn display(steps: &[Step]) -> String {
             }
             Step::Index(i) => out.push_str(&format!("[{i}]")),
             Step::Select { key, value } => {
-                let v = if value.contains([']', '"', '\'']) || value.trim() != value {
+                let v = if value.contains([']', '"', '\''])
+                    || value.starts_with('=')
+                    || value.trim() != value
+                {
                     format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
                 } else {
                     value.clone()
@@ -547,17 +550,34 @@ impl Document {
                 return from_front;
             }
         }
+        // Nothing at the first step: suggest among the fields, the front matter's keys and
+        // the headings.
         let mut suggestions = suggestions.clone();
-        if let (Some(Step::Key(k)), Some(Value::Array(sections))) =
-            (parsed.steps.first(), self.value.get("sections"))
-        {
-            let headings: Vec<&str> = sections
-                .iter()
-                .filter_map(|s| s.get("heading").and_then(Value::as_str))
-                .collect();
-            for h in nearest(k, headings.into_iter()) {
-                if distance(k, h) <= (k.chars().count() / 3).max(2) {
-                    suggestions.push(format!("#{h}"));
+        if let Some(Step::Key(k)) = parsed.steps.first() {
+            let mut candidates: Vec<String> = Vec::new();
+            if let Some(Value::Object(root)) = Some(&self.value) {
+                candidates.extend(root.keys().filter(|k| *k != "sections").cloned());
+            }
+            if let Some(Value::Object(front)) = self.value.get("front_matter") {
+                candidates.extend(front.keys().cloned());
+            }
+            candidates.sort();
+            candidates.dedup();
+            if parsed.steps.len() == 1 {
+                suggestions = nearest(k, candidates.iter().map(String::as_str))
+                    .into_iter()
+                    .map(|c| display(&[Step::Key(c.to_string())]))
+                    .collect();
+            }
+            if let Some(Value::Array(sections)) = self.value.get("sections") {
+                let headings: Vec<&str> = sections
+                    .iter()
+                    .filter_map(|s| s.get("heading").and_then(Value::as_str))
+                    .collect();
+                for h in nearest(k, headings.into_iter()) {
+                    if distance(k, h) <= (k.chars().count() / 3).max(2) {
+                        suggestions.push(format!("#{h}"));
+                    }
                 }
             }
         }

@@ -219,6 +219,11 @@ fn windows_line_endings_tabs_and_unicode() {
         value(text),
         json!({"node": {"define": [{"name": "n1", "description": "Zürich — 東京", "city": "Zürich"}]}})
     );
+    // A lone carriage return (old Macs) is a line break too.
+    assert_eq!(
+        value("!!a.b x:'1\r2'\r    y:2\r"),
+        json!({"a": {"b": [{"x": "1\n2", "y": "2"}]}})
+    );
     // Columns count characters: the `x` after `'ü'` is column 10, not 11.
     let (line, column, _) = error("!!a.b\n    k:'ü'x\n");
     assert_eq!((line, column), (2, 10));
@@ -275,4 +280,33 @@ fn the_printer_writes_what_the_parser_reads() {
     assert_eq!(again.to_value(), script.to_value());
     let description = again.actions[0].param("description").unwrap();
     assert_eq!(description, &ParamValue::Text("two\n  lines".into()));
+}
+
+#[test]
+fn the_example_of_the_grammar_page_is_the_document_it_shows() {
+    let page = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/heroscript.md"),
+    )
+    .unwrap();
+    let block = |fence: &str| {
+        let start = page.find(fence).unwrap() + fence.len();
+        let end = start + page[start..].find("\n```").unwrap();
+        page[start..end].to_string()
+    };
+    let script = block("```heroscript\n");
+    let shown: Value = serde_json::from_str(&block("```json\n")).unwrap();
+    assert_eq!(value(&script), shown);
+}
+
+/// Found by the fuzz target: `\r\r\n` inside quotes kept a `\r` before the `\n`, and each
+/// print-and-parse round removed one more.
+#[test]
+fn carriage_returns_before_a_line_feed_do_not_erode_on_each_round_trip() {
+    let script = Script::parse("!!a.b x:'a\r\r\r\nb' y:\"\r\"\n").unwrap();
+    assert_eq!(
+        script.actions[0].param("x"),
+        Some(&ParamValue::Text("a\n\n\nb".into()))
+    );
+    let again = Script::parse(&to_string(&script)).unwrap();
+    assert_eq!(again.to_value(), script.to_value());
 }

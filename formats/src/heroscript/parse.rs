@@ -16,8 +16,12 @@ pub(super) fn parse(text: &str) -> Result<Script, ParseError> {
     let mut chars: Vec<char> = Vec::with_capacity(text.len());
     let mut it = text.chars().peekable();
     while let Some(c) = it.next() {
-        // Windows line endings: `\r\n` is one line break.
-        if c == '\r' && it.peek() == Some(&'\n') {
+        // `\r\n` (Windows) and a lone `\r` (old Macs) are line breaks like `\n`, so no
+        // value ever holds a carriage return and printing cannot create one.
+        if c == '\r' {
+            if it.peek() != Some(&'\n') {
+                chars.push('\n');
+            }
             continue;
         }
         chars.push(c);
@@ -31,9 +35,9 @@ pub(super) fn parse(text: &str) -> Result<Script, ParseError> {
     p.script()
 }
 
-/// Blanks between tokens: space and tab (a lone carriage return counts as one too).
+/// Blanks between tokens: space and tab.
 fn is_blank(c: char) -> bool {
-    c == ' ' || c == '\t' || c == '\r'
+    c == ' ' || c == '\t'
 }
 
 /// Characters of actor and action names.
@@ -125,7 +129,7 @@ impl Parser {
             match self.peek() {
                 None => break,
                 // A blank line does not end an action.
-                Some('\n' | '\r') if self.line_is_blank() => {
+                Some('\n') if self.line_is_blank() => {
                     self.skip_line();
                     continue;
                 }

@@ -555,7 +555,7 @@ impl Document {
         let mut suggestions = suggestions.clone();
         if let Some(Step::Key(k)) = parsed.steps.first() {
             let mut candidates: Vec<String> = Vec::new();
-            if let Some(Value::Object(root)) = Some(&self.value) {
+            if let Value::Object(root) = &self.value {
                 candidates.extend(root.keys().filter(|k| *k != "sections").cloned());
             }
             if let Some(Value::Object(front)) = self.value.get("front_matter") {
@@ -585,6 +585,17 @@ impl Document {
             path: parsed.to_string(),
             suggestions,
         })
+    }
+
+    /// The value at `path`, or `None` when there is none at this revision of the file
+    /// (missing, or a parent of another type): what `log --key` compares from commit to
+    /// commit. Errors only for a path that is not one, or a selection that matches several.
+    pub fn find(&self, path: &str) -> Result<Option<&Value>, GetError> {
+        match self.get(path) {
+            Ok(v) => Ok(Some(v)),
+            Err(GetError::Missing { .. } | GetError::WrongType { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     fn section(&self, heading: &str) -> Result<&Value, GetError> {

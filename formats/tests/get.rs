@@ -89,3 +89,13 @@ fn selecting_by_name_needs_exactly_one_match() {
         "`n[name=aa]` not found; nearest: n[name=a], n[name=b]"
     );
 }
+
+#[test]
+fn find_reads_a_missing_key_as_none_for_key_history() {
+    let old = hero_formats::parse_toml(b"[server]\nport = 80\n").unwrap();
+    let new = hero_formats::parse_toml(b"server = \"gone\"\n").unwrap();
+    assert_eq!(old.find("server.port").unwrap(), Some(&json!(80)));
+    assert_eq!(new.find("server.port").unwrap(), None);
+    assert_eq!(new.find("missing").unwrap(), None);
+    assert!(new.find("a[").is_err());
+}

@@ -14,9 +14,11 @@
 //! references (`&a`). Expressions are limited to 512 tokens, which bounds every recursion
 //! in parsing and evaluation.
 //!
-//! Why not the `jmespath` crate: its last release (0.5) parses recursively with no depth
-//! limit, panics through `unwrap` on paths our inputs reach, and needs a build script with
-//! further dependencies; the subset above is what `heroctl query` documents.
+//! Why not the `jmespath` crate: its latest release (0.5) builds, but its parser recurses
+//! with no limit — compiling `((((…a…))))` with 100,000 parentheses aborts the process with a
+//! stack overflow — and it needs a build script with further dependencies; a query typed by
+//! a user must not be able to kill a daemon. The subset above is what `heroctl query`
+//! documents.
 
 use serde_json::{Number, Value};
 

@@ -31,7 +31,7 @@ fn every_corpus_file_parses_as_its_format() {
             count += 1;
         }
     }
-    assert!(count >= 15, "{count} files");
+    assert!(count >= 16, "{count} files");
 }
 
 #[test]
@@ -116,6 +116,28 @@ fn users_networks_installers_and_actions_inside_markdown() {
     assert_eq!(
         hero_formats::query(&site.value, "site.menu_item[?position=='right'].href").unwrap(),
         json!(["https://status.example.org"])
+    );
+    let budget = load("heroscript/budget.hero");
+    assert_eq!(
+        hero_formats::query(&budget.value, "budget.cost_define[*].name").unwrap(),
+        json!(["colocation", "spare_disks"])
+    );
+    assert_eq!(
+        budget
+            .get("budget.cost_define[name=colocation].indexation")
+            .unwrap(),
+        "3%"
+    );
+    assert_eq!(
+        budget
+            .get("budget.cost_define[name=colocation].cost")
+            .unwrap(),
+        "0:1800EUR,12:1900EUR"
+    );
+    assert_eq!(budget.get("budget.cost_define[1].once").unwrap(), "1");
+    assert_eq!(
+        budget.get("budget.staff_define[0].nrpeople").unwrap(),
+        "0:2,6:3"
     );
     let installer = load("heroscript/installer.heroscript");
     assert_eq!(installer.get("garage_s3.start[0].reset").unwrap(), "false");

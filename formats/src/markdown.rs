@@ -28,9 +28,9 @@ use crate::error::ParseError;
 use crate::span::Span;
 use crate::{Document, Format, Spans};
 
-/// A heading and the text under it.
+/// A heading and the text under it (the model holds them as `sections`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Section {
+pub(crate) struct Section {
     /// The heading's text, trimmed, inline markup kept.
     pub heading: String,
     /// 1 to 6.

@@ -425,6 +425,14 @@ fn dav(e: &hero_dav::DavError) -> Found {
         E::Store(s) => store(s),
         E::Io { source, .. } => io(source),
         E::Insecure { .. } | E::Config(_) => kind(Kind::Usage),
+        E::Token { path, source } if source.kind() == IoKind::InvalidData => Some((
+            Kind::Corrupt,
+            Some(format!(
+                "delete {} and the share makes a new token (clients then need the new one)",
+                path.display()
+            )),
+        )),
+        E::Token { source, .. } => io(source),
         _ => kind(Kind::Internal),
     }
 }

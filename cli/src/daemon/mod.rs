@@ -649,7 +649,17 @@ fn start_mount(ctx: &Ctx, dir: &Path, cfg: &Config) -> Result<hero_fuse::MountHa
 
 /// Starts the share; a failure (the address taken) is reported in the status, not fatal.
 async fn start_share(ctx: &Ctx, addr: SocketAddr) -> Option<Share> {
-    let mut dc = hero_dav::DavConfig::new(&ctx.path);
+    let (auth, from) = match crate::serve::share_auth(&ctx.path, None) {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::error!("WebDAV share on {addr}: {e:#}");
+            let mut st = ctx.status();
+            st.share = None;
+            st.share_error = Some(format!("{addr}: {e:#}"));
+            return None;
+        }
+    };
+    let mut dc = hero_dav::DavConfig::new(&ctx.path, auth);
     dc.addr = addr;
     dc.branch = ctx.branch.clone();
     dc.author = crate::commands::author().with_peer(ctx.me.to_string());
@@ -667,7 +677,7 @@ async fn start_share(ctx: &Ctx, addr: SocketAddr) -> Option<Share> {
                     tracing::error!("WebDAV share: {e}");
                 }
             });
-            let _ = outln!("serving WebDAV at http://{addr}/");
+            let _ = outln!("serving WebDAV at http://{addr}/; {from}");
             let mut st = ctx.status();
             st.share = Some(format!("http://{addr}/"));
             st.share_error = None;

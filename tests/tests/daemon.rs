@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod lan;
+mod local_accounts;
 
 fn heroctl() -> PathBuf {
     let exe = std::env::current_exe().unwrap();

@@ -63,8 +63,8 @@ Exit codes:
   4  refused: a ref moved or exists, a peer refused (not a member, a reader pushing, a path
      outside a writer's scopes, an unsigned commit, an invitation used, expired or forged),
      a reserved hero/ branch, read-only
-  5  corrupt: a corrupt object or repository, a file that is not a repository
-     (also `verify` when it finds corrupt or missing objects)
+  5  corrupt: a corrupt object or repository, a file that is not a repository, an empty or
+     corrupt key or token file (also `verify` when it finds corrupt or missing objects)
   6  network: a peer unreachable, a connection lost or timed out, a protocol error
 
 With --json, errors are printed on stderr as

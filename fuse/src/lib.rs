@@ -22,6 +22,10 @@
 //!   `[BRANCH]@YYYY-MM-DDTHH:MM` for the branch as it was then.
 //! - Paths matched by a default list of editor and database scratch files and by the root
 //!   `.heroignore` work in the mount but are never committed (they are gone after unmount).
+//! - `.hero/` (the daemon's configuration) is changed only by the account the mount runs as
+//!   (EACCES for others, whatever the modes), and by nobody while
+//!   [`MountOptions::config_writable`] is off. The spill directory is owner-only (0700
+//!   directories, 0600 files) whatever the umask (ADR 0022).
 //!
 //! ```no_run
 //! use hero_fuse::{MountOptions, mount};

@@ -137,6 +137,29 @@ fn another_accounts_put_into_the_daemons_share_is_refused_and_no_hook_runs() {
         0o600
     );
 
+    // Everything beside the repository is the daemon account's alone: the repository, its
+    // key, the token, the control socket, the audit log, the spill directory.
+    let mut seen = Vec::new();
+    for e in std::fs::read_dir(tmp.path()).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("n0.hero") {
+            continue;
+        }
+        let m = std::fs::symlink_metadata(e.path()).unwrap();
+        let want = if m.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(m.mode() & 0o777, want, "{name}");
+        seen.push(name);
+    }
+    for want in [
+        "n0.hero",
+        "n0.hero.key",
+        "n0.hero.dav-token",
+        "n0.hero.sock",
+    ] {
+        assert!(seen.iter().any(|n| n == want), "{want} not in {seen:?}");
+    }
+
     // A change through the mount: had the hook been applied it would run for it.
     std::fs::write(node.mnt.join("before.txt"), "before\n").unwrap();
     wait_for(30, "the mount's commit", || {

@@ -143,17 +143,19 @@ saves)
     D=$WORK/saves; mkdir -p "$D"
     "$H" -R "$D/s.hero" init >/dev/null
     port=$((20000 + RANDOM % 20000))
-    "$H" -R "$D/s.hero" serve dav --addr "127.0.0.1:$port" --commit-window-ms 0 >/dev/null 2>&1 &
+    # The share's token (ADR 0022): made here and handed to the share and to curl.
+    DAV_TOKEN=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    HERO_DAV_TOKEN=$DAV_TOKEN "$H" -R "$D/s.hero" serve dav --addr "127.0.0.1:$port" --commit-window-ms 0 >/dev/null 2>&1 &
     DAV_PID=$!
     for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.05; done
-    curl -s -f -X MKCOL "http://127.0.0.1:$port/conf/" >/dev/null
+    curl -s -f -u "hero:$DAV_TOKEN" -X MKCOL "http://127.0.0.1:$port/conf/" >/dev/null
     echo
     echo "| saves through WebDAV | hero file length | blocks (du) | stored bytes | per save since last row (length) |"
     echo "|---|---|---|---|---|"
     prev=$(len "$D/s.hero")
     for i in $(seq 1 2000); do
         printf '[service]\nname = "svc-%d"\nport = %d\nreplicas = %d\n' "$i" $((8000 + i)) $((i % 7)) > "$D/f.toml"
-        curl -s -f -T "$D/f.toml" "http://127.0.0.1:$port/conf/svc-$i.toml" >/dev/null
+        curl -s -f -u "hero:$DAV_TOKEN" -T "$D/f.toml" "http://127.0.0.1:$port/conf/svc-$i.toml" >/dev/null
         if [ $((i % 500)) = 0 ]; then
             l=$(len "$D/s.hero")
             echo "| $i | $(mb $l) | $(mb $(blocks "$D/s.hero")) | $(mb $(stored "$D/s.hero")) | $(( (l - prev) / 500 )) B |"

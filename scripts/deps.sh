@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and benchmarks need (idempotent; root or sudo).
 set -euo pipefail
-pkgs=(fuse3 iproute2 libfuse3-dev pkg-config litmus rclone davfs2 fio fossil git hyperfine b3sum zstd bc python3 time iptables curl sqlite3 vim)
+pkgs=(fuse3 util-linux iproute2 libfuse3-dev pkg-config litmus rclone davfs2 fio fossil git hyperfine b3sum zstd bc python3 time iptables curl sqlite3 vim)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

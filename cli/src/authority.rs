@@ -2,6 +2,10 @@
 //! make: only owners write what the daemons obey (docs/security.md). Receivers refuse such a
 //! change too; refusing it here gives the writer a clear error before anything moves.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
 use anyhow::Result;
 use hero_store::{ObjectId, Repo, RepoPath};
 use hero_sync::membership::Role;
@@ -61,4 +65,25 @@ pub fn check_move(repo: &Repo, old: Option<ObjectId>, new: &ObjectId) -> Result<
         Some(p) if !may_write_config(repo)? => Err(refusal(p)),
         _ => Ok(()),
     }
+}
+
+/// A switch for a mount or a share of the repository at `path` that says whether this node
+/// may change `.hero/` ([`may_write_config`]), kept current by a thread that reads it again
+/// every `every` (a membership change arrives by sync while the mount runs).
+pub fn config_switch(path: &std::path::Path, every: Duration) -> Result<Arc<AtomicBool>> {
+    let repo = Repo::open(path)?;
+    let switch = Arc::new(AtomicBool::new(may_write_config(&repo)?));
+    let s = switch.clone();
+    std::thread::Builder::new()
+        .name("config-switch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(every);
+                match may_write_config(&repo) {
+                    Ok(v) => s.store(v, Ordering::Relaxed),
+                    Err(e) => tracing::warn!("reading this node's role: {e:#}"),
+                }
+            }
+        })?;
+    Ok(switch)
 }

@@ -63,8 +63,8 @@ Exit codes:
   4  refused: a ref moved or exists, a peer refused (not a member, a reader pushing, a path
      outside a writer's scopes, an unsigned commit, an invitation used, expired or forged),
      a reserved hero/ branch, read-only
-  5  corrupt: a corrupt object or repository, a file that is not a repository
-     (also `verify` when it finds corrupt or missing objects)
+  5  corrupt: a corrupt object or repository, a file that is not a repository, an empty or
+     corrupt key or token file (also `verify` when it finds corrupt or missing objects)
   6  network: a peer unreachable, a connection lost or timed out, a protocol error
 
 With --json, errors are printed on stderr as
@@ -326,12 +326,37 @@ fn sync(e: &hero_sync::SyncError) -> Found {
         E::Membership(m) => membership(m),
         E::BadTicket { .. } | E::BadId(_) => kind(Kind::Usage),
         E::UnknownRemote(_) => kind(Kind::NotFound),
+        E::Key(k) => key(k),
         // `Merge` has its source in the chain; `Store` and `Io` are transparent (their inner
         // error's source is next in the chain, not the inner error itself).
         E::Merge { .. } => None,
         E::Store(s) => store(s),
         E::Io(io_err) => io(io_err),
         _ => kind(Kind::Internal),
+    }
+}
+
+fn key(e: &hero_sync::identity::KeyError) -> Found {
+    use hero_sync::identity::KeyError as E;
+    match e {
+        E::Io { source, .. } => io(source),
+        E::Empty { path } => Some((
+            Kind::Corrupt,
+            Some(format!(
+                "it never held a key (an interrupted first run of an older heroctl left it); \
+                 delete {} and the next command makes this node a new identity",
+                path.display()
+            )),
+        )),
+        E::Invalid { path } => Some((
+            Kind::Corrupt,
+            Some(format!(
+                "restore {} from a backup; deleting it makes this node a new identity, \
+                 which its peers and the membership must then admit again",
+                path.display()
+            )),
+        )),
+        _ => kind(Kind::Corrupt),
     }
 }
 
@@ -400,6 +425,14 @@ fn dav(e: &hero_dav::DavError) -> Found {
         E::Store(s) => store(s),
         E::Io { source, .. } => io(source),
         E::Insecure { .. } | E::Config(_) => kind(Kind::Usage),
+        E::Token { path, source } if source.kind() == IoKind::InvalidData => Some((
+            Kind::Corrupt,
+            Some(format!(
+                "delete {} and the share makes a new token (clients then need the new one)",
+                path.display()
+            )),
+        )),
+        E::Token { source, .. } => io(source),
         _ => kind(Kind::Internal),
     }
 }
@@ -476,6 +509,18 @@ mod tests {
         let e = CommandError::from(err);
         assert_eq!(e.kind, Kind::Corrupt);
         assert_eq!(e.hint, None);
+    }
+
+    #[test]
+    fn an_empty_key_file_is_corrupt_with_a_hint_naming_it() {
+        let err = anyhow::Error::new(hero_sync::SyncError::from(
+            hero_sync::identity::KeyError::Empty {
+                path: "/r.hero.key".into(),
+            },
+        ));
+        let e = CommandError::from(err);
+        assert_eq!(e.kind, Kind::Corrupt);
+        assert!(e.hint.is_some_and(|h| h.contains("delete /r.hero.key")));
     }
 
     #[test]

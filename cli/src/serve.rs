@@ -18,7 +18,7 @@ pub enum ServeKind {
 /// Arguments of `serve dav`.
 #[derive(Args, Debug)]
 pub struct DavArgs {
-    /// Address to listen on. Anything but loopback needs credentials and --trusted-network.
+    /// Address to listen on. Anything but loopback needs --trusted-network.
     #[arg(long, default_value = "127.0.0.1:4918")]
     pub addr: SocketAddr,
     /// The branch to share (default: the repository's default branch).
@@ -27,12 +27,12 @@ pub struct DavArgs {
     /// Writes arriving within this many milliseconds land as one commit.
     #[arg(long, default_value_t = 200)]
     pub commit_window_ms: u64,
-    /// Require this bearer token (also accepted as a Basic password); or set HERO_DAV_TOKEN.
-    #[arg(long, env = "HERO_DAV_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// Require Basic auth as USER:PASSWORD; or set HERO_DAV_BASIC.
-    #[arg(long, env = "HERO_DAV_BASIC", hide_env_values = true)]
-    pub basic: Option<String>,
+    /// The file holding the token clients must present (as the password of Basic
+    /// authentication with any user name, or as a bearer token); created on first use, mode
+    /// 0600 [default: REPO.dav-token]. HERO_DAV_TOKEN, when set, is the token instead
+    /// (HERO_DAV_BASIC=USER:PASSWORD: Basic credentials instead).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     /// Say that the network is trusted (no TLS) when binding beyond loopback.
     #[arg(long)]
     pub trusted_network: bool,
@@ -52,6 +52,60 @@ fn default_branch(repo: &Path, branch: Option<String>) -> Result<String> {
     }
 }
 
+/// The credentials of a WebDAV share of the repository at `repo` (`heroctl serve dav` and the
+/// daemon's share), and how to tell a user where they are (never the token itself):
+/// `HERO_DAV_TOKEN`, else `HERO_DAV_BASIC` (USER:PASSWORD), else the token in `token_file`
+/// (default `<repo>.dav-token`, created on first use, mode 0600; ADR 0022).
+pub(crate) fn share_auth(
+    repo: &Path,
+    token_file: Option<&Path>,
+) -> Result<(hero_dav::Auth, String)> {
+    if let Some(t) = std::env::var_os("HERO_DAV_TOKEN") {
+        let t = t.into_string().map_err(|_| {
+            crate::error::tagged(crate::error::Kind::Usage, "HERO_DAV_TOKEN is not UTF-8")
+        })?;
+        if t.trim().is_empty() {
+            return Err(crate::error::tagged(
+                crate::error::Kind::Usage,
+                "HERO_DAV_TOKEN is empty",
+            ));
+        }
+        return Ok((
+            hero_dav::Auth::Token(t.trim().to_owned()),
+            "clients authenticate with the token in $HERO_DAV_TOKEN (any user name)".to_owned(),
+        ));
+    }
+    if let Some(b) = std::env::var_os("HERO_DAV_BASIC") {
+        let b = b.to_string_lossy().into_owned();
+        let (user, password) = b.split_once(':').ok_or_else(|| {
+            crate::error::tagged(
+                crate::error::Kind::Usage,
+                "HERO_DAV_BASIC takes USER:PASSWORD",
+            )
+        })?;
+        return Ok((
+            hero_dav::Auth::Basic {
+                user: user.to_owned(),
+                password: password.to_owned(),
+            },
+            format!("clients authenticate as {user} with the password in $HERO_DAV_BASIC"),
+        ));
+    }
+    let path = token_file.map_or_else(|| hero_dav::token_path(repo), Path::to_path_buf);
+    let token = hero_dav::load_or_create_token(&path)?;
+    Ok((
+        hero_dav::Auth::Token(token),
+        format!(
+            "clients authenticate with any user name and the token in {} as the password",
+            path.display()
+        ),
+    ))
+}
+
+/// How often a mount or share run on its own reads this node's role again (whether it may
+/// change `.hero/`).
+const CONFIG_SWITCH_EVERY: Duration = Duration::from_secs(2);
+
 /// Runs a server until Ctrl-C or SIGTERM.
 pub fn run(repo: &Path, what: ServeKind) -> Result<()> {
     match what {
@@ -60,23 +114,14 @@ pub fn run(repo: &Path, what: ServeKind) -> Result<()> {
 }
 
 fn serve_dav(repo: &Path, a: DavArgs) -> Result<()> {
-    let mut cfg = hero_dav::DavConfig::new(repo);
+    let (auth, from) = share_auth(repo, a.token_file.as_deref())?;
+    let mut cfg = hero_dav::DavConfig::new(repo, auth);
     cfg.addr = a.addr;
     cfg.branch = default_branch(repo, a.branch)?;
     cfg.commit_window = Duration::from_millis(a.commit_window_ms);
     cfg.trusted_network = a.trusted_network;
     cfg.author = crate::commands::author_for(repo)?;
-    cfg.auth = match (a.token, a.basic) {
-        (Some(t), _) => Some(hero_dav::Auth::Token(t)),
-        (None, Some(b)) => {
-            let (user, password) = b.split_once(':').context("--basic takes USER:PASSWORD")?;
-            Some(hero_dav::Auth::Basic {
-                user: user.to_owned(),
-                password: password.to_owned(),
-            })
-        }
-        (None, None) => None,
-    };
+    cfg.config_writable = crate::authority::config_switch(repo, CONFIG_SWITCH_EVERY)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -86,7 +131,7 @@ fn serve_dav(repo: &Path, a: DavArgs) -> Result<()> {
             .await
             .with_context(|| format!("starting the WebDAV share of {}", repo.display()))?;
         outln!(
-            "serving WebDAV at http://{}/ (Ctrl-C to stop)",
+            "serving WebDAV at http://{}/ (Ctrl-C to stop); {from}",
             server.local_addr()
         )?;
         server
@@ -159,6 +204,7 @@ pub fn mount(repo: &Path, a: MountArgs) -> Result<()> {
     opts.single_user = a.single_user;
     opts.max_commit_delay = Duration::from_millis(a.max_delay_ms);
     opts.author = crate::commands::author_for(repo)?;
+    opts.config_writable = crate::authority::config_switch(repo, CONFIG_SWITCH_EVERY)?;
     let handle = hero_fuse::mount(opts)
         .with_context(|| format!("mounting {} at {}", repo.display(), a.dir.display()))?;
     outln!(

@@ -13,10 +13,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "127.0.0.1:4918".into())
         .parse()?;
     hero_store::Repo::open_or_init(&repo)?;
-    let mut config = hero_dav::DavConfig::new(repo);
+    let token_file = hero_dav::token_path(std::path::Path::new(&repo));
+    let token = hero_dav::load_or_create_token(&token_file)?;
+    let mut config = hero_dav::DavConfig::new(repo, hero_dav::Auth::Token(token));
     config.addr = addr;
     let server = hero_dav::bind(config).await?;
-    println!("listening on http://{}/", server.local_addr());
+    println!(
+        "listening on http://{}/ (any user, the password is the token in {})",
+        server.local_addr(),
+        token_file.display()
+    );
     server
         .run(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -13,12 +13,20 @@
 //! - Locks, dead properties and file times are kept in the repository's settings under `dav/`,
 //!   so they survive a restart.
 //! - `/.snapshots/<branch|tag|commit>/...` is a read-only view of any revision.
-//! - Binding to anything but loopback needs credentials and `trusted_network` (this crate does
-//!   not terminate TLS; put a TLS proxy in front and set the flag).
+//! - Every request must authenticate ([`Auth`]; ADR 0022): any account on the machine can
+//!   reach a loopback port, and a write through the share carries the authority of the
+//!   account the share runs as. [`load_or_create_token`] keeps a token in a file beside the
+//!   repository only that account can read ([`token_path`]); 401 otherwise.
+//! - `.hero/` (the daemon's configuration) can be made read-only through the share
+//!   ([`DavConfig::config_writable`]): every change there is then refused (403).
+//! - Binding to anything but loopback needs `trusted_network` (this crate does not terminate
+//!   TLS; put a TLS proxy in front and set the flag).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), hero_dav::DavError> {
-//! let config = hero_dav::DavConfig::new("/tmp/example.hero");
+//! let repo = std::path::Path::new("/tmp/example.hero");
+//! let token = hero_dav::load_or_create_token(&hero_dav::token_path(repo))?;
+//! let config = hero_dav::DavConfig::new(repo, hero_dav::Auth::Token(token));
 //! let server = hero_dav::bind(config).await?;
 //! println!("serving on {}", server.local_addr());
 //! server.run(std::future::pending::<()>()).await
@@ -36,8 +44,9 @@ mod writer;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -92,8 +101,8 @@ pub struct DavConfig {
     pub branch: String,
     /// How long a batch of concurrent writes may wait for more before it is committed.
     pub commit_window: Duration,
-    /// Credentials clients must present (required off loopback).
-    pub auth: Option<Auth>,
+    /// Credentials every client must present.
+    pub auth: Auth,
     /// Serve plain HTTP off loopback (the network is trusted, or a TLS proxy is in front).
     pub trusted_network: bool,
     /// Author and committer of the commits (its peer, when set, is recorded in each commit's
@@ -101,20 +110,26 @@ pub struct DavConfig {
     pub author: Author,
     /// Where large uploads are spooled (default: the repository file's directory).
     pub spill_dir: Option<PathBuf>,
+    /// Whether `.hero/` (the daemon's configuration) may be changed through the share; read
+    /// at every request, so the caller may switch it while serving (a daemon that is no owner
+    /// of the membership turns it off). When off, every change there is refused with 403.
+    /// Default: on.
+    pub config_writable: Arc<AtomicBool>,
 }
 
 impl DavConfig {
-    /// Defaults: 127.0.0.1:4918, branch `main`, a 200 ms commit window, no credentials.
-    pub fn new(repo: impl Into<PathBuf>) -> DavConfig {
+    /// Defaults: 127.0.0.1:4918, branch `main`, a 200 ms commit window, `.hero/` writable.
+    pub fn new(repo: impl Into<PathBuf>, auth: Auth) -> DavConfig {
         DavConfig {
             repo: repo.into(),
             addr: SocketAddr::from(([127, 0, 0, 1], 4918)),
             branch: "main".into(),
             commit_window: Duration::from_millis(200),
-            auth: None,
+            auth,
             trusted_network: false,
             author: Author::new("hero-dav", "hero-dav@localhost"),
             spill_dir: None,
+            config_writable: Arc::new(AtomicBool::new(true)),
         }
     }
 }
@@ -145,6 +160,15 @@ pub enum DavError {
     /// The configuration is unusable.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The token file could not be read or created, or holds no token.
+    #[error("token file {}: {source}", path.display())]
+    Token {
+        /// The token file.
+        path: PathBuf,
+        /// The error (`InvalidData` when the file holds no token).
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A bound, ready share.
@@ -164,7 +188,8 @@ impl std::fmt::Debug for Server {
 struct Ctx {
     handler: DavHandler,
     fs: StoreFs,
-    auth: Option<Auth>,
+    auth: Auth,
+    config_writable: Arc<AtomicBool>,
 }
 
 /// Checks the configuration, opens the repository (with the resident memory budget,
@@ -181,20 +206,15 @@ pub async fn bind(config: DavConfig) -> Result<Server, DavError> {
 /// the caller (a daemon that also mounts and syncs it); [`DavConfig::repo`] only places the
 /// default spill directory.
 pub async fn bind_repo(repo: Arc<hero_store::Repo>, config: DavConfig) -> Result<Server, DavError> {
-    if !config.addr.ip().is_loopback() {
-        if config.auth.is_none() {
-            return Err(DavError::Insecure {
-                addr: config.addr,
-                reason: "a non-loopback address needs credentials (a token or Basic user:password)",
-            });
-        }
-        if !config.trusted_network {
-            return Err(DavError::Insecure {
-                addr: config.addr,
-                reason: "this server does not do TLS; put a TLS proxy in front and say the \
-                         network is trusted, or bind to loopback",
-            });
-        }
+    if !config.addr.ip().is_loopback() && !config.trusted_network {
+        return Err(DavError::Insecure {
+            addr: config.addr,
+            reason: "this server does not do TLS; put a TLS proxy in front and say the \
+                     network is trusted, or bind to loopback",
+        });
+    }
+    if config.auth.is_empty() {
+        return Err(DavError::Config("the share's credentials are empty".into()));
     }
     hero_store::branch_ref(&config.branch)?;
     let spill_dir = match &config.spill_dir {
@@ -245,6 +265,7 @@ pub async fn bind_repo(repo: Arc<hero_store::Repo>, config: DavConfig) -> Result
             handler,
             fs,
             auth: config.auth,
+            config_writable: config.config_writable,
         }),
     })
 }
@@ -302,15 +323,24 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
 }
 
 async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
-    if let Some(auth) = &ctx.auth
-        && !authorized(auth, &req)
-    {
+    // Every method, OPTIONS included: the clients in use (davfs2 and litmus through neon,
+    // rclone, curl, Windows) answer a 401 with their credentials, and a share that says
+    // nothing to strangers tells them nothing either.
+    if !authorized(&ctx.auth, &req) {
+        tracing::debug!(method = %req.method(), "unauthenticated request refused");
         let mut r = plain(StatusCode::UNAUTHORIZED, "authentication required\n");
         r.headers_mut().insert(
             http::header::WWW_AUTHENTICATE,
-            http::HeaderValue::from_static("Basic realm=\"hero\""),
+            http::HeaderValue::from_static(REALM),
         );
         return Ok(r);
+    }
+    if !ctx.config_writable.load(Ordering::Relaxed) && changes_config(&req) {
+        tracing::info!(method = %req.method(), path = %req.uri().path(), "refused: the configuration is not writable here");
+        return Ok(plain(
+            StatusCode::FORBIDDEN,
+            "the configuration (.hero/) cannot be changed on this node\n",
+        ));
     }
     if let Some(h) = req.headers().get("if")
         && !if_header_closed(h.as_bytes())
@@ -511,6 +541,107 @@ fn if_header_closed(h: &[u8]) -> bool {
     true
 }
 
+/// The challenge of a 401.
+const REALM: &str = "Basic realm=\"hero store\"";
+
+/// Whether a request would change something in `.hero/` (its path, or for COPY and MOVE the
+/// destination; a MOVE also takes its source away). Reads and UNLOCK change nothing.
+fn changes_config<B>(req: &Request<B>) -> bool {
+    let in_config =
+        |path: &str| DavPath::new(path).is_ok_and(|p| hero_store::is_config_path(p.as_bytes()));
+    let method = req.method().as_str();
+    if matches!(method, "GET" | "HEAD" | "OPTIONS" | "PROPFIND" | "UNLOCK") {
+        return false;
+    }
+    let destination = req
+        .headers()
+        .get("destination")
+        .and_then(|d| d.to_str().ok())
+        .and_then(|d| d.parse::<http::Uri>().ok())
+        .is_some_and(|u| in_config(u.path()));
+    match method {
+        "COPY" => destination,
+        "MOVE" => destination || in_config(req.uri().path()),
+        _ => in_config(req.uri().path()),
+    }
+}
+
+/// The share's token file of the repository at `repo`: `<repository file>.dav-token`.
+pub fn token_path(repo: &Path) -> PathBuf {
+    let mut s = repo.as_os_str().to_owned();
+    s.push(".dav-token");
+    PathBuf::from(s)
+}
+
+/// Reads the token in `path`, creating the file on first use: 32 random bytes in hex, mode
+/// 0600 whatever the umask, created atomically (a temporary file hard-linked to `path`, so
+/// processes starting at once all end with the one token that won). A file whose mode lets
+/// other accounts read it is tightened to 0600 (logged). An empty file, or one holding
+/// anything but one line of printable ASCII, is an error (`InvalidData`), never replaced.
+pub fn load_or_create_token(path: &Path) -> Result<String, DavError> {
+    let err = |source| DavError::Token {
+        path: path.to_owned(),
+        source,
+    };
+    for _ in 0..2 {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                hero_store::private::tighten_logged(path, "the share's token file");
+                let token = text.trim();
+                if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "it holds no token (one line of printable ASCII); delete it to make a \
+                         new one",
+                    )));
+                }
+                return Ok(token.to_owned());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let token = new_token().map_err(err)?;
+                match hero_store::private::write_new_atomically(
+                    path,
+                    format!("{token}\n").as_bytes(),
+                )
+                .map_err(err)?
+                {
+                    hero_store::private::WriteNew::Created => {
+                        tracing::info!(path = %path.display(), "created the share's token file");
+                        return Ok(token);
+                    }
+                    hero_store::private::WriteNew::Exists => continue,
+                }
+            }
+            Err(e) => return Err(err(e)),
+        }
+    }
+    Err(err(std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        "it keeps disappearing",
+    )))
+}
+
+/// 32 bytes from the kernel's random source, in hex.
+fn new_token() -> std::io::Result<String> {
+    let mut bytes = [0u8; 32];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        filled +=
+            rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty())
+                .map_err(std::io::Error::from)?;
+    }
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl Auth {
+    fn is_empty(&self) -> bool {
+        match self {
+            Auth::Token(t) => t.is_empty(),
+            Auth::Basic { password, .. } => password.is_empty(),
+        }
+    }
+}
+
 fn authorized<B>(auth: &Auth, req: &Request<B>) -> bool {
     let Some(h) = req
         .headers()
@@ -602,6 +733,59 @@ mod tests {
         let tok = Auth::Token("s3cret".into());
         assert!(authorized(&tok, &req("Bearer s3cret")));
         assert!(!authorized(&tok, &req("Bearer s3cre")));
+    }
+
+    #[test]
+    fn token_file_made_once_owner_only() -> Result<(), Box<dyn std::error::Error>> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir()?;
+        let path = token_path(&dir.path().join("r.hero"));
+        assert!(path.ends_with("r.hero.dav-token"));
+        let tokens = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| load_or_create_token(&path).map_err(|e| e.to_string())))
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err("panicked".into())))
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        assert_eq!(tokens[0].len(), 64);
+        assert!(tokens.iter().all(|t| *t == tokens[0]));
+        let mode = std::fs::metadata(&path)?.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read_dir(dir.path())?.count(), 1);
+        std::fs::write(&path, b"\n")?;
+        assert!(matches!(
+            load_or_create_token(&path),
+            Err(DavError::Token { source, .. }) if source.kind() == std::io::ErrorKind::InvalidData
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn config_changes_recognised() {
+        let req = |m: &str, path: &str, dest: Option<&str>| {
+            let mut b = Request::builder().method(m).uri(path);
+            if let Some(d) = dest {
+                b = b.header("destination", d);
+            }
+            b.body(()).unwrap_or_default()
+        };
+        assert!(changes_config(&req("PUT", "/.hero/daemon.toml", None)));
+        assert!(changes_config(&req("PUT", "/%2ehero/daemon.toml", None)));
+        assert!(changes_config(&req("MKCOL", "/.hero", None)));
+        assert!(changes_config(&req("DELETE", "/a/../.hero/", None)));
+        assert!(changes_config(&req("MOVE", "/a", Some("http://h/.hero/a"))));
+        assert!(changes_config(&req("MOVE", "/.hero/a", Some("http://h/a"))));
+        assert!(!changes_config(&req(
+            "COPY",
+            "/.hero/a",
+            Some("http://h/a")
+        )));
+        assert!(!changes_config(&req("GET", "/.hero/daemon.toml", None)));
+        assert!(!changes_config(&req("PROPFIND", "/.hero/", None)));
+        assert!(!changes_config(&req("PUT", "/.heroignore", None)));
+        assert!(!changes_config(&req("PUT", "/a/.hero/x", None)));
     }
 
     #[test]

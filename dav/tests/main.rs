@@ -32,8 +32,13 @@ mod common {
         }
     }
 
+    /// The token every test share requires (any user name with it as the password).
+    pub const TOKEN: &str = "test-token-0123456789abcdef";
+    /// curl's `-u` argument with it.
+    pub const USER: &str = "hero:test-token-0123456789abcdef";
+
     pub fn config(repo: &Path) -> hero_dav::DavConfig {
-        let mut c = hero_dav::DavConfig::new(repo);
+        let mut c = hero_dav::DavConfig::new(repo, hero_dav::Auth::Token(TOKEN.into()));
         c.addr = "127.0.0.1:0".parse().unwrap();
         c.commit_window = Duration::from_millis(100);
         c
@@ -75,11 +80,19 @@ mod common {
             .unwrap()
     }
 
-    /// curl with the given arguments; returns (status code, body).
+    /// curl with the given arguments, authenticated; returns (status code, body).
     pub async fn curl(args: &[&str]) -> (u16, String) {
+        curl_as(Some(USER), args).await
+    }
+
+    /// curl as `user` (`USER:PASSWORD`; `None`: no credentials); returns (status code, body).
+    pub async fn curl_as(user: Option<&str>, args: &[&str]) -> (u16, String) {
         let mut cmd = Command::new("curl");
-        cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}"])
-            .args(args);
+        cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}"]);
+        if let Some(u) = user {
+            cmd.args(["-u", u]);
+        }
+        cmd.args(args);
         let out = run(cmd).await;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
@@ -138,7 +151,9 @@ mod litmus {
         let (code, _) = curl(&["-X", "MKCOL", &share.url("/litmus/")]).await;
         assert_eq!(code, 201);
         let mut cmd = Command::new("litmus");
-        cmd.arg("-k").arg(share.url("/litmus/"));
+        cmd.arg("-k")
+            .arg(share.url("/litmus/"))
+            .args(["hero", TOKEN]);
         cmd.current_dir(dir.path());
         let out = run(cmd).await;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -189,8 +204,20 @@ mod clients {
 
     use crate::common::*;
 
+    /// The share as an rclone remote, configured as docs/daemon.md says: user `hero`, the
+    /// token as the password (`rclone obscure`d, as rclone keeps passwords).
     fn remote(share: &Share, path: &str) -> String {
-        format!(":webdav,url='{}':{path}", share.url("/"))
+        let out = Command::new("rclone")
+            .args(["obscure", TOKEN])
+            .output()
+            .expect("rclone (scripts/deps.sh installs it)");
+        assert!(out.status.success(), "rclone obscure: {out:?}");
+        let pass = String::from_utf8(out.stdout).unwrap();
+        format!(
+            ":webdav,url='{}',vendor=other,user=hero,pass='{}':{path}",
+            share.url("/"),
+            pass.trim()
+        )
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -348,7 +375,7 @@ mod clients {
         assert_eq!(read_head(&share.repo, "five.bin").unwrap(), body);
         let out = {
             let mut cmd = std::process::Command::new("curl");
-            cmd.args(["-s", "-f", &share.url("/five.bin")]);
+            cmd.args(["-s", "-f", "-u", USER, &share.url("/five.bin")]);
             run(cmd).await
         };
         assert!(out.status.success() && out.stdout == body, "GET differs");
@@ -359,7 +386,8 @@ mod clients {
         ] {
             let out = {
                 let mut cmd = std::process::Command::new("curl");
-                cmd.args(["-s", "-r", &format!("{a}-{b}"), &share.url("/five.bin")]);
+                cmd.args(["-s", "-u", USER, "-r", &format!("{a}-{b}")])
+                    .arg(share.url("/five.bin"));
                 run(cmd).await
             };
             assert!(out.stdout == body[a..=b], "range {a}-{b}");
@@ -374,7 +402,8 @@ mod clients {
         let commits = commit_count(&share.repo);
         let out = {
             let mut cmd = std::process::Command::new("curl");
-            cmd.args(["-s", "--limit-rate", "1M", "--max-time", "2", "-T", &path])
+            cmd.args(["-s", "-u", USER, "--limit-rate", "1M", "--max-time", "2"])
+                .args(["-T", &path])
                 .arg(share.url("/aborted.bin"));
             run(cmd).await
         };
@@ -580,7 +609,8 @@ mod davfs2 {
         let mnt = dir.path().join("mnt");
         std::fs::create_dir(&mnt).unwrap();
         let secrets = dir.path().join("secrets");
-        std::fs::write(&secrets, format!("{} anonymous none\n", mnt.display())).unwrap();
+        // As docs/daemon.md says: the mount point, any user name, the token.
+        std::fs::write(&secrets, format!("{} hero {TOKEN}\n", mnt.display())).unwrap();
         std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
         let conf = dir.path().join("davfs2.conf");
         // buf_size 64: davfs2 1.6 cannot list directories on this kernel with the default.
@@ -710,8 +740,18 @@ mod behaviour {
         let lock = r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>tester</D:owner></D:lockinfo>"#;
         let out = {
             let mut cmd = std::process::Command::new("curl");
-            cmd.args(["-s", "-D", "-", "-X", "LOCK", "-H", "Timeout: Second-600"])
-                .args(["--data-binary", lock, &url]);
+            cmd.args([
+                "-s",
+                "-u",
+                USER,
+                "-D",
+                "-",
+                "-X",
+                "LOCK",
+                "-H",
+                "Timeout: Second-600",
+            ])
+            .args(["--data-binary", lock, &url]);
             run(cmd).await
         };
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -966,26 +1006,150 @@ mod behaviour {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn off_loopback_needs_credentials() {
+    async fn off_loopback_needs_a_trusted_network() {
         let dir = tempfile::tempdir().unwrap();
         let repo = dir.path().join("repo.hero");
         Repo::init(&repo).unwrap();
         let mut c = config(&repo);
         c.addr = "0.0.0.0:0".parse().unwrap();
-        let err = hero_dav::bind(c.clone()).await.unwrap_err().to_string();
-        assert!(err.contains("credentials"), "{err}");
-        c.auth = Some(hero_dav::Auth::Basic {
+        c.auth = hero_dav::Auth::Basic {
             user: "me".into(),
             password: "pw".into(),
-        });
+        };
         let err = hero_dav::bind(c.clone()).await.unwrap_err().to_string();
         assert!(err.contains("TLS"), "{err}");
         c.trusted_network = true;
         let share = start_with(c).await;
         let url = format!("http://127.0.0.1:{}/", share.addr.port());
-        assert_eq!(curl(&[&url]).await.0, 401);
-        assert_eq!(curl(&["-u", "me:nope", &url]).await.0, 401);
-        assert_eq!(curl(&["-u", "me:pw", &url]).await.0, 200);
+        assert_eq!(curl_as(None, &[&url]).await.0, 401);
+        assert_eq!(curl_as(Some("me:nope"), &[&url]).await.0, 401);
+        assert_eq!(curl_as(Some("you:pw"), &[&url]).await.0, 401);
+        assert_eq!(curl_as(Some("me:pw"), &[&url]).await.0, 200);
+        share.stop().await;
+    }
+
+    /// Every request must carry the token (ADR 0022): without it, or with another, a 401
+    /// that asks for Basic credentials, and nothing changes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_request_needs_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let share = start(dir.path()).await;
+        let url = share.url("/a.txt");
+        let (code, _) = curl(&["-X", "PUT", "--data-binary", "a", &url]).await;
+        assert_eq!(code, 201);
+        let commits = commit_count(&share.repo);
+        for user in [None, Some("hero:wrong"), Some("hero:")] {
+            for args in [
+                vec!["-X", "PUT", "--data-binary", "b", url.as_str()],
+                vec![url.as_str()],
+                vec!["-X", "OPTIONS", url.as_str()],
+                vec!["-X", "PROPFIND", "-H", "Depth: 1", url.as_str()],
+                vec!["-X", "DELETE", url.as_str()],
+                vec!["-X", "MKCOL", url.as_str()],
+            ] {
+                let (code, _) = curl_as(user, &args).await;
+                assert_eq!(code, 401, "{user:?} {args:?}");
+            }
+        }
+        let out = run({
+            let mut c = std::process::Command::new("curl");
+            c.args(["-s", "-D", "-", "-o", "/dev/null", &url]);
+            c
+        })
+        .await;
+        let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+        assert!(
+            head.contains("www-authenticate: basic realm=\"hero store\""),
+            "{head}"
+        );
+        assert_eq!(commit_count(&share.repo), commits);
+        assert_eq!(read_head(&share.repo, "a.txt").unwrap(), b"a");
+        // Any user name with the token; the token as a bearer token.
+        let (code, body) = curl_as(Some(&format!("someone:{TOKEN}")), &[&url]).await;
+        assert_eq!((code, body.as_str()), (200, "a"));
+        let bearer = format!("Authorization: Bearer {TOKEN}");
+        let (code, _) = curl_as(None, &["-H", &bearer, "-T", "-", &url]).await;
+        assert_eq!(code, 204);
+        let (code, _) = curl_as(None, &["-H", "Authorization: Bearer nope", &url]).await;
+        assert_eq!(code, 401);
+        share.stop().await;
+    }
+
+    /// With `config_writable` off, nothing under `.hero/` changes through the share, however
+    /// the path is spelled; it still reads, and the rest of the share still writes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_configuration_is_read_only_when_switched_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo.hero");
+        Repo::init(&repo).unwrap();
+        let writable = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let mut c = config(&repo);
+        c.config_writable = writable.clone();
+        let share = start_with(c).await;
+        assert_eq!(curl(&["-X", "MKCOL", &share.url("/.hero/")]).await.0, 201);
+        let toml = share.url("/.hero/daemon.toml");
+        assert_eq!(curl(&["-T", "-", &toml]).await.0, 201);
+        assert_eq!(
+            curl(&["--data-binary", "x", "-X", "PUT", &share.url("/a.txt")])
+                .await
+                .0,
+            201
+        );
+        writable.store(false, std::sync::atomic::Ordering::Relaxed);
+        let commits = commit_count(&share.repo);
+        let dest = |p: &str| format!("Destination: {}", share.url(p));
+        for args in [
+            vec!["-X", "PUT", "--data-binary", "[[watch]]", toml.as_str()],
+            vec!["-X", "DELETE", toml.as_str()],
+            vec!["-X", "DELETE", "--path-as-is", &share.url("/.hero/")],
+            vec![
+                "-X",
+                "PUT",
+                "--data-binary",
+                "x",
+                &share.url("/%2Ehero/new.toml"),
+            ],
+            vec![
+                "-X",
+                "PUT",
+                "--data-binary",
+                "x",
+                "--path-as-is",
+                &share.url("/x/../.hero/n"),
+            ],
+            vec!["-X", "MKCOL", &share.url("/.hero/sub/")],
+            vec![
+                "-X",
+                "MOVE",
+                "-H",
+                &dest("/.hero/a.txt"),
+                &share.url("/a.txt"),
+            ],
+            vec![
+                "-X",
+                "COPY",
+                "-H",
+                &dest("/.hero/a.txt"),
+                &share.url("/a.txt"),
+            ],
+            vec!["-X", "MOVE", "-H", &dest("/moved.toml"), toml.as_str()],
+            vec!["-X", "MOVE", "-H", &dest("/h/"), &share.url("/.hero/")],
+            vec!["-X", "PROPPATCH", "--data-binary", "<x/>", toml.as_str()],
+            vec!["-X", "LOCK", "--data-binary", "<x/>", toml.as_str()],
+        ] {
+            let (code, _) = curl(&args).await;
+            assert_eq!(code, 403, "{args:?}");
+        }
+        assert_eq!(commit_count(&share.repo), commits);
+        assert_eq!(curl(&[&toml]).await.0, 200);
+        let (code, _) = curl(&["-X", "PROPFIND", "-H", "Depth: 1", &share.url("/.hero/")]).await;
+        assert_eq!(code, 207);
+        // Copying out of it is a read.
+        let (code, _) = curl(&["-X", "COPY", "-H", &dest("/copy.toml"), &toml]).await;
+        assert_eq!(code, 201);
+        assert_eq!(curl(&["-T", "-", &share.url("/b.txt")]).await.0, 201);
+        writable.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(curl(&["-T", "-", &toml]).await.0, 204);
         share.stop().await;
     }
 }

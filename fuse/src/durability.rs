@@ -20,6 +20,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
@@ -338,8 +339,13 @@ impl Journal {
             .read(true)
             .append(true)
             .create_new(true)
+            .mode(hero_store::private::FILE_MODE)
             .open(&path)
             .map_err(io_err(&path))?;
+        file.set_permissions(std::fs::Permissions::from_mode(
+            hero_store::private::FILE_MODE,
+        ))
+        .map_err(io_err(&path))?;
         file.try_lock().map_err(|e| DurabilityError::Io {
             path: path.clone(),
             source: io::Error::other(e.to_string()),
@@ -794,7 +800,9 @@ pub(crate) fn create_area(root: &Path, branch: &str) -> Result<SpillArea, Durabi
     let dir = root
         .join(branch_key(branch))
         .join(format!("{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    // Owner-only, whatever the umask: the spill files hold what is written through the mount,
+    // private files included (ADR 0022).
+    hero_store::private::create_dir_all(&dir).map_err(io_err(&dir))?;
     let journal = Journal::create(&dir, branch)?;
     Ok(SpillArea { dir, journal })
 }

@@ -16,6 +16,7 @@ use fuser::{
 
 use hero_store::Owner;
 
+use crate::guard;
 use crate::readahead::Data;
 use crate::state::{Cfg, Inval, MAX_NAME, R, SNAP, Shared, Source, State, io_errno, store_errno};
 
@@ -72,10 +73,18 @@ fn to_time(t: TimeOrNow) -> SystemTime {
 
 impl HeroFs {
     /// `unlink` (`dir` false) and `rmdir` (`dir` true).
-    fn remove_reply(&self, parent: INodeNo, name: &OsStr, dir: bool, reply: ReplyEmpty) {
+    fn remove_reply(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        dir: bool,
+        reply: ReplyEmpty,
+    ) {
         let res = {
             let mut st = self.shared.lock();
-            st.remove(&self.shared, parent.0, name.as_bytes(), dir)
+            guard::check(&self.shared.cfg, req, &st, parent.0, Some(name.as_bytes()))
+                .and_then(|()| st.remove(&self.shared, parent.0, name.as_bytes(), dir))
         };
         match res {
             Ok(()) => reply.ok(),
@@ -183,7 +192,8 @@ impl Filesystem for HeroFs {
                 self.shared.lock()
             };
             let mtime = mtime.map(to_time);
-            st.attr(ino.0, cfg)
+            guard::check(cfg, req, &st, ino.0, None)
+                .and_then(|()| st.attr(ino.0, cfg))
                 .and_then(|before| {
                     if !cfg.kernel_checks {
                         may_setattr(req, &before, mode, uid, gid, mtime.is_some())?;
@@ -234,7 +244,9 @@ impl Filesystem for HeroFs {
         }
         let res = {
             let mut st = self.shared.lock();
-            st.mknod(&self.shared, parent.0, name.as_bytes(), mode, owner_of(req))
+            guard::check(&self.shared.cfg, req, &st, parent.0, Some(name.as_bytes())).and_then(
+                |()| st.mknod(&self.shared, parent.0, name.as_bytes(), mode, owner_of(req)),
+            )
         };
         match res {
             Ok(ino) => self.entry_reply(ino, reply),
@@ -253,7 +265,9 @@ impl Filesystem for HeroFs {
     ) {
         let res = {
             let mut st = self.shared.lock();
-            st.mkdir(&self.shared, parent.0, name.as_bytes(), mode, owner_of(req))
+            guard::check(&self.shared.cfg, req, &st, parent.0, Some(name.as_bytes())).and_then(
+                |()| st.mkdir(&self.shared, parent.0, name.as_bytes(), mode, owner_of(req)),
+            )
         };
         match res {
             Ok(ino) => self.entry_reply(ino, reply),
@@ -261,12 +275,12 @@ impl Filesystem for HeroFs {
         }
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        self.remove_reply(parent, name, false, reply);
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.remove_reply(req, parent, name, false, reply);
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        self.remove_reply(parent, name, true, reply);
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.remove_reply(req, parent, name, true, reply);
     }
 
     fn symlink(
@@ -279,13 +293,22 @@ impl Filesystem for HeroFs {
     ) {
         let res = {
             let mut st = self.shared.lock();
-            st.symlink(
-                &self.shared,
+            let allowed = guard::check(
+                &self.shared.cfg,
+                req,
+                &st,
                 parent.0,
-                link_name.as_bytes(),
-                target.as_os_str().as_bytes(),
-                owner_of(req),
-            )
+                Some(link_name.as_bytes()),
+            );
+            allowed.and_then(|()| {
+                st.symlink(
+                    &self.shared,
+                    parent.0,
+                    link_name.as_bytes(),
+                    target.as_os_str().as_bytes(),
+                    owner_of(req),
+                )
+            })
         };
         match res {
             Ok(ino) => self.entry_reply(ino, reply),
@@ -295,7 +318,7 @@ impl Filesystem for HeroFs {
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -311,14 +334,26 @@ impl Filesystem for HeroFs {
         }
         let res = {
             let mut st = self.shared.lock();
-            st.rename(
-                &self.shared,
-                parent.0,
-                name.as_bytes(),
-                newparent.0,
-                newname.as_bytes(),
-                flags.contains(RenameFlags::RENAME_NOREPLACE),
-            )
+            let allowed = guard::check(&self.shared.cfg, req, &st, parent.0, Some(name.as_bytes()))
+                .and_then(|()| {
+                    guard::check(
+                        &self.shared.cfg,
+                        req,
+                        &st,
+                        newparent.0,
+                        Some(newname.as_bytes()),
+                    )
+                });
+            allowed.and_then(|()| {
+                st.rename(
+                    &self.shared,
+                    parent.0,
+                    name.as_bytes(),
+                    newparent.0,
+                    newname.as_bytes(),
+                    flags.contains(RenameFlags::RENAME_NOREPLACE),
+                )
+            })
         };
         match res {
             Ok(()) => reply.ok(),
@@ -338,7 +373,7 @@ impl Filesystem for HeroFs {
         reply.error(Errno::EPERM);
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
         let trunc = flags.0 & nix::fcntl::OFlag::O_TRUNC.bits() != 0;
         let append = flags.0 & nix::fcntl::OFlag::O_APPEND.bits() != 0;
@@ -348,7 +383,12 @@ impl Filesystem for HeroFs {
             } else {
                 self.shared.lock()
             };
-            st.open(&self.shared, ino.0, write, trunc && write, append)
+            let allowed = if write {
+                guard::check(&self.shared.cfg, req, &st, ino.0, None)
+            } else {
+                Ok(())
+            };
+            allowed.and_then(|()| st.open(&self.shared, ino.0, write, trunc && write, append))
         };
         match res {
             Ok((fh, keep)) => {
@@ -413,7 +453,7 @@ impl Filesystem for HeroFs {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -424,10 +464,11 @@ impl Filesystem for HeroFs {
         reply: ReplyWrite,
     ) {
         // A write to a file a commit is reading waits for that read (without the lock).
-        let res = self
-            .shared
-            .lock_writable(ino.0)
-            .write(&self.shared, fh.0, offset, data);
+        let res = {
+            let mut st = self.shared.lock_writable(ino.0);
+            guard::check(&self.shared.cfg, req, &st, ino.0, None)
+                .and_then(|()| st.write(&self.shared, fh.0, offset, data))
+        };
         match res {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(e),
@@ -636,7 +677,10 @@ impl Filesystem for HeroFs {
         let append = flags & nix::fcntl::OFlag::O_APPEND.bits() != 0;
         let res = {
             let mut st = self.shared.lock();
-            st.mknod(&self.shared, parent.0, name.as_bytes(), mode, owner_of(req))
+            guard::check(&self.shared.cfg, req, &st, parent.0, Some(name.as_bytes()))
+                .and_then(|()| {
+                    st.mknod(&self.shared, parent.0, name.as_bytes(), mode, owner_of(req))
+                })
                 .and_then(|ino| {
                     // On failure the file exists, but the kernel gets no entry to forget and
                     // no handle to release: give both back here.

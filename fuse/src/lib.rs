@@ -22,6 +22,10 @@
 //!   `[BRANCH]@YYYY-MM-DDTHH:MM` for the branch as it was then.
 //! - Paths matched by a default list of editor and database scratch files and by the root
 //!   `.heroignore` work in the mount but are never committed (they are gone after unmount).
+//! - `.hero/` (the daemon's configuration) is changed only by the account the mount runs as
+//!   (EACCES for others, whatever the modes), and by nobody while
+//!   [`MountOptions::config_writable`] is off. The spill directory is owner-only (0700
+//!   directories, 0600 files) whatever the umask (ADR 0022).
 //!
 //! ```no_run
 //! use hero_fuse::{MountOptions, mount};
@@ -35,6 +39,7 @@
 
 mod durability;
 mod fs;
+mod guard;
 mod readahead;
 mod snapshots;
 mod state;
@@ -92,6 +97,11 @@ pub struct MountOptions {
     /// longest ago ([`DEFAULT_MAX_INODES`]): the mount's memory stays bounded whatever a walk
     /// reads. A directory in use stays loaded whole, so one larger than this goes over it.
     pub max_inodes: usize,
+    /// Whether `.hero/` (the daemon's configuration) may be changed through the mount; read
+    /// at every change, so the caller may switch it while mounted (a daemon that is no owner
+    /// of the membership turns it off). Even when on, only the account the mount runs as may
+    /// change it: other accounts get EACCES (ADR 0022). Default: on.
+    pub config_writable: Arc<AtomicBool>,
 }
 
 /// The default of [`MountOptions::max_inodes`]: about 40 MiB of inodes.
@@ -115,6 +125,7 @@ impl MountOptions {
             allow_other: false,
             single_user: false,
             max_inodes: DEFAULT_MAX_INODES,
+            config_writable: Arc::new(AtomicBool::new(true)),
         }
     }
 }
@@ -307,10 +318,16 @@ pub fn mount_repo(repo: Arc<Repo>, opts: MountOptions) -> Result<MountHandle, Mo
         // New files start as the empty content, referenced by id until written to.
         repo.write_file(&[][..], None)?;
     }
-    let spill_root = opts
-        .spill_dir
-        .clone()
-        .unwrap_or_else(|| durability::default_root(&opts.repo));
+    let spill_root = match &opts.spill_dir {
+        Some(d) => d.clone(),
+        None => {
+            let root = durability::default_root(&opts.repo);
+            // Owner-only (ADR 0022); one left wider by an older version is tightened. A
+            // directory the caller named is theirs to set.
+            hero_store::private::tighten_logged(&root, "the spill directory");
+            root
+        }
+    };
     if !opts.read_only {
         // What mounts that were killed had not committed, before this one reads its branch.
         let sig = opts.author.signature();
@@ -358,6 +375,8 @@ pub fn mount_repo(repo: Arc<Repo>, opts: MountOptions) -> Result<MountHandle, Mo
         single_user: opts.single_user,
         kernel_checks: opts.allow_other,
         max_inodes: opts.max_inodes.max(1),
+        process_uid: nix::unistd::geteuid().as_raw(),
+        config_writable: opts.config_writable.clone(),
     };
     let mut state = State::new(head, generation, head_time.unwrap_or_else(SystemTime::now));
     if let Some(j) = journal {

@@ -57,6 +57,10 @@ pub(crate) struct Cfg {
     /// Inodes the mount keeps before it asks the kernel to forget directories (see
     /// [`State::trim`]).
     pub max_inodes: usize,
+    /// The account the mount runs as: the only one that may change `.hero/` ([`crate::guard`]).
+    pub process_uid: u32,
+    /// Whether `.hero/` may be changed at all ([`crate::MountOptions::config_writable`]).
+    pub config_writable: Arc<AtomicBool>,
 }
 
 /// Everything the file system and the watcher share.
@@ -1024,15 +1028,10 @@ impl State {
         let n = self.next_spill;
         self.next_spill += 1;
         let path = cfg.spill_dir.join(format!("{n}"));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| {
-                tracing::error!(path = %path.display(), error = %e, "creating spill file");
-                io_errno(&e)
-            })?;
+        let file = hero_store::private::create_new(&path).map_err(|e| {
+            tracing::error!(path = %path.display(), error = %e, "creating spill file");
+            io_errno(&e)
+        })?;
         Ok(Arc::new(Spill::new(file, path, shared)))
     }
 

@@ -1141,6 +1141,81 @@ mod metadata {
         );
     }
 
+    /// `.hero/` (the daemon's configuration) is changed only by the mount's own account, even
+    /// where the modes let others write; with `config_writable` off, by nobody (ADR 0022).
+    #[test]
+    fn only_the_mounts_account_changes_the_configuration_directory() {
+        let writable = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let m = {
+            let w = writable.clone();
+            Mounted::with(move |o| {
+                o.allow_other = true;
+                o.config_writable = w;
+            })
+        };
+        sh(
+            &m.dir,
+            "chmod 777 . && mkdir -m 777 .hero pub && echo a > .hero/daemon.toml && \
+             chmod 666 .hero/daemon.toml",
+        );
+        let as_nobody = |script: &str| {
+            Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .args(["sh", "-c", script])
+                .current_dir(&m.dir)
+                .output()
+                .unwrap()
+        };
+        // What the modes allow elsewhere works for the other account.
+        let out = as_nobody("echo x > pub/x && mkdir pub/d && mv pub/x pub/d/y");
+        assert!(out.status.success(), "{out:?}");
+        for script in [
+            "echo x > .hero/x",
+            "echo x >> .hero/daemon.toml",
+            "echo x > .hero/daemon.toml",
+            "truncate -s 0 .hero/daemon.toml",
+            "touch .hero/daemon.toml",
+            "rm .hero/daemon.toml",
+            "mkdir .hero/d",
+            "ln -s daemon.toml .hero/l",
+            "mv pub/d/y .hero/y",
+            "mv .hero/daemon.toml pub/z",
+            "mv .hero hidden",
+            "mkdir pub/h && mv pub/h .hero",
+        ] {
+            let out = as_nobody(script);
+            assert!(!out.status.success(), "{script}: {out:?}");
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+                "{script}: {out:?}"
+            );
+        }
+        assert_eq!(fs::read(m.p(".hero/daemon.toml")).unwrap(), b"a\n");
+        assert_eq!(
+            fs::read_dir(m.p(".hero")).unwrap().count(),
+            1,
+            "nothing added to .hero"
+        );
+        // The mount's own account may.
+        sh(&m.dir, "echo b > .hero/daemon.toml && mkdir .hero/d");
+        // Switched off: nobody may, the mount's account included; elsewhere is unchanged.
+        writable.store(false, std::sync::atomic::Ordering::Relaxed);
+        for op in [
+            fs::write(m.p(".hero/daemon.toml"), b"c"),
+            fs::write(m.p(".hero/new"), b"c"),
+            fs::remove_dir(m.p(".hero/d")),
+            fs::rename(m.p(".hero"), m.p("h")),
+        ] {
+            assert_eq!(errno(op), libc_eacces());
+        }
+        fs::write(m.p("pub/ok"), b"ok").unwrap();
+        assert_eq!(fs::read(m.p(".hero/daemon.toml")).unwrap(), b"b\n");
+    }
+
+    fn libc_eacces() -> i32 {
+        13
+    }
+
     /// Times survive a remount even when the content changed before it: rsync and make see
     /// unchanged files as unchanged.
     #[test]

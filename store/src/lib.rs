@@ -28,6 +28,7 @@
 mod author;
 mod changes;
 mod codec;
+mod config_dir;
 mod db;
 mod diff;
 mod error;
@@ -38,6 +39,7 @@ mod id;
 pub mod merge;
 mod object;
 mod path;
+pub mod private;
 mod record;
 mod refs;
 mod repo;
@@ -50,6 +52,7 @@ mod verify;
 pub use author::Author;
 pub use changes::{Batch, ChangeSet, CommitMeta, Committed, Expect};
 pub use codec::DecodeError;
+pub use config_dir::{CONFIG_DIR, is_config_path};
 pub use db::RefValue;
 pub use diff::{DiffEntry, DiffKind, LineDiff, line_diff};
 pub use error::{Error, Result};
@@ -67,8 +70,8 @@ pub use object::{
 pub use path::{NameError, RepoPath, validate_name};
 pub use record::ObjType;
 pub use refs::{
-    BRANCH_PREFIX, CONFIG_DIR, RESERVED_BRANCH_PREFIX, RefMove, TAG_PREFIX, branch_ref,
-    check_ref_name, is_config_path, is_reserved_branch, tag_ref,
+    BRANCH_PREFIX, RESERVED_BRANCH_PREFIX, RefMove, TAG_PREFIX, branch_ref, check_ref_name,
+    is_reserved_branch, tag_ref,
 };
 pub use repo::{DEFAULT_BRANCH_KEY, MemoryBudget, Repo, View};
 pub use snapshot::{

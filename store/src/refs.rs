@@ -17,19 +17,6 @@ pub fn is_reserved_branch(branch: &str) -> bool {
     branch.starts_with(RESERVED_BRANCH_PREFIX)
 }
 
-/// The directory of a branch that holds what makes machines act (`.hero/daemon.toml`, hooks,
-/// peers, schemas): written only by owners, and obeyed only when an owner wrote it.
-pub const CONFIG_DIR: &str = ".hero";
-
-/// Whether a repository path (`a/b`, no leading `/`) is [`CONFIG_DIR`] or lies under it.
-pub fn is_config_path(path: &str) -> bool {
-    let path = path.trim_start_matches('/');
-    path == CONFIG_DIR
-        || path
-            .strip_prefix(CONFIG_DIR)
-            .is_some_and(|rest| rest.starts_with('/'))
-}
-
 /// Checks a branch or tag name (git's rules, roughly): not empty, no `..`, no control
 /// characters, spaces or `~^:?*[\`, no leading `-` or `/`, no trailing `/`, `.` or `.lock`,
 /// no empty component, no component starting with `.`.

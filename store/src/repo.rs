@@ -1,5 +1,6 @@
 //! The repository handle.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use redb::{ConcurrencyMode, Database, ReadOnlyTable, ReadableDatabase, ReadableTable};
@@ -101,8 +102,23 @@ impl Repo {
         if path.exists() {
             return Err(Error::RepositoryExists(path));
         }
+        // Created here, mode 0600 whatever the umask, before redb initialises it: the file
+        // holds every version of every file, some of them private (ADR 0022).
+        match crate::private::create_new(&path) {
+            Ok(f) => drop(f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::RepositoryExists(path));
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+        }
         let budget = MemoryBudget::DEFAULT;
-        let db = builder(budget.page_cache).create(&path)?;
+        let db = match builder(budget.page_cache).create(&path) {
+            Ok(db) => db,
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(e.into());
+            }
+        };
         let txn = db.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
@@ -171,6 +187,8 @@ impl Repo {
             cache: db::RawCache::shared(budget.decoded_cache),
         };
         repo.check_format()?;
+        // A repository made by an older version (0644): owner-only from now on (ADR 0022).
+        crate::private::tighten_logged(&repo.path, "the repository file");
         Ok(repo)
     }
 
@@ -336,6 +354,7 @@ impl Repo {
             .write(true)
             .create(true)
             .truncate(true)
+            .mode(crate::private::FILE_MODE)
             .open(&scratch_path)
             .map_err(|e| io(&scratch_path, e))?;
         // Unlinked at once: the kernel frees it when this process ends, however it ends.

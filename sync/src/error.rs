@@ -1,7 +1,5 @@
 //! What can go wrong while replicating, in words a user understands.
 
-use std::path::PathBuf;
-
 /// A replication error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -80,14 +78,9 @@ pub enum SyncError {
     /// An invalid endpoint id.
     #[error("invalid endpoint id {0:?}")]
     BadId(String),
-    /// The key file could not be read or written.
-    #[error("key file {path}: {reason}")]
-    Key {
-        /// The key file.
-        path: PathBuf,
-        /// What went wrong.
-        reason: String,
-    },
+    /// The key file could not be read, written or understood.
+    #[error(transparent)]
+    Key(#[from] crate::identity::KeyError),
     /// The network endpoint could not start.
     #[error("cannot start networking: {0}")]
     Bind(String),

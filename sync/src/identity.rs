@@ -1,10 +1,9 @@
 //! Who a repository is on the network: an ed25519 key kept beside the repository file, its
 //! public half the endpoint id peers allow and commits record.
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use hero_store::private::WriteNew;
 use iroh::{EndpointId, SecretKey};
 
 use crate::error::{Result, SyncError};
@@ -16,48 +15,94 @@ pub fn key_path(repo_path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Loads the repository's secret key, creating it (mode 0600) on first use.
+/// Why the key file cannot give a key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// Reading or creating it failed.
+    #[error("key file {}: {source}", path.display())]
+    Io {
+        /// The key file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// It is empty: it never held a key (an older version could leave one behind when two
+    /// first runs raced or one was killed).
+    #[error("key file {} is empty", path.display())]
+    Empty {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// It holds something that is not a secret key.
+    #[error("key file {} holds no secret key", path.display())]
+    Invalid {
+        /// The key file.
+        path: PathBuf,
+    },
+}
+
+impl KeyError {
+    /// The key file concerned.
+    pub fn path(&self) -> &Path {
+        match self {
+            KeyError::Io { path, .. } | KeyError::Empty { path } | KeyError::Invalid { path } => {
+                path
+            }
+        }
+    }
+}
+
+/// Loads the repository's secret key, creating it on first use.
+///
+/// The key file is created atomically (ADR 0022): the key is written to a temporary file
+/// (mode 0600) beside it, synced, and hard-linked to the key file's name, which never
+/// replaces a file; so processes racing on a first run all end with the one key that won,
+/// and none ever reads a key file half-written. An existing key file whose mode lets other
+/// accounts read it is tightened to 0600. An empty or unreadable key file is an error
+/// ([`KeyError::Empty`], [`KeyError::Invalid`]), never replaced: deleting it, which makes a
+/// new identity, is left to the owner.
 pub fn load_or_create_key(repo_path: &Path) -> Result<SecretKey> {
     let path = key_path(repo_path);
-    let err = |reason: String| SyncError::Key {
+    let io = |source| KeyError::Io {
         path: path.clone(),
-        reason,
+        source,
     };
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let meta = std::fs::metadata(&path).map_err(|e| err(e.to_string()))?;
-            if meta.permissions().mode() & 0o077 != 0 {
-                tracing::warn!(
-                    "key file {} was readable by others; setting its mode to 0600",
-                    path.display()
-                );
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                    .map_err(|e| err(e.to_string()))?;
-            }
-            parse_secret(text.trim()).ok_or_else(|| err("not a secret key".to_owned()))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = SecretKey::generate();
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path);
-            match &mut f {
-                Ok(f) => {
-                    writeln!(f, "{}", hex(&key.to_bytes())).map_err(|e| err(e.to_string()))?;
-                    f.sync_all().map_err(|e| err(e.to_string()))?;
-                    Ok(key)
+    // Twice at most: a file that vanished between the link and the read (deleted by hand)
+    // is made again once.
+    for _ in 0..2 {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                hero_store::private::tighten_logged(&path, "the key file");
+                let text = text.trim();
+                if text.is_empty() {
+                    return Err(KeyError::Empty { path }.into());
                 }
-                // Another process created it first: use theirs.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    load_or_create_key(repo_path)
-                }
-                Err(e) => Err(err(e.to_string())),
+                return parse_secret(text).ok_or_else(|| KeyError::Invalid { path }.into());
             }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = SecretKey::generate();
+                let text = format!("{}\n", hex(&key.to_bytes()));
+                match hero_store::private::write_new_atomically(&path, text.as_bytes())
+                    .map_err(io)?
+                {
+                    WriteNew::Created => {
+                        tracing::info!(path = %path.display(), "created the node key");
+                        return Ok(key);
+                    }
+                    // Another process created it first: use theirs.
+                    WriteNew::Exists => continue,
+                }
+            }
+            Err(e) => return Err(io(e).into()),
         }
-        Err(e) => Err(err(e.to_string())),
     }
+    Err(io(std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        "it keeps disappearing",
+    ))
+    .into())
 }
 
 /// The endpoint id of a repository (creating its key on first use).
@@ -104,4 +149,53 @@ pub(crate) fn hex(b: &[u8]) -> String {
         s.push_str(&format!("{x:02x}"));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn racing_first_runs_agree_on_one_key() -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let repo = dir.path().join("r.hero");
+        let ids = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..16)
+                .map(|_| s.spawn(|| endpoint_id(&repo).map(|id| id.to_string())))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().map_err(|_| "a thread panicked"))
+                .collect::<std::result::Result<Vec<_>, _>>()
+        })?;
+        let ids = ids.into_iter().collect::<Result<Vec<_>>>()?;
+        assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
+        let path = key_path(&repo);
+        let mode = std::fs::metadata(&path)?.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // Only the key file: no temporary file left.
+        assert_eq!(std::fs::read_dir(dir.path())?.count(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn an_empty_or_corrupt_key_file_is_refused_not_replaced()
+    -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let repo = dir.path().join("r.hero");
+        let path = key_path(&repo);
+        std::fs::write(&path, b"")?;
+        assert!(matches!(
+            load_or_create_key(&repo),
+            Err(SyncError::Key(KeyError::Empty { .. }))
+        ));
+        std::fs::write(&path, b"not a key\n")?;
+        assert!(matches!(
+            load_or_create_key(&repo),
+            Err(SyncError::Key(KeyError::Invalid { .. }))
+        ));
+        assert_eq!(std::fs::read(&path)?, b"not a key\n");
+        Ok(())
+    }
 }

@@ -133,6 +133,33 @@ fn only_an_owners_configuration_is_obeyed_and_its_peers_are_not_let_in() {
         "{out:?}"
     );
 
+    // The writer's own drive refuses the change too (its daemon knows it is no owner), and
+    // takes every other file.
+    let mut b = b;
+    let listen = format!("127.0.0.1:{}", b.port);
+    std::fs::create_dir_all(&b.mnt).unwrap();
+    let mut child = cmd(
+        &b.repo,
+        &[
+            "daemon",
+            "--mount",
+            b.mnt.to_str().unwrap(),
+            "--listen",
+            &listen,
+        ],
+    )
+    .env("RUST_LOG", "warn")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    ticket_line(&mut child, || "the writer's daemon exited".to_owned());
+    b.daemon = Some(child);
+    let e = std::fs::write(b.mnt.join(".hero/mine.toml"), "x = 1\n").unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
+    std::fs::write(b.mnt.join("notes.txt"), "fine\n").unwrap();
+    drop(b);
+
     // Even when it gets into the owner's repository by a way no check saw, the daemon does
     // not obey it: it says so, audits it, and keeps the owner's configuration in force.
     let revision = config_revision(&a);

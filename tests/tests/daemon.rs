@@ -11,6 +11,7 @@ use serde_json::Value;
 
 mod authority;
 mod lan;
+mod local_accounts;
 
 fn heroctl() -> PathBuf {
     let exe = std::env::current_exe().unwrap();

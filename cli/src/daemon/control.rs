@@ -42,10 +42,26 @@ pub async fn bind(path: &Path) -> Result<UnixListener> {
             }
         }
     }
-    let l = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("setting the mode of {}", path.display()))?;
-    Ok(l)
+    // Bound in a directory only this account can enter, made 0600 there and then renamed into
+    // place: no other account can ever connect, not even between the bind and a chmod
+    // (ADR 0022).
+    let mut private = path.as_os_str().to_owned();
+    private.push(format!(".tmp-{}", std::process::id()));
+    let private = PathBuf::from(private);
+    let _ = std::fs::remove_dir_all(&private);
+    hero_store::private::create_dir_all(&private)
+        .with_context(|| format!("creating {}", private.display()))?;
+    let inner = private.join("sock");
+    let bound = (|| {
+        let l =
+            UnixListener::bind(&inner).with_context(|| format!("binding {}", path.display()))?;
+        std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("setting the mode of {}", path.display()))?;
+        std::fs::rename(&inner, path).with_context(|| format!("binding {}", path.display()))?;
+        Ok(l)
+    })();
+    let _ = std::fs::remove_dir_all(&private);
+    bound
 }
 
 /// Reads one request line (bounded).

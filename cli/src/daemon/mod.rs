@@ -160,6 +160,9 @@ struct Ctx {
     status: Mutex<Status>,
     /// Catch-up interval in force.
     catch_up: Mutex<Duration>,
+    /// Whether this node may change `.hero/` (an owner): the mount and the share refuse
+    /// such changes while it is off; read again whenever the repository changes.
+    config_writable: Arc<std::sync::atomic::AtomicBool>,
     /// Watch hooks in force.
     watch: Mutex<Vec<watch::WatchSpec>>,
     /// Where hooks run.
@@ -361,6 +364,9 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
         branch,
         status: Mutex::new(status),
         catch_up: Mutex::new(cfg.catch_up),
+        config_writable: Arc::new(std::sync::atomic::AtomicBool::new(
+            crate::authority::may_write_config(&repo)?,
+        )),
         watch: Mutex::new(cfg.watch.clone()),
         hook_env: Mutex::new(watch::HookEnv {
             cwd: None,
@@ -503,6 +509,13 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
         let generation = repo.generation().unwrap_or(last_gen);
         if generation != last_gen || reread {
             last_gen = generation;
+            // The membership may have changed this node's role.
+            match crate::authority::may_write_config(&repo) {
+                Ok(v) => ctx
+                    .config_writable
+                    .store(v, std::sync::atomic::Ordering::Relaxed),
+                Err(e) => tracing::warn!("reading this node's role: {e:#}"),
+            }
             match repo.branches() {
                 Ok(heads) if heads != last_heads => {
                     for (b, h) in &heads {
@@ -698,6 +711,7 @@ fn start_mount(ctx: &Ctx, dir: &Path, cfg: &Config) -> Result<hero_fuse::MountHa
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut opts = hero_fuse::MountOptions::new(&ctx.path, dir);
+    opts.config_writable = ctx.config_writable.clone();
     opts.branch = ctx.branch.clone();
     opts.read_only = cfg.mount.read_only;
     opts.idle_commit = Duration::from_millis(cfg.mount.idle_commit_ms);
@@ -709,7 +723,18 @@ fn start_mount(ctx: &Ctx, dir: &Path, cfg: &Config) -> Result<hero_fuse::MountHa
 
 /// Starts the share; a failure (the address taken) is reported in the status, not fatal.
 async fn start_share(ctx: &Ctx, addr: SocketAddr) -> Option<Share> {
-    let mut dc = hero_dav::DavConfig::new(&ctx.path);
+    let (auth, from) = match crate::serve::share_auth(&ctx.path, None) {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::error!("WebDAV share on {addr}: {e:#}");
+            let mut st = ctx.status();
+            st.share = None;
+            st.share_error = Some(format!("{addr}: {e:#}"));
+            return None;
+        }
+    };
+    let mut dc = hero_dav::DavConfig::new(&ctx.path, auth);
+    dc.config_writable = ctx.config_writable.clone();
     dc.addr = addr;
     dc.branch = ctx.branch.clone();
     dc.author = crate::commands::author().with_peer(ctx.me.to_string());
@@ -727,7 +752,7 @@ async fn start_share(ctx: &Ctx, addr: SocketAddr) -> Option<Share> {
                     tracing::error!("WebDAV share: {e}");
                 }
             });
-            let _ = outln!("serving WebDAV at http://{addr}/");
+            let _ = outln!("serving WebDAV at http://{addr}/; {from}");
             let mut st = ctx.status();
             st.share = Some(format!("http://{addr}/"));
             st.share_error = None;

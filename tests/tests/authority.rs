@@ -158,7 +158,7 @@ fn only_an_owners_configuration_is_obeyed_and_its_peers_are_not_let_in() {
     let e = std::fs::write(b.mnt.join(".hero/mine.toml"), "x = 1\n").unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
     std::fs::write(b.mnt.join("notes.txt"), "fine\n").unwrap();
-    drop(b);
+    assert!(b.signal("-TERM").success());
 
     // Even when it gets into the owner's repository by a way no check saw, the daemon does
     // not obey it: it says so, audits it, and keeps the owner's configuration in force.

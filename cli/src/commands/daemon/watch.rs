@@ -372,7 +372,7 @@ pub fn watch_command(repo_path: &Path, a: WatchArgs) -> anyhow::Result<()> {
         run: a.command,
     };
     validate(&spec).map_err(|m| crate::error::tagged(crate::error::Kind::Usage, m))?;
-    let repo = crate::commands::with_open_context(Repo::open(repo_path), repo_path)?;
+    let repo = crate::context::with_open_context(Repo::open(repo_path), repo_path)?;
     let branch = repo.default_branch()?;
     let env = HookEnv {
         cwd: None,
@@ -393,7 +393,7 @@ pub fn watch_command(repo_path: &Path, a: WatchArgs) -> anyhow::Result<()> {
     let mut generation = repo.generation()?;
     let mut st = WatchStatus::default();
     rt.block_on(async {
-        let stop = crate::serve::shutdown_signal();
+        let stop = crate::context::shutdown_signal();
         tokio::pin!(stop);
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
         loop {

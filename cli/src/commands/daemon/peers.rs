@@ -4,14 +4,19 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hero_store::ObjectId;
 use hero_sync::{EndpointId, Ticket};
 
 use super::config::{Config, Peer};
-use super::status::{PeerStatus, unix_now};
-use super::{CONFIRM_WAIT, Ctx, signal};
+use super::ctx::{Ctx, PeerStatus, unix_now};
+use tokio::sync::watch as signal;
+
+/// How long after a local change a worker waits for its peer to say (by announcing it) that
+/// it pulled the change, before it pushes the change itself: announcements make peers pull,
+/// so a push is needed only when one went unheard.
+pub(super) const CONFIRM_WAIT: Duration = Duration::from_secs(1);
 
 /// A running peer worker.
 pub(super) struct Worker {
@@ -238,7 +243,7 @@ async fn remember_addresses(ctx: &Ctx, peer: &EndpointId) {
                 tracing::info!(
                     "remote {name} ({}) is now reached at {}",
                     peer.fmt_short(),
-                    crate::sync::addr_list(&learned)
+                    crate::commands::sync::addr_list(&learned)
                 );
             }
         }

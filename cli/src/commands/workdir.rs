@@ -6,17 +6,39 @@
 //! conflict copies of sync; a directory without one may replace a branch only when the branch
 //! is empty or `--replace` says so.
 
-use std::path::Path;
-
+use crate::context::{files_at, files_below, new_meta, writable_branch};
+use crate::error::{Kind, tagged};
+use crate::output::{bytes, count, outln, print_json, progress_bar};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use hero_store::{CheckoutOptions, CheckoutRecord, ObjectId, Repo, RepoPath, SnapshotOptions};
 use serde_json::json;
+use std::path::{Path, PathBuf};
 
-use crate::commands::{CommitArgs, writable_branch as or_default_branch};
-use crate::error::{Kind, tagged};
-use crate::history::{files_at, files_below, new_meta};
-use crate::output::{bytes, count, outln, print_json, progress_bar};
+/// Arguments of `commit`.
+#[derive(Args, Debug)]
+pub struct CommitArgs {
+    /// The directory to snapshot.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// The branch (default: the repository's default branch).
+    #[arg(short, long)]
+    pub branch: Option<String>,
+    /// The message.
+    #[arg(short, long, default_value = "snapshot")]
+    pub message: String,
+    /// Commit even if nothing changed.
+    #[arg(long)]
+    pub allow_empty: bool,
+    /// Make the branch exactly the directory, even when the directory was not checked out from
+    /// it (files of the branch that are not in the directory are deleted).
+    #[arg(long, conflicts_with = "prefix")]
+    pub replace: bool,
+    /// Put the directory's files under this path of the branch (replacing what is there),
+    /// leaving the rest of the branch alone.
+    #[arg(long, value_name = "PATH")]
+    pub prefix: Option<String>,
+}
 
 /// Arguments of `update`.
 #[derive(Args, Debug)]
@@ -139,13 +161,13 @@ pub fn read_record(repo: &Repo, dir: &Path) -> Result<Option<CheckoutRecord>> {
 pub fn commit(repo: &Repo, a: CommitArgs, json: bool) -> Result<()> {
     ensure_dir(&a.dir)?;
     if let Some(prefix) = a.prefix.clone() {
-        let branch = or_default_branch(repo, a.branch.clone())?;
+        let branch = writable_branch(repo, a.branch.clone())?;
         return commit_under(repo, &a, &prefix, &branch, json);
     }
     let record = read_record(repo, &a.dir)?;
     let branch = match (a.branch, record.as_ref().and_then(|r| r.branch.clone())) {
         (Some(b), _) | (None, Some(b)) => b,
-        (None, None) => or_default_branch(repo, None)?,
+        (None, None) => writable_branch(repo, None)?,
     };
     let bar = progress_bar(json, "snapshot");
     let cb = |p: hero_store::Progress| {

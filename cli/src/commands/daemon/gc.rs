@@ -6,8 +6,9 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use hero_store::Repo;
 
-use super::status::unix_now;
-use super::{Ctx, config, signal};
+use super::config;
+use super::ctx::{Ctx, unix_now};
+use tokio::sync::watch as signal;
 
 /// Runs `Repo::gc` every `gc.interval` (counted from the end of the previous collection, the
 /// first from the start), with the configured grace, on a handle of its own (the collection
@@ -46,7 +47,7 @@ pub(super) async fn gc_loop(ctx: Arc<Ctx>, mut schedule: signal::Receiver<config
         let path = ctx.path.clone();
         let grace = gc.grace.as_secs();
         let result = tokio::task::spawn_blocking(move || -> Result<hero_store::GcReport> {
-            let mut repo = crate::commands::with_open_context(Repo::open(&path), &path)?;
+            let mut repo = crate::context::with_open_context(Repo::open(&path), &path)?;
             repo.gc(grace, false)
                 .with_context(|| format!("collecting garbage in {}", path.display()))
         })

@@ -1,19 +1,17 @@
 //! `heroctl id | serve | clone | pull | push | sync | remote | allow | conflicts`: replication
 //! between peers over iroh.
 
+use crate::context::{NetArgs, repo_path};
+use crate::error::{Kind, tagged, tagged_hint};
+use crate::output::{bytes, count, outln, print_json, progress_bar};
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use hero_store::Repo;
+use hero_sync::{Access, NetMode, SyncReport, Ticket};
+use serde_json::json;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-use anyhow::{Context, Result};
-use clap::{Args, Subcommand, ValueEnum};
-use hero_store::Repo;
-use hero_sync::{Access, NetConfig, NetMode, SyncReport, Ticket};
-use serde_json::json;
-
-use crate::commands::repo_path;
-use crate::error::{Kind, tagged, tagged_hint};
-use crate::output::{bytes, count, outln, print_json, progress_bar};
 
 /// The replication commands.
 #[derive(Subcommand, Debug)]
@@ -34,37 +32,6 @@ pub enum SyncCommand {
     Allow(AllowArgs),
     /// List the conflicts recorded by merges whose copies are still there.
     Conflicts(ConflictsArgs),
-}
-
-/// Networking choice.
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NetChoice {
-    /// Relays, address lookup and hole punching.
-    Internet,
-    /// Direct addresses only, no relays or lookups.
-    Local,
-}
-
-/// Networking options.
-#[derive(Args, Debug, Clone)]
-pub struct NetArgs {
-    /// `local`: direct addresses only (LAN, tests); `internet`: relays and hole punching.
-    #[arg(long, env = "HERO_NET", value_enum, default_value = "internet")]
-    pub net: NetChoice,
-}
-
-impl NetArgs {
-    pub(crate) fn config(&self, bind: Option<SocketAddr>) -> NetConfig {
-        NetConfig {
-            mode: match self.net {
-                NetChoice::Internet => NetMode::Internet,
-                NetChoice::Local => NetMode::Local,
-            },
-            bind,
-            no_relay_wait: false,
-            no_lan_discovery: false,
-        }
-    }
 }
 
 /// Arguments of `serve` without a subcommand: the sync server.
@@ -177,7 +144,7 @@ pub struct ConflictsArgs {
 }
 
 fn open(path: &Path) -> Result<Repo> {
-    crate::commands::with_open_context(Repo::open(path), path)
+    crate::context::with_open_context(Repo::open(path), path)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -229,7 +196,7 @@ pub fn run(cli_repo: &Option<PathBuf>, json: bool, cmd: SyncCommand) -> Result<(
         SyncCommand::Allow(a) => allow(&open(&path)?, &path, a.what, json)?,
         SyncCommand::Conflicts(a) => {
             let repo = open(&path)?;
-            let branch = crate::commands::or_default_branch(&repo, a.branch)?;
+            let branch = crate::context::or_default_branch(&repo, a.branch)?;
             let list = hero_store::merge::open_conflicts(&repo, &branch)
                 .with_context(|| format!("listing the conflicts of {branch}"))?;
             if json {
@@ -320,7 +287,7 @@ pub fn serve(cli_repo: &Option<PathBuf>, json: bool, a: SyncServeArgs) -> Result
             use std::io::Write;
             std::io::stdout().flush()?;
         }
-        crate::serve::shutdown_signal().await;
+        crate::context::shutdown_signal().await;
         pool.close().await;
         server.shutdown().await;
         Ok(())
@@ -357,7 +324,7 @@ fn clone(cli_path: &Path, a: CloneArgs, json: bool) -> Result<()> {
         }
         repo
     } else {
-        crate::commands::create_repo(&path)?
+        crate::context::create_repo(&path)?
     };
     hero_sync::access::add_remote(&repo, "origin", &ticket)?;
     hero_sync::access::allow(&repo, &ticket.id(), Access::ReadWrite)?;
@@ -633,7 +600,7 @@ fn remote(repo: &Repo, what: RemoteCommand, json: bool) -> Result<()> {
 /// reader) or changes a member's role to that; `allow remove` and `allow list` are `member
 /// remove` and `member list`.
 fn allow(repo: &Repo, path: &Path, what: AllowCommand, json: bool) -> Result<()> {
-    use crate::member::{MemberCommand, RoleArg};
+    use crate::commands::member::{MemberCommand, RoleArg};
     let cmd = match what {
         AllowCommand::Add { id, read_only } => {
             let role = if read_only {
@@ -642,7 +609,7 @@ fn allow(repo: &Repo, path: &Path, what: AllowCommand, json: bool) -> Result<()>
                 RoleArg::Writer
             };
             let target = hero_sync::parse_endpoint_id(&id)?;
-            let (_, m) = crate::member::load(repo, path)?;
+            let (_, m) = crate::commands::member::load(repo, path)?;
             if m.role_of(&target).is_some() {
                 MemberCommand::Role {
                     id,
@@ -661,5 +628,5 @@ fn allow(repo: &Repo, path: &Path, what: AllowCommand, json: bool) -> Result<()>
         AllowCommand::Remove { id } => MemberCommand::Remove { id },
         AllowCommand::List => MemberCommand::List,
     };
-    crate::member::member(repo, path, cmd, json)
+    crate::commands::member::member(repo, path, cmd, json)
 }

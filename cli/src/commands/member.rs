@@ -1,8 +1,9 @@
 //! `heroctl member | invite | join | audit`: the repository's membership (ADR 0017, 0018),
 //! invitations, and the audit log.
 
-use std::path::{Path, PathBuf};
-
+use crate::context::{NetArgs, host_name, repo_path};
+use crate::error::{Kind, tagged, tagged_hint};
+use crate::output::{outln, print_json};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use hero_store::Repo;
@@ -10,11 +11,7 @@ use hero_sync::audit::{self, Decision, Entry};
 use hero_sync::membership::{self, Membership, MembershipError, Op, Role};
 use hero_sync::{EndpointId, SecretKey, Ticket};
 use serde_json::json;
-
-use crate::commands::repo_path;
-use crate::error::{Kind, tagged, tagged_hint};
-use crate::output::{outln, print_json};
-use crate::sync::NetArgs;
+use std::path::{Path, PathBuf};
 
 /// The membership commands.
 #[derive(Subcommand, Debug)]
@@ -142,14 +139,7 @@ pub struct AuditArgs {
 }
 
 fn open(path: &Path) -> Result<Repo> {
-    crate::commands::with_open_context(Repo::open(path), path)
-}
-
-/// The host name, for display names.
-pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
+    crate::context::with_open_context(Repo::open(path), path)
 }
 
 /// Loads the key and the membership, upgrading a repository that has none yet.
@@ -462,7 +452,7 @@ fn join(cli_path: &Path, a: JoinArgs, json: bool) -> Result<()> {
         }
         repo
     } else {
-        crate::commands::create_repo(&path)?
+        crate::context::create_repo(&path)?
     };
     let key = hero_sync::load_or_create_key(&path)?;
     let name = a.name.unwrap_or_else(host_name);

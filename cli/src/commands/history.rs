@@ -3,17 +3,13 @@
 //! Nothing here rewrites history: `restore` and `revert` make new commits, `undo` moves a
 //! branch back by compare-and-swap and is itself a move in the reflog (so it can be undone).
 
-use anyhow::{Context, Result, bail};
-
+use crate::context::{files_at, new_meta, writable_branch};
 use crate::error::{Kind, tagged};
-use clap::{Args, Subcommand};
-use hero_store::{
-    CommitMeta, EntryKind, Expect, ObjectId, RefValue, Repo, RepoPath, TreeEntry, View,
-};
-use serde_json::json;
-
-use crate::commands::{author_for, writable_branch as or_default_branch};
 use crate::output::{outln, print_json};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use hero_store::{EntryKind, Expect, ObjectId, RefValue, Repo, RepoPath, TreeEntry, View};
+use serde_json::json;
 
 /// Commands that find and restore earlier states.
 #[derive(Subcommand, Debug)]
@@ -153,49 +149,8 @@ fn reflog(repo: &Repo, a: ReflogArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// Every file entry below `root` (a tree id), by path under `prefix`.
-pub(crate) fn files_below(
-    view: &View,
-    prefix: &RepoPath,
-    root: &ObjectId,
-    out: &mut Vec<(RepoPath, TreeEntry)>,
-) -> Result<()> {
-    for e in view.tree(root)?.entries {
-        let path = prefix.join(&e.name)?;
-        match e.kind {
-            EntryKind::Dir => files_below(view, &path, &e.id, out)?,
-            _ => out.push((path, e)),
-        }
-    }
-    Ok(())
-}
-
-/// The files at `path` in `commit`: the file itself, or everything below a directory.
-pub(crate) fn files_at(
-    view: &View,
-    commit: &ObjectId,
-    path: &RepoPath,
-) -> Result<Vec<(RepoPath, TreeEntry)>> {
-    let mut out = Vec::new();
-    if path.is_root() {
-        let tree = view.commit(commit)?.tree;
-        files_below(view, path, &tree, &mut out)?;
-        return Ok(out);
-    }
-    match view.entry_in_commit(commit, path)? {
-        Some(e) if e.kind == EntryKind::Dir => files_below(view, path, &e.id, &mut out)?,
-        Some(e) => out.push((path.clone(), e)),
-        None => {}
-    }
-    Ok(out)
-}
-
-pub(crate) fn new_meta(repo: &Repo, message: String) -> Result<CommitMeta> {
-    Ok(author_for(repo.path())?.commit_meta(message))
-}
-
 fn restore(repo: &Repo, a: RestoreArgs, json: bool) -> Result<()> {
-    let branch = or_default_branch(repo, a.branch)?;
+    let branch = writable_branch(repo, a.branch)?;
     let view = repo.view()?;
     let head = view
         .branch_head(&branch)?
@@ -259,7 +214,7 @@ fn restore(repo: &Repo, a: RestoreArgs, json: bool) -> Result<()> {
 }
 
 fn revert(repo: &Repo, a: RevertArgs, json: bool) -> Result<()> {
-    let branch = or_default_branch(repo, a.branch)?;
+    let branch = writable_branch(repo, a.branch)?;
     let view = repo.view()?;
     let head = view
         .branch_head(&branch)?
@@ -361,7 +316,7 @@ fn revert(repo: &Repo, a: RevertArgs, json: bool) -> Result<()> {
 }
 
 fn undo(repo: &Repo, a: UndoArgs, json: bool) -> Result<()> {
-    let branch = or_default_branch(repo, a.branch)?;
+    let branch = writable_branch(repo, a.branch)?;
     let refname = hero_store::branch_ref(&branch)?;
     let view = repo.view()?;
     let moves = view.reflog(&refname)?;

@@ -1,12 +1,12 @@
 //! `heroctl mount` and `heroctl serve dav`.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
+use crate::context::{share_auth, shutdown_signal};
 use crate::output::outln;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// What `serve` serves.
 #[derive(Subcommand, Debug)]
@@ -42,64 +42,14 @@ pub struct DavArgs {
 fn default_branch(repo: &Path, branch: Option<String>) -> Result<String> {
     match branch {
         Some(b) => {
-            crate::commands::check_writable(&b)?;
+            crate::context::check_writable(&b)?;
             Ok(b)
         }
         None => {
-            let r = crate::commands::with_open_context(hero_store::Repo::open(repo), repo)?;
+            let r = crate::context::with_open_context(hero_store::Repo::open(repo), repo)?;
             Ok(r.default_branch()?)
         }
     }
-}
-
-/// The credentials of a WebDAV share of the repository at `repo` (`heroctl serve dav` and the
-/// daemon's share), and how to tell a user where they are (never the token itself):
-/// `HERO_DAV_TOKEN`, else `HERO_DAV_BASIC` (USER:PASSWORD), else the token in `token_file`
-/// (default `<repo>.dav-token`, created on first use, mode 0600; ADR 0022).
-pub(crate) fn share_auth(
-    repo: &Path,
-    token_file: Option<&Path>,
-) -> Result<(hero_dav::Auth, String)> {
-    if let Some(t) = std::env::var_os("HERO_DAV_TOKEN") {
-        let t = t.into_string().map_err(|_| {
-            crate::error::tagged(crate::error::Kind::Usage, "HERO_DAV_TOKEN is not UTF-8")
-        })?;
-        if t.trim().is_empty() {
-            return Err(crate::error::tagged(
-                crate::error::Kind::Usage,
-                "HERO_DAV_TOKEN is empty",
-            ));
-        }
-        return Ok((
-            hero_dav::Auth::Token(t.trim().to_owned()),
-            "clients authenticate with the token in $HERO_DAV_TOKEN (any user name)".to_owned(),
-        ));
-    }
-    if let Some(b) = std::env::var_os("HERO_DAV_BASIC") {
-        let b = b.to_string_lossy().into_owned();
-        let (user, password) = b.split_once(':').ok_or_else(|| {
-            crate::error::tagged(
-                crate::error::Kind::Usage,
-                "HERO_DAV_BASIC takes USER:PASSWORD",
-            )
-        })?;
-        return Ok((
-            hero_dav::Auth::Basic {
-                user: user.to_owned(),
-                password: password.to_owned(),
-            },
-            format!("clients authenticate as {user} with the password in $HERO_DAV_BASIC"),
-        ));
-    }
-    let path = token_file.map_or_else(|| hero_dav::token_path(repo), Path::to_path_buf);
-    let token = hero_dav::load_or_create_token(&path)?;
-    Ok((
-        hero_dav::Auth::Token(token),
-        format!(
-            "clients authenticate with any user name and the token in {} as the password",
-            path.display()
-        ),
-    ))
 }
 
 /// How often a mount or share run on its own reads this node's role again (whether it may
@@ -120,7 +70,7 @@ fn serve_dav(repo: &Path, a: DavArgs) -> Result<()> {
     cfg.branch = default_branch(repo, a.branch)?;
     cfg.commit_window = Duration::from_millis(a.commit_window_ms);
     cfg.trusted_network = a.trusted_network;
-    cfg.author = crate::commands::author_for(repo)?;
+    cfg.author = crate::context::author_for(repo)?;
     cfg.config_writable = crate::authority::config_switch(repo, CONFIG_SWITCH_EVERY)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -139,22 +89,6 @@ fn serve_dav(repo: &Path, a: DavArgs) -> Result<()> {
             .await
             .context("serving WebDAV")
     })
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = ctrl_c.await;
-        }
-    }
 }
 
 /// Arguments of `mount`.
@@ -191,7 +125,7 @@ pub fn mount(repo: &Path, a: MountArgs) -> Result<()> {
         anyhow::bail!("{hint}");
     }
     if !repo.exists() {
-        crate::commands::create_repo(repo)?;
+        crate::context::create_repo(repo)?;
         outln!("created the store {}", repo.display())?;
     }
     std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
@@ -203,7 +137,7 @@ pub fn mount(repo: &Path, a: MountArgs) -> Result<()> {
     opts.allow_other = a.allow_other;
     opts.single_user = a.single_user;
     opts.max_commit_delay = Duration::from_millis(a.max_delay_ms);
-    opts.author = crate::commands::author_for(repo)?;
+    opts.author = crate::context::author_for(repo)?;
     opts.config_writable = crate::authority::config_switch(repo, CONFIG_SWITCH_EVERY)?;
     let handle = hero_fuse::mount(opts)
         .with_context(|| format!("mounting {} at {}", repo.display(), a.dir.display()))?;

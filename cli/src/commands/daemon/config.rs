@@ -9,7 +9,7 @@ use hero_store::{ObjectId, Repo, RepoPath};
 use hero_sync::Ticket;
 use serde::Deserialize;
 
-use crate::daemon::watch::WatchSpec;
+use crate::commands::daemon::watch::WatchSpec;
 
 /// Where the configuration lives in the repository.
 pub const CONFIG_PATH: &str = ".hero/daemon.toml";
@@ -402,7 +402,7 @@ pub fn parse(text: &str, file: &str, me: &NodeNames) -> Result<Config, ConfigErr
             (&g.grace, &mut cfg.gc.grace, "gc.grace"),
         ] {
             if let Some(v) = raw {
-                let secs = crate::commands::parse_grace(v.get_ref())
+                let secs = crate::context::parse_grace(v.get_ref())
                     .map_err(|m| err_at(Some(v.span()), format!("{key}: {m}")))?;
                 *slot = Duration::from_secs(secs);
             }
@@ -427,7 +427,7 @@ pub fn parse(text: &str, file: &str, me: &NodeNames) -> Result<Config, ConfigErr
     for w in watch_raw {
         let span = w.span();
         let spec = w.into_inner();
-        crate::daemon::watch::validate(&spec).map_err(|m| err_at(Some(span), m))?;
+        crate::commands::daemon::watch::validate(&spec).map_err(|m| err_at(Some(span), m))?;
         cfg.watch.push(spec);
     }
     for p in peers_raw {
@@ -530,8 +530,8 @@ impl Default for HooksLocal {
 impl HooksLocal {
     /// The policy in force; an unknown account turns hooks off (never runs them as someone
     /// else than the file says).
-    pub fn policy(&self) -> crate::daemon::watch::HookPolicy {
-        use crate::daemon::watch::{Account, HookPolicy};
+    pub fn policy(&self) -> crate::commands::daemon::watch::HookPolicy {
+        use crate::commands::daemon::watch::{Account, HookPolicy};
         let mut p = HookPolicy {
             disabled: !self.enabled,
             account: None,

@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod control;
+mod ctx;
 mod gc;
 mod peers;
 mod status;
@@ -30,9 +31,10 @@ use tokio::sync::watch as signal;
 use crate::error::{Kind, tagged, tagged_hint};
 use crate::output::{outln, print_json};
 use config::{Config, ConfigError, NodeNames};
+use ctx::{Ctx, Status, unix_now};
 use gc::gc_loop;
 use peers::{Worker, futures_join, note_known, peers_of, reconcile_workers};
-use status::{Status, print_status, status_json, unix_now, watch_statuses};
+use status::{print_status, status_json, watch_statuses};
 
 /// How long saves are gathered before peers are told (a burst becomes one sync).
 const BATCH_WINDOW: Duration = Duration::from_millis(30);
@@ -42,11 +44,6 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// The longest readiness waits for the first catch-up with unreachable peers.
 const FIRST_ROUND_MAX: Duration = Duration::from_secs(5);
-
-/// How long after a local change a worker waits for its peer to say (by announcing it) that
-/// it pulled the change, before it pushes the change itself: announcements make peers pull,
-/// so a push is needed only when one went unheard.
-const CONFIRM_WAIT: Duration = Duration::from_secs(1);
 
 /// Arguments of `daemon`.
 #[derive(Args, Debug)]
@@ -63,7 +60,7 @@ pub struct DaemonArgs {
     pub listen: Option<SocketAddr>,
     /// Networking.
     #[command(flatten)]
-    pub net: crate::sync::NetArgs,
+    pub net: crate::context::NetArgs,
 }
 
 /// `daemon` subcommands.
@@ -122,7 +119,7 @@ pub fn config_command(repo_path: &Path, json: bool, cmd: ConfigCommand) -> Resul
             std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
         ),
         None => {
-            let repo = crate::commands::with_open_context(Repo::open(repo_path), repo_path)?;
+            let repo = crate::context::with_open_context(Repo::open(repo_path), repo_path)?;
             let branch = repo.default_branch()?;
             match config::read_from_repo(&repo, &branch)? {
                 Some((_, b)) => (format!("{branch}:{}", config::CONFIG_PATH), b),
@@ -149,41 +146,6 @@ pub fn config_command(repo_path: &Path, json: bool, cmd: ConfigCommand) -> Resul
     }
 }
 
-/// What every task shares.
-struct Ctx {
-    repo: Arc<Repo>,
-    path: PathBuf,
-    /// Connections to peers, dialled from the sync endpoint.
-    pool: hero_sync::Pool,
-    me: EndpointId,
-    branch: String,
-    status: Mutex<Status>,
-    /// Catch-up interval in force.
-    catch_up: Mutex<Duration>,
-    /// Whether this node may change `.hero/` (an owner): the mount and the share refuse
-    /// such changes while it is off; read again whenever the repository changes.
-    config_writable: Arc<std::sync::atomic::AtomicBool>,
-    /// Watch hooks in force.
-    watch: Mutex<Vec<watch::WatchSpec>>,
-    /// Where hooks run.
-    hook_env: Mutex<watch::HookEnv>,
-    /// The garbage collection schedule in force; the collector is told when it changes.
-    gc: signal::Sender<config::GcSection>,
-    /// Each peer's branch heads as far as this node knows: what it announced, advertised in a
-    /// session or took in a push.
-    known: Mutex<HashMap<EndpointId, HashMap<String, ObjectId>>>,
-}
-
-impl Ctx {
-    fn status(&self) -> std::sync::MutexGuard<'_, Status> {
-        // A poisoned lock still holds usable status.
-        self.status.lock().unwrap_or_else(|p| p.into_inner())
-    }
-    fn catch_up(&self) -> Duration {
-        *self.catch_up.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
 /// A running share.
 struct Share {
     addr: SocketAddr,
@@ -201,10 +163,10 @@ pub fn run(repo_path: &Path, json: bool, a: DaemonArgs) -> Result<()> {
         ));
     }
     if !repo_path.exists() {
-        crate::commands::create_repo(repo_path)?;
+        crate::context::create_repo(repo_path)?;
         outln!("created the store {}", repo_path.display())?;
     }
-    let repo = Arc::new(crate::commands::with_open_context(
+    let repo = Arc::new(crate::context::with_open_context(
         Repo::open_with_budget(repo_path, hero_store::MemoryBudget::RESIDENT),
         repo_path,
     )?);
@@ -234,7 +196,7 @@ fn init_config(repo: &Repo, path: &Path) -> Result<()> {
         EntryKind::File,
         config::DEFAULT_TEXT.as_bytes(),
     )?;
-    let meta = crate::commands::author_for(path)?.commit_meta("daemon: default configuration\n");
+    let meta = crate::context::author_for(path)?.commit_meta("daemon: default configuration\n");
     let done = cs.commit(meta, Expect::Latest)?;
     outln!(
         "wrote {branch}:{} ({})",
@@ -716,14 +678,14 @@ fn start_mount(ctx: &Ctx, dir: &Path, cfg: &Config) -> Result<hero_fuse::MountHa
     opts.read_only = cfg.mount.read_only;
     opts.idle_commit = Duration::from_millis(cfg.mount.idle_commit_ms);
     opts.poll_interval = Duration::from_millis(50);
-    opts.author = crate::commands::author().with_peer(ctx.me.to_string());
+    opts.author = crate::context::author().with_peer(ctx.me.to_string());
     hero_fuse::mount_repo(ctx.repo.clone(), opts)
         .with_context(|| format!("mounting {} at {}", ctx.path.display(), dir.display()))
 }
 
 /// Starts the share; a failure (the address taken) is reported in the status, not fatal.
 async fn start_share(ctx: &Ctx, addr: SocketAddr) -> Option<Share> {
-    let (auth, from) = match crate::serve::share_auth(&ctx.path, None) {
+    let (auth, from) = match crate::context::share_auth(&ctx.path, None) {
         Ok(x) => x,
         Err(e) => {
             tracing::error!("WebDAV share on {addr}: {e:#}");
@@ -737,7 +699,7 @@ async fn start_share(ctx: &Ctx, addr: SocketAddr) -> Option<Share> {
     dc.config_writable = ctx.config_writable.clone();
     dc.addr = addr;
     dc.branch = ctx.branch.clone();
-    dc.author = crate::commands::author().with_peer(ctx.me.to_string());
+    dc.author = crate::context::author().with_peer(ctx.me.to_string());
     match hero_dav::bind_repo(ctx.repo.clone(), dc).await {
         Ok(server) => {
             let addr = server.local_addr();

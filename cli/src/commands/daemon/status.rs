@@ -1,16 +1,12 @@
 //! What `heroctl daemon status` reports: the state the daemon's tasks update, and its JSON and
 //! text forms.
 
-use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use anyhow::Result;
 use hero_store::{ObjectId, Repo};
-use serde::Serialize;
 use serde_json::json;
 
-use super::config::ConfigError;
-use super::{Ctx, watch};
+use super::ctx::{Ctx, unix_now};
+use super::watch;
 use crate::output::outln;
 
 pub(super) fn print_status(v: &serde_json::Value) -> Result<()> {
@@ -105,79 +101,6 @@ pub(super) fn print_status(v: &serde_json::Value) -> Result<()> {
         )?;
     }
     Ok(())
-}
-
-pub(super) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// What `heroctl daemon status` reports about a peer.
-#[derive(Debug, Clone, Serialize)]
-pub(super) struct PeerStatus {
-    pub(super) id: String,
-    pub(super) source: String,
-    pub(super) ticket: String,
-    pub(super) connected: bool,
-    pub(super) last_sync: Option<u64>,
-    pub(super) last_error: Option<String>,
-    pub(super) syncs: u64,
-}
-
-/// The configuration in force and the last refusal.
-#[derive(Debug, Clone, Serialize, Default)]
-pub(super) struct ConfigStatus {
-    /// The blob id of the file in force (`None`: defaults, no file).
-    pub(super) revision: Option<String>,
-    /// `repository` or `default`.
-    pub(super) source: String,
-    pub(super) error: Option<ConfigError>,
-    pub(super) restart_needed: Vec<String>,
-    pub(super) applied: u64,
-}
-
-/// Everything the status answer needs that the loops update.
-#[derive(Debug, Default)]
-pub(super) struct Status {
-    pub(super) peers: BTreeMap<String, PeerStatus>,
-    pub(super) config: ConfigStatus,
-    pub(super) mount: Option<String>,
-    pub(super) share: Option<String>,
-    pub(super) share_error: Option<String>,
-    /// The default branch's head that some peer is known to have.
-    pub(super) confirmed: Option<ObjectId>,
-    /// The watch hooks, in the order of the configuration.
-    pub(super) watches: Vec<watch::WatchStatus>,
-    /// The scheduled garbage collection.
-    pub(super) gc: GcStatus,
-}
-
-/// What `heroctl daemon status` reports about the scheduled garbage collection.
-#[derive(Debug, Clone, Serialize, Default)]
-pub(super) struct GcStatus {
-    pub(super) enabled: bool,
-    pub(super) interval_secs: u64,
-    pub(super) grace_secs: u64,
-    /// A collection is running now.
-    pub(super) running: bool,
-    /// When the next one starts (Unix seconds), when enabled.
-    pub(super) next_run: Option<u64>,
-    /// Collections finished (with or without an error).
-    pub(super) runs: u64,
-    /// When the last one ended (Unix seconds).
-    pub(super) last_run: Option<u64>,
-    pub(super) last_duration_ms: Option<u64>,
-    /// What the last one that succeeded found and did.
-    pub(super) last_removed: Option<u64>,
-    pub(super) last_removed_bytes: Option<u64>,
-    pub(super) last_listed: Option<u64>,
-    pub(super) last_reachable: Option<u64>,
-    pub(super) last_file_bytes_before: Option<u64>,
-    pub(super) last_file_bytes_after: Option<u64>,
-    /// Why the last one failed (cleared by one that succeeds).
-    pub(super) last_error: Option<String>,
 }
 
 pub(super) fn watch_statuses(specs: &[watch::WatchSpec]) -> Vec<watch::WatchStatus> {

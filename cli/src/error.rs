@@ -276,6 +276,14 @@ fn store(e: &hero_store::Error) -> Found {
             kind(Kind::Refused)
         }
         E::FileTooLarge => kind(Kind::Refused),
+        E::ReservedBranch(_) => Some((
+            Kind::Refused,
+            Some(
+                "hero/ branches are hero's own: change the membership with `heroctl member`; \
+                 reading them (log, ls, cat, mount --read-only) is allowed"
+                    .to_owned(),
+            ),
+        )),
         E::Refused { .. } => kind(Kind::Network),
         // The io::Error below decides.
         E::Io { .. } => None,

@@ -372,6 +372,14 @@ fn import(e: &hero_importers::ImportError) -> Found {
             kind(Kind::Corrupt)
         }
         E::UnsupportedHash { .. } | E::Shallow { .. } => kind(Kind::Refused),
+        E::UnsafePath { .. } => Some((
+            Kind::Refused,
+            Some(
+                "git itself refuses such a path; `heroctl import git --skip-unsafe-paths` \
+                 imports the history without it (and lists what it dropped)"
+                    .to_owned(),
+            ),
+        )),
         E::Store(s) => store(s),
         _ => kind(Kind::Internal),
     }

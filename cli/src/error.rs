@@ -62,7 +62,7 @@ Exit codes:
   3  not found: no repository, unknown revision, branch, path or remote
   4  refused: a ref moved or exists, a peer refused (not a member, a reader pushing, a path
      outside a writer's scopes, an unsigned commit, an invitation used, expired or forged),
-     a reserved hero/ branch, read-only
+     a reserved hero/ branch, read-only, a git history holding a path git refuses (.git, ..)
   5  corrupt: a corrupt object or repository, a file that is not a repository
      (also `verify` when it finds corrupt or missing objects)
   6  network: a peer unreachable, a connection lost or timed out, a protocol error

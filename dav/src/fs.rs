@@ -291,8 +291,12 @@ impl StoreFs {
         }
     }
 
-    /// The entry at `path` (the root is a directory entry of the root tree).
+    /// The entry at `path` (the root is a directory entry of the root tree). A path through a
+    /// `.git` or an alias of it ([`hero_store::is_git_unsafe`]) is not served: not found.
     fn entry(&self, rev: &Rev, path: &RepoPath) -> FsResult<TreeEntry> {
+        if path.names().iter().any(|n| hero_store::is_git_unsafe(n)) {
+            return Err(FsError::NotFound);
+        }
         let Some(root) = rev.root else {
             if path.is_root() {
                 return Ok(TreeEntry {
@@ -574,8 +578,11 @@ impl DavFileSystem for StoreFs {
                     Default::default()
                 };
                 for child in &tree.entries {
+                    // A `.git` a tree holds (from a peer, or from before the store refused
+                    // them) is neither listed nor served (see `entry`).
                     if child.kind == EntryKind::Gitlink
                         || (rev.head && dir.is_root() && child.name == SNAPSHOTS)
+                        || hero_store::is_git_unsafe(&child.name)
                     {
                         continue;
                     }

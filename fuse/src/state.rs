@@ -743,7 +743,12 @@ impl State {
         };
         let mut map = BTreeMap::new();
         let time = self.default_time;
-        for e in entries {
+        // A `.git` (or an alias of it) a tree holds (from a peer, or written before the store
+        // refused them) is not shown: a git run in the mount would take it for its own.
+        for e in entries
+            .into_iter()
+            .filter(|e| !hero_store::is_git_unsafe(&e.name))
+        {
             let child = self.alloc();
             let name = e.name.clone();
             self.nodes.insert(child, Node::from_entry(ino, e, ro, time));

@@ -291,13 +291,29 @@ fn hash_all(
     results.into_iter().map(|r| r.transpose()).collect()
 }
 
-/// Flattened files of a tree: path to (kind, id, size).
+/// Flattened files of a tree: path to (kind, id, size). Entries named `.git` (or an alias of it)
+/// are left out with what they hold: a directory never has them (checkout does not write
+/// them, the walk does not read them).
 fn flatten(view: &View, tree: ObjectId) -> Result<BTreeMap<RepoPath, TreeEntry>> {
+    Ok(flatten_keeping(view, tree)?.0)
+}
+
+/// [`flatten`], and the `.git` entries it leaves out, each with its directory.
+#[allow(clippy::type_complexity)]
+fn flatten_keeping(
+    view: &View,
+    tree: ObjectId,
+) -> Result<(BTreeMap<RepoPath, TreeEntry>, Vec<(RepoPath, TreeEntry)>)> {
     let mut out = BTreeMap::new();
+    let mut kept = Vec::new();
     let mut stack = vec![(RepoPath::root(), tree)];
     while let Some((at, id)) = stack.pop() {
         let t = view.tree(&id)?;
         for e in t.entries {
+            if crate::path::is_git_unsafe(&e.name) {
+                kept.push((at.clone(), e));
+                continue;
+            }
             let p = at.join(&e.name)?;
             if e.kind == EntryKind::Dir {
                 stack.push((p.clone(), e.id));
@@ -305,7 +321,7 @@ fn flatten(view: &View, tree: ObjectId) -> Result<BTreeMap<RepoPath, TreeEntry>>
             out.insert(p, e);
         }
     }
-    Ok(out)
+    Ok((out, kept))
 }
 
 impl Repo {
@@ -364,9 +380,11 @@ impl Repo {
             Some(h) => Some(view.commit(&h)?.tree),
             None => None,
         };
-        let old = match base_tree {
-            Some(t) => flatten(&view, t)?,
-            None => BTreeMap::new(),
+        // The `.git` entries of the base are not in the directory (never written there, never
+        // read from it): they stay as they are, in the directories that still exist.
+        let (old, kept) = match base_tree {
+            Some(t) => flatten_keeping(&view, t)?,
+            None => (BTreeMap::new(), Vec::new()),
         };
         let dir = fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
         let skip = self.own_files();
@@ -418,6 +436,11 @@ impl Repo {
                 size,
                 meta: f.meta,
             });
+        }
+        for (parent, e) in kept {
+            if let Some(entries) = dirs.get_mut(&parent) {
+                entries.push(e);
+            }
         }
         // Build trees deepest first.
         let mut paths: Vec<RepoPath> = dirs.keys().cloned().collect();

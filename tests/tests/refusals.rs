@@ -121,6 +121,13 @@ fn tree_of(dir: &Path) -> Vec<String> {
     out
 }
 
+/// What a mount at `dir` shows outside `.snapshots/`.
+fn mount_tree(dir: &Path) -> Vec<String> {
+    let mut t = tree_of(dir);
+    t.retain(|p| !p.starts_with(".snapshots"));
+    t
+}
+
 /// Fails when any name under `dir` is `.git` or an alias of it.
 fn assert_no_git_dir(dir: &Path) {
     for p in tree_of(dir) {
@@ -405,12 +412,18 @@ mod unsafe_paths {
         let out = work.join("out");
         let c = json(&repo, &["checkout", "v1", out.to_str().unwrap()]);
         assert_eq!(c["skipped_unsafe"], serde_json::json!([]), "{c}");
-        assert_eq!(tree_of(&work), ["out", "out/.gitignore", "out/ok.txt"]);
+        assert_eq!(
+            tree_of(&work),
+            ["out", "out/.gitignore", "out/.herocheckout", "out/ok.txt"]
+        );
         assert!(!tmp.path().join("x").exists());
 
         // So does a mount; and it makes none.
         let m = Mount::start(&repo, &tmp.path().join("mnt"), &[]);
-        assert_eq!(tree_of(&m.dir), [".gitignore", "new.txt", "ok.txt"]);
+        assert_eq!(mount_tree(&m.dir), ["new.txt", "ok.txt"]);
+        // History too (`.snapshots/` shows the bad commit without them).
+        assert!(m.p(".snapshots/v1/ok.txt").exists());
+        assert_no_git_dir(&m.dir);
         for name in [".git", ".GIT", "sub/.Git"] {
             if name.starts_with("sub/") {
                 std::fs::create_dir_all(m.p("sub")).unwrap();
@@ -521,9 +534,11 @@ mod unsafe_paths {
 
         let m = Mount::start(&repo, &tmp.path().join("mnt"), &["--branch", "planted"]);
         assert_eq!(
-            tree_of(&m.dir),
+            mount_tree(&m.dir),
             [".github", ".github/ci.yml", "sub", "sub/ok.txt"]
         );
+        assert!(m.p(".snapshots/planted/sub/ok.txt").exists());
+        assert_no_git_dir(&m.dir);
         let e = std::fs::metadata(m.p(".git")).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{e}");
         let e = std::fs::create_dir(m.p(".git")).unwrap_err();
@@ -630,17 +645,21 @@ mod reserved {
 
         // Reading: log, ls, cat, a checkout (whose `commit DIR` is refused), a read-only
         // mount (whose writes are refused).
-        let ls = ok(&repo, &["ls", "-r", "hero/membership"]);
+        let ls = json(&repo, &["ls", "-r", "hero/membership"]);
         let change = ls
-            .lines()
-            .find_map(|l| {
-                l.split_whitespace()
-                    .last()
-                    .filter(|p| p.starts_with("changes/"))
-            })
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == "file")
+            .and_then(|e| e["path"].as_str())
             .unwrap_or_else(|| panic!("{ls}"))
             .to_owned();
-        assert!(!ok(&repo, &["cat", &format!("hero/membership:{change}")]).is_empty());
+        let cat = run(&repo, &["cat", &format!("hero/membership:{change}")]);
+        assert!(
+            cat.status.success() && !cat.stdout.is_empty(),
+            "{}",
+            stderr(&cat)
+        );
         let copy = tmp.path().join("copy");
         ok(
             &repo,

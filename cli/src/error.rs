@@ -62,7 +62,7 @@ Exit codes:
   3  not found: no repository, unknown revision, branch, path or remote
   4  refused: a ref moved or exists, a peer refused (not a member, a reader pushing, a path
      outside a writer's scopes, an unsigned commit, an invitation used, expired or forged),
-     a reserved hero/ branch, read-only
+     a reserved hero/ branch, read-only, a git history holding a path git refuses (.git, ..)
   5  corrupt: a corrupt object or repository, a file that is not a repository, an empty or
      corrupt key or token file (also `verify` when it finds corrupt or missing objects)
   6  network: a peer unreachable, a connection lost or timed out, a protocol error
@@ -276,6 +276,14 @@ fn store(e: &hero_store::Error) -> Found {
             kind(Kind::Refused)
         }
         E::FileTooLarge => kind(Kind::Refused),
+        E::ReservedBranch(_) => Some((
+            Kind::Refused,
+            Some(
+                "hero/ branches are hero's own: change the membership with `heroctl member`; \
+                 reading them (log, ls, cat, mount --read-only) is allowed"
+                    .to_owned(),
+            ),
+        )),
         E::Refused { .. } => kind(Kind::Network),
         // The io::Error below decides.
         E::Io { .. } => None,
@@ -389,6 +397,14 @@ fn import(e: &hero_importers::ImportError) -> Found {
             kind(Kind::Corrupt)
         }
         E::UnsupportedHash { .. } | E::Shallow { .. } => kind(Kind::Refused),
+        E::UnsafePath { .. } => Some((
+            Kind::Refused,
+            Some(
+                "git itself refuses such a path; `heroctl import git --skip-unsafe-paths` \
+                 imports the history without it (and lists what it dropped)"
+                    .to_owned(),
+            ),
+        )),
         E::Store(s) => store(s),
         _ => kind(Kind::Internal),
     }

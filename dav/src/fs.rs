@@ -291,8 +291,12 @@ impl StoreFs {
         }
     }
 
-    /// The entry at `path` (the root is a directory entry of the root tree).
+    /// The entry at `path` (the root is a directory entry of the root tree). A path through a
+    /// `.git` or an alias of it ([`hero_store::is_git_unsafe`]) is not served: not found.
     fn entry(&self, rev: &Rev, path: &RepoPath) -> FsResult<TreeEntry> {
+        if path.names().iter().any(|n| hero_store::is_git_unsafe(n)) {
+            return Err(FsError::NotFound);
+        }
         let Some(root) = rev.root else {
             if path.is_root() {
                 return Ok(TreeEntry {
@@ -390,6 +394,17 @@ impl StoreFs {
         }
     }
 
+    /// A path on the branch that a request writes (PUT, MKCOL, the destination of MOVE and
+    /// COPY): 403 when one of its names is `.git` or an alias of it
+    /// ([`hero_store::is_git_unsafe`]), which no tree the share writes may hold.
+    fn written_path(p: &DavPath) -> FsResult<RepoPath> {
+        let path = Self::head_path(p)?;
+        if path.names().iter().any(|n| hero_store::is_git_unsafe(n)) {
+            return Err(FsError::Forbidden);
+        }
+        Ok(path)
+    }
+
     async fn submit(&self, op: Op) -> FsResult<Done> {
         self.s.writer.submit(op).await.map_err(|e| fs_err(&e))
     }
@@ -466,7 +481,7 @@ impl DavFileSystem for StoreFs {
         async move {
             let loc = parse_loc(path)?;
             if options.write {
-                let path = Self::head_path(path)?;
+                let path = Self::written_path(path)?;
                 let rev = self.head()?;
                 let existing = match self.entry(&rev, &path) {
                     Ok(e) => Some(e),
@@ -563,8 +578,11 @@ impl DavFileSystem for StoreFs {
                     Default::default()
                 };
                 for child in &tree.entries {
+                    // A `.git` a tree holds (from a peer, or from before the store refused
+                    // them) is neither listed nor served (see `entry`).
                     if child.kind == EntryKind::Gitlink
                         || (rev.head && dir.is_root() && child.name == SNAPSHOTS)
+                        || hero_store::is_git_unsafe(&child.name)
                     {
                         continue;
                     }
@@ -594,7 +612,7 @@ impl DavFileSystem for StoreFs {
         async move {
             let p = match parse_loc(path)? {
                 Loc::Head(p) if p.is_root() => return Err(FsError::Exists),
-                Loc::Head(p) => p,
+                Loc::Head(_) => Self::written_path(path)?,
                 Loc::SnapRoot => return Err(FsError::Exists),
                 Loc::Snap(_) => return Err(FsError::Forbidden),
             };
@@ -622,7 +640,7 @@ impl DavFileSystem for StoreFs {
     fn rename<'a>(&'a self, from: &'a DavPath, to: &'a DavPath) -> FsFuture<'a, ()> {
         async move {
             let a = Self::head_path(from)?;
-            let b = Self::head_path(to)?;
+            let b = Self::written_path(to)?;
             self.change(Op::Rename(a, b)).await
         }
         .boxed()
@@ -630,7 +648,7 @@ impl DavFileSystem for StoreFs {
 
     fn copy<'a>(&'a self, from: &'a DavPath, to: &'a DavPath) -> FsFuture<'a, ()> {
         async move {
-            let to = Self::head_path(to)?;
+            let to = Self::written_path(to)?;
             let loc = parse_loc(from)?;
             let (rev, src) = self.resolve(&loc)?;
             let e = self.entry(&rev, &src)?;

@@ -206,6 +206,12 @@ pub async fn bind(config: DavConfig) -> Result<Server, DavError> {
 /// the caller (a daemon that also mounts and syncs it); [`DavConfig::repo`] only places the
 /// default spill directory.
 pub async fn bind_repo(repo: Arc<hero_store::Repo>, config: DavConfig) -> Result<Server, DavError> {
+    // The share writes its branch: hero's own branches (the membership) are never shared.
+    if hero_store::is_reserved_branch(&config.branch) {
+        return Err(DavError::Store(hero_store::Error::ReservedBranch(
+            config.branch.clone(),
+        )));
+    }
     if !config.addr.ip().is_loopback() && !config.trusted_network {
         return Err(DavError::Insecure {
             addr: config.addr,

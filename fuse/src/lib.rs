@@ -295,6 +295,12 @@ pub fn mount(opts: MountOptions) -> Result<MountHandle, MountError> {
 /// and serves it); [`MountOptions::repo`] only names it in logs and places the spill
 /// directory. Returns once the mount is live.
 pub fn mount_repo(repo: Arc<Repo>, opts: MountOptions) -> Result<MountHandle, MountError> {
+    // hero's own branches (the membership) are mounted read-only or not at all.
+    if !opts.read_only && hero_store::is_reserved_branch(&opts.branch) {
+        return Err(MountError::Store(hero_store::Error::ReservedBranch(
+            opts.branch.clone(),
+        )));
+    }
     if let Some(hint) = stale_mount_hint(&opts.mountpoint) {
         return Err(MountError::StaleMount {
             mountpoint: opts.mountpoint.clone(),

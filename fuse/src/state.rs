@@ -431,12 +431,14 @@ pub(crate) fn io_errno(e: &io::Error) -> Errno {
     }
 }
 
-/// Checks a name given by the kernel for a new entry.
+/// Checks a name given by the kernel for a new entry: EINVAL for a name the store cannot hold
+/// and for `.git` and its aliases ([`hero_store::is_git_unsafe`]), which no tree the mount
+/// writes may hold (a checkout elsewhere would make it a git repository's own directory).
 pub(crate) fn check_name(name: &[u8]) -> R<()> {
     if name.len() > MAX_NAME {
         return Err(Errno::ENAMETOOLONG);
     }
-    hero_store::validate_name(name).map_err(|_| Errno::EINVAL)
+    hero_store::check_git_safe(name).map_err(|_| Errno::EINVAL)
 }
 
 /// Reads a spill file from the start, up to `len` bytes.
@@ -745,7 +747,12 @@ impl State {
         };
         let mut map = BTreeMap::new();
         let time = self.default_time;
-        for e in entries {
+        // A `.git` (or an alias of it) a tree holds (from a peer, or written before the store
+        // refused them) is not shown: a git run in the mount would take it for its own.
+        for e in entries
+            .into_iter()
+            .filter(|e| !hero_store::is_git_unsafe(&e.name))
+        {
             let child = self.alloc();
             let name = e.name.clone();
             self.nodes.insert(child, Node::from_entry(ino, e, ro, time));

@@ -52,6 +52,19 @@ pub enum ImportError {
         /// What is wrong.
         reason: String,
     },
+    /// A tree entry git itself refuses (`.git` or an alias of it, `.`, `..`, a name with `/`
+    /// or NUL): it could be written as a repository's own directory or outside the work tree.
+    #[error("unsafe path {path:?} in commit {commit} (reached from {refname}): {reason}")]
+    UnsafePath {
+        /// The path in the git tree (lossy if not UTF-8).
+        path: String,
+        /// The commit (or tag) whose tree holds it.
+        commit: GitId,
+        /// The ref being imported.
+        refname: String,
+        /// Why it is refused.
+        reason: String,
+    },
     /// Listing the refs failed.
     #[error("reading git refs: {0}")]
     Refs(String),

@@ -48,6 +48,11 @@ pub struct ImportOptions {
     pub force: bool,
     /// Import a ref that would be refused under this prefix instead (`None`: refuse it).
     pub rename_refused: Option<String>,
+    /// Drop tree entries git itself refuses (`.git` and its aliases, `.`, `..`, names with
+    /// `/` or NUL; [`hero_store::is_git_unsafe`]) instead of failing with
+    /// [`ImportError::UnsafePath`]. The commits that held one (and their descendants) then
+    /// get other git ids on export: see [`ImportReport::rewritten`].
+    pub skip_unsafe_paths: bool,
 }
 
 impl Default for ImportOptions {
@@ -61,6 +66,7 @@ impl Default for ImportOptions {
             progress: None,
             force: false,
             rename_refused: None,
+            skip_unsafe_paths: false,
         }
     }
 }
@@ -76,6 +82,7 @@ impl std::fmt::Debug for ImportOptions {
             .field("progress", &self.progress.is_some())
             .field("force", &self.force)
             .field("rename_refused", &self.rename_refused)
+            .field("skip_unsafe_paths", &self.skip_unsafe_paths)
             .finish()
     }
 }
@@ -119,6 +126,22 @@ pub struct ImportReport {
     /// The default branch this import recorded: the one git's HEAD names, when the store had
     /// none recorded or no branch at all.
     pub default_branch: Option<String>,
+    /// Tree entries dropped by [`ImportOptions::skip_unsafe_paths`], each path once with the
+    /// first commit it was found in, sorted by path.
+    pub dropped: Vec<DroppedPath>,
+    /// Commits and tags imported without their git id: they held a dropped path, or descend
+    /// from (or point at) one that did. An export writes them with new git ids (it is not
+    /// lossless for them); every other object keeps its id.
+    pub rewritten: u64,
+}
+
+/// A path git refuses that an import dropped ([`ImportOptions::skip_unsafe_paths`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedPath {
+    /// The path in the git tree (lossy if not UTF-8).
+    pub path: String,
+    /// The first commit (or tag) whose tree held it.
+    pub commit: GitId,
 }
 
 /// A ref an import did not move: here it holds commits the import does not contain.
@@ -168,6 +191,12 @@ struct Importer<'a> {
     /// of reading the parent commit from git again.
     commit_trees: HashMap<GitId, GitId>,
     refname: String,
+    /// The commit (or tag) being converted, for the paths it drops or refuses.
+    current: GitId,
+    /// Git trees, commits and tags of this run imported without a dropped entry's git id.
+    altered: HashSet<GitId>,
+    /// Dropped paths: path → first commit.
+    dropped: std::collections::BTreeMap<String, GitId>,
     report: ImportReport,
     done: u64,
     total: Option<u64>,
@@ -201,6 +230,9 @@ pub fn import_git(
             .collect(),
         commit_trees: HashMap::new(),
         refname: String::new(),
+        current: GitId([0; 20]),
+        altered: HashSet::new(),
+        dropped: std::collections::BTreeMap::new(),
         report: ImportReport::default(),
         done: 0,
         total: None,
@@ -280,6 +312,10 @@ pub fn import_git(
         imp.pending.refs.push((hero_ref, value));
     }
     imp.flush()?;
+    imp.report.dropped = std::mem::take(&mut imp.dropped)
+        .into_iter()
+        .map(|(path, commit)| DroppedPath { path, commit })
+        .collect();
     // An imported project whose trunk is `master` (or anything) works with plain commands.
     if let (true, Some(h)) = (adopt_head, head) {
         let name = format!("{}{h}", opts.branch_prefix);
@@ -339,12 +375,19 @@ impl Importer<'_> {
     /// ways; trees and blobs only in memory unless `persist` (export needs them below a tree
     /// or commit kept raw), since later imports find them through the parent commit.
     fn record(&mut self, git: GitId, m: Mapped, raw: Option<Vec<u8>>, persist: bool) {
-        let both_ways = matches!(m.kind, MappedKind::Commit | MappedKind::Tag);
+        // An altered commit or tag has no git id to give back on export: only git → store,
+        // so a later import finds it.
+        let both_ways =
+            matches!(m.kind, MappedKind::Commit | MappedKind::Tag) && !self.altered.contains(&git);
         if both_ways || persist {
             self.pending.xrefs.push((g2s_key(&git), m.encode()));
         }
         if both_ways {
             self.pending.xrefs.push((s2g_key(&m.id), git.0.to_vec()));
+        } else if matches!(m.kind, MappedKind::Commit | MappedKind::Tag) {
+            self.pending
+                .xrefs
+                .push((crate::mapping::altered_key(&m.id), git.0.to_vec()));
         }
         if let Some(raw) = raw {
             self.report.raw_kept += 1;
@@ -360,6 +403,30 @@ impl Importer<'_> {
             self.pending.xrefs.push((key, raw));
         }
         self.pending.map.insert(git, m);
+    }
+
+    /// Whether the git commit or tag `git`, imported as `sid`, was imported without its git
+    /// id (this run: [`Importer::altered`]; an earlier one: [`crate::mapping::ALTERED`]).
+    fn is_altered(&self, git: &GitId, sid: &ObjectId) -> Result<bool, ImportError> {
+        Ok(self.altered.contains(git)
+            || self.repo.xref(&crate::mapping::altered_key(sid))?.is_some())
+    }
+
+    /// An entry git refuses, at `path` in the tree of the current commit: dropped and listed
+    /// with [`ImportOptions::skip_unsafe_paths`], else the import fails naming it.
+    fn unsafe_entry(&mut self, path: &[u8], reason: String) -> Result<(), ImportError> {
+        let shown = String::from_utf8_lossy(path).into_owned();
+        if !self.opts.skip_unsafe_paths {
+            return Err(ImportError::UnsafePath {
+                path: shown,
+                commit: self.current,
+                refname: self.refname.clone(),
+                reason,
+            });
+        }
+        tracing::debug!(path = %shown, commit = %self.current, %reason, "unsafe path dropped");
+        self.dropped.entry(shown).or_insert(self.current);
+        Ok(())
     }
 
     fn commit_parents(&self, id: GitId) -> Result<Vec<GitId>, ImportError> {
@@ -500,12 +567,17 @@ impl Importer<'_> {
         let gc = gitfmt::parse_commit(&raw)
             .ok_or_else(|| self.corrupt(id, "not a well-formed commit"))?;
         let mut parents = Vec::with_capacity(gc.parents.len());
+        let mut altered = false;
         for p in &gc.parents {
             match self.lookup(p)? {
-                Some(m) if m.kind == MappedKind::Commit => parents.push(m.id),
+                Some(m) if m.kind == MappedKind::Commit => {
+                    altered = altered || self.is_altered(p, &m.id)?;
+                    parents.push(m.id);
+                }
                 _ => return Err(self.corrupt(*p, format!("parent of {id} was not imported"))),
             }
         }
+        self.current = id;
         let prev_tree = parents.first().and_then(|p| self.tree_of_commit(p));
         let prev_git = match gc.parents.first() {
             None => None,
@@ -519,12 +591,20 @@ impl Importer<'_> {
                 }
             },
         };
-        let tree = self.tree(gc.tree, prev_tree, prev_git)?;
+        let tree = self.tree(gc.tree, prev_tree, prev_git, b"")?;
         if self.commit_trees.len() >= RECENT_MAX {
             self.commit_trees.clear();
         }
         self.commit_trees.insert(id, gc.tree);
-        let canonical = tree.kind == MappedKind::Tree && gitfmt::write_commit(&gc) == raw;
+        altered = altered || self.altered.contains(&gc.tree);
+        if altered {
+            self.altered.insert(id);
+            self.report.rewritten += 1;
+        }
+        // An altered commit is exported from its store tree, as a commit made here would be:
+        // no raw bytes (they name the git tree it no longer has), no git id header.
+        let canonical =
+            altered || (tree.kind == MappedKind::Tree && gitfmt::write_commit(&gc) == raw);
         if !canonical && tree.kind == MappedKind::Tree {
             // Export rebuilds this commit from its raw bytes and finds the tree by git id.
             self.pending.xrefs.push((g2s_key(&gc.tree), tree.encode()));
@@ -595,6 +675,7 @@ impl Importer<'_> {
         id: GitId,
         prev: Option<ObjectId>,
         prev_git: Option<GitId>,
+        path: &[u8],
     ) -> Result<Mapped, ImportError> {
         if let Some(m) = self.lookup(&id)? {
             if !matches!(m.kind, MappedKind::Tree | MappedKind::RawTree) {
@@ -637,7 +718,27 @@ impl Importer<'_> {
         let mut store_entries = Vec::with_capacity(entries.len());
         let mut git_entries = Vec::with_capacity(entries.len());
         let mut reproducible = true;
+        // Entries dropped (or, below, trees that dropped some): the store tree is not this
+        // git tree any more.
+        let mut altered = false;
         for e in entries {
+            let mut at = path.to_vec();
+            if !at.is_empty() {
+                at.push(b'/');
+            }
+            at.extend_from_slice(&e.name);
+            let refused = match hero_store::validate_name(&e.name) {
+                Err(err) => Some(err.to_string()),
+                Ok(()) if hero_store::is_git_unsafe(&e.name) => {
+                    Some("git takes this name for its .git directory".to_owned())
+                }
+                Ok(()) => None,
+            };
+            if let Some(reason) = refused {
+                self.unsafe_entry(&at, reason)?;
+                altered = true;
+                continue;
+            }
             let kind = gitfmt::kind_of_mode(&e.mode).ok_or_else(|| {
                 self.corrupt(
                     id,
@@ -661,6 +762,7 @@ impl Importer<'_> {
                 && let Some(pe) = prev_entry.as_ref().filter(|p| p.kind == kind)
             {
                 // Same git object as in the parent: same store entry.
+                altered |= self.altered.contains(&e.id);
                 let child = if kind == EntryKind::Dir {
                     let raw_child = self.raw_trees.contains(&e.id);
                     reproducible &= !raw_child;
@@ -693,8 +795,9 @@ impl Importer<'_> {
             }
             let (sid, size) = match kind {
                 EntryKind::Dir => {
-                    let m = self.tree(e.id, prev_child, prev_git_child)?;
+                    let m = self.tree(e.id, prev_child, prev_git_child, &at)?;
                     reproducible &= m.kind == MappedKind::Tree;
+                    altered |= self.altered.contains(&e.id);
                     children.push((e.id, m));
                     (m.id, m.size)
                 }
@@ -727,7 +830,12 @@ impl Importer<'_> {
         };
         tree.check()
             .map_err(|e| self.corrupt(id, format!("the store cannot hold this tree: {e}")))?;
-        let canonical = reproducible && gitfmt::write_tree(&mut git_entries) == raw;
+        if altered {
+            self.altered.insert(id);
+        }
+        // An altered tree is exported from the store tree (never from git's raw bytes, which
+        // hold what was dropped).
+        let canonical = altered || (reproducible && gitfmt::write_tree(&mut git_entries) == raw);
         let sid = tree.id();
         let m = Mapped {
             kind: if canonical {
@@ -744,7 +852,7 @@ impl Importer<'_> {
             .insert(sid, self.pending.trees.len());
         self.pending.trees.push((tree, prev.filter(|p| *p != sid)));
         self.report.trees += 1;
-        if !canonical {
+        if !canonical && !altered {
             // Export writes this tree from its raw bytes and finds its entries by git id.
             for (g, cm) in children {
                 self.pending.xrefs.push((g2s_key(&g), cm.encode()));
@@ -765,9 +873,12 @@ impl Importer<'_> {
         let (target, target_kind) = match gt.target_type.as_slice() {
             b"commit" => (self.commit_closure(gt.target)?, TargetKind::Commit),
             b"tree" => {
-                let m = self.tree(gt.target, None, None)?;
+                self.current = id;
+                let m = self.tree(gt.target, None, None, b"")?;
                 reproducible = m.kind == MappedKind::Tree;
-                self.pending.xrefs.push((g2s_key(&gt.target), m.encode()));
+                if !self.altered.contains(&gt.target) {
+                    self.pending.xrefs.push((g2s_key(&gt.target), m.encode()));
+                }
                 (m.id, TargetKind::Tree)
             }
             b"blob" => {
@@ -783,7 +894,15 @@ impl Importer<'_> {
                 ));
             }
         };
-        let canonical = reproducible && gitfmt::write_tag(&gt) == raw;
+        let altered = match target_kind {
+            TargetKind::Commit | TargetKind::Tag => self.is_altered(&gt.target, &target)?,
+            _ => self.altered.contains(&gt.target),
+        };
+        if altered {
+            self.altered.insert(id);
+            self.report.rewritten += 1;
+        }
+        let canonical = altered || (reproducible && gitfmt::write_tag(&gt) == raw);
         let mut extra = gt.extra;
         if !canonical {
             extra.push((GIT_ID_HEADER.to_vec(), id.to_hex().into_bytes()));
@@ -843,6 +962,7 @@ impl Importer<'_> {
                     && c != *value
                     && !self.opts.force
                     && b.xref(&s2g_key(&c.id()))?.is_none()
+                    && b.xref(&crate::mapping::altered_key(&c.id()))?.is_none()
                 {
                     let reserved = |p: &str| {
                         renamed_ref(&name, p)

@@ -27,5 +27,7 @@ mod verify;
 pub use error::{ExportError, ImportError};
 pub use export::{ExportOptions, ExportReport, export_git};
 pub use gitfmt::GitId;
-pub use import::{ImportOptions, ImportProgress, ImportReport, RefusedRef, SkippedRef, import_git};
+pub use import::{
+    DroppedPath, ImportOptions, ImportProgress, ImportReport, RefusedRef, SkippedRef, import_git,
+};
 pub use verify::{Difference, VerifyOptions, VerifyReport, verify_import};

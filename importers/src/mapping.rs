@@ -16,6 +16,10 @@
 //!   store does not model never share a store object.
 //! - `git/t` + 20-byte git id → the raw bytes of a git tree that cannot be rebuilt from its
 //!   store tree (non-canonical itself or above such a tree).
+//! - `git/a` + 32-byte store id → the 20-byte git id of a commit or tag imported without its
+//!   git id (`--skip-unsafe-paths` dropped a path from it, from an ancestor or from its
+//!   target): it has no `git/s` entry (an export gives it a new id), but it is imported
+//!   history all the same (a later import may move a branch off it).
 
 use hero_store::{ObjectId, Repo};
 
@@ -31,6 +35,8 @@ pub const S2G: &[u8] = b"git/s";
 pub const RAW: &[u8] = b"git/r";
 /// Prefix of kept raw git trees, keyed by git id.
 pub const RAW_TREE: &[u8] = b"git/t";
+/// Prefix of commits and tags imported without their git id, keyed by store id.
+pub const ALTERED: &[u8] = b"git/a";
 
 fn key(prefix: &[u8], id: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(prefix.len() + id.len());
@@ -135,6 +141,11 @@ const S2G_ID_BYTES: usize = 8;
 /// The key of a store id's git id.
 pub fn s2g_key(id: &ObjectId) -> Vec<u8> {
     key(S2G, &id.0[..S2G_ID_BYTES])
+}
+
+/// The key of a commit or tag imported without its git id.
+pub fn altered_key(id: &ObjectId) -> Vec<u8> {
+    key(ALTERED, &id.0)
 }
 
 /// The key of a store object's raw git bytes.

@@ -388,8 +388,16 @@ impl std::fmt::Debug for ChangeSet<'_> {
 const PENDING_FLUSH: usize = 32 << 20;
 
 impl Repo {
-    /// Starts a change set on `branch` (which need not exist yet).
+    /// Starts a change set on `branch` (which need not exist yet). Refuses hero's reserved
+    /// branches ([`Error::ReservedBranch`]).
     pub fn change_set(&self, branch: &str) -> Result<ChangeSet<'_>> {
+        crate::refs::ordinary_branch_ref(branch)?;
+        self.change_set_reserved(branch)
+    }
+
+    /// [`Repo::change_set`] that also writes hero's reserved branches (`hero/...`): only for
+    /// the code that owns such a branch (hero-sync's membership).
+    pub fn change_set_reserved(&self, branch: &str) -> Result<ChangeSet<'_>> {
         let refname = branch_ref(branch)?;
         let view = self.view()?;
         let base = match view.get_ref(&refname)? {

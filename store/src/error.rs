@@ -82,6 +82,10 @@ pub enum Error {
         /// What it is now.
         found: Option<ObjectId>,
     },
+    /// A branch only the code that owns it writes (`hero/...`, [`crate::RESERVED_BRANCH_PREFIX`]):
+    /// the ordinary write APIs refuse to create, move or delete it.
+    #[error("branch {0} is reserved: only hero itself writes hero/ branches")]
+    ReservedBranch(String),
     /// A ref that exists already.
     #[error("{0} already exists")]
     RefExists(String),

@@ -67,7 +67,7 @@ pub use object::{
     Commit, EntryKind, EntryMeta, MODE_BITS, Owner, PEER_HEADER, Signature, Tag, TargetKind,
     Timestamp, Tree, TreeEntry,
 };
-pub use path::{NameError, RepoPath, validate_name};
+pub use path::{NameError, RepoPath, check_git_safe, is_git_unsafe, validate_name};
 pub use record::ObjType;
 pub use refs::{
     BRANCH_PREFIX, RESERVED_BRANCH_PREFIX, RefMove, TAG_PREFIX, branch_ref, check_ref_name,

@@ -9,12 +9,27 @@ pub const BRANCH_PREFIX: &str = "refs/heads/";
 /// Prefix of tag refs.
 pub const TAG_PREFIX: &str = "refs/tags/";
 /// The branch names hero keeps for itself (`hero/membership`): not history a user made, so
-/// never the default branch, never exported, never written by an import.
+/// never the default branch, never exported, never written by an import. The ordinary write
+/// APIs ([`crate::Repo::change_set`], [`crate::Repo::update_branch`],
+/// [`crate::Repo::force_branch`], [`crate::Repo::snapshot`], [`crate::Repo::set_default_branch`])
+/// refuse them with [`Error::ReservedBranch`]; the code that owns one (hero-sync's membership)
+/// writes it through the `*_reserved` variants. The low-level [`crate::Repo::cas_ref`] and
+/// `Batch::cas_ref` take any ref: their callers (importers, sync after its checks) decide.
 pub const RESERVED_BRANCH_PREFIX: &str = "hero/";
 
 /// Whether `branch` (a short name) is one of hero's own ([`RESERVED_BRANCH_PREFIX`]).
 pub fn is_reserved_branch(branch: &str) -> bool {
     branch.starts_with(RESERVED_BRANCH_PREFIX)
+}
+
+/// `refs/heads/NAME` for a write through the ordinary APIs: refuses hero's reserved branches
+/// ([`Error::ReservedBranch`]).
+pub(crate) fn ordinary_branch_ref(name: &str) -> Result<String> {
+    let refname = branch_ref(name)?;
+    if is_reserved_branch(name) {
+        return Err(Error::ReservedBranch(name.to_owned()));
+    }
+    Ok(refname)
 }
 
 /// Checks a branch or tag name (git's rules, roughly): not empty, no `..`, no control

@@ -591,8 +591,9 @@ impl Repo {
 
     /// Records the default branch. The branch need not exist yet (a new repository's first
     /// commit creates it).
+    /// Refuses hero's reserved branches ([`Error::ReservedBranch`]).
     pub fn set_default_branch(&self, branch: &str) -> Result<()> {
-        crate::refs::branch_ref(branch)?;
+        crate::refs::ordinary_branch_ref(branch)?;
         self.set_setting(DEFAULT_BRANCH_KEY, Some(branch.as_bytes()))
     }
 
@@ -603,7 +604,21 @@ impl Repo {
 
     /// Moves (or creates, or with `new == None` deletes) a branch if it still points at
     /// `expected`. Compare-and-swap: a branch that moved meanwhile is never overwritten.
+    /// Refuses hero's reserved branches ([`Error::ReservedBranch`]).
     pub fn update_branch(
+        &self,
+        branch: &str,
+        expected: Option<ObjectId>,
+        new: Option<ObjectId>,
+        reason: &str,
+    ) -> Result<()> {
+        crate::refs::ordinary_branch_ref(branch)?;
+        self.update_branch_reserved(branch, expected, new, reason)
+    }
+
+    /// [`Repo::update_branch`] that also moves hero's reserved branches (`hero/...`): only for
+    /// the code that owns such a branch (hero-sync's membership, after its checks).
+    pub fn update_branch_reserved(
         &self,
         branch: &str,
         expected: Option<ObjectId>,
@@ -625,7 +640,20 @@ impl Repo {
     }
 
     /// Moves a branch whatever it points at now (recorded in the reflog, so nothing is lost).
+    /// Refuses hero's reserved branches ([`Error::ReservedBranch`]).
     pub fn force_branch(&self, branch: &str, new: Option<ObjectId>, reason: &str) -> Result<()> {
+        crate::refs::ordinary_branch_ref(branch)?;
+        self.force_branch_reserved(branch, new, reason)
+    }
+
+    /// [`Repo::force_branch`] that also moves hero's reserved branches (`hero/...`): only for
+    /// the code that owns such a branch.
+    pub fn force_branch_reserved(
+        &self,
+        branch: &str,
+        new: Option<ObjectId>,
+        reason: &str,
+    ) -> Result<()> {
         let name = branch_ref(branch)?;
         if let Some(id) = new {
             self.expect_type(&id, ObjType::Commit, "commit")?;
@@ -677,7 +705,9 @@ impl Repo {
         })
     }
 
-    /// Sets any ref (`refs/...`) with compare-and-swap; for importers and sync.
+    /// Sets any ref (`refs/...`) with compare-and-swap; for importers and sync. It takes
+    /// reserved branches too: the caller decides (the importer never writes them, sync only
+    /// after its membership checks).
     pub fn cas_ref(
         &self,
         refname: &str,

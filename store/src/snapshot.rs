@@ -150,7 +150,8 @@ pub(crate) fn meta_of(m: &fs::Metadata) -> EntryMeta {
     }
 }
 
-/// Walks `dir` honouring `.heroignore` files; skips `skip` (the repository file itself).
+/// Walks `dir` honouring `.heroignore` files; skips `skip` (the repository file itself) and
+/// every `.git` ([`crate::is_git_unsafe`]) with what it holds.
 fn walk(dir: &Path, skip: &[PathBuf]) -> Result<Vec<Found>> {
     let mut out = Vec::new();
     let walker = ignore::WalkBuilder::new(dir)
@@ -159,6 +160,9 @@ fn walk(dir: &Path, skip: &[PathBuf]) -> Result<Vec<Found>> {
         .follow_links(false)
         .add_custom_ignore_filename(IGNORE_FILE)
         .sort_by_file_name(|a, b| a.cmp(b))
+        // A `.git` (or an alias of it) is left out with what it holds: a git work tree's own
+        // directory is not content, and no tree the store writes holds one.
+        .filter_entry(|e| e.depth() == 0 || !crate::path::is_git_unsafe(e.file_name().as_bytes()))
         .build();
     for item in walker {
         let entry = item.map_err(|e| Error::io(dir, std::io::Error::other(e.to_string())))?;
@@ -287,13 +291,29 @@ fn hash_all(
     results.into_iter().map(|r| r.transpose()).collect()
 }
 
-/// Flattened files of a tree: path to (kind, id, size).
+/// Flattened files of a tree: path to (kind, id, size). Entries named `.git` (or an alias of it)
+/// are left out with what they hold: a directory never has them (checkout does not write
+/// them, the walk does not read them).
 fn flatten(view: &View, tree: ObjectId) -> Result<BTreeMap<RepoPath, TreeEntry>> {
+    Ok(flatten_keeping(view, tree)?.0)
+}
+
+/// [`flatten`], and the `.git` entries it leaves out, each with its directory.
+#[allow(clippy::type_complexity)]
+fn flatten_keeping(
+    view: &View,
+    tree: ObjectId,
+) -> Result<(BTreeMap<RepoPath, TreeEntry>, Vec<(RepoPath, TreeEntry)>)> {
     let mut out = BTreeMap::new();
+    let mut kept = Vec::new();
     let mut stack = vec![(RepoPath::root(), tree)];
     while let Some((at, id)) = stack.pop() {
         let t = view.tree(&id)?;
         for e in t.entries {
+            if crate::path::is_git_unsafe(&e.name) {
+                kept.push((at.clone(), e));
+                continue;
+            }
             let p = at.join(&e.name)?;
             if e.kind == EntryKind::Dir {
                 stack.push((p.clone(), e.id));
@@ -301,13 +321,15 @@ fn flatten(view: &View, tree: ObjectId) -> Result<BTreeMap<RepoPath, TreeEntry>>
             out.insert(p, e);
         }
     }
-    Ok(out)
+    Ok((out, kept))
 }
 
 impl Repo {
-    /// Makes the branch's tree exactly the content of `dir` (honouring `.heroignore`), in one
+    /// Makes the branch's tree exactly the content of `dir` (honouring `.heroignore`, leaving
+    /// out `.git` directories and their aliases), in one
     /// commit on top of the branch head. Refuses with [`Error::RefMoved`] if the branch moved
-    /// while the directory was being read.
+    /// while the directory was being read. Refuses hero's reserved branches
+    /// ([`Error::ReservedBranch`]).
     pub fn snapshot(
         &self,
         dir: &Path,
@@ -315,7 +337,7 @@ impl Repo {
         meta: CommitMeta,
         opts: &SnapshotOptions<'_>,
     ) -> Result<SnapshotReport> {
-        let refname = branch_ref(branch)?;
+        let refname = crate::refs::ordinary_branch_ref(branch)?;
         let head = {
             let view = self.view()?;
             match view.get_ref(&refname)? {
@@ -358,9 +380,11 @@ impl Repo {
             Some(h) => Some(view.commit(&h)?.tree),
             None => None,
         };
-        let old = match base_tree {
-            Some(t) => flatten(&view, t)?,
-            None => BTreeMap::new(),
+        // The `.git` entries of the base are not in the directory (never written there, never
+        // read from it): they stay as they are, in the directories that still exist.
+        let (old, kept) = match base_tree {
+            Some(t) => flatten_keeping(&view, t)?,
+            None => (BTreeMap::new(), Vec::new()),
         };
         let dir = fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
         let skip = self.own_files();
@@ -412,6 +436,11 @@ impl Repo {
                 size,
                 meta: f.meta,
             });
+        }
+        for (parent, e) in kept {
+            if let Some(entries) = dirs.get_mut(&parent) {
+                entries.push(e);
+            }
         }
         // Build trees deepest first.
         let mut paths: Vec<RepoPath> = dirs.keys().cloned().collect();
@@ -599,11 +628,18 @@ impl Repo {
         // then give directories their metadata (writing into them changed their times).
         let mut files: Vec<(PathBuf, TreeEntry)> = Vec::new();
         let mut made_dirs: Vec<(PathBuf, EntryMeta)> = Vec::new();
-        let mut stack = vec![(dir.to_path_buf(), tree)];
+        let mut stack = vec![(dir.to_path_buf(), RepoPath::root(), tree)];
         let mut dirs = 0u64;
-        while let Some((at, id)) = stack.pop() {
+        let mut skipped_unsafe = Vec::new();
+        while let Some((at, path, id)) = stack.pop() {
             for e in view.tree(&id)?.entries {
                 let target = at.join(std::ffi::OsStr::from_bytes(&e.name));
+                // A `.git` (or an alias of it) is never written: it would be a git repository's
+                // own directory (hooks, config) made by whoever wrote the tree.
+                if crate::path::is_git_unsafe(&e.name) {
+                    skipped_unsafe.push(path.join(&e.name)?);
+                    continue;
+                }
                 match e.kind {
                     EntryKind::Dir => {
                         match fs::create_dir(&target) {
@@ -615,7 +651,7 @@ impl Repo {
                         }
                         dirs += 1;
                         made_dirs.push((target.clone(), e.meta));
-                        stack.push((target, e.id));
+                        stack.push((target, path.join(&e.name)?, e.id));
                     }
                     EntryKind::Gitlink => {
                         fs::create_dir_all(&target).map_err(|err| Error::io(&target, err))?;
@@ -624,6 +660,7 @@ impl Repo {
                 }
             }
         }
+        skipped_unsafe.sort();
         // Owners are given back only when running as root (asked once, not per file).
         let as_root = is_root();
         let total = files.len() as u64;
@@ -684,6 +721,7 @@ impl Repo {
             files: total,
             dirs,
             bytes: bytes.into_inner(),
+            skipped_unsafe,
         })
     }
 }
@@ -763,7 +801,7 @@ impl std::fmt::Debug for CheckoutOptions<'_> {
 }
 
 /// What a checkout wrote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckoutReport {
     /// Files and symlinks written.
     pub files: u64,
@@ -771,6 +809,9 @@ pub struct CheckoutReport {
     pub dirs: u64,
     /// Bytes written.
     pub bytes: u64,
+    /// Entries not written because git would take them for its `.git` directory
+    /// ([`crate::is_git_unsafe`]), with everything below them.
+    pub skipped_unsafe: Vec<RepoPath>,
 }
 
 /// How a path in a directory differs from a revision.

@@ -109,7 +109,7 @@ fn new_repo() -> (tempfile::TempDir, Repo) {
 
 /// Stores bytes as a change file without any check (what a peer's sync could bring).
 fn store_raw(repo: &Repo, name: &str, bytes: &[u8]) {
-    let mut cs = repo.change_set(BRANCH).unwrap();
+    let mut cs = repo.change_set_reserved(BRANCH).unwrap();
     cs.put_bytes(
         &RepoPath::parse(format!("changes/{name}")).unwrap(),
         EntryKind::File,
@@ -220,7 +220,7 @@ fn round_trip_through_a_repository() {
     // Deleting the removal's file from the branch does not bring C back: every change file
     // of the branch's history counts.
     let removal = m.heads()[0].to_string();
-    let mut cs = repo.change_set(BRANCH).unwrap();
+    let mut cs = repo.change_set_reserved(BRANCH).unwrap();
     cs.delete(&RepoPath::parse(format!("changes/{removal}")).unwrap())
         .unwrap();
     let sig = Signature {

@@ -6,5 +6,6 @@ mod drive;
 mod layout;
 mod membership;
 mod processes;
+mod refusals;
 mod sync;
 mod unix;

@@ -253,7 +253,7 @@ fn plant_change(repo: &Path, key: &SecretKey, op: &Op) -> String {
     let (m, _) = membership::load(&r).unwrap();
     let env = m.change(key, op, 1_800_000_000_000).unwrap();
     let name = membership::file_name(&env).unwrap();
-    let mut cs = r.change_set(membership::BRANCH).unwrap();
+    let mut cs = r.change_set_reserved(membership::BRANCH).unwrap();
     let path = RepoPath::parse(format!("{}/{name}", membership::CHANGES_DIR)).unwrap();
     cs.put_bytes(&path, EntryKind::File, env.as_bytes())
         .unwrap();

@@ -33,10 +33,15 @@ pub fn run(repo: &Repo, a: CheckoutArgs, json: bool) -> Result<()> {
         .with_context(|| format!("checking out {} into {}", a.rev, a.dir.display()))?;
     crate::commands::workdir::remember_checkout(repo, &a.rev, id, &a.dir)?;
     bar.finish_and_clear();
+    let skipped: Vec<String> = r.skipped_unsafe.iter().map(|p| p.to_string()).collect();
     if json {
-        print_json(
-            &json!({"commit": id.to_hex(), "files": r.files, "dirs": r.dirs, "bytes": r.bytes}),
-        )?;
+        print_json(&json!({
+            "commit": id.to_hex(),
+            "files": r.files,
+            "dirs": r.dirs,
+            "bytes": r.bytes,
+            "skipped_unsafe": skipped,
+        }))?;
     } else {
         outln!(
             "checked out {} ({}) into {}: {} files, {} directories, {}",
@@ -47,6 +52,9 @@ pub fn run(repo: &Repo, a: CheckoutArgs, json: bool) -> Result<()> {
             count(r.dirs),
             bytes(r.bytes)
         )?;
+        for p in &skipped {
+            outln!("not written (git would take it for its .git directory): {p}")?;
+        }
     }
     Ok(())
 }

@@ -50,6 +50,11 @@ pub struct ImportGitArgs {
     /// Import a ref that would be refused under this prefix instead (e.g. `git/`).
     #[arg(long, value_name = "PREFIX")]
     pub rename_refused: Option<String>,
+    /// Drop the tree entries git itself refuses (`.git` in any case and its NTFS and HFS+
+    /// aliases, `.`, `..`) and list them, instead of refusing the import. The commits that
+    /// held one, and those after them, get new git ids when exported.
+    #[arg(long)]
+    pub skip_unsafe_paths: bool,
 }
 
 /// Arguments of `export git`.
@@ -85,6 +90,7 @@ fn import_one(repo: &mut Repo, a: &ImportGitArgs, json: bool) -> Result<()> {
         })),
         force: a.force,
         rename_refused: a.rename_refused.clone(),
+        skip_unsafe_paths: a.skip_unsafe_paths,
         ..ImportOptions::default()
     };
     let start = Instant::now();
@@ -138,6 +144,8 @@ fn import_one(repo: &mut Repo, a: &ImportGitArgs, json: bool) -> Result<()> {
                 "imported": r.imported.id().to_hex(),
             })).collect::<Vec<_>>(),
             "renamed": report.renamed.iter().map(|(from, to)| json!({"ref": from, "as": to})).collect::<Vec<_>>(),
+            "dropped": report.dropped.iter().map(|d| json!({"path": d.path, "commit": d.commit.to_hex()})).collect::<Vec<_>>(),
+            "rewritten": report.rewritten,
             "seconds": secs,
             "file_bytes": compacted.map(|c| c.1),
         });
@@ -189,6 +197,20 @@ fn import_one(repo: &mut Repo, a: &ImportGitArgs, json: bool) -> Result<()> {
         }
         for (from, to) in &report.renamed {
             outln!("{from} holds other work here: imported as {to}")?;
+        }
+        for d in &report.dropped {
+            outln!(
+                "dropped unsafe path {} (first in commit {})",
+                d.path,
+                d.commit
+            )?;
+        }
+        if report.rewritten > 0 {
+            outln!(
+                "{} commit(s) and tag(s) lost a dropped path or descend from one: an export \
+                 gives them new git ids (it is not lossless for them)",
+                count(report.rewritten)
+            )?;
         }
         if let Some(v) = &verify {
             outln!(

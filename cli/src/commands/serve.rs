@@ -38,11 +38,14 @@ pub struct DavArgs {
     pub trusted_network: bool,
 }
 
-/// The branch named, or the default branch of the repository at `repo`.
-fn default_branch(repo: &Path, branch: Option<String>) -> Result<String> {
+/// The branch named, or the default branch of the repository at `repo`. A mount or share that
+/// writes (`writes`) refuses hero's reserved branches; a read-only mount may show them.
+fn default_branch(repo: &Path, branch: Option<String>, writes: bool) -> Result<String> {
     match branch {
         Some(b) => {
-            crate::context::check_writable(&b)?;
+            if writes {
+                crate::context::check_writable(&b)?;
+            }
             Ok(b)
         }
         None => {
@@ -67,7 +70,7 @@ fn serve_dav(repo: &Path, a: DavArgs) -> Result<()> {
     let (auth, from) = share_auth(repo, a.token_file.as_deref())?;
     let mut cfg = hero_dav::DavConfig::new(repo, auth);
     cfg.addr = a.addr;
-    cfg.branch = default_branch(repo, a.branch)?;
+    cfg.branch = default_branch(repo, a.branch, true)?;
     cfg.commit_window = Duration::from_millis(a.commit_window_ms);
     cfg.trusted_network = a.trusted_network;
     cfg.author = crate::context::author_for(repo)?;
@@ -129,7 +132,7 @@ pub fn mount(repo: &Path, a: MountArgs) -> Result<()> {
         outln!("created the store {}", repo.display())?;
     }
     std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
-    let branch = default_branch(repo, a.branch)?;
+    let branch = default_branch(repo, a.branch, !a.read_only)?;
     let mut opts = hero_fuse::MountOptions::new(repo, &a.dir);
     opts.branch = branch.clone();
     opts.read_only = a.read_only;

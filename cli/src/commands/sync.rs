@@ -339,7 +339,7 @@ fn clone(cli_path: &Path, a: CloneArgs, json: bool) -> Result<()> {
     {
         let (m, _) = hero_sync::membership::load(&repo)?;
         if m.accepted_changes().len() <= 1 {
-            repo.force_branch(
+            repo.force_branch_reserved(
                 hero_sync::membership::BRANCH,
                 None,
                 "clone: the source's membership replaces this repository's own",

@@ -169,6 +169,8 @@ pub fn commit(repo: &Repo, a: CommitArgs, json: bool) -> Result<()> {
         (Some(b), _) | (None, Some(b)) => b,
         (None, None) => writable_branch(repo, None)?,
     };
+    // A directory checked out from hero's own branch (the membership) is a copy to read.
+    crate::context::check_writable(&branch)?;
     let bar = progress_bar(json, "snapshot");
     let cb = |p: hero_store::Progress| {
         if let Some(t) = p.total {
@@ -343,7 +345,11 @@ pub fn update(repo: &Repo, a: UpdateArgs, json: bool) -> Result<()> {
         // Files the target no longer holds go; then everything it holds is written.
         let view = repo.view()?;
         for d in view.diff_commits(Some(mine), &target)? {
-            if d.new.is_none() && d.old.as_ref().is_some_and(|e| e.kind.is_blob()) {
+            // A `.git` in the tree was never written here: what is at its place is not ours.
+            if d.new.is_none()
+                && d.old.as_ref().is_some_and(|e| e.kind.is_blob())
+                && !d.path.names().iter().any(|n| hero_store::is_git_unsafe(n))
+            {
                 let p = a.dir.join(d.path.to_string());
                 match std::fs::remove_file(&p) {
                     Ok(()) => {}

@@ -168,10 +168,12 @@ impl State {
         }
         let old = children.take().unwrap_or_default();
         *tree = new_tree;
-        let entries = match new_tree {
+        let mut entries = match new_tree {
             Some(t) => shared.repo.tree(&t)?.entries,
             None => Vec::new(),
         };
+        // Not shown, as when the directory is first loaded.
+        entries.retain(|e| !hero_store::is_git_unsafe(&e.name));
         let mut new_children = BTreeMap::new();
         let mut subdirs = Vec::new();
         let time = SystemTime::now();

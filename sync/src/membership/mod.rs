@@ -501,7 +501,7 @@ fn write_envelopes(
     envs: &[(String, &Envelope)],
     meta: CommitMeta,
 ) -> Result<(), MembershipError> {
-    let mut cs = repo.change_set(BRANCH)?;
+    let mut cs = repo.change_set_reserved(BRANCH)?;
     for (name, env) in envs {
         let path = RepoPath::parse(format!("{CHANGES_DIR}/{name}"))?;
         cs.put_bytes(&path, EntryKind::File, env.as_bytes())?;

@@ -52,7 +52,14 @@ pub fn integrate(
                 ..update
             });
         }
-        match repo.update_branch(branch, local, Some(new), reason) {
+        // The membership branch is hero's own: the store's ordinary API refuses it, and the
+        // session's checks (gate.rs) decided before that it may move.
+        let moved = if branch == crate::membership::BRANCH {
+            repo.update_branch_reserved(branch, local, Some(new), reason)
+        } else {
+            repo.update_branch(branch, local, Some(new), reason)
+        };
+        match moved {
             Ok(()) => return Ok(update),
             Err(hero_store::Error::RefMoved { .. }) if tries < 5 => continue,
             Err(e) => return Err(e.into()),

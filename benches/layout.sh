@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The repository file against what it holds (issue #18), with git and Fossil in the same run.
+# The repository file against what it holds, with git and Fossil in the same run.
 # Per workload: the bytes of the objects (`heroctl stats`: stored bytes), the file's length and
 # its blocks in use (`du`), and the peers' sizes for the same content:
 #   large   1 GiB of incompressible files (8 files of 128 MiB from /dev/urandom) committed once;

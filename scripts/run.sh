@@ -6,7 +6,7 @@
 # Extra arguments go to the daemon (e.g. --net local on a LAN without internet).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh
+bash scripts/deps.sh --main-job
 cargo build --release -q -p heroctl
 H=$PWD/target/release/heroctl
 mnt=${HERO_MOUNT:-$HOME/hero}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The drive's resident memory under the workloads of issue #19 point 6, through the real
+# The drive's resident memory under the workloads of ADR 0021, through the real
 # `heroctl mount` (release build, its own allocator), with default settings.
 #
 #   fuse/benches/memory.sh            (as root: it drops the page cache before cold reads)

@@ -534,7 +534,7 @@ mod live {
         assert!(names.contains(&"main".to_string()), "{names:?}");
         assert!(names.contains(&short), "{names:?}");
         assert!(fs::write(m.p(".snapshots/main/doc.txt"), b"no").is_err());
-        // .snapshots is listed in the root (issue #19).
+        // .snapshots is listed in the root.
         assert!(
             fs::read_dir(&m.dir)
                 .unwrap()

@@ -1,5 +1,5 @@
 //! Files and directories beside a repository, readable only by the account that made them
-//! (issue #26 point 7, ADR 0022): files 0600 and directories 0700 whatever the umask, and
+//! (ADR 0022): files 0600 and directories 0700 whatever the umask, and
 //! files that must never be seen half-written (keys, tokens) created atomically.
 //!
 //! Every mode is set explicitly after creation: the umask can only take bits away, so a

@@ -1,4 +1,4 @@
-//! Other accounts on the same machine (issue #26 point 7, ADR 0022): the daemon's share
+//! Other accounts on the same machine (ADR 0022): the daemon's share
 //! refuses a request without the token, `.hero/` in a mount is changed only by the mount's
 //! own account, what the drive hides is not readable beside it (repository file, spill
 //! directory), and racing first runs make one node key. The other account is `nobody`

@@ -1,4 +1,4 @@
-//! What heroctl never writes (issue #26 points 4 and 5), end to end through the built heroctl,
+//! What heroctl never writes, end to end through the built heroctl,
 //! the real git CLI, a real FUSE mount and a real WebDAV share: hero's own `hero/` branches,
 //! and the paths git itself refuses (`.git` and its aliases, `..`).
 

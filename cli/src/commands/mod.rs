@@ -9,12 +9,14 @@ pub mod completions;
 pub mod daemon;
 pub mod diff;
 pub mod gc;
+pub mod get;
 pub mod git;
 pub mod history;
 pub mod init;
 pub mod log;
 pub mod ls;
 pub mod member;
+pub mod query;
 pub mod serve;
 pub mod stats;
 pub mod status;
@@ -79,6 +81,11 @@ pub enum Command {
     Ls(ls::LsArgs),
     /// Print a file of a revision.
     Cat(cat::CatArgs),
+    /// Print a value of a structured file (TOML, Markdown, HeroScript) at a revision:
+    /// `heroctl get main:etc/app.toml server.port`.
+    Get(get::GetArgs),
+    /// Query every structured file of a revision: `heroctl query main 'node.define[*].ipaddr'`.
+    Query(query::QueryArgs),
     /// Show changes between revisions.
     Diff(diff::DiffArgs),
     /// List, create or delete branches.
@@ -170,6 +177,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             refuse_json(json, "cat", "it prints the file's bytes")?;
             cat::run(&open_repo(&cli.repo)?, a)?
         }
+        Command::Get(a) => get::run(&open_repo(&cli.repo)?, a, json)?,
+        Command::Query(a) => query::run(&open_repo(&cli.repo)?, a, json)?,
         Command::Diff(a) => diff::run(&open_repo(&cli.repo)?, a, json)?,
         Command::Branch(a) => branch::run(&open_repo(&cli.repo)?, a, json)?,
         Command::Tag(a) => tag::run(&open_repo(&cli.repo)?, a, json)?,

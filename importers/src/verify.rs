@@ -16,12 +16,16 @@ use crate::reader::GitReader;
 pub struct VerifyOptions {
     /// Stop collecting differences after this many.
     pub max_differences: usize,
+    /// The import dropped the entries git refuses
+    /// ([`crate::ImportOptions::skip_unsafe_paths`]): their absence is no difference.
+    pub skip_unsafe_paths: bool,
 }
 
 impl Default for VerifyOptions {
     fn default() -> Self {
         VerifyOptions {
             max_differences: 1000,
+            skip_unsafe_paths: false,
         }
     }
 }
@@ -177,10 +181,15 @@ impl Verifier<'_> {
         }
         let commit = self.commit;
         let raw = self.git.read(git, Kind::Tree, &self.refname)?;
-        let Some(entries) = gitfmt::parse_tree(&raw) else {
+        let Some(mut entries) = gitfmt::parse_tree(&raw) else {
             self.diff(commit, path, format!("git tree {git} does not parse"));
             return Ok(());
         };
+        if self.opts.skip_unsafe_paths {
+            entries.retain(|e| {
+                hero_store::validate_name(&e.name).is_ok() && !hero_store::is_git_unsafe(&e.name)
+            });
+        }
         let st = match self.repo.tree(&store) {
             Ok(t) => t,
             Err(e) => {

@@ -393,7 +393,7 @@ mod unsafe_paths {
                 "{text}"
             );
         }
-        // A second run finds nothing new (and moves nothing).
+        // A second run finds nothing new (and moves nothing); what it dropped is no difference.
         let again = json(
             &repo,
             &[
@@ -401,9 +401,16 @@ mod unsafe_paths {
                 "git",
                 src.dir.to_str().unwrap(),
                 "--skip-unsafe-paths",
+                "--verify",
             ],
         );
         assert_eq!(again["commits"], 0, "{again}");
+        assert_eq!(again["verify"]["commits"], 3, "{again}");
+        assert_eq!(
+            again["verify"]["differences"],
+            serde_json::json!([]),
+            "{again}"
+        );
         assert_eq!(again["refs_unchanged"], 3, "{again}");
 
         // A checkout writes only what it holds, into the target.

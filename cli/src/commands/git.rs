@@ -119,7 +119,11 @@ fn import_one(repo: &mut Repo, a: &ImportGitArgs, json: bool) -> Result<()> {
     let verify = if a.verify {
         let bar = progress_bar(json, "verify");
         bar.set_length(0);
-        let v = verify_import(repo, &a.path, &VerifyOptions::default())
+        let opts = VerifyOptions {
+            skip_unsafe_paths: a.skip_unsafe_paths,
+            ..VerifyOptions::default()
+        };
+        let v = verify_import(repo, &a.path, &opts)
             .with_context(|| format!("verifying against {}", a.path.display()))?;
         bar.finish_and_clear();
         Some(v)

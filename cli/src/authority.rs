@@ -77,11 +77,20 @@ pub fn config_switch(path: &std::path::Path, every: Duration) -> Result<Arc<Atom
     std::thread::Builder::new()
         .name("config-switch".into())
         .spawn(move || {
+            // One warning for a failure that lasts, not one a tick; the last answer stays.
+            let mut failing = false;
             loop {
                 std::thread::sleep(every);
                 match may_write_config(&repo) {
-                    Ok(v) => s.store(v, Ordering::Relaxed),
-                    Err(e) => tracing::warn!("reading this node's role: {e:#}"),
+                    Ok(v) => {
+                        s.store(v, Ordering::Relaxed);
+                        failing = false;
+                    }
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!("reading this node's role: {e:#}");
+                    }
+                    Err(_) => {}
                 }
             }
         })?;

@@ -2,8 +2,6 @@
 //! wrote it, runs hooks with nothing of its own environment, and never lets a peer named in
 //! its configuration in.
 
-use hero_store::{CommitMeta, EntryKind, Expect, Repo, RepoPath, Signature};
-
 use super::*;
 
 /// [`wait_for`], printing `log` when it times out.
@@ -42,29 +40,9 @@ fn beside(repo: &Path, suffix: &str) -> PathBuf {
 /// Commits `files` onto main of `repo` as the node of `signer` and signs it, the way a
 /// modified client would (or a receiver with a bug): nothing checks it on the way in.
 fn plant(repo: &Path, signer: &Path, files: &[(&str, &str)]) -> String {
-    use hero_sync::commitsig::{CommitSig, Kind};
     let key = hero_sync::load_or_create_key(signer).unwrap();
-    let r = Repo::open(repo).unwrap();
-    let m = hero_sync::gate::membership_of(&r).unwrap();
-    let mut cs = r.change_set("main").unwrap();
-    for (p, c) in files {
-        cs.put_bytes(&RepoPath::parse(p).unwrap(), EntryKind::File, c.as_bytes())
-            .unwrap();
-    }
-    let mut meta = CommitMeta::new(
-        Signature {
-            name: b"writer".to_vec(),
-            email: Vec::new(),
-            time: 1_800_000_000,
-            tz_offset_minutes: 0,
-        },
-        "planted".to_owned(),
-    );
-    meta.extra.push(hero_sync::peer_header(&key.public()));
-    let id = cs.commit(meta, Expect::Latest).unwrap().id;
-    let sig = CommitSig::sign(&key, Kind::Made, &id, m.heads());
-    assert_eq!(hero_sync::commitsig::store(&r, &[(id, sig)]).unwrap(), 1);
-    id.to_hex()
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(p, c)| (*p, c.as_bytes())).collect();
+    hero_tests::commit_signed_as(repo, &key, "main", &files)
 }
 
 /// A configuration for `a` with `peers` and one hook that appends the changed paths to

@@ -858,3 +858,182 @@ fn a_checkout_left_by_another_repository_at_the_same_path_says_so() {
     ok(&repo, &["commit", work.to_str().unwrap(), "-m", "two"]);
     assert_eq!(ok(&repo, &["cat", "main:a.txt"]), "changed\n");
 }
+
+#[test]
+fn get_and_query_read_structured_files_at_any_revision_without_a_checkout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, src) = repo_with(
+        tmp.path(),
+        &[
+            (
+                "etc/app.toml",
+                "[server]\nport = 80\n\n[[servers]]\nname = \"a\"\nport = 1\n",
+            ),
+            (
+                "infra/nodes.heroscript",
+                "// two nodes\n!!node.define name:n1 ipaddr:10.0.0.1\n!!node.define name:n2\n    ipaddr:'10.0.0.2'\n",
+            ),
+            (
+                "docs/adr/0001-use-redb.md",
+                "# 1. Use redb\n\nDate: 2026-01-01\n\n## Status\n\nAccepted\n\n## Context\n\nOne file.\n",
+            ),
+            (
+                "docs/adr/0002-drop-x.md",
+                "# 2. Drop x\n\nStatus: Proposed\n",
+            ),
+            ("notes.txt", "not structured\n"),
+        ],
+        "one",
+    );
+    // A change, a rename and a deletion.
+    std::fs::write(src.join("etc/app.toml"), "[server]\nport = 8080\n").unwrap();
+    std::fs::rename(
+        src.join("infra/nodes.heroscript"),
+        src.join("infra/fleet.heroscript"),
+    )
+    .unwrap();
+    std::fs::remove_file(src.join("docs/adr/0002-drop-x.md")).unwrap();
+    ok(&repo, &["commit", src.to_str().unwrap(), "-m", "two"]);
+
+    assert_eq!(
+        ok(&repo, &["get", "main:etc/app.toml", "server.port"]),
+        "8080\n"
+    );
+    assert_eq!(
+        ok(&repo, &["get", "main~1:etc/app.toml", "server.port"]),
+        "80\n"
+    );
+    assert_eq!(
+        ok(&repo, &["get", "main~1:etc/app.toml", "servers[0].name"]),
+        "a\n"
+    );
+    let v: serde_json::Value = serde_json::from_str(&ok(
+        &repo,
+        &["--json", "get", "main:etc/app.toml", "server"],
+    ))
+    .unwrap();
+    assert_eq!(v, serde_json::json!({"port": 8080}), "typed JSON");
+    assert_eq!(
+        ok(
+            &repo,
+            &[
+                "get",
+                "main:infra/fleet.heroscript",
+                "node.define[name=n2].ipaddr"
+            ]
+        ),
+        "10.0.0.2\n"
+    );
+    assert_eq!(
+        ok(&repo, &["get", "main:docs/adr/0001-use-redb.md", "Status"]),
+        "Accepted\n"
+    );
+    assert_eq!(
+        ok(
+            &repo,
+            &["get", "main:docs/adr/0001-use-redb.md", "#Context"]
+        ),
+        "One file.\n"
+    );
+
+    // A missing key: exit 3, the nearest keys named.
+    let out = run(&repo, &["get", "main:etc/app.toml", "server.prot"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.port"));
+    // Not a structured file, or a missing file.
+    assert_eq!(
+        run(&repo, &["get", "main:notes.txt", "x"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        run(&repo, &["get", "main:nope.toml", "x"]).status.code(),
+        Some(3)
+    );
+
+    // Query: every node's address, with its path; the renamed file under its new name.
+    assert_eq!(
+        ok(&repo, &["query", "main", "node.define[*].ipaddr"]),
+        "infra/fleet.heroscript\t10.0.0.1\ninfra/fleet.heroscript\t10.0.0.2\n"
+    );
+    // At the older revision, under the old name, with the deleted record still there.
+    let rows: Vec<serde_json::Value> = ok(&repo, &["--json", "query", "main~1", "docs", "status"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            serde_json::json!({"path": "docs/adr/0001-use-redb.md", "value": "Accepted"}),
+            serde_json::json!({"path": "docs/adr/0002-drop-x.md", "value": "Proposed"}),
+        ]
+    );
+    assert_eq!(
+        ok(&repo, &["query", "main", "docs/**", "status"]),
+        "docs/adr/0001-use-redb.md\tAccepted\n"
+    );
+    // A filter.
+    assert_eq!(
+        ok(
+            &repo,
+            &["query", "main~1", "node.define[?name=='n1'].ipaddr"]
+        ),
+        "infra/nodes.heroscript\t10.0.0.1\n"
+    );
+}
+
+#[test]
+fn log_key_and_a_semantic_diff_follow_values_not_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, src) = repo_with(
+        tmp.path(),
+        &[("etc/app.toml", "[server]\nport = 80\nhost = \"a\"\n")],
+        "one",
+    );
+    let commit = |msg: &str| ok(&repo, &["commit", src.to_str().unwrap(), "-m", msg]);
+    let app = src.join("etc/app.toml");
+    std::fs::write(&app, "[server]\nport = 80\nhost = \"b\"\n").unwrap();
+    commit("host only");
+    std::fs::write(&app, "[server]\nhost = \"b\"\nport = 8080\n").unwrap();
+    commit("port, keys reordered");
+    std::fs::rename(&app, src.join("etc/web.toml")).unwrap();
+    commit("renamed");
+    std::fs::write(
+        src.join("etc/web.toml"),
+        "# the web server\n[server]\nport = 8080\nhost = \"b\"\n",
+    )
+    .unwrap();
+    commit("reordered and commented only");
+
+    // Only where the value changed, creation included, through the rename.
+    let log = ok(&repo, &["log", "--key", "etc/web.toml:server.port"]);
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(lines[0].ends_with(" 80 -> 8080"), "{log}");
+    assert!(lines[1].ends_with(" (none) -> 80"), "{log}");
+    let v: serde_json::Value = serde_json::from_str(&ok(
+        &repo,
+        &["--json", "log", "--key", "etc/web.toml:server.port"],
+    ))
+    .unwrap();
+    assert_eq!(v[0]["old"], 80);
+    assert_eq!(v[0]["new"], 8080);
+    assert_eq!(v[0]["path"], "etc/app.toml");
+    assert_eq!(v[0]["author"]["name"], "Tester");
+    assert!(v[1]["old"].is_null());
+    assert_eq!(v[1]["new"], 80);
+    assert_eq!(
+        ok(&repo, &["log", "--key", "etc/web.toml:server.host"])
+            .lines()
+            .count(),
+        2
+    );
+
+    // Key-level diffs: a reordered, commented table is no change.
+    assert_eq!(ok(&repo, &["diff", "--semantic", "main~1", "main"]), "");
+    assert_eq!(
+        ok(&repo, &["diff", "--semantic", "main~4", "main~2"]),
+        "M etc/app.toml\n    server.host: \"a\" -> \"b\"\n    server.port: 80 -> 8080\n"
+    );
+    // A line diff of the same reorder is not empty.
+    assert!(!ok(&repo, &["diff", "main~1", "main"]).is_empty());
+}

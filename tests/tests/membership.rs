@@ -579,31 +579,8 @@ fn git_imports_are_vouched_for_by_the_importer_within_its_scope() {
     assert_eq!(head(&p, "in/main"), head(&o, "in/main"));
 }
 
-/// Commits `files` onto `branch` of `repo` as the node `key` and signs the commit, the way a
-/// modified client would: no check of its own on the way.
 fn commit_as(repo: &Path, key: &SecretKey, branch: &str, files: &[(&str, &[u8])]) -> String {
-    use hero_sync::commitsig::{CommitSig, Kind};
-    let r = Repo::open(repo).unwrap();
-    let m = hero_sync::gate::membership_of(&r).unwrap();
-    let mut cs = r.change_set(branch).unwrap();
-    for (p, c) in files {
-        cs.put_bytes(&RepoPath::parse(p).unwrap(), EntryKind::File, c)
-            .unwrap();
-    }
-    let mut meta = CommitMeta::new(
-        Signature {
-            name: b"modified client".to_vec(),
-            email: Vec::new(),
-            time: 1_800_000_000,
-            tz_offset_minutes: 0,
-        },
-        "planted".to_owned(),
-    );
-    meta.extra.push(hero_sync::peer_header(&key.public()));
-    let id = cs.commit(meta, Expect::Latest).unwrap().id;
-    let sig = CommitSig::sign(key, Kind::Made, &id, m.heads());
-    assert_eq!(hero_sync::commitsig::store(&r, &[(id, sig)]).unwrap(), 1);
-    id.to_hex()
+    hero_tests::commit_signed_as(repo, key, branch, files)
 }
 
 const HOOK: &[u8] = b"[[watch]]\nglob = \"**\"\nrun = [\"touch\", \"/tmp/pwned\"]\n";

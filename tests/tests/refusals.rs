@@ -243,6 +243,9 @@ impl Mount {
 }
 
 /// A running `heroctl serve dav` on a free loopback port.
+/// The share's token in these tests (`HERO_DAV_TOKEN`).
+const SHARE_TOKEN: &str = "refusals-test-token";
+
 struct Share {
     child: Child,
     addr: String,
@@ -254,6 +257,7 @@ impl Share {
             .arg("-R")
             .arg(repo)
             .args(["serve", "dav", "--addr", "127.0.0.1:0", "--branch", branch])
+            .env("HERO_DAV_TOKEN", SHARE_TOKEN)
             .env("HERO_AUTHOR_NAME", "Tester")
             .env("HERO_AUTHOR_EMAIL", "t@example.com")
             .stdout(Stdio::piped())
@@ -282,7 +286,8 @@ impl Share {
         let mut s = TcpStream::connect(&self.addr).unwrap();
         write!(
             s,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {SHARE_TOKEN}\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
             self.addr,
             body.len()
         )

@@ -17,6 +17,45 @@ pub struct DiffArgs {
     /// Only the changed paths.
     #[arg(long)]
     pub name_status: bool,
+    /// For TOML, Markdown and HeroScript files, the keys and actions that changed rather
+    /// than lines (reordering is no change); other files as usual.
+    #[arg(long)]
+    pub semantic: bool,
+}
+
+/// The key-level changes of a structured file between two entries; `None` when the path is
+/// not a structured file or a side does not parse (then lines are shown).
+fn semantic_changes(
+    view: &hero_store::View,
+    d: &hero_store::DiffEntry,
+) -> Result<Option<Vec<hero_formats::Change>>> {
+    let shown = d.path.to_string();
+    let Some(format) = hero_formats::Format::from_path(&shown) else {
+        return Ok(None);
+    };
+    let mut sides = Vec::new();
+    for e in [&d.old, &d.new] {
+        let v = match e {
+            Some(e) if e.kind.is_blob() => {
+                let bytes = view.read_file(&e.id, crate::commands::get::MAX_STRUCTURED_BYTES)?;
+                match hero_formats::parse(format, &bytes) {
+                    Ok(doc) => doc.value,
+                    Err(_) => return Ok(None),
+                }
+            }
+            _ => serde_json::Value::Null,
+        };
+        sides.push(v);
+    }
+    Ok(Some(hero_formats::diff(&sides[0], &sides[1])))
+}
+
+fn show(v: &Option<serde_json::Value>) -> String {
+    match v {
+        None => "(none)".to_owned(),
+        Some(serde_json::Value::String(s)) => format!("{s:?}"),
+        Some(other) => other.to_string(),
+    }
 }
 
 pub fn run(repo: &Repo, a: DiffArgs, json: bool) -> Result<()> {
@@ -33,6 +72,9 @@ pub fn run(repo: &Repo, a: DiffArgs, json: bool) -> Result<()> {
         }
     };
     let changes = view.diff_commits(old, &new)?;
+    if a.semantic {
+        return semantic(&view, &changes, json);
+    }
     if json {
         let items: Vec<_> = changes
             .iter()
@@ -147,4 +189,48 @@ fn diff_side(
         },
         _ => Ok(Side::Text(Vec::new())),
     }
+}
+
+/// `diff --semantic`.
+fn semantic(view: &hero_store::View, changes: &[hero_store::DiffEntry], json: bool) -> Result<()> {
+    let mut items = Vec::new();
+    let mut out = std::io::stdout().lock();
+    for d in changes {
+        let keys = semantic_changes(view, d)?;
+        if json {
+            let mut item = json!({
+                "path": d.path.to_string(),
+                "change": format!("{:?}", d.kind).to_lowercase(),
+            });
+            if let Some(k) = &keys {
+                item["keys"] = k
+                    .iter()
+                    .map(|c| json!({"key": c.path, "old": c.old, "new": c.new}))
+                    .collect();
+            }
+            items.push(item);
+            continue;
+        }
+        match keys {
+            // Reordered, reformatted or commented only: the same values.
+            Some(k) if k.is_empty() => {}
+            Some(k) => {
+                writeln!(out, "{} {}", d.kind.letter(), d.path)?;
+                for c in k {
+                    let key = if c.path.is_empty() {
+                        "(document)"
+                    } else {
+                        &c.path
+                    };
+                    writeln!(out, "    {key}: {} -> {}", show(&c.old), show(&c.new))?;
+                }
+            }
+            None => writeln!(out, "{} {}", d.kind.letter(), d.path)?,
+        }
+    }
+    if json {
+        drop(out);
+        print_json(&serde_json::Value::Array(items))?;
+    }
+    Ok(())
 }

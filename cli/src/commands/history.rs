@@ -369,6 +369,11 @@ impl PathTracker {
         PathTracker { path }
     }
 
+    /// The path as named in the commit walked last's first parent.
+    pub fn path(&self) -> &RepoPath {
+        &self.path
+    }
+
     /// Whether commit `id` changed the tracked path against its first parent; if so, the path
     /// as named in `id`. When the path appears in `id` with content that left another path in
     /// the same commit (a rename), older commits are followed under the old name.

@@ -1,12 +1,18 @@
 //! `heroctl log`: history, newest first (`-- PATH` follows one file through renames).
 
-use crate::context::{lossy, show_time};
-use crate::output::print_json;
+use std::collections::HashMap;
+use std::io::Write;
+
 use anyhow::Result;
 use clap::Args;
-use hero_store::{Repo, RepoPath};
+use hero_formats::{Format, Value};
+use hero_store::{ObjectId, Repo, RepoPath};
 use serde_json::json;
-use std::io::Write;
+
+use crate::commands::history::PathTracker;
+use crate::context::{lossy, show_time};
+use crate::error::{Kind, tagged};
+use crate::output::print_json;
 
 /// Arguments of `log`.
 #[derive(Args, Debug)]
@@ -23,15 +29,21 @@ pub struct LogArgs {
     /// Only commits that changed this file or directory, following renames (`log -- PATH`).
     #[arg(last = true, value_name = "PATH")]
     pub path: Option<String>,
+    /// Only the commits where a value of a structured file changed, creation included, with
+    /// the old and new value (`--key etc/app.toml:server.port`; the key syntax of `get`).
+    /// Follows the file's renames along first parents.
+    #[arg(long, value_name = "PATH:KEY", conflicts_with = "path")]
+    pub key: Option<String>,
 }
 
 pub fn run(repo: &Repo, a: LogArgs, json: bool) -> Result<()> {
+    if let Some(spec) = &a.key {
+        return key_log(repo, &a, spec, json);
+    }
     let view = repo.view()?;
     let start = view.resolve(&a.rev)?;
     let mut tracker = match &a.path {
-        Some(p) => Some(crate::commands::history::PathTracker::new(RepoPath::parse(
-            p.trim_matches('/'),
-        )?)),
+        Some(p) => Some(PathTracker::new(RepoPath::parse(p.trim_matches('/'))?)),
         None => None,
     };
     let mut out = std::io::stdout().lock();
@@ -90,6 +102,103 @@ pub fn run(repo: &Repo, a: LogArgs, json: bool) -> Result<()> {
     if json {
         drop(out);
         print_json(&serde_json::Value::Array(items))?;
+    }
+    Ok(())
+}
+
+/// The value of `key` in the file `id` at `path`, parsed once per blob (`cache`): `None` when
+/// the file is absent, does not parse, or has no such key.
+fn value_of(
+    repo: &Repo,
+    cache: &mut HashMap<ObjectId, Option<Value>>,
+    entry: Option<&hero_store::TreeEntry>,
+    path: &RepoPath,
+    key: &str,
+) -> Result<Option<Value>> {
+    let Some(e) = entry.filter(|e| e.kind.is_blob()) else {
+        return Ok(None);
+    };
+    if let Some(v) = cache.get(&e.id) {
+        return Ok(v.clone());
+    }
+    let shown = path.to_string();
+    let bytes = repo
+        .view()?
+        .read_file(&e.id, crate::commands::get::MAX_STRUCTURED_BYTES)?;
+    let v = Format::detect(&shown, &bytes)
+        .and_then(|f| hero_formats::parse(f, &bytes).ok())
+        .and_then(|doc| doc.find(key).ok().flatten().cloned());
+    cache.insert(e.id, v.clone());
+    Ok(v)
+}
+
+fn show(v: &Option<Value>) -> String {
+    match v {
+        None => "(none)".to_owned(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// `log --key PATH:KEY`: the commits of the first-parent history where the value changed.
+fn key_log(repo: &Repo, a: &LogArgs, spec: &str, json: bool) -> Result<()> {
+    let Some((path, key)) = spec.split_once(':') else {
+        return Err(tagged(
+            Kind::Usage,
+            format!("--key {spec}: expected PATH:KEY (e.g. etc/app.toml:server.port)"),
+        ));
+    };
+    hero_formats::Path::parse(key).map_err(|e| tagged(Kind::Usage, format!("{key}: {e}")))?;
+    let view = repo.view()?;
+    let start = view.resolve(&a.rev)?;
+    let mut tracker = PathTracker::new(RepoPath::parse(path.trim_matches('/'))?);
+    let mut cache = HashMap::new();
+    let mut changes = Vec::new();
+    let mut out = std::io::stdout().lock();
+    for item in view.log(&[start], true)? {
+        let (id, c) = item?;
+        let Some(here) = tracker.changed_in(&view, &id, &c)? else {
+            continue;
+        };
+        // The tracker now names the file as the first parent has it (a rename followed).
+        let new_entry = view.entry_in_commit(&id, &here)?;
+        let old_entry = match c.parents.first() {
+            Some(p) => view.entry_in_commit(p, tracker.path())?,
+            None => None,
+        };
+        let new = value_of(repo, &mut cache, new_entry.as_ref(), &here, key)?;
+        let old = value_of(repo, &mut cache, old_entry.as_ref(), tracker.path(), key)?;
+        if old == new {
+            continue;
+        }
+        if a.limit.is_some_and(|l| changes.len() >= l) {
+            break;
+        }
+        let change = json!({
+            "commit": id.to_hex(),
+            "path": here.to_string(),
+            "old": old,
+            "new": new,
+            "author": {"name": lossy(&c.author.name), "email": lossy(&c.author.email)},
+            "date": c.author.time,
+            "message": lossy(&c.message).lines().next().unwrap_or_default(),
+        });
+        if !json {
+            writeln!(
+                out,
+                "{} {} {}  {} -> {}",
+                id.short(),
+                show_time(&c.author),
+                lossy(&c.author.name),
+                show(&old),
+                show(&new)
+            )?;
+        }
+        changes.push(change);
+    }
+    if json {
+        drop(out);
+        print_json(&serde_json::Value::Array(changes))?;
     }
     Ok(())
 }

@@ -408,9 +408,23 @@ mod clients {
             run(cmd).await
         };
         assert_eq!(out.status.code(), Some(28), "the upload should time out");
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        // A later upload is committed (the share answers once its commit is in) and the
+        // aborted one is in neither that commit nor any other.
+        let (code, _) = curl(&[
+            "--data-binary",
+            "after",
+            "-X",
+            "PUT",
+            &share.url("/after.txt"),
+        ])
+        .await;
+        assert_eq!(code, 201);
+        assert_eq!(
+            read_head(&share.repo, "after.txt").as_deref(),
+            Some(&b"after"[..])
+        );
         assert!(read_head(&share.repo, "aborted.bin").is_none());
-        assert_eq!(commit_count(&share.repo), commits);
+        assert_eq!(commit_count(&share.repo), commits + 1);
         assert_eq!(curl(&[&share.url("/aborted.bin")]).await.0, 404);
         share.stop().await;
     }

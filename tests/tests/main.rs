@@ -1,11 +1,4 @@
-//! Cross-crate and multi-process tests.
+//! Cross-crate and multi-process tests of the store (the `hero-writer` helper binary).
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod cli;
-mod drive;
-mod layout;
-mod membership;
 mod processes;
-mod refusals;
-mod sync;
-mod unix;

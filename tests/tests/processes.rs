@@ -83,8 +83,17 @@ fn kill_9_during_a_large_commit_leaves_the_previous_commit() {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     assert_eq!(lines.next().unwrap().unwrap(), "writing");
-    // Let it get well into the write, then kill it without warning.
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    // Once it is well into the write (two batches of its data read, the first committed in a
+    // transaction of its own), kill it without warning.
+    loop {
+        let line = lines
+            .next()
+            .expect("the writer ended before it was killed")
+            .unwrap();
+        if line.starts_with("read ") && line != "read 64 MiB" {
+            break;
+        }
+    }
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert!(

@@ -42,6 +42,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         let reader = Pseudo {
             x: 12345,
             left: mib << 20,
+            read: 0,
         };
         cs.put_reader(
             &RepoPath::parse(format!("{prefix}.bin"))?,
@@ -64,10 +65,13 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Pseudo-random bytes, incompressible, without holding them in memory.
+/// Pseudo-random bytes, incompressible, without holding them in memory. Says `read N MiB`
+/// on stdout each time another 64 MiB were read (a test kills the writer on one of those
+/// lines: well into the write, with transactions of its data already committed).
 struct Pseudo {
     x: u64,
     left: usize,
+    read: usize,
 }
 
 impl std::io::Read for Pseudo {
@@ -80,6 +84,12 @@ impl std::io::Read for Pseudo {
             *b = self.x as u8;
         }
         self.left -= n;
+        let before = self.read >> 26;
+        self.read += n;
+        if self.read >> 26 > before {
+            println!("read {} MiB", self.read >> 20);
+            std::io::stdout().flush()?;
+        }
         Ok(n)
     }
 }

@@ -13,16 +13,9 @@ mod authority;
 mod lan;
 mod local_accounts;
 
+/// The heroctl cargo built for this test run.
 fn heroctl() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let p = dir.join("heroctl");
-    assert!(
-        p.exists(),
-        "build heroctl first (cargo build -p heroctl): {}",
-        p.display()
-    );
-    p
+    PathBuf::from(env!("CARGO_BIN_EXE_heroctl"))
 }
 
 fn require_fuse() {

@@ -3,17 +3,9 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// The heroctl cargo built for this test run.
 pub(crate) fn heroctl() -> std::path::PathBuf {
-    // The test binary lives in target/<profile>/deps; heroctl in target/<profile>.
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let p = dir.join("heroctl");
-    assert!(
-        p.exists(),
-        "build heroctl first (cargo build --workspace --bins): {}",
-        p.display()
-    );
-    p
+    std::path::PathBuf::from(env!("CARGO_BIN_EXE_heroctl"))
 }
 
 pub(crate) fn run(repo: &Path, args: &[&str]) -> Output {

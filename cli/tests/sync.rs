@@ -8,13 +8,7 @@ use std::time::{Duration, Instant};
 use hero_store::{ObjType, ObjectId, Repo};
 use serde_json::Value;
 
-pub(crate) fn heroctl() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let p = dir.join("heroctl");
-    assert!(p.exists(), "build heroctl first: {}", p.display());
-    p
-}
+pub(crate) use crate::cli::heroctl;
 
 pub(crate) fn cmd(repo: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(heroctl());

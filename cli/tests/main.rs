@@ -1,0 +1,11 @@
+//! End-to-end tests of `heroctl`: the binary cargo just built (`CARGO_BIN_EXE_heroctl`), real
+//! repositories, real git, real mounts and shares, peers as separate processes.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod cli;
+mod drive;
+mod layout;
+mod membership;
+mod refusals;
+mod sync;
+mod unix;

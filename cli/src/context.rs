@@ -188,20 +188,33 @@ pub(crate) fn file_id(view: &hero_store::View, commit: &ObjectId, path: &str) ->
     }
 }
 
-pub(crate) fn parse_grace(s: &str) -> std::result::Result<u64, String> {
-    let (n, unit) = match s.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c),
-        _ => (s, 's'),
+/// A duration as people write it: a whole number with a unit `s`, `m`, `h` or `d` (no unit:
+/// seconds) — `90s`, `30m`, `6h`, `14d`. The one parser of durations of the command line,
+/// the daemon's configuration and invitations.
+pub(crate) fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (n, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
     };
-    let n: u64 = n.parse().map_err(|_| format!("not a duration: {s:?}"))?;
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("not a duration: {s:?} (try 90s, 30m, 6h, 14d)"))?;
     let mul = match unit {
-        's' => 1,
-        'm' => 60,
-        'h' => 3600,
-        'd' => 86_400,
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
         _ => return Err(format!("unknown unit in {s:?} (s, m, h or d)")),
     };
-    n.checked_mul(mul).ok_or_else(|| format!("too long: {s:?}"))
+    n.checked_mul(mul)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("too long: {s:?}"))
+}
+
+/// [`parse_duration`] in whole seconds (`--grace`, `gc.interval`, `gc.grace`).
+pub(crate) fn parse_grace(s: &str) -> std::result::Result<u64, String> {
+    parse_duration(s).map(|d| d.as_secs())
 }
 
 /// Creates a new repository file at `path`, and the directories above it.

@@ -16,15 +16,8 @@ impl GitId {
     }
     /// Parses 40 hex digits.
     pub fn from_hex(s: &[u8]) -> Option<GitId> {
-        if s.len() != 40 {
-            return None;
-        }
         let mut out = [0u8; 20];
-        for (i, pair) in s.chunks(2).enumerate() {
-            let hi = hex_val(pair[0])?;
-            let lo = hex_val(pair[1])?;
-            out[i] = (hi << 4) | lo;
-        }
+        hex::decode_to_slice(s, &mut out).ok()?;
         Some(GitId(out))
     }
     /// From raw bytes (must be 20 long).
@@ -51,23 +44,8 @@ pub const EMPTY_TREE: GitId = GitId([
     0xfb, 0xee, 0x49, 0x04,
 ]);
 
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
 pub(crate) fn hex(b: &[u8]) -> String {
-    const D: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(b.len() * 2);
-    for &x in b {
-        s.push(D[usize::from(x >> 4)] as char);
-        s.push(D[usize::from(x & 15)] as char);
-    }
-    s
+    hex::encode(b)
 }
 
 /// A commit's parts, with git ids.

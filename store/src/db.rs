@@ -559,7 +559,7 @@ where
 }
 
 fn hex_prefix(p: &[u8]) -> String {
-    p.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(p)
 }
 
 fn check_hash(id: &ObjectId, rec: &Record<'_>, raw: &[u8]) -> Result<()> {

@@ -26,12 +26,7 @@ impl ObjectId {
 
     /// Full lower-case hex form (64 characters).
     pub fn to_hex(&self) -> String {
-        let mut s = String::with_capacity(64);
-        for b in self.0 {
-            s.push(HEX[(b >> 4) as usize] as char);
-            s.push(HEX[(b & 0xf) as usize] as char);
-        }
-        s
+        hex::encode(self.0)
     }
 
     /// The first 12 hex characters, for display.
@@ -43,36 +38,15 @@ impl ObjectId {
 
     /// Parses a full 64-character hex id.
     pub fn from_hex(s: &str) -> Option<Self> {
-        let bytes = hex_prefix(s)?;
-        let arr: [u8; 32] = bytes.try_into().ok()?;
+        let mut arr = [0u8; 32];
+        hex::decode_to_slice(s, &mut arr).ok()?;
         Some(ObjectId(arr))
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
 /// Decodes an even-length hex string into bytes; `None` for anything else.
 pub(crate) fn hex_prefix(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    let digits = s.as_bytes();
-    let mut out = Vec::with_capacity(digits.len() / 2);
-    for pair in digits.chunks(2) {
-        let hi = hex_digit(pair[0])?;
-        let lo = hex_digit(pair[1])?;
-        out.push(hi << 4 | lo);
-    }
-    Some(out)
-}
-
-pub(crate) fn hex_digit(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
+    hex::decode(s).ok()
 }
 
 impl fmt::Display for ObjectId {

@@ -133,22 +133,13 @@ pub fn parse_endpoint_id(s: &str) -> Result<EndpointId> {
 }
 
 fn parse_secret(s: &str) -> Option<SecretKey> {
-    if s.len() != 64 {
-        return None;
-    }
     let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(i * 2..i * 2 + 2)?, 16).ok()?;
-    }
+    hex::decode_to_slice(s, &mut out).ok()?;
     Some(SecretKey::from_bytes(&out))
 }
 
 pub(crate) fn hex(b: &[u8]) -> String {
-    let mut s = String::with_capacity(b.len() * 2);
-    for x in b {
-        s.push_str(&format!("{x:02x}"));
-    }
-    s
+    hex::encode(b)
 }
 
 #[cfg(test)]

@@ -369,30 +369,8 @@ pub fn member(repo: &Repo, path: &Path, what: MemberCommand, json: bool) -> Resu
 
 /// Parses `30s`, `10m`, `2h`, `7d` (a bare number is seconds) into milliseconds.
 pub fn parse_duration_ms(s: &str) -> Result<i64> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: i64 = num.parse().map_err(|_| {
-        tagged(
-            Kind::Usage,
-            format!("invalid duration {s:?} (try 30m, 2h, 7d)"),
-        )
-    })?;
-    let per = match unit {
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => {
-            return Err(tagged(
-                Kind::Usage,
-                format!("invalid duration {s:?} (units: s, m, h, d)"),
-            ));
-        }
-    };
-    Ok(n.saturating_mul(per))
+    let d = crate::context::parse_duration(s).map_err(|m| tagged(Kind::Usage, m))?;
+    Ok(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn invite(repo: &Repo, path: &Path, a: InviteArgs, json: bool) -> Result<()> {

@@ -7,5 +7,6 @@ mod layout;
 mod membership;
 mod processes;
 mod refusals;
+mod structured;
 mod sync;
 mod unix;

@@ -7,7 +7,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use hero_formats::{Format, Mode, Rule, Schema, Span};
-use hero_store::{EntryKind, ObjectId, Repo, RepoPath, View};
+use hero_store::{EntryKind, ObjectId, Repo, RepoPath, TreeEntry, View};
 use serde_json::json;
 
 use crate::commands::daemon::config;
@@ -159,6 +159,26 @@ fn is_file(kind: EntryKind) -> bool {
     matches!(kind, EntryKind::File | EntryKind::Executable)
 }
 
+/// The bytes of a file to check, or a warning that it is too large to parse.
+fn read_checked(
+    view: &View,
+    entry: &TreeEntry,
+    path: &str,
+) -> Result<std::result::Result<Vec<u8>, Finding>> {
+    if entry.size > MAX_STRUCTURED_BYTES {
+        return Ok(Err(finding(
+            path,
+            Span::START,
+            Severity::Warning,
+            format!(
+                "not checked: {} bytes, more than the {MAX_STRUCTURED_BYTES} parsed",
+                entry.size
+            ),
+        )));
+    }
+    Ok(Ok(view.read_file(&entry.id, MAX_STRUCTURED_BYTES)?))
+}
+
 /// Every finding in the tree of `commit`, files in path order.
 pub fn check_commit(repo: &Repo, commit: &ObjectId) -> Result<Vec<Finding>> {
     let view = repo.view()?;
@@ -168,8 +188,10 @@ pub fn check_commit(repo: &Repo, commit: &ObjectId) -> Result<Vec<Finding>> {
         if !is_file(entry.kind) || Format::from_path(&shown).is_none() {
             continue;
         }
-        let bytes = view.read_file(&entry.id, MAX_STRUCTURED_BYTES)?;
-        findings.extend(checker.check_file(&shown, &bytes, Severity::Error));
+        match read_checked(&view, &entry, &shown)? {
+            Ok(bytes) => findings.extend(checker.check_file(&shown, &bytes, Severity::Error)),
+            Err(too_large) => findings.push(too_large),
+        }
     }
     Ok(findings)
 }
@@ -190,8 +212,10 @@ pub fn check_changes(repo: &Repo, old: Option<ObjectId>, new: &ObjectId) -> Resu
         if Format::from_path(&shown).is_none() {
             continue;
         }
-        let bytes = view.read_file(&entry.id, MAX_STRUCTURED_BYTES)?;
-        findings.extend(checker.check_file(&shown, &bytes, Severity::Warning));
+        match read_checked(&view, &entry, &shown)? {
+            Ok(bytes) => findings.extend(checker.check_file(&shown, &bytes, Severity::Warning)),
+            Err(too_large) => findings.push(too_large),
+        }
     }
     Ok(findings)
 }

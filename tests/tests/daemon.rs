@@ -919,3 +919,49 @@ fn a_second_daemon_on_a_taken_port_names_the_address_its_holder_and_the_way_out(
     assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(err.contains("is taken"), "{err}");
 }
+
+#[test]
+fn the_daemon_lists_files_the_mount_let_in_that_break_a_schema() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = fleet_stopped(tmp.path(), 1, 30, "");
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(work.join(".hero/schemas")).unwrap();
+    std::fs::write(
+        work.join(".hero/schemas/etc.toml"),
+        "[[rule]]\nglob = \"etc/*.toml\"\nrequired = [\"server.port\"]\n",
+    )
+    .unwrap();
+    let node = &mut nodes[0];
+    ok(
+        &node.repo,
+        &["commit", work.to_str().unwrap(), "-m", "schema"],
+    );
+    node.start();
+    assert_eq!(node.status()["invalid_files"], serde_json::json!([]));
+
+    // The mount does not refuse (a save is not a commit command); the daemon says what broke.
+    std::fs::create_dir_all(node.mnt.join("etc")).unwrap();
+    std::fs::write(node.mnt.join("etc/app.toml"), "[server]\nhost = \"a\"\n").unwrap();
+    let found = wait_for(30, "the invalid file in status", || {
+        let v = node.status()["invalid_files"].clone();
+        v.as_array().filter(|a| !a.is_empty()).cloned()
+    });
+    assert_eq!(found[0]["path"], "etc/app.toml");
+    assert_eq!(found[0]["line"], 1);
+    assert!(
+        found[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`server.port` is required"),
+        "{found:?}"
+    );
+    let text = ok(&node.repo, &["daemon", "status"]);
+    assert!(
+        text.contains("invalid: etc/app.toml:1:1: `server.port` is required"),
+        "{text}"
+    );
+    std::fs::write(node.mnt.join("etc/app.toml"), "[server]\nport = 80\n").unwrap();
+    wait_for(30, "the fixed file out of status", || {
+        (node.status()["invalid_files"] == serde_json::json!([])).then_some(())
+    });
+}

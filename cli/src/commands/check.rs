@@ -197,14 +197,21 @@ pub fn check_commit(repo: &Repo, commit: &ObjectId) -> Result<Vec<Finding>> {
 }
 
 /// The findings of the structured files that change from `old` to `new`, checked against
-/// the schemas of `new` (the schema files among them included).
+/// the schemas of `new` (the schema files among them included: one that is not a schema is an
+/// error).
 pub fn check_changes(repo: &Repo, old: Option<ObjectId>, new: &ObjectId) -> Result<Vec<Finding>> {
     if old == Some(*new) {
         return Ok(Vec::new());
     }
     let view = repo.view()?;
-    let (checker, mut findings) = Checker::at(repo, &view, new)?;
-    for d in view.diff_commits(old, new)? {
+    let diff = view.diff_commits(old, new)?;
+    let (checker, schema_findings) = Checker::at(repo, &view, new)?;
+    // A schema file that is not one counts where it changes, not in every later change.
+    let mut findings: Vec<Finding> = schema_findings
+        .into_iter()
+        .filter(|f| diff.iter().any(|d| d.path.to_string() == f.path))
+        .collect();
+    for d in diff {
         let Some(entry) = d.new.filter(|e| is_file(e.kind)) else {
             continue;
         };
@@ -218,6 +225,34 @@ pub fn check_changes(repo: &Repo, old: Option<ObjectId>, new: &ObjectId) -> Resu
         }
     }
     Ok(findings)
+}
+
+/// The findings of the tree at `new`, from `known`, those of the tree at `old`: the files that
+/// change between them are checked again (against the schemas of `new`), the others keep
+/// their findings; without `old`, the whole tree is checked. Returns the fresh findings.
+/// What the daemon keeps for its status (a file untouched keeps the verdict of the schemas
+/// it was checked against).
+pub fn refresh(
+    repo: &Repo,
+    old: Option<ObjectId>,
+    new: &ObjectId,
+    known: &mut Vec<Finding>,
+) -> Result<Vec<Finding>> {
+    let Some(old) = old else {
+        *known = check_commit(repo, new)?;
+        return Ok(known.clone());
+    };
+    let changed: std::collections::BTreeSet<String> = repo
+        .view()?
+        .diff_commits(Some(old), new)?
+        .into_iter()
+        .map(|d| d.path.to_string())
+        .collect();
+    known.retain(|f| !changed.contains(&f.path));
+    let fresh = check_changes(repo, Some(old), new)?;
+    known.extend(fresh.iter().cloned());
+    known.sort_by(|a, b| (&a.path, a.line, a.column).cmp(&(&b.path, b.line, b.column)));
+    Ok(fresh)
 }
 
 /// Before a branch moves from `old` to `new`: prints the warnings on stderr and refuses (exit

@@ -379,6 +379,14 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
     let hooks = tokio::spawn(hook_runner(ctx.clone(), hooks_rx));
     let mut watch_head = repo.branch_head(&ctx.branch).ok().flatten();
 
+    // The default branch's files checked against their schemas, one change at a time, off the
+    // main loop: what the mount, the share and peers bring in is logged and listed in status.
+    let (validate_tx, validate_rx) = std::sync::mpsc::channel();
+    spawn_validator(ctx.clone(), validate_rx)?;
+    if let Some(h) = watch_head {
+        let _ = validate_tx.send((None, h));
+    }
+
     // Peer workers; readiness once each has tried once (or FIRST_ROUND_MAX passed).
     let (changed_tx, changed_rx) = signal::channel(0u64);
     let mut workers: HashMap<EndpointId, Worker> = HashMap::new();
@@ -495,6 +503,7 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
                 && Some(h) != watch_head
             {
                 let _ = hooks_tx.send((watch_head, h));
+                let _ = validate_tx.send((watch_head, h));
                 watch_head = Some(h);
             }
             // A new version of the configuration file, or a re-read asked for.
@@ -734,4 +743,31 @@ async fn stop_share(s: Share) {
     let _ = s.stop.send(());
     let _ = s.task.await;
     tracing::info!("WebDAV share on {} stopped", s.addr);
+}
+
+/// Starts the thread that keeps `status.invalid`: for each move of the default branch
+/// (`None` first: the whole tree), the files that changed are checked again and what breaks a
+/// rule or does not parse is logged. Ends when the sender is dropped.
+fn spawn_validator(
+    ctx: Arc<Ctx>,
+    moves: std::sync::mpsc::Receiver<(Option<hero_store::ObjectId>, hero_store::ObjectId)>,
+) -> Result<()> {
+    std::thread::Builder::new()
+        .name("validate".into())
+        .spawn(move || {
+            let mut known = Vec::new();
+            for (old, new) in moves {
+                match crate::commands::check::refresh(&ctx.repo, old, &new, &mut known) {
+                    Ok(fresh) => {
+                        for f in &fresh {
+                            tracing::warn!("{} at {}: {f}", ctx.branch, new.short());
+                        }
+                        ctx.status().invalid = known.clone();
+                    }
+                    Err(e) => tracing::warn!("checking {} against its schemas: {e:#}", new.short()),
+                }
+            }
+        })
+        .context("starting the validation thread")?;
+    Ok(())
 }

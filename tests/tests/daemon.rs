@@ -965,3 +965,36 @@ fn the_daemon_lists_files_the_mount_let_in_that_break_a_schema() {
         (node.status()["invalid_files"] == serde_json::json!([])).then_some(())
     });
 }
+
+#[test]
+fn the_control_socket_runs_a_script_and_refuses_a_wrong_one_before_anything_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = fleet_stopped(tmp.path(), 1, 30, "");
+    let node = &mut nodes[0];
+    node.start();
+    let bad = tmp.path().join("bad.hero");
+    std::fs::write(&bad, "!!hero.tag name:v1\n!!hero.tag name:v2 colour:red\n").unwrap();
+    let out = run(&node.repo, &["script", "--daemon", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("-:2:20: unknown parameter `colour`"), "{err}");
+    assert_eq!(ok(&node.repo, &["tag"]), "", "nothing ran");
+
+    let good = tmp.path().join("good.hero");
+    std::fs::write(
+        &good,
+        "!!hero.tag name:v1 message:'from the socket'\n!!hero.get path:'v1:hello.txt'\n",
+    )
+    .unwrap();
+    let out = run(&node.repo, &["script", "--daemon", good.to_str().unwrap()]);
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // hello.txt is no structured file: the second action fails with its exit code.
+    assert_eq!(out.status.code(), Some(2), "{lines:?}");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["result"]["name"], "v1");
+    assert_eq!(lines[1]["ok"], false);
+    assert!(ok(&node.repo, &["tag"]).contains("v1"));
+}

@@ -23,7 +23,14 @@ use crate::output::{capture, write_stdout};
 pub struct ScriptArgs {
     /// The HeroScript file, or `-` for standard input.
     pub file: String,
+    /// Send the script to the running daemon of the repository (its control socket), which
+    /// runs it and answers the same JSON lines.
+    #[arg(long)]
+    pub daemon: bool,
 }
+
+/// How long `--daemon` waits for the daemon's answer.
+const DAEMON_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// How a parameter becomes part of a command line.
 #[derive(Clone, Copy)]
@@ -350,6 +357,87 @@ pub fn run(repo: &Option<PathBuf>, a: ScriptArgs) -> Result<()> {
         let text = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file))?;
         (a.file.clone(), text)
     };
+    if a.daemon {
+        return ask_daemon(&crate::context::repo_path(repo)?, &text);
+    }
     let steps = plan(&text, &source, repo)?;
     run_steps(steps, |v| Ok(write_stdout(format_args!("{v}\n"))?))
+}
+
+/// `script --daemon`: the daemon's answer printed as `script` prints, and its exit code.
+fn ask_daemon(repo: &std::path::Path, text: &[u8]) -> Result<()> {
+    let text = std::str::from_utf8(text).context("the script is not UTF-8")?;
+    let request = format!("script {}", serde_json::to_string(text)?);
+    let v = crate::commands::daemon::control::ask_within(repo, &request, DAEMON_WAIT)?;
+    for line in v["results"].as_array().into_iter().flatten() {
+        write_stdout(format_args!("{line}\n"))?;
+    }
+    let code = v["exit_code"].as_u64().unwrap_or(1);
+    if code == 0 {
+        return Ok(());
+    }
+    let kind = [
+        Kind::Usage,
+        Kind::NotFound,
+        Kind::Refused,
+        Kind::Corrupt,
+        Kind::Network,
+    ]
+    .into_iter()
+    .find(|k| u64::from(k.exit_code()) == code)
+    .unwrap_or(Kind::Internal);
+    let message = v["error"]
+        .as_str()
+        .unwrap_or("the daemon's script failed")
+        .trim_start_matches("error: ")
+        .to_string();
+    Err(tagged(kind, message))
+}
+
+/// The daemon's side of `script "TEXT"`: runs `heroctl -R REPO script -` with the text on its
+/// standard input and answers `{results: [line, …], exit_code, error}` (`error`: what the
+/// script printed on stderr, when it failed).
+pub fn run_for_daemon(repo: &std::path::Path, request: &str) -> Value {
+    use std::io::Write;
+    let fail = |e: String| json!({ "results": [], "exit_code": 1, "error": e });
+    let text: String = match request.strip_prefix("script ").map(serde_json::from_str) {
+        Some(Ok(t)) => t,
+        _ => {
+            return fail("a script request is `script \"TEXT\"`, the text as a JSON string".into());
+        }
+    };
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return fail(format!("finding heroctl: {e}")),
+    };
+    let child = std::process::Command::new(exe)
+        .arg("-R")
+        .arg(repo)
+        .args(["script", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return fail(format!("starting heroctl script: {e}")),
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        // A script that is refused may not read all its input: a closed pipe is no error here.
+        let _ = stdin.write_all(text.as_bytes());
+    }
+    let out = match child.wait_with_output() {
+        Ok(o) => o,
+        Err(e) => return fail(format!("running heroctl script: {e}")),
+    };
+    let results: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    json!({
+        "results": results,
+        "exit_code": out.status.code().unwrap_or(1),
+        "error": if out.status.success() || stderr.is_empty() { Value::Null } else { Value::String(stderr) },
+    })
 }

@@ -437,6 +437,20 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
                                 control::answer(stream, &v).await;
                             });
                         }
+                        Some(r) if r.starts_with("script ") => {
+                            // In a heroctl process of its own: the same checks and commands as
+                            // `heroctl script -`, and a repository opened as any command opens it.
+                            let request = r.to_owned();
+                            let path = ctx.path.clone();
+                            tokio::spawn(async move {
+                                let v = tokio::task::spawn_blocking(move || {
+                                    crate::commands::script::run_for_daemon(&path, &request)
+                                })
+                                .await
+                                .unwrap_or_else(|e| json!({ "error": e.to_string() }));
+                                control::answer(stream, &v).await;
+                            });
+                        }
                         _ => control::answer(stream, &json!({ "error": "unknown request" })).await,
                     }
                 }

@@ -33,8 +33,33 @@ pub fn init_tracing_with(default: &str) {
 }
 
 /// Writes formatted text on stdout; the error of a closed pipe comes back to the caller.
+/// Inside [`capture`], the text is kept instead.
 pub fn write_stdout(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    let captured = CAPTURE.with(|c| match c.borrow_mut().as_mut() {
+        Some(buf) => {
+            use std::fmt::Write as _;
+            let _ = buf.write_fmt(args);
+            true
+        }
+        None => false,
+    });
+    if captured {
+        return Ok(());
+    }
     std::io::stdout().lock().write_fmt(args)
+}
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` keeping what it writes through [`write_stdout`] on this thread, and returns it
+/// with `f`'s result: how `heroctl script` turns a command's JSON report into its result.
+pub fn capture<T>(f: impl FnOnce() -> T) -> (T, String) {
+    let outer = CAPTURE.with(|c| c.replace(Some(String::new())));
+    let out = f();
+    let text = CAPTURE.with(|c| c.replace(outer)).unwrap_or_default();
+    (out, text)
 }
 
 /// `println!` that returns the write error (a broken pipe ends `heroctl` quietly).

@@ -912,3 +912,82 @@ fn a_second_daemon_on_a_taken_port_names_the_address_its_holder_and_the_way_out(
     assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(err.contains("is taken"), "{err}");
 }
+
+#[test]
+fn the_daemon_lists_files_the_mount_let_in_that_break_a_schema() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = fleet_stopped(tmp.path(), 1, 30, "");
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(work.join(".hero/schemas")).unwrap();
+    std::fs::write(
+        work.join(".hero/schemas/etc.toml"),
+        "[[rule]]\nglob = \"etc/*.toml\"\nrequired = [\"server.port\"]\n",
+    )
+    .unwrap();
+    let node = &mut nodes[0];
+    ok(
+        &node.repo,
+        &["commit", work.to_str().unwrap(), "-m", "schema"],
+    );
+    node.start();
+    assert_eq!(node.status()["invalid_files"], serde_json::json!([]));
+
+    // The mount does not refuse (a save is not a commit command); the daemon says what broke.
+    std::fs::create_dir_all(node.mnt.join("etc")).unwrap();
+    std::fs::write(node.mnt.join("etc/app.toml"), "[server]\nhost = \"a\"\n").unwrap();
+    let found = wait_for(30, "the invalid file in status", || {
+        let v = node.status()["invalid_files"].clone();
+        v.as_array().filter(|a| !a.is_empty()).cloned()
+    });
+    assert_eq!(found[0]["path"], "etc/app.toml");
+    assert_eq!(found[0]["line"], 1);
+    assert!(
+        found[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`server.port` is required"),
+        "{found:?}"
+    );
+    let text = ok(&node.repo, &["daemon", "status"]);
+    assert!(
+        text.contains("invalid: etc/app.toml:1:1: `server.port` is required"),
+        "{text}"
+    );
+    std::fs::write(node.mnt.join("etc/app.toml"), "[server]\nport = 80\n").unwrap();
+    wait_for(30, "the fixed file out of status", || {
+        (node.status()["invalid_files"] == serde_json::json!([])).then_some(())
+    });
+}
+
+#[test]
+fn the_control_socket_runs_a_script_and_refuses_a_wrong_one_before_anything_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = fleet_stopped(tmp.path(), 1, 30, "");
+    let node = &mut nodes[0];
+    node.start();
+    let bad = tmp.path().join("bad.hero");
+    std::fs::write(&bad, "!!hero.tag name:v1\n!!hero.tag name:v2 colour:red\n").unwrap();
+    let out = run(&node.repo, &["script", "--daemon", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("-:2:20: unknown parameter `colour`"), "{err}");
+    assert_eq!(ok(&node.repo, &["tag"]), "", "nothing ran");
+
+    let good = tmp.path().join("good.hero");
+    std::fs::write(
+        &good,
+        "!!hero.tag name:v1 message:'from the socket'\n!!hero.get path:'v1:hello.txt'\n",
+    )
+    .unwrap();
+    let out = run(&node.repo, &["script", "--daemon", good.to_str().unwrap()]);
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // hello.txt is no structured file: the second action fails with its exit code.
+    assert_eq!(out.status.code(), Some(2), "{lines:?}");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["result"]["name"], "v1");
+    assert_eq!(lines[1]["ok"], false);
+    assert!(ok(&node.repo, &["tag"]).contains("v1"));
+}

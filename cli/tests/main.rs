@@ -7,5 +7,6 @@ mod drive;
 mod layout;
 mod membership;
 mod refusals;
+mod structured;
 mod sync;
 mod unix;

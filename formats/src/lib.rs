@@ -39,6 +39,7 @@ pub mod heroscript;
 pub mod markdown;
 mod path;
 mod query;
+pub mod schema;
 mod span;
 mod toml_doc;
 mod yaml;
@@ -51,6 +52,7 @@ pub use format::Format;
 pub use heroscript::Script;
 pub use path::{GetError, Path, Step, get};
 pub use query::{MAX_TOKENS, Query, QueryError, query};
+pub use schema::{Mode, Problem, Rule, Schema, SchemaError};
 pub use serde_json::Value;
 pub use span::Span;
 

@@ -4,6 +4,7 @@
 
 pub mod branch;
 pub mod cat;
+pub mod check;
 pub mod checkout;
 pub mod completions;
 pub mod daemon;
@@ -17,6 +18,7 @@ pub mod log;
 pub mod ls;
 pub mod member;
 pub mod query;
+pub mod script;
 pub mod serve;
 pub mod stats;
 pub mod status;
@@ -86,6 +88,12 @@ pub enum Command {
     Get(get::GetArgs),
     /// Query every structured file of a revision: `heroctl query main 'node.define[*].ipaddr'`.
     Query(query::QueryArgs),
+    /// Check a revision: every structured file parses and keeps the rules of the schemas
+    /// under `.hero/schemas/` (exit 2 naming path:line:column).
+    Check(check::CheckArgs),
+    /// Run a HeroScript of `!!hero.*` actions (FILE, or `-` for stdin): all are checked
+    /// before any runs; one JSON result per action.
+    Script(script::ScriptArgs),
     /// Show changes between revisions.
     Diff(diff::DiffArgs),
     /// List, create or delete branches.
@@ -179,6 +187,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Get(a) => get::run(&open_repo(&cli.repo)?, a, json)?,
         Command::Query(a) => query::run(&open_repo(&cli.repo)?, a, json)?,
+        Command::Check(a) => check::run(&open_repo(&cli.repo)?, a, json)?,
+        Command::Script(a) => script::run(&cli.repo, a)?,
         Command::Diff(a) => diff::run(&open_repo(&cli.repo)?, a, json)?,
         Command::Branch(a) => branch::run(&open_repo(&cli.repo)?, a, json)?,
         Command::Tag(a) => tag::run(&open_repo(&cli.repo)?, a, json)?,

@@ -211,6 +211,7 @@ pub fn commit(repo: &Repo, a: CommitArgs, json: bool) -> Result<()> {
             };
             if Some(new) != head {
                 crate::authority::check_move(repo, head, &new)?;
+                crate::commands::check::check_move(repo, head, &new)?;
                 repo.update_branch(&branch, head, Some(new), "commit")
                     .with_context(|| {
                         format!("{branch} moved while committing; run the commit again")
@@ -247,6 +248,7 @@ pub fn commit(repo: &Repo, a: CommitArgs, json: bool) -> Result<()> {
                 .with_context(|| format!("snapshotting {}", a.dir.display()))?;
             if r.committed.created {
                 crate::authority::check_move(repo, head, &r.committed.id)?;
+                crate::commands::check::check_move(repo, head, &r.committed.id)?;
                 repo.update_branch(&branch, head, Some(r.committed.id), "snapshot")
                     .with_context(|| {
                         format!("{branch} moved while committing; run the commit again")

@@ -1,7 +1,8 @@
 //! The daemon's control socket (`<repository file>.sock`, mode 0600) and systemd's readiness
 //! notification.
 //!
-//! The protocol is one line per connection: the client sends `status` or `reload`, the
+//! The protocol is one line per connection: the client sends `status`, `reload` or
+//! `script "TEXT"` (a HeroScript as a JSON string, run as `heroctl script -` runs it), the
 //! daemon answers one JSON value and closes.
 
 use std::os::unix::fs::PermissionsExt;
@@ -64,10 +65,13 @@ pub async fn bind(path: &Path) -> Result<UnixListener> {
     bound
 }
 
+/// The longest request line: a script and its quoting.
+pub const MAX_REQUEST: u64 = 1 << 20;
+
 /// Reads one request line (bounded).
 pub async fn read_request(stream: &mut UnixStream) -> Option<String> {
     let mut line = String::new();
-    let mut r = BufReader::new(stream).take(256);
+    let mut r = BufReader::new(stream).take(MAX_REQUEST);
     let read = tokio::time::timeout(Duration::from_secs(5), r.read_line(&mut line)).await;
     match read {
         Ok(Ok(_)) => Some(line.trim().to_owned()),
@@ -77,6 +81,11 @@ pub async fn read_request(stream: &mut UnixStream) -> Option<String> {
 
 /// Sends `request` to the daemon of `repo` and returns its JSON answer.
 pub fn ask(repo: &Path, request: &str) -> Result<serde_json::Value> {
+    ask_within(repo, request, Duration::from_secs(30))
+}
+
+/// [`ask`], waiting at most `wait` for the answer.
+pub fn ask_within(repo: &Path, request: &str, wait: Duration) -> Result<serde_json::Value> {
     use std::io::{Read, Write};
     let path = socket_path(repo);
     let no_daemon = || {
@@ -87,7 +96,7 @@ pub fn ask(repo: &Path, request: &str) -> Result<serde_json::Value> {
         )
     };
     let mut s = std::os::unix::net::UnixStream::connect(&path).map_err(|_| no_daemon())?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.set_read_timeout(Some(wait))?;
     s.write_all(format!("{request}\n").as_bytes())
         .map_err(|_| no_daemon())?;
     let mut text = String::new();

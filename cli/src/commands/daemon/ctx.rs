@@ -94,6 +94,8 @@ pub(super) struct Status {
     pub(super) watches: Vec<watch::WatchStatus>,
     /// The scheduled garbage collection.
     pub(super) gc: GcStatus,
+    /// The default branch's files that do not parse or keep their schemas.
+    pub(super) invalid: Vec<crate::commands::check::Finding>,
 }
 
 /// What `heroctl daemon status` reports about the scheduled garbage collection.

@@ -379,6 +379,14 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
     let hooks = tokio::spawn(hook_runner(ctx.clone(), hooks_rx));
     let mut watch_head = repo.branch_head(&ctx.branch).ok().flatten();
 
+    // The default branch's files checked against their schemas, one change at a time, off the
+    // main loop: what the mount, the share and peers bring in is logged and listed in status.
+    let (validate_tx, validate_rx) = std::sync::mpsc::channel();
+    spawn_validator(ctx.clone(), validate_rx)?;
+    if let Some(h) = watch_head {
+        let _ = validate_tx.send((None, h));
+    }
+
     // Peer workers; readiness once each has tried once (or FIRST_ROUND_MAX passed).
     let (changed_tx, changed_rx) = signal::channel(0u64);
     let mut workers: HashMap<EndpointId, Worker> = HashMap::new();
@@ -426,6 +434,20 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
                                 let v = tokio::task::spawn_blocking(move || status_json(&ctx, &ticket))
                                     .await
                                     .unwrap_or_else(|e| json!({ "error": e.to_string() }));
+                                control::answer(stream, &v).await;
+                            });
+                        }
+                        Some(r) if r.starts_with("script ") => {
+                            // In a heroctl process of its own: the same checks and commands as
+                            // `heroctl script -`, and a repository opened as any command opens it.
+                            let request = r.to_owned();
+                            let path = ctx.path.clone();
+                            tokio::spawn(async move {
+                                let v = tokio::task::spawn_blocking(move || {
+                                    crate::commands::script::run_for_daemon(&path, &request)
+                                })
+                                .await
+                                .unwrap_or_else(|e| json!({ "error": e.to_string() }));
                                 control::answer(stream, &v).await;
                             });
                         }
@@ -495,6 +517,7 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
                 && Some(h) != watch_head
             {
                 let _ = hooks_tx.send((watch_head, h));
+                let _ = validate_tx.send((watch_head, h));
                 watch_head = Some(h);
             }
             // A new version of the configuration file, or a re-read asked for.
@@ -734,4 +757,31 @@ async fn stop_share(s: Share) {
     let _ = s.stop.send(());
     let _ = s.task.await;
     tracing::info!("WebDAV share on {} stopped", s.addr);
+}
+
+/// Starts the thread that keeps `status.invalid`: for each move of the default branch
+/// (`None` first: the whole tree), the files that changed are checked again and what breaks a
+/// rule or does not parse is logged. Ends when the sender is dropped.
+fn spawn_validator(
+    ctx: Arc<Ctx>,
+    moves: std::sync::mpsc::Receiver<(Option<hero_store::ObjectId>, hero_store::ObjectId)>,
+) -> Result<()> {
+    std::thread::Builder::new()
+        .name("validate".into())
+        .spawn(move || {
+            let mut known = Vec::new();
+            for (old, new) in moves {
+                match crate::commands::check::refresh(&ctx.repo, old, &new, &mut known) {
+                    Ok(fresh) => {
+                        for f in &fresh {
+                            tracing::warn!("{} at {}: {f}", ctx.branch, new.short());
+                        }
+                        ctx.status().invalid = known.clone();
+                    }
+                    Err(e) => tracing::warn!("checking {} against its schemas: {e:#}", new.short()),
+                }
+            }
+        })
+        .context("starting the validation thread")?;
+    Ok(())
 }

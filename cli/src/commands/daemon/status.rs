@@ -39,6 +39,20 @@ pub(super) fn print_status(v: &serde_json::Value) -> Result<()> {
         v["unseen_local_commits"]
     )?;
     outln!("open conflicts: {}", v["open_conflicts"])?;
+    for f in v["invalid_files"].as_array().into_iter().flatten() {
+        let warning = if f["severity"] == "warning" {
+            "warning: "
+        } else {
+            ""
+        };
+        outln!(
+            "invalid: {}:{}:{}: {warning}{}",
+            s(&f["path"]),
+            f["line"],
+            f["column"],
+            s(&f["message"])
+        )?;
+    }
     for w in v["watches"].as_array().into_iter().flatten() {
         outln!(
             "watch {}: {} run(s), {} refused by the check, last: {}{}",
@@ -116,7 +130,7 @@ pub(super) fn watch_statuses(specs: &[watch::WatchSpec]) -> Vec<watch::WatchStat
 
 /// The status answer.
 pub(super) fn status_json(ctx: &Ctx, ticket: &str) -> serde_json::Value {
-    let (peers, config, mount, share, share_error, confirmed, watches, gc) = {
+    let (peers, config, mount, share, share_error, confirmed, watches, gc, invalid) = {
         let st = ctx.status();
         (
             st.peers.values().cloned().collect::<Vec<_>>(),
@@ -127,6 +141,7 @@ pub(super) fn status_json(ctx: &Ctx, ticket: &str) -> serde_json::Value {
             st.confirmed,
             st.watches.clone(),
             st.gc.clone(),
+            st.invalid.clone(),
         )
     };
     let unseen = unseen_commits(&ctx.repo, &ctx.branch, confirmed);
@@ -148,6 +163,7 @@ pub(super) fn status_json(ctx: &Ctx, ticket: &str) -> serde_json::Value {
         "config": config,
         "watches": watches,
         "gc": gc,
+        "invalid_files": invalid,
     })
 }
 

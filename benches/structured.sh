@@ -75,7 +75,7 @@ import sys, subprocess, tomllib
 # git log -p of the file, newest first; the value at each commit from the patch's new side is
 # not enough (a patch shows lines, not values): every version is parsed, as a script would.
 g = sys.argv[1]
-revs = subprocess.run(["git", "-C", g, "log", "--format=%H", "--follow", "--", "etc/app.toml"],
+revs = subprocess.run(["git", "-C", g, "log", "--format=%H", "--follow", "main", "--", "etc/app.toml"],
                       capture_output=True, text=True, check=True).stdout.split()
 prev = None
 for c in reversed(revs):
@@ -115,7 +115,7 @@ row "query, git show | tomlq per file, $SAMPLE files timed, scaled to $FILES (s)
 th=$(bench logkey 3 "$H -R $WORK/s.hero log --key etc/app.toml:server.port")
 tg=$(bench logkey-git 1 "python3 $WORK/logp_key.py $G")
 row "log --key over $COMMITS commits (s)" "$th" "$tg" "$(ratio "$tg" "$th")x"
-tp=$(bench logp 3 "bash -c 'git -C $G log -p -- etc/app.toml | python3 $WORK/logp_parse.py'")
+tp=$(bench logp 3 "bash -c 'git -C $G log -p main -- etc/app.toml | python3 $WORK/logp_parse.py'")
 row "log --key vs git log -p read as lines (s)" "$th" "$tp" "$(ratio "$tp" "$th")x"
 echo
 echo "changes found: hero $($H -R "$WORK/s.hero" log --key etc/app.toml:server.port | wc -l), git $(python3 "$WORK/logp_key.py" "$G" | wc -l)"

@@ -168,14 +168,6 @@ impl DbError {
         self.kind
     }
 
-    /// The I/O error the engine reported, when [`DbError::kind`] is [`DbErrorKind::Io`].
-    pub fn io_error(&self) -> Option<&std::io::Error> {
-        match &self.source {
-            redb::Error::Io(io) => Some(io),
-            _ => None,
-        }
-    }
-
     fn new(source: redb::Error) -> DbError {
         let kind = match &source {
             redb::Error::Corrupted(_) => DbErrorKind::Corrupted,
@@ -210,6 +202,10 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+    /// The store's error for a failure of the database engine.
+    pub(crate) fn db(e: impl Into<redb::Error>) -> Self {
+        Error::Db(DbError::new(e.into()))
     }
 
     /// Whether this error means the disk is full: an I/O error of kind "storage full"
@@ -247,24 +243,18 @@ fn is_full_kind(kind: std::io::ErrorKind) -> bool {
     )
 }
 
-macro_rules! from_redb {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Error {
-            fn from(e: $t) -> Self {
-                Error::Db(DbError::new(e.into()))
-            }
-        }
-    )*};
+/// Turns the database engine's results into the store's inside the crate (`.db_err()?`), so
+/// no public `From` impl names redb's types.
+pub(crate) trait DbResultExt<T> {
+    /// The result, its error as [`Error::Db`].
+    fn db_err(self) -> Result<T>;
 }
-from_redb!(
-    redb::Error,
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError,
-    redb::CompactionError
-);
+
+impl<T, E: Into<redb::Error>> DbResultExt<T> for std::result::Result<T, E> {
+    fn db_err(self) -> Result<T> {
+        self.map_err(Error::db)
+    }
+}
 
 /// The store's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

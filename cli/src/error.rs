@@ -320,7 +320,8 @@ fn database(e: &hero_store::DbError) -> Found {
 fn name(e: &hero_store::NameError) -> Found {
     use hero_store::NameError as E;
     match e {
-        // A name or path given on the command line that the store refuses, as `Error::Name`.
+        // A name or path the store refuses, as for `Error::Name`; one arrives bare from
+        // `RepoPath::parse` of a path given on the command line.
         E::Empty
         | E::Dot(_)
         | E::Slash(_)
@@ -467,7 +468,9 @@ fn mount(e: &hero_fuse::MountError) -> Found {
             Kind::Refused,
             Some("is FUSE available (/dev/fuse, fusermount3) and the directory empty?".to_owned()),
         )),
-        // Kept as they were first mapped: the message says what to do.
+        // fuse.conf refusing --allow-other, a busy mount detached lazily, the final commit
+        // failing (the files stay in the spill directory), the spill directory itself: the
+        // message says what happened and what is left; exit 1.
         E::AllowOtherNotPermitted | E::Unmount { .. } | E::Flush(_) | E::Durability(_) => {
             kind(Kind::Internal)
         }
@@ -579,6 +582,38 @@ mod tests {
         let e = CommandError::from(err);
         assert_eq!(e.kind, Kind::Corrupt);
         assert!(e.hint.is_some_and(|h| h.contains("delete /r.hero.key")));
+    }
+
+    #[test]
+    fn a_bare_key_error_is_corrupt_not_internal() {
+        let err = anyhow::Error::new(hero_sync::identity::KeyError::Invalid {
+            path: "/r.hero.key".into(),
+        })
+        .context("loading the node key");
+        let e = CommandError::from(err);
+        assert_eq!(e.kind, Kind::Corrupt);
+        assert!(e.hint.is_some_and(|h| h.contains("restore /r.hero.key")));
+    }
+
+    #[test]
+    fn a_path_the_store_refuses_is_a_usage_error() {
+        let err = hero_store::RepoPath::parse("a//b").map_err(anyhow::Error::new);
+        let Err(err) = err else {
+            panic!("a//b parsed");
+        };
+        assert_eq!(CommandError::from(err).kind, Kind::Usage);
+    }
+
+    #[test]
+    fn membership_errors_wrapping_store_errors_classify_by_the_store_error() {
+        let err = anyhow::Error::new(hero_sync::SyncError::from(
+            hero_sync::membership::MembershipError::Store(hero_store::Error::RefMoved {
+                name: "hero/membership".into(),
+                expected: None,
+                found: None,
+            }),
+        ));
+        assert_eq!(CommandError::from(err).kind, Kind::Refused);
     }
 
     #[test]

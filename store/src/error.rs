@@ -258,3 +258,42 @@ impl<T, E: Into<redb::Error>> DbResultExt<T> for std::result::Result<T, E> {
 
 /// The store's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_errors_are_classified_by_their_kind_and_keep_their_source() {
+        let full = Error::db(redb::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::StorageFull,
+        )));
+        assert!(full.is_disk_full());
+        let Error::Db(db) = &full else {
+            panic!("not a database error: {full}");
+        };
+        assert_eq!(db.kind(), DbErrorKind::Io(std::io::ErrorKind::StorageFull));
+        let source = std::error::Error::source(db).map(|s| s.to_string());
+        assert_eq!(source, Some(db.to_string()));
+
+        let corrupted = Error::db(redb::StorageError::Corrupted("bad page".into()));
+        assert!(matches!(&corrupted, Error::Db(db) if db.kind() == DbErrorKind::Corrupted));
+        assert!(!corrupted.is_disk_full());
+        assert!(corrupted.to_string().contains("bad page"), "{corrupted}");
+
+        let open = Error::db(redb::DatabaseError::DatabaseAlreadyOpen);
+        assert!(matches!(&open, Error::Db(db) if db.kind() == DbErrorKind::AlreadyOpen));
+        let upgrade = Error::db(redb::DatabaseError::UpgradeRequired(2));
+        assert!(matches!(&upgrade, Error::Db(db) if db.kind() == DbErrorKind::UpgradeRequired));
+        let other = Error::db(redb::CommitError::TransactionPoisoned);
+        assert!(matches!(&other, Error::Db(db) if db.kind() == DbErrorKind::Other));
+    }
+
+    #[test]
+    fn a_full_quota_is_a_full_disk_and_a_refused_write_is_not() {
+        let quota = std::io::Error::from(std::io::ErrorKind::QuotaExceeded);
+        assert!(Error::io("/w/a", quota).is_disk_full());
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert!(!Error::Input(denied).is_disk_full());
+    }
+}

@@ -137,12 +137,12 @@ pub enum Error {
 }
 
 /// A failure of the database engine, as the store classifies it; the engine's own error is
-/// kept as its source.
+/// kept as its source (boxed: it is large, and every store result carries room for it).
 #[derive(Debug, thiserror::Error)]
 #[error("{source}")]
 pub struct DbError {
     kind: DbErrorKind,
-    source: redb::Error,
+    source: Box<redb::Error>,
 }
 
 /// How the database engine failed.
@@ -176,7 +176,10 @@ impl DbError {
             redb::Error::UpgradeRequired(_) => DbErrorKind::UpgradeRequired,
             _ => DbErrorKind::Other,
         };
-        DbError { kind, source }
+        DbError {
+            kind,
+            source: Box::new(source),
+        }
     }
 }
 

@@ -1,6 +1,9 @@
 //! What a repository remembers about its peers, in its settings: who may connect
 //! (`sync/allow/<id>`), the saved remotes (`remote/<name>`), and the id of the repository it
 //! replicates (`sync/repo-id`, set by a clone).
+//!
+//! The allow list fails only as the store does ([`hero_store::Error`]): the membership code,
+//! which upgrades a repository from it, reads it without wrapping a [`SyncError`].
 
 use std::net::SocketAddr;
 

@@ -3,7 +3,10 @@
 //!
 //! The kind is found by walking the error's chain and matching the library error types
 //! variant by variant ([`classify`]); errors the CLI raises itself carry their kind in a
-//! [`Tagged`] error. Anything unknown is `internal` (exit 1).
+//! [`Tagged`] error. Each library error is classified by an exhaustive `match` over its
+//! variants (the workspace's error enums are not `#[non_exhaustive]`), so a new variant does
+//! not compile until it is mapped here. A variant that maps to `None` leaves the decision to
+//! the next cause in the chain (its source). Anything unknown is `internal` (exit 1).
 
 use std::io::ErrorKind as IoKind;
 use std::process::ExitCode;
@@ -217,8 +220,17 @@ fn classify_one(cause: &(dyn std::error::Error + 'static)) -> Found {
     if let Some(e) = cause.downcast_ref::<hero_sync::membership::MembershipError>() {
         return membership(e);
     }
+    if let Some(e) = cause.downcast_ref::<hero_sync::identity::KeyError>() {
+        return key(e);
+    }
+    if let Some(e) = cause.downcast_ref::<hero_sync::audit::AuditError>() {
+        return audit(e);
+    }
     if let Some(e) = cause.downcast_ref::<hero_store::merge::MergeError>() {
         return merge(e);
+    }
+    if let Some(e) = cause.downcast_ref::<hero_store::NameError>() {
+        return name(e);
     }
     if let Some(e) = cause.downcast_ref::<hero_importers::ImportError>() {
         return import(e);
@@ -288,22 +300,35 @@ fn store(e: &hero_store::Error) -> Found {
         // The io::Error below decides.
         E::Io { .. } => None,
         E::Input(io_err) => io(io_err),
-        E::Db(db) => redb(db, e),
-        _ => kind(Kind::Internal),
+        E::Db(db) => database(db),
     }
 }
 
-fn redb(db: &redb::Error, e: &hero_store::Error) -> Found {
-    match db {
-        redb::Error::Corrupted(_) => kind(Kind::Corrupt),
-        redb::Error::Io(io_err) => io(io_err),
-        redb::Error::DatabaseAlreadyOpen => Some((
+fn database(e: &hero_store::DbError) -> Found {
+    use hero_store::DbErrorKind as K;
+    match e.kind() {
+        K::Corrupted | K::UpgradeRequired => kind(Kind::Corrupt),
+        K::Io(io_kind) => io_by_kind(io_kind),
+        K::AlreadyOpen => Some((
             Kind::Refused,
             Some("another heroctl (a mount, a share, a server) has the repository open".to_owned()),
         )),
-        redb::Error::UpgradeRequired(_) => kind(Kind::Corrupt),
-        _ if e.is_disk_full() => disk_full(),
-        _ => kind(Kind::Internal),
+        K::Other => kind(Kind::Internal),
+    }
+}
+
+fn name(e: &hero_store::NameError) -> Found {
+    use hero_store::NameError as E;
+    match e {
+        // A name or path the store refuses, as for `Error::Name`; one arrives bare from
+        // `RepoPath::parse` of a path given on the command line.
+        E::Empty
+        | E::Dot(_)
+        | E::Slash(_)
+        | E::Nul(_)
+        | E::GitDir(_)
+        | E::Unsorted
+        | E::MetaMismatch => kind(Kind::Usage),
     }
 }
 
@@ -340,7 +365,6 @@ fn sync(e: &hero_sync::SyncError) -> Found {
         E::Merge { .. } => None,
         E::Store(s) => store(s),
         E::Io(io_err) => io(io_err),
-        _ => kind(Kind::Internal),
     }
 }
 
@@ -364,7 +388,14 @@ fn key(e: &hero_sync::identity::KeyError) -> Found {
                 path.display()
             )),
         )),
-        _ => kind(Kind::Corrupt),
+    }
+}
+
+fn audit(e: &hero_sync::audit::AuditError) -> Found {
+    use hero_sync::audit::AuditError as E;
+    match e {
+        E::Io { source, .. } => io(source),
+        E::Store(s) => store(s),
     }
 }
 
@@ -373,9 +404,10 @@ fn membership(e: &hero_sync::membership::MembershipError) -> Found {
     match e {
         E::Refused(_) | E::AlreadyInitialized => kind(Kind::Refused),
         E::Store(s) => store(s),
-        E::Sync(s) => sync(s),
         E::Envelope(_) => kind(Kind::Usage),
-        _ => kind(Kind::Internal),
+        // Names built from change hashes, a signer's broken sequence, automerge itself: bugs
+        // or a misbehaving peer, nothing the user can fix.
+        E::Name(_) | E::NotADocument { .. } | E::Automerge(_) => kind(Kind::Internal),
     }
 }
 
@@ -385,7 +417,6 @@ fn merge(e: &hero_store::merge::MergeError) -> Found {
         E::Store(s) => store(s),
         E::Name(_) => kind(Kind::Corrupt),
         E::NoSuchBranch(_) => kind(Kind::NotFound),
-        _ => kind(Kind::Internal),
     }
 }
 
@@ -406,7 +437,6 @@ fn import(e: &hero_importers::ImportError) -> Found {
             ),
         )),
         E::Store(s) => store(s),
-        _ => kind(Kind::Internal),
     }
 }
 
@@ -416,7 +446,14 @@ fn export(e: &hero_importers::ExportError) -> Found {
         E::Io { source, .. } => io(source),
         E::PackTooLarge | E::BadRef { .. } => kind(Kind::Refused),
         E::Store(s) => store(s),
-        _ => kind(Kind::Internal),
+        // gix, zlib or the hasher failing, our own pack not reading back, an object that
+        // would not round-trip: bugs or a broken system, not the user's doing.
+        E::Write(_)
+        | E::ReadFile { .. }
+        | E::Zlib { .. }
+        | E::Hash { .. }
+        | E::Spool { .. }
+        | E::RoundTrip { .. } => kind(Kind::Internal),
     }
 }
 
@@ -431,7 +468,12 @@ fn mount(e: &hero_fuse::MountError) -> Found {
             Kind::Refused,
             Some("is FUSE available (/dev/fuse, fusermount3) and the directory empty?".to_owned()),
         )),
-        _ => kind(Kind::Internal),
+        // fuse.conf refusing --allow-other, a busy mount detached lazily, the final commit
+        // failing (the files stay in the spill directory), the spill directory itself: the
+        // message says what happened and what is left; exit 1.
+        E::AllowOtherNotPermitted | E::Unmount { .. } | E::Flush(_) | E::Durability(_) => {
+            kind(Kind::Internal)
+        }
     }
 }
 
@@ -449,7 +491,6 @@ fn dav(e: &hero_dav::DavError) -> Found {
             )),
         )),
         E::Token { source, .. } => io(source),
-        _ => kind(Kind::Internal),
     }
 }
 
@@ -460,7 +501,11 @@ fn io(e: &std::io::Error) -> Found {
     {
         return Some(found);
     }
-    match e.kind() {
+    io_by_kind(e.kind())
+}
+
+fn io_by_kind(io_kind: IoKind) -> Found {
+    match io_kind {
         IoKind::NotFound => kind(Kind::NotFound),
         IoKind::PermissionDenied | IoKind::ReadOnlyFilesystem | IoKind::AlreadyExists => {
             kind(Kind::Refused)
@@ -537,6 +582,38 @@ mod tests {
         let e = CommandError::from(err);
         assert_eq!(e.kind, Kind::Corrupt);
         assert!(e.hint.is_some_and(|h| h.contains("delete /r.hero.key")));
+    }
+
+    #[test]
+    fn a_bare_key_error_is_corrupt_not_internal() {
+        let err = anyhow::Error::new(hero_sync::identity::KeyError::Invalid {
+            path: "/r.hero.key".into(),
+        })
+        .context("loading the node key");
+        let e = CommandError::from(err);
+        assert_eq!(e.kind, Kind::Corrupt);
+        assert!(e.hint.is_some_and(|h| h.contains("restore /r.hero.key")));
+    }
+
+    #[test]
+    fn a_path_the_store_refuses_is_a_usage_error() {
+        let err = hero_store::RepoPath::parse("a//b").map_err(anyhow::Error::new);
+        let Err(err) = err else {
+            panic!("a//b parsed");
+        };
+        assert_eq!(CommandError::from(err).kind, Kind::Usage);
+    }
+
+    #[test]
+    fn membership_errors_wrapping_store_errors_classify_by_the_store_error() {
+        let err = anyhow::Error::new(hero_sync::SyncError::from(
+            hero_sync::membership::MembershipError::Store(hero_store::Error::RefMoved {
+                name: "hero/membership".into(),
+                expected: None,
+                found: None,
+            }),
+        ));
+        assert_eq!(CommandError::from(err).kind, Kind::Refused);
     }
 
     #[test]

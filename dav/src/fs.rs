@@ -981,7 +981,7 @@ impl Drop for WriteFile {
 
 fn io_err(e: std::io::Error) -> FsError {
     tracing::error!(error = %e, "spool file");
-    if e.raw_os_error() == Some(28) {
+    if hero_store::is_disk_full_io(&e) {
         FsError::InsufficientStorage
     } else {
         FsError::GeneralFailure

@@ -136,7 +136,6 @@ impl DavConfig {
 
 /// Why the share cannot start or stopped.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum DavError {
     /// The repository could not be opened or read.
     #[error(transparent)]

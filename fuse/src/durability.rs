@@ -37,7 +37,6 @@ const MAGIC: &[u8; 8] = b"herojnl1";
 
 /// Errors of the spill directory and of recovery.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum DurabilityError {
     /// Local file system trouble in the spill area.
     #[error("{}: {source}", path.display())]

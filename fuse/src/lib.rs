@@ -144,7 +144,6 @@ fn allow_other_permitted() -> bool {
 
 /// What can go wrong mounting or unmounting.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum MountError {
     /// The repository could not be opened or read.
     #[error(transparent)]

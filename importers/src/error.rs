@@ -6,7 +6,6 @@ use crate::gitfmt::GitId;
 
 /// Why an import (or a verification) failed.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum ImportError {
     /// The git repository could not be opened.
     #[error("cannot open git repository {}: {message}", path.display())]
@@ -75,7 +74,6 @@ pub enum ImportError {
 
 /// Why an export failed.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum ExportError {
     /// Writing the target repository failed.
     #[error("{}: {source}", path.display())]

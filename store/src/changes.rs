@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use crate::db::{RefValue, WriteCtx};
-use crate::error::{Error, Result};
+use crate::error::{DbResultExt as _, Error, Result};
 use crate::file::{Pending, SMALL_FILE_MAX, StoredFile, read_head};
 use crate::id::ObjectId;
 use crate::object::{Commit, EntryKind, EntryMeta, Signature, Tag, Tree, TreeEntry};
@@ -743,26 +743,26 @@ impl Batch<'_, '_> {
     pub fn set_xref(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
         match value {
             Some(v) => {
-                self.w.xref.insert(key, v)?;
+                self.w.xref.insert(key, v).db_err()?;
             }
             None => {
-                self.w.xref.remove(key)?;
+                self.w.xref.remove(key).db_err()?;
             }
         }
         Ok(())
     }
     /// Reads a cross-reference inside this transaction.
     pub fn xref(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.w.xref.get(key)?.map(|g| g.value().to_vec()))
+        Ok(self.w.xref.get(key).db_err()?.map(|g| g.value().to_vec()))
     }
     /// Sets a setting.
     pub fn set_setting(&mut self, key: &str, value: Option<&[u8]>) -> Result<()> {
         match value {
             Some(v) => {
-                self.w.kv.insert(key, v)?;
+                self.w.kv.insert(key, v).db_err()?;
             }
             None => {
-                self.w.kv.remove(key)?;
+                self.w.kv.remove(key).db_err()?;
             }
         }
         Ok(())

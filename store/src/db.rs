@@ -2,7 +2,7 @@
 
 use redb::{ReadableTable, TableDefinition};
 
-use crate::error::{Error, Result};
+use crate::error::{DbResultExt as _, Error, Result};
 use crate::id::ObjectId;
 use crate::record::{self, Encoding, ObjType, Record};
 
@@ -203,7 +203,7 @@ where
     out.clear();
     out.reserve(usize::try_from(p.len).unwrap_or(0));
     for n in p.first..p.first.saturating_add(p.count) {
-        let Some(g) = pieces.get(n)? else {
+        let Some(g) = pieces.get(n).db_err()? else {
             return Err(Error::corrupt(*id, format!("piece {n} is missing")));
         };
         out.extend_from_slice(g.value());
@@ -235,7 +235,7 @@ where
     O: ReadableTable<&'static [u8; 32], &'static [u8]>,
     P: ReadableTable<u64, &'static [u8]>,
 {
-    let Some(g) = src.objects.get(&id.0)? else {
+    let Some(g) = src.objects.get(&id.0).db_err()? else {
         return Err(Error::Missing(*id));
     };
     let decoded = match Pointer::parse(g.value()) {
@@ -291,7 +291,7 @@ where
     P: ReadableTable<u64, &'static [u8]>,
 {
     fn record(&self, id: &ObjectId) -> Result<Option<RecordBytes<'_>>> {
-        let Some(g) = self.objects.get(&id.0)? else {
+        let Some(g) = self.objects.get(&id.0).db_err()? else {
             return Ok(None);
         };
         let assembled = match Pointer::parse(g.value()) {
@@ -307,7 +307,7 @@ where
         }))
     }
     fn record_head(&self, id: &ObjectId) -> Result<Option<RecordBytes<'_>>> {
-        let Some(g) = self.objects.get(&id.0)? else {
+        let Some(g) = self.objects.get(&id.0).db_err()? else {
             return Ok(None);
         };
         let first = match Pointer::parse(g.value()) {
@@ -320,7 +320,7 @@ where
                     let pieces = self.pieces.ok_or_else(|| {
                         Error::corrupt(*id, "stored in pieces, but there is no pieces table")
                     })?;
-                    let piece = pieces.get(p.first)?.ok_or_else(|| {
+                    let piece = pieces.get(p.first).db_err()?.ok_or_else(|| {
                         Error::corrupt(*id, format!("piece {} is missing", p.first))
                     })?;
                     Some(RecordBytes::Stored(piece))
@@ -548,8 +548,8 @@ where
 {
     let (lo, hi) = record::prefix_range(prefix);
     let mut out = Vec::new();
-    for item in table.range::<&[u8; 32]>(&lo..=&hi)? {
-        let (k, _) = item?;
+    for item in table.range::<&[u8; 32]>(&lo..=&hi).db_err()? {
+        let (k, _) = item.db_err()?;
         let id = ObjectId(*k.value());
         if id != *this {
             out.push(id);
@@ -610,13 +610,15 @@ pub(crate) fn store_record(
         None
     } else {
         let (sizes, tail) = piece_plan(rec.len());
-        let first = match pieces.last()? {
+        let first = match pieces.last().db_err()? {
             Some((k, _)) => k.value() + 1,
             None => 0,
         };
         let mut at = 0;
         for (n, len) in sizes.iter().enumerate() {
-            pieces.insert(first + n as u64, &rec[at..at + len])?;
+            pieces
+                .insert(first + n as u64, &rec[at..at + len])
+                .db_err()?;
             at += len;
         }
         debug_assert_eq!(rec.len() - at, tail);
@@ -628,7 +630,8 @@ pub(crate) fn store_record(
         ))
     };
     let old = objects
-        .insert(&id.0, value.as_deref().unwrap_or(rec))?
+        .insert(&id.0, value.as_deref().unwrap_or(rec))
+        .db_err()?
         .map(|g| g.value().to_vec());
     if let Some(old) = old {
         remove_pieces(pieces, id, &old)?;
@@ -645,7 +648,7 @@ pub(crate) fn remove_pieces(
     if let Some(p) = Pointer::parse(value) {
         let p = p.map_err(|e| Error::corrupt(*id, e))?;
         for n in p.first..p.first.saturating_add(p.count) {
-            pieces.remove(n)?;
+            pieces.remove(n).db_err()?;
         }
     }
     Ok(())
@@ -654,18 +657,18 @@ pub(crate) fn remove_pieces(
 /// Moves every large record stored whole in `objects-1` (format 1) into pieces, in the
 /// caller's transaction. Returns how many moved. Holds one record in memory at a time.
 pub(crate) fn convert_large_records(txn: &redb::WriteTransaction) -> Result<u64> {
-    let mut objects = txn.open_table(OBJECTS)?;
-    let mut pieces = txn.open_table(PIECES)?;
+    let mut objects = txn.open_table(OBJECTS).db_err()?;
+    let mut pieces = txn.open_table(PIECES).db_err()?;
     let mut large = Vec::new();
-    for item in objects.iter()? {
-        let (k, v) = item?;
+    for item in objects.iter().db_err()? {
+        let (k, v) = item.db_err()?;
         let v = v.value();
         if v.len() >= PIECED_MIN && Pointer::parse(v).is_none() {
             large.push(ObjectId(*k.value()));
         }
     }
     for id in &large {
-        let rec = match objects.get(&id.0)? {
+        let rec = match objects.get(&id.0).db_err()? {
             Some(g) => g.value().to_vec(),
             None => continue,
         };
@@ -767,8 +770,8 @@ impl<'t> WriteCtx<'t> {
     /// garbage collector had found unreachable is taken off its list, so the next collection
     /// sees it afresh (referenced by then, or young again).
     pub(crate) fn has(&self, id: &ObjectId) -> Result<bool> {
-        let found = self.objects.get(&id.0)?.is_some();
-        if found && self.gc_pending && self.gc.get(&id.0)?.is_some() {
+        let found = self.objects.get(&id.0).db_err()?.is_some();
+        if found && self.gc_pending && self.gc.get(&id.0).db_err()?.is_some() {
             self.reused.borrow_mut().push(*id);
         }
         Ok(found)
@@ -777,7 +780,7 @@ impl<'t> WriteCtx<'t> {
     /// Takes the objects reused by this transaction off the collector's list.
     pub(crate) fn unlist_reused(&mut self) -> Result<()> {
         for id in self.reused.take() {
-            self.gc.remove(&id.0)?;
+            self.gc.remove(&id.0).db_err()?;
         }
         Ok(())
     }
@@ -851,8 +854,18 @@ impl<'t> WriteCtx<'t> {
         if !old_rec.is_full() || !new_rec.is_full() || old_rec.ty != new_rec.ty {
             return Ok(false);
         }
-        let old_depth = self.chains.get(&old.0)?.map(|g| g.value()).unwrap_or(0);
-        let new_depth = self.chains.get(&new.0)?.map(|g| g.value()).unwrap_or(0);
+        let old_depth = self
+            .chains
+            .get(&old.0)
+            .db_err()?
+            .map(|g| g.value())
+            .unwrap_or(0);
+        let new_depth = self
+            .chains
+            .get(&new.0)
+            .db_err()?
+            .map(|g| g.value())
+            .unwrap_or(0);
         let limit = max_depth(old_rec.raw_len.max(new_rec.raw_len));
         if old_depth + 1 > limit {
             return Ok(false);
@@ -879,8 +892,10 @@ impl<'t> WriteCtx<'t> {
             return Ok(false);
         }
         self.insert_record(old, &delta)?;
-        self.chains.remove(&old.0)?;
-        self.chains.insert(&new.0, new_depth.max(old_depth + 1))?;
+        self.chains.remove(&old.0).db_err()?;
+        self.chains
+            .insert(&new.0, new_depth.max(old_depth + 1))
+            .db_err()?;
         Ok(true)
     }
 
@@ -889,7 +904,7 @@ impl<'t> WriteCtx<'t> {
     }
 
     pub(crate) fn get_ref(&self, name: &str) -> Result<Option<RefValue>> {
-        match self.refs.get(name)? {
+        match self.refs.get(name).db_err()? {
             Some(g) => Ok(Some(decode_ref(name, g.value())?)),
             None => Ok(None),
         }
@@ -927,16 +942,19 @@ impl<'t> WriteCtx<'t> {
         }
         match &new {
             Some(v) => {
-                self.refs.insert(name, encode_ref(v).as_slice())?;
+                self.refs.insert(name, encode_ref(v).as_slice()).db_err()?;
             }
             None => {
-                self.refs.remove(name)?;
+                self.refs.remove(name).db_err()?;
             }
         }
         let seq = {
-            let mut last = self.reflog.range((name, 0u64)..=(name, u64::MAX))?;
+            let mut last = self
+                .reflog
+                .range((name, 0u64)..=(name, u64::MAX))
+                .db_err()?;
             match last.next_back() {
-                Some(entry) => entry?.0.value().1 + 1,
+                Some(entry) => entry.db_err()?.0.value().1 + 1,
                 None => 0,
             }
         };
@@ -946,7 +964,9 @@ impl<'t> WriteCtx<'t> {
             time: crate::refs::now(),
             reason: reason.to_owned(),
         };
-        self.reflog.insert((name, seq), mv.encode().as_slice())?;
+        self.reflog
+            .insert((name, seq), mv.encode().as_slice())
+            .db_err()?;
         Ok(())
     }
 }

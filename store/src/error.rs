@@ -8,7 +8,6 @@ use crate::path::NameError;
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     /// No repository file at the path.
     #[error("no repository at {0}")]
@@ -132,9 +131,56 @@ pub enum Error {
     /// Bytes received from elsewhere that do not decode (a broken frame or delta).
     #[error("received data does not decode: {0}")]
     Undecodable(String),
-    /// The database engine failed (this includes a full disk).
+    /// The database engine failed (this includes a full disk): [`DbError::kind`] says how.
     #[error("repository database: {0}")]
-    Db(#[from] redb::Error),
+    Db(#[source] DbError),
+}
+
+/// A failure of the database engine, as the store classifies it; the engine's own error is
+/// kept as its source (boxed: it is large, and every store result carries room for it).
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct DbError {
+    kind: DbErrorKind,
+    source: Box<redb::Error>,
+}
+
+/// How the database engine failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbErrorKind {
+    /// The database file is damaged: its pages or checksums do not make sense.
+    Corrupted,
+    /// Reading or writing the file failed with an I/O error of this kind (a full disk is
+    /// [`std::io::ErrorKind::StorageFull`] or [`std::io::ErrorKind::QuotaExceeded`]).
+    Io(std::io::ErrorKind),
+    /// Another process (a mount, a share, a server) has the file open.
+    AlreadyOpen,
+    /// The file was written by an older version of the database engine and needs upgrading
+    /// before this build can open it.
+    UpgradeRequired,
+    /// Anything else: a bug, an engine used in a way it refuses.
+    Other,
+}
+
+impl DbError {
+    /// How the engine failed.
+    pub fn kind(&self) -> DbErrorKind {
+        self.kind
+    }
+
+    fn new(source: redb::Error) -> DbError {
+        let kind = match &source {
+            redb::Error::Corrupted(_) => DbErrorKind::Corrupted,
+            redb::Error::Io(io) => DbErrorKind::Io(io.kind()),
+            redb::Error::DatabaseAlreadyOpen => DbErrorKind::AlreadyOpen,
+            redb::Error::UpgradeRequired(_) => DbErrorKind::UpgradeRequired,
+            _ => DbErrorKind::Other,
+        };
+        DbError {
+            kind,
+            source: Box::new(source),
+        }
+    }
 }
 
 fn show_opt(id: &Option<ObjectId>) -> String {
@@ -160,55 +206,97 @@ impl Error {
             source,
         }
     }
+    /// The store's error for a failure of the database engine.
+    pub(crate) fn db(e: impl Into<redb::Error>) -> Self {
+        Error::Db(DbError::new(e.into()))
+    }
 
-    /// Whether this error means the disk is full: an I/O error in its chain whose kind is
-    /// "storage full" (ENOSPC) or "quota exceeded" (EDQUOT).
+    /// Whether this error means the disk is full: an I/O error of kind "storage full"
+    /// (ENOSPC) or "quota exceeded" (EDQUOT), the database's own or one in the chain.
     pub fn is_disk_full(&self) -> bool {
-        if let Error::Input(io) = self {
-            return is_full(io);
-        }
-        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(self);
-        while let Some(e) = cur {
-            if let Some(io) = e.downcast_ref::<std::io::Error>()
-                && is_full(io)
-            {
-                return true;
+        match self {
+            Error::Db(db) => matches!(db.kind(), DbErrorKind::Io(k) if is_full_kind(k)),
+            Error::Input(io) => is_disk_full_io(io),
+            _ => {
+                let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(self);
+                while let Some(e) = cur {
+                    if let Some(io) = e.downcast_ref::<std::io::Error>()
+                        && is_disk_full_io(io)
+                    {
+                        return true;
+                    }
+                    cur = e.source();
+                }
+                false
             }
-            if let Some(redb::Error::Io(io)) = e.downcast_ref::<redb::Error>()
-                && is_full(io)
-            {
-                return true;
-            }
-            cur = e.source();
         }
-        false
     }
 }
 
-fn is_full(io: &std::io::Error) -> bool {
+/// Whether an I/O error means the disk is full: its kind is "storage full" (ENOSPC) or
+/// "quota exceeded" (EDQUOT).
+pub fn is_disk_full_io(io: &std::io::Error) -> bool {
+    is_full_kind(io.kind())
+}
+
+fn is_full_kind(kind: std::io::ErrorKind) -> bool {
     matches!(
-        io.kind(),
+        kind,
         std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
     )
 }
 
-macro_rules! from_redb {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Error {
-            fn from(e: $t) -> Self {
-                Error::Db(e.into())
-            }
-        }
-    )*};
+/// Turns the database engine's results into the store's inside the crate (`.db_err()?`), so
+/// no public `From` impl names redb's types.
+pub(crate) trait DbResultExt<T> {
+    /// The result, its error as [`Error::Db`].
+    fn db_err(self) -> Result<T>;
 }
-from_redb!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError,
-    redb::CompactionError
-);
+
+impl<T, E: Into<redb::Error>> DbResultExt<T> for std::result::Result<T, E> {
+    fn db_err(self) -> Result<T> {
+        self.map_err(Error::db)
+    }
+}
 
 /// The store's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_errors_are_classified_by_their_kind_and_keep_their_source() {
+        let full = Error::db(redb::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::StorageFull,
+        )));
+        assert!(full.is_disk_full());
+        let Error::Db(db) = &full else {
+            panic!("not a database error: {full}");
+        };
+        assert_eq!(db.kind(), DbErrorKind::Io(std::io::ErrorKind::StorageFull));
+        let source = std::error::Error::source(db).map(|s| s.to_string());
+        assert_eq!(source, Some(db.to_string()));
+
+        let corrupted = Error::db(redb::StorageError::Corrupted("bad page".into()));
+        assert!(matches!(&corrupted, Error::Db(db) if db.kind() == DbErrorKind::Corrupted));
+        assert!(!corrupted.is_disk_full());
+        assert!(corrupted.to_string().contains("bad page"), "{corrupted}");
+
+        let open = Error::db(redb::DatabaseError::DatabaseAlreadyOpen);
+        assert!(matches!(&open, Error::Db(db) if db.kind() == DbErrorKind::AlreadyOpen));
+        let upgrade = Error::db(redb::DatabaseError::UpgradeRequired(2));
+        assert!(matches!(&upgrade, Error::Db(db) if db.kind() == DbErrorKind::UpgradeRequired));
+        let other = Error::db(redb::CommitError::TransactionPoisoned);
+        assert!(matches!(&other, Error::Db(db) if db.kind() == DbErrorKind::Other));
+    }
+
+    #[test]
+    fn a_full_quota_is_a_full_disk_and_a_refused_write_is_not() {
+        let quota = std::io::Error::from(std::io::ErrorKind::QuotaExceeded);
+        assert!(Error::io("/w/a", quota).is_disk_full());
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert!(!Error::Input(denied).is_disk_full());
+    }
+}

@@ -10,7 +10,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use redb::ReadOnlyTable;
 
 use crate::db::load_raw;
-use crate::error::{Error, Result};
+use crate::error::{DbResultExt as _, Error, Result};
 use crate::id::ObjectId;
 use crate::object::ManifestNode;
 use crate::record::{self, ObjType};
@@ -332,11 +332,11 @@ impl std::fmt::Debug for FileReader {
 impl crate::repo::View {
     /// Opens a file by content id for streaming, verified reads from this view's snapshot.
     pub fn open_file(&self, id: &ObjectId) -> Result<FileReader> {
-        let objects = self.txn.open_table(crate::db::OBJECTS)?;
+        let objects = self.txn.open_table(crate::db::OBJECTS).db_err()?;
         let pieces = match self.txn.open_table(crate::db::PIECES) {
             Ok(t) => Some(t),
             Err(redb::TableError::TableDoesNotExist(_)) => None,
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(Error::db(e)),
         };
         FileReader::new(objects, pieces, *id)
     }

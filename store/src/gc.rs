@@ -12,7 +12,7 @@
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use crate::db::{self, CHAINS, GC_CANDIDATES, OBJECTS, PIECES, REFLOG, REFS, RecordSource};
-use crate::error::Result;
+use crate::error::{DbResultExt as _, Error, Result};
 use crate::id::{IdSet, ObjectId};
 use crate::record::{Encoding, ObjType, Record};
 use crate::repo::Repo;
@@ -48,22 +48,22 @@ impl Repo {
         };
         let now = u64::try_from(crate::refs::now()).unwrap_or(0);
         let cutoff = now.saturating_sub(grace);
-        let txn = self.db().begin_write()?;
+        let txn = self.db().begin_write().db_err()?;
         {
-            let mut objects = txn.open_table(OBJECTS)?;
-            let mut pieces = txn.open_table(PIECES)?;
-            let mut chains = txn.open_table(CHAINS)?;
-            let mut listed = txn.open_table(GC_CANDIDATES)?;
-            let refs = txn.open_table(REFS)?;
-            let reflog = txn.open_table(REFLOG)?;
+            let mut objects = txn.open_table(OBJECTS).db_err()?;
+            let mut pieces = txn.open_table(PIECES).db_err()?;
+            let mut chains = txn.open_table(CHAINS).db_err()?;
+            let mut listed = txn.open_table(GC_CANDIDATES).db_err()?;
+            let refs = txn.open_table(REFS).db_err()?;
+            let reflog = txn.open_table(REFLOG).db_err()?;
 
             let mut roots = Vec::new();
-            for item in refs.iter()? {
-                let (k, v) = item?;
+            for item in refs.iter().db_err()? {
+                let (k, v) = item.db_err()?;
                 roots.push(db::decode_ref(k.value(), v.value())?.id());
             }
-            for item in reflog.iter()? {
-                let (k, v) = item?;
+            for item in reflog.iter().db_err()? {
+                let (k, v) = item.db_err()?;
                 let mv = crate::refs::RefMove::decode(k.value().0, v.value())?;
                 if u64::try_from(mv.time).unwrap_or(0) > cutoff {
                     roots.extend(mv.old.iter().chain(mv.new.iter()).map(|r| r.id()));
@@ -74,8 +74,8 @@ impl Repo {
             // finds a mapped object missing.
             match txn.open_table(db::XREF) {
                 Ok(xref) => {
-                    for item in xref.range::<&[u8]>(GIT_TO_STORE..)? {
-                        let (k, v) = item?;
+                    for item in xref.range::<&[u8]>(GIT_TO_STORE..).db_err()? {
+                        let (k, v) = item.db_err()?;
                         if !k.value().starts_with(GIT_TO_STORE) {
                             break;
                         }
@@ -87,7 +87,7 @@ impl Repo {
                     }
                 }
                 Err(redb::TableError::TableDoesNotExist(_)) => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(Error::db(e)),
             }
             let reachable = {
                 let src = db::Objects {
@@ -100,8 +100,8 @@ impl Repo {
 
             let mut remove = Vec::new();
             let mut list = Vec::new();
-            for item in objects.iter()? {
-                let (k, v) = item?;
+            for item in objects.iter().db_err()? {
+                let (k, v) = item.db_err()?;
                 let id = ObjectId(*k.value());
                 if reachable.contains(&id) {
                     continue;
@@ -110,7 +110,7 @@ impl Repo {
                     Some(Ok(p)) => p.len,
                     _ => v.value().len() as u64,
                 };
-                match listed.get(&id.0)?.map(|g| g.value()) {
+                match listed.get(&id.0).db_err()?.map(|g| g.value()) {
                     Some(t) if t <= cutoff => remove.push((id, bytes)),
                     Some(_) => report.listed += 1,
                     None if grace == 0 => remove.push((id, bytes)),
@@ -123,26 +123,26 @@ impl Repo {
             if !dry_run {
                 // Listed objects that are reachable again leave the list.
                 let mut back = Vec::new();
-                for item in listed.iter()? {
-                    let (k, _) = item?;
+                for item in listed.iter().db_err()? {
+                    let (k, _) = item.db_err()?;
                     let id = ObjectId(*k.value());
                     if reachable.contains(&id) {
                         back.push(id);
                     }
                 }
                 for id in back {
-                    listed.remove(&id.0)?;
+                    listed.remove(&id.0).db_err()?;
                 }
                 for id in list {
-                    listed.insert(&id.0, now)?;
+                    listed.insert(&id.0, now).db_err()?;
                 }
                 for (id, _) in &remove {
-                    if let Some(old) = objects.remove(&id.0)? {
+                    if let Some(old) = objects.remove(&id.0).db_err()? {
                         let old = old.value().to_vec();
                         db::remove_pieces(&mut pieces, id, &old)?;
                     }
-                    chains.remove(&id.0)?;
-                    listed.remove(&id.0)?;
+                    chains.remove(&id.0).db_err()?;
+                    listed.remove(&id.0).db_err()?;
                 }
             }
             tracing::info!(
@@ -155,11 +155,11 @@ impl Repo {
             );
         }
         if dry_run {
-            txn.abort()?;
+            txn.abort().db_err()?;
             report.file_bytes_after = report.file_bytes_before;
             return Ok(report);
         }
-        txn.commit()?;
+        txn.commit().db_err()?;
         let (_, after) = self.compact()?;
         report.file_bytes_after = after;
         Ok(report)
@@ -216,11 +216,11 @@ fn mark(src: &impl RecordSource, roots: Vec<ObjectId>, cache: &db::SharedCache) 
 impl Repo {
     /// How many objects a collection found unreachable and keeps until their grace period ends.
     pub fn gc_listed(&self) -> Result<u64> {
-        let txn = self.db().begin_read()?;
+        let txn = self.db().begin_read().db_err()?;
         match txn.open_table(GC_CANDIDATES) {
-            Ok(t) => Ok(t.len()?),
+            Ok(t) => Ok(t.len().db_err()?),
             Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(Error::db(e)),
         }
     }
 }

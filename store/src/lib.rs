@@ -55,7 +55,7 @@ pub use codec::DecodeError;
 pub use config_dir::{CONFIG_DIR, is_config_path};
 pub use db::RefValue;
 pub use diff::{DiffEntry, DiffKind, LineDiff, line_diff};
-pub use error::{Error, Result};
+pub use error::{DbError, DbErrorKind, Error, Result, is_disk_full_io};
 pub use file::{
     CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, FANOUT, FileReader, SMALL_FILE_MAX, StoredFile,
     chunk_boundaries,

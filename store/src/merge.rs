@@ -62,7 +62,6 @@ pub const LINE_MERGE_BUDGET: u64 = 500_000_000;
 
 /// What went wrong in a merge.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum MergeError {
     /// The store failed or holds something unexpected.
     #[error(transparent)]

@@ -12,7 +12,6 @@ use std::fmt;
 
 /// A name or path the store refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum NameError {
     /// An empty name (for instance `a//b`).
     #[error("empty name")]

@@ -9,7 +9,7 @@ use crate::db::{
     self, CHAINS, FORMAT_VERSION, KV, META, OBJECTS, OLDEST_FORMAT, REFLOG, REFS, RefValue,
     WriteCtx, XREF,
 };
-use crate::error::{Error, Result};
+use crate::error::{DbResultExt as _, Error, Result};
 use crate::id::{ObjectId, hex_prefix};
 use crate::object::{Commit, EntryKind, Tag, TargetKind, Tree, TreeEntry};
 use crate::path::RepoPath;
@@ -116,26 +116,28 @@ impl Repo {
             Ok(db) => db,
             Err(e) => {
                 let _ = std::fs::remove_file(&path);
-                return Err(e.into());
+                return Err(Error::db(e));
             }
         };
-        let txn = db.begin_write()?;
+        let txn = db.begin_write().db_err()?;
         {
-            let mut meta = txn.open_table(META)?;
-            meta.insert("format", FORMAT_VERSION.to_le_bytes().as_slice())?;
-            meta.insert("generation", 0u64.to_le_bytes().as_slice())?;
+            let mut meta = txn.open_table(META).db_err()?;
+            meta.insert("format", FORMAT_VERSION.to_le_bytes().as_slice())
+                .db_err()?;
+            meta.insert("generation", 0u64.to_le_bytes().as_slice())
+                .db_err()?;
             let id = ObjectId::of(
                 format!("{}:{:?}", path.display(), std::time::SystemTime::now()).as_bytes(),
             );
-            meta.insert("repo-id", id.0.as_slice())?;
-            txn.open_table(OBJECTS)?;
-            txn.open_table(CHAINS)?;
-            txn.open_table(REFS)?;
-            txn.open_table(REFLOG)?;
-            txn.open_table(KV)?;
-            txn.open_table(db::PIECES)?;
+            meta.insert("repo-id", id.0.as_slice()).db_err()?;
+            txn.open_table(OBJECTS).db_err()?;
+            txn.open_table(CHAINS).db_err()?;
+            txn.open_table(REFS).db_err()?;
+            txn.open_table(REFLOG).db_err()?;
+            txn.open_table(KV).db_err()?;
+            txn.open_table(db::PIECES).db_err()?;
         }
-        txn.commit()?;
+        txn.commit().db_err()?;
         tracing::info!(path = %path.display(), "initialized repository");
         Ok(Repo {
             db: std::sync::RwLock::new(db),
@@ -178,7 +180,7 @@ impl Repo {
                         reason,
                     }
                 }
-                other => Error::from(other),
+                other => Error::db(other),
             })?;
         let repo = Repo {
             db: std::sync::RwLock::new(db),
@@ -207,7 +209,7 @@ impl Repo {
     }
 
     fn check_format(&self) -> Result<()> {
-        let txn = self.db().begin_read()?;
+        let txn = self.db().begin_read().db_err()?;
         let not_repo = |reason: &str| Error::NotARepository {
             path: self.path.clone(),
             reason: reason.to_owned(),
@@ -215,10 +217,11 @@ impl Repo {
         let meta = match txn.open_table(META) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Err(not_repo("no meta table")),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(Error::db(e)),
         };
         let fmt = meta
-            .get("format")?
+            .get("format")
+            .db_err()?
             .ok_or_else(|| not_repo("no format version"))?;
         let bytes: [u8; 4] = fmt
             .value()
@@ -275,7 +278,7 @@ impl Repo {
                     tracing::debug!("another process is reading: pages not moved this time");
                     break;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(Error::db(e)),
             }
         }
         tracing::debug!(
@@ -290,9 +293,9 @@ impl Repo {
 
     /// Bytes of the file not in use by any page: what a rewrite can take without growing it.
     fn free_bytes(&self) -> Result<u64> {
-        let txn = self.db().begin_write()?;
-        let st = txn.stats()?;
-        txn.abort()?;
+        let txn = self.db().begin_write().db_err()?;
+        let st = txn.stats().db_err()?;
+        txn.abort().db_err()?;
         let used = st.allocated_pages().saturating_mul(st.page_size() as u64);
         let len = std::fs::metadata(&self.path)
             .map(|m| m.len())
@@ -323,15 +326,15 @@ impl Repo {
             source: e,
         };
         let (pages, unused) = {
-            let txn = self.db().begin_read()?;
+            let txn = self.db().begin_read().db_err()?;
             match txn.open_table(def) {
                 Ok(t) => {
-                    let st = t.stats()?;
+                    let st = t.stats().db_err()?;
                     let pages = st.stored_bytes() + st.metadata_bytes() + st.fragmented_bytes();
                     (pages, st.fragmented_bytes())
                 }
                 Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(Error::db(e)),
             }
         };
         if unused * 8 < pages {
@@ -359,13 +362,13 @@ impl Repo {
             .map_err(|e| io(&scratch_path, e))?;
         // Unlinked at once: the kernel frees it when this process ends, however it ends.
         std::fs::remove_file(&scratch_path).map_err(|e| io(&scratch_path, e))?;
-        let txn = self.db().begin_write()?;
+        let txn = self.db().begin_write().db_err()?;
         let mut entries = 0u64;
         {
             let mut out = BufWriter::new(&mut scratch);
-            let table = txn.open_table(def)?;
-            for item in table.iter()? {
-                let (k, v) = item?;
+            let table = txn.open_table(def).db_err()?;
+            for item in table.iter().db_err()? {
+                let (k, v) = item.db_err()?;
                 let vb = v.value();
                 if vb.len() > REWRITE_MAX {
                     continue;
@@ -383,7 +386,7 @@ impl Repo {
             out.flush().map_err(|e| io(&scratch_path, e))?;
         }
         {
-            let mut table = txn.open_table(def)?;
+            let mut table = txn.open_table(def).db_err()?;
             // First take the small entries out (the scratch file holds them), then put them
             // back in key order so they fill whole leaves.
             let (mut kb, mut vb) = (Vec::new(), Vec::new());
@@ -394,14 +397,14 @@ impl Repo {
                     read_spilled(&mut input, &mut kb).map_err(|e| io(&scratch_path, e))?;
                     read_spilled(&mut input, &mut vb).map_err(|e| io(&scratch_path, e))?;
                     if pass == 0 {
-                        table.remove(K::from_bytes(&kb))?;
+                        table.remove(K::from_bytes(&kb)).db_err()?;
                     } else {
-                        table.insert(K::from_bytes(&kb), vb.as_slice())?;
+                        table.insert(K::from_bytes(&kb), vb.as_slice()).db_err()?;
                     }
                 }
             }
         }
-        txn.commit()?;
+        txn.commit().db_err()?;
         Ok(())
     }
 
@@ -412,19 +415,19 @@ impl Repo {
 
     /// A consistent read-only view of the repository as it is now.
     pub fn view(&self) -> Result<View> {
-        let txn = self.db().begin_read()?;
+        let txn = self.db().begin_read().db_err()?;
         let pieces = match txn.open_table(db::PIECES) {
             Ok(t) => Some(t),
             Err(redb::TableError::TableDoesNotExist(_)) => None,
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(Error::db(e)),
         };
         Ok(View {
-            objects: txn.open_table(OBJECTS)?,
+            objects: txn.open_table(OBJECTS).db_err()?,
             pieces,
-            refs: txn.open_table(REFS)?,
-            reflog: txn.open_table(REFLOG)?,
-            meta: txn.open_table(META)?,
-            kv: txn.open_table(KV)?,
+            refs: txn.open_table(REFS).db_err()?,
+            reflog: txn.open_table(REFLOG).db_err()?,
+            meta: txn.open_table(META).db_err()?,
+            kv: txn.open_table(KV).db_err()?,
             cache: self.cache.clone(),
             txn,
         })
@@ -489,8 +492,8 @@ impl Repo {
             let trimmed = self
                 .db()
                 .begin_write()
-                .map_err(Error::from)
-                .and_then(|t| t.commit().map_err(Error::from));
+                .db_err()
+                .and_then(|t| t.commit().db_err());
             if let Err(e) = trimmed {
                 tracing::warn!(error = %e, "could not trim the file after a full disk");
                 break;
@@ -510,38 +513,40 @@ impl Repo {
     }
 
     fn write_once<R>(&self, f: impl FnOnce(&mut WriteCtx<'_>) -> Result<R>) -> Result<R> {
-        let txn = self.db().begin_write()?;
+        let txn = self.db().begin_write().db_err()?;
         let out = {
             let mut ctx = WriteCtx {
-                objects: txn.open_table(OBJECTS)?,
-                chains: txn.open_table(CHAINS)?,
-                refs: txn.open_table(REFS)?,
-                reflog: txn.open_table(REFLOG)?,
-                kv: txn.open_table(KV)?,
-                xref: txn.open_table(XREF)?,
-                pieces: txn.open_table(db::PIECES)?,
-                gc: txn.open_table(db::GC_CANDIDATES)?,
+                objects: txn.open_table(OBJECTS).db_err()?,
+                chains: txn.open_table(CHAINS).db_err()?,
+                refs: txn.open_table(REFS).db_err()?,
+                reflog: txn.open_table(REFLOG).db_err()?,
+                kv: txn.open_table(KV).db_err()?,
+                xref: txn.open_table(XREF).db_err()?,
+                pieces: txn.open_table(db::PIECES).db_err()?,
+                gc: txn.open_table(db::GC_CANDIDATES).db_err()?,
                 gc_pending: false,
                 reused: Default::default(),
             };
-            ctx.gc_pending = !redb::ReadableTableMetadata::is_empty(&ctx.gc)?;
+            ctx.gc_pending = !redb::ReadableTableMetadata::is_empty(&ctx.gc).db_err()?;
             let out = f(&mut ctx)?;
             ctx.unlist_reused()?;
-            let mut meta = txn.open_table(META)?;
-            let gen_now = match meta.get("generation")? {
+            let mut meta = txn.open_table(META).db_err()?;
+            let gen_now = match meta.get("generation").db_err()? {
                 Some(g) => read_u64(g.value()),
                 None => 0,
             };
-            meta.insert("generation", (gen_now + 1).to_le_bytes().as_slice())?;
+            meta.insert("generation", (gen_now + 1).to_le_bytes().as_slice())
+                .db_err()?;
             // Whatever this transaction wrote may use format-2 layouts: an older repository
             // says so from the same transaction on (an older build then refuses it clearly
             // instead of misreading it).
             if crate::upgrade::stored_format(&meta)? < FORMAT_VERSION {
-                meta.insert("format", FORMAT_VERSION.to_le_bytes().as_slice())?;
+                meta.insert("format", FORMAT_VERSION.to_le_bytes().as_slice())
+                    .db_err()?;
             }
             out
         };
-        txn.commit()?;
+        txn.commit().db_err()?;
         Ok(out)
     }
 
@@ -553,7 +558,7 @@ impl Repo {
     /// The id that identifies this repository (made at init).
     pub fn repo_id(&self) -> Result<ObjectId> {
         let v = self.view()?;
-        let g = v.meta.get("repo-id")?;
+        let g = v.meta.get("repo-id").db_err()?;
         match g {
             Some(g) if g.value().len() == 32 => {
                 let mut a = [0u8; 32];
@@ -741,7 +746,7 @@ impl Repo {
     /// Reads a setting kept in the repository (namespaced key, for instance `sync/remotes/x`).
     pub fn setting(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let v = self.view()?;
-        Ok(v.kv.get(key)?.map(|g| g.value().to_vec()))
+        Ok(v.kv.get(key).db_err()?.map(|g| g.value().to_vec()))
     }
 
     /// Writes (or with `None` removes) a setting.
@@ -749,10 +754,10 @@ impl Repo {
         self.write(|w| {
             match value {
                 Some(v) => {
-                    w.kv.insert(key, v)?;
+                    w.kv.insert(key, v).db_err()?;
                 }
                 None => {
-                    w.kv.remove(key)?;
+                    w.kv.remove(key).db_err()?;
                 }
             }
             Ok(())
@@ -773,8 +778,8 @@ impl Repo {
     pub fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
         let v = self.view()?;
         let mut out = Vec::new();
-        for item in v.kv.range(prefix..)? {
-            let (k, val) = item?;
+        for item in v.kv.range(prefix..).db_err()? {
+            let (k, val) = item.db_err()?;
             if !k.value().starts_with(prefix) {
                 break;
             }
@@ -802,7 +807,7 @@ impl Repo {
 
     /// Whether an object is stored.
     pub fn has_object(&self, id: &ObjectId) -> Result<bool> {
-        Ok(self.view()?.objects.get(&id.0)?.is_some())
+        Ok(self.view()?.objects.get(&id.0).db_err()?.is_some())
     }
 }
 
@@ -849,9 +854,9 @@ impl View {
             Ok(t) => t,
             // Repositories that never stored one have no table yet.
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(Error::db(e)),
         };
-        Ok(table.get(key)?.map(|g| g.value().to_vec()))
+        Ok(table.get(key).db_err()?.map(|g| g.value().to_vec()))
     }
 
     /// All cross-references whose key starts with `prefix`, sorted by key.
@@ -859,11 +864,11 @@ impl View {
         let table = match self.txn.open_table(XREF) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(Error::db(e)),
         };
         let mut out = Vec::new();
-        for item in table.range(prefix..)? {
-            let (k, v) = item?;
+        for item in table.range(prefix..).db_err()? {
+            let (k, v) = item.db_err()?;
             if !k.value().starts_with(prefix) {
                 break;
             }
@@ -876,7 +881,8 @@ impl View {
     pub fn generation(&self) -> Result<u64> {
         Ok(self
             .meta
-            .get("generation")?
+            .get("generation")
+            .db_err()?
             .map(|g| read_u64(g.value()))
             .unwrap_or(0))
     }
@@ -942,7 +948,7 @@ impl View {
 
     /// Reads any ref.
     pub fn get_ref(&self, refname: &str) -> Result<Option<RefValue>> {
-        match self.refs.get(refname)? {
+        match self.refs.get(refname).db_err()? {
             Some(g) => Ok(Some(db::decode_ref(refname, g.value())?)),
             None => Ok(None),
         }
@@ -951,8 +957,8 @@ impl View {
     /// All refs under a prefix, sorted by name.
     pub fn refs_with_prefix(&self, prefix: &str) -> Result<Vec<(String, RefValue)>> {
         let mut out = Vec::new();
-        for item in self.refs.range(prefix..)? {
-            let (k, v) = item?;
+        for item in self.refs.range(prefix..).db_err()? {
+            let (k, v) = item.db_err()?;
             let name = k.value();
             if !name.starts_with(prefix) {
                 break;
@@ -975,7 +981,7 @@ impl View {
     /// `main` if it exists or nothing does, else `master` if it exists, else the first branch
     /// by name.
     pub fn default_branch(&self) -> Result<String> {
-        if let Some(v) = self.kv.get(DEFAULT_BRANCH_KEY)?
+        if let Some(v) = self.kv.get(DEFAULT_BRANCH_KEY).db_err()?
             && let Ok(name) = std::str::from_utf8(v.value())
             && crate::refs::check_ref_name(name).is_ok()
         {
@@ -1007,8 +1013,12 @@ impl View {
     /// The recorded moves of a ref, oldest first.
     pub fn reflog(&self, refname: &str) -> Result<Vec<RefMove>> {
         let mut out = Vec::new();
-        for item in self.reflog.range((refname, 0u64)..=(refname, u64::MAX))? {
-            let (_, v) = item?;
+        for item in self
+            .reflog
+            .range((refname, 0u64)..=(refname, u64::MAX))
+            .db_err()?
+        {
+            let (_, v) = item.db_err()?;
             out.push(RefMove::decode(refname, v.value())?);
         }
         Ok(out)
@@ -1095,8 +1105,8 @@ impl View {
         let mut lo = [0u8; 32];
         lo[..bytes.len()].copy_from_slice(&bytes);
         let mut found = None;
-        for item in self.objects.range::<&[u8; 32]>(&lo..)? {
-            let (k, _) = item?;
+        for item in self.objects.range::<&[u8; 32]>(&lo..).db_err()? {
+            let (k, _) = item.db_err()?;
             let id = ObjectId(*k.value());
             if !id.to_hex().starts_with(&hex.to_ascii_lowercase()) {
                 if id.0[..bytes.len()] != bytes[..] {

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use redb::{ReadableDatabase, ReadableTable, TableHandle};
 
-use crate::error::{Error, Result};
+use crate::error::{DbResultExt as _, Error, Result};
 use crate::id::ObjectId;
 use crate::object::EntryKind;
 use crate::record::{Encoding, ObjType, Record};
@@ -62,8 +62,8 @@ impl Repo {
         let mut by_type: HashMap<ObjType, u64> = HashMap::new();
         let mut bytes_by_type: HashMap<ObjType, u64> = HashMap::new();
         let src = view.source();
-        for item in view.objects.iter()? {
-            let (k, v) = item?;
+        for item in view.objects.iter().db_err()? {
+            let (k, v) = item.db_err()?;
             let id = ObjectId(*k.value());
             let value = v.value();
             // A large record is in pieces: its length is in the pointer, its header in the
@@ -205,7 +205,7 @@ where
     K: redb::Key + 'static,
     V: redb::Value + 'static,
 {
-    let st = table.stats()?;
+    let st = table.stats().db_err()?;
     let mut u = TableUsage {
         name: name.to_owned(),
         leaf_pages: st.leaf_pages(),
@@ -215,8 +215,8 @@ where
         fragmented_bytes: st.fragmented_bytes(),
         ..TableUsage::default()
     };
-    for item in table.iter()? {
-        let (k, v) = item?;
+    for item in table.iter().db_err()? {
+        let (k, v) = item.db_err()?;
         u.entries += 1;
         u.key_bytes += key_len(&k.value()) as u64;
         u.value_bytes += value_len(&v.value()) as u64;
@@ -231,40 +231,40 @@ impl Repo {
         use crate::db::{CHAINS, KV, META, OBJECTS, REFLOG, REFS, XREF};
         let mut out = FileUsage::default();
         {
-            let txn = self.db().begin_read()?;
+            let txn = self.db().begin_read().db_err()?;
             out.tables.push(usage(
                 OBJECTS.name(),
-                &txn.open_table(OBJECTS)?,
+                &txn.open_table(OBJECTS).db_err()?,
                 |k| k.len(),
                 |v| v.len(),
             )?);
             out.tables.push(usage(
                 CHAINS.name(),
-                &txn.open_table(CHAINS)?,
+                &txn.open_table(CHAINS).db_err()?,
                 |k| k.len(),
                 |_| 4,
             )?);
             out.tables.push(usage(
                 REFS.name(),
-                &txn.open_table(REFS)?,
+                &txn.open_table(REFS).db_err()?,
                 |k| k.len(),
                 |v| v.len(),
             )?);
             out.tables.push(usage(
                 REFLOG.name(),
-                &txn.open_table(REFLOG)?,
+                &txn.open_table(REFLOG).db_err()?,
                 |k| k.0.len() + 8,
                 |v| v.len(),
             )?);
             out.tables.push(usage(
                 META.name(),
-                &txn.open_table(META)?,
+                &txn.open_table(META).db_err()?,
                 |k| k.len(),
                 |v| v.len(),
             )?);
             out.tables.push(usage(
                 KV.name(),
-                &txn.open_table(KV)?,
+                &txn.open_table(KV).db_err()?,
                 |k| k.len(),
                 |v| v.len(),
             )?);
@@ -273,19 +273,19 @@ impl Repo {
                     .tables
                     .push(usage(XREF.name(), &t, |k| k.len(), |v| v.len())?),
                 Err(redb::TableError::TableDoesNotExist(_)) => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(Error::db(e)),
             }
             match txn.open_table(crate::db::PIECES) {
                 Ok(t) => out
                     .tables
                     .push(usage(crate::db::PIECES.name(), &t, |_| 8, |v| v.len())?),
                 Err(redb::TableError::TableDoesNotExist(_)) => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(Error::db(e)),
             }
         }
-        let txn = self.db().begin_write()?;
-        let st = txn.stats()?;
-        txn.abort()?;
+        let txn = self.db().begin_write().db_err()?;
+        let st = txn.stats().db_err()?;
+        txn.abort().db_err()?;
         out.page_size = st.page_size() as u64;
         out.allocated_pages = st.allocated_pages();
         let meta = std::fs::metadata(self.path()).map_err(|source| Error::Io {

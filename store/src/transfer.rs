@@ -11,7 +11,7 @@ use redb::ReadableTable;
 use crate::db::RecordSource;
 
 use crate::changes::Batch;
-use crate::error::{Error, Result};
+use crate::error::{DbResultExt as _, Error, Result};
 use crate::id::{IdMap, ObjectId};
 use crate::object::{Commit, EntryKind, ManifestNode, Tag, Tree};
 use crate::record::{self, Encoding, ObjType, Record};
@@ -316,9 +316,15 @@ impl Batch<'_, '_> {
         let mut chains: Vec<(ObjectId, u32)> = chains.into_iter().collect();
         chains.sort_unstable();
         for (head, d) in chains {
-            let cur = self.w.chains.get(&head.0)?.map(|g| g.value()).unwrap_or(0);
+            let cur = self
+                .w
+                .chains
+                .get(&head.0)
+                .db_err()?
+                .map(|g| g.value())
+                .unwrap_or(0);
             if d > cur {
-                self.w.chains.insert(&head.0, d)?;
+                self.w.chains.insert(&head.0, d).db_err()?;
             }
         }
         for (id, raw) in manifests {

@@ -4,7 +4,7 @@
 use redb::{ReadableDatabase, ReadableTable};
 
 use crate::db::{FORMAT_VERSION, META};
-use crate::error::{Error, Result};
+use crate::error::{DbResultExt as _, Error, Result};
 use crate::repo::Repo;
 
 /// The format recorded in a repository's `meta-1` table (0 when missing or malformed; opening
@@ -13,7 +13,7 @@ pub(crate) fn stored_format<T>(meta: &T) -> Result<u32>
 where
     T: ReadableTable<&'static str, &'static [u8]>,
 {
-    Ok(match meta.get("format")? {
+    Ok(match meta.get("format").db_err()? {
         Some(g) => <[u8; 4]>::try_from(g.value())
             .map(u32::from_le_bytes)
             .unwrap_or(0),
@@ -40,8 +40,8 @@ impl Repo {
     /// The format recorded in the repository now (another process may have changed it since
     /// this handle was opened).
     pub fn format(&self) -> Result<u32> {
-        let txn = self.db().begin_read()?;
-        let meta = txn.open_table(META)?;
+        let txn = self.db().begin_read().db_err()?;
+        let meta = txn.open_table(META).db_err()?;
         stored_format(&meta)
     }
 
@@ -58,9 +58,9 @@ impl Repo {
             to: FORMAT_VERSION,
             ..UpgradeReport::default()
         };
-        let txn = self.db().begin_write()?;
+        let txn = self.db().begin_write().db_err()?;
         {
-            let mut meta = txn.open_table(META)?;
+            let mut meta = txn.open_table(META).db_err()?;
             report.from = stored_format(&meta)?;
             if report.from > FORMAT_VERSION {
                 return Err(Error::FormatTooNew {
@@ -70,10 +70,11 @@ impl Repo {
             }
             if report.from < FORMAT_VERSION {
                 report.records_converted = crate::db::convert_large_records(&txn)?;
-                meta.insert("format", FORMAT_VERSION.to_le_bytes().as_slice())?;
+                meta.insert("format", FORMAT_VERSION.to_le_bytes().as_slice())
+                    .db_err()?;
             }
         }
-        txn.commit()?;
+        txn.commit().db_err()?;
         tracing::info!(
             path = %self.path().display(),
             from = report.from,

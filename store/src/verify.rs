@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use redb::{ReadableTable, ReadableTableMetadata};
 
-use crate::error::{Error, Result};
+use crate::error::{DbResultExt as _, Error, Result};
 use crate::id::ObjectId;
 use crate::object::{EntryKind, ManifestNode};
 use crate::path::RepoPath;
@@ -51,13 +51,13 @@ impl Repo {
     /// referenced object that is missing.
     pub fn verify(&self, progress: Option<&dyn Fn(Progress)>) -> Result<VerifyReport> {
         let view = self.view()?;
-        let total = view.objects.len()?;
+        let total = view.objects.len().db_err()?;
         let mut report = VerifyReport::default();
         let mut bad: HashMap<ObjectId, String> = HashMap::new();
         let mut manifests: Vec<ObjectId> = Vec::new();
         let mut done = 0u64;
-        for item in view.objects.iter()? {
-            let (k, _) = item?;
+        for item in view.objects.iter().db_err()? {
+            let (k, _) = item.db_err()?;
             let id = ObjectId(*k.value());
             match view.raw(&id) {
                 Ok((ty, raw)) => {

@@ -1,6 +1,9 @@
 //! What a repository remembers about its peers, in its settings: who may connect
 //! (`sync/allow/<id>`), the saved remotes (`remote/<name>`), and the id of the repository it
 //! replicates (`sync/repo-id`, set by a clone).
+//!
+//! The allow list fails only as the store does ([`hero_store::Error`]): the membership code,
+//! which upgrades a repository from it, reads it without wrapping a [`SyncError`].
 
 use std::net::SocketAddr;
 
@@ -33,13 +36,13 @@ impl Access {
 }
 
 /// Allows a peer (replacing its previous access).
-pub fn allow(repo: &Repo, id: &EndpointId, access: Access) -> Result<()> {
+pub fn allow(repo: &Repo, id: &EndpointId, access: Access) -> hero_store::Result<()> {
     repo.set_setting(&format!("{ALLOW_PREFIX}{id}"), Some(access.as_bytes()))?;
     Ok(())
 }
 
 /// Removes a peer from the allow list; whether it was there.
-pub fn disallow(repo: &Repo, id: &EndpointId) -> Result<bool> {
+pub fn disallow(repo: &Repo, id: &EndpointId) -> hero_store::Result<bool> {
     let key = format!("{ALLOW_PREFIX}{id}");
     let was = repo.setting(&key)?.is_some();
     repo.set_setting(&key, None)?;
@@ -47,7 +50,7 @@ pub fn disallow(repo: &Repo, id: &EndpointId) -> Result<bool> {
 }
 
 /// A peer's access, `None` when it is not allowed.
-pub fn access_of(repo: &Repo, id: &EndpointId) -> Result<Option<Access>> {
+pub fn access_of(repo: &Repo, id: &EndpointId) -> hero_store::Result<Option<Access>> {
     Ok(repo
         .setting(&format!("{ALLOW_PREFIX}{id}"))?
         .map(|v| parse_access(&v)))
@@ -62,7 +65,7 @@ fn parse_access(v: &[u8]) -> Access {
 }
 
 /// The allow list.
-pub fn allowed(repo: &Repo) -> Result<Vec<(String, Access)>> {
+pub fn allowed(repo: &Repo) -> hero_store::Result<Vec<(String, Access)>> {
     Ok(repo
         .settings_with_prefix(ALLOW_PREFIX)?
         .into_iter()

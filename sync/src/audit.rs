@@ -108,7 +108,6 @@ pub fn log_path(repo_path: &Path) -> PathBuf {
 
 /// Errors of the audit log.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum AuditError {
     /// The file could not be read or written.
     #[error("audit log {path}")]

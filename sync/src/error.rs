@@ -2,7 +2,6 @@
 
 /// A replication error.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum SyncError {
     /// The peer could not be reached (offline, wrong address, firewall).
     #[error("peer {peer} is unreachable: {reason}")]
@@ -137,10 +136,7 @@ pub type Result<T, E = SyncError> = std::result::Result<T, E>;
 
 impl From<crate::membership::MembershipError> for SyncError {
     fn from(e: crate::membership::MembershipError) -> Self {
-        match e {
-            crate::membership::MembershipError::Sync(s) => s,
-            e => SyncError::Membership(Box::new(e)),
-        }
+        SyncError::Membership(Box::new(e))
     }
 }
 

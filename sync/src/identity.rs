@@ -17,7 +17,6 @@ pub fn key_path(repo_path: &Path) -> PathBuf {
 
 /// Why the key file cannot give a key.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum KeyError {
     /// Reading or creating it failed.
     #[error("key file {}: {source}", path.display())]

@@ -105,7 +105,6 @@ pub struct Offer {
 
 /// Why an invitation was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum InviteRefusal {
     /// No such invitation here: forged, mistyped, or made by another peer.
     #[error("unknown invitation (forged, mistyped, or made on another peer)")]

@@ -302,7 +302,6 @@ impl<'a> Reader<'a> {
 
 /// Why an envelope is not a valid membership change.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum EnvelopeError {
     /// Shorter than its fields say.
     #[error("truncated envelope")]

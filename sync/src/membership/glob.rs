@@ -10,7 +10,6 @@ pub const MAX_SCOPE_LEN: usize = 256;
 
 /// Why a scope is not a valid glob.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum ScopeError {
     /// Empty, or longer than [`MAX_SCOPE_LEN`].
     #[error("a scope must be 1 to {MAX_SCOPE_LEN} bytes long")]

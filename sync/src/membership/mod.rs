@@ -57,7 +57,6 @@ pub struct Member {
 
 /// Which rule a refused change broke.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
-#[non_exhaustive]
 pub enum Rule {
     /// The envelope, its record or its change is malformed, too large or not canonical.
     #[error("malformed: {0}")]
@@ -127,7 +126,6 @@ impl std::fmt::Display for Refusal {
 
 /// What can go wrong reading or writing the membership.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum MembershipError {
     /// The store failed.
     #[error(transparent)]
@@ -135,9 +133,6 @@ pub enum MembershipError {
     /// A name the store refuses.
     #[error(transparent)]
     Name(#[from] hero_store::NameError),
-    /// The allow list or settings failed.
-    #[error(transparent)]
-    Sync(#[from] crate::SyncError),
     /// An envelope could not be made.
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),

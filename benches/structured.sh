@@ -3,6 +3,8 @@
 # over git (git show | tomlq, a git archive parsed by Python, git log -p parsed by Python) on the
 # same history, in the same run. Prints a Markdown table.
 # Usage: benches/structured.sh [WORKDIR]   (COMMITS=10000 FILES=10000 by default)
+#        CORPUS=DIR benches/structured.sh    also on a real-shaped history: the bare git
+#        repository benches/corpus.sh builds (real Cargo.toml files, branches, tags, merges)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p heroctl
@@ -65,7 +67,9 @@ n = 0
 with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as t:
     for m in t:
         if m.isfile() and m.name.endswith(".toml"):
-            v = tomllib.loads(t.extractfile(m).read().decode()).get("port")
+            v = tomllib.loads(t.extractfile(m).read().decode())
+            for k in sys.argv[1].split("."):
+                v = v.get(k) if isinstance(v, dict) else None
             if v is not None:
                 print(f"{m.name}\t{v}"); n += 1
 print(n, file=sys.stderr)
@@ -74,14 +78,19 @@ cat > "$WORK/logp_key.py" <<'PY'
 import sys, subprocess, tomllib
 # git log -p of the file, newest first; the value at each commit from the patch's new side is
 # not enough (a patch shows lines, not values): every version is parsed, as a script would.
-g = sys.argv[1]
-revs = subprocess.run(["git", "-C", g, "log", "--format=%H", "--follow", "main", "--", "etc/app.toml"],
+g, path, key = sys.argv[1], sys.argv[2], sys.argv[3]
+revs = subprocess.run(["git", "-C", g, "log", "--format=%H", "--follow", "main", "--", path],
                       capture_output=True, text=True, check=True).stdout.split()
 prev = None
 for c in reversed(revs):
-    text = subprocess.run(["git", "-C", g, "show", f"{c}:etc/app.toml"],
-                          capture_output=True, text=True, check=True).stdout
-    v = tomllib.loads(text)["server"]["port"]
+    text = subprocess.run(["git", "-C", g, "show", f"{c}:{path}"],
+                          capture_output=True, text=True).stdout
+    try:
+        v = tomllib.loads(text)
+        for k in key.split("."):
+            v = v.get(k) if isinstance(v, dict) else None
+    except tomllib.TOMLDecodeError:
+        v = None
     if v != prev:
         print(c, prev, "->", v)
     prev = v
@@ -106,16 +115,43 @@ th=$(bench get 20 "$H -R $WORK/s.hero get main:etc/app.toml server.port")
 tg=$(bench get-git 10 "bash -c 'git -C $G show main:etc/app.toml | tomlq -r .server.port'")
 row "get one key at a revision (s)" "$th" "$tg" "$(ratio "$tg" "$th")x"
 th=$(bench query 5 "$H -R $WORK/s.hero query main fleet port")
-tg=$(bench query-git 3 "bash -c 'git -C $G archive main fleet | python3 $WORK/archive_query.py'")
+tg=$(bench query-git 3 "bash -c 'git -C $G archive main fleet | python3 $WORK/archive_query.py port'")
 row "query one key over $FILES files (s)" "$th" "$tg" "$(ratio "$tg" "$th")x"
 SAMPLE=200
 tl=$(bench query-loop 1 "bash -c 'git -C $G ls-tree -r --name-only main fleet | head -$SAMPLE | while read f; do git -C $G show main:\$f | tomlq .port; done'")
 tl_all=$(echo "scale=1; $tl * $FILES / $SAMPLE" | bc)
 row "query, git show | tomlq per file, $SAMPLE files timed, scaled to $FILES (s)" "$th" "$tl_all" "$(ratio "$tl_all" "$th")x"
 th=$(bench logkey 3 "$H -R $WORK/s.hero log --key etc/app.toml:server.port")
-tg=$(bench logkey-git 1 "python3 $WORK/logp_key.py $G")
+tg=$(bench logkey-git 1 "python3 $WORK/logp_key.py $G etc/app.toml server.port")
 row "log --key over $COMMITS commits (s)" "$th" "$tg" "$(ratio "$tg" "$th")x"
 tp=$(bench logp 3 "bash -c 'git -C $G log -p main -- etc/app.toml | python3 $WORK/logp_parse.py'")
 row "log --key vs git log -p read as lines (s)" "$th" "$tp" "$(ratio "$tp" "$th")x"
 echo
-echo "changes found: hero $($H -R "$WORK/s.hero" log --key etc/app.toml:server.port | wc -l), git $(python3 "$WORK/logp_key.py" "$G" | wc -l)"
+echo "changes found: hero $($H -R "$WORK/s.hero" log --key etc/app.toml:server.port | wc -l), git $(python3 "$WORK/logp_key.py" "$G" etc/app.toml server.port | wc -l)"
+
+[ -n "${CORPUS:-}" ] || exit 0
+# The same commands on a real-shaped history (benches/corpus.sh): real Cargo.toml files of
+# vendored crates, 4,962 commits with merges, 129 branches, 401 tags.
+C=$CORPUS
+rm -f "$WORK/c.hero"
+$H -R "$WORK/c.hero" init >/dev/null
+$H -R "$WORK/c.hero" import git "$C" >/dev/null
+toml=$(git -C "$C" ls-tree -r --name-only main | grep -c '\.toml$')
+commits=$(git -C "$C" rev-list --count main)
+want=$(git -C "$C" show main:crates/base64/Cargo.toml | tomlq -r .package.version)
+got=$($H -R "$WORK/c.hero" get main:crates/base64/Cargo.toml package.version)
+[ "$want" = "$got" ] || { echo "get disagrees on the corpus: $got, git: $want" >&2; exit 1; }
+echo
+echo "| real-shaped corpus ($commits commits on main, $toml TOML files) | hero | git loop | ratio (git loop / hero) |"
+echo "|---|---|---|---|"
+th=$(bench cget 20 "$H -R $WORK/c.hero get main:crates/base64/Cargo.toml package.version")
+tg=$(bench cget-git 10 "bash -c 'git -C $C show main:crates/base64/Cargo.toml | tomlq -r .package.version'")
+row "get package.version of one crate (s)" "$th" "$tg" "$(ratio "$tg" "$th")x"
+th=$(bench cquery 5 "$H -R $WORK/c.hero query main package.version")
+tg=$(bench cquery-git 3 "bash -c 'git -C $C archive main | python3 $WORK/archive_query.py package.version'")
+row "query package.version over the tree (s)" "$th" "$tg" "$(ratio "$tg" "$th")x"
+th=$(bench clogkey 3 "$H -R $WORK/c.hero log --key Cargo.toml:workspace.members")
+tg=$(bench clogkey-git 1 "python3 $WORK/logp_key.py $C Cargo.toml workspace.members")
+row "log --key Cargo.toml:workspace.members (s)" "$th" "$tg" "$(ratio "$tg" "$th")x"
+echo
+echo "changes found on the corpus: hero $($H -R "$WORK/c.hero" log --key Cargo.toml:workspace.members | wc -l), git $(python3 "$WORK/logp_key.py" "$C" Cargo.toml workspace.members | wc -l)"

@@ -667,3 +667,48 @@ fn an_empty_repository_made_by_init_is_told_to_clone_or_join_instead_of_pulling(
     ok(&c, &["clone", &so.ticket]);
     assert_eq!(head(&c, "main"), head(&o, "main"));
 }
+
+#[test]
+fn neither_a_reader_nor_a_stranger_can_change_hero_and_an_owner_can() {
+    let f = Fleet::new();
+    let (o, so) = owner_serving(&f);
+    let (r, s) = (f.repo("r"), f.repo("s"));
+    ok(&r, &["join", &invite(&o, &["--role", "reader"])]);
+    let before = head(&o, "main");
+
+    // A reader: its own CLI refuses, and so does the owner when a modified client pushes.
+    let work = r.with_extension("work-hero");
+    ok(&r, &["checkout", "main", work.to_str().unwrap()]);
+    std::fs::create_dir_all(work.join(".hero")).unwrap();
+    std::fs::write(work.join(".hero/daemon.toml"), HOOK).unwrap();
+    let err = refused(&r, &["commit", work.to_str().unwrap(), "-m", "hook"]);
+    assert!(err.contains("only owners"), "{err}");
+    commit_as(&r, &key_of(&r), "main", &[(".hero/daemon.toml", HOOK)]);
+    refused(&r, &["push", "origin", "main"]);
+    assert_eq!(head(&o, "main"), before, "nothing of the reader's moved");
+
+    // A stranger, with a history of its own holding a hook: not even let in.
+    first_commit(&s, &[(".hero/daemon.toml", HOOK)]);
+    let out = run(&s, &["push", &so.ticket, "main"]);
+    assert_eq!(out.status.code(), Some(REFUSED), "{out:?}");
+    assert_eq!(head(&o, "main"), before, "nothing of the stranger's moved");
+    assert!(
+        audit(&o, &id(&s))
+            .iter()
+            .any(|e| e["decision"] == "refused"),
+        "the stranger's attempt is audited"
+    );
+
+    // The owner can, and a reader takes it.
+    edit(
+        &o,
+        &[(".hero/daemon.toml", b"catch_up_secs = 7\n")],
+        "config",
+    );
+    let owners = head(&o, "main");
+    ok(&r, &["pull", &so.ticket]);
+    assert_eq!(
+        ok(&r, &["cat", &format!("{owners}:.hero/daemon.toml")]),
+        "catch_up_secs = 7\n"
+    );
+}

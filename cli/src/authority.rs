@@ -18,8 +18,15 @@ pub fn may_write_config(repo: &Repo) -> Result<bool> {
     if !hero_sync::membership::is_enforced(repo)? {
         return Ok(true);
     }
-    let me = hero_sync::endpoint_id(repo.path())?;
-    Ok(hero_sync::gate::membership_of(repo)?.role_of(&me) == Some(Role::Owner))
+    may_write_config_as(repo, &hero_sync::endpoint_id(repo.path())?)
+}
+
+/// [`may_write_config`] for the node `me` (a process that knows its id reads no key file).
+pub fn may_write_config_as(repo: &Repo, me: &hero_sync::EndpointId) -> Result<bool> {
+    if !hero_sync::membership::is_enforced(repo)? {
+        return Ok(true);
+    }
+    Ok(hero_sync::gate::membership_of(repo)?.role_of(me) == Some(Role::Owner))
 }
 
 fn refusal(path: &str) -> anyhow::Error {
@@ -72,7 +79,8 @@ pub fn check_move(repo: &Repo, old: Option<ObjectId>, new: &ObjectId) -> Result<
 /// every `every` (a membership change arrives by sync while the mount runs).
 pub fn config_switch(path: &std::path::Path, every: Duration) -> Result<Arc<AtomicBool>> {
     let repo = Repo::open(path)?;
-    let switch = Arc::new(AtomicBool::new(may_write_config(&repo)?));
+    let me = hero_sync::endpoint_id(path)?;
+    let switch = Arc::new(AtomicBool::new(may_write_config_as(&repo, &me)?));
     let s = switch.clone();
     std::thread::Builder::new()
         .name("config-switch".into())
@@ -81,7 +89,7 @@ pub fn config_switch(path: &std::path::Path, every: Duration) -> Result<Arc<Atom
             let mut failing = false;
             loop {
                 std::thread::sleep(every);
-                match may_write_config(&repo) {
+                match may_write_config_as(&repo, &me) {
                     Ok(v) => {
                         s.store(v, Ordering::Relaxed);
                         failing = false;

@@ -209,6 +209,12 @@ pub fn check_push(
                 continue;
             }
             let commit = view.commit(&c)?;
+            // An unscoped writer may change everything but `.hero/`: a commit that leaves it
+            // as one of its parents has it needs no diff.
+            if scoped.is_empty() && !may_touch_config(&view, &c, &commit.parents)? {
+                stack.extend(commit.parents);
+                continue;
+            }
             for path in crate::commitsig::own_changes(&view, &c)? {
                 if !m.may_write(pusher, &path) {
                     let rule = if hero_store::is_config_path(&path) {
@@ -228,6 +234,27 @@ pub fn check_push(
         }
     }
     Ok(None)
+}
+
+/// Whether `.hero/` at commit `c` may differ from every parent's: compares the directory's
+/// entry only (a merge that takes files from both sides is a false positive, which costs the
+/// full diff and nothing else).
+fn may_touch_config(view: &hero_store::View, c: &ObjectId, parents: &[ObjectId]) -> Result<bool> {
+    let dir =
+        hero_store::RepoPath::parse(hero_store::CONFIG_DIR).map_err(hero_store::Error::from)?;
+    let version = |id: &ObjectId| -> Result<Option<(hero_store::EntryKind, ObjectId)>> {
+        Ok(view.entry_in_commit(id, &dir)?.map(|e| (e.kind, e.id)))
+    };
+    let here = version(c)?;
+    if parents.is_empty() {
+        return Ok(here.is_some());
+    }
+    for p in parents {
+        if version(p)? == here {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// The rule a writer's change of `.hero/` breaks.

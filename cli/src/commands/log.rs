@@ -109,7 +109,7 @@ pub fn run(repo: &Repo, a: LogArgs, json: bool) -> Result<()> {
 /// The value of `key` in the file `id` at `path`, parsed once per blob (`cache`): `None` when
 /// the file is absent, does not parse, or has no such key.
 fn value_of(
-    repo: &Repo,
+    view: &hero_store::View,
     cache: &mut HashMap<ObjectId, Option<Value>>,
     entry: Option<&hero_store::TreeEntry>,
     path: &RepoPath,
@@ -122,9 +122,7 @@ fn value_of(
         return Ok(v.clone());
     }
     let shown = path.to_string();
-    let bytes = repo
-        .view()?
-        .read_file(&e.id, crate::commands::get::MAX_STRUCTURED_BYTES)?;
+    let bytes = view.read_file(&e.id, crate::commands::get::MAX_STRUCTURED_BYTES)?;
     let v = Format::detect(&shown, &bytes)
         .and_then(|f| hero_formats::parse(f, &bytes).ok())
         .and_then(|doc| doc.find(key).ok().flatten().cloned());
@@ -166,8 +164,8 @@ fn key_log(repo: &Repo, a: &LogArgs, spec: &str, json: bool) -> Result<()> {
             Some(p) => view.entry_in_commit(p, tracker.path())?,
             None => None,
         };
-        let new = value_of(repo, &mut cache, new_entry.as_ref(), &here, key)?;
-        let old = value_of(repo, &mut cache, old_entry.as_ref(), tracker.path(), key)?;
+        let new = value_of(&view, &mut cache, new_entry.as_ref(), &here, key)?;
+        let old = value_of(&view, &mut cache, old_entry.as_ref(), tracker.path(), key)?;
         if old == new {
             continue;
         }

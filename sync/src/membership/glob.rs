@@ -74,7 +74,7 @@ pub fn scope_matches(scope: &str, path: &str) -> bool {
 }
 
 /// `*` and `?` within one segment (iterative, with one backtrack point: linear-ish time).
-fn segment_matches(pat: &str, name: &str) -> bool {
+pub fn segment_matches(pat: &str, name: &str) -> bool {
     let p: Vec<char> = pat.chars().collect();
     let n: Vec<char> = name.chars().collect();
     let (mut pi, mut ni) = (0usize, 0usize);

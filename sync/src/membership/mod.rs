@@ -25,7 +25,7 @@ pub use envelope::{
     Envelope, EnvelopeError, MAX_CHANGE, MAX_DEPS, MAX_ENVELOPE, MAX_NAME, MAX_SCOPES, Op, Role,
     VerifiedChange, record_key, sign_change,
 };
-pub use glob::{MAX_SCOPE_LEN, ScopeError, check_scope, scope_matches};
+pub use glob::{MAX_SCOPE_LEN, ScopeError, check_scope, scope_matches, segment_matches};
 
 use crate::access::{self, Access};
 

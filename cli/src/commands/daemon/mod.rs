@@ -327,7 +327,7 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
         status: Mutex::new(status),
         catch_up: Mutex::new(cfg.catch_up),
         config_writable: Arc::new(std::sync::atomic::AtomicBool::new(
-            crate::authority::may_write_config(&repo)?,
+            crate::authority::may_write_config_as(&repo, &me)?,
         )),
         watch: Mutex::new(cfg.watch.clone()),
         hook_env: Mutex::new(watch::HookEnv {
@@ -494,7 +494,7 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
         if generation != last_gen || reread {
             last_gen = generation;
             // The membership may have changed this node's role.
-            match crate::authority::may_write_config(&repo) {
+            match crate::authority::may_write_config_as(&repo, &ctx.me) {
                 Ok(v) => ctx
                     .config_writable
                     .store(v, std::sync::atomic::Ordering::Relaxed),

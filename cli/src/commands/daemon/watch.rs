@@ -130,10 +130,9 @@ impl HookPolicy {
             ));
         }
         if !self.allow.is_empty()
-            && !self
-                .allow
-                .iter()
-                .any(|a| a == prog || (!prog.is_empty() && segment_glob(a, prog)))
+            && !self.allow.iter().any(|a| {
+                a == prog || (!prog.is_empty() && hero_sync::membership::segment_matches(a, prog))
+            })
         {
             return Some(format!(
                 "`{prog}` is not among the programs this machine allows hooks (hooks.allow)"
@@ -141,12 +140,6 @@ impl HookPolicy {
         }
         None
     }
-}
-
-/// `*` and `?` over a whole string (no directory structure: a program path).
-fn segment_glob(glob: &str, s: &str) -> bool {
-    // A path as one name: `/` becomes an ordinary character for the scope matcher.
-    hero_sync::membership::scope_matches(&glob.replace('/', "\u{1}"), &s.replace('/', "\u{1}"))
 }
 
 /// The search path hooks get (the daemon's own environment is not passed on).

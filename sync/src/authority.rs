@@ -125,7 +125,8 @@ pub fn of_path(
         let maker = commit
             .header(hero_store::PEER_HEADER)
             .map(|h| String::from_utf8_lossy(h).into_owned());
-        let signed = !commitsig::stored(repo, &c)?.is_empty();
+        let sigs = commitsig::stored(repo, &c)?;
+        let signed = !sigs.is_empty();
         let made_here = match &maker {
             Some(h) => *h == me_text,
             None => !signed,
@@ -145,7 +146,7 @@ pub fn of_path(
             }
             continue;
         }
-        let signer = commitsig::stored(repo, &c)?
+        let signer = sigs
             .into_iter()
             .find(|s| s.verify(&c))
             .map(|s| s.signer.to_string());

@@ -76,10 +76,10 @@ print(n, file=sys.stderr)
 PY
 cat > "$WORK/logp_key.py" <<'PY'
 import sys, subprocess, tomllib
-# git log -p of the file, newest first; the value at each commit from the patch's new side is
-# not enough (a patch shows lines, not values): every version is parsed, as a script would.
+# Every version of the file along main's first parents (the history `log --key` walks), oldest
+# first, each parsed, as a script would (a patch shows lines, not values).
 g, path, key = sys.argv[1], sys.argv[2], sys.argv[3]
-revs = subprocess.run(["git", "-C", g, "log", "--format=%H", "--follow", "main", "--", path],
+revs = subprocess.run(["git", "-C", g, "log", "--format=%H", "--first-parent", "main", "--", path],
                       capture_output=True, text=True, check=True).stdout.split()
 prev = None
 for c in reversed(revs):

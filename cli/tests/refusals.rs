@@ -253,6 +253,11 @@ struct Share {
 
 impl Share {
     fn start(repo: &Path, branch: &str) -> Share {
+        Share::start_logged(repo, branch, Stdio::inherit())
+    }
+
+    /// [`Share::start`] with its standard error (its log) sent to `log`.
+    fn start_logged(repo: &Path, branch: &str, log: Stdio) -> Share {
         let mut child = Command::new(heroctl())
             .arg("-R")
             .arg(repo)
@@ -261,6 +266,7 @@ impl Share {
             .env("HERO_AUTHOR_NAME", "Tester")
             .env("HERO_AUTHOR_EMAIL", "t@example.com")
             .stdout(Stdio::piped())
+            .stderr(log)
             .spawn()
             .unwrap();
         // It says where it listens once it does.
@@ -316,6 +322,40 @@ impl Share {
 }
 
 const EINVAL: i32 = 22;
+
+/// A share run outside the daemon checks what it lets in against the repository's schemas
+/// and logs each problem, as the daemon does (the mount runs the same watcher); the save
+/// itself lands.
+#[test]
+fn a_standalone_share_logs_a_save_that_breaks_a_schema() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, _) = crate::cli::repo_with(
+        tmp.path(),
+        &[
+            (
+                ".hero/schemas/etc.toml",
+                "[[rule]]\nglob = \"etc/*.toml\"\nranges = { \"port\" = { min = 1, max = 65535 } }\n",
+            ),
+            ("etc/app.toml", "port = 80\n"),
+        ],
+        "first",
+    );
+    let log = tmp.path().join("share.log");
+    let share = Share::start_logged(
+        &repo,
+        "main",
+        Stdio::from(std::fs::File::create(&log).unwrap()),
+    );
+    let (code, _) = share.request("PUT", "/etc/app.toml", b"\nport = 70000\n");
+    assert!((200..300).contains(&code), "PUT answered {code}");
+    wait_for("the share's log names the problem", || {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("etc/app.toml:2:8: `port` is 70000, must be between 1 and 65535")
+    });
+    share.stop();
+    assert_eq!(ok(&repo, &["get", "main:etc/app.toml", "port"]), "70000\n");
+}
 
 mod unsafe_paths {
     use super::*;

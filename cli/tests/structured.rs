@@ -199,3 +199,193 @@ fn a_script_prints_one_json_line_per_action_and_stops_at_the_first_failure() {
     let tags = ok(&repo, &["tag"]);
     assert!(tags.contains("v1") && !tags.contains("v2"), "{tags}");
 }
+
+#[test]
+fn commit_prefix_restore_and_revert_keep_the_schemas_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, src) = repo_with(
+        tmp.path(),
+        &[("etc/app.toml", "[server]\nport = 70000\n")],
+        "before any rule",
+    );
+    std::fs::write(src.join("etc/app.toml"), "[server]\nport = 80\n").unwrap();
+    ok(
+        &repo,
+        &["commit", src.to_str().unwrap(), "-m", "a good port"],
+    );
+    std::fs::create_dir_all(src.join(".hero/schemas")).unwrap();
+    std::fs::write(src.join(".hero/schemas/etc.toml"), SCHEMA).unwrap();
+    ok(&repo, &["commit", src.to_str().unwrap(), "-m", "the rule"]);
+    let head = ok(&repo, &["--json", "log"]);
+
+    // --prefix: the directory becomes etc/; its bad file refuses the commit.
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("app.toml"), "[server]\nport = 0\n").unwrap();
+    let out = run(
+        &repo,
+        &[
+            "commit",
+            other.to_str().unwrap(),
+            "--prefix",
+            "etc",
+            "-m",
+            "p",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("etc/app.toml:2:8: `server.port` is 0, must be between 1 and 65535"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        ok(&repo, &["--json", "log"]),
+        head,
+        "the branch did not move"
+    );
+
+    // Restoring the old, now invalid, version and reverting the fix are refused alike.
+    let out = run(&repo, &["restore", "--rev", "main~2", "etc/app.toml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = run(&repo, &["revert", "main~1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        ok(&repo, &["--json", "log"]),
+        head,
+        "the branch did not move"
+    );
+
+    // A good file goes through --prefix.
+    std::fs::write(other.join("app.toml"), "[server]\nport = 8080\n").unwrap();
+    ok(
+        &repo,
+        &[
+            "commit",
+            other.to_str().unwrap(),
+            "--prefix",
+            "etc",
+            "-m",
+            "p",
+        ],
+    );
+    assert_eq!(
+        ok(&repo, &["get", "main:etc/app.toml", "server.port"]),
+        "8080\n"
+    );
+}
+
+#[test]
+fn a_binary_hero_file_is_a_repository_and_no_script() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, src) = repo_with(
+        tmp.path(),
+        &[(
+            "infra/nodes.hero",
+            "!!node.define name:n1 ipaddr:10.0.0.1\n",
+        )],
+        "nodes",
+    );
+    // A copy of a real repository file kept in the tree, under the same extension.
+    std::fs::create_dir_all(src.join("backup")).unwrap();
+    std::fs::copy(&repo, src.join("backup/old.hero")).unwrap();
+    ok(&repo, &["commit", src.to_str().unwrap(), "-m", "backup"]);
+    assert_eq!(ok(&repo, &["check"]), "");
+    assert_eq!(
+        ok(&repo, &["query", "main", "node.define[*].ipaddr"]),
+        "infra/nodes.hero\t10.0.0.1\n"
+    );
+    let out = run(&repo, &["get", "main:backup/old.hero", "x"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+/// Two directories commit onto the same branch from the same base: the second commit merges.
+/// Every structured command reads the merged result, and key history walks the first
+/// parents, so a change made on the merged side shows at the merge.
+#[test]
+fn get_query_log_key_and_semantic_diff_read_through_a_merge() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Keys far apart, so the two line edits merge cleanly.
+    let base = "[server]\nport = 80\n\n# ---\n# ---\n# ---\n\n[log]\nlevel = \"info\"\n";
+    let (repo, a) = repo_with(
+        tmp.path(),
+        &[
+            ("etc/app.toml", base),
+            ("docs/adr/0001-x.md", "# X\n\nStatus: Proposed\n"),
+            ("old/gone.toml", "x = 1\n"),
+        ],
+        "base",
+    );
+    let b = tmp.path().join("b");
+    ok(&repo, &["checkout", "main", b.to_str().unwrap()]);
+
+    std::fs::write(
+        a.join("etc/app.toml"),
+        base.replace("port = 80", "port = 81"),
+    )
+    .unwrap();
+    std::fs::remove_dir_all(a.join("old")).unwrap();
+    ok(
+        &repo,
+        &["commit", a.to_str().unwrap(), "-m", "port; old gone"],
+    );
+
+    std::fs::write(
+        b.join("etc/app.toml"),
+        base.replace("\"info\"", "\"debug\""),
+    )
+    .unwrap();
+    std::fs::write(b.join("docs/adr/0001-x.md"), "# X\n\nStatus: Accepted\n").unwrap();
+    let out = ok(
+        &repo,
+        &[
+            "--json",
+            "commit",
+            b.to_str().unwrap(),
+            "-m",
+            "debug; accepted",
+        ],
+    );
+    assert!(out.contains("merged"), "{out}");
+
+    assert_eq!(
+        ok(&repo, &["get", "main:etc/app.toml", "server.port"]),
+        "81\n"
+    );
+    assert_eq!(
+        ok(&repo, &["get", "main:etc/app.toml", "log.level"]),
+        "debug\n"
+    );
+    assert_eq!(
+        ok(&repo, &["get", "main:docs/adr/0001-x.md", "Status"]),
+        "Accepted\n"
+    );
+    assert_eq!(
+        ok(&repo, &["query", "main", "docs", "status"]),
+        "docs/adr/0001-x.md\tAccepted\n"
+    );
+    assert_eq!(
+        run(&repo, &["get", "main:old/gone.toml", "x"])
+            .status
+            .code(),
+        Some(3)
+    );
+
+    let level = ok(&repo, &["log", "--key", "etc/app.toml:log.level"]);
+    let lines: Vec<&str> = level.lines().collect();
+    assert_eq!(lines.len(), 2, "{level}");
+    assert!(lines[0].ends_with(" info -> debug"), "{level}");
+    let port = ok(&repo, &["log", "--key", "etc/app.toml:server.port"]);
+    let lines: Vec<&str> = port.lines().collect();
+    assert_eq!(lines.len(), 2, "{port}");
+    assert!(lines[0].ends_with(" 80 -> 81"), "{port}");
+    // The deleted file's key: created, then deleted.
+    let gone = ok(&repo, &["log", "--key", "old/gone.toml:x"]);
+    assert_eq!(gone.lines().count(), 2, "{gone}");
+
+    // The merge against its first parent: what the merged side brought.
+    let diff = ok(&repo, &["diff", "--semantic", "main~1", "main"]);
+    assert!(diff.contains("log.level: \"info\" -> \"debug\""), "{diff}");
+    assert!(!diff.contains("server.port"), "{diff}");
+    assert!(diff.contains("docs/adr/0001-x.md"), "{diff}");
+}

@@ -39,8 +39,15 @@ impl Format {
     /// Content never overrides an extension: a `.md` file is Markdown even when it holds
     /// actions (parse it with [`Format::HeroScript`] explicitly to read them; the HeroScript
     /// parser skips the prose around them).
+    ///
+    /// `.hero` is also the extension of hero store repositories, which are binary: a `.hero`
+    /// file that is not text (not UTF-8, or holding a NUL byte) is no format at all.
     pub fn detect(path: &str, bytes: &[u8]) -> Option<Format> {
         if let Some(format) = Format::from_path(path) {
+            let binary = std::str::from_utf8(bytes).is_err() || bytes.contains(&0);
+            if format == Format::HeroScript && binary {
+                return None;
+            }
             return Some(format);
         }
         let text = std::str::from_utf8(bytes).ok()?;
@@ -128,5 +135,21 @@ mod tests {
         assert_eq!(Format::detect("setup", b"!! not an action\n"), None);
         assert_eq!(Format::detect("setup", b"!!node\n"), None);
         assert_eq!(Format::detect("blob", &[0xff, 0xfe]), None);
+    }
+
+    #[test]
+    fn a_binary_hero_file_is_a_repository_not_a_script() {
+        assert_eq!(
+            Format::detect("backup/store.hero", b"redb\x1a\n\0\0\x01"),
+            None
+        );
+        assert_eq!(Format::detect("old.hero", &[0xff, 0x00, 0x12]), None);
+        assert_eq!(
+            Format::detect("nodes.hero", b"!!node.define name:a\n"),
+            Some(Format::HeroScript)
+        );
+        // Only `.hero` is ambiguous: a binary `.toml` is still offered to the TOML parser,
+        // which reports it.
+        assert_eq!(Format::detect("x.toml", &[0xff]), Some(Format::Toml));
     }
 }

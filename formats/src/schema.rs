@@ -9,6 +9,7 @@
 //! types = { "server.port" = "integer", "server.host" = "string" }
 //! ranges = { "server.port" = { min = 1, max = 65535 } }
 //! enums = { "log.level" = ["debug", "info", "warn", "error"] }
+//! patterns = { "server.host" = '^[a-z0-9.-]+$' }   # texts must match (a search: anchor it)
 //! ```
 //!
 //! A schema is read from TOML ([`Schema::parse`]), so a mistake in one names its line and
@@ -91,7 +92,7 @@ impl Type {
 }
 
 /// One rule: the files it applies to and what they must hold.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Rule {
     /// The paths it applies to, a glob with `*`, `?` and `**` (matched by the caller).
     pub glob: String,
@@ -105,12 +106,15 @@ pub struct Rule {
     pub ranges: Vec<(String, Option<f64>, Option<f64>)>,
     /// Get paths whose value, when present, must be one of these.
     pub enums: Vec<(String, Vec<Value>)>,
+    /// Get paths whose value, when present, must be a text the regular expression finds a
+    /// match in (linear-time matching: a schema cannot make a check run away).
+    pub patterns: Vec<(String, regex::Regex)>,
     /// Where the rule starts in its schema file.
     pub span: Span,
 }
 
 /// A schema file: its rules, in file order.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Schema {
     /// The rules.
     pub rules: Vec<Rule>,
@@ -153,7 +157,9 @@ pub struct Problem {
     pub message: String,
 }
 
-const RULE_KEYS: [&str; 6] = ["glob", "mode", "required", "types", "ranges", "enums"];
+const RULE_KEYS: [&str; 7] = [
+    "glob", "mode", "required", "types", "ranges", "enums", "patterns",
+];
 
 impl Schema {
     /// Reads a schema from its TOML text; unknown keys, types and modes are errors with
@@ -314,6 +320,22 @@ fn read_rule(spans: &Spans, base: &str, rule: &Value) -> Result<Rule, SchemaErro
         };
         enums.push((k, values.clone()));
     }
+    let mut patterns = Vec::new();
+    for (k, p, v) in table_of("patterns")? {
+        let Some(text) = v.as_str() else {
+            return Err(invalid(&p, format!("the pattern of `{k}` is a text")));
+        };
+        let re = regex::RegexBuilder::new(text)
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| {
+                invalid(
+                    &p,
+                    format!("the pattern of `{k}` is not a regular expression: {e}"),
+                )
+            })?;
+        patterns.push((k, re));
+    }
     Ok(Rule {
         glob,
         mode,
@@ -321,6 +343,7 @@ fn read_rule(spans: &Spans, base: &str, rule: &Value) -> Result<Rule, SchemaErro
         types,
         ranges,
         enums,
+        patterns,
         span: at(base),
     })
 }
@@ -388,6 +411,30 @@ impl Rule {
                     Some(v),
                     format!("`{key}` is {}, not one of {}", show(v), list.join(", ")),
                 ));
+            }
+        }
+        for (key, re) in &self.patterns {
+            let Some(v) = found(key) else { continue };
+            match v.as_str() {
+                Some(text) if re.is_match(text) => {}
+                Some(_) => out.push(problem(
+                    key,
+                    Some(v),
+                    format!(
+                        "`{key}` is {}, which does not match `{}`",
+                        show(v),
+                        re.as_str()
+                    ),
+                )),
+                None => out.push(problem(
+                    key,
+                    Some(v),
+                    format!(
+                        "`{key}` is {}, not a text to match `{}`",
+                        show(v),
+                        re.as_str()
+                    ),
+                )),
             }
         }
         out
@@ -506,6 +553,35 @@ required = ["Status"]
             "`server.port` is \"80\", not an integer"
         );
         assert_eq!(problems[0].span, Span::new(2, 8));
+    }
+
+    #[test]
+    fn a_pattern_must_find_a_match_in_a_text() {
+        let rule =
+            Schema::parse(b"[[rule]]\nglob = \"*.toml\"\npatterns = { \"host\" = '^[a-z.]+$' }\n")
+                .unwrap();
+        let ok = crate::parse_toml(b"host = \"example.org\"\n").unwrap();
+        assert!(rule.rules[0].check(&ok).is_empty());
+        let bad = crate::parse_toml(b"\nhost = \"Example.org\"\n").unwrap();
+        let p = rule.rules[0].check(&bad);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].span, Span::new(2, 8));
+        assert!(
+            p[0].message.contains("does not match `^[a-z.]+$`"),
+            "{}",
+            p[0].message
+        );
+        let number = crate::parse_toml(b"host = 4\n").unwrap();
+        assert!(
+            rule.rules[0].check(&number)[0]
+                .message
+                .contains("not a text")
+        );
+        // A pattern that is not a regular expression is the schema's error, at its value.
+        let e =
+            Schema::parse(b"[[rule]]\nglob = \"*\"\npatterns = { \"a\" = \"(\" }\n").unwrap_err();
+        assert_eq!(e.span().line, 3);
+        assert!(e.to_string().contains("not a regular expression"), "{e}");
     }
 
     #[test]

@@ -581,7 +581,24 @@ impl ChangeSet<'_> {
 
     /// Commits the changes in one transaction and moves the branch. With [`Expect::Latest`],
     /// a branch that moved meanwhile gets the changes replayed onto its new head.
-    pub fn commit(mut self, meta: CommitMeta, expect: Expect) -> Result<Committed> {
+    pub fn commit(self, meta: CommitMeta, expect: Expect) -> Result<Committed> {
+        self.write_commit(meta, expect, true)
+    }
+
+    /// Writes the commit the changes make on the branch's head, as [`ChangeSet::commit`]
+    /// with [`Expect::Base`] would, without moving the branch: the caller checks the commit
+    /// and moves the branch itself ([`Repo::update_branch`] from [`ChangeSet::base`]).
+    /// `created` is false when the changes change nothing (the id is then the head's).
+    pub fn commit_unattached(self, meta: CommitMeta) -> Result<Committed> {
+        self.write_commit(meta, Expect::Base, false)
+    }
+
+    fn write_commit(
+        mut self,
+        meta: CommitMeta,
+        expect: Expect,
+        move_ref: bool,
+    ) -> Result<Committed> {
         let refname = self.refname.clone();
         let base = self.base;
         let ops = std::mem::take(&mut self.ops);
@@ -647,12 +664,14 @@ impl ChangeSet<'_> {
             let raw = commit.encode();
             let id = ObjectId::of(&raw);
             w.put(ObjType::Commit, &id, &raw, None)?;
-            w.set_ref(
-                &refname,
-                head.map(RefValue::Commit),
-                Some(RefValue::Commit(id)),
-                "commit",
-            )?;
+            if move_ref {
+                w.set_ref(
+                    &refname,
+                    head.map(RefValue::Commit),
+                    Some(RefValue::Commit(id)),
+                    "commit",
+                )?;
+            }
             Ok(Committed { id, created: true })
         })
     }

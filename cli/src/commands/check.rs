@@ -114,7 +114,7 @@ impl Checker {
     /// Checks one file. A file that does not parse (or a daemon configuration the daemon
     /// refuses) is `unparsed`'s severity unless a `refuse` rule names the file.
     pub fn check_file(&self, path: &str, bytes: &[u8], unparsed: Severity) -> Vec<Finding> {
-        let Some(format) = Format::from_path(path) else {
+        let Some(format) = Format::detect(path, bytes) else {
             return Vec::new();
         };
         let rules: Vec<&Rule> = self
@@ -277,6 +277,73 @@ pub fn check_move(repo: &Repo, old: Option<ObjectId>, new: &ObjectId) -> Result<
              change through with a warning) and commit again"
         ),
     ))
+}
+
+/// Starts a thread that checks each move of `branch` of the repository at `path` against its
+/// schemas, as the daemon does, and logs every problem as a warning: what a standalone mount
+/// or share lets in is reported where it is run. Reads the branch again every `every`
+/// (a cheap generation check first); the first look checks the whole tree.
+pub fn watch_branch(
+    path: &std::path::Path,
+    branch: String,
+    every: std::time::Duration,
+) -> Result<()> {
+    let repo = Repo::open(path)?;
+    std::thread::Builder::new()
+        .name("validate".into())
+        .spawn(move || {
+            let mut known = Vec::new();
+            let mut seen: Option<ObjectId> = None;
+            let mut generation = None;
+            loop {
+                let now = repo.generation().ok();
+                if now.is_none() || now != generation {
+                    generation = now;
+                    match repo.branch_head(&branch) {
+                        Ok(Some(head)) if Some(head) != seen => {
+                            match refresh(&repo, seen, &head, &mut known) {
+                                Ok(fresh) => {
+                                    for f in &fresh {
+                                        tracing::warn!("{branch} at {}: {f}", head.short());
+                                    }
+                                }
+                                Err(e) => tracing::warn!(
+                                    "checking {} against its schemas: {e:#}",
+                                    head.short()
+                                ),
+                            }
+                            seen = Some(head);
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!("reading {branch}: {e}"),
+                    }
+                }
+                std::thread::sleep(every);
+            }
+        })
+        .context("starting the validation thread")?;
+    Ok(())
+}
+
+/// Commits a change set onto `branch` only when the files it changes keep the schemas
+/// ([`check_move`]): the commit is written, checked, and the branch moved from the change
+/// set's base (a branch that moved meanwhile is an error: run the command again).
+pub fn commit_validated(
+    repo: &Repo,
+    cs: hero_store::ChangeSet<'_>,
+    branch: &str,
+    meta: hero_store::CommitMeta,
+) -> Result<hero_store::Committed> {
+    let head = cs.base();
+    let done = cs
+        .commit_unattached(meta)
+        .with_context(|| format!("committing onto {branch}"))?;
+    if done.created {
+        check_move(repo, head, &done.id)?;
+        repo.update_branch(branch, head, Some(done.id), "commit")
+            .with_context(|| format!("{branch} moved while committing; run the command again"))?;
+    }
+    Ok(done)
 }
 
 /// Runs `check`.

@@ -30,14 +30,17 @@ fn semantic_changes(
     d: &hero_store::DiffEntry,
 ) -> Result<Option<Vec<hero_formats::Change>>> {
     let shown = d.path.to_string();
-    let Some(format) = hero_formats::Format::from_path(&shown) else {
+    if hero_formats::Format::from_path(&shown).is_none() {
         return Ok(None);
-    };
+    }
     let mut sides = Vec::new();
     for e in [&d.old, &d.new] {
         let v = match e {
             Some(e) if e.kind.is_blob() => {
                 let bytes = view.read_file(&e.id, crate::commands::get::MAX_STRUCTURED_BYTES)?;
+                let Some(format) = hero_formats::Format::detect(&shown, &bytes) else {
+                    return Ok(None);
+                };
                 match hero_formats::parse(format, &bytes) {
                     Ok(doc) => doc.value,
                     Err(_) => return Ok(None),

@@ -8,7 +8,7 @@ use crate::error::{Kind, tagged};
 use crate::output::{outln, print_json};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use hero_store::{EntryKind, Expect, ObjectId, RefValue, Repo, RepoPath, TreeEntry, View};
+use hero_store::{EntryKind, ObjectId, RefValue, Repo, RepoPath, TreeEntry, View};
 use serde_json::json;
 
 /// Commands that find and restore earlier states.
@@ -198,9 +198,8 @@ fn restore(repo: &Repo, a: RestoreArgs, json: bool) -> Result<()> {
         .message
         .unwrap_or_else(|| format!("restore {} as at {}", a.paths.join(", "), from.short()));
     crate::authority::check_paths(repo, cs.touched_paths())?;
-    let done = cs
-        .commit(new_meta(repo, message)?, Expect::Base)
-        .with_context(|| format!("committing onto {branch}"))?;
+    let done =
+        crate::commands::check::commit_validated(repo, cs, &branch, new_meta(repo, message)?)?;
     if json {
         print_json(&json!({"commit": done.id.to_hex(), "branch": branch, "changed": changed}))?;
     } else {
@@ -298,9 +297,8 @@ fn revert(repo: &Repo, a: RevertArgs, json: bool) -> Result<()> {
         .to_owned();
     let message = format!("revert {}: {summary}", target.short());
     crate::authority::check_paths(repo, cs.touched_paths())?;
-    let done = cs
-        .commit(new_meta(repo, message)?, Expect::Base)
-        .with_context(|| format!("committing onto {branch}"))?;
+    let done =
+        crate::commands::check::commit_validated(repo, cs, &branch, new_meta(repo, message)?)?;
     if json {
         print_json(
             &json!({"commit": done.id.to_hex(), "branch": branch, "reverted": target.to_hex(), "changed": changed}),

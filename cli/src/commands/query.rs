@@ -53,10 +53,13 @@ pub fn run(repo: &Repo, a: QueryArgs, json: bool) -> Result<()> {
             continue;
         }
         let shown = path.to_string();
-        let Some(format) = Format::from_path(&shown) else {
+        if Format::from_path(&shown).is_none() {
+            continue;
+        }
+        let bytes = view.read_file(&entry.id, MAX_STRUCTURED_BYTES)?;
+        let Some(format) = Format::detect(&shown, &bytes) else {
             continue;
         };
-        let bytes = view.read_file(&entry.id, MAX_STRUCTURED_BYTES)?;
         let doc = match hero_formats::parse(format, &bytes) {
             Ok(d) => d,
             Err(e) => {

@@ -75,6 +75,7 @@ fn serve_dav(repo: &Path, a: DavArgs) -> Result<()> {
     cfg.trusted_network = a.trusted_network;
     cfg.author = crate::context::author_for(repo)?;
     cfg.config_writable = crate::authority::config_switch(repo, CONFIG_SWITCH_EVERY)?;
+    crate::commands::check::watch_branch(repo, cfg.branch.clone(), CONFIG_SWITCH_EVERY)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -142,6 +143,7 @@ pub fn mount(repo: &Path, a: MountArgs) -> Result<()> {
     opts.max_commit_delay = Duration::from_millis(a.max_delay_ms);
     opts.author = crate::context::author_for(repo)?;
     opts.config_writable = crate::authority::config_switch(repo, CONFIG_SWITCH_EVERY)?;
+    crate::commands::check::watch_branch(repo, branch.clone(), CONFIG_SWITCH_EVERY)?;
     let handle = hero_fuse::mount(opts)
         .with_context(|| format!("mounting {} at {}", repo.display(), a.dir.display()))?;
     outln!(

@@ -109,9 +109,7 @@ fn commit_under(repo: &Repo, a: &CommitArgs, prefix: &str, branch: &str, json: b
         return Ok(());
     }
     crate::authority::check_paths(repo, cs.touched_paths())?;
-    let done = cs
-        .commit(m, hero_store::Expect::Base)
-        .with_context(|| format!("committing onto {branch}"))?;
+    let done = crate::commands::check::commit_validated(repo, cs, branch, m)?;
     if json {
         return print_json(&json!({
             "commit": done.id.to_hex(),

@@ -108,6 +108,8 @@ EOF
         $H -R "$dir/n0.hero" init >/dev/null
         $H -R "$dir/n0.hero" commit "$dir/work" -m "fleet configuration" >/dev/null
     fi
+    # Listing a peer lets no one in: an owner makes them members.
+    for ((i = 1; i < n; i++)); do $H -R "$dir/n0.hero" member add "${ids[$i]}" --role owner >/dev/null; done
     NODE_PIDS=()
     NODE_MNTS=()
     for ((i = 0; i < n; i++)); do

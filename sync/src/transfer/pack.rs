@@ -224,26 +224,55 @@ pub(super) fn is_content(t: ObjType) -> bool {
 
 /// Cuts entries into PACK messages: small ones through one zstd stream (flushed at each cut,
 /// so every message decodes on its own given the ones before), large ones as they are.
+///
+/// The compressor is made when the first message is cut, so it is sized to what it will
+/// compress: a transfer whose whole stream is known by then (the usual change of a few
+/// objects) gets a context sized to those bytes (a few KiB of tables and window); a larger
+/// one gets the full window and long-distance matching. A level-9 context with the full
+/// window took about 60 MB, allocated and zeroed once per push and per pull served — for
+/// every one-line save.
 pub(super) struct Packer {
-    pub(super) z: zstd::stream::write::Encoder<'static, Vec<u8>>,
+    level: i32,
+    z: Option<zstd::stream::write::Encoder<'static, Vec<u8>>>,
+    /// Stream bytes given before the compressor exists.
+    held: Vec<u8>,
     pub(super) pending: usize,
 }
 
 impl Packer {
     pub(super) fn new(level: i32) -> Result<Self> {
-        let mut raw = zstd::stream::raw::Encoder::new(level).map_err(SyncError::Io)?;
-        raw.set_parameter(zstd::zstd_safe::CParameter::WindowLog(PACK_WINDOW_LOG))
-            .map_err(SyncError::Io)?;
-        // Long-distance matching finds the far repeats of a history (a file's version on
-        // another branch, megabytes back) at little cost.
-        raw.set_parameter(zstd::zstd_safe::CParameter::EnableLongDistanceMatching(
-            true,
-        ))
-        .map_err(SyncError::Io)?;
         Ok(Packer {
-            z: zstd::stream::write::Encoder::with_encoder(Vec::new(), raw),
+            level,
+            z: None,
+            held: Vec::new(),
             pending: 0,
         })
+    }
+
+    /// A compressor for a stream of `total` bytes, or of unknown length.
+    fn encoder(
+        level: i32,
+        total: Option<usize>,
+    ) -> Result<zstd::stream::write::Encoder<'static, Vec<u8>>> {
+        let mut raw = zstd::stream::raw::Encoder::new(level).map_err(SyncError::Io)?;
+        match total {
+            // zstd sizes its window and tables to the bytes it is promised. The stream is
+            // flushed, never ended, so the promise is never checked against an end.
+            Some(n) => raw
+                .set_pledged_src_size(Some(n as u64))
+                .map_err(SyncError::Io)?,
+            None => {
+                raw.set_parameter(zstd::zstd_safe::CParameter::WindowLog(PACK_WINDOW_LOG))
+                    .map_err(SyncError::Io)?;
+                // Long-distance matching finds the far repeats of a history (a file's
+                // version on another branch, megabytes back) at little cost.
+                raw.set_parameter(zstd::zstd_safe::CParameter::EnableLongDistanceMatching(
+                    true,
+                ))
+                .map_err(SyncError::Io)?;
+            }
+        }
+        Ok(zstd::stream::write::Encoder::with_encoder(Vec::new(), raw))
     }
 
     pub(super) fn add(&mut self, e: Entry, out: &mut Vec<Enc>) -> Result<()> {
@@ -255,7 +284,10 @@ impl Packer {
             out.push(m);
             return Ok(());
         }
-        self.z.write_all(&e.bytes).map_err(SyncError::Io)?;
+        match &mut self.z {
+            Some(z) => z.write_all(&e.bytes).map_err(SyncError::Io)?,
+            None => self.held.extend_from_slice(&e.bytes),
+        }
         self.pending += e.bytes.len();
         if self.pending >= PACK_RAW {
             self.cut(out)?;
@@ -263,12 +295,32 @@ impl Packer {
         Ok(())
     }
 
+    /// Cuts a message of what is pending; more may follow.
     pub(super) fn cut(&mut self, out: &mut Vec<Enc>) -> Result<()> {
+        self.cut_as(out, false)
+    }
+
+    /// Cuts the last message: nothing follows.
+    pub(super) fn finish(&mut self, out: &mut Vec<Enc>) -> Result<()> {
+        self.cut_as(out, true)
+    }
+
+    fn cut_as(&mut self, out: &mut Vec<Enc>, last: bool) -> Result<()> {
         if self.pending == 0 {
             return Ok(());
         }
-        self.z.flush().map_err(SyncError::Io)?;
-        let data = std::mem::take(self.z.get_mut());
+        let z = match &mut self.z {
+            Some(z) => z,
+            None => {
+                let total = last.then_some(self.held.len());
+                let mut z = Packer::encoder(self.level, total)?;
+                z.write_all(&std::mem::take(&mut self.held))
+                    .map_err(SyncError::Io)?;
+                self.z.insert(z)
+            }
+        };
+        z.flush().map_err(SyncError::Io)?;
+        let data = std::mem::take(z.get_mut());
         let mut m = Enc(Vec::with_capacity(data.len() + 2));
         m.u8(kind::PACK).u8(1);
         m.0.extend_from_slice(&data);

@@ -139,7 +139,7 @@ where
             }
             let finished = queue.is_empty() && lister.done();
             if finished {
-                packer.cut(&mut msgs)?;
+                packer.finish(&mut msgs)?;
             }
             Ok((msgs, finished))
         })?;

@@ -224,16 +224,28 @@ impl Announcer {
     }
 }
 
+/// What the topic brought.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Heard {
+    /// A valid announcement.
+    Announced(Announcement),
+    /// A peer became a direct neighbour in the topic: it is reachable (again). What either
+    /// side changed while they could not talk was announced to no one; a catch-up with it
+    /// finds it.
+    PeerUp(EndpointId),
+}
+
 impl Announcements {
-    /// The next valid announcement; `None` when the topic is closed. Invalid ones are logged
-    /// and skipped.
-    pub async fn next(&mut self) -> Option<Announcement> {
+    /// The next valid announcement or new neighbour; `None` when the topic is closed. Invalid
+    /// announcements are logged and skipped.
+    pub async fn next(&mut self) -> Option<Heard> {
         use n0_future::StreamExt;
         loop {
             match self.receiver.next().await? {
+                Ok(iroh_gossip::api::Event::NeighborUp(peer)) => return Some(Heard::PeerUp(peer)),
                 Ok(iroh_gossip::api::Event::Received(m)) => {
                     match Announcement::decode(&m.content) {
-                        Ok(a) => return Some(a),
+                        Ok(a) => return Some(Heard::Announced(a)),
                         Err(e) => tracing::debug!(
                             "announcements: dropped a message delivered by {}: {e}",
                             m.delivered_from

@@ -27,8 +27,9 @@ pub const DEFAULT_TEXT: &str = r#"# hero store daemon configuration (docs/daemon
 # (`heroctl remote add`) count as peers too. Peers listed here may connect (read-write).
 peers = []
 
-# Full sync with every peer at least this often, in seconds (covers missed announcements).
-catch_up_secs = 30
+# Full sync with every peer at least this often, in seconds: a safety net for a lost
+# announcement. A peer that comes back is caught up with when it does, not on this timer.
+catch_up_secs = 600
 
 # Where the sync endpoint listens (a restart applies a change).
 # listen = "0.0.0.0:4919"
@@ -197,7 +198,7 @@ fn default_idle_ms() -> u64 {
     100
 }
 fn default_catch_up() -> u64 {
-    30
+    600
 }
 fn default_dav_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 4918))

@@ -33,7 +33,7 @@ use crate::output::{outln, print_json};
 use config::{Config, ConfigError, NodeNames};
 use ctx::{Ctx, Status, unix_now};
 use gc::gc_loop;
-use peers::{Worker, futures_join, note_known, peers_of, reconcile_workers};
+use peers::{Ask, Worker, futures_join, note_known, peers_of, reconcile_workers};
 use status::{print_status, status_json, watch_statuses};
 
 /// How long saves are gathered before peers are told (a burst becomes one sync).
@@ -456,7 +456,12 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
                 }
             }
             a = incoming.next(), if gossip_open => match a {
-                Some(a) if a.from != ctx.me => {
+                Some(hero_sync::gossip::Heard::PeerUp(peer)) => {
+                    if let Some(w) = workers.get(&peer) {
+                        let _ = w.asks.send(Ask::CatchUp);
+                    }
+                }
+                Some(hero_sync::gossip::Heard::Announced(a)) if a.from != ctx.me => {
                     // A hint only: pull from the announcer the branches whose announced heads
                     // this store lacks (the pull verifies everything).
                     note_known(&ctx, &a.from, &a.heads);
@@ -474,10 +479,10 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
                         );
                         match workers.get(&a.from) {
                             Some(w) => {
-                                let _ = w.pulls.send(lacking);
+                                let _ = w.asks.send(Ask::Pull(lacking));
                             }
                             None => workers.values().for_each(|w| {
-                                let _ = w.pulls.send(lacking.clone());
+                                let _ = w.asks.send(Ask::Pull(lacking.clone()));
                             }),
                         }
                     }

@@ -18,12 +18,28 @@ use tokio::sync::watch as signal;
 /// so a push is needed only when one went unheard.
 pub(super) const CONFIRM_WAIT: Duration = Duration::from_secs(1);
 
+/// A catch-up asked for by the peer's reappearance is skipped when a full sync with it
+/// succeeded this recently (at start every neighbour comes up just after the first sync).
+const CATCH_UP_FRESH: Duration = Duration::from_secs(30);
+/// The first retry after a failed sync; each failure in a row doubles it, up to the
+/// catch-up interval.
+const RETRY_FIRST: Duration = Duration::from_secs(15);
+
+/// What the daemon asks of a worker.
+#[derive(Debug)]
+pub(super) enum Ask {
+    /// Pull these branches from the peer at once (named by its announcement).
+    Pull(Vec<String>),
+    /// The peer is reachable again: a full sync, unless one just ran.
+    CatchUp,
+}
+
 /// A running peer worker.
 pub(super) struct Worker {
     pub(super) ticket: Ticket,
     pub(super) task: tokio::task::JoinHandle<()>,
-    /// Branches to pull from its peer at once (named by an announcement).
-    pub(super) pulls: tokio::sync::mpsc::UnboundedSender<Vec<String>>,
+    /// What the daemon asks of it.
+    pub(super) asks: tokio::sync::mpsc::UnboundedSender<Ask>,
 }
 
 /// Waits for every receiver (a worker's first try).
@@ -105,12 +121,12 @@ pub(super) fn reconcile_workers(
         );
         let (first_tx, first_rx) = tokio::sync::oneshot::channel();
         firsts.push(first_rx);
-        let (pulls, pulls_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (asks, asks_rx) = tokio::sync::mpsc::unbounded_channel();
         let task = tokio::spawn(peer_worker(
             ctx.clone(),
             p.ticket.clone(),
             changed.clone(),
-            pulls_rx,
+            asks_rx,
             first_tx,
         ));
         {
@@ -123,16 +139,17 @@ pub(super) fn reconcile_workers(
             Worker {
                 ticket: p.ticket,
                 task,
-                pulls,
+                asks,
             },
         );
     }
     firsts
 }
 
-/// Keeps one peer in sync. At start and every catch-up interval: a full sync (pull, then
-/// push, every branch). When the peer announces heads this node lacks: a pull of those
-/// branches only. After a local change: nothing at once (the change is announced and the peer
+/// Keeps one peer in sync. At start, when the peer comes up again in the announcement topic
+/// and every catch-up interval: a full sync (pull, then push, every branch); after a failed
+/// sync, again after [`RETRY_FIRST`], doubling. When the peer announces heads this node
+/// lacks: a pull of those branches only. After a local change: nothing at once (the change is announced and the peer
 /// pulls it); if after [`CONFIRM_WAIT`] the peer has not shown it has our heads, a push of the
 /// branches it lacks. So one change costs one session per peer, not a pull and a push both
 /// ways (ADR 0019). A peer that cannot be reached is retried at the next of those.
@@ -140,13 +157,15 @@ async fn peer_worker(
     ctx: Arc<Ctx>,
     ticket: Ticket,
     mut changed: signal::Receiver<u64>,
-    mut pulls: tokio::sync::mpsc::UnboundedReceiver<Vec<String>>,
+    mut asks: tokio::sync::mpsc::UnboundedReceiver<Ask>,
     first: tokio::sync::oneshot::Sender<()>,
 ) {
     let mut first = Some(first);
     let peer = ticket.id();
     let mut full_at = Instant::now();
     let mut push_at: Option<Instant> = None;
+    let mut synced_at: Option<Instant> = None;
+    let mut failures = 0u32;
     loop {
         enum Do {
             Full,
@@ -170,15 +189,29 @@ async fn peer_worker(
                     push_at.get_or_insert_with(|| Instant::now() + CONFIRM_WAIT);
                     continue;
                 }
-                p = pulls.recv() => match p {
-                    Some(mut branches) => {
+                p = asks.recv() => match p {
+                    Some(Ask::Pull(mut branches)) => {
                         // Announcements that came meanwhile go into the same pull.
-                        while let Ok(more) = pulls.try_recv() {
-                            branches.extend(more);
+                        let mut full = false;
+                        while let Ok(more) = asks.try_recv() {
+                            match more {
+                                Ask::Pull(more) => branches.extend(more),
+                                Ask::CatchUp => full = true,
+                            }
+                        }
+                        if full {
+                            full_at = Instant::now();
+                            continue;
                         }
                         branches.sort();
                         branches.dedup();
                         Do::Pull(branches)
+                    }
+                    Some(Ask::CatchUp) => {
+                        if synced_at.is_none_or(|t| t.elapsed() >= CATCH_UP_FRESH) {
+                            full_at = Instant::now();
+                        }
+                        continue;
                     }
                     None => return,
                 },
@@ -190,8 +223,21 @@ async fn peer_worker(
             Do::Full => {
                 changed.borrow_and_update();
                 push_at = None;
-                full_at = Instant::now() + ctx.catch_up();
-                sync_once(&ctx, &ticket).await
+                let r = sync_once(&ctx, &ticket).await;
+                let wait = match &r {
+                    Ok(_) => {
+                        failures = 0;
+                        synced_at = Some(Instant::now());
+                        ctx.catch_up()
+                    }
+                    Err(_) => {
+                        failures = failures.saturating_add(1);
+                        let backoff = RETRY_FIRST.saturating_mul(1 << (failures - 1).min(16));
+                        backoff.min(ctx.catch_up())
+                    }
+                };
+                full_at = Instant::now() + wait;
+                r
             }
             Do::Pull(branches) => pull_some(&ctx, &ticket, &branches).await,
             Do::Push => {

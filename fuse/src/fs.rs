@@ -136,6 +136,12 @@ impl Filesystem for HeroFs {
         Ok(())
     }
 
+    /// The session ended: unmounted, by the handle or from outside.
+    fn destroy(&mut self) {
+        tracing::debug!(mountpoint = %self.shared.cfg.mountpoint.display(), "session ended");
+        self.shared.ended.set();
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         // One lock for the lookup and the attributes (a cold `stat` is one lookup).
         let res = {

@@ -153,7 +153,7 @@ impl State {
     }
 
     /// A directory's link count: 2 plus its subdirectories (`.snapshots` counts in the
-    /// root; its entries count in `.snapshots`).
+    /// root when the root lists it; its entries count in `.snapshots`).
     pub(crate) fn dir_nlink(&self, ino: u64) -> u32 {
         let Ok(node) = self.node(ino) else { return 2 };
         let subdirs = match &node.kind {
@@ -170,7 +170,7 @@ impl State {
             Kind::SnapRoot => self.links.get(&SNAP_KEY).copied().unwrap_or(0),
             _ => 0,
         };
-        let snap = u32::from(ino == crate::state::ROOT);
+        let snap = u32::from(ino == crate::state::ROOT && self.show_snapshots);
         2u32.saturating_add(subdirs).saturating_add(snap)
     }
 }

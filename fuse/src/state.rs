@@ -80,6 +80,8 @@ pub(crate) struct Shared {
     /// the state lock is taken only to snapshot what to commit and to apply the result.
     /// Taken before the state lock, never while holding it.
     pub commit_lock: Mutex<()>,
+    /// Set when the kernel session ends (see [`crate::Ended`]).
+    pub ended: crate::Ended,
 }
 
 /// A cache invalidation to send to the kernel (outside the state lock).
@@ -398,6 +400,9 @@ pub(crate) struct State {
     pub(crate) links: HashMap<ObjectId, u32>,
     /// The mounted branch (for `.snapshots/@DATE` and the recent commits listed there).
     pub(crate) branch: String,
+    /// Whether the root lists `.snapshots` ([`crate::MountOptions::show_snapshots`]); it is
+    /// reachable by name either way.
+    pub(crate) show_snapshots: bool,
     /// Ignored paths kept local (see `scratch`).
     scratch: scratch::Scratch,
     /// Counts directory uses (lookups and listings in it), for [`Node::used`].
@@ -631,6 +636,7 @@ impl State {
             pending: crate::durability::Pending::default(),
             links: HashMap::new(),
             branch: String::new(),
+            show_snapshots: false,
             scratch: scratch::Scratch::default(),
             clock: 0,
         }
@@ -721,6 +727,29 @@ impl State {
             blksize: 1 << 17,
             flags: 0,
         })
+    }
+
+    /// Sets the root directory's metadata from a commit ([`hero_store::ROOT_META_HEADER`]);
+    /// returns whether it changed what the root shows. Its time is kept when none is stored.
+    pub(crate) fn set_root_meta(&mut self, meta: EntryMeta) -> bool {
+        let Some(root) = self.nodes.get_mut(&ROOT) else {
+            return false;
+        };
+        let stored = root.stored_meta();
+        let meta = meta.fitted_to(EntryKind::Dir);
+        if meta.mode.is_none() && meta.owner.is_none() && meta.mtime.is_none() {
+            let changed = !root.meta.is_empty();
+            root.meta = EntryMeta::NONE;
+            return changed;
+        }
+        if stored == meta {
+            return false;
+        }
+        root.meta = meta;
+        if let Some(t) = meta.mtime {
+            root.mtime = t.to_system_time();
+        }
+        true
     }
 
     /// Loads a directory's children from its tree if not done yet.
@@ -881,7 +910,7 @@ impl State {
             }
             return Ok(out);
         }
-        if ino == ROOT {
+        if ino == ROOT && self.show_snapshots {
             out.push(DirItem {
                 name: SNAP_NAME.to_vec(),
                 ino: SNAP,
@@ -929,8 +958,9 @@ impl State {
     /// Marks the directory and its ancestors as changed (their stored trees no longer match).
     fn dirty_dir(&mut self, ino: u64) {
         self.dirty_dirs_from(ino);
-        // A directory that keeps its metadata keeps its new time too. The root has no entry.
-        if ino != ROOT && self.nodes.get(&ino).is_some_and(|n| !n.meta.is_empty()) {
+        // A directory that keeps its metadata keeps its new time too (the root's goes in the
+        // commit).
+        if self.nodes.get(&ino).is_some_and(|n| !n.meta.is_empty()) {
             self.mark_put(ino);
         }
     }

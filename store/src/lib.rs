@@ -64,8 +64,8 @@ pub use gc::GcReport;
 pub use history::LogIter;
 pub use id::{IdBuildHasher, IdHasher, IdMap, IdSet, ObjectId, ParseIdError};
 pub use object::{
-    Commit, EntryKind, EntryMeta, MODE_BITS, Owner, PEER_HEADER, Signature, Tag, TargetKind,
-    Timestamp, Tree, TreeEntry,
+    Commit, EntryKind, EntryMeta, MODE_BITS, Owner, PEER_HEADER, ROOT_META_HEADER, Signature, Tag,
+    TargetKind, Timestamp, Tree, TreeEntry,
 };
 pub use path::{NameError, RepoPath, check_git_safe, is_git_unsafe, validate_name};
 pub use record::ObjType;

@@ -699,6 +699,7 @@ fn start_mount(ctx: &Ctx, dir: &Path, cfg: &Config) -> Result<hero_fuse::MountHa
     opts.config_writable = ctx.config_writable.clone();
     opts.branch = ctx.branch.clone();
     opts.read_only = cfg.mount.read_only;
+    opts.show_snapshots = cfg.mount.show_snapshots;
     opts.idle_commit = Duration::from_millis(cfg.mount.idle_commit_ms);
     opts.poll_interval = Duration::from_millis(50);
     opts.author = crate::context::author().with_peer(ctx.me.to_string());

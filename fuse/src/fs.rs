@@ -332,8 +332,9 @@ impl Filesystem for HeroFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        if flags.contains(RenameFlags::RENAME_EXCHANGE)
-            || flags.contains(RenameFlags::RENAME_WHITEOUT)
+        let exchange = flags.contains(RenameFlags::RENAME_EXCHANGE);
+        if flags.contains(RenameFlags::RENAME_WHITEOUT)
+            || (exchange && flags.contains(RenameFlags::RENAME_NOREPLACE))
         {
             reply.error(Errno::EINVAL);
             return;
@@ -351,14 +352,24 @@ impl Filesystem for HeroFs {
                     )
                 });
             allowed.and_then(|()| {
-                st.rename(
-                    &self.shared,
-                    parent.0,
-                    name.as_bytes(),
-                    newparent.0,
-                    newname.as_bytes(),
-                    flags.contains(RenameFlags::RENAME_NOREPLACE),
-                )
+                if exchange {
+                    st.exchange(
+                        &self.shared,
+                        parent.0,
+                        name.as_bytes(),
+                        newparent.0,
+                        newname.as_bytes(),
+                    )
+                } else {
+                    st.rename(
+                        &self.shared,
+                        parent.0,
+                        name.as_bytes(),
+                        newparent.0,
+                        newname.as_bytes(),
+                        flags.contains(RenameFlags::RENAME_NOREPLACE),
+                    )
+                }
             })
         };
         match res {

@@ -1698,4 +1698,60 @@ impl State {
         }
         Ok(())
     }
+
+    /// Swaps two entries (`RENAME_EXCHANGE`): both must exist, of any kinds, and neither may
+    /// be a directory holding the other. Done as three renames through a name of its own in
+    /// `parent`, recorded like any rename, so a commit and a recovery replay them in order.
+    pub fn exchange(
+        &mut self,
+        shared: &Shared,
+        parent: u64,
+        name: &[u8],
+        newparent: u64,
+        newname: &[u8],
+    ) -> R<()> {
+        self.check_writable(&shared.cfg, parent)?;
+        self.check_writable(&shared.cfg, newparent)?;
+        if (parent == ROOT && name == SNAP_NAME) || (newparent == ROOT && newname == SNAP_NAME) {
+            return Err(Errno::EPERM);
+        }
+        let a = self
+            .child(&shared.repo, parent, name)?
+            .ok_or(Errno::ENOENT)?;
+        let b = self
+            .child(&shared.repo, newparent, newname)?
+            .ok_or(Errno::ENOENT)?;
+        if a == b {
+            return Ok(());
+        }
+        // Neither may end up inside itself.
+        for (dir, inner) in [(a, newparent), (b, parent)] {
+            let mut cur = inner;
+            for _ in 0..4096 {
+                if cur == dir {
+                    return Err(Errno::EINVAL);
+                }
+                if cur == ROOT || cur == 0 {
+                    break;
+                }
+                cur = self.node(cur)?.parent;
+            }
+        }
+        let mut tmp = format!(".hero-exchange-{a}").into_bytes();
+        while self.child(&shared.repo, parent, &tmp)?.is_some() {
+            tmp.push(b'~');
+            if tmp.len() > MAX_NAME {
+                return Err(Errno::EEXIST);
+            }
+        }
+        self.rename(shared, parent, name, parent, &tmp, true)?;
+        if let Err(e) = self.rename(shared, newparent, newname, parent, name, true) {
+            // Put the first one back: nothing changed.
+            if let Err(back) = self.rename(shared, parent, &tmp, parent, name, true) {
+                tracing::error!(error = ?back, "undoing half of an exchange");
+            }
+            return Err(e);
+        }
+        self.rename(shared, parent, &tmp, newparent, newname, true)
+    }
 }

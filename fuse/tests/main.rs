@@ -4,6 +4,8 @@
 #[path = "../examples/common/tree.rs"]
 mod tree;
 
+#[path = "conformance/cases.rs"]
+mod conformance;
 #[path = "drive/durability.rs"]
 mod durability;
 #[path = "drive/history.rs"]
@@ -889,6 +891,37 @@ mod files {
 
     use crate::live::helper;
     use crate::util::*;
+
+    /// `RENAME_EXCHANGE` swaps a file and a directory across directories; the commit and a
+    /// remount show them swapped, with no trace of the swap.
+    #[test]
+    fn rename_exchange_swaps_entries_in_the_commit() {
+        let mut m = Mounted::new();
+        sh(
+            &m.dir,
+            "mkdir -p x y/d && echo a > x/a && echo inner > y/d/inner",
+        );
+        m.handle.as_ref().unwrap().flush().unwrap();
+        nix::fcntl::renameat2(
+            nix::fcntl::AT_FDCWD,
+            &m.p("x/a"),
+            nix::fcntl::AT_FDCWD,
+            &m.p("y/d"),
+            nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+        )
+        .unwrap();
+        assert_eq!(fs::read_to_string(m.p("y/d")).unwrap(), "a\n");
+        assert_eq!(fs::read_to_string(m.p("x/a/inner")).unwrap(), "inner\n");
+        let repo = m.finish();
+        assert_eq!(content(&repo, "main", "y/d"), b"a\n");
+        assert_eq!(content(&repo, "main", "x/a/inner"), b"inner\n");
+        drop(repo);
+        let again = Mounted::reuse(m.take_tmp(), |_| {});
+        assert_eq!(
+            sh(&again.dir, "find . | sort"),
+            ".\n./x\n./x/a\n./x/a/inner\n./y\n./y/d\n"
+        );
+    }
 
     fn read_from_start(f: &mut fs::File) -> String {
         f.rewind().unwrap();

@@ -844,6 +844,41 @@ impl ManifestNode {
 mod tests {
     use super::*;
 
+    #[test]
+    fn root_meta_header_round_trips_and_reads_bad_input_without_panicking() {
+        let full = EntryMeta {
+            mode: Some(0o2750),
+            owner: Some(Owner {
+                uid: 1234,
+                gid: 5678,
+            }),
+            mtime: Some(Timestamp { secs: -5, nanos: 7 }),
+        };
+        let text = full.to_header().unwrap();
+        assert_eq!(text, b"mode=2750 uid=1234 gid=5678 mtime=-5.000000007");
+        assert_eq!(EntryMeta::from_header(&text), full);
+        assert_eq!(EntryMeta::NONE.to_header(), None);
+        let part = EntryMeta {
+            mode: Some(0o700),
+            ..EntryMeta::NONE
+        };
+        assert_eq!(EntryMeta::from_header(&part.to_header().unwrap()), part);
+        // Unknown parts, bad numbers, a mode past the permission bits, half an owner.
+        assert_eq!(
+            EntryMeta::from_header(b"mode=777777 uid=1 future=x mtime=1.9999999999 =\xff"),
+            EntryMeta::NONE
+        );
+        let c = Commit {
+            tree: ObjectId([0; 32]),
+            parents: vec![],
+            author: sig(),
+            committer: sig(),
+            message: vec![],
+            extra: vec![(ROOT_META_HEADER.to_vec(), text)],
+        };
+        assert_eq!(Commit::decode(&c.encode()).unwrap().root_meta(), full);
+    }
+
     fn sig() -> Signature {
         Signature {
             name: b"A U Thor".to_vec(),

@@ -136,6 +136,40 @@ impl Filesystem for HeroFs {
         Ok(())
     }
 
+    /// `SEEK_DATA` and `SEEK_HOLE` (the kernel answers the other kinds itself): holes of a
+    /// stored file come from its chunk list, those of a file being written from its spill
+    /// file.
+    fn lseek(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: fuser::ReplyLseek,
+    ) {
+        let hole = match whence {
+            nix::libc::SEEK_DATA => false,
+            nix::libc::SEEK_HOLE => true,
+            _ => {
+                reply.error(Errno::EINVAL);
+                return;
+            }
+        };
+        let Ok(offset) = u64::try_from(offset) else {
+            reply.error(Errno::ENXIO);
+            return;
+        };
+        let res = self
+            .shared
+            .lock()
+            .seek_data(&self.shared.repo, ino.0, offset, hole);
+        match res.and_then(|p| i64::try_from(p).map_err(|_| Errno::EOVERFLOW)) {
+            Ok(p) => reply.offset(p),
+            Err(e) => reply.error(e),
+        }
+    }
+
     /// The session ended: unmounted, by the handle or from outside.
     fn destroy(&mut self) {
         tracing::debug!(mountpoint = %self.shared.cfg.mountpoint.display(), "session ended");

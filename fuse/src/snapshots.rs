@@ -121,6 +121,7 @@ impl State {
     /// Counts the subdirectories of an unloaded directory from its stored tree (once per
     /// tree), so that its link count can be given without loading its children.
     pub(crate) fn fill_links(&mut self, repo: &Repo, ino: u64) {
+        self.fill_data_len(repo, ino);
         if ino == crate::state::SNAP {
             // Counted again on every request: the refs move.
             match repo.view().and_then(|v| names(&v, &self.branch)) {

@@ -398,6 +398,8 @@ pub(crate) struct State {
     pub(crate) pending: crate::durability::Pending,
     /// Subdirectory counts of stored trees, for link counts (see `snapshots`).
     pub(crate) links: HashMap<ObjectId, u32>,
+    /// Bytes of data (holes left out) of stored chunked files, for `st_blocks`.
+    pub(crate) data_len: HashMap<ObjectId, u64>,
     /// The mounted branch (for `.snapshots/@DATE` and the recent commits listed there).
     pub(crate) branch: String,
     /// Whether the root lists `.snapshots` ([`crate::MountOptions::show_snapshots`]); it is
@@ -635,6 +637,7 @@ impl State {
             default_time: time,
             pending: crate::durability::Pending::default(),
             links: HashMap::new(),
+            data_len: HashMap::new(),
             branch: String::new(),
             show_snapshots: false,
             scratch: scratch::Scratch::default(),
@@ -704,10 +707,28 @@ impl State {
             Kind::Gitlink { .. } | Kind::SnapRoot => 0o555,
         };
         let owner = n.owner(cfg);
+        // Blocks hold data only: holes (runs of zeros) cost nothing, as on a local disk.
+        let data = match &n.kind {
+            Kind::File {
+                content: Content::Stored { id, .. },
+                ..
+            } => self.data_len.get(id).copied().unwrap_or(size),
+            Kind::File {
+                content: Content::Spill { spill, .. },
+                ..
+            } => {
+                use std::os::unix::fs::MetadataExt;
+                spill
+                    .file
+                    .metadata()
+                    .map_or(size, |m| m.blocks().saturating_mul(512).min(size))
+            }
+            _ => size,
+        };
         Ok(FileAttr {
             ino: INodeNo(ino),
             size,
-            blocks: size.div_ceil(512),
+            blocks: data.div_ceil(512),
             atime: n.mtime,
             mtime: n.mtime,
             ctime: n.ctime,
@@ -727,6 +748,84 @@ impl State {
             blksize: 1 << 17,
             flags: 0,
         })
+    }
+
+    /// Learns how many bytes of a stored chunked file are data (its holes left out), once per
+    /// content, for its `st_blocks`.
+    pub(crate) fn fill_data_len(&mut self, repo: &Repo, ino: u64) {
+        let Ok(Node {
+            kind:
+                Kind::File {
+                    content: Content::Stored { id, size },
+                    ..
+                },
+            ..
+        }) = self.node(ino)
+        else {
+            return;
+        };
+        let (id, size) = (*id, *size);
+        if size <= hero_store::SMALL_FILE_MAX as u64 || self.data_len.contains_key(&id) {
+            return;
+        }
+        match repo.view().and_then(|v| v.file_extents(&id)) {
+            Ok(ext) => {
+                let data = ext.iter().filter(|e| e.data).map(|e| e.len).sum();
+                self.data_len.insert(id, data);
+            }
+            Err(e) => tracing::warn!(error = %e, "reading a file's extents"),
+        }
+    }
+
+    /// Where the next data (`hole` false) or hole (`hole` true) at or after `offset` starts
+    /// in a file: `SEEK_DATA` and `SEEK_HOLE`. ENXIO past the end, or when no data follows.
+    pub(crate) fn seek_data(&self, repo: &Repo, ino: u64, offset: u64, hole: bool) -> R<u64> {
+        let n = self.node(ino)?;
+        let Kind::File { content, .. } = &n.kind else {
+            return Err(Errno::EINVAL);
+        };
+        let size = n.size();
+        if offset >= size {
+            return Err(Errno::ENXIO);
+        }
+        match content {
+            Content::Spill { spill, .. } => {
+                use std::os::fd::AsFd;
+                let whence = if hole {
+                    nix::unistd::Whence::SeekHole
+                } else {
+                    nix::unistd::Whence::SeekData
+                };
+                let off = i64::try_from(offset).map_err(|_| Errno::EINVAL)?;
+                match nix::unistd::lseek(spill.file.as_fd(), off, whence) {
+                    Ok(p) => Ok(u64::try_from(p).unwrap_or(size).min(size)),
+                    Err(e) => Err(Errno::from_i32(e as i32)),
+                }
+            }
+            Content::Stored { id, .. } => {
+                let ext = if size <= hero_store::SMALL_FILE_MAX as u64 {
+                    vec![hero_store::Extent {
+                        start: 0,
+                        len: size,
+                        data: true,
+                    }]
+                } else {
+                    repo.view()
+                        .and_then(|v| v.file_extents(id))
+                        .map_err(|e| store_errno(&e))?
+                };
+                let found = ext
+                    .iter()
+                    .find(|e| e.data != hole && e.start + e.len > offset)
+                    .map(|e| e.start.max(offset));
+                match (found, hole) {
+                    (Some(p), _) => Ok(p),
+                    // The end of the file counts as a hole.
+                    (None, true) => Ok(size),
+                    (None, false) => Err(Errno::ENXIO),
+                }
+            }
+        }
     }
 
     /// Sets the root directory's metadata from a commit ([`hero_store::ROOT_META_HEADER`]);

@@ -892,6 +892,64 @@ mod files {
     use crate::live::helper;
     use crate::util::*;
 
+    /// What `SEEK_DATA`, `SEEK_HOLE` and `st_blocks` say of a file with 4 KiB written at
+    /// 64 MiB: (data from 0, hole from 0, hole from the data, data past the end, bytes in
+    /// blocks).
+    fn holes_of(p: &std::path::Path) -> (i64, i64, i64, String, u64) {
+        use nix::unistd::{Whence, lseek};
+        let f = fs::File::open(p).unwrap();
+        let end = f.metadata().unwrap().len() as i64;
+        let past = match lseek(&f, end, Whence::SeekData) {
+            Ok(p) => p.to_string(),
+            Err(e) => format!("{e:?}"),
+        };
+        (
+            lseek(&f, 0, Whence::SeekData).unwrap(),
+            lseek(&f, 0, Whence::SeekHole).unwrap(),
+            lseek(&f, 64 << 20, Whence::SeekHole).unwrap(),
+            past,
+            f.metadata().unwrap().blocks() * 512,
+        )
+    }
+
+    fn write_at_64_mib(p: &std::path::Path) {
+        let mut f = fs::File::create(p).unwrap();
+        f.seek(std::io::SeekFrom::Start(64 << 20)).unwrap();
+        f.write_all(&[7u8; 4096]).unwrap();
+        f.sync_all().unwrap();
+    }
+
+    /// A hole answers `SEEK_DATA`/`SEEK_HOLE` and costs no blocks, like tmpfs: while being
+    /// written (the spill file) and once stored (from the chunk list), after a remount too.
+    #[test]
+    fn holes_are_found_by_seek_data_and_cost_no_blocks() {
+        let reference = tempfile::tempdir_in("/dev/shm").unwrap();
+        write_at_64_mib(&reference.path().join("sparse"));
+        let want = holes_of(&reference.path().join("sparse"));
+        assert_eq!(want.0, 64 << 20);
+        let mut m = Mounted::new();
+        write_at_64_mib(&m.p("sparse"));
+        let check = |got: (i64, i64, i64, String, u64), when: &str| {
+            assert_eq!(
+                (got.0, got.1, got.2, &got.3),
+                (want.0, want.1, want.2, &want.3),
+                "{when}"
+            );
+            assert!(got.4 <= 1 << 20, "{} bytes of blocks {when}", got.4);
+        };
+        check(holes_of(&m.p("sparse")), "in the mount");
+        m.handle.as_ref().unwrap().flush().unwrap();
+        m.finish();
+        let again = Mounted::reuse(m.take_tmp(), |_| {});
+        let got = holes_of(&again.p("sparse"));
+        check(got.clone(), "stored, after a remount");
+        assert_eq!(got.4, 4096, "only the written chunk counts");
+        let mut back = vec![0u8; 4096];
+        let f = fs::File::open(again.p("sparse")).unwrap();
+        std::os::unix::fs::FileExt::read_exact_at(&f, &mut back, 64 << 20).unwrap();
+        assert_eq!(back, [7u8; 4096]);
+    }
+
     /// `RENAME_EXCHANGE` swaps a file and a directory across directories; the commit and a
     /// remount show them swapped, with no trace of the swap.
     #[test]

@@ -57,7 +57,7 @@ pub use db::RefValue;
 pub use diff::{DiffEntry, DiffKind, LineDiff, line_diff};
 pub use error::{DbError, DbErrorKind, Error, Result, is_disk_full_io};
 pub use file::{
-    CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, FANOUT, FileReader, SMALL_FILE_MAX, StoredFile,
+    CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, Extent, FANOUT, FileReader, SMALL_FILE_MAX, StoredFile,
     chunk_boundaries,
 };
 pub use gc::GcReport;

@@ -22,6 +22,13 @@
 //!   `[BRANCH]@YYYY-MM-DDTHH:MM` for the branch as it was then. The root does not list
 //!   `.snapshots` unless [`MountOptions::show_snapshots`] is on, so tree walkers see the
 //!   branch only; it is reachable by name either way.
+//! - Unmounted from outside (`umount`, `fusermount3 -u`), the mount commits what is pending
+//!   at once and [`MountHandle::ended`] tells its owner, who then calls
+//!   [`MountHandle::unmount`].
+//! - Holes: `st_blocks` counts data only and `SEEK_DATA`/`SEEK_HOLE` are answered from a stored
+//!   file's chunk list (runs of zero chunks) or from the spill file of one being written.
+//! - The root's mode, owner and time (`cp -a src/. mnt/`) are kept in the commit's
+//!   `hero-root-meta` header.
 //! - Paths matched by a default list of editor and database scratch files and by the root
 //!   `.heroignore` work in the mount but are never committed (they are gone after unmount).
 //! - `.hero/` (the daemon's configuration) is changed only by the account the mount runs as

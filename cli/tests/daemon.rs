@@ -418,6 +418,24 @@ fn sigterm_commits_a_half_written_file() {
 }
 
 #[test]
+fn a_drive_unmounted_from_outside_is_released_and_the_daemon_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = fleet(tmp.path(), 1, 30);
+    let node = &mut nodes[0];
+    std::fs::write(node.mnt.join("kept.txt"), "kept\n").unwrap();
+    let st = Command::new("umount").arg(&node.mnt).status().unwrap();
+    assert!(st.success());
+    // The daemon notices, releases the mount (its pending write committed) and keeps
+    // answering.
+    wait_for(30, "the status to show no mount", || {
+        node.status()["mount"].is_null().then_some(())
+    });
+    assert_eq!(ok(&node.repo, &["cat", "main:kept.txt"]), "kept\n");
+    let st = node.signal("-TERM");
+    assert!(st.success(), "SIGTERM exits 0: {st:?}");
+}
+
+#[test]
 fn status_without_a_daemon_fails_and_with_one_reports() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("alone.hero");

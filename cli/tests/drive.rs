@@ -27,10 +27,15 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 }
 
 fn mount(repo: &Path, dir: &Path) -> Child {
+    mount_with(repo, dir, &[])
+}
+
+fn mount_with(repo: &Path, dir: &Path, extra: &[&str]) -> Child {
     let child = Command::new(heroctl())
         .arg("-R")
         .arg(repo)
         .args(["mount", "--idle-ms", "60000", "--max-delay-ms", "60000"])
+        .args(extra)
         .arg(dir)
         .env("HERO_AUTHOR_NAME", "Tester")
         .env("HERO_AUTHOR_EMAIL", "t@example.com")
@@ -91,4 +96,55 @@ fn heroctl_mount_killed_after_cp_loses_nothing_and_leaves_no_spill() {
     let out = tmp.path().join("out");
     ok(&repo, &["checkout", "main", out.to_str().unwrap()]);
     sh(tmp.path(), "diff -r src out/tree");
+}
+
+#[test]
+fn heroctl_mount_exits_committing_pending_writes_when_unmounted_from_outside() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("r.hero");
+    ok(&repo, &["init"]);
+    let dir = tmp.path().join("mnt");
+    std::fs::create_dir(&dir).unwrap();
+    for cmd in ["umount", "fusermount3 -u"] {
+        let m = mount(&repo, &dir);
+        let name = cmd.replace(' ', "_");
+        sh(tmp.path(), &format!("echo {name} > mnt/{name}.txt"));
+        sh(tmp.path(), &format!("{cmd} mnt"));
+        // No signal: the process notices its mount is gone, commits and exits cleanly.
+        let out = m.wait_with_output().unwrap();
+        assert!(out.status.success(), "after {cmd}");
+        assert!(!mounted(&dir));
+        assert_eq!(
+            ok(&repo, &["cat", &format!("{name}.txt")]),
+            format!("{name}\n")
+        );
+    }
+    assert!(!tmp.path().join("r.hero.spill").exists());
+}
+
+#[test]
+fn heroctl_mount_lists_snapshots_only_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("r.hero");
+    ok(&repo, &["init"]);
+    let dir = tmp.path().join("mnt");
+    std::fs::create_dir(&dir).unwrap();
+    let ls_root = || {
+        let out = Command::new("ls").arg("-A").arg(&dir).output().unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let m = mount(&repo, &dir);
+    sh(tmp.path(), "echo a | dd of=mnt/a conv=fsync status=none");
+    assert_eq!(ls_root(), "a\n");
+    sh(
+        tmp.path(),
+        "test -d mnt/.snapshots/main && grep -q a mnt/.snapshots/main/a",
+    );
+    signal(&m, "-TERM");
+    assert!(m.wait_with_output().unwrap().status.success());
+
+    let m = mount_with(&repo, &dir, &["--show-snapshots"]);
+    assert_eq!(ls_root(), ".snapshots\na\n");
+    signal(&m, "-TERM");
+    assert!(m.wait_with_output().unwrap().status.success());
 }

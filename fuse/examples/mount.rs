@@ -1,6 +1,7 @@
 //! Mounts a repository until SIGINT or SIGTERM (a stand-in for `heroctl mount`).
 //!
-//! `cargo run -p hero-fuse --example mount -- <repo> <dir> [--branch NAME] [--read-only]`
+//! `cargo run -p hero-fuse --example mount -- <repo> <dir> [--branch NAME] [--read-only]
+//! [--allow-other]`
 //! Creates the repository if it does not exist. SIGUSR1 prints the number of inodes held.
 
 use std::path::PathBuf;
@@ -11,7 +12,7 @@ use nix::sys::signal::{SigSet, Signal};
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);
     let (Some(repo), Some(dir)) = (args.next(), args.next()) else {
-        eprintln!("usage: mount <repo> <dir> [--branch NAME] [--read-only]");
+        eprintln!("usage: mount <repo> <dir> [--branch NAME] [--read-only] [--allow-other]");
         return ExitCode::from(2);
     };
     let mut opts = hero_fuse::MountOptions::new(PathBuf::from(repo), PathBuf::from(dir));
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
                 }
             },
             Some("--read-only") => opts.read_only = true,
+            Some("--allow-other") => opts.allow_other = true,
             _ => {
                 eprintln!("unknown argument {a:?}");
                 return ExitCode::from(2);

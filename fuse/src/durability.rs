@@ -999,7 +999,16 @@ fn replay(
             Rec::Meta(ino, path, _) => {
                 // A directory's (files have theirs recorded with their put).
                 match metas.get(ino) {
-                    Some(m) if met.insert(*ino) => cs.set_meta(&parse(path)?, *m),
+                    Some(m) if met.insert(*ino) => {
+                        let path = parse(path)?;
+                        if path.is_root() {
+                            // The root is no tree's entry: its metadata goes in the commit.
+                            cs.set_root_meta(*m);
+                            Ok(())
+                        } else {
+                            cs.set_meta(&path, *m)
+                        }
+                    }
                     _ => continue,
                 }
             }

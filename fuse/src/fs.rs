@@ -136,6 +136,46 @@ impl Filesystem for HeroFs {
         Ok(())
     }
 
+    /// `SEEK_DATA` and `SEEK_HOLE` (the kernel answers the other kinds itself): holes of a
+    /// stored file come from its chunk list, those of a file being written from its spill
+    /// file.
+    fn lseek(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: fuser::ReplyLseek,
+    ) {
+        let hole = match whence {
+            nix::libc::SEEK_DATA => false,
+            nix::libc::SEEK_HOLE => true,
+            _ => {
+                reply.error(Errno::EINVAL);
+                return;
+            }
+        };
+        let Ok(offset) = u64::try_from(offset) else {
+            reply.error(Errno::ENXIO);
+            return;
+        };
+        let res = self
+            .shared
+            .lock()
+            .seek_data(&self.shared.repo, ino.0, offset, hole);
+        match res.and_then(|p| i64::try_from(p).map_err(|_| Errno::EOVERFLOW)) {
+            Ok(p) => reply.offset(p),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    /// The session ended: unmounted, by the handle or from outside.
+    fn destroy(&mut self) {
+        tracing::debug!(mountpoint = %self.shared.cfg.mountpoint.display(), "session ended");
+        self.shared.ended.set();
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         // One lock for the lookup and the attributes (a cold `stat` is one lookup).
         let res = {
@@ -326,8 +366,9 @@ impl Filesystem for HeroFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        if flags.contains(RenameFlags::RENAME_EXCHANGE)
-            || flags.contains(RenameFlags::RENAME_WHITEOUT)
+        let exchange = flags.contains(RenameFlags::RENAME_EXCHANGE);
+        if flags.contains(RenameFlags::RENAME_WHITEOUT)
+            || (exchange && flags.contains(RenameFlags::RENAME_NOREPLACE))
         {
             reply.error(Errno::EINVAL);
             return;
@@ -345,14 +386,24 @@ impl Filesystem for HeroFs {
                     )
                 });
             allowed.and_then(|()| {
-                st.rename(
-                    &self.shared,
-                    parent.0,
-                    name.as_bytes(),
-                    newparent.0,
-                    newname.as_bytes(),
-                    flags.contains(RenameFlags::RENAME_NOREPLACE),
-                )
+                if exchange {
+                    st.exchange(
+                        &self.shared,
+                        parent.0,
+                        name.as_bytes(),
+                        newparent.0,
+                        newname.as_bytes(),
+                    )
+                } else {
+                    st.rename(
+                        &self.shared,
+                        parent.0,
+                        name.as_bytes(),
+                        newparent.0,
+                        newname.as_bytes(),
+                        flags.contains(RenameFlags::RENAME_NOREPLACE),
+                    )
+                }
             })
         };
         match res {

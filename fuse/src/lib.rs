@@ -19,7 +19,16 @@
 //!   invalidation, without remounting. A file that is open keeps reading the version it opened.
 //! - `<mount>/.snapshots/<branch|tag|commit>/...` shows any revision, read-only; it lists
 //!   branches, tags and the branch's recent commits by short id, and takes
-//!   `[BRANCH]@YYYY-MM-DDTHH:MM` for the branch as it was then.
+//!   `[BRANCH]@YYYY-MM-DDTHH:MM` for the branch as it was then. The root does not list
+//!   `.snapshots` unless [`MountOptions::show_snapshots`] is on, so tree walkers see the
+//!   branch only; it is reachable by name either way.
+//! - Unmounted from outside (`umount`, `fusermount3 -u`), the mount commits what is pending
+//!   at once and [`MountHandle::ended`] tells its owner, who then calls
+//!   [`MountHandle::unmount`].
+//! - Holes: `st_blocks` counts data only and `SEEK_DATA`/`SEEK_HOLE` are answered from a stored
+//!   file's chunk list (runs of zero chunks) or from the spill file of one being written.
+//! - The root's mode, owner and time (`cp -a src/. mnt/`) are kept in the commit's
+//!   `hero-root-meta` header.
 //! - Paths matched by a default list of editor and database scratch files and by the root
 //!   `.heroignore` work in the mount but are never committed (they are gone after unmount).
 //! - `.hero/` (the daemon's configuration) is changed only by the account the mount runs as
@@ -102,6 +111,10 @@ pub struct MountOptions {
     /// of the membership turns it off). Even when on, only the account the mount runs as may
     /// change it: other accounts get EACCES (ADR 0022). Default: on.
     pub config_writable: Arc<AtomicBool>,
+    /// List `.snapshots` in the root. Off by default: tree walkers (`find`, `du`, `rsync -a`,
+    /// backup tools) then see only the branch, not every version of it; `.snapshots/<rev>/`
+    /// is reachable by name either way (like ZFS's `snapdir=hidden`).
+    pub show_snapshots: bool,
 }
 
 /// The default of [`MountOptions::max_inodes`]: about 40 MiB of inodes.
@@ -126,6 +139,7 @@ impl MountOptions {
             single_user: false,
             max_inodes: DEFAULT_MAX_INODES,
             config_writable: Arc::new(AtomicBool::new(true)),
+            show_snapshots: false,
         }
     }
 }
@@ -199,6 +213,49 @@ pub enum MountError {
 }
 
 pub use durability::DurabilityError;
+
+/// Tells when a mount's session has ended: unmounted by [`MountHandle::unmount`], or from
+/// outside (`umount`, `fusermount3 -u`), after which the kernel sends it nothing more.
+/// Cloned from [`MountHandle::ended`]; a process serving a mount waits on it to exit (after
+/// [`MountHandle::unmount`], which commits what is pending) when its mount goes away.
+#[derive(Debug, Clone, Default)]
+pub struct Ended(Arc<(Mutex<bool>, std::sync::Condvar)>);
+
+impl Ended {
+    fn flag(&self) -> std::sync::MutexGuard<'_, bool> {
+        self.0.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks the session ended and wakes the waiters.
+    pub(crate) fn set(&self) {
+        *self.flag() = true;
+        self.0.1.notify_all();
+    }
+
+    /// Whether the session has ended.
+    pub fn is_ended(&self) -> bool {
+        *self.flag()
+    }
+
+    /// Waits until the session ends.
+    pub fn wait(&self) {
+        let mut ended = self.flag();
+        while !*ended {
+            ended = self.0.1.wait(ended).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Waits until the session ends or `timeout` passes; returns whether it ended.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        let ended = self.flag();
+        let (ended, _) = self
+            .0
+            .1
+            .wait_timeout_while(ended, timeout, |e| !*e)
+            .unwrap_or_else(|p| p.into_inner());
+        *ended
+    }
+}
 
 /// A live mount. Dropping it unmounts too (errors are logged); prefer [`MountHandle::unmount`].
 pub struct MountHandle {
@@ -349,14 +406,15 @@ pub fn mount_repo(repo: Arc<Repo>, opts: MountOptions) -> Result<MountHandle, Mo
     }
     let head = repo.branch_head(&opts.branch)?;
     let generation = repo.generation()?;
-    let head_time = match head {
+    let (head_time, root_meta) = match head {
         Some(h) => {
             let c = repo.commit(&h)?;
-            u64::try_from(c.committer.time)
+            let time = u64::try_from(c.committer.time)
                 .ok()
-                .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
+                .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s));
+            (time, c.root_meta())
         }
-        None => None,
+        None => (None, hero_store::EntryMeta::NONE),
     };
 
     let (spill_dir, spill_owned, journal) = if opts.read_only {
@@ -384,10 +442,12 @@ pub fn mount_repo(repo: Arc<Repo>, opts: MountOptions) -> Result<MountHandle, Mo
         config_writable: opts.config_writable.clone(),
     };
     let mut state = State::new(head, generation, head_time.unwrap_or_else(SystemTime::now));
+    state.set_root_meta(root_meta);
     if let Some(j) = journal {
         state.pending.set_journal(j);
     }
     state.branch = opts.branch.clone();
+    state.show_snapshots = opts.show_snapshots;
     let shared = Arc::new(Shared {
         state: Mutex::new(state),
         repo,
@@ -397,6 +457,7 @@ pub fn mount_repo(repo: Arc<Repo>, opts: MountOptions) -> Result<MountHandle, Mo
         group: durability::GroupCommit::default(),
         pool: readahead::Pool::new(),
         commit_lock: Mutex::new(()),
+        ended: Ended::default(),
     });
 
     let mut config = fuser::Config::default();
@@ -468,6 +529,14 @@ pub fn mount_repo(repo: Arc<Repo>, opts: MountOptions) -> Result<MountHandle, Mo
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
+                    if shared.ended.is_ended() {
+                        // Unmounted from outside: commit what is pending now, whether or not
+                        // the owner of the handle notices.
+                        if let Err(e) = shared.flush() {
+                            tracing::error!(error = %e, "committing after the mount went away");
+                        }
+                        break;
+                    }
                     let invals = shared.tick();
                     fs::send_invalidations(&notifier, invals);
                 }
@@ -504,6 +573,13 @@ impl MountHandle {
         self.shared.lock().inode_count()
     }
 
+    /// Tells when the session ends, in particular when the mount is unmounted from outside
+    /// (`umount`, `fusermount3 -u`); the caller then calls [`MountHandle::unmount`], which
+    /// commits what is pending and releases the spill directory.
+    pub fn ended(&self) -> Ended {
+        self.shared.ended.clone()
+    }
+
     /// Commits pending writes now; returns the new branch head if a commit was made.
     pub fn flush(&self) -> Result<Option<ObjectId>, MountError> {
         self.shared.flush().map_err(MountError::Flush)
@@ -525,7 +601,17 @@ impl MountHandle {
         }
         let first = self.shared.flush();
         let path = self.shared.cfg.mountpoint.clone();
-        let unmounted = session.umount_and_join();
+        let unmounted = if self.shared.ended.is_ended() {
+            // Unmounted from outside: the session's threads have ended (`destroy` runs last).
+            // fuser would unmount the mount point again when the session is dropped (its
+            // check for a live mount answers yes after a disconnect), and by then another
+            // mount may sit there: the session is forgotten instead, which keeps one closed
+            // connection's descriptor.
+            std::mem::forget(session);
+            Ok(())
+        } else {
+            session.umount_and_join()
+        };
         self.shared.pool.close();
         if let Err(source) = unmounted {
             tracing::warn!(mountpoint = %path.display(), error = %source, "unmount failed; detaching lazily");

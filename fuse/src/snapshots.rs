@@ -121,6 +121,7 @@ impl State {
     /// Counts the subdirectories of an unloaded directory from its stored tree (once per
     /// tree), so that its link count can be given without loading its children.
     pub(crate) fn fill_links(&mut self, repo: &Repo, ino: u64) {
+        self.fill_data_len(repo, ino);
         if ino == crate::state::SNAP {
             // Counted again on every request: the refs move.
             match repo.view().and_then(|v| names(&v, &self.branch)) {
@@ -153,7 +154,7 @@ impl State {
     }
 
     /// A directory's link count: 2 plus its subdirectories (`.snapshots` counts in the
-    /// root; its entries count in `.snapshots`).
+    /// root when the root lists it; its entries count in `.snapshots`).
     pub(crate) fn dir_nlink(&self, ino: u64) -> u32 {
         let Ok(node) = self.node(ino) else { return 2 };
         let subdirs = match &node.kind {
@@ -170,7 +171,7 @@ impl State {
             Kind::SnapRoot => self.links.get(&SNAP_KEY).copied().unwrap_or(0),
             _ => 0,
         };
-        let snap = u32::from(ino == crate::state::ROOT);
+        let snap = u32::from(ino == crate::state::ROOT && self.show_snapshots);
         2u32.saturating_add(subdirs).saturating_add(snap)
     }
 }

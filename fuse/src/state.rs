@@ -80,6 +80,8 @@ pub(crate) struct Shared {
     /// the state lock is taken only to snapshot what to commit and to apply the result.
     /// Taken before the state lock, never while holding it.
     pub commit_lock: Mutex<()>,
+    /// Set when the kernel session ends (see [`crate::Ended`]).
+    pub ended: crate::Ended,
 }
 
 /// A cache invalidation to send to the kernel (outside the state lock).
@@ -396,8 +398,13 @@ pub(crate) struct State {
     pub(crate) pending: crate::durability::Pending,
     /// Subdirectory counts of stored trees, for link counts (see `snapshots`).
     pub(crate) links: HashMap<ObjectId, u32>,
+    /// Bytes of data (holes left out) of stored chunked files, for `st_blocks`.
+    pub(crate) data_len: HashMap<ObjectId, u64>,
     /// The mounted branch (for `.snapshots/@DATE` and the recent commits listed there).
     pub(crate) branch: String,
+    /// Whether the root lists `.snapshots` ([`crate::MountOptions::show_snapshots`]); it is
+    /// reachable by name either way.
+    pub(crate) show_snapshots: bool,
     /// Ignored paths kept local (see `scratch`).
     scratch: scratch::Scratch,
     /// Counts directory uses (lookups and listings in it), for [`Node::used`].
@@ -630,7 +637,9 @@ impl State {
             default_time: time,
             pending: crate::durability::Pending::default(),
             links: HashMap::new(),
+            data_len: HashMap::new(),
             branch: String::new(),
+            show_snapshots: false,
             scratch: scratch::Scratch::default(),
             clock: 0,
         }
@@ -698,10 +707,28 @@ impl State {
             Kind::Gitlink { .. } | Kind::SnapRoot => 0o555,
         };
         let owner = n.owner(cfg);
+        // Blocks hold data only: holes (runs of zeros) cost nothing, as on a local disk.
+        let data = match &n.kind {
+            Kind::File {
+                content: Content::Stored { id, .. },
+                ..
+            } => self.data_len.get(id).copied().unwrap_or(size),
+            Kind::File {
+                content: Content::Spill { spill, .. },
+                ..
+            } => {
+                use std::os::unix::fs::MetadataExt;
+                spill
+                    .file
+                    .metadata()
+                    .map_or(size, |m| m.blocks().saturating_mul(512).min(size))
+            }
+            _ => size,
+        };
         Ok(FileAttr {
             ino: INodeNo(ino),
             size,
-            blocks: size.div_ceil(512),
+            blocks: data.div_ceil(512),
             atime: n.mtime,
             mtime: n.mtime,
             ctime: n.ctime,
@@ -721,6 +748,107 @@ impl State {
             blksize: 1 << 17,
             flags: 0,
         })
+    }
+
+    /// Learns how many bytes of a stored chunked file are data (its holes left out), once per
+    /// content, for its `st_blocks`.
+    pub(crate) fn fill_data_len(&mut self, repo: &Repo, ino: u64) {
+        let Ok(Node {
+            kind:
+                Kind::File {
+                    content: Content::Stored { id, size },
+                    ..
+                },
+            ..
+        }) = self.node(ino)
+        else {
+            return;
+        };
+        let (id, size) = (*id, *size);
+        if size <= hero_store::SMALL_FILE_MAX as u64 || self.data_len.contains_key(&id) {
+            return;
+        }
+        match repo.view().and_then(|v| v.file_extents(&id)) {
+            Ok(ext) => {
+                let data = ext.iter().filter(|e| e.data).map(|e| e.len).sum();
+                self.data_len.insert(id, data);
+            }
+            Err(e) => tracing::warn!(error = %e, "reading a file's extents"),
+        }
+    }
+
+    /// Where the next data (`hole` false) or hole (`hole` true) at or after `offset` starts
+    /// in a file: `SEEK_DATA` and `SEEK_HOLE`. ENXIO past the end, or when no data follows.
+    pub(crate) fn seek_data(&self, repo: &Repo, ino: u64, offset: u64, hole: bool) -> R<u64> {
+        let n = self.node(ino)?;
+        let Kind::File { content, .. } = &n.kind else {
+            return Err(Errno::EINVAL);
+        };
+        let size = n.size();
+        if offset >= size {
+            return Err(Errno::ENXIO);
+        }
+        match content {
+            Content::Spill { spill, .. } => {
+                use std::os::fd::AsFd;
+                let whence = if hole {
+                    nix::unistd::Whence::SeekHole
+                } else {
+                    nix::unistd::Whence::SeekData
+                };
+                let off = i64::try_from(offset).map_err(|_| Errno::EINVAL)?;
+                match nix::unistd::lseek(spill.file.as_fd(), off, whence) {
+                    Ok(p) => Ok(u64::try_from(p).unwrap_or(size).min(size)),
+                    Err(e) => Err(Errno::from_i32(e as i32)),
+                }
+            }
+            Content::Stored { id, .. } => {
+                let ext = if size <= hero_store::SMALL_FILE_MAX as u64 {
+                    vec![hero_store::Extent {
+                        start: 0,
+                        len: size,
+                        data: true,
+                    }]
+                } else {
+                    repo.view()
+                        .and_then(|v| v.file_extents(id))
+                        .map_err(|e| store_errno(&e))?
+                };
+                let found = ext
+                    .iter()
+                    .find(|e| e.data != hole && e.start + e.len > offset)
+                    .map(|e| e.start.max(offset));
+                match (found, hole) {
+                    (Some(p), _) => Ok(p),
+                    // The end of the file counts as a hole.
+                    (None, true) => Ok(size),
+                    (None, false) => Err(Errno::ENXIO),
+                }
+            }
+        }
+    }
+
+    /// Sets the root directory's metadata from a commit ([`hero_store::ROOT_META_HEADER`]);
+    /// returns whether it changed what the root shows. Its time is kept when none is stored.
+    pub(crate) fn set_root_meta(&mut self, meta: EntryMeta) -> bool {
+        let Some(root) = self.nodes.get_mut(&ROOT) else {
+            return false;
+        };
+        let stored = root.stored_meta();
+        let meta = meta.fitted_to(EntryKind::Dir);
+        if meta.mode.is_none() && meta.owner.is_none() && meta.mtime.is_none() {
+            let changed = !root.meta.is_empty();
+            root.meta = EntryMeta::NONE;
+            return changed;
+        }
+        if stored == meta {
+            return false;
+        }
+        root.meta = meta;
+        if let Some(t) = meta.mtime {
+            root.mtime = t.to_system_time();
+        }
+        true
     }
 
     /// Loads a directory's children from its tree if not done yet.
@@ -881,7 +1009,7 @@ impl State {
             }
             return Ok(out);
         }
-        if ino == ROOT {
+        if ino == ROOT && self.show_snapshots {
             out.push(DirItem {
                 name: SNAP_NAME.to_vec(),
                 ino: SNAP,
@@ -929,8 +1057,9 @@ impl State {
     /// Marks the directory and its ancestors as changed (their stored trees no longer match).
     fn dirty_dir(&mut self, ino: u64) {
         self.dirty_dirs_from(ino);
-        // A directory that keeps its metadata keeps its new time too. The root has no entry.
-        if ino != ROOT && self.nodes.get(&ino).is_some_and(|n| !n.meta.is_empty()) {
+        // A directory that keeps its metadata keeps its new time too (the root's goes in the
+        // commit).
+        if self.nodes.get(&ino).is_some_and(|n| !n.meta.is_empty()) {
             self.mark_put(ino);
         }
     }
@@ -1667,5 +1796,61 @@ impl State {
             self.maybe_gc(d);
         }
         Ok(())
+    }
+
+    /// Swaps two entries (`RENAME_EXCHANGE`): both must exist, of any kinds, and neither may
+    /// be a directory holding the other. Done as three renames through a name of its own in
+    /// `parent`, recorded like any rename, so a commit and a recovery replay them in order.
+    pub fn exchange(
+        &mut self,
+        shared: &Shared,
+        parent: u64,
+        name: &[u8],
+        newparent: u64,
+        newname: &[u8],
+    ) -> R<()> {
+        self.check_writable(&shared.cfg, parent)?;
+        self.check_writable(&shared.cfg, newparent)?;
+        if (parent == ROOT && name == SNAP_NAME) || (newparent == ROOT && newname == SNAP_NAME) {
+            return Err(Errno::EPERM);
+        }
+        let a = self
+            .child(&shared.repo, parent, name)?
+            .ok_or(Errno::ENOENT)?;
+        let b = self
+            .child(&shared.repo, newparent, newname)?
+            .ok_or(Errno::ENOENT)?;
+        if a == b {
+            return Ok(());
+        }
+        // Neither may end up inside itself.
+        for (dir, inner) in [(a, newparent), (b, parent)] {
+            let mut cur = inner;
+            for _ in 0..4096 {
+                if cur == dir {
+                    return Err(Errno::EINVAL);
+                }
+                if cur == ROOT || cur == 0 {
+                    break;
+                }
+                cur = self.node(cur)?.parent;
+            }
+        }
+        let mut tmp = format!(".hero-exchange-{a}").into_bytes();
+        while self.child(&shared.repo, parent, &tmp)?.is_some() {
+            tmp.push(b'~');
+            if tmp.len() > MAX_NAME {
+                return Err(Errno::EEXIST);
+            }
+        }
+        self.rename(shared, parent, name, parent, &tmp, true)?;
+        if let Err(e) = self.rename(shared, newparent, newname, parent, name, true) {
+            // Put the first one back: nothing changed.
+            if let Err(back) = self.rename(shared, parent, &tmp, parent, name, true) {
+                tracing::error!(error = ?back, "undoing half of an exchange");
+            }
+            return Err(e);
+        }
+        self.rename(shared, parent, &tmp, newparent, newname, true)
     }
 }

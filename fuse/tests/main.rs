@@ -4,6 +4,8 @@
 #[path = "../examples/common/tree.rs"]
 mod tree;
 
+#[path = "conformance/cases.rs"]
+mod conformance;
 #[path = "drive/durability.rs"]
 mod durability;
 #[path = "drive/history.rs"]
@@ -534,9 +536,9 @@ mod live {
         assert!(names.contains(&"main".to_string()), "{names:?}");
         assert!(names.contains(&short), "{names:?}");
         assert!(fs::write(m.p(".snapshots/main/doc.txt"), b"no").is_err());
-        // .snapshots is listed in the root.
+        // .snapshots is reachable by name but not listed in the root.
         assert!(
-            fs::read_dir(&m.dir)
+            !fs::read_dir(&m.dir)
                 .unwrap()
                 .any(|e| e.unwrap().file_name() == ".snapshots")
         );
@@ -609,7 +611,7 @@ mod large {
     use crate::util::*;
 
     fn count_find(dir: &std::path::Path) -> usize {
-        // `.snapshots` (listed in the root) is another copy of the tree: left out.
+        // `.snapshots` (listed in the root when shown) is another copy of the tree: left out.
         sh(dir, "find . -path ./.snapshots -prune -o -print | wc -l")
             .trim()
             .parse()
@@ -643,8 +645,8 @@ mod large {
             tree::content(42, 777)
         );
         assert_eq!(fs::read_dir(m.p("d0099")).unwrap().count(), 1000);
-        // 100 directories, the deep chain's first and `.snapshots`.
-        assert_eq!(fs::read_dir(m.p("")).unwrap().count(), 102);
+        // 100 directories and the deep chain's first (`.snapshots` is not listed).
+        assert_eq!(fs::read_dir(m.p("")).unwrap().count(), 101);
         // Everything: 100 x 1000 files, 100 directories, the deep chain (8 dirs + 1 file)
         // and the root.
         assert_eq!(count_find(&m.dir), 100_000 + 100 + 9 + 1);
@@ -718,7 +720,10 @@ mod large {
             |repo| {
                 tree::build(repo, "main", 30, 1000).unwrap();
             },
-            |o| o.max_inodes = 5_000,
+            |o| {
+                o.max_inodes = 5_000;
+                o.show_snapshots = true;
+            },
         );
         let h = m.handle.as_ref().unwrap();
         // `find` over everything, `.snapshots` included: the tree twice, 60,000+ entries,
@@ -886,6 +891,95 @@ mod files {
 
     use crate::live::helper;
     use crate::util::*;
+
+    /// What `SEEK_DATA`, `SEEK_HOLE` and `st_blocks` say of a file with 4 KiB written at
+    /// 64 MiB: (data from 0, hole from 0, hole from the data, data past the end, bytes in
+    /// blocks).
+    fn holes_of(p: &std::path::Path) -> (i64, i64, i64, String, u64) {
+        use nix::unistd::{Whence, lseek};
+        let f = fs::File::open(p).unwrap();
+        let end = f.metadata().unwrap().len() as i64;
+        let past = match lseek(&f, end, Whence::SeekData) {
+            Ok(p) => p.to_string(),
+            Err(e) => format!("{e:?}"),
+        };
+        (
+            lseek(&f, 0, Whence::SeekData).unwrap(),
+            lseek(&f, 0, Whence::SeekHole).unwrap(),
+            lseek(&f, 64 << 20, Whence::SeekHole).unwrap(),
+            past,
+            f.metadata().unwrap().blocks() * 512,
+        )
+    }
+
+    fn write_at_64_mib(p: &std::path::Path) {
+        let mut f = fs::File::create(p).unwrap();
+        f.seek(std::io::SeekFrom::Start(64 << 20)).unwrap();
+        f.write_all(&[7u8; 4096]).unwrap();
+        f.sync_all().unwrap();
+    }
+
+    /// A hole answers `SEEK_DATA`/`SEEK_HOLE` and costs no blocks, like tmpfs: while being
+    /// written (the spill file) and once stored (from the chunk list), after a remount too.
+    #[test]
+    fn holes_are_found_by_seek_data_and_cost_no_blocks() {
+        let reference = tempfile::tempdir_in("/dev/shm").unwrap();
+        write_at_64_mib(&reference.path().join("sparse"));
+        let want = holes_of(&reference.path().join("sparse"));
+        assert_eq!(want.0, 64 << 20);
+        let mut m = Mounted::new();
+        write_at_64_mib(&m.p("sparse"));
+        let check = |got: (i64, i64, i64, String, u64), when: &str| {
+            assert_eq!(
+                (got.0, got.1, got.2, &got.3),
+                (want.0, want.1, want.2, &want.3),
+                "{when}"
+            );
+            assert!(got.4 <= 1 << 20, "{} bytes of blocks {when}", got.4);
+        };
+        check(holes_of(&m.p("sparse")), "in the mount");
+        m.handle.as_ref().unwrap().flush().unwrap();
+        m.finish();
+        let again = Mounted::reuse(m.take_tmp(), |_| {});
+        let got = holes_of(&again.p("sparse"));
+        check(got.clone(), "stored, after a remount");
+        assert_eq!(got.4, 4096, "only the written chunk counts");
+        let mut back = vec![0u8; 4096];
+        let f = fs::File::open(again.p("sparse")).unwrap();
+        std::os::unix::fs::FileExt::read_exact_at(&f, &mut back, 64 << 20).unwrap();
+        assert_eq!(back, [7u8; 4096]);
+    }
+
+    /// `RENAME_EXCHANGE` swaps a file and a directory across directories; the commit and a
+    /// remount show them swapped, with no trace of the swap.
+    #[test]
+    fn rename_exchange_swaps_entries_in_the_commit() {
+        let mut m = Mounted::new();
+        sh(
+            &m.dir,
+            "mkdir -p x y/d && echo a > x/a && echo inner > y/d/inner",
+        );
+        m.handle.as_ref().unwrap().flush().unwrap();
+        nix::fcntl::renameat2(
+            nix::fcntl::AT_FDCWD,
+            &m.p("x/a"),
+            nix::fcntl::AT_FDCWD,
+            &m.p("y/d"),
+            nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+        )
+        .unwrap();
+        assert_eq!(fs::read_to_string(m.p("y/d")).unwrap(), "a\n");
+        assert_eq!(fs::read_to_string(m.p("x/a/inner")).unwrap(), "inner\n");
+        let repo = m.finish();
+        assert_eq!(content(&repo, "main", "y/d"), b"a\n");
+        assert_eq!(content(&repo, "main", "x/a/inner"), b"inner\n");
+        drop(repo);
+        let again = Mounted::reuse(m.take_tmp(), |_| {});
+        assert_eq!(
+            sh(&again.dir, "find . | sort"),
+            ".\n./x\n./x/a\n./x/a/inner\n./y\n./y/d\n"
+        );
+    }
 
     fn read_from_start(f: &mut fs::File) -> String {
         f.rewind().unwrap();
@@ -1098,6 +1192,76 @@ mod metadata {
         // Mounted again.
         let again = Mounted::with(|o| o.repo = m.repo.clone());
         check(&again.dir, "after a remount");
+    }
+
+    /// `cp -a src/. mnt/` gives the mount's root the source's mode, owner and times; they are
+    /// kept in the commit and shown again after a remount, and later changes in the root
+    /// keep the mode and owner.
+    #[test]
+    fn cp_a_into_the_root_sets_its_mode_owner_and_time_across_a_remount() {
+        let mut m = Mounted::with(|o| o.allow_other = true);
+        sh(
+            m.tmp(),
+            "mkdir src && echo x > src/f && chmod 2750 src && chown 1234:5678 src \
+             && touch -d '2020-01-01 12:00:00.5 UTC' src",
+        );
+        sh(m.tmp(), "cp -a src/. mnt/");
+        let check = |dir: &std::path::Path, when: &str| {
+            let s = fs::metadata(dir).unwrap();
+            assert_eq!(s.mode() & 0o7777, 0o2750, "mode {when}");
+            assert_eq!((s.uid(), s.gid()), (1234, 5678), "owner {when}");
+            assert_eq!(
+                (s.mtime(), s.mtime_nsec()),
+                (1_577_880_000, 500_000_000),
+                "time {when}"
+            );
+        };
+        check(&m.dir, "in the mount");
+        let repo = m.finish();
+        let head = repo.branch_head("main").unwrap().unwrap();
+        let meta = repo.commit(&head).unwrap().root_meta();
+        assert_eq!(meta.mode, Some(0o2750));
+        assert_eq!(
+            meta.owner,
+            Some(Owner {
+                uid: 1234,
+                gid: 5678
+            })
+        );
+        // Every change went in: nothing was skipped for the root.
+        assert_eq!(content(&repo, "main", "f"), b"x\n");
+        drop(repo);
+        let mut again = Mounted::reuse(m.take_tmp(), |o| o.allow_other = true);
+        check(&again.dir, "after a remount");
+        // A new file in the root changes its time, not its mode or owner; a commit made
+        // elsewhere keeps them too.
+        sh(&again.dir, "echo y > g");
+        let repo = again.finish();
+        let head = repo.branch_head("main").unwrap().unwrap();
+        let meta = repo.commit(&head).unwrap().root_meta();
+        assert_eq!(meta.mode, Some(0o2750));
+        assert_eq!(
+            meta.owner,
+            Some(Owner {
+                uid: 1234,
+                gid: 5678
+            })
+        );
+        assert_ne!(meta.mtime.map(|t| t.secs), Some(1_577_880_000));
+        let mut cs = repo.change_set("main").unwrap();
+        cs.put_bytes(
+            &hero_store::RepoPath::parse("h").unwrap(),
+            hero_store::EntryKind::File,
+            b"h",
+        )
+        .unwrap();
+        let done = cs
+            .commit(
+                hero_fuse::Author::new("t", "t@localhost").commit_meta("h\n"),
+                hero_store::Expect::Latest,
+            )
+            .unwrap();
+        assert_eq!(repo.commit(&done.id).unwrap().root_meta().owner, meta.owner);
     }
 
     /// With `--allow-other` the kernel checks other users against the stored modes and

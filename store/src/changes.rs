@@ -372,6 +372,8 @@ pub struct ChangeSet<'r> {
     ops: Vec<Op>,
     pending: Pending,
     extra_parents: Vec<ObjectId>,
+    /// The root directory's metadata to record, when it changes.
+    root_meta: Option<EntryMeta>,
 }
 
 impl std::fmt::Debug for ChangeSet<'_> {
@@ -417,6 +419,7 @@ impl Repo {
             ops: Vec::new(),
             pending: Pending::default(),
             extra_parents: Vec::new(),
+            root_meta: None,
         })
     }
 
@@ -571,6 +574,12 @@ impl ChangeSet<'_> {
         self.record(Op::SetMeta(path.clone(), meta))
     }
 
+    /// Sets the root directory's metadata ([`crate::ROOT_META_HEADER`]); without this the
+    /// commit keeps its parent's.
+    pub fn set_root_meta(&mut self, meta: EntryMeta) {
+        self.root_meta = Some(meta);
+    }
+
     fn maybe_flush(&mut self) -> Result<()> {
         if self.pending.bytes >= PENDING_FLUSH {
             let pending = &mut self.pending;
@@ -605,6 +614,7 @@ impl ChangeSet<'_> {
         let extra_parents = std::mem::take(&mut self.extra_parents);
         let root = &mut self.root;
         let pending = &mut self.pending;
+        let root_meta = self.root_meta.take();
         self.repo.write(move |w| {
             let head = match w.get_ref(&refname)? {
                 Some(RefValue::Commit(id)) => Some(id),
@@ -644,8 +654,15 @@ impl ChangeSet<'_> {
                 }
                 (fresh.write(w)?.0, head_tree)
             };
+            // The root's metadata: the one set here, else the head's.
+            let head_root_meta = match head {
+                Some(h) => commit_object(w, &h)?.root_meta(),
+                None => EntryMeta::NONE,
+            };
+            let new_root_meta = root_meta.unwrap_or(head_root_meta);
             if head_tree == Some(tree_id)
                 && extra_parents.is_empty()
+                && new_root_meta == head_root_meta
                 && let Some(h) = head
             {
                 return Ok(Committed {
@@ -653,13 +670,18 @@ impl ChangeSet<'_> {
                     created: false,
                 });
             }
+            let mut extra = meta.extra;
+            extra.retain(|(k, _)| k != crate::ROOT_META_HEADER);
+            if let Some(v) = new_root_meta.to_header() {
+                extra.push((crate::ROOT_META_HEADER.to_vec(), v));
+            }
             let commit = Commit {
                 tree: tree_id,
                 parents: head.into_iter().chain(extra_parents).collect(),
                 author: meta.author,
                 committer: meta.committer,
                 message: meta.message,
-                extra: meta.extra,
+                extra,
             };
             let raw = commit.encode();
             let id = ObjectId::of(&raw);
@@ -678,6 +700,10 @@ impl ChangeSet<'_> {
 }
 
 fn commit_tree(w: &WriteCtx<'_>, id: &ObjectId) -> Result<ObjectId> {
+    Ok(commit_object(w, id)?.tree)
+}
+
+fn commit_object(w: &WriteCtx<'_>, id: &ObjectId) -> Result<Commit> {
     let (ty, raw) = w.get_raw(id)?;
     if ty != ObjType::Commit {
         return Err(Error::WrongType {
@@ -685,9 +711,7 @@ fn commit_tree(w: &WriteCtx<'_>, id: &ObjectId) -> Result<ObjectId> {
             expected: "commit",
         });
     }
-    Ok(Commit::decode(&raw)
-        .map_err(|e| Error::decode(*id, e))?
-        .tree)
+    Commit::decode(&raw).map_err(|e| Error::decode(*id, e))
 }
 
 /// Direct object and ref writes inside one transaction.

@@ -582,3 +582,99 @@ impl Seek for FileReader {
         Ok(new)
     }
 }
+
+/// A run of a stored file's bytes: data, or a hole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extent {
+    /// Offset of the run's first byte.
+    pub start: u64,
+    /// Its length.
+    pub len: u64,
+    /// Data (`true`) or a hole (`false`).
+    pub data: bool,
+}
+
+/// The id of a chunk of [`CHUNK_MAX`] zeros: what the chunker cuts a long run of zeros into.
+fn zero_chunk_id() -> ObjectId {
+    static ID: std::sync::OnceLock<ObjectId> = std::sync::OnceLock::new();
+    *ID.get_or_init(|| ObjectId::of(&vec![0u8; CHUNK_MAX]))
+}
+
+impl crate::repo::View {
+    /// The data and hole runs of a file, in order, adjacent runs of one kind merged. A hole is
+    /// a run of chunks of [`CHUNK_MAX`] zeros (what the chunker makes of a run of zeros, one
+    /// stored chunk however long the run); every other chunk is data, and a small file is one
+    /// data run. Reads the file's manifest, not its chunks; a manifest node already seen to
+    /// hold only zeros (repeated runs share one node) is not read again.
+    pub fn file_extents(&self, id: &ObjectId) -> Result<Vec<Extent>> {
+        let objects = self.txn.open_table(crate::db::OBJECTS).db_err()?;
+        let pieces = match self.txn.open_table(crate::db::PIECES) {
+            Ok(t) => Some(t),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(Error::db(e)),
+        };
+        let src = crate::db::Objects {
+            objects: &objects,
+            pieces: pieces.as_ref(),
+        };
+        let (ty, raw) = load_raw(&src, id)?;
+        let mut out: Vec<Extent> = Vec::new();
+        let push = |out: &mut Vec<Extent>, len: u64, data: bool| {
+            if len == 0 {
+                return;
+            }
+            match out.last_mut() {
+                Some(last) if last.data == data => last.len += len,
+                last => {
+                    let start = last.map_or(0, |l| l.start + l.len);
+                    out.push(Extent { start, len, data });
+                }
+            }
+        };
+        match ty {
+            ObjType::Blob => push(&mut out, raw.len() as u64, true),
+            ObjType::Manifest => {
+                let root = ManifestNode::decode(&raw).map_err(|e| Error::decode(*id, e))?;
+                let zero = zero_chunk_id();
+                let mut zero_nodes: std::collections::HashSet<ObjectId> =
+                    std::collections::HashSet::new();
+                // Depth first, in order: (node, its id, the index of the next child).
+                let mut stack: Vec<(ManifestNode, Option<ObjectId>, usize, bool)> =
+                    vec![(root, None, 0, true)];
+                while let Some((node, nid, next, all_zero)) = stack.pop() {
+                    let Some(&(cid, clen)) = node.children.get(next) else {
+                        if let (Some(n), true) = (nid, all_zero) {
+                            zero_nodes.insert(n);
+                        }
+                        // The parent's "all zeros" flag follows its children.
+                        if !all_zero && let Some(parent) = stack.last_mut() {
+                            parent.3 = false;
+                        }
+                        continue;
+                    };
+                    let level = node.level;
+                    stack.push((node, nid, next + 1, all_zero));
+                    if level == 0 {
+                        let hole = cid == zero && clen == CHUNK_MAX as u64;
+                        push(&mut out, clen, !hole);
+                        if !hole && let Some(me) = stack.last_mut() {
+                            me.3 = false;
+                        }
+                    } else if zero_nodes.contains(&cid) {
+                        push(&mut out, clen, false);
+                    } else {
+                        let child = load_node(&src, *id, cid, usize::from(level - 1), clen)?;
+                        stack.push((child, Some(cid), 0, true));
+                    }
+                }
+            }
+            _ => {
+                return Err(Error::WrongType {
+                    id: *id,
+                    expected: "file",
+                });
+            }
+        }
+        Ok(out)
+    }
+}

@@ -57,15 +57,15 @@ pub use db::RefValue;
 pub use diff::{DiffEntry, DiffKind, LineDiff, line_diff};
 pub use error::{DbError, DbErrorKind, Error, Result, is_disk_full_io};
 pub use file::{
-    CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, FANOUT, FileReader, SMALL_FILE_MAX, StoredFile,
+    CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, Extent, FANOUT, FileReader, SMALL_FILE_MAX, StoredFile,
     chunk_boundaries,
 };
 pub use gc::GcReport;
 pub use history::LogIter;
 pub use id::{IdBuildHasher, IdHasher, IdMap, IdSet, ObjectId, ParseIdError};
 pub use object::{
-    Commit, EntryKind, EntryMeta, MODE_BITS, Owner, PEER_HEADER, Signature, Tag, TargetKind,
-    Timestamp, Tree, TreeEntry,
+    Commit, EntryKind, EntryMeta, MODE_BITS, Owner, PEER_HEADER, ROOT_META_HEADER, Signature, Tag,
+    TargetKind, Timestamp, Tree, TreeEntry,
 };
 pub use path::{NameError, RepoPath, check_git_safe, is_git_unsafe, validate_name};
 pub use record::ObjType;

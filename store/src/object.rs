@@ -527,6 +527,75 @@ pub struct Commit {
 /// The header that records which peer (iroh endpoint id) made a commit.
 pub const PEER_HEADER: &[u8] = b"hero-peer";
 
+/// The header that keeps the root directory's metadata (the root is no tree's entry, so it
+/// has no [`EntryMeta`] of its own): `mode=<octal> uid=<n> gid=<n> mtime=<secs>.<nanos>`, each
+/// part optional. A commit made through a [`crate::ChangeSet`] carries its parent's value
+/// unless the change set sets another ([`crate::ChangeSet::set_root_meta`]).
+pub const ROOT_META_HEADER: &[u8] = b"hero-root-meta";
+
+impl EntryMeta {
+    /// The value of [`ROOT_META_HEADER`] for this metadata (`None` when nothing is recorded).
+    pub fn to_header(&self) -> Option<Vec<u8>> {
+        let mut parts = Vec::new();
+        if let Some(m) = self.mode {
+            parts.push(format!("mode={m:o}"));
+        }
+        if let Some(o) = self.owner {
+            parts.push(format!("uid={} gid={}", o.uid, o.gid));
+        }
+        if let Some(t) = self.mtime {
+            parts.push(format!("mtime={}.{:09}", t.secs, t.nanos));
+        }
+        (!parts.is_empty()).then(|| parts.join(" ").into_bytes())
+    }
+
+    /// Reads a [`ROOT_META_HEADER`] value. Parts it does not understand, or out of range, are
+    /// left out (a header from a newer writer still gives what this one knows).
+    pub fn from_header(value: &[u8]) -> EntryMeta {
+        let mut meta = EntryMeta::NONE;
+        let (mut uid, mut gid) = (None, None);
+        let text = String::from_utf8_lossy(value);
+        for part in text.split_ascii_whitespace() {
+            let Some((key, val)) = part.split_once('=') else {
+                continue;
+            };
+            match key {
+                "mode" => {
+                    meta.mode = u32::from_str_radix(val, 8)
+                        .ok()
+                        .filter(|m| m & !MODE_BITS == 0);
+                }
+                "uid" => uid = val.parse::<u32>().ok(),
+                "gid" => gid = val.parse::<u32>().ok(),
+                "mtime" => {
+                    let (secs, nanos) = val.split_once('.').unwrap_or((val, "0"));
+                    if let (Ok(secs), Ok(nanos)) = (secs.parse::<i64>(), nanos.parse::<u32>())
+                        && nanos < 1_000_000_000
+                    {
+                        meta.mtime = Some(Timestamp { secs, nanos });
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let (Some(uid), Some(gid)) = (uid, gid) {
+            meta.owner = Some(Owner { uid, gid });
+        }
+        meta
+    }
+}
+
+impl Commit {
+    /// The root directory's metadata ([`ROOT_META_HEADER`]); empty when none is recorded.
+    pub fn root_meta(&self) -> EntryMeta {
+        self.extra
+            .iter()
+            .rev()
+            .find(|(k, _)| k == ROOT_META_HEADER)
+            .map_or(EntryMeta::NONE, |(_, v)| EntryMeta::from_header(v))
+    }
+}
+
 impl Commit {
     /// Encodes the commit.
     pub fn encode(&self) -> Vec<u8> {
@@ -774,6 +843,41 @@ impl ManifestNode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn root_meta_header_round_trips_and_reads_bad_input_without_panicking() {
+        let full = EntryMeta {
+            mode: Some(0o2750),
+            owner: Some(Owner {
+                uid: 1234,
+                gid: 5678,
+            }),
+            mtime: Some(Timestamp { secs: -5, nanos: 7 }),
+        };
+        let text = full.to_header().unwrap();
+        assert_eq!(text, b"mode=2750 uid=1234 gid=5678 mtime=-5.000000007");
+        assert_eq!(EntryMeta::from_header(&text), full);
+        assert_eq!(EntryMeta::NONE.to_header(), None);
+        let part = EntryMeta {
+            mode: Some(0o700),
+            ..EntryMeta::NONE
+        };
+        assert_eq!(EntryMeta::from_header(&part.to_header().unwrap()), part);
+        // Unknown parts, bad numbers, a mode past the permission bits, half an owner.
+        assert_eq!(
+            EntryMeta::from_header(b"mode=777777 uid=1 future=x mtime=1.9999999999 =\xff"),
+            EntryMeta::NONE
+        );
+        let c = Commit {
+            tree: ObjectId([0; 32]),
+            parents: vec![],
+            author: sig(),
+            committer: sig(),
+            message: vec![],
+            extra: vec![(ROOT_META_HEADER.to_vec(), text)],
+        };
+        assert_eq!(Commit::decode(&c.encode()).unwrap().root_meta(), full);
+    }
 
     fn sig() -> Signature {
         Signature {

@@ -121,6 +121,10 @@ pub struct MountArgs {
     /// while writes continue.
     #[arg(long, default_value_t = 5000)]
     pub max_delay_ms: u64,
+    /// List `.snapshots` in the drive's root (it is reachable by name either way; hidden, it
+    /// keeps `find`, `du`, `rsync -a` and backup tools from walking every version).
+    #[arg(long)]
+    pub show_snapshots: bool,
 }
 
 /// Mounts until Ctrl-C or SIGTERM, then commits what is pending and unmounts.
@@ -141,6 +145,7 @@ pub fn mount(repo: &Path, a: MountArgs) -> Result<()> {
     opts.allow_other = a.allow_other;
     opts.single_user = a.single_user;
     opts.max_commit_delay = Duration::from_millis(a.max_delay_ms);
+    opts.show_snapshots = a.show_snapshots;
     opts.author = crate::context::author_for(repo)?;
     opts.config_writable = crate::authority::config_switch(repo, CONFIG_SWITCH_EVERY)?;
     crate::commands::check::watch_branch(repo, branch.clone(), CONFIG_SWITCH_EVERY)?;
@@ -157,8 +162,31 @@ pub fn mount(repo: &Path, a: MountArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the signal handler")?;
-    rt.block_on(shutdown_signal());
-    outln!("unmounting {} (committing pending writes)", a.dir.display())?;
+    // Until a signal, or until the mount is unmounted from outside (`umount`,
+    // `fusermount3 -u`): either way pending writes are committed before exiting.
+    let ended = handle.ended();
+    let (gone_tx, gone_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("mount-ended".to_owned())
+        .spawn(move || {
+            ended.wait();
+            let _ = gone_tx.send(());
+        })
+        .context("starting the unmount watcher")?;
+    let from_outside = rt.block_on(async {
+        tokio::select! {
+            () = shutdown_signal() => false,
+            _ = gone_rx => true,
+        }
+    });
+    if from_outside {
+        outln!(
+            "{} was unmounted from outside (committing pending writes)",
+            a.dir.display()
+        )?;
+    } else {
+        outln!("unmounting {} (committing pending writes)", a.dir.display())?;
+    }
     handle.unmount().context("unmounting")?;
     Ok(())
 }

@@ -138,10 +138,16 @@ impl State {
         shared: &Shared,
         head: Option<ObjectId>,
     ) -> Result<(), hero_store::Error> {
-        let tree = match head {
-            Some(c) => Some(shared.repo.commit(&c)?.tree),
-            None => None,
+        let (tree, root_meta) = match head {
+            Some(c) => {
+                let c = shared.repo.commit(&c)?;
+                (Some(c.tree), c.root_meta())
+            }
+            None => (None, EntryMeta::NONE),
         };
+        if self.set_root_meta(root_meta) {
+            self.inval.push(Inval::Inode(ROOT));
+        }
         self.base = head;
         self.ignore_rules_stale();
         self.reconcile_dir(shared, ROOT, tree)
@@ -430,6 +436,15 @@ pub(super) fn write_items(
             Item::Rename(a, b) => {
                 paths.push(b.to_string());
                 cs.rename(&a, &b)
+            }
+            // The root is no tree's entry: its metadata goes in the commit.
+            Item::Put {
+                path,
+                meta: Some(m),
+                ..
+            } if path.is_root() => {
+                cs.set_root_meta(m);
+                Ok(())
             }
             Item::Put {
                 path,

@@ -771,3 +771,48 @@ fn kill_9_after_a_commit_that_overlapped_a_change_recovers_only_the_change() {
         64 * MB as u64
     );
 }
+
+/// Unmounted from outside with `unmount_cmd`: the session ends, what was pending is
+/// committed without anyone asking, and the handle then unmounts cleanly and removes its
+/// spill directory.
+fn unmounted_from_outside_commits_pending(unmount_cmd: &[&str]) {
+    let mut m = Mounted::with(|o| {
+        o.idle_commit = Duration::from_secs(3600);
+        o.max_commit_delay = Duration::from_secs(3600);
+    });
+    fs::write(m.p("pending.txt"), b"not committed yet\n").unwrap();
+    let repo = Repo::open(&m.repo).unwrap();
+    assert!(entry(&repo, "main", "pending.txt").is_none());
+    let ended = m.handle.as_ref().unwrap().ended();
+    assert!(!ended.is_ended());
+    let st = Command::new(unmount_cmd[0])
+        .args(&unmount_cmd[1..])
+        .arg(&m.dir)
+        .status()
+        .unwrap();
+    assert!(st.success(), "{unmount_cmd:?}");
+    assert!(
+        ended.wait_timeout(Duration::from_secs(15)),
+        "the session did not end"
+    );
+    eventually("the pending file committed", || {
+        entry(&repo, "main", "pending.txt").is_some()
+    });
+    assert_eq!(
+        content(&repo, "main", "pending.txt"),
+        b"not committed yet\n"
+    );
+    let spill = m.repo.with_extension("hero.spill");
+    m.handle.take().unwrap().unmount().unwrap();
+    assert!(!spill.exists(), "spill directory left behind");
+}
+
+#[test]
+fn unmounted_with_umount_the_session_ends_and_pending_writes_are_committed() {
+    unmounted_from_outside_commits_pending(&["umount"]);
+}
+
+#[test]
+fn unmounted_with_fusermount3_the_session_ends_and_pending_writes_are_committed() {
+    unmounted_from_outside_commits_pending(&["fusermount3", "-u"]);
+}

@@ -82,10 +82,7 @@ fn snapshots_list_commits_and_tags_and_take_ids_and_dates() {
     let b = repo.branch_head("main").unwrap().unwrap();
     assert_ne!(a, b);
 
-    // .snapshots shows in `ls -a` of the root.
-    let root = sh(&m.dir, "ls -a");
-    assert!(root.lines().any(|l| l == ".snapshots"), "{root}");
-    // It lists branches, tags and recent commits by short id.
+    // .snapshots lists branches, tags and recent commits by short id.
     let names = ls(&m.p(".snapshots"));
     for want in [
         "main",
@@ -125,8 +122,8 @@ fn directory_link_counts_count_subdirectories() {
     assert_eq!(nlink("d"), 5);
     assert_eq!(nlink("d/b"), 3);
     assert_eq!(nlink("d/a"), 2);
-    // The root: d and .snapshots; .snapshots: what it lists.
-    assert_eq!(nlink(""), 4);
+    // The root: d (.snapshots is not listed there); .snapshots: what it lists.
+    assert_eq!(nlink(""), 3);
     m.handle.as_ref().unwrap().flush().unwrap();
     let listed = fs::read_dir(m.p(".snapshots")).unwrap().count() as u64;
     assert_eq!(listed, 2, "main and its one commit");
@@ -146,4 +143,30 @@ fn directory_link_counts_count_subdirectories() {
         sh(&m2.dir, "find d -type d | sort"),
         "d\nd/b\nd/b/a\nd/b/x\n"
     );
+}
+
+#[test]
+fn snapshots_are_hidden_from_walkers_but_reachable_by_name() {
+    let mut m = Mounted::new();
+    sh(&m.dir, "mkdir d && echo one > d/f");
+    m.handle.as_ref().unwrap().flush().unwrap();
+    sh(&m.dir, "echo two > d/f");
+    m.handle.as_ref().unwrap().flush().unwrap();
+    // Walkers see the branch once: no .snapshots in `ls -a`, `find`, `du -a`, `grep -r`.
+    assert_eq!(sh(&m.dir, "ls -a"), ".\n..\nd\n");
+    assert_eq!(sh(&m.dir, "find . | sort"), ".\n./d\n./d/f\n");
+    assert!(!sh(&m.dir, "du -a .").contains("snapshots"));
+    assert_eq!(sh(&m.dir, "grep -r . . | sort"), "./d/f:two\n");
+    // By name it is all there.
+    assert_eq!(sh(&m.dir, "cat .snapshots/main~1/d/f"), "one\n");
+    assert_eq!(sh(&m.dir, "ls .snapshots/main/"), "d\n");
+    assert!(ls(&m.p(".snapshots")).iter().any(|n| n == "main"));
+    assert!(fs::metadata(m.p(".snapshots")).unwrap().is_dir());
+    m.finish();
+
+    // Shown on request: listed in the root and counted in its link count.
+    let m = Mounted::reuse(m.take_tmp(), |o| o.show_snapshots = true);
+    assert_eq!(sh(&m.dir, "ls -a"), ".\n..\n.snapshots\nd\n");
+    assert_eq!(fs::metadata(&m.dir).unwrap().nlink(), 4);
+    assert_eq!(sh(&m.dir, "cat .snapshots/main~1/d/f"), "one\n");
 }

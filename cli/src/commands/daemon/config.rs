@@ -45,6 +45,9 @@ enabled = true
 # Commit after this many milliseconds without writes.
 idle_commit_ms = 100
 read_only = false
+# List `.snapshots` in the drive's root (reachable by name either way, as in
+# `ls ~/hero/.snapshots/main~3/`; hidden, tree walkers and backup tools see only the branch).
+show_snapshots = false
 
 [dav]
 # Serve the drive over WebDAV (loopback only; credentials are not configured here).
@@ -90,6 +93,9 @@ pub struct MountSection {
     /// Refuse writes.
     #[serde(default)]
     pub read_only: bool,
+    /// List `.snapshots` in the root (reachable by name either way).
+    #[serde(default)]
+    pub show_snapshots: bool,
 }
 
 /// The WebDAV section.
@@ -143,6 +149,7 @@ pub struct MountOverride {
     path: Option<std::path::PathBuf>,
     idle_commit_ms: Option<u64>,
     read_only: Option<bool>,
+    show_snapshots: Option<bool>,
 }
 
 /// A partial WebDAV section (per-node overrides).
@@ -211,6 +218,7 @@ impl Default for MountSection {
             path: None,
             idle_commit_ms: default_idle_ms(),
             read_only: false,
+            show_snapshots: false,
         }
     }
 }
@@ -387,6 +395,7 @@ pub fn parse(text: &str, file: &str, me: &NodeNames) -> Result<Config, ConfigErr
             t.path = m.path.clone().or(t.path.take());
             t.idle_commit_ms = m.idle_commit_ms.unwrap_or(t.idle_commit_ms);
             t.read_only = m.read_only.unwrap_or(t.read_only);
+            t.show_snapshots = m.show_snapshots.unwrap_or(t.show_snapshots);
         }
         if let Some(d) = &o.dav {
             cfg.dav.enabled = d.enabled.unwrap_or(cfg.dav.enabled);

@@ -495,6 +495,19 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
             },
             _ = tick.tick() => {}
         }
+        // Unmounted from outside (`umount`, `fusermount3 -u`): the mount committed what was
+        // pending; release it and go on syncing without it.
+        if mount.as_ref().is_some_and(|h| h.ended().is_ended())
+            && let Some(h) = mount.take()
+        {
+            tracing::warn!("the drive was unmounted from outside; syncing goes on without it");
+            ctx.status().mount = None;
+            match tokio::task::spawn_blocking(move || h.unmount()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!("releasing the mount: {e}"),
+                Err(e) => tracing::error!("releasing the mount: {e}"),
+            }
+        }
         let generation = repo.generation().unwrap_or(last_gen);
         if generation != last_gen || reread {
             last_gen = generation;
@@ -704,6 +717,7 @@ fn start_mount(ctx: &Ctx, dir: &Path, cfg: &Config) -> Result<hero_fuse::MountHa
     opts.config_writable = ctx.config_writable.clone();
     opts.branch = ctx.branch.clone();
     opts.read_only = cfg.mount.read_only;
+    opts.show_snapshots = cfg.mount.show_snapshots;
     opts.idle_commit = Duration::from_millis(cfg.mount.idle_commit_ms);
     opts.poll_interval = Duration::from_millis(50);
     opts.author = crate::context::author().with_peer(ctx.me.to_string());

@@ -27,7 +27,7 @@
 
 mod author;
 mod changes;
-mod codec;
+pub mod codec;
 mod config_dir;
 mod db;
 mod diff;

@@ -772,25 +772,12 @@ fn a_directory_round_trips_its_modes_owners_and_times() {
     );
 }
 
-/// Bytes no compressor shrinks (so they are stored verbatim and can be found in the file).
-fn incompressible(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 #[test]
 fn a_corrupt_object_read_by_cat_or_checkout_exits_5_like_verify() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
-    let content = incompressible(7, 3_000_000);
+    let content = hero_tests::noise(7, 3_000_000);
     std::fs::write(src.join("secret.bin"), &content).unwrap();
     let repo = tmp.path().join("r.hero");
     ok(&repo, &["init"]);

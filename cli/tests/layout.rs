@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use hero_store::{ObjectId, Repo};
 
 use crate::cli::{heroctl, ok};
+use hero_tests::noise;
 
 /// The format-1 fixture of hero-store, copied into `dir`.
 fn fixture(dir: &Path) -> PathBuf {
@@ -15,20 +16,6 @@ fn fixture(dir: &Path) -> PathBuf {
     let dst = dir.join("format1.hero");
     std::fs::copy(&src, &dst).unwrap();
     dst
-}
-
-/// Deterministic incompressible bytes (xorshift).
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 /// Adds `n` large blobs to a format-1 repository the way format 1 stores them (one plain record

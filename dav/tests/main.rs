@@ -125,17 +125,9 @@ mod common {
 
     /// Deterministic pseudo-random bytes.
     pub fn noise(seed: u64, len: usize) -> Vec<u8> {
-        let mut x = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
+        let mut out = vec![0u8; len];
+        fastrand::Rng::with_seed(seed).fill(&mut out);
+        out
     }
 }
 

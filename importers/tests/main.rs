@@ -85,15 +85,9 @@ mod util {
 
     /// Deterministic pseudo-random bytes.
     pub fn noise(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
+        let mut out = vec![0u8; len];
+        fastrand::Rng::with_seed(seed).fill(&mut out);
+        out
     }
 
     pub struct Fixture {
@@ -766,13 +760,8 @@ mod pack {
             "1;", "fn", "map_err", "(", ")", "{", "}", "items", "iter()", "len()", "&mut",
             "buffer", "Ok(())", "if", "else", "while", "offset", "size", "index", "path",
         ];
-        let mut x = seed | 1;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut next = move || rng.u64(..);
         (0..lines)
             .map(|_| {
                 let indent = "    ".repeat((next() % 4) as usize);
@@ -797,13 +786,8 @@ mod pack {
         let mut files: Vec<Vec<String>> = (0..names.len())
             .map(|i| text(250 + 80 * i, 11 + i as u64))
             .collect();
-        let mut x = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = fastrand::Rng::with_seed(0x2545_F491_4F6C_DD1D);
+        let mut next = move || rng.u64(..);
         let save = |files: &Vec<Vec<String>>| {
             for (name, lines) in names.iter().zip(files) {
                 write(dir, name.as_bytes(), (lines.join("\n") + "\n").as_bytes());

@@ -776,13 +776,7 @@ proptest! {
         for i in 0..reps.len() {
             // A shuffled delivery order for each replica.
             let mut files: Vec<VerifiedChange> = all.verified.values().cloned().collect();
-            let mut s = seed.wrapping_add(i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-            for j in (1..files.len()).rev() {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                files.swap(j, (s % (j as u64 + 1)) as usize);
-            }
+            fastrand::Rng::with_seed(seed.wrapping_add(i as u64)).shuffle(&mut files);
             results.push(membership::evaluate_verified(files, None));
         }
         // One replica from the bytes, as `load` does: the same.

@@ -10,6 +10,14 @@ use hero_store::{CommitMeta, EntryKind, Expect, Repo, RepoPath, Signature};
 use hero_sync::SecretKey;
 use hero_sync::commitsig::{CommitSig, Kind};
 
+/// `len` pseudo-random bytes, the same for the same `seed` (incompressible: no compressor
+/// shrinks them, and no two seeds share a run).
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    fastrand::Rng::with_seed(seed).fill(&mut out);
+    out
+}
+
 /// Commits `files` onto `branch` of the repository at `repo` as the node of `key` and signs
 /// the commit, the way a modified client would: no check of its own on the way in. The
 /// commit's id in hex.

@@ -3,30 +3,26 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use hero_tests::Heroctl;
+
+pub(crate) use hero_tests::git;
+
 /// The heroctl cargo built for this test run.
 pub(crate) fn heroctl() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_BIN_EXE_heroctl"))
 }
 
+/// That heroctl with the network it chooses by default.
+pub(crate) fn bin() -> Heroctl {
+    Heroctl::default_net(heroctl())
+}
+
 pub(crate) fn run(repo: &Path, args: &[&str]) -> Output {
-    Command::new(heroctl())
-        .arg("-R")
-        .arg(repo)
-        .args(args)
-        .env("HERO_AUTHOR_NAME", "Tester")
-        .env("HERO_AUTHOR_EMAIL", "t@example.com")
-        .output()
-        .unwrap()
+    bin().run(repo, args)
 }
 
 pub(crate) fn ok(repo: &Path, args: &[&str]) -> String {
-    let out = run(repo, args);
-    assert!(
-        out.status.success(),
-        "heroctl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    bin().ok(repo, args)
 }
 
 /// Writes `files` (path, content) into `dir/src`, creates `dir/r.hero` and commits `src` with
@@ -112,26 +108,6 @@ fn blake3_hex(b: &[u8]) -> String {
     child.stdin.take().unwrap().write_all(b).unwrap();
     let o = child.wait_with_output().unwrap();
     String::from_utf8(o.stdout).unwrap().trim().to_owned()
-}
-
-pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "Ann")
-        .env("GIT_AUTHOR_EMAIL", "ann@example.com")
-        .env("GIT_COMMITTER_NAME", "Ann")
-        .env("GIT_COMMITTER_EMAIL", "ann@example.com")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use hero_tests::{Heroctl, require_fuse, wait_for};
 use serde_json::Value;
 
 mod authority;
@@ -18,57 +19,21 @@ fn heroctl() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_heroctl"))
 }
 
-fn require_fuse() {
-    assert!(
-        Path::new("/dev/fuse").exists(),
-        "these tests mount with FUSE: /dev/fuse is missing"
-    );
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join("fusermount3").exists()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "these tests need fusermount3 (apt-get install fuse3)"
-    );
+/// That heroctl, its peers on 127.0.0.1.
+fn bin() -> Heroctl {
+    Heroctl::local(heroctl())
 }
 
 fn cmd(repo: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(heroctl());
-    c.arg("-R")
-        .arg(repo)
-        .args(args)
-        .env("HERO_NET", "local")
-        .env("HERO_AUTHOR_NAME", "Tester")
-        .env("HERO_AUTHOR_EMAIL", "t@example.com")
-        .env_remove("NOTIFY_SOCKET");
-    c
+    bin().cmd(repo, args)
 }
 
 fn run(repo: &Path, args: &[&str]) -> Output {
-    cmd(repo, args).output().unwrap()
+    bin().run(repo, args)
 }
 
 fn ok(repo: &Path, args: &[&str]) -> String {
-    let out = run(repo, args);
-    assert!(
-        out.status.success(),
-        "heroctl {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Polls `f` until it returns `Some` or `secs` pass.
-fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    bin().ok(repo, args)
 }
 
 fn free_udp_port() -> u16 {

@@ -3,41 +3,22 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use crate::cli::{heroctl, ok};
+use hero_tests::{mounted, wait_until};
 
-fn mounted(dir: &Path) -> bool {
-    let want = dir.to_str().unwrap();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some(want))
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use crate::cli::{bin, ok};
 
 fn mount(repo: &Path, dir: &Path) -> Child {
-    let child = Command::new(heroctl())
-        .arg("-R")
-        .arg(repo)
-        .args(["mount", "--idle-ms", "60000", "--max-delay-ms", "60000"])
+    let child = bin()
+        .cmd(
+            repo,
+            &["mount", "--idle-ms", "60000", "--max-delay-ms", "60000"],
+        )
         .arg(dir)
-        .env("HERO_AUTHOR_NAME", "Tester")
-        .env("HERO_AUTHOR_EMAIL", "t@example.com")
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for("heroctl mount", || mounted(dir));
+    wait_until("heroctl mount", || mounted(dir));
     child
 }
 

@@ -6,40 +6,30 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use hero_store::{ObjType, ObjectId, Repo};
+use hero_tests::Heroctl;
 use serde_json::Value;
 
 pub(crate) use crate::cli::heroctl;
 
+/// The heroctl cargo built, its peers on 127.0.0.1.
+fn bin() -> Heroctl {
+    Heroctl::local(heroctl())
+}
+
 pub(crate) fn cmd(repo: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(heroctl());
-    c.arg("-R")
-        .arg(repo)
-        .args(args)
-        .env("HERO_NET", "local")
-        .env("HERO_AUTHOR_NAME", "Tester")
-        .env("HERO_AUTHOR_EMAIL", "t@example.com");
-    c
+    bin().cmd(repo, args)
 }
 
 pub(crate) fn run(repo: &Path, args: &[&str]) -> Output {
-    cmd(repo, args).output().unwrap()
+    bin().run(repo, args)
 }
 
 pub(crate) fn ok(repo: &Path, args: &[&str]) -> String {
-    let out = run(repo, args);
-    assert!(
-        out.status.success(),
-        "heroctl {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    bin().ok(repo, args)
 }
 
 pub(crate) fn json(repo: &Path, args: &[&str]) -> Value {
-    let mut a = vec!["--json"];
-    a.extend_from_slice(args);
-    serde_json::from_str(&ok(repo, &a)).unwrap()
+    bin().json(repo, args)
 }
 
 /// A running `heroctl serve`, killed on drop.

@@ -10,7 +10,8 @@ use redb::ReadableTable as _;
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use crate::db::{RefValue, WriteCtx};
+use crate::db::WriteCtx;
+use crate::refs::RefValue;
 use crate::error::{DbResultExt as _, Error, Result};
 use crate::file::{Pending, SMALL_FILE_MAX, StoredFile, read_head};
 use crate::id::ObjectId;

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::changes::{CommitMeta, Committed};
-use crate::db::RefValue;
+use crate::refs::RefValue;
 use crate::error::{Error, Result};
 use crate::file::{Pending, SMALL_FILE_MAX, read_head};
 use crate::id::ObjectId;

@@ -7,7 +7,7 @@
 //! [`POOL_IDLE`] is closed by either side; a dead one is replaced on the next use.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hero_store::Repo;
 use std::net::SocketAddr;
@@ -16,14 +16,12 @@ use iroh::endpoint::Connection;
 use iroh::{Endpoint, EndpointId, TransportAddr};
 
 use crate::error::{Result, SyncError};
+pub use crate::net::POOL_IDLE;
 use crate::net::CONNECT_TIMEOUT;
 use crate::session::{self, SyncReport};
 use crate::ticket::Ticket;
 use crate::transfer::ProgressFn;
 use crate::wire::{ALPN, Wire};
-
-/// How long an unused pooled connection stays open.
-pub const POOL_IDLE: Duration = Duration::from_secs(60);
 
 struct Entry {
     conn: Connection,

@@ -454,7 +454,7 @@ impl VerifiedChange {
 
 /// The key of a change's record in the document's root map.
 pub fn record_key(author: &EndpointId, seq: u64) -> String {
-    format!("{}/{seq}", crate::identity::hex(author.as_bytes()))
+    format!("{}/{seq}", hex::encode(author.as_bytes()))
 }
 
 fn build_change(

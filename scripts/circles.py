@@ -5,7 +5,9 @@ A module is one source file under a crate's src/ (`foo.rs`, `foo/mod.rs`, `foo/b
 depends on module B when A names B through a path: `use crate::b::...`, `crate::b::item` in an
 expression, `super::...` or `self::...`. References to the crate root (lib.rs, main.rs) are left
 out: the root declares every module, so counting them would join everything into one circle.
-A child module named without `self::` (`delta::encode` in `pack.rs`) counts too.
+A child module named without `self::` (`delta::encode` in `pack.rs`) counts too; paths inside an
+inline `mod name { ... }` resolve from that module, and inline test modules (`#[cfg(test)]`)
+are left out.
 A circle is a strongly connected group of two or more modules; the script prints each circle
 with its members and the count per crate, then the total.
 
@@ -18,7 +20,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-PATH_RE = re.compile(r"\b(crate|super|self)((?:\s*::\s*(?:\{[^;]*?\}|[A-Za-z_][A-Za-z0-9_]*))+)")
+PATH_RE = re.compile(r"\b(crate|super|self)((?:\s*::\s*(?:\{[^;]*?\}|[A-Za-z_][A-Za-z0-9_]*|\*))+)")
 
 def strip(text):
     """The text without comments, string and character literals (so paths in them do not count)."""
@@ -116,31 +118,55 @@ def resolve(mods, names):
     return None
 
 
+INLINE_MOD_RE = re.compile(r"(#\[cfg\(test\)\]\s*)?\b(?:pub(?:\([^)]*\))?\s+)?mod\s+([A-Za-z_][A-Za-z0-9_]*)\s*\{")
+
+
+def scopes(text, ctx):
+    """Splits `text` into (piece, module path) pairs: the body of an inline `mod name { ... }`
+    is in `ctx + (name,)`; inline test modules (`#[cfg(test)]`) are left out."""
+    out, pos = [], 0
+    while True:
+        m = INLINE_MOD_RE.search(text, pos)
+        if not m:
+            out.append((text[pos:], ctx))
+            return out
+        out.append((text[pos : m.start()], ctx))
+        depth, i = 1, m.end()
+        while i < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        if not m.group(1):
+            out.extend(scopes(text[m.end() : i - 1], ctx + (m.group(2),)))
+        pos = i
+
+
 def edges_of(mods, me, text):
     text = strip(text)
     deps = set()
-    for m in PATH_RE.finditer(text):
-        kind, rest = m.group(1), m.group(2).strip()
-        rest = re.sub(r"^::\s*", "", rest)
-        if kind == "crate":
-            base = []
-        elif kind == "self":
-            base = list(me)
-        else:
-            base = list(me[:-1])
-            # `super::super::x`
-            while rest.startswith("super"):
-                rest = re.sub(r"^super\s*::\s*", "", rest)
-                base = base[:-1]
-        for leaf in split_group(rest):
-            names = base + [x for x in leaf if x not in ("self", "*")]
-            target = resolve(mods, names)
-            if target is not None and target != me:
-                deps.add(target)
+    for piece, ctx in scopes(text, me):
+        for m in PATH_RE.finditer(piece):
+            kind, rest = m.group(1), m.group(2).strip()
+            rest = re.sub(r"^::\s*", "", rest)
+            if kind == "crate":
+                base = []
+            elif kind == "self":
+                base = list(ctx)
+            else:
+                base = list(ctx[:-1])
+                # `super::super::x`
+                while rest.startswith("super"):
+                    rest = re.sub(r"^super\s*::\s*", "", rest)
+                    base = base[:-1]
+            for leaf in split_group(rest):
+                names = base + [x for x in leaf if x not in ("self", "*")]
+                target = resolve(mods, names)
+                if target is not None and target != me:
+                    deps.add(target)
     # A child module named without `self::` (`delta::encode`, `use parse::ARGS_KEY`).
     children = [m[-1] for m in mods if len(m) == len(me) + 1 and m[: len(me)] == me]
+    code = "".join(piece for piece, _ in scopes(text, me))
     for child in children:
-        if re.search(r"(?<![\w:])" + child + r"\s*::", text):
+        if re.search(r"(?<![\w:])" + child + r"\s*::", code):
             deps.add(me + (child,))
     return deps
 

@@ -11,13 +11,13 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use crate::db::WriteCtx;
-use crate::refs::RefValue;
 use crate::error::{DbResultExt as _, Error, Result};
 use crate::file::{Pending, SMALL_FILE_MAX, StoredFile, read_head};
 use crate::id::ObjectId;
 use crate::object::{Commit, EntryKind, EntryMeta, Signature, Tag, Tree, TreeEntry};
 use crate::path::RepoPath;
 use crate::record::ObjType;
+use crate::refs::RefValue;
 use crate::refs::branch_ref;
 use crate::repo::{Repo, View};
 

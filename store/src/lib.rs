@@ -69,8 +69,8 @@ pub use object::{
 pub use path::{NameError, RepoPath, check_git_safe, is_git_unsafe, validate_name};
 pub use record::ObjType;
 pub use refs::{
-    BRANCH_PREFIX, RESERVED_BRANCH_PREFIX, RefMove, RefValue, TAG_PREFIX, branch_ref, check_ref_name,
-    is_reserved_branch, tag_ref,
+    BRANCH_PREFIX, RESERVED_BRANCH_PREFIX, RefMove, RefValue, TAG_PREFIX, branch_ref,
+    check_ref_name, is_reserved_branch, tag_ref,
 };
 pub use repo::{DEFAULT_BRANCH_KEY, MemoryBudget, Repo, View};
 pub use snapshot::{

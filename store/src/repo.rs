@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 use redb::{ConcurrencyMode, Database, ReadOnlyTable, ReadableDatabase, ReadableTable};
 
 use crate::db::{
-    self, CHAINS, FORMAT_VERSION, KV, META, OBJECTS, OLDEST_FORMAT, REFLOG, REFS, WriteCtx,
-    XREF,
+    self, CHAINS, FORMAT_VERSION, KV, META, OBJECTS, OLDEST_FORMAT, REFLOG, REFS, WriteCtx, XREF,
 };
 use crate::error::{DbResultExt as _, Error, Result};
 use crate::id::{ObjectId, hex_prefix};

@@ -10,13 +10,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::changes::{CommitMeta, Committed};
-use crate::refs::RefValue;
 use crate::error::{Error, Result};
 use crate::file::{Pending, SMALL_FILE_MAX, read_head};
 use crate::id::ObjectId;
 use crate::object::{Commit, EntryKind, EntryMeta, MODE_BITS, Owner, Timestamp, Tree, TreeEntry};
 use crate::path::RepoPath;
 use crate::record::{self, ObjType};
+use crate::refs::RefValue;
 use crate::refs::branch_ref;
 use crate::repo::{Repo, View};
 

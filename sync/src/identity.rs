@@ -7,8 +7,8 @@ use hero_store::private::WriteNew;
 use iroh::{EndpointId, SecretKey};
 
 pub use crate::error::KeyError;
-pub use crate::peer::peer_header;
 use crate::error::{Result, SyncError};
+pub use crate::peer::peer_header;
 
 /// The key file of a repository: `<repository file>.key`.
 pub fn key_path(repo_path: &Path) -> PathBuf {

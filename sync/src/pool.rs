@@ -16,8 +16,8 @@ use iroh::endpoint::Connection;
 use iroh::{Endpoint, EndpointId, TransportAddr};
 
 use crate::error::{Result, SyncError};
-pub use crate::net::POOL_IDLE;
 use crate::net::CONNECT_TIMEOUT;
+pub use crate::net::POOL_IDLE;
 use crate::session::{self, SyncReport};
 use crate::ticket::Ticket;
 use crate::transfer::ProgressFn;

@@ -34,11 +34,7 @@ pub(crate) fn repo_with(
 ) -> (std::path::PathBuf, std::path::PathBuf) {
     let repo = dir.join("r.hero");
     let src = dir.join("src");
-    for (path, content) in files {
-        let p = src.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, content).unwrap();
-    }
+    hero_tests::write_files(&src, files);
     std::fs::create_dir_all(&src).unwrap();
     ok(&repo, &["init"]);
     ok(&repo, &["commit", src.to_str().unwrap(), "-m", message]);
@@ -114,11 +110,7 @@ fn blake3_hex(b: &[u8]) -> String {
 fn import_verify_export_git_through_heroctl() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    git(&src, &["init", "-q", "-b", "main"]);
-    std::fs::write(src.join("a.txt"), "one\n").unwrap();
-    git(&src, &["add", "-A"]);
-    git(&src, &["commit", "-qm", "first"]);
+    hero_tests::git_repo_with(&src, "main", &[("a.txt", "one\n")], "first");
     git(&src, &["tag", "-a", "v1", "-m", "release one"]);
     std::fs::write(src.join("a.txt"), "two\n").unwrap();
     git(&src, &["commit", "-qam", "second"]);
@@ -190,11 +182,7 @@ fn commits_record_the_peer_id_of_the_repository() {
 fn an_imported_project_whose_trunk_is_master_works_with_plain_commands() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    git(&src, &["init", "-q", "-b", "master"]);
-    std::fs::write(src.join("a.txt"), "one\n").unwrap();
-    git(&src, &["add", "-A"]);
-    git(&src, &["commit", "-qm", "first on master"]);
+    hero_tests::git_repo_with(&src, "master", &[("a.txt", "one\n")], "first on master");
     git(&src, &["branch", "alpha"]);
     git(&src, &["checkout", "-q", "-b", "zeta"]);
     std::fs::write(src.join("a.txt"), "two\n").unwrap();
@@ -270,11 +258,7 @@ fn import_renaming_refused(repo: &Path, src: &Path) -> serde_json::Value {
 fn an_import_never_moves_a_branch_holding_work_it_does_not_contain() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    git(&src, &["init", "-q", "-b", "main"]);
-    std::fs::write(src.join("infra.txt"), "infra\n").unwrap();
-    git(&src, &["add", "-A"]);
-    git(&src, &["commit", "-qm", "infra"]);
+    hero_tests::git_repo_with(&src, "main", &[("infra.txt", "infra\n")], "infra");
     git(&src, &["branch", "side"]);
 
     // The store's main holds unrelated work.
@@ -320,11 +304,12 @@ fn an_import_never_moves_a_branch_holding_work_it_does_not_contain() {
 fn an_import_never_writes_heros_own_branches() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    git(&src, &["init", "-q", "-b", "main"]);
-    std::fs::write(src.join("members.txt"), "not a membership\n").unwrap();
-    git(&src, &["add", "-A"]);
-    git(&src, &["commit", "-qm", "lookalike"]);
+    hero_tests::git_repo_with(
+        &src,
+        "main",
+        &[("members.txt", "not a membership\n")],
+        "lookalike",
+    );
     git(&src, &["branch", "hero/membership"]);
 
     // `init` made the membership; its head must not move.

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use hero_store::{ObjType, ObjectId, Repo};
-use hero_tests::Heroctl;
+use hero_tests::{Heroctl, write_files};
 use serde_json::Value;
 
 pub(crate) use crate::cli::heroctl;
@@ -83,24 +83,22 @@ pub(crate) fn id(repo: &Path) -> String {
 
 /// Checks out main, applies `files`, commits.
 pub(crate) fn edit(repo: &Path, files: &[(&str, &[u8])], msg: &str) {
+    edit_branch(repo, "main", files, msg);
+}
+
+/// Checks out `branch` into a directory of its own beside the repository, applies `files`,
+/// commits, and removes the directory.
+pub(crate) fn edit_branch(repo: &Path, branch: &str, files: &[(&str, &[u8])], msg: &str) {
     let work = repo.with_extension(format!("work-{}", rand_suffix()));
-    ok(repo, &["checkout", "main", work.to_str().unwrap()]);
-    for (p, c) in files {
-        let p = work.join(p);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, c).unwrap();
-    }
+    ok(repo, &["checkout", branch, work.to_str().unwrap()]);
+    write_files(&work, files);
     ok(repo, &["commit", work.to_str().unwrap(), "-m", msg]);
     std::fs::remove_dir_all(&work).unwrap();
 }
 
 pub(crate) fn first_commit(repo: &Path, files: &[(&str, &[u8])]) {
     let work = repo.with_extension("init-work");
-    for (p, c) in files {
-        let p = work.join(p);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, c).unwrap();
-    }
+    write_files(&work, files);
     ok(repo, &["init"]);
     ok(repo, &["commit", work.to_str().unwrap(), "-m", "first"]);
 }

@@ -35,6 +35,27 @@ pub struct CommitMeta {
 }
 
 impl CommitMeta {
+    /// Stores the commit of `tree` with `parents` and this metadata in `w`; its id.
+    pub(crate) fn put_commit(
+        self,
+        w: &mut WriteCtx<'_>,
+        tree: ObjectId,
+        parents: Vec<ObjectId>,
+    ) -> Result<ObjectId> {
+        let commit = Commit {
+            tree,
+            parents,
+            author: self.author,
+            committer: self.committer,
+            message: self.message,
+            extra: self.extra,
+        };
+        let raw = commit.encode();
+        let id = ObjectId::of(&raw);
+        w.put(ObjType::Commit, &id, &raw, None)?;
+        Ok(id)
+    }
+
     /// Author and committer are the same signature.
     pub fn new(sig: Signature, message: impl Into<Vec<u8>>) -> Self {
         CommitMeta {
@@ -637,17 +658,8 @@ impl ChangeSet<'_> {
                     created: false,
                 });
             }
-            let commit = Commit {
-                tree: tree_id,
-                parents: head.into_iter().chain(extra_parents).collect(),
-                author: meta.author,
-                committer: meta.committer,
-                message: meta.message,
-                extra: meta.extra,
-            };
-            let raw = commit.encode();
-            let id = ObjectId::of(&raw);
-            w.put(ObjType::Commit, &id, &raw, None)?;
+            let parents = head.into_iter().chain(extra_parents).collect();
+            let id = meta.put_commit(w, tree_id, parents)?;
             w.set_ref(
                 &refname,
                 head.map(RefValue::Commit),

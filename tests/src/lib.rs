@@ -147,6 +147,16 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Makes a git repository at `dir` (created if missing) on branch `branch`, with `files` in one
+/// commit of message `msg`.
+pub fn git_repo_with<C: AsRef<[u8]>>(dir: &Path, branch: &str, files: &[(&str, C)], msg: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    git(dir, &["init", "-q", "-b", branch]);
+    write_files(dir, files);
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-qm", msg]);
+}
+
 /// [`git`] with `input` on its stdin; its stdout, trimmed.
 pub fn git_with_input(dir: &Path, args: &[&str], input: &str) -> String {
     let mut child = git_cmd(dir, args)
@@ -181,6 +191,15 @@ fn git_cmd(dir: &Path, args: &[&str]) -> Command {
         .env("GIT_COMMITTER_NAME", "Ann")
         .env("GIT_COMMITTER_EMAIL", "ann@example.com");
     c
+}
+
+/// Writes `files` (path relative to `dir`, content) under `dir`, making directories on the way.
+pub fn write_files<C: AsRef<[u8]>>(dir: &Path, files: &[(&str, C)]) {
+    for (path, content) in files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
 }
 
 /// `len` pseudo-random bytes, the same for the same `seed` (incompressible: no compressor

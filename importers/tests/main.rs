@@ -824,6 +824,17 @@ mod pack {
         }
     }
 
+    /// A fixture whose git repository `src` holds [`build_edits`] of `commits` commits, and its
+    /// store with that history imported.
+    fn imported_edits(commits: usize) -> (Fixture, PathBuf, hero_store::Repo) {
+        let fx = Fixture::new();
+        let src = fx.init_git("src");
+        build_edits(&src, commits);
+        let repo = fx.store();
+        import_git(&repo, &src, &ImportOptions::default()).unwrap();
+        (fx, src, repo)
+    }
+
     fn export(repo: &hero_store::Repo, dst: &Path) -> ExportReport {
         export_git(repo, dst, &ExportOptions::default()).unwrap()
     }
@@ -890,11 +901,7 @@ mod pack {
 
     #[test]
     fn export_pack_is_no_larger_than_git_gc() {
-        let fx = Fixture::new();
-        let src = fx.init_git("src");
-        build_edits(&src, 150);
-        let repo = fx.store();
-        import_git(&repo, &src, &ImportOptions::default()).unwrap();
+        let (fx, src, repo) = imported_edits(150);
         let dst = fx.path("out.git");
         let report = export(&repo, &dst);
         git(&dst, &["fsck", "--strict", "--no-progress"]);
@@ -931,11 +938,7 @@ mod pack {
 
     #[test]
     fn rerun_writes_a_second_pack_of_only_the_new_objects() {
-        let fx = Fixture::new();
-        let src = fx.init_git("src");
-        build_edits(&src, 40);
-        let repo = fx.store();
-        import_git(&repo, &src, &ImportOptions::default()).unwrap();
+        let (fx, src, repo) = imported_edits(40);
         let dst = fx.path("out.git");
         let first = export(&repo, &dst);
         let first_pack = first.pack.clone().unwrap();

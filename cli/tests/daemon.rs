@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use hero_tests::{Heroctl, require_fuse, wait_for};
+use hero_tests::{Heroctl, require_fuse, signal, wait_for};
 use serde_json::Value;
 
 mod authority;
@@ -125,11 +125,7 @@ impl Node {
 
     fn signal(&mut self, sig: &str) -> std::process::ExitStatus {
         let mut child = self.daemon.take().expect("daemon running");
-        let st = Command::new("kill")
-            .args([sig, &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(st.success());
+        signal(&child, sig);
         child.wait().unwrap()
     }
 }
@@ -435,14 +431,7 @@ fn ready_is_signalled_once_mounted_and_sighup_rereads_the_configuration() {
     );
 
     let applied = node.status()["config"]["applied"].as_u64().unwrap();
-    let pid = node.daemon.as_ref().unwrap().id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(node.daemon.as_ref().unwrap(), "-HUP");
     wait_for(30, "SIGHUP re-reading the configuration", || {
         (node.status()["config"]["applied"].as_u64() == Some(applied + 1)).then_some(())
     });
@@ -562,13 +551,7 @@ fn heroctl_watch_runs_for_a_commit_from_another_process_and_not_when_the_check_f
     assert_eq!(next_line(), "conf/app.conf: ok");
     // The command did not run for the refused version.
     assert_eq!(lines(&hits), ["good 2", "good 3"]);
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(&child, "-TERM");
     assert!(child.wait().unwrap().success());
 }
 
@@ -605,13 +588,7 @@ fn the_local_file_names_the_repository_and_the_mount() {
         Some("hello\n")
     );
     assert_eq!(node.status()["mount"], node.mnt.display().to_string());
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(&child, "-TERM");
     assert!(child.wait().unwrap().success());
 }
 

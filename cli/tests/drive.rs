@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use hero_tests::{mounted, wait_until};
+use hero_tests::{mounted, signal, wait_until};
 
 use crate::cli::{bin, ok};
 
@@ -20,15 +20,6 @@ fn mount(repo: &Path, dir: &Path) -> Child {
         .unwrap();
     wait_until("heroctl mount", || mounted(dir));
     child
-}
-
-fn signal(child: &Child, sig: &str) {
-    let st = Command::new("kill")
-        .arg(sig)
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(st.success());
 }
 
 fn sh(dir: &Path, script: &str) {

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use hero_store::{CommitMeta, EntryKind, Expect, Repo, RepoPath, Signature};
 
-use hero_tests::{git_with_input, mounted, wait_until};
+use hero_tests::{git_with_input, mounted, signal, wait_until};
 
 use crate::cli::{bin, git, heroctl, ok, run};
 
@@ -179,12 +179,7 @@ impl Mount {
     }
 
     fn stop(self) {
-        let st = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(st.success());
+        signal(&self.child, "-TERM");
         let out = self.child.wait_with_output().unwrap();
         assert!(out.status.success(), "heroctl mount: {}", stderr(&out));
         assert!(!mounted(&self.dir));
@@ -254,12 +249,7 @@ impl Share {
     }
 
     fn stop(mut self) {
-        let st = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(st.success());
+        signal(&self.child, "-TERM");
         self.child.wait().unwrap();
     }
 }

@@ -11,7 +11,7 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use hero_store::{CommitMeta, EntryKind, Expect, Repo, RepoPath, Signature};
@@ -109,6 +109,17 @@ pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T
 /// Polls `f` until it holds, for up to 30 s.
 pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     wait_for(30, what, || f().then_some(()));
+}
+
+/// Sends `sig` (`-TERM`, `-HUP`, …) to the process `child` with kill(1); the signal must be
+/// delivered.
+pub fn signal(child: &Child, sig: &str) {
+    let st = Command::new("kill")
+        .arg(sig)
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(st.success(), "kill {sig} {}", child.id());
 }
 
 /// Fails the test unless FUSE mounts can be made here (`/dev/fuse` and `fusermount3`).

@@ -123,12 +123,7 @@ mod common {
         Repo::open(repo).unwrap().branch_head("main").unwrap()
     }
 
-    /// Deterministic pseudo-random bytes.
-    pub fn noise(seed: u64, len: usize) -> Vec<u8> {
-        let mut out = vec![0u8; len];
-        fastrand::Rng::with_seed(seed).fill(&mut out);
-        out
-    }
+    pub use hero_tests::noise;
 }
 
 mod litmus {

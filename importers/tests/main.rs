@@ -83,12 +83,7 @@ mod util {
         git(dir, &["rev-list", "--all", "--topo-order"])
     }
 
-    /// Deterministic pseudo-random bytes.
-    pub fn noise(len: usize, seed: u64) -> Vec<u8> {
-        let mut out = vec![0u8; len];
-        fastrand::Rng::with_seed(seed).fill(&mut out);
-        out
-    }
+    pub use hero_tests::noise;
 
     pub struct Fixture {
         pub tmp: tempfile::TempDir,
@@ -154,7 +149,7 @@ mod rich {
         git(dir, &["tag", "light"]);
         git(dir, &["tag", "-a", "v1.0", "-m", "release 1.0\n\nnotes"]);
         // A large binary file, chunked by the store.
-        write(dir, b"data/big.bin", &noise(3 << 20, 7));
+        write(dir, b"data/big.bin", &noise(7, 3 << 20));
         commit_all(dir, "big file");
         // A branch and a merge, with a rename on the side.
         git(dir, &["checkout", "-q", "-b", "feature"]);
@@ -247,7 +242,7 @@ gpgsig -----BEGIN PGP SIGNATURE-----\n \n iQEzBAABCAAdFiEE\n =abcd\n -----END PG
         assert_eq!(e(b"caf\xe9/na\xefve.txt").kind, EntryKind::File);
         let big = e(b"data/big.bin");
         assert_eq!(big.size, 3 << 20);
-        assert_eq!(v.read_file(&big.id, 4 << 20).unwrap(), noise(3 << 20, 7));
+        assert_eq!(v.read_file(&big.id, 4 << 20).unwrap(), noise(7, 3 << 20));
         assert!(e(b"src/app.rs").kind == EntryKind::File);
         // The merge has two parents; the encoding header and latin-1 message are verbatim.
         let head = repo.commit(&main).unwrap();

@@ -21,6 +21,8 @@
 //! most 127 bytes. [`encode`] gives up as soon as its output reaches a caller's limit, which
 //! is how the base search drops a poor candidate cheaply.
 
+use hero_store::codec::put_varint;
+
 /// Length of the hashed windows, and so the shortest match the encoder finds.
 const BLOCK: usize = 16;
 /// Candidates examined for one target position.
@@ -139,15 +141,6 @@ fn common_suffix(a: &[u8], b: &[u8]) -> usize {
         .zip(b.iter().rev())
         .take_while(|(x, y)| x == y)
         .count()
-}
-
-/// Appends `n` as a delta header varint.
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
 }
 
 fn put_inserts(out: &mut Vec<u8>, mut bytes: &[u8]) {
@@ -301,17 +294,10 @@ pub(crate) fn encode(index: &Index, base: &[u8], target: &[u8], limit: usize) ->
 #[cfg(test)]
 pub(crate) fn apply(base: &[u8], delta: &[u8]) -> Option<Vec<u8>> {
     fn varint(d: &[u8], at: &mut usize) -> Option<u64> {
-        let mut n = 0u64;
-        let mut shift = 0;
-        loop {
-            let b = *d.get(*at)?;
-            *at += 1;
-            n |= u64::from(b & 0x7f).checked_shl(shift)?;
-            if b & 0x80 == 0 {
-                return Some(n);
-            }
-            shift += 7;
-        }
+        let mut r = hero_store::codec::ByteReader::new(d.get(*at..)?);
+        let n = r.varint().ok()?;
+        *at = d.len() - r.remaining();
+        Some(n)
     }
     let mut at = 0;
     if varint(delta, &mut at)? != base.len() as u64 {

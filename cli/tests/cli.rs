@@ -3,30 +3,26 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use hero_tests::Heroctl;
+
+pub(crate) use hero_tests::git;
+
 /// The heroctl cargo built for this test run.
 pub(crate) fn heroctl() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_BIN_EXE_heroctl"))
 }
 
+/// That heroctl with the network it chooses by default.
+pub(crate) fn bin() -> Heroctl {
+    Heroctl::default_net(heroctl())
+}
+
 pub(crate) fn run(repo: &Path, args: &[&str]) -> Output {
-    Command::new(heroctl())
-        .arg("-R")
-        .arg(repo)
-        .args(args)
-        .env("HERO_AUTHOR_NAME", "Tester")
-        .env("HERO_AUTHOR_EMAIL", "t@example.com")
-        .output()
-        .unwrap()
+    bin().run(repo, args)
 }
 
 pub(crate) fn ok(repo: &Path, args: &[&str]) -> String {
-    let out = run(repo, args);
-    assert!(
-        out.status.success(),
-        "heroctl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    bin().ok(repo, args)
 }
 
 /// Writes `files` (path, content) into `dir/src`, creates `dir/r.hero` and commits `src` with
@@ -38,11 +34,7 @@ pub(crate) fn repo_with(
 ) -> (std::path::PathBuf, std::path::PathBuf) {
     let repo = dir.join("r.hero");
     let src = dir.join("src");
-    for (path, content) in files {
-        let p = src.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, content).unwrap();
-    }
+    hero_tests::write_files(&src, files);
     std::fs::create_dir_all(&src).unwrap();
     ok(&repo, &["init"]);
     ok(&repo, &["commit", src.to_str().unwrap(), "-m", message]);
@@ -114,35 +106,11 @@ fn blake3_hex(b: &[u8]) -> String {
     String::from_utf8(o.stdout).unwrap().trim().to_owned()
 }
 
-pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "Ann")
-        .env("GIT_AUTHOR_EMAIL", "ann@example.com")
-        .env("GIT_COMMITTER_NAME", "Ann")
-        .env("GIT_COMMITTER_EMAIL", "ann@example.com")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[test]
 fn import_verify_export_git_through_heroctl() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    git(&src, &["init", "-q", "-b", "main"]);
-    std::fs::write(src.join("a.txt"), "one\n").unwrap();
-    git(&src, &["add", "-A"]);
-    git(&src, &["commit", "-qm", "first"]);
+    hero_tests::git_repo_with(&src, "main", &[("a.txt", "one\n")], "first");
     git(&src, &["tag", "-a", "v1", "-m", "release one"]);
     std::fs::write(src.join("a.txt"), "two\n").unwrap();
     git(&src, &["commit", "-qam", "second"]);
@@ -214,11 +182,7 @@ fn commits_record_the_peer_id_of_the_repository() {
 fn an_imported_project_whose_trunk_is_master_works_with_plain_commands() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    git(&src, &["init", "-q", "-b", "master"]);
-    std::fs::write(src.join("a.txt"), "one\n").unwrap();
-    git(&src, &["add", "-A"]);
-    git(&src, &["commit", "-qm", "first on master"]);
+    hero_tests::git_repo_with(&src, "master", &[("a.txt", "one\n")], "first on master");
     git(&src, &["branch", "alpha"]);
     git(&src, &["checkout", "-q", "-b", "zeta"]);
     std::fs::write(src.join("a.txt"), "two\n").unwrap();
@@ -294,11 +258,7 @@ fn import_renaming_refused(repo: &Path, src: &Path) -> serde_json::Value {
 fn an_import_never_moves_a_branch_holding_work_it_does_not_contain() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    git(&src, &["init", "-q", "-b", "main"]);
-    std::fs::write(src.join("infra.txt"), "infra\n").unwrap();
-    git(&src, &["add", "-A"]);
-    git(&src, &["commit", "-qm", "infra"]);
+    hero_tests::git_repo_with(&src, "main", &[("infra.txt", "infra\n")], "infra");
     git(&src, &["branch", "side"]);
 
     // The store's main holds unrelated work.
@@ -344,11 +304,12 @@ fn an_import_never_moves_a_branch_holding_work_it_does_not_contain() {
 fn an_import_never_writes_heros_own_branches() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    git(&src, &["init", "-q", "-b", "main"]);
-    std::fs::write(src.join("members.txt"), "not a membership\n").unwrap();
-    git(&src, &["add", "-A"]);
-    git(&src, &["commit", "-qm", "lookalike"]);
+    hero_tests::git_repo_with(
+        &src,
+        "main",
+        &[("members.txt", "not a membership\n")],
+        "lookalike",
+    );
     git(&src, &["branch", "hero/membership"]);
 
     // `init` made the membership; its head must not move.
@@ -772,25 +733,12 @@ fn a_directory_round_trips_its_modes_owners_and_times() {
     );
 }
 
-/// Bytes no compressor shrinks (so they are stored verbatim and can be found in the file).
-fn incompressible(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 #[test]
 fn a_corrupt_object_read_by_cat_or_checkout_exits_5_like_verify() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
-    let content = incompressible(7, 3_000_000);
+    let content = hero_tests::noise(7, 3_000_000);
     std::fs::write(src.join("secret.bin"), &content).unwrap();
     let repo = tmp.path().join("r.hero");
     ok(&repo, &["init"]);

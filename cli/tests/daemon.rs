@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use hero_tests::{Heroctl, require_fuse, signal, wait_for};
 use serde_json::Value;
 
 mod authority;
@@ -18,57 +19,21 @@ fn heroctl() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_heroctl"))
 }
 
-fn require_fuse() {
-    assert!(
-        Path::new("/dev/fuse").exists(),
-        "these tests mount with FUSE: /dev/fuse is missing"
-    );
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join("fusermount3").exists()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "these tests need fusermount3 (apt-get install fuse3)"
-    );
+/// That heroctl, its peers on 127.0.0.1.
+fn bin() -> Heroctl {
+    Heroctl::local(heroctl())
 }
 
 fn cmd(repo: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(heroctl());
-    c.arg("-R")
-        .arg(repo)
-        .args(args)
-        .env("HERO_NET", "local")
-        .env("HERO_AUTHOR_NAME", "Tester")
-        .env("HERO_AUTHOR_EMAIL", "t@example.com")
-        .env_remove("NOTIFY_SOCKET");
-    c
+    bin().cmd(repo, args)
 }
 
 fn run(repo: &Path, args: &[&str]) -> Output {
-    cmd(repo, args).output().unwrap()
+    bin().run(repo, args)
 }
 
 fn ok(repo: &Path, args: &[&str]) -> String {
-    let out = run(repo, args);
-    assert!(
-        out.status.success(),
-        "heroctl {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Polls `f` until it returns `Some` or `secs` pass.
-fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    bin().ok(repo, args)
 }
 
 fn free_udp_port() -> u16 {
@@ -160,11 +125,7 @@ impl Node {
 
     fn signal(&mut self, sig: &str) -> std::process::ExitStatus {
         let mut child = self.daemon.take().expect("daemon running");
-        let st = Command::new("kill")
-            .args([sig, &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(st.success());
+        signal(&child, sig);
         child.wait().unwrap()
     }
 }
@@ -488,14 +449,7 @@ fn ready_is_signalled_once_mounted_and_sighup_rereads_the_configuration() {
     );
 
     let applied = node.status()["config"]["applied"].as_u64().unwrap();
-    let pid = node.daemon.as_ref().unwrap().id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(node.daemon.as_ref().unwrap(), "-HUP");
     wait_for(30, "SIGHUP re-reading the configuration", || {
         (node.status()["config"]["applied"].as_u64() == Some(applied + 1)).then_some(())
     });
@@ -615,13 +569,7 @@ fn heroctl_watch_runs_for_a_commit_from_another_process_and_not_when_the_check_f
     assert_eq!(next_line(), "conf/app.conf: ok");
     // The command did not run for the refused version.
     assert_eq!(lines(&hits), ["good 2", "good 3"]);
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(&child, "-TERM");
     assert!(child.wait().unwrap().success());
 }
 
@@ -658,13 +606,7 @@ fn the_local_file_names_the_repository_and_the_mount() {
         Some("hello\n")
     );
     assert_eq!(node.status()["mount"], node.mnt.display().to_string());
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(&child, "-TERM");
     assert!(child.wait().unwrap().success());
 }
 

@@ -3,56 +3,28 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use crate::cli::{heroctl, ok};
+use hero_tests::{mounted, signal, wait_until};
 
-fn mounted(dir: &Path) -> bool {
-    let want = dir.to_str().unwrap();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some(want))
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use crate::cli::{bin, ok};
 
 fn mount(repo: &Path, dir: &Path) -> Child {
     mount_with(repo, dir, &[])
 }
 
 fn mount_with(repo: &Path, dir: &Path, extra: &[&str]) -> Child {
-    let child = Command::new(heroctl())
-        .arg("-R")
-        .arg(repo)
-        .args(["mount", "--idle-ms", "60000", "--max-delay-ms", "60000"])
+    let child = bin()
+        .cmd(
+            repo,
+            &["mount", "--idle-ms", "60000", "--max-delay-ms", "60000"],
+        )
         .args(extra)
         .arg(dir)
-        .env("HERO_AUTHOR_NAME", "Tester")
-        .env("HERO_AUTHOR_EMAIL", "t@example.com")
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for("heroctl mount", || mounted(dir));
+    wait_until("heroctl mount", || mounted(dir));
     child
-}
-
-fn signal(child: &Child, sig: &str) {
-    let st = Command::new("kill")
-        .arg(sig)
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(st.success());
 }
 
 fn sh(dir: &Path, script: &str) {

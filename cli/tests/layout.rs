@@ -2,12 +2,13 @@
 //! the middle of it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use hero_store::{ObjectId, Repo};
 
 use crate::cli::{heroctl, ok};
+use hero_tests::noise;
 
 /// The format-1 fixture of hero-store, copied into `dir`.
 fn fixture(dir: &Path) -> PathBuf {
@@ -15,20 +16,6 @@ fn fixture(dir: &Path) -> PathBuf {
     let dst = dir.join("format1.hero");
     std::fs::copy(&src, &dst).unwrap();
     dst
-}
-
-/// Deterministic incompressible bytes (xorshift).
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 /// Adds `n` large blobs to a format-1 repository the way format 1 stores them (one plain record
@@ -70,6 +57,36 @@ fn io_of(child: &Child) -> Option<(u64, u64)> {
             .and_then(|v| v.trim().parse().ok())
     };
     Some((field("rchar:")?, field("wchar:")?))
+}
+
+/// Runs `heroctl -R path args` and kills it (SIGKILL) once it has read `read` and written
+/// `written` bytes, unless it ends first; its exit status.
+fn killed_once_it_did_io(path: &Path, args: &[&str], read: u64, written: u64) -> ExitStatus {
+    let mut child = Command::new(heroctl())
+        .arg("-R")
+        .arg(path)
+        .args(args)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if let Some((r, w)) = io_of(&child)
+            && r >= read
+            && w >= written
+        {
+            child.kill().unwrap();
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "heroctl {args:?} neither ran nor ended"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.wait().unwrap()
 }
 
 /// The repository opens, verifies, holds everything the fixture and the added blobs hold, and
@@ -126,28 +143,7 @@ fn kill_9_during_upgrade_leaves_the_old_or_the_new_repository_whole() {
     // has written as much as it read (committing or compacting).
     let points: [(u64, u64); 3] = [(data / 3, 0), (data, 0), (0, data)];
     for (read, written) in points {
-        let mut child = Command::new(heroctl())
-            .arg("-R")
-            .arg(&path)
-            .arg("upgrade")
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                break;
-            }
-            if let Some((r, w)) = io_of(&child)
-                && r >= read
-                && w >= written
-            {
-                child.kill().unwrap();
-                break;
-            }
-            assert!(Instant::now() < deadline, "upgrade neither ran nor ended");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let status = child.wait().unwrap();
+        let status = killed_once_it_did_io(&path, &["upgrade"], read, written);
         let format = check_whole(&path, head, &blobs);
         if !status.success() && format == 1 {
             killed_at_1 += 1;
@@ -215,28 +211,7 @@ fn kill_9_during_gc_leaves_a_whole_repository_and_nothing_beside_it() {
     let data = 300 * 100_000u64;
     let mut killed = 0;
     for (read, written) in [(data / 4, 0), (data, 0), (0, data / 4)] {
-        let mut child = Command::new(heroctl())
-            .arg("-R")
-            .arg(&path)
-            .args(["gc", "--grace", "0"])
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                break;
-            }
-            if let Some((r, w)) = io_of(&child)
-                && r >= read
-                && w >= written
-            {
-                child.kill().unwrap();
-                break;
-            }
-            assert!(Instant::now() < deadline, "gc neither ran nor ended");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        if !child.wait().unwrap().success() {
+        if !killed_once_it_did_io(&path, &["gc", "--grace", "0"], read, written).success() {
             killed += 1;
         }
         let names: Vec<_> = std::fs::read_dir(tmp.path())

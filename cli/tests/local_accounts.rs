@@ -25,6 +25,22 @@ fn require_root_and_setpriv() {
     );
 }
 
+/// A mount at `.0` served by the process `.1`: on drop the process is stopped and the mount
+/// lazily unmounted, whatever the test did.
+struct Unmount<'a>(&'a Path, Child);
+
+impl Drop for Unmount<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.1.id().to_string()).status();
+        let _ = self.1.wait();
+        let _ = Command::new("fusermount3")
+            .args(["-u", "-z"])
+            .arg(self.0)
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 /// The effective uid, from the owner of a file this process creates.
 fn euid() -> u32 {
     let f = tempfile::NamedTempFile::new().unwrap();
@@ -242,18 +258,6 @@ fn another_account_reads_neither_the_spill_nor_the_repository_file() {
         .and_then(Result::ok)
         .unwrap_or_else(|| panic!("the mount did not start: {:?}", mount.wait()));
     assert!(mounted.starts_with("mounted"), "{mounted}");
-    struct Unmount<'a>(&'a Path, Child);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = Command::new("kill").arg(self.1.id().to_string()).status();
-            let _ = self.1.wait();
-            let _ = Command::new("fusermount3")
-                .args(["-u", "-z"])
-                .arg(self.0)
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
     let mut guard = Unmount(&mnt, mount);
     std::fs::set_permissions(&mnt, std::fs::Permissions::from_mode(0o755)).unwrap();
 
@@ -368,18 +372,6 @@ fn another_account_cannot_write_the_configuration_through_the_mount() {
     let mut lines = BufReader::new(mount.stdout.take().unwrap()).lines();
     let mounted = lines.next().and_then(Result::ok).unwrap_or_default();
     assert!(mounted.starts_with("mounted"), "{mounted}");
-    struct Unmount<'a>(&'a Path, Child);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = Command::new("kill").arg(self.1.id().to_string()).status();
-            let _ = self.1.wait();
-            let _ = Command::new("fusermount3")
-                .args(["-u", "-z"])
-                .arg(self.0)
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
     let _guard = Unmount(&mnt, mount);
     std::fs::set_permissions(&mnt, std::fs::Permissions::from_mode(0o777)).unwrap();
     std::fs::create_dir(mnt.join(".hero")).unwrap();

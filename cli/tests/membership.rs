@@ -8,7 +8,7 @@ use hero_sync::membership::{self, Op, Role};
 use hero_sync::{EndpointId, SecretKey};
 use serde_json::Value;
 
-use crate::sync::{Server, edit, first_commit, head, id, json, ok, run, serve};
+use crate::sync::{Server, edit, edit_branch, first_commit, head, id, json, ok, run, serve};
 
 /// Exit code of a refusal (cli/src/error.rs).
 const REFUSED: i32 = 4;
@@ -73,16 +73,7 @@ fn edit_on(repo: &Path, branch: &str, files: &[(&str, &[u8])], msg: &str) {
     if head(repo, branch).is_empty() {
         ok(repo, &["branch", branch, "main"]);
     }
-    let work = repo.with_extension(format!("work-{branch}"));
-    let _ = std::fs::remove_dir_all(&work);
-    ok(repo, &["checkout", branch, work.to_str().unwrap()]);
-    for (p, c) in files {
-        let p = work.join(p);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, c).unwrap();
-    }
-    ok(repo, &["commit", work.to_str().unwrap(), "-m", msg]);
-    std::fs::remove_dir_all(&work).unwrap();
+    edit_branch(repo, branch, files, msg);
 }
 
 struct Fleet {
@@ -551,23 +542,14 @@ fn git_imports_are_vouched_for_by_the_importer_within_its_scope() {
     );
     ok(&p, &["join", &invite(&o, &["--role", "reader"])]);
     let src = f.dir.join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    crate::cli::git(&src, &["init", "-q", "-b", "main"]);
-    std::fs::create_dir_all(src.join("docs")).unwrap();
-    std::fs::write(src.join("docs/a.md"), "one\n").unwrap();
-    crate::cli::git(&src, &["add", "-A"]);
-    crate::cli::git(&src, &["commit", "-qm", "docs only"]);
+    hero_tests::git_repo_with(&src, "main", &[("docs/a.md", "one\n")], "docs only");
     let src = src.to_str().unwrap();
     // Inside its scope, a writer's import is signed by it and accepted.
     ok(&w, &["import", "git", src, "--branch-prefix", "in/"]);
     ok(&w, &["push", "origin", "in/main"]);
     // Outside its scope: refused, the imported commit named.
     let src2 = f.dir.join("src2");
-    std::fs::create_dir_all(&src2).unwrap();
-    crate::cli::git(&src2, &["init", "-q", "-b", "main"]);
-    std::fs::write(src2.join("setup.sh"), "rm -rf /\n").unwrap();
-    crate::cli::git(&src2, &["add", "-A"]);
-    crate::cli::git(&src2, &["commit", "-qm", "outside"]);
+    hero_tests::git_repo_with(&src2, "main", &[("setup.sh", "rm -rf /\n")], "outside");
     let src2 = src2.to_str().unwrap();
     ok(&w, &["import", "git", src2, "--branch-prefix", "out/"]);
     let err = refused(&w, &["push", "origin", "out/main"]);

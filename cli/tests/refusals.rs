@@ -6,42 +6,12 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use hero_store::{CommitMeta, EntryKind, Expect, Repo, RepoPath, Signature};
 
-use crate::cli::{git, heroctl, ok, run};
+use hero_tests::{git_with_input, mounted, signal, wait_until};
 
-/// `git ARGS` in `dir` with `input` on its stdin; its trimmed stdout.
-fn git_in(dir: &Path, args: &[&str], input: &str) -> String {
-    let mut child = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "Ann")
-        .env("GIT_AUTHOR_EMAIL", "ann@example.com")
-        .env("GIT_COMMITTER_NAME", "Ann")
-        .env("GIT_COMMITTER_EMAIL", "ann@example.com")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the git CLI is needed");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
+use crate::cli::{bin, git, heroctl, ok, run};
 
 /// The commits of [`unsafe_git_repo`].
 struct UnsafeGit {
@@ -59,8 +29,8 @@ fn unsafe_git_repo(parent: &Path) -> UnsafeGit {
     let dir = parent.join("unsafe-git");
     std::fs::create_dir_all(&dir).unwrap();
     git(&dir, &["init", "-q", "-b", "main"]);
-    let blob = |s: &str| git_in(&dir, &["hash-object", "-w", "--stdin"], s);
-    let tree = |s: &str| git_in(&dir, &["mktree"], s);
+    let blob = |s: &str| git_with_input(&dir, &["hash-object", "-w", "--stdin"], s);
+    let tree = |s: &str| git_with_input(&dir, &["mktree"], s);
     let (hook, config, ok_txt) = (
         blob("#!/bin/sh\necho owned\n"),
         blob("[core]\n"),
@@ -83,8 +53,8 @@ fn unsafe_git_repo(parent: &Path) -> UnsafeGit {
         .unwrap();
     assert!(!fsck.status.success(), "git fsck accepted the unsafe tree");
     let clean_tree = tree(&format!("100644 blob {ok_txt}\tok.txt\n"));
-    let clean = git_in(&dir, &["commit-tree", &clean_tree, "-m", "clean"], "");
-    let bad = git_in(
+    let clean = git_with_input(&dir, &["commit-tree", &clean_tree, "-m", "clean"], "");
+    let bad = git_with_input(
         &dir,
         &["commit-tree", &bad_tree, "-p", &clean, "-m", "bad"],
         "",
@@ -93,7 +63,7 @@ fn unsafe_git_repo(parent: &Path) -> UnsafeGit {
     let after_tree = tree(&format!(
         "100644 blob {new_txt}\tnew.txt\n100644 blob {ok_txt}\tok.txt\n"
     ));
-    let after = git_in(
+    let after = git_with_input(
         &dir,
         &["commit-tree", &after_tree, "-p", &bad, "-m", "after"],
         "",
@@ -168,26 +138,6 @@ fn json(repo: &Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&ok(repo, &a)).unwrap()
 }
 
-fn mounted(dir: &Path) -> bool {
-    let want = dir.to_str().unwrap();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some(want))
-}
-
-/// Polls `f` (a state another process makes) for up to 30 s.
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// A running `heroctl mount`; stopped with SIGTERM (committing what it has) by [`Mount::stop`].
 struct Mount {
     child: Child,
@@ -201,14 +151,13 @@ impl Mount {
             "FUSE (/dev/fuse) is needed for this test"
         );
         std::fs::create_dir_all(dir).unwrap();
-        let child = Command::new(heroctl())
-            .arg("-R")
-            .arg(repo)
-            .args(["mount", "--idle-ms", "60000", "--max-delay-ms", "60000"])
+        let child = bin()
+            .cmd(
+                repo,
+                &["mount", "--idle-ms", "60000", "--max-delay-ms", "60000"],
+            )
             .args(extra)
             .arg(dir)
-            .env("HERO_AUTHOR_NAME", "Tester")
-            .env("HERO_AUTHOR_EMAIL", "t@example.com")
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
@@ -216,7 +165,7 @@ impl Mount {
             child,
             dir: dir.to_path_buf(),
         };
-        wait_for("heroctl mount", || {
+        wait_until("heroctl mount", || {
             if let Ok(Some(st)) = m.child.try_wait() {
                 panic!("heroctl mount ended: {st}");
             }
@@ -230,12 +179,7 @@ impl Mount {
     }
 
     fn stop(self) {
-        let st = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(st.success());
+        signal(&self.child, "-TERM");
         let out = self.child.wait_with_output().unwrap();
         assert!(out.status.success(), "heroctl mount: {}", stderr(&out));
         assert!(!mounted(&self.dir));
@@ -311,12 +255,7 @@ impl Share {
     }
 
     fn stop(mut self) {
-        let st = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(st.success());
+        signal(&self.child, "-TERM");
         self.child.wait().unwrap();
     }
 }
@@ -348,7 +287,7 @@ fn a_standalone_share_logs_a_save_that_breaks_a_schema() {
     );
     let (code, _) = share.request("PUT", "/etc/app.toml", b"\nport = 70000\n");
     assert!((200..300).contains(&code), "PUT answered {code}");
-    wait_for("the share's log names the problem", || {
+    hero_tests::wait_until("the share's log names the problem", || {
         std::fs::read_to_string(&log)
             .unwrap()
             .contains("etc/app.toml:2:8: `port` is 70000, must be between 1 and 65535")

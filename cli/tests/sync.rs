@@ -6,40 +6,30 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use hero_store::{ObjType, ObjectId, Repo};
+use hero_tests::{Heroctl, write_files};
 use serde_json::Value;
 
 pub(crate) use crate::cli::heroctl;
 
+/// The heroctl cargo built, its peers on 127.0.0.1.
+fn bin() -> Heroctl {
+    Heroctl::local(heroctl())
+}
+
 pub(crate) fn cmd(repo: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(heroctl());
-    c.arg("-R")
-        .arg(repo)
-        .args(args)
-        .env("HERO_NET", "local")
-        .env("HERO_AUTHOR_NAME", "Tester")
-        .env("HERO_AUTHOR_EMAIL", "t@example.com");
-    c
+    bin().cmd(repo, args)
 }
 
 pub(crate) fn run(repo: &Path, args: &[&str]) -> Output {
-    cmd(repo, args).output().unwrap()
+    bin().run(repo, args)
 }
 
 pub(crate) fn ok(repo: &Path, args: &[&str]) -> String {
-    let out = run(repo, args);
-    assert!(
-        out.status.success(),
-        "heroctl {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    bin().ok(repo, args)
 }
 
 pub(crate) fn json(repo: &Path, args: &[&str]) -> Value {
-    let mut a = vec!["--json"];
-    a.extend_from_slice(args);
-    serde_json::from_str(&ok(repo, &a)).unwrap()
+    bin().json(repo, args)
 }
 
 /// A running `heroctl serve`, killed on drop.
@@ -93,24 +83,22 @@ pub(crate) fn id(repo: &Path) -> String {
 
 /// Checks out main, applies `files`, commits.
 pub(crate) fn edit(repo: &Path, files: &[(&str, &[u8])], msg: &str) {
+    edit_branch(repo, "main", files, msg);
+}
+
+/// Checks out `branch` into a directory of its own beside the repository, applies `files`,
+/// commits, and removes the directory.
+pub(crate) fn edit_branch(repo: &Path, branch: &str, files: &[(&str, &[u8])], msg: &str) {
     let work = repo.with_extension(format!("work-{}", rand_suffix()));
-    ok(repo, &["checkout", "main", work.to_str().unwrap()]);
-    for (p, c) in files {
-        let p = work.join(p);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, c).unwrap();
-    }
+    ok(repo, &["checkout", branch, work.to_str().unwrap()]);
+    write_files(&work, files);
     ok(repo, &["commit", work.to_str().unwrap(), "-m", msg]);
     std::fs::remove_dir_all(&work).unwrap();
 }
 
 pub(crate) fn first_commit(repo: &Path, files: &[(&str, &[u8])]) {
     let work = repo.with_extension("init-work");
-    for (p, c) in files {
-        let p = work.join(p);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, c).unwrap();
-    }
+    write_files(&work, files);
     ok(repo, &["init"]);
     ok(repo, &["commit", work.to_str().unwrap(), "-m", "first"]);
 }

@@ -70,7 +70,7 @@ fn encode(l: &DavLock) -> Vec<u8> {
 }
 
 fn decode(token: &str, raw: &[u8]) -> Option<DavLock> {
-    let mut r = Reader(raw);
+    let mut r = Reader::new(raw);
     let path = DavPath::new(std::str::from_utf8(r.field()?).ok()?).ok()?;
     let principal = match r.opt()? {
         Some(b) => Some(String::from_utf8(b.to_vec()).ok()?),

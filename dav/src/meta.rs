@@ -39,7 +39,7 @@ impl Times {
     }
 
     fn decode(raw: &[u8]) -> Option<Times> {
-        let mut r = Reader(raw);
+        let mut r = Reader::new(raw);
         let id = r
             .opt()?
             .and_then(|b| <[u8; 32]>::try_from(b).ok().map(ObjectId));
@@ -94,10 +94,10 @@ fn encode_props(props: &PropMap) -> Vec<u8> {
 }
 
 fn decode_props(raw: &[u8]) -> Option<PropMap> {
-    let mut r = Reader(raw);
+    let mut r = Reader::new(raw);
     let mut out = PropMap::new();
     let text = |b: &[u8]| String::from_utf8(b.to_vec()).ok();
-    while !r.0.is_empty() {
+    while !r.is_empty() {
         let name = text(r.field()?)?;
         let prefix = match r.opt()? {
             Some(b) => Some(text(b)?),

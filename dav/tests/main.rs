@@ -123,20 +123,7 @@ mod common {
         Repo::open(repo).unwrap().branch_head("main").unwrap()
     }
 
-    /// Deterministic pseudo-random bytes.
-    pub fn noise(seed: u64, len: usize) -> Vec<u8> {
-        let mut x = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
-    }
+    pub use hero_tests::noise;
 }
 
 mod litmus {

@@ -57,6 +57,18 @@ pub fn slug(heading: &str) -> String {
     out
 }
 
+/// A key as `get` compares it loosely (Markdown's first step): lowercase, with `-` and
+/// spaces read as `_`.
+pub(crate) fn normalize_key(key: &str) -> String {
+    key.trim()
+        .chars()
+        .map(|c| match c {
+            ' ' | '-' => '_',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
 pub(crate) fn parse(text: &str) -> Result<Document, ParseError> {
     let mut spans = Spans::default();
     let mut root = Map::new();
@@ -254,7 +266,7 @@ fn field<'v>(front: &'v Value, name: &str) -> Option<&'v Value> {
     front
         .as_object()?
         .iter()
-        .find(|(k, _)| crate::path::normalize_key(k) == name)
+        .find(|(k, _)| normalize_key(k) == name)
         .map(|(_, v)| v)
 }
 
@@ -263,7 +275,7 @@ fn spans_of(spans: &Spans, name: &str) -> Option<Span> {
         .iter()
         .find(|(k, _)| {
             k.strip_prefix("/front_matter/")
-                .is_some_and(|k| crate::path::normalize_key(k) == name)
+                .is_some_and(|k| normalize_key(k) == name)
         })
         .map(|(_, s)| *s)
 }

@@ -19,6 +19,7 @@
 
 use serde_json::Value;
 
+use crate::markdown::{normalize_key, slug};
 use crate::{Document, Format};
 
 /// One step of a [`Path`].
@@ -151,18 +152,6 @@ impl std::fmt::Display for Path {
 /// The value at `path` in `value` (see the module's grammar).
 pub fn get<'v>(value: &'v Value, path: &str) -> Result<&'v Value, GetError> {
     Path::parse(path)?.resolve(value)
-}
-
-/// A key as `get` compares it loosely (Markdown's first step): lowercase, with `-` and
-/// spaces read as `_`.
-pub(crate) fn normalize_key(key: &str) -> String {
-    key.trim()
-        .chars()
-        .map(|c| match c {
-            ' ' | '-' => '_',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect()
 }
 
 fn is_special(c: char) -> bool {
@@ -605,7 +594,7 @@ impl Document {
             .and_then(Value::as_array)
             .map(Vec::as_slice)
             .unwrap_or(&[]);
-        let want_slug = crate::markdown::slug(heading);
+        let want_slug = slug(heading);
         let found = sections
             .iter()
             .find(|s| {

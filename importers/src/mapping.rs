@@ -21,6 +21,7 @@
 //!   target): it has no `git/s` entry (an export gives it a new id), but it is imported
 //!   history all the same (a later import may move a branch off it).
 
+use hero_store::codec::{ByteReader, put_varint};
 use hero_store::{ObjectId, Repo};
 
 use crate::gitfmt::GitId;
@@ -93,16 +94,7 @@ impl Mapped {
             MappedKind::Tag => b'g',
         });
         v.extend_from_slice(&self.id.0);
-        let mut n = self.size;
-        loop {
-            let byte = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                v.push(byte);
-                break;
-            }
-            v.push(byte | 0x80);
-        }
+        put_varint(&mut v, self.size);
         v
     }
     /// Decodes what [`Mapped::encode`] wrote.
@@ -119,14 +111,9 @@ impl Mapped {
             _ => return None,
         };
         let id = ObjectId(b[1..33].try_into().ok()?);
-        let mut size = 0u64;
-        for (i, byte) in b[33..].iter().enumerate() {
-            size |= u64::from(byte & 0x7f) << (7 * i);
-            if byte & 0x80 == 0 {
-                return (i + 34 == b.len()).then_some(Mapped { kind, id, size });
-            }
-        }
-        None
+        let mut r = ByteReader::new(&b[33..]);
+        let size = r.varint().ok()?;
+        r.is_empty().then_some(Mapped { kind, id, size })
     }
 }
 

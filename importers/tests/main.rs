@@ -83,18 +83,7 @@ mod util {
         git(dir, &["rev-list", "--all", "--topo-order"])
     }
 
-    /// Deterministic pseudo-random bytes.
-    pub fn noise(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
-    }
+    pub use hero_tests::noise;
 
     pub struct Fixture {
         pub tmp: tempfile::TempDir,
@@ -160,7 +149,7 @@ mod rich {
         git(dir, &["tag", "light"]);
         git(dir, &["tag", "-a", "v1.0", "-m", "release 1.0\n\nnotes"]);
         // A large binary file, chunked by the store.
-        write(dir, b"data/big.bin", &noise(3 << 20, 7));
+        write(dir, b"data/big.bin", &noise(7, 3 << 20));
         commit_all(dir, "big file");
         // A branch and a merge, with a rename on the side.
         git(dir, &["checkout", "-q", "-b", "feature"]);
@@ -253,7 +242,7 @@ gpgsig -----BEGIN PGP SIGNATURE-----\n \n iQEzBAABCAAdFiEE\n =abcd\n -----END PG
         assert_eq!(e(b"caf\xe9/na\xefve.txt").kind, EntryKind::File);
         let big = e(b"data/big.bin");
         assert_eq!(big.size, 3 << 20);
-        assert_eq!(v.read_file(&big.id, 4 << 20).unwrap(), noise(3 << 20, 7));
+        assert_eq!(v.read_file(&big.id, 4 << 20).unwrap(), noise(7, 3 << 20));
         assert!(e(b"src/app.rs").kind == EntryKind::File);
         // The merge has two parents; the encoding header and latin-1 message are verbatim.
         let head = repo.commit(&main).unwrap();
@@ -766,13 +755,8 @@ mod pack {
             "1;", "fn", "map_err", "(", ")", "{", "}", "items", "iter()", "len()", "&mut",
             "buffer", "Ok(())", "if", "else", "while", "offset", "size", "index", "path",
         ];
-        let mut x = seed | 1;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut next = move || rng.u64(..);
         (0..lines)
             .map(|_| {
                 let indent = "    ".repeat((next() % 4) as usize);
@@ -797,13 +781,8 @@ mod pack {
         let mut files: Vec<Vec<String>> = (0..names.len())
             .map(|i| text(250 + 80 * i, 11 + i as u64))
             .collect();
-        let mut x = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = fastrand::Rng::with_seed(0x2545_F491_4F6C_DD1D);
+        let mut next = move || rng.u64(..);
         let save = |files: &Vec<Vec<String>>| {
             for (name, lines) in names.iter().zip(files) {
                 write(dir, name.as_bytes(), (lines.join("\n") + "\n").as_bytes());
@@ -838,6 +817,17 @@ mod pack {
             save(&files);
             commit_all(dir, &format!("main {c}"));
         }
+    }
+
+    /// A fixture whose git repository `src` holds [`build_edits`] of `commits` commits, and its
+    /// store with that history imported.
+    fn imported_edits(commits: usize) -> (Fixture, PathBuf, hero_store::Repo) {
+        let fx = Fixture::new();
+        let src = fx.init_git("src");
+        build_edits(&src, commits);
+        let repo = fx.store();
+        import_git(&repo, &src, &ImportOptions::default()).unwrap();
+        (fx, src, repo)
     }
 
     fn export(repo: &hero_store::Repo, dst: &Path) -> ExportReport {
@@ -906,11 +896,7 @@ mod pack {
 
     #[test]
     fn export_pack_is_no_larger_than_git_gc() {
-        let fx = Fixture::new();
-        let src = fx.init_git("src");
-        build_edits(&src, 150);
-        let repo = fx.store();
-        import_git(&repo, &src, &ImportOptions::default()).unwrap();
+        let (fx, src, repo) = imported_edits(150);
         let dst = fx.path("out.git");
         let report = export(&repo, &dst);
         git(&dst, &["fsck", "--strict", "--no-progress"]);
@@ -947,11 +933,7 @@ mod pack {
 
     #[test]
     fn rerun_writes_a_second_pack_of_only_the_new_objects() {
-        let fx = Fixture::new();
-        let src = fx.init_git("src");
-        build_edits(&src, 40);
-        let repo = fx.store();
-        import_git(&repo, &src, &ImportOptions::default()).unwrap();
+        let (fx, src, repo) = imported_edits(40);
         let dst = fx.path("out.git");
         let first = export(&repo, &dst);
         let first_pack = first.pack.clone().unwrap();

@@ -10,13 +10,14 @@ use redb::ReadableTable as _;
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use crate::db::{RefValue, WriteCtx};
+use crate::db::WriteCtx;
 use crate::error::{DbResultExt as _, Error, Result};
 use crate::file::{Pending, SMALL_FILE_MAX, StoredFile, read_head};
 use crate::id::ObjectId;
 use crate::object::{Commit, EntryKind, EntryMeta, Signature, Tag, Tree, TreeEntry};
 use crate::path::RepoPath;
 use crate::record::ObjType;
+use crate::refs::RefValue;
 use crate::refs::branch_ref;
 use crate::repo::{Repo, View};
 
@@ -34,6 +35,27 @@ pub struct CommitMeta {
 }
 
 impl CommitMeta {
+    /// Stores the commit of `tree` with `parents` and this metadata in `w`; its id.
+    pub(crate) fn put_commit(
+        self,
+        w: &mut WriteCtx<'_>,
+        tree: ObjectId,
+        parents: Vec<ObjectId>,
+    ) -> Result<ObjectId> {
+        let commit = Commit {
+            tree,
+            parents,
+            author: self.author,
+            committer: self.committer,
+            message: self.message,
+            extra: self.extra,
+        };
+        let raw = commit.encode();
+        let id = ObjectId::of(&raw);
+        w.put(ObjType::Commit, &id, &raw, None)?;
+        Ok(id)
+    }
+
     /// Author and committer are the same signature.
     pub fn new(sig: Signature, message: impl Into<Vec<u8>>) -> Self {
         CommitMeta {
@@ -670,22 +692,13 @@ impl ChangeSet<'_> {
                     created: false,
                 });
             }
-            let mut extra = meta.extra;
-            extra.retain(|(k, _)| k != crate::ROOT_META_HEADER);
+            let mut meta = meta;
+            meta.extra.retain(|(k, _)| k != crate::ROOT_META_HEADER);
             if let Some(v) = new_root_meta.to_header() {
-                extra.push((crate::ROOT_META_HEADER.to_vec(), v));
+                meta.extra.push((crate::ROOT_META_HEADER.to_vec(), v));
             }
-            let commit = Commit {
-                tree: tree_id,
-                parents: head.into_iter().chain(extra_parents).collect(),
-                author: meta.author,
-                committer: meta.committer,
-                message: meta.message,
-                extra,
-            };
-            let raw = commit.encode();
-            let id = ObjectId::of(&raw);
-            w.put(ObjType::Commit, &id, &raw, None)?;
+            let parents = head.into_iter().chain(extra_parents).collect();
+            let id = meta.put_commit(w, tree_id, parents)?;
             if move_ref {
                 w.set_ref(
                     &refname,

@@ -5,6 +5,7 @@ use redb::{ReadableTable, TableDefinition};
 use crate::error::{DbResultExt as _, Error, Result};
 use crate::id::ObjectId;
 use crate::record::{self, Encoding, ObjType, Record};
+use crate::refs::{RefMove, RefValue, decode_ref, encode_ref, now};
 
 /// Objects by id: a record (see `record.rs`).
 pub(crate) const OBJECTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("objects-1");
@@ -31,6 +32,20 @@ pub(crate) const FORMAT_VERSION: u32 = 2;
 /// The oldest format this build reads; it reads such a repository as it is, and its first
 /// write transaction records [`FORMAT_VERSION`].
 pub(crate) const OLDEST_FORMAT: u32 = 1;
+
+/// The format recorded in a repository's `meta-1` table (0 when missing or malformed; opening
+/// refuses both).
+pub(crate) fn stored_format<T>(meta: &T) -> Result<u32>
+where
+    T: ReadableTable<&'static str, &'static [u8]>,
+{
+    Ok(match meta.get("format").db_err()? {
+        Some(g) => <[u8; 4]>::try_from(g.value())
+            .map(u32::from_le_bytes)
+            .unwrap_or(0),
+        None => 0,
+    })
+}
 
 /// Objects the garbage collector found unreachable: id to the time (Unix seconds) it first
 /// did. Removed by a later collection once the grace period has passed and they are still
@@ -677,58 +692,6 @@ pub(crate) fn convert_large_records(txn: &redb::WriteTransaction) -> Result<u64>
     Ok(large.len() as u64)
 }
 
-/// Encodes a ref value.
-pub(crate) fn encode_ref(target: &RefValue) -> Vec<u8> {
-    let mut v = Vec::with_capacity(33);
-    match target {
-        RefValue::Commit(id) => {
-            v.push(0);
-            v.extend_from_slice(&id.0);
-        }
-        RefValue::Tag(id) => {
-            v.push(1);
-            v.extend_from_slice(&id.0);
-        }
-    }
-    v
-}
-
-/// Decodes a ref value.
-pub(crate) fn decode_ref(name: &str, v: &[u8]) -> Result<RefValue> {
-    let bad = || Error::NotARepository {
-        path: std::path::PathBuf::from(name),
-        reason: "malformed ref value".to_owned(),
-    };
-    if v.len() != 33 {
-        return Err(bad());
-    }
-    let mut id = [0u8; 32];
-    id.copy_from_slice(&v[1..]);
-    match v[0] {
-        0 => Ok(RefValue::Commit(ObjectId(id))),
-        1 => Ok(RefValue::Tag(ObjectId(id))),
-        _ => Err(bad()),
-    }
-}
-
-/// What a ref points at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefValue {
-    /// A commit (branches and lightweight tags).
-    Commit(ObjectId),
-    /// An annotated tag object.
-    Tag(ObjectId),
-}
-
-impl RefValue {
-    /// The id, whatever it is.
-    pub fn id(&self) -> ObjectId {
-        match self {
-            RefValue::Commit(id) | RefValue::Tag(id) => *id,
-        }
-    }
-}
-
 /// The write side of one transaction: every table open.
 pub(crate) struct WriteCtx<'t> {
     pub(crate) objects: redb::Table<'t, &'static [u8; 32], &'static [u8]>,
@@ -958,10 +921,10 @@ impl<'t> WriteCtx<'t> {
                 None => 0,
             }
         };
-        let mv = crate::refs::RefMove {
+        let mv = RefMove {
             old: cur,
             new,
-            time: crate::refs::now(),
+            time: now(),
             reason: reason.to_owned(),
         };
         self.reflog

@@ -60,7 +60,7 @@ impl Repo {
             let mut roots = Vec::new();
             for item in refs.iter().db_err()? {
                 let (k, v) = item.db_err()?;
-                roots.push(db::decode_ref(k.value(), v.value())?.id());
+                roots.push(crate::refs::decode_ref(k.value(), v.value())?.id());
             }
             for item in reflog.iter().db_err()? {
                 let (k, v) = item.db_err()?;

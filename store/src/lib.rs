@@ -27,7 +27,7 @@
 
 mod author;
 mod changes;
-mod codec;
+pub mod codec;
 mod config_dir;
 mod db;
 mod diff;
@@ -53,7 +53,6 @@ pub use author::Author;
 pub use changes::{Batch, ChangeSet, CommitMeta, Committed, Expect};
 pub use codec::DecodeError;
 pub use config_dir::{CONFIG_DIR, is_config_path};
-pub use db::RefValue;
 pub use diff::{DiffEntry, DiffKind, LineDiff, line_diff};
 pub use error::{DbError, DbErrorKind, Error, Result, is_disk_full_io};
 pub use file::{
@@ -70,8 +69,8 @@ pub use object::{
 pub use path::{NameError, RepoPath, check_git_safe, is_git_unsafe, validate_name};
 pub use record::ObjType;
 pub use refs::{
-    BRANCH_PREFIX, RESERVED_BRANCH_PREFIX, RefMove, TAG_PREFIX, branch_ref, check_ref_name,
-    is_reserved_branch, tag_ref,
+    BRANCH_PREFIX, RESERVED_BRANCH_PREFIX, RefMove, RefValue, TAG_PREFIX, branch_ref,
+    check_ref_name, is_reserved_branch, tag_ref,
 };
 pub use repo::{DEFAULT_BRANCH_KEY, MemoryBudget, Repo, View};
 pub use snapshot::{

@@ -1,8 +1,60 @@
 //! Branch and tag names, and the log of every ref move.
 
 use crate::codec::{Reader, Writer};
-use crate::db::{RefValue, decode_ref, encode_ref};
 use crate::error::{Error, Result};
+use crate::id::ObjectId;
+
+/// Encodes a ref value.
+pub(crate) fn encode_ref(target: &RefValue) -> Vec<u8> {
+    let mut v = Vec::with_capacity(33);
+    match target {
+        RefValue::Commit(id) => {
+            v.push(0);
+            v.extend_from_slice(&id.0);
+        }
+        RefValue::Tag(id) => {
+            v.push(1);
+            v.extend_from_slice(&id.0);
+        }
+    }
+    v
+}
+
+/// Decodes a ref value.
+pub(crate) fn decode_ref(name: &str, v: &[u8]) -> Result<RefValue> {
+    let bad = || Error::NotARepository {
+        path: std::path::PathBuf::from(name),
+        reason: "malformed ref value".to_owned(),
+    };
+    if v.len() != 33 {
+        return Err(bad());
+    }
+    let mut id = [0u8; 32];
+    id.copy_from_slice(&v[1..]);
+    match v[0] {
+        0 => Ok(RefValue::Commit(ObjectId(id))),
+        1 => Ok(RefValue::Tag(ObjectId(id))),
+        _ => Err(bad()),
+    }
+}
+
+/// What a ref points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefValue {
+    /// A commit (branches and lightweight tags).
+    Commit(ObjectId),
+    /// An annotated tag object.
+    Tag(ObjectId),
+}
+
+impl RefValue {
+    /// The id, whatever it is.
+    pub fn id(&self) -> ObjectId {
+        match self {
+            RefValue::Commit(id) | RefValue::Tag(id) => *id,
+        }
+    }
+}
 
 /// Prefix of branch refs.
 pub const BRANCH_PREFIX: &str = "refs/heads/";

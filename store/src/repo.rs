@@ -6,15 +6,14 @@ use std::path::{Path, PathBuf};
 use redb::{ConcurrencyMode, Database, ReadOnlyTable, ReadableDatabase, ReadableTable};
 
 use crate::db::{
-    self, CHAINS, FORMAT_VERSION, KV, META, OBJECTS, OLDEST_FORMAT, REFLOG, REFS, RefValue,
-    WriteCtx, XREF,
+    self, CHAINS, FORMAT_VERSION, KV, META, OBJECTS, OLDEST_FORMAT, REFLOG, REFS, WriteCtx, XREF,
 };
 use crate::error::{DbResultExt as _, Error, Result};
 use crate::id::{ObjectId, hex_prefix};
 use crate::object::{Commit, EntryKind, Tag, TargetKind, Tree, TreeEntry};
 use crate::path::RepoPath;
 use crate::record::ObjType;
-use crate::refs::{BRANCH_PREFIX, RefMove, TAG_PREFIX, branch_ref, tag_ref};
+use crate::refs::{BRANCH_PREFIX, RefMove, RefValue, TAG_PREFIX, branch_ref, tag_ref};
 
 /// The setting that records the default branch.
 pub const DEFAULT_BRANCH_KEY: &str = "default-branch";
@@ -540,7 +539,7 @@ impl Repo {
             // Whatever this transaction wrote may use format-2 layouts: an older repository
             // says so from the same transaction on (an older build then refuses it clearly
             // instead of misreading it).
-            if crate::upgrade::stored_format(&meta)? < FORMAT_VERSION {
+            if db::stored_format(&meta)? < FORMAT_VERSION {
                 meta.insert("format", FORMAT_VERSION.to_le_bytes().as_slice())
                     .db_err()?;
             }
@@ -949,7 +948,7 @@ impl View {
     /// Reads any ref.
     pub fn get_ref(&self, refname: &str) -> Result<Option<RefValue>> {
         match self.refs.get(refname).db_err()? {
-            Some(g) => Ok(Some(db::decode_ref(refname, g.value())?)),
+            Some(g) => Ok(Some(crate::refs::decode_ref(refname, g.value())?)),
             None => Ok(None),
         }
     }
@@ -963,7 +962,7 @@ impl View {
             if !name.starts_with(prefix) {
                 break;
             }
-            out.push((name.to_owned(), db::decode_ref(name, v.value())?));
+            out.push((name.to_owned(), crate::refs::decode_ref(name, v.value())?));
         }
         Ok(out)
     }

@@ -10,13 +10,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::changes::{CommitMeta, Committed};
-use crate::db::RefValue;
 use crate::error::{Error, Result};
 use crate::file::{Pending, SMALL_FILE_MAX, read_head};
 use crate::id::ObjectId;
-use crate::object::{Commit, EntryKind, EntryMeta, MODE_BITS, Owner, Timestamp, Tree, TreeEntry};
+use crate::object::{EntryKind, EntryMeta, MODE_BITS, Owner, Timestamp, Tree, TreeEntry};
 use crate::path::RepoPath;
 use crate::record::{self, ObjType};
+use crate::refs::RefValue;
 use crate::refs::branch_ref;
 use crate::repo::{Repo, View};
 
@@ -502,17 +502,7 @@ impl Repo {
                     created: false,
                 });
             }
-            let commit = Commit {
-                tree: tree_id,
-                parents: head.into_iter().collect(),
-                author: meta.author,
-                committer: meta.committer,
-                message: meta.message,
-                extra: meta.extra,
-            };
-            let raw = commit.encode();
-            let id = ObjectId::of(&raw);
-            w.put(ObjType::Commit, &id, &raw, None)?;
+            let id = meta.put_commit(w, tree_id, head.into_iter().collect())?;
             if let Some(r) = refname {
                 w.set_ref(r, cur, Some(RefValue::Commit(id)), "snapshot")?;
             }

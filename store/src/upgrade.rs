@@ -1,25 +1,11 @@
 //! The repository's format number and `Repo::upgrade`, which converts an older repository to
 //! this build's layout in place (docs/format.md, ADR 0013).
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableDatabase;
 
-use crate::db::{FORMAT_VERSION, META};
+use crate::db::{FORMAT_VERSION, META, stored_format};
 use crate::error::{DbResultExt as _, Error, Result};
 use crate::repo::Repo;
-
-/// The format recorded in a repository's `meta-1` table (0 when missing or malformed; opening
-/// refuses both).
-pub(crate) fn stored_format<T>(meta: &T) -> Result<u32>
-where
-    T: ReadableTable<&'static str, &'static [u8]>,
-{
-    Ok(match meta.get("format").db_err()? {
-        Some(g) => <[u8; 4]>::try_from(g.value())
-            .map(u32::from_le_bytes)
-            .unwrap_or(0),
-        None => 0,
-    })
-}
 
 /// What [`Repo::upgrade`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

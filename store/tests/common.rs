@@ -19,7 +19,8 @@ pub fn new_repo(dir: &Path) -> Repo {
     Repo::init(dir.join("repo.hero")).unwrap()
 }
 
-/// Deterministic pseudo-random bytes (xorshift).
+/// Deterministic pseudo-random bytes (xorshift). Pinned: the chunker test records the cut
+/// points of these exact bytes, so this generator must not change.
 pub fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut out = Vec::with_capacity(len + 8);

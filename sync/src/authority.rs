@@ -72,7 +72,7 @@ pub fn of_path(
     if !membership::is_enforced(repo)? {
         return Ok(Authority::Unenforced);
     }
-    let m = crate::gate::membership_of(repo)?;
+    let m = crate::current::membership_of(repo)?;
     let me_owner = m.role_of(me) == Some(Role::Owner);
     let me_text = me.to_string();
     let view = repo.view()?;

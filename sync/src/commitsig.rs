@@ -195,7 +195,7 @@ pub fn sign_own(repo: &Repo, key: &SecretKey, commits: &[ObjectId]) -> Result<us
     if todo.is_empty() {
         return Ok(0);
     }
-    let heads = crate::gate::membership_of(repo)?.heads().to_vec();
+    let heads = crate::current::membership_of(repo)?.heads().to_vec();
     let sigs: Vec<(ObjectId, CommitSig)> = todo
         .iter()
         .map(|c| (*c, CommitSig::sign(key, Kind::Made, c, &heads)))
@@ -206,7 +206,7 @@ pub fn sign_own(repo: &Repo, key: &SecretKey, commits: &[ObjectId]) -> Result<us
 /// Vouches, as owner `key`, for `heads` and everything they reach (the upgrade to membership;
 /// an owner's git import).
 pub fn vouch(repo: &Repo, key: &SecretKey, heads: &[ObjectId]) -> Result<usize> {
-    let mheads = crate::gate::membership_of(repo)?.heads().to_vec();
+    let mheads = crate::current::membership_of(repo)?.heads().to_vec();
     let sigs: Vec<(ObjectId, CommitSig)> = heads
         .iter()
         .map(|c| (*c, CommitSig::sign(key, Kind::Vouch, c, &mheads)))
@@ -475,7 +475,7 @@ pub fn check(
                         Some(mm) if mm.role == Role::Writer && hero_store::is_config_path(p) => {
                             format!(
                                 "{} (signer {})",
-                                crate::gate::config_rule(),
+                                membership::config_rule(),
                                 s.signer.fmt_short()
                             )
                         }

@@ -1,5 +1,7 @@
 //! What can go wrong while replicating, in words a user understands.
 
+use std::path::{Path, PathBuf};
+
 /// A replication error.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -79,7 +81,7 @@ pub enum SyncError {
     BadId(String),
     /// The key file could not be read, written or understood.
     #[error(transparent)]
-    Key(#[from] crate::identity::KeyError),
+    Key(#[from] KeyError),
     /// The network endpoint could not start.
     #[error("cannot start networking: {0}")]
     Bind(String),
@@ -143,5 +145,43 @@ impl From<crate::membership::MembershipError> for SyncError {
 impl SyncError {
     pub(crate) fn protocol(msg: impl Into<String>) -> Self {
         SyncError::Protocol(msg.into())
+    }
+}
+
+/// Why the key file cannot give a key.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// Reading or creating it failed.
+    #[error("key file {}: {source}", path.display())]
+    Io {
+        /// The key file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// It is empty: it never held a key (an older version could leave one behind when two
+    /// first runs raced or one was killed).
+    #[error("key file {} is empty", path.display())]
+    Empty {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// It holds something that is not a secret key.
+    #[error("key file {} holds no secret key", path.display())]
+    Invalid {
+        /// The key file.
+        path: PathBuf,
+    },
+}
+
+impl KeyError {
+    /// The key file concerned.
+    pub fn path(&self) -> &Path {
+        match self {
+            KeyError::Io { path, .. } | KeyError::Empty { path } | KeyError::Invalid { path } => {
+                path
+            }
+        }
     }
 }

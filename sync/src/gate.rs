@@ -2,8 +2,7 @@
 //! membership (or, in a repository never upgraded, from its allow list), and the checks a
 //! pushed history must pass before any branch moves.
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use hero_store::{IdSet, ObjectId, RefValue, Repo};
 use iroh::{EndpointId, SecretKey};
@@ -44,42 +43,7 @@ pub fn access_of_role(role: Role) -> Access {
     }
 }
 
-/// The membership last loaded in this process, by repository file, membership head and pinned
-/// genesis: loading verifies every change's signature (about 76 ms for 1,000 changes, ADR
-/// 0017), and a server decides every session.
-type Cached = (
-    PathBuf,
-    Option<ObjectId>,
-    Option<automerge::ChangeHash>,
-    Arc<Membership>,
-);
-static CACHE: Mutex<Vec<Cached>> = Mutex::new(Vec::new());
-/// Repositories whose membership the cache keeps.
-const CACHE_SLOTS: usize = 4;
-
-/// The membership in force in `repo` (from the cache when its branch has not moved).
-pub fn membership_of(repo: &Repo) -> Result<Arc<Membership>> {
-    let head = repo.branch_head(membership::BRANCH)?;
-    let pinned = membership::pinned(repo)?;
-    let path = repo.path().to_path_buf();
-    if let Ok(c) = CACHE.lock()
-        && let Some((_, _, _, m)) = c
-            .iter()
-            .find(|(p, h, g, _)| *p == path && *h == head && *g == pinned)
-    {
-        return Ok(m.clone());
-    }
-    let (m, _) = membership::load(repo)?;
-    let m = Arc::new(m);
-    if let Ok(mut c) = CACHE.lock() {
-        c.retain(|(p, _, _, _)| *p != path);
-        if c.len() >= CACHE_SLOTS {
-            c.remove(0);
-        }
-        c.push((path, head, pinned, m.clone()));
-    }
-    Ok(m)
-}
+pub use crate::current::membership_of;
 
 /// Decides what `peer` may do in `repo` now.
 pub fn standing(repo: &Repo, peer: &EndpointId) -> Result<Standing> {
@@ -218,7 +182,7 @@ pub fn check_push(
             for path in crate::commitsig::own_changes(&view, &c)? {
                 if !m.may_write(pusher, &path) {
                     let rule = if hero_store::is_config_path(&path) {
-                        config_rule()
+                        membership::config_rule()
                     } else {
                         format!("outside the writer's scopes {scoped:?}")
                     };
@@ -255,14 +219,6 @@ fn may_touch_config(view: &hero_store::View, c: &ObjectId, parents: &[ObjectId])
         }
     }
     Ok(true)
-}
-
-/// The rule a writer's change of `.hero/` breaks.
-pub fn config_rule() -> String {
-    format!(
-        "only owners may change {}/ (the configuration the daemons obey)",
-        hero_store::CONFIG_DIR
-    )
 }
 
 /// Branches with their heads.

@@ -10,6 +10,7 @@
 //! then an ed25519 signature (64 bytes) over everything before it.
 
 use hero_store::ObjectId;
+use hero_store::codec::{ByteReader, ReadError};
 use iroh::{EndpointId, PublicKey, SecretKey, Signature};
 use iroh_gossip::TopicId;
 
@@ -72,49 +73,36 @@ impl Announcement {
             return Err(bad("too short"));
         }
         let (body, sig) = bytes.split_at(bytes.len() - 64);
-        let mut r = Reader(body);
-        if r.take(4)? != MAGIC {
+        let mut r = ByteReader::new(body);
+        let truncated = |_: ReadError| bad("truncated");
+        if r.take(4).map_err(truncated)? != MAGIC {
             return Err(bad("not an announcement"));
         }
-        if r.take(1)?[0] != VERSION {
+        if r.u8().map_err(truncated)? != VERSION {
             return Err(bad("unknown version"));
         }
-        let from_bytes: [u8; 32] = r.take(32)?.try_into().map_err(|_| bad("id"))?;
+        let from_bytes: [u8; 32] = r.array().map_err(truncated)?;
         let from = PublicKey::from_bytes(&from_bytes).map_err(|_| bad("not a key"))?;
         let sig_bytes: [u8; 64] = sig.try_into().map_err(|_| bad("signature"))?;
         from.verify(body, &Signature::from_bytes(&sig_bytes))
             .map_err(|_| bad("bad signature"))?;
-        let time = u64::from_be_bytes(r.take(8)?.try_into().map_err(|_| bad("time"))?);
-        let n = u16::from_be_bytes(r.take(2)?.try_into().map_err(|_| bad("count"))?) as usize;
+        let time = r.u64_be().map_err(truncated)?;
+        let n = usize::from(r.u16_be().map_err(truncated)?);
         if n > MAX_BRANCHES {
             return Err(bad("too many branches"));
         }
         let mut heads = Vec::with_capacity(n);
         for _ in 0..n {
-            let len = r.take(1)?[0] as usize;
-            let name = std::str::from_utf8(r.take(len)?)
+            let len = usize::from(r.u8().map_err(truncated)?);
+            let name = std::str::from_utf8(r.take(len).map_err(truncated)?)
                 .map_err(|_| bad("branch name"))?
                 .to_owned();
-            let id: [u8; 32] = r.take(32)?.try_into().map_err(|_| bad("head"))?;
-            heads.push((name, ObjectId(id)));
+            heads.push((name, r.id().map_err(truncated)?));
         }
-        if !r.0.is_empty() {
+        if !r.is_empty() {
             return Err(bad("trailing bytes"));
         }
         Ok(Announcement { from, time, heads })
-    }
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        if self.0.len() < n {
-            return Err(SyncError::protocol("announcement: truncated".to_owned()));
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Ok(a)
     }
 }
 

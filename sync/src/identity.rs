@@ -6,51 +6,15 @@ use std::path::{Path, PathBuf};
 use hero_store::private::WriteNew;
 use iroh::{EndpointId, SecretKey};
 
+pub use crate::error::KeyError;
 use crate::error::{Result, SyncError};
+pub use crate::peer::peer_header;
 
 /// The key file of a repository: `<repository file>.key`.
 pub fn key_path(repo_path: &Path) -> PathBuf {
     let mut s = repo_path.as_os_str().to_owned();
     s.push(".key");
     PathBuf::from(s)
-}
-
-/// Why the key file cannot give a key.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    /// Reading or creating it failed.
-    #[error("key file {}: {source}", path.display())]
-    Io {
-        /// The key file.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// It is empty: it never held a key (an older version could leave one behind when two
-    /// first runs raced or one was killed).
-    #[error("key file {} is empty", path.display())]
-    Empty {
-        /// The key file.
-        path: PathBuf,
-    },
-    /// It holds something that is not a secret key.
-    #[error("key file {} holds no secret key", path.display())]
-    Invalid {
-        /// The key file.
-        path: PathBuf,
-    },
-}
-
-impl KeyError {
-    /// The key file concerned.
-    pub fn path(&self) -> &Path {
-        match self {
-            KeyError::Io { path, .. } | KeyError::Empty { path } | KeyError::Invalid { path } => {
-                path
-            }
-        }
-    }
 }
 
 /// Loads the repository's secret key, creating it on first use.
@@ -107,15 +71,6 @@ pub fn load_or_create_key(repo_path: &Path) -> Result<SecretKey> {
 /// The endpoint id of a repository (creating its key on first use).
 pub fn endpoint_id(repo_path: &Path) -> Result<EndpointId> {
     Ok(load_or_create_key(repo_path)?.public())
-}
-
-/// The extra commit header that records the peer that made a commit:
-/// `(hero_store::PEER_HEADER, endpoint id in hex)`.
-pub fn peer_header(id: &EndpointId) -> (Vec<u8>, Vec<u8>) {
-    (
-        hero_store::PEER_HEADER.to_vec(),
-        id.to_string().into_bytes(),
-    )
 }
 
 /// The peer header for commits made in the repository at `repo_path` (its key is created on

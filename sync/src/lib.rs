@@ -56,9 +56,11 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+mod allow;
 pub mod audit;
 pub mod authority;
 pub mod commitsig;
+mod current;
 mod error;
 pub mod gate;
 pub mod gossip;
@@ -66,6 +68,7 @@ pub mod identity;
 pub mod invite;
 pub mod membership;
 pub mod net;
+mod peer;
 pub mod pool;
 pub mod session;
 #[doc(hidden)]

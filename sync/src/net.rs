@@ -54,6 +54,9 @@ const LAN_UDP_PAYLOAD: u16 = 1452;
 
 /// How long connecting may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long an unused pooled connection stays open ([`crate::pool`]); a server closes a
+/// connection that brings no new stream for as long.
+pub const POOL_IDLE: Duration = Duration::from_secs(60);
 
 /// Starts an endpoint with `key`.
 pub async fn endpoint(key: SecretKey, cfg: &NetConfig, alpns: Vec<Vec<u8>>) -> Result<Endpoint> {
@@ -451,7 +454,7 @@ impl ProtocolHandler for Handler {
         // connection (crate::pool), a one-shot client closes it after the first.
         let mut sessions = 0u64;
         loop {
-            let next = tokio::time::timeout(crate::pool::POOL_IDLE, conn.accept_bi()).await;
+            let next = tokio::time::timeout(POOL_IDLE, conn.accept_bi()).await;
             let (send, recv) = match next {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {

@@ -7,7 +7,7 @@
 //! [`POOL_IDLE`] is closed by either side; a dead one is replaced on the next use.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hero_store::Repo;
 use std::net::SocketAddr;
@@ -17,13 +17,11 @@ use iroh::{Endpoint, EndpointId, TransportAddr};
 
 use crate::error::{Result, SyncError};
 use crate::net::CONNECT_TIMEOUT;
+pub use crate::net::POOL_IDLE;
 use crate::session::{self, SyncReport};
 use crate::ticket::Ticket;
 use crate::transfer::ProgressFn;
 use crate::wire::{ALPN, Wire};
-
-/// How long an unused pooled connection stays open.
-pub const POOL_IDLE: Duration = Duration::from_secs(60);
 
 struct Entry {
     conn: Connection,

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use hero_store::codec::{ByteReader, ReadError, put_varint};
 use hero_store::{ObjType, ObjectId};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -156,12 +157,8 @@ impl Enc {
         self
     }
     /// An unsigned LEB128 varint.
-    pub fn varint(&mut self, mut v: u64) -> &mut Self {
-        while v >= 0x80 {
-            self.0.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        self.0.push(v as u8);
+    pub fn varint(&mut self, v: u64) -> &mut Self {
+        put_varint(&mut self.0, v);
         self
     }
     /// A list of ids.
@@ -174,61 +171,51 @@ impl Enc {
     }
 }
 
-/// A message body being read; every read is bounds-checked.
+/// A message body being read; every read is bounds-checked (the store's [`ByteReader`], with
+/// the protocol's errors).
 #[derive(Debug)]
 pub struct Dec<'a> {
-    b: &'a [u8],
+    r: ByteReader<'a>,
+}
+
+fn malformed(e: ReadError) -> SyncError {
+    match e {
+        ReadError::Truncated => SyncError::protocol("message is truncated"),
+        ReadError::VarintTooLong => SyncError::protocol("varint too long"),
+    }
 }
 
 impl<'a> Dec<'a> {
     /// Reads `b`.
     pub fn new(b: &'a [u8]) -> Self {
-        Dec { b }
-    }
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        if self.b.len() < n {
-            return Err(SyncError::protocol("message is truncated"));
+        Dec {
+            r: ByteReader::new(b),
         }
-        let (h, t) = self.b.split_at(n);
-        self.b = t;
-        Ok(h)
     }
     /// A byte.
     pub fn u8(&mut self) -> Result<u8> {
-        Ok(self.take(1)?[0])
+        self.r.u8().map_err(malformed)
     }
     /// A u32.
     pub fn u32(&mut self) -> Result<u32> {
-        let mut a = [0u8; 4];
-        a.copy_from_slice(self.take(4)?);
-        Ok(u32::from_be_bytes(a))
+        self.r.u32_be().map_err(malformed)
     }
     /// An id.
     pub fn id(&mut self) -> Result<ObjectId> {
-        let mut a = [0u8; 32];
-        a.copy_from_slice(self.take(32)?);
-        Ok(ObjectId(a))
+        self.r.id().map_err(malformed)
     }
     /// An unsigned LEB128 varint of at most 64 bits.
     pub fn varint(&mut self) -> Result<u64> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.u8()?;
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(SyncError::protocol("varint too long"))
+        self.r.varint().map_err(malformed)
     }
     /// `n` bytes.
     pub fn raw(&mut self, n: usize) -> Result<&'a [u8]> {
-        self.take(n)
+        self.r.take(n).map_err(malformed)
     }
     /// Length-prefixed bytes.
     pub fn bytes(&mut self) -> Result<&'a [u8]> {
         let n = self.u32()? as usize;
-        self.take(n)
+        self.raw(n)
     }
     /// Length-prefixed UTF-8.
     pub fn string(&mut self) -> Result<String> {
@@ -238,18 +225,18 @@ impl<'a> Dec<'a> {
     /// A list of ids.
     pub fn ids(&mut self) -> Result<Vec<ObjectId>> {
         let n = self.u32()? as usize;
-        if n > self.b.len() / 32 {
+        if n > self.r.remaining() / 32 {
             return Err(SyncError::protocol("id list is truncated"));
         }
         (0..n).map(|_| self.id()).collect()
     }
     /// The rest.
     pub fn rest(&mut self) -> &'a [u8] {
-        std::mem::take(&mut self.b)
+        self.r.rest()
     }
     /// Whether everything was read.
     pub fn is_empty(&self) -> bool {
-        self.b.is_empty()
+        self.r.is_empty()
     }
 }
 

@@ -274,27 +274,12 @@ fn forged_changes_are_refused_and_never_applied() {
     store_raw(&repo, "badchange", &bad_change);
 
     // Truncated.
-    let truncated = good.as_bytes()[..good.as_bytes().len() - 10].to_vec();
-    assert!(matches!(
-        refused_rule(membership::append(
-            &repo,
-            &Envelope::from_bytes(truncated.clone())
-        )),
-        Rule::Malformed(_)
-    ));
-    store_raw(&repo, "truncated", &truncated);
+    let truncated = &good.as_bytes()[..good.as_bytes().len() - 10];
+    refused_as_malformed_and_stored(&repo, "truncated", truncated);
 
     // A record that is not the one the signed change carries.
     let other = m.change(&a, &add(&w, Role::Owner), T0).unwrap();
-    let spliced = splice_record(&good, &other);
-    assert!(matches!(
-        refused_rule(membership::append(
-            &repo,
-            &Envelope::from_bytes(spliced.clone())
-        )),
-        Rule::Malformed(_)
-    ));
-    store_raw(&repo, "spliced", &spliced);
+    refused_as_malformed_and_stored(&repo, "spliced", &splice_record(&good, &other));
 
     // Dependencies nobody has.
     let ghost = ChangeHash([9; 32]);
@@ -334,6 +319,17 @@ fn forged_changes_are_refused_and_never_applied() {
     assert_eq!(rules[&"0".repeat(64)].0, Rule::Misfiled);
     assert_eq!(rules[&rival_name], (Rule::NotGenesis, Some(y.public())));
     assert_eq!(rules.len(), 8);
+}
+
+/// `bytes`, offered as an envelope, are refused as malformed; then they are stored as they are
+/// under `name`, the way a peer that skips the checks would.
+fn refused_as_malformed_and_stored(repo: &Repo, name: &str, bytes: &[u8]) {
+    let e = Envelope::from_bytes(bytes.to_vec());
+    assert!(matches!(
+        refused_rule(membership::append(repo, &e)),
+        Rule::Malformed(_)
+    ));
+    store_raw(repo, name, bytes);
 }
 
 /// `base` with the record of `other` (same signature and change).
@@ -776,13 +772,7 @@ proptest! {
         for i in 0..reps.len() {
             // A shuffled delivery order for each replica.
             let mut files: Vec<VerifiedChange> = all.verified.values().cloned().collect();
-            let mut s = seed.wrapping_add(i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-            for j in (1..files.len()).rev() {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                files.swap(j, (s % (j as u64 + 1)) as usize);
-            }
+            fastrand::Rng::with_seed(seed.wrapping_add(i as u64)).shuffle(&mut files);
             results.push(membership::evaluate_verified(files, None));
         }
         // One replica from the bytes, as `load` does: the same.

@@ -5,12 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{Action, Param, ParamValue, Script};
+use super::model::{ARGS_KEY, Action, Param, ParamValue, Script};
 use crate::error::{HeroScriptError, ParseError};
 use crate::span::Span;
-
-/// The reserved name under which positional arguments appear in the document model.
-pub(crate) const ARGS_KEY: &str = "_args";
 
 pub(super) fn parse(text: &str) -> Result<Script, ParseError> {
     let mut chars: Vec<char> = Vec::with_capacity(text.len());

@@ -21,6 +21,8 @@
 //! most 127 bytes. [`encode`] gives up as soon as its output reaches a caller's limit, which
 //! is how the base search drops a poor candidate cheaply.
 
+use hero_store::codec::put_varint;
+
 /// Length of the hashed windows, and so the shortest match the encoder finds.
 const BLOCK: usize = 16;
 /// Candidates examined for one target position.
@@ -139,15 +141,6 @@ fn common_suffix(a: &[u8], b: &[u8]) -> usize {
         .zip(b.iter().rev())
         .take_while(|(x, y)| x == y)
         .count()
-}
-
-/// Appends `n` as a delta header varint.
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
 }
 
 fn put_inserts(out: &mut Vec<u8>, mut bytes: &[u8]) {
@@ -301,17 +294,10 @@ pub(crate) fn encode(index: &Index, base: &[u8], target: &[u8], limit: usize) ->
 #[cfg(test)]
 pub(crate) fn apply(base: &[u8], delta: &[u8]) -> Option<Vec<u8>> {
     fn varint(d: &[u8], at: &mut usize) -> Option<u64> {
-        let mut n = 0u64;
-        let mut shift = 0;
-        loop {
-            let b = *d.get(*at)?;
-            *at += 1;
-            n |= u64::from(b & 0x7f).checked_shl(shift)?;
-            if b & 0x80 == 0 {
-                return Some(n);
-            }
-            shift += 7;
-        }
+        let mut r = hero_store::codec::ByteReader::new(d.get(*at..)?);
+        let n = r.varint().ok()?;
+        *at = d.len() - r.remaining();
+        Some(n)
     }
     let mut at = 0;
     if varint(delta, &mut at)? != base.len() as u64 {
@@ -356,22 +342,17 @@ pub(crate) fn apply(base: &[u8], delta: &[u8]) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
-    /// Deterministic pseudo-random numbers (xorshift).
-    struct Rng(u64);
+    /// Deterministic pseudo-random numbers.
+    struct Rng(fastrand::Rng);
     impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
+        fn new(seed: u64) -> Self {
+            Rng(fastrand::Rng::with_seed(seed))
         }
         fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
+            self.0.usize(..n.max(1))
         }
         fn bytes(&mut self, n: usize, alphabet: u8) -> Vec<u8> {
-            (0..n)
-                .map(|_| b'a' + (self.next() % u64::from(alphabet)) as u8)
-                .collect()
+            (0..n).map(|_| b'a' + self.0.u8(..alphabet)).collect()
         }
     }
 
@@ -416,7 +397,7 @@ mod tests {
 
     #[test]
     fn random_pairs_apply_back_to_the_target() {
-        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
         for case in 0..400 {
             let len = match case % 4 {
                 0 => rng.below(40),
@@ -440,7 +421,7 @@ mod tests {
 
     #[test]
     fn similar_objects_give_small_deltas() {
-        let mut rng = Rng(7);
+        let mut rng = Rng::new(7);
         let base = rng.bytes(100_000, 26);
         let mut target = base.clone();
         target[50_000] ^= 1;
@@ -465,7 +446,7 @@ mod tests {
         let long_insert: Vec<u8> = (0..1_000u32).map(|i| (i * 7 + i / 3) as u8).collect();
         round_trip(b"x", &long_insert);
         // The limit is honoured: nothing at or above it comes back.
-        let mut rng = Rng(3);
+        let mut rng = Rng::new(3);
         let a = rng.bytes(10_000, 26);
         let b = rng.bytes(10_000, 26);
         let index = Index::new(&a);
@@ -478,7 +459,7 @@ mod tests {
 
     #[test]
     fn probe_tells_related_from_unrelated() {
-        let mut rng = Rng(11);
+        let mut rng = Rng::new(11);
         let base = rng.bytes(50_000, 26);
         let index = Index::new(&base);
         let edited = edit(&mut rng, &base, 10, 26);

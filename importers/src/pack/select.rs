@@ -31,7 +31,7 @@ use gix::zlib::Decompress;
 use gix::zlib::stream::deflate::Compress;
 
 use super::delta::{self, Index};
-use super::{LEVEL, NONE, Record, Spool, deflate_to_vec, header_len, io_err, load};
+use super::spool::{LEVEL, NONE, Record, Spool, deflate_to_vec, header_len, io_err, load};
 use crate::error::ExportError;
 
 /// Candidates from the sorted list, as git's `pack.window`.

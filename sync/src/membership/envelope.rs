@@ -17,6 +17,7 @@
 use std::num::NonZeroU64;
 
 use automerge::{ActorId, Change, ChangeHash, ExpandedChange, ScalarValue, legacy};
+use hero_store::codec::ByteReader;
 use iroh::{EndpointId, SecretKey, Signature};
 
 use super::glob::{ScopeError, check_scope};
@@ -196,12 +197,12 @@ impl Op {
 
     /// Decodes a record (untrusted bytes).
     pub fn decode(b: &[u8]) -> Result<Op, EnvelopeError> {
-        let mut r = Reader { b, pos: 0 };
+        let mut r = Reader::new(b);
         if r.u8()? != RECORD_VERSION {
             return Err(EnvelopeError::Record("unknown record version"));
         }
         let kind = r.u8()?;
-        let target = EndpointId::from_bytes(r.array::<32>()?)
+        let target = EndpointId::from_bytes(&r.array::<32>()?)
             .map_err(|_| EnvelopeError::Record("target is not an ed25519 public key"))?;
         let role = |r: &mut Reader<'_>| {
             Role::from_code(r.u8()?).ok_or(EnvelopeError::Record("unknown role"))
@@ -228,7 +229,7 @@ impl Op {
             },
             _ => return Err(EnvelopeError::Record("unknown operation")),
         };
-        if r.pos != b.len() {
+        if !r.0.is_empty() {
             return Err(EnvelopeError::Record("bytes after the record"));
         }
         op.check()?;
@@ -259,32 +260,27 @@ fn put_scopes(out: &mut Vec<u8>, scopes: &[String]) {
     }
 }
 
-struct Reader<'a> {
-    b: &'a [u8],
-    pos: usize,
-}
+/// The store's bounds-checked reader, with the envelope's errors.
+struct Reader<'a>(ByteReader<'a>);
 
 impl<'a> Reader<'a> {
+    fn new(b: &'a [u8]) -> Self {
+        Reader(ByteReader::new(b))
+    }
     fn take(&mut self, n: usize) -> Result<&'a [u8], EnvelopeError> {
-        let end = self.pos.checked_add(n).ok_or(EnvelopeError::Truncated)?;
-        let s = self.b.get(self.pos..end).ok_or(EnvelopeError::Truncated)?;
-        self.pos = end;
-        Ok(s)
+        self.0.take(n).map_err(|_| EnvelopeError::Truncated)
     }
     fn u8(&mut self) -> Result<u8, EnvelopeError> {
-        Ok(self.take(1)?[0])
+        self.0.u8().map_err(|_| EnvelopeError::Truncated)
     }
-    fn array<const N: usize>(&mut self) -> Result<&'a [u8; N], EnvelopeError> {
-        self.take(N)?
-            .try_into()
-            .map_err(|_| EnvelopeError::Truncated)
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], EnvelopeError> {
+        self.0.array().map_err(|_| EnvelopeError::Truncated)
     }
     fn u16(&mut self) -> Result<usize, EnvelopeError> {
-        Ok(usize::from(u16::from_be_bytes(*self.array::<2>()?)))
+        Ok(usize::from(u16::from_be_bytes(self.array::<2>()?)))
     }
     fn u32(&mut self) -> Result<usize, EnvelopeError> {
-        usize::try_from(u32::from_be_bytes(*self.array::<4>()?))
-            .map_err(|_| EnvelopeError::TooLarge)
+        usize::try_from(u32::from_be_bytes(self.array::<4>()?)).map_err(|_| EnvelopeError::TooLarge)
     }
     fn str(&mut self) -> Result<String, EnvelopeError> {
         let n = self.u16()?;
@@ -361,7 +357,7 @@ impl Envelope {
         if b.len() > MAX_ENVELOPE {
             return Err(EnvelopeError::TooLarge);
         }
-        let mut r = Reader { b, pos: 0 };
+        let mut r = Reader::new(b);
         if r.take(4)? != MAGIC {
             return Err(EnvelopeError::BadMagic);
         }
@@ -370,8 +366,8 @@ impl Envelope {
             return Err(EnvelopeError::UnsupportedVersion(version));
         }
         let author =
-            EndpointId::from_bytes(r.array::<32>()?).map_err(|_| EnvelopeError::BadAuthor)?;
-        let signature = Signature::from_bytes(r.array::<64>()?);
+            EndpointId::from_bytes(&r.array::<32>()?).map_err(|_| EnvelopeError::BadAuthor)?;
+        let signature = Signature::from_bytes(&r.array::<64>()?);
         let record_len = r.u16()?;
         if record_len > MAX_RECORD {
             return Err(EnvelopeError::TooLarge);
@@ -382,7 +378,7 @@ impl Envelope {
             return Err(EnvelopeError::TooLarge);
         }
         let change_bytes = r.take(change_len)?;
-        if r.pos != b.len() {
+        if !r.0.is_empty() {
             return Err(EnvelopeError::TrailingBytes);
         }
         // Signature first: nothing unsigned reaches a parser beyond our own.
@@ -458,7 +454,7 @@ impl VerifiedChange {
 
 /// The key of a change's record in the document's root map.
 pub fn record_key(author: &EndpointId, seq: u64) -> String {
-    format!("{}/{seq}", crate::identity::hex(author.as_bytes()))
+    format!("{}/{seq}", hex::encode(author.as_bytes()))
 }
 
 fn build_change(

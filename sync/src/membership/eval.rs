@@ -14,7 +14,7 @@ use automerge::ChangeHash;
 use iroh::EndpointId;
 
 use super::envelope::{Envelope, Op, Role, VerifiedChange};
-use super::{Member, Membership, Refusal, Rule};
+use super::state::{Member, Membership, Refusal, Rule};
 
 /// A set of change indices (ancestors of a change).
 #[derive(Clone)]

@@ -4,16 +4,16 @@ use hero_store::{ObjectId, RefValue, Repo};
 use iroh::EndpointId;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::handshake::{Ask, Welcome, handshake};
-use super::refs::{advertised, create_missing_refs, integrate, put_branches, put_tags, take_tags};
+use super::handshake::{Intent, Welcome, handshake, is_empty};
+use super::refs::{create_missing_refs, integrate, put_branches, put_tags, take_tags};
+use super::report::{BranchUpdate, SyncReport, UpdateKind};
 use super::signatures::{fetch_signatures, send_signatures};
-use super::{BranchUpdate, Intent, SyncReport, UpdateKind, is_empty};
 use crate::access::Access;
 use crate::audit::{self, Decision, Entry};
 use crate::error::{Result, SyncError};
 use crate::gate;
 use crate::membership;
-use crate::transfer::{self, ProgressFn, blocking};
+use crate::transfer::{self, Ask, ProgressFn, advertised, blocking};
 use crate::wire::{Dec, Enc, Wire, code, kind};
 
 /// Pulls every branch of the peer into `repo` over `wire` (any byte stream: a QUIC stream in

@@ -5,14 +5,70 @@ use hero_store::{ObjectId, RefValue, Repo};
 use iroh::{EndpointId, SecretKey};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::refs::{advertised, parse_branches, parse_tags};
-use super::{Intent, NO_DIGEST, is_empty, refs_digest};
+use super::refs::{parse_branches, parse_tags};
 use crate::access::{self, Access};
 use crate::audit::{self, Decision, Entry};
 use crate::error::{Result, SyncError};
 use crate::membership;
-use crate::transfer::{self, blocking};
+use crate::transfer::blocking;
 use crate::wire::{Dec, Enc, MAGIC, VERSION, Wire, code, kind};
+
+/// What a client wants to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+    /// Receive from the server.
+    Pull,
+    /// Send to the server.
+    Push,
+}
+
+impl Intent {
+    pub(super) fn code(self) -> u8 {
+        match self {
+            Intent::Pull => 1,
+            Intent::Push => 2,
+        }
+    }
+}
+
+/// A digest of a side's branches and tags: equal digests mean equal refs, so a catch-up
+/// between peers that already agree costs a hello and a welcome, not two lists of every ref.
+pub fn refs_digest(branches: &[(String, ObjectId)], tags: &[(String, RefValue)]) -> [u8; 32] {
+    let mut b: Vec<&(String, ObjectId)> = branches.iter().collect();
+    b.sort();
+    let mut t: Vec<&(String, RefValue)> = tags.iter().collect();
+    t.sort_by(|x, y| x.0.cmp(&y.0));
+    let mut h = blake3::Hasher::new();
+    h.update(b"hero-store/refs/1\0");
+    for (name, id) in b {
+        h.update(&(name.len() as u64).to_be_bytes());
+        h.update(name.as_bytes());
+        h.update(id.as_bytes());
+    }
+    h.update(b"\0tags\0");
+    for (name, v) in t {
+        h.update(&(name.len() as u64).to_be_bytes());
+        h.update(name.as_bytes());
+        match v {
+            RefValue::Commit(id) => h.update(&[1]).update(id.as_bytes()),
+            RefValue::Tag(id) => h.update(&[2]).update(id.as_bytes()),
+        };
+    }
+    *h.finalize().as_bytes()
+}
+
+/// No digest: the client does not offer one (a session about named branches, an empty
+/// repository).
+pub(super) const NO_DIGEST: [u8; 32] = [0; 32];
+
+/// Whether a repository has no branch yet (a clone target); hero's own branches (the
+/// membership) do not count.
+pub(super) fn is_empty(repo: &Repo) -> Result<bool> {
+    Ok(repo
+        .branches()?
+        .iter()
+        .all(|(n, _)| membership::is_reserved(n)))
+}
 
 /// The client's hello; `only` names the branches the session is about (`None`: every ref);
 /// `digest` is the client's [`refs_digest`] (or [`NO_DIGEST`]).
@@ -36,54 +92,6 @@ pub(crate) fn hello(
     }
     m.0.extend_from_slice(digest);
     m
-}
-
-/// What a receiver asks for, given the sender's refs.
-#[derive(Debug, Default)]
-pub(crate) struct Ask {
-    /// Advertised ids this side lacks.
-    pub wants: Vec<ObjectId>,
-    /// One bit per advertised ref (branches, then tags): set when this side has it, so the
-    /// sender knows those commits are here without any id travelling.
-    pub common: Vec<u8>,
-    /// Commits of this side beyond the common refs (empty when nothing is wanted).
-    pub haves: Vec<ObjectId>,
-}
-
-impl Ask {
-    /// Compares the sender's advertisement with what is here.
-    pub(crate) fn of(
-        repo: &Repo,
-        branches: &[(String, ObjectId)],
-        tags: &[(String, RefValue)],
-        focused: bool,
-    ) -> Result<Ask> {
-        let view = repo.view()?;
-        let ids = advertised(branches, tags);
-        let mut ask = Ask {
-            common: vec![0; ids.len().div_ceil(8)],
-            ..Ask::default()
-        };
-        let mut receiving = Vec::new();
-        for (i, id) in ids.iter().enumerate() {
-            if view.object_type(id)?.is_some() {
-                ask.common[i / 8] |= 1 << (i % 8);
-            } else {
-                if let Some((name, _)) = branches.get(i) {
-                    receiving.push(name.as_str());
-                }
-                if !ask.wants.contains(id) {
-                    ask.wants.push(*id);
-                }
-            }
-        }
-        // A pull with nothing new is the advertisement and an empty answer: no history walk.
-        if !ask.wants.is_empty() {
-            let shared: hero_store::IdSet = ids.iter().copied().collect();
-            ask.haves = transfer::haves_for(&view, &receiving, &shared, !focused)?;
-        }
-        Ok(ask)
-    }
 }
 
 /// What the server said in its welcome.

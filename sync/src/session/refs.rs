@@ -2,7 +2,7 @@
 
 use hero_store::{ObjectId, RefValue, Repo};
 
-use super::{BranchUpdate, SyncReport, UpdateKind};
+use super::report::{BranchUpdate, SyncReport, UpdateKind};
 use crate::error::{Result, SyncError};
 use crate::wire::{Dec, Enc};
 
@@ -212,17 +212,4 @@ pub(super) fn put_branches(m: &mut Enc, branches: &[(String, ObjectId)]) {
     for (n, id) in branches {
         m.bytes(n.as_bytes()).id(id);
     }
-}
-
-/// The ids a side advertised (branches, then tags), in the order a receiver's bitmap of
-/// common refs follows.
-pub(super) fn advertised(
-    branches: &[(String, ObjectId)],
-    tags: &[(String, RefValue)],
-) -> Vec<ObjectId> {
-    branches
-        .iter()
-        .map(|(_, id)| *id)
-        .chain(tags.iter().map(|(_, v)| v.id()))
-        .collect()
 }

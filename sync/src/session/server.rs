@@ -4,18 +4,18 @@ use hero_store::{ObjectId, Repo};
 use iroh::{EndpointId, SecretKey};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::handshake::{Ask, join};
+use super::handshake::{Intent, NO_DIGEST, is_empty, join, refs_digest};
 use super::refs::{
-    MAX_NAMED, advertised, integrate, parse_branches, parse_tags, put_branches, put_tags, take_tags,
+    MAX_NAMED, integrate, parse_branches, parse_tags, put_branches, put_tags, take_tags,
 };
+use super::report::SyncReport;
 use super::signatures::{fetch_signatures, send_signatures};
-use super::{Intent, NO_DIGEST, SyncReport, is_empty, refs_digest};
 use crate::access::{self, Access};
 use crate::audit::{self, Decision, Entry};
 use crate::error::{Result, SyncError};
 use crate::gate;
 use crate::membership;
-use crate::transfer::{self, blocking};
+use crate::transfer::{self, Ask, advertised, blocking};
 use crate::wire::{Dec, Enc, MAGIC, VERSION, Wire, code, kind};
 
 /// The server's side of one session with `peer` (whose id the transport authenticated) over

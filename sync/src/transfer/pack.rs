@@ -1,8 +1,15 @@
 //! One object as it travels in a pack, both ways: how the sender encodes an entry (stored
 //! deltas and frames, raw objects through one zstd stream) and how the receiver parses it.
 
+use std::collections::VecDeque;
+use std::io::Write;
+
+use hero_store::{IdMap, IdSet, ObjType, ObjectId, StoredForm, View, delta_frame};
+
+use super::base::*;
 use super::plan::*;
-use super::*;
+use crate::error::{Result, SyncError};
+use crate::wire::{Dec, Enc, MAX_FRAME, form, kind, type_code, type_of};
 
 /// How an entry names its delta base.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,15 @@
 //! What the sender sends: the receiver's haves, the commits between, and the listing of
 //! their objects (newest content first, each after what it links to).
 
-use super::*;
+use std::collections::{HashMap, VecDeque};
+
+use hero_store::{
+    EntryKind, IdMap, IdSet, ObjType, ObjectId, RefValue, Repo, Tree, TreeEntry, View,
+    entry_link_type, object_links,
+};
+
+use super::base::*;
+use crate::error::{Result, SyncError};
 
 /// The commits a receiver names besides the refs it shares with the sender (those travel as a
 /// bitmap): its own heads, then, for each branch it is about to receive (`receiving`), its own
@@ -510,4 +518,65 @@ pub(super) fn tree_children(
         out.push((ty, e.id, b));
     }
     Ok(out)
+}
+
+/// What a receiver asks for, given the sender's refs.
+#[derive(Debug, Default)]
+pub(crate) struct Ask {
+    /// Advertised ids this side lacks.
+    pub wants: Vec<ObjectId>,
+    /// One bit per advertised ref (branches, then tags): set when this side has it, so the
+    /// sender knows those commits are here without any id travelling.
+    pub common: Vec<u8>,
+    /// Commits of this side beyond the common refs (empty when nothing is wanted).
+    pub haves: Vec<ObjectId>,
+}
+
+impl Ask {
+    /// Compares the sender's advertisement with what is here.
+    pub(crate) fn of(
+        repo: &Repo,
+        branches: &[(String, ObjectId)],
+        tags: &[(String, RefValue)],
+        focused: bool,
+    ) -> Result<Ask> {
+        let view = repo.view()?;
+        let ids = advertised(branches, tags);
+        let mut ask = Ask {
+            common: vec![0; ids.len().div_ceil(8)],
+            ..Ask::default()
+        };
+        let mut receiving = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            if view.object_type(id)?.is_some() {
+                ask.common[i / 8] |= 1 << (i % 8);
+            } else {
+                if let Some((name, _)) = branches.get(i) {
+                    receiving.push(name.as_str());
+                }
+                if !ask.wants.contains(id) {
+                    ask.wants.push(*id);
+                }
+            }
+        }
+        // A pull with nothing new is the advertisement and an empty answer: no history walk.
+        if !ask.wants.is_empty() {
+            let shared: hero_store::IdSet = ids.iter().copied().collect();
+            ask.haves = haves_for(&view, &receiving, &shared, !focused)?;
+        }
+        Ok(ask)
+    }
+}
+
+/// The ids a side advertised (branches, then tags), in the order a receiver's bitmap of
+/// common refs follows.
+pub(crate) fn advertised(
+    branches: &[(String, ObjectId)],
+    tags: &[(String, RefValue)],
+) -> Vec<ObjectId> {
+    branches
+        .iter()
+        .map(|(_, id)| *id)
+        .chain(tags.iter().map(|(_, v)| v.id()))
+        .collect()
 }

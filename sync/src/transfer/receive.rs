@@ -1,8 +1,21 @@
 //! The receiver's side of a transfer: checks each object as it arrives, stores what it checked
 //! sorted by id, and refuses what nothing asked for.
 
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hero_store::{
+    IdMap, IdSet, Incoming, ObjType, ObjectId, Prepared, Repo, View, apply_delta_frame,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::base::*;
 use super::pack::*;
-use super::*;
+use super::plan::Ask;
+use crate::error::{Result, SyncError};
+use crate::wire::{Dec, Enc, INVENTORY_BATCH, Wire, form, kind, pack_start, type_of, wants_flag};
 
 /// The receiver's state over one transfer.
 pub(super) struct Rx {

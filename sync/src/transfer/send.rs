@@ -1,8 +1,16 @@
 //! The sender's side of a transfer.
 
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use hero_store::{ObjType, ObjectId, Repo};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::base::*;
 use super::pack::*;
 use super::plan::*;
-use super::*;
+use crate::error::{Result, SyncError};
+use crate::wire::{Dec, Enc, INVENTORY_BATCH, Wire, kind, pack_start, type_code, wants_flag};
 
 /// The sender's side: answers a WANTS message already received.
 pub(crate) async fn send_objects<R, W>(

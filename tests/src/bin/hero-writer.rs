@@ -40,7 +40,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         std::io::stdout().flush()?;
         let mut cs = repo.change_set(branch)?;
         let reader = Pseudo {
-            x: 12345,
+            rng: fastrand::Rng::with_seed(12345),
             left: mib << 20,
             read: 0,
         };
@@ -69,7 +69,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// on stdout each time another 64 MiB were read (a test kills the writer on one of those
 /// lines: well into the write, with transactions of its data already committed).
 struct Pseudo {
-    x: u64,
+    rng: fastrand::Rng,
     left: usize,
     read: usize,
 }
@@ -77,12 +77,7 @@ struct Pseudo {
 impl std::io::Read for Pseudo {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = buf.len().min(self.left);
-        for b in &mut buf[..n] {
-            self.x ^= self.x << 13;
-            self.x ^= self.x >> 7;
-            self.x ^= self.x << 17;
-            *b = self.x as u8;
-        }
+        self.rng.fill(&mut buf[..n]);
         self.left -= n;
         let before = self.read >> 26;
         self.read += n;

@@ -9,6 +9,7 @@ mod alloc;
 mod authority;
 mod commands;
 mod context;
+mod control;
 mod error;
 mod netcheck;
 mod output;

@@ -32,7 +32,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::context::{IMPORT_CACHE_BYTES, open_repo, open_repo_with_cache, repo_path};
 use crate::output::refuse_json;
@@ -171,6 +171,16 @@ pub enum Command {
 }
 
 /// Runs a parsed command line.
+/// A command line of a script's action, parsed to run against `repo` ([`script::ParseFn`]).
+fn parse_for_script(
+    argv: Vec<String>,
+    repo: &Option<PathBuf>,
+) -> std::result::Result<script::Runnable, clap::Error> {
+    let mut cli = Cli::try_parse_from(argv)?;
+    cli.repo = repo.clone();
+    Ok(Box::new(move || run(cli)))
+}
+
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let json = cli.json;
     match cli.command {
@@ -188,7 +198,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Get(a) => get::run(&open_repo(&cli.repo)?, a, json)?,
         Command::Query(a) => query::run(&open_repo(&cli.repo)?, a, json)?,
         Command::Check(a) => check::run(&open_repo(&cli.repo)?, a, json)?,
-        Command::Script(a) => script::run(&cli.repo, a)?,
+        Command::Script(a) => script::run(&cli.repo, a, parse_for_script)?,
         Command::Diff(a) => diff::run(&open_repo(&cli.repo)?, a, json)?,
         Command::Branch(a) => branch::run(&open_repo(&cli.repo)?, a, json)?,
         Command::Tag(a) => tag::run(&open_repo(&cli.repo)?, a, json)?,
@@ -242,11 +252,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::History(c) => history::run(&open_repo(&cli.repo)?, c, json)?,
         Command::Completions { shell } => {
             refuse_json(json, "completions", "it prints a shell script")?;
-            completions::completions(shell)?
+            completions::completions(shell, Cli::command())?
         }
         Command::Man => {
             refuse_json(json, "man", "it prints a manual page")?;
-            completions::man()?
+            completions::man(Cli::command())?
         }
     }
     Ok(ExitCode::SUCCESS)

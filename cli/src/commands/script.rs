@@ -9,12 +9,11 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser};
+use clap::Args;
 use hero_formats::heroscript::{Action, ParamValue};
 use hero_formats::{Span, Value};
 use serde_json::json;
 
-use crate::commands::Cli;
 use crate::error::{CommandError, Kind, tagged};
 use crate::output::{capture, write_stdout};
 
@@ -130,6 +129,14 @@ const ACTIONS: &[Spec] = &[
 /// The actor of the actions `heroctl script` runs.
 pub const ACTOR: &str = "hero";
 
+/// A command parsed and ready to run.
+pub type Runnable = Box<dyn FnOnce() -> Result<std::process::ExitCode>>;
+
+/// Parses a command line (`heroctl --json …`) into a command that runs against the
+/// repository given: heroctl's command-line definition and its dispatcher, passed in by the
+/// caller so that this module imports no other command.
+pub type ParseFn = fn(Vec<String>, &Option<PathBuf>) -> std::result::Result<Runnable, clap::Error>;
+
 /// An action checked and ready: where it is, its name, and its command line.
 pub struct Step {
     /// Where its `!!` is.
@@ -137,7 +144,7 @@ pub struct Step {
     /// `hero.NAME`.
     pub action: String,
     /// The parsed command line.
-    cli: Cli,
+    command: Runnable,
     /// The command prints JSON lines, one per row: its result is always a list.
     rows: bool,
 }
@@ -234,7 +241,12 @@ fn command_line(a: &Action, source: &str) -> Result<Vec<String>, String> {
 
 /// Parses and checks a whole script: every action's actor, name, parameters and values.
 /// Nothing runs; all problems are reported at once, each with its line and column.
-pub fn plan(text: &[u8], source: &str, repo: &Option<PathBuf>) -> Result<Vec<Step>> {
+pub fn plan(
+    text: &[u8],
+    source: &str,
+    repo: &Option<PathBuf>,
+    parse: ParseFn,
+) -> Result<Vec<Step>> {
     let script = hero_formats::parse_heroscript(text)
         .map_err(|e| tagged(Kind::Usage, problem(source, e.span(), e)))?;
     let mut steps = Vec::new();
@@ -250,13 +262,12 @@ pub fn plan(text: &[u8], source: &str, repo: &Option<PathBuf>) -> Result<Vec<Ste
         let argv = std::iter::once("heroctl".to_string())
             .chain(std::iter::once("--json".to_string()))
             .chain(line);
-        match Cli::try_parse_from(argv) {
-            Ok(mut cli) => {
-                cli.repo = repo.clone();
+        match parse(argv.collect(), repo) {
+            Ok(command) => {
                 steps.push(Step {
                     span: a.span,
                     action: format!("{}.{}", a.actor, a.name),
-                    cli,
+                    command,
                     rows: a.name == "query",
                 });
             }
@@ -308,7 +319,7 @@ fn report(text: &str, rows: bool) -> Value {
 pub fn run_steps(steps: Vec<Step>, mut emit: impl FnMut(Value) -> Result<()>) -> Result<()> {
     for step in steps {
         let (at, action, rows) = (step.span, step.action, step.rows);
-        let (done, out) = capture(|| super::run(step.cli));
+        let (done, out) = capture(step.command);
         match done {
             Ok(_) => emit(json!({
                 "line": at.line,
@@ -346,7 +357,7 @@ pub fn run_steps(steps: Vec<Step>, mut emit: impl FnMut(Value) -> Result<()>) ->
 }
 
 /// Runs `script`.
-pub fn run(repo: &Option<PathBuf>, a: ScriptArgs) -> Result<()> {
+pub fn run(repo: &Option<PathBuf>, a: ScriptArgs, parse: ParseFn) -> Result<()> {
     let (source, text) = if a.file == "-" {
         let mut buf = Vec::new();
         std::io::stdin()
@@ -360,7 +371,7 @@ pub fn run(repo: &Option<PathBuf>, a: ScriptArgs) -> Result<()> {
     if a.daemon {
         return ask_daemon(&crate::context::repo_path(repo)?, &text);
     }
-    let steps = plan(&text, &source, repo)?;
+    let steps = plan(&text, &source, repo, parse)?;
     run_steps(steps, |v| Ok(write_stdout(format_args!("{v}\n"))?))
 }
 
@@ -368,7 +379,7 @@ pub fn run(repo: &Option<PathBuf>, a: ScriptArgs) -> Result<()> {
 fn ask_daemon(repo: &std::path::Path, text: &[u8]) -> Result<()> {
     let text = std::str::from_utf8(text).context("the script is not UTF-8")?;
     let request = format!("script {}", serde_json::to_string(text)?);
-    let v = crate::commands::daemon::control::ask_within(repo, &request, DAEMON_WAIT)?;
+    let v = crate::control::ask_within(repo, &request, DAEMON_WAIT)?;
     for line in v["results"].as_array().into_iter().flatten() {
         write_stdout(format_args!("{line}\n"))?;
     }

@@ -8,7 +8,6 @@
 //! window; a new version of the configuration file is validated and applied.
 
 pub mod config;
-pub mod control;
 mod ctx;
 mod gc;
 mod peers;
@@ -87,7 +86,7 @@ pub enum ConfigCommand {
 pub fn command(repo: &Path, json: bool, cmd: DaemonCommand) -> Result<()> {
     match cmd {
         DaemonCommand::Status => {
-            let v = control::ask(repo, "status")?;
+            let v = crate::control::ask(repo, "status")?;
             if json {
                 print_json(&v)?;
             } else {
@@ -95,7 +94,7 @@ pub fn command(repo: &Path, json: bool, cmd: DaemonCommand) -> Result<()> {
             }
         }
         DaemonCommand::Reload => {
-            let v = control::ask(repo, "reload")?;
+            let v = crate::control::ask(repo, "reload")?;
             if json {
                 print_json(&v)?;
             } else {
@@ -257,7 +256,7 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
     let me = key.public();
     let names = NodeNames::here(me.to_string());
     let branch = repo.default_branch()?;
-    let control = control::bind(&control::socket_path(&path)).await?;
+    let control = crate::control::bind(&crate::control::socket_path(&path)).await?;
     let mut status = Status::default();
 
     // The configuration in force at start: the file, else the defaults.
@@ -395,7 +394,7 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
 
     outln!("daemon for {} ready", path.display())?;
     outln!("ticket: {ticket}")?;
-    control::sd_notify("READY=1");
+    crate::control::sd_notify("READY=1");
     tracing::info!("ready");
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -421,11 +420,11 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
             }
             c = control.accept() => {
                 if let Ok((mut stream, _)) = c {
-                    let req = control::read_request(&mut stream).await;
+                    let req = crate::control::read_request(&mut stream).await;
                     match req.as_deref() {
                         Some("reload") => {
                             reread = true;
-                            control::answer(stream, &json!({ "reload": true })).await;
+                            crate::control::answer(stream, &json!({ "reload": true })).await;
                         }
                         Some("status") => {
                             let ctx = ctx.clone();
@@ -434,7 +433,7 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
                                 let v = tokio::task::spawn_blocking(move || status_json(&ctx, &ticket))
                                     .await
                                     .unwrap_or_else(|e| json!({ "error": e.to_string() }));
-                                control::answer(stream, &v).await;
+                                crate::control::answer(stream, &v).await;
                             });
                         }
                         Some(r) if r.starts_with("script ") => {
@@ -448,10 +447,10 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
                                 })
                                 .await
                                 .unwrap_or_else(|e| json!({ "error": e.to_string() }));
-                                control::answer(stream, &v).await;
+                                crate::control::answer(stream, &v).await;
                             });
                         }
-                        _ => control::answer(stream, &json!({ "error": "unknown request" })).await,
+                        _ => crate::control::answer(stream, &json!({ "error": "unknown request" })).await,
                     }
                 }
             }
@@ -613,7 +612,7 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
     // SIGTERM: commit pending and unmount, stop the share, close connections.
     tracing::info!("stopping");
     drop(control);
-    let _ = std::fs::remove_file(control::socket_path(&path));
+    let _ = std::fs::remove_file(crate::control::socket_path(&path));
     let mut failed = None;
     if let Some(h) = mount.take() {
         outln!("unmounting (committing pending writes)")?;

@@ -200,25 +200,21 @@ impl Rec {
 }
 
 /// Reads fields of one record; `None` on anything malformed.
-struct Cursor<'a>(&'a [u8]);
+/// The store's bounded reader, with `None` for a record cut short (a torn journal tail).
+struct Cursor<'a>(hero_store::codec::ByteReader<'a>);
 
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Some(a)
+        self.0.take(n).ok()
     }
     fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
+        self.0.u8().ok()
     }
     fn u64(&mut self) -> Option<u64> {
-        self.take(8)?.try_into().ok().map(u64::from_le_bytes)
+        self.0.u64_le().ok()
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4)?.try_into().ok().map(u32::from_le_bytes)
+        self.0.u32_le().ok()
     }
     fn meta(&mut self) -> Option<EntryMeta> {
         let flags = self.u8()?;
@@ -267,7 +263,7 @@ impl<'a> Cursor<'a> {
 }
 
 fn decode_rec(body: &[u8]) -> Option<Rec> {
-    let mut c = Cursor(body);
+    let mut c = Cursor(hero_store::codec::ByteReader::new(body));
     let rec = match c.u8()? {
         b'B' => Rec::Branch(String::from_utf8(c.bytes()?).ok()?),
         b'P' => Rec::Put(c.u64()?, c.bytes()?, c.binding()?),

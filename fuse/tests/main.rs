@@ -760,15 +760,9 @@ mod reads {
     use crate::util::*;
 
     /// Deterministic bytes that do not compress.
-    fn noise(len: usize, mut x: u64) -> Vec<u8> {
-        let mut out = Vec::with_capacity(len + 8);
-        while out.len() < len {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            out.extend_from_slice(&x.to_le_bytes());
-        }
-        out.truncate(len);
+    fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut out = vec![0u8; len];
+        fastrand::Rng::with_seed(seed).fill(&mut out);
         out
     }
 

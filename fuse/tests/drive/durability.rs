@@ -428,15 +428,10 @@ fn reads_and_lookups_proceed_while_a_large_file_is_committed() {
     const MB: usize = 1 << 20;
     const SIZE: usize = 500 * MB;
     let mut big = fs::File::create(m.p("big.bin")).unwrap();
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rng = fastrand::Rng::with_seed(0x9e37_79b9_7f4a_7c15);
     let mut block = vec![0u8; MB];
     for _ in 0..SIZE / MB {
-        for w in block.chunks_exact_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            w.copy_from_slice(&x.to_le_bytes());
-        }
+        rng.fill(&mut block);
         big.write_all(&block).unwrap();
     }
 
@@ -707,15 +702,10 @@ fn kill_9_after_a_commit_that_overlapped_a_change_recovers_only_the_change() {
     fs::create_dir(&dir).unwrap();
     let mut mount = spawn_mount(&repo_path, &dir);
     let mut big = fs::File::create(dir.join("big.bin")).unwrap();
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut rng = fastrand::Rng::with_seed(0x2545_f491_4f6c_dd1d);
     let mut block = vec![0u8; MB];
     for _ in 0..64 {
-        for w in block.chunks_exact_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            w.copy_from_slice(&x.to_le_bytes());
-        }
+        rng.fill(&mut block);
         big.write_all(&block).unwrap();
     }
     let rchar = |pid: u32| {

@@ -63,7 +63,7 @@ pub use file::{
     chunk_boundaries,
 };
 pub use gc::GcReport;
-pub use history::LogIter;
+pub use history::{LogIter, PathTracker};
 pub use id::{IdBuildHasher, IdHasher, IdMap, IdSet, ObjectId, ParseIdError};
 pub use object::{
     Commit, EntryKind, EntryMeta, MODE_BITS, Owner, PEER_HEADER, Signature, Tag, TargetKind,

@@ -71,6 +71,26 @@ pub const DEFAULT_ADDR: SocketAddr =
 /// The name of the cookie `/login` sets.
 const COOKIE: &str = "hero_ui";
 
+/// A peer as the daemon knows it, for the peers page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerView {
+    /// Its node id.
+    pub id: String,
+    /// Where it came from (`config`, `remote NAME`, …).
+    pub source: String,
+    /// Whether a connection is open.
+    pub connected: bool,
+    /// The last successful sync, in seconds since the Unix epoch.
+    pub last_sync: Option<u64>,
+    /// Syncs so far.
+    pub syncs: u64,
+    /// The last failure.
+    pub last_error: Option<String>,
+}
+
+/// What the daemon says about its peers, asked at each view of the peers page.
+pub type PeerSource = Arc<dyn Fn() -> Vec<PeerView> + Send + Sync>;
+
 /// What the web face serves and how.
 #[derive(Clone)]
 pub struct WebConfig {
@@ -82,6 +102,8 @@ pub struct WebConfig {
     pub trusted_network: bool,
     /// How often the generation counter is read for live updates (default 100 ms).
     pub poll: Duration,
+    /// The daemon's peers (none: the page shows what the repository records).
+    pub peers: Option<PeerSource>,
 }
 
 impl std::fmt::Debug for WebConfig {
@@ -102,6 +124,7 @@ impl WebConfig {
             auth,
             trusted_network: false,
             poll: Duration::from_millis(100),
+            peers: None,
         }
     }
 }
@@ -132,6 +155,7 @@ impl std::fmt::Debug for Server {
 
 struct Ctx {
     repo: Arc<hero_store::Repo>,
+    peers: Option<PeerSource>,
     auth: Auth,
     live: watch::Receiver<u64>,
 }
@@ -162,6 +186,7 @@ pub async fn bind_repo(repo: Arc<hero_store::Repo>, config: WebConfig) -> Result
         listener,
         ctx: Arc::new(Ctx {
             repo,
+            peers: config.peers,
             auth: config.auth,
             live: rx,
         }),
@@ -394,8 +419,11 @@ async fn answer(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
     if path == "/events" {
         return secure(events(ctx.live.clone()), CSP);
     }
-    let repo = ctx.repo.clone();
-    let reply = tokio::task::spawn_blocking(move || pages::route(&repo, &path, &query)).await;
+    let ctx2 = ctx.clone();
+    let reply = tokio::task::spawn_blocking(move || {
+        pages::route(&ctx2.repo, ctx2.peers.as_ref(), &path, &query)
+    })
+    .await;
     let r = match reply {
         Ok(Ok(Reply::Html(html))) => respond(StatusCode::OK, "text/html; charset=utf-8", html),
         Ok(Ok(Reply::Raw {

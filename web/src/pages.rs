@@ -66,14 +66,19 @@ pub(crate) fn repo_path(rest: &str) -> Result<RepoPath, PageError> {
 }
 
 /// Answers a GET of `path?query`.
-pub(crate) fn route(repo: &Repo, path: &str, query: &str) -> Result<Reply, PageError> {
+pub(crate) fn route(
+    repo: &Repo,
+    peers: Option<&crate::PeerSource>,
+    path: &str,
+    query: &str,
+) -> Result<Reply, PageError> {
     let q = Query::parse(query);
     let view = repo.view()?;
     let sub = |prefix: &str| path.strip_prefix(prefix);
     match path {
         "/" => return timeline::page(repo, &view, &q),
         "/adr" => return adr::page(&view, &q),
-        "/peers" => return peers::page(repo, &view, &q),
+        "/peers" => return peers::page(repo, peers, &view, &q),
         "/diff" => return commit::diff_page(&view, &q),
         "/tree" => return Ok(Reply::Redirect("/tree/".into())),
         _ => {}

@@ -14,7 +14,13 @@ use crate::layout::{self, Section, time, tree_link};
 /// Audit lines shown at most (the newest).
 const AUDIT_MAX: usize = 500;
 
-pub(crate) fn page(repo: &Repo, view: &View, q: &Query) -> Result<Reply, PageError> {
+pub(crate) fn page(
+    repo: &Repo,
+    source: Option<&crate::PeerSource>,
+    view: &View,
+    q: &Query,
+) -> Result<Reply, PageError> {
+    let live_peers = source.map(|s| s());
     let remotes = hero_sync::access::remotes(repo)?;
     let branch = view.default_branch()?;
     let conflicts = match view.branch_head(&branch)? {
@@ -42,6 +48,21 @@ pub(crate) fn page(repo: &Repo, view: &View, q: &Query) -> Result<Reply, PageErr
     let secs = |ms: i64| time(ms.div_euclid(1000));
     let body = html! {
         h1 { "Peers and trust" }
+        h2 { "Peers" }
+        @match &live_peers {
+            None => p.muted { "Not served by the daemon: connections are not known here (remotes below)." },
+            Some(ps) if ps.is_empty() => p.muted { "The daemon knows no peers." },
+            Some(ps) => table.peers {
+                thead { tr { th { "Peer" } th { "Connected" } th { "Last sync" } th.wide { "Syncs" } th { "Problem" } } }
+                tbody { @for p in ps { tr class=[p.last_error.is_some().then_some("refused")] {
+                    td.mono.msg { (p.id) br; span.muted { (p.source) } }
+                    td { @if p.connected { "yes" } @else { "no" } }
+                    td.muted { @match p.last_sync { Some(t) => (time(i64::try_from(t).unwrap_or(i64::MAX))), None => "never" } }
+                    td.wide { (p.syncs) }
+                    td.msg { (p.last_error.as_deref().unwrap_or("")) }
+                } } }
+            },
+        }
         h2 { "Remotes" }
         @if remotes.is_empty() { p.muted { "No remotes." } }
         @else { table { thead { tr { th { "Name" } th { "Ticket" } } } tbody {

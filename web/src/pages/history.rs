@@ -86,6 +86,9 @@ pub(crate) fn key_page(view: &View, path: &RepoPath, q: &Query) -> Result<Reply,
     hero_formats::Path::parse(key).map_err(|e| PageError::BadRequest(format!("{key}: {e}")))?;
     let (rev, start) = revision(view, q.get("rev"))?;
     let changes = key_history(view, &start, path, key, Some(KEY_CHANGES_MAX))?;
+    if changes.is_empty() && view.entry_in_commit(&start, path)?.is_none() {
+        return Err(PageError::NotFound(format!("no {path} at {rev}")));
+    }
     let show = |v: &Option<hero_formats::Value>| match v {
         None => "(none)".to_owned(),
         Some(hero_formats::Value::String(s)) => s.clone(),

@@ -67,9 +67,21 @@ fn revs_bar(
     others.extend(view.tags()?.into_iter().map(|t| t.0));
     others.truncate(OTHER_REVS);
     let p = path.to_bytes();
+    let older = if view.commit(id)?.parents.is_empty() {
+        None
+    } else if rev.contains('@') {
+        // `~N` does not follow a date: count from the commit.
+        Some(format!("{}~1", id.to_hex()))
+    } else {
+        Some(format!("{rev}~1"))
+    };
     Ok(html! {
         div.revs {
-            "at " b { (rev) } " (" a href=(commit_link(id)) { (id.short()) } ") · also at: "
+            "at " b { (rev) } " (" a href=(commit_link(id)) { (id.short()) } ")"
+            @if let Some(o) = &older {
+                " · " a href=(format!("/{here}/{}{}", url::encode_path(&p), url::query(&[("rev", o)]))) { "one commit older" }
+            }
+            " · also at: "
             @for o in &others {
                 @if o != rev { a href=(format!("/{here}/{}{}", url::encode_path(&p), url::query(&[("rev", o)]))) { (o) } " " }
             }

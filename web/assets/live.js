@@ -19,5 +19,7 @@
       .catch(function () {})
       .then(function () { busy = false; if (again) { again = false; refresh(); } });
   }
-  new EventSource("/events").addEventListener("commit", refresh);
+  var events = new EventSource("/events");
+  events.addEventListener("open", function () { main.setAttribute("data-live-open", "1"); });
+  events.addEventListener("commit", refresh);
 })();

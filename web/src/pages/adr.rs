@@ -87,13 +87,10 @@ fn records(tree: Option<Tree>) -> BTreeMap<Vec<u8>, TreeEntry> {
     .unwrap_or_default()
 }
 
-fn dir_tree(
-    view: &View,
-    commit: &ObjectId,
-    dir: &RepoPath,
-) -> Result<Option<(ObjectId, Tree)>, PageError> {
+/// The tree id of the directory `dir` in `commit`, if it is one.
+fn dir_id(view: &View, commit: &ObjectId, dir: &RepoPath) -> Result<Option<ObjectId>, PageError> {
     match view.entry_in_commit(commit, dir)? {
-        Some(e) if e.kind == hero_store::EntryKind::Dir => Ok(Some((e.id, view.tree(&e.id)?))),
+        Some(e) if e.kind == hero_store::EntryKind::Dir => Ok(Some(e.id)),
         _ => Ok(None),
     }
 }
@@ -116,17 +113,24 @@ pub(crate) fn page(view: &View, q: &Query) -> Result<Reply, PageError> {
     // The records at the revision, by path.
     let mut current: Vec<(RepoPath, Fields)> = Vec::new();
     for d in &dirs {
-        if let Some((_, tree)) = dir_tree(view, &start, d)? {
-            for (name, e) in records(Some(tree)) {
+        if let Some(t) = dir_id(view, &start, d)? {
+            for (name, e) in records(Some(view.tree(&t)?)) {
                 current.push((d.join(&name)?, fields(view, &mut cache, &e)));
             }
         }
     }
     // One walk along first parents: where a records directory changed, which statuses did.
+    // Only the directories that hold records at the revision are followed; a commit's
+    // directory ids are its first parent's "now" in the next step.
+    let dirs: Vec<RepoPath> = dirs
+        .into_iter()
+        .filter(|d| current.iter().any(|(p, _)| p.parent() == *d))
+        .collect();
     let mut events: HashMap<Vec<u8>, Vec<Event>> = HashMap::new();
     let mut walked = 0usize;
     let mut truncated = false;
-    if !current.is_empty() {
+    let mut carried: Option<(ObjectId, Vec<Option<ObjectId>>)> = None;
+    if !dirs.is_empty() {
         for item in view.log(&[start], true)? {
             let (id, c) = item?;
             walked += 1;
@@ -134,21 +138,31 @@ pub(crate) fn page(view: &View, q: &Query) -> Result<Reply, PageError> {
                 truncated = true;
                 break;
             }
-            for d in &dirs {
-                let now = dir_tree(view, &id, d)?;
-                let before = match c.parents.first() {
-                    Some(p) => dir_tree(view, p, d)?,
-                    None => None,
-                };
-                if now.as_ref().map(|x| x.0) == before.as_ref().map(|x| x.0) {
+            let now: Vec<Option<ObjectId>> = match carried.take() {
+                Some((at, ids)) if at == id => ids,
+                _ => dirs
+                    .iter()
+                    .map(|d| dir_id(view, &id, d))
+                    .collect::<Result<_, _>>()?,
+            };
+            let before: Vec<Option<ObjectId>> = match c.parents.first() {
+                Some(p) => dirs
+                    .iter()
+                    .map(|d| dir_id(view, p, d))
+                    .collect::<Result<_, _>>()?,
+                None => vec![None; dirs.len()],
+            };
+            for (i, d) in dirs.iter().enumerate() {
+                if now[i] == before[i] {
                     continue;
                 }
-                let (now, before) = (records(now.map(|x| x.1)), records(before.map(|x| x.1)));
-                let mut names: Vec<&Vec<u8>> = now.keys().chain(before.keys()).collect();
+                let tree = |t: Option<ObjectId>| t.map(|t| view.tree(&t)).transpose();
+                let (n_recs, b_recs) = (records(tree(now[i])?), records(tree(before[i])?));
+                let mut names: Vec<&Vec<u8>> = n_recs.keys().chain(b_recs.keys()).collect();
                 names.sort();
                 names.dedup();
                 for name in names {
-                    let (n, b) = (now.get(name), before.get(name));
+                    let (n, b) = (n_recs.get(name), b_recs.get(name));
                     if n.map(|e| e.id) == b.map(|e| e.id) {
                         continue;
                     }
@@ -164,6 +178,9 @@ pub(crate) fn page(view: &View, q: &Query) -> Result<Reply, PageError> {
                         });
                     }
                 }
+            }
+            if let Some(p) = c.parents.first() {
+                carried = Some((*p, before));
             }
         }
     }

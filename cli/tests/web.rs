@@ -377,4 +377,29 @@ fn the_web_face_in_a_real_browser_follows_history_and_shows_a_new_commit_live() 
         b.run("return window.heroMarker || null;"),
         json!("file page")
     );
+
+    // Readable on a phone: at 390 CSS pixels wide no page scrolls sideways.
+    b.call(
+        "POST",
+        "/window/rect",
+        Some(json!({"width": 390, "height": 844})),
+    );
+    let pages = [
+        ("/", "phone-timeline"),
+        ("/tree/etc/app.toml", "phone-file"),
+        ("/commit/main", ""),
+        ("/adr", ""),
+        ("/peers", ""),
+    ];
+    for (page, shot) in pages {
+        b.go(&format!("{site}{page}"));
+        assert_eq!(b.run("return window.innerWidth <= 400;"), json!(true));
+        let fits = b.run(
+            "return document.documentElement.scrollWidth <= document.documentElement.clientWidth;",
+        );
+        assert_eq!(fits, json!(true), "{page} scrolls sideways on a phone");
+        if !shot.is_empty() {
+            b.screenshot(shot);
+        }
+    }
 }

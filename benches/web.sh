@@ -24,6 +24,8 @@ for tool in git fossil curl python3; do
     command -v "$tool" >/dev/null || { echo "needs $tool (scripts/deps.sh)" >&2; exit 1; }
 done
 export HERO_AUTHOR_NAME=bench HERO_AUTHOR_EMAIL=bench@example.com
+# fossil names the importing user from $USER.
+export USER=${USER:-$(id -un)}
 
 G=$WORK/src.git
 rm -rf "$G" "$WORK/s.hero"* "$WORK/f.fossil"

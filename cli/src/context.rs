@@ -307,6 +307,29 @@ pub(crate) fn share_auth(
     ))
 }
 
+/// The credentials of the web face of the repository at `repo` (`heroctl ui` and the
+/// daemon's): `HERO_UI_TOKEN`, else the token in `token_file` (default `<repo>.ui-token`,
+/// created on first use, mode 0600; ADR 0026). The token itself (for `ui --open`) and where
+/// it comes from, in words.
+pub(crate) fn ui_auth(repo: &Path, token_file: Option<&Path>) -> Result<(String, String)> {
+    if let Some(t) = std::env::var_os("HERO_UI_TOKEN") {
+        let t = t.into_string().map_err(|_| {
+            crate::error::tagged(crate::error::Kind::Usage, "HERO_UI_TOKEN is not UTF-8")
+        })?;
+        let t = t.trim();
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(crate::error::tagged(
+                crate::error::Kind::Usage,
+                "HERO_UI_TOKEN must be one word of printable ASCII",
+            ));
+        }
+        return Ok((t.to_owned(), "the token in $HERO_UI_TOKEN".to_owned()));
+    }
+    let path = token_file.map_or_else(|| hero_web::token_path(repo), Path::to_path_buf);
+    let token = hero_dav::load_or_create_token(&path)?;
+    Ok((token, format!("the token in {}", path.display())))
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

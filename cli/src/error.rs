@@ -244,6 +244,9 @@ fn classify_one(cause: &(dyn std::error::Error + 'static)) -> Found {
     if let Some(e) = cause.downcast_ref::<hero_dav::DavError>() {
         return dav(e);
     }
+    if let Some(e) = cause.downcast_ref::<hero_web::WebError>() {
+        return web(e);
+    }
     if let Some(e) = cause.downcast_ref::<std::io::Error>() {
         return io(e);
     }
@@ -491,6 +494,15 @@ fn dav(e: &hero_dav::DavError) -> Found {
             )),
         )),
         E::Token { source, .. } => io(source),
+    }
+}
+
+fn web(e: &hero_web::WebError) -> Found {
+    use hero_web::WebError as E;
+    match e {
+        E::Store(s) => store(s),
+        E::Bind { source, .. } => io(source),
+        E::Insecure { .. } | E::EmptyCredentials => kind(Kind::Usage),
     }
 }
 

@@ -153,7 +153,7 @@ fn fleet_config(nodes: &[Node], catch_up_secs: u64, extra: &str) -> String {
         .collect();
     let mut t = format!(
         "peers = [{}]\ncatch_up_secs = {catch_up_secs}\n{extra}\n[mount]\nidle_commit_ms = 50\n\n\
-         [dav]\naddr = \"127.0.0.1:0\"\n",
+         [dav]\naddr = \"127.0.0.1:0\"\n\n[ui]\naddr = \"127.0.0.1:0\"\n",
         peers.join(", ")
     );
     for n in nodes {
@@ -221,6 +221,39 @@ fn fleet_configured(dir: &Path, n: usize, config: impl Fn(&[Node]) -> String) ->
         ok(&nodes[0].repo, &["member", "add", &n.id, "--role", "owner"]);
     }
     nodes
+}
+
+#[test]
+fn the_daemon_serves_the_web_face_with_its_token_and_the_peers_it_knows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nodes = fleet(tmp.path(), 2, 600);
+    let st: Value =
+        serde_json::from_str(&ok(&nodes[0].repo, &["--json", "daemon", "status"])).unwrap();
+    let url = st["ui"].as_str().expect("the web face is on").to_owned();
+    let token = std::fs::read_to_string(format!("{}.ui-token", nodes[0].repo.display())).unwrap();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into();
+    let get = |path: &str, auth: bool| -> (u16, String) {
+        let mut req = agent.get(format!("{url}{path}"));
+        if auth {
+            req = req.header("authorization", format!("Bearer {}", token.trim()));
+        }
+        let mut r = req.call().unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    };
+    assert_eq!(get("tree/", false).0, 401);
+    let (status, tree) = get("tree/", true);
+    assert_eq!(status, 200);
+    assert!(tree.contains("hello.txt"), "{tree}");
+    // The peers page shows what the daemon knows of its peer: connected once it synced.
+    let other = nodes[1].id.clone();
+    wait_for(30, "the peer shown connected on the web face", || {
+        let (_, page) = get("peers", true);
+        (page.contains(&other) && page.contains("<td>yes</td>")).then_some(())
+    });
 }
 
 fn read(path: &Path) -> Option<String> {

@@ -591,7 +591,7 @@ pub fn load_or_create_token(path: &Path) -> Result<String, DavError> {
     for _ in 0..2 {
         match std::fs::read_to_string(path) {
             Ok(text) => {
-                hero_store::private::tighten_logged(path, "the share's token file");
+                hero_store::private::tighten_logged(path, "the token file");
                 let token = text.trim();
                 if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
                     return Err(err(std::io::Error::new(
@@ -611,7 +611,7 @@ pub fn load_or_create_token(path: &Path) -> Result<String, DavError> {
                 .map_err(err)?
                 {
                     hero_store::private::WriteNew::Created => {
-                        tracing::info!(path = %path.display(), "created the share's token file");
+                        tracing::info!(path = %path.display(), "created the token file");
                         return Ok(token);
                     }
                     hero_store::private::WriteNew::Exists => continue,
@@ -639,7 +639,8 @@ fn new_token() -> std::io::Result<String> {
 }
 
 impl Auth {
-    fn is_empty(&self) -> bool {
+    /// Whether the secret is empty (a server refuses to start with it).
+    pub fn is_empty(&self) -> bool {
         match self {
             Auth::Token(t) => t.is_empty(),
             Auth::Basic { password, .. } => password.is_empty(),
@@ -647,7 +648,10 @@ impl Auth {
     }
 }
 
-fn authorized<B>(auth: &Auth, req: &Request<B>) -> bool {
+/// Whether a request carries the credentials `auth` asks for (`Authorization: Bearer` with the
+/// token, or Basic with the token as the password, or the user and password asked for).
+/// Shared with the web face, which authenticates the same way.
+pub fn authorized<B>(auth: &Auth, req: &Request<B>) -> bool {
     let Some(h) = req
         .headers()
         .get(http::header::AUTHORIZATION)
@@ -673,6 +677,15 @@ fn authorized<B>(auth: &Auth, req: &Request<B>) -> bool {
     match auth {
         Auth::Token(t) => same(t.as_bytes(), p),
         Auth::Basic { user, password } => same(user.as_bytes(), u) & same(password.as_bytes(), p),
+    }
+}
+
+/// Whether `presented` is the secret of `auth` (the token, or the Basic password), compared
+/// without an early exit.
+pub fn secret_matches(auth: &Auth, presented: &[u8]) -> bool {
+    match auth {
+        Auth::Token(t) => same(t.as_bytes(), presented),
+        Auth::Basic { password, .. } => same(password.as_bytes(), presented),
     }
 }
 

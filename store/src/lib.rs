@@ -29,6 +29,7 @@ mod author;
 mod changes;
 pub mod codec;
 mod config_dir;
+mod dated;
 mod db;
 mod diff;
 mod error;
@@ -53,6 +54,7 @@ pub use author::Author;
 pub use changes::{Batch, ChangeSet, CommitMeta, Committed, Expect};
 pub use codec::DecodeError;
 pub use config_dir::{CONFIG_DIR, is_config_path};
+pub use dated::parse_utc_date;
 pub use diff::{DiffEntry, DiffKind, LineDiff, line_diff};
 pub use error::{DbError, DbErrorKind, Error, Result, is_disk_full_io};
 pub use file::{
@@ -60,7 +62,7 @@ pub use file::{
     chunk_boundaries,
 };
 pub use gc::GcReport;
-pub use history::LogIter;
+pub use history::{LogIter, PathTracker};
 pub use id::{IdBuildHasher, IdHasher, IdMap, IdSet, ObjectId, ParseIdError};
 pub use object::{
     Commit, EntryKind, EntryMeta, MODE_BITS, Owner, PEER_HEADER, ROOT_META_HEADER, Signature, Tag,

@@ -8,7 +8,7 @@ use crate::error::{Kind, tagged};
 use crate::output::{outln, print_json};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use hero_store::{EntryKind, ObjectId, RefValue, Repo, RepoPath, TreeEntry, View};
+use hero_store::{EntryKind, RefValue, Repo, RepoPath, TreeEntry, View};
 use serde_json::json;
 
 /// Commands that find and restore earlier states.
@@ -353,57 +353,4 @@ fn undo(repo: &Repo, a: UndoArgs, json: bool) -> Result<()> {
         )?;
     }
     Ok(())
-}
-
-/// Follows one path back through history for `log -- PATH`.
-#[derive(Debug)]
-pub struct PathTracker {
-    path: RepoPath,
-}
-
-impl PathTracker {
-    /// Tracks `path` (as named in the newest commit walked).
-    pub fn new(path: RepoPath) -> PathTracker {
-        PathTracker { path }
-    }
-
-    /// The path as named in the commit walked last's first parent.
-    pub fn path(&self) -> &RepoPath {
-        &self.path
-    }
-
-    /// Whether commit `id` changed the tracked path against its first parent; if so, the path
-    /// as named in `id`. When the path appears in `id` with content that left another path in
-    /// the same commit (a rename), older commits are followed under the old name.
-    pub fn changed_in(
-        &mut self,
-        view: &View,
-        id: &ObjectId,
-        commit: &hero_store::Commit,
-    ) -> Result<Option<RepoPath>> {
-        let now = view.entry_in_commit(id, &self.path)?;
-        let parent = commit.parents.first().copied();
-        let before = match parent {
-            Some(p) => view.entry_in_commit(&p, &self.path)?,
-            None => None,
-        };
-        let same = match (&now, &before) {
-            (Some(a), Some(b)) => a.id == b.id && a.kind == b.kind,
-            (None, None) => true,
-            _ => false,
-        };
-        if same {
-            return Ok(None);
-        }
-        let here = self.path.clone();
-        if let (Some(e), None, Some(p)) = (&now, &before, parent) {
-            for d in view.diff_commits(Some(p), id)? {
-                if d.new.is_none() && d.old.as_ref().is_some_and(|o| o.id == e.id) {
-                    self.path = d.path;
-                    break;
-                }
-            }
-        }
-        Ok(Some(here))
-    }
 }

@@ -1,15 +1,13 @@
 //! `heroctl log`: history, newest first (`-- PATH` follows one file through renames).
 
-use std::collections::HashMap;
 use std::io::Write;
 
 use anyhow::Result;
 use clap::Args;
-use hero_formats::{Format, Value};
-use hero_store::{ObjectId, Repo, RepoPath};
+use hero_formats::Value;
+use hero_store::{PathTracker, Repo, RepoPath};
 use serde_json::json;
 
-use crate::commands::history::PathTracker;
 use crate::context::{lossy, show_time};
 use crate::error::{Kind, tagged};
 use crate::output::print_json;
@@ -106,30 +104,6 @@ pub fn run(repo: &Repo, a: LogArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// The value of `key` in the file `id` at `path`, parsed once per blob (`cache`): `None` when
-/// the file is absent, does not parse, or has no such key.
-fn value_of(
-    view: &hero_store::View,
-    cache: &mut HashMap<ObjectId, Option<Value>>,
-    entry: Option<&hero_store::TreeEntry>,
-    path: &RepoPath,
-    key: &str,
-) -> Result<Option<Value>> {
-    let Some(e) = entry.filter(|e| e.kind.is_blob()) else {
-        return Ok(None);
-    };
-    if let Some(v) = cache.get(&e.id) {
-        return Ok(v.clone());
-    }
-    let shown = path.to_string();
-    let bytes = view.read_file(&e.id, crate::commands::get::MAX_STRUCTURED_BYTES)?;
-    let v = Format::detect(&shown, &bytes)
-        .and_then(|f| hero_formats::parse(f, &bytes).ok())
-        .and_then(|doc| doc.find(key).ok().flatten().cloned());
-    cache.insert(e.id, v.clone());
-    Ok(v)
-}
-
 fn show(v: &Option<Value>) -> String {
     match v {
         None => "(none)".to_owned(),
@@ -149,34 +123,16 @@ fn key_log(repo: &Repo, a: &LogArgs, spec: &str, json: bool) -> Result<()> {
     hero_formats::Path::parse(key).map_err(|e| tagged(Kind::Usage, format!("{key}: {e}")))?;
     let view = repo.view()?;
     let start = view.resolve(&a.rev)?;
-    let mut tracker = PathTracker::new(RepoPath::parse(path.trim_matches('/'))?);
-    let mut cache = HashMap::new();
+    let path = RepoPath::parse(path.trim_matches('/'))?;
     let mut changes = Vec::new();
     let mut out = std::io::stdout().lock();
-    for item in view.log(&[start], true)? {
-        let (id, c) = item?;
-        let Some(here) = tracker.changed_in(&view, &id, &c)? else {
-            continue;
-        };
-        // The tracker now names the file as the first parent has it (a rename followed).
-        let new_entry = view.entry_in_commit(&id, &here)?;
-        let old_entry = match c.parents.first() {
-            Some(p) => view.entry_in_commit(p, tracker.path())?,
-            None => None,
-        };
-        let new = value_of(&view, &mut cache, new_entry.as_ref(), &here, key)?;
-        let old = value_of(&view, &mut cache, old_entry.as_ref(), tracker.path(), key)?;
-        if old == new {
-            continue;
-        }
-        if a.limit.is_some_and(|l| changes.len() >= l) {
-            break;
-        }
+    for ch in hero_web::history::key_history(&view, &start, &path, key, a.limit)? {
+        let c = &ch.commit;
         let change = json!({
-            "commit": id.to_hex(),
-            "path": here.to_string(),
-            "old": old,
-            "new": new,
+            "commit": ch.id.to_hex(),
+            "path": ch.path.to_string(),
+            "old": ch.old,
+            "new": ch.new,
             "author": {"name": lossy(&c.author.name), "email": lossy(&c.author.email)},
             "date": c.author.time,
             "message": lossy(&c.message).lines().next().unwrap_or_default(),
@@ -185,11 +141,11 @@ fn key_log(repo: &Repo, a: &LogArgs, spec: &str, json: bool) -> Result<()> {
             writeln!(
                 out,
                 "{} {} {}  {} -> {}",
-                id.short(),
+                ch.id.short(),
                 show_time(&c.author),
                 lossy(&c.author.name),
-                show(&old),
-                show(&new)
+                show(&ch.old),
+                show(&ch.new)
             )?;
         }
         changes.push(change);

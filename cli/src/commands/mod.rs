@@ -24,6 +24,7 @@ pub mod stats;
 pub mod status;
 pub mod sync;
 pub mod tag;
+pub mod ui;
 pub mod upgrade;
 pub mod verify;
 pub mod workdir;
@@ -133,6 +134,9 @@ pub enum Command {
         #[command(flatten)]
         sync: sync::SyncServeArgs,
     },
+    /// Serve the web face: timeline, any revision's files, diffs, histories, decision
+    /// records, peers and audit, live (http://127.0.0.1:4917/; --open signs a browser in).
+    Ui(ui::UiArgs),
     /// Run the daemon: the drive mounted, shared over WebDAV and kept in sync with its peers,
     /// configured by `.hero/daemon.toml` in the repository. `daemon status`: ask the running one.
     Daemon {
@@ -223,6 +227,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             serve::run(&repo_path(&cli.repo)?, what)?
         }
         Command::Serve { what: None, sync } => sync::serve(&cli.repo, json, sync)?,
+        Command::Ui(a) => {
+            refuse_json(json, "ui", "it runs until stopped and prints a log")?;
+            ui::run(&repo_path(&cli.repo)?, a)?
+        }
         Command::Daemon {
             what: None,
             mut args,

@@ -54,6 +54,12 @@ show_snapshots = false
 enabled = true
 addr = "127.0.0.1:4918"
 
+[ui]
+# Serve the web face: timeline, files at any revision, diffs, decision records, peers and
+# audit (loopback only; the token is in <repository>.ui-token or $HERO_UI_TOKEN).
+enabled = true
+addr = "127.0.0.1:4917"
+
 # Watch hooks: run a command when files matching a glob change on the branch, here or on a
 # peer; with `check`, only when the check exits 0 (`heroctl daemon status` shows failures).
 # [[watch]]
@@ -110,6 +116,18 @@ pub struct DavSection {
     pub addr: SocketAddr,
 }
 
+/// The web face section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UiSection {
+    /// Serve at all.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Where (loopback).
+    #[serde(default = "default_ui_addr")]
+    pub addr: SocketAddr,
+}
+
 /// The scheduled garbage collection, as written (top level and per-node overrides alike).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -160,6 +178,14 @@ pub struct DavOverride {
     addr: Option<SocketAddr>,
 }
 
+/// A partial web face section (per-node overrides).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UiOverride {
+    enabled: Option<bool>,
+    addr: Option<SocketAddr>,
+}
+
 /// What a `[node.X]` section may set.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -170,6 +196,7 @@ pub struct NodeOverride {
     lan_discovery: Option<bool>,
     mount: Option<MountOverride>,
     dav: Option<DavOverride>,
+    ui: Option<UiOverride>,
     watch: Option<Vec<toml::Spanned<WatchSpec>>>,
     gc: Option<GcFile>,
 }
@@ -191,6 +218,8 @@ struct File {
     #[serde(default)]
     dav: Option<DavSection>,
     #[serde(default)]
+    ui: Option<UiSection>,
+    #[serde(default)]
     watch: Vec<toml::Spanned<WatchSpec>>,
     #[serde(default)]
     gc: Option<GcFile>,
@@ -209,6 +238,18 @@ fn default_catch_up() -> u64 {
 }
 fn default_dav_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 4918))
+}
+fn default_ui_addr() -> SocketAddr {
+    hero_web::DEFAULT_ADDR
+}
+
+impl Default for UiSection {
+    fn default() -> Self {
+        UiSection {
+            enabled: true,
+            addr: default_ui_addr(),
+        }
+    }
 }
 
 impl Default for MountSection {
@@ -256,6 +297,8 @@ pub struct Config {
     pub mount: MountSection,
     /// The share.
     pub dav: DavSection,
+    /// The web face.
+    pub ui: UiSection,
     /// Watch hooks.
     pub watch: Vec<WatchSpec>,
     /// Scheduled garbage collection.
@@ -271,6 +314,7 @@ impl Default for Config {
             lan_discovery: true,
             mount: MountSection::default(),
             dav: DavSection::default(),
+            ui: UiSection::default(),
             watch: Vec::new(),
             gc: GcSection::default(),
         }
@@ -355,6 +399,7 @@ pub fn parse(text: &str, file: &str, me: &NodeNames) -> Result<Config, ConfigErr
         lan_discovery: f.lan_discovery,
         mount: f.mount.unwrap_or_default(),
         dav: f.dav.unwrap_or_default(),
+        ui: f.ui.unwrap_or_default(),
         watch: Vec::new(),
         gc: GcSection::default(),
     };
@@ -401,6 +446,10 @@ pub fn parse(text: &str, file: &str, me: &NodeNames) -> Result<Config, ConfigErr
             cfg.dav.enabled = d.enabled.unwrap_or(cfg.dav.enabled);
             cfg.dav.addr = d.addr.unwrap_or(cfg.dav.addr);
         }
+        if let Some(u) = &o.ui {
+            cfg.ui.enabled = u.enabled.unwrap_or(cfg.ui.enabled);
+            cfg.ui.addr = u.addr.unwrap_or(cfg.ui.addr);
+        }
     }
     // Later sections (the node's) override single keys of earlier ones.
     for g in gc_raw {
@@ -431,6 +480,16 @@ pub fn parse(text: &str, file: &str, me: &NodeNames) -> Result<Config, ConfigErr
                 "dav.addr {} is not a loopback address (a share beyond loopback needs \
                  credentials: use `heroctl serve dav`)",
                 cfg.dav.addr
+            ),
+        ));
+    }
+    if cfg.ui.enabled && !cfg.ui.addr.ip().is_loopback() {
+        return Err(err_at(
+            None,
+            format!(
+                "ui.addr {} is not a loopback address (beyond loopback: `heroctl ui \
+                 --trusted-network` behind a TLS proxy)",
+                cfg.ui.addr
             ),
         ));
     }

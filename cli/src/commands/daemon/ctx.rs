@@ -88,6 +88,8 @@ pub(super) struct Status {
     pub(super) mount: Option<String>,
     pub(super) share: Option<String>,
     pub(super) share_error: Option<String>,
+    pub(super) ui: Option<String>,
+    pub(super) ui_error: Option<String>,
     /// The default branch's head that some peer is known to have.
     pub(super) confirmed: Option<ObjectId>,
     /// The watch hooks, in the order of the configuration.

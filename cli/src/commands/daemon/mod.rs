@@ -145,7 +145,7 @@ pub fn config_command(repo_path: &Path, json: bool, cmd: ConfigCommand) -> Resul
     }
 }
 
-/// A running share.
+/// A running share or web face.
 struct Share {
     addr: SocketAddr,
     stop: tokio::sync::oneshot::Sender<()>,
@@ -370,6 +370,12 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
         share = start_share(&ctx, cfg.dav.addr).await;
     }
 
+    // The web face.
+    let mut ui = None;
+    if cfg.ui.enabled {
+        ui = start_ui(&ctx, cfg.ui.addr).await;
+    }
+
     // Scheduled garbage collection, one collection at a time.
     let collector = tokio::spawn(gc_loop(ctx.clone(), ctx.gc.subscribe()));
 
@@ -567,6 +573,15 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
                                 share = start_share(&ctx, new.dav.addr).await;
                             }
                         }
+                        if new.ui != cfg.ui {
+                            if let Some(s) = ui.take() {
+                                stop_share(s).await;
+                            }
+                            ctx.status().ui = None;
+                            if new.ui.enabled {
+                                ui = start_ui(&ctx, new.ui.addr).await;
+                            }
+                        }
                         *ctx.catch_up.lock().unwrap_or_else(|p| p.into_inner()) = new.catch_up;
                         if new.watch != cfg.watch {
                             *ctx.watch.lock().unwrap_or_else(|p| p.into_inner()) =
@@ -635,6 +650,9 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
         }
     }
     if let Some(s) = share.take() {
+        stop_share(s).await;
+    }
+    if let Some(s) = ui.take() {
         stop_share(s).await;
     }
     for (_, w) in workers.drain() {
@@ -771,10 +789,69 @@ async fn start_share(ctx: &Ctx, addr: SocketAddr) -> Option<Share> {
     }
 }
 
+/// Stops the share or the web face.
 async fn stop_share(s: Share) {
     let _ = s.stop.send(());
     let _ = s.task.await;
-    tracing::info!("WebDAV share on {} stopped", s.addr);
+    tracing::info!("server on {} stopped", s.addr);
+}
+
+/// Starts the web face over the daemon's repository handle; a failure (the address taken)
+/// is reported in the status, not fatal.
+async fn start_ui(ctx: &Arc<Ctx>, addr: SocketAddr) -> Option<Share> {
+    let report = |e: String| {
+        tracing::error!("web face on {addr}: {e}");
+        let mut st = ctx.status();
+        st.ui = None;
+        st.ui_error = Some(format!("{addr}: {e}"));
+        None
+    };
+    let (token, from) = match crate::context::ui_auth(&ctx.path, None) {
+        Ok(x) => x,
+        Err(e) => return report(format!("{e:#}")),
+    };
+    let mut wc = hero_web::WebConfig::new(hero_web::Auth::Token(token));
+    wc.addr = addr;
+    let known = Arc::downgrade(ctx);
+    wc.peers = Some(Arc::new(move || {
+        let Some(ctx) = known.upgrade() else {
+            return Vec::new();
+        };
+        let st = ctx.status();
+        st.peers
+            .values()
+            .map(|p| hero_web::PeerView {
+                id: p.id.clone(),
+                source: p.source.clone(),
+                connected: p.connected,
+                last_sync: p.last_sync,
+                syncs: p.syncs,
+                last_error: p.last_error.clone(),
+            })
+            .collect()
+    }));
+    match hero_web::bind_repo(ctx.repo.clone(), wc).await {
+        Ok(server) => {
+            let addr = server.local_addr();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(async move {
+                if let Err(e) = server
+                    .run(async {
+                        let _ = stopped.await;
+                    })
+                    .await
+                {
+                    tracing::error!("web face: {e}");
+                }
+            });
+            let _ = outln!("serving the web face at http://{addr}/; sign in with {from}");
+            let mut st = ctx.status();
+            st.ui = Some(format!("http://{addr}/"));
+            st.ui_error = None;
+            Some(Share { addr, stop, task })
+        }
+        Err(e) => report(e.to_string()),
+    }
 }
 
 /// Starts the thread that keeps `status.invalid`: for each move of the default branch

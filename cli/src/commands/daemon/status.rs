@@ -15,6 +15,7 @@ pub(super) fn print_status(v: &serde_json::Value) -> Result<()> {
     outln!("ticket: {}", s(&v["ticket"]))?;
     outln!("mount: {}", v["mount"].as_str().unwrap_or("off"),)?;
     outln!("share: {}", v["share"].as_str().unwrap_or("off"))?;
+    outln!("web face: {}", v["ui"].as_str().unwrap_or("off"))?;
     let c = &v["config"];
     outln!(
         "config: revision {} ({})",
@@ -130,7 +131,7 @@ pub(super) fn watch_statuses(specs: &[watch::WatchSpec]) -> Vec<watch::WatchStat
 
 /// The status answer.
 pub(super) fn status_json(ctx: &Ctx, ticket: &str) -> serde_json::Value {
-    let (peers, config, mount, share, share_error, confirmed, watches, gc, invalid) = {
+    let (peers, config, mount, share, share_error, ui, ui_error, confirmed, watches, gc, invalid) = {
         let st = ctx.status();
         (
             st.peers.values().cloned().collect::<Vec<_>>(),
@@ -138,6 +139,8 @@ pub(super) fn status_json(ctx: &Ctx, ticket: &str) -> serde_json::Value {
             st.mount.clone(),
             st.share.clone(),
             st.share_error.clone(),
+            st.ui.clone(),
+            st.ui_error.clone(),
             st.confirmed,
             st.watches.clone(),
             st.gc.clone(),
@@ -160,6 +163,8 @@ pub(super) fn status_json(ctx: &Ctx, ticket: &str) -> serde_json::Value {
         "mount": mount,
         "share": share,
         "share_error": share_error,
+        "ui": ui,
+        "ui_error": ui_error,
         "config": config,
         "watches": watches,
         "gc": gc,

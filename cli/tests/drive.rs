@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::{heroctl, ok};
 
-fn mounted(dir: &Path) -> bool {
+pub(crate) fn mounted(dir: &Path) -> bool {
     let want = dir.to_str().unwrap();
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
@@ -15,7 +15,7 @@ fn mounted(dir: &Path) -> bool {
         .any(|l| l.split(' ').nth(4) == Some(want))
 }
 
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
         assert!(
@@ -46,7 +46,7 @@ fn mount_with(repo: &Path, dir: &Path, extra: &[&str]) -> Child {
     child
 }
 
-fn signal(child: &Child, sig: &str) {
+pub(crate) fn signal(child: &Child, sig: &str) {
     let st = Command::new("kill")
         .arg(sig)
         .arg(child.id().to_string())

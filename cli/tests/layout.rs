@@ -11,7 +11,7 @@ use crate::cli::{heroctl, ok};
 use hero_tests::noise;
 
 /// The format-1 fixture of hero-store, copied into `dir`.
-fn fixture(dir: &Path) -> PathBuf {
+pub(crate) fn fixture(dir: &Path) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../store/tests/fixtures/format1.hero");
     let dst = dir.join("format1.hero");
     std::fs::copy(&src, &dst).unwrap();
@@ -20,7 +20,7 @@ fn fixture(dir: &Path) -> PathBuf {
 
 /// Adds `n` large blobs to a format-1 repository the way format 1 stores them (one plain record
 /// per object in `objects-1`: type 1, encoding 0, varint length, bytes), with redb itself.
-fn add_format1_blobs(path: &Path, n: u64, len: usize) -> Vec<ObjectId> {
+pub(crate) fn add_format1_blobs(path: &Path, n: u64, len: usize) -> Vec<ObjectId> {
     let objects: redb::TableDefinition<&[u8; 32], &[u8]> = redb::TableDefinition::new("objects-1");
     let mut b = redb::Database::builder();
     b.set_concurrency_mode(redb::ConcurrencyMode::MultiWriter);
@@ -162,7 +162,7 @@ fn kill_9_during_upgrade_leaves_the_old_or_the_new_repository_whole() {
 
 /// A format-2 repository: the fixture upgraded, plus `n` orphan blobs of `len` random bytes
 /// (what an interrupted large commit leaves). Returns the main head and the orphans.
-fn with_orphans(dir: &Path, n: u64, len: usize) -> (PathBuf, ObjectId, Vec<ObjectId>) {
+pub(crate) fn with_orphans(dir: &Path, n: u64, len: usize) -> (PathBuf, ObjectId, Vec<ObjectId>) {
     let path = fixture(dir);
     let mut repo = Repo::open(&path).unwrap();
     repo.upgrade().unwrap();

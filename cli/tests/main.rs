@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod cli;
+mod crash_points;
 mod drive;
 mod layout;
 mod membership;

@@ -250,10 +250,31 @@ fn the_daemon_serves_the_web_face_with_its_token_and_the_peers_it_knows() {
     assert!(tree.contains("hello.txt"), "{tree}");
     // The peers page shows what the daemon knows of its peer: connected once it synced.
     let other = nodes[1].id.clone();
-    wait_for(30, "the peer shown connected on the web face", || {
-        let (_, page) = get("peers", true);
-        (page.contains(&other) && page.contains("<td>yes</td>")).then_some(())
-    });
+    wait_for(
+        30,
+        "the peer shown connected and up to date on the web face",
+        || {
+            let (_, page) = get("peers", true);
+            (page.contains(&other)
+                && page.contains("<td>yes</td>")
+                && page.contains("<td class=\"lag\">0 commits</td>"))
+            .then_some(())
+        },
+    );
+    // The peer stops; two commits here: it is shown two commits behind.
+    let mut nodes = nodes;
+    assert!(nodes[1].signal("-TERM").success());
+    let dir = tmp.path().join("co");
+    ok(&nodes[0].repo, &["checkout", "main", dir.to_str().unwrap()]);
+    for i in 0..2 {
+        std::fs::write(dir.join("lag.txt"), format!("{i}\n")).unwrap();
+        ok(
+            &nodes[0].repo,
+            &["commit", dir.to_str().unwrap(), "-m", "while away"],
+        );
+    }
+    let (_, page) = get("peers", true);
+    assert!(page.contains("<td class=\"lag\">2 commits</td>"), "{page}");
 }
 
 fn read(path: &Path) -> Option<String> {

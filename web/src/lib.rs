@@ -86,6 +86,9 @@ pub struct PeerView {
     pub syncs: u64,
     /// The last failure.
     pub last_error: Option<String>,
+    /// The head of the default branch the peer is known to have (from its announcements and
+    /// sessions), in hex: the page counts how many commits it lags behind this node's.
+    pub known_head: Option<String>,
 }
 
 /// What the daemon says about its peers, asked at each view of the peers page.

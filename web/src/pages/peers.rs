@@ -2,7 +2,7 @@
 //! members with their roles and scopes, pending invitations, and the audit log (filtered by
 //! peer, action and decision; refusals highlighted). Read-only.
 
-use hero_store::{Repo, View};
+use hero_store::{IdSet, ObjectId, Repo, View};
 use hero_sync::audit::Decision;
 use maud::html;
 
@@ -13,6 +13,38 @@ use crate::layout::{self, Section, time, tree_link};
 
 /// Audit lines shown at most (the newest).
 const AUDIT_MAX: usize = 500;
+/// Commits counted at most for a peer's lag (and ancestors of its head looked at).
+const LAG_MAX: usize = 10_000;
+
+/// How far a peer's known head is behind `ours`: the commits reachable from `ours` and not
+/// from `theirs`, counted up to [`LAG_MAX`]. `None` when `theirs` is not in this store (the
+/// peer has commits this node has not pulled yet).
+fn lag(
+    repo: &Repo,
+    view: &View,
+    ours: ObjectId,
+    theirs: ObjectId,
+) -> Result<Option<usize>, PageError> {
+    if ours == theirs {
+        return Ok(Some(0));
+    }
+    if !repo.has_object(&theirs)? {
+        return Ok(None);
+    }
+    let walk = |start: ObjectId, stop: &IdSet, limit: usize| -> Result<IdSet, PageError> {
+        let mut seen = IdSet::default();
+        let mut queue = std::collections::VecDeque::from([start]);
+        while let Some(c) = queue.pop_front() {
+            if seen.len() >= limit || stop.contains(&c) || !seen.insert(c) {
+                continue;
+            }
+            queue.extend(view.commit(&c)?.parents);
+        }
+        Ok(seen)
+    };
+    let theirs_ancestors = walk(theirs, &IdSet::default(), LAG_MAX)?;
+    Ok(Some(walk(ours, &theirs_ancestors, LAG_MAX)?.len()))
+}
 
 pub(crate) fn page(
     repo: &Repo,
@@ -21,6 +53,23 @@ pub(crate) fn page(
     q: &Query,
 ) -> Result<Reply, PageError> {
     let live_peers = source.map(|s| s());
+    let ours = view.branch_head(&view.default_branch()?)?;
+    let mut lags = std::collections::HashMap::new();
+    for p in live_peers.iter().flatten() {
+        let theirs = p
+            .known_head
+            .as_deref()
+            .and_then(|h| h.parse::<ObjectId>().ok());
+        let shown = match (ours, theirs) {
+            (Some(o), Some(t)) => match lag(repo, view, o, t)? {
+                Some(n) if n >= LAG_MAX => format!("{LAG_MAX}+ commits"),
+                Some(n) => format!("{n} commits"),
+                None => "has commits not here yet".to_string(),
+            },
+            _ => "unknown".to_string(),
+        };
+        lags.insert(p.id.clone(), shown);
+    }
     let remotes = hero_sync::access::remotes(repo)?;
     let branch = view.default_branch()?;
     let conflicts = match view.branch_head(&branch)? {
@@ -53,11 +102,12 @@ pub(crate) fn page(
             None => p.muted { "Not served by the daemon: connections are not known here (remotes below)." },
             Some(ps) if ps.is_empty() => p.muted { "The daemon knows no peers." },
             Some(ps) => table.peers {
-                thead { tr { th { "Peer" } th { "Connected" } th { "Last sync" } th.wide { "Syncs" } th { "Problem" } } }
+                thead { tr { th { "Peer" } th { "Connected" } th { "Last sync" } th { "Behind" } th.wide { "Syncs" } th { "Problem" } } }
                 tbody { @for p in ps { tr class=[p.last_error.is_some().then_some("refused")] {
                     td.mono.msg { (p.id) br; span.muted { (p.source) } }
                     td { @if p.connected { "yes" } @else { "no" } }
                     td.muted { @match p.last_sync { Some(t) => (time(i64::try_from(t).unwrap_or(i64::MAX))), None => "never" } }
+                    td.lag { (lags.get(&p.id).map_or("unknown", String::as_str)) }
                     td.wide { (p.syncs) }
                     td.msg { (p.last_error.as_deref().unwrap_or("")) }
                 } } }

@@ -817,6 +817,13 @@ async fn start_ui(ctx: &Arc<Ctx>, addr: SocketAddr) -> Option<Share> {
         let Some(ctx) = known.upgrade() else {
             return Vec::new();
         };
+        let heads: HashMap<String, ObjectId> = ctx
+            .known
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(|(peer, heads)| Some((peer.to_string(), *heads.get(&ctx.branch)?)))
+            .collect();
         let st = ctx.status();
         st.peers
             .values()
@@ -827,6 +834,7 @@ async fn start_ui(ctx: &Arc<Ctx>, addr: SocketAddr) -> Option<Share> {
                 last_sync: p.last_sync,
                 syncs: p.syncs,
                 last_error: p.last_error.clone(),
+                known_head: heads.get(&p.id).map(ObjectId::to_hex),
             })
             .collect()
     }));

@@ -7,6 +7,7 @@ mod drive;
 mod layout;
 mod membership;
 mod refusals;
+mod repair;
 mod structured;
 mod sync;
 mod unix;

@@ -42,6 +42,7 @@ mod path;
 pub mod private;
 mod record;
 mod refs;
+pub mod repair;
 mod repo;
 mod snapshot;
 mod stats;

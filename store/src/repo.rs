@@ -834,7 +834,7 @@ pub struct View {
     pub(crate) objects: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
     /// Pieces of large records (absent in a format-1 repository never written since).
     pub(crate) pieces: Option<ReadOnlyTable<u64, &'static [u8]>>,
-    refs: ReadOnlyTable<&'static str, &'static [u8]>,
+    pub(crate) refs: ReadOnlyTable<&'static str, &'static [u8]>,
     reflog: ReadOnlyTable<(&'static str, u64), &'static [u8]>,
     meta: ReadOnlyTable<&'static str, &'static [u8]>,
     kv: ReadOnlyTable<&'static str, &'static [u8]>,

@@ -281,3 +281,34 @@ fn repair_from_a_peer_fetches_what_was_lost() {
     assert_eq!(head(&b, "dev"), head(&a, "dev"));
     assert_eq!(sok(&b, &["cat", "v1:a.txt"]), "hello\n");
 }
+
+#[test]
+fn a_damaged_commit_slot_is_found_by_its_checksum_and_nothing_is_lost() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, _) = sample(tmp.path());
+    let bytes = std::fs::read(&repo).unwrap();
+    let dev = ok(&repo, &["log", "dev"]);
+    // redb's two commit slots: 128 bytes each from byte 64, the one in use and the one before.
+    for off in (64..320).step_by(9) {
+        let dir = tmp.path().join(format!("s{off}"));
+        std::fs::create_dir(&dir).unwrap();
+        let copy = damaged(&dir, &bytes, off);
+        let o = run(&copy, &["cat", "main:a.txt"]);
+        assert!(
+            judge(&o, b"hello again\n").is_ok(),
+            "byte {off}: {}",
+            stderr(&o)
+        );
+        let o = run(&copy, &["--json", "repair"]);
+        assert_eq!(o.status.code(), Some(0), "byte {off}: {}", stderr(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["opened"], "checked", "byte {off}: {v}");
+        assert_eq!(v["nothing_lost"], true, "byte {off}: {v}");
+        assert_eq!(
+            ok(&copy, &["cat", "main:a.txt"]),
+            "hello again\n",
+            "byte {off}"
+        );
+        assert_eq!(ok(&copy, &["log", "dev"]), dev, "byte {off}");
+    }
+}

@@ -35,6 +35,10 @@ pub enum Opened {
     /// redb's check verified every page checksum of the copy, or repaired it from the
     /// secondary commit slot: what was read is what was last committed intact.
     Checked,
+    /// The latest commit slot did not verify: the copy was opened at the commit before it,
+    /// checked and repaired by redb. What the database's last transaction wrote is lost
+    /// (objects, refs and reflog entries it added are not in the report's counts).
+    PreviousCommit,
     /// The check failed; the copy was opened as it is and read as far as its pages allow.
     Unchecked,
     /// The copy did not open at all: nothing could be read.
@@ -90,7 +94,8 @@ pub struct RepairReport {
 impl RepairReport {
     /// Whether nothing at all was lost.
     pub fn nothing_lost(&self) -> bool {
-        self.objects_dropped.is_empty()
+        self.opened == Opened::Checked
+            && self.objects_dropped.is_empty()
             && self.objects_unreadable == 0
             && self.commits_lost.is_empty()
             && self.objects_missing.is_empty()
@@ -207,8 +212,12 @@ where
 /// The first bytes of every redb file (redb's documented file format).
 const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
 
-/// Puts back redb's magic number at the start of the copy when a damaged byte is there: it is
-/// the same in every file, so nothing is guessed.
+/// Where the two commit slots start (128 bytes each).
+const COMMIT_SLOTS: [u64; 2] = [64, 192];
+
+/// Puts back redb's magic number when a damaged byte is there (it is the same in every file),
+/// and a damaged byte of a commit slot, found as the one change that makes the slot's
+/// checksum verify again (redb's documented file format).
 fn restore_magic(scratch: &Path) -> std::io::Result<()> {
     use std::io::{Read, Seek, Write};
     let mut f = std::fs::OpenOptions::new()
@@ -216,11 +225,84 @@ fn restore_magic(scratch: &Path) -> std::io::Result<()> {
         .write(true)
         .open(scratch)?;
     let mut head = [0u8; 9];
-    if f.read_exact(&mut head).is_err() || head == REDB_MAGIC {
+    if f.read_exact(&mut head).is_err() {
         return Ok(());
     }
-    f.seek(std::io::SeekFrom::Start(0))?;
-    f.write_all(&REDB_MAGIC)
+    if head != REDB_MAGIC {
+        f.seek(std::io::SeekFrom::Start(0))?;
+        f.write_all(&REDB_MAGIC)?;
+    }
+    for at in COMMIT_SLOTS {
+        let mut slot = [0u8; SLOT_LEN];
+        f.seek(std::io::SeekFrom::Start(at))?;
+        if f.read_exact(&mut slot).is_err() || slot_verifies(&slot) {
+            continue;
+        }
+        if let Some(fixed) = fix_slot(&slot) {
+            tracing::info!(
+                slot = at,
+                "a damaged byte in a commit slot found by its checksum"
+            );
+            f.seek(std::io::SeekFrom::Start(at))?;
+            f.write_all(&fixed)?;
+        }
+    }
+    Ok(())
+}
+
+/// A commit slot's length; its last 16 bytes are the XXH3-128 (seed 0) of the bytes before.
+const SLOT_LEN: usize = 128;
+const SLOT_SUM: usize = SLOT_LEN - 16;
+
+fn slot_verifies(slot: &[u8; SLOT_LEN]) -> bool {
+    let mut sum = [0u8; 16];
+    sum.copy_from_slice(&slot[SLOT_SUM..]);
+    xxhash_rust::xxh3::xxh3_128(&slot[..SLOT_SUM]) == u128::from_le_bytes(sum)
+}
+
+/// The slot with one byte changed so that it verifies, if exactly one such change exists
+/// (one damaged byte, in the content or in the checksum).
+fn fix_slot(slot: &[u8; SLOT_LEN]) -> Option<[u8; SLOT_LEN]> {
+    let mut found = None;
+    for i in 0..SLOT_LEN {
+        for b in 0..=255u8 {
+            if b == slot[i] {
+                continue;
+            }
+            let mut c = *slot;
+            c[i] = b;
+            if slot_verifies(&c) {
+                if found.is_some() {
+                    return None;
+                }
+                found = Some(c);
+            }
+        }
+    }
+    found
+}
+
+/// Offset of redb's "god byte", after the magic number: which commit slot is primary, and
+/// whether the file needs recovery or was written with two-phase commits.
+const GOD_BYTE: u64 = 9;
+/// Its bits (redb's documented file format).
+const RECOVERY_REQUIRED: u8 = 2;
+const TWO_PHASE_COMMIT: u8 = 4;
+
+/// Marks the copy as needing recovery and not two-phase committed, so redb picks whichever
+/// commit slot verifies.
+fn god_byte_for_recovery(scratch: &Path) -> std::io::Result<()> {
+    use std::io::{Read, Seek, Write};
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(scratch)?;
+    let mut b = [0u8; 1];
+    f.seek(std::io::SeekFrom::Start(GOD_BYTE))?;
+    f.read_exact(&mut b)?;
+    b[0] = (b[0] | RECOVERY_REQUIRED) & !TWO_PHASE_COMMIT;
+    f.seek(std::io::SeekFrom::Start(GOD_BYTE))?;
+    f.write_all(&b)
 }
 
 /// Opens a copy of `damaged` at `scratch`: checked and repaired by redb if it can, else as it
@@ -238,7 +320,21 @@ fn open_copy(damaged: &Path, scratch: &Path) -> Result<(Opened, Option<Database>
     });
     match checked {
         Ok(db) => return Ok((Opened::Checked, Some(db))),
-        Err(e) => tracing::info!(error = %e, "the checked open failed; reading the file as it is"),
+        Err(e) => tracing::info!(error = %e, "the checked open failed"),
+    }
+    // A damaged commit slot: redb trusts the primary slot of a two-phase commit and refuses the
+    // file when it does not verify. Without the two-phase flag, and asked to recover, it takes
+    // the secondary slot (the commit before) and checks every page from there.
+    copy()?;
+    god_byte_for_recovery(scratch).map_err(|e| Error::io(scratch, e))?;
+    let previous = guarded(|| {
+        let mut b = Database::builder();
+        b.set_check_integrity_on_open(true);
+        b.open(scratch).map_err(|e| e.to_string())
+    });
+    match previous {
+        Ok(db) => return Ok((Opened::PreviousCommit, Some(db))),
+        Err(e) => tracing::info!(error = %e, "the secondary commit slot does not open either"),
     }
     copy()?;
     let plain = guarded(|| Database::builder().open(scratch).map_err(|e| e.to_string()));

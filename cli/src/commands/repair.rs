@@ -120,6 +120,7 @@ fn still_lost(repo: &hero_store::Repo, r: &RepairReport) -> Result<Vec<hero_stor
 fn opened_str(o: Opened) -> &'static str {
     match o {
         Opened::Checked => "checked",
+        Opened::PreviousCommit => "previous_commit",
         Opened::Unchecked => "unchecked",
         Opened::Unopenable => "unopenable",
     }
@@ -131,6 +132,9 @@ fn print_report(r: &RepairReport, kept: &std::path::Path) -> Result<()> {
         "opened: {}",
         match r.opened {
             Opened::Checked => "checked by the database engine (every page checksum verified)",
+            Opened::PreviousCommit =>
+                "at the commit before the last one (the latest commit slot is damaged): \
+                 what the last write added is lost",
             Opened::Unchecked => "as it is (the engine's check failed); read table by table",
             Opened::Unopenable => "not at all: nothing could be read",
         }

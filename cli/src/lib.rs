@@ -10,6 +10,8 @@ mod authority;
 mod commands;
 mod context;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod netcheck;
 mod output;
 

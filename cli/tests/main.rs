@@ -4,6 +4,7 @@
 
 mod cli;
 mod drive;
+mod fuzz_corpus;
 mod layout;
 mod membership;
 mod refusals;

@@ -33,6 +33,8 @@ mod db;
 mod diff;
 mod error;
 mod file;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gc;
 mod history;
 mod id;

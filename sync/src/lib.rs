@@ -60,6 +60,8 @@ pub mod audit;
 pub mod authority;
 pub mod commitsig;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gate;
 pub mod gossip;
 pub mod identity;

@@ -137,6 +137,8 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
+#[doc(hidden)]
+pub mod fuzzing;
 mod pack;
 mod plan;
 mod receive;

@@ -67,7 +67,8 @@ Exit codes:
      outside a writer's scopes, an unsigned commit, an invitation used, expired or forged),
      a reserved hero/ branch, read-only, a git history holding a path git refuses (.git, ..)
   5  corrupt: a corrupt object or repository, a file that is not a repository, an empty or
-     corrupt key or token file (also `verify` when it finds corrupt or missing objects)
+     corrupt key or token file (also `verify` when it finds corrupt or missing objects, and
+     `repair` when something was lost); `heroctl repair` rebuilds a damaged repository
   6  network: a peer unreachable, a connection lost or timed out, a protocol error
 
 With --json, errors are printed on stderr as

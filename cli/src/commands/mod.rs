@@ -112,7 +112,8 @@ pub enum Command {
     Upgrade,
     /// Rebuild a damaged repository from every object that still verifies (the damaged file
     /// is kept aside as `<repo>.damaged-<time>`), report what was lost, and with
-    /// `--from PEER|TICKET` fetch it from a peer.
+    /// `--from PEER|TICKET` fetch it from a peer. Stop mounts, shares and daemons using the
+    /// repository first.
     Repair(repair::RepairArgs),
     /// Import history from elsewhere (`import git PATH`).
     Import {

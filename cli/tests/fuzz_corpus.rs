@@ -1,4 +1,5 @@
-//! Every fuzz target's checked-in corpus (`fuzz/seeds/<target>/`), replayed on stable Rust
+//! Every fuzz target's checked-in corpus (`fuzz/seeds/<target>/`; the targets are in `fuzz/`
+//! and, for the daemon configuration, `cli/fuzz/`), replayed on stable Rust
 //! through the check function the target runs (the crates' `fuzzing` modules): the targets'
 //! regression test, cheap enough for every CI run. A crash the fuzzer finds is added to its
 //! target's folder under a name saying what it pins, and stays here.
@@ -38,15 +39,18 @@ fn all_seeds() -> Vec<(&'static str, Vec<u8>)> {
 
 #[test]
 fn every_fuzz_target_replays_its_checked_in_corpus() {
-    let listed =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/targets.txt"))
-            .unwrap();
+    // fuzz/'s targets, then cli/fuzz/'s.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut listed: Vec<String> = std::fs::read_to_string(root.join("../fuzz/targets.txt"))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    listed.push("daemon_config".to_owned());
     let names: Vec<&str> = TARGETS.iter().map(|(n, _)| *n).collect();
-    assert_eq!(
-        listed.lines().collect::<Vec<_>>(),
-        names,
-        "fuzz/targets.txt and this list differ"
-    );
+    assert_eq!(listed, names, "fuzz/targets.txt and this list differ");
+    let cli_fuzz = std::fs::read_to_string(root.join("fuzz/Cargo.toml")).unwrap();
+    assert!(cli_fuzz.contains("name = \"daemon_config\""));
     let mut replayed = 0;
     for (name, check) in TARGETS {
         let dir = seeds_dir().join(name);

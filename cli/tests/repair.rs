@@ -312,3 +312,41 @@ fn a_damaged_commit_slot_is_found_by_its_checksum_and_nothing_is_lost() {
         assert_eq!(ok(&copy, &["log", "dev"]), dev, "byte {off}");
     }
 }
+
+#[test]
+fn a_damaged_byte_in_a_ref_name_is_damage_not_a_missing_branch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, _) = sample(tmp.path());
+    let bytes = std::fs::read(&repo).unwrap();
+    let want = ok(&repo, &["log", "dev"]);
+    let name = b"refs/heads/dev";
+    let places: Vec<usize> = bytes
+        .windows(name.len())
+        .enumerate()
+        .filter(|(_, w)| w == name)
+        .map(|(i, _)| i)
+        .collect();
+    // The ref table's key and the reflog's.
+    assert!(places.len() >= 2, "{places:?}");
+    for at in places {
+        let copy = damaged(tmp.path(), &bytes, at + name.len() - 1);
+        let o = run(&copy, &["log", "dev"]);
+        assert!(
+            judge(&o, want.as_bytes()).is_ok(),
+            "byte {at}: exit {:?}: {}",
+            o.status.code(),
+            stderr(&o)
+        );
+        // After the repair: still right, or still exit 5; the report names both names.
+        let v: Value = serde_json::from_slice(&run(&copy, &["--json", "repair"]).stdout).unwrap();
+        assert_eq!(v["refs_ambiguous"].as_array().unwrap().len(), 1, "{v}");
+        let o = run(&copy, &["log", "dev"]);
+        assert!(
+            judge(&o, want.as_bytes()).is_ok(),
+            "byte {at} after repair: exit {:?}: {} ({v})",
+            o.status.code(),
+            stderr(&o)
+        );
+        std::fs::remove_file(&copy).unwrap();
+    }
+}

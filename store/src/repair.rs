@@ -83,6 +83,11 @@ pub struct RepairReport {
     /// Refs on unreadable pages or with undecodable values (their names unknown or kept in
     /// `refs_lost` when the value was readable).
     pub refs_unreadable: u64,
+    /// Refs the ref table lacked and the reflog's last move restored.
+    pub refs_restored: Vec<String>,
+    /// Pairs of a ref (kept) that no reflog entry names and a reflog name the ref table lacks,
+    /// with the same target: one of the two names has a damaged byte.
+    pub refs_ambiguous: Vec<(String, String)>,
     /// Reflog entries kept.
     pub reflog_kept: u64,
     /// Reflog entries lost (unreadable or undecodable).
@@ -101,6 +106,8 @@ impl RepairReport {
             && self.objects_missing.is_empty()
             && self.refs_lost.is_empty()
             && self.refs_unreadable == 0
+            && self.refs_restored.is_empty()
+            && self.refs_ambiguous.is_empty()
             && self.reflog_lost == 0
             && self.repo_id_kept
     }
@@ -482,6 +489,38 @@ fn repair_via(damaged: &Path, scratch: &Path, into: &Path) -> Result<RepairRepor
     let kept = |id: &ObjectId| {
         objects.binary_search_by(|(k, _)| k.cmp(&id.0)).is_ok() && !dropped_set.contains(id)
     };
+    // The reflog records every move of every ref: where its last move leaves a ref that the
+    // ref table lacks, the table's page was damaged (a page that did not read), and the ref
+    // comes back from the reflog. When a ref of the table that the reflog never named holds the
+    // same target, one of the two names carries a damaged byte and nothing tells which: the
+    // table's stays, and both are reported.
+    let mut last_moves: BTreeMap<&str, RefMove> = BTreeMap::new();
+    for ((name, _), v) in &reflog {
+        if let Ok(m) = RefMove::decode(name, v) {
+            last_moves.insert(name.as_str(), m);
+        }
+    }
+    let in_table: std::collections::BTreeSet<&str> = refs.iter().map(|(n, _)| n.as_str()).collect();
+    let mut from_reflog: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut misnamed: Vec<(String, String)> = Vec::new();
+    for (name, m) in &last_moves {
+        let Some(target) = m.new else { continue };
+        if in_table.contains(name) {
+            continue;
+        }
+        let value = db::encode_ref(&target);
+        if let Some((other, _)) = refs
+            .iter()
+            .find(|(n, v)| *v == value && !last_moves.contains_key(n.as_str()))
+        {
+            misnamed.push((other.clone(), (*name).to_owned()));
+            continue;
+        }
+        from_reflog.push(((*name).to_owned(), value));
+    }
+    let refs_restored: Vec<String> = from_reflog.iter().map(|(n, _)| n.clone()).collect();
+    let refs_read_count = refs.len() as u64;
+    let refs: Vec<(String, Vec<u8>)> = refs.into_iter().chain(from_reflog).collect();
     let mut refs_lost = Vec::new();
     let mut refs_kept = Vec::new();
     let mut refs_undecodable = 0u64;
@@ -560,7 +599,7 @@ fn repair_via(damaged: &Path, scratch: &Path, into: &Path) -> Result<RepairRepor
     let mut objects_missing: Vec<ObjectId> = verified.missing.iter().map(|(id, _)| *id).collect();
     objects_missing.sort();
     dropped.sort();
-    let refs_read = refs.len() as u64;
+    let refs_read = refs_read_count;
     Ok(RepairReport {
         opened,
         tables,
@@ -572,6 +611,8 @@ fn repair_via(damaged: &Path, scratch: &Path, into: &Path) -> Result<RepairRepor
         refs_kept: refs_kept.len() as u64,
         refs_lost,
         refs_unreadable: refs_expected.saturating_sub(refs_read) + refs_undecodable,
+        refs_restored,
+        refs_ambiguous: misnamed,
         reflog_kept: reflog_kept.len() as u64,
         reflog_lost: reflog_expected.saturating_sub(reflog_kept.len() as u64),
         repo_id_kept,

@@ -61,6 +61,8 @@ pub fn run(cli_repo: &Option<PathBuf>, json: bool, a: RepairArgs) -> Result<Exit
             "refs_kept": report.refs_kept,
             "refs_lost": report.refs_lost.iter().map(|(n, id)| json!({"ref": n, "target": id.to_hex()})).collect::<Vec<_>>(),
             "refs_unreadable": report.refs_unreadable,
+            "refs_restored_from_reflog": report.refs_restored,
+            "refs_ambiguous": report.refs_ambiguous.iter().map(|(kept, logged)| json!({"kept": kept, "reflog_names": logged})).collect::<Vec<_>>(),
             "reflog_kept": report.reflog_kept,
             "reflog_lost": report.reflog_lost,
             "repo_id_kept": report.repo_id_kept,
@@ -168,6 +170,15 @@ fn print_report(r: &RepairReport, kept: &std::path::Path) -> Result<()> {
     outln!("refs kept: {}", count(r.refs_kept))?;
     for (name, id) in &r.refs_lost {
         outln!("lost ref {name} (it pointed at {})", id.short())?;
+    }
+    for name in &r.refs_restored {
+        outln!("ref {name} restored from its reflog (the ref table lacked it)")?;
+    }
+    for (kept, logged) in &r.refs_ambiguous {
+        outln!(
+            "ref {kept} (kept) and the reflog's {logged} point at the same commit: one of the \
+             two names is damaged; rename with `heroctl branch` if it is {kept}"
+        )?;
     }
     if r.refs_unreadable > 0 {
         outln!("lost {} unreadable refs", count(r.refs_unreadable))?;

@@ -67,7 +67,8 @@ Exit codes:
      outside a writer's scopes, an unsigned commit, an invitation used, expired or forged),
      a reserved hero/ branch, read-only, a git history holding a path git refuses (.git, ..)
   5  corrupt: a corrupt object or repository, a file that is not a repository, an empty or
-     corrupt key or token file (also `verify` when it finds corrupt or missing objects)
+     corrupt key or token file (also `verify` when it finds corrupt or missing objects, and
+     `repair` when something was lost); `heroctl repair` rebuilds a damaged repository
   6  network: a peer unreachable, a connection lost or timed out, a protocol error
 
 With --json, errors are printed on stderr as
@@ -207,6 +208,11 @@ pub fn classify_dyn(err: &(dyn std::error::Error + 'static)) -> (Kind, Option<St
 
 type Found = Option<(Kind, Option<String>)>;
 
+/// The hint for a damaged repository file.
+pub const REPAIR: &str = "`heroctl repair` rebuilds the repository from every object that still \
+     verifies and reports what was lost (`--from PEER` fetches that from a peer); the damaged \
+     file is kept aside";
+
 fn classify_one(cause: &(dyn std::error::Error + 'static)) -> Found {
     if let Some(t) = cause.downcast_ref::<Tagged>() {
         return Some((t.kind, t.hint.clone()));
@@ -266,13 +272,20 @@ fn store(e: &hero_store::Error) -> Found {
         )),
         E::FormatTooNew { .. } => Some((
             Kind::Corrupt,
-            Some("open it with a newer heroctl".to_owned()),
+            Some(format!(
+                "open it with a newer heroctl; if none wrote it, the file is damaged: {REPAIR}"
+            )),
         )),
-        E::NotARepository { .. } => kind(Kind::Corrupt),
-        E::Missing(_) | E::Corrupt { .. } | E::WrongType { .. } | E::Undecodable(_) => Some((
+        E::NotARepository { .. } => Some((
             Kind::Corrupt,
-            Some("`heroctl verify` lists what is damaged".to_owned()),
+            Some(format!("if the file is a damaged repository: {REPAIR}")),
         )),
+        E::Missing(_) | E::Corrupt { .. } | E::WrongType { .. } => Some((
+            Kind::Corrupt,
+            Some(format!("`heroctl verify` lists what is damaged; {REPAIR}")),
+        )),
+        // Bytes a peer sent: nothing in this repository is damaged.
+        E::Undecodable(_) => kind(Kind::Corrupt),
         E::Name(_) | E::RefName { .. } | E::AmbiguousRevision(_) | E::InvalidOperation(..) => {
             kind(Kind::Usage)
         }
@@ -310,7 +323,8 @@ fn store(e: &hero_store::Error) -> Found {
 fn database(e: &hero_store::DbError) -> Found {
     use hero_store::DbErrorKind as K;
     match e.kind() {
-        K::Corrupted | K::UpgradeRequired => kind(Kind::Corrupt),
+        K::Corrupted => Some((Kind::Corrupt, Some(REPAIR.to_owned()))),
+        K::UpgradeRequired => kind(Kind::Corrupt),
         K::Io(io_kind) => io_by_kind(io_kind),
         K::AlreadyOpen => Some((
             Kind::Refused,
@@ -537,6 +551,50 @@ fn io_by_kind(io_kind: IoKind) -> Found {
     }
 }
 
+/// Set by the panic hook when the database engine panicked (on any thread).
+static ENGINE_PANICKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether a panic happened inside the database engine's code.
+fn in_engine(info: &std::panic::PanicHookInfo<'_>) -> bool {
+    info.location()
+        .is_some_and(|l| l.file().contains("/redb-") || l.file().contains("/redb/"))
+}
+
+/// Runs a command; a panic of the database engine (redb panics on some damaged pages where it
+/// should return an error) becomes a corrupt-repository error with the repair hint, exit 5.
+/// Any other panic stays a panic: a bug of ours, reported as Rust reports it.
+pub fn contain_engine_panics(
+    f: impl FnOnce() -> anyhow::Result<ExitCode>,
+) -> anyhow::Result<ExitCode> {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if in_engine(info) {
+            ENGINE_PANICKED.store(true, std::sync::atomic::Ordering::SeqCst);
+            tracing::debug!(%info, "the database engine panicked");
+        } else {
+            previous(info);
+        }
+    }));
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) if ENGINE_PANICKED.load(std::sync::atomic::Ordering::SeqCst) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(tagged_hint(
+                Kind::Corrupt,
+                format!(
+                    "the repository file is damaged: the database engine failed on a page ({what})"
+                ),
+                REPAIR,
+            ))
+        }
+        Err(payload) => std::panic::resume_unwind(payload),
+    }
+}
+
 /// Whether an error chain ends in a broken pipe (`heroctl log | head`): the reader went
 /// away, which is no failure of ours.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -574,14 +632,17 @@ mod tests {
     }
 
     #[test]
-    fn a_file_that_is_no_repository_is_corrupt_without_the_init_hint() {
+    fn a_file_that_is_no_repository_is_corrupt_with_the_repair_hint_not_the_init_hint() {
         let err = anyhow::Error::new(hero_store::Error::NotARepository {
             path: "/r".into(),
             reason: "bad magic".into(),
         });
         let e = CommandError::from(err);
         assert_eq!(e.kind, Kind::Corrupt);
-        assert_eq!(e.hint, None);
+        assert!(
+            e.hint
+                .is_some_and(|h| h.contains("heroctl repair") && !h.contains("init"))
+        );
     }
 
     #[test]

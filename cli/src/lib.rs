@@ -11,6 +11,8 @@ mod commands;
 mod context;
 mod control;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod netcheck;
 mod output;
 
@@ -44,7 +46,7 @@ pub fn run_main() -> ExitCode {
         output::init_tracing();
     }
     let json = cli.json;
-    match commands::run(cli) {
+    match error::contain_engine_panics(|| commands::run(cli)) {
         Ok(code) => code,
         // The reader went away (`heroctl log | head -1`): nothing more to say.
         Err(e) if error::is_broken_pipe(&e) => ExitCode::SUCCESS,

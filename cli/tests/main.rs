@@ -5,9 +5,11 @@
 mod cli;
 mod crash_points;
 mod drive;
+mod fuzz_corpus;
 mod layout;
 mod membership;
 mod refusals;
+mod repair;
 mod structured;
 mod sync;
 mod unix;

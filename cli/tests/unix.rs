@@ -226,7 +226,7 @@ fn a_missing_repository_exits_3_and_suggests_init() {
 }
 
 #[test]
-fn a_file_that_is_no_repository_exits_5_and_does_not_suggest_init() {
+fn a_file_that_is_no_repository_exits_5_and_suggests_repair_not_init() {
     let tmp = tempfile::tempdir().unwrap();
     for (name, content) in [
         ("garbage.hero", b"this is not a repository\n".repeat(1000)),
@@ -240,7 +240,11 @@ fn a_file_that_is_no_repository_exits_5_and_does_not_suggest_init() {
         let (code, v) = fails_json(&repo, &["branch"]);
         assert_eq!(code, 5);
         assert_eq!(v["error"]["kind"], "corrupt");
-        assert_eq!(v["error"]["hint"], serde_json::Value::Null, "{v}");
+        let hint = v["error"]["hint"].as_str().unwrap_or_default();
+        assert!(
+            hint.contains("heroctl repair") && !hint.contains("init"),
+            "{v}"
+        );
     }
 }
 

@@ -171,6 +171,24 @@ impl DbError {
     fn new(source: redb::Error) -> DbError {
         let kind = match &source {
             redb::Error::Corrupted(_) => DbErrorKind::Corrupted,
+            // The store's tables are fixed; the callers that allow a table to be absent match
+            // that case before it gets here. A table missing or of other types than it is
+            // opened with means the file's table directory is damaged.
+            redb::Error::TableDoesNotExist(_)
+            | redb::Error::TableTypeMismatch { .. }
+            | redb::Error::TypeDefinitionChanged { .. }
+            | redb::Error::TableIsMultimap(_)
+            | redb::Error::TableIsNotMultimap(_) => DbErrorKind::Corrupted,
+            // redb's "not a redb database" (a damaged header), and a page read past the end
+            // of the file (a damaged length or page number).
+            redb::Error::Io(io)
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+                ) =>
+            {
+                DbErrorKind::Corrupted
+            }
             redb::Error::Io(io) => DbErrorKind::Io(io.kind()),
             redb::Error::DatabaseAlreadyOpen => DbErrorKind::AlreadyOpen,
             redb::Error::UpgradeRequired(_) => DbErrorKind::UpgradeRequired,
@@ -288,6 +306,8 @@ mod tests {
         assert!(matches!(&open, Error::Db(db) if db.kind() == DbErrorKind::AlreadyOpen));
         let upgrade = Error::db(redb::DatabaseError::UpgradeRequired(2));
         assert!(matches!(&upgrade, Error::Db(db) if db.kind() == DbErrorKind::UpgradeRequired));
+        let missing = Error::db(redb::TableError::TableDoesNotExist("kv-1".into()));
+        assert!(matches!(&missing, Error::Db(db) if db.kind() == DbErrorKind::Corrupted));
         let other = Error::db(redb::CommitError::TransactionPoisoned);
         assert!(matches!(&other, Error::Db(db) if db.kind() == DbErrorKind::Other));
     }

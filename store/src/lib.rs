@@ -34,6 +34,8 @@ mod db;
 mod diff;
 mod error;
 mod file;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gc;
 mod history;
 mod id;
@@ -43,6 +45,7 @@ mod path;
 pub mod private;
 mod record;
 mod refs;
+pub mod repair;
 mod repo;
 mod snapshot;
 mod stats;

@@ -833,7 +833,7 @@ pub struct View {
     pub(crate) objects: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
     /// Pieces of large records (absent in a format-1 repository never written since).
     pub(crate) pieces: Option<ReadOnlyTable<u64, &'static [u8]>>,
-    refs: ReadOnlyTable<&'static str, &'static [u8]>,
+    pub(crate) refs: ReadOnlyTable<&'static str, &'static [u8]>,
     reflog: ReadOnlyTable<(&'static str, u64), &'static [u8]>,
     meta: ReadOnlyTable<&'static str, &'static [u8]>,
     kv: ReadOnlyTable<&'static str, &'static [u8]>,
@@ -1066,9 +1066,13 @@ impl View {
     fn resolve_base(&self, base: &str, rev: &str) -> Result<ObjectId> {
         if base == "HEAD" && self.get_ref(base)?.is_none() {
             let branch = self.default_branch()?;
-            return match self.get_ref(&format!("{BRANCH_PREFIX}{branch}"))? {
+            let name = format!("{BRANCH_PREFIX}{branch}");
+            return match self.get_ref(&name)? {
                 Some(v) => self.peel(v),
-                None => Err(Error::UnknownRevision(rev.to_owned())),
+                None => {
+                    self.check_absent(&[name])?;
+                    Err(Error::UnknownRevision(rev.to_owned()))
+                }
             };
         }
         if let Some(v) = self.get_ref(base)? {
@@ -1093,7 +1097,35 @@ impl View {
                 }),
             };
         }
+        let mut names = vec![base.to_owned()];
+        if crate::refs::check_ref_name(base).is_ok() {
+            names.push(format!("{BRANCH_PREFIX}{base}"));
+            names.push(format!("{TAG_PREFIX}{base}"));
+        }
+        self.check_absent(&names)?;
         Err(Error::UnknownRevision(rev.to_owned()))
+    }
+
+    /// A ref that is not in the ref table although its reflog's last move left it pointing
+    /// somewhere: the table's page is damaged (a changed byte in a name moves the ref out of
+    /// reach), not a name that never existed.
+    fn check_absent(&self, names: &[String]) -> Result<()> {
+        for name in names {
+            let last = self
+                .reflog
+                .range((name.as_str(), 0u64)..=(name.as_str(), u64::MAX))
+                .db_err()?
+                .next_back();
+            if let Some(item) = last {
+                let (_, v) = item.db_err()?;
+                if RefMove::decode(name, v.value())?.new.is_some() {
+                    return Err(Error::db(redb::StorageError::Corrupted(format!(
+                        "{name} is missing from the ref table, but its reflog says it exists"
+                    ))));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Expands a hex prefix (4 to 64 digits) to the one object id it starts.

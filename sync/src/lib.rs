@@ -62,6 +62,8 @@ pub mod authority;
 pub mod commitsig;
 mod current;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gate;
 pub mod gossip;
 pub mod identity;

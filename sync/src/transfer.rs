@@ -11,6 +11,8 @@
 //! keeps what arrived; the next one asks for an inventory first and skips those objects.
 
 mod base;
+#[doc(hidden)]
+pub mod fuzzing;
 mod pack;
 mod plan;
 mod receive;

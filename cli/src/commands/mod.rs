@@ -18,6 +18,7 @@ pub mod log;
 pub mod ls;
 pub mod member;
 pub mod query;
+pub mod repair;
 pub mod script;
 pub mod serve;
 pub mod stats;
@@ -110,6 +111,11 @@ pub enum Command {
     /// Convert the repository to this heroctl's format in place (atomic: an interrupted
     /// upgrade leaves the old repository), then compact it.
     Upgrade,
+    /// Rebuild a damaged repository from every object that still verifies (the damaged file
+    /// is kept aside as `<repo>.damaged-<time>`), report what was lost, and with
+    /// `--from PEER|TICKET` fetch it from a peer. Stop mounts, shares and daemons using the
+    /// repository first.
+    Repair(repair::RepairArgs),
     /// Import history from elsewhere (`import git PATH`).
     Import {
         /// What to import from.
@@ -209,6 +215,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify => return verify::run(&open_repo(&cli.repo)?, json),
         Command::Stats => stats::run(&open_repo(&cli.repo)?, json)?,
         Command::Upgrade => upgrade::run(open_repo(&cli.repo)?, json)?,
+        Command::Repair(a) => return repair::run(&cli.repo, json, a),
         Command::Gc(a) => gc::run(open_repo(&cli.repo)?, a, json)?,
         Command::Import { what } => git::import(
             open_repo_with_cache(&cli.repo, Some(IMPORT_CACHE_BYTES))?,

@@ -399,7 +399,7 @@ fn progress_fn(bar: &indicatif::ProgressBar, what: &'static str) -> hero_sync::P
     })
 }
 
-fn pull(
+pub(crate) fn pull(
     repo: &Repo,
     path: &Path,
     ticket: &Ticket,

@@ -63,6 +63,7 @@ pub fn run(repo: &Repo, json: bool) -> Result<ExitCode> {
     Ok(if report.is_ok() {
         ExitCode::SUCCESS
     } else {
+        eprintln!("hint: {}", crate::error::REPAIR);
         ExitCode::from(Kind::Corrupt.exit_code())
     })
 }

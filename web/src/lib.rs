@@ -42,6 +42,7 @@ pub mod history;
 mod layout;
 mod markdown;
 mod pages;
+mod request;
 mod url;
 
 use std::convert::Infallible;

@@ -1,5 +1,5 @@
-//! The pages, one module each, and what they share: the query string, revisions and paths
-//! from the URL.
+//! The pages, one module each, and the router that picks one. What they share (the query
+//! string, revisions and paths from the URL) is in [`crate::request`], which imports no page.
 
 mod adr;
 mod commit;
@@ -8,62 +8,12 @@ mod peers;
 mod timeline;
 mod tree;
 
-use std::collections::HashMap;
-
-use hero_store::{ObjectId, Repo, RepoPath, View};
+use hero_store::Repo;
 
 use crate::Reply;
 use crate::error::PageError;
+use crate::request::{Query, repo_path};
 use crate::url;
-
-/// The longest revision accepted from a URL.
-const MAX_REV: usize = 256;
-
-/// A parsed query string.
-pub(crate) struct Query(HashMap<String, String>);
-
-impl Query {
-    fn parse(q: &str) -> Query {
-        Query(url::query_pairs(q).into_iter().collect())
-    }
-
-    /// A non-empty parameter.
-    pub(crate) fn get(&self, k: &str) -> Option<&str> {
-        self.0.get(k).map(|v| v.trim()).filter(|v| !v.is_empty())
-    }
-
-    /// A number parameter (absent: `default`).
-    pub(crate) fn number(&self, k: &str, default: usize) -> Result<usize, PageError> {
-        match self.get(k) {
-            None => Ok(default),
-            Some(v) => v
-                .parse()
-                .map_err(|_| PageError::BadRequest(format!("{k}={v} is not a number"))),
-        }
-    }
-}
-
-/// A revision from the URL (`None`: the default branch), resolved: what to show it as, and
-/// the commit. Anything [`View::resolve_dated`] takes: a branch, a tag, a commit id,
-/// `main~3`, `@2026-12-01`.
-pub(crate) fn revision(view: &View, rev: Option<&str>) -> Result<(String, ObjectId), PageError> {
-    let default = view.default_branch()?;
-    let rev = rev.unwrap_or(&default).to_owned();
-    if rev.len() > MAX_REV || rev.chars().any(char::is_control) {
-        return Err(PageError::NotFound(format!("no revision {rev:?}")));
-    }
-    let id = view.resolve_dated(&rev, &default)?;
-    Ok((rev, id))
-}
-
-/// A repository path from the rest of a URL path (percent-decoded; empty is the root).
-pub(crate) fn repo_path(rest: &str) -> Result<RepoPath, PageError> {
-    let bytes = url::decode(rest, false);
-    if bytes.iter().all(|&b| b == b'/') {
-        return Ok(RepoPath::root());
-    }
-    Ok(RepoPath::parse(bytes)?)
-}
 
 /// Answers a GET of `path?query`.
 pub(crate) fn route(

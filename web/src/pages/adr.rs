@@ -9,10 +9,10 @@ use hero_formats::Value;
 use hero_store::{ObjectId, RepoPath, Tree, TreeEntry, View};
 use maud::html;
 
-use super::{Query, revision};
 use crate::Reply;
 use crate::error::PageError;
 use crate::layout::{self, Section, commit_link, lossy, time, tree_link};
+use crate::request::{Query, revision};
 
 /// Where decision records are looked for.
 const DIRS: &[&str] = &["docs/adr", "doc/adr", "adr", "docs/decisions", "decisions"];

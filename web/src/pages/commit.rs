@@ -6,10 +6,10 @@ use hero_formats::Format;
 use hero_store::{DiffEntry, DiffKind, EntryKind, LineDiff, ObjectId, Repo, View};
 use maud::{Markup, html};
 
-use super::{Query, revision};
 use crate::Reply;
 use crate::error::PageError;
 use crate::layout::{self, Section, commit_link, lossy, size, subject, time, tree_link};
+use crate::request::{Query, revision};
 use crate::url;
 
 /// Files larger than this are summarised, not diffed.

@@ -4,11 +4,11 @@
 use hero_store::{RepoPath, View};
 use maud::html;
 
-use super::{Query, revision};
 use crate::Reply;
 use crate::error::PageError;
 use crate::history::{file_history, key_history};
 use crate::layout::{self, Section, commit_link, lossy, size, subject, time, tree_link};
+use crate::request::{Query, revision};
 use crate::url;
 
 /// Versions on a page.

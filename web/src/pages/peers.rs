@@ -6,10 +6,10 @@ use hero_store::{IdSet, ObjectId, Repo, View};
 use hero_sync::audit::Decision;
 use maud::html;
 
-use super::Query;
 use crate::Reply;
 use crate::error::PageError;
 use crate::layout::{self, Section, time, tree_link};
+use crate::request::Query;
 
 /// Audit lines shown at most (the newest).
 const AUDIT_MAX: usize = 500;

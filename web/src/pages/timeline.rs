@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use hero_store::{Commit, ObjectId, Repo, RepoPath, View};
 use maud::html;
 
-use super::{Query, revision};
 use crate::Reply;
 use crate::error::PageError;
 use crate::layout::{self, Section, commit_link, lossy, subject, time};
+use crate::request::{Query, revision};
 use crate::url;
 
 /// Commits on a page.

@@ -6,10 +6,10 @@ use hero_formats::Format;
 use hero_store::{EntryKind, ObjectId, RepoPath, TreeEntry, View};
 use maud::{Markup, PreEscaped, html};
 
-use super::{Query, revision};
 use crate::Reply;
 use crate::error::PageError;
 use crate::layout::{self, Section, commit_link, lossy, size, tree_link};
+use crate::request::{Query, revision};
 use crate::{highlight, markdown, url};
 
 /// Files larger than this are offered for download only.

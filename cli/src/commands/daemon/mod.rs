@@ -762,17 +762,7 @@ async fn start_share(ctx: &Ctx, addr: SocketAddr) -> Option<Share> {
     match hero_dav::bind_repo(ctx.repo.clone(), dc).await {
         Ok(server) => {
             let addr = server.local_addr();
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let task = tokio::spawn(async move {
-                if let Err(e) = server
-                    .run(async {
-                        let _ = stopped.await;
-                    })
-                    .await
-                {
-                    tracing::error!("WebDAV share: {e}");
-                }
-            });
+            let (stop, task) = serve_until_stopped("WebDAV share", |stopped| server.run(stopped));
             let _ = outln!("serving WebDAV at http://{addr}/; {from}");
             let mut st = ctx.status();
             st.share = Some(format!("http://{addr}/"));
@@ -790,6 +780,31 @@ async fn start_share(ctx: &Ctx, addr: SocketAddr) -> Option<Share> {
 }
 
 /// Stops the share or the web face.
+/// Runs a server in a task until the sender it returns is used (or dropped); a failure is
+/// logged as `what`'s.
+fn serve_until_stopped<F, E>(
+    what: &'static str,
+    serve: impl FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) -> F,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+)
+where
+    F: std::future::Future<Output = std::result::Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = serve(Box::pin(async move {
+        let _ = stopped.await;
+    }));
+    let task = tokio::spawn(async move {
+        if let Err(e) = run.await {
+            tracing::error!("{what}: {e}");
+        }
+    });
+    (stop, task)
+}
+
 async fn stop_share(s: Share) {
     let _ = s.stop.send(());
     let _ = s.task.await;
@@ -841,17 +856,7 @@ async fn start_ui(ctx: &Arc<Ctx>, addr: SocketAddr) -> Option<Share> {
     match hero_web::bind_repo(ctx.repo.clone(), wc).await {
         Ok(server) => {
             let addr = server.local_addr();
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let task = tokio::spawn(async move {
-                if let Err(e) = server
-                    .run(async {
-                        let _ = stopped.await;
-                    })
-                    .await
-                {
-                    tracing::error!("web face: {e}");
-                }
-            });
+            let (stop, task) = serve_until_stopped("web face", |stopped| server.run(stopped));
             let _ = outln!("serving the web face at http://{addr}/; sign in with {from}");
             let mut st = ctx.status();
             st.ui = Some(format!("http://{addr}/"));

@@ -24,6 +24,8 @@ pub const MAGIC: &[u8; 4] = b"HERO";
 pub const MAX_FRAME: usize = (64 << 20) + 4096;
 /// How long one frame may take to arrive.
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(120);
+/// A message's body is read this much at a time, its buffer growing with what arrived.
+const RECV_STEP: usize = 1 << 20;
 /// Ids per inventory frame.
 pub const INVENTORY_BATCH: usize = 16 * 1024;
 
@@ -328,12 +330,22 @@ impl<R: AsyncRead + Unpin + Send, W: AsyncWrite + Unpin + Send> Wire<R, W> {
                 "message of {len} bytes is over the limit of {max}"
             )));
         }
-        let mut body = vec![0u8; len];
-        self.r.read_exact(&mut body).await.map_err(read_err)?;
+        let mut k = [0u8; 1];
+        self.r.read_exact(&mut k).await.map_err(read_err)?;
+        // The body grows as its bytes arrive: a peer that claims a large message and sends
+        // little of it costs memory for what it sent, not for what it claimed.
+        let rest = len - 1;
+        let mut body = Vec::with_capacity(rest.min(RECV_STEP));
+        while body.len() < rest {
+            let start = body.len();
+            body.resize(start + (rest - start).min(RECV_STEP), 0);
+            self.r
+                .read_exact(&mut body[start..])
+                .await
+                .map_err(read_err)?;
+        }
         self.bytes_in += 4 + len as u64;
-        let k = body[0];
-        body.remove(0);
-        Ok((k, body))
+        Ok((k[0], body))
     }
 
     /// Receives a message that must be of kind `want`.
@@ -373,5 +385,59 @@ fn remote_error(c: u8, msg: String) -> SyncError {
     match c {
         code::PROTOCOL => SyncError::Remote(format!("it says we broke the protocol: {msg}")),
         _ => SyncError::Remote(msg),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// A message larger than one read step arrives whole, kind and body apart.
+    #[test]
+    fn a_message_larger_than_a_read_step_arrives_whole() {
+        runtime().block_on(async {
+            let (a, b) = tokio::io::duplex(64 << 10);
+            let (ar, aw) = tokio::io::split(a);
+            let (br, bw) = tokio::io::split(b);
+            let mut tx = Wire::new(ar, aw);
+            let mut rx = Wire::new(br, bw);
+            let body: Vec<u8> = (0..RECV_STEP * 2 + 123).map(|i| (i % 251) as u8).collect();
+            let mut m = Enc::new(kind::PACK);
+            m.0.extend_from_slice(&body);
+            let send = async {
+                tx.send(&m).await.unwrap();
+                tx.flush().await.unwrap();
+            };
+            let (_, got) = tokio::join!(send, rx.recv());
+            let (k, got) = got.unwrap();
+            assert_eq!(k, kind::PACK);
+            assert_eq!(got, body);
+            assert_eq!(rx.bytes_in, 4 + 1 + body.len() as u64);
+        });
+    }
+
+    /// A peer that claims the largest message and sends a few bytes of it, then stops, gets an
+    /// error, not a wait for bytes that never come nor a buffer of the size it claimed.
+    #[test]
+    fn a_claimed_length_the_peer_does_not_send_is_an_error() {
+        runtime().block_on(async {
+            let mut claim = (MAX_FRAME as u32).to_be_bytes().to_vec();
+            claim.extend_from_slice(&[kind::PACK, 1, 2, 3]);
+            let mut rx = Wire::new(&claim[..], tokio::io::sink());
+            assert!(rx.recv().await.is_err());
+            // Over the limit: refused before any body is read.
+            let over = ((MAX_FRAME + 1) as u32).to_be_bytes();
+            let mut rx = Wire::new(&over[..], tokio::io::sink());
+            let e = rx.recv().await.unwrap_err();
+            assert!(e.to_string().contains("over the limit"), "{e}");
+        });
     }
 }

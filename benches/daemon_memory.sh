@@ -14,7 +14,9 @@
 # usage: benches/daemon_memory.sh
 # env:   HDM_NODES, HDM_SAVES, HDM_EVERY, HDM_IDLE, HDM_REST, HDM_SETTLE, HDM_PORT_BASE (47700),
 #        HDM_PROFILE (release), HDM_KEEP=1 (keep the work dir and logs), HDM_HEAPTRACK=1 (run
-#        daemon 0 under heaptrack; the report's path is printed at the end)
+#        daemon 0 under heaptrack; the report's path is printed at the end), HDM_CORPUS=GIT_DIR
+#        (the fleet's repository is that history — e.g. benches/corpus.sh's real-shaped one,
+#        its branches and tags imported — with the configuration committed on its main)
 # Needs: root (FUSE, iptables), fusermount3, python3, iptables. Work dir /tmp/hero-daemon-mem.*
 set -euo pipefail
 
@@ -85,7 +87,16 @@ enabled = true
 $nodes
 CONF
 $H -R "$WORK/n0.hero" init >/dev/null
-$H -R "$WORK/n0.hero" commit "$WORK/work" -m "fleet configuration" >/dev/null
+if [ -n "${HDM_CORPUS:-}" ]; then
+    $H -R "$WORK/n0.hero" import git "$HDM_CORPUS" >/dev/null
+    $H -R "$WORK/n0.hero" checkout main "$WORK/co" >/dev/null
+    mkdir -p "$WORK/co/.hero"
+    cp "$WORK/work/.hero/daemon.toml" "$WORK/co/.hero/"
+    $H -R "$WORK/n0.hero" commit "$WORK/co" -m "fleet configuration" >/dev/null
+    rm -rf "$WORK/co"
+else
+    $H -R "$WORK/n0.hero" commit "$WORK/work" -m "fleet configuration" >/dev/null
+fi
 # Listing a peer lets no one in: an owner makes them members.
 for ((i = 1; i < N; i++)); do $H -R "$WORK/n0.hero" member add "${ids[$i]}" --role owner >/dev/null; done
 for ((i = 0; i < N; i++)); do
@@ -118,7 +129,7 @@ rss_all() {
 bytes() { iptables -L INPUT -v -x -n | awk -v t="$TAG" '$0 ~ t {s += $2} END {print s + 0}'; }
 
 echo "hero daemon memory benchmark: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(git -C "$ROOT" rev-parse --short HEAD)"
-echo "command: benches/daemon_memory.sh (HDM_NODES=$N HDM_SAVES=$SAVES HDM_IDLE=$IDLE HDM_REST=$REST HDM_PROFILE=$PROFILE)"
+echo "command: benches/daemon_memory.sh (HDM_NODES=$N HDM_SAVES=$SAVES HDM_IDLE=$IDLE HDM_REST=$REST HDM_PROFILE=$PROFILE HDM_CORPUS=${HDM_CORPUS:-})"
 echo "RSS MiB per daemon, fresh: $(rss_all)"
 sleep "$SETTLE"
 echo "RSS MiB per daemon, after $SETTLE s: $(rss_all)"

@@ -9,6 +9,10 @@
 # COMMITS commits each changing etc/app.toml. The history is made in git and imported into
 # both (heroctl import git; git fast-export | fossil import --git). Fossil is served by
 # `fossil server --localauth` (what `fossil ui` runs, without opening a browser).
+# With CORPUS=GIT_DIR (e.g. the real-shaped corpus of benches/corpus.sh: its branches, tags,
+# merges and real source files), that history is imported instead, and the pages are the
+# timeline, the largest directory at main's head and the history of the file main changed
+# most often.
 # Usage: benches/web.sh [WORKDIR]   (COMMITS=10000 FILES=10000 RUNS=20 by default)
 # Prints a Markdown table: medians over RUNS requests after one warm-up request.
 set -euo pipefail
@@ -27,8 +31,21 @@ export HERO_AUTHOR_NAME=bench HERO_AUTHOR_EMAIL=bench@example.com
 # fossil names the importing user from $USER.
 export USER=${USER:-$(id -un)}
 
-G=$WORK/src.git
-rm -rf "$G" "$WORK/s.hero"* "$WORK/f.fossil"
+rm -rf "$WORK/s.hero"* "$WORK/f.fossil"
+if [ -n "${CORPUS:-}" ]; then
+    G=$CORPUS
+    COMMITS=$(git -C "$G" rev-list --count main)
+    # The largest directory at main's head, and the file main's history changed most often.
+    DIR=$(git -C "$G" ls-tree -r --name-only main | awk -F/ 'NF > 1 {NF--; print}' OFS=/ |
+        sort | uniq -c | sort -rn | awk 'NR == 1 {print $2}')
+    FILES=$(git -C "$G" ls-tree --name-only "main:$DIR" | wc -l)
+    FILE=$(git -C "$G" log --first-parent --format= --name-only main | grep -v '^$' |
+        sort | uniq -c | sort -rn | awk 'NR == 1 {print $2}')
+else
+    G=$WORK/src.git
+    DIR=fleet
+    FILE=etc/app.toml
+    rm -rf "$G"
 git init -q --bare "$G"
 python3 - "$COMMITS" "$FILES" <<'PY' | git -C "$G" fast-import --quiet
 import sys
@@ -50,6 +67,7 @@ for i in range(commits + 1):
     out.write("M 100644 inline etc/app.toml\n")
     blob(f'[server]\nport = {8000 + i // 100}\n\n[stats]\ncounter = {i}\n')
 PY
+fi
 $H -R "$WORK/s.hero" init >/dev/null
 $H -R "$WORK/s.hero" import git "$G" >/dev/null
 git -C "$G" fast-export --all 2>/dev/null | fossil import --git "$WORK/f.fossil" >/dev/null
@@ -94,8 +112,8 @@ row() { # name hero-path fossil-path
     printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "$ht" "$hf" "$ft" "$ff" \
         "$(python3 -c "print(f'{$hf / $ff:.2f}')")"
 }
-row "timeline (50 of $COMMITS commits)" "/" "/timeline?n=50"
-row "directory of $FILES entries" "/tree/fleet/" "/dir?name=fleet&ci=tip"
-row "file history (50 of $COMMITS versions)" "/history/etc/app.toml" "/finfo?name=etc/app.toml&n=50"
+row "timeline (50 of $COMMITS commits on main)" "/" "/timeline?n=50"
+row "directory of $FILES entries ($DIR)" "/tree/$DIR/" "/dir?name=$DIR&ci=tip"
+row "file history, 50 versions ($FILE)" "/history/$FILE" "/finfo?name=$FILE&n=50"
 echo
-echo "history: $COMMITS commits, $FILES files in fleet/; $RUNS requests each, medians; loopback"
+echo "history: ${CORPUS:-generated}, $COMMITS commits on main, $FILES entries in $DIR/; $RUNS requests each, medians; loopback"

@@ -339,11 +339,23 @@ pub fn commit_validated(
         .commit_unattached(meta)
         .with_context(|| format!("committing onto {branch}"))?;
     if done.created {
-        check_move(repo, head, &done.id)?;
-        repo.update_branch(branch, head, Some(done.id), "commit")
-            .with_context(|| format!("{branch} moved while committing; run the command again"))?;
+        move_validated(repo, branch, head, done.id, "commit")?;
     }
     Ok(done)
+}
+
+/// Moves `branch` from `old` to `new` (compare-and-swap) once the files the move changes keep
+/// the schemas ([`check_move`]).
+pub fn move_validated(
+    repo: &Repo,
+    branch: &str,
+    old: Option<ObjectId>,
+    new: ObjectId,
+    reason: &str,
+) -> Result<()> {
+    check_move(repo, old, &new)?;
+    repo.update_branch(branch, old, Some(new), reason)
+        .with_context(|| format!("{branch} moved while committing; run the commit again"))
 }
 
 /// Runs `check`.

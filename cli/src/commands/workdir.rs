@@ -209,11 +209,7 @@ pub fn commit(repo: &Repo, a: CommitArgs, json: bool) -> Result<()> {
             };
             if Some(new) != head {
                 crate::authority::check_move(repo, head, &new)?;
-                crate::commands::check::check_move(repo, head, &new)?;
-                repo.update_branch(&branch, head, Some(new), "commit")
-                    .with_context(|| {
-                        format!("{branch} moved while committing; run the commit again")
-                    })?;
+                crate::commands::check::move_validated(repo, &branch, head, new, "commit")?;
             }
             // The directory's content is `mine`: later commits and `status` start from it.
             CheckoutRecord {
@@ -246,11 +242,13 @@ pub fn commit(repo: &Repo, a: CommitArgs, json: bool) -> Result<()> {
                 .with_context(|| format!("snapshotting {}", a.dir.display()))?;
             if r.committed.created {
                 crate::authority::check_move(repo, head, &r.committed.id)?;
-                crate::commands::check::check_move(repo, head, &r.committed.id)?;
-                repo.update_branch(&branch, head, Some(r.committed.id), "snapshot")
-                    .with_context(|| {
-                        format!("{branch} moved while committing; run the commit again")
-                    })?;
+                crate::commands::check::move_validated(
+                    repo,
+                    &branch,
+                    head,
+                    r.committed.id,
+                    "snapshot",
+                )?;
             }
             CheckoutRecord {
                 branch: Some(branch.clone()),

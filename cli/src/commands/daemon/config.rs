@@ -687,6 +687,23 @@ mod tests {
         assert_eq!(e.line, Some(1), "{e}");
     }
 
+    /// Whoever may write the configuration, it cannot put the web face or the share beyond
+    /// loopback (only `heroctl ui --trusted-network`, run by the machine's own account, can):
+    /// the file is refused, also through a node override.
+    #[test]
+    fn the_web_face_and_the_share_stay_on_loopback() {
+        for t in [
+            "[ui]\naddr = \"0.0.0.0:4917\"\n",
+            "[node.me.ui]\naddr = \"10.0.0.1:4917\"\n",
+            "[dav]\naddr = \"0.0.0.0:4918\"\n",
+        ] {
+            let e = parse(t, "f", &me()).expect_err(t);
+            assert!(e.to_string().contains("not a loopback address"), "{e}");
+        }
+        let c = parse("[ui]\naddr = \"127.0.0.1:5000\"\n", "f", &me()).expect("loopback");
+        assert_eq!(c.ui.addr.port(), 5000);
+    }
+
     #[test]
     fn node_overrides_apply_host_then_id() {
         let t = "catch_up_secs = 5\n[node.box]\ncatch_up_secs = 7\n[node.box.dav]\nenabled = false\n\

@@ -8,7 +8,8 @@ use crate::output::bytes;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use hero_store::{
-    Author, CommitMeta, EntryKind, ObjectId, Progress, Repo, RepoPath, Signature, TreeEntry, View,
+    Author, CommitMeta, EntryKind, MemoryBudget, ObjectId, Progress, Repo, RepoPath, Signature,
+    TreeEntry, View,
 };
 use hero_sync::{NetConfig, NetMode};
 use std::net::SocketAddr;
@@ -39,23 +40,26 @@ pub fn repo_path(cli_repo: &Option<PathBuf>) -> Result<PathBuf> {
 }
 
 pub(crate) fn open_repo(cli_repo: &Option<PathBuf>) -> Result<Repo> {
-    open_repo_with_cache(cli_repo, None)
+    let path = repo_path(cli_repo)?;
+    with_open_context(Repo::open(&path), &path)
 }
 
-/// Page cache of an import: its lookups hit recent objects, which it keeps itself (bounds the
-/// import's memory).
-pub(crate) const IMPORT_CACHE_BYTES: usize = 16 << 20;
+/// The memory an import's repository handle may keep: its lookups hit recent objects, which
+/// the importer keeps itself, and it writes each object once, so the page cache only holds
+/// pages read again and the decoded versions the deltas are made against.
+pub(crate) const IMPORT_BUDGET: MemoryBudget = MemoryBudget {
+    page_cache: 1 << 20,
+    decoded_cache: 1 << 20,
+    write_batch: 16 << 20,
+};
 
-pub(crate) fn open_repo_with_cache(
+/// Opens the repository with caches bounded by `budget`.
+pub(crate) fn open_repo_with_budget(
     cli_repo: &Option<PathBuf>,
-    cache: Option<usize>,
+    budget: MemoryBudget,
 ) -> Result<Repo> {
     let path = repo_path(cli_repo)?;
-    let opened = match cache {
-        Some(bytes) => Repo::open_with_cache(&path, bytes),
-        None => Repo::open(&path),
-    };
-    with_open_context(opened, &path)
+    with_open_context(Repo::open_with_budget(&path, budget), &path)
 }
 
 /// Adds the path to an error opening a repository, except where the error names it already.

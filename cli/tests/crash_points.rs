@@ -1,11 +1,11 @@
 //! Crash points: real `heroctl` processes killed with SIGKILL at deterministic moments spread
 //! over each command's measured duration — `gc` of a repository holding garbage, `upgrade` of a
-//! format-1 file, `member add`, a mount's commit of a written file, and `import git` up to its
-//! final ref update. After every kill the repository verifies (nothing corrupt, nothing
+//! format-1 file, `member add`, a mount's commit of a written file, `import git` up to its
+//! final ref update, and `repair` of a file with a damaged commit slot. After every kill the repository verifies (nothing corrupt, nothing
 //! missing), every commit acknowledged before the kill is still reachable from its branch, and
 //! the same command run again completes (docs/reliability.md, "Crash points").
 //!
-//! `HERO_CRASH_TRIALS` sets the number of trials in all (split evenly over the five commands);
+//! `HERO_CRASH_TRIALS` sets the number of trials in all (split evenly over the six commands);
 //! `cargo test` runs [`DEFAULT_TRIALS`], `scripts/crash-points.sh` runs 100.
 
 use std::os::unix::process::ExitStatusExt;
@@ -21,10 +21,10 @@ use crate::layout::{add_format1_blobs, fixture, with_orphans};
 use hero_tests::{mounted, noise, signal, wait_until as wait_for};
 
 /// Trials in all when `HERO_CRASH_TRIALS` is not set.
-const DEFAULT_TRIALS: usize = 10;
+const DEFAULT_TRIALS: usize = 12;
 
-/// The five commands under test.
-const SCENARIOS: usize = 5;
+/// The six commands under test.
+const SCENARIOS: usize = 6;
 
 fn trials_per_scenario() -> usize {
     let total = std::env::var("HERO_CRASH_TRIALS")
@@ -342,6 +342,78 @@ fn member_add(n: usize) -> Tally {
     t
 }
 
+/// `heroctl repair` of a file whose commit slot has one damaged byte (found by the slot's
+/// checksum: nothing is lost), holding 80 blobs of 100 kB that repair hashes one by one.
+/// The damaged file is never written: after a kill the path holds it byte for byte or the
+/// repaired file, and the next repair removes what the killed one left beside it.
+fn repair(n: usize) -> Tally {
+    let tmp = tempfile::tempdir().unwrap();
+    let tpl = tmp.path().join("tpl");
+    std::fs::create_dir(&tpl).unwrap();
+    let (path, _, blobs) = with_orphans(&tpl, 80, 100_000);
+    let file = path.file_name().unwrap().to_owned();
+    let acked = heads(&path);
+    let mut bytes = std::fs::read(&path).unwrap();
+    // redb's commit slots are 128 bytes each from byte 64: one damaged byte, which repair
+    // finds by the slot's checksum.
+    bytes[64 + 9] ^= 0x5a;
+    std::fs::write(&path, &bytes).unwrap();
+    let args = ["repair"];
+    let (measured, _) = measure(&tpl, tmp.path(), &file, &args);
+    let mut t = Tally {
+        name: "repair",
+        measured,
+        trials: n,
+        killed: 0,
+        landed: 0,
+    };
+    let name = file.to_str().unwrap();
+    for i in 0..n {
+        let dir = tmp.path().join(format!("t{i}"));
+        copy_files(&tpl, &dir);
+        let repo = dir.join(&file);
+        let killed = kill_after(&repo, &args, kill_delay(measured, i, n));
+        t.killed += usize::from(killed);
+        let landed = std::fs::read(&repo).unwrap() != bytes;
+        t.landed += usize::from(killed && landed);
+        for left in names_in(&dir) {
+            assert!(
+                left == name
+                    || left.starts_with(&format!("{name}.repairing-"))
+                    || left.starts_with(&format!("{name}.damaged-")),
+                "trial {i}: {left} beside the repository"
+            );
+            if let Some(kept) = left.strip_prefix(&format!("{name}.damaged-")) {
+                assert!(!kept.is_empty());
+                assert!(
+                    std::fs::read(dir.join(&left)).unwrap() == bytes,
+                    "trial {i}: the damaged file was not kept as it was"
+                );
+            }
+        }
+        if landed {
+            verifies(&repo);
+            keeps(&repo, &acked);
+        }
+        // Again: it repairs, or finds nothing to repair.
+        ok(&repo, &args);
+        verifies(&repo);
+        keeps(&repo, &acked);
+        let r = Repo::open(&repo).unwrap();
+        for id in blobs.iter().step_by(13) {
+            assert!(r.has_object(id).unwrap(), "trial {i}: blob {id} lost");
+        }
+        drop(r);
+        let left = names_in(&dir);
+        assert!(
+            !left.iter().any(|f| f.contains(".repairing-")),
+            "trial {i}: {left:?}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    t
+}
+
 /// A git repository at `dir` whose `main` has `commits` commits made by `git fast-import`,
 /// continuing a history of `from` commits already there.
 fn git_history(dir: &Path, from: usize, commits: usize) {
@@ -529,13 +601,13 @@ fn mount_commit(n: usize) -> Tally {
     t
 }
 
-/// kill -9 during gc, upgrade, member add, a mount's commit and an import: after each, the
+/// kill -9 during gc, upgrade, member add, a mount's commit, an import and a repair: after each, the
 /// repository verifies, nothing acknowledged is lost, and the command then completes.
 #[test]
 fn kill_9_at_crash_points_loses_nothing_acknowledged_and_corrupts_nothing() {
     let n = trials_per_scenario();
     let scenarios: [fn(usize) -> Tally; SCENARIOS] =
-        [gc, upgrade, member_add, mount_commit, import_git];
+        [gc, upgrade, member_add, mount_commit, import_git, repair];
     let tallies: Vec<Tally> = std::thread::scope(|s| {
         let hs: Vec<_> = scenarios.iter().map(|f| s.spawn(move || f(n))).collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()

@@ -61,7 +61,7 @@ impl Default for ImportOptions {
             branch_prefix: String::new(),
             tag_prefix: String::new(),
             batch_commits: 2000,
-            batch_bytes: 16 << 20,
+            batch_bytes: 4 << 20,
             count_total: true,
             progress: None,
             force: false,

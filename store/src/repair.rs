@@ -627,6 +627,52 @@ fn sibling(path: &Path, what: &str) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// Removes the files `<path>.repairing-<pid>` (and their `.scratch` copies) that repairs of
+/// `path` which are no longer running (killed, or the machine stopped) left beside it; a
+/// repair still running keeps its files.
+fn remove_abandoned_builds(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let mut prefix = name.to_os_string();
+    prefix.push(".repairing-");
+    let prefix = prefix.as_encoded_bytes();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let Some(pid) = file.as_encoded_bytes().strip_prefix(prefix) else {
+            continue;
+        };
+        // Only names a repair makes: a process id after the prefix, and its scratch copy.
+        let Some(pid) = std::str::from_utf8(pid)
+            .ok()
+            .map(|p| p.strip_suffix(".scratch").unwrap_or(p))
+            .and_then(|p| p.parse::<i32>().ok())
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            continue;
+        };
+        // ESRCH: no such process; EPERM means one runs under another user.
+        if rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH) {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => {
+                    tracing::info!(file = %e.path().display(), "removed what an interrupted repair left")
+                }
+                Err(err) => {
+                    tracing::warn!(file = %e.path().display(), "could not remove what an interrupted repair left: {err}")
+                }
+            }
+        }
+    }
+}
+
 /// Repairs the repository at `path` ([`repair`]) and puts the result in its place: the new
 /// file is built beside it and renamed over it only once complete; the damaged file is kept
 /// as `<path>.damaged-<unix time>` (a hard link made before the rename, so there is no moment
@@ -635,6 +681,7 @@ pub fn repair_in_place(path: &Path) -> Result<(RepairReport, PathBuf)> {
     if !path.exists() {
         return Err(Error::NoRepository(path.to_path_buf()));
     }
+    remove_abandoned_builds(path);
     let building = sibling(path, &format!("repairing-{}", std::process::id()));
     let _ = std::fs::remove_file(&building);
     let report = match repair(path, &building) {

@@ -36,7 +36,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{CommandFactory, Parser, Subcommand};
 
-use crate::context::{IMPORT_CACHE_BYTES, open_repo, open_repo_with_cache, repo_path};
+use crate::context::{IMPORT_BUDGET, open_repo, open_repo_with_budget, repo_path};
 use crate::output::refuse_json;
 
 /// hero store: a versioned, replicated datastore you mount as a drive.
@@ -217,11 +217,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Upgrade => upgrade::run(open_repo(&cli.repo)?, json)?,
         Command::Repair(a) => return repair::run(&cli.repo, json, a),
         Command::Gc(a) => gc::run(open_repo(&cli.repo)?, a, json)?,
-        Command::Import { what } => git::import(
-            open_repo_with_cache(&cli.repo, Some(IMPORT_CACHE_BYTES))?,
-            what,
-            json,
-        )?,
+        Command::Import { what } => {
+            git::import(open_repo_with_budget(&cli.repo, IMPORT_BUDGET)?, what, json)?
+        }
         Command::Export { what } => git::export(&open_repo(&cli.repo)?, what, json)?,
         Command::Mount(a) => {
             refuse_json(json, "mount", "it runs until stopped and prints a log")?;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for SECONDS each, one after another: the decoders' targets in fuzz/
-# (listed in fuzz/targets.txt) and the daemon configuration's in cli/fuzz/. Each starts from
+# (listed in fuzz/targets.txt), the daemon configuration's in cli/fuzz/ and the structured-file
+# parsers' in formats/fuzz/ (formats_*). Each starts from
 # its checked-in seeds (fuzz/seeds/<target>, read only) and the corpus earlier runs left in
 # fuzz/corpus/<target> (not checked in). Prints one Markdown row per target: executions,
 # executions per second, corpus size (inputs, bytes), crashes. A crash leaves its input in
@@ -14,8 +15,14 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SECS=${1:-60}
 shift || true
 F=$ROOT/fuzz
-if [ $# -gt 0 ]; then TARGETS=("$@"); else mapfile -t TARGETS < "$F/targets.txt"; TARGETS+=(daemon_config); fi
-dir_of() { if [ "$1" = daemon_config ]; then echo "$ROOT/cli"; else echo "$ROOT"; fi; }
+if [ $# -gt 0 ]; then TARGETS=("$@"); else mapfile -t TARGETS < "$F/targets.txt"; TARGETS+=(daemon_config formats_toml formats_markdown formats_heroscript formats_query); fi
+dir_of() {
+  case $1 in
+    daemon_config) echo "$ROOT/cli" ;;
+    formats_*) echo "$ROOT/formats" ;;
+    *) echo "$ROOT" ;;
+  esac
+}
 for d in $(for t in "${TARGETS[@]}"; do dir_of "$t"; done | sort -u); do
   (cd "$d" && cargo +nightly fuzz build -O >/dev/null)
 done

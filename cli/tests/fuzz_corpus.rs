@@ -1,5 +1,6 @@
-//! Every fuzz target's checked-in corpus (`fuzz/seeds/<target>/`; the targets are in `fuzz/`
-//! and, for the daemon configuration, `cli/fuzz/`), replayed on stable Rust
+//! Every fuzz target's checked-in corpus (`fuzz/seeds/<target>/`; the targets are in `fuzz/`,
+//! for the daemon configuration in `cli/fuzz/`, for the structured-file parsers in
+//! `formats/fuzz/`), replayed on stable Rust
 //! through the check function the target runs (the crates' `fuzzing` modules): the targets'
 //! regression test, cheap enough for every CI run. A crash the fuzzer finds is added to its
 //! target's folder under a name saying what it pins, and stays here.
@@ -24,6 +25,18 @@ const TARGETS: &[(&str, Check)] = &[
     ("sync_envelope", hero_sync::fuzzing::envelope),
     ("sync_membership_doc", hero_sync::fuzzing::membership_doc),
     ("daemon_config", heroctl::fuzzing::daemon_config),
+    ("formats_toml", hero_formats::fuzzing::toml),
+    ("formats_markdown", hero_formats::fuzzing::markdown),
+    ("formats_heroscript", hero_formats::fuzzing::heroscript),
+    ("formats_query", hero_formats::fuzzing::query),
+];
+
+/// The parsers' targets (`formats/fuzz/`), seeded with real-shaped files by hand.
+const FORMATS_TARGETS: &[&str] = &[
+    "formats_toml",
+    "formats_markdown",
+    "formats_heroscript",
+    "formats_query",
 ];
 
 fn seeds_dir() -> PathBuf {
@@ -47,10 +60,15 @@ fn every_fuzz_target_replays_its_checked_in_corpus() {
         .map(str::to_owned)
         .collect();
     listed.push("daemon_config".to_owned());
+    listed.extend(FORMATS_TARGETS.iter().map(|t| (*t).to_owned()));
     let names: Vec<&str> = TARGETS.iter().map(|(n, _)| *n).collect();
     assert_eq!(listed, names, "fuzz/targets.txt and this list differ");
     let cli_fuzz = std::fs::read_to_string(root.join("fuzz/Cargo.toml")).unwrap();
     assert!(cli_fuzz.contains("name = \"daemon_config\""));
+    let formats_fuzz = std::fs::read_to_string(root.join("../formats/fuzz/Cargo.toml")).unwrap();
+    for t in FORMATS_TARGETS {
+        assert!(formats_fuzz.contains(&format!("name = \"{t}\"")), "{t}");
+    }
     let mut replayed = 0;
     for (name, check) in TARGETS {
         let dir = seeds_dir().join(name);

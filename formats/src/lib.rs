@@ -35,6 +35,8 @@
 mod diff;
 mod error;
 mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod heroscript;
 pub mod markdown;
 mod path;

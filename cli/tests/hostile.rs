@@ -555,3 +555,159 @@ fn one_key_gets_two_sessions_and_silent_ones_are_freed() {
     json(&greedy, &["clone", &s.server.ticket]);
     assert_eq!(head(&greedy, "main"), head(&s.a, "main"));
 }
+
+// Lies in content, carried by the ordinary client from a doctored repository: the protocol is
+// spoken correctly, what it carries is forged, replayed or signed by the wrong key.
+
+/// Writes `bytes` into `repo`'s membership branch as the change file `name`, the way a
+/// misbehaving peer would (nothing checks it on the way in).
+fn plant_file(repo: &std::path::Path, name: &str, bytes: &[u8]) {
+    use hero_store::{CommitMeta, EntryKind, Expect, RepoPath, Signature};
+    use hero_sync::membership;
+    let r = Repo::open(repo).unwrap();
+    let mut cs = r.change_set_reserved(membership::BRANCH).unwrap();
+    let path = RepoPath::parse(format!("{}/{name}", membership::CHANGES_DIR)).unwrap();
+    cs.put_bytes(&path, EntryKind::File, bytes).unwrap();
+    let sig = Signature {
+        name: b"forger".to_vec(),
+        email: Vec::new(),
+        time: 1_800_000_000,
+        tz_offset_minutes: 0,
+    };
+    cs.commit(CommitMeta::new(sig, "planted".to_owned()), Expect::Latest)
+        .unwrap();
+}
+
+fn change_files(repo: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    hero_sync::membership::stored_files(&Repo::open(repo).unwrap(), None).unwrap()
+}
+
+fn members(repo: &std::path::Path) -> Value {
+    json(repo, &["member", "list"])
+}
+
+/// `heroctl push` refused (exit 4); its error text.
+fn push_refused(repo: &std::path::Path) -> String {
+    let out = crate::sync::run(repo, &["push"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    err
+}
+
+#[test]
+fn a_replayed_membership_change_does_not_undo_a_removal() {
+    let s = scene();
+    let before_b = change_files(&s.a);
+    let b = s.key("b", Some("writer"));
+    let add_b: Vec<(String, Vec<u8>)> = change_files(&s.a)
+        .into_iter()
+        .filter(|f| !before_b.contains(f))
+        .collect();
+    assert_eq!(add_b.len(), 1);
+    // W clones while B is a member, then the owner removes B.
+    s.key("w", Some("writer"));
+    let w = s.tmp.path().join("w.hero");
+    json(&w, &["clone", &s.server.ticket]);
+    ok(&s.a, &["member", "remove", &b.public().to_string()]);
+    let after_removal = members(&s.a);
+    let refs = s.refs();
+    // W sends the owner's valid "add B" again, under its own name and under a new one.
+    plant_file(&w, &add_b[0].0, &add_b[0].1);
+    plant_file(&w, "0000-replayed", &add_b[0].1);
+    let out = crate::sync::run(&w, &["push"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    // Refused or taken as nothing new: either way B stays removed.
+    assert!(
+        out.status.code() == Some(4) || out.status.success(),
+        "{err}"
+    );
+    assert_eq!(members(&s.a), after_removal);
+    assert_eq!(s.refs()["main"], refs["main"]);
+    let scratch = s.scratch("b");
+    rt().block_on(async {
+        let mut p = RawPeer::connect(b.clone(), &cfg(), &s.ticket)
+            .await
+            .unwrap();
+        let e = p.open_pull(&scratch, None).await.unwrap_err();
+        assert!(matches!(e, hero_sync::SyncError::NotAllowed { .. }), "{e}");
+        p.close().await;
+    });
+    s.honest_clone("honest");
+}
+
+#[test]
+fn forged_membership_changes_are_refused_and_audited() {
+    use hero_sync::membership::{self, Op, Role};
+    let s = scene();
+    let w_key = s.key("w", Some("writer"));
+    let w = s.tmp.path().join("w.hero");
+    json(&w, &["clone", &s.server.ticket]);
+    let c: hero_sync::EndpointId = s.key("c", None).public();
+    let add_c = Op::Add {
+        target: c,
+        name: "c".to_owned(),
+        role: Role::Owner,
+        scopes: Vec::new(),
+    };
+    let m = membership::load(&Repo::open(&w).unwrap()).unwrap().0;
+    // 1. The owner's key signs it, then one byte of the signature is changed.
+    let owner = hero_sync::load_or_create_key(&s.a).unwrap();
+    let mut bad_sig = m
+        .change(&owner, &add_c, 1_800_000_000_000)
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    let last = bad_sig.len() - 1;
+    bad_sig[last] ^= 1;
+    // 2. A writer signs it (only owners change the membership).
+    let by_writer = m.change(&w_key, &add_c, 1_800_000_000_000).unwrap();
+    let before = members(&s.a);
+    let refs = s.refs();
+    for (name, bytes) in [
+        ("forged-signature", bad_sig),
+        (
+            membership::file_name(&by_writer).unwrap().as_str(),
+            by_writer.as_bytes().to_vec(),
+        ),
+    ] {
+        let work = s.tmp.path().join(format!("w-{name}.hero"));
+        std::fs::copy(&w, &work).unwrap();
+        std::fs::copy(hero_sync::key_path(&w), hero_sync::key_path(&work)).unwrap();
+        plant_file(&work, name, &bytes);
+        let err = push_refused(&work);
+        assert!(err.contains("membership"), "{name}: {err}");
+        assert_eq!(members(&s.a), before, "{name}");
+        assert_eq!(s.refs(), refs, "{name}");
+    }
+    let log = s.audit(&w_key);
+    assert!(
+        log.iter()
+            .filter(|e| e["action"] == "push" && e["decision"] == "refused")
+            .count()
+            >= 2,
+        "{log:?}"
+    );
+    s.honest_clone("honest");
+}
+
+#[test]
+fn a_commit_signed_by_a_removed_member_is_refused_when_relayed() {
+    let s = scene();
+    let b = s.key("b", Some("writer"));
+    let w_key = s.key("w", Some("writer"));
+    let w = s.tmp.path().join("w.hero");
+    ok(&s.a, &["member", "remove", &b.public().to_string()]);
+    json(&w, &["clone", &s.server.ticket]);
+    let refs = s.refs();
+    // B, removed, hands W a commit it signed citing the membership in force (after its
+    // removal); W relays it.
+    let planted = hero_tests::commit_signed_as(&w, &b, "main", &[("notes.txt", b"from b\n")]);
+    let err = push_refused(&w);
+    assert!(err.contains(&planted[..12]), "{err}");
+    assert!(err.contains("not a member"), "{err}");
+    assert_eq!(s.refs(), refs);
+    let log = s.audit(&w_key);
+    let e = refused(&log, "push").expect("audited");
+    assert_eq!(e["commit"], planted.as_str());
+    s.honest_clone("honest");
+}

@@ -147,3 +147,121 @@ pub fn frame_claiming(len: u32, body: &[u8]) -> Vec<u8> {
     b.extend_from_slice(body);
     b
 }
+
+/// A peer on the gossip ALPN: its own endpoint, gossip and topic subscription.
+pub struct GossipPeer {
+    router: iroh::protocol::Router,
+    sender: iroh_gossip::api::GossipSender,
+    _receiver: iroh_gossip::api::GossipReceiver,
+    key: iroh::SecretKey,
+}
+
+impl std::fmt::Debug for GossipPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GossipPeer")
+    }
+}
+
+async fn gossip_endpoint(
+    key: iroh::SecretKey,
+    cfg: &crate::NetConfig,
+    ticket: &crate::Ticket,
+) -> Result<iroh::Endpoint> {
+    let ep = crate::net::endpoint(key, cfg, vec![iroh_gossip::ALPN.to_vec()]).await?;
+    let lookup = iroh::address_lookup::MemoryLookup::new();
+    ep.address_lookup()
+        .map_err(|e| SyncError::Bind(e.to_string()))?
+        .add(lookup.clone());
+    lookup.add_endpoint_info(ticket.addr.clone());
+    Ok(ep)
+}
+
+impl GossipPeer {
+    /// Joins the announcement topic of repository `repo_id` through the peer at `ticket`,
+    /// waiting (at most `within`) until it is a neighbour.
+    pub async fn join(
+        key: iroh::SecretKey,
+        cfg: &crate::NetConfig,
+        ticket: &crate::Ticket,
+        repo_id: &ObjectId,
+        within: Duration,
+    ) -> Result<GossipPeer> {
+        let ep = gossip_endpoint(key.clone(), cfg, ticket).await?;
+        let gossip = iroh_gossip::Gossip::builder().spawn(ep.clone());
+        let router = iroh::protocol::Router::builder(ep)
+            .accept(iroh_gossip::ALPN, gossip.clone())
+            .spawn();
+        let topic = gossip
+            .subscribe(crate::gossip::topic_of(repo_id), vec![ticket.id()])
+            .await
+            .map_err(|e| SyncError::Connection(e.to_string()))?;
+        let (sender, mut receiver) = topic.split();
+        tokio::time::timeout(within, receiver.joined())
+            .await
+            .map_err(|_| SyncError::Connection("never joined the topic".to_owned()))?
+            .map_err(|e| SyncError::Connection(e.to_string()))?;
+        Ok(GossipPeer {
+            router,
+            sender,
+            _receiver: receiver,
+            key,
+        })
+    }
+
+    /// Broadcasts an announcement of `heads` made at `time` (Unix seconds), signed with this
+    /// peer's key.
+    pub async fn announce(&self, time: u64, heads: Vec<(String, ObjectId)>) -> Result<()> {
+        let key = self.key.clone();
+        self.announce_signed(&key, time, heads).await
+    }
+
+    /// Broadcasts (relays) an announcement signed by `signer`.
+    pub async fn announce_signed(
+        &self,
+        signer: &iroh::SecretKey,
+        time: u64,
+        heads: Vec<(String, ObjectId)>,
+    ) -> Result<()> {
+        let a = crate::gossip::Announcement {
+            from: signer.public(),
+            time,
+            heads,
+        };
+        self.sender
+            .broadcast(bytes::Bytes::from(a.encode(signer)))
+            .await
+            .map_err(|e| SyncError::Connection(e.to_string()))
+    }
+
+    /// Leaves.
+    pub async fn close(self) {
+        let _ = self.router.shutdown().await;
+    }
+}
+
+/// Connects to the peer at `ticket` on the gossip ALPN as `key` and waits (at most `within`)
+/// for the peer to close the connection: why it closed it.
+pub async fn gossip_connection_closed(
+    key: iroh::SecretKey,
+    cfg: &crate::NetConfig,
+    ticket: &crate::Ticket,
+    within: Duration,
+) -> Result<String> {
+    let ep = gossip_endpoint(key, cfg, ticket).await?;
+    let result = async {
+        let conn = tokio::time::timeout(
+            crate::net::CONNECT_TIMEOUT,
+            ep.connect(ticket.addr.clone(), iroh_gossip::ALPN),
+        )
+        .await
+        .map_err(|_| SyncError::Connection("no answer".to_owned()))?
+        .map_err(|e| SyncError::Connection(e.to_string()))?;
+        let why = tokio::time::timeout(within, conn.closed())
+            .await
+            .map_err(|_| SyncError::Connection("the peer kept the connection open".to_owned()))?;
+        Ok(why.to_string())
+    }
+    .await;
+    ep.close().await;
+    result
+}

@@ -212,13 +212,12 @@ fn wants_beyond_what_was_advertised_are_refused() {
             vec![ObjectId::of(b"a guess")],
             vec![private; 3],
         ];
-        for (i, extra) in asks.into_iter().enumerate() {
+        for wants in asks {
             let mut p = RawPeer::connect(key.clone(), &cfg(), &s.ticket)
                 .await
                 .unwrap();
             let adv = p.open_pull(&scratch, Some(&only)).await.unwrap();
             assert_eq!(adv.branches.len(), 1, "only main is advertised");
-            let wants = extra;
             p.send(
                 testing::WANTS,
                 &attacker::wants_body(&wants, &[], adv.ids().len()),

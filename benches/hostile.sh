@@ -6,12 +6,14 @@
 #   honest:   `heroctl clone` by a reader
 #   attacker: sync/examples/flood.rs: HH_STRANGERS new keys that connect and stay silent, over
 #             and over; a member claiming 4 GiB frames; a member that pulls everything, then
-#             asks for 200,000 signatures in one SIG_WANT (refused), over and over
+#             asks for 200,000 signatures in one SIG_WANT (refused), over and over (HH_FLOODERS
+#             such loops; 0 leaves only the strangers and the 4 GiB claims)
 # Clones alternate, HH_RUNS of each (undisturbed first); medians and the ratio
 # attacked / undisturbed are printed, with what the attacker managed meanwhile.
 #
 # usage: benches/hostile.sh
-# env:   HH_COMMITS (default 2000), HH_RUNS (default 3), HH_STRANGERS (default 8),
+# env:   HH_COMMITS (default 2000), HH_RUNS (default 3), HH_STRANGERS (default 8), HH_FLOODERS
+#        (default 1),
 #        HH_PROFILE (release or debug; default release), HH_KEEP=1 (keep the work dir)
 # Needs: git, python3. Work dir: /tmp/hero-hostile-bench.*
 set -euo pipefail
@@ -19,6 +21,7 @@ set -euo pipefail
 N=${HH_COMMITS:-2000}
 RUNS=${HH_RUNS:-3}
 STRANGERS=${HH_STRANGERS:-8}
+FLOODERS=${HH_FLOODERS:-1}
 PROFILE=${HH_PROFILE:-release}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CMDLINE="$0"
@@ -51,6 +54,7 @@ export HERO_AUTHOR_NAME=Bench HERO_AUTHOR_EMAIL=bench@example.com HERO_NET=local
 
 generate_history "$WORK/git" "$N"
 A=$WORK/a.hero
+"$H" -R "$A" init >/dev/null
 "$H" -R "$A" import git "$WORK/git" >/dev/null
 
 "$H" -R "$A" serve >"$WORK/serve.out" 2>"$WORK/serve.err" &
@@ -82,12 +86,12 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? 
 calm=() stormy=()
 for i in $(seq "$RUNS"); do
     calm+=("$(clone_secs "calm$i")")
-    "$FLOOD" "$TICKET" "$WORK/attacker.hero" "$STRANGERS" 1 >"$WORK/flood$i.out" 2>"$WORK/flood$i.err" &
+    "$FLOOD" "$TICKET" "$WORK/attacker.hero" "$STRANGERS" "$FLOODERS" >"$WORK/flood$i.out" 2>"$WORK/flood$i.err" &
     fp=$!
     PIDS+=("$fp")
     # The attacker is at work once its first session ended.
     for _ in $(seq 600); do
-        grep -qv ' 0 garbage 0 pulls 0 ' "$WORK/flood$i.out" 2>/dev/null && break
+        grep -qv 'held 0 garbage 0 ' "$WORK/flood$i.out" 2>/dev/null && break
         sleep 0.05
     done
     stormy+=("$(clone_secs "storm$i")")
@@ -100,6 +104,6 @@ done
 m_calm=$(median "${calm[@]}")
 m_storm=$(median "${stormy[@]}")
 echo
-echo "command: $CMDLINE (HH_COMMITS=$N HH_RUNS=$RUNS HH_STRANGERS=$STRANGERS HH_PROFILE=$PROFILE)"
+echo "command: $CMDLINE (HH_COMMITS=$N HH_RUNS=$RUNS HH_STRANGERS=$STRANGERS HH_FLOODERS=$FLOODERS HH_PROFILE=$PROFILE)"
 echo "honest clone of $N commits, median of $RUNS: undisturbed $m_calm s, under attack $m_storm s"
 python3 -c "print(f'ratio attacked / undisturbed: {$m_storm / $m_calm:.2f}')"

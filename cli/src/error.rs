@@ -360,9 +360,13 @@ fn sync(e: &hero_sync::SyncError) -> Found {
             Kind::Network,
             Some("is the peer's `heroctl serve` running, and is the ticket current?".to_owned()),
         )),
-        E::Connection(_) | E::Bind(_) | E::Protocol(_) | E::Remote(_) | E::Incompatible { .. } => {
-            kind(Kind::Network)
-        }
+        E::Connection(_)
+        | E::Bind(_)
+        | E::Protocol(_)
+        | E::OverLimit { .. }
+        | E::Silent { .. }
+        | E::Remote(_)
+        | E::Incompatible { .. } => kind(Kind::Network),
         // Their messages say what to run on the serving peer.
         E::NotAllowed { .. } | E::ReadOnly { .. } | E::RepoMismatch { .. } => kind(Kind::Refused),
         E::InvitationRefused { .. } => Some((

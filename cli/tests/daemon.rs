@@ -11,6 +11,7 @@ use hero_tests::{Heroctl, require_fuse, signal, wait_for};
 use serde_json::Value;
 
 mod authority;
+mod gossip_hostile;
 mod lan;
 mod local_accounts;
 

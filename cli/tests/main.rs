@@ -6,6 +6,7 @@ mod cli;
 mod crash_points;
 mod drive;
 mod fuzz_corpus;
+mod hostile;
 mod layout;
 mod membership;
 mod refusals;

@@ -47,7 +47,8 @@ pub struct Entry {
     /// The peer (node id) the decision was about, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer: Option<String>,
-    /// What was asked: `connect`, `pull`, `push`, `membership`, `invite`, `join`, `close`.
+    /// What was asked: `connect`, `pull`, `push`, `membership`, `invite`, `join`, `close`,
+    /// `session` (a peer disconnected for breaking the protocol or staying silent).
     pub action: String,
     /// The decision.
     pub decision: Decision,

@@ -59,6 +59,26 @@ pub enum SyncError {
     /// The peer sent something that breaks the protocol (bad object, garbage, oversized).
     #[error("peer sent bad data: {0}")]
     Protocol(String),
+    /// The peer asked for more than one session may ask for in one message (signatures,
+    /// wants, haves): bounded work per peer.
+    #[error("peer sent bad data: {asked} {what} in one message, over the limit of {limit}")]
+    OverLimit {
+        /// What was counted.
+        what: &'static str,
+        /// How many the peer asked for.
+        asked: u64,
+        /// The most accepted.
+        limit: u64,
+    },
+    /// The peer said nothing within the time a step allows (a silent connection holds no
+    /// session slot longer than that).
+    #[error("connection lost: the peer sent no {what} within {} s", waited.as_secs())]
+    Silent {
+        /// What was awaited.
+        what: &'static str,
+        /// How long.
+        waited: std::time::Duration,
+    },
     /// The peer reported an error of its own.
     #[error("the peer reported: {0}")]
     Remote(String),

@@ -9,8 +9,14 @@
 //! seconds), branch count (`u16` BE), per branch: name length (`u8`), name, head (32 bytes);
 //! then an ed25519 signature (64 bytes) over everything before it.
 
-use hero_store::ObjectId;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
 use hero_store::codec::{ByteReader, ReadError};
+use hero_store::{ObjectId, Repo};
+use iroh::endpoint::Connection;
+use iroh::protocol::{AcceptError, ProtocolHandler};
 use iroh::{EndpointId, PublicKey, SecretKey, Signature};
 use iroh_gossip::TopicId;
 
@@ -127,6 +133,28 @@ mod tests {
         }
         assert!(Announcement::decode(&bytes[..bytes.len() - 1]).is_err());
     }
+
+    #[test]
+    fn old_future_and_replayed_announcements_are_not_fresh() {
+        let now = 1_800_000_000;
+        let age = MAX_ANNOUNCEMENT_AGE.as_secs();
+        assert_eq!(freshness(now, now, None), Ok(()));
+        assert_eq!(freshness(now - age, now, None), Ok(()));
+        assert_eq!(freshness(now - age - 1, now, None), Err(Stale::TooOld));
+        let ahead = MAX_ANNOUNCEMENT_AHEAD.as_secs();
+        assert_eq!(freshness(now + ahead, now, None), Ok(()));
+        assert_eq!(
+            freshness(now + ahead + 1, now, None),
+            Err(Stale::FromTheFuture)
+        );
+        assert_eq!(
+            freshness(now - 5, now, Some(now - 4)),
+            Err(Stale::Superseded)
+        );
+        assert_eq!(freshness(now - 4, now, Some(now - 4)), Ok(()));
+        assert_eq!(freshness(0, now, None), Err(Stale::TooOld));
+        assert_eq!(freshness(u64::MAX, now, None), Err(Stale::FromTheFuture));
+    }
 }
 
 /// Announces this peer's heads on the repository's topic and learns peers' addresses.
@@ -141,6 +169,95 @@ pub struct Announcer {
 #[derive(Debug)]
 pub struct Announcements {
     receiver: iroh_gossip::api::GossipReceiver,
+    /// When set, announcements of peers that are not members of this repository are dropped.
+    members_of: Option<Arc<Repo>>,
+    /// The time of the newest announcement taken from each announcer (at most
+    /// [`MAX_ANNOUNCERS`] remembered).
+    newest: HashMap<EndpointId, u64>,
+}
+
+/// How old an announcement may be when it arrives (its time, by the announcer's clock, against
+/// this peer's): an older one is a replay or was held back, and is dropped.
+pub const MAX_ANNOUNCEMENT_AGE: Duration = Duration::from_secs(10 * 60);
+/// How far ahead of this peer's clock an announcement's time may be.
+pub const MAX_ANNOUNCEMENT_AHEAD: Duration = Duration::from_secs(2 * 60);
+/// Announcers whose newest time is remembered (more forget the oldest entries at once).
+pub const MAX_ANNOUNCERS: usize = 4096;
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Why an announcement that verifies is not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stale {
+    /// Older than [`MAX_ANNOUNCEMENT_AGE`].
+    TooOld,
+    /// Further ahead than [`MAX_ANNOUNCEMENT_AHEAD`].
+    FromTheFuture,
+    /// Older than one already taken from the same announcer (a replay).
+    Superseded,
+}
+
+/// Whether an announcement made at `time` (announcer's clock) is fresh at `now`, given the
+/// newest time already taken from its announcer.
+pub fn freshness(time: u64, now: u64, newest: Option<u64>) -> Result<(), Stale> {
+    if time.saturating_add(MAX_ANNOUNCEMENT_AGE.as_secs()) < now {
+        return Err(Stale::TooOld);
+    }
+    if time > now.saturating_add(MAX_ANNOUNCEMENT_AHEAD.as_secs()) {
+        return Err(Stale::FromTheFuture);
+    }
+    if newest.is_some_and(|n| time < n) {
+        return Err(Stale::Superseded);
+    }
+    Ok(())
+}
+
+/// The gossip protocol behind the membership: a connection on the gossip ALPN from a peer that
+/// may not read the repository is closed (and audited) before gossip sees any of it.
+#[derive(Debug, Clone)]
+pub(crate) struct Gated {
+    pub(crate) gossip: iroh_gossip::Gossip,
+    pub(crate) repo: Arc<Repo>,
+}
+
+impl ProtocolHandler for Gated {
+    async fn accept(&self, conn: Connection) -> std::result::Result<(), AcceptError> {
+        let peer = conn.remote_id();
+        let standing = crate::transfer::blocking(|| crate::gate::standing(&self.repo, &peer));
+        match standing {
+            Ok(s) if s.access.is_some() => self.gossip.accept(conn).await,
+            other => {
+                let why = match other {
+                    Ok(s) => s.describe(),
+                    Err(e) => format!("membership unreadable: {e}"),
+                };
+                tracing::warn!("announcements: refused gossip connection of {peer}: {why}");
+                crate::transfer::blocking(|| {
+                    crate::audit::record(
+                        &self.repo,
+                        crate::audit::Entry::new(
+                            Some(&peer),
+                            "gossip",
+                            crate::audit::Decision::Refused,
+                            why,
+                        )
+                        .rule("not a member"),
+                    )
+                });
+                conn.close(1u32.into(), b"not a member");
+                Ok(())
+            }
+        }
+    }
+
+    async fn shutdown(&self) {
+        ProtocolHandler::shutdown(&self.gossip).await
+    }
 }
 
 /// Joins the topic of `repo_id` on the endpoint of `server` (started with
@@ -179,7 +296,11 @@ pub async fn start(
             lookup,
             key,
         },
-        Announcements { receiver },
+        Announcements {
+            receiver,
+            members_of: None,
+            newest: HashMap::new(),
+        },
     ))
 }
 
@@ -224,6 +345,33 @@ pub enum Heard {
 }
 
 impl Announcements {
+    /// Drops, from now on, announcements of peers that are not members of `repo` (or not on
+    /// its allow list).
+    pub fn only_members(mut self, repo: Arc<Repo>) -> Self {
+        self.members_of = Some(repo);
+        self
+    }
+
+    /// Whether an announcement that verifies is taken: fresh, not older than the last one of
+    /// its announcer, from a member.
+    fn take(&mut self, a: &Announcement) -> std::result::Result<(), String> {
+        freshness(a.time, now_secs(), self.newest.get(&a.from).copied())
+            .map_err(|s| format!("{s:?} (made at {})", a.time))?;
+        if let Some(repo) = &self.members_of {
+            let member = crate::transfer::blocking(|| crate::gate::standing(repo, &a.from))
+                .map(|s| s.access.is_some())
+                .unwrap_or(false);
+            if !member {
+                return Err("its announcer is not a member".to_owned());
+            }
+        }
+        if self.newest.len() >= MAX_ANNOUNCERS && !self.newest.contains_key(&a.from) {
+            self.newest.clear();
+        }
+        self.newest.insert(a.from, a.time);
+        Ok(())
+    }
+
     /// The next valid announcement or new neighbour; `None` when the topic is closed. Invalid
     /// announcements are logged and skipped.
     pub async fn next(&mut self) -> Option<Heard> {
@@ -233,7 +381,17 @@ impl Announcements {
                 Ok(iroh_gossip::api::Event::NeighborUp(peer)) => return Some(Heard::PeerUp(peer)),
                 Ok(iroh_gossip::api::Event::Received(m)) => {
                     match Announcement::decode(&m.content) {
-                        Ok(a) => return Some(Heard::Announced(a)),
+                        Ok(a) => {
+                            if let Err(why) = self.take(&a) {
+                                tracing::info!(
+                                    "announcements: dropped one of {} delivered by {}: {why}",
+                                    a.from,
+                                    m.delivered_from
+                                );
+                                continue;
+                            }
+                            return Some(Heard::Announced(a));
+                        }
                         Err(e) => tracing::debug!(
                             "announcements: dropped a message delivered by {}: {e}",
                             m.delivered_from

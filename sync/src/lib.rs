@@ -50,9 +50,12 @@
 //!    (deterministic: both peers make the same merge commit); tags are created when missing.
 //!    A push is the same exchange the other way, and the server answers `PUSH_RESULT`.
 //!
-//! Frames are capped ([`wire::MAX_FRAME`]), every read has a deadline, sessions per peer and
-//! in all are bounded ([`net::MAX_SESSIONS_PER_PEER`], [`net::MAX_SESSIONS`]), and a peer that
-//! sends anything wrong is disconnected with a log line; what it sent is not kept.
+//! Frames are capped ([`wire::MAX_FRAME`]), every read has a deadline (the first one a short
+//! one, [`session::HELLO_TIMEOUT`]), sessions per peer and in all are bounded
+//! ([`net::MAX_SESSIONS_PER_PEER`], [`net::MAX_SESSIONS`], and apart for peers that are not
+//! members, [`net::MAX_STRANGER_SESSIONS`]), wants are limited to what was advertised, and a
+//! peer that sends anything wrong is disconnected with a log line and an audit entry; what it
+//! sent is not kept.
 #![forbid(unsafe_code)]
 
 pub mod access;

@@ -47,6 +47,13 @@ pub struct NetConfig {
 pub const MAX_SESSIONS: usize = 32;
 /// Most sessions one peer may have at once.
 pub const MAX_SESSIONS_PER_PEER: usize = 2;
+/// Most sessions of peers that are not members (a stranger presenting an invitation, or one
+/// that will be refused) served at once. They draw on a budget of their own, apart from
+/// [`MAX_SESSIONS`]: strangers with as many keys as they like cannot keep members out.
+pub const MAX_STRANGER_SESSIONS: usize = 4;
+/// How long a new connection may take to open its first stream before it is closed (later
+/// streams of a pooled connection may wait [`POOL_IDLE`]).
+pub const FIRST_STREAM_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a silent connection lives (keep-alives flow while both ends are up).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The UDP payload that fits a 1500-byte Ethernet frame over IPv4.
@@ -253,11 +260,18 @@ pub async fn serve_announced(
     let ticket = ticket_of(&ep);
     record_ticket(&repo, &ticket);
     let gossip = iroh_gossip::Gossip::builder().spawn(ep.clone());
+    let repo_for_gossip = repo.clone();
     let handler = Handler::new(repo, key);
     let watcher = tokio::spawn(handler.clone().watch_membership());
     let router = Router::builder(ep)
         .accept(ALPN, handler)
-        .accept(iroh_gossip::ALPN, gossip.clone())
+        .accept(
+            iroh_gossip::ALPN,
+            crate::gossip::Gated {
+                gossip: gossip.clone(),
+                repo: repo_for_gossip,
+            },
+        )
         .spawn();
     Ok((
         Server {
@@ -281,6 +295,7 @@ struct Handler {
     repo: Arc<Repo>,
     key: SecretKey,
     sessions: Arc<Semaphore>,
+    strangers: Arc<Semaphore>,
     per_peer: Arc<Mutex<HashMap<EndpointId, usize>>>,
     live: Live,
 }
@@ -311,6 +326,7 @@ impl Handler {
             repo,
             key,
             sessions: Arc::new(Semaphore::new(MAX_SESSIONS)),
+            strangers: Arc::new(Semaphore::new(MAX_STRANGER_SESSIONS)),
             per_peer: Arc::new(Mutex::new(HashMap::new())),
             live: Arc::new(Mutex::new(HashMap::new())),
         }
@@ -427,8 +443,33 @@ impl ProtocolHandler for Handler {
             conn.close(2u32.into(), b"too many sessions");
             return Ok(());
         };
-        let Ok(_permit) = self.sessions.clone().try_acquire_owned() else {
+        // Members and strangers draw on budgets of their own (decided again, from the
+        // membership, once the session starts).
+        let member = crate::transfer::blocking(|| crate::gate::standing(&self.repo, &peer))
+            .map(|s| s.access.is_some())
+            .unwrap_or(false);
+        let budget = if member {
+            &self.sessions
+        } else {
+            &self.strangers
+        };
+        let Ok(_permit) = budget.clone().try_acquire_owned() else {
             tracing::warn!("sync: too many sessions; refused peer {peer}");
+            if !member {
+                // A stranger flood is worth a line; members are not audited for being busy.
+                crate::transfer::blocking(|| {
+                    crate::audit::record(
+                        &self.repo,
+                        crate::audit::Entry::new(
+                            Some(&peer),
+                            "connect",
+                            crate::audit::Decision::Refused,
+                            "busy: the sessions of peers that are not members are all taken",
+                        )
+                        .rule("not a member"),
+                    )
+                });
+            }
             conn.close(3u32.into(), b"busy");
             return Ok(());
         };
@@ -454,7 +495,12 @@ impl ProtocolHandler for Handler {
         // connection (crate::pool), a one-shot client closes it after the first.
         let mut sessions = 0u64;
         loop {
-            let next = tokio::time::timeout(POOL_IDLE, conn.accept_bi()).await;
+            let wait = if sessions == 0 {
+                FIRST_STREAM_TIMEOUT
+            } else {
+                POOL_IDLE
+            };
+            let next = tokio::time::timeout(wait, conn.accept_bi()).await;
             let (send, recv) = match next {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
@@ -484,7 +530,7 @@ impl ProtocolHandler for Handler {
                 continue;
             }
             // Whoever failed or misbehaved gets a moment to read why, not a held slot.
-            Self::failed(&peer, result, &mut wire).await;
+            self.failed(&peer, result, &mut wire).await;
             let _ = wire.writer().finish();
             let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;
             conn.close(0u32.into(), b"bye");
@@ -495,23 +541,47 @@ impl ProtocolHandler for Handler {
 
 impl Handler {
     async fn failed(
+        &self,
         peer: &EndpointId,
         result: Result<()>,
         wire: &mut Wire<iroh::endpoint::RecvStream, iroh::endpoint::SendStream>,
     ) {
-        match result {
-            Ok(()) => {}
+        let broke = match result {
+            Ok(()) => return,
             Err(SyncError::NotAllowed { .. }) => {
                 tracing::warn!(
                     "sync: refused peer {peer}: not a member (heroctl member add {peer} --role writer)"
                 );
+                return;
             }
-            Err(e @ SyncError::Protocol(_)) => {
+            Err(e @ (SyncError::Protocol(_) | SyncError::OverLimit { .. })) => {
                 tracing::warn!("sync: disconnecting peer {peer}: {e}; nothing it sent was kept");
                 wire.send_error(code::PROTOCOL, &e.to_string()).await;
+                e
             }
-            Err(e) => tracing::warn!("sync: session with {peer} failed: {e}"),
-        }
+            Err(e @ SyncError::Silent { .. }) => {
+                tracing::warn!("sync: disconnecting peer {peer}: {e}");
+                e
+            }
+            Err(e) => {
+                tracing::warn!("sync: session with {peer} failed: {e}");
+                return;
+            }
+        };
+        // A peer that broke the protocol or held a session silent is recorded as refused.
+        let reason = broke.to_string();
+        crate::transfer::blocking(|| {
+            crate::audit::record(
+                &self.repo,
+                crate::audit::Entry::new(
+                    Some(peer),
+                    "session",
+                    crate::audit::Decision::Refused,
+                    reason,
+                )
+                .rule("protocol"),
+            )
+        });
     }
 }
 
@@ -558,7 +628,7 @@ pub(crate) async fn active_addrs(ep: &Endpoint, peer: &EndpointId) -> Vec<Socket
 /// A client connection to a peer.
 pub(crate) struct Client {
     ep: Endpoint,
-    conn: Connection,
+    pub(crate) conn: Connection,
     pub(crate) wire: Wire<iroh::endpoint::RecvStream, iroh::endpoint::SendStream>,
     pub(crate) peer: EndpointId,
     pub(crate) me: EndpointId,

@@ -9,6 +9,8 @@ use crate::session::{Intent, hello};
 use crate::ticket::Ticket;
 use crate::wire::{Enc, kind, type_code};
 
+pub mod attacker;
+
 pub use crate::wire::kind as kinds;
 
 /// A connection that sends whatever it is told to.

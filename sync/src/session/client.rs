@@ -283,7 +283,7 @@ where
     let wants = wire.expect(kind::WANTS).await?;
     let advertised = advertised(&ours, &our_tags);
     let stats = transfer::send_objects(wire, repo, &wants, &advertised, progress).await?;
-    send_signatures(wire, repo, None).await?;
+    send_signatures(wire, repo, None, stats.candidates).await?;
     let (k, body) = wire.recv_any().await?;
     if k == kind::ERROR {
         let mut d = Dec::new(&body);

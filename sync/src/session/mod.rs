@@ -14,8 +14,9 @@ mod server;
 mod signatures;
 
 pub use client::{pull, pull_only, push};
+pub(crate) use handshake::handshake;
 pub(crate) use handshake::hello;
 pub use handshake::{Intent, present_invitation, refs_digest};
 pub use refs::{TagOutcome, integrate, integrate_tag};
 pub use report::{BranchUpdate, SyncReport, UpdateKind};
-pub use server::{serve, serve_as};
+pub use server::{HELLO_TIMEOUT, serve, serve_as};

@@ -30,6 +30,23 @@ where
 
 /// The most bytes a peer that is not a member may send: one JOIN message.
 pub(super) const MAX_STRANGER_MESSAGE: usize = 1024;
+/// How long a new session may take to send its first message (the hello, or a stranger's
+/// invitation): a connection that opens a stream and stays silent frees its slot after this.
+pub const HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The first message of a session, within [`HELLO_TIMEOUT`].
+async fn first_message<R, W>(wire: &mut Wire<R, W>, max: usize) -> Result<(u8, Vec<u8>)>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    tokio::time::timeout(HELLO_TIMEOUT, wire.recv_small(max))
+        .await
+        .map_err(|_| SyncError::Silent {
+            what: "hello",
+            waited: HELLO_TIMEOUT,
+        })?
+}
 
 /// The server's side of one session with `peer` over `wire`; `key` (this node's) lets a peer
 /// that presents a valid invitation in (ADR 0018); `admitted` is called once the peer is let
@@ -53,7 +70,7 @@ where
         if let Some(key) = key
             && standing.membership.is_some()
         {
-            let (k, body) = wire.recv_small(MAX_STRANGER_MESSAGE).await?;
+            let (k, body) = first_message(wire, MAX_STRANGER_MESSAGE).await?;
             if k == kind::JOIN {
                 let role = join(wire, repo, peer, key, &body).await?;
                 standing = blocking(|| gate::standing(repo, peer))?;
@@ -91,7 +108,7 @@ where
     }
     let (k, body) = match first {
         Some(f) => f,
-        None => wire.recv_any().await?,
+        None => first_message(wire, crate::wire::MAX_FRAME).await?,
     };
     let mut d = Dec::new(&body);
     if k != kind::HELLO || d.rest().get(..4) != Some(MAGIC.as_slice()) {
@@ -193,7 +210,7 @@ where
             let wants = wire.expect(kind::WANTS).await?;
             let advertised = advertised(&our_branches, &our_tags);
             let stats = transfer::send_objects(wire, repo, &wants, &advertised, None).await?;
-            send_signatures(wire, repo, key).await?;
+            send_signatures(wire, repo, key, stats.candidates).await?;
             tracing::info!(
                 "sync: sent {} objects ({} bytes) to {}",
                 stats.objects,

@@ -18,18 +18,36 @@ pub(super) fn own_key(repo: &Repo) -> Option<SecretKey> {
     crate::identity::load_or_create_key(repo.path()).ok()
 }
 
-/// Sender side of the signature exchange: answers the receiver's SIG_WANT.
+/// The most commits a SIG_WANT may name beyond the objects the transfer listed: a receiver
+/// asks for the commits new to it, which are among those listed, or (when it held them
+/// already, unreferenced) a few more.
+pub const MAX_SIG_WANT: usize = 16 * 1024;
+
+/// Sender side of the signature exchange: answers the receiver's SIG_WANT, which may name at
+/// most `listed` (the objects the transfer listed) or [`MAX_SIG_WANT`] commits, whichever is
+/// more.
 pub(super) async fn send_signatures<R, W>(
     wire: &mut Wire<R, W>,
     repo: &Repo,
     key: Option<&SecretKey>,
+    listed: u64,
 ) -> Result<()>
 where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
 {
     let body = wire.expect(kind::SIG_WANT).await?;
-    let ids = Dec::new(&body).ids()?;
+    let mut ids = Dec::new(&body).ids()?;
+    let limit = listed.max(MAX_SIG_WANT as u64);
+    if ids.len() as u64 > limit {
+        return Err(crate::SyncError::OverLimit {
+            what: "signatures",
+            asked: ids.len() as u64,
+            limit,
+        });
+    }
+    ids.sort_unstable();
+    ids.dedup();
     let key = key.cloned().or_else(|| blocking(|| own_key(repo)));
     let sigs = blocking(|| crate::commitsig::for_sending(repo, key.as_ref(), &ids))?;
     let mut m = Enc::new(kind::SIGS);

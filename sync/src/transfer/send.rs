@@ -28,8 +28,29 @@ where
     let wants = d.ids()?;
     let haves = d.ids()?;
     let flags = d.u8()?;
-    if haves.len() > MAX_HAVES * 2 || wants.len() > 1_000_000 {
-        return Err(SyncError::protocol("too many wants or haves"));
+    if haves.len() > MAX_HAVES * 2 {
+        return Err(SyncError::OverLimit {
+            what: "haves",
+            asked: haves.len() as u64,
+            limit: (MAX_HAVES * 2) as u64,
+        });
+    }
+    // Only what was advertised in this session may be asked for: nothing outside the
+    // branches the session is about, nothing no ref reaches (a refused push's objects stay
+    // stored until gc), nothing named by guessing its id.
+    if wants.len() > advertised.len() {
+        return Err(SyncError::OverLimit {
+            what: "wants",
+            asked: wants.len() as u64,
+            limit: advertised.len() as u64,
+        });
+    }
+    let listed: hero_store::IdSet = advertised.iter().copied().collect();
+    if let Some(w) = wants.iter().find(|w| !listed.contains(w)) {
+        return Err(SyncError::protocol(format!(
+            "it asked for {}, which was not advertised",
+            w.to_hex()
+        )));
     }
     let bits = d.bytes()?;
     if bits.len() != advertised.len().div_ceil(8) {

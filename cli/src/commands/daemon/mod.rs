@@ -343,11 +343,12 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
     // Announcements: one gossip topic per repository.
     let tickets: Vec<Ticket> = peers_of(&ctx, &cfg).into_iter().map(|p| p.ticket).collect();
     let repo_id = hero_sync::access::sync_repo_id(&repo)?;
-    let (announcer, mut incoming) =
+    let (announcer, incoming) =
         hero_sync::gossip::start(&server, &gossip, key.clone(), &repo_id, &tickets)
             .await
             .context("joining the announcement topic")?;
     let announcer = Arc::new(announcer);
+    let mut incoming = incoming.only_members(repo.clone());
     let mut gossip_open = true;
 
     // The mount.

@@ -194,6 +194,16 @@ fn a_hole_of_15_tib_is_stored_and_read_without_touching_its_bytes() {
         4096
     );
     assert_eq!(buf, data);
+    // Repair keeps the file: its id checks out without reading the hole.
+    let src_path = repo.path().to_path_buf();
+    drop(repo);
+    let fixed = dir.path().join("fixed.hero");
+    let report = hero_store::repair::repair(&src_path, &fixed).unwrap();
+    assert!(report.objects_dropped.is_empty(), "{report:?}");
+    let fixed = Repo::open(&fixed).unwrap();
+    let mut r = fixed.open_file(&stored.id).unwrap();
+    assert_eq!(r.read_at(at, &mut buf).unwrap(), 4096);
+    assert_eq!(buf, data);
 }
 
 /// Every object reachable from `root`, children before parents.

@@ -157,41 +157,10 @@ impl Drop for Spill {
 
 /// Copies stored content into an empty spill file: its data runs only, its holes left holes
 /// (a file with a hole of terabytes costs what its data costs). Returns the size.
-fn copy_data(repo: &Repo, id: &ObjectId, file: &File) -> R<u64> {
-    let mut reader = repo.open_file(id).map_err(|e| store_errno(&e))?;
-    let size = reader.len();
-    let extents = if size > hero_store::SMALL_FILE_MAX as u64 {
-        repo.view()
-            .and_then(|v| v.file_extents(id))
-            .map_err(|e| store_errno(&e))?
-    } else {
-        vec![hero_store::Extent {
-            start: 0,
-            len: size,
-            data: true,
-        }]
-    };
-    let mut buf = vec![0u8; 1 << 17];
-    for e in extents.iter().filter(|e| e.data) {
-        let mut pos = e.start;
-        let end = e.start + e.len;
-        while pos < end {
-            let want = buf
-                .len()
-                .min(usize::try_from(end - pos).unwrap_or(usize::MAX));
-            let n = reader
-                .read_at(pos, &mut buf[..want])
-                .map_err(|e| store_errno(&e))?;
-            if n == 0 {
-                return Err(Errno::EIO);
-            }
-            file.write_all_at(&buf[..n], pos)
-                .map_err(|e| io_errno(&e))?;
-            pos += n as u64;
-        }
-    }
-    file.set_len(size).map_err(|e| io_errno(&e))?;
-    Ok(size)
+fn copy_data(repo: &Repo, id: &ObjectId, spill: &Spill) -> R<u64> {
+    repo.view()
+        .and_then(|v| v.write_sparse(id, &spill.file, &spill.path))
+        .map_err(|e| store_errno(&e))
 }
 
 /// The time of a spill file's last change (what recovery records for it), else now.
@@ -1248,7 +1217,7 @@ impl State {
         let (size, committed) = if empty || size == 0 {
             (0, None)
         } else {
-            (copy_data(&shared.repo, &id, &spill.file)?, Some(id))
+            (copy_data(&shared.repo, &id, &spill)?, Some(id))
         };
         // Not written yet: the file keeps its time (recovery reads it from the spill file).
         if let Err(e) = spill.file.set_modified(self.node(ino)?.mtime) {

@@ -1030,6 +1030,50 @@ impl Seek for FileReader {
     }
 }
 
+impl crate::repo::View {
+    /// Writes a file's content into `out` (an empty file at `out_path`, named in errors):
+    /// its data runs only, at their offsets, then the length, so the file's holes stay holes
+    /// of `out` and cost nothing. Returns the size.
+    pub fn write_sparse(
+        &self,
+        id: &ObjectId,
+        out: &std::fs::File,
+        out_path: &std::path::Path,
+    ) -> Result<u64> {
+        use std::os::unix::fs::FileExt;
+        let mut reader = self.open_file(id)?;
+        let size = reader.len();
+        let extents = if size > SMALL_FILE_MAX as u64 {
+            self.file_extents(id)?
+        } else {
+            vec![Extent {
+                start: 0,
+                len: size,
+                data: true,
+            }]
+        };
+        let mut buf = vec![0u8; 1 << 17];
+        for e in extents.iter().filter(|e| e.data) {
+            let end = e.start.saturating_add(e.len);
+            let mut pos = e.start;
+            while pos < end {
+                let want = buf
+                    .len()
+                    .min(usize::try_from(end - pos).unwrap_or(usize::MAX));
+                let n = reader.read_at(pos, &mut buf[..want])?;
+                if n == 0 {
+                    return Err(Error::corrupt(*id, "manifest longer than its chunks"));
+                }
+                out.write_all_at(&buf[..n], pos)
+                    .map_err(|e| Error::io(out_path, e))?;
+                pos += n as u64;
+            }
+        }
+        out.set_len(size).map_err(|e| Error::io(out_path, e))?;
+        Ok(size)
+    }
+}
+
 /// A run of a stored file's bytes: data, or a hole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Extent {

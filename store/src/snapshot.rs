@@ -716,9 +716,9 @@ fn write_entry(view: &View, target: &Path, e: &TreeEntry, as_root: bool) -> Resu
                 .map_err(|err| Error::io(target, err))?;
         }
         _ => {
-            let mut reader = view.open_file(&e.id)?;
-            let mut out = fs::File::create(target).map_err(|err| Error::io(target, err))?;
-            std::io::copy(&mut reader, &mut out).map_err(|err| Error::io(target, err))?;
+            // Holes stay holes: a sparse file checks out sparse.
+            let out = fs::File::create(target).map_err(|err| Error::io(target, err))?;
+            view.write_sparse(&e.id, &out, target)?;
         }
     }
     apply_meta(target, &e.meta, e.kind, as_root)

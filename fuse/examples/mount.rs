@@ -1,7 +1,7 @@
 //! Mounts a repository until SIGINT or SIGTERM (a stand-in for `heroctl mount`).
 //!
 //! `cargo run -p hero-fuse --example mount -- <repo> <dir> [--branch NAME] [--read-only]
-//! [--allow-other]`
+//! [--allow-other] [--spill-dir DIR]`
 //! Creates the repository if it does not exist. SIGUSR1 prints the number of inodes held.
 
 use std::path::PathBuf;
@@ -12,7 +12,10 @@ use nix::sys::signal::{SigSet, Signal};
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);
     let (Some(repo), Some(dir)) = (args.next(), args.next()) else {
-        eprintln!("usage: mount <repo> <dir> [--branch NAME] [--read-only] [--allow-other]");
+        eprintln!(
+            "usage: mount <repo> <dir> [--branch NAME] [--read-only] [--allow-other] \
+             [--spill-dir DIR]"
+        );
         return ExitCode::from(2);
     };
     let mut opts = hero_fuse::MountOptions::new(PathBuf::from(repo), PathBuf::from(dir));
@@ -27,6 +30,13 @@ fn main() -> ExitCode {
             },
             Some("--read-only") => opts.read_only = true,
             Some("--allow-other") => opts.allow_other = true,
+            Some("--spill-dir") => match args.next() {
+                Some(d) => opts.spill_dir = Some(PathBuf::from(d)),
+                None => {
+                    eprintln!("--spill-dir needs a directory");
+                    return ExitCode::from(2);
+                }
+            },
             _ => {
                 eprintln!("unknown argument {a:?}");
                 return ExitCode::from(2);

@@ -526,6 +526,28 @@ impl Filesystem for HeroFs {
         }
     }
 
+    fn fallocate(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        // Like a write: it waits for a commit reading the file.
+        let res = {
+            let mut st = self.shared.lock_writable(ino.0);
+            guard::check(&self.shared.cfg, req, &st, ino.0, None)
+                .and_then(|()| st.fallocate(&self.shared, fh.0, offset, length, mode))
+        };
+        match res {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
     /// Nothing to do on `close`: ENOSYS tells the kernel to stop sending FLUSH, which saves
     /// a round trip per `close` (the kernel then treats every flush as done).
     fn flush(

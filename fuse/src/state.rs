@@ -32,8 +32,9 @@ pub(crate) const SNAP: u64 = 2;
 pub(crate) const SNAP_NAME: &[u8] = b".snapshots";
 /// Longest name, like most Linux file systems.
 pub(crate) const MAX_NAME: usize = 255;
-/// Largest file (16 TiB, like ext4).
-pub(crate) const MAX_FILE_SIZE: u64 = 1 << 44;
+/// Largest file the mount accepts (256 TiB; the spill directory's file system may allow less,
+/// ext4 stops just short of 16 TiB, tmpfs and XFS go further).
+pub(crate) const MAX_FILE_SIZE: u64 = 1 << 48;
 
 /// Settings fixed at mount time.
 #[derive(Debug)]
@@ -152,6 +153,14 @@ impl Drop for Spill {
             let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// Copies stored content into an empty spill file: its data runs only, its holes left holes
+/// (a file with a hole of terabytes costs what its data costs). Returns the size.
+fn copy_data(repo: &Repo, id: &ObjectId, spill: &Spill) -> R<u64> {
+    repo.view()
+        .and_then(|v| v.write_sparse(id, &spill.file, &spill.path))
+        .map_err(|e| store_errno(&e))
 }
 
 /// The time of a spill file's last change (what recovery records for it), else now.
@@ -1208,10 +1217,7 @@ impl State {
         let (size, committed) = if empty || size == 0 {
             (0, None)
         } else {
-            let mut reader = shared.repo.open_file(&id).map_err(|e| store_errno(&e))?;
-            let mut out = &spill.file;
-            let copied = io::copy(&mut reader, &mut out).map_err(|e| io_errno(&e))?;
-            (copied, Some(id))
+            (copy_data(&shared.repo, &id, &spill)?, Some(id))
         };
         // Not written yet: the file keeps its time (recovery reads it from the spill file).
         if let Err(e) = spill.file.set_modified(self.node(ino)?.mtime) {
@@ -1415,6 +1421,108 @@ impl State {
         }
         self.mark_put(ino);
         u32::try_from(data.len()).map_err(|_| Errno::EINVAL)
+    }
+
+    /// `fallocate(2)` on a handle open for writing: mode 0 reserves the range in the spill file
+    /// (the size grows to cover it), `FALLOC_FL_KEEP_SIZE` reserves it without growing,
+    /// `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE` makes the range (inside the file) a hole
+    /// and `FALLOC_FL_ZERO_RANGE` makes it zeros (growing the file unless with
+    /// `FALLOC_FL_KEEP_SIZE`). Other modes answer EOPNOTSUPP. A reservation lasts while the
+    /// file is being written: the store keeps zeros as holes once committed.
+    pub fn fallocate(
+        &mut self,
+        shared: &Shared,
+        fh: u64,
+        offset: u64,
+        len: u64,
+        mode: i32,
+    ) -> R<()> {
+        use nix::fcntl::FallocateFlags as F;
+        let h = self.handles.get(&fh).ok_or(Errno::EBADF)?.clone();
+        if !h.write {
+            return Err(Errno::EBADF);
+        }
+        let ino = h.ino;
+        let flags = F::from_bits(mode).ok_or(Errno::EOPNOTSUPP)?;
+        let known = F::FALLOC_FL_KEEP_SIZE | F::FALLOC_FL_PUNCH_HOLE | F::FALLOC_FL_ZERO_RANGE;
+        if !known.contains(flags) {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let keep = flags.contains(F::FALLOC_FL_KEEP_SIZE);
+        let punch = flags.contains(F::FALLOC_FL_PUNCH_HOLE);
+        let zero = flags.contains(F::FALLOC_FL_ZERO_RANGE);
+        if punch && zero {
+            return Err(Errno::EINVAL);
+        }
+        if punch && !keep {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        if len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let end = offset
+            .checked_add(len)
+            .filter(|&e| e <= MAX_FILE_SIZE)
+            .ok_or(Errno::EFBIG)?;
+        let spill = match &*h.source.lock().map_err(|_| Errno::EIO)? {
+            Source::Spill(s) => Some(s.clone()),
+            Source::Empty => None,
+            Source::Reader(_) => return Err(Errno::EBADF),
+        };
+        let spill = match spill {
+            Some(s) => s,
+            None => self.ensure_spill(shared, ino, false)?,
+        };
+        let size = self.node(ino)?.size();
+        use std::os::fd::AsFd;
+        let off = |v: u64| i64::try_from(v).map_err(|_| Errno::EFBIG);
+        let errno = |e: nix::errno::Errno| Errno::from_i32(e as i32);
+        if punch || zero {
+            // Inside the file the range becomes a hole (zeros, no blocks).
+            let upto = end.min(size);
+            if upto > offset {
+                nix::fcntl::fallocate(
+                    spill.file.as_fd(),
+                    F::FALLOC_FL_PUNCH_HOLE | F::FALLOC_FL_KEEP_SIZE,
+                    off(offset)?,
+                    off(upto - offset)?,
+                )
+                .map_err(errno)?;
+            }
+        }
+        if !punch {
+            let m = if keep {
+                F::FALLOC_FL_KEEP_SIZE
+            } else {
+                F::empty()
+            };
+            match nix::fcntl::fallocate(spill.file.as_fd(), m, off(offset)?, off(len)?) {
+                Ok(()) => {}
+                // A spill file system that cannot reserve: the size still follows.
+                Err(nix::errno::Errno::EOPNOTSUPP) if !keep && end > size => {
+                    spill.file.set_len(end).map_err(|e| io_errno(&e))?;
+                }
+                Err(nix::errno::Errno::EOPNOTSUPP) => {}
+                Err(e) => return Err(errno(e)),
+            }
+        }
+        let new_size = if keep { size } else { size.max(end) };
+        let now = spill_time(&spill);
+        let n = self.node_mut(ino)?;
+        n.mtime = now;
+        n.ctime = now;
+        if let Kind::File {
+            content: Content::Spill {
+                size, committed, ..
+            },
+            ..
+        } = &mut n.kind
+        {
+            *size = new_size;
+            *committed = None;
+        }
+        self.mark_put(ino);
+        Ok(())
     }
 
     /// Changes size, mode or times.

@@ -944,6 +944,84 @@ mod files {
         assert_eq!(back, [7u8; 4096]);
     }
 
+    /// What a file with 4 KiB of `data` at `at` must look like: its size, its hole found by
+    /// `SEEK_DATA`/`SEEK_HOLE`, reading as zeros and costing no blocks, the data in place.
+    fn check_far_write(p: &std::path::Path, at: u64, data: &[u8], when: &str) {
+        use nix::unistd::{Whence, lseek};
+        use std::os::unix::fs::FileExt;
+        let f = fs::File::open(p).unwrap();
+        let meta = f.metadata().unwrap();
+        assert_eq!(meta.len(), at + 4096, "{when}");
+        assert!(
+            meta.blocks() * 512 <= 64 << 10,
+            "{} blocks {when}",
+            meta.blocks()
+        );
+        let at_i = at as i64;
+        assert_eq!(lseek(&f, 0, Whence::SeekData).unwrap(), at_i, "{when}");
+        assert_eq!(lseek(&f, 0, Whence::SeekHole).unwrap(), 0, "{when}");
+        assert_eq!(
+            lseek(&f, at_i, Whence::SeekHole).unwrap(),
+            at_i + 4096,
+            "{when}"
+        );
+        assert_eq!(
+            lseek(&f, at_i - 1, Whence::SeekData).unwrap(),
+            at_i,
+            "{when}"
+        );
+        let mut back = vec![1u8; 4096];
+        f.read_exact_at(&mut back, at).unwrap();
+        assert!(back == data, "the data differs {when}");
+        f.read_exact_at(&mut back, at / 2).unwrap();
+        assert!(back.iter().all(|&b| b == 0), "the hole is not zeros {when}");
+    }
+
+    /// 4 KiB written at 16 GiB and at 16 TiB then fsynced: the files keep their size, their
+    /// holes read as zeros, cost no blocks and are found by `SEEK_DATA`/`SEEK_HOLE` in the
+    /// mount, once stored and after a remount; the commit's manifests hold the holes, so the
+    /// repository grows by about the data. (The spill directory is on tmpfs: ext4 stops short
+    /// of 16 TiB.)
+    #[test]
+    fn a_write_far_past_the_end_stores_a_hole_not_zeros() {
+        use std::os::unix::fs::FileExt;
+        let spill = tempfile::tempdir_in("/dev/shm").unwrap();
+        let spill_dir = spill.path().to_path_buf();
+        let spill_again = spill_dir.clone();
+        let mut m = Mounted::with(|o| o.spill_dir = Some(spill_dir));
+        m.handle.as_ref().unwrap().flush().unwrap();
+        let before = fs::metadata(&m.repo).unwrap().len();
+        let data: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 1) as u8).collect();
+        let files = [("g16", 16u64 << 30), ("t16", 16u64 << 40)];
+        for (name, at) in files {
+            let f = fs::File::create(m.p(name)).unwrap();
+            f.write_all_at(&data, at).unwrap();
+            f.sync_all().unwrap();
+        }
+        for (name, at) in files {
+            check_far_write(&m.p(name), at, &data, "in the mount");
+        }
+        m.handle.as_ref().unwrap().flush().unwrap();
+        for (name, at) in files {
+            check_far_write(&m.p(name), at, &data, "stored");
+        }
+        let repo = m.finish();
+        for (name, at) in files {
+            let e = entry(&repo, "main", name).unwrap();
+            assert_eq!(e.size, at + 4096);
+            let ext = repo.view().unwrap().file_extents(&e.id).unwrap();
+            assert_eq!(ext.len(), 2, "{ext:?}");
+            assert!(!ext[0].data && ext[0].len == at, "{ext:?}");
+        }
+        drop(repo);
+        let grown = fs::metadata(&m.repo).unwrap().len().saturating_sub(before);
+        assert!(grown < 16 << 20, "the repository grew by {grown} bytes");
+        let again = Mounted::reuse(m.take_tmp(), |o| o.spill_dir = Some(spill_again));
+        for (name, at) in files {
+            check_far_write(&again.p(name), at, &data, "after a remount");
+        }
+    }
+
     /// `RENAME_EXCHANGE` swaps a file and a directory across directories; the commit and a
     /// remount show them swapped, with no trace of the swap.
     #[test]

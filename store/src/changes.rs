@@ -549,6 +549,32 @@ impl ChangeSet<'_> {
         Ok(stored)
     }
 
+    /// Puts a file from the first `len` bytes of a file on disk; its holes are not read
+    /// (see [`Repo::write_file_from`]).
+    pub fn put_file(
+        &mut self,
+        path: &RepoPath,
+        kind: EntryKind,
+        file: &std::fs::File,
+        len: u64,
+    ) -> Result<StoredFile> {
+        if len <= SMALL_FILE_MAX as u64 {
+            let mut head = Vec::new();
+            crate::file::read_file_head(file, len, &mut head)?;
+            return self.put_bytes(path, kind, &head);
+        }
+        if !kind.is_blob() {
+            return Err(Error::InvalidOperation(path.to_string(), "not a file kind"));
+        }
+        if let Some((EntryKind::Dir, _)) = self.root.lookup(&self.view, path.names())? {
+            return Err(Error::IsADirectory(path.to_string()));
+        }
+        let prev = self.previous_blob(path)?;
+        let stored = self.repo.write_file_from(file, len, prev)?;
+        self.record(Op::Put(path.clone(), kind, stored.id, stored.size))?;
+        Ok(stored)
+    }
+
     /// Puts an entry whose content is already stored (for instance by [`Repo::write_file`]).
     pub fn put_entry(
         &mut self,

@@ -4,6 +4,16 @@
 //! FastCDC; its chunks hang off a tree of manifest nodes (up to [`FANOUT`] children each), whose
 //! top is stored under the file's content id. Reading and writing hold at most one chunk and one
 //! node per tree level in memory.
+//!
+//! Long runs of zeros in a large file are holes: manifest entries that say "this many zero bytes"
+//! with nothing stored behind them (docs/adr/0030-holes-in-the-chunk-list.md). The file is seen
+//! as [`HOLE_BLOCK`]-sized blocks from offset 0; a run of all-zero blocks of at least
+//! [`HOLE_MIN`] bytes is a hole, and the data between holes is chunked on its own. The rule
+//! depends on the content only, so a file stored from a stream and the same file stored from a
+//! sparse file on disk (whose holes are skipped without reading) get the same manifest. A file
+//! without holes keeps the BLAKE3 of its content as its id; a file with holes is named by its
+//! top manifest node ([`sparse_id`]), since hashing terabytes of zeros would cost what the hole
+//! saves.
 
 use std::io::{self, Read, Seek, SeekFrom};
 
@@ -26,6 +36,20 @@ pub const CHUNK_AVG: usize = 128 << 10;
 pub const CHUNK_MAX: usize = 512 << 10;
 /// Children per manifest node.
 pub const FANOUT: usize = 1024;
+/// Large files are looked at in blocks of this size (from offset 0) to find holes.
+pub const HOLE_BLOCK: u64 = 4 << 10;
+/// A run of all-zero blocks at least this long is stored as a hole.
+pub const HOLE_MIN: u64 = 64 << 10;
+/// Bytes read from a source at a time (a whole number of blocks).
+const READ_SIZE: usize = 256 << 10;
+/// The key derivation context of [`sparse_id`].
+const SPARSE_ID_CONTEXT: &str = "hero-store 2026-12-07 id of a file with holes";
+
+/// The id of a file whose manifest holds holes: derived from its top manifest node's bytes
+/// (which name every chunk and hole below by hash and length), not from its content.
+pub(crate) fn sparse_id(root_raw: &[u8]) -> ObjectId {
+    ObjectId(blake3::derive_key(SPARSE_ID_CONTEXT, root_raw))
+}
 
 /// Splits `data` the way the store splits large files: (offset, length) of each chunk.
 pub fn chunk_boundaries(data: &[u8]) -> Vec<(usize, usize)> {
@@ -94,6 +118,13 @@ pub(crate) fn read_head(r: &mut dyn Read) -> Result<Vec<u8>> {
     Ok(head)
 }
 
+/// Reads the first `len` bytes (at most [`SMALL_FILE_MAX`]) of a file on disk into `out`.
+pub(crate) fn read_file_head(file: &std::fs::File, len: u64, out: &mut Vec<u8>) -> Result<()> {
+    FileSource::new(file, len.min(SMALL_FILE_MAX as u64))
+        .read_all(out)
+        .map_err(Error::Input)
+}
+
 impl Repo {
     /// Stores a file's content from a stream and returns its id. `previous` (the earlier
     /// version of the same file, if any) is used as the delta base for storage; it never
@@ -130,41 +161,104 @@ impl Repo {
         rest: &mut dyn Read,
         previous: Option<ObjectId>,
     ) -> Result<StoredFile> {
+        let mut stream = io::Cursor::new(head).chain(rest);
+        let mut src = StreamSource { r: &mut stream };
+        self.write_chunked(&mut src, previous, true)
+    }
+
+    /// Stores the first `len` bytes of a file on disk and returns its id. Its holes (where
+    /// `SEEK_DATA` finds none) are not read, so a sparse file costs what its data costs; bytes
+    /// past its end read as zeros. The file's offset may move.
+    pub fn write_file_from(
+        &self,
+        file: &std::fs::File,
+        len: u64,
+        previous: Option<ObjectId>,
+    ) -> Result<StoredFile> {
+        if len <= SMALL_FILE_MAX as u64 {
+            let mut head = Vec::new();
+            read_file_head(file, len, &mut head)?;
+            return self.write_file(head.as_slice(), previous);
+        }
+        self.write_chunked(&mut FileSource::new(file, len), previous, true)
+    }
+
+    /// The id a large file on disk would get if stored, without storing anything (holes
+    /// skipped as in [`Repo::write_file_from`]).
+    pub(crate) fn large_file_id(&self, file: &std::fs::File, len: u64) -> Result<ObjectId> {
+        Ok(self
+            .write_chunked(&mut FileSource::new(file, len), None, false)?
+            .id)
+    }
+
+    /// Chunks a large file from `src`: data runs through FastCDC, holes become hole entries.
+    /// With `store` false nothing is written (the id and size are still computed).
+    fn write_chunked(
+        &self,
+        src: &mut dyn Source,
+        previous: Option<ObjectId>,
+        store: bool,
+    ) -> Result<StoredFile> {
         let old = match previous {
-            Some(prev) => OldLayout::load(self, prev)?,
-            None => None,
+            Some(prev) if store => OldLayout::load(self, prev)?,
+            _ => None,
         };
         let mut old_leaves = old.as_ref().map(|o| o.leaves.iter().peekable());
-        let source = io::Cursor::new(head).chain(rest);
-        let chunker = fastcdc::v2020::StreamCDC::new(source, CHUNK_MIN, CHUNK_AVG, CHUNK_MAX);
+        let mut seg = Segmenter::new(src);
         let mut hasher = blake3::Hasher::new();
-        let mut levels: Vec<Vec<(ObjectId, u64)>> = vec![Vec::new()];
+        let mut levels: Vec<Vec<(Option<ObjectId>, u64)>> = vec![Vec::new()];
         let mut node_index: Vec<usize> = vec![0];
         let mut pending = Pending::default();
         let mut total: u64 = 0;
-        for chunk in chunker {
-            let chunk = chunk.map_err(|e| Error::Input(e.into()))?;
-            let chunk_offset = usize::try_from(chunk.offset).map_err(|_| Error::FileTooLarge)?;
-            hasher.update(&chunk.data);
-            let id = ObjectId::of(&chunk.data);
-            pending.add(ObjType::Blob, id, &chunk.data, None);
-            if let Some(leaves) = old_leaves.as_mut() {
-                // The old chunk that covered this offset, if any.
-                while let Some((_, off, len)) = leaves.peek() {
-                    if off + len <= chunk_offset {
-                        leaves.next();
-                    } else {
-                        break;
+        let mut any_hole = false;
+        loop {
+            let chunker = fastcdc::v2020::StreamCDC::new(&mut seg, CHUNK_MIN, CHUNK_AVG, CHUNK_MAX);
+            for chunk in chunker {
+                let chunk = chunk.map_err(|e| Error::Input(e.into()))?;
+                let chunk_offset = usize::try_from(total).map_err(|_| Error::FileTooLarge)?;
+                hasher.update(&chunk.data);
+                let id = ObjectId::of(&chunk.data);
+                if store {
+                    pending.add(ObjType::Blob, id, &chunk.data, None);
+                }
+                if let Some(leaves) = old_leaves.as_mut() {
+                    // The old chunk that covered this offset, if any.
+                    while let Some((_, off, len)) = leaves.peek() {
+                        if off + len <= chunk_offset {
+                            leaves.next();
+                        } else {
+                            break;
+                        }
+                    }
+                    if let Some((old_id, off, _)) = leaves.peek()
+                        && *off <= chunk_offset
+                    {
+                        pending.delta(*old_id, id);
                     }
                 }
-                if let Some((old_id, off, _)) = leaves.peek()
-                    && *off <= chunk_offset
-                {
-                    pending.delta(*old_id, id);
+                total = total
+                    .checked_add(chunk.length as u64)
+                    .ok_or(Error::FileTooLarge)?;
+                levels[0].push((Some(id), chunk.length as u64));
+                push_full_nodes(
+                    &mut levels,
+                    &mut node_index,
+                    &mut pending,
+                    old.as_ref(),
+                    false,
+                );
+                if store && pending.bytes >= self.budget().write_batch {
+                    self.write(|w| pending.apply(w))?;
                 }
             }
-            total += chunk.length as u64;
-            levels[0].push((id, chunk.length as u64));
+            // The data run ended at the end of the input or at a hole.
+            if !seg.hole {
+                break;
+            }
+            let len = seg.take_hole().map_err(Error::Input)?;
+            any_hole = true;
+            total = total.checked_add(len).ok_or(Error::FileTooLarge)?;
+            levels[0].push((None, len));
             push_full_nodes(
                 &mut levels,
                 &mut node_index,
@@ -172,11 +266,10 @@ impl Repo {
                 old.as_ref(),
                 false,
             );
-            if pending.bytes >= self.budget().write_batch {
-                self.write(|w| pending.apply(w))?;
+            if seg.ended {
+                break;
             }
         }
-        let id = ObjectId(*hasher.finalize().as_bytes());
         push_full_nodes(
             &mut levels,
             &mut node_index,
@@ -190,6 +283,14 @@ impl Repo {
             children: std::mem::take(&mut levels[top]),
         };
         let raw = root.encode();
+        let id = if any_hole {
+            sparse_id(&raw)
+        } else {
+            ObjectId(*hasher.finalize().as_bytes())
+        };
+        if !store {
+            return Ok(StoredFile { id, size: total });
+        }
         let payload = ObjectId::of(&raw);
         pending.add(ObjType::Manifest, id, &raw, Some(&payload));
         if let Some(prev) = previous {
@@ -200,9 +301,284 @@ impl Repo {
     }
 }
 
+/// What a [`Source`] hands on next.
+enum Piece {
+    /// Bytes, in the buffer.
+    Data,
+    /// This many zero bytes, known without reading them.
+    Zeros(u64),
+    /// Nothing more.
+    End,
+}
+
+/// A file's bytes in order, as the chunked writer takes them.
+trait Source {
+    /// Replaces `buf` with the next bytes (a whole number of [`HOLE_BLOCK`]s unless the
+    /// input ends with them), or reports the next zeros known without reading (a whole
+    /// number of blocks unless they end the input).
+    fn next(&mut self, buf: &mut Vec<u8>) -> io::Result<Piece>;
+}
+
+/// A stream: every byte is read.
+struct StreamSource<'a> {
+    r: &'a mut dyn Read,
+}
+
+impl Source for StreamSource<'_> {
+    fn next(&mut self, buf: &mut Vec<u8>) -> io::Result<Piece> {
+        buf.resize(READ_SIZE, 0);
+        let mut n = 0;
+        while n < buf.len() {
+            match self.r.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        buf.truncate(n);
+        Ok(if n == 0 { Piece::End } else { Piece::Data })
+    }
+}
+
+/// A file on disk read up to `len`: where `SEEK_DATA` finds no data is zeros, not read.
+struct FileSource<'a> {
+    file: &'a std::fs::File,
+    pos: u64,
+    len: u64,
+    /// Data is known to run (at least) up to here; past it, ask for the next data.
+    data_end: u64,
+}
+
+impl<'a> FileSource<'a> {
+    fn new(file: &'a std::fs::File, len: u64) -> Self {
+        FileSource {
+            file,
+            pos: 0,
+            len,
+            data_end: 0,
+        }
+    }
+
+    /// Reads everything (for small files).
+    fn read_all(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
+        let mut buf = Vec::new();
+        loop {
+            match self.next(&mut buf)? {
+                Piece::Data => out.extend_from_slice(&buf),
+                Piece::Zeros(n) => {
+                    let n = usize::try_from(n).map_err(|_| io::ErrorKind::FileTooLarge)?;
+                    out.resize(out.len() + n, 0);
+                }
+                Piece::End => return Ok(()),
+            }
+        }
+    }
+
+    /// Where the next data at or after `pos` starts and ends (`len` when there is none);
+    /// a file system without `SEEK_DATA` has data everywhere.
+    fn find_data(&self, pos: u64) -> io::Result<(u64, u64)> {
+        use rustix::fs::{SeekFrom, seek};
+        use rustix::io::Errno;
+        let start = match seek(self.file, SeekFrom::Data(pos)) {
+            Ok(d) => d,
+            Err(Errno::NXIO) => return Ok((self.len, self.len)),
+            Err(Errno::INVAL | Errno::OPNOTSUPP) => return Ok((pos, self.len)),
+            Err(e) => return Err(e.into()),
+        };
+        let end = match seek(self.file, SeekFrom::Hole(start)) {
+            Ok(h) => h,
+            Err(Errno::NXIO | Errno::INVAL | Errno::OPNOTSUPP) => self.len,
+            Err(e) => return Err(e.into()),
+        };
+        Ok((start.min(self.len), end.min(self.len)))
+    }
+}
+
+impl Source for FileSource<'_> {
+    fn next(&mut self, buf: &mut Vec<u8>) -> io::Result<Piece> {
+        use std::os::unix::fs::FileExt;
+        if self.pos >= self.len {
+            return Ok(Piece::End);
+        }
+        if self.pos >= self.data_end {
+            let (start, end) = self.find_data(self.pos)?;
+            // Zeros up to the block the data starts in; the rest of that block is read.
+            let block_start = start - start % HOLE_BLOCK;
+            if block_start > self.pos {
+                let zeros = block_start - self.pos;
+                self.pos = block_start;
+                return Ok(Piece::Zeros(zeros));
+            }
+            if start >= self.len {
+                // Only a partial block of zeros is left.
+                let zeros = self.len - self.pos;
+                self.pos = self.len;
+                return Ok(Piece::Zeros(zeros));
+            }
+            self.data_end = end.max(self.pos + 1);
+        }
+        // Read whole blocks up to the end of the data.
+        let to = self
+            .data_end
+            .div_ceil(HOLE_BLOCK)
+            .saturating_mul(HOLE_BLOCK)
+            .min(self.len)
+            .min(self.pos + READ_SIZE as u64);
+        let n = usize::try_from(to - self.pos).map_err(|_| io::ErrorKind::FileTooLarge)?;
+        buf.clear();
+        buf.resize(n, 0);
+        let mut got = 0;
+        while got < n {
+            match self.file.read_at(&mut buf[got..], self.pos + got as u64) {
+                // Past the file's end: zeros (already in the buffer).
+                Ok(0) => break,
+                Ok(k) => got += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.pos = to;
+        Ok(Piece::Data)
+    }
+}
+
+/// Splits a [`Source`] into data runs and holes. As a [`Read`] it yields the current data run
+/// and ends where a hole starts (then [`Segmenter::take_hole`] measures the hole) or where the
+/// input ends. Holds at most one read buffer and [`HOLE_MIN`] bytes of undecided zeros.
+struct Segmenter<'a> {
+    src: &'a mut dyn Source,
+    /// Input not yet looked at: `buf[at..]`.
+    buf: Vec<u8>,
+    at: usize,
+    /// Zero bytes seen and not yet decided (whole blocks).
+    zeros: u64,
+    /// Data decided: `ready[ready_at..]` is still to hand out.
+    ready: Vec<u8>,
+    ready_at: usize,
+    /// The current data run ended at a hole of (at least) `zeros` bytes.
+    hole: bool,
+    /// The input ended.
+    ended: bool,
+}
+
+impl<'a> Segmenter<'a> {
+    fn new(src: &'a mut dyn Source) -> Self {
+        Segmenter {
+            src,
+            buf: Vec::new(),
+            at: 0,
+            zeros: 0,
+            ready: Vec::new(),
+            ready_at: 0,
+            hole: false,
+            ended: false,
+        }
+    }
+
+    fn add_zeros(&mut self, n: u64) {
+        self.zeros = self.zeros.saturating_add(n);
+        if self.zeros >= HOLE_MIN {
+            self.hole = true;
+        }
+    }
+
+    /// Undecided zeros followed by data are data (fewer than [`HOLE_MIN`] bytes).
+    fn zeros_are_data(&mut self) {
+        let n = usize::try_from(self.zeros).unwrap_or(0);
+        self.ready.resize(self.ready.len() + n, 0);
+        self.zeros = 0;
+    }
+
+    /// Decides more input: data into `ready`, zeros counted, until a hole or a full batch.
+    fn fill(&mut self) -> io::Result<()> {
+        if self.at >= self.buf.len() {
+            match self.src.next(&mut self.buf)? {
+                Piece::Data => self.at = 0,
+                Piece::Zeros(n) => {
+                    self.buf.clear();
+                    self.at = 0;
+                    self.add_zeros(n);
+                    return Ok(());
+                }
+                Piece::End => {
+                    self.buf.clear();
+                    self.at = 0;
+                    self.zeros_are_data();
+                    self.ended = true;
+                    return Ok(());
+                }
+            }
+        }
+        while self.at < self.buf.len() && !self.hole && self.ready.len() < READ_SIZE {
+            let end = (self.at + HOLE_BLOCK as usize).min(self.buf.len());
+            if self.buf[self.at..end].iter().all(|&b| b == 0) {
+                self.add_zeros((end - self.at) as u64);
+            } else {
+                self.zeros_are_data();
+                self.ready.extend_from_slice(&self.buf[self.at..end]);
+            }
+            self.at = end;
+        }
+        Ok(())
+    }
+
+    /// Measures the hole the data run ended at: zeros up to the next data or the end.
+    fn take_hole(&mut self) -> io::Result<u64> {
+        loop {
+            while self.at < self.buf.len() {
+                let end = (self.at + HOLE_BLOCK as usize).min(self.buf.len());
+                if !self.buf[self.at..end].iter().all(|&b| b == 0) {
+                    return Ok(self.end_hole());
+                }
+                self.zeros = self.zeros.saturating_add((end - self.at) as u64);
+                self.at = end;
+            }
+            match self.src.next(&mut self.buf)? {
+                Piece::Data => self.at = 0,
+                Piece::Zeros(n) => {
+                    self.buf.clear();
+                    self.at = 0;
+                    self.zeros = self.zeros.saturating_add(n);
+                }
+                Piece::End => {
+                    self.buf.clear();
+                    self.at = 0;
+                    self.ended = true;
+                    return Ok(self.end_hole());
+                }
+            }
+        }
+    }
+
+    fn end_hole(&mut self) -> u64 {
+        self.hole = false;
+        std::mem::take(&mut self.zeros)
+    }
+}
+
+impl Read for Segmenter<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.ready_at < self.ready.len() {
+                let n = out.len().min(self.ready.len() - self.ready_at);
+                out[..n].copy_from_slice(&self.ready[self.ready_at..self.ready_at + n]);
+                self.ready_at += n;
+                return Ok(n);
+            }
+            if self.hole || self.ended || out.is_empty() {
+                return Ok(0);
+            }
+            self.ready.clear();
+            self.ready_at = 0;
+            self.fill()?;
+        }
+    }
+}
+
 /// Turns full levels into nodes one level up; with `finish`, flushes every level but the top.
 fn push_full_nodes(
-    levels: &mut Vec<Vec<(ObjectId, u64)>>,
+    levels: &mut Vec<Vec<(Option<ObjectId>, u64)>>,
     node_index: &mut Vec<usize>,
     pending: &mut Pending,
     old: Option<&OldLayout>,
@@ -235,7 +611,7 @@ fn push_full_nodes(
                 levels.push(Vec::new());
                 node_index.push(0);
             }
-            levels[l + 1].push((nid, node.total()));
+            levels[l + 1].push((Some(nid), node.total()));
         }
         l += 1;
     }
@@ -275,10 +651,15 @@ impl OldLayout {
             let (cid, len) = node.children[i];
             let level = node.level;
             stack.push((node, i + 1));
+            let len = usize::try_from(len).map_err(|_| Error::FileTooLarge)?;
+            let Some(cid) = cid else {
+                // A hole: no chunk to pair with.
+                offset = offset.saturating_add(len);
+                continue;
+            };
             if level == 0 {
-                let len = usize::try_from(len).map_err(|_| Error::FileTooLarge)?;
                 layout.leaves.push((cid, offset, len));
-                offset += len;
+                offset = offset.saturating_add(len);
                 if layout.leaves.len() > OLD_LAYOUT_MAX_CHUNKS {
                     return Ok(None);
                 }
@@ -306,6 +687,8 @@ pub struct FileReader {
     body: Body,
     /// The chunk currently loaded: (offset, data).
     current: Option<(u64, Vec<u8>)>,
+    /// The hole last found: (offset, length); it reads as zeros.
+    hole: Option<(u64, u64)>,
     /// The buffer of the chunk loaded before, reused for the next one.
     spare: Vec<u8>,
 }
@@ -345,15 +728,15 @@ impl crate::repo::View {
 /// The child holding byte `target`; `base` is the offset of the first child and ends as the
 /// offset of the one found.
 fn find_child(
-    children: &[(ObjectId, u64)],
+    children: &[(Option<ObjectId>, u64)],
     target: u64,
     base: &mut u64,
-) -> Option<(ObjectId, u64)> {
+) -> Option<(Option<ObjectId>, u64)> {
     for (cid, len) in children {
-        if target < *base + len {
+        if target < base.saturating_add(*len) {
             return Some((*cid, *len));
         }
-        *base += len;
+        *base = base.saturating_add(*len);
     }
     None
 }
@@ -406,6 +789,7 @@ impl FileReader {
                 pos: 0,
                 body: Body::Small,
                 current: Some((0, raw)),
+                hole: None,
                 spare: Vec::new(),
             }),
             ObjType::Manifest => {
@@ -423,6 +807,7 @@ impl FileReader {
                         cache: vec![None; levels],
                     },
                     current: None,
+                    hole: None,
                     spare: Vec::new(),
                 })
             }
@@ -456,6 +841,7 @@ impl FileReader {
         if root.level == 0 {
             return self.load_leaf(cid, clen, base);
         }
+        let cid = cid.ok_or_else(|| Error::corrupt(self.id, "hole above level 0"))?;
         let child_level = usize::from(root.level - 1);
         let hit = matches!(cache.get(child_level), Some(Some((sid, _))) if *sid == cid);
         if !hit {
@@ -477,7 +863,12 @@ impl FileReader {
         self.load_chunk_from(child_level, base)
     }
 
-    fn load_leaf(&mut self, cid: ObjectId, clen: u64, base: u64) -> Result<()> {
+    fn load_leaf(&mut self, cid: Option<ObjectId>, clen: u64, base: u64) -> Result<()> {
+        let Some(cid) = cid else {
+            // A hole: zeros, nothing to load.
+            self.hole = Some((base, clen));
+            return Ok(());
+        };
         let src = crate::db::Objects {
             objects: &self.objects,
             pieces: self.pieces.as_ref(),
@@ -512,6 +903,7 @@ impl FileReader {
             if level == 0 {
                 return self.load_leaf(cid, clen, base);
             }
+            let cid = cid.ok_or_else(|| Error::corrupt(self.id, "hole above level 0"))?;
             let child_level = level - 1;
             let hit = matches!(&cache[child_level], Some((sid, _)) if *sid == cid);
             if !hit {
@@ -531,6 +923,49 @@ impl FileReader {
         }
     }
 
+    /// The id this file's content and chunk tree give, what its id must be: the BLAKE3 of
+    /// its content, or for a file with holes [`sparse_id`] of its top node. Reads every chunk
+    /// (each checked against the manifest) and skips holes without looking at their bytes.
+    pub fn content_id(&mut self) -> Result<ObjectId> {
+        let root_raw = match &self.body {
+            Body::Small => {
+                return Ok(match &self.current {
+                    Some((_, data)) => ObjectId::of(data),
+                    None => ObjectId::of(b""),
+                });
+            }
+            Body::Large { root, .. } => root.encode(),
+        };
+        let mut hasher = blake3::Hasher::new();
+        let mut any_hole = false;
+        let mut pos = 0u64;
+        while pos < self.len {
+            self.pos = pos;
+            if let Some((_, data)) = self.current.take() {
+                self.spare = data;
+            }
+            self.hole = None;
+            self.load_chunk()?;
+            match (&self.current, self.hole) {
+                (Some((off, data)), _) if *off == pos && !data.is_empty() => {
+                    hasher.update(data);
+                    pos += data.len() as u64;
+                }
+                (_, Some((off, len))) if off == pos && len > 0 => {
+                    any_hole = true;
+                    pos = pos.saturating_add(len);
+                }
+                _ => return Err(Error::corrupt(self.id, "manifest does not cover the file")),
+            }
+        }
+        self.pos = 0;
+        Ok(if any_hole {
+            sparse_id(&root_raw)
+        } else {
+            ObjectId(*hasher.finalize().as_bytes())
+        })
+    }
+
     /// Reads at `pos` into `buf` (like `pread`), returning bytes read (0 at end of file).
     pub fn read_at(&mut self, pos: u64, buf: &mut [u8]) -> Result<usize> {
         self.pos = pos;
@@ -545,11 +980,23 @@ impl FileReader {
             Some((off, data)) => pos >= *off && pos < off + data.len() as u64,
             None => false,
         };
-        if !inside(&self.current, self.pos) {
+        let in_hole = |h: Option<(u64, u64)>, pos: u64| {
+            h.is_some_and(|(off, len)| pos >= off && pos - off < len)
+        };
+        if !inside(&self.current, self.pos) && !in_hole(self.hole, self.pos) {
             if let Some((_, data)) = self.current.take() {
                 self.spare = data;
             }
             self.load_chunk()?;
+        }
+        if let Some((off, len)) = self.hole
+            && in_hole(self.hole, self.pos)
+        {
+            let left = off.saturating_add(len) - self.pos;
+            let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            buf[..n].fill(0);
+            self.pos += n as u64;
+            return Ok(n);
         }
         let (off, data) = self
             .current
@@ -583,6 +1030,50 @@ impl Seek for FileReader {
     }
 }
 
+impl crate::repo::View {
+    /// Writes a file's content into `out` (an empty file at `out_path`, named in errors):
+    /// its data runs only, at their offsets, then the length, so the file's holes stay holes
+    /// of `out` and cost nothing. Returns the size.
+    pub fn write_sparse(
+        &self,
+        id: &ObjectId,
+        out: &std::fs::File,
+        out_path: &std::path::Path,
+    ) -> Result<u64> {
+        use std::os::unix::fs::FileExt;
+        let mut reader = self.open_file(id)?;
+        let size = reader.len();
+        let extents = if size > SMALL_FILE_MAX as u64 {
+            self.file_extents(id)?
+        } else {
+            vec![Extent {
+                start: 0,
+                len: size,
+                data: true,
+            }]
+        };
+        let mut buf = vec![0u8; 1 << 17];
+        for e in extents.iter().filter(|e| e.data) {
+            let end = e.start.saturating_add(e.len);
+            let mut pos = e.start;
+            while pos < end {
+                let want = buf
+                    .len()
+                    .min(usize::try_from(end - pos).unwrap_or(usize::MAX));
+                let n = reader.read_at(pos, &mut buf[..want])?;
+                if n == 0 {
+                    return Err(Error::corrupt(*id, "manifest longer than its chunks"));
+                }
+                out.write_all_at(&buf[..n], pos)
+                    .map_err(|e| Error::io(out_path, e))?;
+                pos += n as u64;
+            }
+        }
+        out.set_len(size).map_err(|e| Error::io(out_path, e))?;
+        Ok(size)
+    }
+}
+
 /// A run of a stored file's bytes: data, or a hole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Extent {
@@ -602,7 +1093,8 @@ fn zero_chunk_id() -> ObjectId {
 
 impl crate::repo::View {
     /// The data and hole runs of a file, in order, adjacent runs of one kind merged. A hole is
-    /// a run of chunks of [`CHUNK_MAX`] zeros (what the chunker makes of a run of zeros, one
+    /// a hole entry of the manifest, or (in files stored before holes existed) a run of chunks
+    /// of [`CHUNK_MAX`] zeros (what the chunker makes of a run of zeros, one
     /// stored chunk however long the run); every other chunk is data, and a small file is one
     /// data run. Reads the file's manifest, not its chunks; a manifest node already seen to
     /// hold only zeros (repeated runs share one node) is not read again.
@@ -655,14 +1147,17 @@ impl crate::repo::View {
                     let level = node.level;
                     stack.push((node, nid, next + 1, all_zero));
                     if level == 0 {
-                        let hole = cid == zero && clen == CHUNK_MAX as u64;
+                        let hole = cid.is_none_or(|c| c == zero && clen == CHUNK_MAX as u64);
                         push(&mut out, clen, !hole);
                         if !hole && let Some(me) = stack.last_mut() {
                             me.3 = false;
                         }
-                    } else if zero_nodes.contains(&cid) {
+                    } else if let Some(cid) = cid
+                        && zero_nodes.contains(&cid)
+                    {
                         push(&mut out, clen, false);
                     } else {
+                        let cid = cid.ok_or_else(|| Error::corrupt(*id, "hole above level 0"))?;
                         let child = load_node(&src, *id, cid, usize::from(level - 1), clen)?;
                         stack.push((child, Some(cid), 0, true));
                     }

@@ -54,6 +54,7 @@ pub fn tag(data: &[u8]) {
 /// A large file's manifest node: decodes and encodes back to a node equal to it.
 pub fn manifest(data: &[u8]) {
     if let Ok(n) = ManifestNode::decode(data) {
+        let _ = (n.total(), n.has_holes(), n.stored_children().count());
         let again = n.encode();
         assert_eq!(ManifestNode::decode(&again).ok(), Some(n));
     }
@@ -122,7 +123,16 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     };
     let manifest = ManifestNode {
         level: 0,
-        children: vec![(id(6), 65536), (id(7), 1234)],
+        children: vec![(Some(id(6)), 65536), (Some(id(7)), 1234)],
+    };
+    let sparse = ManifestNode {
+        level: 0,
+        children: vec![
+            (None, 1 << 44),
+            (Some(id(9)), 4096),
+            (None, 65536),
+            (Some(id(6)), 1234),
+        ],
     };
     let text = b"port = 80\nhost = \"example\"\n".repeat(8);
     let changed = b"port = 8080\nhost = \"example\"\n".repeat(8);
@@ -152,6 +162,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("store_commit", commit.encode()),
         ("store_tag", tag.encode()),
         ("store_manifest", manifest.encode()),
+        ("store_manifest", sparse.encode()),
         ("store_delta", delta),
     ]
 }

@@ -3,7 +3,9 @@
 //! A Fossil-like versioned repository in one redb file, shared by several processes at once.
 //!
 //! - Every object is keyed by its BLAKE3 hash; a file's id is the BLAKE3 of its whole content
-//!   (what `b3sum` prints), so any peer can verify any file it receives.
+//!   (what `b3sum` prints), so any peer can verify any file it receives. A large file with
+//!   holes (long runs of zeros, stored as nothing) is named by its manifest instead, which
+//!   names every chunk by hash and every hole by length.
 //! - Files larger than [`SMALL_FILE_MAX`] are split with FastCDC; an edit inside a large file
 //!   stores only the changed chunks.
 //! - A new version of an object is stored whole and the previous version becomes a zstd delta

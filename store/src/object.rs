@@ -793,23 +793,42 @@ impl Tag {
     }
 }
 
+/// Manifest encoding whose level 0 may hold holes: each child starts with a kind byte.
+const MANIFEST_FORMAT_HOLES: u8 = 2;
+/// Kind byte of a stored child in [`MANIFEST_FORMAT_HOLES`].
+const CHILD_OBJECT: u8 = 0;
+/// Kind byte of a hole in [`MANIFEST_FORMAT_HOLES`].
+const CHILD_HOLE: u8 = 1;
+
 /// One node of a large file's chunk tree: children with the number of content bytes under each.
-/// Level 0 children are chunks; level `n` children are level `n - 1` nodes.
+/// Level 0 children are chunks or holes (`None`: that many zero bytes, nothing stored); level
+/// `n` children are level `n - 1` nodes.
+///
+/// A node without holes keeps the first encoding (so files without holes keep their ids); a
+/// node with holes uses [`MANIFEST_FORMAT_HOLES`]. Only level 0 holds holes, never empty ones.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ManifestNode {
     pub(crate) level: u8,
-    pub(crate) children: Vec<(ObjectId, u64)>,
+    pub(crate) children: Vec<(Option<ObjectId>, u64)>,
 }
 
 impl ManifestNode {
     pub(crate) fn encode(&self) -> Vec<u8> {
+        let holes = self.has_holes();
         let mut w = Writer::new();
         w.u8(MANIFEST_TAG);
-        w.u8(FORMAT);
+        w.u8(if holes { MANIFEST_FORMAT_HOLES } else { FORMAT });
         w.u8(self.level);
         w.varint(self.children.len() as u64);
         for (id, len) in &self.children {
-            w.id(id);
+            match (holes, id) {
+                (false, Some(id)) => w.id(id),
+                (true, Some(id)) => {
+                    w.u8(CHILD_OBJECT);
+                    w.id(id);
+                }
+                (_, None) => w.u8(CHILD_HOLE),
+            }
             w.varint(*len);
         }
         w.buf
@@ -820,23 +839,61 @@ impl ManifestNode {
         if r.u8()? != MANIFEST_TAG {
             return Err(r.err("not a manifest"));
         }
-        if r.u8()? != FORMAT {
-            return Err(r.err("unknown manifest format"));
-        }
+        let holes = match r.u8()? {
+            FORMAT => false,
+            MANIFEST_FORMAT_HOLES => true,
+            _ => return Err(r.err("unknown manifest format")),
+        };
         let level = r.u8()?;
+        if holes && level != 0 {
+            return Err(r.err("holes above level 0"));
+        }
         let n = r.varint()?;
         let mut children = Vec::with_capacity(n.min(1 << 16) as usize);
+        let mut seen_hole = false;
         for _ in 0..n {
-            let id = r.id()?;
+            let id = if holes {
+                match r.u8()? {
+                    CHILD_OBJECT => Some(r.id()?),
+                    CHILD_HOLE => None,
+                    _ => return Err(r.err("bad manifest child kind")),
+                }
+            } else {
+                Some(r.id()?)
+            };
             let len = r.varint()?;
+            if id.is_none() {
+                if len == 0 {
+                    return Err(r.err("empty hole"));
+                }
+                seen_hole = true;
+            }
             children.push((id, len));
+        }
+        if holes && !seen_hole {
+            return Err(r.err("hole format without a hole"));
         }
         r.finish()?;
         Ok(ManifestNode { level, children })
     }
 
+    /// Content bytes under this node (saturating: a hostile manifest cannot overflow it).
     pub(crate) fn total(&self) -> u64 {
-        self.children.iter().map(|(_, l)| *l).sum()
+        self.children
+            .iter()
+            .fold(0u64, |acc, (_, l)| acc.saturating_add(*l))
+    }
+
+    /// Whether any child is a hole.
+    pub(crate) fn has_holes(&self) -> bool {
+        self.children.iter().any(|(id, _)| id.is_none())
+    }
+
+    /// The stored children: chunks at level 0 (holes left out), nodes above.
+    pub(crate) fn stored_children(&self) -> impl Iterator<Item = (ObjectId, u64)> + '_ {
+        self.children
+            .iter()
+            .filter_map(|(id, len)| id.map(|id| (id, *len)))
     }
 }
 

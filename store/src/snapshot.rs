@@ -2,7 +2,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -412,14 +411,10 @@ impl Repo {
                     (id, size)
                 }
                 Some(Hashed::Large) | None => {
-                    let mut file =
-                        fs::File::open(&f.fs_path).map_err(|e| Error::io(&f.fs_path, e))?;
-                    let head_bytes = read_head(&mut file)?;
-                    let stored = if head_bytes.len() > SMALL_FILE_MAX {
-                        self.write_large(head_bytes, &mut file, prev)?
-                    } else {
-                        self.write_file(head_bytes.as_slice(), prev)?
-                    };
+                    // Holes of the file on disk are skipped, not read.
+                    let file = fs::File::open(&f.fs_path).map_err(|e| Error::io(&f.fs_path, e))?;
+                    let len = file.metadata().map_err(|e| Error::io(&f.fs_path, e))?.len();
+                    let stored = self.write_file_from(&file, len, prev)?;
                     (stored.id, stored.size)
                 }
             };
@@ -539,18 +534,9 @@ impl Repo {
             let new_id = match h {
                 Some(Hashed::Small { id, .. }) => Some(id),
                 Some(Hashed::Large) => {
-                    let mut file =
-                        fs::File::open(&f.fs_path).map_err(|e| Error::io(&f.fs_path, e))?;
-                    let mut hasher = blake3::Hasher::new();
-                    let mut buf = vec![0u8; 1 << 16];
-                    loop {
-                        let n = file.read(&mut buf).map_err(|e| Error::io(&f.fs_path, e))?;
-                        if n == 0 {
-                            break;
-                        }
-                        hasher.update(&buf[..n]);
-                    }
-                    Some(ObjectId(*hasher.finalize().as_bytes()))
+                    let file = fs::File::open(&f.fs_path).map_err(|e| Error::io(&f.fs_path, e))?;
+                    let len = file.metadata().map_err(|e| Error::io(&f.fs_path, e))?.len();
+                    Some(self.large_file_id(&file, len)?)
                 }
                 None => None,
             };
@@ -730,9 +716,9 @@ fn write_entry(view: &View, target: &Path, e: &TreeEntry, as_root: bool) -> Resu
                 .map_err(|err| Error::io(target, err))?;
         }
         _ => {
-            let mut reader = view.open_file(&e.id)?;
-            let mut out = fs::File::create(target).map_err(|err| Error::io(target, err))?;
-            std::io::copy(&mut reader, &mut out).map_err(|err| Error::io(target, err))?;
+            // Holes stay holes: a sparse file checks out sparse.
+            let out = fs::File::create(target).map_err(|err| Error::io(target, err))?;
+            view.write_sparse(&e.id, &out, target)?;
         }
     }
     apply_meta(target, &e.meta, e.kind, as_root)

@@ -48,7 +48,7 @@ pub fn object_links(ty: ObjType, raw: &[u8]) -> Result<Vec<(ObjType, ObjectId)>>
             } else {
                 ObjType::ManifestNode
             };
-            n.children.iter().map(|(id, _)| (child, *id)).collect()
+            n.stored_children().map(|(id, _)| (child, id)).collect()
         }
     })
 }
@@ -378,16 +378,24 @@ impl Batch<'_, '_> {
     fn verify_manifest(&self, id: &ObjectId, raw: &[u8]) -> Result<()> {
         let refuse = |reason: String| Error::Refused { id: *id, reason };
         let node = ManifestNode::decode(raw).map_err(|e| refuse(e.to_string()))?;
-        let (hash, _len) = self.hash_chunks(&node, id)?;
+        let (hash, _len) = self.hash_chunks(&node, raw, id)?;
         if hash != *id {
             return Err(refuse("its chunks do not hash to its id".to_owned()));
         }
         Ok(())
     }
 
-    /// Streams a chunk tree's content through BLAKE3, checking the recorded sizes.
-    fn hash_chunks(&self, root: &ManifestNode, id: &ObjectId) -> Result<(ObjectId, u64)> {
+    /// Streams a chunk tree's content through BLAKE3, checking the recorded sizes; for a
+    /// file with holes (whose bytes are not hashed) the id is derived from its top node
+    /// `root_raw` instead.
+    fn hash_chunks(
+        &self,
+        root: &ManifestNode,
+        root_raw: &[u8],
+        id: &ObjectId,
+    ) -> Result<(ObjectId, u64)> {
         let mut hasher = blake3::Hasher::new();
+        let mut any_hole = false;
         let mut total = 0u64;
         let mut stack: Vec<(ManifestNode, usize)> = vec![(root.clone(), 0)];
         while let Some((node, i)) = stack.pop() {
@@ -396,6 +404,11 @@ impl Batch<'_, '_> {
             };
             let level = node.level;
             stack.push((node, i + 1));
+            let Some(child) = child else {
+                any_hole = true;
+                total = total.saturating_add(len);
+                continue;
+            };
             let (ty, bytes) = self.w.get_raw(&child)?;
             if level == 0 {
                 if ty != ObjType::Blob || bytes.len() as u64 != len {
@@ -405,7 +418,7 @@ impl Batch<'_, '_> {
                     });
                 }
                 hasher.update(&bytes);
-                total += len;
+                total = total.saturating_add(len);
             } else {
                 let n = ManifestNode::decode(&bytes).map_err(|e| Error::decode(child, e))?;
                 if ty != ObjType::ManifestNode || n.level + 1 != level || n.total() != len {
@@ -417,7 +430,12 @@ impl Batch<'_, '_> {
                 stack.push((n, 0));
             }
         }
-        Ok((ObjectId(*hasher.finalize().as_bytes()), total))
+        let hash = if any_hole {
+            crate::file::sparse_id(root_raw)
+        } else {
+            ObjectId(*hasher.finalize().as_bytes())
+        };
+        Ok((hash, total))
     }
 }
 

@@ -174,12 +174,12 @@ fn check_large_file(
     let root = ManifestNode::decode(&raw).map_err(|e| Error::decode(*id, e))?;
     let mut stack = vec![root];
     while let Some(node) = stack.pop() {
-        for (cid, _) in &node.children {
-            if let Some(r) = bad.get(cid) {
+        for (cid, _) in node.stored_children() {
+            if let Some(r) = bad.get(&cid) {
                 return Ok(Some(format!("chunk {} is corrupt: {r}", cid.short())));
             }
             if node.level > 0
-                && let Ok((_, raw)) = view.raw(cid)
+                && let Ok((_, raw)) = view.raw(&cid)
                 && let Ok(n) = ManifestNode::decode(&raw)
             {
                 stack.push(n);
@@ -190,19 +190,10 @@ fn check_large_file(
         Ok(r) => r,
         Err(e) => return Ok(Some(e.to_string())),
     };
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        match std::io::Read::read(&mut reader, &mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                hasher.update(&buf[..n]);
-            }
-            Err(e) => return Ok(Some(e.to_string())),
-        }
-    }
-    if ObjectId(*hasher.finalize().as_bytes()) != *id {
-        return Ok(Some("file content does not match its id".to_owned()));
+    match reader.content_id() {
+        Ok(got) if got == *id => {}
+        Ok(_) => return Ok(Some("file content does not match its id".to_owned())),
+        Err(e) => return Ok(Some(e.to_string())),
     }
     Ok(None)
 }

@@ -11,6 +11,7 @@ mod delta;
 mod file_usage;
 mod format;
 mod gc;
+mod holes;
 mod merge;
 mod model;
 mod reader;

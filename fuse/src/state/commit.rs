@@ -457,12 +457,8 @@ pub(super) fn write_items(
                     Put::Entry(kind, id, size) => cs.put_entry(&path, kind, id, size),
                     Put::Symlink(t) => cs.put_bytes(&path, EntryKind::Symlink, &t).map(|_| ()),
                     Put::Spill { kind, size, busy } => {
-                        let reader = SpillReader {
-                            file: &busy.0.file,
-                            pos: 0,
-                            len: size,
-                        };
-                        let res = cs.put_reader(&path, kind, reader);
+                        // The spill file's holes are not read: they become holes.
+                        let res = cs.put_file(&path, kind, &busy.0.file, size);
                         let spill = busy.0.clone();
                         drop(busy); // read: writes to it may go on
                         match res {

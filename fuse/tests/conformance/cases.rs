@@ -16,12 +16,12 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt, symlink};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
-use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+use nix::fcntl::{AT_FDCWD, FallocateFlags, RenameFlags, renameat2};
 use nix::sys::stat::{UtimensatFlags, utimensat};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, setfsgid, setfsuid};
@@ -680,6 +680,207 @@ fn truncate_changes_times(d: &Path, _: &Path, o: &mut Out) {
     o.put("same size ctime", ctime(&p) > c);
 }
 
+// ---- fallocate ----
+
+fn fallocate(f: &fs::File, flags: FallocateFlags, offset: i64, len: i64) -> nix::Result<()> {
+    nix::fcntl::fallocate(f, flags, offset, len)
+}
+
+/// A file of 2 MiB of seeded random bytes (large enough for the store to keep holes in it).
+fn random_file(p: &Path) -> Vec<u8> {
+    let mut data = vec![0u8; 2 << 20];
+    fastrand::Rng::with_seed(11).fill(&mut data);
+    fs::write(p, &data).unwrap();
+    data
+}
+
+/// Where bytes of `p` differ from `want`: "same", or the first offset that differs.
+fn compare(p: &Path, want: &[u8]) -> String {
+    let got = fs::read(p).unwrap();
+    if got.len() != want.len() {
+        return format!("length {}", got.len());
+    }
+    match got.iter().zip(want).position(|(a, b)| a != b) {
+        None => "same".to_owned(),
+        Some(i) => format!("differs at {i}"),
+    }
+}
+
+fn open_rw(p: &Path) -> fs::File {
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(p)
+        .unwrap()
+}
+
+/// Mode 0 reserves and grows the file; `FALLOC_FL_KEEP_SIZE` reserves without growing.
+fn fallocate_allocate(d: &Path, _: &Path, o: &mut Out) {
+    let p = d.join("f");
+    file(&p, "abc");
+    let f = open_rw(&p);
+    o.res("mode 0", fallocate(&f, FallocateFlags::empty(), 0, 8192));
+    o.put("size", fs::metadata(&p).unwrap().len());
+    let mut want = b"abc".to_vec();
+    want.resize(8192, 0);
+    o.put("content", compare(&p, &want));
+    o.res(
+        "keep size past the end",
+        fallocate(&f, FallocateFlags::FALLOC_FL_KEEP_SIZE, 8192, 1 << 20),
+    );
+    o.put("size after keep size", fs::metadata(&p).unwrap().len());
+    o.res(
+        "mode 0 inside",
+        fallocate(&f, FallocateFlags::empty(), 10, 100),
+    );
+    o.put("content after", compare(&p, &want));
+    f.write_all_at(b"xyz", 9000).unwrap();
+    want.resize(9003, 0);
+    want[9000..].copy_from_slice(b"xyz");
+    o.put("written past", compare(&p, &want));
+}
+
+/// A punched range reads as zeros and is a hole; the size stays.
+fn fallocate_punch_hole(d: &Path, _: &Path, o: &mut Out) {
+    use nix::unistd::{Whence, lseek};
+    let p = d.join("f");
+    let mut want = random_file(&p);
+    let f = open_rw(&p);
+    let punch = FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
+    o.res("punch", fallocate(&f, punch, 256 << 10, 128 << 10));
+    want[256 << 10..384 << 10].fill(0);
+    o.put("size", fs::metadata(&p).unwrap().len());
+    o.put("content", compare(&p, &want));
+    o.res("hole from 0", lseek(&f, 0, Whence::SeekHole));
+    o.put("hole at", lseek(&f, 0, Whence::SeekHole).unwrap());
+    o.put(
+        "data after",
+        lseek(&f, 256 << 10, Whence::SeekData).unwrap(),
+    );
+    o.res(
+        "without keep size",
+        fallocate(&f, FallocateFlags::FALLOC_FL_PUNCH_HOLE, 0, 4096),
+    );
+    o.res("past the end", fallocate(&f, punch, 4 << 20, 4096));
+    o.res(
+        "across the end",
+        fallocate(&f, punch, (2 << 20) - 4096, 1 << 20),
+    );
+    want[(2 << 20) - 4096..].fill(0);
+    o.put("size after", fs::metadata(&p).unwrap().len());
+    o.put("content after", compare(&p, &want));
+    drop(f);
+    o.put("content after close", compare(&p, &want));
+}
+
+/// The errors Linux returns: a read-only descriptor, an empty range, a range past the
+/// largest offset, modes not supported, a punch with a zeroing.
+fn fallocate_errors(d: &Path, _: &Path, o: &mut Out) {
+    let p = d.join("f");
+    file(&p, "abc");
+    let ro = fs::File::open(&p).unwrap();
+    o.res(
+        "read-only fd",
+        fallocate(&ro, FallocateFlags::empty(), 0, 10),
+    );
+    let f = open_rw(&p);
+    o.res("len 0", fallocate(&f, FallocateFlags::empty(), 0, 0));
+    o.res(
+        "negative offset",
+        fallocate(&f, FallocateFlags::empty(), -1, 10),
+    );
+    o.res(
+        "past the largest offset",
+        fallocate(&f, FallocateFlags::empty(), i64::MAX - 4095, 8192),
+    );
+    o.res(
+        "collapse range",
+        fallocate(&f, FallocateFlags::FALLOC_FL_COLLAPSE_RANGE, 0, 4096),
+    );
+    o.res(
+        "insert range",
+        fallocate(&f, FallocateFlags::FALLOC_FL_INSERT_RANGE, 0, 4096),
+    );
+    o.res(
+        "punch and zero",
+        fallocate(
+            &f,
+            FallocateFlags::FALLOC_FL_PUNCH_HOLE
+                | FallocateFlags::FALLOC_FL_ZERO_RANGE
+                | FallocateFlags::FALLOC_FL_KEEP_SIZE,
+            0,
+            4096,
+        ),
+    );
+    o.put("size", fs::metadata(&p).unwrap().len());
+    o.content("content", &p);
+    let a = fs::OpenOptions::new().append(true).open(&p).unwrap();
+    o.res("append fd", fallocate(&a, FallocateFlags::empty(), 0, 10));
+}
+
+/// `FALLOC_FL_ZERO_RANGE`, with and without `FALLOC_FL_KEEP_SIZE`: the range reads as zeros.
+/// tmpfs does not have it; [`the_mount_zeroes_ranges_like_ext4`] compares with ext4.
+fn fallocate_zero_range(d: &Path, _: &Path, o: &mut Out) {
+    let p = d.join("f");
+    let mut want = random_file(&p);
+    let f = open_rw(&p);
+    o.res(
+        "zero",
+        fallocate(&f, FallocateFlags::FALLOC_FL_ZERO_RANGE, 100_000, 300_000),
+    );
+    want[100_000..400_000].fill(0);
+    o.put("content", compare(&p, &want));
+    o.res(
+        "zero past the end, keep size",
+        fallocate(
+            &f,
+            FallocateFlags::FALLOC_FL_ZERO_RANGE | FallocateFlags::FALLOC_FL_KEEP_SIZE,
+            (2 << 20) - 10,
+            100,
+        ),
+    );
+    want[(2 << 20) - 10..].fill(0);
+    o.put("size keep", fs::metadata(&p).unwrap().len());
+    o.put("content keep", compare(&p, &want));
+    o.res(
+        "zero past the end",
+        fallocate(&f, FallocateFlags::FALLOC_FL_ZERO_RANGE, 2 << 20, 5000),
+    );
+    want.resize((2 << 20) + 5000, 0);
+    o.put("size", fs::metadata(&p).unwrap().len());
+    o.put("content after", compare(&p, &want));
+    let ro = fs::File::open(&p).unwrap();
+    o.res(
+        "read-only fd",
+        fallocate(&ro, FallocateFlags::FALLOC_FL_ZERO_RANGE, 0, 10),
+    );
+    o.res(
+        "len 0",
+        fallocate(&f, FallocateFlags::FALLOC_FL_ZERO_RANGE, 0, 0),
+    );
+}
+
+/// `FALLOC_FL_ZERO_RANGE` as ext4 does it (tmpfs answers EOPNOTSUPP), on a mount with
+/// `allow_other`.
+#[test]
+fn the_mount_zeroes_ranges_like_ext4() {
+    let reference = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let m = Mounted::with(|o| o.allow_other = true);
+    let want = run(
+        reference.path(),
+        &m.dir,
+        "fallocate/zero_range",
+        fallocate_zero_range,
+    );
+    let got = run(
+        &m.dir,
+        reference.path(),
+        "fallocate/zero_range",
+        fallocate_zero_range,
+    );
+    assert_eq!(got, want);
+}
+
 // ---- utimensat ----
 
 fn ts(secs: i64, nanos: i64) -> TimeSpec {
@@ -964,6 +1165,9 @@ pub const CASES: &[(&str, Case)] = &[
     ("truncate/grow_and_shrink", truncate_grow_and_shrink),
     ("truncate/permissions", truncate_permissions),
     ("truncate/changes_times", truncate_changes_times),
+    ("fallocate/allocate", fallocate_allocate),
+    ("fallocate/punch_hole", fallocate_punch_hole),
+    ("fallocate/errors", fallocate_errors),
     ("utimensat/explicit", utimensat_explicit),
     ("utimensat/omit_and_now", utimensat_omit_and_now),
     ("utimensat/permissions", utimensat_permissions),

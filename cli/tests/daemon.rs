@@ -13,6 +13,7 @@ use serde_json::Value;
 mod authority;
 mod lan;
 mod local_accounts;
+mod partitions;
 
 /// The heroctl cargo built for this test run.
 fn heroctl() -> PathBuf {

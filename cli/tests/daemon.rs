@@ -14,6 +14,7 @@ mod authority;
 mod gossip_hostile;
 mod lan;
 mod local_accounts;
+mod partitions;
 
 /// The heroctl cargo built for this test run.
 fn heroctl() -> PathBuf {

@@ -38,6 +38,7 @@ mod file;
 pub mod fuzzing;
 mod gc;
 mod history;
+pub mod notify;
 mod id;
 pub mod merge;
 mod object;
@@ -67,6 +68,7 @@ pub use file::{
 pub use gc::GcReport;
 pub use history::{LogIter, PathTracker};
 pub use id::{IdBuildHasher, IdHasher, IdMap, IdSet, ObjectId, ParseIdError};
+pub use notify::Subscription;
 pub use object::{
     Commit, EntryKind, EntryMeta, MODE_BITS, Owner, PEER_HEADER, ROOT_META_HEADER, Signature, Tag,
     TargetKind, Timestamp, Tree, TreeEntry,

@@ -13,6 +13,7 @@ mod format;
 mod gc;
 mod merge;
 mod model;
+mod notify;
 mod reader;
 mod small_commits;
 mod transfer;

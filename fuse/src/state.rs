@@ -612,6 +612,9 @@ impl Shared {
             let res = self.commit_with(&commit, |_| true);
             let mut st = self.lock();
             st.pending.took(started.elapsed());
+            if let Ok(Some(head)) = &res {
+                tracing::debug!(head = %head.short(), took = ?started.elapsed(), "committed");
+            }
             if let Err(e) = res {
                 tracing::error!(error = %e, "commit failed; will retry");
                 st.last_change = Some(Instant::now());

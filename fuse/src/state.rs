@@ -652,9 +652,7 @@ impl Shared {
         let st = self.lock();
         if !st.ops.is_empty() {
             let now = Instant::now();
-            let idle_at = st
-                .last_change
-                .map_or(now, |t| t + st.quiet_time(&self.cfg));
+            let idle_at = st.last_change.map_or(now, |t| t + st.quiet_time(&self.cfg));
             let due = match st.pending.due_at(self.cfg.max_commit_delay) {
                 Some(t) => idle_at.min(t),
                 None => idle_at,

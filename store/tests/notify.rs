@@ -59,7 +59,10 @@ fn a_commit_of_the_same_handle_calls_before_it_returns_and_a_dropped_subscriptio
     drain(&rx);
     commit(&repo, "b.txt");
     // The sender went with the subscription: nothing more can arrive.
-    assert_eq!(rx.recv_timeout(HEARD_WITHIN), Err(mpsc::RecvTimeoutError::Disconnected));
+    assert_eq!(
+        rx.recv_timeout(HEARD_WITHIN),
+        Err(mpsc::RecvTimeoutError::Disconnected)
+    );
 }
 
 #[test]

@@ -269,7 +269,6 @@ pub async fn serve_announced(
     ))
 }
 
-
 /// Open connections, by peer: (connection's stable id, connection).
 type Live = Arc<Mutex<HashMap<EndpointId, Vec<(usize, Connection)>>>>;
 

@@ -474,6 +474,12 @@ impl Pending {
         self.first.is_some_and(|t| t.elapsed() >= wait)
     }
 
+    /// When [`Pending::overdue`] turns true (`None`: nothing pending).
+    pub fn due_at(&self, max: Duration) -> Option<Instant> {
+        let wait = max.max(self.last_took.saturating_mul(COMMIT_SPACING));
+        self.first.map(|t| t + wait)
+    }
+
     /// A periodic commit took `d`.
     pub fn took(&mut self, d: Duration) {
         self.last_took = d;

@@ -174,6 +174,7 @@ impl Filesystem for HeroFs {
     fn destroy(&mut self) {
         tracing::debug!(mountpoint = %self.shared.cfg.mountpoint.display(), "session ended");
         self.shared.ended.set();
+        self.shared.bell.ring();
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {

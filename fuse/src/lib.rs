@@ -9,14 +9,15 @@
 //!   [`MountOptions::read_ahead_kb`] also raises the kernel's read-ahead so it asks in 1 MiB
 //!   requests.
 //! - A file being written lives in a spill file (in [`MountOptions::spill_dir`]) until it is
-//!   committed: on `fsync`, after [`MountOptions::idle_commit`] without changes, at the latest
+//!   committed: on `fsync`, after [`MountOptions::idle_commit`] without changes (or the
+//!   shorter [`MountOptions::close_commit`] once a written file is closed), at the latest
 //!   [`MountOptions::max_commit_delay`] after the first uncommitted change, and on
 //!   [`MountHandle::unmount`]. A journal beside the spill files lets the next mount of the
 //!   repository commit what a mount that was killed had not (docs/durability.md). Every commit goes through [`hero_store::ChangeSet`] with
 //!   [`hero_store::Expect::Latest`], so commits made elsewhere meanwhile are never lost.
-//! - Commits made by other processes (a pull, the daemon, another mount) are noticed by polling
-//!   [`hero_store::Repo::generation`] and shown in the mount through kernel cache
-//!   invalidation, without remounting. A file that is open keeps reading the version it opened.
+//! - Commits made by other processes (a pull, the daemon, another mount) are heard through
+//!   [`hero_store::Repo::subscribe`] and shown in the mount through kernel cache
+//!   invalidation, without remounting; an idle mount's watcher sleeps. A file that is open keeps reading the version it opened.
 //! - `<mount>/.snapshots/<branch|tag|commit>/...` shows any revision, read-only; it lists
 //!   branches, tags and the branch's recent commits by short id, and takes
 //!   `[BRANCH]@YYYY-MM-DDTHH:MM` for the branch as it was then. The root does not list
@@ -77,10 +78,16 @@ pub struct MountOptions {
     pub read_only: bool,
     /// Commit after this long without changes.
     pub idle_commit: Duration,
+    /// Once a file written through the mount is closed (its last writer gone), commit after
+    /// this long without changes instead of `idle_commit`: a file saved alone is committed
+    /// (and reaches peers) at once, while a program writing many files in a row keeps changing
+    /// within it and gets one commit. `None` (the default): `idle_commit` only.
+    pub close_commit: Option<Duration>,
     /// Commit at the latest this long after the first uncommitted change, even while
     /// changes keep coming.
     pub max_commit_delay: Duration,
-    /// How often to look for commits made elsewhere.
+    /// How often the mount's watcher looks again while it has inodes to let go (commits,
+    /// made here or by other processes, wake it at once; at rest it sleeps).
     pub poll_interval: Duration,
     /// Author and committer of the commits the mount makes (its peer, when set, is recorded
     /// in each commit's `hero-peer` header). The mount reads no environment for it.
@@ -130,6 +137,7 @@ impl MountOptions {
             branch: "main".to_owned(),
             read_only: false,
             idle_commit: Duration::from_secs(1),
+            close_commit: None,
             max_commit_delay: Duration::from_secs(5),
             poll_interval: Duration::from_millis(200),
             author: Author::new("hero", "hero@localhost"),
@@ -430,6 +438,7 @@ pub fn mount_repo(repo: Arc<Repo>, opts: MountOptions) -> Result<MountHandle, Mo
         branch: opts.branch.clone(),
         read_only: opts.read_only,
         idle_commit: opts.idle_commit,
+        close_commit: opts.close_commit,
         max_commit_delay: opts.max_commit_delay,
         author: opts.author.clone(),
         spill_dir,
@@ -448,6 +457,9 @@ pub fn mount_repo(repo: Arc<Repo>, opts: MountOptions) -> Result<MountHandle, Mo
     }
     state.branch = opts.branch.clone();
     state.show_snapshots = opts.show_snapshots;
+    state.max_inodes = opts.max_inodes.max(1);
+    state.close_commit = opts.close_commit.is_some();
+    let bell = state.bell.clone();
     let shared = Arc::new(Shared {
         state: Mutex::new(state),
         repo,
@@ -458,6 +470,7 @@ pub fn mount_repo(repo: Arc<Repo>, opts: MountOptions) -> Result<MountHandle, Mo
         pool: readahead::Pool::new(),
         commit_lock: Mutex::new(()),
         ended: Ended::default(),
+        bell,
     });
 
     let mut config = fuser::Config::default();
@@ -520,12 +533,21 @@ pub fn mount_repo(repo: Arc<Repo>, opts: MountOptions) -> Result<MountHandle, Mo
     let worker = {
         let shared = shared.clone();
         let stop = stop.clone();
-        let every = opts.poll_interval.max(Duration::from_millis(10));
+        let busy = opts.poll_interval.max(Duration::from_millis(10));
+        // Commits of this process and of others ring the bell; so do the file system's
+        // changes and the end of the session. Between rings the watcher sleeps until its
+        // next deadline.
+        let changes = {
+            let bell = shared.bell.clone();
+            shared.repo.subscribe(move || bell.ring())
+        };
         std::thread::Builder::new()
             .name("hero-fuse-watch".to_owned())
             .spawn(move || {
+                let mut seen = shared.bell.count();
                 while !stop.load(Ordering::Relaxed) {
-                    std::thread::park_timeout(every);
+                    let wait = shared.next_wait(busy, changes.fallback());
+                    seen = shared.bell.wait(seen, wait);
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
@@ -596,7 +618,7 @@ impl MountHandle {
         };
         self.stop.store(true, Ordering::Relaxed);
         if let Some(w) = self.worker.take() {
-            w.thread().unpark();
+            self.shared.bell.ring();
             let _ = w.join();
         }
         let first = self.shared.flush();

@@ -43,6 +43,9 @@ pub(crate) struct Cfg {
     pub branch: String,
     pub read_only: bool,
     pub idle_commit: Duration,
+    /// After a file written through the mount is closed, commit after this long without
+    /// changes instead of `idle_commit` ([`crate::MountOptions::close_commit`]).
+    pub close_commit: Option<Duration>,
     /// Commit pending changes at the latest this long after the first of them.
     pub max_commit_delay: Duration,
     pub author: Author,
@@ -83,6 +86,46 @@ pub(crate) struct Shared {
     pub commit_lock: Mutex<()>,
     /// Set when the kernel session ends (see [`crate::Ended`]).
     pub ended: crate::Ended,
+    /// Wakes the watcher thread.
+    pub bell: Arc<Bell>,
+}
+
+/// Wakes the mount's watcher: a first change to commit, a file written and closed, the
+/// repository changed, inodes to let go, the session ended, unmounting. The watcher otherwise
+/// sleeps until its next deadline (a commit due) or a long fallback, so an idle mount costs no
+/// CPU.
+#[derive(Debug, Default)]
+pub(crate) struct Bell {
+    rung: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl Bell {
+    fn count_guard(&self) -> MutexGuard<'_, u64> {
+        self.rung.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes the watcher (also when it is not waiting yet: its next wait returns at once).
+    pub fn ring(&self) {
+        let mut n = self.count_guard();
+        *n = n.wrapping_add(1);
+        self.cv.notify_all();
+    }
+
+    /// How often it was rung.
+    pub fn count(&self) -> u64 {
+        *self.count_guard()
+    }
+
+    /// Waits until it is rung after `seen` was read, or `timeout` passes; returns the count.
+    pub fn wait(&self, seen: u64, timeout: Duration) -> u64 {
+        let n = self.count_guard();
+        let (n, _) = self
+            .cv
+            .wait_timeout_while(n, timeout, |n| *n == seen)
+            .unwrap_or_else(|p| p.into_inner());
+        *n
+    }
 }
 
 /// A cache invalidation to send to the kernel (outside the state lock).
@@ -397,6 +440,15 @@ pub(crate) struct State {
     /// `put_pending`).
     committing: HashSet<u64>,
     last_change: Option<Instant>,
+    /// A file written through the mount was closed since the last commit: the commit is due
+    /// [`Cfg::close_commit`] after the last change.
+    closed_written: bool,
+    /// [`Cfg::close_commit`] is set.
+    pub(crate) close_commit: bool,
+    /// Rung on a first change to commit and when there are inodes to let go.
+    pub(crate) bell: Arc<Bell>,
+    /// [`Cfg::max_inodes`]: more inodes than this wake the watcher to trim.
+    pub(crate) max_inodes: usize,
     base: Option<ObjectId>,
     seen_gen: u64,
     snap_cache: HashMap<Vec<u8>, u64>,
@@ -561,7 +613,7 @@ impl Shared {
             let st = self.lock();
             let idle = st
                 .last_change
-                .is_some_and(|t| t.elapsed() >= self.cfg.idle_commit);
+                .is_some_and(|t| t.elapsed() >= st.quiet_time(&self.cfg));
             (idle || st.pending.overdue(self.cfg.max_commit_delay)) && !st.ops.is_empty()
         };
         if due {
@@ -569,6 +621,9 @@ impl Shared {
             let res = self.commit_with(&commit, |_| true);
             let mut st = self.lock();
             st.pending.took(started.elapsed());
+            if let Ok(Some(head)) = &res {
+                tracing::debug!(head = %head.short(), took = ?started.elapsed(), "committed");
+            }
             if let Err(e) = res {
                 tracing::error!(error = %e, "commit failed; will retry");
                 st.last_change = Some(Instant::now());
@@ -599,6 +654,29 @@ impl Shared {
         std::mem::take(&mut st.inval)
     }
 
+    /// How long the watcher may sleep: until the pending commit is due; a short `busy` while
+    /// inodes wait to be let go; else `fallback` (the repository's changes and the first
+    /// change to commit ring the bell).
+    pub fn next_wait(&self, busy: Duration, fallback: Duration) -> Duration {
+        let st = self.lock();
+        if !st.ops.is_empty() {
+            let now = Instant::now();
+            let idle_at = st.last_change.map_or(now, |t| t + st.quiet_time(&self.cfg));
+            let due = match st.pending.due_at(self.cfg.max_commit_delay) {
+                Some(t) => idle_at.min(t),
+                None => idle_at,
+            };
+            // A commit that failed is retried after the idle time, never in a loop.
+            return due
+                .saturating_duration_since(now)
+                .max(Duration::from_millis(1));
+        }
+        if st.has_inodes_to_let_go() {
+            return busy;
+        }
+        fallback
+    }
+
     /// Commits pending changes now (after a commit under way).
     pub fn flush(&self) -> Result<Option<ObjectId>, hero_store::Error> {
         let commit = self.commit_guard();
@@ -607,6 +685,14 @@ impl Shared {
 }
 
 impl State {
+    /// How long without changes before the pending ones are committed.
+    fn quiet_time(&self, cfg: &Cfg) -> Duration {
+        match cfg.close_commit {
+            Some(quiet) if self.closed_written => quiet.min(cfg.idle_commit),
+            _ => cfg.idle_commit,
+        }
+    }
+
     pub fn new(base: Option<ObjectId>, generation: u64, time: SystemTime) -> State {
         let mut nodes = HashMap::new();
         let root_tree = None;
@@ -638,6 +724,10 @@ impl State {
             put_pending: HashSet::new(),
             committing: HashSet::new(),
             last_change: None,
+            closed_written: false,
+            close_commit: false,
+            bell: Arc::new(Bell::default()),
+            max_inodes: usize::MAX,
             base,
             seen_gen: generation,
             snap_cache: HashMap::new(),
@@ -699,8 +789,13 @@ impl State {
     }
 
     fn touch(&mut self) {
+        let first = self.last_change.is_none();
         self.last_change = Some(Instant::now());
         self.pending.touch();
+        if first {
+            // The watcher sleeps until told there is something to commit.
+            self.bell.ring();
+        }
     }
 
     pub fn attr(&self, ino: u64, cfg: &Cfg) -> R<FileAttr> {
@@ -894,6 +989,10 @@ impl State {
             let name = e.name.clone();
             self.nodes.insert(child, Node::from_entry(ino, e, ro, time));
             map.insert(name, child);
+        }
+        if self.nodes.len() > self.max_inodes {
+            // Over the bound: the watcher trims (it may be sleeping long).
+            self.bell.ring();
         }
         if let Some(Node {
             kind: Kind::Dir { children, .. },
@@ -1362,6 +1461,11 @@ impl State {
             n.open = n.open.saturating_sub(1);
             if write {
                 n.writers = n.writers.saturating_sub(1);
+                if n.writers == 0 && pending && !self.closed_written && self.close_commit {
+                    // Written and closed: committed after a short quiet time, not the idle one.
+                    self.closed_written = true;
+                    self.bell.ring();
+                }
             }
             if n.open == 0
                 && !pending

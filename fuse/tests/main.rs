@@ -510,6 +510,50 @@ mod live {
         }
     }
 
+    /// Another process's commit shows at once although the mount's watcher never polls: the
+    /// repository file's change wakes it (the 15 s deadline is a quarter of the poll here).
+    #[test]
+    fn a_commit_of_another_process_wakes_a_mount_that_does_not_poll() {
+        let m = Mounted::with(|o| o.poll_interval = std::time::Duration::from_secs(60));
+        fs::write(m.p("doc.txt"), b"v1\n").unwrap();
+        fs::write(m.p("old.txt"), b"old\n").unwrap();
+        fs::File::open(m.p("doc.txt")).unwrap().sync_all().unwrap();
+        assert_eq!(fs::read(m.p("doc.txt")).unwrap(), b"v1\n");
+        helper("commit", &m.repo, None);
+        eventually("the external commit shows in the mount", || {
+            fs::read(m.p("doc.txt")).ok().as_deref() == Some(b"v3 from elsewhere\n".as_slice())
+        });
+        assert_eq!(fs::read(m.p("new/ext.txt")).unwrap(), b"external\n");
+    }
+
+    /// With `close_commit`, a file written and closed is committed without the idle wait (a
+    /// minute here, four times the deadline).
+    #[test]
+    fn a_written_file_is_committed_when_closed() {
+        let m = Mounted::with(|o| {
+            o.idle_commit = std::time::Duration::from_secs(60);
+            o.max_commit_delay = std::time::Duration::from_secs(60);
+            o.close_commit = Some(std::time::Duration::from_millis(10));
+        });
+        let repo = Repo::open(&m.repo).unwrap();
+        fs::write(m.p("saved.txt"), b"saved\n").unwrap();
+        eventually("the commit after close", || {
+            entry(&repo, "main", "saved.txt").is_some()
+        });
+        assert_eq!(content(&repo, "main", "saved.txt"), b"saved\n");
+        // A file created and written but still open waits for its close; then one commit.
+        let mut open = fs::File::create(m.p("open.txt")).unwrap();
+        std::io::Write::write_all(&mut open, b"partial").unwrap();
+        let heads = commits(&repo, "main").len();
+        // Then closed: committed like the first.
+        drop(open);
+        eventually("the commit after the second close", || {
+            entry(&repo, "main", "open.txt").is_some()
+        });
+        assert_eq!(commits(&repo, "main").len(), heads + 1);
+        assert_eq!(content(&repo, "main", "open.txt"), b"partial");
+    }
+
     #[test]
     fn snapshots_and_commits_from_elsewhere() {
         let mut m = Mounted::new();

@@ -42,6 +42,7 @@ mod gc;
 mod history;
 mod id;
 pub mod merge;
+pub mod notify;
 mod object;
 mod path;
 pub mod private;
@@ -69,6 +70,7 @@ pub use file::{
 pub use gc::GcReport;
 pub use history::{LogIter, PathTracker};
 pub use id::{IdBuildHasher, IdHasher, IdMap, IdSet, ObjectId, ParseIdError};
+pub use notify::Subscription;
 pub use object::{
     Commit, EntryKind, EntryMeta, MODE_BITS, Owner, PEER_HEADER, ROOT_META_HEADER, Signature, Tag,
     TargetKind, Timestamp, Tree, TreeEntry,

@@ -67,6 +67,8 @@ pub struct Repo {
     budget: MemoryBudget,
     path: PathBuf,
     pub(crate) cache: db::SharedCache,
+    /// Who is told of write transactions ([`Repo::subscribe`]).
+    hub: std::sync::Arc<crate::notify::Hub>,
 }
 
 impl std::fmt::Debug for Repo {
@@ -143,6 +145,7 @@ impl Repo {
             budget,
             path,
             cache: db::RawCache::shared(budget.decoded_cache),
+            hub: Default::default(),
         })
     }
 
@@ -186,6 +189,7 @@ impl Repo {
             budget,
             path,
             cache: db::RawCache::shared(budget.decoded_cache),
+            hub: Default::default(),
         };
         repo.check_format()?;
         // A repository made by an older version (0644): owner-only from now on (ADR 0022).
@@ -546,10 +550,22 @@ impl Repo {
             out
         };
         txn.commit().db_err()?;
+        self.hub.fire();
         Ok(out)
     }
 
-    /// A counter bumped by every write transaction of any process: poll it to notice changes.
+    /// Calls `f` after write transactions of this process and of every other process using
+    /// the file (watched with inotify), until the returned subscription is dropped. Calls may
+    /// be spurious; `f` runs on the committing or the watching thread, so it must return
+    /// quickly and must not write to the repository (module [`crate::notify`]). Where the file
+    /// cannot be watched, [`Subscription::watched`](crate::Subscription::watched) is false and
+    /// the caller looks for changes every [`Subscription::fallback`](crate::Subscription::fallback).
+    pub fn subscribe(&self, f: impl Fn() + Send + Sync + 'static) -> crate::Subscription {
+        crate::notify::subscribe(&self.hub, &self.path, f)
+    }
+
+    /// A counter bumped by every write transaction of any process: compare it to notice
+    /// changes (after a call from [`Repo::subscribe`]).
     pub fn generation(&self) -> Result<u64> {
         self.view()?.generation()
     }

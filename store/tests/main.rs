@@ -14,6 +14,7 @@ mod gc;
 mod holes;
 mod merge;
 mod model;
+mod notify;
 mod reader;
 mod small_commits;
 mod transfer;

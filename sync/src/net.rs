@@ -283,10 +283,6 @@ pub async fn serve_announced(
     ))
 }
 
-/// How often a server looks whether the membership changed (to close the connections of
-/// peers that were removed).
-pub const MEMBERSHIP_POLL: Duration = Duration::from_millis(200);
-
 /// Open connections, by peer: (connection's stable id, connection).
 type Live = Arc<Mutex<HashMap<EndpointId, Vec<(usize, Connection)>>>>;
 
@@ -334,8 +330,13 @@ impl Handler {
 
     /// Re-evaluates the membership whenever its branch moves (a push, a pull, a local
     /// command) and closes the open connections of peers that were members and are no longer
-    /// (a peer still presenting its invitation was never one, and is left alone).
+    /// (a peer still presenting its invitation was never one, and is left alone). Woken by
+    /// the repository's write transactions ([`Repo::subscribe`]), it sleeps at rest.
     async fn watch_membership(self) {
+        let (tx, mut changed) = tokio::sync::watch::channel(0u64);
+        let changes = self
+            .repo
+            .subscribe(move || tx.send_modify(|n| *n = n.wrapping_add(1)));
         let repo = self.repo.clone();
         let members_now = move || -> Option<std::collections::HashSet<EndpointId>> {
             if !crate::membership::is_enforced(&repo).ok()? {
@@ -351,7 +352,14 @@ impl Handler {
             .flatten();
         let mut before = members_now();
         loop {
-            tokio::time::sleep(MEMBERSHIP_POLL).await;
+            tokio::select! {
+                r = changed.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                }
+                _ = tokio::time::sleep(changes.fallback()) => {}
+            }
             let head = match self.repo.branch_head(crate::membership::BRANCH) {
                 Ok(h) => h,
                 Err(e) => {

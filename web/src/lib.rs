@@ -31,8 +31,8 @@
 //!   origin only, no inline script or style, no framing; raw files are served as downloads
 //!   (images inline) under `sandbox`.
 //!
-//! Commits are noticed by polling the repository's generation counter (as the mount and the
-//! share do) and announced on `/events` when a branch or tag moved.
+//! Commits are heard through [`hero_store::Repo::subscribe`] (as the mount and the daemon hear
+//! them) and announced on `/events` when a branch or tag moved.
 #![forbid(unsafe_code)]
 
 mod assets;
@@ -104,7 +104,8 @@ pub struct WebConfig {
     pub auth: Auth,
     /// Allow an address beyond loopback (there is no TLS: the network must be trusted).
     pub trusted_network: bool,
-    /// How often the generation counter is read for live updates (default 100 ms).
+    /// How often the generation counter is read for live updates where the repository file
+    /// cannot be watched (default 100 ms); where it can, commits wake the page's updates.
     pub poll: Duration,
     /// The daemon's peers (none: the page shows what the repository records).
     pub peers: Option<PeerSource>,
@@ -248,20 +249,33 @@ impl Server {
     }
 }
 
-/// Bumps `live` whenever a branch or tag moved: the generation counter is read every
-/// `poll`, and the refs only when it changed.
+/// Bumps `live` whenever a branch or tag moved: woken by the repository's write transactions
+/// (or every `poll` where the file cannot be watched), it compares the generation counter,
+/// and the refs only when it changed.
 async fn watch_refs(repo: Arc<hero_store::Repo>, live: watch::Sender<u64>, poll: Duration) {
     let refs = |repo: &hero_store::Repo| -> Option<(Vec<(String, hero_store::ObjectId)>, usize)> {
         let b = repo.branches().ok()?;
         let t = repo.tags().ok()?;
         Some((b, t.len()))
     };
+    let (tx, mut changed) = watch::channel(0u64);
+    let changes = repo.subscribe(move || tx.send_modify(|n| *n = n.wrapping_add(1)));
     let mut generation = repo.generation().unwrap_or(0);
     let mut last = refs(&repo);
-    let mut tick = tokio::time::interval(poll);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        let fallback = if changes.watched() {
+            changes.fallback()
+        } else {
+            poll
+        };
+        tokio::select! {
+            r = changed.changed() => {
+                if r.is_err() {
+                    return;
+                }
+            }
+            _ = tokio::time::sleep(fallback) => {}
+        }
         let Ok(g) = repo.generation() else { continue };
         if g == generation {
             continue;

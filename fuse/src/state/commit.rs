@@ -58,6 +58,8 @@ impl State {
         }
         let queued: HashSet<u64> = std::mem::take(&mut self.put_pending);
         self.committing.extend(queued.iter().copied());
+        // A failed commit is retried after the idle time, not the short one after a close.
+        self.closed_written = false;
         let snap = CommitSnap {
             ops,
             base: self.base,

@@ -81,8 +81,21 @@ impl State {
         }
         self.maybe_gc(ino);
         if let Some(d) = queue {
-            self.sweep_dirs.insert(d);
+            self.queue_sweep(d);
         }
+    }
+
+    /// Queues `dir` for [`State::sweep`]; the first one queued wakes the watcher.
+    fn queue_sweep(&mut self, dir: u64) {
+        if self.sweep_dirs.is_empty() {
+            self.bell.ring();
+        }
+        self.sweep_dirs.insert(dir);
+    }
+
+    /// Whether the watcher has inodes to let go (directories to sweep, or over the bound).
+    pub fn has_inodes_to_let_go(&self) -> bool {
+        !self.sweep_dirs.is_empty() || self.nodes.len() > self.max_inodes
     }
 
     /// The number of inodes in memory.
@@ -110,7 +123,7 @@ impl State {
             if let Some(n) = self.nodes.get_mut(&ino) {
                 n.open = n.open.saturating_sub(1);
                 if n.open == 0 && n.parent != 0 {
-                    self.sweep_dirs.insert(ino);
+                    self.queue_sweep(ino);
                 }
             }
             self.maybe_gc(ino);

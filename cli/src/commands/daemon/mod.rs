@@ -3,9 +3,11 @@
 //! (docs/daemon.md, ADR 0015).
 //!
 //! One `Repo` handle is shared by the sync server, the per-peer sync workers, the mount and the
-//! share. A watcher polls the repository's generation counter: a branch head that moved (a save
-//! through the mount, a CLI commit, a pull) wakes every peer worker after a short batching
-//! window; a new version of the configuration file is validated and applied.
+//! share. The main loop sleeps until something happens: the repository's subscription
+//! ([`hero_store::Repo::subscribe`]) wakes it after a write transaction of any process, and it
+//! compares the generation counter. A branch head that moved (a save through the mount, a CLI
+//! commit, a pull) is announced at once (a burst at most once per [`BATCH_WINDOW`]) and wakes
+//! every peer worker; a new version of the configuration file is validated and applied.
 
 pub mod config;
 mod ctx;
@@ -35,11 +37,13 @@ use gc::gc_loop;
 use peers::{Ask, Worker, futures_join, note_known, peers_of, reconcile_workers};
 use status::{print_status, status_json, watch_statuses};
 
-/// How long saves are gathered before peers are told (a burst becomes one sync).
+/// Announcements are at most this frequent: the first move is announced at once, the moves
+/// that follow within the window together at its end (a burst becomes one sync).
 const BATCH_WINDOW: Duration = Duration::from_millis(30);
 
-/// How often the repository's generation counter is read.
-const POLL: Duration = Duration::from_millis(50);
+/// How long the mount waits for more changes after a written file is closed before it
+/// commits ([`hero_fuse::MountOptions::close_commit`]).
+const CLOSE_COMMIT: Duration = Duration::from_millis(10);
 
 /// The longest readiness waits for the first catch-up with unreachable peers.
 const FIRST_ROUND_MAX: Duration = Duration::from_secs(5);
@@ -410,12 +414,26 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
         .context("installing the SIGHUP handler")?;
     let mut last_gen = repo.generation().unwrap_or(0);
     let mut last_heads = repo.branches().unwrap_or_default();
-    let mut pending_since: Option<Instant> = None;
-    // Branch heads moved since the last announcement.
+    // Branch heads moved since the last announcement, and when the next may go out.
     let mut moved: BTreeMap<String, ObjectId> = BTreeMap::new();
+    let mut announced_at: Option<Instant> = None;
+    let mut announce_at: Option<Instant> = None;
     let mut bumps = 0u64;
-    let mut tick = tokio::time::interval(POLL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Woken by write transactions of this process and of others (no polling at rest).
+    let (store_tx, mut store_changed) = signal::channel(0u64);
+    let changes = repo.subscribe(move || store_tx.send_modify(|n| *n = n.wrapping_add(1)));
+    // Told when the mount's session ends (unmounted from outside).
+    let (gone_tx, mut mount_gone) = signal::channel(false);
+    if let Some(h) = &mount {
+        let ended = h.ended();
+        std::thread::Builder::new()
+            .name("mount-ended".into())
+            .spawn(move || {
+                ended.wait();
+                let _ = gone_tx.send(true);
+            })
+            .context("starting the mount's watch thread")?;
+    }
     let mut reread = false;
     loop {
         tokio::select! {
@@ -499,7 +517,15 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
                     gossip_open = false;
                 }
             },
-            _ = tick.tick() => {}
+            r = store_changed.changed() => {
+                if r.is_err() {
+                    tracing::warn!("the repository's change notification ended");
+                }
+            }
+            _ = mount_gone.changed(), if mount.is_some() && !*mount_gone.borrow() => {}
+            _ = sleep_until_some(announce_at) => {}
+            // A safety net: inotify unavailable, an event lost.
+            _ = tokio::time::sleep(changes.fallback()) => {}
         }
         // Unmounted from outside (`umount`, `fusermount3 -u`): the mount committed what was
         // pending; release it and go on syncing without it.
@@ -517,13 +543,7 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
         let generation = repo.generation().unwrap_or(last_gen);
         if generation != last_gen || reread {
             last_gen = generation;
-            // The membership may have changed this node's role.
-            match crate::authority::may_write_config_as(&repo, &ctx.me) {
-                Ok(v) => ctx
-                    .config_writable
-                    .store(v, std::sync::atomic::Ordering::Relaxed),
-                Err(e) => tracing::warn!("reading this node's role: {e:#}"),
-            }
+            // Branch heads first: peers hear of a move before the rest is looked at.
             match repo.branches() {
                 Ok(heads) if heads != last_heads => {
                     for (b, h) in &heads {
@@ -532,11 +552,25 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
                         }
                     }
                     last_heads = heads;
-                    pending_since.get_or_insert_with(Instant::now);
+                    let next = announced_at.map_or_else(Instant::now, |t| t + BATCH_WINDOW);
+                    announce_at.get_or_insert(next);
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!("reading branch heads: {e}"),
             }
+            if announce_at.is_some_and(|t| t <= Instant::now()) {
+                announce_at = None;
+                announced_at = Some(Instant::now());
+                announce(&announcer, &changed_tx, &mut bumps, &mut moved);
+            }
+            // The membership may have changed this node's role.
+            match crate::authority::may_write_config_as(&repo, &ctx.me) {
+                Ok(v) => ctx
+                    .config_writable
+                    .store(v, std::sync::atomic::Ordering::Relaxed),
+                Err(e) => tracing::warn!("reading this node's role: {e:#}"),
+            }
+
             if let Ok(Some(h)) = repo.branch_head(&ctx.branch)
                 && Some(h) != watch_head
             {
@@ -613,15 +647,10 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
             // Saved remotes count as peers: they may have changed too.
             reconcile_workers(&ctx, &cfg, &mut workers, &changed_rx, &announcer);
         }
-        if let Some(t) = pending_since
-            && t.elapsed() >= BATCH_WINDOW
-        {
-            pending_since = None;
-            bumps += 1;
-            let _ = changed_tx.send(bumps);
-            let heads: Vec<(String, ObjectId)> = std::mem::take(&mut moved).into_iter().collect();
-            let an = announcer.clone();
-            tokio::spawn(async move { an.announce(heads).await });
+        if announce_at.is_some_and(|t| t <= Instant::now()) {
+            announce_at = None;
+            announced_at = Some(Instant::now());
+            announce(&announcer, &changed_tx, &mut bumps, &mut moved);
         }
     }
 
@@ -670,6 +699,30 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
     match failed {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// Tells peers of the branch heads that moved (the announcement) and wakes the peer workers
+/// (a push to a peer that does not pull).
+fn announce(
+    announcer: &Arc<hero_sync::gossip::Announcer>,
+    changed: &signal::Sender<u64>,
+    bumps: &mut u64,
+    moved: &mut BTreeMap<String, ObjectId>,
+) {
+    *bumps += 1;
+    let _ = changed.send(*bumps);
+    let heads: Vec<(String, ObjectId)> = std::mem::take(moved).into_iter().collect();
+    tracing::debug!(branches = heads.len(), "announcing");
+    let an = announcer.clone();
+    tokio::spawn(async move { an.announce(heads).await });
+}
+
+/// Completes at `at`, never when `None`.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -737,6 +790,8 @@ fn start_mount(ctx: &Ctx, dir: &Path, cfg: &Config) -> Result<hero_fuse::MountHa
     opts.read_only = cfg.mount.read_only;
     opts.show_snapshots = cfg.mount.show_snapshots;
     opts.idle_commit = Duration::from_millis(cfg.mount.idle_commit_ms);
+    // A file saved alone goes to the peers when it is closed, not an idle time later.
+    opts.close_commit = Some(CLOSE_COMMIT);
     opts.poll_interval = Duration::from_millis(50);
     opts.author = crate::context::author().with_peer(ctx.me.to_string());
     hero_fuse::mount_repo(ctx.repo.clone(), opts)

@@ -388,11 +388,14 @@ pub fn watch_command(repo_path: &Path, a: WatchArgs) -> anyhow::Result<()> {
     rt.block_on(async {
         let stop = crate::context::shutdown_signal();
         tokio::pin!(stop);
-        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+        // Woken by write transactions of any process (no polling while nothing changes).
+        let (tx, mut changed) = tokio::sync::watch::channel(0u64);
+        let changes = repo.subscribe(move || tx.send_modify(|n| *n = n.wrapping_add(1)));
         loop {
             tokio::select! {
                 _ = &mut stop => return Ok::<(), anyhow::Error>(()),
-                _ = tick.tick() => {}
+                _ = changed.changed() => {}
+                _ = tokio::time::sleep(changes.fallback()) => {}
             }
             let g = repo.generation()?;
             if g == generation {

@@ -5,7 +5,7 @@ use hero_store::{ObjectId, RefValue, Repo};
 use iroh::{EndpointId, SecretKey};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::refs::{parse_branches, parse_tags};
+use super::refs::{RefSet, apply_delta, parse_branches, parse_tags, welcome_form};
 use crate::access::{self, Access};
 use crate::audit::{self, Decision, Entry};
 use crate::error::{Result, SyncError};
@@ -124,11 +124,13 @@ where
 {
     let ours = access::sync_repo_id(repo)?;
     let empty = is_empty(repo)?;
-    let digest = if only.is_none() && !empty {
-        refs_digest(&repo.branches()?, &repo.tags()?)
+    // The refs the digest is taken of are kept: a welcome may be a delta against them.
+    let mine = if only.is_none() && !empty {
+        Some(blocking(|| RefSet::of(repo))?)
     } else {
-        NO_DIGEST
+        None
     };
+    let digest = mine.as_ref().map_or(NO_DIGEST, RefSet::digest);
     wire.send(&hello(&ours, intent, empty, only, &digest))
         .await?;
     wire.flush().await?;
@@ -181,10 +183,18 @@ where
         2 => Access::ReadWrite,
         _ => Access::ReadOnly,
     };
-    let branches = parse_branches(&mut d)?;
-    let tags = parse_tags(&mut d)?;
+    let form = d.u8()?;
+    let (branches, tags) = match (form, &mine) {
+        (welcome_form::SAME, _) => (Vec::new(), Vec::new()),
+        (welcome_form::FULL, _) => (parse_branches(&mut d)?, parse_tags(&mut d)?),
+        (welcome_form::DELTA, Some(mine)) => {
+            let set = apply_delta(&mut d, mine)?;
+            (set.branches, set.tags)
+        }
+        (k, _) => return Err(SyncError::protocol(format!("unknown welcome form {k}"))),
+    };
+    let same_refs = form == welcome_form::SAME;
     let default_branch = d.string()?;
-    let same_refs = d.u8()? == 1;
     hero_store::branch_ref(&default_branch)
         .map_err(|e| SyncError::protocol(format!("bad default branch {default_branch:?}: {e}")))?;
     let genesis = match d.u8()? {

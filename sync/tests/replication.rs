@@ -288,8 +288,8 @@ fn a_pull_after_a_clone_succeeds_when_the_changed_branch_sorts_last_among_many()
 
 /// A pull after one change on the server carries, besides the change, only the refs that
 /// moved since the set the client has (a delta against its refs, checked by digest), not the
-/// whole list; a pull whose base the server does not remember gets the whole list and ends
-/// the same.
+/// whole list (a push, the refs that differ); a pull whose base the server does not remember
+/// gets the whole list and ends the same.
 #[test]
 fn a_pull_after_one_change_lists_the_moved_ref_not_every_ref() {
     let a = Peer::new(0);
@@ -320,6 +320,16 @@ fn a_pull_after_one_change_lists_the_moved_ref_not_every_ref() {
         r.bytes_out
     );
     assert_eq!(b.repo.branches().unwrap(), a.repo.branches().unwrap());
+    // A push of everything names only the refs that differ from the peer's; the report still
+    // tells of every branch.
+    let pushed = b.commit("feature-044", &[("from-b", Some(b"b\n"))], "from b");
+    let r = push(&b, &a).unwrap();
+    assert_eq!(a.repo.branch_head("feature-044").unwrap(), Some(pushed));
+    assert_eq!(r.updated(), 1);
+    assert_eq!(r.branches.len(), 61);
+    // (Its refs are no set the server advertised, so the welcome lists every ref.)
+    assert!(r.bytes_in > 12_000, "push: {} in", r.bytes_in);
+    assert!(r.bytes_out < 2_000, "push: {} out", r.bytes_out);
     // A client whose refs are a set the server never advertised gets the whole list.
     c.commit("feature-002", &[("c-only", Some(b"c"))], "c only");
     let r = pull(&c, &a).unwrap();

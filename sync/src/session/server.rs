@@ -156,12 +156,10 @@ where
     }
     let our_id = access::sync_repo_id(repo)?;
     let mut m = Enc::new(kind::WELCOME);
-    m.u32(VERSION)
-        .id(&our_id)
-        .u8(match access {
-            Access::ReadWrite => 2,
-            Access::ReadOnly => 1,
-        });
+    m.u32(VERSION).id(&our_id).u8(match access {
+        Access::ReadWrite => 2,
+        Access::ReadOnly => 1,
+    });
     // The refs travel whole, as a delta against the client's (when this process advertised
     // the set the client's digest names), or not at all (the digests match).
     let mut ours_now = blocking(|| RefSet::of(repo))?;

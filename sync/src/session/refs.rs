@@ -317,6 +317,53 @@ pub mod welcome_form {
     /// What differs from the client's refs (the set its hello's digest was taken of), then the
     /// digest of the result.
     pub const DELTA: u8 = 2;
+    /// What differs from the server's refs as the client last received them (the set its
+    /// hello's second digest names), then the digest of the result.
+    pub const DELTA_AGREED: u8 = 3;
+}
+
+/// The settings key under which a client keeps the refs `peer` last advertised to it.
+fn agreed_key(peer: &iroh::EndpointId) -> String {
+    format!("sync/peer-refs/{peer}")
+}
+
+/// The refs `peer` last advertised to this repository (whole, by a session about every ref),
+/// with their digest, if they were kept and still read back.
+pub(super) fn agreed(repo: &Repo, peer: &iroh::EndpointId) -> Result<Option<(RefSet, [u8; 32])>> {
+    let Some(bytes) = repo.setting(&agreed_key(peer))? else {
+        return Ok(None);
+    };
+    let mut d = Dec::new(&bytes);
+    let read = parse_branches(&mut d).and_then(|b| Ok((b, parse_tags(&mut d)?)));
+    match read {
+        Ok((branches, tags)) => {
+            let set = RefSet::sorted(branches, tags);
+            let digest = set.digest();
+            Ok(Some((set, digest)))
+        }
+        Err(e) => {
+            tracing::debug!("sync: the refs kept of {peer} do not read back ({e}); ignored");
+            Ok(None)
+        }
+    }
+}
+
+/// Keeps `set` as the refs `peer` last advertised, unless `kept` (the digest of what is
+/// kept now) says it is already there.
+pub(super) fn keep_agreed(
+    repo: &Repo,
+    peer: &iroh::EndpointId,
+    set: &RefSet,
+    kept: Option<&[u8; 32]>,
+) -> Result<()> {
+    if set.len() > MAX_REMEMBERED_REFS || kept == Some(&set.digest()) {
+        return Ok(());
+    }
+    let mut m = Enc(Vec::new());
+    put_branches(&mut m, &set.branches);
+    put_tags(&mut m, &set.tags);
+    repo.set_setting(&agreed_key(peer), Some(&m.0))?;
+    Ok(())
 }
 
 /// Most changes one delta may carry.

@@ -126,6 +126,8 @@ where
     }
     let mut their_digest = [0u8; 32];
     their_digest.copy_from_slice(d.raw(32)?);
+    let mut agreed_digest = [0u8; 32];
+    agreed_digest.copy_from_slice(d.raw(32)?);
     let ours = access::sync_repo_id(repo)?;
     let we_are_empty = is_empty(repo)?;
     if their_repo != ours && !they_are_empty {
@@ -175,6 +177,11 @@ where
             base = recall(&our_id, &their_digest);
             if base.is_some() {
                 welcome_form::DELTA
+            } else if agreed_digest != NO_DIGEST
+                && let Some(b) = recall(&our_id, &agreed_digest)
+            {
+                base = Some(b);
+                welcome_form::DELTA_AGREED
             } else {
                 welcome_form::FULL
             }
@@ -190,7 +197,9 @@ where
             put_branches(&mut m, &ours_now.branches);
             put_tags(&mut m, &ours_now.tags);
         }
-        (welcome_form::DELTA, Some(base)) => put_delta(&mut m, base, &ours_now),
+        (welcome_form::DELTA | welcome_form::DELTA_AGREED, Some(base)) => {
+            put_delta(&mut m, base, &ours_now)
+        }
         _ => {}
     }
     let same = form == welcome_form::SAME;

@@ -214,11 +214,6 @@ where
         (k, _) => return Err(SyncError::protocol(format!("unknown welcome form {k}"))),
     };
     let same_refs = form == welcome_form::SAME;
-    if only.is_none() && !same_refs {
-        let set = RefSet::sorted(branches.clone(), tags.clone());
-        let kept = last.as_ref().map(|(_, d)| d);
-        blocking(|| keep_agreed(repo, peer, &set, kept))?;
-    }
     let default_branch = d.string()?;
     hero_store::branch_ref(&default_branch)
         .map_err(|e| SyncError::protocol(format!("bad default branch {default_branch:?}: {e}")))?;
@@ -247,6 +242,13 @@ where
                 theirs: repo_id.to_hex(),
             });
         }
+    }
+    // Kept once the peer is known to hold this repository: the base of the next session's
+    // delta.
+    if only.is_none() && !same_refs {
+        let set = RefSet::sorted(branches.clone(), tags.clone());
+        let kept = last.as_ref().map(|(_, d)| d);
+        blocking(|| keep_agreed(repo, peer, &set, kept))?;
     }
     Ok(Welcome {
         access,

@@ -29,7 +29,8 @@
 #        of building one), HSB_CORPUS_SEED / HSB_CORPUS_COMMITS (benches/corpus.sh -s / -n;
 #        default 1 / 5000), HSB_PORT_BASE (default 47310), HSB_KEEP=1 (keep the work dir),
 #        HSB_LOG (RUST_LOG for `heroctl serve`/clients, e.g. hero_sync=debug; logs land in the
-#        work dir).
+#        work dir), HSB_PROFILE (default release; `dev` uses target/debug: bytes are the same,
+#        times are not).
 # Needs: root (iptables), git, fossil, python3, iptables. Work dir: /tmp/hero-sync-bench.*
 set -euo pipefail
 
@@ -49,8 +50,9 @@ for tool in git fossil python3 iptables ss; do
 done
 [ "$(id -u)" = 0 ] || { echo "run as root (iptables byte counters)" >&2; exit 1; }
 
-cargo build --release -q -p heroctl --manifest-path "$ROOT/Cargo.toml"
-H=$ROOT/target/release/heroctl
+PROFILE=${HSB_PROFILE:-release}
+cargo build --profile "$PROFILE" -q -p heroctl --manifest-path "$ROOT/Cargo.toml"
+if [ "$PROFILE" = dev ]; then H=$ROOT/target/debug/heroctl; else H=$ROOT/target/$PROFILE/heroctl; fi
 
 WORK=$(mktemp -d /tmp/hero-sync-bench.XXXXXX)
 TAG="hsb$$"
@@ -558,7 +560,7 @@ desc() {
 echo
 echo "## heroctl serve/clone/pull vs git daemon/clone/fetch vs fossil server/clone/pull (loopback)"
 echo
-echo "- command: \`$CMDLINE\` (release build; heroctl $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+echo "- command: \`$CMDLINE\` ($PROFILE build; heroctl $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
 echo "  HSB_SETS=\"$SETS_WANTED\" HSB_RUNS=$RUNS"
 echo "- date: $START; $(git --version); fossil $(fossil version | awk '{print $5}')"
 echo "- load at start: $LOAD_START"

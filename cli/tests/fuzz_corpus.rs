@@ -20,6 +20,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("sync_wire_frames", hero_sync::fuzzing::wire_frames),
     ("sync_wire_fields", hero_sync::fuzzing::wire_fields),
     ("sync_pack_entries", hero_sync::fuzzing::pack_entries),
+    ("sync_refs_delta", hero_sync::fuzzing::refs_delta),
     ("sync_ticket", hero_sync::fuzzing::ticket),
     ("sync_invitation", hero_sync::fuzzing::invitation),
     ("sync_envelope", hero_sync::fuzzing::envelope),

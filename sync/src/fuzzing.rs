@@ -151,6 +151,35 @@ pub fn membership_doc(data: &[u8]) {
     let _ = m.document();
 }
 
+/// The base the refs-delta target rebuilds from: two branches and a tag.
+fn delta_base() -> crate::session::RefSet {
+    use hero_store::{ObjectId, RefValue};
+    crate::session::RefSet::sorted(
+        vec![
+            ("main".to_owned(), ObjectId([1; 32])),
+            ("topic/a".to_owned(), ObjectId([2; 32])),
+        ],
+        vec![("v1".to_owned(), RefValue::Tag(ObjectId([3; 32])))],
+    )
+}
+
+/// A welcome's refs delta as a peer sends it: refused, or rebuilt into refs with valid names
+/// whose delta from the same base rebuilds the same refs.
+pub fn refs_delta(data: &[u8]) {
+    let base = delta_base();
+    let Ok(set) = crate::session::apply_delta(&mut Dec::new(data), &base) else {
+        return;
+    };
+    for (n, _) in &set.branches {
+        assert!(hero_store::check_ref_name(n).is_ok(), "{n:?}");
+    }
+    let mut e = Enc(Vec::new());
+    crate::session::put_delta(&mut e, &base, &set);
+    let again = crate::session::apply_delta(&mut Dec::new(&e.0), &base)
+        .unwrap_or_else(|e| panic!("a delta encoded here does not apply: {e}"));
+    assert_eq!(again, set);
+}
+
 /// Small valid inputs of each sync target, made by the crate's own encoders: the seeds of the
 /// checked-in corpora (`fuzz/seeds/`).
 pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
@@ -180,10 +209,17 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             .0,
     );
     let pack = crate::transfer::fuzzing::sample_pack(ObjType::Blob);
+    let mut delta = Enc(Vec::new());
+    let mut to = delta_base();
+    to.branches[0].1 = ObjectId([4; 32]);
+    to.branches.push(("zeta".to_owned(), ObjectId([5; 32])));
+    to.tags.clear();
+    crate::session::put_delta(&mut delta, &delta_base(), &to);
     let mut out = vec![
         ("sync_wire_frames", frames),
         ("sync_wire_fields", fields),
         ("sync_pack_entries", pack),
+        ("sync_refs_delta", delta.0),
         ("sync_ticket", ticket.into_bytes()),
         ("sync_invitation", invitation.into_bytes()),
     ];

@@ -36,7 +36,14 @@ impl RawPeer {
     pub async fn hello_push(&mut self, repo_id: &ObjectId) -> Result<()> {
         self.client
             .wire
-            .send(&hello(repo_id, Intent::Push, false, None, &[0; 32]))
+            .send(&hello(
+                repo_id,
+                Intent::Push,
+                false,
+                None,
+                &[0; 32],
+                &[0; 32],
+            ))
             .await?;
         self.client.wire.flush().await
     }
@@ -46,7 +53,7 @@ impl RawPeer {
     /// starts with.
     pub async fn hello_pull_version(&mut self, repo_id: &ObjectId, version: u32) -> Result<()> {
         let m = if version == crate::wire::VERSION {
-            hello(repo_id, Intent::Pull, false, None, &[0; 32])
+            hello(repo_id, Intent::Pull, false, None, &[0; 32], &[0; 32])
         } else {
             let mut m = Enc::new(kind::HELLO);
             m.0.extend_from_slice(crate::wire::MAGIC);

@@ -14,10 +14,11 @@ use crate::error::{Result, SyncError};
 
 /// The protocol's ALPN.
 pub const ALPN: &[u8] = b"hero-store/sync/1";
-/// The protocol version this build speaks (5: the hello may name the branches the session is
-/// about, and the welcome then advertises only those, ADR 0019; invitations, the pinned
-/// membership genesis and commit signatures, ADR 0018).
-pub const VERSION: u32 = 5;
+/// The protocol version this build speaks (6: the welcome carries the server's refs whole, as
+/// a delta against the client's, or not at all, ADR 0031; 5: the hello may name the branches
+/// the session is about, ADR 0019; invitations, the pinned membership genesis and commit
+/// signatures, ADR 0018).
+pub const VERSION: u32 = 6;
 /// The first bytes of a hello.
 pub const MAGIC: &[u8; 4] = b"HERO";
 /// The largest frame accepted: the largest object plus room for its header.

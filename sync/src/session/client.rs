@@ -275,6 +275,14 @@ where
     } else {
         repo.tags()?
     };
+    // Refs already where the peer has them travel no further: the peer would find them up to
+    // date (and says so in the report without being told).
+    let theirs: std::collections::HashSet<&(String, ObjectId)> = welcome.branches.iter().collect();
+    let (same, ours): (Vec<_>, Vec<_>) = ours.into_iter().partition(|b| theirs.contains(b));
+    let their_tags: std::collections::HashMap<&str, &RefValue> =
+        welcome.tags.iter().map(|(n, v)| (n.as_str(), v)).collect();
+    let mut our_tags = our_tags;
+    our_tags.retain(|(n, v)| their_tags.get(n.as_str()) != Some(&v));
     let mut m = Enc::new(kind::PUSH);
     put_branches(&mut m, &ours);
     put_tags(&mut m, &our_tags);
@@ -323,6 +331,16 @@ where
             new,
             how,
             conflicts,
+        });
+    }
+    for (branch, id) in same {
+        report.peer_heads.push((branch.clone(), id));
+        report.branches.push(BranchUpdate {
+            branch,
+            old: Some(id),
+            new: id,
+            how: UpdateKind::UpToDate,
+            conflicts: 0,
         });
     }
     report.tags_created = d.u32()? as usize;

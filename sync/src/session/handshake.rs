@@ -5,7 +5,9 @@ use hero_store::{ObjectId, RefValue, Repo};
 use iroh::{EndpointId, SecretKey};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::refs::{parse_branches, parse_tags};
+use super::refs::{
+    RefSet, agreed, apply_delta, keep_agreed, parse_branches, parse_tags, welcome_form,
+};
 use crate::access::{self, Access};
 use crate::audit::{self, Decision, Entry};
 use crate::error::{Result, SyncError};
@@ -71,13 +73,15 @@ pub(super) fn is_empty(repo: &Repo) -> Result<bool> {
 }
 
 /// The client's hello; `only` names the branches the session is about (`None`: every ref);
-/// `digest` is the client's [`refs_digest`] (or [`NO_DIGEST`]).
+/// `digest` is the client's [`refs_digest`] (or [`NO_DIGEST`]), `agreed` the digest of the
+/// server's refs as the client last received them (or [`NO_DIGEST`]).
 pub(crate) fn hello(
     repo_id: &ObjectId,
     intent: Intent,
     empty: bool,
     only: Option<&[String]>,
     digest: &[u8; 32],
+    agreed: &[u8; 32],
 ) -> Enc {
     let mut m = Enc::new(kind::HELLO);
     m.0.extend_from_slice(MAGIC);
@@ -91,6 +95,7 @@ pub(crate) fn hello(
         m.bytes(b.as_bytes());
     }
     m.0.extend_from_slice(digest);
+    m.0.extend_from_slice(agreed);
     m
 }
 
@@ -124,12 +129,22 @@ where
 {
     let ours = access::sync_repo_id(repo)?;
     let empty = is_empty(repo)?;
-    let digest = if only.is_none() && !empty {
-        refs_digest(&repo.branches()?, &repo.tags()?)
+    // The refs the digest is taken of are kept: a welcome may be a delta against them.
+    let mine = if only.is_none() && !empty {
+        Some(blocking(|| RefSet::of(repo))?)
     } else {
-        NO_DIGEST
+        None
     };
-    wire.send(&hello(&ours, intent, empty, only, &digest))
+    let digest = mine.as_ref().map_or(NO_DIGEST, RefSet::digest);
+    // The peer's refs as they were last received: a base the peer may remember even when
+    // this side's own refs are no set the peer ever had.
+    let last = if only.is_none() {
+        blocking(|| agreed(repo, peer))?
+    } else {
+        None
+    };
+    let last_digest = last.as_ref().map_or(NO_DIGEST, |(_, d)| *d);
+    wire.send(&hello(&ours, intent, empty, only, &digest, &last_digest))
         .await?;
     wire.flush().await?;
     let (k, body) = wire.recv_any().await.map_err(|e| match e {
@@ -181,10 +196,25 @@ where
         2 => Access::ReadWrite,
         _ => Access::ReadOnly,
     };
-    let branches = parse_branches(&mut d)?;
-    let tags = parse_tags(&mut d)?;
+    let form = d.u8()?;
+    let (branches, tags) = match (form, &mine) {
+        (welcome_form::SAME, _) => (Vec::new(), Vec::new()),
+        (welcome_form::FULL, _) => (parse_branches(&mut d)?, parse_tags(&mut d)?),
+        (welcome_form::DELTA, Some(mine)) => {
+            let set = apply_delta(&mut d, mine)?;
+            (set.branches, set.tags)
+        }
+        (welcome_form::DELTA_AGREED, _) => {
+            let Some((base, _)) = &last else {
+                return Err(SyncError::protocol("a refs delta against no refs"));
+            };
+            let set = apply_delta(&mut d, base)?;
+            (set.branches, set.tags)
+        }
+        (k, _) => return Err(SyncError::protocol(format!("unknown welcome form {k}"))),
+    };
+    let same_refs = form == welcome_form::SAME;
     let default_branch = d.string()?;
-    let same_refs = d.u8()? == 1;
     hero_store::branch_ref(&default_branch)
         .map_err(|e| SyncError::protocol(format!("bad default branch {default_branch:?}: {e}")))?;
     let genesis = match d.u8()? {
@@ -212,6 +242,13 @@ where
                 theirs: repo_id.to_hex(),
             });
         }
+    }
+    // Kept once the peer is known to hold this repository: the base of the next session's
+    // delta.
+    if only.is_none() && !same_refs {
+        let set = RefSet::sorted(branches.clone(), tags.clone());
+        let kept = last.as_ref().map(|(_, d)| d);
+        blocking(|| keep_agreed(repo, peer, &set, kept))?;
     }
     Ok(Welcome {
         access,

@@ -17,6 +17,6 @@ pub use client::{pull, pull_only, push};
 pub(crate) use handshake::handshake;
 pub(crate) use handshake::hello;
 pub use handshake::{Intent, present_invitation, refs_digest};
-pub use refs::{TagOutcome, integrate, integrate_tag};
+pub use refs::{RefSet, TagOutcome, apply_delta, integrate, integrate_tag, put_delta};
 pub use report::{BranchUpdate, SyncReport, UpdateKind};
 pub use server::{HELLO_TIMEOUT, serve, serve_as};

@@ -213,3 +213,272 @@ pub(super) fn put_branches(m: &mut Enc, branches: &[(String, ObjectId)]) {
         m.bytes(n.as_bytes()).id(id);
     }
 }
+
+/// One side's branches and tags, sorted by name: what a [`refs_digest`] was taken of.
+///
+/// [`refs_digest`]: super::handshake::refs_digest
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RefSet {
+    /// Branches by name.
+    pub branches: Vec<(String, ObjectId)>,
+    /// Tags by name.
+    pub tags: Vec<(String, RefValue)>,
+}
+
+impl RefSet {
+    /// The refs of `repo`, sorted by name.
+    pub fn of(repo: &Repo) -> Result<RefSet> {
+        let view = repo.view()?;
+        Ok(RefSet::sorted(view.branches()?, view.tags()?))
+    }
+
+    /// `branches` and `tags`, sorted by name.
+    pub fn sorted(
+        mut branches: Vec<(String, ObjectId)>,
+        mut tags: Vec<(String, RefValue)>,
+    ) -> RefSet {
+        branches.sort_by(|a, b| a.0.cmp(&b.0));
+        tags.sort_by(|a, b| a.0.cmp(&b.0));
+        RefSet { branches, tags }
+    }
+
+    /// The set's digest ([`super::handshake::refs_digest`]).
+    pub fn digest(&self) -> [u8; 32] {
+        super::handshake::refs_digest(&self.branches, &self.tags)
+    }
+
+    fn len(&self) -> usize {
+        self.branches.len() + self.tags.len()
+    }
+}
+
+/// How many ref sets a process remembers having advertised, per repository.
+const REMEMBERED_STATES: usize = 8;
+/// How many repositories a process remembers ref sets of.
+const REMEMBERED_REPOS: usize = 64;
+/// A set larger than this is not remembered (its peers get the whole list).
+const MAX_REMEMBERED_REFS: usize = 100_000;
+
+/// The ref sets this process advertised lately, by repository (its sync id), newest last,
+/// with their digests: a peer whose refs have one of these digests gets only what changed
+/// since (a welcome of form [`welcome_form::DELTA`]). Nothing here is trusted: the receiver
+/// checks the digest of what it rebuilt. A cache only, bounded by [`REMEMBERED_STATES`] ×
+/// [`REMEMBERED_REPOS`] sets of at most [`MAX_REMEMBERED_REFS`] refs: after a restart peers
+/// get whole lists until a session has advertised a set again.
+type States = Vec<(ObjectId, Vec<([u8; 32], std::sync::Arc<RefSet>)>)>;
+static STATES: std::sync::Mutex<States> = std::sync::Mutex::new(Vec::new());
+
+/// Remembers `set` of repository `repo` under `digest` (see [`STATES`]).
+pub(super) fn remember(repo: &ObjectId, digest: [u8; 32], set: &RefSet) {
+    if set.len() > MAX_REMEMBERED_REFS {
+        return;
+    }
+    let Ok(mut all) = STATES.lock() else {
+        return;
+    };
+    let mut states = match all.iter().position(|(r, _)| r == repo) {
+        Some(i) => all.remove(i).1,
+        None => Vec::new(),
+    };
+    match states.iter().position(|(d, _)| *d == digest) {
+        Some(i) => {
+            let s = states.remove(i);
+            states.push(s);
+        }
+        None => {
+            if states.len() >= REMEMBERED_STATES {
+                states.remove(0);
+            }
+            states.push((digest, std::sync::Arc::new(set.clone())));
+        }
+    }
+    if all.len() >= REMEMBERED_REPOS {
+        all.remove(0);
+    }
+    all.push((*repo, states));
+}
+
+/// The set of repository `repo` remembered under `digest`, if any.
+pub(super) fn recall(repo: &ObjectId, digest: &[u8; 32]) -> Option<std::sync::Arc<RefSet>> {
+    let all = STATES.lock().ok()?;
+    let (_, states) = all.iter().find(|(r, _)| r == repo)?;
+    states
+        .iter()
+        .find(|(d, _)| d == digest)
+        .map(|(_, s)| s.clone())
+}
+
+/// How a welcome carries the server's refs.
+pub mod welcome_form {
+    /// Nothing: the digests matched, the refs are the same.
+    pub const SAME: u8 = 0;
+    /// Every branch and tag.
+    pub const FULL: u8 = 1;
+    /// What differs from the client's refs (the set its hello's digest was taken of), then the
+    /// digest of the result.
+    pub const DELTA: u8 = 2;
+    /// What differs from the server's refs as the client last received them (the set its
+    /// hello's second digest names), then the digest of the result.
+    pub const DELTA_AGREED: u8 = 3;
+}
+
+/// The settings key under which a client keeps the refs `peer` last advertised to it.
+fn agreed_key(peer: &iroh::EndpointId) -> String {
+    format!("sync/peer-refs/{peer}")
+}
+
+/// The refs `peer` last advertised to this repository (whole, by a session about every ref),
+/// with their digest, if they were kept and still read back.
+pub(super) fn agreed(repo: &Repo, peer: &iroh::EndpointId) -> Result<Option<(RefSet, [u8; 32])>> {
+    let Some(bytes) = repo.setting(&agreed_key(peer))? else {
+        return Ok(None);
+    };
+    let mut d = Dec::new(&bytes);
+    let read = parse_branches(&mut d).and_then(|b| Ok((b, parse_tags(&mut d)?)));
+    match read {
+        Ok((branches, tags)) => {
+            let set = RefSet::sorted(branches, tags);
+            let digest = set.digest();
+            Ok(Some((set, digest)))
+        }
+        Err(e) => {
+            tracing::debug!("sync: the refs kept of {peer} do not read back ({e}); ignored");
+            Ok(None)
+        }
+    }
+}
+
+/// Keeps `set` as the refs `peer` last advertised, unless `kept` (the digest of what is
+/// kept now) says it is already there.
+pub(super) fn keep_agreed(
+    repo: &Repo,
+    peer: &iroh::EndpointId,
+    set: &RefSet,
+    kept: Option<&[u8; 32]>,
+) -> Result<()> {
+    if set.len() > MAX_REMEMBERED_REFS || kept == Some(&set.digest()) {
+        return Ok(());
+    }
+    let mut m = Enc(Vec::new());
+    put_branches(&mut m, &set.branches);
+    put_tags(&mut m, &set.tags);
+    repo.set_setting(&agreed_key(peer), Some(&m.0))?;
+    Ok(())
+}
+
+/// Most changes one delta may carry.
+const MAX_DELTA: usize = 1_000_000;
+
+fn put_name(m: &mut Enc, name: &str) {
+    m.varint(name.len() as u64);
+    m.0.extend_from_slice(name.as_bytes());
+}
+
+fn get_name(d: &mut Dec<'_>) -> Result<String> {
+    let n = d.varint()?;
+    let n = usize::try_from(n).map_err(|_| SyncError::protocol("name too long"))?;
+    let name = String::from_utf8(d.raw(n)?.to_vec())
+        .map_err(|_| SyncError::protocol("a name is not UTF-8"))?;
+    hero_store::check_ref_name(&name)
+        .map_err(|e| SyncError::protocol(format!("bad ref name {name:?}: {e}")))?;
+    Ok(name)
+}
+
+/// What turns `base` into `to`: for branches and tags, the names whose value changed or that
+/// are new (with the value) and the names gone, each list sorted by name; then the digest of
+/// `to` (which the receiver checks what it rebuilt against).
+pub fn put_delta(m: &mut Enc, base: &RefSet, to: &RefSet) {
+    fn diff<V: PartialEq + Copy>(
+        base: &[(String, V)],
+        to: &[(String, V)],
+    ) -> Vec<(String, Option<V>)> {
+        let old: std::collections::HashMap<&str, &V> =
+            base.iter().map(|(n, v)| (n.as_str(), v)).collect();
+        let new: std::collections::HashSet<&str> = to.iter().map(|(n, _)| n.as_str()).collect();
+        let mut out: Vec<(String, Option<V>)> = to
+            .iter()
+            .filter(|(n, v)| old.get(n.as_str()) != Some(&v))
+            .map(|(n, v)| (n.clone(), Some(*v)))
+            .collect();
+        out.extend(
+            base.iter()
+                .filter(|(n, _)| !new.contains(n.as_str()))
+                .map(|(n, _)| (n.clone(), None)),
+        );
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+    let branches = diff(&base.branches, &to.branches);
+    m.varint(branches.len() as u64);
+    for (name, v) in &branches {
+        put_name(m, name);
+        match v {
+            None => m.u8(0),
+            Some(id) => m.u8(1).id(id),
+        };
+    }
+    let tags = diff(&base.tags, &to.tags);
+    m.varint(tags.len() as u64);
+    for (name, v) in &tags {
+        put_name(m, name);
+        match v {
+            None => m.u8(0),
+            Some(RefValue::Commit(id)) => m.u8(1).id(id),
+            Some(RefValue::Tag(id)) => m.u8(2).id(id),
+        };
+    }
+    m.0.extend_from_slice(&to.digest());
+}
+
+/// Rebuilds the sender's refs from `base` and a delta ([`put_delta`]); the result's digest
+/// must be the one the delta ends with.
+pub fn apply_delta(d: &mut Dec<'_>, base: &RefSet) -> Result<RefSet> {
+    use std::collections::BTreeMap;
+    let mut branches: BTreeMap<String, ObjectId> = base.branches.iter().cloned().collect();
+    let n = d.varint()?;
+    if n > MAX_DELTA as u64 {
+        return Err(SyncError::protocol("a refs delta is too long"));
+    }
+    for _ in 0..n {
+        let name = get_name(d)?;
+        match d.u8()? {
+            0 => {
+                branches.remove(&name);
+            }
+            1 => {
+                branches.insert(name, d.id()?);
+            }
+            k => return Err(SyncError::protocol(format!("unknown branch change {k}"))),
+        }
+    }
+    let mut tags: BTreeMap<String, RefValue> = base.tags.iter().cloned().collect();
+    let n = d.varint()?;
+    if n > MAX_DELTA as u64 {
+        return Err(SyncError::protocol("a refs delta is too long"));
+    }
+    for _ in 0..n {
+        let name = get_name(d)?;
+        match d.u8()? {
+            0 => {
+                tags.remove(&name);
+            }
+            1 => {
+                tags.insert(name, RefValue::Commit(d.id()?));
+            }
+            2 => {
+                tags.insert(name, RefValue::Tag(d.id()?));
+            }
+            k => return Err(SyncError::protocol(format!("unknown tag change {k}"))),
+        }
+    }
+    let set = RefSet {
+        branches: branches.into_iter().collect(),
+        tags: tags.into_iter().collect(),
+    };
+    if d.raw(32)? != set.digest().as_slice() {
+        return Err(SyncError::protocol(
+            "the refs rebuilt from the peer's delta do not match its digest",
+        ));
+    }
+    Ok(set)
+}

@@ -4,9 +4,10 @@ use hero_store::{ObjectId, Repo};
 use iroh::{EndpointId, SecretKey};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::handshake::{Intent, NO_DIGEST, is_empty, join, refs_digest};
+use super::handshake::{Intent, NO_DIGEST, is_empty, join};
 use super::refs::{
-    MAX_NAMED, integrate, parse_branches, parse_tags, put_branches, put_tags, take_tags,
+    MAX_NAMED, RefSet, integrate, parse_branches, parse_tags, put_branches, put_delta, put_tags,
+    recall, remember, take_tags, welcome_form,
 };
 use super::report::SyncReport;
 use super::signatures::{fetch_signatures, send_signatures};
@@ -142,6 +143,8 @@ where
     }
     let mut their_digest = [0u8; 32];
     their_digest.copy_from_slice(d.raw(32)?);
+    let mut agreed_digest = [0u8; 32];
+    agreed_digest.copy_from_slice(d.raw(32)?);
     let ours = access::sync_repo_id(repo)?;
     let we_are_empty = is_empty(repo)?;
     if their_repo != ours && !they_are_empty {
@@ -170,29 +173,58 @@ where
             me: String::new(),
         });
     }
+    let our_id = access::sync_repo_id(repo)?;
     let mut m = Enc::new(kind::WELCOME);
-    m.u32(VERSION)
-        .id(&access::sync_repo_id(repo)?)
-        .u8(match access {
-            Access::ReadWrite => 2,
-            Access::ReadOnly => 1,
-        });
-    let (mut our_branches, mut our_tags) = (repo.branches()?, repo.tags()?);
-    let same = only.is_empty()
-        && their_digest != NO_DIGEST
-        && their_digest == refs_digest(&our_branches, &our_tags);
-    if !only.is_empty() {
-        our_branches.retain(|(n, _)| only.contains(n));
-        our_tags.clear();
+    m.u32(VERSION).id(&our_id).u8(match access {
+        Access::ReadWrite => 2,
+        Access::ReadOnly => 1,
+    });
+    // The refs travel whole, as a delta against the client's (when this process advertised
+    // the set the client's digest names), or not at all (the digests match).
+    let mut ours_now = blocking(|| RefSet::of(repo))?;
+    let mut base = None;
+    let form = if only.is_empty() {
+        let digest = ours_now.digest();
+        remember(&our_id, digest, &ours_now);
+        if their_digest == NO_DIGEST {
+            welcome_form::FULL
+        } else if their_digest == digest {
+            welcome_form::SAME
+        } else {
+            base = recall(&our_id, &their_digest);
+            if base.is_some() {
+                welcome_form::DELTA
+            } else if agreed_digest != NO_DIGEST
+                && let Some(b) = recall(&our_id, &agreed_digest)
+            {
+                base = Some(b);
+                welcome_form::DELTA_AGREED
+            } else {
+                welcome_form::FULL
+            }
+        }
+    } else {
+        ours_now.branches.retain(|(n, _)| only.contains(n));
+        ours_now.tags.clear();
+        welcome_form::FULL
+    };
+    m.u8(form);
+    match (form, &base) {
+        (welcome_form::FULL, _) => {
+            put_branches(&mut m, &ours_now.branches);
+            put_tags(&mut m, &ours_now.tags);
+        }
+        (welcome_form::DELTA | welcome_form::DELTA_AGREED, Some(base)) => {
+            put_delta(&mut m, base, &ours_now)
+        }
+        _ => {}
     }
-    if same {
-        our_branches.clear();
-        our_tags.clear();
-    }
-    put_branches(&mut m, &our_branches);
-    put_tags(&mut m, &our_tags);
+    let same = form == welcome_form::SAME;
+    let RefSet {
+        branches: our_branches,
+        tags: our_tags,
+    } = ours_now;
     m.bytes(repo.default_branch()?.as_bytes());
-    m.u8(u8::from(same));
     match membership::pinned(repo)? {
         Some(g) => m.u8(1).0.extend_from_slice(&g.0),
         None => {

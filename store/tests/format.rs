@@ -68,13 +68,13 @@ fn a_format_1_repository_is_read_as_it_is_then_upgraded_in_place() {
 
     let mut repo = Repo::open(&path).unwrap();
     let up = repo.upgrade().unwrap();
-    assert_eq!((up.from, up.to), (1, 2));
+    assert_eq!((up.from, up.to), (1, 3));
     assert!(
         up.records_converted >= 1,
         "the large file's chunks move to pieces: {up:?}"
     );
     assert!(up.file_bytes_after <= up.file_bytes_before, "{up:?}");
-    assert_eq!(repo.format().unwrap(), 2);
+    assert_eq!(repo.format().unwrap(), 3);
     let pieces = repo.file_usage().unwrap();
     let pieces = pieces.tables.iter().find(|t| t.name == "pieces-2").unwrap();
     assert!(pieces.entries >= up.records_converted);
@@ -87,11 +87,11 @@ fn a_format_1_repository_is_read_as_it_is_then_upgraded_in_place() {
     check_fixture_content(&repo);
     // Upgrading again converts nothing.
     let again = repo.upgrade().unwrap();
-    assert_eq!((again.from, again.to, again.records_converted), (2, 2, 0));
+    assert_eq!((again.from, again.to, again.records_converted), (3, 3, 0));
 }
 
 #[test]
-fn the_first_write_to_a_format_1_repository_records_format_2() {
+fn the_first_write_to_a_format_1_repository_records_format_3() {
     let dir = tempfile::tempdir().unwrap();
     let path = fixture_copy(dir.path());
     let repo = Repo::open(&path).unwrap();
@@ -100,7 +100,7 @@ fn the_first_write_to_a_format_1_repository_records_format_2() {
     cs.put_bytes(&RepoPath::parse("big.bin").unwrap(), EntryKind::File, &big)
         .unwrap();
     cs.commit(meta("new"), Expect::Latest).unwrap();
-    assert_eq!(repo.format().unwrap(), 2);
+    assert_eq!(repo.format().unwrap(), 3);
     assert_eq!(file_at(&repo, "main", "big.bin"), big);
     check_fixture_content(&repo);
     assert!(repo.verify(None).unwrap().is_ok());
@@ -126,14 +126,14 @@ fn a_newer_or_unknown_format_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let repo = new_repo(dir.path());
     let path = repo.path().to_path_buf();
-    assert_eq!(repo.format().unwrap(), 2);
+    assert_eq!(repo.format().unwrap(), 3);
     drop(repo);
-    set_format(&path, &3u32.to_le_bytes());
+    set_format(&path, &4u32.to_le_bytes());
     match Repo::open(&path) {
         Err(
             e @ Error::FormatTooNew {
-                found: 3,
-                supported: 2,
+                found: 4,
+                supported: 3,
             },
         ) => {
             assert!(e.to_string().contains("newer"), "{e}");

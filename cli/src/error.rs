@@ -462,6 +462,14 @@ fn export(e: &hero_importers::ExportError) -> Found {
     match e {
         E::Io { source, .. } => io(source),
         E::PackTooLarge | E::BadRef { .. } => kind(Kind::Refused),
+        E::SpecialFile { .. } => Some((
+            Kind::Refused,
+            Some(
+                "git has no FIFOs, sockets or device nodes: remove them from the branch \
+                 (or export a branch without them)"
+                    .to_owned(),
+            ),
+        )),
         E::Store(s) => store(s),
         // gix, zlib or the hasher failing, our own pack not reading back, an object that
         // would not round-trip: bugs or a broken system, not the user's doing.

@@ -202,6 +202,11 @@ pub(crate) enum Kind {
         id: ObjectId,
         size: u64,
     },
+    /// A FIFO, socket or device node (its device number is in the node's metadata). The
+    /// kernel opens these itself; the mount only keeps the name, kind and metadata.
+    Special {
+        kind: EntryKind,
+    },
     SnapRoot,
 }
 
@@ -252,6 +257,10 @@ impl Node {
                 id: e.id,
                 size: e.size,
             },
+            EntryKind::Fifo
+            | EntryKind::Socket
+            | EntryKind::CharDevice
+            | EntryKind::BlockDevice => Kind::Special { kind: e.kind },
         };
         let mut n = Node::new(parent, e.name, kind, ro, time);
         n.meta = e.meta;
@@ -284,6 +293,7 @@ impl Node {
                 Content::Stored { size, .. } | Content::Spill { size, .. } => *size,
             },
             Kind::Symlink { size, .. } => *size,
+            Kind::Special { .. } => 0,
             Kind::Dir { .. } | Kind::Gitlink { .. } | Kind::SnapRoot => 4096,
         }
     }
@@ -292,6 +302,12 @@ impl Node {
         match self.kind {
             Kind::File { .. } => FileType::RegularFile,
             Kind::Symlink { .. } => FileType::Symlink,
+            Kind::Special { kind } => match kind {
+                EntryKind::Socket => FileType::Socket,
+                EntryKind::CharDevice => FileType::CharDevice,
+                EntryKind::BlockDevice => FileType::BlockDevice,
+                _ => FileType::NamedPipe,
+            },
             Kind::Dir { .. } | Kind::Gitlink { .. } | Kind::SnapRoot => FileType::Directory,
         }
     }
@@ -307,6 +323,7 @@ impl Node {
             Kind::File { .. } => EntryKind::File,
             Kind::Symlink { .. } => EntryKind::Symlink,
             Kind::Gitlink { .. } => EntryKind::Gitlink,
+            Kind::Special { kind } => kind,
             Kind::Dir { .. } | Kind::SnapRoot => EntryKind::Dir,
         }
     }
@@ -699,7 +716,7 @@ impl State {
         let size = n.size();
         let writable = !(n.ro || cfg.read_only);
         let perm = match &n.kind {
-            Kind::File { .. } | Kind::Dir { .. } => {
+            Kind::File { .. } | Kind::Dir { .. } | Kind::Special { .. } => {
                 let p = n.meta.mode_or_default(n.entry_kind());
                 if writable { p } else { p & !0o222 }
             }
@@ -729,7 +746,9 @@ impl State {
             ino: INodeNo(ino),
             size,
             blocks: data.div_ceil(512),
-            atime: n.mtime,
+            // Reads do not move it (the mount is noatime): the time set explicitly, else the
+            // modification time.
+            atime: n.meta.atime.map_or(n.mtime, Timestamp::to_system_time),
             mtime: n.mtime,
             ctime: n.ctime,
             crtime: n.ctime,
@@ -744,7 +763,9 @@ impl State {
             },
             uid: owner.uid,
             gid: owner.gid,
-            rdev: 0,
+            // `st_rdev` as the kernel packs it for FUSE (32 bits: the old encoding of major and
+            // minor, which holds the devices that matter here).
+            rdev: n.meta.rdev.map_or(0, |d| u32::try_from(d).unwrap_or(0)),
             blksize: 1 << 17,
             flags: 0,
         })
@@ -1202,7 +1223,7 @@ impl State {
             Kind::Dir { .. } | Kind::Gitlink { .. } | Kind::SnapRoot => {
                 return Err(Errno::EISDIR);
             }
-            Kind::Symlink { .. } => return Err(Errno::EINVAL),
+            Kind::Symlink { .. } | Kind::Special { .. } => return Err(Errno::EINVAL),
         };
         let spill = self.new_spill(shared)?;
         let (size, committed) = if empty || size == 0 {
@@ -1249,7 +1270,7 @@ impl State {
             Kind::Dir { .. } | Kind::Gitlink { .. } | Kind::SnapRoot => {
                 return Err(Errno::EISDIR);
             }
-            Kind::Symlink { .. } => return Err(Errno::EINVAL),
+            Kind::Symlink { .. } | Kind::Special { .. } => return Err(Errno::EINVAL),
         }
         for h in self.handles.values() {
             if h.ino == ino
@@ -1427,9 +1448,10 @@ impl State {
         size: Option<u64>,
         mtime: Option<SystemTime>,
         owner: Option<Owner>,
-        atime_only: bool,
+        atime: Option<SystemTime>,
     ) -> R<()> {
-        if mode.is_some() || size.is_some() || mtime.is_some() || owner.is_some() || atime_only {
+        if mode.is_some() || size.is_some() || mtime.is_some() || owner.is_some() || atime.is_some()
+        {
             self.check_writable(&shared.cfg, ino)?;
         }
         if let Some(size) = size {
@@ -1482,7 +1504,7 @@ impl State {
                     *exec = mode & 0o100 != 0;
                     n.meta.mode = Some(mode & MODE_BITS);
                 }
-                Kind::Dir { .. } => n.meta.mode = Some(mode & MODE_BITS),
+                Kind::Dir { .. } | Kind::Special { .. } => n.meta.mode = Some(mode & MODE_BITS),
                 // A symlink's mode means nothing; a gitlink has none to keep.
                 Kind::Symlink { .. } => {}
                 Kind::Gitlink { .. } | Kind::SnapRoot => return Err(Errno::EPERM),
@@ -1509,6 +1531,14 @@ impl State {
             {
                 tracing::warn!(error = %e, "setting the time of a spill file");
             }
+            meta_changed = true;
+        }
+        if let Some(t) = atime {
+            let n = self.node_mut(ino)?;
+            if matches!(n.kind, Kind::Gitlink { .. } | Kind::SnapRoot) {
+                return Err(Errno::EPERM);
+            }
+            n.meta.atime = Some(Timestamp::from_system_time(t));
             meta_changed = true;
         }
         if meta_changed {
@@ -1539,7 +1569,7 @@ impl State {
         Ok(EntryMeta {
             mode,
             owner: Some(owner),
-            mtime: None,
+            ..EntryMeta::NONE
         })
     }
 
@@ -1626,6 +1656,29 @@ impl State {
             },
             meta,
         )?;
+        if self.scratch_new(&shared.repo, &path, ino) {
+            return Ok(ino);
+        }
+        self.mark_put(ino);
+        Ok(ino)
+    }
+
+    /// Makes a FIFO, socket or device node (`rdev`: a device's number).
+    #[allow(clippy::too_many_arguments)]
+    pub fn mknod_special(
+        &mut self,
+        shared: &Shared,
+        parent: u64,
+        name: &[u8],
+        kind: EntryKind,
+        rdev: Option<u64>,
+        mode: u32,
+        owner: Owner,
+    ) -> R<u64> {
+        let path = self.prepare_new(shared, parent, name)?;
+        let mut meta = self.new_meta(parent, Some(mode), owner, false)?;
+        meta.rdev = rdev;
+        let ino = self.link_new(parent, name, Kind::Special { kind }, meta)?;
         if self.scratch_new(&shared.repo, &path, ino) {
             return Ok(ino);
         }

@@ -1188,6 +1188,76 @@ mod metadata {
         check(&again.dir, "after a remount");
     }
 
+    /// FIFOs, sockets and device nodes made with mknod are stored as what they are (with the
+    /// device's number), and an access time set with `touch -a` is kept; both survive the
+    /// unmount and show again after a remount.
+    #[test]
+    fn special_files_and_access_times_are_stored_and_survive_a_remount() {
+        use std::os::unix::fs::FileTypeExt;
+        let mut m = Mounted::new();
+        sh(
+            &m.dir,
+            "mkfifo -m 600 pipe && mknod null c 1 3 && mknod -m 660 disk b 8 1 \
+             && python3 -c 'import socket; s = socket.socket(socket.AF_UNIX); s.bind(\"sock\")' \
+             && echo x > f && touch -a -d '2001-09-09 01:46:40.5 UTC' f \
+             && chown 33:44 pipe",
+        );
+        let check = |root: &std::path::Path, when: &str| {
+            let t = |p: &str| fs::symlink_metadata(root.join(p)).unwrap();
+            assert!(t("pipe").file_type().is_fifo(), "{when}");
+            assert_eq!(t("pipe").mode() & 0o7777, 0o600, "{when}");
+            assert_eq!((t("pipe").uid(), t("pipe").gid()), (33, 44), "{when}");
+            assert!(t("null").file_type().is_char_device(), "{when}");
+            assert_eq!(t("null").rdev(), nix::sys::stat::makedev(1, 3), "{when}");
+            assert!(t("disk").file_type().is_block_device(), "{when}");
+            assert_eq!(t("disk").rdev(), nix::sys::stat::makedev(8, 1), "{when}");
+            assert_eq!(t("disk").mode() & 0o7777, 0o660, "{when}");
+            assert!(t("sock").file_type().is_socket(), "{when}");
+            assert_eq!(
+                (t("f").atime(), t("f").atime_nsec()),
+                (1_000_000_000, 500_000_000),
+                "{when}"
+            );
+            // Reads leave it (the mount is noatime).
+            assert_eq!(fs::read(root.join("f")).unwrap(), b"x\n");
+            assert_eq!(
+                t("f").atime(),
+                1_000_000_000,
+                "{when}: read moved the atime"
+            );
+        };
+        check(&m.dir, "in the mount");
+        let repo = m.finish();
+        let e = |p: &str| entry(&repo, "main", p).unwrap();
+        assert_eq!(e("pipe").kind, hero_store::EntryKind::Fifo);
+        assert_eq!(e("sock").kind, hero_store::EntryKind::Socket);
+        assert_eq!(e("null").kind, hero_store::EntryKind::CharDevice);
+        assert_eq!(e("null").meta.rdev, Some(nix::sys::stat::makedev(1, 3)));
+        assert_eq!(e("disk").kind, hero_store::EntryKind::BlockDevice);
+        assert_eq!(
+            e("f").meta.atime,
+            Some(Timestamp {
+                secs: 1_000_000_000,
+                nanos: 500_000_000
+            })
+        );
+        // A checkout leaves the special files out and says so.
+        let out = m.tmp().join("checkout");
+        let head = repo.branch_head("main").unwrap().unwrap();
+        let report = repo
+            .checkout(&head, &out, &CheckoutOptions::default())
+            .unwrap();
+        let skipped: Vec<String> = report
+            .skipped_special
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert_eq!(skipped, ["disk", "null", "pipe", "sock"]);
+        drop(repo);
+        let again = Mounted::with(|o| o.repo = m.repo.clone());
+        check(&again.dir, "after a remount");
+    }
+
     /// `cp -a src/. mnt/` gives the mount's root the source's mode, owner and times; they are
     /// kept in the commit and shown again after a remount, and later changes in the root
     /// keep the mode and owner.

@@ -552,9 +552,7 @@ impl Tree {
     /// Whether any entry needs format 3 (a special file, an access time, a link group or a
     /// device number).
     pub fn needs_format_3(&self) -> bool {
-        self.entries
-            .iter()
-            .any(|e| needs_format_3(e.kind, &e.meta))
+        self.entries.iter().any(|e| needs_format_3(e.kind, &e.meta))
     }
 
     /// Encodes the tree, in the oldest tree format that holds it (so a tree keeps the id it

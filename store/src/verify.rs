@@ -133,10 +133,10 @@ impl Repo {
                     match e.kind {
                         EntryKind::Dir => stack.push((p, e.id)),
                         EntryKind::Gitlink
-            | EntryKind::Fifo
-            | EntryKind::Socket
-            | EntryKind::CharDevice
-            | EntryKind::BlockDevice => {}
+                        | EntryKind::Fifo
+                        | EntryKind::Socket
+                        | EntryKind::CharDevice
+                        | EntryKind::BlockDevice => {}
                         _ => {
                             if bad.contains_key(&e.id) {
                                 let v = used.entry(e.id).or_default();

@@ -198,7 +198,10 @@ fn a_format_2_repository_reads_the_same_after_the_upgrade_to_format_3() {
     let mut repo = Repo::open(&path).unwrap();
     assert!(repo.verify(None).unwrap().is_ok());
     let pipe = entry(&repo, "main", "dev/pipe");
-    assert_eq!((pipe.kind, pipe.id, pipe.size), (EntryKind::Fifo, ObjectId::ZERO, 0));
+    assert_eq!(
+        (pipe.kind, pipe.id, pipe.size),
+        (EntryKind::Fifo, ObjectId::ZERO, 0)
+    );
     let null = entry(&repo, "main", "dev/null");
     assert_eq!(null.kind, EntryKind::CharDevice);
     assert_eq!(null.meta.rdev, Some(259));

@@ -45,6 +45,7 @@ impl State {
                         Some(Kind::Gitlink { id, size }) => {
                             Put::Entry(EntryKind::Gitlink, *id, *size)
                         }
+                        Some(Kind::Special { kind }) => Put::Entry(*kind, ObjectId::ZERO, 0),
                         _ => Put::Nothing,
                     };
                     Item::Put {
@@ -320,6 +321,7 @@ impl State {
                     changed = true;
                 }
             }
+            (Kind::Special { kind }, k) if *kind == k => {}
             _ => return false,
         }
         if changed && n.open > 0 {

@@ -131,7 +131,7 @@ impl State {
         }
         match &n.kind {
             Kind::File { content, .. } => matches!(content, Content::Stored { .. }),
-            Kind::Symlink { .. } | Kind::Gitlink { .. } => true,
+            Kind::Symlink { .. } | Kind::Gitlink { .. } | Kind::Special { .. } => true,
             Kind::Dir { tree, children } => tree.is_some() && children.is_none(),
             Kind::SnapRoot => false,
         }

@@ -632,6 +632,193 @@ fn fifo(d: &Path, _: &Path, o: &mut Out) {
     );
 }
 
+/// What `p` is and its device number, as `ls -l` would tell them apart.
+fn kind_of(p: &Path) -> String {
+    use std::os::unix::fs::FileTypeExt;
+    match fs::symlink_metadata(p) {
+        Ok(m) => {
+            let t = m.file_type();
+            let k = if t.is_fifo() {
+                "fifo"
+            } else if t.is_socket() {
+                "socket"
+            } else if t.is_char_device() {
+                "chardev"
+            } else if t.is_block_device() {
+                "blockdev"
+            } else if t.is_file() {
+                "file"
+            } else {
+                "other"
+            };
+            format!("{k} rdev={:x} size={}", m.rdev(), m.len())
+        }
+        Err(e) => format!("missing({:?})", e.kind()),
+    }
+}
+
+fn mknod_at(p: &Path, kind: nix::sys::stat::SFlag, mode: u32, dev: u64) -> nix::Result<()> {
+    nix::sys::stat::mknod(p, kind, nix::sys::stat::Mode::from_bits_truncate(mode), dev)
+}
+
+fn special_kinds(d: &Path, _: &Path, o: &mut Out) {
+    use nix::sys::stat::SFlag;
+    let dev = nix::sys::stat::makedev;
+    for (name, kind, rdev) in [
+        ("fifo", SFlag::S_IFIFO, 0),
+        ("sock", SFlag::S_IFSOCK, 0),
+        ("null", SFlag::S_IFCHR, dev(1, 3)),
+        ("loop", SFlag::S_IFBLK, dev(7, 0)),
+    ] {
+        let p = d.join(name);
+        o.res(&format!("mknod {name}"), mknod_at(&p, kind, 0o640, rdev));
+        o.put(&format!("{name} is"), kind_of(&p));
+        o.mode(&format!("{name} mode"), &p);
+        o.owner(&format!("{name} owner"), &p);
+        o.put(
+            &format!("{name} nlink"),
+            fs::symlink_metadata(&p).unwrap().nlink(),
+        );
+    }
+    let mut names: Vec<String> = fs::read_dir(d)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let t = e.file_type().unwrap();
+            use std::os::unix::fs::FileTypeExt;
+            format!(
+                "{}:{}{}",
+                e.file_name().to_string_lossy(),
+                t.is_fifo(),
+                t.is_char_device()
+            )
+        })
+        .collect();
+    names.sort();
+    o.put("listed", names.join(","));
+    o.res("again", mknod_at(&d.join("fifo"), SFlag::S_IFIFO, 0o644, 0));
+    o.res(
+        "over a file",
+        nix::unistd::mkfifo(
+            &d.join("null"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        ),
+    );
+    o.res(
+        "in a missing directory",
+        nix::unistd::mkfifo(
+            &d.join("none/p"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        ),
+    );
+    // A FIFO reads what is written into it: the kernel's, not the store's.
+    let p = d.join("fifo");
+    let writer = std::thread::spawn({
+        let p = p.clone();
+        move || fs::write(p, b"through the pipe")
+    });
+    o.content("read", &p);
+    o.io("write", writer.join().unwrap());
+    o.put("size after", fs::metadata(&p).unwrap().len());
+}
+
+fn special_files_keep_modes_owners_and_times(d: &Path, _: &Path, o: &mut Out) {
+    let p = d.join("p");
+    nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let c = ctime(&p);
+    clock_moves();
+    o.io(
+        "chmod",
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o4600)),
+    );
+    o.mode("mode", &p);
+    o.io(
+        "chown",
+        std::os::unix::fs::lchown(&p, Some(ALICE.0), Some(ALICE.1)),
+    );
+    o.owner("owner", &p);
+    o.put("ctime moved", ctime(&p) > c);
+    o.res(
+        "times",
+        utimensat(
+            AT_FDCWD,
+            &p,
+            &ts(1_000_000_000, 5),
+            &ts(1_200_000_000, 7),
+            UtimensatFlags::NoFollowSymlink,
+        ),
+    );
+    let m = fs::symlink_metadata(&p).unwrap();
+    o.put("mtime", format!("{}.{}", m.mtime(), m.mtime_nsec()));
+    o.put("atime", format!("{}.{}", m.atime(), m.atime_nsec()));
+    o.res("truncate", nix::unistd::truncate(&p, 0));
+    // In a setgid directory a new special file takes the directory's group.
+    fs::create_dir(d.join("g")).unwrap();
+    chown(&d.join("g"), (0, BOB.1));
+    chmod(&d.join("g"), 0o2777);
+    let q = d.join("g/q");
+    o.res(
+        "mkfifo as alice",
+        as_user(ALICE, || {
+            nix::unistd::mkfifo(&q, nix::sys::stat::Mode::from_bits_truncate(0o2755))
+        }),
+    );
+    o.owner("setgid dir's group", &q);
+    o.mode("its mode", &q);
+    // Sticky directory: only the owner removes it.
+    chmod(&d.join("g"), 0o1777);
+    o.io("bob removes alice's", as_user(BOB, || fs::remove_file(&q)));
+    o.io("alice removes hers", as_user(ALICE, || fs::remove_file(&q)));
+    o.io("rename", fs::rename(&p, d.join("p2")));
+    o.put("renamed is", kind_of(&d.join("p2")));
+}
+
+fn utimensat_atime_only(d: &Path, _: &Path, o: &mut Out) {
+    let p = d.join("f");
+    file(&p, "f");
+    let (m0, c) = (mtime(&p), ctime(&p));
+    clock_moves();
+    o.res(
+        "touch -a",
+        utimensat(
+            AT_FDCWD,
+            &p,
+            &ts(1_234_567_890, 42),
+            &TimeSpec::UTIME_OMIT,
+            UtimensatFlags::FollowSymlink,
+        ),
+    );
+    let m = fs::metadata(&p).unwrap();
+    o.put("atime", format!("{}.{}", m.atime(), m.atime_nsec()));
+    o.put("mtime kept", mtime(&p) == m0);
+    o.put("ctime moved", ctime(&p) > c);
+    o.res(
+        "by another user",
+        as_user(ALICE, || {
+            utimensat(
+                AT_FDCWD,
+                &p,
+                &ts(1, 0),
+                &TimeSpec::UTIME_OMIT,
+                UtimensatFlags::FollowSymlink,
+            )
+        }),
+    );
+    let d2 = d.join("x");
+    fs::create_dir(&d2).unwrap();
+    o.res(
+        "a directory's",
+        utimensat(
+            AT_FDCWD,
+            &d2,
+            &ts(1_111_111_111, 0),
+            &TimeSpec::UTIME_OMIT,
+            UtimensatFlags::FollowSymlink,
+        ),
+    );
+    o.put("dir atime", fs::metadata(&d2).unwrap().atime());
+}
+
 // ---- truncate ----
 
 fn truncate_grow_and_shrink(d: &Path, _: &Path, o: &mut Out) {
@@ -961,10 +1148,16 @@ pub const CASES: &[(&str, Case)] = &[
     ("symlink/basics", symlink_basics),
     ("link/hard_link", hard_link),
     ("mkfifo/fifo", fifo),
+    ("mknod/special_kinds", special_kinds),
+    (
+        "mknod/special_files_keep_modes_owners_and_times",
+        special_files_keep_modes_owners_and_times,
+    ),
     ("truncate/grow_and_shrink", truncate_grow_and_shrink),
     ("truncate/permissions", truncate_permissions),
     ("truncate/changes_times", truncate_changes_times),
     ("utimensat/explicit", utimensat_explicit),
+    ("utimensat/atime_only", utimensat_atime_only),
     ("utimensat/omit_and_now", utimensat_omit_and_now),
     ("utimensat/permissions", utimensat_permissions),
     ("utimensat/symlink_itself", utimensat_symlink_itself),

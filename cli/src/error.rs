@@ -345,7 +345,8 @@ fn name(e: &hero_store::NameError) -> Found {
         | E::Nul(_)
         | E::GitDir(_)
         | E::Unsorted
-        | E::MetaMismatch => kind(Kind::Usage),
+        | E::MetaMismatch
+        | E::SpecialWithContent => kind(Kind::Usage),
     }
 }
 

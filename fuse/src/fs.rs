@@ -441,14 +441,27 @@ impl Filesystem for HeroFs {
 
     fn link(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _newparent: INodeNo,
-        _newname: &OsStr,
+        req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        // The store has no hard links; git and others fall back to rename.
-        reply.error(Errno::EPERM);
+        let res = {
+            let mut st = self.shared.lock();
+            guard::check(
+                &self.shared.cfg,
+                req,
+                &st,
+                newparent.0,
+                Some(newname.as_bytes()),
+            )
+            .and_then(|()| st.link(&self.shared, ino.0, newparent.0, newname.as_bytes()))
+        };
+        match res {
+            Ok(ino) => self.entry_reply(ino, reply),
+            Err(e) => reply.error(e),
+        }
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {

@@ -15,6 +15,7 @@ use crate::readahead::{Pool, StoredSource};
 
 mod commit;
 mod lifetime;
+mod links;
 
 use commit::write_items;
 #[path = "scratch.rs"]
@@ -215,6 +216,8 @@ pub(crate) struct Node {
     /// 0 once unlinked.
     pub parent: u64,
     pub name: Vec<u8>,
+    /// Its other names (directory, name) when it is hard-linked (see `links`).
+    pub names: Vec<(u64, Vec<u8>)>,
     pub kind: Kind,
     /// Mode and owner as stored or set here (the time is `mtime`); recorded with the entry
     /// when it is next committed.
@@ -274,6 +277,7 @@ impl Node {
         Node {
             parent,
             name,
+            names: Vec::new(),
             kind,
             meta: EntryMeta::NONE,
             mtime: time,
@@ -426,6 +430,10 @@ pub(crate) struct State {
     scratch: scratch::Scratch,
     /// Counts directory uses (lookups and listings in it), for [`Node::used`].
     clock: u64,
+    /// The node of each hard-link group the mount has made one for.
+    groups: HashMap<hero_store::LinkGroup, u64>,
+    /// The link groups of the base commit's tree, by base commit (see `links`).
+    link_index: Option<(ObjectId, links::LinkIndex)>,
 }
 
 /// Maps a store error to an errno (and logs the unexpected ones).
@@ -659,6 +667,8 @@ impl State {
             show_snapshots: false,
             scratch: scratch::Scratch::default(),
             clock: 0,
+            groups: HashMap::new(),
+            link_index: None,
         }
     }
 
@@ -759,7 +769,7 @@ impl State {
             } else if n.parent == 0 {
                 0
             } else {
-                1
+                u32::try_from(n.names.len() + 1).unwrap_or(u32::MAX)
             },
             uid: owner.uid,
             gid: owner.gid,
@@ -896,15 +906,18 @@ impl State {
         };
         let mut map = BTreeMap::new();
         let time = self.default_time;
+        let mut new_groups = Vec::new();
         // A `.git` (or an alias of it) a tree holds (from a peer, or written before the store
         // refused them) is not shown: a git run in the mount would take it for its own.
         for e in entries
             .into_iter()
             .filter(|e| !hero_store::is_git_unsafe(&e.name))
         {
-            let child = self.alloc();
             let name = e.name.clone();
-            self.nodes.insert(child, Node::from_entry(ino, e, ro, time));
+            let (child, group) = self.node_for_entry(ino, e, ro, time);
+            if let Some(g) = group {
+                new_groups.push((g, name.clone()));
+            }
             map.insert(name, child);
         }
         if let Some(Node {
@@ -913,6 +926,11 @@ impl State {
         }) = self.nodes.get_mut(&ino)
         {
             *children = Some(map);
+        }
+        for (g, name) in new_groups {
+            if let Ok(path) = self.name_path(ino, &name) {
+                self.gather_names(repo, g, &path);
+            }
         }
         Ok(())
     }
@@ -1751,10 +1769,10 @@ impl State {
                 return Err(Errno::ENOTEMPTY);
             }
         }
-        let path = self.path_of(ino)?;
+        let path = self.name_path(parent, name)?;
         let local = self.is_local(ino);
         self.children_mut(parent)?.remove(name);
-        self.node_mut(ino)?.parent = 0;
+        self.drop_name(ino, parent, name);
         self.dirty_dir(parent);
         self.note_ignore_file(parent, name);
         self.scratch_remove(ino, path, local);
@@ -1819,7 +1837,7 @@ impl State {
                 return Err(Errno::ENOENT);
             }
         }
-        let from = self.path_of(src)?;
+        let from = self.name_path(parent, name)?;
         let to = self
             .path_of(newparent)?
             .join(newname)
@@ -1828,16 +1846,11 @@ impl State {
         let replaced_local = dst.is_some_and(|d| self.is_local(d));
         if let Some(d) = dst {
             self.children_mut(newparent)?.remove(newname);
-            self.node_mut(d)?.parent = 0;
+            self.drop_name(d, newparent, newname);
         }
         self.children_mut(parent)?.remove(name);
         self.children_mut(newparent)?.insert(newname.to_vec(), src);
-        {
-            let n = self.node_mut(src)?;
-            n.parent = newparent;
-            n.name = newname.to_vec();
-            n.ctime = SystemTime::now();
-        }
+        self.move_name(src, parent, name, newparent, newname);
         self.dirty_dir(parent);
         self.dirty_dir(newparent);
         self.note_ignore_file(parent, name);

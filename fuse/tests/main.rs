@@ -1258,6 +1258,51 @@ mod metadata {
         check(&again.dir, "after a remount");
     }
 
+    /// Hard links: names in different directories are one inode in the store (one link
+    /// group, one content) and, after a remount, again one inode with its link count, whichever
+    /// name is looked up first; a write through one name is committed to all.
+    #[test]
+    fn hard_links_are_one_inode_across_a_remount() {
+        let mut m = Mounted::new();
+        sh(
+            &m.dir,
+            "mkdir -p x y && echo one > x/a && ln x/a y/b && ln y/b c && ln -s a x/s \
+             && ln x/s y/s2 && echo solo > solo",
+        );
+        let repo = m.finish();
+        let e = |p: &str| entry(&repo, "main", p).unwrap();
+        let (a, b, c) = (e("x/a"), e("y/b"), e("c"));
+        assert!(a.meta.link.is_some());
+        assert_eq!((a.id, a.meta), (b.id, b.meta));
+        assert_eq!((a.id, a.meta), (c.id, c.meta));
+        assert_eq!(e("x/s").meta.link, e("y/s2").meta.link);
+        assert!(e("x/s").meta.link.is_some());
+        assert_ne!(e("x/s").meta.link, a.meta.link);
+        assert_eq!(e("solo").meta.link, None);
+        drop(repo);
+
+        let mut again = Mounted::reuse(m.take_tmp(), |_| {});
+        let st = |p: &str| fs::symlink_metadata(again.p(p)).unwrap();
+        // The second name first: the others are found with it.
+        assert_eq!(st("y/b").nlink(), 3);
+        assert_eq!(st("y/b").ino(), st("x/a").ino());
+        assert_eq!(st("c").ino(), st("x/a").ino());
+        assert_eq!(st("y/s2").ino(), st("x/s").ino());
+        assert_eq!(st("solo").nlink(), 1);
+        fs::write(again.p("c"), "changed through c\n").unwrap();
+        assert_eq!(fs::read(again.p("x/a")).unwrap(), b"changed through c\n");
+        fs::remove_file(again.p("x/a")).unwrap();
+        assert_eq!(st("y/b").nlink(), 2);
+        let repo = again.finish();
+        assert!(entry(&repo, "main", "x/a").is_none());
+        let (b, c) = (
+            entry(&repo, "main", "y/b").unwrap(),
+            entry(&repo, "main", "c").unwrap(),
+        );
+        assert_eq!((b.id, b.meta), (c.id, c.meta));
+        assert_eq!(content(&repo, "main", "y/b"), b"changed through c\n");
+    }
+
     /// `cp -a src/. mnt/` gives the mount's root the source's mode, owner and times; they are
     /// kept in the commit and shown again after a remount, and later changes in the root
     /// keep the mode and owner.

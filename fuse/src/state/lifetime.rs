@@ -129,6 +129,10 @@ impl State {
         if self.is_local(ino) {
             return false;
         }
+        // A hard-linked node is in several directories' children: it stays while any has it.
+        if n.meta.link.is_some() {
+            return false;
+        }
         match &n.kind {
             Kind::File { content, .. } => matches!(content, Content::Stored { .. }),
             Kind::Symlink { .. } | Kind::Gitlink { .. } | Kind::Special { .. } => true,

@@ -614,6 +614,117 @@ fn hard_link(d: &Path, _: &Path, o: &mut Out) {
     );
 }
 
+fn ino(p: &Path) -> u64 {
+    fs::symlink_metadata(p).map(|m| m.ino()).unwrap_or(0)
+}
+
+fn nlink(p: &Path) -> String {
+    fs::symlink_metadata(p).map_or_else(
+        |e| format!("missing({:?})", e.kind()),
+        |m| m.nlink().to_string(),
+    )
+}
+
+fn hard_link_names_share_everything(d: &Path, _: &Path, o: &mut Out) {
+    fs::create_dir(d.join("x")).unwrap();
+    fs::create_dir(d.join("y")).unwrap();
+    file(&d.join("x/a"), "one");
+    chmod(&d.join("x/a"), 0o640);
+    let c = ctime(&d.join("x/a"));
+    clock_moves();
+    o.io(
+        "link across directories",
+        fs::hard_link(d.join("x/a"), d.join("y/b")),
+    );
+    o.io("third name", fs::hard_link(d.join("y/b"), d.join("c")));
+    o.put("ctime moved", ctime(&d.join("x/a")) > c);
+    o.put("nlink", nlink(&d.join("x/a")));
+    o.put(
+        "one inode",
+        ino(&d.join("x/a")) == ino(&d.join("y/b")) && ino(&d.join("c")) == ino(&d.join("x/a")),
+    );
+    // Written through one name, read through the others.
+    fs::OpenOptions::new()
+        .append(true)
+        .open(d.join("y/b"))
+        .unwrap()
+        .write_all(b" two")
+        .unwrap();
+    o.content("read through a", &d.join("x/a"));
+    o.content("read through c", &d.join("c"));
+    chmod(&d.join("c"), 0o600);
+    o.mode("chmod shows through", &d.join("x/a"));
+    chown(&d.join("x/a"), ALICE);
+    o.owner("chown shows through", &d.join("y/b"));
+    // Unlinking one name keeps the others.
+    o.io("unlink the first", fs::remove_file(d.join("x/a")));
+    o.put("nlink after", nlink(&d.join("y/b")));
+    o.content("still there", &d.join("y/b"));
+    // A rename keeps the group; renaming one name onto another of the same inode does nothing.
+    o.io("rename", fs::rename(d.join("y/b"), d.join("x/moved")));
+    o.put(
+        "same inode after rename",
+        ino(&d.join("x/moved")) == ino(&d.join("c")),
+    );
+    o.io(
+        "rename onto itself",
+        fs::rename(d.join("x/moved"), d.join("c")),
+    );
+    o.exists("both names kept", &d.join("x/moved"));
+    o.put("nlink at the end", nlink(&d.join("c")));
+    // A rename over one name of a group takes only that name.
+    file(&d.join("other"), "other");
+    o.io(
+        "rename over a name",
+        fs::rename(d.join("other"), d.join("c")),
+    );
+    o.put("left", nlink(&d.join("x/moved")));
+    o.content("kept", &d.join("x/moved"));
+}
+
+fn hard_link_errors(d: &Path, _: &Path, o: &mut Out) {
+    file(&d.join("a"), "a");
+    file(&d.join("b"), "b");
+    fs::create_dir(d.join("dir")).unwrap();
+    o.io(
+        "onto an existing name",
+        fs::hard_link(d.join("a"), d.join("b")),
+    );
+    o.io("a directory", fs::hard_link(d.join("dir"), d.join("dir2")));
+    o.io(
+        "missing source",
+        fs::hard_link(d.join("none"), d.join("n2")),
+    );
+    o.io(
+        "into a missing directory",
+        fs::hard_link(d.join("a"), d.join("none/a")),
+    );
+    o.io("into a file", fs::hard_link(d.join("a"), d.join("b/a")));
+    symlink("a", d.join("s")).unwrap();
+    o.io("a symlink itself", fs::hard_link(d.join("s"), d.join("s2")));
+    o.put("symlink nlink", nlink(&d.join("s")));
+    o.put(
+        "s2 is a link",
+        fs::symlink_metadata(d.join("s2"))
+            .map(|m| m.file_type().is_symlink())
+            .unwrap_or(false),
+    );
+    nix::unistd::mkfifo(
+        &d.join("p"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    o.io("a fifo", fs::hard_link(d.join("p"), d.join("p2")));
+    o.put("fifo nlink", nlink(&d.join("p2")));
+    // Without write permission on the target directory.
+    fs::create_dir(d.join("closed")).unwrap();
+    chmod(&d.join("closed"), 0o755);
+    o.io(
+        "into a directory alice may not write",
+        as_user(ALICE, || fs::hard_link(d.join("a"), d.join("closed/a"))),
+    );
+}
+
 fn fifo(d: &Path, _: &Path, o: &mut Out) {
     o.res(
         "mkfifo",
@@ -1147,6 +1258,11 @@ pub const CASES: &[(&str, Case)] = &[
     ("symlink/loops", symlink_loops),
     ("symlink/basics", symlink_basics),
     ("link/hard_link", hard_link),
+    (
+        "link/names_share_everything",
+        hard_link_names_share_everything,
+    ),
+    ("link/errors", hard_link_errors),
     ("mkfifo/fifo", fifo),
     ("mknod/special_kinds", special_kinds),
     (

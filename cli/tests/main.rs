@@ -10,6 +10,7 @@ mod layout;
 mod membership;
 mod refusals;
 mod repair;
+mod special;
 mod structured;
 mod sync;
 mod unix;

@@ -1143,7 +1143,14 @@ impl State {
             if first || dir {
                 let meta = self.nodes.get(&ino).map(Node::stored_meta);
                 match (self.binding(ino), meta) {
-                    (Some(b), Some(m)) => self.pending.journal_put(ino, &path, b, m),
+                    (Some(b), Some(m)) => {
+                        // A hard-linked file's other names: recovery puts the content at
+                        // each of them too.
+                        for other in self.all_paths(ino).into_iter().skip(1) {
+                            self.pending.journal_put(ino, &other, b.clone(), m);
+                        }
+                        self.pending.journal_put(ino, &path, b, m);
+                    }
                     // A directory: its metadata, every time (its time changes with every
                     // entry made or removed in it).
                     (None, Some(m)) => self.pending.journal_meta(ino, &path, m),

@@ -200,9 +200,16 @@ impl State {
             n.ctime = SystemTime::now();
         }
         self.dirty_dir(newdir);
-        // Every name gets the group (and the content) at the next commit.
+        // Every name gets the group (and the content) at the next commit; recovery puts it
+        // at the new name too.
         self.mark_put(ino);
         self.journal_meta(ino);
+        if let (Some(b), Some(m)) = (
+            self.binding(ino),
+            self.nodes.get(&ino).map(Node::stored_meta),
+        ) {
+            self.pending.journal_put(ino, &path, b, m);
+        }
         self.touch();
         Ok(ino)
     }

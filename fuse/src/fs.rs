@@ -281,16 +281,12 @@ impl Filesystem for HeroFs {
         // The kernel has checked CAP_MKNOD for device nodes before asking.
         let special = match mode & libc_s_ifmt() {
             f if f == libc_s_ifreg() => None,
-            f if f == u32::from(nix::sys::stat::SFlag::S_IFIFO.bits()) => {
-                Some((EntryKind::Fifo, None))
-            }
-            f if f == u32::from(nix::sys::stat::SFlag::S_IFSOCK.bits()) => {
-                Some((EntryKind::Socket, None))
-            }
-            f if f == u32::from(nix::sys::stat::SFlag::S_IFCHR.bits()) => {
+            f if f == nix::sys::stat::SFlag::S_IFIFO.bits() => Some((EntryKind::Fifo, None)),
+            f if f == nix::sys::stat::SFlag::S_IFSOCK.bits() => Some((EntryKind::Socket, None)),
+            f if f == nix::sys::stat::SFlag::S_IFCHR.bits() => {
                 Some((EntryKind::CharDevice, Some(u64::from(rdev))))
             }
-            f if f == u32::from(nix::sys::stat::SFlag::S_IFBLK.bits()) => {
+            f if f == nix::sys::stat::SFlag::S_IFBLK.bits() => {
                 Some((EntryKind::BlockDevice, Some(u64::from(rdev))))
             }
             _ => {

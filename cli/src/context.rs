@@ -397,3 +397,23 @@ pub fn host_name() -> String {
         .map(|s| s.trim().to_owned())
         .unwrap_or_default()
 }
+
+/// A device number as `major,minor` (Linux's packing of `st_rdev`).
+pub(crate) fn device_numbers(rdev: u64) -> String {
+    let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
+    let minor = (rdev & 0xff) | ((rdev >> 12) & !0xff);
+    format!("{major},{minor}")
+}
+
+/// What an entry is, for people: its kind, with a device's numbers.
+pub(crate) fn describe_kind(e: &hero_store::TreeEntry) -> String {
+    if e.kind.is_device() {
+        format!(
+            "{} {}",
+            e.kind.as_str(),
+            device_numbers(e.meta.rdev.unwrap_or(0))
+        )
+    } else {
+        e.kind.as_str().to_owned()
+    }
+}

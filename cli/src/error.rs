@@ -345,7 +345,8 @@ fn name(e: &hero_store::NameError) -> Found {
         | E::Nul(_)
         | E::GitDir(_)
         | E::Unsorted
-        | E::MetaMismatch => kind(Kind::Usage),
+        | E::MetaMismatch
+        | E::SpecialWithContent => kind(Kind::Usage),
     }
 }
 
@@ -466,6 +467,14 @@ fn export(e: &hero_importers::ExportError) -> Found {
     match e {
         E::Io { source, .. } => io(source),
         E::PackTooLarge | E::BadRef { .. } => kind(Kind::Refused),
+        E::SpecialFile { .. } => Some((
+            Kind::Refused,
+            Some(
+                "git has no FIFOs, sockets or device nodes: remove them from the branch \
+                 (or export a branch without them)"
+                    .to_owned(),
+            ),
+        )),
         E::Store(s) => store(s),
         // gix, zlib or the hasher failing, our own pack not reading back, an object that
         // would not round-trip: bugs or a broken system, not the user's doing.

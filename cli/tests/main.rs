@@ -11,6 +11,7 @@ mod layout;
 mod membership;
 mod refusals;
 mod repair;
+mod special;
 mod structured;
 mod sync;
 mod unix;

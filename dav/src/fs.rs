@@ -326,7 +326,9 @@ impl StoreFs {
             let tree = self.tree(&rev.view, &cur.id)?;
             cur = tree.get(name).cloned().ok_or(FsError::NotFound)?;
         }
-        if cur.kind == EntryKind::Gitlink {
+        // Special files (FIFOs, sockets, device nodes) have no content to offer: like
+        // gitlinks, they are neither listed nor served.
+        if cur.kind == EntryKind::Gitlink || cur.kind.is_special() {
             return Err(FsError::NotFound);
         }
         Ok(cur)
@@ -581,6 +583,7 @@ impl DavFileSystem for StoreFs {
                     // A `.git` a tree holds (from a peer, or from before the store refused
                     // them) is neither listed nor served (see `entry`).
                     if child.kind == EntryKind::Gitlink
+                        || child.kind.is_special()
                         || (rev.head && dir.is_root() && child.name == SNAPSHOTS)
                         || hero_store::is_git_unsafe(&child.name)
                     {

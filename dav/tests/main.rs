@@ -1154,3 +1154,46 @@ mod behaviour {
         share.stop().await;
     }
 }
+
+/// Special files (FIFOs, sockets, device nodes) have no content to download: the share
+/// neither lists nor serves them, and the files beside them are unaffected.
+mod special_files {
+    use hero_store::{CommitMeta, EntryKind, Expect, Repo, RepoPath, Signature};
+
+    use crate::common::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn special_files_are_neither_listed_nor_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("repo.hero");
+        {
+            let repo = Repo::init(&path).unwrap();
+            let mut cs = repo.change_set("main").unwrap();
+            let p = |s: &str| RepoPath::parse(s).unwrap();
+            cs.put_bytes(&p("d/file.txt"), EntryKind::File, b"text\n")
+                .unwrap();
+            cs.put_special(&p("d/pipe"), EntryKind::Fifo).unwrap();
+            cs.put_special(&p("d/null"), EntryKind::CharDevice).unwrap();
+            let sig = Signature {
+                name: b"t".to_vec(),
+                email: b"t@example.com".to_vec(),
+                time: 1_700_000_000,
+                tz_offset_minutes: 0,
+            };
+            cs.commit(CommitMeta::new(sig, "specials"), Expect::Latest)
+                .unwrap();
+        }
+        let share = start(dir.path()).await;
+        let (code, body) = curl(&["-X", "PROPFIND", "-H", "Depth: 1", &share.url("/d/")]).await;
+        assert_eq!(code, 207, "{body}");
+        assert!(body.contains("file.txt"), "{body}");
+        assert!(!body.contains("pipe") && !body.contains("null"), "{body}");
+        for name in ["/d/pipe", "/d/null"] {
+            let (code, _) = curl(&[&share.url(name)]).await;
+            assert_eq!(code, 404, "{name}");
+        }
+        let (code, body) = curl(&[&share.url("/d/file.txt")]).await;
+        assert_eq!((code, body.as_str()), (200, "text\n"));
+        share.stop().await;
+    }
+}

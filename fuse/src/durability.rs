@@ -27,7 +27,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::state::{Content, Kind, Shared, State};
 use hero_store::{
-    CommitMeta, EntryKind, EntryMeta, Expect, ObjectId, Owner, Repo, RepoPath, Signature, Timestamp,
+    CommitMeta, EntryKind, EntryMeta, Expect, LinkGroup, ObjectId, Owner, Repo, RepoPath,
+    Signature, Timestamp,
 };
 
 /// The journal's file name inside a spill directory.
@@ -76,6 +77,28 @@ pub(crate) enum Binding {
     Symlink(ObjectId, u64),
     /// A gitlink.
     Gitlink(ObjectId, u64),
+    /// A FIFO, socket or device node.
+    Special(EntryKind),
+}
+
+/// A special file's kind in the journal.
+fn special_code(kind: EntryKind) -> u8 {
+    match kind {
+        EntryKind::Socket => b'o',
+        EntryKind::CharDevice => b'c',
+        EntryKind::BlockDevice => b'k',
+        _ => b'p',
+    }
+}
+
+fn special_of(code: u8) -> Option<EntryKind> {
+    Some(match code {
+        b'p' => EntryKind::Fifo,
+        b'o' => EntryKind::Socket,
+        b'c' => EntryKind::CharDevice,
+        b'k' => EntryKind::BlockDevice,
+        _ => return None,
+    })
 }
 
 /// One journal record.
@@ -98,7 +121,10 @@ enum Rec {
 fn put_meta(out: &mut Vec<u8>, m: &EntryMeta) {
     let flags = u8::from(m.mode.is_some())
         | u8::from(m.owner.is_some()) << 1
-        | u8::from(m.mtime.is_some()) << 2;
+        | u8::from(m.mtime.is_some()) << 2
+        | u8::from(m.atime.is_some()) << 3
+        | u8::from(m.link.is_some()) << 4
+        | u8::from(m.rdev.is_some()) << 5;
     out.push(flags);
     if let Some(mode) = m.mode {
         out.extend_from_slice(&mode.to_le_bytes());
@@ -110,6 +136,16 @@ fn put_meta(out: &mut Vec<u8>, m: &EntryMeta) {
     if let Some(t) = m.mtime {
         out.extend_from_slice(&t.secs.to_le_bytes());
         out.extend_from_slice(&t.nanos.to_le_bytes());
+    }
+    if let Some(t) = m.atime {
+        out.extend_from_slice(&t.secs.to_le_bytes());
+        out.extend_from_slice(&t.nanos.to_le_bytes());
+    }
+    if let Some(l) = m.link {
+        out.extend_from_slice(&l.0.to_le_bytes());
+    }
+    if let Some(d) = m.rdev {
+        out.extend_from_slice(&d.to_le_bytes());
     }
 }
 
@@ -144,6 +180,10 @@ fn put_binding(out: &mut Vec<u8>, b: &Binding) {
             out.push(b'g');
             out.extend_from_slice(&id.0);
             out.extend_from_slice(&size.to_le_bytes());
+        }
+        Binding::Special(kind) => {
+            out.push(b'x');
+            out.push(special_code(*kind));
         }
     }
 }
@@ -218,7 +258,7 @@ impl<'a> Cursor<'a> {
     }
     fn meta(&mut self) -> Option<EntryMeta> {
         let flags = self.u8()?;
-        if flags & !7 != 0 {
+        if flags & !63 != 0 {
             return None;
         }
         let mode = if flags & 1 != 0 {
@@ -234,14 +274,34 @@ impl<'a> Cursor<'a> {
         } else {
             None
         };
-        let mtime = if flags & 4 != 0 {
+        let mut time = |flag: u8| -> Option<Option<Timestamp>> {
+            if flags & flag == 0 {
+                return Some(None);
+            }
             let secs = i64::from_le_bytes(self.take(8)?.try_into().ok()?);
             let nanos = self.u32()?;
-            (nanos < 1_000_000_000).then_some(Timestamp { secs, nanos })
+            Some((nanos < 1_000_000_000).then_some(Timestamp { secs, nanos }))
+        };
+        let mtime = time(4)?;
+        let atime = time(8)?;
+        let link = if flags & 16 != 0 {
+            Some(LinkGroup(self.u64()?))
         } else {
             None
         };
-        Some(EntryMeta { mode, owner, mtime })
+        let rdev = if flags & 32 != 0 {
+            Some(self.u64()?)
+        } else {
+            None
+        };
+        Some(EntryMeta {
+            mode,
+            owner,
+            mtime,
+            atime,
+            link,
+            rdev,
+        })
     }
     fn id(&mut self) -> Option<ObjectId> {
         self.take(32)?.try_into().ok().map(ObjectId)
@@ -257,6 +317,7 @@ impl<'a> Cursor<'a> {
             b't' => Binding::Target(self.bytes()?),
             b'l' => Binding::Symlink(self.id()?, self.u64()?),
             b'g' => Binding::Gitlink(self.id()?, self.u64()?),
+            b'x' => Binding::Special(special_of(self.u8()?)?),
             _ => return None,
         })
     }
@@ -568,6 +629,7 @@ impl State {
             } => Binding::Target(t.clone()),
             Kind::Symlink { id, size, .. } => Binding::Symlink(*id, *size),
             Kind::Gitlink { id, size } => Binding::Gitlink(*id, *size),
+            Kind::Special { kind } => Binding::Special(*kind),
             Kind::Dir { .. } | Kind::SnapRoot => return None,
         })
     }
@@ -1060,6 +1122,9 @@ fn replay(
                     Some(Binding::Gitlink(id, size)) => cs
                         .put_entry(&path, EntryKind::Gitlink, *id, *size)
                         .and_then(|()| with_meta(&mut cs, EntryKind::Gitlink, None)),
+                    Some(Binding::Special(kind)) => cs
+                        .put_special(&path, *kind)
+                        .and_then(|()| with_meta(&mut cs, *kind, None)),
                     None => continue,
                 }
             }
@@ -1102,6 +1167,8 @@ mod tests {
             Rec::Put(8, b"l".to_vec(), Binding::Target(b"../t".to_vec())),
             Rec::Put(9, b"s".to_vec(), Binding::Symlink(ObjectId::of(b"t"), 1)),
             Rec::Put(10, b"g".to_vec(), Binding::Gitlink(ObjectId::of(b"g"), 0)),
+            Rec::Put(11, b"p".to_vec(), Binding::Special(EntryKind::Fifo)),
+            Rec::Put(12, b"n".to_vec(), Binding::Special(EntryKind::CharDevice)),
             Rec::Delete(b"a/b".to_vec()),
             Rec::Rename(b"c".to_vec(), b"d/e".to_vec()),
             Rec::Mkdir(b"d".to_vec()),
@@ -1115,6 +1182,17 @@ mod tests {
                         secs: -5,
                         nanos: 999_999_999,
                     }),
+                    atime: Some(Timestamp { secs: 9, nanos: 1 }),
+                    link: Some(LinkGroup(77)),
+                    rdev: None,
+                },
+            ),
+            Rec::Meta(
+                12,
+                b"n".to_vec(),
+                EntryMeta {
+                    rdev: Some(259),
+                    ..EntryMeta::NONE
                 },
             ),
             Rec::Meta(8, b"l".to_vec(), EntryMeta::NONE),

@@ -14,7 +14,7 @@ use fuser::{
     ReplyStatfs, ReplyWrite, Request, TimeOrNow,
 };
 
-use hero_store::Owner;
+use hero_store::{EntryKind, Owner};
 
 use crate::guard;
 use crate::readahead::Data;
@@ -233,25 +233,25 @@ impl Filesystem for HeroFs {
                 self.shared.lock()
             };
             let mtime = mtime.map(to_time);
+            let atime = atime.map(to_time);
             guard::check(cfg, req, &st, ino.0, None)
                 .and_then(|()| st.attr(ino.0, cfg))
                 .and_then(|before| {
                     if !cfg.kernel_checks {
-                        may_setattr(req, &before, mode, uid, gid, mtime.is_some())?;
+                        may_setattr(
+                            req,
+                            &before,
+                            mode,
+                            uid,
+                            gid,
+                            mtime.is_some() || atime.is_some(),
+                        )?;
                     }
                     let owner = (uid.is_some() || gid.is_some()).then(|| Owner {
                         uid: uid.unwrap_or(before.uid),
                         gid: gid.unwrap_or(before.gid),
                     });
-                    st.setattr(
-                        &self.shared,
-                        ino.0,
-                        mode,
-                        size,
-                        mtime,
-                        owner,
-                        atime.is_some(),
-                    )
+                    st.setattr(&self.shared, ino.0, mode, size, mtime, owner, atime)
                 })
                 .and_then(|()| st.attr(ino.0, cfg))
         };
@@ -276,17 +276,40 @@ impl Filesystem for HeroFs {
         name: &OsStr,
         mode: u32,
         _umask: u32,
-        _rdev: u32,
+        rdev: u32,
         reply: ReplyEntry,
     ) {
-        if mode & libc_s_ifmt() != libc_s_ifreg() {
-            reply.error(Errno::EPERM);
-            return;
-        }
+        // The kernel has checked CAP_MKNOD for device nodes before asking.
+        let special = match mode & libc_s_ifmt() {
+            f if f == libc_s_ifreg() => None,
+            f if f == nix::sys::stat::SFlag::S_IFIFO.bits() => Some((EntryKind::Fifo, None)),
+            f if f == nix::sys::stat::SFlag::S_IFSOCK.bits() => Some((EntryKind::Socket, None)),
+            f if f == nix::sys::stat::SFlag::S_IFCHR.bits() => {
+                Some((EntryKind::CharDevice, Some(u64::from(rdev))))
+            }
+            f if f == nix::sys::stat::SFlag::S_IFBLK.bits() => {
+                Some((EntryKind::BlockDevice, Some(u64::from(rdev))))
+            }
+            _ => {
+                reply.error(Errno::EINVAL);
+                return;
+            }
+        };
         let res = {
             let mut st = self.shared.lock();
             guard::check(&self.shared.cfg, req, &st, parent.0, Some(name.as_bytes())).and_then(
-                |()| st.mknod(&self.shared, parent.0, name.as_bytes(), mode, owner_of(req)),
+                |()| match special {
+                    None => st.mknod(&self.shared, parent.0, name.as_bytes(), mode, owner_of(req)),
+                    Some((kind, rdev)) => st.mknod_special(
+                        &self.shared,
+                        parent.0,
+                        name.as_bytes(),
+                        kind,
+                        rdev,
+                        mode,
+                        owner_of(req),
+                    ),
+                },
             )
         };
         match res {
@@ -415,14 +438,27 @@ impl Filesystem for HeroFs {
 
     fn link(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _newparent: INodeNo,
-        _newname: &OsStr,
+        req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        // The store has no hard links; git and others fall back to rename.
-        reply.error(Errno::EPERM);
+        let res = {
+            let mut st = self.shared.lock();
+            guard::check(
+                &self.shared.cfg,
+                req,
+                &st,
+                newparent.0,
+                Some(newname.as_bytes()),
+            )
+            .and_then(|()| st.link(&self.shared, ino.0, newparent.0, newname.as_bytes()))
+        };
+        match res {
+            Ok(ino) => self.entry_reply(ino, reply),
+            Err(e) => reply.error(e),
+        }
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {

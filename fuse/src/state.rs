@@ -15,6 +15,7 @@ use crate::readahead::{Pool, StoredSource};
 
 mod commit;
 mod lifetime;
+mod links;
 
 use commit::write_items;
 #[path = "scratch.rs"]
@@ -254,6 +255,11 @@ pub(crate) enum Kind {
         id: ObjectId,
         size: u64,
     },
+    /// A FIFO, socket or device node (its device number is in the node's metadata). The
+    /// kernel opens these itself; the mount only keeps the name, kind and metadata.
+    Special {
+        kind: EntryKind,
+    },
     SnapRoot,
 }
 
@@ -262,6 +268,8 @@ pub(crate) struct Node {
     /// 0 once unlinked.
     pub parent: u64,
     pub name: Vec<u8>,
+    /// Its other names (directory, name) when it is hard-linked (see `links`).
+    pub names: Vec<(u64, Vec<u8>)>,
     pub kind: Kind,
     /// Mode and owner as stored or set here (the time is `mtime`); recorded with the entry
     /// when it is next committed.
@@ -304,6 +312,10 @@ impl Node {
                 id: e.id,
                 size: e.size,
             },
+            EntryKind::Fifo
+            | EntryKind::Socket
+            | EntryKind::CharDevice
+            | EntryKind::BlockDevice => Kind::Special { kind: e.kind },
         };
         let mut n = Node::new(parent, e.name, kind, ro, time);
         n.meta = e.meta;
@@ -317,6 +329,7 @@ impl Node {
         Node {
             parent,
             name,
+            names: Vec::new(),
             kind,
             meta: EntryMeta::NONE,
             mtime: time,
@@ -336,6 +349,7 @@ impl Node {
                 Content::Stored { size, .. } | Content::Spill { size, .. } => *size,
             },
             Kind::Symlink { size, .. } => *size,
+            Kind::Special { .. } => 0,
             Kind::Dir { .. } | Kind::Gitlink { .. } | Kind::SnapRoot => 4096,
         }
     }
@@ -344,6 +358,12 @@ impl Node {
         match self.kind {
             Kind::File { .. } => FileType::RegularFile,
             Kind::Symlink { .. } => FileType::Symlink,
+            Kind::Special { kind } => match kind {
+                EntryKind::Socket => FileType::Socket,
+                EntryKind::CharDevice => FileType::CharDevice,
+                EntryKind::BlockDevice => FileType::BlockDevice,
+                _ => FileType::NamedPipe,
+            },
             Kind::Dir { .. } | Kind::Gitlink { .. } | Kind::SnapRoot => FileType::Directory,
         }
     }
@@ -359,6 +379,7 @@ impl Node {
             Kind::File { .. } => EntryKind::File,
             Kind::Symlink { .. } => EntryKind::Symlink,
             Kind::Gitlink { .. } => EntryKind::Gitlink,
+            Kind::Special { kind } => kind,
             Kind::Dir { .. } | Kind::SnapRoot => EntryKind::Dir,
         }
     }
@@ -470,6 +491,10 @@ pub(crate) struct State {
     scratch: scratch::Scratch,
     /// Counts directory uses (lookups and listings in it), for [`Node::used`].
     clock: u64,
+    /// The node of each hard-link group the mount has made one for.
+    groups: HashMap<hero_store::LinkGroup, u64>,
+    /// The link groups of the base commit's tree, by base commit (see `links`).
+    link_index: Option<(ObjectId, links::LinkIndex)>,
 }
 
 /// Maps a store error to an errno (and logs the unexpected ones).
@@ -741,6 +766,8 @@ impl State {
             show_snapshots: false,
             scratch: scratch::Scratch::default(),
             clock: 0,
+            groups: HashMap::new(),
+            link_index: None,
         }
     }
 
@@ -803,7 +830,7 @@ impl State {
         let size = n.size();
         let writable = !(n.ro || cfg.read_only);
         let perm = match &n.kind {
-            Kind::File { .. } | Kind::Dir { .. } => {
+            Kind::File { .. } | Kind::Dir { .. } | Kind::Special { .. } => {
                 let p = n.meta.mode_or_default(n.entry_kind());
                 if writable { p } else { p & !0o222 }
             }
@@ -833,7 +860,9 @@ impl State {
             ino: INodeNo(ino),
             size,
             blocks: data.div_ceil(512),
-            atime: n.mtime,
+            // Reads do not move it (the mount is noatime): the time set explicitly, else the
+            // modification time.
+            atime: n.meta.atime.map_or(n.mtime, Timestamp::to_system_time),
             mtime: n.mtime,
             ctime: n.ctime,
             crtime: n.ctime,
@@ -844,11 +873,13 @@ impl State {
             } else if n.parent == 0 {
                 0
             } else {
-                1
+                u32::try_from(n.names.len() + 1).unwrap_or(u32::MAX)
             },
             uid: owner.uid,
             gid: owner.gid,
-            rdev: 0,
+            // `st_rdev` as the kernel packs it for FUSE (32 bits: the old encoding of major and
+            // minor, which holds the devices that matter here).
+            rdev: n.meta.rdev.map_or(0, |d| u32::try_from(d).unwrap_or(0)),
             blksize: 1 << 17,
             flags: 0,
         })
@@ -979,15 +1010,18 @@ impl State {
         };
         let mut map = BTreeMap::new();
         let time = self.default_time;
+        let mut new_groups = Vec::new();
         // A `.git` (or an alias of it) a tree holds (from a peer, or written before the store
         // refused them) is not shown: a git run in the mount would take it for its own.
         for e in entries
             .into_iter()
             .filter(|e| !hero_store::is_git_unsafe(&e.name))
         {
-            let child = self.alloc();
             let name = e.name.clone();
-            self.nodes.insert(child, Node::from_entry(ino, e, ro, time));
+            let (child, group) = self.node_for_entry(ino, e, ro, time);
+            if let Some(g) = group {
+                new_groups.push((g, name.clone()));
+            }
             map.insert(name, child);
         }
         if self.nodes.len() > self.max_inodes {
@@ -1000,6 +1034,11 @@ impl State {
         }) = self.nodes.get_mut(&ino)
         {
             *children = Some(map);
+        }
+        for (g, name) in new_groups {
+            if let Ok(path) = self.name_path(ino, &name) {
+                self.gather_names(repo, g, &path);
+            }
         }
         Ok(())
     }
@@ -1212,7 +1251,14 @@ impl State {
             if first || dir {
                 let meta = self.nodes.get(&ino).map(Node::stored_meta);
                 match (self.binding(ino), meta) {
-                    (Some(b), Some(m)) => self.pending.journal_put(ino, &path, b, m),
+                    (Some(b), Some(m)) => {
+                        // A hard-linked file's other names: recovery puts the content at
+                        // each of them too.
+                        for other in self.all_paths(ino).into_iter().skip(1) {
+                            self.pending.journal_put(ino, &other, b.clone(), m);
+                        }
+                        self.pending.journal_put(ino, &path, b, m);
+                    }
                     // A directory: its metadata, every time (its time changes with every
                     // entry made or removed in it).
                     (None, Some(m)) => self.pending.journal_meta(ino, &path, m),
@@ -1310,7 +1356,7 @@ impl State {
             Kind::Dir { .. } | Kind::Gitlink { .. } | Kind::SnapRoot => {
                 return Err(Errno::EISDIR);
             }
-            Kind::Symlink { .. } => return Err(Errno::EINVAL),
+            Kind::Symlink { .. } | Kind::Special { .. } => return Err(Errno::EINVAL),
         };
         let spill = self.new_spill(shared)?;
         let (size, committed) = if empty || size == 0 {
@@ -1354,7 +1400,7 @@ impl State {
             Kind::Dir { .. } | Kind::Gitlink { .. } | Kind::SnapRoot => {
                 return Err(Errno::EISDIR);
             }
-            Kind::Symlink { .. } => return Err(Errno::EINVAL),
+            Kind::Symlink { .. } | Kind::Special { .. } => return Err(Errno::EINVAL),
         }
         for h in self.handles.values() {
             if h.ino == ino
@@ -1639,9 +1685,10 @@ impl State {
         size: Option<u64>,
         mtime: Option<SystemTime>,
         owner: Option<Owner>,
-        atime_only: bool,
+        atime: Option<SystemTime>,
     ) -> R<()> {
-        if mode.is_some() || size.is_some() || mtime.is_some() || owner.is_some() || atime_only {
+        if mode.is_some() || size.is_some() || mtime.is_some() || owner.is_some() || atime.is_some()
+        {
             self.check_writable(&shared.cfg, ino)?;
         }
         if let Some(size) = size {
@@ -1694,7 +1741,7 @@ impl State {
                     *exec = mode & 0o100 != 0;
                     n.meta.mode = Some(mode & MODE_BITS);
                 }
-                Kind::Dir { .. } => n.meta.mode = Some(mode & MODE_BITS),
+                Kind::Dir { .. } | Kind::Special { .. } => n.meta.mode = Some(mode & MODE_BITS),
                 // A symlink's mode means nothing; a gitlink has none to keep.
                 Kind::Symlink { .. } => {}
                 Kind::Gitlink { .. } | Kind::SnapRoot => return Err(Errno::EPERM),
@@ -1721,6 +1768,14 @@ impl State {
             {
                 tracing::warn!(error = %e, "setting the time of a spill file");
             }
+            meta_changed = true;
+        }
+        if let Some(t) = atime {
+            let n = self.node_mut(ino)?;
+            if matches!(n.kind, Kind::Gitlink { .. } | Kind::SnapRoot) {
+                return Err(Errno::EPERM);
+            }
+            n.meta.atime = Some(Timestamp::from_system_time(t));
             meta_changed = true;
         }
         if meta_changed {
@@ -1751,7 +1806,7 @@ impl State {
         Ok(EntryMeta {
             mode,
             owner: Some(owner),
-            mtime: None,
+            ..EntryMeta::NONE
         })
     }
 
@@ -1845,6 +1900,29 @@ impl State {
         Ok(ino)
     }
 
+    /// Makes a FIFO, socket or device node (`rdev`: a device's number).
+    #[allow(clippy::too_many_arguments)]
+    pub fn mknod_special(
+        &mut self,
+        shared: &Shared,
+        parent: u64,
+        name: &[u8],
+        kind: EntryKind,
+        rdev: Option<u64>,
+        mode: u32,
+        owner: Owner,
+    ) -> R<u64> {
+        let path = self.prepare_new(shared, parent, name)?;
+        let mut meta = self.new_meta(parent, Some(mode), owner, false)?;
+        meta.rdev = rdev;
+        let ino = self.link_new(parent, name, Kind::Special { kind }, meta)?;
+        if self.scratch_new(&shared.repo, &path, ino) {
+            return Ok(ino);
+        }
+        self.mark_put(ino);
+        Ok(ino)
+    }
+
     pub fn symlink(
         &mut self,
         shared: &Shared,
@@ -1910,10 +1988,10 @@ impl State {
                 return Err(Errno::ENOTEMPTY);
             }
         }
-        let path = self.path_of(ino)?;
+        let path = self.name_path(parent, name)?;
         let local = self.is_local(ino);
         self.children_mut(parent)?.remove(name);
-        self.node_mut(ino)?.parent = 0;
+        self.drop_name(ino, parent, name);
         self.dirty_dir(parent);
         self.note_ignore_file(parent, name);
         self.scratch_remove(ino, path, local);
@@ -1978,7 +2056,7 @@ impl State {
                 return Err(Errno::ENOENT);
             }
         }
-        let from = self.path_of(src)?;
+        let from = self.name_path(parent, name)?;
         let to = self
             .path_of(newparent)?
             .join(newname)
@@ -1987,16 +2065,11 @@ impl State {
         let replaced_local = dst.is_some_and(|d| self.is_local(d));
         if let Some(d) = dst {
             self.children_mut(newparent)?.remove(newname);
-            self.node_mut(d)?.parent = 0;
+            self.drop_name(d, newparent, newname);
         }
         self.children_mut(parent)?.remove(name);
         self.children_mut(newparent)?.insert(newname.to_vec(), src);
-        {
-            let n = self.node_mut(src)?;
-            n.parent = newparent;
-            n.name = newname.to_vec();
-            n.ctime = SystemTime::now();
-        }
+        self.move_name(src, parent, name, newparent, newname);
         self.dirty_dir(parent);
         self.dirty_dir(newparent);
         self.note_ignore_file(parent, name);

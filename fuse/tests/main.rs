@@ -1310,6 +1310,121 @@ mod metadata {
         check(&again.dir, "after a remount");
     }
 
+    /// FIFOs, sockets and device nodes made with mknod are stored as what they are (with the
+    /// device's number), and an access time set with `touch -a` is kept; both survive the
+    /// unmount and show again after a remount.
+    #[test]
+    fn special_files_and_access_times_are_stored_and_survive_a_remount() {
+        use std::os::unix::fs::FileTypeExt;
+        let mut m = Mounted::new();
+        sh(
+            &m.dir,
+            "mkfifo -m 600 pipe && mknod null c 1 3 && mknod -m 660 disk b 8 1 \
+             && python3 -c 'import socket; s = socket.socket(socket.AF_UNIX); s.bind(\"sock\")' \
+             && echo x > f && touch -a -d '2001-09-09 01:46:40.5 UTC' f \
+             && chown 33:44 pipe",
+        );
+        let check = |root: &std::path::Path, when: &str| {
+            let t = |p: &str| fs::symlink_metadata(root.join(p)).unwrap();
+            assert!(t("pipe").file_type().is_fifo(), "{when}");
+            assert_eq!(t("pipe").mode() & 0o7777, 0o600, "{when}");
+            assert_eq!((t("pipe").uid(), t("pipe").gid()), (33, 44), "{when}");
+            assert!(t("null").file_type().is_char_device(), "{when}");
+            assert_eq!(t("null").rdev(), nix::sys::stat::makedev(1, 3), "{when}");
+            assert!(t("disk").file_type().is_block_device(), "{when}");
+            assert_eq!(t("disk").rdev(), nix::sys::stat::makedev(8, 1), "{when}");
+            assert_eq!(t("disk").mode() & 0o7777, 0o660, "{when}");
+            assert!(t("sock").file_type().is_socket(), "{when}");
+            assert_eq!(
+                (t("f").atime(), t("f").atime_nsec()),
+                (1_000_000_000, 500_000_000),
+                "{when}"
+            );
+            // Reads leave it (the mount is noatime).
+            assert_eq!(fs::read(root.join("f")).unwrap(), b"x\n");
+            assert_eq!(
+                t("f").atime(),
+                1_000_000_000,
+                "{when}: read moved the atime"
+            );
+        };
+        check(&m.dir, "in the mount");
+        let repo = m.finish();
+        let e = |p: &str| entry(&repo, "main", p).unwrap();
+        assert_eq!(e("pipe").kind, hero_store::EntryKind::Fifo);
+        assert_eq!(e("sock").kind, hero_store::EntryKind::Socket);
+        assert_eq!(e("null").kind, hero_store::EntryKind::CharDevice);
+        assert_eq!(e("null").meta.rdev, Some(nix::sys::stat::makedev(1, 3)));
+        assert_eq!(e("disk").kind, hero_store::EntryKind::BlockDevice);
+        assert_eq!(
+            e("f").meta.atime,
+            Some(Timestamp {
+                secs: 1_000_000_000,
+                nanos: 500_000_000
+            })
+        );
+        // A checkout leaves the special files out and says so.
+        let out = m.tmp().join("checkout");
+        let head = repo.branch_head("main").unwrap().unwrap();
+        let report = repo
+            .checkout(&head, &out, &CheckoutOptions::default())
+            .unwrap();
+        let skipped: Vec<String> = report
+            .skipped_special
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert_eq!(skipped, ["disk", "null", "pipe", "sock"]);
+        drop(repo);
+        let again = Mounted::with(|o| o.repo = m.repo.clone());
+        check(&again.dir, "after a remount");
+    }
+
+    /// Hard links: names in different directories are one inode in the store (one link
+    /// group, one content) and, after a remount, again one inode with its link count, whichever
+    /// name is looked up first; a write through one name is committed to all.
+    #[test]
+    fn hard_links_are_one_inode_across_a_remount() {
+        let mut m = Mounted::new();
+        sh(
+            &m.dir,
+            "mkdir -p x y && echo one > x/a && ln x/a y/b && ln y/b c && ln -s a x/s \
+             && ln x/s y/s2 && echo solo > solo",
+        );
+        let repo = m.finish();
+        let e = |p: &str| entry(&repo, "main", p).unwrap();
+        let (a, b, c) = (e("x/a"), e("y/b"), e("c"));
+        assert!(a.meta.link.is_some());
+        assert_eq!((a.id, a.meta), (b.id, b.meta));
+        assert_eq!((a.id, a.meta), (c.id, c.meta));
+        assert_eq!(e("x/s").meta.link, e("y/s2").meta.link);
+        assert!(e("x/s").meta.link.is_some());
+        assert_ne!(e("x/s").meta.link, a.meta.link);
+        assert_eq!(e("solo").meta.link, None);
+        drop(repo);
+
+        let mut again = Mounted::reuse(m.take_tmp(), |_| {});
+        let st = |p: &str| fs::symlink_metadata(again.p(p)).unwrap();
+        // The second name first: the others are found with it.
+        assert_eq!(st("y/b").nlink(), 3);
+        assert_eq!(st("y/b").ino(), st("x/a").ino());
+        assert_eq!(st("c").ino(), st("x/a").ino());
+        assert_eq!(st("y/s2").ino(), st("x/s").ino());
+        assert_eq!(st("solo").nlink(), 1);
+        fs::write(again.p("c"), "changed through c\n").unwrap();
+        assert_eq!(fs::read(again.p("x/a")).unwrap(), b"changed through c\n");
+        fs::remove_file(again.p("x/a")).unwrap();
+        assert_eq!(st("y/b").nlink(), 2);
+        let repo = again.finish();
+        assert!(entry(&repo, "main", "x/a").is_none());
+        let (b, c) = (
+            entry(&repo, "main", "y/b").unwrap(),
+            entry(&repo, "main", "c").unwrap(),
+        );
+        assert_eq!((b.id, b.meta), (c.id, c.meta));
+        assert_eq!(content(&repo, "main", "y/b"), b"changed through c\n");
+    }
+
     /// `cp -a src/. mnt/` gives the mount's root the source's mode, owner and times; they are
     /// kept in the commit and shown again after a remount, and later changes in the root
     /// keep the mode and owner.

@@ -135,6 +135,19 @@ pub enum ExportError {
         /// Why.
         reason: &'static str,
     },
+    /// A special file (FIFO, socket, device node): git has no mode for it, and leaving it out
+    /// would make an export that looks whole and is not.
+    #[error(
+        "cannot export {}: it is a {} and git cannot hold special files",
+        String::from_utf8_lossy(path),
+        kind.as_str()
+    )]
+    SpecialFile {
+        /// Its path in the exported tree.
+        path: Vec<u8>,
+        /// What it is.
+        kind: hero_store::EntryKind,
+    },
     /// The store refused something.
     #[error(transparent)]
     Store(#[from] hero_store::Error),

@@ -429,6 +429,14 @@ impl Exporter<'_> {
                         reason: "bad gitlink",
                     })?
                 }
+                k if k.is_special() => {
+                    return Err(ExportError::SpecialFile {
+                        path: join(&path, &e.name),
+                        kind: k,
+                    });
+                }
+                // Names of one hard-link group are each a file with the group's content: git
+                // has no hard links, and the same content is one blob.
                 _ => self.blob(e.id, &path, &e.name)?,
             };
             entries.push((e.kind, e.name, g));

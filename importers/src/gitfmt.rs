@@ -355,10 +355,16 @@ pub fn kind_of_mode(mode: &[u8]) -> Option<EntryKind> {
     })
 }
 
-/// The canonical git mode of a store entry kind.
+/// The canonical git mode of a store entry kind. Special files have none; export refuses
+/// them before writing a tree ([`crate::ExportError::SpecialFile`]), and a regular file's
+/// mode stands for them here.
 pub fn mode_of_kind(kind: EntryKind) -> &'static [u8] {
     match kind {
-        EntryKind::File => b"100644",
+        EntryKind::File
+        | EntryKind::Fifo
+        | EntryKind::Socket
+        | EntryKind::CharDevice
+        | EntryKind::BlockDevice => b"100644",
         EntryKind::Executable => b"100755",
         EntryKind::Symlink => b"120000",
         EntryKind::Dir => b"40000",

@@ -320,6 +320,69 @@ gpgsig -----BEGIN PGP SIGNATURE-----\n \n iQEzBAABCAAdFiEE\n =abcd\n -----END PG
         assert_eq!(again.trees, 0);
     }
 
+    /// Names of one hard-link group export as regular files with the same content (one
+    /// blob); a special file cannot be expressed in git: the export is refused, naming it,
+    /// and leaves the target without the branch.
+    #[test]
+    fn hard_links_export_as_files_and_special_files_are_refused() {
+        let fx = Fixture::new();
+        let repo = fx.store();
+        let p = |s: &str| RepoPath::parse(s).unwrap();
+        let sig = hero_store::Signature {
+            name: b"t".to_vec(),
+            email: b"t@example.com".to_vec(),
+            time: 1_700_001_000,
+            tz_offset_minutes: 0,
+        };
+        let linked = hero_store::EntryMeta {
+            link: Some(hero_store::LinkGroup(42)),
+            ..hero_store::EntryMeta::NONE
+        };
+        let mut cs = repo.change_set("main").unwrap();
+        let f = cs
+            .put_bytes(&p("a/one"), EntryKind::File, b"same\n")
+            .unwrap();
+        cs.set_meta(&p("a/one"), linked).unwrap();
+        cs.put_entry(&p("b/two"), EntryKind::File, f.id, f.size)
+            .unwrap();
+        cs.set_meta(&p("b/two"), linked).unwrap();
+        cs.commit(
+            hero_store::CommitMeta::new(sig.clone(), "linked"),
+            hero_store::Expect::Latest,
+        )
+        .unwrap();
+        let dst = fx.path("out.git");
+        export_git(&repo, &dst, &ExportOptions::default()).unwrap();
+        git(&dst, &["fsck", "--full", "--strict"]);
+        assert_eq!(git(&dst, &["show", "main:a/one"]), "same\n");
+        assert_eq!(
+            git(&dst, &["rev-parse", "main:a/one"]),
+            git(&dst, &["rev-parse", "main:b/two"])
+        );
+        assert_eq!(git(&dst, &["ls-tree", "main", "b/two"])[..6], *"100644");
+
+        let mut cs = repo.change_set("main").unwrap();
+        cs.put_special(&p("run/pipe"), EntryKind::Fifo).unwrap();
+        cs.commit(
+            hero_store::CommitMeta::new(sig, "a fifo"),
+            hero_store::Expect::Latest,
+        )
+        .unwrap();
+        let before = git(&dst, &["rev-parse", "main"]);
+        match export_git(&repo, &fx.path("out.git"), &ExportOptions::default()) {
+            Err(hero_importers::ExportError::SpecialFile { path, kind }) => {
+                assert_eq!(path, b"run/pipe");
+                assert_eq!(kind, EntryKind::Fifo);
+            }
+            other => panic!("expected SpecialFile, got {other:?}"),
+        }
+        assert_eq!(
+            git(&dst, &["rev-parse", "main"]),
+            before,
+            "main did not move"
+        );
+    }
+
     #[test]
     fn non_canonical_objects_keep_their_bytes() {
         let fx = Fixture::new();

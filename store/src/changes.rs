@@ -589,7 +589,25 @@ impl ChangeSet<'_> {
                 "use mkdir for directories",
             ));
         }
+        if kind.is_special() && (id != ObjectId::ZERO || size != 0) {
+            return Err(Error::InvalidOperation(
+                path.to_string(),
+                "a special file has no content",
+            ));
+        }
         self.record(Op::Put(path.clone(), kind, id, size))
+    }
+
+    /// Puts a special file (FIFO, socket, device node; a device's number goes in its
+    /// metadata, [`EntryMeta::rdev`], through [`ChangeSet::set_meta`]).
+    pub fn put_special(&mut self, path: &RepoPath, kind: EntryKind) -> Result<()> {
+        if !kind.is_special() {
+            return Err(Error::InvalidOperation(
+                path.to_string(),
+                "not a special file kind",
+            ));
+        }
+        self.put_entry(path, kind, ObjectId::ZERO, 0)
     }
 
     /// Puts a stored entry exactly as it is in another tree: kind, content and metadata (a

@@ -27,8 +27,9 @@ pub(crate) const PIECES: TableDefinition<u64, &[u8]> = TableDefinition::new("pie
 
 /// The format this build writes and the newest it reads. Bumped whenever the layout or an
 /// encoding changes (docs/format.md, ADR 0013): 2 adds large records stored in pieces
-/// (`pieces-2`) and trees whose entries carry metadata; 3 adds manifest nodes with holes
-/// (ADR 0030).
+/// (`pieces-2`) and trees whose entries carry metadata; 3 adds special files (FIFOs, sockets,
+/// device nodes), access times and hard-link groups in tree entries (tree encoding 3) and
+/// manifest nodes with holes (ADR 0030).
 pub(crate) const FORMAT_VERSION: u32 = 3;
 /// The oldest format this build reads; it reads such a repository as it is, and its first
 /// write transaction records [`FORMAT_VERSION`].

@@ -90,7 +90,9 @@ pub fn delta(data: &[u8]) {
 /// the checked-in corpora (`fuzz/seeds/`).
 pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     use crate::id::ObjectId;
-    use crate::object::{EntryKind, Signature, TargetKind, TreeEntry};
+    use crate::object::{
+        EntryKind, EntryMeta, LinkGroup, Owner, Signature, TargetKind, Timestamp, TreeEntry,
+    };
     use crate::record::ObjType;
     let id = |b: u8| ObjectId([b; 32]);
     let sig = Signature {
@@ -103,6 +105,43 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         entries: vec![
             TreeEntry::new("a.txt", EntryKind::File, id(1), 6),
             TreeEntry::new("d", EntryKind::Dir, id(2), 0),
+        ],
+    };
+    // A tree in each later encoding: metadata (2); special files, an access time, a link
+    // group and a device number (3).
+    let with_meta = |e: TreeEntry, meta: EntryMeta| TreeEntry { meta, ..e };
+    let stamp = |secs| Some(Timestamp { secs, nanos: 7 });
+    let tree2 = Tree {
+        entries: vec![with_meta(
+            TreeEntry::new("a.txt", EntryKind::File, id(1), 6),
+            EntryMeta {
+                mode: Some(0o640),
+                owner: Some(Owner { uid: 1, gid: 2 }),
+                mtime: stamp(1_700_000_000),
+                ..EntryMeta::NONE
+            },
+        )],
+    };
+    let linked = EntryMeta {
+        link: Some(LinkGroup(0x0123_4567_89ab_cdef)),
+        atime: stamp(-3),
+        ..EntryMeta::NONE
+    };
+    let tree3 = Tree {
+        entries: vec![
+            with_meta(TreeEntry::new("a", EntryKind::File, id(1), 6), linked),
+            with_meta(TreeEntry::new("b", EntryKind::File, id(1), 6), linked),
+            TreeEntry::new("fifo", EntryKind::Fifo, ObjectId::ZERO, 0),
+            with_meta(
+                TreeEntry::new("null", EntryKind::CharDevice, ObjectId::ZERO, 0),
+                EntryMeta {
+                    mode: Some(0o666),
+                    rdev: Some(259),
+                    ..EntryMeta::NONE
+                },
+            ),
+            TreeEntry::new("sda", EntryKind::BlockDevice, ObjectId::ZERO, 0),
+            TreeEntry::new("sock", EntryKind::Socket, ObjectId::ZERO, 0),
         ],
     };
     let commit = Commit {
@@ -159,6 +198,8 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             record::encode_full(ObjType::Tree, &tree.encode(), None),
         ),
         ("store_tree", tree.encode()),
+        ("store_tree", tree2.encode()),
+        ("store_tree", tree3.encode()),
         ("store_commit", commit.encode()),
         ("store_tag", tag.encode()),
         ("store_manifest", manifest.encode()),

@@ -14,6 +14,9 @@ impl ObjectId {
     /// Length of an id in bytes.
     pub const LEN: usize = 32;
 
+    /// All zeros: the id of entries that name no object (special files).
+    pub const ZERO: ObjectId = ObjectId([0; 32]);
+
     /// The id of `bytes`.
     pub fn of(bytes: &[u8]) -> Self {
         ObjectId(*blake3::hash(bytes).as_bytes())

@@ -72,8 +72,8 @@ pub use history::{LogIter, PathTracker};
 pub use id::{IdBuildHasher, IdHasher, IdMap, IdSet, ObjectId, ParseIdError};
 pub use notify::Subscription;
 pub use object::{
-    Commit, EntryKind, EntryMeta, MODE_BITS, Owner, PEER_HEADER, ROOT_META_HEADER, Signature, Tag,
-    TargetKind, Timestamp, Tree, TreeEntry,
+    Commit, EntryKind, EntryMeta, LinkGroup, MODE_BITS, Owner, PEER_HEADER, ROOT_META_HEADER,
+    Signature, Tag, TargetKind, Timestamp, Tree, TreeEntry,
 };
 pub use path::{NameError, RepoPath, check_git_safe, is_git_unsafe, validate_name};
 pub use record::ObjType;

@@ -396,8 +396,8 @@ fn same_entry(a: &TreeEntry, b: &TreeEntry) -> bool {
 }
 
 /// Three-way merge of entry metadata, made to fit `kind`. Metadata never makes a conflict:
-/// a part both sides changed differently takes the later modification time, and the
-/// winning side's mode and owner.
+/// a part both sides changed differently takes the later modification or access time, and
+/// the winning side's mode, owner, link group and device number.
 fn merge_meta(
     o: Option<&TreeEntry>,
     x: &TreeEntry,
@@ -420,10 +420,24 @@ fn merge_meta(
         oy.owner
     });
     let mtime = merge3(base.map(|m| m.mtime), ox.mtime, oy.mtime).unwrap_or(ox.mtime.max(oy.mtime));
+    let atime = merge3(base.map(|m| m.atime), ox.atime, oy.atime).unwrap_or(ox.atime.max(oy.atime));
+    let link = merge3(base.map(|m| m.link), ox.link, oy.link).unwrap_or(if winner == 0 {
+        ox.link
+    } else {
+        oy.link
+    });
+    let rdev = merge3(base.map(|m| m.rdev), ox.rdev, oy.rdev).unwrap_or(if winner == 0 {
+        ox.rdev
+    } else {
+        oy.rdev
+    });
     EntryMeta {
         mode: pick(|m| m.mode),
         owner,
         mtime,
+        atime,
+        link,
+        rdev,
     }
     .fitted_to(kind)
 }

@@ -21,6 +21,14 @@ pub enum EntryKind {
     /// A git submodule entry. The id holds the git object id left-aligned and zero-padded; the
     /// entry's size is the length of that git id in bytes (20 for SHA-1, 32 for SHA-256).
     Gitlink,
+    /// A named pipe (format 3). Special files have no content: id [`ObjectId::ZERO`], size 0.
+    Fifo,
+    /// A Unix domain socket's name (format 3); it names no open socket once stored.
+    Socket,
+    /// A character device node (format 3); its device number is [`EntryMeta::rdev`].
+    CharDevice,
+    /// A block device node (format 3); its device number is [`EntryMeta::rdev`].
+    BlockDevice,
 }
 
 impl EntryKind {
@@ -31,6 +39,10 @@ impl EntryKind {
             EntryKind::Symlink => 2,
             EntryKind::Dir => 3,
             EntryKind::Gitlink => 4,
+            EntryKind::Fifo => 5,
+            EntryKind::Socket => 6,
+            EntryKind::CharDevice => 7,
+            EntryKind::BlockDevice => 8,
         }
     }
     fn from_code(c: u8) -> Option<Self> {
@@ -40,6 +52,10 @@ impl EntryKind {
             2 => EntryKind::Symlink,
             3 => EntryKind::Dir,
             4 => EntryKind::Gitlink,
+            5 => EntryKind::Fifo,
+            6 => EntryKind::Socket,
+            7 => EntryKind::CharDevice,
+            8 => EntryKind::BlockDevice,
             _ => return None,
         })
     }
@@ -50,7 +66,24 @@ impl EntryKind {
             EntryKind::File | EntryKind::Executable | EntryKind::Symlink
         )
     }
-    /// A short lower-case name: `file`, `exec`, `symlink`, `dir`, `gitlink`.
+    /// Whether this is a special file (FIFO, socket, device node): no content, no id.
+    pub fn is_special(self) -> bool {
+        matches!(
+            self,
+            EntryKind::Fifo | EntryKind::Socket | EntryKind::CharDevice | EntryKind::BlockDevice
+        )
+    }
+    /// Whether this is a device node, which carries a device number.
+    pub fn is_device(self) -> bool {
+        matches!(self, EntryKind::CharDevice | EntryKind::BlockDevice)
+    }
+    /// Whether several names may share this entry as one inode (everything but directories
+    /// and gitlinks).
+    pub fn can_link(self) -> bool {
+        !matches!(self, EntryKind::Dir | EntryKind::Gitlink)
+    }
+    /// A short lower-case name: `file`, `exec`, `symlink`, `dir`, `gitlink`, `fifo`,
+    /// `socket`, `chardev`, `blockdev`.
     pub fn as_str(self) -> &'static str {
         match self {
             EntryKind::File => "file",
@@ -58,7 +91,28 @@ impl EntryKind {
             EntryKind::Symlink => "symlink",
             EntryKind::Dir => "dir",
             EntryKind::Gitlink => "gitlink",
+            EntryKind::Fifo => "fifo",
+            EntryKind::Socket => "socket",
+            EntryKind::CharDevice => "chardev",
+            EntryKind::BlockDevice => "blockdev",
         }
+    }
+}
+
+/// The group of tree entries that are one inode (hard links): every entry of a commit's tree
+/// carrying the same group id is another name of the same file. A random number drawn when
+/// the second name is made; it means nothing outside the tree it is found in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LinkGroup(pub u64);
+
+impl LinkGroup {
+    /// A group id drawn from `seed` (the caller makes it unique: who, where and when the
+    /// second name was made): the first eight bytes of its BLAKE3, never zero.
+    pub fn from_seed(seed: &[u8]) -> LinkGroup {
+        let h = ObjectId::of(seed);
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&h.0[..8]);
+        LinkGroup(u64::from_le_bytes(b).max(1))
     }
 }
 
@@ -123,9 +177,10 @@ impl Timestamp {
 /// sticky.
 pub const MODE_BITS: u32 = 0o7777;
 
-/// What an entry keeps beyond its kind: all permission bits, the owner and the modification
-/// time. Each part is optional: an entry with none (all that git import and format 1 write)
-/// shows the defaults of its kind (0644 or 0755, the viewer's own user, the commit's time).
+/// What an entry keeps beyond its kind: all permission bits, the owner, the modification
+/// and access times, the hard-link group and a device's number. Each part is optional: an
+/// entry with none (all that git import and format 1 write) shows the defaults of its kind
+/// (0644 or 0755, the viewer's own user, the commit's time, a link count of one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct EntryMeta {
     /// Permission bits (within [`MODE_BITS`]). For a file its user-executable bit must agree
@@ -135,6 +190,16 @@ pub struct EntryMeta {
     pub owner: Option<Owner>,
     /// Modification time.
     pub mtime: Option<Timestamp>,
+    /// Access time, as last set explicitly (utimensat, `touch -a`); reads do not change it
+    /// (format 3). Without one, the access time shown is the modification time.
+    pub atime: Option<Timestamp>,
+    /// The hard-link group: entries of one tree with the same group are names of one inode
+    /// and agree on kind, content and every other part of their metadata (format 3). Never
+    /// on directories or gitlinks.
+    pub link: Option<LinkGroup>,
+    /// A device node's device number, as Linux packs it (`st_rdev`) (format 3). Only on
+    /// device kinds; a device without one is device 0.
+    pub rdev: Option<u64>,
 }
 
 impl EntryMeta {
@@ -143,28 +208,41 @@ impl EntryMeta {
         mode: None,
         owner: None,
         mtime: None,
+        atime: None,
+        link: None,
+        rdev: None,
     };
 
     /// Whether nothing is recorded.
     pub fn is_empty(&self) -> bool {
-        self.mode.is_none() && self.owner.is_none() && self.mtime.is_none()
+        *self == EntryMeta::NONE
+    }
+
+    /// Whether a part only format 3 can hold is recorded (access time, link group, device
+    /// number).
+    pub fn needs_format_3(&self) -> bool {
+        self.atime.is_some() || self.link.is_some() || self.rdev.is_some()
     }
 
     /// The permission bits to show for an entry of `kind`: the recorded ones, else 0644 for
-    /// files, 0755 for executables and directories, 0777 for symlinks.
+    /// files and special files, 0755 for executables and directories, 0777 for symlinks.
     pub fn mode_or_default(&self, kind: EntryKind) -> u32 {
         match (kind, self.mode) {
             (EntryKind::Symlink, _) => 0o777,
             (_, Some(m)) => m,
             (EntryKind::File, None) => 0o644,
+            (k, None) if k.is_special() => 0o644,
             _ => 0o755,
         }
     }
 
-    /// Whether this metadata may go with an entry of `kind` (see [`EntryMeta::mode`]).
+    /// Whether this metadata may go with an entry of `kind` (see the fields).
     pub fn fits(&self, kind: EntryKind) -> bool {
         if self.mode.is_some_and(|m| m & !MODE_BITS != 0)
             || self.mtime.is_some_and(|t| t.nanos >= 1_000_000_000)
+            || self.atime.is_some_and(|t| t.nanos >= 1_000_000_000)
+            || self.link.is_some_and(|l| l.0 == 0 || !kind.can_link())
+            || (self.rdev.is_some() && !kind.is_device())
         {
             return false;
         }
@@ -173,13 +251,18 @@ impl EntryMeta {
             EntryKind::Symlink => self.mode.is_none(),
             EntryKind::File => self.mode.is_none_or(|m| m & 0o100 == 0),
             EntryKind::Executable => self.mode.is_none_or(|m| m & 0o100 != 0),
-            EntryKind::Dir => true,
+            EntryKind::Dir
+            | EntryKind::Fifo
+            | EntryKind::Socket
+            | EntryKind::CharDevice
+            | EntryKind::BlockDevice => true,
         }
     }
 
     /// The metadata an entry keeps when its content is replaced by content of `kind`: mode
-    /// (with the user-executable bit made to agree with `kind`) and owner stay, the time goes
-    /// (the entry then shows the time of the commit that changed it, unless one is set).
+    /// (with the user-executable bit made to agree with `kind`), owner, access time and link
+    /// group stay, the modification time goes (the entry then shows the time of the commit
+    /// that changed it, unless one is set).
     pub fn for_new_content(&self, kind: EntryKind) -> EntryMeta {
         EntryMeta {
             mtime: None,
@@ -188,24 +271,35 @@ impl EntryMeta {
     }
 
     /// This metadata made to fit an entry of `kind`: a file's mode loses its executable bits,
-    /// an executable's gains the user's, symlinks lose their mode, gitlinks everything.
+    /// an executable's gains the user's, symlinks lose their mode, directories their link
+    /// group, all but devices their device number, gitlinks everything.
     pub fn fitted_to(&self, kind: EntryKind) -> EntryMeta {
         let mode = self.mode.map(|m| m & MODE_BITS);
+        let fitted = EntryMeta {
+            mode,
+            link: self.link.filter(|l| l.0 != 0 && kind.can_link()),
+            rdev: self.rdev.filter(|_| kind.is_device()),
+            ..*self
+        };
         match kind {
             EntryKind::File => EntryMeta {
                 mode: mode.map(|m| m & !0o111),
-                ..*self
+                ..fitted
             },
             EntryKind::Executable => EntryMeta {
                 mode: mode.map(|m| m | 0o100),
-                ..*self
+                ..fitted
             },
-            EntryKind::Dir => EntryMeta { mode, ..*self },
             EntryKind::Symlink => EntryMeta {
                 mode: None,
-                ..*self
+                ..fitted
             },
             EntryKind::Gitlink => EntryMeta::NONE,
+            EntryKind::Dir
+            | EntryKind::Fifo
+            | EntryKind::Socket
+            | EntryKind::CharDevice
+            | EntryKind::BlockDevice => fitted,
         }
     }
 
@@ -223,6 +317,14 @@ impl EntryMeta {
 const META_MODE: u8 = 1;
 const META_OWNER: u8 = 2;
 const META_MTIME: u8 = 4;
+/// Format-3 parts of an entry's metadata.
+const META_ATIME: u8 = 8;
+const META_LINK: u8 = 16;
+const META_RDEV: u8 = 32;
+/// The flags a format-2 tree may carry.
+const META_FLAGS_2: u8 = META_MODE | META_OWNER | META_MTIME;
+/// The flags a format-3 tree may carry.
+const META_FLAGS_3: u8 = META_FLAGS_2 | META_ATIME | META_LINK | META_RDEV;
 
 /// One entry of a tree.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -267,6 +369,9 @@ const FORMAT: u8 = 1;
 /// Trees whose entries carry [`EntryMeta`]; a tree without any is written in format 1, so
 /// its id is what it always was (git imports and older trees keep their ids).
 const TREE_FORMAT_META: u8 = 2;
+/// Trees with a special file or an entry whose metadata has a format-3 part (access time,
+/// link group, device number); any other tree keeps its format-1 or format-2 encoding and id.
+const TREE_FORMAT_3: u8 = 3;
 
 /// One entry as read from an encoded tree, its name borrowed.
 struct RawEntry<'a> {
@@ -277,9 +382,9 @@ struct RawEntry<'a> {
     meta: EntryMeta,
 }
 
-fn read_meta(r: &mut Reader<'_>) -> Result<EntryMeta, DecodeError> {
+fn read_meta(r: &mut Reader<'_>, allowed: u8) -> Result<EntryMeta, DecodeError> {
     let flags = r.u8()?;
-    if flags & !(META_MODE | META_OWNER | META_MTIME) != 0 {
+    if flags & !allowed != 0 {
         return Err(r.err("unknown entry metadata"));
     }
     let u32_of = |r: &Reader<'_>, v: u64| u32::try_from(v).map_err(|_| r.err("value too large"));
@@ -304,6 +409,20 @@ fn read_meta(r: &mut Reader<'_>) -> Result<EntryMeta, DecodeError> {
             nanos: u32_of(r, nanos)?,
         });
     }
+    if flags & META_ATIME != 0 {
+        let secs = r.ivarint()?;
+        let nanos = r.varint()?;
+        meta.atime = Some(Timestamp {
+            secs,
+            nanos: u32_of(r, nanos)?,
+        });
+    }
+    if flags & META_LINK != 0 {
+        meta.link = Some(LinkGroup(r.varint()?));
+    }
+    if flags & META_RDEV != 0 {
+        meta.rdev = Some(r.varint()?);
+    }
     Ok(meta)
 }
 
@@ -318,6 +437,15 @@ fn write_meta(w: &mut Writer, meta: &EntryMeta) {
     if meta.mtime.is_some() {
         flags |= META_MTIME;
     }
+    if meta.atime.is_some() {
+        flags |= META_ATIME;
+    }
+    if meta.link.is_some() {
+        flags |= META_LINK;
+    }
+    if meta.rdev.is_some() {
+        flags |= META_RDEV;
+    }
     w.u8(flags);
     if let Some(mode) = meta.mode {
         w.varint(u64::from(mode));
@@ -330,11 +458,28 @@ fn write_meta(w: &mut Writer, meta: &EntryMeta) {
         w.ivarint(t.secs);
         w.varint(u64::from(t.nanos));
     }
+    if let Some(t) = meta.atime {
+        w.ivarint(t.secs);
+        w.varint(u64::from(t.nanos));
+    }
+    if let Some(l) = meta.link {
+        w.varint(l.0);
+    }
+    if let Some(d) = meta.rdev {
+        w.varint(d);
+    }
+}
+
+/// Whether an entry needs a format-3 tree: a special file, or metadata with a format-3 part.
+fn needs_format_3(kind: EntryKind, meta: &EntryMeta) -> bool {
+    kind.is_special() || meta.needs_format_3()
 }
 
 /// Reads a tree's header and hands each entry to `each`; returns the reader so the caller
-/// can check nothing follows. Refuses metadata that does not fit its entry's kind and a
-/// format-2 tree without any metadata (it has a format-1 encoding, so another id).
+/// can check nothing follows. Each tree has one encoding: refuses metadata that does not fit
+/// its entry's kind, a special file with content, a format-2 tree without any metadata (it
+/// has a format-1 encoding, so another id) and a format-3 tree without anything only format 3
+/// holds (it has a format-1 or format-2 encoding).
 fn read_entries<'a>(
     bytes: &'a [u8],
     mut each: impl FnMut(RawEntry<'a>),
@@ -343,27 +488,36 @@ fn read_entries<'a>(
     if r.u8()? != TREE_TAG {
         return Err(r.err("not a tree"));
     }
-    let with_meta = match r.u8()? {
-        FORMAT => false,
-        TREE_FORMAT_META => true,
+    let format = r.u8()?;
+    let allowed = match format {
+        FORMAT => 0,
+        TREE_FORMAT_META => META_FLAGS_2,
+        TREE_FORMAT_3 => META_FLAGS_3,
         _ => return Err(r.err("unknown tree format")),
     };
     let n = r.varint()?;
-    let mut any_meta = false;
+    let (mut any_meta, mut any_3) = (false, false);
     for _ in 0..n {
         let kind = EntryKind::from_code(r.u8()?).ok_or_else(|| r.err("bad entry kind"))?;
+        if kind.is_special() && format != TREE_FORMAT_3 {
+            return Err(r.err("special file in a tree older than format 3"));
+        }
         let name = r.bytes()?;
         let id = r.id()?;
         let size = r.varint()?;
-        let meta = if with_meta {
-            read_meta(&mut r)?
-        } else {
+        let meta = if format == FORMAT {
             EntryMeta::NONE
+        } else {
+            read_meta(&mut r, allowed)?
         };
         if !meta.fits(kind) {
             return Err(r.err("entry metadata does not fit its kind"));
         }
+        if kind.is_special() && (id != ObjectId::ZERO || size != 0) {
+            return Err(r.err("special file with content"));
+        }
         any_meta |= !meta.is_empty();
+        any_3 |= needs_format_3(kind, &meta);
         each(RawEntry {
             kind,
             name,
@@ -372,8 +526,11 @@ fn read_entries<'a>(
             meta,
         });
     }
-    if with_meta && !any_meta {
+    if format == TREE_FORMAT_META && !any_meta {
         return Err(r.err("format-2 tree without metadata"));
+    }
+    if format == TREE_FORMAT_3 && !any_3 {
+        return Err(r.err("format-3 tree without anything only format 3 holds"));
     }
     Ok(r)
 }
@@ -387,26 +544,39 @@ impl Tree {
             .map(|i| &self.entries[i])
     }
 
-    /// Whether any entry carries metadata (the tree is then written in format 2, which needs
-    /// a repository of format 2).
+    /// Whether any entry carries metadata (the tree is then written in format 2 or 3).
     pub fn has_meta(&self) -> bool {
         self.entries.iter().any(|e| !e.meta.is_empty())
     }
 
-    /// Encodes the tree. Entries must be sorted, names valid and metadata fit its kind; see
-    /// [`Tree::check`].
+    /// Whether any entry needs format 3 (a special file, an access time, a link group or a
+    /// device number).
+    pub fn needs_format_3(&self) -> bool {
+        self.entries.iter().any(|e| needs_format_3(e.kind, &e.meta))
+    }
+
+    /// Encodes the tree, in the oldest tree format that holds it (so a tree keeps the id it
+    /// had under older formats). Entries must be sorted, names valid and metadata fit its
+    /// kind; see [`Tree::check`].
     pub fn encode(&self) -> Vec<u8> {
         let with_meta = self.has_meta();
+        let format = if self.needs_format_3() {
+            TREE_FORMAT_3
+        } else if with_meta {
+            TREE_FORMAT_META
+        } else {
+            FORMAT
+        };
         let mut w = Writer::new();
         w.u8(TREE_TAG);
-        w.u8(if with_meta { TREE_FORMAT_META } else { FORMAT });
+        w.u8(format);
         w.varint(self.entries.len() as u64);
         for e in &self.entries {
             w.u8(e.kind.code());
             w.bytes(&e.name);
             w.id(&e.id);
             w.varint(e.size);
-            if with_meta {
+            if format != FORMAT {
                 write_meta(&mut w, &e.meta);
             }
         }
@@ -424,6 +594,9 @@ impl Tree {
             validate_name(&e.name)?;
             if !e.meta.fits(e.kind) {
                 return Err(NameError::MetaMismatch);
+            }
+            if e.kind.is_special() && (e.id != ObjectId::ZERO || e.size != 0) {
+                return Err(NameError::SpecialWithContent);
             }
         }
         Ok(())
@@ -546,6 +719,9 @@ impl EntryMeta {
         if let Some(t) = self.mtime {
             parts.push(format!("mtime={}.{:09}", t.secs, t.nanos));
         }
+        if let Some(t) = self.atime {
+            parts.push(format!("atime={}.{:09}", t.secs, t.nanos));
+        }
         (!parts.is_empty()).then(|| parts.join(" ").into_bytes())
     }
 
@@ -567,12 +743,17 @@ impl EntryMeta {
                 }
                 "uid" => uid = val.parse::<u32>().ok(),
                 "gid" => gid = val.parse::<u32>().ok(),
-                "mtime" => {
+                "mtime" | "atime" => {
                     let (secs, nanos) = val.split_once('.').unwrap_or((val, "0"));
                     if let (Ok(secs), Ok(nanos)) = (secs.parse::<i64>(), nanos.parse::<u32>())
                         && nanos < 1_000_000_000
                     {
-                        meta.mtime = Some(Timestamp { secs, nanos });
+                        let t = Some(Timestamp { secs, nanos });
+                        if key == "mtime" {
+                            meta.mtime = t;
+                        } else {
+                            meta.atime = t;
+                        }
                     }
                 }
                 _ => {}
@@ -910,6 +1091,7 @@ mod tests {
                 gid: 5678,
             }),
             mtime: Some(Timestamp { secs: -5, nanos: 7 }),
+            ..EntryMeta::NONE
         };
         let text = full.to_header().unwrap();
         assert_eq!(text, b"mode=2750 uid=1234 gid=5678 mtime=-5.000000007");
@@ -990,6 +1172,7 @@ mod tests {
                 secs: -1,
                 nanos: 999_999_999,
             }),
+            ..EntryMeta::NONE
         };
         let t = Tree {
             entries: vec![
@@ -1034,6 +1217,184 @@ mod tests {
         for n in 0..raw.len() {
             assert!(Tree::decode(&raw[..n]).is_err());
         }
+    }
+
+    fn special(name: &[u8], kind: EntryKind, meta: EntryMeta) -> TreeEntry {
+        TreeEntry {
+            name: name.to_vec(),
+            kind,
+            id: ObjectId::ZERO,
+            size: 0,
+            meta,
+        }
+    }
+
+    #[test]
+    fn special_files_access_times_and_link_groups_round_trip_in_format_3() {
+        let t1 = Timestamp {
+            secs: 1_700_000_000,
+            nanos: 5,
+        };
+        let group = LinkGroup::from_seed(b"two names");
+        let linked = EntryMeta {
+            mode: Some(0o640),
+            link: Some(group),
+            ..EntryMeta::NONE
+        };
+        let t = Tree {
+            entries: vec![
+                entry(b"a", EntryKind::File, linked),
+                entry(
+                    b"b",
+                    EntryKind::File,
+                    EntryMeta {
+                        atime: Some(t1),
+                        ..EntryMeta::NONE
+                    },
+                ),
+                special(b"blk", EntryKind::BlockDevice, EntryMeta::NONE),
+                special(
+                    b"null",
+                    EntryKind::CharDevice,
+                    EntryMeta {
+                        mode: Some(0o666),
+                        rdev: Some((1 << 8) | 3),
+                        ..EntryMeta::NONE
+                    },
+                ),
+                special(b"pipe", EntryKind::Fifo, EntryMeta::NONE),
+                special(b"sock", EntryKind::Socket, linked),
+            ],
+        };
+        assert!(t.check().is_ok());
+        let raw = t.encode();
+        assert_eq!(&raw[..2], b"t\x03");
+        assert_eq!(Tree::decode(&raw).unwrap(), t);
+        for n in 0..raw.len() {
+            assert!(Tree::decode(&raw[..n]).is_err());
+        }
+        // A FIFO alone, without any metadata, still needs format 3.
+        let fifo = Tree {
+            entries: vec![special(b"p", EntryKind::Fifo, EntryMeta::NONE)],
+        };
+        let raw = fifo.encode();
+        assert_eq!(&raw[..2], b"t\x03");
+        assert_eq!(Tree::decode(&raw).unwrap(), fifo);
+        // A tree without anything of format 3 keeps its older encoding (and id).
+        let old = Tree {
+            entries: vec![entry(
+                b"a",
+                EntryKind::File,
+                EntryMeta {
+                    mode: Some(0o600),
+                    ..EntryMeta::NONE
+                },
+            )],
+        };
+        assert_eq!(&old.encode()[..2], b"t\x02");
+    }
+
+    #[test]
+    fn format_3_parts_outside_a_format_3_tree_or_their_kind_are_refused() {
+        // A special file in a format-2 tree: its kind byte in an otherwise valid encoding.
+        let mut raw = Tree {
+            entries: vec![entry(
+                b"x",
+                EntryKind::File,
+                EntryMeta {
+                    mode: Some(0o600),
+                    ..EntryMeta::NONE
+                },
+            )],
+        }
+        .encode();
+        assert_eq!(raw[3], 0, "the kind byte of the only entry");
+        raw[3] = 5;
+        assert!(Tree::decode(&raw).is_err());
+        // An access time's flag in a format-2 tree.
+        let flags_at = raw.len() - 3;
+        raw[3] = 0;
+        raw[flags_at] |= 8;
+        assert!(Tree::decode(&raw).is_err());
+        // A format-3 tree holding only what format 2 holds (a second id for one tree).
+        let mut raw = Tree {
+            entries: vec![entry(
+                b"x",
+                EntryKind::File,
+                EntryMeta {
+                    mode: Some(0o600),
+                    ..EntryMeta::NONE
+                },
+            )],
+        }
+        .encode();
+        raw[1] = 3;
+        assert!(Tree::decode(&raw).is_err());
+        // Parts that do not fit their kind; a special file with content.
+        let bad = [
+            entry(
+                b"d",
+                EntryKind::Dir,
+                EntryMeta {
+                    link: Some(LinkGroup(7)),
+                    ..EntryMeta::NONE
+                },
+            ),
+            entry(
+                b"f",
+                EntryKind::File,
+                EntryMeta {
+                    rdev: Some(1),
+                    ..EntryMeta::NONE
+                },
+            ),
+            special(
+                b"p",
+                EntryKind::Fifo,
+                EntryMeta {
+                    rdev: Some(1),
+                    ..EntryMeta::NONE
+                },
+            ),
+            special(
+                b"l",
+                EntryKind::Fifo,
+                EntryMeta {
+                    link: Some(LinkGroup(0)),
+                    ..EntryMeta::NONE
+                },
+            ),
+            entry(b"s", EntryKind::Socket, EntryMeta::NONE),
+        ];
+        for e in bad {
+            let t = Tree {
+                entries: vec![e.clone()],
+            };
+            assert!(t.check().is_err(), "{e:?}");
+            assert!(Tree::decode(&t.encode()).is_err(), "{e:?}");
+        }
+        // Fitting drops what a kind cannot hold.
+        let all = EntryMeta {
+            mode: Some(0o644),
+            link: Some(LinkGroup(9)),
+            rdev: Some(4),
+            atime: Some(Timestamp { secs: 1, nanos: 0 }),
+            ..EntryMeta::NONE
+        };
+        assert_eq!(all.fitted_to(EntryKind::Dir).link, None);
+        assert_eq!(all.fitted_to(EntryKind::File).rdev, None);
+        assert_eq!(all.fitted_to(EntryKind::CharDevice), all);
+        assert!(all.fitted_to(EntryKind::Fifo).fits(EntryKind::Fifo));
+    }
+
+    #[test]
+    fn the_root_header_keeps_an_access_time() {
+        let m = EntryMeta {
+            atime: Some(Timestamp { secs: 3, nanos: 4 }),
+            ..EntryMeta::NONE
+        };
+        assert_eq!(m.to_header().unwrap(), b"atime=3.000000004");
+        assert_eq!(EntryMeta::from_header(&m.to_header().unwrap()), m);
     }
 
     #[test]

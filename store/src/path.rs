@@ -35,6 +35,9 @@ pub enum NameError {
     /// says executable but whose kind does not, bits beyond `0o7777`).
     #[error("entry metadata does not fit the entry's kind")]
     MetaMismatch,
+    /// A special file (FIFO, socket, device node) with an id or a size: it has no content.
+    #[error("a special file has no content")]
+    SpecialWithContent,
 }
 
 /// Checks one name.

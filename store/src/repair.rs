@@ -761,7 +761,7 @@ fn tree_complete(
         for e in &tr.entries {
             ok &= match e.kind {
                 crate::EntryKind::Dir => memo.get(&e.id) == Some(&true),
-                crate::EntryKind::Gitlink => true,
+                k if k == crate::EntryKind::Gitlink || k.is_special() => true,
                 _ => view.object_type(&e.id)?.is_some(),
             };
         }

@@ -146,6 +146,9 @@ pub(crate) fn meta_of(m: &fs::Metadata) -> EntryMeta {
             secs: m.mtime(),
             nanos,
         }),
+        // The access time moves with every read: what a directory's files last had read is
+        // not content worth a commit.
+        ..EntryMeta::NONE
     }
 }
 
@@ -309,7 +312,9 @@ fn flatten_keeping(
     while let Some((at, id)) = stack.pop() {
         let t = view.tree(&id)?;
         for e in t.entries {
-            if crate::path::is_git_unsafe(&e.name) {
+            // Special files are not written to a working directory either (see
+            // [`CheckoutReport::skipped_special`]): they stay as the branch has them.
+            if crate::path::is_git_unsafe(&e.name) || e.kind.is_special() {
                 kept.push((at.clone(), e));
                 continue;
             }
@@ -379,8 +384,9 @@ impl Repo {
             Some(h) => Some(view.commit(&h)?.tree),
             None => None,
         };
-        // The `.git` entries of the base are not in the directory (never written there, never
-        // read from it): they stay as they are, in the directories that still exist.
+        // The `.git` entries and special files of the base are not in the directory (never
+        // written there, never read from it): they stay as they are, in the directories that
+        // still exist.
         let (old, kept) = match base_tree {
             Some(t) => flatten_keeping(&view, t)?,
             None => (BTreeMap::new(), Vec::new()),
@@ -607,6 +613,7 @@ impl Repo {
         let mut stack = vec![(dir.to_path_buf(), RepoPath::root(), tree)];
         let mut dirs = 0u64;
         let mut skipped_unsafe = Vec::new();
+        let mut skipped_special = Vec::new();
         while let Some((at, path, id)) = stack.pop() {
             for e in view.tree(&id)?.entries {
                 let target = at.join(std::ffi::OsStr::from_bytes(&e.name));
@@ -632,11 +639,13 @@ impl Repo {
                     EntryKind::Gitlink => {
                         fs::create_dir_all(&target).map_err(|err| Error::io(&target, err))?;
                     }
+                    k if k.is_special() => skipped_special.push(path.join(&e.name)?),
                     _ => files.push((target, e)),
                 }
             }
         }
         skipped_unsafe.sort();
+        skipped_special.sort();
         // Owners are given back only when running as root (asked once, not per file).
         let as_root = is_root();
         let total = files.len() as u64;
@@ -698,6 +707,7 @@ impl Repo {
             dirs,
             bytes: bytes.into_inner(),
             skipped_unsafe,
+            skipped_special,
         })
     }
 }
@@ -788,6 +798,10 @@ pub struct CheckoutReport {
     /// Entries not written because git would take them for its `.git` directory
     /// ([`crate::is_git_unsafe`]), with everything below them.
     pub skipped_unsafe: Vec<RepoPath>,
+    /// Special files (FIFOs, sockets, device nodes) not written: a working directory holds
+    /// content, and making device nodes needs root. A later commit of the directory keeps
+    /// them as the branch has them.
+    pub skipped_special: Vec<RepoPath>,
 }
 
 /// How a path in a directory differs from a revision.

@@ -140,7 +140,11 @@ fn tree_total(
     for e in &tree.entries {
         match e.kind {
             EntryKind::Dir => total += tree_total(view, e.id, memo, contents, content_bytes)?,
-            EntryKind::Gitlink => {}
+            EntryKind::Gitlink
+            | EntryKind::Fifo
+            | EntryKind::Socket
+            | EntryKind::CharDevice
+            | EntryKind::BlockDevice => {}
             _ => {
                 total += e.size;
                 if contents.insert(e.id) {

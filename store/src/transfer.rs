@@ -63,10 +63,14 @@ fn tree_links(t: &Tree) -> Vec<(ObjType, ObjectId)> {
 
 /// The type of the object a tree entry of `kind` and `size` links to: a tree for a directory,
 /// a blob for a small file (or symlink), a manifest for a large one; `None` for a gitlink
-/// (a commit of another repository, not stored).
+/// (a commit of another repository, not stored) and a special file (no content).
 pub fn entry_link_type(kind: EntryKind, size: u64) -> Option<ObjType> {
     match kind {
-        EntryKind::Gitlink => None,
+        EntryKind::Gitlink
+        | EntryKind::Fifo
+        | EntryKind::Socket
+        | EntryKind::CharDevice
+        | EntryKind::BlockDevice => None,
         EntryKind::Dir => Some(ObjType::Tree),
         EntryKind::File | EntryKind::Executable | EntryKind::Symlink => Some(content_type(size)),
     }

@@ -132,7 +132,11 @@ impl Repo {
                     let p = at.join(&e.name)?;
                     match e.kind {
                         EntryKind::Dir => stack.push((p, e.id)),
-                        EntryKind::Gitlink => {}
+                        EntryKind::Gitlink
+                        | EntryKind::Fifo
+                        | EntryKind::Socket
+                        | EntryKind::CharDevice
+                        | EntryKind::BlockDevice => {}
                         _ => {
                             if bad.contains_key(&e.id) {
                                 let v = used.entry(e.id).or_default();

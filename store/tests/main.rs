@@ -10,6 +10,7 @@ mod default_branch;
 mod delta;
 mod file_usage;
 mod format;
+mod format3;
 mod gc;
 mod holes;
 mod merge;

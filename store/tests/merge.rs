@@ -806,6 +806,7 @@ fn meta(mode: u32, uid: u32, secs: i64) -> EntryMeta {
         mode: Some(mode),
         owner: Some(Owner { uid, gid: uid }),
         mtime: Some(Timestamp { secs, nanos: 0 }),
+        ..EntryMeta::NONE
     }
 }
 

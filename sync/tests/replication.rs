@@ -764,6 +764,7 @@ fn entry_metadata_replicates_both_ways() {
             secs: 1_577_880_000,
             nanos: 5,
         }),
+        ..EntryMeta::NONE
     };
     let first = a.commit("main", &[("etc/secret.toml", Some(b"k = 1\n"))], "first");
     let mut cs = a.repo.change_set("main").unwrap();

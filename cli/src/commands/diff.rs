@@ -106,6 +106,19 @@ pub fn run(repo: &Repo, a: DiffArgs, json: bool) -> Result<()> {
             }
             continue;
         }
+        // A special file has no lines: say what it is (or was).
+        if [&d.old, &d.new]
+            .iter()
+            .any(|e| e.as_ref().is_some_and(|e| e.kind.is_special()))
+        {
+            let what = |e: &Option<hero_store::TreeEntry>| {
+                e.as_ref()
+                    .map_or("nothing".to_owned(), crate::context::describe_kind)
+            };
+            writeln!(out, "diff a/{} b/{}", d.path, d.path)?;
+            writeln!(out, "{} -> {}", what(&d.old), what(&d.new))?;
+            continue;
+        }
         let (x, y) = match (
             diff_side(&view, &d.old, &d.path)?,
             diff_side(&view, &d.new, &d.path)?,
@@ -153,11 +166,22 @@ fn meta_change(x: &hero_store::TreeEntry, y: &hero_store::TreeEntry) -> String {
                 .map_or_else(|| t.secs.to_string(), |d| d.to_rfc3339())
         })
     };
+    let atime = |e: &hero_store::TreeEntry| {
+        e.meta.atime.map_or("-".into(), |t| {
+            chrono::DateTime::from_timestamp(t.secs, t.nanos)
+                .map_or_else(|| t.secs.to_string(), |d| d.to_rfc3339())
+        })
+    };
+    let link =
+        |e: &hero_store::TreeEntry| e.meta.link.map_or("-".into(), |l| format!("{:016x}", l.0));
     let mut parts = Vec::new();
     for (what, f) in [
         ("mode", &mode as &dyn Fn(&hero_store::TreeEntry) -> String),
         ("owner", &owner),
         ("time", &time),
+        ("access time", &atime),
+        ("hard-link group", &link),
+        ("kind", &crate::context::describe_kind),
     ] {
         let (a, b) = (f(x), f(y));
         if a != b {

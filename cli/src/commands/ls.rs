@@ -46,7 +46,16 @@ pub fn run(repo: &Repo, a: LsArgs, json: bool) -> Result<()> {
     if json {
         let items: Vec<_> = rows
             .iter()
-            .map(|(p, e)| json!({"path": p.to_string(), "kind": e.kind.as_str(), "id": e.id.to_hex(), "size": e.size}))
+            .map(|(p, e)| {
+                let mut v = json!({"path": p.to_string(), "kind": e.kind.as_str(), "id": e.id.to_hex(), "size": e.size});
+                if let Some(d) = e.meta.rdev {
+                    v["device"] = json!(crate::context::device_numbers(d));
+                }
+                if let Some(l) = e.meta.link {
+                    v["link_group"] = json!(format!("{:016x}", l.0));
+                }
+                v
+            })
             .collect();
         drop(out);
         print_json(&serde_json::Value::Array(items))?;
@@ -59,12 +68,28 @@ pub fn run(repo: &Repo, a: LsArgs, json: bool) -> Result<()> {
             lossy(&e.name)
         };
         let suffix = if e.kind == EntryKind::Dir { "/" } else { "" };
+        // A special file has no content: a device shows its numbers where a size goes.
+        let (size, id) = if e.kind.is_special() {
+            let size = if e.kind.is_device() {
+                crate::context::device_numbers(e.meta.rdev.unwrap_or(0))
+            } else {
+                "-".to_owned()
+            };
+            (size, format!("{:<12}", "-"))
+        } else {
+            (e.size.to_string(), e.id.short())
+        };
+        // Names of one hard-linked file are marked with their group.
+        let link = e
+            .meta
+            .link
+            .map_or(String::new(), |l| format!("  (hard link {:016x})", l.0));
         writeln!(
             out,
-            "{:<7} {:>10} {}  {shown}{suffix}",
+            "{:<7} {:>10} {}  {shown}{suffix}{link}",
             e.kind.as_str(),
-            e.size,
-            e.id.short()
+            size,
+            id
         )?;
     }
     Ok(())

@@ -13,6 +13,7 @@ impl State {
         }
         let ops = std::mem::take(&mut self.ops);
         let mut items = Vec::with_capacity(ops.len());
+        let mut linked = Vec::new();
         for op in &ops {
             items.push(match op {
                 Op::Mkdir(p) => Item::Mkdir(p.clone()),
@@ -45,8 +46,12 @@ impl State {
                         Some(Kind::Gitlink { id, size }) => {
                             Put::Entry(EntryKind::Gitlink, *id, *size)
                         }
+                        Some(Kind::Special { kind }) => Put::Entry(*kind, ObjectId::ZERO, 0),
                         _ => Put::Nothing,
                     };
+                    if node.is_some_and(|n| n.meta.link.is_some() || !n.names.is_empty()) {
+                        linked.push(*ino);
+                    }
                     Item::Put {
                         path: path.clone(),
                         ino: *ino,
@@ -55,6 +60,26 @@ impl State {
                     }
                 }
             });
+        }
+        // A hard-linked inode's every name, as it is now, after all the moves above: each
+        // gets the same content and metadata (the first put above stores the content; the
+        // others find it stored).
+        for ino in linked {
+            let Some(Item::Put { what, meta, .. }) = items
+                .iter()
+                .find(|i| matches!(i, Item::Put { ino: i, .. } if *i == ino))
+            else {
+                continue;
+            };
+            let (what, meta) = (what.again(), *meta);
+            for path in self.all_paths(ino) {
+                items.push(Item::Put {
+                    path,
+                    ino,
+                    what: what.again(),
+                    meta,
+                });
+            }
         }
         let queued: HashSet<u64> = std::mem::take(&mut self.put_pending);
         self.committing.extend(queued.iter().copied());
@@ -197,7 +222,7 @@ impl State {
             .collect();
         for (name, child) in &old {
             if !seen.contains(name.as_slice()) && !self.is_local(*child) {
-                self.orphan(*child);
+                self.orphan_name(*child, ino, name);
                 self.inval.push(Inval::Entry(ino, name.clone()));
             }
         }
@@ -224,12 +249,10 @@ impl State {
                 continue;
             }
             if let Some(child) = existing {
-                self.orphan(child);
+                self.orphan_name(child, ino, &name);
             }
             self.inval.push(Inval::Entry(ino, name.clone()));
-            let child = self.alloc();
-            self.nodes
-                .insert(child, Node::from_entry(ino, e, false, time));
+            let (child, _) = self.node_for_entry(ino, e, false, time);
             new_children.insert(name, child);
         }
         if let Some(Node {
@@ -245,10 +268,9 @@ impl State {
         Ok(())
     }
 
-    pub(super) fn orphan(&mut self, ino: u64) {
-        if let Some(n) = self.nodes.get_mut(&ino) {
-            n.parent = 0;
-        }
+    /// A name of `ino` is gone from `dir` (its other names, if any, keep it).
+    pub(super) fn orphan_name(&mut self, ino: u64, dir: u64, name: &[u8]) {
+        self.drop_name(ino, dir, name);
         self.maybe_gc(ino);
     }
 
@@ -322,6 +344,7 @@ impl State {
                     changed = true;
                 }
             }
+            (Kind::Special { kind }, k) if *kind == k => {}
             _ => return false,
         }
         if changed && n.open > 0 {
@@ -376,6 +399,22 @@ pub(super) enum Put {
     },
     Symlink(Vec<u8>),
     Nothing,
+}
+
+impl Put {
+    /// The same content for another name of a hard-linked inode.
+    fn again(&self) -> Put {
+        match self {
+            Put::Entry(k, id, size) => Put::Entry(*k, *id, *size),
+            Put::Spill { kind, size, busy } => Put::Spill {
+                kind: *kind,
+                size: *size,
+                busy: Busy::new(busy.0.clone()),
+            },
+            Put::Symlink(t) => Put::Symlink(t.clone()),
+            Put::Nothing => Put::Nothing,
+        }
+    }
 }
 
 /// One change of a commit, resolved.

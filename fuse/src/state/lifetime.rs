@@ -142,9 +142,13 @@ impl State {
         if self.is_local(ino) {
             return false;
         }
+        // A hard-linked node is in several directories' children: it stays while any has it.
+        if n.meta.link.is_some() {
+            return false;
+        }
         match &n.kind {
             Kind::File { content, .. } => matches!(content, Content::Stored { .. }),
-            Kind::Symlink { .. } | Kind::Gitlink { .. } => true,
+            Kind::Symlink { .. } | Kind::Gitlink { .. } | Kind::Special { .. } => true,
             Kind::Dir { tree, children } => tree.is_some() && children.is_none(),
             Kind::SnapRoot => false,
         }

@@ -614,6 +614,117 @@ fn hard_link(d: &Path, _: &Path, o: &mut Out) {
     );
 }
 
+fn ino(p: &Path) -> u64 {
+    fs::symlink_metadata(p).map(|m| m.ino()).unwrap_or(0)
+}
+
+fn nlink(p: &Path) -> String {
+    fs::symlink_metadata(p).map_or_else(
+        |e| format!("missing({:?})", e.kind()),
+        |m| m.nlink().to_string(),
+    )
+}
+
+fn hard_link_names_share_everything(d: &Path, _: &Path, o: &mut Out) {
+    fs::create_dir(d.join("x")).unwrap();
+    fs::create_dir(d.join("y")).unwrap();
+    file(&d.join("x/a"), "one");
+    chmod(&d.join("x/a"), 0o640);
+    let c = ctime(&d.join("x/a"));
+    clock_moves();
+    o.io(
+        "link across directories",
+        fs::hard_link(d.join("x/a"), d.join("y/b")),
+    );
+    o.io("third name", fs::hard_link(d.join("y/b"), d.join("c")));
+    o.put("ctime moved", ctime(&d.join("x/a")) > c);
+    o.put("nlink", nlink(&d.join("x/a")));
+    o.put(
+        "one inode",
+        ino(&d.join("x/a")) == ino(&d.join("y/b")) && ino(&d.join("c")) == ino(&d.join("x/a")),
+    );
+    // Written through one name, read through the others.
+    fs::OpenOptions::new()
+        .append(true)
+        .open(d.join("y/b"))
+        .unwrap()
+        .write_all(b" two")
+        .unwrap();
+    o.content("read through a", &d.join("x/a"));
+    o.content("read through c", &d.join("c"));
+    chmod(&d.join("c"), 0o600);
+    o.mode("chmod shows through", &d.join("x/a"));
+    chown(&d.join("x/a"), ALICE);
+    o.owner("chown shows through", &d.join("y/b"));
+    // Unlinking one name keeps the others.
+    o.io("unlink the first", fs::remove_file(d.join("x/a")));
+    o.put("nlink after", nlink(&d.join("y/b")));
+    o.content("still there", &d.join("y/b"));
+    // A rename keeps the group; renaming one name onto another of the same inode does nothing.
+    o.io("rename", fs::rename(d.join("y/b"), d.join("x/moved")));
+    o.put(
+        "same inode after rename",
+        ino(&d.join("x/moved")) == ino(&d.join("c")),
+    );
+    o.io(
+        "rename onto itself",
+        fs::rename(d.join("x/moved"), d.join("c")),
+    );
+    o.exists("both names kept", &d.join("x/moved"));
+    o.put("nlink at the end", nlink(&d.join("c")));
+    // A rename over one name of a group takes only that name.
+    file(&d.join("other"), "other");
+    o.io(
+        "rename over a name",
+        fs::rename(d.join("other"), d.join("c")),
+    );
+    o.put("left", nlink(&d.join("x/moved")));
+    o.content("kept", &d.join("x/moved"));
+}
+
+fn hard_link_errors(d: &Path, _: &Path, o: &mut Out) {
+    file(&d.join("a"), "a");
+    file(&d.join("b"), "b");
+    fs::create_dir(d.join("dir")).unwrap();
+    o.io(
+        "onto an existing name",
+        fs::hard_link(d.join("a"), d.join("b")),
+    );
+    o.io("a directory", fs::hard_link(d.join("dir"), d.join("dir2")));
+    o.io(
+        "missing source",
+        fs::hard_link(d.join("none"), d.join("n2")),
+    );
+    o.io(
+        "into a missing directory",
+        fs::hard_link(d.join("a"), d.join("none/a")),
+    );
+    o.io("into a file", fs::hard_link(d.join("a"), d.join("b/a")));
+    symlink("a", d.join("s")).unwrap();
+    o.io("a symlink itself", fs::hard_link(d.join("s"), d.join("s2")));
+    o.put("symlink nlink", nlink(&d.join("s")));
+    o.put(
+        "s2 is a link",
+        fs::symlink_metadata(d.join("s2"))
+            .map(|m| m.file_type().is_symlink())
+            .unwrap_or(false),
+    );
+    nix::unistd::mkfifo(
+        &d.join("p"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    o.io("a fifo", fs::hard_link(d.join("p"), d.join("p2")));
+    o.put("fifo nlink", nlink(&d.join("p2")));
+    // Without write permission on the target directory.
+    fs::create_dir(d.join("closed")).unwrap();
+    chmod(&d.join("closed"), 0o755);
+    o.io(
+        "into a directory alice may not write",
+        as_user(ALICE, || fs::hard_link(d.join("a"), d.join("closed/a"))),
+    );
+}
+
 fn fifo(d: &Path, _: &Path, o: &mut Out) {
     o.res(
         "mkfifo",
@@ -630,6 +741,193 @@ fn fifo(d: &Path, _: &Path, o: &mut Out) {
                 .unwrap_or_else(|_| fs::metadata(d).unwrap().file_type()),
         ),
     );
+}
+
+/// What `p` is and its device number, as `ls -l` would tell them apart.
+fn kind_of(p: &Path) -> String {
+    use std::os::unix::fs::FileTypeExt;
+    match fs::symlink_metadata(p) {
+        Ok(m) => {
+            let t = m.file_type();
+            let k = if t.is_fifo() {
+                "fifo"
+            } else if t.is_socket() {
+                "socket"
+            } else if t.is_char_device() {
+                "chardev"
+            } else if t.is_block_device() {
+                "blockdev"
+            } else if t.is_file() {
+                "file"
+            } else {
+                "other"
+            };
+            format!("{k} rdev={:x} size={}", m.rdev(), m.len())
+        }
+        Err(e) => format!("missing({:?})", e.kind()),
+    }
+}
+
+fn mknod_at(p: &Path, kind: nix::sys::stat::SFlag, mode: u32, dev: u64) -> nix::Result<()> {
+    nix::sys::stat::mknod(p, kind, nix::sys::stat::Mode::from_bits_truncate(mode), dev)
+}
+
+fn special_kinds(d: &Path, _: &Path, o: &mut Out) {
+    use nix::sys::stat::SFlag;
+    let dev = nix::sys::stat::makedev;
+    for (name, kind, rdev) in [
+        ("fifo", SFlag::S_IFIFO, 0),
+        ("sock", SFlag::S_IFSOCK, 0),
+        ("null", SFlag::S_IFCHR, dev(1, 3)),
+        ("loop", SFlag::S_IFBLK, dev(7, 0)),
+    ] {
+        let p = d.join(name);
+        o.res(&format!("mknod {name}"), mknod_at(&p, kind, 0o640, rdev));
+        o.put(&format!("{name} is"), kind_of(&p));
+        o.mode(&format!("{name} mode"), &p);
+        o.owner(&format!("{name} owner"), &p);
+        o.put(
+            &format!("{name} nlink"),
+            fs::symlink_metadata(&p).unwrap().nlink(),
+        );
+    }
+    let mut names: Vec<String> = fs::read_dir(d)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let t = e.file_type().unwrap();
+            use std::os::unix::fs::FileTypeExt;
+            format!(
+                "{}:{}{}",
+                e.file_name().to_string_lossy(),
+                t.is_fifo(),
+                t.is_char_device()
+            )
+        })
+        .collect();
+    names.sort();
+    o.put("listed", names.join(","));
+    o.res("again", mknod_at(&d.join("fifo"), SFlag::S_IFIFO, 0o644, 0));
+    o.res(
+        "over a file",
+        nix::unistd::mkfifo(
+            &d.join("null"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        ),
+    );
+    o.res(
+        "in a missing directory",
+        nix::unistd::mkfifo(
+            &d.join("none/p"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        ),
+    );
+    // A FIFO reads what is written into it: the kernel's, not the store's.
+    let p = d.join("fifo");
+    let writer = std::thread::spawn({
+        let p = p.clone();
+        move || fs::write(p, b"through the pipe")
+    });
+    o.content("read", &p);
+    o.io("write", writer.join().unwrap());
+    o.put("size after", fs::metadata(&p).unwrap().len());
+}
+
+fn special_files_keep_modes_owners_and_times(d: &Path, _: &Path, o: &mut Out) {
+    let p = d.join("p");
+    nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let c = ctime(&p);
+    clock_moves();
+    o.io(
+        "chmod",
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o4600)),
+    );
+    o.mode("mode", &p);
+    o.io(
+        "chown",
+        std::os::unix::fs::lchown(&p, Some(ALICE.0), Some(ALICE.1)),
+    );
+    o.owner("owner", &p);
+    o.put("ctime moved", ctime(&p) > c);
+    o.res(
+        "times",
+        utimensat(
+            AT_FDCWD,
+            &p,
+            &ts(1_000_000_000, 5),
+            &ts(1_200_000_000, 7),
+            UtimensatFlags::NoFollowSymlink,
+        ),
+    );
+    let m = fs::symlink_metadata(&p).unwrap();
+    o.put("mtime", format!("{}.{}", m.mtime(), m.mtime_nsec()));
+    o.put("atime", format!("{}.{}", m.atime(), m.atime_nsec()));
+    o.res("truncate", nix::unistd::truncate(&p, 0));
+    // In a setgid directory a new special file takes the directory's group.
+    fs::create_dir(d.join("g")).unwrap();
+    chown(&d.join("g"), (0, BOB.1));
+    chmod(&d.join("g"), 0o2777);
+    let q = d.join("g/q");
+    o.res(
+        "mkfifo as alice",
+        as_user(ALICE, || {
+            nix::unistd::mkfifo(&q, nix::sys::stat::Mode::from_bits_truncate(0o2755))
+        }),
+    );
+    o.owner("setgid dir's group", &q);
+    o.mode("its mode", &q);
+    // Sticky directory: only the owner removes it.
+    chmod(&d.join("g"), 0o1777);
+    o.io("bob removes alice's", as_user(BOB, || fs::remove_file(&q)));
+    o.io("alice removes hers", as_user(ALICE, || fs::remove_file(&q)));
+    o.io("rename", fs::rename(&p, d.join("p2")));
+    o.put("renamed is", kind_of(&d.join("p2")));
+}
+
+fn utimensat_atime_only(d: &Path, _: &Path, o: &mut Out) {
+    let p = d.join("f");
+    file(&p, "f");
+    let (m0, c) = (mtime(&p), ctime(&p));
+    clock_moves();
+    o.res(
+        "touch -a",
+        utimensat(
+            AT_FDCWD,
+            &p,
+            &ts(1_234_567_890, 42),
+            &TimeSpec::UTIME_OMIT,
+            UtimensatFlags::FollowSymlink,
+        ),
+    );
+    let m = fs::metadata(&p).unwrap();
+    o.put("atime", format!("{}.{}", m.atime(), m.atime_nsec()));
+    o.put("mtime kept", mtime(&p) == m0);
+    o.put("ctime moved", ctime(&p) > c);
+    o.res(
+        "by another user",
+        as_user(ALICE, || {
+            utimensat(
+                AT_FDCWD,
+                &p,
+                &ts(1, 0),
+                &TimeSpec::UTIME_OMIT,
+                UtimensatFlags::FollowSymlink,
+            )
+        }),
+    );
+    let d2 = d.join("x");
+    fs::create_dir(&d2).unwrap();
+    o.res(
+        "a directory's",
+        utimensat(
+            AT_FDCWD,
+            &d2,
+            &ts(1_111_111_111, 0),
+            &TimeSpec::UTIME_OMIT,
+            UtimensatFlags::FollowSymlink,
+        ),
+    );
+    o.put("dir atime", fs::metadata(&d2).unwrap().atime());
 }
 
 // ---- truncate ----
@@ -1161,7 +1459,17 @@ pub const CASES: &[(&str, Case)] = &[
     ("symlink/loops", symlink_loops),
     ("symlink/basics", symlink_basics),
     ("link/hard_link", hard_link),
+    (
+        "link/names_share_everything",
+        hard_link_names_share_everything,
+    ),
+    ("link/errors", hard_link_errors),
     ("mkfifo/fifo", fifo),
+    ("mknod/special_kinds", special_kinds),
+    (
+        "mknod/special_files_keep_modes_owners_and_times",
+        special_files_keep_modes_owners_and_times,
+    ),
     ("truncate/grow_and_shrink", truncate_grow_and_shrink),
     ("truncate/permissions", truncate_permissions),
     ("truncate/changes_times", truncate_changes_times),
@@ -1169,6 +1477,7 @@ pub const CASES: &[(&str, Case)] = &[
     ("fallocate/punch_hole", fallocate_punch_hole),
     ("fallocate/errors", fallocate_errors),
     ("utimensat/explicit", utimensat_explicit),
+    ("utimensat/atime_only", utimensat_atime_only),
     ("utimensat/omit_and_now", utimensat_omit_and_now),
     ("utimensat/permissions", utimensat_permissions),
     ("utimensat/symlink_itself", utimensat_symlink_itself),

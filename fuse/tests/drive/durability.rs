@@ -806,3 +806,53 @@ fn unmounted_with_umount_the_session_ends_and_pending_writes_are_committed() {
 fn unmounted_with_fusermount3_the_session_ends_and_pending_writes_are_committed() {
     unmounted_from_outside_commits_pending(&["fusermount3", "-u"]);
 }
+
+/// Hard links, FIFOs and device nodes made before a `kill -9` come back from the journal:
+/// every name of a linked file with its content and one link group, the special files as
+/// what they are, an access time set with `touch -a`.
+#[test]
+fn kill_9_then_recovery_keeps_hard_links_and_special_files() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let repo_path = tmp.path().join("store.hero");
+    Repo::init(&repo_path).unwrap();
+    let dir = tmp.path().join("mnt");
+    fs::create_dir(&dir).unwrap();
+    let mut mount = spawn_mount(&repo_path, &dir);
+    sh(
+        tmp.path(),
+        "cd mnt && mkdir x y && echo one > x/a && ln x/a y/b && echo two >> y/b && \
+         mkfifo pipe && mknod null c 1 3 && touch -a -d '2001-09-09 01:46:40 UTC' x/a",
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(mount.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    mount.wait().unwrap();
+    let _ = Command::new("fusermount3").arg("-u").arg(&dir).status();
+
+    let m = Mounted::reuse(tmp, |_| {});
+    let repo = Repo::open(&m.repo).unwrap();
+    let (a, b) = (
+        entry(&repo, "main", "x/a").unwrap(),
+        entry(&repo, "main", "y/b").unwrap(),
+    );
+    assert_eq!(content(&repo, "main", "x/a"), b"one\ntwo\n");
+    assert!(a.meta.link.is_some());
+    assert_eq!((a.id, a.meta), (b.id, b.meta));
+    assert_eq!(a.meta.atime.map(|t| t.secs), Some(1_000_000_000));
+    assert_eq!(
+        entry(&repo, "main", "pipe").unwrap().kind,
+        hero_store::EntryKind::Fifo
+    );
+    let null = entry(&repo, "main", "null").unwrap();
+    assert_eq!(null.kind, hero_store::EntryKind::CharDevice);
+    assert_eq!(null.meta.rdev, Some(nix::sys::stat::makedev(1, 3)));
+    // And the new mount shows one inode with two names.
+    let (sa, sb) = (
+        fs::metadata(m.p("x/a")).unwrap(),
+        fs::metadata(m.p("y/b")).unwrap(),
+    );
+    assert_eq!((sa.ino(), sa.nlink()), (sb.ino(), 2));
+}

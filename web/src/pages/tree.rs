@@ -185,6 +185,9 @@ fn file(
             html! { p { "A link to " code { (lossy(&target)) } } }
         }
         EntryKind::Gitlink => html! { p { "A submodule at " code { (entry.id.to_hex()) } } },
+        k if k.is_special() => {
+            html! { p { "A " (k.as_str()) ": a special file, with no content." } }
+        }
         _ if entry.size > VIEW_MAX => html! { p { "A large file: download it to see it." } },
         _ if image_type(&name).is_some() => html! { div.view { img src=(raw) alt=(name); } },
         _ => {

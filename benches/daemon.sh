@@ -59,17 +59,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Waits (up to 120 s) for a daemon's ticket line.
-wait_ticket() {
-    local log=$1 i
-    for i in $(seq 1 6000); do
-        if grep -q '^ticket: ' "$log"; then return 0; fi
-        sleep 0.02
-    done
-    echo "no ticket in $log:" >&2
-    cat "$log" >&2
-    return 1
-}
+# shellcheck source=lib/fleet.sh
+source "$ROOT/benches/lib/fleet.sh"
 
 # fleet DIR N: N nodes under DIR, all peers of each other; daemons started, mounts up.
 # Sets NODE_PIDS and NODE_MNTS.

@@ -51,16 +51,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_ticket() {
-    local log=$1 i
-    for i in $(seq 1 6000); do
-        if grep -q '^ticket: ' "$log"; then return 0; fi
-        sleep 0.02
-    done
-    echo "no ticket in $log:" >&2
-    cat "$log" >&2
-    return 1
-}
+# shellcheck source=lib/fleet.sh
+source "$ROOT/benches/lib/fleet.sh"
 
 # The fleet: node 0 initialises, the others clone it; every node mounts and shares.
 mkdir -p "$WORK/work/.hero"

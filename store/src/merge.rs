@@ -11,8 +11,9 @@
 //! - The two heads are put in a canonical order (by id bytes) before anything else, so the
 //!   merge never depends on which one the caller called "ours".
 //! - Base: the best common ancestors are found by painting history down from both heads;
-//!   when there are several (criss-cross histories) the one with the smallest id is used. With
-//!   no common ancestor the base is the empty tree.
+//!   when there are several (criss-cross histories) they are merged into one, in id order, by
+//!   these same rules, and that merge is the base ([`VIRTUAL_BASE_DEPTH`] levels deep at most,
+//!   then the smallest id). With no common ancestor the base is the empty tree.
 //! - Per path, comparing entries by (kind, id): unchanged on one side → the other side; the same
 //!   change on both → that change; deleted on one side and modified on the other → the modified
 //!   version is kept (a directory deleted on one side keeps only what the other side changed in
@@ -119,11 +120,20 @@ pub struct Conflict {
 /// `merge(repo, a, b)` and `merge(repo, b, a)` give the same outcome (apart from the
 /// `UpToDate`/`FastForward` label, which is from `ours`' point of view).
 pub fn merge(repo: &Repo, ours: ObjectId, theirs: ObjectId) -> Result<MergeOutcome, MergeError> {
-    let view = repo.view()?;
+    merge_at(repo, ours, theirs, 0)
+}
+
+/// [`merge`] at `depth` levels of virtual bases (see [`virtual_base`]).
+fn merge_at(
+    repo: &Repo,
+    ours: ObjectId,
+    theirs: ObjectId,
+    depth: usize,
+) -> Result<MergeOutcome, MergeError> {
     if ours == theirs {
         return Ok(up_to_date(ours));
     }
-    let bases = merge_bases(&view, ours, theirs)?;
+    let bases = merge_bases(&repo.view()?, ours, theirs)?;
     if bases.contains(&theirs) {
         return Ok(up_to_date(ours));
     }
@@ -134,7 +144,9 @@ pub fn merge(repo: &Repo, ours: ObjectId, theirs: ObjectId) -> Result<MergeOutco
             conflicts: Vec::new(),
         });
     }
-    let base = bases.iter().min().copied();
+    let base = virtual_base(repo, &bases, depth)?;
+    // A fresh view: the virtual base may have just been written.
+    let view = repo.view()?;
     let (lo, hi) = if ours < theirs {
         (ours, theirs)
     } else {
@@ -241,6 +253,37 @@ pub fn merge(repo: &Repo, ours: ObjectId, theirs: ObjectId) -> Result<MergeOutco
     })
 }
 
+/// How deep merges of merge bases nest before the smallest base is used as it is. Each level
+/// is a merge of its own; the bound keeps a tangled history's merge from growing without end,
+/// and it depends on the history only, so every peer merges the same.
+pub const VIRTUAL_BASE_DEPTH: usize = 4;
+
+/// The commit a merge compares both sides against. One best common ancestor is the base. Several
+/// (criss-cross histories: peers that merged each other's work at the same time) are merged
+/// into one, in id order, and that merge commit is the base: a file one peer alone keeps
+/// editing is then unchanged on the side that holds an older version of it, where any single
+/// base would have it changed on both sides and make a conflict copy. The virtual merge commit
+/// is written like any merge but no branch holds it; gc collects it. Beyond
+/// [`VIRTUAL_BASE_DEPTH`] the smallest base is used.
+fn virtual_base(
+    repo: &Repo,
+    bases: &[ObjectId],
+    depth: usize,
+) -> Result<Option<ObjectId>, MergeError> {
+    let Some((&first, rest)) = bases.split_first() else {
+        return Ok(None);
+    };
+    if rest.is_empty() || depth >= VIRTUAL_BASE_DEPTH {
+        return Ok(bases.iter().min().copied());
+    }
+    let mut acc = first;
+    for &next in rest {
+        acc = merge_at(repo, acc, next, depth + 1)?.commit;
+    }
+    tracing::debug!(bases = bases.len(), base = %acc.short(), depth, "virtual merge base");
+    Ok(Some(acc))
+}
+
 fn up_to_date(id: ObjectId) -> MergeOutcome {
     MergeOutcome {
         commit: id,
@@ -249,8 +292,9 @@ fn up_to_date(id: ObjectId) -> MergeOutcome {
     }
 }
 
-/// The merge base [`merge`] uses: of the best common ancestors of `a` and `b`, the one with the
-/// smallest id; `None` when the histories share nothing.
+/// The smallest of the best common ancestors of `a` and `b` (the base [`merge`] uses when
+/// there is one best ancestor; several are merged into one); `None` when the histories share
+/// nothing.
 pub fn merge_base(view: &View, a: ObjectId, b: ObjectId) -> Result<Option<ObjectId>, MergeError> {
     Ok(merge_bases(view, a, b)?.into_iter().min())
 }

@@ -648,6 +648,49 @@ fn criss_cross_history_merges_the_same_from_both_sides() {
     assert_eq!(files["f"].1, join(&want));
 }
 
+/// Each peer appends to a log of its own while both merge each other's work at the same time:
+/// the next merge has two best common ancestors, each holding one log one line behind. Against
+/// either of them alone, that log changed on both sides and would conflict; against their
+/// merge, only its writer changed it.
+#[test]
+fn a_file_one_peer_alone_edits_never_conflicts_in_a_criss_cross_history() {
+    let t = T::new();
+    let base = t.commit(
+        None,
+        100,
+        PEER_A,
+        &[Ed::Put("log-a", b"1\n"), Ed::Put("log-b", b"1\n")],
+    );
+    let a1 = t.commit(Some(base), 200, PEER_A, &[Ed::Put("log-a", b"1\n2\n")]);
+    let b1 = t.commit(Some(base), 210, PEER_B, &[Ed::Put("log-b", b"1\n2\n")]);
+    // Each peer merges the other's first edit (the merges differ by their time and parents'
+    // order, so they are two commits).
+    let cross = |first: ObjectId, second: ObjectId, time: i64| {
+        t.repo.force_branch("cross", Some(first), "test").unwrap();
+        let mut cs = t.repo.change_set("cross").unwrap();
+        cs.add_parent(second);
+        cs.put_bytes(&p("log-a"), EntryKind::File, b"1\n2\n").unwrap();
+        cs.put_bytes(&p("log-b"), EntryKind::File, b"1\n2\n").unwrap();
+        cs.commit(CommitMeta::new(sig(time), "merge"), Expect::Base)
+            .unwrap()
+            .id
+    };
+    let x = cross(a1, b1, 300);
+    let y = cross(b1, a1, 310);
+    assert_ne!(x, y);
+    let a2 = t.commit(Some(x), 400, PEER_A, &[Ed::Put("log-a", b"1\n2\n3\n")]);
+    let b2 = t.commit(Some(y), 410, PEER_B, &[Ed::Put("log-b", b"1\n2\n3\n")]);
+    assert_eq!(merge_bases(&t.repo.view().unwrap(), a2, b2).unwrap().len(), 2);
+
+    let out = t.merge_both(a2, b2);
+    assert!(out.conflicts.is_empty(), "{:?}", out.conflicts);
+    let files = t.files(out.commit);
+    let names: Vec<&str> = files.keys().map(String::as_str).collect();
+    assert_eq!(names, ["log-a", "log-b"]);
+    assert_eq!(files["log-a"].1, b"1\n2\n3\n");
+    assert_eq!(files["log-b"].1, b"1\n2\n3\n");
+}
+
 /// A small deterministic generator (SplitMix64).
 struct Rng(u64);
 

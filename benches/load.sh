@@ -24,7 +24,10 @@
 # usage: benches/load.sh
 # env:   HLD_SECS (default 600), HLD_NODES (default 10), HLD_INTERVAL, HLD_SHARED_EVERY,
 #        HLD_PROBE, HLD_SAMPLE, HLD_SETTLE, HLD_PORT_BASE (default 47800), HLD_KEEP=1 (keep the
-#        work dir and its logs), HLD_PROFILE (default release; `dev` uses target/debug).
+#        work dir and its logs), HLD_PROFILE (default release; `dev` uses target/debug),
+#        HLD_HEAPTRACK=1 (node 0's daemon runs under heaptrack with the system allocator, built
+#        with feature `system-alloc`; its profile is kept in the work dir, and its RSS column is
+#        heaptrack's own process, not the daemon).
 # Needs: root (FUSE), fusermount3, python3. Work dir /tmp/hero-load.*
 set -euo pipefail
 
@@ -44,15 +47,24 @@ done
 [ -e /dev/fuse ] || { echo "missing: /dev/fuse" >&2; exit 1; }
 
 PROFILE=${HLD_PROFILE:-release}
-cargo build --profile "$PROFILE" -q -p heroctl --manifest-path "$ROOT/Cargo.toml"
+FEATURES=()
+WRAP0=()
+if [ "${HLD_HEAPTRACK:-0}" = 1 ]; then
+    command -v heaptrack >/dev/null || { echo "missing: heaptrack" >&2; exit 1; }
+    FEATURES=(--features system-alloc)
+    HLD_KEEP=1
+fi
+cargo build --profile "$PROFILE" -q -p heroctl "${FEATURES[@]}" --manifest-path "$ROOT/Cargo.toml"
 if [ "$PROFILE" = dev ]; then H=$ROOT/target/debug/heroctl; else H=$ROOT/target/$PROFILE/heroctl; fi
 export HERO_NET=local HERO_AUTHOR_NAME=bench HERO_AUTHOR_EMAIL=bench@localhost
 WORK=$(mktemp -d /tmp/hero-load.XXXXXX)
+if [ "${HLD_HEAPTRACK:-0}" = 1 ]; then WRAP0=(heaptrack -o "$WORK/heap-n0"); fi
 PIDS=()
 MNTS=()
 
 cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    # A daemon under heaptrack is the child of heaptrack's script: stop the daemon itself.
+    for p in "${PIDS[@]}"; do pkill -TERM -P "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
     for m in "${MNTS[@]}"; do fusermount3 -u -z "$m" 2>/dev/null || true; done
     if [ "${HLD_KEEP:-0}" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
@@ -99,7 +111,9 @@ for ((i = 0; i < NODES; i++)); do
         $H -R "$dir/n$i.hero" clone "${ids[0]}@127.0.0.1:$PORT_BASE" >/dev/null
     fi
     mkdir -p "$dir/mnt$i"
-    $H -R "$dir/n$i.hero" daemon --mount "$dir/mnt$i" >"$dir/n$i.log" 2>&1 &
+    wrap=()
+    if ((i == 0)); then wrap=("${WRAP0[@]}"); fi
+    "${wrap[@]}" $H -R "$dir/n$i.hero" daemon --mount "$dir/mnt$i" >"$dir/n$i.log" 2>&1 &
     PIDS+=($!)
     DAEMONS+=($!)
     MNTS+=("$dir/mnt$i")

@@ -8,7 +8,9 @@ use std::process::ExitCode;
 // cost a short-lived command up to a third of a second.
 // mimalloc 2 (feature `v2`): with freed memory returned at once, as the mount, the daemon and
 // the servers ask (`alloc.rs`), it kept the mount under its memory bound where mimalloc 3 did
-// not (ADR 0021).
+// not (ADR 0021). Feature `system-alloc` leaves the system allocator in place, for heap
+// profilers that hook malloc (heaptrack; benches/load.sh HLD_HEAPTRACK=1).
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

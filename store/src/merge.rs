@@ -12,8 +12,8 @@
 //!   merge never depends on which one the caller called "ours".
 //! - Base: the best common ancestors are found by painting history down from both heads;
 //!   when there are several (criss-cross histories) they are merged into one, in id order, by
-//!   these same rules, and that merge is the base ([`VIRTUAL_BASE_DEPTH`] levels deep at most,
-//!   then the smallest id). With no common ancestor the base is the empty tree.
+//!   these same rules, and that merge is the base ([`VIRTUAL_BASE_DEPTH`] levels deep and
+//!   [`VIRTUAL_MERGE_BUDGET`] merges at most, then the smallest id). With no common ancestor the base is the empty tree.
 //! - Per path, comparing entries by (kind, id): unchanged on one side → the other side; the same
 //!   change on both → that change; deleted on one side and modified on the other → the modified
 //!   version is kept (a directory deleted on one side keeps only what the other side changed in
@@ -120,15 +120,18 @@ pub struct Conflict {
 /// `merge(repo, a, b)` and `merge(repo, b, a)` give the same outcome (apart from the
 /// `UpToDate`/`FastForward` label, which is from `ours`' point of view).
 pub fn merge(repo: &Repo, ours: ObjectId, theirs: ObjectId) -> Result<MergeOutcome, MergeError> {
-    merge_at(repo, ours, theirs, 0)
+    let mut budget = VIRTUAL_MERGE_BUDGET;
+    merge_at(repo, ours, theirs, 0, &mut budget)
 }
 
-/// [`merge`] at `depth` levels of virtual bases (see [`virtual_base`]).
+/// [`merge`] at `depth` levels of virtual bases, with `budget` virtual merges left (see
+/// [`virtual_base`]).
 fn merge_at(
     repo: &Repo,
     ours: ObjectId,
     theirs: ObjectId,
     depth: usize,
+    budget: &mut usize,
 ) -> Result<MergeOutcome, MergeError> {
     if ours == theirs {
         return Ok(up_to_date(ours));
@@ -144,7 +147,7 @@ fn merge_at(
             conflicts: Vec::new(),
         });
     }
-    let base = virtual_base(repo, &bases, depth)?;
+    let base = virtual_base(repo, &bases, depth, budget)?;
     // A fresh view: the virtual base may have just been written.
     let view = repo.view()?;
     let (lo, hi) = if ours < theirs {
@@ -253,10 +256,14 @@ fn merge_at(
     })
 }
 
-/// How deep merges of merge bases nest before the smallest base is used as it is. Each level
-/// is a merge of its own; the bound keeps a tangled history's merge from growing without end,
-/// and it depends on the history only, so every peer merges the same.
+/// How deep merges of merge bases nest before the smallest base is used as it is.
 pub const VIRTUAL_BASE_DEPTH: usize = 4;
+
+/// How many merges of merge bases one merge may make, at all depths together; when the bases
+/// left to fold are more than the budget left, the smallest base is used as it is. With the
+/// depth bound it keeps a tangled history's merge (ten peers merging each other at once) from
+/// growing without end, and it depends on the history only, so every peer merges the same.
+pub const VIRTUAL_MERGE_BUDGET: usize = 8;
 
 /// The commit a merge compares both sides against. One best common ancestor is the base. Several
 /// (criss-cross histories: peers that merged each other's work at the same time) are merged
@@ -264,21 +271,23 @@ pub const VIRTUAL_BASE_DEPTH: usize = 4;
 /// editing is then unchanged on the side that holds an older version of it, where any single
 /// base would have it changed on both sides and make a conflict copy. The virtual merge commit
 /// is written like any merge but no branch holds it; gc collects it. Beyond
-/// [`VIRTUAL_BASE_DEPTH`] the smallest base is used.
+/// [`VIRTUAL_BASE_DEPTH`] or [`VIRTUAL_MERGE_BUDGET`] the smallest base is used.
 fn virtual_base(
     repo: &Repo,
     bases: &[ObjectId],
     depth: usize,
+    budget: &mut usize,
 ) -> Result<Option<ObjectId>, MergeError> {
     let Some((&first, rest)) = bases.split_first() else {
         return Ok(None);
     };
-    if rest.is_empty() || depth >= VIRTUAL_BASE_DEPTH {
+    if rest.is_empty() || depth >= VIRTUAL_BASE_DEPTH || rest.len() > *budget {
         return Ok(bases.iter().min().copied());
     }
+    *budget -= rest.len();
     let mut acc = first;
     for &next in rest {
-        acc = merge_at(repo, acc, next, depth + 1)?.commit;
+        acc = merge_at(repo, acc, next, depth + 1, budget)?.commit;
     }
     tracing::debug!(bases = bases.len(), base = %acc.short(), depth, "virtual merge base");
     Ok(Some(acc))

@@ -69,6 +69,8 @@ pub struct Repo {
     pub(crate) cache: db::SharedCache,
     /// Who is told of write transactions ([`Repo::subscribe`]).
     hub: std::sync::Arc<crate::notify::Hub>,
+    /// Held while a branch is merged and moved ([`Repo::merging`]).
+    merging: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Repo {
@@ -146,6 +148,7 @@ impl Repo {
             path,
             cache: db::RawCache::shared(budget.decoded_cache),
             hub: Default::default(),
+            merging: Default::default(),
         })
     }
 
@@ -190,6 +193,7 @@ impl Repo {
             path,
             cache: db::RawCache::shared(budget.decoded_cache),
             hub: Default::default(),
+            merging: Default::default(),
         };
         repo.check_format()?;
         // A repository made by an older version (0644): owner-only from now on (ADR 0022).
@@ -409,6 +413,15 @@ impl Repo {
         }
         txn.commit().db_err()?;
         Ok(())
+    }
+
+    /// Serialises merges into branches within this process: whoever computes a merge and then
+    /// moves the branch with a compare-and-swap holds this meanwhile, so that ten sessions
+    /// integrating at once (a daemon pulling from every peer) take turns instead of making
+    /// merges that lose the race and are made again. Writers in other processes still race,
+    /// and the compare-and-swap still decides.
+    pub fn merging(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.merging.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The repository file.

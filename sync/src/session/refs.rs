@@ -10,13 +10,15 @@ use crate::wire::{Dec, Enc};
 pub(super) const MAX_NAMED: usize = 4096;
 
 /// Moves `branch` to include `theirs`: create, fast-forward, or merge (deterministically), with
-/// a compare-and-swap that retries if a local writer moved the branch meanwhile.
+/// a compare-and-swap that retries if a writer moved the branch meanwhile. Merges in this
+/// process take turns ([`Repo::merging`]).
 pub fn integrate(
     repo: &Repo,
     branch: &str,
     theirs: ObjectId,
     reason: &str,
 ) -> Result<BranchUpdate> {
+    let _merging = repo.merging();
     let mut tries = 0;
     loop {
         tries += 1;

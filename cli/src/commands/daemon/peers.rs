@@ -28,8 +28,9 @@ const RETRY_FIRST: Duration = Duration::from_secs(15);
 /// What the daemon asks of a worker.
 #[derive(Debug)]
 pub(super) enum Ask {
-    /// Pull these branches from the peer at once (named by its announcement).
-    Pull(Vec<String>),
+    /// Pull these branches from the peer at once: its announcement named them with heads this
+    /// node lacked.
+    Pull(Vec<(String, ObjectId)>),
     /// The peer is reachable again: a full sync, unless one just ran.
     CatchUp,
 }
@@ -190,17 +191,28 @@ async fn peer_worker(
                     continue;
                 }
                 p = asks.recv() => match p {
-                    Some(Ask::Pull(mut branches)) => {
+                    Some(Ask::Pull(mut heads)) => {
                         // Announcements that came meanwhile go into the same pull.
                         let mut full = false;
                         while let Ok(more) = asks.try_recv() {
                             match more {
-                                Ask::Pull(more) => branches.extend(more),
+                                Ask::Pull(more) => heads.extend(more),
                                 Ask::CatchUp => full = true,
                             }
                         }
                         if full {
                             full_at = Instant::now();
+                            continue;
+                        }
+                        // Heads that arrived meanwhile (pulled from another peer, which had
+                        // merged them) need no session: with ten peers announcing merges of one
+                        // edit, most announced heads are here before their turn comes.
+                        let mut branches: Vec<String> = heads
+                            .into_iter()
+                            .filter(|(_, h)| !ctx.repo.has_object(h).unwrap_or(false))
+                            .map(|(b, _)| b)
+                            .collect();
+                        if branches.is_empty() {
                             continue;
                         }
                         branches.sort();
@@ -318,6 +330,31 @@ pub(super) fn note_known(ctx: &Ctx, peer: &EndpointId, heads: &[(String, ObjectI
     }
 }
 
+/// How many commits [`contains`] looks at before it answers no.
+const CONTAINS_SCAN: usize = 256;
+
+/// Whether the peer's head `theirs` holds this node's head `ours`: equal, or `ours` among
+/// the newest [`CONTAINS_SCAN`] commits of `theirs`' history when that history is here. A
+/// peer that merged our head into its own (the usual answer to an announcement when both
+/// sides were editing) has it, and needs no push.
+fn contains(ctx: &Ctx, theirs: &ObjectId, ours: &ObjectId) -> bool {
+    if theirs == ours {
+        return true;
+    }
+    if !ctx.repo.has_object(theirs).unwrap_or(false) {
+        return false;
+    }
+    let Ok(view) = ctx.repo.view() else {
+        return false;
+    };
+    let Ok(log) = view.log(&[*theirs], false) else {
+        return false;
+    };
+    log.take(CONTAINS_SCAN)
+        .map_while(|item| item.ok())
+        .any(|(id, _)| id == *ours)
+}
+
 fn message_of(e: &hero_sync::SyncError) -> String {
     crate::error::messages_of(e).join(": ")
 }
@@ -385,14 +422,15 @@ async fn pull_some(
 async fn push_unconfirmed(ctx: &Ctx, ticket: &Ticket) -> std::result::Result<bool, String> {
     let peer = ticket.id();
     let ours = ctx.repo.branches().map_err(|e| e.to_string())?;
-    let unconfirmed: Vec<String> = {
+    let theirs: HashMap<String, ObjectId> = {
         let known = ctx.known.lock().unwrap_or_else(|p| p.into_inner());
-        let theirs = known.get(&peer);
-        ours.into_iter()
-            .filter(|(b, h)| theirs.and_then(|t| t.get(b)) != Some(h))
-            .map(|(b, _)| b)
-            .collect()
+        known.get(&peer).cloned().unwrap_or_default()
     };
+    let unconfirmed: Vec<String> = ours
+        .into_iter()
+        .filter(|(b, h)| !theirs.get(b).is_some_and(|t| contains(ctx, t, h)))
+        .map(|(b, _)| b)
+        .collect();
     if unconfirmed.is_empty() {
         return Ok(false);
     }

@@ -658,6 +658,10 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
     tracing::info!("stopping");
     drop(control);
     let _ = std::fs::remove_file(crate::control::socket_path(&path));
+    // No more pulls and merges: under load they kept the mount's last commit waiting.
+    for (_, w) in workers.drain() {
+        w.task.abort();
+    }
     let mut failed = None;
     if let Some(h) = mount.take() {
         outln!("unmounting (committing pending writes)")?;
@@ -684,9 +688,6 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
     }
     if let Some(s) = ui.take() {
         stop_share(s).await;
-    }
-    for (_, w) in workers.drain() {
-        w.task.abort();
     }
     drop(hooks_tx);
     let _ = hooks.await;

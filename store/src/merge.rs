@@ -563,14 +563,25 @@ impl<'v> Graph<'v> {
     /// Common ancestors of `a` and `b` not below another one found, newest first in time
     /// order (git's paint-down-to-common). May hold redundant ones; the caller filters.
     fn paint_down(&mut self, a: ObjectId, b: ObjectId) -> Result<Vec<ObjectId>, MergeError> {
+        let flags = self.paint(a, &[b])?;
+        Ok(flags.result)
+    }
+
+    /// Paints history down from `one` (`P1`) and from `twos` (`P2`) until every line still
+    /// being walked has reached what both paints share (everything below a commit painted by
+    /// both is `STALE`). The walk ends where the lines meet, not at the root: a history of
+    /// many thousand commits costs what its recent, diverged part costs.
+    fn paint(&mut self, one: ObjectId, twos: &[ObjectId]) -> Result<Painted, MergeError> {
         let mut flags: HashMap<ObjectId, u8> = HashMap::new();
         let mut heap: BinaryHeap<(i64, ObjectId)> = BinaryHeap::new();
-        let ta = self.node(a)?.0;
-        let tb = self.node(b)?.0;
-        flags.insert(a, P1);
-        flags.insert(b, P2);
-        heap.push((ta, a));
-        heap.push((tb, b));
+        let t = self.node(one)?.0;
+        flags.insert(one, P1);
+        heap.push((t, one));
+        for &two in twos {
+            let t = self.node(two)?.0;
+            *flags.entry(two).or_insert(0) |= P2;
+            heap.push((t, two));
+        }
         let mut result = Vec::new();
         let nonstale = |heap: &BinaryHeap<(i64, ObjectId)>, flags: &HashMap<ObjectId, u8>| {
             heap.iter()
@@ -598,27 +609,30 @@ impl<'v> Graph<'v> {
                 heap.push((t, p));
             }
         }
-        Ok(result
+        let result = result
             .into_iter()
             .filter(|id| flags.get(id).is_some_and(|f| f & STALE == 0))
-            .collect())
+            .collect();
+        Ok(Painted { flags, result })
     }
 
-    /// Whether `target` is a proper ancestor of (or one of) `starts`' ancestors.
+    /// Whether `target` is an ancestor of one of `starts` (or one of them). A paint from
+    /// `target` against `starts`: `target` is reached from them exactly when it is below one,
+    /// and the walk stops where the lines meet (an unbounded walk from `starts` went down to
+    /// the root whenever the answer was no, in every merge of a criss-cross history).
     fn reachable(&mut self, starts: &[ObjectId], target: ObjectId) -> Result<bool, MergeError> {
-        let mut seen: HashSet<ObjectId> = HashSet::new();
-        let mut stack: Vec<ObjectId> = starts.to_vec();
-        while let Some(id) = stack.pop() {
-            if id == target {
-                return Ok(true);
-            }
-            if !seen.insert(id) {
-                continue;
-            }
-            stack.extend(self.node(id)?.1.iter().copied());
+        if starts.contains(&target) {
+            return Ok(true);
         }
-        Ok(false)
+        let painted = self.paint(target, starts)?;
+        Ok(painted.flags.get(&target).is_some_and(|f| f & P2 != 0))
     }
+}
+
+/// What [`Graph::paint`] leaves: each commit's paint, and the common ancestors it found.
+struct Painted {
+    flags: HashMap<ObjectId, u8>,
+    result: Vec<ObjectId>,
 }
 
 // ---------------------------------------------------------------------------------------------

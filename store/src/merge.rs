@@ -179,6 +179,7 @@ fn merge_at(
         trees: Vec::new(),
         written: HashSet::new(),
         conflicts: Vec::new(),
+        base_only: depth > 0,
     };
     let root = m.merge_dir(
         &RepoPath::root(),
@@ -263,7 +264,7 @@ pub const VIRTUAL_BASE_DEPTH: usize = 4;
 /// left to fold are more than the budget left, the smallest base is used as it is. With the
 /// depth bound it keeps a tangled history's merge (ten peers merging each other at once) from
 /// growing without end, and it depends on the history only, so every peer merges the same.
-pub const VIRTUAL_MERGE_BUDGET: usize = 8;
+pub const VIRTUAL_MERGE_BUDGET: usize = 16;
 
 /// The commit a merge compares both sides against. One best common ancestor is the base. Several
 /// (criss-cross histories: peers that merged each other's work at the same time) are merged
@@ -675,6 +676,12 @@ struct Merger<'v> {
     trees: Vec<(Tree, Option<ObjectId>)>,
     written: HashSet<ObjectId>,
     conflicts: Vec<Conflict>,
+    /// A merge of merge bases (a virtual base, see [`virtual_base`]): a conflict keeps the
+    /// bases' own base version of the name and moves nothing aside. A conflict copy's name
+    /// comes from its content, so a copy made here could carry the name of a real copy one
+    /// side holds; the other side, lacking it, would then look as if it had deleted that copy
+    /// and the merge would drop it.
+    base_only: bool,
 }
 
 impl Merger<'_> {
@@ -710,6 +717,11 @@ impl Merger<'_> {
                     out.insert(e.name.clone(), e);
                 }
                 Resolved::Take(None) => {}
+                Resolved::Conflict { .. } if self.base_only => {
+                    if let Some(o) = o {
+                        out.insert(name.to_vec(), o.clone());
+                    }
+                }
                 Resolved::Conflict { keep, kept, aside } => {
                     let mut kept = kept;
                     kept.name = name.to_vec();

@@ -691,6 +691,40 @@ fn a_file_one_peer_alone_edits_never_conflicts_in_a_criss_cross_history() {
     assert_eq!(files["log-b"].1, b"1\n2\n3\n");
 }
 
+/// A conflict copy that one side holds survives a merge against a merge of the bases: the
+/// bases' merge conflicts the same way the real merge did (and would make a copy of the same
+/// name), but it must not, or the side that resolved the conflict by hand would look as if it
+/// had deleted the copy.
+#[test]
+fn a_conflict_copy_survives_a_merge_against_merged_bases() {
+    let t = T::new();
+    let base = t.commit(None, 100, PEER_A, &[Ed::Put("f", b"x\n")]);
+    let a1 = t.commit(Some(base), 200, PEER_A, &[Ed::Put("f", b"a\n")]);
+    let b1 = t.commit(Some(base), 210, PEER_B, &[Ed::Put("f", b"b\n")]);
+    let real = merge(&t.repo, a1, b1).unwrap();
+    assert_eq!(real.conflicts.len(), 1);
+    let copy = real.conflicts[0].conflict_path.to_string();
+    // One peer builds on the merge with its copy; the other resolved the same conflict by
+    // hand, keeping the plain name's version and no copy.
+    let x = t.commit(Some(real.commit), 300, PEER_A, &[Ed::Put("g", b"g\n")]);
+    t.repo.force_branch("hand", Some(b1), "test").unwrap();
+    let mut cs = t.repo.change_set("hand").unwrap();
+    cs.add_parent(a1);
+    let kept = t.files(real.commit)["f"].1.clone();
+    cs.put_bytes(&p("f"), EntryKind::File, &kept).unwrap();
+    let y = cs
+        .commit(CommitMeta::new(sig(310), "resolved by hand"), Expect::Base)
+        .unwrap()
+        .id;
+    assert_eq!(merge_bases(&t.repo.view().unwrap(), x, y).unwrap().len(), 2);
+
+    let out = t.merge_both(x, y);
+    let files = t.files(out.commit);
+    assert!(files.contains_key(&copy), "{copy} lost: {:?}", files.keys());
+    assert_eq!(files["f"].1, kept);
+    assert_eq!(files["g"].1, b"g\n");
+}
+
 /// A small deterministic generator (SplitMix64).
 struct Rng(u64);
 

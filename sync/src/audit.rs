@@ -137,8 +137,18 @@ fn setting_u64(repo: &Repo, key: &str, default: u64) -> u64 {
 /// Appends a line to the audit log of `repo`. A failure is logged, never fatal: the decision
 /// stands whether or not its receipt could be written.
 pub fn record(repo: &Repo, entry: Entry) {
-    if let Err(e) = try_record(repo, &entry) {
-        tracing::warn!("could not write to the audit log: {e}");
+    // Sessions record at once from many threads; an append racing a prune's rewrite lost the
+    // line, and two prunes raced for one temporary file.
+    static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let written = {
+        let _one = WRITING.lock().unwrap_or_else(|p| p.into_inner());
+        try_record(repo, &entry)
+    };
+    if let Err(e) = written {
+        let cause = std::error::Error::source(&e)
+            .map(|s| format!(": {s}"))
+            .unwrap_or_default();
+        tracing::warn!("could not write to the audit log: {e}{cause}");
     }
     match entry.decision {
         Decision::Accepted => tracing::debug!(
@@ -206,7 +216,8 @@ pub fn prune(path: &Path, days: u64, keep_bytes: u64) -> Result<(), AuditError> 
         total -= lines[start].len() as u64 + 1;
         start += 1;
     }
-    let tmp = path.with_extension("audit.tmp");
+    // One temporary file per process: daemons and commands of one repository prune alike.
+    let tmp = path.with_extension(format!("audit.tmp-{}", std::process::id()));
     {
         let mut out = std::fs::OpenOptions::new()
             .write(true)

@@ -29,6 +29,10 @@ pub fn init_tracing_with(default: &str) {
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
+        // A log that cannot be written (stderr on a full disk) loses the line. By default the
+        // subscriber reports that with `eprintln!`, which panics when stderr fails too: on a
+        // full disk every thread that logged panicked, the mount's watcher among them.
+        .log_internal_errors(false)
         .try_init();
 }
 

@@ -977,3 +977,25 @@ fn log_key_and_a_semantic_diff_follow_values_not_lines() {
     // A line diff of the same reorder is not empty.
     assert!(!ok(&repo, &["diff", "main~1", "main"]).is_empty());
 }
+
+/// Logs go to stderr; on a full disk (here `/dev/full`, where every write fails with ENOSPC)
+/// the lines are lost and the command does its work. The subscriber's own report of a failed
+/// write used to panic there, in any thread that logged.
+#[test]
+fn a_log_that_cannot_be_written_is_lost_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("r.hero");
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = Command::new(heroctl())
+        .args(["-R", repo.to_str().unwrap(), "init"])
+        .env("RUST_LOG", "trace")
+        .stdout(std::process::Stdio::null())
+        .stderr(full)
+        .status()
+        .unwrap();
+    assert!(out.success(), "heroctl init with a full stderr: {out:?}");
+    ok(&repo, &["verify"]);
+}

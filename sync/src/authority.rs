@@ -135,11 +135,7 @@ pub fn of_path(
             first_origin.get_or_insert((c, None));
             continue;
         }
-        if commit.parents.len() == 2
-            && maker.is_none()
-            && let Ok(out) = hero_store::merge::merge(repo, commit.parents[0], commit.parents[1])
-            && out.commit == c
-        {
+        if maker.is_none() && crate::commitsig::is_anyones_merge(repo, &c, &commit)? {
             // A merge any peer makes the same: both sides must stand.
             for p in &commit.parents {
                 stack.push((*p, false));

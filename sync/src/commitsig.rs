@@ -390,6 +390,29 @@ impl<'a> OwnerSignatures<'a> {
     }
 }
 
+/// Whether `c` (`commit`) is the merge of its two parents that any peer makes: no one's
+/// choice, so no one needs to have signed it. A merge that cannot be made because of this
+/// machine (its disk is full, its database fails) is an error of the session, not a refusal
+/// of the peer's commit; one that fails on what the history holds is "not that merge".
+pub(crate) fn is_anyones_merge(
+    repo: &Repo,
+    c: &ObjectId,
+    commit: &hero_store::Commit,
+) -> Result<bool> {
+    let [a, b] = commit.parents[..] else {
+        return Ok(false);
+    };
+    match hero_store::merge::merge(repo, a, b) {
+        Ok(out) => Ok(out.commit == *c),
+        Err(hero_store::merge::MergeError::Store(
+            e @ (hero_store::Error::Db(_)
+            | hero_store::Error::Io { .. }
+            | hero_store::Error::Input(_)),
+        )) => Err(e.into()),
+        Err(_) => Ok(false),
+    }
+}
+
 /// Checks every commit of `commits` (new to this side, objects stored, signatures received
 /// stored): each must be vouched for by an owner (itself or a descendant among `commits`), be a
 /// merge any peer would make the same, or carry a signature by a node that could change every
@@ -440,11 +463,7 @@ pub fn check(
             continue;
         }
         let commit = view.commit(c)?;
-        if commit.parents.len() == 2
-            && commit.header(hero_store::PEER_HEADER).is_none()
-            && let Ok(out) = hero_store::merge::merge(repo, commit.parents[0], commit.parents[1])
-            && out.commit == *c
-        {
+        if commit.header(hero_store::PEER_HEADER).is_none() && is_anyones_merge(repo, c, &commit)? {
             // What any peer merging these two makes: no one's choice to vouch for.
             continue;
         }

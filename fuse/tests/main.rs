@@ -476,6 +476,32 @@ mod live {
                 .unwrap();
                 commit_as_other(cs, "external w");
             }
+            "commit-cached" => {
+                let repo = Repo::open(&repo_path).unwrap();
+                let mut cs = repo.change_set("main").unwrap();
+                cs.put_bytes(
+                    &RepoPath::parse("d/grow.txt").unwrap(),
+                    EntryKind::File,
+                    b"grown by another process\n",
+                )
+                .unwrap();
+                cs.set_meta(
+                    &RepoPath::parse("d/mode.txt").unwrap(),
+                    hero_store::EntryMeta {
+                        mode: Some(0o600),
+                        ..hero_store::EntryMeta::NONE
+                    },
+                )
+                .unwrap();
+                cs.delete(&RepoPath::parse("d/gone.txt").unwrap()).unwrap();
+                cs.put_bytes(
+                    &RepoPath::parse("d/added.txt").unwrap(),
+                    EntryKind::File,
+                    b"added\n",
+                )
+                .unwrap();
+                commit_as_other(cs, "external, on cached entries");
+            }
             "mount-and-die" => {
                 let dir = std::env::var("HERO_FUSE_TEST_DIR").unwrap();
                 let h = hero_fuse::mount(hero_fuse::MountOptions::new(&repo_path, &dir)).unwrap();
@@ -524,6 +550,51 @@ mod live {
             fs::read(m.p("doc.txt")).ok().as_deref() == Some(b"v3 from elsewhere\n".as_slice())
         });
         assert_eq!(fs::read(m.p("new/ext.txt")).unwrap(), b"external\n");
+    }
+
+    /// What the kernel caches for a minute (attributes from `stat`, names and attributes
+    /// from a listing by readdirplus) is invalidated when another process commits: a file
+    /// grown, a mode changed, a file removed and one added in the listed directory all show
+    /// through the cache.
+    #[test]
+    fn a_commit_elsewhere_reaches_past_cached_stats_and_listings() {
+        use std::os::unix::fs::PermissionsExt;
+        let m = Mounted::with(|o| o.poll_interval = std::time::Duration::from_secs(60));
+        fs::create_dir(m.p("d")).unwrap();
+        fs::write(m.p("d/grow.txt"), b"1\n").unwrap();
+        fs::write(m.p("d/mode.txt"), b"m\n").unwrap();
+        fs::set_permissions(m.p("d/mode.txt"), fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(m.p("d/gone.txt"), b"g\n").unwrap();
+        fs::File::open(m.p("d")).unwrap().sync_all().unwrap();
+        let list = || {
+            let mut names = fs::read_dir(m.p("d"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect::<Vec<_>>();
+            names.sort();
+            names
+        };
+        // Cached: each file's attributes, and the listing (readdirplus: names and
+        // attributes).
+        assert_eq!(fs::metadata(m.p("d/grow.txt")).unwrap().len(), 2);
+        let mode = |p| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(m.p("d/mode.txt")), 0o644);
+        assert!(m.p("d/gone.txt").exists());
+        assert_eq!(list(), ["gone.txt", "grow.txt", "mode.txt"]);
+        helper("commit-cached", &m.repo, None);
+        eventually("the grown file's size", || {
+            fs::metadata(m.p("d/grow.txt")).is_ok_and(|md| md.len() == 25)
+        });
+        assert_eq!(
+            fs::read(m.p("d/grow.txt")).unwrap(),
+            b"grown by another process\n"
+        );
+        eventually("the changed mode", || mode(m.p("d/mode.txt")) == 0o600);
+        eventually("the removed file gone", || !m.p("d/gone.txt").exists());
+        eventually("the listing", || {
+            list() == ["added.txt", "grow.txt", "mode.txt"]
+        });
+        assert_eq!(fs::read(m.p("d/added.txt")).unwrap(), b"added\n");
     }
 
     /// With `close_commit`, a file written and closed is committed without the idle wait (a

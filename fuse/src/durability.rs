@@ -806,8 +806,8 @@ fn commit_if_changed(shared: &Shared, ino: u64) -> Result<(), fuser::Errno> {
 
 /// How long a group commit's leader waits for the others at most.
 const GROUP_WINDOW: Duration = Duration::from_millis(4);
-/// Followers a leader waits for at most: the workers that answer `fsync` but the leader's
-/// own.
+/// Followers a leader waits for at most: the workers that answer `fsync` (`HeroFs::waits`)
+/// but the leader's own.
 const GROUP_MAX_FOLLOWERS: usize = crate::workers::WORKERS - 1;
 /// Processes that asked for an `fsync` this recently are waited for.
 const GROUP_RECENT: Duration = Duration::from_millis(20);

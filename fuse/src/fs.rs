@@ -29,8 +29,10 @@ const SNAP_TTL: Duration = Duration::from_secs(1);
 
 pub(crate) struct HeroFs {
     pub shared: Arc<Shared>,
-    /// Where requests that may wait are answered (see `workers`).
-    pub workers: Workers,
+    /// Where reads are answered (see `workers`).
+    pub reads: Workers,
+    /// Where requests that wait on commits are answered.
+    pub waits: Workers,
 }
 
 pub(crate) fn send_invalidations(notifier: &Notifier, invals: Vec<Inval>) {
@@ -131,7 +133,7 @@ impl HeroFs {
             return;
         }
         let shared = self.shared.clone();
-        self.workers.run(move || {
+        self.waits.run(move || {
             let res = {
                 let mut st = shared.lock_writable(ino);
                 job(&mut st, &shared)
@@ -543,7 +545,7 @@ impl Filesystem for HeroFs {
     ) {
         // Decoding stored content (or reading the disk) may take a while: on a worker.
         let shared = self.shared.clone();
-        self.workers
+        self.reads
             .run(move || read_reply(&shared, fh, offset, size, reply));
     }
 
@@ -575,7 +577,7 @@ impl Filesystem for HeroFs {
         }
         let data = data.to_vec();
         let shared = self.shared.clone();
-        self.workers.run(move || {
+        self.waits.run(move || {
             let res = {
                 let mut st = shared.lock_writable(ino.0);
                 guard::check_as(&shared.cfg, caller, &st, ino.0, None)
@@ -645,7 +647,7 @@ impl Filesystem for HeroFs {
         // A commit (or the wait for others to share it): on a worker.
         let shared = self.shared.clone();
         let pid = req.pid();
-        self.workers.run(move || {
+        self.waits.run(move || {
             reply_empty(
                 crate::durability::commit_for_fsync(&shared, ino.0, pid),
                 reply,
@@ -757,7 +759,7 @@ impl Filesystem for HeroFs {
         reply: ReplyEmpty,
     ) {
         let shared = self.shared.clone();
-        self.workers
+        self.waits
             .run(move || reply_empty(commit_now(&shared), reply));
     }
 

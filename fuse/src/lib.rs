@@ -496,12 +496,13 @@ pub fn mount_repo(repo: Arc<Repo>, opts: MountOptions) -> Result<MountHandle, Mo
             .mount_options
             .push(fuser::MountOption::DefaultPermissions);
     }
-    // One thread reads the kernel's requests and answers those that do not wait; those that
-    // may wait go to the workers (see `workers`).
+    // One thread reads the kernel's requests and answers those that do not wait; reads and
+    // what waits on commits go to the workers (see `workers`).
     config.n_threads = Some(1);
     let fs = fs::HeroFs {
         shared: shared.clone(),
-        workers: workers::Workers::new(workers::WORKERS),
+        reads: workers::Workers::new("hero-fuse-read", workers::WORKERS),
+        waits: workers::Workers::new("hero-fuse-wait", workers::WORKERS),
     };
     let cleanup_spill = |e| {
         if let Some(d) = &spill_owned {

@@ -8,17 +8,18 @@
 //! that had been idle, on a busy machine the one the scheduler let wait longest (with one
 //! reader instead of four, cold `stat`s ran 2-3 times as fast with the machine loaded).
 //!
-//! A request that may wait — an `fsync` (a commit, or the group commit's window), a `read`
-//! (the store's decoding, the disk), or a change to the content of a file that a commit is
-//! reading (it waits until the commit has read the file, see `Shared::lock_writable`) — is
-//! handed to one of [`WORKERS`] threads and answered from there, so that the reader never
-//! waits on it. Several `fsync`s from different processes then wait together, which is
-//! what lets them share one commit.
+//! A request that may wait is handed to a worker and answered from there, so that the reader
+//! never waits on it. Two sets of [`WORKERS`] threads each: one for `read` (the store's
+//! decoding, the disk), one for what waits on commits — an `fsync` (a commit, or the group
+//! commit's window) and a change to the content of a file that a commit is reading (it waits
+//! until the commit has read the file, see `Shared::lock_writable`). Reads are not held up
+//! behind commits, and several `fsync`s from different processes wait together, which is what
+//! lets them share one commit.
 
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// The worker threads.
+/// The threads of each set of workers.
 pub(crate) const WORKERS: usize = 4;
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -30,15 +31,15 @@ pub(crate) struct Workers {
 }
 
 impl Workers {
-    /// Starts `n` threads. A thread that cannot be started is logged and left out; with none,
-    /// jobs run on the caller's thread.
-    pub fn new(n: usize) -> Workers {
+    /// Starts `n` threads named `name`-N. A thread that cannot be started is logged and left
+    /// out; with none, jobs run on the caller's thread.
+    pub fn new(name: &str, n: usize) -> Workers {
         let (tx, rx) = channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..n {
             let rx = rx.clone();
             let started = std::thread::Builder::new()
-                .name(format!("hero-fuse-w{i}"))
+                .name(format!("{name}-{i}"))
                 .spawn(move || work(&rx));
             if let Err(e) = started {
                 tracing::warn!(error = %e, "starting a request worker");
@@ -61,7 +62,12 @@ fn work(rx: &Mutex<Receiver<Job>>) {
         // for the lock.
         let job = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
         match job {
-            Ok(job) => job(),
+            // A job that panics loses its reply (the kernel gets EIO), not the worker.
+            Ok(job) => {
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+                    tracing::error!("a request panicked on a worker");
+                }
+            }
             Err(_) => return,
         }
     }
@@ -73,7 +79,7 @@ mod tests {
 
     #[test]
     fn jobs_run_on_the_workers_and_the_threads_end_with_the_pool() {
-        let workers = Workers::new(2);
+        let workers = Workers::new("test", 2);
         let (tx, rx) = channel();
         let caller = std::thread::current().id();
         for i in 0..10 {
@@ -95,7 +101,7 @@ mod tests {
 
     #[test]
     fn without_workers_a_job_runs_on_the_caller() {
-        let workers = Workers::new(0);
+        let workers = Workers::new("test", 0);
         let (tx, rx) = channel();
         workers.run(move || {
             let _ = tx.send(std::thread::current().id());

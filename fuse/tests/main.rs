@@ -502,6 +502,18 @@ mod live {
                 .unwrap();
                 commit_as_other(cs, "external, on cached entries");
             }
+            "hold-write" => {
+                // Holds the repository's write transaction until a line arrives on stdin.
+                let repo = Repo::open(&repo_path).unwrap();
+                repo.batch(|_| {
+                    println!("\nholding");
+                    std::io::Write::flush(&mut std::io::stdout()).unwrap();
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line).unwrap();
+                    Ok(())
+                })
+                .unwrap();
+            }
             "mount-and-die" => {
                 let dir = std::env::var("HERO_FUSE_TEST_DIR").unwrap();
                 let h = hero_fuse::mount(hero_fuse::MountOptions::new(&repo_path, &dir)).unwrap();
@@ -595,6 +607,72 @@ mod live {
             list() == ["added.txt", "grow.txt", "mode.txt"]
         });
         assert_eq!(fs::read(m.p("d/added.txt")).unwrap(), b"added\n");
+    }
+
+    /// The mount's commit is kept off the path of the kernel's requests: while it waits for
+    /// the repository (another process holds the write transaction: a pull, a large commit),
+    /// creates and listings are answered.
+    #[test]
+    fn a_commit_waiting_for_the_repository_holds_up_no_create_or_listing() {
+        use std::io::{BufRead, Write};
+        let m = Mounted::with(|o| {
+            o.idle_commit = std::time::Duration::from_secs(60);
+            o.max_commit_delay = std::time::Duration::from_millis(100);
+        });
+        assert_eq!(fs::read_dir(&m.dir).unwrap().count(), 0);
+        let mut holder = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "live::helper_process",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(HELPER, "hold-write")
+            .env("HERO_FUSE_TEST_REPO", &m.repo)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(holder.stdout.take().unwrap());
+        let mut line = String::new();
+        while line.trim() != "holding" {
+            line.clear();
+            assert!(out.read_line(&mut line).unwrap() > 0, "the holder ended");
+        }
+        // A change, due for a commit after `max_commit_delay`: the commit waits for the
+        // holder's lock (fcntl(2), syscall 72, on the repository file).
+        fs::write(m.p("first.txt"), b"1\n").unwrap();
+        let repo_file = fs::canonicalize(&m.repo).unwrap();
+        eventually("the commit waiting for the repository", || {
+            fs::read_dir("/proc/self/task").unwrap().any(|t| {
+                let t = t.unwrap().path();
+                let Ok(call) = fs::read_to_string(t.join("syscall")) else {
+                    return false;
+                };
+                let mut f = call.split_whitespace();
+                f.next() == Some("72")
+                    && f.next()
+                        .and_then(|fd| u64::from_str_radix(fd.trim_start_matches("0x"), 16).ok())
+                        .and_then(|fd| fs::read_link(format!("/proc/self/fd/{fd}")).ok())
+                        .is_some_and(|p| p == repo_file)
+            })
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let dir = m.dir.clone();
+        std::thread::spawn(move || {
+            for i in 0..50 {
+                fs::write(dir.join(format!("new{i}.txt")), b"new\n").unwrap();
+            }
+            let _ = tx.send(fs::read_dir(&dir).unwrap().count());
+        });
+        let listed = rx.recv_timeout(std::time::Duration::from_secs(10));
+        holder.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        assert!(holder.wait().unwrap().success());
+        assert_eq!(
+            listed.ok(),
+            Some(51),
+            "creates and a listing answered while another process writes"
+        );
     }
 
     /// With `close_commit`, a file written and closed is committed without the idle wait (a

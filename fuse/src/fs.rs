@@ -69,6 +69,28 @@ fn send_entry(res: R<(FileAttr, Duration)>, reply: ReplyEntry) {
     }
 }
 
+/// The attributes of a negative entry: node id 0 tells the kernel the name is missing (the
+/// rest is not read).
+fn negative_attr() -> FileAttr {
+    FileAttr {
+        ino: INodeNo(0),
+        size: 0,
+        blocks: 0,
+        atime: SystemTime::UNIX_EPOCH,
+        mtime: SystemTime::UNIX_EPOCH,
+        ctime: SystemTime::UNIX_EPOCH,
+        crtime: SystemTime::UNIX_EPOCH,
+        kind: fuser::FileType::RegularFile,
+        perm: 0,
+        nlink: 0,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        blksize: 4096,
+        flags: 0,
+    }
+}
+
 fn to_time(t: TimeOrNow) -> SystemTime {
     match t {
         TimeOrNow::SpecificTime(t) => t,
@@ -218,15 +240,21 @@ impl Filesystem for HeroFs {
         // One lock for the lookup and the attributes (a cold `stat` is one lookup).
         let res = {
             let mut st = self.shared.lock();
-            st.lookup(&self.shared.repo, parent.0, name.as_bytes())
-                .and_then(|ino| {
+            match st.lookup(&self.shared.repo, parent.0, name.as_bytes()) {
+                Ok(ino) => {
                     let res = entry_of(&st, ino, &self.shared.cfg);
                     if res.is_err() {
                         // Not replied: the kernel will not forget it.
                         st.forget(ino, 1);
                     }
                     res
-                })
+                }
+                // Cached by the kernel as missing (node id 0), like a found entry.
+                Err(e) if e == Errno::ENOENT && st.negative_entry(parent.0) => {
+                    Ok((negative_attr(), TTL))
+                }
+                Err(e) => Err(e),
+            }
         };
         send_entry(res, reply);
     }

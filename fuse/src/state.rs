@@ -287,6 +287,9 @@ pub(crate) struct Node {
     /// For a directory: when its children were last looked up or listed ([`State::trim`]
     /// asks the kernel to forget the directories used longest ago).
     pub used: u64,
+    /// For a directory: the kernel was told that a name is not in it (a negative entry,
+    /// cached like the others); see [`State::negative_entry`].
+    pub negatives: bool,
 }
 
 impl Node {
@@ -340,6 +343,7 @@ impl Node {
             ro,
             stale_cache: false,
             used: 0,
+            negatives: false,
         }
     }
 
@@ -1120,6 +1124,32 @@ impl State {
         self.fill_links(repo, ino);
         self.node_mut(ino)?.lookups += 1;
         Ok(ino)
+    }
+
+    /// Whether the kernel may cache that a name looked up in `dir` is not there (a negative
+    /// entry): in a loaded directory of the branch, whose names added by a commit made
+    /// elsewhere are invalidated (see `reconcile_dir`). Marks the directory: unloading its
+    /// children (`sweep`) then invalidates its own entry, which takes the negative entries
+    /// with it, and the root keeps its children loaded. Not in `.snapshots`, whose
+    /// entries live a second.
+    pub fn negative_entry(&mut self, dir: u64) -> bool {
+        match self.nodes.get_mut(&dir) {
+            Some(n)
+                if !n.ro
+                    && n.parent != 0
+                    && matches!(
+                        n.kind,
+                        Kind::Dir {
+                            children: Some(_),
+                            ..
+                        }
+                    ) =>
+            {
+                n.negatives = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     fn snapshot(&mut self, repo: &Repo, name: &[u8]) -> R<u64> {

@@ -502,6 +502,15 @@ mod live {
                 .unwrap();
                 commit_as_other(cs, "external, on cached entries");
             }
+            "commit-late" => {
+                let repo = Repo::open(&repo_path).unwrap();
+                let mut cs = repo.change_set("main").unwrap();
+                for p in ["late.txt", "d/late.txt"] {
+                    cs.put_bytes(&RepoPath::parse(p).unwrap(), EntryKind::File, b"late\n")
+                        .unwrap();
+                }
+                commit_as_other(cs, "external, on names looked up as missing");
+            }
             "hold-write" => {
                 // Holds the repository's write transaction until a line arrives on stdin.
                 let repo = Repo::open(&repo_path).unwrap();
@@ -607,6 +616,23 @@ mod live {
             list() == ["added.txt", "grow.txt", "mode.txt"]
         });
         assert_eq!(fs::read(m.p("d/added.txt")).unwrap(), b"added\n");
+    }
+
+    /// A name looked up and not found is cached by the kernel as missing (a negative entry,
+    /// for a minute); another process's commit that adds it invalidates that, in the root
+    /// and in a subdirectory.
+    #[test]
+    fn a_name_cached_as_missing_appears_when_committed_elsewhere() {
+        let m = Mounted::with(|o| o.poll_interval = std::time::Duration::from_secs(60));
+        fs::create_dir(m.p("d")).unwrap();
+        fs::write(m.p("d/x.txt"), b"x\n").unwrap();
+        fs::File::open(m.p("d")).unwrap().sync_all().unwrap();
+        assert!(!m.p("late.txt").exists());
+        assert!(!m.p("d/late.txt").exists());
+        helper("commit-late", &m.repo, None);
+        eventually("the root's new name", || m.p("late.txt").exists());
+        eventually("the subdirectory's new name", || m.p("d/late.txt").exists());
+        assert_eq!(fs::read(m.p("d/late.txt")).unwrap(), b"late\n");
     }
 
     /// The mount's commit is kept off the path of the kernel's requests: while it waits for

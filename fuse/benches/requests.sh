@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # What one metadata operation costs the mount: the FUSE requests the kernel sends for it, and
-# the mount process's CPU time and context switches, for creating FILES files and for a cold
-# `stat` of each (the two rows of `metadata.sh`), with the rate of each.
+# the mount process's CPU time and context switches, for creating FILES files, for a cold
+# `stat` of each (the two rows of `metadata.sh`), and for `stat`s of FILES missing names, each
+# twice ("missing": the second time the kernel may answer from a negative entry), with the
+# rate of each.
 #
 #   fuse/benches/requests.sh        (as root: perf's tracepoints and drop_caches)
 #
@@ -46,9 +48,16 @@ t = time.perf_counter()
 if what == "create":
     for p in names:
         os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o644))
-else:
+elif what == "stat":
     for p in names:
         os.stat(p)
+else:
+    for _ in range(2):
+        for p in names:
+            try:
+                os.stat(p + ".missing")
+            except FileNotFoundError:
+                pass
 print("%.0f" % (n / (time.perf_counter() - t)))
 '
 
@@ -82,3 +91,4 @@ sync "$MNT/d"
 sync
 echo 3 >/proc/sys/vm/drop_caches
 measure stat
+measure missing

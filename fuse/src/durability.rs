@@ -12,8 +12,10 @@
 //! The journal also records each changed entry's mode, owner and time (with its put, and on
 //! every `chmod`, `chown` and `utimes`); a written file's time is its spill file's.
 //!
-//! The journal is written with one `write(2)` per record and never `fsync`ed: the page cache
-//! survives the death of the process, which is the failure this covers. After each commit
+//! The journal is written with one `write(2)` per request (the records a request makes under
+//! the state lock, written when it releases the lock, before the kernel is answered) and
+//! never `fsync`ed: the page cache survives the death of the process, which is the failure
+//! this covers. After each commit
 //! the journal is emptied, or, when changes were journaled while the commit was under way,
 //! gets a marker: the records before the offset it names are committed.
 
@@ -385,6 +387,10 @@ pub(crate) struct Journal {
     branch: String,
     /// Set after a failed write (logged once); recovery then may miss changes.
     failed: bool,
+    /// Records not written yet: those made under one hold of the state lock go out in one
+    /// `write(2)` when the lock is released ([`crate::state::StateGuard`]), before the
+    /// kernel is answered.
+    buf: Vec<u8>,
 }
 
 impl Journal {
@@ -411,6 +417,7 @@ impl Journal {
             path,
             branch: branch.to_owned(),
             failed: false,
+            buf: Vec::new(),
         };
         j.start()?;
         Ok(j)
@@ -427,16 +434,28 @@ impl Journal {
     }
 
     fn append_raw(&mut self, encoded: &[u8]) {
-        if let Err(e) = self.file.write_all(encoded) {
+        self.buf.extend_from_slice(encoded);
+    }
+
+    /// Writes the records made since the last flush.
+    pub fn flush(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        if let Err(e) = self.file.write_all(&self.buf) {
             if !self.failed {
                 tracing::error!(path = %self.path.display(), error = %e,
                     "writing the journal failed: changes not yet committed would not survive a crash");
             }
             self.failed = true;
         }
+        self.buf.clear();
+        if self.buf.capacity() > 1 << 16 {
+            self.buf.shrink_to(1 << 12);
+        }
     }
 
-    /// A put and the inode's metadata, in one `write(2)`.
+    /// A put and the inode's metadata.
     pub fn put(&mut self, ino: u64, path: &RepoPath, b: Binding, meta: EntryMeta) {
         let path = path.to_bytes();
         let mut both = Rec::Put(ino, path.clone(), b).encode();
@@ -465,7 +484,8 @@ impl Journal {
     }
 
     /// The journal's length: where the next record goes.
-    fn len(&self) -> u64 {
+    fn len(&mut self) -> u64 {
+        self.flush();
         self.file.metadata().map(|m| m.len()).unwrap_or(0)
     }
 
@@ -476,6 +496,7 @@ impl Journal {
 
     /// Everything journaled is committed: start over.
     pub fn reset(&mut self) {
+        self.flush();
         let res = self.file.set_len(0).map_err(io_err(&self.path));
         if let Err(e) = res.and_then(|()| self.start()) {
             tracing::error!(error = %e, "resetting the journal");
@@ -552,7 +573,7 @@ impl Pending {
         self.committing_renamed = std::mem::take(&mut self.renamed);
         InFlight {
             first: self.first.take(),
-            journal_len: self.journal.as_ref().map_or(0, Journal::len),
+            journal_len: self.journal.as_mut().map_or(0, Journal::len),
         }
     }
 
@@ -576,6 +597,13 @@ impl Pending {
             } else {
                 j.reset();
             }
+        }
+    }
+
+    /// Writes the journal records made since the last call (see [`Journal::flush`]).
+    pub fn flush_journal(&mut self) {
+        if let Some(j) = &mut self.journal {
+            j.flush();
         }
     }
 
@@ -730,7 +758,7 @@ pub(crate) fn commit_for_fsync(shared: &Shared, ino: u64, pid: u32) -> Result<()
     let now = Instant::now();
     g.recent
         .retain(|(p, t)| *p != pid && now.duration_since(*t) < GROUP_RECENT);
-    // Followers wait on request threads: no more can arrive than there are threads left.
+    // Followers wait on the request workers: no more can arrive than there are workers left.
     let others = g.recent.len().min(GROUP_MAX_FOLLOWERS);
     g.recent.push((pid, now));
     if others == 0 {
@@ -778,9 +806,9 @@ fn commit_if_changed(shared: &Shared, ino: u64) -> Result<(), fuser::Errno> {
 
 /// How long a group commit's leader waits for the others at most.
 const GROUP_WINDOW: Duration = Duration::from_millis(4);
-/// Followers a leader waits for at most: the mount's request threads (4, see `mount`) but
-/// the leader's own.
-const GROUP_MAX_FOLLOWERS: usize = 3;
+/// Followers a leader waits for at most: the workers that answer `fsync` (`HeroFs::waits`)
+/// but the leader's own.
+const GROUP_MAX_FOLLOWERS: usize = crate::workers::WORKERS - 1;
 /// Processes that asked for an `fsync` this recently are waited for.
 const GROUP_RECENT: Duration = Duration::from_millis(20);
 

@@ -16,9 +16,10 @@ use fuser::{
 
 use hero_store::{EntryKind, Owner};
 
-use crate::guard;
+use crate::guard::{self, Caller};
 use crate::readahead::Data;
 use crate::state::{Cfg, Inval, MAX_NAME, R, SNAP, Shared, Source, State, io_errno, store_errno};
+use crate::workers::Workers;
 
 /// How long the kernel may cache names and attributes. Changes made elsewhere are pushed to
 /// the kernel by invalidation, so this can be long.
@@ -28,6 +29,10 @@ const SNAP_TTL: Duration = Duration::from_secs(1);
 
 pub(crate) struct HeroFs {
     pub shared: Arc<Shared>,
+    /// Where reads are answered (see `workers`).
+    pub reads: Workers,
+    /// Where requests that wait on commits are answered.
+    pub waits: Workers,
 }
 
 pub(crate) fn send_invalidations(notifier: &Notifier, invals: Vec<Inval>) {
@@ -61,6 +66,28 @@ fn send_entry(res: R<(FileAttr, Duration)>, reply: ReplyEntry) {
     match res {
         Ok((attr, ttl)) => reply.entry_with_ttls(&TTL, &ttl, &attr, Generation(0)),
         Err(e) => reply.error(e),
+    }
+}
+
+/// The attributes of a negative entry: node id 0 tells the kernel the name is missing (the
+/// rest is not read).
+fn negative_attr() -> FileAttr {
+    FileAttr {
+        ino: INodeNo(0),
+        size: 0,
+        blocks: 0,
+        atime: SystemTime::UNIX_EPOCH,
+        mtime: SystemTime::UNIX_EPOCH,
+        ctime: SystemTime::UNIX_EPOCH,
+        crtime: SystemTime::UNIX_EPOCH,
+        kind: fuser::FileType::RegularFile,
+        perm: 0,
+        nlink: 0,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        blksize: 4096,
+        flags: 0,
     }
 }
 
@@ -112,14 +139,46 @@ impl HeroFs {
         st.attr(ino, &self.shared.cfg)
     }
 
-    fn commit_now(&self) -> R<()> {
-        match self.shared.flush() {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                tracing::error!(error = %e, "commit on fsync failed");
-                Err(store_errno(&e))
-            }
+    /// Runs `job`, a change to the content of `ino`, with the state locked, then `done` with
+    /// its result (after the lock is released): on this thread, unless a commit is reading
+    /// the file; then on a worker, once the commit has read it.
+    fn writable<T: Send + 'static>(
+        &self,
+        ino: u64,
+        job: impl FnOnce(&mut State, &Shared) -> T + Send + 'static,
+        done: impl FnOnce(T) + Send + 'static,
+    ) {
+        if let Some(mut st) = self.shared.try_lock_writable(ino) {
+            let res = job(&mut st, &self.shared);
+            drop(st);
+            done(res);
+            return;
         }
+        let shared = self.shared.clone();
+        self.waits.run(move || {
+            let res = {
+                let mut st = shared.lock_writable(ino);
+                job(&mut st, &shared)
+            };
+            done(res);
+        });
+    }
+}
+
+fn commit_now(shared: &Shared) -> R<()> {
+    match shared.flush() {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::error!(error = %e, "commit on fsync failed");
+            Err(store_errno(&e))
+        }
+    }
+}
+
+fn reply_empty(res: R<()>, reply: ReplyEmpty) {
+    match res {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(e),
     }
 }
 
@@ -181,15 +240,21 @@ impl Filesystem for HeroFs {
         // One lock for the lookup and the attributes (a cold `stat` is one lookup).
         let res = {
             let mut st = self.shared.lock();
-            st.lookup(&self.shared.repo, parent.0, name.as_bytes())
-                .and_then(|ino| {
+            match st.lookup(&self.shared.repo, parent.0, name.as_bytes()) {
+                Ok(ino) => {
                     let res = entry_of(&st, ino, &self.shared.cfg);
                     if res.is_err() {
                         // Not replied: the kernel will not forget it.
                         st.forget(ino, 1);
                     }
                     res
-                })
+                }
+                // Cached by the kernel as missing (node id 0), like a found entry.
+                Err(e) if e == Errno::ENOENT && st.negative_entry(parent.0) => {
+                    Ok((negative_attr(), TTL))
+                }
+                Err(e) => Err(e),
+            }
         };
         send_entry(res, reply);
     }
@@ -225,21 +290,17 @@ impl Filesystem for HeroFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        let cfg = &self.shared.cfg;
-        let res = {
-            let mut st = if size.is_some() {
-                self.shared.lock_writable(ino.0)
-            } else {
-                self.shared.lock()
-            };
-            let mtime = mtime.map(to_time);
-            let atime = atime.map(to_time);
-            guard::check(cfg, req, &st, ino.0, None)
+        let caller = Caller::of(req);
+        let mtime = mtime.map(to_time);
+        let atime = atime.map(to_time);
+        let job = move |st: &mut State, shared: &Shared| {
+            let cfg = &shared.cfg;
+            guard::check_as(cfg, caller, st, ino.0, None)
                 .and_then(|()| st.attr(ino.0, cfg))
                 .and_then(|before| {
                     if !cfg.kernel_checks {
                         may_setattr(
-                            req,
+                            caller,
                             &before,
                             mode,
                             uid,
@@ -251,13 +312,19 @@ impl Filesystem for HeroFs {
                         uid: uid.unwrap_or(before.uid),
                         gid: gid.unwrap_or(before.gid),
                     });
-                    st.setattr(&self.shared, ino.0, mode, size, mtime, owner, atime)
+                    st.setattr(shared, ino.0, mode, size, mtime, owner, atime)
                 })
                 .and_then(|()| st.attr(ino.0, cfg))
         };
-        match res {
+        let done = move |res: R<FileAttr>| match res {
             Ok(a) => reply.attr(&TTL, &a),
             Err(e) => reply.error(e),
+        };
+        if size.is_some() {
+            self.writable(ino.0, job, done);
+        } else {
+            let res = job(&mut self.shared.lock(), &self.shared);
+            done(res);
         }
     }
 
@@ -465,20 +532,16 @@ impl Filesystem for HeroFs {
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
         let trunc = flags.0 & nix::fcntl::OFlag::O_TRUNC.bits() != 0;
         let append = flags.0 & nix::fcntl::OFlag::O_APPEND.bits() != 0;
-        let res = {
-            let mut st = if trunc && write {
-                self.shared.lock_writable(ino.0)
-            } else {
-                self.shared.lock()
-            };
+        let caller = Caller::of(req);
+        let job = move |st: &mut State, shared: &Shared| {
             let allowed = if write {
-                guard::check(&self.shared.cfg, req, &st, ino.0, None)
+                guard::check_as(&shared.cfg, caller, st, ino.0, None)
             } else {
                 Ok(())
             };
-            allowed.and_then(|()| st.open(&self.shared, ino.0, write, trunc && write, append))
+            allowed.and_then(|()| st.open(shared, ino.0, write, trunc && write, append))
         };
-        match res {
+        let done = move |res: R<(u64, bool)>| match res {
             Ok((fh, keep)) => {
                 let f = if keep {
                     FopenFlags::FOPEN_KEEP_CACHE
@@ -488,6 +551,12 @@ impl Filesystem for HeroFs {
                 reply.opened(FileHandle(fh), f);
             }
             Err(e) => reply.error(e),
+        };
+        if trunc && write {
+            self.writable(ino.0, job, done);
+        } else {
+            let res = job(&mut self.shared.lock(), &self.shared);
+            done(res);
         }
     }
 
@@ -502,41 +571,10 @@ impl Filesystem for HeroFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let handle = self.shared.lock().handles.get(&fh.0).cloned();
-        let Some(handle) = handle else {
-            reply.error(Errno::EBADF);
-            return;
-        };
-        let Ok(mut src) = handle.source.lock() else {
-            reply.error(Errno::EIO);
-            return;
-        };
-        let res = match &mut *src {
-            Source::Spill(s) => {
-                let mut buf = vec![0u8; size as usize];
-                let mut done = 0usize;
-                let mut res = Ok(());
-                while done < buf.len() {
-                    match s.file.read_at(&mut buf[done..], offset + done as u64) {
-                        Ok(0) => break,
-                        Ok(n) => done += n,
-                        Err(e) => {
-                            res = Err(io_errno(&e));
-                            break;
-                        }
-                    }
-                }
-                buf.truncate(done);
-                res.map(|()| Data::Owned(buf))
-            }
-            Source::Reader(r) => r.read(&self.shared.repo, &self.shared.pool, offset, size),
-            Source::Empty => Ok(Data::Owned(Vec::new())),
-        };
-        drop(src);
-        match res {
-            Ok(d) => reply.data(d.as_slice()),
-            Err(e) => reply.error(e),
-        }
+        // Decoding stored content (or reading the disk) may take a while: on a worker.
+        let shared = self.shared.clone();
+        self.reads
+            .run(move || read_reply(&shared, fh, offset, size, reply));
     }
 
     fn write(
@@ -551,16 +589,30 @@ impl Filesystem for HeroFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        // A write to a file a commit is reading waits for that read (without the lock).
-        let res = {
-            let mut st = self.shared.lock_writable(ino.0);
-            guard::check(&self.shared.cfg, req, &st, ino.0, None)
-                .and_then(|()| st.write(&self.shared, fh.0, offset, data))
-        };
-        match res {
+        // A write to a file a commit is reading waits for that read (without the lock), on a
+        // worker with a copy of the data; any other is done here.
+        let caller = Caller::of(req);
+        let done = move |res: R<u32>| match res {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(e),
+        };
+        if let Some(mut st) = self.shared.try_lock_writable(ino.0) {
+            let res = guard::check_as(&self.shared.cfg, caller, &st, ino.0, None)
+                .and_then(|()| st.write(&self.shared, fh.0, offset, data));
+            drop(st);
+            done(res);
+            return;
         }
+        let data = data.to_vec();
+        let shared = self.shared.clone();
+        self.waits.run(move || {
+            let res = {
+                let mut st = shared.lock_writable(ino.0);
+                guard::check_as(&shared.cfg, caller, &st, ino.0, None)
+                    .and_then(|()| st.write(&shared, fh.0, offset, &data))
+            };
+            done(res);
+        });
     }
 
     fn fallocate(
@@ -574,15 +626,15 @@ impl Filesystem for HeroFs {
         reply: ReplyEmpty,
     ) {
         // Like a write: it waits for a commit reading the file.
-        let res = {
-            let mut st = self.shared.lock_writable(ino.0);
-            guard::check(&self.shared.cfg, req, &st, ino.0, None)
-                .and_then(|()| st.fallocate(&self.shared, fh.0, offset, length, mode))
-        };
-        match res {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        let caller = Caller::of(req);
+        self.writable(
+            ino.0,
+            move |st, shared| {
+                guard::check_as(&shared.cfg, caller, st, ino.0, None)
+                    .and_then(|()| st.fallocate(shared, fh.0, offset, length, mode))
+            },
+            move |res| reply_empty(res, reply),
+        );
     }
 
     /// Nothing to do on `close`: ENOSYS tells the kernel to stop sending FLUSH, which saves
@@ -620,10 +672,15 @@ impl Filesystem for HeroFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match crate::durability::commit_for_fsync(&self.shared, ino.0, req.pid()) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        // A commit (or the wait for others to share it): on a worker.
+        let shared = self.shared.clone();
+        let pid = req.pid();
+        self.waits.run(move || {
+            reply_empty(
+                crate::durability::commit_for_fsync(&shared, ino.0, pid),
+                reply,
+            );
+        });
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -729,10 +786,9 @@ impl Filesystem for HeroFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.commit_now() {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        let shared = self.shared.clone();
+        self.waits
+            .run(move || reply_empty(commit_now(&shared), reply));
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
@@ -833,19 +889,19 @@ fn owner_of(req: &Request) -> Owner {
 /// `default_permissions`): root may do anything; the owner may change the mode, the times and
 /// the group (to its own group: the request carries no supplementary groups); nobody else may.
 fn may_setattr(
-    req: &Request,
+    req: Caller,
     before: &FileAttr,
     mode: Option<u32>,
     uid: Option<u32>,
     gid: Option<u32>,
     times: bool,
 ) -> Result<(), Errno> {
-    if req.uid() == 0 {
+    if req.uid == 0 {
         return Ok(());
     }
-    let owner = req.uid() == before.uid;
+    let owner = req.uid == before.uid;
     let uid_ok = uid.is_none_or(|u| u == before.uid) && (uid.is_none() || owner);
-    let gid_ok = gid.is_none_or(|g| g == before.gid || (owner && g == req.gid()));
+    let gid_ok = gid.is_none_or(|g| g == before.gid || (owner && g == req.gid));
     let rest_ok = (mode.is_none() && !times) || owner;
     if uid_ok && gid_ok && rest_ok {
         Ok(())
@@ -887,4 +943,43 @@ fn libc_s_ifmt() -> u32 {
 
 fn libc_s_ifreg() -> u32 {
     nix::sys::stat::SFlag::S_IFREG.bits()
+}
+
+/// Answers a `read`.
+fn read_reply(shared: &Shared, fh: FileHandle, offset: u64, size: u32, reply: ReplyData) {
+    let handle = shared.lock().handles.get(&fh.0).cloned();
+    let Some(handle) = handle else {
+        reply.error(Errno::EBADF);
+        return;
+    };
+    let Ok(mut src) = handle.source.lock() else {
+        reply.error(Errno::EIO);
+        return;
+    };
+    let res = match &mut *src {
+        Source::Spill(s) => {
+            let mut buf = vec![0u8; size as usize];
+            let mut done = 0usize;
+            let mut res = Ok(());
+            while done < buf.len() {
+                match s.file.read_at(&mut buf[done..], offset + done as u64) {
+                    Ok(0) => break,
+                    Ok(n) => done += n,
+                    Err(e) => {
+                        res = Err(io_errno(&e));
+                        break;
+                    }
+                }
+            }
+            buf.truncate(done);
+            res.map(|()| Data::Owned(buf))
+        }
+        Source::Reader(r) => r.read(&shared.repo, &shared.pool, offset, size),
+        Source::Empty => Ok(Data::Owned(Vec::new())),
+    };
+    drop(src);
+    match res {
+        Ok(d) => reply.data(d.as_slice()),
+        Err(e) => reply.error(e),
+    }
 }

@@ -34,20 +34,49 @@ pub(crate) fn in_config(st: &State, dir: u64, name: Option<&[u8]>) -> bool {
 /// configuration directory, unless it comes from the mount's own account while the
 /// configuration may be changed.
 pub(crate) fn check(cfg: &Cfg, req: &Request, st: &State, dir: u64, name: Option<&[u8]>) -> R<()> {
+    check_as(cfg, Caller::of(req), st, dir, name)
+}
+
+/// Who made a request, kept when the request is answered on another thread.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Caller {
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: u32,
+}
+
+impl Caller {
+    pub fn of(req: &Request) -> Caller {
+        Caller {
+            uid: req.uid(),
+            gid: req.gid(),
+            pid: req.pid(),
+        }
+    }
+}
+
+/// [`check`] for a caller taken from its request.
+pub(crate) fn check_as(
+    cfg: &Cfg,
+    caller: Caller,
+    st: &State,
+    dir: u64,
+    name: Option<&[u8]>,
+) -> R<()> {
     if !in_config(st, dir, name) {
         return Ok(());
     }
     if !cfg.config_writable.load(Ordering::Relaxed) {
         tracing::debug!(
-            uid = req.uid(),
+            uid = caller.uid,
             "refused: the configuration is not writable here"
         );
         return Err(Errno::EACCES);
     }
-    if req.uid() != cfg.process_uid {
+    if caller.uid != cfg.process_uid {
         tracing::info!(
-            uid = req.uid(),
-            pid = req.pid(),
+            uid = caller.uid,
+            pid = caller.pid,
             "refused a change to {} by another account",
             hero_store::CONFIG_DIR
         );

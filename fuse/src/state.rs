@@ -287,6 +287,9 @@ pub(crate) struct Node {
     /// For a directory: when its children were last looked up or listed ([`State::trim`]
     /// asks the kernel to forget the directories used longest ago).
     pub used: u64,
+    /// For a directory: the kernel was told that a name is not in it (a negative entry,
+    /// cached like the others); see [`State::negative_entry`].
+    pub negatives: bool,
 }
 
 impl Node {
@@ -340,6 +343,7 @@ impl Node {
             ro,
             stale_cache: false,
             used: 0,
+            negatives: false,
         }
     }
 
@@ -554,17 +558,42 @@ impl Read for SpillReader<'_> {
     }
 }
 
+/// The state, locked. The journal records made under the lock are written when it is
+/// released, in one `write(2)` (a create journals the file and its directory's new time):
+/// handlers release the lock before they answer the kernel, so what the kernel is told is
+/// done is journaled.
+pub(crate) struct StateGuard<'a>(MutexGuard<'a, State>);
+
+impl std::ops::Deref for StateGuard<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.0
+    }
+}
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        self.0.pending.flush_journal();
+    }
+}
+
 impl Shared {
-    pub fn lock(&self) -> MutexGuard<'_, State> {
-        match self.state.lock() {
+    pub fn lock(&self) -> StateGuard<'_> {
+        StateGuard(match self.state.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
-        }
+        })
     }
 
     /// Locks the state once no commit is reading `ino`'s spill file: a change to the file's
     /// content waits (without the lock) until the commit has read it.
-    pub fn lock_writable(&self, ino: u64) -> MutexGuard<'_, State> {
+    pub fn lock_writable(&self, ino: u64) -> StateGuard<'_> {
         loop {
             let st = self.lock();
             let busy = match st.nodes.get(&ino).map(|n| &n.kind) {
@@ -576,6 +605,19 @@ impl Shared {
             };
             drop(st);
             busy.wait_idle();
+        }
+    }
+
+    /// The state, locked, unless a commit is reading `ino`'s spill file (then a change to its
+    /// content would wait: see [`Shared::lock_writable`]).
+    pub fn try_lock_writable(&self, ino: u64) -> Option<StateGuard<'_>> {
+        let st = self.lock();
+        match st.nodes.get(&ino).map(|n| &n.kind) {
+            Some(Kind::File {
+                content: Content::Spill { spill, .. },
+                ..
+            }) if spill.is_busy() => None,
+            _ => Some(st),
         }
     }
 
@@ -1082,6 +1124,32 @@ impl State {
         self.fill_links(repo, ino);
         self.node_mut(ino)?.lookups += 1;
         Ok(ino)
+    }
+
+    /// Whether the kernel may cache that a name looked up in `dir` is not there (a negative
+    /// entry): in a loaded directory of the branch, whose names added by a commit made
+    /// elsewhere are invalidated (see `reconcile_dir`). Marks the directory: unloading its
+    /// children (`sweep`) then invalidates its own entry, which takes the negative entries
+    /// with it, and the root keeps its children loaded. Not in `.snapshots`, whose
+    /// entries live a second.
+    pub fn negative_entry(&mut self, dir: u64) -> bool {
+        match self.nodes.get_mut(&dir) {
+            Some(n)
+                if !n.ro
+                    && n.parent != 0
+                    && matches!(
+                        n.kind,
+                        Kind::Dir {
+                            children: Some(_),
+                            ..
+                        }
+                    ) =>
+            {
+                n.negatives = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     fn snapshot(&mut self, repo: &Repo, name: &[u8]) -> R<u64> {

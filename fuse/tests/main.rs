@@ -476,6 +476,53 @@ mod live {
                 .unwrap();
                 commit_as_other(cs, "external w");
             }
+            "commit-cached" => {
+                let repo = Repo::open(&repo_path).unwrap();
+                let mut cs = repo.change_set("main").unwrap();
+                cs.put_bytes(
+                    &RepoPath::parse("d/grow.txt").unwrap(),
+                    EntryKind::File,
+                    b"grown by another process\n",
+                )
+                .unwrap();
+                cs.set_meta(
+                    &RepoPath::parse("d/mode.txt").unwrap(),
+                    hero_store::EntryMeta {
+                        mode: Some(0o600),
+                        ..hero_store::EntryMeta::NONE
+                    },
+                )
+                .unwrap();
+                cs.delete(&RepoPath::parse("d/gone.txt").unwrap()).unwrap();
+                cs.put_bytes(
+                    &RepoPath::parse("d/added.txt").unwrap(),
+                    EntryKind::File,
+                    b"added\n",
+                )
+                .unwrap();
+                commit_as_other(cs, "external, on cached entries");
+            }
+            "commit-late" => {
+                let repo = Repo::open(&repo_path).unwrap();
+                let mut cs = repo.change_set("main").unwrap();
+                for p in ["late.txt", "d/late.txt"] {
+                    cs.put_bytes(&RepoPath::parse(p).unwrap(), EntryKind::File, b"late\n")
+                        .unwrap();
+                }
+                commit_as_other(cs, "external, on names looked up as missing");
+            }
+            "hold-write" => {
+                // Holds the repository's write transaction until a line arrives on stdin.
+                let repo = Repo::open(&repo_path).unwrap();
+                repo.batch(|_| {
+                    println!("\nholding");
+                    std::io::Write::flush(&mut std::io::stdout()).unwrap();
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line).unwrap();
+                    Ok(())
+                })
+                .unwrap();
+            }
             "mount-and-die" => {
                 let dir = std::env::var("HERO_FUSE_TEST_DIR").unwrap();
                 let h = hero_fuse::mount(hero_fuse::MountOptions::new(&repo_path, &dir)).unwrap();
@@ -524,6 +571,134 @@ mod live {
             fs::read(m.p("doc.txt")).ok().as_deref() == Some(b"v3 from elsewhere\n".as_slice())
         });
         assert_eq!(fs::read(m.p("new/ext.txt")).unwrap(), b"external\n");
+    }
+
+    /// What the kernel caches for a minute (attributes from `stat`, names and attributes
+    /// from a listing by readdirplus) is invalidated when another process commits: a file
+    /// grown, a mode changed, a file removed and one added in the listed directory all show
+    /// through the cache.
+    #[test]
+    fn a_commit_elsewhere_reaches_past_cached_stats_and_listings() {
+        use std::os::unix::fs::PermissionsExt;
+        let m = Mounted::with(|o| o.poll_interval = std::time::Duration::from_secs(60));
+        fs::create_dir(m.p("d")).unwrap();
+        fs::write(m.p("d/grow.txt"), b"1\n").unwrap();
+        fs::write(m.p("d/mode.txt"), b"m\n").unwrap();
+        fs::set_permissions(m.p("d/mode.txt"), fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(m.p("d/gone.txt"), b"g\n").unwrap();
+        fs::File::open(m.p("d")).unwrap().sync_all().unwrap();
+        let list = || {
+            let mut names = fs::read_dir(m.p("d"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect::<Vec<_>>();
+            names.sort();
+            names
+        };
+        // Cached: each file's attributes, and the listing (readdirplus: names and
+        // attributes).
+        assert_eq!(fs::metadata(m.p("d/grow.txt")).unwrap().len(), 2);
+        let mode = |p| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(m.p("d/mode.txt")), 0o644);
+        assert!(m.p("d/gone.txt").exists());
+        assert_eq!(list(), ["gone.txt", "grow.txt", "mode.txt"]);
+        helper("commit-cached", &m.repo, None);
+        eventually("the grown file's size", || {
+            fs::metadata(m.p("d/grow.txt")).is_ok_and(|md| md.len() == 25)
+        });
+        assert_eq!(
+            fs::read(m.p("d/grow.txt")).unwrap(),
+            b"grown by another process\n"
+        );
+        eventually("the changed mode", || mode(m.p("d/mode.txt")) == 0o600);
+        eventually("the removed file gone", || !m.p("d/gone.txt").exists());
+        eventually("the listing", || {
+            list() == ["added.txt", "grow.txt", "mode.txt"]
+        });
+        assert_eq!(fs::read(m.p("d/added.txt")).unwrap(), b"added\n");
+    }
+
+    /// A name looked up and not found is cached by the kernel as missing (a negative entry,
+    /// for a minute); another process's commit that adds it invalidates that, in the root
+    /// and in a subdirectory.
+    #[test]
+    fn a_name_cached_as_missing_appears_when_committed_elsewhere() {
+        let m = Mounted::with(|o| o.poll_interval = std::time::Duration::from_secs(60));
+        fs::create_dir(m.p("d")).unwrap();
+        fs::write(m.p("d/x.txt"), b"x\n").unwrap();
+        fs::File::open(m.p("d")).unwrap().sync_all().unwrap();
+        assert!(!m.p("late.txt").exists());
+        assert!(!m.p("d/late.txt").exists());
+        helper("commit-late", &m.repo, None);
+        eventually("the root's new name", || m.p("late.txt").exists());
+        eventually("the subdirectory's new name", || m.p("d/late.txt").exists());
+        assert_eq!(fs::read(m.p("d/late.txt")).unwrap(), b"late\n");
+    }
+
+    /// The mount's commit is kept off the path of the kernel's requests: while it waits for
+    /// the repository (another process holds the write transaction: a pull, a large commit),
+    /// creates and listings are answered.
+    #[test]
+    fn a_commit_waiting_for_the_repository_holds_up_no_create_or_listing() {
+        use std::io::{BufRead, Write};
+        let m = Mounted::with(|o| {
+            o.idle_commit = std::time::Duration::from_secs(60);
+            o.max_commit_delay = std::time::Duration::from_millis(100);
+        });
+        assert_eq!(fs::read_dir(&m.dir).unwrap().count(), 0);
+        let mut holder = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "live::helper_process",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(HELPER, "hold-write")
+            .env("HERO_FUSE_TEST_REPO", &m.repo)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(holder.stdout.take().unwrap());
+        let mut line = String::new();
+        while line.trim() != "holding" {
+            line.clear();
+            assert!(out.read_line(&mut line).unwrap() > 0, "the holder ended");
+        }
+        // A change, due for a commit after `max_commit_delay`: the commit waits for the
+        // holder's lock (fcntl(2), syscall 72, on the repository file).
+        fs::write(m.p("first.txt"), b"1\n").unwrap();
+        let repo_file = fs::canonicalize(&m.repo).unwrap();
+        eventually("the commit waiting for the repository", || {
+            fs::read_dir("/proc/self/task").unwrap().any(|t| {
+                let t = t.unwrap().path();
+                let Ok(call) = fs::read_to_string(t.join("syscall")) else {
+                    return false;
+                };
+                let mut f = call.split_whitespace();
+                f.next() == Some("72")
+                    && f.next()
+                        .and_then(|fd| u64::from_str_radix(fd.trim_start_matches("0x"), 16).ok())
+                        .and_then(|fd| fs::read_link(format!("/proc/self/fd/{fd}")).ok())
+                        .is_some_and(|p| p == repo_file)
+            })
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let dir = m.dir.clone();
+        std::thread::spawn(move || {
+            for i in 0..50 {
+                fs::write(dir.join(format!("new{i}.txt")), b"new\n").unwrap();
+            }
+            let _ = tx.send(fs::read_dir(&dir).unwrap().count());
+        });
+        let listed = rx.recv_timeout(std::time::Duration::from_secs(10));
+        holder.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        assert!(holder.wait().unwrap().success());
+        assert_eq!(
+            listed.ok(),
+            Some(51),
+            "creates and a listing answered while another process writes"
+        );
     }
 
     /// With `close_commit`, a file written and closed is committed without the idle wait (a

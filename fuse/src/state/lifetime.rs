@@ -184,16 +184,31 @@ impl State {
                 if !children.values().all(|&c| self.evictable(c)) {
                     continue;
                 }
+                if node.negatives {
+                    // The kernel may cache names said to be missing here, which a commit
+                    // made elsewhere would not invalidate once the children are unloaded:
+                    // the directory's own entry goes, and those with it. The root has none:
+                    // it stays loaded.
+                    if dir == ROOT {
+                        continue;
+                    }
+                    let name = node.name.clone();
+                    if parent != 0 {
+                        self.inval.push(super::Inval::Entry(parent, name));
+                    }
+                }
                 let gone: Vec<u64> = children.values().copied().collect();
                 for c in gone {
                     self.nodes.remove(&c);
                 }
                 if let Some(Node {
                     kind: Kind::Dir { children, .. },
+                    negatives,
                     ..
                 }) = self.nodes.get_mut(&dir)
                 {
                     *children = None;
+                    *negatives = false;
                 }
                 if dir != ROOT && parent != 0 && parent != SNAP {
                     self.sweep_dirs.insert(parent);

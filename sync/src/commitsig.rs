@@ -426,6 +426,8 @@ pub fn check(
         return Ok(None);
     }
     let mut at = AtHeads::new(repo, incoming_membership)?;
+    // Views are opened per step and closed before a merge is made: the merges write, and a
+    // read transaction open across writes keeps redb from reusing the pages they free.
     let view = repo.view()?;
     let set: IdSet = commits.iter().copied().collect();
     let mut sigs: HashMap<ObjectId, Vec<CommitSig>> = HashMap::new();
@@ -454,15 +456,18 @@ pub fn check(
             }
         }
     }
+    drop(view);
     for c in commits {
         if vouched.contains(c) {
             continue;
         }
-        let changed = own_changes(&view, c)?;
+        let (changed, commit) = {
+            let view = repo.view()?;
+            (own_changes(&view, c)?, view.commit(c)?)
+        };
         if changed.is_empty() {
             continue;
         }
-        let commit = view.commit(c)?;
         if commit.header(hero_store::PEER_HEADER).is_none() && is_anyones_merge(repo, c, &commit)? {
             // What any peer merging these two makes: no one's choice to vouch for.
             continue;

@@ -407,6 +407,10 @@ where
     // Where the receiver's time goes: waiting for the network, or checking what arrived.
     let (mut waited, mut checking) = (Duration::ZERO, Duration::ZERO);
     loop {
+        // No read transaction waits on the network: while it lives, redb cannot reuse the
+        // pages that any write of this process or another frees, and a peer that is slow to
+        // send (a loaded fleet) grew the file by gigabytes.
+        rx.view = None;
         let t = Instant::now();
         let (k, body) = wire.recv().await?;
         waited += t.elapsed();

@@ -18,5 +18,5 @@ pub(crate) use handshake::handshake;
 pub(crate) use handshake::hello;
 pub use handshake::{Intent, present_invitation, refs_digest};
 pub use refs::{RefSet, TagOutcome, apply_delta, integrate, integrate_tag, put_delta};
-pub use report::{BranchUpdate, SyncReport, UpdateKind};
+pub use report::{BranchUpdate, ConnectionUse, SyncReport, UpdateKind};
 pub use server::{HELLO_TIMEOUT, serve, serve_as};

@@ -9,6 +9,7 @@
 //! commit, a pull) is announced at once (a burst at most once per [`BATCH_WINDOW`]) and wakes
 //! every peer worker; a new version of the configuration file is validated and applied.
 
+mod asked;
 pub mod config;
 mod ctx;
 mod gc;
@@ -472,6 +473,20 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
                                 })
                                 .await
                                 .unwrap_or_else(|e| json!({ "error": e.to_string() }));
+                                crate::control::answer(stream, &v).await;
+                            });
+                        }
+                        Some(r) if asked::parse(r).is_some() => {
+                            // A `heroctl pull`/`push` of this machine: on the pooled
+                            // connection, off the main loop.
+                            let ctx = ctx.clone();
+                            let parsed = asked::parse(r);
+                            tokio::spawn(async move {
+                                let v = match parsed {
+                                    Some(Ok(a)) => asked::run(&ctx, a).await,
+                                    Some(Err(why)) => asked::refused(&why),
+                                    None => json!({ "error": "unknown request" }),
+                                };
                                 crate::control::answer(stream, &v).await;
                             });
                         }

@@ -46,6 +46,7 @@ impl std::fmt::Debug for Pool {
 /// Which exchange a session runs.
 enum Exchange<'a> {
     Pull(Option<&'a [String]>),
+    PullAnnounced(&'a [(String, hero_store::ObjectId)]),
     Push(Option<&'a [String]>),
 }
 
@@ -146,6 +147,10 @@ impl Pool {
                 "pull",
                 session::pull_only(&mut wire, repo, &peer, &me, only, progress).await,
             ),
+            Exchange::PullAnnounced(heads) => (
+                "pull",
+                session::pull_announced(&mut wire, repo, &peer, &me, heads, progress).await,
+            ),
             Exchange::Push(b) => (
                 "push",
                 session::push(&mut wire, repo, &peer, &me, b, progress).await,
@@ -213,6 +218,20 @@ impl Pool {
         progress: Option<&ProgressFn>,
     ) -> Result<SyncReport> {
         self.run(repo, ticket, Exchange::Pull(Some(only)), progress)
+            .await
+    }
+
+    /// Pulls the branches of `heads`, which the peer announced it has, over the pooled
+    /// connection: the wants travel with the hello ([`session::pull_announced`]), so a small
+    /// change arrives in one round trip.
+    pub async fn pull_announced(
+        &self,
+        repo: &Repo,
+        ticket: &Ticket,
+        heads: &[(String, hero_store::ObjectId)],
+        progress: Option<&ProgressFn>,
+    ) -> Result<SyncReport> {
+        self.run(repo, ticket, Exchange::PullAnnounced(heads), progress)
             .await
     }
 

@@ -546,6 +546,7 @@ pub(crate) fn report_json(r: &SyncReport) -> serde_json::Value {
         "object_bytes": r.transfer.object_bytes,
         "bytes_in": r.bytes_in,
         "bytes_out": r.bytes_out,
+        "round_trips": r.round_trips,
         "branches_updated": r.updated(),
         "tags_created": r.tags_created,
         "tags_differing": r.tags_differing,

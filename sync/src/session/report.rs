@@ -73,6 +73,8 @@ pub struct SyncReport {
     pub bytes_in: u64,
     /// Bytes sent on the wire.
     pub bytes_out: u64,
+    /// Round trips: the times this side waited for the peer after sending.
+    pub round_trips: u64,
     /// Branch moves (local for a pull, on the peer for a push).
     pub branches: Vec<BranchUpdate>,
     /// Tags created (locally for a pull, on the peer for a push).
@@ -124,6 +126,7 @@ impl SyncReport {
             same_refs: true,
             bytes_in: wire.bytes_in,
             bytes_out: wire.bytes_out,
+            round_trips: wire.round_trips,
             ..SyncReport::default()
         })
     }

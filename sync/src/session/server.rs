@@ -4,10 +4,10 @@ use hero_store::{ObjectId, Repo};
 use iroh::{EndpointId, SecretKey};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::handshake::{Intent, NO_DIGEST, is_empty, join};
+use super::handshake::{Hello, Intent, NO_DIGEST, is_empty, join};
 use super::refs::{
-    MAX_NAMED, RefSet, integrate, parse_branches, parse_tags, put_branches, put_delta, put_tags,
-    recall, remember, take_tags, welcome_form,
+    RefSet, integrate, parse_branches, parse_tags, put_branches, put_delta, put_tags, recall,
+    remember, take_tags, welcome_form,
 };
 use super::report::SyncReport;
 use super::signatures::{fetch_signatures, send_signatures};
@@ -17,7 +17,7 @@ use crate::error::{Result, SyncError};
 use crate::gate;
 use crate::membership;
 use crate::transfer::{self, Ask, advertised, blocking};
-use crate::wire::{Dec, Enc, MAGIC, VERSION, Wire, code, kind};
+use crate::wire::{Dec, Enc, VERSION, Wire, code, kind};
 
 /// The server's side of one session with `peer` (whose id the transport authenticated) over
 /// `wire`, without a key: invitations cannot be redeemed.
@@ -111,13 +111,15 @@ where
         Some(f) => f,
         None => first_message(wire, crate::wire::MAX_FRAME).await?,
     };
-    let mut d = Dec::new(&body);
-    if k != kind::HELLO || d.rest().get(..4) != Some(MAGIC.as_slice()) {
+    let hello = if k == kind::HELLO {
+        Hello::version_of(&body).ok()
+    } else {
+        None
+    };
+    let Some(version) = hello else {
         wire.send_error(code::PROTOCOL, "expected a hello").await;
         return Err(SyncError::protocol("the first message is not a hello"));
-    }
-    let mut d = Dec::new(&body[4..]);
-    let version = d.u32()?;
+    };
     if version != VERSION {
         wire.send_error(code::INCOMPATIBLE, &VERSION.to_string())
             .await;
@@ -126,25 +128,16 @@ where
             theirs: version,
         });
     }
-    let their_repo = d.id()?;
-    let intent = match d.u8()? {
-        1 => Intent::Pull,
-        2 => Intent::Push,
-        other => return Err(SyncError::protocol(format!("unknown intent {other}"))),
-    };
-    let they_are_empty = d.u8()? != 0;
-    let named = d.u32()? as usize;
-    if named > MAX_NAMED {
-        return Err(SyncError::protocol("a hello names too many branches"));
-    }
-    let mut only = Vec::with_capacity(named);
-    for _ in 0..named {
-        only.push(d.string()?);
-    }
-    let mut their_digest = [0u8; 32];
-    their_digest.copy_from_slice(d.raw(32)?);
-    let mut agreed_digest = [0u8; 32];
-    agreed_digest.copy_from_slice(d.raw(32)?);
+    let Hello {
+        repo: their_repo,
+        intent,
+        empty: they_are_empty,
+        only,
+        digest: their_digest,
+        agreed: agreed_digest,
+        early,
+        ..
+    } = Hello::decode(&body)?;
     let ours = access::sync_repo_id(repo)?;
     let we_are_empty = is_empty(repo)?;
     if their_repo != ours && !they_are_empty {
@@ -231,18 +224,36 @@ where
             m.u8(0);
         }
     }
+    // The hello's wants are taken when they were made against exactly what is advertised:
+    // the objects follow the welcome at once.
+    let taken = early.filter(|e| {
+        our_tags.is_empty()
+            && e.heads.len() == our_branches.len()
+            && our_branches
+                .iter()
+                .zip(&only)
+                .zip(&e.heads)
+                .all(|(((n, id), named), head)| n == named && id == head)
+    });
+    m.u8(u8::from(taken.is_some()));
     wire.send(&m).await?;
-    wire.flush().await?;
+    if taken.is_none() {
+        wire.flush().await?;
+    }
     if same {
         // Both sides have the same refs: nothing to send either way.
         return Ok(());
     }
     match intent {
         Intent::Pull => {
-            let wants = wire.expect(kind::WANTS).await?;
+            let wants = match taken {
+                Some(e) => e.wants,
+                None => wire.expect(kind::WANTS).await?,
+            };
             let advertised = advertised(&our_branches, &our_tags);
-            let stats = transfer::send_objects(wire, repo, &wants, &advertised, None).await?;
-            send_signatures(wire, repo, key, stats.candidates).await?;
+            let (stats, commits) =
+                transfer::send_objects(wire, repo, &wants, &advertised, None).await?;
+            send_signatures(wire, repo, key, stats.candidates, &commits).await?;
             tracing::info!(
                 "sync: sent {} objects ({} bytes) to {}",
                 stats.objects,
@@ -262,8 +273,16 @@ where
             let mut d = Dec::new(&body);
             let pushed = parse_branches(&mut d)?;
             let pushed_tags = parse_tags(&mut d)?;
+            if pushed.is_empty() && pushed_tags.is_empty() {
+                // The pusher found every ref here already: its result at once, nothing to
+                // send or sign.
+                let mut m = Enc::new(kind::PUSH_RESULT);
+                m.u32(0).u32(0).u32(0);
+                wire.send(&m).await?;
+                return wire.flush().await;
+            }
             let ask = blocking(|| Ask::of(repo, &pushed, &pushed_tags, !only.is_empty()))?;
-            let stats = transfer::receive_objects(wire, repo, &ask, None).await?;
+            let stats = transfer::receive_objects(wire, repo, &ask, false, None).await?;
             // Every check before any branch moves: one failing commit refuses the whole push.
             for (name, id) in &pushed {
                 if blocking(|| repo.view()?.object_type(id))?.is_none() {

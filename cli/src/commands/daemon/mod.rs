@@ -504,17 +504,17 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
                     // A hint only: pull from the announcer the branches whose announced heads
                     // this store lacks (the pull verifies everything).
                     note_known(&ctx, &a.from, &a.heads);
-                    let lacking: Vec<String> = a
+                    let lacking: Vec<(String, ObjectId)> = a
                         .heads
                         .iter()
                         .filter(|(_, h)| !repo.has_object(h).unwrap_or(false))
-                        .map(|(b, _)| b.clone())
+                        .cloned()
                         .collect();
                     if !lacking.is_empty() {
                         tracing::debug!(
                             "announcement from {}: new heads of {}",
                             a.from.fmt_short(),
-                            lacking.join(", ")
+                            lacking.iter().map(|(b, _)| b.as_str()).collect::<Vec<_>>().join(", ")
                         );
                         match workers.get(&a.from) {
                             Some(w) => {

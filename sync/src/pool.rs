@@ -174,12 +174,13 @@ impl Pool {
         };
         tracing::debug!(
             "pool: {label} with {} on {} connection: {} bytes sent, {} received (protocol \
-             messages); the connection meanwhile: {} datagrams ({} bytes) sent, {} ({} bytes) \
-             received",
+             messages), {} round trip(s); the connection meanwhile: {} datagrams ({} bytes) \
+             sent, {} ({} bytes) received",
             peer.fmt_short(),
             if reused { "an open" } else { "a new" },
             wire.bytes_out,
             wire.bytes_in,
+            wire.round_trips,
             used.datagrams_sent,
             used.udp_bytes_sent,
             used.datagrams_received,

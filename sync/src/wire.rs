@@ -124,6 +124,18 @@ pub mod hello_field {
     pub const ALL: u8 = DIGEST | AGREED | WANTS;
 }
 
+/// Which optional parts a WELCOME has.
+pub mod welcome_field {
+    /// The server's repository id follows the flags (else it is the hello's).
+    pub const REPO: u8 = 1;
+    /// The server's pinned membership genesis ends the message.
+    pub const GENESIS: u8 = 2;
+    /// The server took the hello's wants: the objects follow the welcome.
+    pub const TAKEN: u8 = 4;
+    /// Every bit defined.
+    pub const ALL: u8 = REPO | GENESIS | TAKEN;
+}
+
 /// WANTS flags.
 pub mod wants_flag {
     /// The receiver may hold objects of an interrupted transfer: list candidates first.

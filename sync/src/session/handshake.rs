@@ -13,7 +13,7 @@ use crate::audit::{self, Decision, Entry};
 use crate::error::{Result, SyncError};
 use crate::membership;
 use crate::transfer::blocking;
-use crate::wire::{Dec, Enc, MAGIC, VERSION, Wire, code, hello_field, kind};
+use crate::wire::{Dec, Enc, MAGIC, VERSION, Wire, code, hello_field, kind, welcome_field};
 
 /// What a client wants to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,6 +293,14 @@ where
         None
     };
     let last_digest = last.as_ref().map_or(NO_DIGEST, |(_, d)| *d);
+    // The refs the early wants were made against: the welcome's when the server took them.
+    let expected: Option<Vec<(String, ObjectId)>> = early.as_ref().map(|e| {
+        only.unwrap_or_default()
+            .iter()
+            .cloned()
+            .zip(e.heads.iter().copied())
+            .collect()
+    });
     let m = Hello {
         version: VERSION,
         repo: ours,
@@ -350,7 +358,18 @@ where
             theirs: version,
         });
     }
-    let repo_id = d.id()?;
+    let fields = d.u8()?;
+    if fields & !welcome_field::ALL != 0 {
+        return Err(SyncError::protocol(format!(
+            "unknown welcome fields {fields:#04x}"
+        )));
+    }
+    let repo_id = if fields & welcome_field::REPO != 0 {
+        d.id()?
+    } else {
+        ours
+    };
+    let taken = fields & welcome_field::TAKEN != 0;
     let access = match d.u8()? {
         2 => Access::ReadWrite,
         _ => Access::ReadOnly,
@@ -370,21 +389,28 @@ where
             let set = apply_delta(&mut d, base)?;
             (set.branches, set.tags)
         }
+        (welcome_form::EXPECTED, _) => match (&expected, taken) {
+            (Some(heads), true) => (heads.clone(), Vec::new()),
+            _ => return Err(SyncError::protocol("expected refs without wants taken")),
+        },
         (k, _) => return Err(SyncError::protocol(format!("unknown welcome form {k}"))),
     };
+    if taken && form != welcome_form::EXPECTED {
+        return Err(SyncError::protocol("wants taken with refs sent"));
+    }
     let same_refs = form == welcome_form::SAME;
     let default_branch = d.string()?;
     hero_store::branch_ref(&default_branch)
         .map_err(|e| SyncError::protocol(format!("bad default branch {default_branch:?}: {e}")))?;
-    let genesis = match d.u8()? {
-        0 => None,
-        _ => Some(automerge::ChangeHash(
+    let genesis = if fields & welcome_field::GENESIS != 0 {
+        Some(automerge::ChangeHash(
             d.raw(32)?
                 .try_into()
                 .map_err(|_| SyncError::protocol("bad genesis"))?,
-        )),
+        ))
+    } else {
+        None
     };
-    let taken = d.u8()? != 0;
     // A repository that has no membership yet (a clone, a peer from before membership) takes
     // the one its source trusts: the ticket named the source, so the source names the root.
     if intent == Intent::Pull

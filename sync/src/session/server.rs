@@ -17,7 +17,7 @@ use crate::error::{Result, SyncError};
 use crate::gate;
 use crate::membership;
 use crate::transfer::{self, Ask, advertised, blocking};
-use crate::wire::{Dec, Enc, VERSION, Wire, code, kind};
+use crate::wire::{Dec, Enc, VERSION, Wire, code, kind, welcome_field};
 
 /// The server's side of one session with `peer` (whose id the transport authenticated) over
 /// `wire`, without a key: invitations cannot be redeemed.
@@ -167,16 +167,11 @@ where
         });
     }
     let our_id = access::sync_repo_id(repo)?;
-    let mut m = Enc::new(kind::WELCOME);
-    m.u32(VERSION).id(&our_id).u8(match access {
-        Access::ReadWrite => 2,
-        Access::ReadOnly => 1,
-    });
     // The refs travel whole, as a delta against the client's (when this process advertised
     // the set the client's digest names), or not at all (the digests match).
     let mut ours_now = blocking(|| RefSet::of(repo))?;
     let mut base = None;
-    let form = if only.is_empty() {
+    let mut form = if only.is_empty() {
         let digest = ours_now.digest();
         remember(&our_id, digest, &ours_now);
         if their_digest == NO_DIGEST {
@@ -201,6 +196,41 @@ where
         ours_now.tags.clear();
         welcome_form::FULL
     };
+    // The hello's wants are taken when they were made against exactly what is advertised:
+    // the objects follow the welcome at once, and the refs are those the client expected.
+    let taken = early.filter(|e| {
+        ours_now.tags.is_empty()
+            && e.heads.len() == ours_now.branches.len()
+            && ours_now
+                .branches
+                .iter()
+                .zip(&only)
+                .zip(&e.heads)
+                .all(|(((n, id), named), head)| n == named && id == head)
+    });
+    if taken.is_some() {
+        form = welcome_form::EXPECTED;
+    }
+    let genesis = membership::pinned(repo)?;
+    let mut fields = 0;
+    if our_id != their_repo {
+        fields |= welcome_field::REPO;
+    }
+    if genesis.is_some() {
+        fields |= welcome_field::GENESIS;
+    }
+    if taken.is_some() {
+        fields |= welcome_field::TAKEN;
+    }
+    let mut m = Enc::new(kind::WELCOME);
+    m.u32(VERSION).u8(fields);
+    if our_id != their_repo {
+        m.id(&our_id);
+    }
+    m.u8(match access {
+        Access::ReadWrite => 2,
+        Access::ReadOnly => 1,
+    });
     m.u8(form);
     match (form, &base) {
         (welcome_form::FULL, _) => {
@@ -218,24 +248,9 @@ where
         tags: our_tags,
     } = ours_now;
     m.bytes(repo.default_branch()?.as_bytes());
-    match membership::pinned(repo)? {
-        Some(g) => m.u8(1).0.extend_from_slice(&g.0),
-        None => {
-            m.u8(0);
-        }
+    if let Some(g) = genesis {
+        m.0.extend_from_slice(&g.0);
     }
-    // The hello's wants are taken when they were made against exactly what is advertised:
-    // the objects follow the welcome at once.
-    let taken = early.filter(|e| {
-        our_tags.is_empty()
-            && e.heads.len() == our_branches.len()
-            && our_branches
-                .iter()
-                .zip(&only)
-                .zip(&e.heads)
-                .all(|(((n, id), named), head)| n == named && id == head)
-    });
-    m.u8(u8::from(taken.is_some()));
     wire.send(&m).await?;
     if taken.is_none() {
         wire.flush().await?;

@@ -511,6 +511,47 @@ pub fn check(
     Ok(None)
 }
 
+/// Encodes the signatures of `commits` for the wire without repeating the commits' ids: for
+/// each commit, in order, a varint count and its signatures (`SIGS_AHEAD`, whose list of
+/// commits comes first).
+pub fn encode_grouped(commits: &[ObjectId], sigs: &[(ObjectId, CommitSig)]) -> Vec<u8> {
+    let mut by: std::collections::HashMap<&ObjectId, Vec<&CommitSig>> =
+        std::collections::HashMap::new();
+    for (c, s) in sigs {
+        by.entry(c).or_default().push(s);
+    }
+    let mut b = Vec::new();
+    for c in commits {
+        let of = by.get(c).map(Vec::as_slice).unwrap_or_default();
+        hero_store::codec::put_varint(&mut b, of.len() as u64);
+        for s in of {
+            b.extend_from_slice(&s.encode());
+        }
+    }
+    b
+}
+
+/// Decodes [`encode_grouped`] for `commits`; every byte must be used.
+pub fn decode_grouped(commits: &[ObjectId], b: &[u8]) -> Result<Vec<(ObjectId, CommitSig)>> {
+    let bad = || SyncError::protocol("bad commit signatures");
+    let mut at = b;
+    let mut out = Vec::new();
+    for c in commits {
+        let mut d = crate::wire::Dec::new(at);
+        let n = d.varint()?;
+        at = d.rest();
+        for _ in 0..n {
+            let (s, used) = CommitSig::decode(at).ok_or_else(bad)?;
+            at = at.get(used..).ok_or_else(bad)?;
+            out.push((*c, s));
+        }
+    }
+    if !at.is_empty() {
+        return Err(bad());
+    }
+    Ok(out)
+}
+
 /// Encodes signatures for the wire: count u32, then (commit id, signature) each.
 pub fn encode_list(sigs: &[(ObjectId, CommitSig)]) -> Vec<u8> {
     let mut b = (sigs.len() as u32).to_be_bytes().to_vec();

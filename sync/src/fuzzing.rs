@@ -255,7 +255,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         ..plain.clone()
     };
     let mut ahead = Enc::new(crate::wire::kind::SIGS_AHEAD);
-    ahead.ids(&[ObjectId([9; 32])]).u32(0);
+    ahead.ids(&[ObjectId([9; 32])]).varint(0);
     for m in [early.encode(), ahead] {
         frames.extend_from_slice(&(m.0.len() as u32).to_be_bytes());
         frames.extend_from_slice(&m.0);

@@ -43,7 +43,7 @@ where
     let sigs = blocking(|| crate::commitsig::for_sending(repo, key.as_ref(), sent))?;
     let mut m = Enc::new(kind::SIGS_AHEAD);
     m.ids(sent);
-    m.0.extend_from_slice(&crate::commitsig::encode_list(&sigs));
+    m.0.extend_from_slice(&crate::commitsig::encode_grouped(sent, &sigs));
     wire.send(&m).await?;
     wire.flush().await?;
     let body = wire.expect(kind::SIG_WANT).await?;
@@ -85,8 +85,9 @@ where
 {
     let body = wire.expect(kind::SIGS_AHEAD).await?;
     let mut d = Dec::new(&body);
-    let covered: hero_store::IdSet = d.ids()?.into_iter().collect();
-    let mut sigs = crate::commitsig::decode_list(d.rest())?;
+    let sent = d.ids()?;
+    let mut sigs = crate::commitsig::decode_grouped(&sent, d.rest())?;
+    let covered: hero_store::IdSet = sent.into_iter().collect();
     let new = blocking(|| -> Result<Vec<ObjectId>> {
         let view = repo.view()?;
         let mut at: hero_store::IdSet = view.branches()?.into_iter().map(|(_, id)| id).collect();

@@ -5,7 +5,9 @@
 #           vs `fossil clone http://` from `fossil server`
 #   pull:   nothing changed, then one line of one file changed on the origin (on the branch
 #           that sorts last among the origin's branches), then `heroctl pull` / `git fetch` /
-#           `fossil pull` on the clones.
+#           `fossil pull` on the clones; then hero's two pulls again with `heroctl daemon`
+#           running for the clone (the pull goes through the daemon's open connection),
+#           compared with git's and fossil's pulls (which have no such daemon).
 # Bytes on the wire are counted the same way for all three: iptables byte counters on the
 # server's port (INPUT --dport + OUTPUT --sport: IP packets both ways, headers included).
 # hero's own count (bytes_in + bytes_out of its --json report: protocol payload) is shown too.
@@ -472,6 +474,48 @@ bench() {
     hero_self "$name" noop
     hero_self "$name" pull
 
+    # --- the same pulls through a daemon running for the clone: `heroctl pull` asks it over
+    # its control socket, and it runs the session on the connection it keeps open to the origin
+    if [ $hero_c = 1 ]; then
+        local dport=$((PORT_BASE + 20 + off)) dlog=$WORK/logs/$name.daemon dpid i
+        port_free "$dport"
+        "$H" -R "$b" daemon --net local --listen "127.0.0.1:$dport" >"$dlog.out" 2>"$dlog.err" &
+        dpid=$!
+        PIDS+=("$dpid")
+        for i in $(seq 400); do
+            grep -q '^ticket: ' "$dlog.out" 2>/dev/null && break
+            kill -0 "$dpid" 2>/dev/null || break
+            sleep 0.05
+        done
+        # iroh probes the path of a new connection again 5 s after it opened: wait that out.
+        sleep 6
+        for run in $(seq "$RUNS"); do
+            log "$name: no-op pull through the daemon, run $run of $RUNS"
+            if trial "$name" noopd hero udp "$hport" "$H" -R "$b" --json pull --net local &&
+                [ "$(json_field "${R[$name.noopd.out.hero]}" via)" != daemon ]; then
+                untrial "$name" noopd hero "the pull did not go through the daemon"
+            fi
+        done
+        for run in $(seq "$RUNS"); do
+            mark="(edited through the daemon $run)"
+            rm -rf "$hw"
+            { "$H" -R "$a" checkout "$branch" "$hw" >/dev/null && sed -i "1s/\$/ $mark/" "$hw/$edit" &&
+                "$H" -R "$a" commit "$hw" -b "$branch" -m "one line" >/dev/null; } 2>"$WORK/logs/$name.hero-edit.err" ||
+                failed "$name.edit.hero.d$run" "$(tail -3 "$WORK/logs/$name.hero-edit.err" | tr '\n' ' ')"
+            rm -rf "$hw"
+            log "$name: pull the change through the daemon, run $run of $RUNS"
+            if trial "$name" pulld hero udp "$hport" "$H" -R "$b" --json pull --net local; then
+                first_line_is "$H" -R "$b" cat "$branch:$edit" -- "$mark" ||
+                    untrial "$name" pulld hero "the change did not arrive ($branch:$edit)"
+            fi
+        done
+        stop "$dpid"
+        settle "$name" noopd hero
+        settle "$name" pulld hero
+        hero_self "$name" noopd
+        hero_self "$name" pulld
+    fi
+
     if [ -n "$hpid" ]; then stop "$hpid"; fi
     if [ -n "$fpid" ]; then stop "$fpid"; fi
     return 0
@@ -548,6 +592,15 @@ fig() {
         "$(ratio "${R[$s.$op.$f.hero]:-}" "${R[$s.$op.$f.git]:-}")" \
         "$(ratio "${R[$s.$op.$f.hero]:-}" "${R[$s.$op.$f.fossil]:-}")"
 }
+# figd SET OP PEER_OP FIELD FMT LABEL [HERO_EXTRA]: a row of hero's OP against git's and
+# fossil's PEER_OP (they have no daemon; their pull opens a connection each time).
+figd() {
+    local s=$1 op=$2 pop=$3 f=$4 fmt=$5 label=$6 extra=${7:-}
+    row "$s: $label" "$(cell "$fmt" "$s" "$op" "$f" hero "$extra")" "$(cell "$fmt" "$s" "$pop" "$f" git)" \
+        "$(cell "$fmt" "$s" "$pop" "$f" fossil)" \
+        "$(ratio "${R[$s.$op.$f.hero]:-}" "${R[$s.$pop.$f.git]:-}")" \
+        "$(ratio "${R[$s.$op.$f.hero]:-}" "${R[$s.$pop.$f.fossil]:-}")"
+}
 desc() {
     case $1 in
     own) echo "this workspace's git history" ;;
@@ -592,6 +645,10 @@ for s in "${SETS[@]}"; do
     fig "$s" noop wire ident "pull, nothing new, bytes on the wire" "self ${R[$s.noop.self.hero]}"
     fig "$s" pull ms ident "pull one changed line, wall (ms)"
     fig "$s" pull wire ident "pull one changed line, bytes on the wire" "self ${R[$s.pull.self.hero]}, ${R[$s.pull.objects.hero]} objects"
+    figd "$s" noopd noop ms ident "pull through the daemon, nothing new, wall (ms)"
+    figd "$s" noopd noop wire ident "pull through the daemon, nothing new, bytes on the wire" "self ${R[$s.noopd.self.hero]:-}"
+    figd "$s" pulld pull ms ident "pull one changed line through the daemon, wall (ms)"
+    figd "$s" pulld pull wire ident "pull one changed line through the daemon, bytes on the wire" "self ${R[$s.pulld.self.hero]:-}, ${R[$s.pulld.objects.hero]:-} objects"
 done
 echo
 echo "Preparation (not compared): $(for s in "${SETS[@]}"; do

@@ -1,9 +1,10 @@
 //! The daemon's control socket (`<repository file>.sock`, mode 0600) and systemd's readiness
 //! notification.
 //!
-//! The protocol is one line per connection: the client sends `status`, `reload` or
-//! `script "TEXT"` (a HeroScript as a JSON string, run as `heroctl script -` runs it), the
-//! daemon answers one JSON value and closes.
+//! The protocol is one line per connection: the client sends `status`, `reload`,
+//! `script "TEXT"` (a HeroScript as a JSON string, run as `heroctl script -` runs it), or
+//! `pull TICKET` / `push TICKET [BRANCH]` (a session on the daemon's pooled connection,
+//! `commands::daemon::asked`); the daemon answers one JSON value and closes.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -86,23 +87,31 @@ pub fn ask(repo: &Path, request: &str) -> Result<serde_json::Value> {
 
 /// [`ask`], waiting at most `wait` for the answer.
 pub fn ask_within(repo: &Path, request: &str, wait: Duration) -> Result<serde_json::Value> {
-    use std::io::{Read, Write};
-    let path = socket_path(repo);
-    let no_daemon = || {
+    try_ask(repo, request, wait)?.ok_or_else(|| {
         tagged_hint(
             Kind::NotFound,
             format!("no daemon is running for {}", repo.display()),
             "start one with `heroctl daemon`",
         )
+    })
+}
+
+/// [`ask_within`], `None` when no daemon takes the request (no socket, or one left by a
+/// daemon that ended).
+pub fn try_ask(repo: &Path, request: &str, wait: Duration) -> Result<Option<serde_json::Value>> {
+    use std::io::{Read, Write};
+    let path = socket_path(repo);
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(&path) else {
+        return Ok(None);
     };
-    let mut s = std::os::unix::net::UnixStream::connect(&path).map_err(|_| no_daemon())?;
     s.set_read_timeout(Some(wait))?;
-    s.write_all(format!("{request}\n").as_bytes())
-        .map_err(|_| no_daemon())?;
+    if s.write_all(format!("{request}\n").as_bytes()).is_err() {
+        return Ok(None);
+    }
     let mut text = String::new();
     s.read_to_string(&mut text)
         .context("reading the daemon's answer")?;
-    serde_json::from_str(&text).map_err(|e| {
+    serde_json::from_str(&text).map(Some).map_err(|e| {
         tagged(
             Kind::Internal,
             format!("the daemon's answer is not JSON: {e}"),

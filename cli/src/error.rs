@@ -43,6 +43,20 @@ impl Kind {
         }
     }
 
+    /// The kind a name of [`Kind::as_str`] stands for.
+    pub fn from_name(name: &str) -> Option<Kind> {
+        [
+            Kind::Internal,
+            Kind::Usage,
+            Kind::NotFound,
+            Kind::Refused,
+            Kind::Corrupt,
+            Kind::Network,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
+
     /// The name of this kind in JSON errors.
     pub fn as_str(self) -> &'static str {
         match self {

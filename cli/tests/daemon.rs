@@ -38,6 +38,10 @@ fn ok(repo: &Path, args: &[&str]) -> String {
     bin().ok(repo, args)
 }
 
+fn json(repo: &Path, args: &[&str]) -> Value {
+    bin().json(repo, args)
+}
+
 fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()
@@ -1006,4 +1010,115 @@ fn the_control_socket_runs_a_script_and_refuses_a_wrong_one_before_anything_runs
     assert_eq!(lines[0]["result"]["name"], "v1");
     assert_eq!(lines[1]["ok"], false);
     assert!(ok(&node.repo, &["tag"]).contains("v1"));
+}
+
+/// Lines of `log` that contain `needle`.
+fn count_lines(log: &Path, needle: &str) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .count()
+}
+
+#[test]
+fn pull_and_push_go_through_the_daemons_open_connection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a.hero"), tmp.path().join("b.hero"));
+    let b_id = ok(&b, &["id"]).trim().to_owned();
+    // The origin: a plain server whose debug log names each connection and each session.
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(work.join(".hero")).unwrap();
+    std::fs::write(
+        work.join(".hero/daemon.toml"),
+        "[dav]\nenabled = false\n\n[ui]\nenabled = false\n",
+    )
+    .unwrap();
+    std::fs::write(work.join("hello.txt"), "hello\n").unwrap();
+    ok(&a, &["init"]);
+    ok(&a, &["commit", work.to_str().unwrap(), "-m", "first"]);
+    ok(&a, &["member", "add", &b_id, "--role", "writer"]);
+    let a_log = tmp.path().join("a.log");
+    let port = free_udp_port();
+    let mut serve = cmd(&a, &["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "hero_sync=debug")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&a_log).unwrap())
+        .spawn()
+        .unwrap();
+    let ticket = ticket_line(&mut serve, || "serve exited before it was ready".into());
+    ok(&b, &["clone", &ticket]);
+    let connections = || count_lines(&a_log, &format!("sync: connection from {b_id}"));
+    let sessions = || count_lines(&a_log, &format!("sync: session with {b_id} done"));
+    let after_clone = (connections(), sessions());
+
+    // The daemon of the clone: its first sync opens the connection it keeps.
+    let b_port = free_udp_port();
+    let mut daemon = cmd(&b, &["daemon", "--listen", &format!("127.0.0.1:{b_port}")])
+        .env("RUST_LOG", "heroctl=info,hero_sync=debug")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(tmp.path().join("b.log")).unwrap())
+        .spawn()
+        .unwrap();
+    ticket_line(&mut daemon, || {
+        "the daemon exited before it was ready".into()
+    });
+    let opened = wait_for(30, "the daemon's first session", || {
+        (sessions() > after_clone.1).then(|| (connections(), sessions()))
+    });
+    assert_eq!(
+        opened.0,
+        after_clone.0 + 1,
+        "the daemon opened one connection"
+    );
+
+    // Nothing new: the daemon's connection carries the session; no connection of its own.
+    let nothing = json(&b, &["pull"]);
+    assert_eq!(nothing["via"], "daemon", "{nothing}");
+    assert_eq!(nothing["connection"]["reused"], true, "{nothing}");
+    assert_eq!(nothing["connection"]["dials"], 1, "{nothing}");
+    assert_eq!(nothing["objects"], 0, "{nothing}");
+    assert_eq!(nothing["branches_updated"], 0, "{nothing}");
+    wait_for(30, "the origin to log the session", || {
+        (sessions() == opened.1 + 1).then_some(())
+    });
+
+    // One change on the origin: pulled over the same connection, in one session.
+    std::fs::write(work.join("hello.txt"), "hello, changed\n").unwrap();
+    ok(&a, &["commit", work.to_str().unwrap(), "-m", "second"]);
+    let one = json(&b, &["pull"]);
+    assert_eq!(one["via"], "daemon", "{one}");
+    assert_eq!(one["connection"]["reused"], true, "{one}");
+    assert_eq!(one["connection"]["dials"], 1, "{one}");
+    assert_eq!(one["branches_updated"], 1, "{one}");
+    assert_eq!(ok(&b, &["cat", "main:hello.txt"]), "hello, changed\n");
+    wait_for(30, "the origin to log the session", || {
+        (sessions() == opened.1 + 2).then_some(())
+    });
+
+    // A push of a change made here goes the same way.
+    let co = tmp.path().join("co");
+    ok(&b, &["checkout", "main", co.to_str().unwrap()]);
+    std::fs::write(co.join("hello.txt"), "hello from b\n").unwrap();
+    ok(&b, &["commit", co.to_str().unwrap(), "-m", "third"]);
+    let pushed = json(&b, &["push", "origin", "main"]);
+    assert_eq!(pushed["via"], "daemon", "{pushed}");
+    assert_eq!(pushed["connection"]["dials"], 1, "{pushed}");
+    assert_eq!(ok(&a, &["cat", "main:hello.txt"]), "hello from b\n");
+    assert_eq!(
+        connections(),
+        opened.0,
+        "every session on the daemon's connection"
+    );
+
+    // Without the daemon the command connects by itself.
+    signal(&daemon, "-TERM");
+    daemon.wait().unwrap();
+    let direct = json(&b, &["pull"]);
+    assert!(direct.get("via").is_none(), "{direct}");
+    wait_for(30, "the direct connection at the origin", || {
+        (connections() == opened.0 + 1).then_some(())
+    });
+    let _ = serve.kill();
+    let _ = serve.wait();
 }

@@ -25,6 +25,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("sync_invitation", hero_sync::fuzzing::invitation),
     ("sync_envelope", hero_sync::fuzzing::envelope),
     ("sync_membership_doc", hero_sync::fuzzing::membership_doc),
+    ("sync_hello", hero_sync::fuzzing::hello),
     ("daemon_config", heroctl::fuzzing::daemon_config),
     ("formats_toml", hero_formats::fuzzing::toml),
     ("formats_markdown", hero_formats::fuzzing::markdown),

@@ -430,13 +430,12 @@ pub fn check(
     // read transaction open across writes keeps redb from reusing the pages they free.
     let view = repo.view()?;
     let set: IdSet = commits.iter().copied().collect();
+    // Each signature is verified when it is relied on, not before: after a clone of an
+    // imported history an owner's vouch for each head covers every commit, and the commits'
+    // own signatures need no second look (verifying one costs about 50 µs).
     let mut sigs: HashMap<ObjectId, Vec<CommitSig>> = HashMap::new();
     for c in commits {
-        let s: Vec<CommitSig> = stored(repo, c)?
-            .into_iter()
-            .filter(|s| s.verify(c))
-            .collect();
-        sigs.insert(*c, s);
+        sigs.insert(*c, stored(repo, c)?);
     }
     // Vouched: ancestors (within the new commits) of a commit an owner vouched for.
     let mut vouched = IdSet::default();
@@ -446,6 +445,7 @@ pub fn check(
                 && at
                     .at(&s.heads)
                     .is_some_and(|m| m.role_of(&s.signer) == Some(Role::Owner))
+                && s.verify(c)
         });
         if by_owner {
             let mut stack = vec![*c];
@@ -475,7 +475,7 @@ pub fn check(
         let mut best: Option<CommitRefusal> = None;
         let mut ok = false;
         for s in sigs.get(c).into_iter().flatten() {
-            if s.kind != Kind::Made {
+            if s.kind != Kind::Made || !s.verify(c) {
                 continue;
             }
             let Some(m) = at.at(&s.heads) else {
@@ -533,6 +533,47 @@ pub fn check(
         }
     }
     Ok(None)
+}
+
+/// Encodes the signatures of `commits` for the wire without repeating the commits' ids: for
+/// each commit, in order, a varint count and its signatures (`SIGS_AHEAD`, whose list of
+/// commits comes first).
+pub fn encode_grouped(commits: &[ObjectId], sigs: &[(ObjectId, CommitSig)]) -> Vec<u8> {
+    let mut by: std::collections::HashMap<&ObjectId, Vec<&CommitSig>> =
+        std::collections::HashMap::new();
+    for (c, s) in sigs {
+        by.entry(c).or_default().push(s);
+    }
+    let mut b = Vec::new();
+    for c in commits {
+        let of = by.get(c).map(Vec::as_slice).unwrap_or_default();
+        hero_store::codec::put_varint(&mut b, of.len() as u64);
+        for s in of {
+            b.extend_from_slice(&s.encode());
+        }
+    }
+    b
+}
+
+/// Decodes [`encode_grouped`] for `commits`; every byte must be used.
+pub fn decode_grouped(commits: &[ObjectId], b: &[u8]) -> Result<Vec<(ObjectId, CommitSig)>> {
+    let bad = || SyncError::protocol("bad commit signatures");
+    let mut at = b;
+    let mut out = Vec::new();
+    for c in commits {
+        let mut d = crate::wire::Dec::new(at);
+        let n = d.varint()?;
+        at = d.rest();
+        for _ in 0..n {
+            let (s, used) = CommitSig::decode(at).ok_or_else(bad)?;
+            at = at.get(used..).ok_or_else(bad)?;
+            out.push((*c, s));
+        }
+    }
+    if !at.is_empty() {
+        return Err(bad());
+    }
+    Ok(out)
 }
 
 /// Encodes signatures for the wire: count u32, then (commit id, signature) each.

@@ -180,6 +180,18 @@ pub fn refs_delta(data: &[u8]) {
     assert_eq!(again, set);
 }
 
+/// A HELLO body (after its kind byte) as a client sends it: refused, or read into a hello that
+/// encodes to a body read back the same.
+pub fn hello(data: &[u8]) {
+    let Ok(h) = crate::session::Hello::decode(data) else {
+        return;
+    };
+    let e = h.encode();
+    let again = crate::session::Hello::decode(&e.0[1..])
+        .unwrap_or_else(|e| panic!("a hello encoded here does not decode: {e}"));
+    assert_eq!(again, h);
+}
+
 /// Small valid inputs of each sync target, made by the crate's own encoders: the seeds of the
 /// checked-in corpora (`fuzz/seeds/`).
 pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
@@ -215,7 +227,42 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     to.branches.push(("zeta".to_owned(), ObjectId([5; 32])));
     to.tags.clear();
     crate::session::put_delta(&mut delta, &delta_base(), &to);
+    let plain = crate::session::Hello {
+        version: crate::wire::VERSION,
+        repo: ObjectId([6; 32]),
+        intent: crate::session::Intent::Push,
+        empty: false,
+        only: Vec::new(),
+        digest: [7; 32],
+        agreed: [8; 32],
+        early: None,
+    };
+    let early = crate::session::Hello {
+        intent: crate::session::Intent::Pull,
+        only: vec!["main".to_owned()],
+        digest: [0; 32],
+        agreed: [0; 32],
+        early: Some(crate::session::EarlyWants {
+            heads: vec![ObjectId([9; 32])],
+            wants: Enc(Vec::new())
+                .ids(&[ObjectId([9; 32])])
+                .ids(&[ObjectId([10; 32])])
+                .u8(0)
+                .bytes(&[0])
+                .0
+                .clone(),
+        }),
+        ..plain.clone()
+    };
+    let mut ahead = Enc::new(crate::wire::kind::SIGS_AHEAD);
+    ahead.ids(&[ObjectId([9; 32])]).varint(0);
+    for m in [early.encode(), ahead] {
+        frames.extend_from_slice(&(m.0.len() as u32).to_be_bytes());
+        frames.extend_from_slice(&m.0);
+    }
     let mut out = vec![
+        ("sync_hello", plain.encode().0[1..].to_vec()),
+        ("sync_hello", early.encode().0[1..].to_vec()),
         ("sync_wire_frames", frames),
         ("sync_wire_fields", fields),
         ("sync_pack_entries", pack),

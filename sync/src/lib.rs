@@ -90,6 +90,8 @@ pub use identity::{
 pub use iroh::{EndpointId, SecretKey};
 pub use net::{NetConfig, NetMode, Server, pull, push, serve, serve_announced};
 pub use pool::Pool;
-pub use session::{BranchUpdate, SyncReport, TagOutcome, UpdateKind, integrate, integrate_tag};
+pub use session::{
+    BranchUpdate, ConnectionUse, SyncReport, TagOutcome, UpdateKind, integrate, integrate_tag,
+};
 pub use ticket::Ticket;
 pub use transfer::{Phase, Progress, ProgressFn, TransferStats};

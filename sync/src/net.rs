@@ -446,6 +446,7 @@ impl Drop for PeerSlot {
 impl ProtocolHandler for Handler {
     async fn accept(&self, conn: Connection) -> std::result::Result<(), AcceptError> {
         let peer = conn.remote_id();
+        tracing::debug!("sync: connection from {peer}");
         let Some(_slot) = PeerSlot::take(&self.per_peer, peer) else {
             tracing::warn!("sync: peer {peer} has too many sessions open; refused");
             conn.close(2u32.into(), b"too many sessions");

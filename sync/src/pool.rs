@@ -7,6 +7,7 @@
 //! [`POOL_IDLE`] is closed by either side; a dead one is replaced on the next use.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use hero_store::Repo;
@@ -18,7 +19,7 @@ use iroh::{Endpoint, EndpointId, TransportAddr};
 use crate::error::{Result, SyncError};
 use crate::net::CONNECT_TIMEOUT;
 pub use crate::net::POOL_IDLE;
-use crate::session::{self, SyncReport};
+use crate::session::{self, ConnectionUse, SyncReport};
 use crate::ticket::Ticket;
 use crate::transfer::ProgressFn;
 use crate::wire::{ALPN, Wire};
@@ -32,6 +33,8 @@ struct Entry {
 pub struct Pool {
     ep: Endpoint,
     conns: tokio::sync::Mutex<HashMap<EndpointId, Entry>>,
+    /// Connections dialled since the pool started.
+    dials: AtomicU64,
 }
 
 impl std::fmt::Debug for Pool {
@@ -43,6 +46,7 @@ impl std::fmt::Debug for Pool {
 /// Which exchange a session runs.
 enum Exchange<'a> {
     Pull(Option<&'a [String]>),
+    PullAnnounced(&'a [(String, hero_store::ObjectId)]),
     Push(Option<&'a [String]>),
 }
 
@@ -52,7 +56,13 @@ impl Pool {
         Pool {
             ep,
             conns: tokio::sync::Mutex::new(HashMap::new()),
+            dials: AtomicU64::new(0),
         }
+    }
+
+    /// Connections dialled since the pool started (each session on an open one dials none).
+    pub fn dials(&self) -> u64 {
+        self.dials.load(Ordering::Relaxed)
     }
 
     /// Whether a connection to `peer` is open now.
@@ -64,14 +74,15 @@ impl Pool {
             .is_some_and(|e| e.conn.close_reason().is_none())
     }
 
-    /// An open connection to the peer of `ticket`: the pooled one, else a new one.
-    async fn connection(&self, ticket: &Ticket, fresh: bool) -> Result<Connection> {
+    /// An open connection to the peer of `ticket`: the pooled one (`true`: reused), else a
+    /// new one.
+    async fn connection(&self, ticket: &Ticket, fresh: bool) -> Result<(Connection, bool)> {
         let peer = ticket.id();
         let mut conns = self.conns.lock().await;
         conns.retain(|_, e| e.conn.close_reason().is_none() && e.used.elapsed() < POOL_IDLE);
         if !fresh && let Some(e) = conns.get_mut(&peer) {
             e.used = Instant::now();
-            return Ok(e.conn.clone());
+            return Ok((e.conn.clone(), true));
         }
         if let Some(old) = conns.remove(&peer) {
             old.conn.close(0u32.into(), b"replaced");
@@ -87,6 +98,7 @@ impl Pool {
         for a in self.learned(&peer).await {
             addr.addrs.insert(TransportAddr::Ip(a));
         }
+        self.dials.fetch_add(1, Ordering::Relaxed);
         let conn = tokio::time::timeout(CONNECT_TIMEOUT, self.ep.connect(addr, ALPN))
             .await
             .map_err(|_| unreachable("no answer within 20 seconds".to_owned()))?
@@ -98,7 +110,7 @@ impl Pool {
                 used: Instant::now(),
             },
         );
-        Ok(conn)
+        Ok((conn, false))
     }
 
     async fn run(
@@ -112,10 +124,10 @@ impl Pool {
         let me = self.ep.id();
         // A pooled connection may have died since its last use: one more try on a new one.
         let mut fresh = false;
-        let (conn, send, recv) = loop {
-            let conn = self.connection(ticket, fresh).await?;
+        let (conn, reused, send, recv) = loop {
+            let (conn, reused) = self.connection(ticket, fresh).await?;
             match conn.open_bi().await {
-                Ok((s, r)) => break (conn, s, r),
+                Ok((s, r)) => break (conn, reused, s, r),
                 Err(e) if !fresh => {
                     tracing::debug!("sync: pooled connection to {peer} gone ({e}); reconnecting");
                     fresh = true;
@@ -135,6 +147,10 @@ impl Pool {
                 "pull",
                 session::pull_only(&mut wire, repo, &peer, &me, only, progress).await,
             ),
+            Exchange::PullAnnounced(heads) => (
+                "pull",
+                session::pull_announced(&mut wire, repo, &peer, &me, heads, progress).await,
+            ),
             Exchange::Push(b) => (
                 "push",
                 session::push(&mut wire, repo, &peer, &me, b, progress).await,
@@ -142,17 +158,38 @@ impl Pool {
         };
         let _ = wire.writer().finish();
         let after = conn.stats();
+        let used = ConnectionUse {
+            reused,
+            dials: self.dials(),
+            datagrams_sent: after
+                .udp_tx
+                .datagrams
+                .saturating_sub(before.udp_tx.datagrams),
+            udp_bytes_sent: after.udp_tx.bytes.saturating_sub(before.udp_tx.bytes),
+            datagrams_received: after
+                .udp_rx
+                .datagrams
+                .saturating_sub(before.udp_rx.datagrams),
+            udp_bytes_received: after.udp_rx.bytes.saturating_sub(before.udp_rx.bytes),
+        };
         tracing::debug!(
-            "sync: {label} with {}: {} bytes sent, {} received (protocol messages); the \
-             connection meanwhile: {} datagrams ({} bytes) sent, {} ({} bytes) received",
+            "pool: {label} with {} on {} connection: {} bytes sent, {} received (protocol \
+             messages), {} round trip(s); the connection meanwhile: {} datagrams ({} bytes) \
+             sent, {} ({} bytes) received",
             peer.fmt_short(),
+            if reused { "an open" } else { "a new" },
             wire.bytes_out,
             wire.bytes_in,
-            after.udp_tx.datagrams - before.udp_tx.datagrams,
-            after.udp_tx.bytes - before.udp_tx.bytes,
-            after.udp_rx.datagrams - before.udp_rx.datagrams,
-            after.udp_rx.bytes - before.udp_rx.bytes,
+            wire.round_trips,
+            used.datagrams_sent,
+            used.udp_bytes_sent,
+            used.datagrams_received,
+            used.udp_bytes_received,
         );
+        let r = r.map(|r| SyncReport {
+            connection: Some(used),
+            ..r
+        });
         if r.is_err() {
             // A failed session may leave the stream half-read: start afresh next time.
             if let Some(e) = self.conns.lock().await.remove(&peer) {
@@ -182,6 +219,20 @@ impl Pool {
         progress: Option<&ProgressFn>,
     ) -> Result<SyncReport> {
         self.run(repo, ticket, Exchange::Pull(Some(only)), progress)
+            .await
+    }
+
+    /// Pulls the branches of `heads`, which the peer announced it has, over the pooled
+    /// connection: the wants travel with the hello ([`session::pull_announced`]), so a small
+    /// change arrives in one round trip.
+    pub async fn pull_announced(
+        &self,
+        repo: &Repo,
+        ticket: &Ticket,
+        heads: &[(String, hero_store::ObjectId)],
+        progress: Option<&ProgressFn>,
+    ) -> Result<SyncReport> {
+        self.run(repo, ticket, Exchange::PullAnnounced(heads), progress)
             .await
     }
 

@@ -24,5 +24,5 @@ pub use base::{
 };
 pub(crate) use plan::{Ask, advertised};
 pub use plan::{haves_for, haves_of};
-pub(crate) use receive::receive_objects;
+pub(crate) use receive::{receive_objects, resuming, wants_body};
 pub(crate) use send::send_objects;

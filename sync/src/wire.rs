@@ -14,11 +14,13 @@ use crate::error::{Result, SyncError};
 
 /// The protocol's ALPN.
 pub const ALPN: &[u8] = b"hero-store/sync/1";
-/// The protocol version this build speaks (6: the welcome carries the server's refs whole, as
-/// a delta against the client's, or not at all, ADR 0031; 5: the hello may name the branches
-/// the session is about, ADR 0019; invitations, the pinned membership genesis and commit
+/// The protocol version this build speaks (7: the hello carries only the fields it uses and may
+/// carry the wants of a pull, signatures travel unasked after the objects, a push of nothing
+/// ends at its result, ADR 0036; 6: the welcome carries the server's refs whole, as a delta
+/// against the client's, or not at all, ADR 0031; 5: the hello may name the branches the
+/// session is about, ADR 0019; invitations, the pinned membership genesis and commit
 /// signatures, ADR 0018).
-pub const VERSION: u32 = 6;
+pub const VERSION: u32 = 7;
 /// The first bytes of a hello.
 pub const MAGIC: &[u8; 4] = b"HERO";
 /// The largest frame accepted: the largest object plus room for its header.
@@ -68,6 +70,9 @@ pub mod kind {
     pub const SIG_WANT: u8 = 16;
     /// Sender → receiver: the signatures it has of those commits (ADR 0018).
     pub const SIGS: u8 = 17;
+    /// Sender → receiver, right after END, unasked: the commits the transfer sent, then the
+    /// signatures the sender has of them (as in SIGS).
+    pub const SIGS_AHEAD: u8 = 18;
 }
 
 /// Error codes of an ERROR message.
@@ -104,6 +109,31 @@ pub mod form {
     /// A delta against an object the receiver has, made for the transfer; the receiver stores
     /// the object whole and the base as a delta against it.
     pub const FDELTA: u8 = 4;
+}
+
+/// Which optional fields a HELLO carries, in this order after its names.
+pub mod hello_field {
+    /// The client's refs digest (32 bytes).
+    pub const DIGEST: u8 = 1;
+    /// The agreed digest: the server's refs as the client last received them (32 bytes).
+    pub const AGREED: u8 = 2;
+    /// A pull's wants, sent before the welcome: the head the client expects of each named
+    /// branch (32 bytes each, in the order named), then a WANTS body as `bytes`.
+    pub const WANTS: u8 = 4;
+    /// Every bit defined.
+    pub const ALL: u8 = DIGEST | AGREED | WANTS;
+}
+
+/// Which optional parts a WELCOME has.
+pub mod welcome_field {
+    /// The server's repository id follows the flags (else it is the hello's).
+    pub const REPO: u8 = 1;
+    /// The server's pinned membership genesis ends the message.
+    pub const GENESIS: u8 = 2;
+    /// The server took the hello's wants: the objects follow the welcome.
+    pub const TAKEN: u8 = 4;
+    /// Every bit defined.
+    pub const ALL: u8 = REPO | GENESIS | TAKEN;
 }
 
 /// WANTS flags.
@@ -252,6 +282,10 @@ pub struct Wire<R, W> {
     pub bytes_in: u64,
     /// Bytes written so far.
     pub bytes_out: u64,
+    /// Round trips so far: the times this side waited for a message after sending one.
+    pub round_trips: u64,
+    /// Something was sent since the last message read.
+    spoke: bool,
 }
 
 impl<R: AsyncRead + Unpin + Send, W: AsyncWrite + Unpin + Send> Wire<R, W> {
@@ -262,6 +296,8 @@ impl<R: AsyncRead + Unpin + Send, W: AsyncWrite + Unpin + Send> Wire<R, W> {
             w,
             bytes_in: 0,
             bytes_out: 0,
+            round_trips: 0,
+            spoke: false,
         }
     }
 
@@ -277,6 +313,7 @@ impl<R: AsyncRead + Unpin + Send, W: AsyncWrite + Unpin + Send> Wire<R, W> {
             .await
             .map_err(|e| SyncError::Connection(e.to_string()))?;
         self.bytes_out += buf.len() as u64;
+        self.spoke = true;
         Ok(())
     }
 
@@ -320,6 +357,9 @@ impl<R: AsyncRead + Unpin + Send, W: AsyncWrite + Unpin + Send> Wire<R, W> {
     }
 
     async fn recv_limited(&mut self, max: usize) -> Result<(u8, Vec<u8>)> {
+        if std::mem::take(&mut self.spoke) {
+            self.round_trips += 1;
+        }
         let mut len = [0u8; 4];
         self.r.read_exact(&mut len).await.map_err(read_err)?;
         let len = u32::from_be_bytes(len) as usize;

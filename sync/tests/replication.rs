@@ -462,8 +462,9 @@ fn a_peer_of_the_previous_protocol_version_is_told_it_is_incompatible() {
     let err = over_pipe(&a.repo, b.id, |mut w| async move {
         let mut m = Enc::new(kind::HELLO);
         m.0.extend_from_slice(MAGIC);
-        m.u32(5).id(&repo_id).u8(1).u8(0).u32(0);
-        m.0.extend_from_slice(&[0; 32]);
+        // Protocol 6's pull hello: both digests always present.
+        m.u32(6).id(&repo_id).u8(1).u8(0).u32(0);
+        m.0.extend_from_slice(&[0; 64]);
         w.send(&m).await?;
         w.flush().await?;
         let (k, body) = w.recv_any().await?;
@@ -475,7 +476,7 @@ fn a_peer_of_the_previous_protocol_version_is_told_it_is_incompatible() {
     })
     .unwrap_err();
     assert!(
-        matches!(err, SyncError::Incompatible { ours: 6, theirs: 5 }),
+        matches!(err, SyncError::Incompatible { ours: 7, theirs: 6 }),
         "{err}"
     );
 }
@@ -846,4 +847,47 @@ fn a_file_with_a_hole_of_a_tebibyte_travels_as_its_data() {
     std::io::Read::read_exact(&mut r, &mut back).unwrap();
     assert_eq!(back, data);
     assert!(b.repo.verify(None).unwrap().is_ok());
+}
+
+#[test]
+fn an_announced_change_arrives_in_one_round_trip_and_a_push_of_nothing_in_two() {
+    let a = Peer::new(0);
+    let b = Peer::new(1);
+    a.admit(&b);
+    b.admit(&a);
+    a.commit("main", &[("f.txt", Some(b"one\n"))], "one");
+    a.commit("other", &[("g.txt", Some(b"g\n"))], "other");
+    pull(&b, &a).unwrap();
+    let announced = |heads: Vec<(String, ObjectId)>| {
+        over_pipe(&a.repo, b.id, |mut w| {
+            let (repo, src, dst) = (&b.repo, a.id, b.id);
+            async move { session::pull_announced(&mut w, repo, &src, &dst, &heads, None).await }
+        })
+        .unwrap()
+    };
+    // The wants travel with the hello: the welcome, the objects and the signatures answer it.
+    let head = a.commit("main", &[("f.txt", Some(b"one, changed\n"))], "two");
+    let r = announced(vec![("main".to_owned(), head)]);
+    assert_eq!(b.repo.branch_head("main").unwrap(), Some(head));
+    assert_eq!(r.updated(), 1);
+    assert_eq!(r.round_trips, 1, "{r:?}");
+    // The branch moved again after it was announced: the pull still brings its head, with one
+    // more round trip (the wants made against the welcome).
+    let stale = a.commit("main", &[("f.txt", Some(b"three\n"))], "three");
+    let now = a.commit("main", &[("f.txt", Some(b"four\n"))], "four");
+    let r = announced(vec![("main".to_owned(), stale)]);
+    assert_eq!(b.repo.branch_head("main").unwrap(), Some(now));
+    assert_eq!(r.round_trips, 2, "{r:?}");
+    assert_eq!(a.refs(), b.refs());
+    // A push of a branch the peer has at the same head: the push and its result, nothing else.
+    let only = ["main".to_owned()];
+    let pushed = over_pipe(&a.repo, b.id, |mut w| {
+        let (repo, src, dst) = (&b.repo, b.id, a.id);
+        let only = &only;
+        async move { session::push(&mut w, repo, &dst, &src, Some(only), None).await }
+    })
+    .unwrap();
+    assert_eq!(pushed.round_trips, 2, "{pushed:?}");
+    assert_eq!(pushed.transfer.objects, 0);
+    assert_eq!(pushed.peer_heads, vec![("main".to_owned(), now)]);
 }

@@ -63,6 +63,10 @@ pub struct PullArgs {
     /// A saved remote or a ticket.
     #[arg(default_value = "origin")]
     pub remote: String,
+    /// Open a connection of this process even when a daemon runs for this repository (by
+    /// default the daemon runs the session on the connection it keeps open to the peer).
+    #[arg(long)]
+    pub direct: bool,
     /// Networking.
     #[command(flatten)]
     pub net: NetArgs,
@@ -76,6 +80,10 @@ pub struct PushArgs {
     pub remote: String,
     /// The branch (default: all).
     pub branch: Option<String>,
+    /// Open a connection of this process even when a daemon runs for this repository (by
+    /// default the daemon runs the session on the connection it keeps open to the peer).
+    #[arg(long)]
+    pub direct: bool,
     /// Networking.
     #[command(flatten)]
     pub net: NetArgs,
@@ -170,23 +178,41 @@ pub fn run(cli_repo: &Option<PathBuf>, json: bool, cmd: SyncCommand) -> Result<(
         SyncCommand::Pull(a) => {
             let repo = open(&path)?;
             let ticket = hero_sync::access::resolve_remote(&repo, &a.remote)?;
-            let r = pull(&repo, &path, &ticket, &a.net, json)?;
+            let r = match through_daemon(&path, &format!("pull {ticket}"), a.direct)? {
+                Some(v) => v,
+                None => report_json(&pull(&repo, &path, &ticket, &a.net, json)?),
+            };
             report("pull", &r, json)?;
         }
         SyncCommand::Push(a) => {
             let repo = open(&path)?;
             let ticket = hero_sync::access::resolve_remote(&repo, &a.remote)?;
-            let only = a.branch.map(|b| vec![b]);
-            let r = push(&repo, &path, &ticket, only.as_deref(), &a.net, json)?;
+            let request = match &a.branch {
+                Some(b) => format!("push {ticket} {b}"),
+                None => format!("push {ticket}"),
+            };
+            let r = match through_daemon(&path, &request, a.direct)? {
+                Some(v) => v,
+                None => {
+                    let only = a.branch.map(|b| vec![b]);
+                    report_json(&push(&repo, &path, &ticket, only.as_deref(), &a.net, json)?)
+                }
+            };
             report("push", &r, json)?;
         }
         SyncCommand::Sync(a) => {
             let repo = open(&path)?;
             let ticket = hero_sync::access::resolve_remote(&repo, &a.remote)?;
-            let pulled = pull(&repo, &path, &ticket, &a.net, json)?;
-            let pushed = push(&repo, &path, &ticket, None, &a.net, json)?;
+            let pulled = match through_daemon(&path, &format!("pull {ticket}"), a.direct)? {
+                Some(v) => v,
+                None => report_json(&pull(&repo, &path, &ticket, &a.net, json)?),
+            };
+            let pushed = match through_daemon(&path, &format!("push {ticket}"), a.direct)? {
+                Some(v) => v,
+                None => report_json(&push(&repo, &path, &ticket, None, &a.net, json)?),
+            };
             if json {
-                print_json(&json!({ "pull": report_json(&pulled), "push": report_json(&pushed) }))?;
+                print_json(&json!({ "pull": pulled, "push": pushed }))?;
             } else {
                 report("pull", &pulled, false)?;
                 report("push", &pushed, false)?;
@@ -465,8 +491,54 @@ fn push(
     Ok(r)
 }
 
-fn report_json(r: &SyncReport) -> serde_json::Value {
-    json!({
+/// How long a command waits for the session it asked a daemon to run (the daemon's session
+/// has timeouts of its own: a frame within 120 s, a dial within 20 s).
+const DAEMON_SESSION_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Runs a session (`pull TICKET`, `push TICKET [BRANCH]`) through the daemon of this
+/// repository, on the connection it keeps open to the peer, and returns its report; `None`
+/// when no daemon runs here (or one too old to run sessions), or `direct` was asked for: the
+/// command then opens a connection of its own.
+fn through_daemon(path: &Path, request: &str, direct: bool) -> Result<Option<serde_json::Value>> {
+    if direct {
+        return Ok(None);
+    }
+    let Some(answer) = crate::control::try_ask(path, request, DAEMON_SESSION_WAIT)? else {
+        return Ok(None);
+    };
+    if let Some(mut report) = answer.get("report").cloned() {
+        report["via"] = json!("daemon");
+        return Ok(Some(report));
+    }
+    match answer.get("error") {
+        Some(serde_json::Value::Object(e)) => {
+            let kind = e
+                .get("kind")
+                .and_then(|k| k.as_str())
+                .and_then(Kind::from_name)
+                .unwrap_or(Kind::Internal);
+            let message = e
+                .get("message")
+                .and_then(|m| m.as_str())
+                .unwrap_or("the daemon's session failed")
+                .to_owned();
+            Err(match e.get("hint").and_then(|h| h.as_str()) {
+                Some(hint) => tagged_hint(kind, message, hint),
+                None => tagged(kind, message),
+            })
+        }
+        _ => {
+            tracing::debug!(
+                "the daemon runs no sessions for the command line ({answer}); connecting"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// A session's report as `--json` prints it (and as a daemon answers for a session it ran).
+pub(crate) fn report_json(r: &SyncReport) -> serde_json::Value {
+    let mut v = json!({
         "objects": r.transfer.objects,
         "candidates": r.transfer.candidates,
         "commits": r.transfer.commits,
@@ -474,12 +546,14 @@ fn report_json(r: &SyncReport) -> serde_json::Value {
         "object_bytes": r.transfer.object_bytes,
         "bytes_in": r.bytes_in,
         "bytes_out": r.bytes_out,
+        "round_trips": r.round_trips,
         "branches_updated": r.updated(),
         "tags_created": r.tags_created,
         "tags_differing": r.tags_differing,
         "branches_failed": r.branches_failed.iter().map(|(b, e)| json!({
             "branch": b,
             "error": with_causes(e.as_ref()),
+            "kind": crate::error::classify_dyn(e.as_ref()).0.as_str(),
         })).collect::<Vec<_>>(),
         "branches": r.branches.iter().map(|b| json!({
             "branch": b.branch,
@@ -488,45 +562,63 @@ fn report_json(r: &SyncReport) -> serde_json::Value {
             "how": b.how.as_str(),
             "conflicts": b.conflicts,
         })).collect::<Vec<_>>(),
-    })
+    });
+    if let Some(c) = &r.connection {
+        v["connection"] = json!({
+            "reused": c.reused,
+            "dials": c.dials,
+            "datagrams_sent": c.datagrams_sent,
+            "udp_bytes_sent": c.udp_bytes_sent,
+            "datagrams_received": c.datagrams_received,
+            "udp_bytes_received": c.udp_bytes_received,
+        });
+    }
+    v
 }
 
-fn report(what: &str, r: &SyncReport, json: bool) -> Result<()> {
+/// Prints a session's report (what [`report_json`] made of it, here or in a daemon).
+fn report(what: &str, r: &serde_json::Value, json: bool) -> Result<()> {
     if json {
-        print_json(&report_json(r))?;
+        print_json(r)?;
         return failed_branches(r, true);
     }
+    let n = |k: &str| r[k].as_u64().unwrap_or(0);
     outln!(
         "{what}: {} objects, {} commits, {} received, {} sent",
-        count(r.transfer.objects),
-        count(r.transfer.commits),
-        bytes(r.bytes_in),
-        bytes(r.bytes_out)
+        count(n("objects")),
+        count(n("commits")),
+        bytes(n("bytes_in")),
+        bytes(n("bytes_out"))
     )?;
-    if r.tags_created > 0 {
-        outln!("  {} tag(s) created", r.tags_created)?;
+    if n("tags_created") > 0 {
+        outln!("  {} tag(s) created", n("tags_created"))?;
     }
-    for t in &r.tags_differing {
-        outln!("  tag {t} differs between the peers; left as it was")?;
+    for t in r["tags_differing"].as_array().into_iter().flatten() {
+        outln!(
+            "  tag {} differs between the peers; left as it was",
+            t.as_str().unwrap_or_default()
+        )?;
     }
-    for b in &r.branches {
-        if b.how == hero_sync::UpdateKind::UpToDate {
+    for b in r["branches"].as_array().into_iter().flatten() {
+        let how = b["how"].as_str().unwrap_or_default();
+        if how == hero_sync::UpdateKind::UpToDate.as_str() {
             continue;
         }
-        let conflicts = if b.conflicts > 0 {
+        let branch = b["branch"].as_str().unwrap_or_default();
+        let conflicts = b["conflicts"].as_u64().unwrap_or(0);
+        let conflicts = if conflicts > 0 {
             format!(
-                " with {} conflict(s): both versions kept, see `heroctl conflicts {}`",
-                b.conflicts, b.branch
+                " with {conflicts} conflict(s): both versions kept, see `heroctl conflicts {branch}`"
             )
         } else {
             String::new()
         };
-        outln!(
-            "  {} {} -> {}{conflicts}",
-            b.how.as_str(),
-            b.branch,
-            b.new.short()
-        )?;
+        let new = b["new"]
+            .as_str()
+            .and_then(hero_store::ObjectId::from_hex)
+            .map(|id| id.short())
+            .unwrap_or_default();
+        outln!("  {how} {branch} -> {new}{conflicts}")?;
     }
     failed_branches(r, false)
 }
@@ -538,19 +630,29 @@ fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// Fails when some branch could not be updated (after the report said which and why).
 /// With `--json` the report on stdout says which and why already.
-fn failed_branches(r: &SyncReport, json: bool) -> Result<()> {
-    for (b, e) in r.branches_failed.iter().filter(|_| !json) {
-        eprintln!("  branch {b} not updated: {}", with_causes(e.as_ref()));
+fn failed_branches(r: &serde_json::Value, json: bool) -> Result<()> {
+    let failed = r["branches_failed"].as_array().cloned().unwrap_or_default();
+    if !json {
+        for f in &failed {
+            eprintln!(
+                "  branch {} not updated: {}",
+                f["branch"].as_str().unwrap_or_default(),
+                f["error"].as_str().unwrap_or_default()
+            );
+        }
     }
-    match r.branches_failed.first() {
+    match failed.first() {
         None => Ok(()),
-        Some((_, first)) => {
-            let (kind, _) = crate::error::classify_dyn(first.as_ref());
+        Some(first) => {
+            let kind = first["kind"]
+                .as_str()
+                .and_then(Kind::from_name)
+                .unwrap_or(Kind::Internal);
             Err(tagged(
                 kind,
                 format!(
                     "{} branch(es) could not be updated; the others were",
-                    r.branches_failed.len()
+                    failed.len()
                 ),
             ))
         }

@@ -4,7 +4,7 @@ use hero_store::{ObjectId, RefValue, Repo};
 use iroh::EndpointId;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::handshake::{Intent, Welcome, handshake, is_empty};
+use super::handshake::{EarlyWants, Intent, Welcome, handshake, is_empty};
 use super::refs::{create_missing_refs, integrate, put_branches, put_tags, take_tags};
 use super::report::{BranchUpdate, SyncReport, UpdateKind};
 use super::signatures::{fetch_signatures, send_signatures};
@@ -47,7 +47,62 @@ where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
 {
-    let welcome = handshake(wire, repo, Intent::Pull, only, peer, me).await?;
+    pull_with(wire, repo, peer, me, only, None, progress).await
+}
+
+/// Pulls the branches of `heads` (what the peer announced it has), sending the wants with the
+/// hello: when the peer still has exactly those heads, the objects follow its welcome without
+/// another round trip; otherwise the pull goes on as [`pull_only`] of those branches.
+pub async fn pull_announced<R, W>(
+    wire: &mut Wire<R, W>,
+    repo: &Repo,
+    peer: &EndpointId,
+    me: &EndpointId,
+    heads: &[(String, ObjectId)],
+    progress: Option<&ProgressFn>,
+) -> Result<SyncReport>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    // By name, one head each: the order the peer advertises in.
+    let mut heads = heads.to_vec();
+    heads.sort();
+    heads.dedup_by(|a, b| a.0 == b.0);
+    let names: Vec<String> = heads.iter().map(|(n, _)| n.clone()).collect();
+    let early = blocking(|| -> Result<Option<(Ask, EarlyWants)>> {
+        // An interrupted transfer is resumed with an inventory, after the welcome.
+        if transfer::resuming(repo)? {
+            return Ok(None);
+        }
+        let ask = Ask::of(repo, &heads, &[], true)?;
+        let early = EarlyWants {
+            heads: heads.iter().map(|(_, id)| *id).collect(),
+            wants: transfer::wants_body(&ask, false),
+        };
+        Ok(Some((ask, early)))
+    })?;
+    pull_with(wire, repo, peer, me, Some(&names), early, progress).await
+}
+
+async fn pull_with<R, W>(
+    wire: &mut Wire<R, W>,
+    repo: &Repo,
+    peer: &EndpointId,
+    me: &EndpointId,
+    only: Option<&[String]>,
+    early: Option<(Ask, EarlyWants)>,
+    progress: Option<&ProgressFn>,
+) -> Result<SyncReport>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    let (early_ask, early) = match early {
+        Some((a, e)) => (Some(a), Some(e)),
+        None => (None, None),
+    };
+    let welcome = handshake(wire, repo, Intent::Pull, only, early, peer, me).await?;
     if welcome.same_refs {
         return SyncReport::same_refs(repo, wire);
     }
@@ -55,8 +110,14 @@ where
     if blocking(|| -> Result<bool> { Ok(is_empty(repo)? && !repo.has_default_branch()?) })? {
         blocking(|| repo.set_default_branch(&welcome.default_branch))?;
     }
-    let ask = blocking(|| Ask::of(repo, &welcome.branches, &welcome.tags, only.is_some()))?;
-    let stats = transfer::receive_objects(wire, repo, &ask, progress).await?;
+    let (ask, sent) = match early_ask {
+        Some(ask) if welcome.taken => (ask, true),
+        _ => (
+            blocking(|| Ask::of(repo, &welcome.branches, &welcome.tags, only.is_some()))?,
+            false,
+        ),
+    };
+    let stats = transfer::receive_objects(wire, repo, &ask, sent, progress).await?;
     let ordinary: Vec<ObjectId> = welcome
         .branches
         .iter()
@@ -227,6 +288,7 @@ where
     report.set_aside_reserved();
     report.bytes_in = wire.bytes_in;
     report.bytes_out = wire.bytes_out;
+    report.round_trips = wire.round_trips;
     Ok(report)
 }
 
@@ -244,7 +306,7 @@ where
     W: AsyncWrite + Unpin + Send,
 {
     // The peer advertises only the branches pushed (its other refs do not matter here).
-    let welcome = handshake(wire, repo, Intent::Push, branches, peer, me).await?;
+    let welcome = handshake(wire, repo, Intent::Push, branches, None, peer, me).await?;
     if welcome.same_refs {
         return SyncReport::same_refs(repo, wire);
     }
@@ -288,10 +350,17 @@ where
     put_tags(&mut m, &our_tags);
     wire.send(&m).await?;
     wire.flush().await?;
-    let wants = wire.expect(kind::WANTS).await?;
-    let advertised = advertised(&ours, &our_tags);
-    let stats = transfer::send_objects(wire, repo, &wants, &advertised, progress).await?;
-    send_signatures(wire, repo, None, stats.candidates).await?;
+    // A push of nothing (the peer has every ref already) ends at its result.
+    let stats = if ours.is_empty() && our_tags.is_empty() {
+        transfer::TransferStats::default()
+    } else {
+        let wants = wire.expect(kind::WANTS).await?;
+        let advertised = advertised(&ours, &our_tags);
+        let (stats, commits) =
+            transfer::send_objects(wire, repo, &wants, &advertised, progress).await?;
+        send_signatures(wire, repo, None, stats.candidates, &commits).await?;
+        stats
+    };
     let (k, body) = wire.recv_any().await?;
     if k == kind::ERROR {
         let mut d = Dec::new(&body);
@@ -351,5 +420,6 @@ where
     report.set_aside_reserved();
     report.bytes_in = wire.bytes_in;
     report.bytes_out = wire.bytes_out;
+    report.round_trips = wire.round_trips;
     Ok(report)
 }

@@ -6,14 +6,14 @@ use iroh::{EndpointId, SecretKey};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::refs::{
-    RefSet, agreed, apply_delta, keep_agreed, parse_branches, parse_tags, welcome_form,
+    MAX_NAMED, RefSet, agreed, apply_delta, keep_agreed, parse_branches, parse_tags, welcome_form,
 };
 use crate::access::{self, Access};
 use crate::audit::{self, Decision, Entry};
 use crate::error::{Result, SyncError};
 use crate::membership;
 use crate::transfer::blocking;
-use crate::wire::{Dec, Enc, MAGIC, VERSION, Wire, code, kind};
+use crate::wire::{Dec, Enc, MAGIC, VERSION, Wire, code, hello_field, kind, welcome_field};
 
 /// What a client wants to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,20 +83,165 @@ pub(crate) fn hello(
     digest: &[u8; 32],
     agreed: &[u8; 32],
 ) -> Enc {
-    let mut m = Enc::new(kind::HELLO);
-    m.0.extend_from_slice(MAGIC);
-    m.u32(VERSION)
-        .id(repo_id)
-        .u8(intent.code())
-        .u8(u8::from(empty));
-    let only = only.unwrap_or_default();
-    m.u32(only.len() as u32);
-    for b in only {
-        m.bytes(b.as_bytes());
+    Hello {
+        version: VERSION,
+        repo: *repo_id,
+        intent,
+        empty,
+        only: only.map(<[String]>::to_vec).unwrap_or_default(),
+        digest: *digest,
+        agreed: *agreed,
+        early: None,
     }
-    m.0.extend_from_slice(digest);
-    m.0.extend_from_slice(agreed);
-    m
+    .encode()
+}
+
+/// A pull's wants sent with the hello: taken by the server when its advertisement of the
+/// named branches is exactly `heads` (the client learned them from an announcement), so the
+/// objects follow the welcome without another round trip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EarlyWants {
+    /// The head the client expects of each named branch, in the order named.
+    pub heads: Vec<ObjectId>,
+    /// A WANTS body computed against those heads as if they were the advertisement.
+    pub wants: Vec<u8>,
+}
+
+/// A HELLO message (the body after its kind byte).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    /// The protocol version the client speaks.
+    pub version: u32,
+    /// The client's sync repository id.
+    pub repo: ObjectId,
+    /// Pull or push.
+    pub intent: Intent,
+    /// The client has no branch but hero's own.
+    pub empty: bool,
+    /// The branches the session is about (empty: every ref).
+    pub only: Vec<String>,
+    /// The client's refs digest, or [`NO_DIGEST`] (not sent).
+    pub digest: [u8; 32],
+    /// The agreed digest, or [`NO_DIGEST`] (not sent).
+    pub agreed: [u8; 32],
+    /// A pull's wants, sent ahead.
+    pub early: Option<EarlyWants>,
+}
+
+impl Hello {
+    /// The message.
+    pub fn encode(&self) -> Enc {
+        let mut m = Enc::new(kind::HELLO);
+        m.0.extend_from_slice(MAGIC);
+        m.u32(self.version)
+            .id(&self.repo)
+            .u8(self.intent.code())
+            .u8(u8::from(self.empty));
+        m.u32(self.only.len() as u32);
+        for b in &self.only {
+            m.bytes(b.as_bytes());
+        }
+        let mut fields = 0;
+        if self.digest != NO_DIGEST {
+            fields |= hello_field::DIGEST;
+        }
+        if self.agreed != NO_DIGEST {
+            fields |= hello_field::AGREED;
+        }
+        if self.early.is_some() {
+            fields |= hello_field::WANTS;
+        }
+        m.u8(fields);
+        if self.digest != NO_DIGEST {
+            m.0.extend_from_slice(&self.digest);
+        }
+        if self.agreed != NO_DIGEST {
+            m.0.extend_from_slice(&self.agreed);
+        }
+        if let Some(e) = &self.early {
+            for h in &e.heads {
+                m.id(h);
+            }
+            m.bytes(&e.wants);
+        }
+        m
+    }
+
+    /// The version a hello body (after its kind byte) speaks: every version starts with the
+    /// magic and the version.
+    pub fn version_of(body: &[u8]) -> Result<u32> {
+        let mut d = Dec::new(body);
+        if d.raw(4)? != MAGIC.as_slice() {
+            return Err(SyncError::protocol("the first message is not a hello"));
+        }
+        d.u32()
+    }
+
+    /// Reads a hello body (after its kind byte) of this build's version.
+    pub fn decode(body: &[u8]) -> Result<Hello> {
+        let version = Self::version_of(body)?;
+        if version != VERSION {
+            return Err(SyncError::Incompatible {
+                ours: VERSION,
+                theirs: version,
+            });
+        }
+        let mut d = Dec::new(&body[8..]);
+        let repo = d.id()?;
+        let intent = match d.u8()? {
+            1 => Intent::Pull,
+            2 => Intent::Push,
+            other => return Err(SyncError::protocol(format!("unknown intent {other}"))),
+        };
+        let empty = d.u8()? != 0;
+        let named = d.u32()? as usize;
+        if named > MAX_NAMED {
+            return Err(SyncError::protocol("a hello names too many branches"));
+        }
+        let mut only = Vec::with_capacity(named);
+        for _ in 0..named {
+            only.push(d.string()?);
+        }
+        let fields = d.u8()?;
+        if fields & !hello_field::ALL != 0 {
+            return Err(SyncError::protocol(format!(
+                "unknown hello fields {fields:#04x}"
+            )));
+        }
+        let mut digest = NO_DIGEST;
+        if fields & hello_field::DIGEST != 0 {
+            digest.copy_from_slice(d.raw(32)?);
+        }
+        let mut agreed = NO_DIGEST;
+        if fields & hello_field::AGREED != 0 {
+            agreed.copy_from_slice(d.raw(32)?);
+        }
+        let early = if fields & hello_field::WANTS != 0 {
+            if intent != Intent::Pull || only.is_empty() {
+                return Err(SyncError::protocol(
+                    "wants in a hello that pulls no named branches",
+                ));
+            }
+            let mut heads = Vec::with_capacity(only.len());
+            for _ in 0..only.len() {
+                heads.push(d.id()?);
+            }
+            let wants = d.bytes()?.to_vec();
+            Some(EarlyWants { heads, wants })
+        } else {
+            None
+        };
+        Ok(Hello {
+            version,
+            repo,
+            intent,
+            empty,
+            only,
+            digest,
+            agreed,
+            early,
+        })
+    }
 }
 
 /// What the server said in its welcome.
@@ -112,14 +257,18 @@ pub(crate) struct Welcome {
     pub same_refs: bool,
     /// The membership genesis the peer trusts, if it has one.
     pub genesis: Option<automerge::ChangeHash>,
+    /// The server took the wants the hello carried: the objects follow.
+    pub taken: bool,
 }
 
-/// Client side of the handshake: hello, then the welcome or a refusal in words.
+/// Client side of the handshake: hello (with `early` wants of a pull, when given), then the
+/// welcome or a refusal in words.
 pub(crate) async fn handshake<R, W>(
     wire: &mut Wire<R, W>,
     repo: &Repo,
     intent: Intent,
     only: Option<&[String]>,
+    early: Option<EarlyWants>,
     peer: &EndpointId,
     me: &EndpointId,
 ) -> Result<Welcome>
@@ -144,8 +293,26 @@ where
         None
     };
     let last_digest = last.as_ref().map_or(NO_DIGEST, |(_, d)| *d);
-    wire.send(&hello(&ours, intent, empty, only, &digest, &last_digest))
-        .await?;
+    // The refs the early wants were made against: the welcome's when the server took them.
+    let expected: Option<Vec<(String, ObjectId)>> = early.as_ref().map(|e| {
+        only.unwrap_or_default()
+            .iter()
+            .cloned()
+            .zip(e.heads.iter().copied())
+            .collect()
+    });
+    let m = Hello {
+        version: VERSION,
+        repo: ours,
+        intent,
+        empty,
+        only: only.map(<[String]>::to_vec).unwrap_or_default(),
+        digest,
+        agreed: last_digest,
+        early,
+    }
+    .encode();
+    wire.send(&m).await?;
     wire.flush().await?;
     let (k, body) = wire.recv_any().await.map_err(|e| match e {
         SyncError::Connection(_) => SyncError::Connection(format!(
@@ -191,7 +358,18 @@ where
             theirs: version,
         });
     }
-    let repo_id = d.id()?;
+    let fields = d.u8()?;
+    if fields & !welcome_field::ALL != 0 {
+        return Err(SyncError::protocol(format!(
+            "unknown welcome fields {fields:#04x}"
+        )));
+    }
+    let repo_id = if fields & welcome_field::REPO != 0 {
+        d.id()?
+    } else {
+        ours
+    };
+    let taken = fields & welcome_field::TAKEN != 0;
     let access = match d.u8()? {
         2 => Access::ReadWrite,
         _ => Access::ReadOnly,
@@ -211,19 +389,27 @@ where
             let set = apply_delta(&mut d, base)?;
             (set.branches, set.tags)
         }
+        (welcome_form::EXPECTED, _) => match (&expected, taken) {
+            (Some(heads), true) => (heads.clone(), Vec::new()),
+            _ => return Err(SyncError::protocol("expected refs without wants taken")),
+        },
         (k, _) => return Err(SyncError::protocol(format!("unknown welcome form {k}"))),
     };
+    if taken && form != welcome_form::EXPECTED {
+        return Err(SyncError::protocol("wants taken with refs sent"));
+    }
     let same_refs = form == welcome_form::SAME;
     let default_branch = d.string()?;
     hero_store::branch_ref(&default_branch)
         .map_err(|e| SyncError::protocol(format!("bad default branch {default_branch:?}: {e}")))?;
-    let genesis = match d.u8()? {
-        0 => None,
-        _ => Some(automerge::ChangeHash(
+    let genesis = if fields & welcome_field::GENESIS != 0 {
+        Some(automerge::ChangeHash(
             d.raw(32)?
                 .try_into()
                 .map_err(|_| SyncError::protocol("bad genesis"))?,
-        )),
+        ))
+    } else {
+        None
     };
     // A repository that has no membership yet (a clone, a peer from before membership) takes
     // the one its source trusts: the ticket named the source, so the source names the root.
@@ -257,6 +443,7 @@ where
         default_branch,
         same_refs,
         genesis,
+        taken,
     })
 }
 

@@ -13,10 +13,10 @@ mod report;
 mod server;
 mod signatures;
 
-pub use client::{pull, pull_only, push};
+pub use client::{pull, pull_announced, pull_only, push};
 pub(crate) use handshake::handshake;
 pub(crate) use handshake::hello;
-pub use handshake::{Intent, present_invitation, refs_digest};
+pub use handshake::{EarlyWants, Hello, Intent, present_invitation, refs_digest};
 pub use refs::{RefSet, TagOutcome, apply_delta, integrate, integrate_tag, put_delta};
-pub use report::{BranchUpdate, SyncReport, UpdateKind};
+pub use report::{BranchUpdate, ConnectionUse, SyncReport, UpdateKind};
 pub use server::{HELLO_TIMEOUT, serve, serve_as};

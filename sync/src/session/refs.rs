@@ -322,6 +322,9 @@ pub mod welcome_form {
     /// What differs from the server's refs as the client last received them (the set its
     /// hello's second digest names), then the digest of the result.
     pub const DELTA_AGREED: u8 = 3;
+    /// Nothing: the server took the hello's wants, and its refs are the named branches at the
+    /// heads the hello expected (only with `welcome_field::TAKEN`).
+    pub const EXPECTED: u8 = 4;
 }
 
 /// The settings key under which a client keeps the refs `peer` last advertised to it.

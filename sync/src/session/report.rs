@@ -73,6 +73,8 @@ pub struct SyncReport {
     pub bytes_in: u64,
     /// Bytes sent on the wire.
     pub bytes_out: u64,
+    /// Round trips: the times this side waited for the peer after sending.
+    pub round_trips: u64,
     /// Branch moves (local for a pull, on the peer for a push).
     pub branches: Vec<BranchUpdate>,
     /// Tags created (locally for a pull, on the peer for a push).
@@ -93,6 +95,27 @@ pub struct SyncReport {
     /// (empty otherwise): they may differ from the ticket's when the peer moved and was found
     /// by its id ([`crate::access::follow_remotes`]).
     pub reached_at: Vec<std::net::SocketAddr>,
+    /// How the session used its connection, when it ran on a pooled one ([`crate::Pool`]).
+    pub connection: Option<ConnectionUse>,
+}
+
+/// What one session cost its pooled connection: whether the connection was already open, and
+/// the UDP payload the connection carried while the session ran (QUIC headers, acknowledgements
+/// and whatever else the connection sent meanwhile included).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionUse {
+    /// The session ran on a connection that was open before it (no handshake).
+    pub reused: bool,
+    /// Connections the pool has dialled since it started, this one's included.
+    pub dials: u64,
+    /// UDP datagrams sent on the connection during the session.
+    pub datagrams_sent: u64,
+    /// UDP payload bytes sent on the connection during the session.
+    pub udp_bytes_sent: u64,
+    /// UDP datagrams received on the connection during the session.
+    pub datagrams_received: u64,
+    /// UDP payload bytes received on the connection during the session.
+    pub udp_bytes_received: u64,
 }
 
 impl SyncReport {
@@ -103,6 +126,7 @@ impl SyncReport {
             same_refs: true,
             bytes_in: wire.bytes_in,
             bytes_out: wire.bytes_out,
+            round_trips: wire.round_trips,
             ..SyncReport::default()
         })
     }

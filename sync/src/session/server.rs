@@ -4,10 +4,10 @@ use hero_store::{ObjectId, Repo};
 use iroh::{EndpointId, SecretKey};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::handshake::{Intent, NO_DIGEST, is_empty, join};
+use super::handshake::{Hello, Intent, NO_DIGEST, is_empty, join};
 use super::refs::{
-    MAX_NAMED, RefSet, integrate, parse_branches, parse_tags, put_branches, put_delta, put_tags,
-    recall, remember, take_tags, welcome_form,
+    RefSet, integrate, parse_branches, parse_tags, put_branches, put_delta, put_tags, recall,
+    remember, take_tags, welcome_form,
 };
 use super::report::SyncReport;
 use super::signatures::{fetch_signatures, send_signatures};
@@ -17,7 +17,7 @@ use crate::error::{Result, SyncError};
 use crate::gate;
 use crate::membership;
 use crate::transfer::{self, Ask, advertised, blocking};
-use crate::wire::{Dec, Enc, MAGIC, VERSION, Wire, code, kind};
+use crate::wire::{Dec, Enc, VERSION, Wire, code, kind, welcome_field};
 
 /// The server's side of one session with `peer` (whose id the transport authenticated) over
 /// `wire`, without a key: invitations cannot be redeemed.
@@ -111,13 +111,15 @@ where
         Some(f) => f,
         None => first_message(wire, crate::wire::MAX_FRAME).await?,
     };
-    let mut d = Dec::new(&body);
-    if k != kind::HELLO || d.rest().get(..4) != Some(MAGIC.as_slice()) {
+    let hello = if k == kind::HELLO {
+        Hello::version_of(&body).ok()
+    } else {
+        None
+    };
+    let Some(version) = hello else {
         wire.send_error(code::PROTOCOL, "expected a hello").await;
         return Err(SyncError::protocol("the first message is not a hello"));
-    }
-    let mut d = Dec::new(&body[4..]);
-    let version = d.u32()?;
+    };
     if version != VERSION {
         wire.send_error(code::INCOMPATIBLE, &VERSION.to_string())
             .await;
@@ -126,25 +128,16 @@ where
             theirs: version,
         });
     }
-    let their_repo = d.id()?;
-    let intent = match d.u8()? {
-        1 => Intent::Pull,
-        2 => Intent::Push,
-        other => return Err(SyncError::protocol(format!("unknown intent {other}"))),
-    };
-    let they_are_empty = d.u8()? != 0;
-    let named = d.u32()? as usize;
-    if named > MAX_NAMED {
-        return Err(SyncError::protocol("a hello names too many branches"));
-    }
-    let mut only = Vec::with_capacity(named);
-    for _ in 0..named {
-        only.push(d.string()?);
-    }
-    let mut their_digest = [0u8; 32];
-    their_digest.copy_from_slice(d.raw(32)?);
-    let mut agreed_digest = [0u8; 32];
-    agreed_digest.copy_from_slice(d.raw(32)?);
+    let Hello {
+        repo: their_repo,
+        intent,
+        empty: they_are_empty,
+        only,
+        digest: their_digest,
+        agreed: agreed_digest,
+        early,
+        ..
+    } = Hello::decode(&body)?;
     let ours = access::sync_repo_id(repo)?;
     let we_are_empty = is_empty(repo)?;
     if their_repo != ours && !they_are_empty {
@@ -174,16 +167,11 @@ where
         });
     }
     let our_id = access::sync_repo_id(repo)?;
-    let mut m = Enc::new(kind::WELCOME);
-    m.u32(VERSION).id(&our_id).u8(match access {
-        Access::ReadWrite => 2,
-        Access::ReadOnly => 1,
-    });
     // The refs travel whole, as a delta against the client's (when this process advertised
     // the set the client's digest names), or not at all (the digests match).
     let mut ours_now = blocking(|| RefSet::of(repo))?;
     let mut base = None;
-    let form = if only.is_empty() {
+    let mut form = if only.is_empty() {
         let digest = ours_now.digest();
         remember(&our_id, digest, &ours_now);
         if their_digest == NO_DIGEST {
@@ -208,6 +196,41 @@ where
         ours_now.tags.clear();
         welcome_form::FULL
     };
+    // The hello's wants are taken when they were made against exactly what is advertised:
+    // the objects follow the welcome at once, and the refs are those the client expected.
+    let taken = early.filter(|e| {
+        ours_now.tags.is_empty()
+            && e.heads.len() == ours_now.branches.len()
+            && ours_now
+                .branches
+                .iter()
+                .zip(&only)
+                .zip(&e.heads)
+                .all(|(((n, id), named), head)| n == named && id == head)
+    });
+    if taken.is_some() {
+        form = welcome_form::EXPECTED;
+    }
+    let genesis = membership::pinned(repo)?;
+    let mut fields = 0;
+    if our_id != their_repo {
+        fields |= welcome_field::REPO;
+    }
+    if genesis.is_some() {
+        fields |= welcome_field::GENESIS;
+    }
+    if taken.is_some() {
+        fields |= welcome_field::TAKEN;
+    }
+    let mut m = Enc::new(kind::WELCOME);
+    m.u32(VERSION).u8(fields);
+    if our_id != their_repo {
+        m.id(&our_id);
+    }
+    m.u8(match access {
+        Access::ReadWrite => 2,
+        Access::ReadOnly => 1,
+    });
     m.u8(form);
     match (form, &base) {
         (welcome_form::FULL, _) => {
@@ -225,24 +248,27 @@ where
         tags: our_tags,
     } = ours_now;
     m.bytes(repo.default_branch()?.as_bytes());
-    match membership::pinned(repo)? {
-        Some(g) => m.u8(1).0.extend_from_slice(&g.0),
-        None => {
-            m.u8(0);
-        }
+    if let Some(g) = genesis {
+        m.0.extend_from_slice(&g.0);
     }
     wire.send(&m).await?;
-    wire.flush().await?;
+    if taken.is_none() {
+        wire.flush().await?;
+    }
     if same {
         // Both sides have the same refs: nothing to send either way.
         return Ok(());
     }
     match intent {
         Intent::Pull => {
-            let wants = wire.expect(kind::WANTS).await?;
+            let wants = match taken {
+                Some(e) => e.wants,
+                None => wire.expect(kind::WANTS).await?,
+            };
             let advertised = advertised(&our_branches, &our_tags);
-            let stats = transfer::send_objects(wire, repo, &wants, &advertised, None).await?;
-            send_signatures(wire, repo, key, stats.candidates).await?;
+            let (stats, commits) =
+                transfer::send_objects(wire, repo, &wants, &advertised, None).await?;
+            send_signatures(wire, repo, key, stats.candidates, &commits).await?;
             tracing::info!(
                 "sync: sent {} objects ({} bytes) to {}",
                 stats.objects,
@@ -262,8 +288,16 @@ where
             let mut d = Dec::new(&body);
             let pushed = parse_branches(&mut d)?;
             let pushed_tags = parse_tags(&mut d)?;
+            if pushed.is_empty() && pushed_tags.is_empty() {
+                // The pusher found every ref here already: its result at once, nothing to
+                // send or sign.
+                let mut m = Enc::new(kind::PUSH_RESULT);
+                m.u32(0).u32(0).u32(0);
+                wire.send(&m).await?;
+                return wire.flush().await;
+            }
             let ask = blocking(|| Ask::of(repo, &pushed, &pushed_tags, !only.is_empty()))?;
-            let stats = transfer::receive_objects(wire, repo, &ask, None).await?;
+            let stats = transfer::receive_objects(wire, repo, &ask, false, None).await?;
             // Every check before any branch moves: one failing commit refuses the whole push.
             for (name, id) in &pushed {
                 if blocking(|| repo.view()?.object_type(id))?.is_none() {

@@ -51,6 +51,7 @@ impl RawPeer {
             scratch,
             Intent::Pull,
             only,
+            None,
             &peer,
             &me,
         )

@@ -338,11 +338,28 @@ pub(super) fn refused(e: hero_store::Error) -> SyncError {
     }
 }
 
-/// The receiver's side: sends WANTS, stores what arrives.
+/// The body of the WANTS message of `ask` (`resume`: list candidates first).
+pub(crate) fn wants_body(ask: &Ask, resume: bool) -> Vec<u8> {
+    let mut m = Enc(Vec::new());
+    m.ids(&ask.wants)
+        .ids(&ask.haves)
+        .u8(if resume { wants_flag::INVENTORY } else { 0 })
+        .bytes(&ask.common);
+    m.0
+}
+
+/// Whether the last transfer into `repo` was interrupted (the next one lists first).
+pub(crate) fn resuming(repo: &Repo) -> Result<bool> {
+    Ok(repo.setting(INCOMPLETE)?.is_some())
+}
+
+/// The receiver's side: sends WANTS (unless `sent`: the hello carried them and the sender
+/// took them), stores what arrives.
 pub(crate) async fn receive_objects<R, W>(
     wire: &mut Wire<R, W>,
     repo: &Repo,
     ask: &Ask,
+    sent: bool,
     progress: Option<&ProgressFn>,
 ) -> Result<TransferStats>
 where
@@ -351,14 +368,13 @@ where
 {
     let t0 = Instant::now();
     let wants = ask.wants.as_slice();
-    let resume = blocking(|| repo.setting(INCOMPLETE))?.is_some();
-    let mut m = Enc::new(kind::WANTS);
-    m.ids(wants)
-        .ids(&ask.haves)
-        .u8(if resume { wants_flag::INVENTORY } else { 0 })
-        .bytes(&ask.common);
-    wire.send(&m).await?;
-    wire.flush().await?;
+    let resume = blocking(|| resuming(repo))?;
+    if !sent {
+        let mut m = Enc::new(kind::WANTS);
+        m.0.extend_from_slice(&wants_body(ask, resume));
+        wire.send(&m).await?;
+        wire.flush().await?;
+    }
     if let Some(p) = progress {
         p(&Progress {
             phase: Phase::Negotiating,

@@ -12,14 +12,15 @@ use super::plan::*;
 use crate::error::{Result, SyncError};
 use crate::wire::{Dec, Enc, INVENTORY_BATCH, Wire, kind, pack_start, type_code, wants_flag};
 
-/// The sender's side: answers a WANTS message already received.
+/// The sender's side: answers a WANTS message already received. The counts, and the commits
+/// sent (in sending order).
 pub(crate) async fn send_objects<R, W>(
     wire: &mut Wire<R, W>,
     repo: &Repo,
     wants_body: &[u8],
     advertised: &[ObjectId],
     progress: Option<&ProgressFn>,
-) -> Result<TransferStats>
+) -> Result<(TransferStats, Vec<ObjectId>)>
 where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
@@ -136,6 +137,7 @@ where
     let level = if small { 9 } else { 3 };
     let mut packer = Packer::new(level)?;
     let mut stats = TransferStats::default();
+    let mut commits = Vec::new();
     let (mut encoding, mut sending) = (Duration::ZERO, Duration::ZERO);
     loop {
         // Read and encode a group without holding a read transaction across network waits.
@@ -161,6 +163,7 @@ where
                     }
                     if *ty == ObjType::Commit {
                         stats.commits += 1;
+                        commits.push(*id);
                     }
                     stats.objects += 1;
                     packer.add(e, &mut msgs)?;
@@ -209,5 +212,5 @@ where
         "sent in {:?}",
         t0.elapsed()
     );
-    Ok(stats)
+    Ok((stats, commits))
 }

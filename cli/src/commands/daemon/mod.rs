@@ -9,6 +9,7 @@
 //! commit, a pull) is announced at once (a burst at most once per [`BATCH_WINDOW`]) and wakes
 //! every peer worker; a new version of the configuration file is validated and applied.
 
+mod asked;
 pub mod config;
 mod ctx;
 mod gc;
@@ -475,6 +476,20 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
                                 crate::control::answer(stream, &v).await;
                             });
                         }
+                        Some(r) if asked::parse(r).is_some() => {
+                            // A `heroctl pull`/`push` of this machine: on the pooled
+                            // connection, off the main loop.
+                            let ctx = ctx.clone();
+                            let parsed = asked::parse(r);
+                            tokio::spawn(async move {
+                                let v = match parsed {
+                                    Some(Ok(a)) => asked::run(&ctx, a).await,
+                                    Some(Err(why)) => asked::refused(&why),
+                                    None => json!({ "error": "unknown request" }),
+                                };
+                                crate::control::answer(stream, &v).await;
+                            });
+                        }
                         _ => crate::control::answer(stream, &json!({ "error": "unknown request" })).await,
                     }
                 }
@@ -489,7 +504,7 @@ async fn daemon(repo: Arc<Repo>, path: PathBuf, key: SecretKey, a: DaemonArgs) -
                     // A hint only: pull from the announcer the branches whose announced heads
                     // this store lacks (the pull verifies everything).
                     note_known(&ctx, &a.from, &a.heads);
-                    let lacking: Vec<(String, hero_store::ObjectId)> = a
+                    let lacking: Vec<(String, ObjectId)> = a
                         .heads
                         .iter()
                         .filter(|(_, h)| !repo.has_object(h).unwrap_or(false))

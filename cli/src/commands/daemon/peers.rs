@@ -2,7 +2,7 @@
 //! announced, catch-ups, a fallback push of what it has not confirmed), and the saved remotes
 //! that follow a peer that moved.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,7 @@ const RETRY_FIRST: Duration = Duration::from_secs(15);
 /// What the daemon asks of a worker.
 #[derive(Debug)]
 pub(super) enum Ask {
-    /// Pull these branches from the peer at once: its announcement named them with heads this
+    /// Pull these branches from the peer at once: the heads an announcement named, which this
     /// node lacked.
     Pull(Vec<(String, ObjectId)>),
     /// The peer is reachable again: a full sync, unless one just ran.
@@ -170,7 +170,7 @@ async fn peer_worker(
     loop {
         enum Do {
             Full,
-            Pull(Vec<String>),
+            Pull(Vec<(String, ObjectId)>),
             Push,
         }
         let what = if Instant::now() >= full_at {
@@ -191,12 +191,14 @@ async fn peer_worker(
                     continue;
                 }
                 p = asks.recv() => match p {
-                    Some(Ask::Pull(mut heads)) => {
-                        // Announcements that came meanwhile go into the same pull.
+                    Some(Ask::Pull(heads)) => {
+                        // Announcements that came meanwhile go into the same pull; a branch
+                        // announced twice is pulled at its latest head.
+                        let mut branches: BTreeMap<String, ObjectId> = heads.into_iter().collect();
                         let mut full = false;
                         while let Ok(more) = asks.try_recv() {
                             match more {
-                                Ask::Pull(more) => heads.extend(more),
+                                Ask::Pull(more) => branches.extend(more),
                                 Ask::CatchUp => full = true,
                             }
                         }
@@ -207,17 +209,11 @@ async fn peer_worker(
                         // Heads that arrived meanwhile (pulled from another peer, which had
                         // merged them) need no session: with ten peers announcing merges of one
                         // edit, most announced heads are here before their turn comes.
-                        let mut branches: Vec<String> = heads
-                            .into_iter()
-                            .filter(|(_, h)| !ctx.repo.has_object(h).unwrap_or(false))
-                            .map(|(b, _)| b)
-                            .collect();
+                        branches.retain(|_, h| !ctx.repo.has_object(h).unwrap_or(false));
                         if branches.is_empty() {
                             continue;
                         }
-                        branches.sort();
-                        branches.dedup();
-                        Do::Pull(branches)
+                        Do::Pull(branches.into_iter().collect())
                     }
                     Some(Ask::CatchUp) => {
                         if synced_at.is_none_or(|t| t.elapsed() >= CATCH_UP_FRESH) {
@@ -394,22 +390,23 @@ async fn sync_once(ctx: &Ctx, ticket: &Ticket) -> std::result::Result<bool, Stri
     Ok(true)
 }
 
-/// Pulls the branches a peer announced.
+/// Pulls the branches a peer announced, their wants sent with the hello.
 async fn pull_some(
     ctx: &Ctx,
     ticket: &Ticket,
-    branches: &[String],
+    heads: &[(String, ObjectId)],
 ) -> std::result::Result<bool, String> {
     let pulled = ctx
         .pool
-        .pull_only(&ctx.repo, ticket, branches, None)
+        .pull_announced(&ctx.repo, ticket, heads, None)
         .await
         .map_err(|e| message_of(&e))?;
     note_known(ctx, &ticket.id(), &pulled.peer_heads);
     if pulled.updated() > 0 {
+        let names: Vec<&str> = heads.iter().map(|(b, _)| b.as_str()).collect();
         tracing::info!(
             "pulled {} from {}: {} branch(es) moved",
-            branches.join(", "),
+            names.join(", "),
             ticket.id().fmt_short(),
             pulled.updated()
         );

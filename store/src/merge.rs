@@ -264,7 +264,7 @@ pub const VIRTUAL_BASE_DEPTH: usize = 4;
 /// left to fold are more than the budget left, the smallest base is used as it is. With the
 /// depth bound it keeps a tangled history's merge (ten peers merging each other at once) from
 /// growing without end, and it depends on the history only, so every peer merges the same.
-pub const VIRTUAL_MERGE_BUDGET: usize = 4;
+pub const VIRTUAL_MERGE_BUDGET: usize = 16;
 
 /// The commit a merge compares both sides against. One best common ancestor is the base. Several
 /// (criss-cross histories: peers that merged each other's work at the same time) are merged

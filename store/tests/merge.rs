@@ -669,8 +669,10 @@ fn a_file_one_peer_alone_edits_never_conflicts_in_a_criss_cross_history() {
         t.repo.force_branch("cross", Some(first), "test").unwrap();
         let mut cs = t.repo.change_set("cross").unwrap();
         cs.add_parent(second);
-        cs.put_bytes(&p("log-a"), EntryKind::File, b"1\n2\n").unwrap();
-        cs.put_bytes(&p("log-b"), EntryKind::File, b"1\n2\n").unwrap();
+        cs.put_bytes(&p("log-a"), EntryKind::File, b"1\n2\n")
+            .unwrap();
+        cs.put_bytes(&p("log-b"), EntryKind::File, b"1\n2\n")
+            .unwrap();
         cs.commit(CommitMeta::new(sig(time), "merge"), Expect::Base)
             .unwrap()
             .id
@@ -680,7 +682,10 @@ fn a_file_one_peer_alone_edits_never_conflicts_in_a_criss_cross_history() {
     assert_ne!(x, y);
     let a2 = t.commit(Some(x), 400, PEER_A, &[Ed::Put("log-a", b"1\n2\n3\n")]);
     let b2 = t.commit(Some(y), 410, PEER_B, &[Ed::Put("log-b", b"1\n2\n3\n")]);
-    assert_eq!(merge_bases(&t.repo.view().unwrap(), a2, b2).unwrap().len(), 2);
+    assert_eq!(
+        merge_bases(&t.repo.view().unwrap(), a2, b2).unwrap().len(),
+        2
+    );
 
     let out = t.merge_both(a2, b2);
     assert!(out.conflicts.is_empty(), "{:?}", out.conflicts);

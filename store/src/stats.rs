@@ -66,12 +66,9 @@ impl Repo {
             let (k, v) = item.db_err()?;
             let id = ObjectId(*k.value());
             let value = v.value();
-            // A large record is in pieces: its length is in the pointer, its header in the
-            // first piece.
-            let len = match crate::db::Pointer::parse(value) {
-                Some(p) => p.map_err(|e| Error::corrupt(id, e))?.len,
-                None => value.len() as u64,
-            };
+            // A large record is in pieces, a packed one in a segment: its length is in the
+            // pointer (for a packed one, decompressed), its header in the first piece.
+            let len = crate::db::stored_len(value);
             let head =
                 crate::db::RecordSource::record_head(&src, &id)?.ok_or(Error::Missing(id))?;
             let rec = Record::parse(&head).map_err(|e| Error::corrupt(id, e))?;
@@ -279,12 +276,12 @@ impl Repo {
                 Err(redb::TableError::TableDoesNotExist(_)) => {}
                 Err(e) => return Err(Error::db(e)),
             }
-            match txn.open_table(crate::db::PIECES) {
-                Ok(t) => out
-                    .tables
-                    .push(usage(crate::db::PIECES.name(), &t, |_| 8, |v| v.len())?),
-                Err(redb::TableError::TableDoesNotExist(_)) => {}
-                Err(e) => return Err(Error::db(e)),
+            for def in [crate::db::PIECES, crate::db::SEGMENTS] {
+                match txn.open_table(def) {
+                    Ok(t) => out.tables.push(usage(def.name(), &t, |_| 8, |v| v.len())?),
+                    Err(redb::TableError::TableDoesNotExist(_)) => {}
+                    Err(e) => return Err(Error::db(e)),
+                }
             }
         }
         let txn = self.db().begin_write().db_err()?;

@@ -11,6 +11,7 @@ mod delta;
 mod file_usage;
 mod format;
 mod format3;
+mod format4;
 mod gc;
 mod holes;
 mod merge;

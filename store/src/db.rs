@@ -713,6 +713,25 @@ fn pieced_value(
     })
 }
 
+/// Every stored id, those packed in segments in segment order (the rest after them, by id):
+/// the order that reads every record decoding each segment once.
+pub(crate) fn storage_order<T>(objects: &T) -> Result<Vec<ObjectId>>
+where
+    T: ReadableTable<&'static [u8; 32], &'static [u8]>,
+{
+    let mut keyed: Vec<((u64, u64), ObjectId)> = Vec::new();
+    for item in objects.iter().db_err()? {
+        let (k, v) = item.db_err()?;
+        let at = match crate::segment::Packed::parse(v.value()) {
+            Some(Ok(p)) => (p.segment, p.offset),
+            _ => (u64::MAX, 0),
+        };
+        keyed.push((at, ObjectId(*k.value())));
+    }
+    keyed.sort();
+    Ok(keyed.into_iter().map(|(_, id)| id).collect())
+}
+
 /// The length of the record an `objects-1` value holds or points at.
 pub(crate) fn stored_len(value: &[u8]) -> u64 {
     if let Some(Ok(p)) = Pointer::parse(value) {

@@ -475,8 +475,7 @@ fn repair_via(damaged: &Path, scratch: &Path, into: &Path) -> Result<RepairRepor
     let mut dropped = Vec::new();
     {
         let view = repo.view()?;
-        for (k, _) in &objects {
-            let id = ObjectId(*k);
+        for id in crate::db::storage_order(&view.objects)? {
             let ok = match view.raw(&id) {
                 Ok((ObjType::Manifest, _)) => view
                     .open_file(&id)

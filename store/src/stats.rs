@@ -62,9 +62,10 @@ impl Repo {
         let mut by_type: HashMap<ObjType, u64> = HashMap::new();
         let mut bytes_by_type: HashMap<ObjType, u64> = HashMap::new();
         let src = view.source();
-        for item in view.objects.iter().db_err()? {
-            let (k, v) = item.db_err()?;
-            let id = ObjectId(*k.value());
+        for id in crate::db::storage_order(&view.objects)? {
+            let Some(v) = view.objects.get(&id.0).db_err()? else {
+                continue;
+            };
             let value = v.value();
             // A large record is in pieces, a packed one in a segment: its length is in the
             // pointer (for a packed one, decompressed), its header in the first piece.

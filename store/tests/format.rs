@@ -73,7 +73,10 @@ fn a_format_1_repository_is_read_as_it_is_then_upgraded_in_place() {
         up.records_converted >= 1,
         "the large file's chunks move to pieces: {up:?}"
     );
-    assert!(up.records_packed >= 1, "small records go into segments: {up:?}");
+    assert!(
+        up.records_packed >= 1,
+        "small records go into segments: {up:?}"
+    );
     assert!(up.file_bytes_after <= up.file_bytes_before, "{up:?}");
     assert_eq!(repo.format().unwrap(), 4);
     let pieces = repo.file_usage().unwrap();
@@ -89,7 +92,12 @@ fn a_format_1_repository_is_read_as_it_is_then_upgraded_in_place() {
     // Upgrading again converts nothing.
     let again = repo.upgrade().unwrap();
     assert_eq!(
-        (again.from, again.to, again.records_converted, again.records_packed),
+        (
+            again.from,
+            again.to,
+            again.records_converted,
+            again.records_packed
+        ),
         (4, 4, 0, 0)
     );
 }

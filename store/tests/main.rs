@@ -18,5 +18,6 @@ mod merge;
 mod model;
 mod notify;
 mod reader;
+mod segments;
 mod small_commits;
 mod transfer;

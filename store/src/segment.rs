@@ -98,8 +98,11 @@ impl Packed {
     }
 }
 
-/// Decoded segments by content hash, most recently used last.
-static CACHE: Mutex<Vec<([u8; HASH_LEN], Arc<[u8]>)>> = Mutex::new(Vec::new());
+/// A decoded segment under its content hash.
+type Decoded = ([u8; HASH_LEN], Arc<[u8]>);
+
+/// Decoded segments, most recently used last.
+static CACHE: Mutex<Vec<Decoded>> = Mutex::new(Vec::new());
 
 fn cached(hash: &[u8; HASH_LEN]) -> Option<Arc<[u8]>> {
     let mut c = CACHE.lock().ok()?;
@@ -293,17 +296,11 @@ pub(crate) fn pack(txn: &WriteTransaction, cache: &db::SharedCache) -> Result<Pa
     // Segments to redo: mostly dead, or small (the last one of an earlier pack, say).
     let mut redo: Vec<u64> = Vec::new();
     let mut dead_bytes = false;
+    let sized = sizes(&segments, Some(&pieces))?;
     for item in segments.iter().db_err()? {
-        let (k, v) = item.db_err()?;
+        let (k, _) = item.db_err()?;
         let n = k.value();
-        let head = match Pointer::parse(v.value()) {
-            None => parse_header(v.value()).map(|(h, _)| h.raw_len).ok(),
-            Some(Ok(p)) if p.count > 0 => pieces
-                .get(p.first)
-                .db_err()?
-                .and_then(|g| parse_header(g.value()).map(|(h, _)| h.raw_len).ok()),
-            Some(_) => None,
-        };
+        let head = sized.get(&n).map(|&(_, raw)| raw);
         let used = live.get(&n).map_or(0, |e| e.0);
         // A segment whose header does not read is left alone while records point into it
         // (verify and repair report them); one nothing points at any more goes.
@@ -628,6 +625,37 @@ where
                     _ => {}
                 }
             }
+        }
+    }
+    Ok(out)
+}
+
+/// Each segment's stored bytes (compressed, with its header) and decompressed length; a
+/// segment whose header does not read is left out.
+pub(crate) fn sizes<P>(segments: &P, pieces: Option<&P>) -> Result<HashMap<u64, (u64, u64)>>
+where
+    P: ReadableTable<u64, &'static [u8]>,
+{
+    let mut out = HashMap::new();
+    for item in segments.iter().db_err()? {
+        let (k, v) = item.db_err()?;
+        let v = v.value();
+        let (stored, head) = match Pointer::parse(v) {
+            None => (v.len() as u64, parse_header(v).map(|(h, _)| h.raw_len).ok()),
+            Some(Ok(p)) if p.count > 0 => {
+                let head = match pieces {
+                    Some(t) => t
+                        .get(p.first)
+                        .db_err()?
+                        .and_then(|g| parse_header(g.value()).map(|(h, _)| h.raw_len).ok()),
+                    None => None,
+                };
+                (p.len, head)
+            }
+            Some(_) => continue,
+        };
+        if let Some(raw) = head {
+            out.insert(k.value(), (stored, raw));
         }
     }
     Ok(out)

@@ -62,14 +62,26 @@ impl Repo {
         let mut by_type: HashMap<ObjType, u64> = HashMap::new();
         let mut bytes_by_type: HashMap<ObjType, u64> = HashMap::new();
         let src = view.source();
+        let sizes = match (&view.segments, &view.pieces) {
+            (Some(segments), pieces) => crate::segment::sizes(segments, pieces.as_ref())?,
+            (None, _) => HashMap::new(),
+        };
         for id in crate::db::storage_order(&view.objects)? {
             let Some(v) = view.objects.get(&id.0).db_err()? else {
                 continue;
             };
             let value = v.value();
-            // A large record is in pieces, a packed one in a segment: its length is in the
-            // pointer (for a packed one, decompressed), its header in the first piece.
-            let len = crate::db::stored_len(value);
+            // A large record is in pieces: its length is in the pointer, its header in the
+            // first piece. A packed one counts for its share of its segment's compressed bytes.
+            let len = match crate::segment::Packed::parse(value) {
+                Some(Ok(p)) => match sizes.get(&p.segment) {
+                    Some(&(stored, raw)) if raw > 0 => {
+                        (u128::from(p.len) * u128::from(stored) / u128::from(raw)) as u64
+                    }
+                    _ => p.len,
+                },
+                _ => crate::db::stored_len(value),
+            };
             let head =
                 crate::db::RecordSource::record_head(&src, &id)?.ok_or(Error::Missing(id))?;
             let rec = Record::parse(&head).map_err(|e| Error::corrupt(id, e))?;

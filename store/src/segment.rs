@@ -340,7 +340,7 @@ pub(crate) fn pack(txn: &WriteTransaction, cache: &db::SharedCache) -> Result<Pa
             segments: Some(&segments),
         };
         let refs = txn.open_table(REFS).db_err()?;
-        walk_order(&src, &refs, &want, cache)?
+        walk_order(&src, &refs, &want, &candidates, cache)?
     };
     for id in &pieced {
         if order.contains_key(id) {
@@ -536,11 +536,13 @@ fn flush(
 }
 
 /// For the records in `want`: their type, the path they were first met at and when, walking
-/// from every ref through commits (newest first), their trees and entries.
+/// from every ref through commits (newest first), their trees and entries, until every record
+/// of `needed` has been met.
 fn walk_order<S, R>(
     src: &S,
     refs: &R,
     want: &IdSet,
+    needed: &IdSet,
     cache: &db::SharedCache,
 ) -> Result<IdMap<(ObjType, Vec<u8>, u64)>>
 where
@@ -549,10 +551,14 @@ where
 {
     let mut out: IdMap<(ObjType, Vec<u8>, u64)> = IdMap::default();
     let mut seq = 0u64;
+    let found = std::cell::Cell::new(0usize);
     let mut note = |out: &mut IdMap<(ObjType, Vec<u8>, u64)>, id: ObjectId, ty, path: &[u8]| {
         if want.contains(&id) && !out.contains_key(&id) {
             out.insert(id, (ty, path.to_vec(), seq));
             seq += 1;
+            if needed.contains(&id) {
+                found.set(found.get() + 1);
+            }
         }
     };
     let mut commits: Vec<ObjectId> = Vec::new();
@@ -566,8 +572,9 @@ where
     let mut seen_commits = IdSet::default();
     let mut seen_trees = IdSet::default();
     while let Some(c) = commits.pop() {
-        if out.len() == want.len() {
-            // Every record to pack is placed: older history adds nothing.
+        if found.get() == needed.len() {
+            // Every loose record is placed: older history adds nothing (records in pieces
+            // met so far join; the rest stay where they are).
             break;
         }
         if !seen_commits.insert(c) {

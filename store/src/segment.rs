@@ -271,9 +271,11 @@ pub(crate) fn pack(txn: &WriteTransaction, cache: &db::SharedCache) -> Result<Pa
         entries += 1;
         match v.first() {
             Some(&PACKED) => {
-                let p = Packed::parse(v)
-                    .and_then(|p| p.ok())
-                    .ok_or_else(|| Error::corrupt(id, "bad segment pointer"))?;
+                let Some(Ok(p)) = Packed::parse(v) else {
+                    // Verify and repair report it; packing leaves it alone.
+                    tracing::warn!(id = %id.short(), "bad segment pointer: not repacked");
+                    continue;
+                };
                 let e = live.entry(p.segment).or_default();
                 e.0 += p.len;
                 e.1.push(id);
@@ -404,13 +406,26 @@ pub(crate) fn pack(txn: &WriteTransaction, cache: &db::SharedCache) -> Result<Pa
                 pieces: Some(&pieces),
                 segments: Some(&segments),
             };
-            match db::RecordSource::record(&src, id)? {
-                Some(r) => r.to_vec(),
-                None => continue,
+            match db::RecordSource::record(&src, id) {
+                Ok(Some(r)) => r.to_vec(),
+                Ok(None) => continue,
+                Err(e @ Error::Corrupt { .. }) => {
+                    tracing::warn!(error = %e, "a damaged record is not packed");
+                    continue;
+                }
+                Err(e) => return Err(e),
             }
         };
         report.bytes_before += rec.len() as u64;
-        let rec = plain_form(id, rec)?;
+        // A record that does not decode stays where it is (verify and repair report it).
+        let rec = match plain_form(id, rec) {
+            Ok(r) => r,
+            Err(e @ Error::Corrupt { .. }) => {
+                tracing::warn!(error = %e, "a damaged record is not packed");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         placed.push((*id, buf.len() as u64, rec.len() as u64));
         buf.extend_from_slice(&rec);
         if buf.len() >= SEGMENT_TARGET {
@@ -438,6 +453,13 @@ pub(crate) fn pack(txn: &WriteTransaction, cache: &db::SharedCache) -> Result<Pa
         )?;
     }
     for n in redo {
+        // A segment goes only when every record pointing into it has moved.
+        if live
+            .get(&n)
+            .is_some_and(|(_, ids)| ids.iter().any(|id| !moved.contains_key(id)))
+        {
+            continue;
+        }
         if let Some(old) = segments.remove(n).db_err()? {
             let old = old.value().to_vec();
             db::remove_pieces(&mut pieces, &ObjectId::ZERO, &old)?;
@@ -666,4 +688,51 @@ where
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_packed_pointer_round_trips_and_bad_values_are_refused() {
+        let p = Packed {
+            segment: 300,
+            offset: 70_000,
+            len: 1234,
+        };
+        let v = p.encode();
+        assert_eq!(v[0], PACKED);
+        assert_eq!(Packed::parse(&v).unwrap().unwrap(), p);
+        // A value of another kind is no packed pointer.
+        assert!(Packed::parse(&[1, 0, 3, b'a', b'b', b'c']).is_none());
+        assert!(Packed::parse(&[POINTER, 1, 2, 3]).is_none());
+        // Truncated, trailing bytes, out of a segment's range: refused, never a panic.
+        assert!(Packed::parse(&v[..v.len() - 1]).unwrap().is_err());
+        let mut long = v.clone();
+        long.push(0);
+        assert!(Packed::parse(&long).unwrap().is_err());
+        let far = Packed {
+            segment: 0,
+            offset: SEGMENT_MAX,
+            len: 1,
+        }
+        .encode();
+        assert!(Packed::parse(&far).unwrap().is_err());
+    }
+
+    #[test]
+    fn segment_headers_from_arbitrary_bytes_never_panic() {
+        for n in 0..2000usize {
+            let mut b = blake3::hash(&n.to_le_bytes()).as_bytes()[..n % 33].to_vec();
+            if n % 3 == 0 && !b.is_empty() {
+                b[0] = SEGMENT_ZSTD;
+            }
+            let _ = parse_header(&b);
+            let _ = Packed::parse(&b);
+        }
+        let (h, rest) = parse_header(&[SEGMENT_ZSTD; 20]).unwrap();
+        assert_eq!((h.raw_len, rest.len()), (1, 2));
+    }
 }

@@ -81,10 +81,15 @@ fn piece_capacity(order: u32) -> usize {
 
 /// How a record of `len` bytes is cut: the pieces' lengths, then the length left inline.
 pub(crate) fn piece_plan(len: usize) -> (Vec<usize>, usize) {
+    piece_plan_up_to(len, MAX_PIECE_ORDER)
+}
+
+/// [`piece_plan`] with pieces of at most `max_order`.
+fn piece_plan_up_to(len: usize, max_order: u32) -> (Vec<usize>, usize) {
     let mut sizes = Vec::new();
     let mut rest = len;
     while rest >= piece_capacity(0) {
-        let order = (0..=MAX_PIECE_ORDER)
+        let order = (0..=max_order)
             .rev()
             .find(|&k| piece_capacity(k) <= rest)
             .unwrap_or(0);
@@ -653,7 +658,7 @@ pub(crate) fn store_record(
     id: &ObjectId,
     rec: &[u8],
 ) -> Result<()> {
-    let value = pieced_value(pieces, rec)?;
+    let value = pieced_value(pieces, rec, MAX_PIECE_ORDER)?;
     let old = objects
         .insert(&id.0, value.as_deref().unwrap_or(rec))
         .db_err()?
@@ -671,7 +676,10 @@ pub(crate) fn store_value(
     n: u64,
     bytes: &[u8],
 ) -> Result<()> {
-    let value = pieced_value(pieces, bytes)?;
+    // Pieces of one page each: a segment is read whole once (then cached), and single pages
+    // can always move down when compaction gives the file's free space back, where pieces of
+    // several pages stop it at the first one that finds no free run of its size below.
+    let value = pieced_value(pieces, bytes, 0)?;
     let old = table
         .insert(n, value.as_deref().unwrap_or(bytes))
         .db_err()?
@@ -687,11 +695,12 @@ pub(crate) fn store_value(
 fn pieced_value(
     pieces: &mut redb::Table<'_, u64, &'static [u8]>,
     rec: &[u8],
+    max_order: u32,
 ) -> Result<Option<Vec<u8>>> {
     Ok(if rec.len() < PIECED_MIN {
         None
     } else {
-        let (sizes, tail) = piece_plan(rec.len());
+        let (sizes, tail) = piece_plan_up_to(rec.len(), max_order);
         let first = match pieces.last().db_err()? {
             Some((k, _)) => k.value() + 1,
             None => 0,

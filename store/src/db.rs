@@ -80,11 +80,7 @@ fn piece_capacity(order: u32) -> usize {
 }
 
 /// How a record of `len` bytes is cut: the pieces' lengths, then the length left inline.
-pub(crate) fn piece_plan(len: usize) -> (Vec<usize>, usize) {
-    piece_plan_up_to(len, MAX_PIECE_ORDER)
-}
-
-/// [`piece_plan`] with pieces of at most `max_order`.
+/// Pieces are of page order `max_order` at most.
 fn piece_plan_up_to(len: usize, max_order: u32) -> (Vec<usize>, usize) {
     let mut sizes = Vec::new();
     let mut rest = len;
@@ -1052,7 +1048,7 @@ mod tests {
     #[test]
     fn pieces_fill_pages_and_keep_a_short_end_inline() {
         for len in [4079usize, 4080, 4081, 6200, 8000, 131_072, 524_300, 3 << 20] {
-            let (sizes, tail) = piece_plan(len);
+            let (sizes, tail) = piece_plan_up_to(len, MAX_PIECE_ORDER);
             assert_eq!(sizes.iter().sum::<usize>() + tail, len, "{len}");
             assert!(tail <= INLINE_TAIL_MAX, "{len}");
             // Every piece but a long end fills its page exactly.
@@ -1060,7 +1056,11 @@ mod tests {
                 assert!((s + LEAF_OVERHEAD).is_power_of_two(), "{len}: {s}");
             }
         }
-        assert_eq!(piece_plan(100), (vec![], 100));
+        assert_eq!(piece_plan_up_to(100, MAX_PIECE_ORDER), (vec![], 100));
+        // One-page pieces (segments): every piece fills one page.
+        let (sizes, tail) = piece_plan_up_to(99_000, 0);
+        assert!(sizes.iter().all(|&s| s == PIECED_MIN) && tail <= INLINE_TAIL_MAX);
+        assert_eq!(sizes.len() * PIECED_MIN + tail, 99_000);
     }
 
     #[test]

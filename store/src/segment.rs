@@ -174,13 +174,25 @@ where
         return Err(corrupt("missing".to_owned()));
     };
     let value = g.value();
-    // The header is at the start: in the value, or in the first piece of a long segment.
-    let whole: Option<Vec<u8>> = match Pointer::parse(value) {
-        None => None,
-        Some(p) => {
-            let p = p.map_err(&corrupt)?;
-            Some(db::assemble(id, &p, pieces)?)
+    // The header is at the start: in the value, or in the first piece of a long segment. The
+    // whole segment is put together only when it is not in the cache.
+    let pointer = Pointer::parse(value).transpose().map_err(&corrupt)?;
+    if let Some(p) = &pointer
+        && p.count > 0
+    {
+        let first = pieces
+            .ok_or_else(|| corrupt("in pieces, but there is no pieces table".to_owned()))?
+            .get(p.first)
+            .db_err()?
+            .ok_or_else(|| corrupt(format!("piece {} is missing", p.first)))?;
+        let (header, _) = parse_header(first.value()).map_err(&corrupt)?;
+        if let Some(hit) = cached(&header.hash) {
+            return Ok(hit);
         }
+    }
+    let whole: Option<Vec<u8>> = match &pointer {
+        None => None,
+        Some(p) => Some(db::assemble(id, p, pieces)?),
     };
     let bytes = whole.as_deref().unwrap_or(value);
     let (header, frame) = parse_header(bytes).map_err(&corrupt)?;

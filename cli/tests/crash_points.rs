@@ -250,14 +250,14 @@ fn upgrade(n: usize) -> Tally {
         let killed = kill_after(&repo, &args, kill_delay(measured, i, n));
         t.killed += usize::from(killed);
         let format = Repo::open(&repo).unwrap().format().unwrap();
-        assert!(format == 1 || format == 3, "trial {i}: format {format}");
-        t.landed += usize::from(killed && format == 3);
+        assert!(format == 1 || format == 4, "trial {i}: format {format}");
+        t.landed += usize::from(killed && format == 4);
         verifies(&repo);
         keeps(&repo, &acked);
         ok(&repo, &args);
         verifies(&repo);
         let r = Repo::open(&repo).unwrap();
-        assert_eq!(r.format().unwrap(), 3);
+        assert_eq!(r.format().unwrap(), 4);
         assert_eq!(r.tags().unwrap().len(), 2);
         for id in blobs.iter().step_by(13) {
             assert!(r.has_object(id).unwrap(), "trial {i}: blob {id} lost");

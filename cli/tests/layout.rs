@@ -90,11 +90,11 @@ fn killed_once_it_did_io(path: &Path, args: &[&str], read: u64, written: u64) ->
 }
 
 /// The repository opens, verifies, holds everything the fixture and the added blobs hold, and
-/// is at format 1 or 3 (never anything in between). Returns the format.
+/// is at format 1 or 4 (never anything in between). Returns the format.
 fn check_whole(path: &Path, head: ObjectId, blobs: &[ObjectId]) -> u32 {
     let repo = Repo::open(path).unwrap();
     let format = repo.format().unwrap();
-    assert!(format == 1 || format == 3, "format {format}");
+    assert!(format == 1 || format == 4, "format {format}");
     let report = repo.verify(None).unwrap();
     assert!(report.is_ok(), "{report:?}");
     assert_eq!(report.objects, 27 + blobs.len() as u64);
@@ -114,17 +114,17 @@ fn heroctl_upgrade_converts_a_format_1_repository_and_reports_it() {
     let out = ok(&path, &["--json", "upgrade"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["from"], 1);
-    assert_eq!(v["to"], 3);
+    assert_eq!(v["to"], 4);
     assert!(v["records_converted"].as_u64().unwrap() >= 1, "{v}");
     let out = ok(&path, &["upgrade"]);
-    assert!(out.contains("already format 3"), "{out}");
+    assert!(out.contains("already format 4"), "{out}");
     let out = ok(&path, &["verify"]);
     assert!(out.starts_with("ok: 27 objects"), "{out}");
 }
 
 /// `kill -9` at several points of `heroctl upgrade` (reading the old records, writing the new
 /// layout, compacting): every time the repository opens and verifies with all its content, at
-/// format 1 (nothing of the upgrade landed) or 2 (all of it did); a later upgrade finishes.
+/// format 1 (nothing of the upgrade landed) or 4 (all of it did); a later upgrade finishes.
 #[test]
 fn kill_9_during_upgrade_leaves_the_old_or_the_new_repository_whole() {
     let tmp = tempfile::tempdir().unwrap();
@@ -148,7 +148,7 @@ fn kill_9_during_upgrade_leaves_the_old_or_the_new_repository_whole() {
         if !status.success() && format == 1 {
             killed_at_1 += 1;
         }
-        if format == 3 {
+        if format == 4 {
             break;
         }
     }
@@ -157,7 +157,7 @@ fn kill_9_during_upgrade_leaves_the_old_or_the_new_repository_whole() {
         "at least one kill landed before the upgrade committed"
     );
     ok(&path, &["upgrade"]);
-    assert_eq!(check_whole(&path, head, &blobs), 3);
+    assert_eq!(check_whole(&path, head, &blobs), 4);
 }
 
 /// A repository of this build's format: the fixture upgraded, plus `n` orphan blobs of `len` random bytes

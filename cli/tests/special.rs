@@ -99,7 +99,7 @@ fn special_files_and_hard_links_are_listed_diffed_refused_by_git_and_replicated(
     ok(&a, &["allow", "add", &id(&b)]);
     ok(&b, &["clone", &sa.ticket]);
     let rb = Repo::open(&b).unwrap();
-    assert_eq!(rb.format().unwrap(), 3);
+    assert_eq!(rb.format().unwrap(), 4);
     let v = rb.view().unwrap();
     let head = rb.branch_head("main").unwrap().unwrap();
     let e = |s: &str| {

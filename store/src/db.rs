@@ -24,13 +24,17 @@ pub(crate) const XREF: TableDefinition<&[u8], &[u8]> = TableDefinition::new("xre
 /// Large object records cut into pieces that each fill a redb page exactly (format 2): a
 /// sequence number to the piece. The record's `objects-1` value points at its pieces.
 pub(crate) const PIECES: TableDefinition<u64, &[u8]> = TableDefinition::new("pieces-2");
+/// Small object records grouped into compressed segments (format 4, `segment.rs`): a sequence
+/// number to the segment, or to a pointer to its pieces when it is long.
+pub(crate) const SEGMENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("segments-4");
 
 /// The format this build writes and the newest it reads. Bumped whenever the layout or an
 /// encoding changes (docs/format.md, ADR 0013): 2 adds large records stored in pieces
 /// (`pieces-2`) and trees whose entries carry metadata; 3 adds special files (FIFOs, sockets,
 /// device nodes), access times and hard-link groups in tree entries (tree encoding 3) and
-/// manifest nodes with holes (ADR 0030).
-pub(crate) const FORMAT_VERSION: u32 = 3;
+/// manifest nodes with holes (ADR 0030); 4 adds small records packed into compressed
+/// segments (`segments-4`, ADR 0035).
+pub(crate) const FORMAT_VERSION: u32 = 4;
 /// The oldest format this build reads; it reads such a repository as it is, and its first
 /// write transaction records [`FORMAT_VERSION`].
 pub(crate) const OLDEST_FORMAT: u32 = 1;
@@ -76,11 +80,12 @@ fn piece_capacity(order: u32) -> usize {
 }
 
 /// How a record of `len` bytes is cut: the pieces' lengths, then the length left inline.
-pub(crate) fn piece_plan(len: usize) -> (Vec<usize>, usize) {
+/// Pieces are of page order `max_order` at most.
+fn piece_plan_up_to(len: usize, max_order: u32) -> (Vec<usize>, usize) {
     let mut sizes = Vec::new();
     let mut rest = len;
     while rest >= piece_capacity(0) {
-        let order = (0..=MAX_PIECE_ORDER)
+        let order = (0..=max_order)
             .rev()
             .find(|&k| piece_capacity(k) <= rest)
             .unwrap_or(0);
@@ -158,7 +163,8 @@ impl std::ops::Deref for RecordBytes<'_> {
     }
 }
 
-/// Where records are read from: the object table, and the pieces of large records.
+/// Where records are read from: the object table, the pieces of large records and the
+/// segments of packed small ones.
 pub(crate) trait RecordSource {
     /// The record stored under `id`, put together if it is in pieces.
     fn record(&self, id: &ObjectId) -> Result<Option<RecordBytes<'_>>>;
@@ -171,10 +177,11 @@ pub(crate) trait RecordSource {
 }
 
 /// The object table with the pieces table (absent in a format-1 repository never written to
-/// by a format-2 build).
+/// by a format-2 build) and the segments table (absent before format 4).
 pub(crate) struct Objects<'a, O, P> {
     pub(crate) objects: &'a O,
     pub(crate) pieces: Option<&'a P>,
+    pub(crate) segments: Option<&'a P>,
 }
 
 /// [`Objects`] of a read transaction.
@@ -255,6 +262,12 @@ where
     let Some(g) = src.objects.get(&id.0).db_err()? else {
         return Err(Error::Missing(*id));
     };
+    if g.value().first() == Some(&crate::segment::PACKED) {
+        drop(g);
+        let (ty, raw) = load_raw(src, id)?;
+        *out = raw;
+        return Ok(ty);
+    }
     let decoded = match Pointer::parse(g.value()) {
         None => {
             let rec = Record::parse(g.value()).map_err(|e| Error::corrupt(*id, e))?;
@@ -311,6 +324,15 @@ where
         let Some(g) = self.objects.get(&id.0).db_err()? else {
             return Ok(None);
         };
+        if let Some(p) = crate::segment::Packed::parse(g.value()) {
+            let p = p.map_err(|e| Error::corrupt(*id, e))?;
+            return Ok(Some(RecordBytes::Assembled(crate::segment::read_packed(
+                id,
+                &p,
+                self.segments,
+                self.pieces,
+            )?)));
+        }
         let assembled = match Pointer::parse(g.value()) {
             None => None,
             Some(p) => {
@@ -327,6 +349,15 @@ where
         let Some(g) = self.objects.get(&id.0).db_err()? else {
             return Ok(None);
         };
+        if let Some(p) = crate::segment::Packed::parse(g.value()) {
+            let p = p.map_err(|e| Error::corrupt(*id, e))?;
+            return Ok(Some(RecordBytes::Assembled(crate::segment::read_packed(
+                id,
+                &p,
+                self.segments,
+                self.pieces,
+            )?)));
+        }
         let first = match Pointer::parse(g.value()) {
             None => None,
             Some(p) => {
@@ -623,10 +654,49 @@ pub(crate) fn store_record(
     id: &ObjectId,
     rec: &[u8],
 ) -> Result<()> {
-    let value = if rec.len() < PIECED_MIN {
+    let value = pieced_value(pieces, rec, MAX_PIECE_ORDER)?;
+    let old = objects
+        .insert(&id.0, value.as_deref().unwrap_or(rec))
+        .db_err()?
+        .map(|g| g.value().to_vec());
+    if let Some(old) = old {
+        remove_pieces(pieces, id, &old)?;
+    }
+    Ok(())
+}
+
+/// Stores a segment (or replaces one) under `n` in `table`, in pieces when it is long.
+pub(crate) fn store_value(
+    table: &mut redb::Table<'_, u64, &'static [u8]>,
+    pieces: &mut redb::Table<'_, u64, &'static [u8]>,
+    n: u64,
+    bytes: &[u8],
+) -> Result<()> {
+    // Pieces of one page each: a segment is read whole once (then cached), and single pages
+    // can always move down when compaction gives the file's free space back, where pieces of
+    // several pages stop it at the first one that finds no free run of its size below.
+    let value = pieced_value(pieces, bytes, 0)?;
+    let old = table
+        .insert(n, value.as_deref().unwrap_or(bytes))
+        .db_err()?
+        .map(|g| g.value().to_vec());
+    if let Some(old) = old {
+        remove_pieces(pieces, &ObjectId::ZERO, &old)?;
+    }
+    Ok(())
+}
+
+/// For bytes of at least [`PIECED_MIN`]: stores their pieces and returns the pointer to store
+/// in their place; `None` (nothing stored) for shorter ones.
+fn pieced_value(
+    pieces: &mut redb::Table<'_, u64, &'static [u8]>,
+    rec: &[u8],
+    max_order: u32,
+) -> Result<Option<Vec<u8>>> {
+    Ok(if rec.len() < PIECED_MIN {
         None
     } else {
-        let (sizes, tail) = piece_plan(rec.len());
+        let (sizes, tail) = piece_plan_up_to(rec.len(), max_order);
         let first = match pieces.last().db_err()? {
             Some((k, _)) => k.value() + 1,
             None => 0,
@@ -645,15 +715,37 @@ pub(crate) fn store_record(
             sizes.len() as u64,
             &rec[at..],
         ))
-    };
-    let old = objects
-        .insert(&id.0, value.as_deref().unwrap_or(rec))
-        .db_err()?
-        .map(|g| g.value().to_vec());
-    if let Some(old) = old {
-        remove_pieces(pieces, id, &old)?;
+    })
+}
+
+/// Every stored id, those packed in segments in segment order (the rest after them, by id):
+/// the order that reads every record decoding each segment once.
+pub(crate) fn storage_order<T>(objects: &T) -> Result<Vec<ObjectId>>
+where
+    T: ReadableTable<&'static [u8; 32], &'static [u8]>,
+{
+    let mut keyed: Vec<((u64, u64), ObjectId)> = Vec::new();
+    for item in objects.iter().db_err()? {
+        let (k, v) = item.db_err()?;
+        let at = match crate::segment::Packed::parse(v.value()) {
+            Some(Ok(p)) => (p.segment, p.offset),
+            _ => (u64::MAX, 0),
+        };
+        keyed.push((at, ObjectId(*k.value())));
     }
-    Ok(())
+    keyed.sort();
+    Ok(keyed.into_iter().map(|(_, id)| id).collect())
+}
+
+/// The length of the record an `objects-1` value holds or points at.
+pub(crate) fn stored_len(value: &[u8]) -> u64 {
+    if let Some(Ok(p)) = Pointer::parse(value) {
+        return p.len;
+    }
+    if let Some(Ok(p)) = crate::segment::Packed::parse(value) {
+        return p.len;
+    }
+    value.len() as u64
 }
 
 /// Removes the pieces an `objects-1` value points at (nothing for a plain record).
@@ -703,6 +795,7 @@ pub(crate) struct WriteCtx<'t> {
     pub(crate) kv: redb::Table<'t, &'static str, &'static [u8]>,
     pub(crate) xref: redb::Table<'t, &'static [u8], &'static [u8]>,
     pub(crate) pieces: redb::Table<'t, u64, &'static [u8]>,
+    pub(crate) segments: redb::Table<'t, u64, &'static [u8]>,
     pub(crate) gc: redb::Table<'t, &'static [u8; 32], u64>,
     /// Whether `gc` holds anything (read once per transaction).
     pub(crate) gc_pending: bool,
@@ -796,6 +889,7 @@ impl<'t> WriteCtx<'t> {
         Objects {
             objects: &self.objects,
             pieces: Some(&self.pieces),
+            segments: Some(&self.segments),
         }
     }
 
@@ -947,13 +1041,14 @@ mod tests {
         Objects {
             objects: t,
             pieces: None,
+            segments: None,
         }
     }
 
     #[test]
     fn pieces_fill_pages_and_keep_a_short_end_inline() {
         for len in [4079usize, 4080, 4081, 6200, 8000, 131_072, 524_300, 3 << 20] {
-            let (sizes, tail) = piece_plan(len);
+            let (sizes, tail) = piece_plan_up_to(len, MAX_PIECE_ORDER);
             assert_eq!(sizes.iter().sum::<usize>() + tail, len, "{len}");
             assert!(tail <= INLINE_TAIL_MAX, "{len}");
             // Every piece but a long end fills its page exactly.
@@ -961,7 +1056,11 @@ mod tests {
                 assert!((s + LEAF_OVERHEAD).is_power_of_two(), "{len}: {s}");
             }
         }
-        assert_eq!(piece_plan(100), (vec![], 100));
+        assert_eq!(piece_plan_up_to(100, MAX_PIECE_ORDER), (vec![], 100));
+        // One-page pieces (segments): every piece fills one page.
+        let (sizes, tail) = piece_plan_up_to(99_000, 0);
+        assert!(sizes.iter().all(|&s| s == PIECED_MIN) && tail <= INLINE_TAIL_MAX);
+        assert_eq!(sizes.len() * PIECED_MIN + tail, 99_000);
     }
 
     #[test]

@@ -681,6 +681,7 @@ impl OldLayout {
 pub struct FileReader {
     objects: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
     pieces: Option<ReadOnlyTable<u64, &'static [u8]>>,
+    segments: Option<ReadOnlyTable<u64, &'static [u8]>>,
     id: ObjectId,
     len: u64,
     pos: u64,
@@ -716,12 +717,9 @@ impl crate::repo::View {
     /// Opens a file by content id for streaming, verified reads from this view's snapshot.
     pub fn open_file(&self, id: &ObjectId) -> Result<FileReader> {
         let objects = self.txn.open_table(crate::db::OBJECTS).db_err()?;
-        let pieces = match self.txn.open_table(crate::db::PIECES) {
-            Ok(t) => Some(t),
-            Err(redb::TableError::TableDoesNotExist(_)) => None,
-            Err(e) => return Err(Error::db(e)),
-        };
-        FileReader::new(objects, pieces, *id)
+        let pieces = crate::repo::optional_table(&self.txn, crate::db::PIECES)?;
+        let segments = crate::repo::optional_table(&self.txn, crate::db::SEGMENTS)?;
+        FileReader::new(objects, pieces, segments, *id)
     }
 }
 
@@ -773,17 +771,20 @@ impl FileReader {
     fn new(
         objects: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
         pieces: Option<ReadOnlyTable<u64, &'static [u8]>>,
+        segments: Option<ReadOnlyTable<u64, &'static [u8]>>,
         id: ObjectId,
     ) -> Result<Self> {
         let src = crate::db::Objects {
             objects: &objects,
             pieces: pieces.as_ref(),
+            segments: segments.as_ref(),
         };
         let (ty, raw) = load_raw(&src, &id)?;
         match ty {
             ObjType::Blob => Ok(FileReader {
                 objects,
                 pieces,
+                segments,
                 id,
                 len: raw.len() as u64,
                 pos: 0,
@@ -799,6 +800,7 @@ impl FileReader {
                 Ok(FileReader {
                     objects,
                     pieces,
+                    segments,
                     id,
                     len,
                     pos: 0,
@@ -849,6 +851,7 @@ impl FileReader {
                 &crate::db::Objects {
                     objects: &self.objects,
                     pieces: self.pieces.as_ref(),
+                    segments: self.segments.as_ref(),
                 },
                 self.id,
                 cid,
@@ -872,6 +875,7 @@ impl FileReader {
         let src = crate::db::Objects {
             objects: &self.objects,
             pieces: self.pieces.as_ref(),
+            segments: self.segments.as_ref(),
         };
         let mut data = std::mem::take(&mut self.spare);
         let ty = crate::db::load_raw_reusing(&src, &cid, &mut data)?;
@@ -911,6 +915,7 @@ impl FileReader {
                     &crate::db::Objects {
                         objects: &self.objects,
                         pieces: self.pieces.as_ref(),
+                        segments: self.segments.as_ref(),
                     },
                     self.id,
                     cid,
@@ -1100,14 +1105,12 @@ impl crate::repo::View {
     /// hold only zeros (repeated runs share one node) is not read again.
     pub fn file_extents(&self, id: &ObjectId) -> Result<Vec<Extent>> {
         let objects = self.txn.open_table(crate::db::OBJECTS).db_err()?;
-        let pieces = match self.txn.open_table(crate::db::PIECES) {
-            Ok(t) => Some(t),
-            Err(redb::TableError::TableDoesNotExist(_)) => None,
-            Err(e) => return Err(Error::db(e)),
-        };
+        let pieces = crate::repo::optional_table(&self.txn, crate::db::PIECES)?;
+        let segments = crate::repo::optional_table(&self.txn, crate::db::SEGMENTS)?;
         let src = crate::db::Objects {
             objects: &objects,
             pieces: pieces.as_ref(),
+            segments: segments.as_ref(),
         };
         let (ty, raw) = load_raw(&src, id)?;
         let mut out: Vec<Extent> = Vec::new();

@@ -52,6 +52,7 @@ impl Repo {
         {
             let mut objects = txn.open_table(OBJECTS).db_err()?;
             let mut pieces = txn.open_table(PIECES).db_err()?;
+            let segments = txn.open_table(db::SEGMENTS).db_err()?;
             let mut chains = txn.open_table(CHAINS).db_err()?;
             let mut listed = txn.open_table(GC_CANDIDATES).db_err()?;
             let refs = txn.open_table(REFS).db_err()?;
@@ -93,6 +94,7 @@ impl Repo {
                 let src = db::Objects {
                     objects: &objects,
                     pieces: Some(&pieces),
+                    segments: Some(&segments),
                 };
                 mark(&src, roots, &self.cache)?
             };
@@ -106,10 +108,7 @@ impl Repo {
                 if reachable.contains(&id) {
                     continue;
                 }
-                let bytes = match db::Pointer::parse(v.value()) {
-                    Some(Ok(p)) => p.len,
-                    _ => v.value().len() as u64,
-                };
+                let bytes = db::stored_len(v.value());
                 match listed.get(&id.0).db_err()?.map(|g| g.value()) {
                     Some(t) if t <= cutoff => remove.push((id, bytes)),
                     Some(_) => report.listed += 1,

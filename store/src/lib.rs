@@ -50,6 +50,7 @@ mod record;
 mod refs;
 pub mod repair;
 mod repo;
+mod segment;
 mod snapshot;
 mod stats;
 mod transfer;
@@ -82,6 +83,7 @@ pub use refs::{
     check_ref_name, is_reserved_branch, tag_ref,
 };
 pub use repo::{DEFAULT_BRANCH_KEY, MemoryBudget, Repo, View};
+pub use segment::PackReport;
 pub use snapshot::{
     CHECKOUT_RECORD, CheckoutOptions, CheckoutRecord, CheckoutReport, Progress, SnapshotOptions,
     SnapshotReport, StatusEntry, StatusKind,

@@ -277,6 +277,15 @@ fn header(w: &mut Writer, ty: ObjType, enc: Encoding, raw_len: u64, payload: Opt
     }
 }
 
+/// Encodes an object whole and uncompressed (as it goes into a segment, which compresses it
+/// with its neighbours).
+pub(crate) fn encode_plain(ty: ObjType, raw: &[u8], payload_hash: Option<&ObjectId>) -> Vec<u8> {
+    let mut w = Writer::new();
+    header(&mut w, ty, Encoding::Plain, raw.len() as u64, payload_hash);
+    w.raw(raw);
+    w.buf
+}
+
 /// Encodes an object whole: compressed when that saves space, plain otherwise.
 pub(crate) fn encode_full(ty: ObjType, raw: &[u8], payload_hash: Option<&ObjectId>) -> Vec<u8> {
     let compressed = if raw.len() >= 64 {

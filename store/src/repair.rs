@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use crate::db::{CHAINS, GC_CANDIDATES, KV, META, OBJECTS, PIECES, REFLOG, REFS, XREF};
+use crate::db::{CHAINS, GC_CANDIDATES, KV, META, OBJECTS, PIECES, REFLOG, REFS, SEGMENTS, XREF};
 use crate::error::{DbResultExt as _, Error, Result};
 use crate::id::{IdSet, ObjectId};
 use crate::record::ObjType;
@@ -382,7 +382,7 @@ fn repair_via(damaged: &Path, scratch: &Path, into: &Path) -> Result<RepairRepor
         Vec::new(),
         Vec::new(),
     );
-    let (mut chains, mut gc) = (Vec::new(), Vec::new());
+    let (mut chains, mut gc, mut segments) = (Vec::new(), Vec::new(), Vec::new());
     if let Some(db) = &db {
         let (t, e) = read_table(db, "objects-1", OBJECTS, id32, bytes);
         tables.push(t);
@@ -390,6 +390,9 @@ fn repair_via(damaged: &Path, scratch: &Path, into: &Path) -> Result<RepairRepor
         let (t, e) = read_table(db, "pieces-2", PIECES, |k: u64| k, bytes);
         tables.push(t);
         pieces = e;
+        let (t, e) = read_table(db, "segments-4", SEGMENTS, |k: u64| k, bytes);
+        tables.push(t);
+        segments = e;
         let (t, e) = read_table(db, "refs-1", REFS, |k: &str| k.to_owned(), bytes);
         tables.push(t);
         refs = e;
@@ -446,6 +449,9 @@ fn repair_via(damaged: &Path, scratch: &Path, into: &Path) -> Result<RepairRepor
         for (k, v) in &pieces {
             w.pieces.insert(*k, v.as_slice()).db_err()?;
         }
+        for (k, v) in &segments {
+            w.segments.insert(*k, v.as_slice()).db_err()?;
+        }
         for (k, v) in &objects {
             w.objects.insert(k, v.as_slice()).db_err()?;
         }
@@ -469,8 +475,7 @@ fn repair_via(damaged: &Path, scratch: &Path, into: &Path) -> Result<RepairRepor
     let mut dropped = Vec::new();
     {
         let view = repo.view()?;
-        for (k, _) in &objects {
-            let id = ObjectId(*k);
+        for id in crate::db::storage_order(&view.objects)? {
             let ok = match view.raw(&id) {
                 Ok((ObjType::Manifest, _)) => view
                     .open_file(&id)

@@ -86,6 +86,18 @@ fn builder(cache_bytes: usize) -> redb::Builder {
     b
 }
 
+/// A table of a read transaction, `None` when the repository has none (an older format).
+pub(crate) fn optional_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::ReadTransaction,
+    def: redb::TableDefinition<K, V>,
+) -> Result<Option<ReadOnlyTable<K, V>>> {
+    match txn.open_table(def) {
+        Ok(t) => Ok(Some(t)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(Error::db(e)),
+    }
+}
+
 /// Reads one length-prefixed part written by [`Repo::compact`]'s spill.
 fn read_spilled(input: &mut impl std::io::Read, buf: &mut Vec<u8>) -> std::io::Result<()> {
     let mut len = [0u8; 8];
@@ -139,6 +151,7 @@ impl Repo {
             txn.open_table(REFLOG).db_err()?;
             txn.open_table(KV).db_err()?;
             txn.open_table(db::PIECES).db_err()?;
+            txn.open_table(db::SEGMENTS).db_err()?;
         }
         txn.commit().db_err()?;
         tracing::info!(path = %path.display(), "initialized repository");
@@ -273,6 +286,8 @@ impl Repo {
         // A scratch file of a build that named it, killed midway.
         let _ = std::fs::remove_file(self.path.with_extension("compact-scratch"));
         let t0 = std::time::Instant::now();
+        self.pack()?;
+        let packed = t0.elapsed();
         self.rewrite_in_key_order(OBJECTS)?;
         self.rewrite_in_key_order(XREF)?;
         let rewritten = t0.elapsed();
@@ -289,13 +304,47 @@ impl Repo {
             }
         }
         tracing::debug!(
-            "compacted {} from {before} to {} bytes: key-order rewrite {rewritten:?}, \
-             page moves {:?}",
+            "compacted {} from {before} to {} bytes: pack {packed:?}, key-order rewrite \
+             {:?}, page moves {:?}",
             self.path.display(),
             size(&self.path),
+            rewritten - packed,
             t0.elapsed() - rewritten
         );
         Ok((before, size(&self.path)))
+    }
+
+    /// Packs loose small records, and the live records of mostly dead or small segments, into
+    /// compressed segments (module `segment`), in one write transaction: other processes see
+    /// every record throughout, loose before and packed after. [`Repo::compact`] runs it first.
+    /// The transaction needs room for the new segments and the rewritten `objects-1` pages
+    /// before the old ones are freed, so the file may grow while it runs when its free space
+    /// is short; the compaction that follows gives the space back.
+    pub fn pack(&self) -> Result<crate::PackReport> {
+        let txn = self.db().begin_write().db_err()?;
+        let report = crate::segment::pack(&txn, &self.cache)?;
+        if report == crate::PackReport::default() {
+            txn.abort().db_err()?;
+            return Ok(report);
+        }
+        {
+            let mut meta = txn.open_table(META).db_err()?;
+            if db::stored_format(&meta)? < FORMAT_VERSION {
+                meta.insert("format", FORMAT_VERSION.to_le_bytes().as_slice())
+                    .db_err()?;
+            }
+        }
+        txn.commit().db_err()?;
+        tracing::info!(
+            records = report.records,
+            segments_written = report.segments_written,
+            segments_removed = report.segments_removed,
+            bytes_before = report.bytes_before,
+            bytes_after = report.bytes_after,
+            "packed small records into segments"
+        );
+        self.hub.fire();
+        Ok(report)
     }
 
     /// Bytes of the file not in use by any page: what a rewrite can take without growing it.
@@ -432,14 +481,12 @@ impl Repo {
     /// A consistent read-only view of the repository as it is now.
     pub fn view(&self) -> Result<View> {
         let txn = self.db().begin_read().db_err()?;
-        let pieces = match txn.open_table(db::PIECES) {
-            Ok(t) => Some(t),
-            Err(redb::TableError::TableDoesNotExist(_)) => None,
-            Err(e) => return Err(Error::db(e)),
-        };
+        let pieces = optional_table(&txn, db::PIECES)?;
+        let segments = optional_table(&txn, db::SEGMENTS)?;
         Ok(View {
             objects: txn.open_table(OBJECTS).db_err()?,
             pieces,
+            segments,
             refs: txn.open_table(REFS).db_err()?,
             reflog: txn.open_table(REFLOG).db_err()?,
             meta: txn.open_table(META).db_err()?,
@@ -539,6 +586,7 @@ impl Repo {
                 kv: txn.open_table(KV).db_err()?,
                 xref: txn.open_table(XREF).db_err()?,
                 pieces: txn.open_table(db::PIECES).db_err()?,
+                segments: txn.open_table(db::SEGMENTS).db_err()?,
                 gc: txn.open_table(db::GC_CANDIDATES).db_err()?,
                 gc_pending: false,
                 reused: Default::default(),
@@ -862,6 +910,8 @@ pub struct View {
     pub(crate) objects: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
     /// Pieces of large records (absent in a format-1 repository never written since).
     pub(crate) pieces: Option<ReadOnlyTable<u64, &'static [u8]>>,
+    /// Segments of packed small records (absent before format 4).
+    pub(crate) segments: Option<ReadOnlyTable<u64, &'static [u8]>>,
     pub(crate) refs: ReadOnlyTable<&'static str, &'static [u8]>,
     reflog: ReadOnlyTable<(&'static str, u64), &'static [u8]>,
     meta: ReadOnlyTable<&'static str, &'static [u8]>,
@@ -920,6 +970,7 @@ impl View {
         db::Objects {
             objects: &self.objects,
             pieces: self.pieces.as_ref(),
+            segments: self.segments.as_ref(),
         }
     }
 

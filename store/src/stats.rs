@@ -62,15 +62,25 @@ impl Repo {
         let mut by_type: HashMap<ObjType, u64> = HashMap::new();
         let mut bytes_by_type: HashMap<ObjType, u64> = HashMap::new();
         let src = view.source();
-        for item in view.objects.iter().db_err()? {
-            let (k, v) = item.db_err()?;
-            let id = ObjectId(*k.value());
+        let sizes = match (&view.segments, &view.pieces) {
+            (Some(segments), pieces) => crate::segment::sizes(segments, pieces.as_ref())?,
+            (None, _) => HashMap::new(),
+        };
+        for id in crate::db::storage_order(&view.objects)? {
+            let Some(v) = view.objects.get(&id.0).db_err()? else {
+                continue;
+            };
             let value = v.value();
             // A large record is in pieces: its length is in the pointer, its header in the
-            // first piece.
-            let len = match crate::db::Pointer::parse(value) {
-                Some(p) => p.map_err(|e| Error::corrupt(id, e))?.len,
-                None => value.len() as u64,
+            // first piece. A packed one counts for its share of its segment's compressed bytes.
+            let len = match crate::segment::Packed::parse(value) {
+                Some(Ok(p)) => match sizes.get(&p.segment) {
+                    Some(&(stored, raw)) if raw > 0 => {
+                        (u128::from(p.len) * u128::from(stored) / u128::from(raw)) as u64
+                    }
+                    _ => p.len,
+                },
+                _ => crate::db::stored_len(value),
             };
             let head =
                 crate::db::RecordSource::record_head(&src, &id)?.ok_or(Error::Missing(id))?;
@@ -279,12 +289,12 @@ impl Repo {
                 Err(redb::TableError::TableDoesNotExist(_)) => {}
                 Err(e) => return Err(Error::db(e)),
             }
-            match txn.open_table(crate::db::PIECES) {
-                Ok(t) => out
-                    .tables
-                    .push(usage(crate::db::PIECES.name(), &t, |_| 8, |v| v.len())?),
-                Err(redb::TableError::TableDoesNotExist(_)) => {}
-                Err(e) => return Err(Error::db(e)),
+            for def in [crate::db::PIECES, crate::db::SEGMENTS] {
+                match txn.open_table(def) {
+                    Ok(t) => out.tables.push(usage(def.name(), &t, |_| 8, |v| v.len())?),
+                    Err(redb::TableError::TableDoesNotExist(_)) => {}
+                    Err(e) => return Err(Error::db(e)),
+                }
             }
         }
         let txn = self.db().begin_write().db_err()?;

@@ -129,6 +129,9 @@ impl View {
         let rec = Record::parse(&g).map_err(|e| Error::corrupt(*id, e))?;
         let form = match rec.enc {
             _ if rec.ty == ObjType::Manifest => StoredForm::Other,
+            // A record packed in a segment is kept plain because its segment compresses it:
+            // it goes as raw bytes, for the receiver to compress.
+            Encoding::Plain if rec.data.len() >= 64 && self.is_packed(id)? => StoredForm::Other,
             Encoding::Plain => StoredForm::Plain(rec.data.to_vec()),
             Encoding::Zstd => StoredForm::Zstd(rec.data.to_vec()),
             Encoding::Delta(base) => match record::strip_magic(rec.data) {
@@ -153,6 +156,15 @@ impl View {
             raw_len: rec.raw_len,
             form,
         }))
+    }
+
+    /// Whether an object's record is packed in a segment.
+    fn is_packed(&self, id: &ObjectId) -> Result<bool> {
+        Ok(self
+            .objects
+            .get(&id.0)
+            .db_err()?
+            .is_some_and(|g| g.value().first() == Some(&crate::segment::PACKED)))
     }
 
     /// An object's type and, when it is stored as a delta, the object its delta is against

@@ -14,8 +14,10 @@ pub struct UpgradeReport {
     pub from: u32,
     /// The format now recorded.
     pub to: u32,
-    /// Object records moved to the new layout.
+    /// Object records moved to the new layout (large records into pieces).
     pub records_converted: u64,
+    /// Small records packed into segments.
+    pub records_packed: u64,
     /// The file's length before.
     pub file_bytes_before: u64,
     /// The file's length after (the upgrade ends with [`Repo::compact`]).
@@ -60,12 +62,17 @@ impl Repo {
                     .db_err()?;
             }
         }
+        if report.from < FORMAT_VERSION {
+            // The small records into segments, in the same transaction.
+            report.records_packed = crate::segment::pack(&txn, &self.cache)?.records;
+        }
         txn.commit().db_err()?;
         tracing::info!(
             path = %self.path().display(),
             from = report.from,
             to = report.to,
             converted = report.records_converted,
+            packed = report.records_packed,
             "upgraded repository"
         );
         let (_, after) = self.compact()?;

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use redb::{ReadableTable, ReadableTableMetadata};
+use redb::ReadableTableMetadata;
 
 use crate::error::{DbResultExt as _, Error, Result};
 use crate::id::ObjectId;
@@ -56,9 +56,8 @@ impl Repo {
         let mut bad: HashMap<ObjectId, String> = HashMap::new();
         let mut manifests: Vec<ObjectId> = Vec::new();
         let mut done = 0u64;
-        for item in view.objects.iter().db_err()? {
-            let (k, _) = item.db_err()?;
-            let id = ObjectId(*k.value());
+        // In the order records are stored: each segment is decoded once.
+        for id in crate::db::storage_order(&view.objects)? {
             match view.raw(&id) {
                 Ok((ty, raw)) => {
                     report.bytes += raw.len() as u64;

@@ -68,13 +68,17 @@ fn a_format_1_repository_is_read_as_it_is_then_upgraded_in_place() {
 
     let mut repo = Repo::open(&path).unwrap();
     let up = repo.upgrade().unwrap();
-    assert_eq!((up.from, up.to), (1, 3));
+    assert_eq!((up.from, up.to), (1, 4));
     assert!(
         up.records_converted >= 1,
         "the large file's chunks move to pieces: {up:?}"
     );
+    assert!(
+        up.records_packed >= 1,
+        "small records go into segments: {up:?}"
+    );
     assert!(up.file_bytes_after <= up.file_bytes_before, "{up:?}");
-    assert_eq!(repo.format().unwrap(), 3);
+    assert_eq!(repo.format().unwrap(), 4);
     let pieces = repo.file_usage().unwrap();
     let pieces = pieces.tables.iter().find(|t| t.name == "pieces-2").unwrap();
     assert!(pieces.entries >= up.records_converted);
@@ -87,7 +91,15 @@ fn a_format_1_repository_is_read_as_it_is_then_upgraded_in_place() {
     check_fixture_content(&repo);
     // Upgrading again converts nothing.
     let again = repo.upgrade().unwrap();
-    assert_eq!((again.from, again.to, again.records_converted), (3, 3, 0));
+    assert_eq!(
+        (
+            again.from,
+            again.to,
+            again.records_converted,
+            again.records_packed
+        ),
+        (4, 4, 0, 0)
+    );
 }
 
 #[test]
@@ -100,7 +112,7 @@ fn the_first_write_to_a_format_1_repository_records_the_current_format() {
     cs.put_bytes(&RepoPath::parse("big.bin").unwrap(), EntryKind::File, &big)
         .unwrap();
     cs.commit(meta("new"), Expect::Latest).unwrap();
-    assert_eq!(repo.format().unwrap(), 3);
+    assert_eq!(repo.format().unwrap(), 4);
     assert_eq!(file_at(&repo, "main", "big.bin"), big);
     check_fixture_content(&repo);
     assert!(repo.verify(None).unwrap().is_ok());
@@ -126,14 +138,14 @@ fn a_newer_or_unknown_format_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let repo = new_repo(dir.path());
     let path = repo.path().to_path_buf();
-    assert_eq!(repo.format().unwrap(), 3);
+    assert_eq!(repo.format().unwrap(), 4);
     drop(repo);
-    set_format(&path, &4u32.to_le_bytes());
+    set_format(&path, &5u32.to_le_bytes());
     match Repo::open(&path) {
         Err(
             e @ Error::FormatTooNew {
-                found: 4,
-                supported: 3,
+                found: 5,
+                supported: 4,
             },
         ) => {
             assert!(e.to_string().contains("newer"), "{e}");

@@ -15,6 +15,7 @@ pub fn run(mut repo: Repo, json: bool) -> Result<()> {
             "from": r.from,
             "to": r.to,
             "records_converted": r.records_converted,
+            "records_packed": r.records_packed,
             "file_bytes_before": r.file_bytes_before,
             "file_bytes_after": r.file_bytes_after,
         }));
@@ -23,10 +24,12 @@ pub fn run(mut repo: Repo, json: bool) -> Result<()> {
         outln!("already format {}", r.to)?;
     } else {
         outln!(
-            "upgraded from format {} to {}: {} records moved",
+            "upgraded from format {} to {}: {} records moved into pieces, {} packed into \
+             segments",
             r.from,
             r.to,
-            count(r.records_converted)
+            count(r.records_converted),
+            count(r.records_packed)
         )?;
     }
     outln!(

@@ -65,27 +65,9 @@ source "$ROOT/benches/lib/fleet.sh"
 # fleet DIR N: N nodes under DIR, all peers of each other; daemons started, mounts up.
 # Sets NODE_PIDS and NODE_MNTS.
 fleet() {
-    local dir=$1 n=$2 i peers="" nodes="" id port
-    mkdir -p "$dir/work/.hero"
-    local -a ids=()
-    for ((i = 0; i < n; i++)); do
-        id=$($H -R "$dir/n$i.hero" id)
-        ids+=("$id")
-        port=$((PORT_BASE + i))
-        peers+="${peers:+, }\"$id@127.0.0.1:$port\""
-        nodes+=$'\n'"[node.$id]"$'\n'"listen = \"127.0.0.1:$port\""$'\n'
-    done
-    cat >"$dir/work/.hero/daemon.toml" <<EOF
-peers = [$peers]
-catch_up_secs = 30
-
-[mount]
-idle_commit_ms = 100
-
-[dav]
-enabled = false
-$nodes
-EOF
+    local dir=$1 n=$2 i
+    fleet_config "$dir" "$n"
+    local -a ids=("${FLEET_IDS[@]}")
     if [ -n "${CORPUS:-}" ]; then
         # The corpus's history, the configuration committed on its main branch.
         $H -R "$dir/n0.hero" init >/dev/null

@@ -76,31 +76,9 @@ source "$ROOT/benches/lib/fleet.sh"
 
 # The fleet: NODES nodes, all peers of each other, owners all; daemons started, mounts up.
 dir=$WORK
-mkdir -p "$dir/work/.hero" "$dir/work/load"
-ids=()
-peers=""
-nodes=""
-for ((i = 0; i < NODES; i++)); do
-    id=$($H -R "$dir/n$i.hero" id)
-    ids+=("$id")
-    port=$((PORT_BASE + i))
-    peers+="${peers:+, }\"$id@127.0.0.1:$port\""
-    nodes+=$'\n'"[node.$id]"$'\n'"listen = \"127.0.0.1:$port\""$'\n'
-done
-cat >"$dir/work/.hero/daemon.toml" <<EOF
-peers = [$peers]
-catch_up_secs = 30
-
-[mount]
-idle_commit_ms = 100
-
-[dav]
-enabled = false
-
-[ui]
-enabled = false
-$nodes
-EOF
+mkdir -p "$dir/work/load"
+fleet_config "$dir" "$NODES" $'\n[ui]\nenabled = false\n'
+ids=("${FLEET_IDS[@]}")
 printf 'shared\n' >"$dir/work/load/shared.txt"
 $H -R "$dir/n0.hero" init >/dev/null
 $H -R "$dir/n0.hero" commit "$dir/work" -m "fleet configuration" >/dev/null

@@ -31,6 +31,9 @@
 //!   and the other version sits beside it as `NAME.conflict-<peer>-<short id>` (see
 //!   [`conflict_name`]). The merge commit records every conflict in a [`CONFLICT_HEADER`]
 //!   header; [`open_conflicts`] lists the recorded conflicts whose copy is still there.
+//! - Peers keeping a branch in step merge with [`converge`]: a side whose own commits are all
+//!   such merges, and whose content the merge would equal the other side's, brings nothing, and
+//!   no merge commit records how the same edits met (the larger id is kept when both are such).
 //! - The merge commit: parents sorted by id; author and committer [`MERGE_AUTHOR`] with an empty
 //!   e-mail, the later of the two heads' committer times and time zone 0; message
 //!   `merge <short id> and <short id>` plus one line per conflict. No local name, no clock.
@@ -84,6 +87,10 @@ pub enum MergeKind {
     FastForward,
     /// A new merge commit was made.
     Merged,
+    /// [`converge`] only: the two heads hold the same edits and what the merge would make is
+    /// the other head's content, while this side's own commits are merges any peer makes: the
+    /// branch takes the other head, and the merges only this side held are left to gc.
+    Adopted,
 }
 
 /// The result of [`merge`].
@@ -122,6 +129,74 @@ pub struct Conflict {
 pub fn merge(repo: &Repo, ours: ObjectId, theirs: ObjectId) -> Result<MergeOutcome, MergeError> {
     let mut budget = VIRTUAL_MERGE_BUDGET;
     merge_at(repo, ours, theirs, 0, &mut budget)
+}
+
+/// Merges two heads of a branch that peers keep in step, without making a merge that only
+/// records how the same edits met. [`merge`] joins any two diverged heads with a new commit; when
+/// ten peers merge each other's heads at once, each merge of a merge is new to every other peer,
+/// which merges it again, and the fleet never agrees on a head. Here a side whose own commits
+/// (those the other side does not reach) are all merges any peer makes, and whose content the
+/// merged result equals the other side's, brings nothing: if it is theirs, ours stays
+/// ([`MergeKind::UpToDate`]); if it is ours, the branch takes theirs ([`MergeKind::Adopted`]);
+/// if both sides are such (the same edits merged in another order), the larger commit id is
+/// kept, so every peer picks the same one. Otherwise the outcome is [`merge`]'s.
+///
+/// Edits are never dropped: a side is given up only when every commit it alone holds is a
+/// merge (edits, signed merges and a person's own merges are never such commits) and the
+/// content that is kept equals what merging both would give.
+pub fn converge(repo: &Repo, ours: ObjectId, theirs: ObjectId) -> Result<MergeOutcome, MergeError> {
+    let out = merge(repo, ours, theirs)?;
+    if out.kind != MergeKind::Merged {
+        return Ok(out);
+    }
+    let view = repo.view()?;
+    let merged = view.commit(&out.commit)?.tree;
+    let ours_tree = view.commit(&ours)?.tree;
+    let theirs_tree = view.commit(&theirs)?.tree;
+    if merged != ours_tree && merged != theirs_tree {
+        return Ok(out);
+    }
+    let painted = Graph::new(&view).paint(ours, &[theirs])?;
+    // A commit painted from one side only is one that side alone holds, or (rarely, with
+    // committer clocks out of order) one the paint stopped above before the other side's
+    // paint reached it: counting it makes the rule stricter, never looser.
+    let only_merges = |side: u8| -> Result<bool, MergeError> {
+        for (id, f) in &painted.flags {
+            if f & (P1 | P2 | STALE) == side && !is_anyones_merge_commit(&view.commit(id)?) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    };
+    let ours_adds_nothing = merged == theirs_tree && only_merges(P1)?;
+    let theirs_adds_nothing = merged == ours_tree && only_merges(P2)?;
+    let keep_theirs = match (ours_adds_nothing, theirs_adds_nothing) {
+        (true, true) => theirs > ours,
+        (true, false) => true,
+        (false, true) => false,
+        (false, false) => return Ok(out),
+    };
+    tracing::debug!(
+        ours = %ours.short(),
+        theirs = %theirs.short(),
+        kept = %if keep_theirs { theirs } else { ours }.short(),
+        "the same edits on both sides: no merge"
+    );
+    Ok(if keep_theirs {
+        MergeOutcome {
+            commit: theirs,
+            kind: MergeKind::Adopted,
+            conflicts: Vec::new(),
+        }
+    } else {
+        up_to_date(ours)
+    })
+}
+
+/// Whether `c` is a merge as [`merge`] makes it: two parents, the merge author, no peer's
+/// header (a person's own merge, or a signed one, is that person's choice and is kept).
+fn is_anyones_merge_commit(c: &Commit) -> bool {
+    c.parents.len() == 2 && c.author.name == MERGE_AUTHOR && c.header(PEER_HEADER).is_none()
 }
 
 /// [`merge`] at `depth` levels of virtual bases, with `budget` virtual merges left (see

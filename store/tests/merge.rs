@@ -5,7 +5,8 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use hero_store::merge::{
-    CONFLICT_HEADER, MERGE_AUTHOR, MergeKind, MergeOutcome, conflict_name, merge, merge_base,
+    CONFLICT_HEADER, MERGE_AUTHOR, MergeKind, MergeOutcome, conflict_name, converge, merge,
+    merge_base,
     merge_bases, merge_text, open_conflicts,
 };
 use hero_store::{
@@ -568,6 +569,69 @@ fn fast_forward_and_up_to_date_create_nothing() {
     assert_eq!(t.repo.generation().unwrap(), gen0, "nothing may be written");
     let view = t.repo.view().unwrap();
     assert_eq!(merge_bases(&view, base, grandchild).unwrap(), vec![base]);
+}
+
+/// Three peers' edits met in different orders on different peers: the merges hold the same
+/// edits and the same content. Peers keeping a branch in step agree on one of them instead of
+/// merging the merges (which every other peer would merge again); a side with an edit of its
+/// own is merged as always.
+#[test]
+fn heads_holding_the_same_edits_converge_without_a_merge_of_merges() {
+    let t = T::new();
+    let base = t.commit(None, 100, PEER_A, &[Ed::Put("base", b"0\n")]);
+    let a = t.commit(Some(base), 200, PEER_A, &[Ed::Put("a", b"a\n")]);
+    let b = t.commit(Some(base), 210, PEER_B, &[Ed::Put("b", b"b\n")]);
+    let c = t.commit(Some(base), 220, PEER_B, &[Ed::Put("c", b"c\n")]);
+    // One peer met a and b first, another a and c.
+    let ab = merge(&t.repo, a, b).unwrap().commit;
+    let ac = merge(&t.repo, a, c).unwrap().commit;
+    let abc = merge(&t.repo, ab, c).unwrap().commit;
+    let acb = merge(&t.repo, ac, b).unwrap().commit;
+    assert_ne!(abc, acb, "two merge orders, two merge commits");
+    assert_eq!(t.files(abc), t.files(acb));
+
+    // Both hold the same edits: every peer keeps the larger id.
+    let (small, large) = if abc < acb { (abc, acb) } else { (acb, abc) };
+    let up = converge(&t.repo, large, small).unwrap();
+    assert_eq!((up.kind, up.commit), (MergeKind::UpToDate, large));
+    let adopted = converge(&t.repo, small, large).unwrap();
+    assert_eq!((adopted.kind, adopted.commit), (MergeKind::Adopted, large));
+    // A head with fewer edits whose own commit is a merge brings nothing to one with more.
+    let kept = converge(&t.repo, abc, ac).unwrap();
+    assert_eq!((kept.kind, kept.commit), (MergeKind::UpToDate, abc));
+    let taken = converge(&t.repo, ac, abc).unwrap();
+    assert_eq!((taken.kind, taken.commit), (MergeKind::Adopted, abc));
+    // Branch-level answers are the same as merge's for ancestors.
+    let ff = converge(&t.repo, ab, abc).unwrap();
+    assert_eq!((ff.kind, ff.commit), (MergeKind::FastForward, abc));
+
+    // An edit on one side: that side's head is kept by both, and no merge is made.
+    let d = t.commit(Some(small), 300, PEER_A, &[Ed::Put("d", b"d\n")]);
+    let kept = converge(&t.repo, d, large).unwrap();
+    assert_eq!((kept.kind, kept.commit), (MergeKind::UpToDate, d));
+    let taken = converge(&t.repo, large, d).unwrap();
+    assert_eq!((taken.kind, taken.commit), (MergeKind::Adopted, d));
+    // An edit on each side: a real merge, which keeps both.
+    let e = t.commit(Some(large), 310, PEER_B, &[Ed::Put("e", b"e\n")]);
+    let merged = converge(&t.repo, d, e).unwrap();
+    assert_eq!(merged.kind, MergeKind::Merged);
+    assert_eq!(merged.commit, merge(&t.repo, d, e).unwrap().commit);
+    assert_eq!(t.file(merged.commit, "d").as_deref(), Some(&b"d\n"[..]));
+    assert_eq!(t.file(merged.commit, "e").as_deref(), Some(&b"e\n"[..]));
+
+    // A person's own merge (it names its peer) is that person's choice: it is never dropped.
+    let tree = t.repo.view().unwrap().commit(&small).unwrap().tree;
+    let own = hero_store::Commit {
+        tree,
+        parents: vec![small, a],
+        author: sig(400),
+        committer: sig(400),
+        message: b"my merge\n".to_vec(),
+        extra: vec![(PEER_HEADER.to_vec(), PEER_A.as_bytes().to_vec())],
+    };
+    let signed = t.repo.batch(|w| w.put_commit(&own)).unwrap();
+    let out = converge(&t.repo, signed, large).unwrap();
+    assert_ne!(out.commit, large, "a person's merge is not given up");
 }
 
 #[test]

@@ -27,7 +27,10 @@ pub fn integrate(
             None => (theirs, UpdateKind::Created, 0),
             Some(l) if l == theirs => (l, UpdateKind::UpToDate, 0),
             Some(l) => {
-                let out = hero_store::merge::merge(repo, l, theirs).map_err(|source| {
+                // Peers keep one branch in step: a merge that would only record how the same
+                // edits met is not made (`converge`), or ten peers merging each other's merges
+                // never agree on a head.
+                let out = hero_store::merge::converge(repo, l, theirs).map_err(|source| {
                     SyncError::Merge {
                         branch: branch.to_owned(),
                         source,
@@ -37,6 +40,8 @@ pub fn integrate(
                     hero_store::merge::MergeKind::UpToDate => UpdateKind::UpToDate,
                     hero_store::merge::MergeKind::FastForward => UpdateKind::FastForward,
                     hero_store::merge::MergeKind::Merged => UpdateKind::Merged,
+                    // The branch moves to the other side's head, which holds every edit here.
+                    hero_store::merge::MergeKind::Adopted => UpdateKind::FastForward,
                 };
                 (out.commit, how, out.conflicts.len())
             }

@@ -14,6 +14,10 @@
 //!   when there are several (criss-cross histories) they are merged into one, in id order, by
 //!   these same rules, and that merge is the base ([`VIRTUAL_BASE_DEPTH`] levels deep and
 //!   [`VIRTUAL_MERGE_BUDGET`] merges at most, then the smallest id). With no common ancestor the base is the empty tree.
+//!   When several best ancestors exist, a file both sides changed against the base takes the
+//!   version of the side whose own version none of them holds, if the other side's version is
+//!   in one of them (relative to that ancestor only one side changed it): a file one peer
+//!   alone edits never conflicts, however many ancestors there are.
 //! - Per path, comparing entries by (kind, id): unchanged on one side → the other side; the same
 //!   change on both → that change; deleted on one side and modified on the other → the modified
 //!   version is kept (a directory deleted on one side keeps only what the other side changed in
@@ -255,6 +259,14 @@ fn merge_at(
         written: HashSet::new(),
         conflicts: Vec::new(),
         base_only: depth > 0,
+        best_bases: if bases.len() > 1 {
+            bases
+                .iter()
+                .map(|b| Ok(view.commit(b)?.tree))
+                .collect::<Result<_, MergeError>>()?
+        } else {
+            Vec::new()
+        },
     };
     let root = m.merge_dir(
         &RepoPath::root(),
@@ -757,9 +769,38 @@ struct Merger<'v> {
     /// side holds; the other side, lacking it, would then look as if it had deleted that copy
     /// and the merge would drop it.
     base_only: bool,
+    /// The root trees of the best common ancestors when there are several (see
+    /// [`Merger::superseded`]); empty with one.
+    best_bases: Vec<ObjectId>,
 }
 
 impl Merger<'_> {
+    /// Which side's version of a file both sides changed holds when the other side's version
+    /// is in one of the best common ancestors and its own is in none: relative to that
+    /// ancestor only one side changed the file. The base a merge compares against is one
+    /// commit (a virtual merge of the best ancestors, or the smallest of them when there are
+    /// too many to merge); a file one peer alone edits can then look changed on both sides
+    /// although one side holds a version the other had and moved on from.
+    fn superseded(
+        &self,
+        path: &RepoPath,
+        x: &TreeEntry,
+        y: &TreeEntry,
+    ) -> Result<Option<TreeEntry>, MergeError> {
+        let (mut x_in, mut y_in) = (false, false);
+        for root in &self.best_bases {
+            if let Some(e) = self.view.entry_at(root, path)? {
+                x_in |= same_entry(&e, x);
+                y_in |= same_entry(&e, y);
+            }
+        }
+        Ok(match (x_in, y_in) {
+            (true, false) => Some(y.clone()),
+            (false, true) => Some(x.clone()),
+            _ => None,
+        })
+    }
+
     fn load(&self, id: Option<ObjectId>) -> Result<Tree, MergeError> {
         Ok(match id {
             Some(id) => self.view.tree(&id)?,
@@ -914,6 +955,12 @@ impl Merger<'_> {
         x: &TreeEntry,
         y: &TreeEntry,
     ) -> Result<Resolved, MergeError> {
+        if let Some(newer) = self.superseded(path, x, y)? {
+            return Ok(Resolved::Take(Some(TreeEntry {
+                name: Vec::new(),
+                ..newer
+            })));
+        }
         if file_like(x.kind) && file_like(y.kind) {
             let o = o.filter(|o| file_like(o.kind));
             if let Some(kind) = merge3(o.map(|o| o.kind), x.kind, y.kind) {

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 
 use hero_store::merge::{
     CONFLICT_HEADER, MERGE_AUTHOR, MergeKind, MergeOutcome, conflict_name, converge, merge,
-    merge_base,
-    merge_bases, merge_text, open_conflicts,
+    merge_base, merge_bases, merge_text, open_conflicts,
 };
 use hero_store::{
     CommitMeta, EntryKind, EntryMeta, Expect, ObjectId, Owner, PEER_HEADER, Repo, RepoPath,
@@ -764,6 +763,52 @@ fn a_file_one_peer_alone_edits_never_conflicts_in_a_criss_cross_history() {
 /// bases' merge conflicts the same way the real merge did (and would make a copy of the same
 /// name), but it must not, or the side that resolved the conflict by hand would look as if it
 /// had deleted the copy.
+/// Ten peers merging each other at once leave more best common ancestors than a merge may
+/// fold into a virtual base ([`hero_store::merge::VIRTUAL_MERGE_BUDGET`]); the merge then
+/// compares against the smallest of them. A file one peer alone appends to must still not
+/// conflict: one side holds a version that one of the best ancestors has, so only the other
+/// side changed it.
+#[test]
+fn a_single_writers_file_merges_without_a_copy_when_the_bases_are_too_many_to_fold() {
+    let t = T::new();
+    let root = t.commit(None, 100, PEER_A, &[Ed::Put("log", b"1\n")]);
+    let logged = t.commit(Some(root), 150, PEER_A, &[Ed::Put("log", b"1\n2\n")]);
+    let n = hero_store::merge::VIRTUAL_MERGE_BUDGET + 2;
+    // Independent edits, the last one on top of the log's second line.
+    let edits: Vec<ObjectId> = (0..n)
+        .map(|i| {
+            let parent = if i + 1 == n { logged } else { root };
+            let name = format!("f{i}");
+            t.commit(
+                Some(parent),
+                200 + i as i64,
+                PEER_B,
+                &[Ed::Put(&name, b"x\n")],
+            )
+        })
+        .collect();
+    // Two peers merge them all, in opposite orders: no merge of one is a merge of the other.
+    let fold = |order: &mut dyn Iterator<Item = &ObjectId>| {
+        let first = *order.next().unwrap();
+        order.fold(first, |acc, e| merge(&t.repo, acc, *e).unwrap().commit)
+    };
+    let a = fold(&mut edits.iter());
+    let b = fold(&mut edits.iter().rev());
+    assert_eq!(t.file(a, "log").unwrap(), b"1\n2\n");
+    // The log's writer goes on, on b's side.
+    let b2 = t.commit(Some(b), 500, PEER_A, &[Ed::Put("log", b"1\n2\n3\n")]);
+    let bases = merge_bases(&t.repo.view().unwrap(), a, b2).unwrap();
+    assert_eq!(bases.len(), n, "every edit is a best common ancestor");
+    // The smallest base holds the log's first version: both sides look changed against it.
+    let smallest = *bases.iter().min().unwrap();
+    assert_eq!(t.file(smallest, "log").unwrap(), b"1\n");
+
+    let out = t.merge_both(a, b2);
+    assert!(out.conflicts.is_empty(), "{:?}", out.conflicts);
+    assert_eq!(t.file(out.commit, "log").unwrap(), b"1\n2\n3\n");
+    assert_eq!(t.files(out.commit).len(), n + 1);
+}
+
 #[test]
 fn a_conflict_copy_survives_a_merge_against_merged_bases() {
     let t = T::new();

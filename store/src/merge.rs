@@ -31,9 +31,11 @@
 //! - Renames are not detected: a file renamed on one side and edited on the other ends up
 //!   twice (nothing is lost).
 //! - A conflict keeps both whole versions, never conflict markers: the plain name gets the
-//!   version of the side whose head has the later committer time (ties: the larger commit id),
-//!   and the other version sits beside it as `NAME.conflict-<peer>-<short id>` (see
-//!   [`conflict_name`]). The merge commit records every conflict in a [`CONFLICT_HEADER`]
+//!   later version by modification time (ties: the larger content id), or, when a version has
+//!   no modification time, the version of the side whose head has the later committer time
+//!   (ties: the larger commit id); the other version sits beside it as
+//!   `NAME.conflict-<peer>-<short id>` (see [`conflict_name`]) unless a copy beside the name
+//!   already holds it. The merge commit records every conflict in a [`CONFLICT_HEADER`]
 //!   header; [`open_conflicts`] lists the recorded conflicts whose copy is still there.
 //! - Peers keeping a branch in step merge with [`converge`]: a side whose own commits are all
 //!   such merges, and whose content the merge would equal the other side's, brings nothing, and
@@ -503,8 +505,21 @@ pub fn short_peer(commit: &Commit) -> String {
 /// The name a moved-aside version gets: `NAME.conflict-<peer>-<short content id>`.
 pub fn conflict_name(name: &[u8], peer: &str, content: &ObjectId) -> Vec<u8> {
     let mut out = name.to_vec();
-    out.extend_from_slice(format!(".conflict-{peer}-{}", content.short()).as_bytes());
+    out.extend_from_slice(CONFLICT_INFIX);
+    out.extend_from_slice(format!("{peer}-{}", content.short()).as_bytes());
     out
+}
+
+/// What follows a name in the names of its conflict copies.
+const CONFLICT_INFIX: &[u8] = b".conflict-";
+
+/// Which of two versions of a file both sides changed is the later edit: the later
+/// modification time, then the larger content id; `None` when either has no modification
+/// time (then the later head wins). It depends on the versions only, not on the heads that
+/// carry them, so merges of the same versions in any order keep the same one at the name.
+fn later_version(x: &TreeEntry, y: &TreeEntry) -> Option<usize> {
+    let (tx, ty) = (x.meta.mtime?, y.meta.mtime?);
+    Some(if (tx, x.id) >= (ty, y.id) { 0 } else { 1 })
 }
 
 fn encode_conflict(c: &Conflict) -> Vec<u8> {
@@ -847,6 +862,17 @@ impl Merger<'_> {
             }
         }
         for (name, keep, mut aside) in asides {
+            // A version already kept beside the name (a copy one side made earlier, under the
+            // name that side gave it) is not copied again: merges of the same versions in
+            // another order then hold the same set of versions, and peers agree.
+            let mut prefix = name.clone();
+            prefix.extend_from_slice(CONFLICT_INFIX);
+            if out
+                .iter()
+                .any(|(n, e)| n.starts_with(&prefix) && e.kind == aside.kind && e.id == aside.id)
+            {
+                continue;
+            }
             let lose = 1 - keep;
             let peer = self.sides[lose].peer.clone();
             let base_name = conflict_name(&name, &peer, &aside.id);
@@ -992,7 +1018,7 @@ impl Merger<'_> {
                 }
             }
         }
-        let w = self.winner;
+        let w = later_version(x, y).unwrap_or(self.winner);
         let (kept, aside) = if w == 0 { (x, y) } else { (y, x) };
         Ok(Resolved::Conflict {
             keep: w,

@@ -809,6 +809,71 @@ fn a_single_writers_file_merges_without_a_copy_when_the_bases_are_too_many_to_fo
     assert_eq!(t.files(out.commit).len(), n + 1);
 }
 
+/// Two peers edit one file at once: the plain name keeps the later edit (by its modification
+/// time), whichever head carries it. A head made later by other work does not make its older
+/// version of the file win, so merges of the same versions in any order agree.
+#[test]
+fn the_later_edit_of_a_file_keeps_its_name_whichever_head_is_later() {
+    let t = T::new();
+    let base = t.commit(None, 100, PEER_A, &[Ed::Put("f", b"0\n")]);
+    let older = t.commit(
+        Some(base),
+        300,
+        PEER_A,
+        &[Ed::Put("f", b"older\n"), Ed::Meta("f", meta(0o644, 1, 300))],
+    );
+    // Side A goes on with other work: its head is the later one.
+    let a = t.commit(Some(older), 900, PEER_A, &[Ed::Put("g", b"g\n")]);
+    let b = t.commit(
+        Some(base),
+        400,
+        PEER_B,
+        &[Ed::Put("f", b"newer\n"), Ed::Meta("f", meta(0o644, 1, 400))],
+    );
+    let out = t.merge_both(a, b);
+    assert_eq!(out.conflicts.len(), 1);
+    assert_eq!(t.file(out.commit, "f").unwrap(), b"newer\n");
+    let copy = out.conflicts[0].conflict_path.to_string();
+    assert_eq!(t.file(out.commit, &copy).unwrap(), b"older\n");
+}
+
+/// A version already kept beside a name, under the name one peer gave it, is not copied again
+/// under another: a merge that meets it once more (through a head that names another peer)
+/// adds nothing, and every version is there once.
+#[test]
+fn a_version_already_kept_beside_the_name_is_not_copied_again() {
+    let t = T::new();
+    let copy = conflict_name(b"f", "aaaaaaaa", &ObjectId::of(b"a\n"));
+    let copy = String::from_utf8(copy).unwrap();
+    // One history: f is b's version, a's version kept beside it.
+    let p = t.commit(
+        None,
+        100,
+        PEER_B,
+        &[
+            Ed::Put("f", b"b\n"),
+            Ed::Meta("f", meta(0o644, 1, 200)),
+            Ed::Put(&copy, b"a\n"),
+            Ed::Meta(&copy, meta(0o644, 1, 100)),
+        ],
+    );
+    // An unrelated one, whose head is a merge (it names no peer), holding a's version at f.
+    let q1 = t.commit(
+        None,
+        110,
+        PEER_A,
+        &[Ed::Put("f", b"a\n"), Ed::Meta("f", meta(0o644, 1, 100))],
+    );
+    let q2 = t.commit(None, 120, PEER_A, &[Ed::Put("other", b"o\n")]);
+    let q = merge(&t.repo, q1, q2).unwrap().commit;
+    let out = t.merge_both(p, q);
+    assert!(out.conflicts.is_empty(), "{:?}", out.conflicts);
+    let files = t.files(out.commit);
+    let names: Vec<&str> = files.keys().map(String::as_str).collect();
+    assert_eq!(names, ["f", copy.as_str(), "other"]);
+    assert_eq!(files["f"].1, b"b\n");
+}
+
 #[test]
 fn a_conflict_copy_survives_a_merge_against_merged_bases() {
     let t = T::new();

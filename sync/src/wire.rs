@@ -14,13 +14,15 @@ use crate::error::{Result, SyncError};
 
 /// The protocol's ALPN.
 pub const ALPN: &[u8] = b"hero-store/sync/1";
-/// The protocol version this build speaks (7: the hello carries only the fields it uses and may
+/// The protocol version this build speaks (8: nothing new on the wire, but the merges a
+/// receiver recomputes follow the rules of ADR 0040, which peers of version 7 would refuse;
+/// 7: the hello carries only the fields it uses and may
 /// carry the wants of a pull, signatures travel unasked after the objects, a push of nothing
 /// ends at its result, ADR 0036; 6: the welcome carries the server's refs whole, as a delta
 /// against the client's, or not at all, ADR 0031; 5: the hello may name the branches the
 /// session is about, ADR 0019; invitations, the pinned membership genesis and commit
 /// signatures, ADR 0018).
-pub const VERSION: u32 = 7;
+pub const VERSION: u32 = 8;
 /// The first bytes of a hello.
 pub const MAGIC: &[u8; 4] = b"HERO";
 /// The largest frame accepted: the largest object plus room for its header.

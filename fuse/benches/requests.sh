@@ -11,6 +11,8 @@
 # Environment: FILES (default 10000), BIN (a mount binary built elsewhere, e.g. at another
 # commit, to compare; default: `cargo build --release -p hero-fuse --example mount` of this
 # tree), BENCH_DIR (work directory, default a new one under /var/tmp, removed at the end).
+# For the mount, also the time its request thread spent per request of each kind (the mount
+# prints its request counters on SIGUSR1), "in mount": its share of the round trip.
 # Needs perf (with the `fuse:fuse_request_send` tracepoint), bindfs and python3. Requests are
 # counted system wide, for the measured file system's FUSE connection only.
 set -euo pipefail
@@ -90,17 +92,49 @@ print("%-6s %-7s %8s ops/s  %5.2f requests/op (%s)  %6.2f us CPU/op  %5.2f switc
     proc.get("task-clock", 0) * 1000 / n, proc.get("context-switches", 0) / n))
 '
 
+# mount_requests FILE: the mount's request counters now, into FILE.
+ENDS=0
+mount_requests() {
+    ENDS=$((ENDS + 1))
+    kill -USR1 "$MOUNT_PID"
+    for _ in $(seq 1 100); do
+        [ "$(grep -c '^requests: end' "$WORK/mount.log")" -ge $ENDS ] && break
+        sleep 0.05
+    done
+    awk -v n=$ENDS '/^requests: end/ { b++; next } /^requests: / && b == n - 1 { print $2, $3, $4 }' \
+        "$WORK/mount.log" >"$1"
+}
+
+in_mount_py='
+import sys
+n = int(sys.argv[1])
+def load(p):
+    return {f[0]: (int(f[1]), int(f[2])) for f in (l.split() for l in open(p)) if len(f) == 3}
+a, b = load(sys.argv[2]), load(sys.argv[3])
+out = []
+for k, (c, ns) in sorted(b.items(), key=lambda kv: -kv[1][0]):
+    c0, ns0 = a.get(k, (0, 0))
+    if c - c0 >= n / 100:
+        out.append("%s %.2f us" % (k, (ns - ns0) / 1000 / (c - c0)))
+print("       in mount per request: " + ", ".join(out))
+'
+
 # measure NAME PID DIR WHAT: the requests to DIR's FUSE connection, by kind, and PID's counters
 # while WHAT runs in DIR.
 measure() {
     local name=$1 pid=$2 dir=$3 what=$4 conn
     conn=$(mountpoint -d "$(dirname "$dir")" | cut -d: -f2)
+    if [ "$name" = mount ]; then mount_requests "$WORK/before"; fi
     perf stat -x, -e task-clock,context-switches -p "$pid" -o "$WORK/proc.csv" -- \
         perf record -q -a -e fuse:fuse_request_send -o "$WORK/req.data" -- \
         python3 -c "$op_py" "$dir" "$FILES" "$what" >"$WORK/rate" 2>"$WORK/perf.log"
     perf script -i "$WORK/req.data" -F trace 2>/dev/null >"$WORK/req.txt"
     python3 -c "$count_py" "$name" "$what" "$FILES" "$(cat "$WORK/rate")" "$conn" \
         "$WORK/req.txt" "$WORK/proc.csv"
+    if [ "$name" = mount ]; then
+        mount_requests "$WORK/after"
+        python3 -c "$in_mount_py" "$FILES" "$WORK/before" "$WORK/after"
+    fi
 }
 
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -2,7 +2,8 @@
 //!
 //! `cargo run -p hero-fuse --example mount -- <repo> <dir> [--branch NAME] [--read-only]
 //! [--allow-other] [--spill-dir DIR]`
-//! Creates the repository if it does not exist. SIGUSR1 prints the number of inodes held.
+//! Creates the repository if it does not exist. SIGUSR1 prints the number of inodes held and
+//! the requests answered so far, by kind; so does the unmount.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -69,7 +70,10 @@ fn main() -> ExitCode {
     loop {
         match signals.wait() {
             // SIGUSR1: report the inode table size (for fuse/benches/mount_large.sh).
-            Ok(Signal::SIGUSR1) => println!("inodes: {}", handle.inode_count()),
+            Ok(Signal::SIGUSR1) => {
+                println!("inodes: {}", handle.inode_count());
+                print_requests(&handle);
+            }
             Ok(sig) => {
                 eprintln!("{sig}: unmounting");
                 break;
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
             }
         }
     }
+    print_requests(&handle);
     match handle.unmount() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -87,4 +92,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// One line per kind of request: `requests: NAME COUNT BUSY_NS` (for fuse/benches/requests.sh).
+fn print_requests(handle: &hero_fuse::MountHandle) {
+    for c in handle.request_stats() {
+        println!("requests: {} {} {}", c.name, c.count, c.busy.as_nanos());
+    }
+    println!("requests: end");
 }

@@ -53,6 +53,7 @@ mod guard;
 mod readahead;
 mod snapshots;
 mod state;
+mod stats;
 mod workers;
 
 use std::path::{Path, PathBuf};
@@ -222,6 +223,7 @@ pub enum MountError {
 }
 
 pub use durability::DurabilityError;
+pub use stats::RequestCount;
 
 /// Tells when a mount's session has ended: unmounted by [`MountHandle::unmount`], or from
 /// outside (`umount`, `fusermount3 -u`), after which the kernel sends it nothing more.
@@ -468,6 +470,7 @@ pub fn mount_repo(repo: Arc<Repo>, opts: MountOptions) -> Result<MountHandle, Mo
         keep_spill: Arc::new(AtomicBool::new(false)),
         spill_pool: Arc::new(durability::SpillPool::default()),
         group: durability::GroupCommit::default(),
+        stats: stats::RequestStats::default(),
         pool: readahead::Pool::new(),
         commit_lock: Mutex::new(()),
         ended: Ended::default(),
@@ -595,6 +598,12 @@ impl MountHandle {
     /// the next poll, so this follows what the kernel caches rather than the branch size).
     pub fn inode_count(&self) -> usize {
         self.shared.lock().inode_count()
+    }
+
+    /// The kernel's requests so far, by kind, with the time the thread reading them spent
+    /// on each kind (the kinds received at least once).
+    pub fn request_stats(&self) -> Vec<RequestCount> {
+        self.shared.stats.snapshot()
     }
 
     /// Tells when the session ends, in particular when the mount is unmounted from outside

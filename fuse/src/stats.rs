@@ -90,7 +90,8 @@ pub(crate) struct RequestStats {
     nanos: [AtomicU64; OPS.len()],
 }
 
-/// Counts one request when dropped (at the end of its handler).
+/// Adds the time of one request when dropped (at the end of its handler). The request is
+/// counted when it starts, so a caller that got its answer finds it counted.
 pub(crate) struct Timed<'a> {
     stats: &'a RequestStats,
     op: Op,
@@ -99,16 +100,15 @@ pub(crate) struct Timed<'a> {
 
 impl Drop for Timed<'_> {
     fn drop(&mut self) {
-        let i = self.op as usize;
         let ns = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.stats.count[i].fetch_add(1, Ordering::Relaxed);
-        self.stats.nanos[i].fetch_add(ns, Ordering::Relaxed);
+        self.stats.nanos[self.op as usize].fetch_add(ns, Ordering::Relaxed);
     }
 }
 
 impl RequestStats {
-    /// Starts timing a request of kind `op`; counted when the result is dropped.
+    /// Counts a request of kind `op` and times it until the result is dropped.
     pub fn time(&self, op: Op) -> Timed<'_> {
+        self.count[op as usize].fetch_add(1, Ordering::Relaxed);
         Timed {
             stats: self,
             op,

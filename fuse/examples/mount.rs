@@ -1,7 +1,7 @@
 //! Mounts a repository until SIGINT or SIGTERM (a stand-in for `heroctl mount`).
 //!
 //! `cargo run -p hero-fuse --example mount -- <repo> <dir> [--branch NAME] [--read-only]
-//! [--allow-other] [--spill-dir DIR]`
+//! [--allow-other] [--spill-dir DIR] [--spin-us N]`
 //! Creates the repository if it does not exist. SIGUSR1 prints the number of inodes held and
 //! the requests answered so far, by kind; so does the unmount.
 
@@ -15,7 +15,7 @@ fn main() -> ExitCode {
     let (Some(repo), Some(dir)) = (args.next(), args.next()) else {
         eprintln!(
             "usage: mount <repo> <dir> [--branch NAME] [--read-only] [--allow-other] \
-             [--spill-dir DIR]"
+             [--spill-dir DIR] [--spin-us N]"
         );
         return ExitCode::from(2);
     };
@@ -30,6 +30,13 @@ fn main() -> ExitCode {
                 }
             },
             Some("--read-only") => opts.read_only = true,
+            Some("--spin-us") => match args.next().and_then(|n| n.to_str()?.parse().ok()) {
+                Some(us) => opts.spin = std::time::Duration::from_micros(us),
+                None => {
+                    eprintln!("--spin-us needs a number of microseconds");
+                    return ExitCode::from(2);
+                }
+            },
             Some("--allow-other") => opts.allow_other = true,
             Some("--spill-dir") => match args.next() {
                 Some(d) => opts.spill_dir = Some(PathBuf::from(d)),

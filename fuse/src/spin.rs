@@ -58,9 +58,13 @@ pub(crate) struct Spin {
 
 impl Spin {
     /// Polls `fd` while requests come less than `window` apart; starts the governor thread.
-    /// `None` when the thread cannot be started (the device then always blocks).
+    /// `None` with fewer than two CPUs to run on (the caller would share the polling
+    /// thread's) or when the thread cannot be started: the device then always blocks.
     pub fn start(fd: OwnedFd, window: Duration) -> Option<Arc<Spin>> {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cpus < 2 {
+            return None;
+        }
         Self::start_on(fd, window, cpus)
     }
 
@@ -187,10 +191,11 @@ fn runnable(loadavg: &[u8]) -> Option<usize> {
 }
 
 /// Whether `runnable` threads (counting the governor reading it and the polling request
-/// thread) leave less than a CPU of `cpus` beside the request thread for the caller.
+/// thread) leave less than a CPU of `cpus` beside the request thread for the caller. With
+/// one CPU the caller would always share it with the polling thread.
 fn busy(runnable: usize, cpus: usize) -> bool {
-    // The governor and the request thread; the caller may be running too.
-    runnable.saturating_sub(2) > cpus.saturating_sub(1).max(1)
+    // Beside the governor and the request thread, the caller may be running.
+    cpus < 2 || runnable.saturating_sub(2) > cpus - 1
 }
 
 #[cfg(test)]
@@ -222,8 +227,8 @@ mod tests {
         assert!(!busy(3, 2));
         assert!(busy(4, 2));
         assert!(!busy(5, 4) && busy(6, 4));
-        // One CPU: the caller shares it with the poller either way.
-        assert!(!busy(3, 1) && busy(4, 1));
+        // One CPU: never.
+        assert!(busy(0, 1) && busy(3, 1));
     }
 
     #[test]

@@ -13,7 +13,8 @@
 # Prints, each as the median of REPS runs: the round trip of a pipe between two processes
 # (across CPUs and on one CPU), then create and cold `stat` of FILES files on a native
 # directory, on bindfs (a passthrough FUSE file system: the ceiling) and on the mount, across
-# CPUs and on one CPU, and the mount with its request polling off (`--spin-us 0`).
+# CPUs and on one CPU. The mount runs with its request polling off (`--spin-us 0`): a thread
+# polling at a real-time priority starves the threads of the same priority on its CPU.
 #
 # Environment: FILES (default 10000), REPS (default 3), BIN (a mount binary built elsewhere;
 # default: `cargo build --release -p hero-fuse --example mount` of this tree), BENCH_DIR.
@@ -80,8 +81,7 @@ run() {
     bindfs)
         bindfs -f --no-allow-other "$dir/src" "$dir/mnt" >"$dir/log" 2>&1 &
         pid=$! ;;
-    mount) "$BIN" "$dir/store.hero" "$dir/mnt" >"$dir/log" 2>&1 & pid=$! ;;
-    mount-nospin) "$BIN" "$dir/store.hero" "$dir/mnt" --spin-us 0 >"$dir/log" 2>&1 & pid=$! ;;
+    mount) "$BIN" "$dir/store.hero" "$dir/mnt" --spin-us 0 >"$dir/log" 2>&1 & pid=$! ;;
     esac
     local target=$dir/mnt
     if [ -n "$pid" ]; then
@@ -116,7 +116,7 @@ declare -A rt
 for _ in $(seq "$REPS"); do
     rt[pipe-across]+="$(chrt -f 50 python3 -c "$pipe_py") "
     rt[pipe-one]+="$(taskset -c 0 chrt -f 50 python3 -c "$pipe_py") "
-    for side in native bindfs mount mount-nospin; do
+    for side in native bindfs mount; do
         for where in across one; do
             pin=""
             if [ $where = one ]; then pin=0; fi
@@ -130,7 +130,7 @@ echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf 'pipe round trip (us): across CPUs %s, on one CPU %s\n' \
     "$(median ${rt[pipe-across]})" "$(median ${rt[pipe-one]})"
 printf '%-14s %-7s %10s %10s\n' "" "" create/s stat/s
-for side in native bindfs mount mount-nospin; do
+for side in native bindfs mount; do
     for where in across one; do
         # shellcheck disable=SC2086
         printf '%-14s %-7s %10s %10s   (runs: %s/ %s)\n' $side $where \

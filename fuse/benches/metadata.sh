@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Metadata-heavy work on the hero-fuse mount against a native directory on the same disk.
+# Metadata-heavy work on the hero-fuse mount against a native directory on the same disk and
+# against the ceiling FUSE sets: `bindfs`, a passthrough FUSE file system over a native
+# directory on the same disk (every request crosses the kernel to a user process, which
+# does the native call).
 #
 #   fuse/benches/metadata.sh       (as root: it drops the page cache for the cold stats)
 #
@@ -15,9 +18,10 @@
 # The "fsync each file" variant is the same with an fsync of every file written (a database
 # or an editor: each fsync is a commit on the mount, shared by processes that fsync together).
 #
-# Prints one line per test: native figure, mount figure, mount/native ratio (for times,
-# native/mount, so that higher is better everywhere). Needs python3, fusermount3. Builds only
-# `cargo build --release -p hero-fuse --example mount`.
+# Prints one line per test: native figure, FUSE ceiling (bindfs) figure, mount figure, and the
+# ratios mount/native and mount/ceiling (for times, native/mount and ceiling/mount, so that
+# higher is better everywhere). Needs python3, fusermount3, bindfs (scripts/deps.sh). Builds
+# only `cargo build --release -p hero-fuse --example mount`.
 set -euo pipefail
 
 FILES=${FILES:-10000}
@@ -34,22 +38,31 @@ BIN=$(cargo metadata --format-version 1 --no-deps --manifest-path "$ROOT/Cargo.t
 WORK=${BENCH_DIR:-$(mktemp -d /var/tmp/hero-meta.XXXXXX)}
 NATIVE=$WORK/native
 MNT=$WORK/mnt
-mkdir -p "$NATIVE" "$MNT"
+BIND_SRC=$WORK/bind-src
+BIND=$WORK/bind
+mkdir -p "$NATIVE" "$MNT" "$BIND_SRC" "$BIND"
+command -v bindfs >/dev/null || { echo "bindfs missing (scripts/deps.sh installs it)" >&2; exit 1; }
 
 "$BIN" "$WORK/store.hero" "$MNT" >"$WORK/mount.log" 2>&1 &
 PID=$!
+# In the foreground (its pid is ours to stop), single-threaded like the mount's one reader,
+# without allow_other like the mount.
+bindfs -f --no-allow-other "$BIND_SRC" "$BIND" >"$WORK/bindfs.log" 2>&1 &
+BIND_PID=$!
 cleanup() {
-    kill -TERM "$PID" 2>/dev/null || true
-    wait "$PID" 2>/dev/null || true
+    kill -TERM "$PID" "$BIND_PID" 2>/dev/null || true
+    wait "$PID" "$BIND_PID" 2>/dev/null || true
     if mountpoint -q "$MNT"; then fusermount3 -u "$MNT" || true; fi
+    if mountpoint -q "$BIND"; then fusermount3 -u "$BIND" || true; fi
     if [ "${KEEP:-0}" != 1 ]; then rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 for _ in $(seq 1 100); do
-    mountpoint -q "$MNT" && break
+    mountpoint -q "$MNT" && mountpoint -q "$BIND" && break
     sleep 0.1
 done
 mountpoint -q "$MNT" || { cat "$WORK/mount.log"; echo "mount did not come up" >&2; exit 1; }
+mountpoint -q "$BIND" || { cat "$WORK/bindfs.log"; echo "bindfs did not come up" >&2; exit 1; }
 
 drop_caches() {
     sync
@@ -88,21 +101,29 @@ stress() {
 }
 
 results=()
-record() { # name unit native mount higher_is_better(1|0)
-    local ratio
-    if [ "$5" = 1 ]; then
-        ratio=$(python3 -c "print('%.2f' % ($4 / $3))")
+record() { # name unit native ceiling mount higher_is_better(1|0)
+    local ratios
+    if [ "$6" = 1 ]; then
+        ratios=$(python3 -c "print('%.2f %.2f' % ($5 / $3, $5 / $4))")
     else
-        ratio=$(python3 -c "print('%.2f' % ($3 / $4))")
+        ratios=$(python3 -c "print('%.2f %.2f' % ($3 / $5, $4 / $5))")
     fi
-    results+=("$(printf '%-32s %10s %10s %8s  %s' "$1" "$3" "$4" "$ratio" "$2")")
+    # shellcheck disable=SC2086
+    results+=("$(printf '%-32s %10s %10s %10s %8s %8s  %s' "$1" "$3" "$4" "$5" $ratios "$2")")
 }
-dir_of() { if [ "$1" = mount ]; then echo "$MNT"; else echo "$NATIVE"; fi; }
+dir_of() {
+    case $1 in
+    mount) echo "$MNT" ;;
+    ceiling) echo "$BIND" ;;
+    *) echo "$NATIVE" ;;
+    esac
+}
 median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
 
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A runs
 for rep in $(seq "$REPS"); do
-    for side in native mount; do
+    for side in native ceiling mount; do
         base=$(dir_of "$side")/r$rep
         mkdir -p "$base/meta" "$base/stress" "$base/stress-sync"
         c=$(meta "$base/meta" create)
@@ -116,15 +137,18 @@ for rep in $(seq "$REPS"); do
     done
 done
 
-# shellcheck disable=SC2086
-{
-    record "create $FILES files (median)" files/s "$(median ${runs[native-create]})" "$(median ${runs[mount-create]})" 1
-    record "stat $FILES (cold, median)" files/s "$(median ${runs[native-stat]})" "$(median ${runs[mount-stat]})" 1
-    record "stress ${PROCS}x$OPS ops (median)" s "$(median ${runs[native-stress]})" "$(median ${runs[mount-stress]})" 0
-    record "same, fsync each file (median)" s "$(median ${runs[native-stress-sync]})" "$(median ${runs[mount-stress-sync]})" 0
+row() { # name unit key higher_is_better
+    # shellcheck disable=SC2086
+    record "$1" "$2" "$(median ${runs[native-$3]})" "$(median ${runs[ceiling-$3]})" \
+        "$(median ${runs[mount-$3]})" "$4"
 }
-printf '%-32s %10s %10s %8s\n' test native mount ratio
+row "create $FILES files (median)" files/s create 1
+row "stat $FILES (cold, median)" files/s stat 1
+row "stress ${PROCS}x$OPS ops (median)" s stress 0
+row "same, fsync each file (median)" s stress-sync 0
+echo "load average before: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-32s %10s %10s %10s %8s %8s\n' test native ceiling mount /native /ceiling
 printf '%s\n' "${results[@]}"
 for k in create stat stress stress-sync; do
-    echo "$k runs: native ${runs[native-$k]}; mount ${runs[mount-$k]}"
+    echo "$k runs: native ${runs[native-$k]}; ceiling ${runs[ceiling-$k]}; mount ${runs[mount-$k]}"
 done

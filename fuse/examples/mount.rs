@@ -1,8 +1,9 @@
 //! Mounts a repository until SIGINT or SIGTERM (a stand-in for `heroctl mount`).
 //!
 //! `cargo run -p hero-fuse --example mount -- <repo> <dir> [--branch NAME] [--read-only]
-//! [--allow-other] [--spill-dir DIR]`
-//! Creates the repository if it does not exist. SIGUSR1 prints the number of inodes held.
+//! [--allow-other] [--spill-dir DIR] [--spin-us N]`
+//! Creates the repository if it does not exist. SIGUSR1 prints the number of inodes held and
+//! the requests answered so far, by kind; so does the unmount.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,7 +15,7 @@ fn main() -> ExitCode {
     let (Some(repo), Some(dir)) = (args.next(), args.next()) else {
         eprintln!(
             "usage: mount <repo> <dir> [--branch NAME] [--read-only] [--allow-other] \
-             [--spill-dir DIR]"
+             [--spill-dir DIR] [--spin-us N]"
         );
         return ExitCode::from(2);
     };
@@ -29,6 +30,13 @@ fn main() -> ExitCode {
                 }
             },
             Some("--read-only") => opts.read_only = true,
+            Some("--spin-us") => match args.next().and_then(|n| n.to_str()?.parse().ok()) {
+                Some(us) => opts.spin = std::time::Duration::from_micros(us),
+                None => {
+                    eprintln!("--spin-us needs a number of microseconds");
+                    return ExitCode::from(2);
+                }
+            },
             Some("--allow-other") => opts.allow_other = true,
             Some("--spill-dir") => match args.next() {
                 Some(d) => opts.spill_dir = Some(PathBuf::from(d)),
@@ -69,7 +77,10 @@ fn main() -> ExitCode {
     loop {
         match signals.wait() {
             // SIGUSR1: report the inode table size (for fuse/benches/mount_large.sh).
-            Ok(Signal::SIGUSR1) => println!("inodes: {}", handle.inode_count()),
+            Ok(Signal::SIGUSR1) => {
+                println!("inodes: {}", handle.inode_count());
+                print_requests(&handle);
+            }
             Ok(sig) => {
                 eprintln!("{sig}: unmounting");
                 break;
@@ -80,6 +91,7 @@ fn main() -> ExitCode {
             }
         }
     }
+    print_requests(&handle);
     match handle.unmount() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -87,4 +99,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// One line per kind of request: `requests: NAME COUNT BUSY_NS` (for fuse/benches/requests.sh).
+fn print_requests(handle: &hero_fuse::MountHandle) {
+    for c in handle.request_stats() {
+        println!("requests: {} {} {}", c.name, c.count, c.busy.as_nanos());
+    }
+    println!("requests: end");
 }

@@ -29,6 +29,9 @@ const SNAP_TTL: Duration = Duration::from_secs(1);
 
 pub(crate) struct HeroFs {
     pub shared: Arc<Shared>,
+    /// Polling for requests while they keep coming (see `spin`); set once the session is
+    /// made.
+    pub spin: Arc<std::sync::OnceLock<Arc<crate::spin::Spin>>>,
     /// Where reads are answered (see `workers`).
     pub reads: Workers,
     /// Where requests that wait on commits are answered.
@@ -99,6 +102,14 @@ fn to_time(t: TimeOrNow) -> SystemTime {
 }
 
 impl HeroFs {
+    /// Counts and times a request (see `stats`), and keeps the request thread polling.
+    fn begin(&self, op: crate::stats::Op) -> crate::stats::Timed<'_> {
+        if let Some(s) = self.spin.get() {
+            s.request();
+        }
+        self.shared.stats.time(op)
+    }
+
     /// `unlink` (`dir` false) and `rmdir` (`dir` true).
     fn remove_reply(
         &self,
@@ -207,6 +218,7 @@ impl Filesystem for HeroFs {
         whence: i32,
         reply: fuser::ReplyLseek,
     ) {
+        let _timed = self.begin(crate::stats::Op::Lseek);
         let hole = match whence {
             nix::libc::SEEK_DATA => false,
             nix::libc::SEEK_HOLE => true,
@@ -232,11 +244,16 @@ impl Filesystem for HeroFs {
     /// The session ended: unmounted, by the handle or from outside.
     fn destroy(&mut self) {
         tracing::debug!(mountpoint = %self.shared.cfg.mountpoint.display(), "session ended");
+        self.shared.stats.log();
+        if let Some(s) = self.spin.get() {
+            s.end();
+        }
         self.shared.ended.set();
         self.shared.bell.ring();
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let _timed = self.begin(crate::stats::Op::Lookup);
         // One lock for the lookup and the attributes (a cold `stat` is one lookup).
         let res = {
             let mut st = self.shared.lock();
@@ -260,12 +277,14 @@ impl Filesystem for HeroFs {
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        let _timed = self.begin(crate::stats::Op::Forget);
         self.shared.lock().forget(ino.0, nlookup);
     }
     // `batch_forget` keeps fuser's default (one `forget` per inode): fuser 0.18 does not
     // export `ForgetOne`, so it cannot be overridden.
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let _timed = self.begin(crate::stats::Op::Getattr);
         match self.attr(ino.0) {
             Ok(a) => reply.attr(&TTL, &a),
             Err(e) => reply.error(e),
@@ -290,6 +309,7 @@ impl Filesystem for HeroFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let _timed = self.begin(crate::stats::Op::Setattr);
         let caller = Caller::of(req);
         let mtime = mtime.map(to_time);
         let atime = atime.map(to_time);
@@ -329,6 +349,7 @@ impl Filesystem for HeroFs {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let _timed = self.begin(crate::stats::Op::Readlink);
         let res = self.shared.lock().readlink(&self.shared.repo, ino.0);
         match res {
             Ok(t) => reply.data(&t),
@@ -346,6 +367,7 @@ impl Filesystem for HeroFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
+        let _timed = self.begin(crate::stats::Op::Mknod);
         // The kernel has checked CAP_MKNOD for device nodes before asking.
         let special = match mode & libc_s_ifmt() {
             f if f == libc_s_ifreg() => None,
@@ -394,6 +416,7 @@ impl Filesystem for HeroFs {
         _umask: u32,
         reply: ReplyEntry,
     ) {
+        let _timed = self.begin(crate::stats::Op::Mkdir);
         let res = {
             let mut st = self.shared.lock();
             guard::check(&self.shared.cfg, req, &st, parent.0, Some(name.as_bytes())).and_then(
@@ -407,10 +430,12 @@ impl Filesystem for HeroFs {
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _timed = self.begin(crate::stats::Op::Unlink);
         self.remove_reply(req, parent, name, false, reply);
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _timed = self.begin(crate::stats::Op::Rmdir);
         self.remove_reply(req, parent, name, true, reply);
     }
 
@@ -422,6 +447,7 @@ impl Filesystem for HeroFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        let _timed = self.begin(crate::stats::Op::Symlink);
         let res = {
             let mut st = self.shared.lock();
             let allowed = guard::check(
@@ -457,6 +483,7 @@ impl Filesystem for HeroFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        let _timed = self.begin(crate::stats::Op::Rename);
         let exchange = flags.contains(RenameFlags::RENAME_EXCHANGE);
         if flags.contains(RenameFlags::RENAME_WHITEOUT)
             || (exchange && flags.contains(RenameFlags::RENAME_NOREPLACE))
@@ -511,6 +538,7 @@ impl Filesystem for HeroFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        let _timed = self.begin(crate::stats::Op::Link);
         let res = {
             let mut st = self.shared.lock();
             guard::check(
@@ -529,6 +557,7 @@ impl Filesystem for HeroFs {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let _timed = self.begin(crate::stats::Op::Open);
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
         let trunc = flags.0 & nix::fcntl::OFlag::O_TRUNC.bits() != 0;
         let append = flags.0 & nix::fcntl::OFlag::O_APPEND.bits() != 0;
@@ -571,6 +600,7 @@ impl Filesystem for HeroFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        let _timed = self.begin(crate::stats::Op::Read);
         // Decoding stored content (or reading the disk) may take a while: on a worker.
         let shared = self.shared.clone();
         self.reads
@@ -589,6 +619,7 @@ impl Filesystem for HeroFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        let _timed = self.begin(crate::stats::Op::Write);
         // A write to a file a commit is reading waits for that read (without the lock), on a
         // worker with a copy of the data; any other is done here.
         let caller = Caller::of(req);
@@ -625,6 +656,7 @@ impl Filesystem for HeroFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        let _timed = self.begin(crate::stats::Op::Fallocate);
         // Like a write: it waits for a commit reading the file.
         let caller = Caller::of(req);
         self.writable(
@@ -647,6 +679,7 @@ impl Filesystem for HeroFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        let _timed = self.begin(crate::stats::Op::Flush);
         reply.error(Errno::ENOSYS);
     }
 
@@ -660,6 +693,7 @@ impl Filesystem for HeroFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        let _timed = self.begin(crate::stats::Op::Release);
         self.shared.lock().release(fh.0);
         reply.ok();
     }
@@ -672,6 +706,7 @@ impl Filesystem for HeroFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let _timed = self.begin(crate::stats::Op::Fsync);
         // A commit (or the wait for others to share it): on a worker.
         let shared = self.shared.clone();
         let pid = req.pid();
@@ -684,6 +719,7 @@ impl Filesystem for HeroFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let _timed = self.begin(crate::stats::Op::Opendir);
         let res = {
             let mut st = self.shared.lock();
             st.list(&self.shared.repo, ino.0)
@@ -703,6 +739,7 @@ impl Filesystem for HeroFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        let _timed = self.begin(crate::stats::Op::Readdir);
         let items = self.shared.lock().dir_items(fh.0);
         let Some(items) = items else {
             reply.error(Errno::EBADF);
@@ -730,6 +767,7 @@ impl Filesystem for HeroFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        let _timed = self.begin(crate::stats::Op::Readdirplus);
         let mut st = self.shared.lock();
         let Some(items) = st.dir_items(fh.0) else {
             drop(st);
@@ -774,6 +812,7 @@ impl Filesystem for HeroFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
+        let _timed = self.begin(crate::stats::Op::Releasedir);
         self.shared.lock().release_dir(fh.0);
         reply.ok();
     }
@@ -786,12 +825,14 @@ impl Filesystem for HeroFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let _timed = self.begin(crate::stats::Op::Fsyncdir);
         let shared = self.shared.clone();
         self.waits
             .run(move || reply_empty(commit_now(&shared), reply));
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let _timed = self.begin(crate::stats::Op::Statfs);
         let dir = if self.shared.cfg.read_only {
             self.shared
                 .repo
@@ -823,6 +864,7 @@ impl Filesystem for HeroFs {
     /// owner can use it (no `allow_other`), and every change to a read-only inode is refused
     /// by the file system itself (EROFS), so this answers by the mode bits like the kernel.
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        let _timed = self.begin(crate::stats::Op::Access);
         match self.attr(ino.0) {
             Ok(a) if access_ok(&a, req.uid(), req.gid(), mask) => reply.ok(),
             Ok(_) => reply.error(Errno::EACCES),
@@ -840,6 +882,7 @@ impl Filesystem for HeroFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        let _timed = self.begin(crate::stats::Op::Create);
         let append = flags & nix::fcntl::OFlag::O_APPEND.bits() != 0;
         let res = {
             let mut st = self.shared.lock();

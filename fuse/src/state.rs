@@ -89,6 +89,8 @@ pub(crate) struct Shared {
     pub ended: crate::Ended,
     /// Wakes the watcher thread.
     pub bell: Arc<Bell>,
+    /// The requests answered, by kind (see `stats`).
+    pub stats: crate::stats::RequestStats,
 }
 
 /// Wakes the mount's watcher: a first change to commit, a file written and closed, the

@@ -1097,6 +1097,86 @@ mod reads {
     }
 }
 
+mod requests {
+    //! What each operation costs in FUSE requests: the kernel's round trips are most of a
+    //! metadata operation's time, so the count per operation is pinned.
+    use std::collections::HashMap;
+    use std::fs;
+
+    use crate::util::*;
+
+    fn counts(m: &Mounted) -> HashMap<&'static str, u64> {
+        m.handle
+            .as_ref()
+            .unwrap()
+            .request_stats()
+            .into_iter()
+            .map(|c| (c.name, c.count))
+            .collect()
+    }
+
+    /// The requests received since `before`, by kind.
+    fn since(m: &Mounted, before: &HashMap<&'static str, u64>) -> HashMap<&'static str, u64> {
+        counts(m)
+            .into_iter()
+            .map(|(k, n)| (k, n - before.get(k).copied().unwrap_or(0)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    #[test]
+    fn a_create_is_a_lookup_a_create_and_a_release_and_cached_names_cost_nothing() {
+        let m = Mounted::new();
+        fs::create_dir(m.p("d")).unwrap();
+        // The first close is answered "no FLUSH" once; the kernel sends none after it.
+        fs::File::create(m.p("d/first")).unwrap();
+        eventually("the first file released", || {
+            counts(&m).get("RELEASE").copied() == Some(1)
+        });
+        let n = 20u64;
+        let before = counts(&m);
+        for i in 0..n {
+            fs::File::create(m.p(&format!("d/f{i}"))).unwrap();
+        }
+        // RELEASE is sent without waiting for its answer.
+        eventually("the files released", || {
+            since(&m, &before).get("RELEASE").copied() == Some(n)
+        });
+        let created = since(&m, &before);
+        assert_eq!(
+            created,
+            HashMap::from([("LOOKUP", n), ("CREATE", n), ("RELEASE", n)]),
+            "requests for {n} creates"
+        );
+
+        // The entries and attributes of the created files stay in the kernel's cache.
+        let before = counts(&m);
+        for _ in 0..2 {
+            for i in 0..n {
+                assert_eq!(fs::metadata(m.p(&format!("d/f{i}"))).unwrap().len(), 0);
+            }
+        }
+        assert_eq!(
+            since(&m, &before),
+            HashMap::new(),
+            "requests for cached stats"
+        );
+
+        // A missing name is looked up once, then cached as missing.
+        let before = counts(&m);
+        for _ in 0..2 {
+            for i in 0..n {
+                assert!(fs::metadata(m.p(&format!("d/missing{i}"))).is_err());
+            }
+        }
+        assert_eq!(
+            since(&m, &before),
+            HashMap::from([("LOOKUP", n)]),
+            "requests for missing names stat'ed twice"
+        );
+    }
+}
+
 mod files {
     use std::fs;
     use std::io::{Read, Seek, Write};

@@ -291,6 +291,8 @@ impl Repo {
         self.rewrite_in_key_order(OBJECTS)?;
         self.rewrite_in_key_order(XREF)?;
         self.rewrite_in_key_order(CHAINS)?;
+        self.rewrite_in_key_order(REFS)?;
+        self.rewrite_in_key_order(REFLOG)?;
         let rewritten = t0.elapsed();
         // Each pass moves what it can toward the start; stop when one gains nothing.
         for _ in 0..8 {
@@ -583,6 +585,7 @@ impl Repo {
 
     fn write_once<R>(&self, f: impl FnOnce(&mut WriteCtx<'_>) -> Result<R>) -> Result<R> {
         let txn = self.db().begin_write().db_err()?;
+        db::move_legacy_chains(&txn)?;
         let out = {
             let mut ctx = WriteCtx {
                 objects: txn.open_table(OBJECTS).db_err()?,

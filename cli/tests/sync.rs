@@ -572,3 +572,55 @@ fn a_clone_larger_than_the_first_listing_streams_and_arrives_whole() {
         "the listing was not streamed: {log}"
     );
 }
+
+#[test]
+fn a_clone_is_packed_like_its_source_and_no_larger() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a.hero"), tmp.path().join("b.hero"));
+    // 40 commits of 24 text files in 4 directories, each changing a line in 6 of them: small
+    // records and deltas, as a source's packed segments hold them.
+    let work = tmp.path().join("w");
+    let line = |f: usize, l: usize, rev: usize| {
+        format!(
+            "file {f} line {l}: {} of the history, revision {rev}\n",
+            l * 7 + f
+        )
+    };
+    let mut revs = [0usize; 24];
+    ok(&a, &["init"]);
+    for n in 0..40 {
+        for k in 0..6 {
+            revs[(n * 5 + k * 4) % 24] = n;
+        }
+        let files: Vec<(String, String)> = (0..24)
+            .map(|f| {
+                let text: String = (0..60)
+                    .map(|l| line(f, l, if l == n % 60 { revs[f] } else { 0 }))
+                    .collect();
+                (format!("d{}/f{f:02}.txt", f % 4), text)
+            })
+            .collect();
+        let files: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(p, t)| (p.as_str(), t.as_bytes()))
+            .collect();
+        write_files(&work, &files);
+        ok(
+            &a,
+            &["commit", work.to_str().unwrap(), "-m", &format!("c{n}")],
+        );
+    }
+    ok(&a, &["allow", "add", &id(&b)]);
+    // The source as it is after a collection (which ends compacted, and so packed).
+    ok(&a, &["gc"]);
+    let source = std::fs::metadata(&a).unwrap().len();
+    let sa = serve(&a, None);
+    json(&b, &["clone", &sa.ticket]);
+    assert_eq!(head(&b, "main"), head(&a, "main"));
+    let clone = std::fs::metadata(&b).unwrap().len();
+    assert!(
+        clone * 10 <= source * 11,
+        "clone {clone} bytes, its source {source} bytes"
+    );
+    assert!(ok(&b, &["verify"]).starts_with("ok: "));
+}

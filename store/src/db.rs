@@ -9,8 +9,55 @@ use crate::refs::{RefMove, RefValue, decode_ref, encode_ref, now};
 
 /// Objects by id: a record (see `record.rs`).
 pub(crate) const OBJECTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("objects-1");
-/// For each whole object that others are stored as deltas against: the longest such chain.
-pub(crate) const CHAINS: TableDefinition<&[u8; 32], u32> = TableDefinition::new("chains-1");
+/// For each whole object that others are stored as deltas against: the longest such chain,
+/// under the first 8 bytes of its id ([`chain_key`]): 12 bytes an entry instead of 36. Two
+/// bases sharing those bytes (one pair in 2^64) share an entry: a depth only bounds how long
+/// chains grow, so a shared entry at worst stops a delta or lets a chain grow past its bound,
+/// which costs read time, never correctness (readers follow at most 4,096 links).
+pub(crate) const CHAINS: TableDefinition<u64, u32> = TableDefinition::new("chains-4");
+/// The chain depths as formats 1 to 3 keep them, under the whole id; moved into [`CHAINS`] by
+/// the first write of a format-4 build ([`move_legacy_chains`]).
+pub(crate) const LEGACY_CHAINS: TableDefinition<&[u8; 32], u32> = TableDefinition::new("chains-1");
+
+/// The key of an object's entry in [`CHAINS`].
+pub(crate) fn chain_key(id: &ObjectId) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&id.0[..8]);
+    u64::from_le_bytes(b)
+}
+
+/// Moves the depths of a `chains-1` table (formats 1 to 3) into [`CHAINS`] and removes it, in
+/// the caller's transaction; nothing when there is none. Must run before [`CHAINS`] is opened
+/// in the transaction.
+pub(crate) fn move_legacy_chains(txn: &redb::WriteTransaction) -> Result<()> {
+    use redb::TableHandle as _;
+    if !txn
+        .list_tables()
+        .db_err()?
+        .any(|t| t.name() == LEGACY_CHAINS.name())
+    {
+        return Ok(());
+    }
+    let mut moved: Vec<(u64, u32)> = Vec::new();
+    {
+        let old = txn.open_table(LEGACY_CHAINS).db_err()?;
+        for item in old.iter().db_err()? {
+            let (k, v) = item.db_err()?;
+            moved.push((chain_key(&ObjectId(*k.value())), v.value()));
+        }
+    }
+    {
+        let mut new = txn.open_table(CHAINS).db_err()?;
+        for (k, d) in moved {
+            let cur = new.get(k).db_err()?.map_or(0, |g| g.value());
+            if d > cur {
+                new.insert(k, d).db_err()?;
+            }
+        }
+    }
+    txn.delete_table(LEGACY_CHAINS).db_err()?;
+    Ok(())
+}
 /// Refs (`refs/heads/NAME`, `refs/tags/NAME`): a kind byte and an id.
 pub(crate) const REFS: TableDefinition<&str, &[u8]> = TableDefinition::new("refs-1");
 /// Every move of every ref: (ref, sequence) to an encoded [`crate::RefMove`].
@@ -789,7 +836,7 @@ pub(crate) fn convert_large_records(txn: &redb::WriteTransaction) -> Result<u64>
 /// The write side of one transaction: every table open.
 pub(crate) struct WriteCtx<'t> {
     pub(crate) objects: redb::Table<'t, &'static [u8; 32], &'static [u8]>,
-    pub(crate) chains: redb::Table<'t, &'static [u8; 32], u32>,
+    pub(crate) chains: redb::Table<'t, u64, u32>,
     pub(crate) refs: redb::Table<'t, &'static str, &'static [u8]>,
     pub(crate) reflog: redb::Table<'t, (&'static str, u64), &'static [u8]>,
     pub(crate) kv: redb::Table<'t, &'static str, &'static [u8]>,
@@ -915,13 +962,13 @@ impl<'t> WriteCtx<'t> {
         }
         let old_depth = self
             .chains
-            .get(&old.0)
+            .get(chain_key(old))
             .db_err()?
             .map(|g| g.value())
             .unwrap_or(0);
         let new_depth = self
             .chains
-            .get(&new.0)
+            .get(chain_key(new))
             .db_err()?
             .map(|g| g.value())
             .unwrap_or(0);
@@ -951,9 +998,9 @@ impl<'t> WriteCtx<'t> {
             return Ok(false);
         }
         self.insert_record(old, &delta)?;
-        self.chains.remove(&old.0).db_err()?;
+        self.chains.remove(chain_key(old)).db_err()?;
         self.chains
-            .insert(&new.0, new_depth.max(old_depth + 1))
+            .insert(chain_key(new), new_depth.max(old_depth + 1))
             .db_err()?;
         Ok(true)
     }

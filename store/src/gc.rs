@@ -49,6 +49,7 @@ impl Repo {
         let now = u64::try_from(crate::refs::now()).unwrap_or(0);
         let cutoff = now.saturating_sub(grace);
         let txn = self.db().begin_write().db_err()?;
+        db::move_legacy_chains(&txn)?;
         {
             let mut objects = txn.open_table(OBJECTS).db_err()?;
             let mut pieces = txn.open_table(PIECES).db_err()?;
@@ -140,7 +141,7 @@ impl Repo {
                         let old = old.value().to_vec();
                         db::remove_pieces(&mut pieces, id, &old)?;
                     }
-                    chains.remove(&id.0).db_err()?;
+                    chains.remove(db::chain_key(id)).db_err()?;
                     listed.remove(&id.0).db_err()?;
                 }
             }

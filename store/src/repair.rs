@@ -414,11 +414,27 @@ fn repair_via(damaged: &Path, scratch: &Path, into: &Path) -> Result<RepairRepor
         let (t, e) = read_table(db, "xref-1", XREF, |k: &[u8]| k.to_vec(), bytes);
         tables.push(t);
         xref = e;
-        let (t, e) = read_table(db, "chains-1", CHAINS, id32, |v: u32| {
-            v.to_le_bytes().to_vec()
-        });
+        let (t, e) = read_table(
+            db,
+            "chains-4",
+            CHAINS,
+            |k: u64| k,
+            |v: u32| v.to_le_bytes().to_vec(),
+        );
         tables.push(t);
         chains = e;
+        // A repository last written by an older format keeps them under whole ids.
+        let (t, e) = read_table(
+            db,
+            "chains-1",
+            crate::db::LEGACY_CHAINS,
+            |k: &[u8; 32]| crate::db::chain_key(&ObjectId(*k)),
+            |v: u32| v.to_le_bytes().to_vec(),
+        );
+        if t.read > 0 || t.error.is_some() {
+            tables.push(t);
+        }
+        chains.extend(e);
         let (t, e) = read_table(db, "gc-2", GC_CANDIDATES, id32, |v: u64| {
             v.to_le_bytes().to_vec()
         });
@@ -555,11 +571,11 @@ fn repair_via(damaged: &Path, scratch: &Path, into: &Path) -> Result<RepairRepor
                 .insert((name.as_str(), *seq), v.as_slice())
                 .db_err()?;
         }
+        // Depths are kept under id prefixes: all of them stay (a depth of a lost base only
+        // bounds chains that no longer grow).
         for (k, v) in &chains {
-            if kept(&ObjectId(*k))
-                && let Ok(b) = <[u8; 4]>::try_from(v.as_slice())
-            {
-                w.chains.insert(k, u32::from_le_bytes(b)).db_err()?;
+            if let Ok(b) = <[u8; 4]>::try_from(v.as_slice()) {
+                w.chains.insert(*k, u32::from_le_bytes(b)).db_err()?;
             }
         }
         for (k, v) in &gc {

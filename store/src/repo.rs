@@ -290,6 +290,9 @@ impl Repo {
         let packed = t0.elapsed();
         self.rewrite_in_key_order(OBJECTS)?;
         self.rewrite_in_key_order(XREF)?;
+        self.rewrite_in_key_order(CHAINS)?;
+        self.rewrite_in_key_order(REFS)?;
+        self.rewrite_in_key_order(REFLOG)?;
         let rewritten = t0.elapsed();
         // Each pass moves what it can toward the start; stop when one gains nothing.
         for _ in 0..8 {
@@ -368,12 +371,13 @@ impl Repo {
     /// so the cost follows the small records, not the file's size. Skipped when the table's
     /// leaves are nearly full already, or when its new copy would not fit in the file's free
     /// space (the file would grow).
-    fn rewrite_in_key_order<K: redb::Key + 'static>(
+    fn rewrite_in_key_order<K: redb::Key + 'static, V: redb::Value + 'static>(
         &self,
-        def: redb::TableDefinition<K, &'static [u8]>,
+        def: redb::TableDefinition<K, V>,
     ) -> Result<()>
     where
         for<'a> K::SelfType<'a>: std::borrow::Borrow<K::SelfType<'a>>,
+        for<'a> V::SelfType<'a>: std::borrow::Borrow<V::SelfType<'a>>,
     {
         use redb::{ReadableTableMetadata, TableHandle};
         use std::io::{BufReader, BufWriter, Seek, Write};
@@ -425,7 +429,9 @@ impl Repo {
             let table = txn.open_table(def).db_err()?;
             for item in table.iter().db_err()? {
                 let (k, v) = item.db_err()?;
-                let vb = v.value();
+                let vv = v.value();
+                let vb = V::as_bytes(&vv);
+                let vb = vb.as_ref();
                 if vb.len() > REWRITE_MAX {
                     continue;
                 }
@@ -455,7 +461,9 @@ impl Repo {
                     if pass == 0 {
                         table.remove(K::from_bytes(&kb)).db_err()?;
                     } else {
-                        table.insert(K::from_bytes(&kb), vb.as_slice()).db_err()?;
+                        table
+                            .insert(K::from_bytes(&kb), V::from_bytes(&vb))
+                            .db_err()?;
                     }
                 }
             }
@@ -577,6 +585,7 @@ impl Repo {
 
     fn write_once<R>(&self, f: impl FnOnce(&mut WriteCtx<'_>) -> Result<R>) -> Result<R> {
         let txn = self.db().begin_write().db_err()?;
+        db::move_legacy_chains(&txn)?;
         let out = {
             let mut ctx = WriteCtx {
                 objects: txn.open_table(OBJECTS).db_err()?,

@@ -242,7 +242,7 @@ impl Repo {
     /// Where the bytes of the repository file go (reads every key and value once; takes the
     /// write lock for a moment to read the allocator's state).
     pub fn file_usage(&self) -> Result<FileUsage> {
-        use crate::db::{CHAINS, KV, META, OBJECTS, REFLOG, REFS, XREF};
+        use crate::db::{CHAINS, KV, LEGACY_CHAINS, META, OBJECTS, REFLOG, REFS, XREF};
         let mut out = FileUsage::default();
         {
             let txn = self.db().begin_read().db_err()?;
@@ -252,12 +252,18 @@ impl Repo {
                 |k| k.len(),
                 |v| v.len(),
             )?);
-            out.tables.push(usage(
-                CHAINS.name(),
-                &txn.open_table(CHAINS).db_err()?,
-                |k| k.len(),
-                |_| 4,
-            )?);
+            match txn.open_table(CHAINS) {
+                Ok(t) => out.tables.push(usage(CHAINS.name(), &t, |_| 8, |_| 4)?),
+                Err(redb::TableError::TableDoesNotExist(_)) => {}
+                Err(e) => return Err(Error::db(e)),
+            }
+            match txn.open_table(LEGACY_CHAINS) {
+                Ok(t) => out
+                    .tables
+                    .push(usage(LEGACY_CHAINS.name(), &t, |k| k.len(), |_| 4)?),
+                Err(redb::TableError::TableDoesNotExist(_)) => {}
+                Err(e) => return Err(Error::db(e)),
+            }
             out.tables.push(usage(
                 REFS.name(),
                 &txn.open_table(REFS).db_err()?,

@@ -335,12 +335,15 @@ impl Batch<'_, '_> {
             let cur = self
                 .w
                 .chains
-                .get(&head.0)
+                .get(crate::db::chain_key(&head))
                 .db_err()?
                 .map(|g| g.value())
                 .unwrap_or(0);
             if d > cur {
-                self.w.chains.insert(&head.0, d).db_err()?;
+                self.w
+                    .chains
+                    .insert(crate::db::chain_key(&head), d)
+                    .db_err()?;
             }
         }
         for (id, raw) in manifests {

@@ -62,6 +62,7 @@ impl Repo {
                     .db_err()?;
             }
         }
+        crate::db::move_legacy_chains(&txn)?;
         if report.from < FORMAT_VERSION {
             // The small records into segments, in the same transaction.
             report.records_packed = crate::segment::pack(&txn, &self.cache)?.records;

@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use redb::ReadableTableMetadata;
 
 use crate::error::{DbResultExt as _, Error, Result};
-use crate::id::ObjectId;
-use crate::object::{EntryKind, ManifestNode};
+use crate::id::{IdSet, ObjectId};
+use crate::object::{Commit, EntryKind, ManifestNode, Tree};
 use crate::path::RepoPath;
 use crate::record::ObjType;
 use crate::repo::{Repo, View};
@@ -56,13 +56,28 @@ impl Repo {
         let mut bad: HashMap<ObjectId, String> = HashMap::new();
         let mut manifests: Vec<ObjectId> = Vec::new();
         let mut done = 0u64;
+        let order = crate::db::storage_order(&view.objects)?;
+        let stored: IdSet = order.iter().copied().collect();
+        // Whether a commit or tree names an object that is not stored. Only then, or when
+        // something is corrupt, is history walked below (to name paths): a walk of every
+        // commit's trees reads trees in history order, not storage order, and would decode
+        // each tree segment again for every commit that changes its directories.
+        let mut dangling = false;
         // In the order records are stored: each segment is decoded once.
-        for id in crate::db::storage_order(&view.objects)? {
+        for id in order {
             match view.raw(&id) {
                 Ok((ty, raw)) => {
                     report.bytes += raw.len() as u64;
-                    if ty == ObjType::Manifest {
-                        manifests.push(id);
+                    match ty {
+                        ObjType::Manifest => manifests.push(id),
+                        ObjType::Tree if !dangling => {
+                            dangling = names_unstored(&raw, &stored);
+                        }
+                        ObjType::Commit if !dangling => {
+                            dangling =
+                                Commit::decode(&raw).is_ok_and(|c| !stored.contains(&c.tree));
+                        }
+                        _ => {}
                     }
                 }
                 Err(Error::Corrupt { id: cid, reason }) => {
@@ -97,6 +112,9 @@ impl Repo {
             if let Some(reason) = check_large_file(&view, &id, &bad)? {
                 bad.insert(id, reason);
             }
+        }
+        if bad.is_empty() && !dangling {
+            return Ok(report);
         }
         // Where the bad objects are used, and what is missing.
         let mut used: HashMap<ObjectId, Vec<(ObjectId, RepoPath)>> = HashMap::new();
@@ -164,6 +182,26 @@ impl Repo {
         report.corrupt = corrupt;
         Ok(report)
     }
+}
+
+/// Whether a tree names a directory or file that is not stored (a tree that does not decode
+/// is reported by its own record's check).
+fn names_unstored(raw: &[u8], stored: &IdSet) -> bool {
+    let Ok(entries) = Tree::entries_without_names(raw) else {
+        return false;
+    };
+    entries.iter().any(|(kind, id, _)| {
+        let content = match kind {
+            EntryKind::Dir => true,
+            EntryKind::Gitlink
+            | EntryKind::Fifo
+            | EntryKind::Socket
+            | EntryKind::CharDevice
+            | EntryKind::BlockDevice => false,
+            _ => true,
+        };
+        content && !stored.contains(id)
+    })
 }
 
 /// Streams a large file and compares its hash; notes chunks already known bad.

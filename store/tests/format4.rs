@@ -79,6 +79,8 @@ fn a_format_3_repository_reads_the_same_after_the_upgrade_to_format_4() {
         check_fixture(&repo);
         everything(&repo)
     };
+    let depths = table_entries(&Repo::open(&path).unwrap(), "chains-1");
+    assert!(depths > 0, "the fixture has deltas");
     assert!(before.len() > 60, "{before:#?}");
     // Reading changed nothing.
     assert_eq!(Repo::open(&path).unwrap().format().unwrap(), 3);
@@ -93,6 +95,9 @@ fn a_format_3_repository_reads_the_same_after_the_upgrade_to_format_4() {
     let mut repo = Repo::open(&path).unwrap();
     assert_eq!(repo.format().unwrap(), 4);
     assert!(table_entries(&repo, "segments-4") >= 1);
+    // Chain depths moved under id prefixes.
+    assert_eq!(table_entries(&repo, "chains-1"), 0);
+    assert_eq!(table_entries(&repo, "chains-4"), depths);
     let report = repo.verify(None).unwrap();
     assert!(report.is_ok(), "{report:?}");
     check_fixture(&repo);

@@ -206,3 +206,50 @@ fn a_damaged_segment_loses_only_its_records_and_repair_reports_them() {
         }
     }
 }
+
+#[test]
+fn verify_of_a_packed_repository_names_a_missing_file_and_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path;
+    let files;
+    {
+        let mut repo = new_repo(dir.path());
+        path = repo.path().to_path_buf();
+        files = commit_files(&repo, "main", 5, 200, 2000);
+        commit_files(&repo, "main", 6, 50, 2000);
+        repo.compact().unwrap();
+        let report = repo.verify(None).unwrap();
+        assert!(report.is_ok(), "{report:?}");
+        assert!(report.objects > 250, "{report:?}");
+    }
+    // The first commit's version of a file the second commit changed: only history names it.
+    let (gone_path, content) = &files[20];
+    let gone = ObjectId::of(content);
+    {
+        let objects: redb::TableDefinition<&[u8; 32], &[u8]> =
+            redb::TableDefinition::new("objects-1");
+        let mut b = redb::Database::builder();
+        b.set_concurrency_mode(redb::ConcurrencyMode::MultiWriter);
+        let db = b.open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        assert!(
+            txn.open_table(objects)
+                .unwrap()
+                .remove(&gone.0)
+                .unwrap()
+                .is_some()
+        );
+        txn.commit().unwrap();
+    }
+    let repo = Repo::open(&path).unwrap();
+    let report = repo.verify(None).unwrap();
+    assert!(report.corrupt.is_empty(), "{report:?}");
+    assert_eq!(
+        report
+            .missing
+            .iter()
+            .map(|(id, p)| (*id, p.to_string()))
+            .collect::<Vec<_>>(),
+        vec![(gone, gone_path.to_string())]
+    );
+}

@@ -379,9 +379,10 @@ fn clone(cli_path: &Path, a: CloneArgs, json: bool) -> Result<()> {
             path.display()
         )
     })?;
-    // A clone that arrived in several transactions left free pages and half-full ones behind;
-    // give them back, as an import does. One transaction was written in key order already.
-    if r.transfer.transactions > 1 {
+    // What arrived is stored loose: pack it into segments and give back the free pages, as an
+    // import does, so a clone's file is about its source's size (a source ends each import and
+    // collection compacted, and so packed).
+    if r.transfer.objects > 0 {
         let t0 = std::time::Instant::now();
         if let Err(e) = repo.compact() {
             tracing::warn!("could not compact {} after the clone: {e}", path.display());

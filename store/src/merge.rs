@@ -47,8 +47,8 @@
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use crate::{
-    Commit, EntryKind, EntryMeta, NameError, ObjectId, PEER_HEADER, Repo, RepoPath, SMALL_FILE_MAX,
-    Signature, Tree, TreeEntry, View,
+    Commit, EntryKind, EntryMeta, IdMap, NameError, ObjectId, PEER_HEADER, Repo, RepoPath,
+    SMALL_FILE_MAX, Signature, Tree, TreeEntry, View,
 };
 
 /// The extra header a merge commit records each conflict in. Its value is
@@ -642,14 +642,14 @@ const RESULT: u8 = 8;
 /// Commit times and parents, read once each.
 struct Graph<'v> {
     view: &'v View,
-    nodes: HashMap<ObjectId, (i64, Vec<ObjectId>)>,
+    nodes: IdMap<(i64, Vec<ObjectId>)>,
 }
 
 impl<'v> Graph<'v> {
     fn new(view: &'v View) -> Self {
         Graph {
             view,
-            nodes: HashMap::new(),
+            nodes: IdMap::default(),
         }
     }
 
@@ -675,24 +675,33 @@ impl<'v> Graph<'v> {
     /// both is `STALE`). The walk ends where the lines meet, not at the root: a history of
     /// many thousand commits costs what its recent, diverged part costs.
     fn paint(&mut self, one: ObjectId, twos: &[ObjectId]) -> Result<Painted, MergeError> {
-        let mut flags: HashMap<ObjectId, u8> = HashMap::new();
+        let mut flags: IdMap<u8> = IdMap::default();
         let mut heap: BinaryHeap<(i64, ObjectId)> = BinaryHeap::new();
-        let t = self.node(one)?.0;
+        // How many entries of the heap each commit has, and how many entries are of commits not
+        // (yet) stale: the walk ends when that count is zero. Counting keeps each step constant
+        // time where a scan of the heap made a tangled history's walk quadratic.
+        let mut queued: IdMap<u32> = IdMap::default();
+        let mut nonstale = 0usize;
         flags.insert(one, P1);
-        heap.push((t, one));
         for &two in twos {
-            let t = self.node(two)?.0;
             *flags.entry(two).or_insert(0) |= P2;
-            heap.push((t, two));
+        }
+        for id in std::iter::once(&one).chain(twos) {
+            let t = self.node(*id)?.0;
+            heap.push((t, *id));
+            *queued.entry(*id).or_insert(0) += 1;
+            nonstale += 1;
         }
         let mut result = Vec::new();
-        let nonstale = |heap: &BinaryHeap<(i64, ObjectId)>, flags: &HashMap<ObjectId, u8>| {
-            heap.iter()
-                .any(|(_, id)| flags.get(id).is_some_and(|f| f & STALE == 0))
-        };
-        while nonstale(&heap, &flags) {
+        while nonstale > 0 {
             let Some((_, id)) = heap.pop() else { break };
             let f = flags.get(&id).copied().unwrap_or(0);
+            if let Some(q) = queued.get_mut(&id) {
+                *q = q.saturating_sub(1);
+            }
+            if f & STALE == 0 {
+                nonstale = nonstale.saturating_sub(1);
+            }
             let mut paint = f & (P1 | P2 | STALE);
             if paint & (P1 | P2) == P1 | P2 {
                 if f & (RESULT | STALE) == 0 {
@@ -707,9 +716,19 @@ impl<'v> Graph<'v> {
                 if pf & paint == paint {
                     continue;
                 }
-                flags.insert(p, pf | paint);
+                let nf = pf | paint;
+                flags.insert(p, nf);
+                if pf & STALE == 0 && nf & STALE != 0 {
+                    // Its entries already queued are stale now.
+                    let q = queued.get(&p).copied().unwrap_or(0) as usize;
+                    nonstale = nonstale.saturating_sub(q);
+                }
                 let t = self.node(p)?.0;
                 heap.push((t, p));
+                *queued.entry(p).or_insert(0) += 1;
+                if nf & STALE == 0 {
+                    nonstale += 1;
+                }
             }
         }
         let result = result
@@ -734,7 +753,7 @@ impl<'v> Graph<'v> {
 
 /// What [`Graph::paint`] leaves: each commit's paint, and the common ancestors it found.
 struct Painted {
-    flags: HashMap<ObjectId, u8>,
+    flags: IdMap<u8>,
     result: Vec<ObjectId>,
 }
 

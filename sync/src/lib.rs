@@ -59,6 +59,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod admission;
 mod allow;
 pub mod audit;
 pub mod authority;

@@ -35,6 +35,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use hero_store::ObjectId;
 use iroh::EndpointId;
 
 /// New connections one address may open at once.
@@ -124,7 +125,10 @@ struct Bucket {
 
 impl Bucket {
     fn full(burst: u32, now: Instant) -> Bucket {
-        Bucket { tokens: burst, at: now }
+        Bucket {
+            tokens: burst,
+            at: now,
+        }
     }
 
     /// Adds the tokens earned since `at` (keeping the part of a period not yet earned).
@@ -241,6 +245,8 @@ struct State {
     /// Shared by the addresses that find the table full.
     overflow: Seat,
     refused: HashMap<EndpointId, Instant>,
+    /// The membership head the refusals were decided under.
+    epoch: Option<ObjectId>,
 }
 
 /// The admission state of one server: per-address buckets and refused node ids.
@@ -281,6 +287,7 @@ impl Admission {
                 seats: HashMap::new(),
                 overflow: Seat::new(&limits, now),
                 refused: HashMap::new(),
+                epoch: None,
             }),
             refused_connections: AtomicU64::new(0),
             refused_ids: AtomicU64::new(0),
@@ -342,10 +349,16 @@ impl Admission {
         }
     }
 
-    /// Remembers `peer` as refused at `now`, for [`Limits::refused_memory`].
-    pub fn refuse_id(&self, peer: EndpointId, now: Instant) {
+    /// Remembers `peer` as refused at `now`, for [`Limits::refused_memory`], under the
+    /// membership whose head is `membership` (a refusal under another membership is forgotten
+    /// at once).
+    pub fn refuse_id(&self, peer: EndpointId, membership: Option<ObjectId>, now: Instant) {
         let l = self.limits;
         let mut st = self.state();
+        if st.epoch != membership {
+            st.refused.clear();
+            st.epoch = membership;
+        }
         if !st.refused.contains_key(&peer) && st.refused.len() >= l.max_refused {
             st.refused.retain(|_, until| *until > now);
             if st.refused.len() >= l.max_refused {
@@ -363,10 +376,31 @@ impl Admission {
         st.refused.insert(peer, later(now, l.refused_memory));
     }
 
-    /// Whether `peer` was refused within [`Limits::refused_memory`] of `now` (counted as a
-    /// refused connection when it was).
-    pub fn is_refused(&self, peer: &EndpointId, now: Instant) -> bool {
-        let mut st = self.state();
+    /// Whether `peer` was refused within [`Limits::refused_memory`] of `now` under the
+    /// membership in force: `membership` gives its head, and is asked only for a peer
+    /// remembered (another head forgets every refusal). A peer refused is counted.
+    pub fn is_refused(
+        &self,
+        peer: &EndpointId,
+        now: Instant,
+        membership: impl FnOnce() -> Option<ObjectId>,
+    ) -> bool {
+        let remembered = match self.state().refused.get(peer) {
+            Some(until) => *until > now,
+            None => return false,
+        };
+        let mut st = if remembered {
+            // Read outside the lock: it may be a lookup in the repository.
+            let head = membership();
+            let mut st = self.state();
+            if st.epoch != head {
+                st.refused.clear();
+                st.epoch = head;
+            }
+            st
+        } else {
+            self.state()
+        };
         let refused = match st.refused.get(peer) {
             Some(until) if *until > now => true,
             Some(_) => {
@@ -547,19 +581,26 @@ mod tests {
         let keys: Vec<EndpointId> = (0..6u8)
             .map(|i| iroh::SecretKey::from_bytes(&[i + 1; 32]).public())
             .collect();
-        a.refuse_id(keys[0], t0);
-        assert!(a.is_refused(&keys[0], t0 + Duration::from_secs(9)));
-        assert!(!a.is_refused(&keys[0], t0 + Duration::from_secs(10)));
-        assert!(!a.is_refused(&keys[1], t0));
+        let m1 = Some(ObjectId::of(b"membership 1"));
+        let m2 = Some(ObjectId::of(b"membership 2"));
+        let same = || m1;
+        a.refuse_id(keys[0], m1, t0);
+        assert!(a.is_refused(&keys[0], t0 + Duration::from_secs(9), same));
+        assert!(!a.is_refused(&keys[0], t0 + Duration::from_secs(10), same));
+        assert!(!a.is_refused(&keys[1], t0, same));
         for (i, k) in keys.iter().enumerate() {
-            a.refuse_id(*k, t0 + Duration::from_millis(i as u64));
+            a.refuse_id(*k, m1, t0 + Duration::from_millis(i as u64));
         }
         assert_eq!(a.held().1, 4);
         // The ones that expire first made room.
-        assert!(!a.is_refused(&keys[0], t0));
-        assert!(a.is_refused(&keys[5], t0));
+        assert!(!a.is_refused(&keys[0], t0, same));
+        assert!(a.is_refused(&keys[5], t0, same));
+        // The membership moved: every refusal is forgotten.
+        assert!(!a.is_refused(&keys[5], t0, || m2));
+        assert_eq!(a.held().1, 0);
+        a.refuse_id(keys[4], m2, t0);
         a.forget_refused();
-        assert!(!a.is_refused(&keys[5], t0));
+        assert!(!a.is_refused(&keys[4], t0, || m2));
         assert_eq!(a.refused_ids(), 2);
     }
 

@@ -673,8 +673,8 @@ impl Handler {
         result: Result<()>,
         wire: &mut Wire<iroh::endpoint::RecvStream, iroh::endpoint::SendStream>,
     ) {
-        // Refused strangers and protocol breakers are remembered for a while (a silent member
-        // may have a stalled link, and is not).
+        // Strangers refused or disconnected are remembered for a while; members are not (a
+        // member's failed session may be a stalled link or a bug on either side).
         let broke = match result {
             Ok(()) => return,
             Err(SyncError::NotAllowed { .. }) => {
@@ -687,7 +687,9 @@ impl Handler {
             Err(e @ (SyncError::Protocol(_) | SyncError::OverLimit { .. })) => {
                 tracing::warn!("sync: disconnecting peer {peer}: {e}; nothing it sent was kept");
                 wire.send_error(code::PROTOCOL, &e.to_string()).await;
-                self.remember_refused(peer);
+                if !member {
+                    self.remember_refused(peer);
+                }
                 e
             }
             Err(e @ SyncError::Silent { .. }) => {

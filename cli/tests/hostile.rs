@@ -839,3 +839,36 @@ fn a_refused_stranger_is_closed_at_once_until_the_membership_changes() {
     );
     s.clone_as("latecomer");
 }
+
+#[test]
+fn a_members_address_has_an_allowance_of_its_own() {
+    let s = scene();
+    let key = s.key("behind-nat", Some("reader"));
+    let scratch = s.scratch("behind-nat");
+    let (member_ip, other_ip) = ([127, 0, 0, 4], [127, 0, 0, 5]);
+    let each = Duration::from_secs(5);
+    let (shared, alone) = rt().block_on(async {
+        // The member connects from its address: it is a member's address now.
+        let mut p = RawPeer::connect(key.clone(), &cfg_from(member_ip), &s.ticket)
+            .await
+            .unwrap();
+        p.open_pull(&scratch, None).await.unwrap();
+        p.close().await;
+        // Strangers behind the member's address (a NAT), and at another address, each open
+        // 64 connections at once.
+        let (near, far) = (cfg_from(member_ip), cfg_from(other_ip));
+        let dial =
+            |from| attacker::dial_repeatedly(SecretKey::generate(), from, &s.ticket, 64, 64, each);
+        let shared = dial(&near).await.unwrap();
+        let alone = dial(&far).await.unwrap();
+        (shared, alone)
+    });
+    eprintln!("member's address: {shared:?}\nother address: {alone:?}");
+    // The member's address had its reserve on top of the common allowance.
+    let reserve = u64::from(hero_sync::admission::MEMBER_BURST);
+    assert!(
+        shared.admitted >= alone.admitted + reserve / 2,
+        "{shared:?} {alone:?}"
+    );
+    assert!(alone.refused + alone.unanswered > 0, "{alone:?}");
+}

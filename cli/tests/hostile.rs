@@ -189,6 +189,17 @@ fn a_flood_of_signature_wants_is_refused_and_the_server_serves_on() {
     let log = s.audit(&key);
     let e = refused(&log, "session").expect("the refusal is audited");
     assert!(e["reason"].as_str().unwrap().contains("signatures"), "{e}");
+    // Past a limit no honest peer reaches, even a member is remembered: its next connection
+    // is closed as soon as the handshake names it.
+    let again = rt().block_on(async {
+        let mut p = RawPeer::connect(key.clone(), &cfg(), &s.ticket)
+            .await
+            .unwrap();
+        let e = p.wait_closed(Duration::from_secs(10)).await.unwrap();
+        p.close().await;
+        e
+    });
+    assert!(again.error.contains("refused recently"), "{again:?}");
     assert_eq!(s.refs(), before);
     s.honest_clone("honest");
 }

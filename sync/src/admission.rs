@@ -12,8 +12,9 @@
 //!   is empty: strangers sharing a member's address (a NAT) cannot spend the member's
 //!   allowance before they have spent theirs.
 //! - **Per node id, right after the handshake.** A node id refused as a stranger (not a member,
-//!   or over the strangers' budget, or disconnected for silence or for breaking the protocol)
-//!   is remembered for [`Limits::refused_memory`]; its next connections are closed as soon as the handshake
+//!   or over the strangers' budget, or disconnected for silence or for breaking the protocol),
+//!   or any peer disconnected for asking past a limit no honest peer reaches, is remembered
+//!   for [`Limits::refused_memory`]; its next connections are closed as soon as the handshake
 //!   names it, before the membership is read or a session starts. The memory is forgotten
 //!   whenever the membership changes, so a peer just added is not kept out.
 //!

@@ -673,8 +673,9 @@ impl Handler {
         result: Result<()>,
         wire: &mut Wire<iroh::endpoint::RecvStream, iroh::endpoint::SendStream>,
     ) {
-        // Strangers refused or disconnected are remembered for a while; members are not (a
-        // member's failed session may be a stalled link or a bug on either side).
+        // Strangers refused or disconnected are remembered for a while, and so is anyone who
+        // asked past a limit no honest peer reaches; a member's other failures are not held
+        // against it (a stalled link, or a bug on either side).
         let broke = match result {
             Ok(()) => return,
             Err(SyncError::NotAllowed { .. }) => {
@@ -687,7 +688,7 @@ impl Handler {
             Err(e @ (SyncError::Protocol(_) | SyncError::OverLimit { .. })) => {
                 tracing::warn!("sync: disconnecting peer {peer}: {e}; nothing it sent was kept");
                 wire.send_error(code::PROTOCOL, &e.to_string()).await;
-                if !member {
+                if !member || matches!(e, SyncError::OverLimit { .. }) {
                     self.remember_refused(peer);
                 }
                 e

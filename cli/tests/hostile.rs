@@ -191,15 +191,8 @@ fn a_flood_of_signature_wants_is_refused_and_the_server_serves_on() {
     assert!(e["reason"].as_str().unwrap().contains("signatures"), "{e}");
     // Past a limit no honest peer reaches, even a member is remembered: its next connection
     // is closed as soon as the handshake names it.
-    let again = rt().block_on(async {
-        let mut p = RawPeer::connect(key.clone(), &cfg(), &s.ticket)
-            .await
-            .unwrap();
-        let e = p.wait_closed(Duration::from_secs(10)).await.unwrap();
-        p.close().await;
-        e
-    });
-    assert!(again.error.contains("refused recently"), "{again:?}");
+    let again = rt().block_on(closed_at_once(&key, &cfg(), &s.ticket));
+    assert!(again.contains("refused recently"), "{again}");
     assert_eq!(s.refs(), before);
     s.honest_clone("honest");
 }
@@ -736,6 +729,19 @@ fn cfg_from(ip: [u8; 4]) -> NetConfig {
     }
 }
 
+/// Connects as `key` and waits for the server to close the connection: why it closed it
+/// (the close may come before the client's first stream is open, failing the connect).
+async fn closed_at_once(key: &SecretKey, from: &NetConfig, ticket: &Ticket) -> String {
+    match RawPeer::connect(key.clone(), from, ticket).await {
+        Ok(mut p) => {
+            let e = p.wait_closed(Duration::from_secs(10)).await.unwrap();
+            p.close().await;
+            e.error
+        }
+        Err(e) => e.to_string(),
+    }
+}
+
 /// The server's audit lines about connections refused before the handshake.
 fn rate_refusals(s: &Scene) -> Vec<Value> {
     json(&s.a, &["audit"])
@@ -823,12 +829,8 @@ fn a_refused_stranger_is_closed_at_once_until_the_membership_changes() {
         );
         p.close().await;
         // Its next connection is closed as soon as the handshake names it: no hello is read.
-        let mut p = RawPeer::connect(key.clone(), &from, &s.ticket)
-            .await
-            .unwrap();
-        let e = p.wait_closed(Duration::from_secs(5)).await.unwrap();
-        assert!(e.error.contains("refused recently"), "{e:?}");
-        p.close().await;
+        let e = closed_at_once(&key, &from, &s.ticket).await;
+        assert!(e.contains("refused recently"), "{e}");
     });
     // Refused once by the membership, audited once: the second connection cost no lookup.
     let log = s.audit(&key);
@@ -866,20 +868,23 @@ fn a_members_address_has_an_allowance_of_its_own() {
         p.open_pull(&scratch, None).await.unwrap();
         p.close().await;
         // Strangers behind the member's address (a NAT), and at another address, each open
-        // 64 connections at once.
+        // 40 connections at once: more than one bucket holds, fewer than two.
         let (near, far) = (cfg_from(member_ip), cfg_from(other_ip));
         let dial =
-            |from| attacker::dial_repeatedly(SecretKey::generate(), from, &s.ticket, 64, 64, each);
+            |from| attacker::dial_repeatedly(SecretKey::generate(), from, &s.ticket, 40, 40, each);
         let shared = dial(&near).await.unwrap();
         let alone = dial(&far).await.unwrap();
         (shared, alone)
     });
     eprintln!("member's address: {shared:?}\nother address: {alone:?}");
-    // The member's address had its reserve on top of the common allowance.
-    let reserve = u64::from(hero_sync::admission::MEMBER_BURST);
-    assert!(
-        shared.admitted >= alone.admitted + reserve / 2,
-        "{shared:?} {alone:?}"
+    // The member's address had its reserve on top of the common allowance: nothing refused
+    // there, while the other address was refused (the first refusal is answered at once;
+    // handshakes that merely take long under load count as unanswered, not refused).
+    let (burst, reserve) = (
+        hero_sync::admission::BURST,
+        hero_sync::admission::MEMBER_BURST,
     );
-    assert!(alone.refused + alone.unanswered > 0, "{alone:?}");
+    assert!(40 > burst && 40 < burst + reserve);
+    assert_eq!(shared.refused, 0, "{shared:?}");
+    assert!(alone.refused >= 1, "{alone:?}");
 }

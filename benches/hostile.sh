@@ -3,8 +3,10 @@
 # without it, in the same run (the peer measured is the server undisturbed):
 #   server:   `heroctl serve --net local` of a generated history (HH_COMMITS commits, imported
 #             from git; benches/lib/gen-history.sh)
-#   honest:   `heroctl clone` by a reader
-#   attacker: sync/examples/flood.rs: HH_STRANGERS new keys that connect and stay silent, over
+#   honest:   `heroctl clone` by a reader, from 127.0.0.1
+#   attacker: sync/examples/flood.rs, every connection from HH_ATTACKER_IP (another loopback
+#             address: Linux answers every 127.x.y.z), so the server tells the two apart by
+#             address as it would on a network: HH_STRANGERS new keys that connect and stay silent, over
 #             and over; a member claiming 4 GiB frames; a member that pulls everything, then
 #             asks for 200,000 signatures in one SIG_WANT (refused), over and over (HH_FLOODERS
 #             such loops; 0 leaves only the strangers and the 4 GiB claims)
@@ -13,7 +15,8 @@
 #
 # usage: benches/hostile.sh
 # env:   HH_COMMITS (default 2000), HH_RUNS (default 3), HH_STRANGERS (default 8), HH_FLOODERS
-#        (default 1),
+#        (default 1), HH_ATTACKER_IP (default 127.0.0.3; 127.0.0.1 puts it beside the honest
+#        client),
 #        HH_PROFILE (release or debug; default release), HH_KEEP=1 (keep the work dir)
 # Needs: git, python3. Work dir: /tmp/hero-hostile-bench.*
 set -euo pipefail
@@ -22,6 +25,7 @@ N=${HH_COMMITS:-2000}
 RUNS=${HH_RUNS:-3}
 STRANGERS=${HH_STRANGERS:-8}
 FLOODERS=${HH_FLOODERS:-1}
+ATTACKER_IP=${HH_ATTACKER_IP:-127.0.0.3}
 PROFILE=${HH_PROFILE:-release}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CMDLINE="$0"
@@ -86,7 +90,7 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? 
 calm=() stormy=()
 for i in $(seq "$RUNS"); do
     calm+=("$(clone_secs "calm$i")")
-    "$FLOOD" "$TICKET" "$WORK/attacker.hero" "$STRANGERS" "$FLOODERS" >"$WORK/flood$i.out" 2>"$WORK/flood$i.err" &
+    "$FLOOD" "$TICKET" "$WORK/attacker.hero" "$STRANGERS" "$FLOODERS" "$ATTACKER_IP" >"$WORK/flood$i.out" 2>"$WORK/flood$i.err" &
     fp=$!
     PIDS+=("$fp")
     # The attacker is at work once its first session ended.
@@ -104,6 +108,15 @@ done
 m_calm=$(median "${calm[@]}")
 m_storm=$(median "${stormy[@]}")
 echo
-echo "command: $CMDLINE (HH_COMMITS=$N HH_RUNS=$RUNS HH_STRANGERS=$STRANGERS HH_FLOODERS=$FLOODERS HH_PROFILE=$PROFILE)"
+echo "command: $CMDLINE (HH_COMMITS=$N HH_RUNS=$RUNS HH_STRANGERS=$STRANGERS HH_FLOODERS=$FLOODERS HH_ATTACKER_IP=$ATTACKER_IP HH_PROFILE=$PROFILE)"
 echo "honest clone of $N commits, median of $RUNS: undisturbed $m_calm s, under attack $m_storm s"
 python3 -c "print(f'ratio attacked / undisturbed: {$m_storm / $m_calm:.2f}')"
+# What the server refused before the handshake (one audit line per address per minute, each
+# with the count since the one before).
+"$H" -R "$A" --json audit | python3 -c '
+import json, re, sys
+lines = [e for e in json.load(sys.stdin) if e.get("action") == "connect" and e.get("rule") == "rate"]
+n = sum(int(re.match(r"(\d+)", e["reason"]).group(1)) for e in lines)
+print(f"server: {n} connection(s) refused before the handshake in {len(lines)} audit line(s), by address: "
+      + ", ".join(sorted({e["reason"].split(" from ")[1].split(" ")[0] for e in lines})))
+'

@@ -189,6 +189,10 @@ fn a_flood_of_signature_wants_is_refused_and_the_server_serves_on() {
     let log = s.audit(&key);
     let e = refused(&log, "session").expect("the refusal is audited");
     assert!(e["reason"].as_str().unwrap().contains("signatures"), "{e}");
+    // Past a limit no honest peer reaches, even a member is remembered: its next connection
+    // is closed as soon as the handshake names it.
+    let again = rt().block_on(closed_at_once(&key, &cfg(), &s.ticket));
+    assert!(again.contains("refused recently"), "{again}");
     assert_eq!(s.refs(), before);
     s.honest_clone("honest");
 }
@@ -709,4 +713,178 @@ fn a_commit_signed_by_a_removed_member_is_refused_when_relayed() {
     let e = refused(&log, "push").expect("audited");
     assert_eq!(e["commit"], planted.as_str());
     s.honest_clone("honest");
+}
+
+// Floods of new connections: each one costs the server a handshake before it knows who
+// connected, so an address gets an allowance of new connections, counted before the handshake
+// (hero_sync::admission). The attacker binds 127.0.0.3 (Linux loopback answers every
+// 127.x.y.z); the honest clients come from 127.0.0.1.
+
+/// Settings binding `ip` (any port) on loopback.
+fn cfg_from(ip: [u8; 4]) -> NetConfig {
+    NetConfig {
+        mode: NetMode::Local,
+        bind: Some(std::net::SocketAddr::from((ip, 0))),
+        ..Default::default()
+    }
+}
+
+/// Connects as `key` and waits for the server to close the connection: why it closed it
+/// (the close may come before the client's first stream is open, failing the connect).
+async fn closed_at_once(key: &SecretKey, from: &NetConfig, ticket: &Ticket) -> String {
+    match RawPeer::connect(key.clone(), from, ticket).await {
+        Ok(mut p) => {
+            let e = p.wait_closed(Duration::from_secs(10)).await.unwrap();
+            p.close().await;
+            e.error
+        }
+        Err(e) => e.to_string(),
+    }
+}
+
+/// The server's audit lines about connections refused before the handshake.
+fn rate_refusals(s: &Scene) -> Vec<Value> {
+    json(&s.a, &["audit"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "connect" && e["rule"] == "rate")
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_reconnecting_flood_from_one_address_is_refused_before_the_handshake() {
+    let s = scene();
+    let allowance = u64::from(hero_sync::admission::BURST);
+    let refill = hero_sync::admission::REFILL;
+    let rt = rt();
+    let t0 = Instant::now();
+    let flood = {
+        let ticket = s.ticket.clone();
+        rt.spawn(async move {
+            let each = Duration::from_millis(1500);
+            let from = cfg_from([127, 0, 0, 3]);
+            let key = SecretKey::generate();
+            // Eight at a time: faster than any refill, however busy the machine.
+            attacker::dial_repeatedly(key, &from, &ticket, 80, 8, each).await
+        })
+    };
+    // An honest member from another address clones meanwhile.
+    s.honest_clone("honest");
+    let a = rt.block_on(flood).unwrap().unwrap();
+    let took = t0.elapsed();
+    eprintln!("{a:?} in {took:?}");
+    // The burst, and what the refill earned meanwhile, and no more.
+    let earned = u64::try_from(took.as_millis() / refill.as_millis()).unwrap() + 1;
+    assert!(a.admitted >= allowance.min(80), "{a:?}");
+    assert!(a.admitted <= allowance + earned, "{a:?} in {took:?}");
+    assert!(a.refused >= 1, "{a:?}");
+    assert_eq!(a.refused + a.unanswered + a.admitted, 80, "{a:?}");
+    for e in &a.errors {
+        assert!(e.contains("refused"), "{e}");
+    }
+    // Counted and written down once for the address, not per attempt.
+    let log = rate_refusals(&s);
+    assert_eq!(log.len(), 1, "{log:?}");
+    let reason = log[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("127.0.0.3"), "{reason}");
+    // The honest address is untouched: another clone from it goes through at once.
+    s.honest_clone("honest-again");
+    assert_eq!(rate_refusals(&s).len(), 1);
+}
+
+#[test]
+fn ten_pulls_in_a_row_from_one_address_are_not_refused() {
+    let s = scene();
+    s.honest_clone("puller");
+    let b = s.tmp.path().join("puller.hero");
+    for i in 0..10 {
+        edit_branch(
+            &s.a,
+            "main",
+            &[("n.txt", format!("{i}\n").as_bytes())],
+            "next",
+        );
+        json(&b, &["pull"]);
+        assert_eq!(head(&b, "main"), head(&s.a, "main"), "pull {i}");
+    }
+    assert!(rate_refusals(&s).is_empty());
+}
+
+#[test]
+fn a_refused_stranger_is_closed_at_once_until_the_membership_changes() {
+    let s = scene();
+    let key = s.key("latecomer", None);
+    let scratch = s.scratch("latecomer");
+    let from = cfg_from([127, 0, 0, 3]);
+    rt().block_on(async {
+        let mut p = RawPeer::connect(key.clone(), &from, &s.ticket)
+            .await
+            .unwrap();
+        let err = p.open_pull(&scratch, None).await.unwrap_err();
+        assert!(
+            matches!(err, hero_sync::SyncError::NotAllowed { .. }),
+            "{err}"
+        );
+        p.close().await;
+        // Its next connection is closed as soon as the handshake names it: no hello is read.
+        let e = closed_at_once(&key, &from, &s.ticket).await;
+        assert!(e.contains("refused recently"), "{e}");
+    });
+    // Refused once by the membership, audited once: the second connection cost no lookup.
+    let log = s.audit(&key);
+    assert_eq!(
+        log.iter().filter(|e| e["action"] == "connect").count(),
+        1,
+        "{log:?}"
+    );
+    // Made a member, it is served at once.
+    ok(
+        &s.a,
+        &[
+            "member",
+            "add",
+            &key.public().to_string(),
+            "--role",
+            "reader",
+        ],
+    );
+    s.clone_as("latecomer");
+}
+
+#[test]
+fn a_members_address_has_an_allowance_of_its_own() {
+    let s = scene();
+    let key = s.key("behind-nat", Some("reader"));
+    let scratch = s.scratch("behind-nat");
+    let (member_ip, other_ip) = ([127, 0, 0, 4], [127, 0, 0, 5]);
+    let each = Duration::from_secs(5);
+    let (shared, alone) = rt().block_on(async {
+        // The member connects from its address: it is a member's address now.
+        let mut p = RawPeer::connect(key.clone(), &cfg_from(member_ip), &s.ticket)
+            .await
+            .unwrap();
+        p.open_pull(&scratch, None).await.unwrap();
+        p.close().await;
+        // Strangers behind the member's address (a NAT), and at another address, each open
+        // 56 connections at once: more than one bucket holds, fewer than two.
+        let (near, far) = (cfg_from(member_ip), cfg_from(other_ip));
+        let dial =
+            |from| attacker::dial_repeatedly(SecretKey::generate(), from, &s.ticket, 56, 56, each);
+        let shared = dial(&near).await.unwrap();
+        let alone = dial(&far).await.unwrap();
+        (shared, alone)
+    });
+    eprintln!("member's address: {shared:?}\nother address: {alone:?}");
+    // The member's address had its reserve on top of the common allowance: nothing refused
+    // there, while the other address was refused (the first refusal is answered at once;
+    // handshakes that merely take long under load count as unanswered, not refused).
+    let (burst, reserve) = (
+        hero_sync::admission::BURST,
+        hero_sync::admission::MEMBER_BURST,
+    );
+    assert!(56 > burst && 56 < burst + reserve - 1);
+    assert_eq!(shared.refused, 0, "{shared:?}");
+    assert!(alone.refused >= 1, "{alone:?}");
 }

@@ -4,9 +4,13 @@
 //! - garbage: a member's connections that claim a 4 GiB frame;
 //! - a member that pulls everything, then asks for 200,000 signatures in one SIG_WANT.
 //!
-//! usage: flood TICKET MEMBER_REPO [STRANGERS] [FLOODERS]
+//! usage: flood TICKET MEMBER_REPO [STRANGERS] [FLOODERS] [FROM]
 //!   MEMBER_REPO: a repository path whose key (MEMBER_REPO.key) is a member of the server.
-//!   Prints one line per second: sessions tried, and how each ended.
+//!   FROM: the IP address every connection comes from (default 127.0.0.1; Linux loopback
+//!   answers every 127.x.y.z, so an attacker on 127.0.0.3 is another address than a client on
+//!   127.0.0.1).
+//!   Prints one line per second: sessions tried, how each ended, and the connections that
+//!   failed to open (refused before the handshake, or no answer).
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -24,11 +28,15 @@ struct Counts {
     garbage: AtomicU64,
     pulls: AtomicU64,
     refused: AtomicU64,
+    turned_away: AtomicU64,
 }
+
+static FROM: std::sync::OnceLock<std::net::IpAddr> = std::sync::OnceLock::new();
 
 fn cfg() -> NetConfig {
     NetConfig {
         mode: NetMode::Local,
+        bind: FROM.get().map(|ip| std::net::SocketAddr::new(*ip, 0)),
         ..Default::default()
     }
 }
@@ -36,6 +44,7 @@ fn cfg() -> NetConfig {
 async fn stranger(ticket: Ticket, counts: Arc<Counts>) {
     loop {
         let Ok(mut p) = RawPeer::connect(SecretKey::generate(), &cfg(), &ticket).await else {
+            counts.turned_away.fetch_add(1, Ordering::Relaxed);
             continue;
         };
         let _ = p.send_garbage(&[0, 0]).await;
@@ -48,6 +57,7 @@ async fn stranger(ticket: Ticket, counts: Arc<Counts>) {
 async fn garbage(key: SecretKey, ticket: Ticket, counts: Arc<Counts>) {
     loop {
         let Ok(mut p) = RawPeer::connect(key.clone(), &cfg(), &ticket).await else {
+            counts.turned_away.fetch_add(1, Ordering::Relaxed);
             continue;
         };
         let _ = p
@@ -66,6 +76,7 @@ async fn sig_flood(key: SecretKey, ticket: Ticket, scratch: Arc<Repo>, counts: A
     let body = attacker::sig_want_body(&ids);
     loop {
         let Ok(mut p) = RawPeer::connect(key.clone(), &cfg(), &ticket).await else {
+            counts.turned_away.fetch_add(1, Ordering::Relaxed);
             continue;
         };
         if let Ok(adv) = p.open_pull(&scratch, None).await {
@@ -88,13 +99,16 @@ async fn sig_flood(key: SecretKey, ticket: Ticket, scratch: Arc<Repo>, counts: A
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
-        eprintln!("usage: flood TICKET MEMBER_REPO [STRANGERS] [FLOODERS]");
+        eprintln!("usage: flood TICKET MEMBER_REPO [STRANGERS] [FLOODERS] [FROM]");
         std::process::exit(2);
     }
     let ticket: Ticket = args[1].parse().unwrap();
     let member = hero_sync::load_or_create_key(std::path::Path::new(&args[2])).unwrap();
     let strangers: usize = args.get(3).map_or(8, |s| s.parse().unwrap());
     let flooders: usize = args.get(4).map_or(1, |s| s.parse().unwrap());
+    if let Some(from) = args.get(5) {
+        FROM.set(from.parse().unwrap()).unwrap();
+    }
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -120,11 +134,12 @@ fn main() {
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
             println!(
-                "strangers held {} garbage {} pulls {} signature floods refused {}",
+                "strangers held {} garbage {} pulls {} signature floods refused {} connections turned away {}",
                 counts.strangers.load(Ordering::Relaxed),
                 counts.garbage.load(Ordering::Relaxed),
                 counts.pulls.load(Ordering::Relaxed),
                 counts.refused.load(Ordering::Relaxed),
+                counts.turned_away.load(Ordering::Relaxed),
             );
         }
     });

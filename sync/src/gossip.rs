@@ -223,11 +223,21 @@ pub fn freshness(time: u64, now: u64, newest: Option<u64>) -> Result<(), Stale> 
 pub(crate) struct Gated {
     pub(crate) gossip: iroh_gossip::Gossip,
     pub(crate) repo: Arc<Repo>,
+    /// Shared with the sync handler: a node id refused there is refused here too.
+    pub(crate) admission: Arc<crate::admission::Admission>,
 }
 
 impl ProtocolHandler for Gated {
     async fn accept(&self, conn: Connection) -> std::result::Result<(), AcceptError> {
         let peer = conn.remote_id();
+        let head = || crate::transfer::blocking(|| crate::net::membership_head(&self.repo));
+        if self
+            .admission
+            .is_refused(&peer, std::time::Instant::now(), head)
+        {
+            conn.close(5u32.into(), b"refused recently");
+            return Ok(());
+        }
         let standing = crate::transfer::blocking(|| crate::gate::standing(&self.repo, &peer));
         match standing {
             Ok(s) if s.access.is_some() => self.gossip.accept(conn).await,
@@ -237,6 +247,9 @@ impl ProtocolHandler for Gated {
                     Err(e) => format!("membership unreadable: {e}"),
                 };
                 tracing::warn!("announcements: refused gossip connection of {peer}: {why}");
+                let head = crate::transfer::blocking(|| crate::net::membership_head(&self.repo));
+                self.admission
+                    .refuse_id(peer, head, std::time::Instant::now());
                 crate::transfer::blocking(|| {
                     crate::audit::record(
                         &self.repo,

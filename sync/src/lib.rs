@@ -55,10 +55,13 @@
 //! ([`net::MAX_SESSIONS_PER_PEER`], [`net::MAX_SESSIONS`], and apart for peers that are not
 //! members, [`net::MAX_STRANGER_SESSIONS`]), wants are limited to what was advertised, and a
 //! peer that sends anything wrong is disconnected with a log line and an audit entry; what it
-//! sent is not kept.
+//! sent is not kept. Before all of that, new connections are counted per remote address
+//! before the handshake, and a stranger just refused is closed as soon as the handshake names
+//! it ([`admission`]).
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod admission;
 mod allow;
 pub mod audit;
 pub mod authority;

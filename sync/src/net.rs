@@ -4,14 +4,18 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hero_store::Repo;
-use iroh::endpoint::{Connection, IdleTimeout, QuicTransportConfig, TransportAddrUsage, presets};
-use iroh::protocol::{AcceptError, ProtocolHandler, Router};
+use iroh::endpoint::{
+    Connection, IdleTimeout, Incoming, IncomingAddr, QuicTransportConfig, TransportAddrUsage,
+    presets,
+};
+use iroh::protocol::{AcceptError, IncomingFilter, IncomingFilterOutcome, ProtocolHandler, Router};
 use iroh::{Endpoint, EndpointAddr, EndpointId, RelayMode, SecretKey, TransportAddr};
 use tokio::sync::Semaphore;
 
+use crate::admission::{self, Admission, Verdict};
 use crate::error::{Result, SyncError};
 use crate::session::{self, SyncReport};
 use crate::ticket::Ticket;
@@ -169,6 +173,7 @@ pub struct Server {
     router: Router,
     ticket: Ticket,
     watcher: tokio::task::JoinHandle<()>,
+    admission: Arc<Admission>,
 }
 
 impl Server {
@@ -181,6 +186,12 @@ impl Server {
     /// reuses connections as this peer).
     pub fn endpoint(&self) -> Endpoint {
         self.router.endpoint().clone()
+    }
+
+    /// What the server refused before the handshake, and the node ids it remembers as
+    /// refused ([`crate::admission`]).
+    pub fn admission(&self) -> &Admission {
+        &self.admission
     }
 
     /// Stops accepting and closes connections.
@@ -201,11 +212,16 @@ pub async fn serve(repo: Arc<Repo>, key: SecretKey, cfg: &NetConfig) -> Result<S
     record_ticket(&repo, &ticket);
     let handler = Handler::new(repo, key);
     let watcher = tokio::spawn(handler.clone().watch_membership());
-    let router = Router::builder(ep).accept(ALPN, handler).spawn();
+    let admission = handler.admission.clone();
+    let router = Router::builder(ep)
+        .incoming_filter(incoming_filter(admission.clone(), handler.repo.clone()))
+        .accept(ALPN, handler)
+        .spawn();
     Ok(Server {
         router,
         ticket,
         watcher,
+        admission,
     })
 }
 
@@ -263,13 +279,16 @@ pub async fn serve_announced(
     let repo_for_gossip = repo.clone();
     let handler = Handler::new(repo, key);
     let watcher = tokio::spawn(handler.clone().watch_membership());
+    let admission = handler.admission.clone();
     let router = Router::builder(ep)
+        .incoming_filter(incoming_filter(admission.clone(), handler.repo.clone()))
         .accept(ALPN, handler)
         .accept(
             iroh_gossip::ALPN,
             crate::gossip::Gated {
                 gossip: gossip.clone(),
                 repo: repo_for_gossip,
+                admission: admission.clone(),
             },
         )
         .spawn();
@@ -278,9 +297,87 @@ pub async fn serve_announced(
             router,
             ticket,
             watcher,
+            admission,
         },
         gossip,
     ))
+}
+
+/// The router's first look at a new connection, before any handshake work: its address's
+/// allowance ([`Admission::incoming`]). A connection through a relay carries its node id,
+/// vouched for by the relay: a node id remembered as refused is dropped there already.
+fn incoming_filter(admission: Arc<Admission>, repo: Arc<Repo>) -> IncomingFilter {
+    Arc::new(move |incoming: &Incoming| {
+        let now = Instant::now();
+        match incoming.remote_addr() {
+            IncomingAddr::Ip(addr) => {
+                let (verdict, report) = admission.incoming(addr.ip(), now);
+                if let Some(r) = report {
+                    report_refusals(&admission, &repo, r);
+                }
+                match verdict {
+                    Verdict::Admit => IncomingFilterOutcome::Accept,
+                    Verdict::Refuse => IncomingFilterOutcome::Reject,
+                    Verdict::Drop => IncomingFilterOutcome::Ignore,
+                }
+            }
+            IncomingAddr::Relay { endpoint_id, .. } => {
+                let head = || membership_head(&repo);
+                if admission.is_refused(&endpoint_id, now, head) {
+                    IncomingFilterOutcome::Ignore
+                } else {
+                    IncomingFilterOutcome::Accept
+                }
+            }
+            // Custom transports (none is configured) carry no address to count.
+            _ => IncomingFilterOutcome::Accept,
+        }
+    })
+}
+
+/// The head of the membership branch (what a remembered refusal was decided under).
+pub(crate) fn membership_head(repo: &Repo) -> Option<hero_store::ObjectId> {
+    repo.branch_head(crate::membership::BRANCH).ok().flatten()
+}
+
+/// A debug line and an audit line for an address's refusals (at most one per
+/// [`admission::REPORT_EVERY`]), written off the accept loop.
+fn report_refusals(admission: &Admission, repo: &Arc<Repo>, r: admission::Report) {
+    let l = admission.limits();
+    let reason = format!(
+        "{} new connection(s) from {} refused before the handshake: over its allowance of {} \
+         at once and one per {} ms",
+        r.refused,
+        r.addr,
+        l.burst,
+        l.refill.as_millis()
+    );
+    tracing::debug!("sync: {reason}");
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let repo = repo.clone();
+    drop(rt.spawn_blocking(move || {
+        crate::audit::record(
+            &repo,
+            crate::audit::Entry::new(None, "connect", crate::audit::Decision::Refused, reason)
+                .rule("rate"),
+        )
+    }));
+}
+
+/// The IP address a connection came from (its selected path, else its first direct one).
+fn remote_ip(conn: &Connection) -> Option<IpAddr> {
+    let paths = conn.paths();
+    let ip_of = |p: &iroh::endpoint::Path<'_>| match p.remote_addr() {
+        TransportAddr::Ip(a) => Some(a.ip()),
+        _ => None,
+    };
+    let selected = paths
+        .iter()
+        .filter(|p| p.is_selected())
+        .find_map(|p| ip_of(&p));
+    selected.or_else(|| paths.iter().find_map(|p| ip_of(&p)))
 }
 
 /// Open connections, by peer: (connection's stable id, connection).
@@ -294,6 +391,7 @@ struct Handler {
     strangers: Arc<Semaphore>,
     per_peer: Arc<Mutex<HashMap<EndpointId, usize>>>,
     live: Live,
+    admission: Arc<Admission>,
 }
 
 /// Keeps a connection in [`Handler::live`] while it is served.
@@ -325,7 +423,14 @@ impl Handler {
             strangers: Arc::new(Semaphore::new(MAX_STRANGER_SESSIONS)),
             per_peer: Arc::new(Mutex::new(HashMap::new())),
             live: Arc::new(Mutex::new(HashMap::new())),
+            admission: Arc::new(Admission::new(admission::Limits::default(), Instant::now())),
         }
+    }
+
+    /// Remembers `peer` as refused ([`Admission::refuse_id`]).
+    fn remember_refused(&self, peer: &EndpointId) {
+        let head = crate::transfer::blocking(|| membership_head(&self.repo));
+        self.admission.refuse_id(*peer, head, Instant::now());
     }
 
     /// Re-evaluates the membership whenever its branch moves (a push, a pull, a local
@@ -371,6 +476,7 @@ impl Handler {
                 continue;
             }
             last = head;
+            self.admission.forget_refused();
             let now = members_now();
             let (Some(prev), Some(cur)) = (&before, &now) else {
                 before = now;
@@ -446,6 +552,13 @@ impl Drop for PeerSlot {
 impl ProtocolHandler for Handler {
     async fn accept(&self, conn: Connection) -> std::result::Result<(), AcceptError> {
         let peer = conn.remote_id();
+        // Refused a moment ago: closed before anything else is done for it.
+        let head = || crate::transfer::blocking(|| membership_head(&self.repo));
+        if self.admission.is_refused(&peer, Instant::now(), head) {
+            tracing::debug!("sync: peer {peer} was refused a moment ago; closed");
+            conn.close(5u32.into(), b"refused recently");
+            return Ok(());
+        }
         tracing::debug!("sync: connection from {peer}");
         let Some(_slot) = PeerSlot::take(&self.per_peer, peer) else {
             tracing::warn!("sync: peer {peer} has too many sessions open; refused");
@@ -457,6 +570,9 @@ impl ProtocolHandler for Handler {
         let member = crate::transfer::blocking(|| crate::gate::standing(&self.repo, &peer))
             .map(|s| s.access.is_some())
             .unwrap_or(false);
+        if member && let Some(ip) = remote_ip(&conn) {
+            self.admission.member_seen(ip, Instant::now());
+        }
         let budget = if member {
             &self.sessions
         } else {
@@ -465,6 +581,7 @@ impl ProtocolHandler for Handler {
         let Ok(_permit) = budget.clone().try_acquire_owned() else {
             tracing::warn!("sync: too many sessions; refused peer {peer}");
             if !member {
+                self.remember_refused(&peer);
                 // A stranger flood is worth a line; members are not audited for being busy.
                 crate::transfer::blocking(|| {
                     crate::audit::record(
@@ -539,7 +656,7 @@ impl ProtocolHandler for Handler {
                 continue;
             }
             // Whoever failed or misbehaved gets a moment to read why, not a held slot.
-            self.failed(&peer, result, &mut wire).await;
+            self.failed(&peer, member, result, &mut wire).await;
             let _ = wire.writer().finish();
             let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;
             conn.close(0u32.into(), b"bye");
@@ -552,24 +669,35 @@ impl Handler {
     async fn failed(
         &self,
         peer: &EndpointId,
+        member: bool,
         result: Result<()>,
         wire: &mut Wire<iroh::endpoint::RecvStream, iroh::endpoint::SendStream>,
     ) {
+        // Strangers refused or disconnected are remembered for a while, and so is anyone who
+        // asked past a limit no honest peer reaches; a member's other failures are not held
+        // against it (a stalled link, or a bug on either side).
         let broke = match result {
             Ok(()) => return,
             Err(SyncError::NotAllowed { .. }) => {
                 tracing::warn!(
                     "sync: refused peer {peer}: not a member (heroctl member add {peer} --role writer)"
                 );
+                self.remember_refused(peer);
                 return;
             }
             Err(e @ (SyncError::Protocol(_) | SyncError::OverLimit { .. })) => {
                 tracing::warn!("sync: disconnecting peer {peer}: {e}; nothing it sent was kept");
                 wire.send_error(code::PROTOCOL, &e.to_string()).await;
+                if !member || matches!(e, SyncError::OverLimit { .. }) {
+                    self.remember_refused(peer);
+                }
                 e
             }
             Err(e @ SyncError::Silent { .. }) => {
                 tracing::warn!("sync: disconnecting peer {peer}: {e}");
+                if !member {
+                    self.remember_refused(peer);
+                }
                 e
             }
             Err(e) => {

@@ -266,3 +266,59 @@ pub async fn gossip_connection_closed(
     ep.close().await;
     result
 }
+
+/// How a series of connection attempts ended ([`dial_repeatedly`]).
+#[derive(Debug, Default, Clone)]
+pub struct Dials {
+    /// Handshakes completed (each connection closed at once after).
+    pub admitted: u64,
+    /// Attempts the server refused (it answered, so no handshake was made).
+    pub refused: u64,
+    /// Attempts that got no answer within the wait.
+    pub unanswered: u64,
+    /// Why the refused ones failed, as the client saw it.
+    pub errors: Vec<String>,
+}
+
+/// Dials the peer at `ticket` `n` times from one endpoint (bound as `cfg` says, key `key`),
+/// `parallel` attempts at a time, waiting at most `each` for every attempt and closing each
+/// connection as soon as it is made: what a peer that reconnects in a loop gets.
+pub async fn dial_repeatedly(
+    key: iroh::SecretKey,
+    cfg: &crate::NetConfig,
+    ticket: &crate::Ticket,
+    n: usize,
+    parallel: usize,
+    each: Duration,
+) -> Result<Dials> {
+    let ep = crate::net::endpoint(key, cfg, Vec::new()).await?;
+    let mut d = Dials::default();
+    let mut left = n;
+    while left > 0 {
+        let round = left.min(parallel.max(1));
+        left -= round;
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..round {
+            let (ep, addr) = (ep.clone(), ticket.addr.clone());
+            set.spawn(async move {
+                tokio::time::timeout(each, ep.connect(addr, crate::wire::ALPN)).await
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok(Ok(Ok(conn))) => {
+                    d.admitted += 1;
+                    conn.close(0u32.into(), b"done");
+                }
+                Ok(Ok(Err(e))) => {
+                    d.refused += 1;
+                    d.errors.push(e.to_string());
+                }
+                Ok(Err(_)) => d.unanswered += 1,
+                Err(e) => d.errors.push(e.to_string()),
+            }
+        }
+    }
+    ep.close().await;
+    Ok(d)
+}

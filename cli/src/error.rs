@@ -383,7 +383,10 @@ fn sync(e: &hero_sync::SyncError) -> Found {
         | E::Remote(_)
         | E::Incompatible { .. } => kind(Kind::Network),
         // Their messages say what to run on the serving peer.
-        E::NotAllowed { .. } | E::ReadOnly { .. } | E::RepoMismatch { .. } => kind(Kind::Refused),
+        E::NotAllowed { .. }
+        | E::ReadOnly { .. }
+        | E::RepoMismatch { .. }
+        | E::RefusedRecently { .. } => kind(Kind::Refused),
         E::InvitationRefused { .. } => Some((
             Kind::Refused,
             Some("ask an owner of the repository for a new invitation (heroctl invite)".to_owned()),

@@ -43,6 +43,10 @@ use iroh::EndpointId;
 pub const BURST: u32 = 32;
 /// One more new connection per address every this long.
 pub const REFILL: Duration = Duration::from_millis(500);
+
+/// The QUIC close code with which a node remembered as refused is sent away, before anything
+/// else is done for it; clients report it as [`crate::SyncError::RefusedRecently`].
+pub const REFUSED_RECENTLY: u32 = 5;
 /// The extra allowance of an address a member connected from recently.
 pub const MEMBER_BURST: u32 = 32;
 /// How long an address counts as a member's after a member's connection from it.

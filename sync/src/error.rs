@@ -35,6 +35,19 @@ pub enum SyncError {
         /// Our endpoint id.
         me: String,
     },
+    /// The peer refused this node a moment ago (not a member, or past a limit) and closed the
+    /// connection at once, before any work (`admission`, ADR 0038).
+    #[error(
+        "peer {peer} refused this repository (node id {me}) a moment ago and closed the \
+         connection: it is not a member there, or it went past a limit; if an owner has just \
+         added it, try again in a minute"
+    )]
+    RefusedRecently {
+        /// The peer that refused.
+        peer: String,
+        /// Our endpoint id.
+        me: String,
+    },
     /// The peer speaks another version of the protocol.
     #[error(
         "incompatible version: this peer speaks sync protocol {ours}, the other {theirs}; upgrade the older one"

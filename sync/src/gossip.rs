@@ -235,7 +235,10 @@ impl ProtocolHandler for Gated {
             .admission
             .is_refused(&peer, std::time::Instant::now(), head)
         {
-            conn.close(5u32.into(), b"refused recently");
+            conn.close(
+                crate::admission::REFUSED_RECENTLY.into(),
+                b"refused recently",
+            );
             return Ok(());
         }
         let standing = crate::transfer::blocking(|| crate::gate::standing(&self.repo, &peer));

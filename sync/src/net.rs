@@ -556,7 +556,10 @@ impl ProtocolHandler for Handler {
         let head = || crate::transfer::blocking(|| membership_head(&self.repo));
         if self.admission.is_refused(&peer, Instant::now(), head) {
             tracing::debug!("sync: peer {peer} was refused a moment ago; closed");
-            conn.close(5u32.into(), b"refused recently");
+            conn.close(
+                crate::admission::REFUSED_RECENTLY.into(),
+                b"refused recently",
+            );
             return Ok(());
         }
         tracing::debug!("sync: connection from {peer}");
@@ -811,6 +814,7 @@ impl Client {
 
     /// Puts where the peer was reached into a finished session's report.
     async fn finish(self, r: Result<SyncReport>) -> Result<SyncReport> {
+        let r = r.map_err(|e| refused_recently(&self.conn, &self.peer, &self.me, e));
         let reached_at = active_addrs(&self.ep, &self.peer).await;
         self.close().await;
         r.map(|r| SyncReport { reached_at, ..r })
@@ -820,6 +824,28 @@ impl Client {
         let _ = self.wire.writer().finish();
         self.conn.close(0u32.into(), b"done");
         self.ep.close().await;
+    }
+}
+
+/// A session's error, told apart when the connection ended because the peer had refused this
+/// node a moment ago and closed it at once ([`crate::admission::REFUSED_RECENTLY`]): the
+/// stream then only says the connection was lost.
+pub(crate) fn refused_recently(
+    conn: &iroh::endpoint::Connection,
+    peer: &EndpointId,
+    me: &EndpointId,
+    e: SyncError,
+) -> SyncError {
+    match (&e, conn.close_reason()) {
+        (SyncError::Connection(_), Some(iroh::endpoint::ConnectionError::ApplicationClosed(c)))
+            if u64::from(c.error_code) == u64::from(crate::admission::REFUSED_RECENTLY) =>
+        {
+            SyncError::RefusedRecently {
+                peer: peer.to_string(),
+                me: me.to_string(),
+            }
+        }
+        _ => e,
     }
 }
 

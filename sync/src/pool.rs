@@ -157,6 +157,7 @@ impl Pool {
             ),
         };
         let _ = wire.writer().finish();
+        let r = r.map_err(|e| crate::net::refused_recently(&conn, &peer, &me, e));
         let after = conn.stats();
         let used = ConnectionUse {
             reused,

@@ -462,8 +462,13 @@ fn a_peer_of_the_previous_protocol_version_is_told_it_is_incompatible() {
     let err = over_pipe(&a.repo, b.id, |mut w| async move {
         let mut m = Enc::new(kind::HELLO);
         m.0.extend_from_slice(MAGIC);
-        // Protocol 6's pull hello: both digests always present.
-        m.u32(6).id(&repo_id).u8(1).u8(0).u32(0);
+        // A hello of the version before this one (the version is read first; what follows it
+        // is protocol 6's pull hello, which a server refusing the version never reads).
+        m.u32(hero_sync::wire::VERSION - 1)
+            .id(&repo_id)
+            .u8(1)
+            .u8(0)
+            .u32(0);
         m.0.extend_from_slice(&[0; 64]);
         w.send(&m).await?;
         w.flush().await?;
@@ -476,7 +481,7 @@ fn a_peer_of_the_previous_protocol_version_is_told_it_is_incompatible() {
     })
     .unwrap_err();
     assert!(
-        matches!(err, SyncError::Incompatible { ours: 7, theirs: 6 }),
+        matches!(err, SyncError::Incompatible { ours: 8, theirs: 7 }),
         "{err}"
     );
 }

@@ -37,6 +37,12 @@ pub(super) const MAX_PACK_DECODED: usize = 8 << 20;
 pub(super) const PACK_WINDOW_LOG: u32 = MAX_WINDOW_LOG;
 /// Largest window a receiver decodes with.
 pub(super) const MAX_WINDOW_LOG: u32 = 24;
+/// Window of the compressed stream of a transfer of at most [`SMALL_TRANSFER`] objects whose
+/// bytes are more than one message (2 MiB): the receiver's decoder holds a buffer of the
+/// window for the whole transfer, and ten daemons pulling merges from each other held two
+/// 16 MiB buffers each at their peak (heaptrack, `benches/load.sh`), while the objects of such
+/// a transfer are deltas that find their bases in far less.
+pub(super) const NARROW_WINDOW_LOG: u32 = 21;
 /// Raw bytes of recently received objects a receiver keeps for deltas against them.
 pub(super) const WINDOW_BYTES: usize = 64 << 20;
 /// Transfers of at most this many objects are compressed at a higher level. It is also how

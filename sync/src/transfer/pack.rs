@@ -240,6 +240,10 @@ pub(super) fn is_content(t: ObjType) -> bool {
 /// every one-line save.
 pub(super) struct Packer {
     level: i32,
+    /// The window of a stream whose length is not known when it starts: the full one
+    /// ([`PACK_WINDOW_LOG`]) for a large transfer, [`NARROW_WINDOW_LOG`] for one of a few
+    /// thousand objects. The receiver holds a buffer of the window for the whole transfer.
+    window_log: u32,
     z: Option<zstd::stream::write::Encoder<'static, Vec<u8>>>,
     /// Stream bytes given before the compressor exists.
     held: Vec<u8>,
@@ -247,9 +251,10 @@ pub(super) struct Packer {
 }
 
 impl Packer {
-    pub(super) fn new(level: i32) -> Result<Self> {
+    pub(super) fn new(level: i32, window_log: u32) -> Result<Self> {
         Ok(Packer {
             level,
+            window_log,
             z: None,
             held: Vec::new(),
             pending: 0,
@@ -259,6 +264,7 @@ impl Packer {
     /// A compressor for a stream of `total` bytes, or of unknown length.
     fn encoder(
         level: i32,
+        window_log: u32,
         total: Option<usize>,
     ) -> Result<zstd::stream::write::Encoder<'static, Vec<u8>>> {
         let mut raw = zstd::stream::raw::Encoder::new(level).map_err(SyncError::Io)?;
@@ -269,14 +275,16 @@ impl Packer {
                 .set_pledged_src_size(Some(n as u64))
                 .map_err(SyncError::Io)?,
             None => {
-                raw.set_parameter(zstd::zstd_safe::CParameter::WindowLog(PACK_WINDOW_LOG))
+                raw.set_parameter(zstd::zstd_safe::CParameter::WindowLog(window_log))
                     .map_err(SyncError::Io)?;
                 // Long-distance matching finds the far repeats of a history (a file's
                 // version on another branch, megabytes back) at little cost.
-                raw.set_parameter(zstd::zstd_safe::CParameter::EnableLongDistanceMatching(
-                    true,
-                ))
-                .map_err(SyncError::Io)?;
+                if window_log >= PACK_WINDOW_LOG {
+                    raw.set_parameter(zstd::zstd_safe::CParameter::EnableLongDistanceMatching(
+                        true,
+                    ))
+                    .map_err(SyncError::Io)?;
+                }
             }
         }
         Ok(zstd::stream::write::Encoder::with_encoder(Vec::new(), raw))
@@ -320,7 +328,7 @@ impl Packer {
             Some(z) => z,
             None => {
                 let total = last.then_some(self.held.len());
-                let mut z = Packer::encoder(self.level, total)?;
+                let mut z = Packer::encoder(self.level, self.window_log, total)?;
                 z.write_all(&std::mem::take(&mut self.held))
                     .map_err(SyncError::Io)?;
                 self.z.insert(z)

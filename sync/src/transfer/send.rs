@@ -135,7 +135,12 @@ where
     // Large ones stay at level 3, where zstd keeps up with the network and the store.
     let small = exact && queue.len() <= SMALL_TRANSFER;
     let level = if small { 9 } else { 3 };
-    let mut packer = Packer::new(level)?;
+    let window_log = if small {
+        NARROW_WINDOW_LOG
+    } else {
+        PACK_WINDOW_LOG
+    };
+    let mut packer = Packer::new(level, window_log)?;
     let mut stats = TransferStats::default();
     let mut commits = Vec::new();
     let (mut encoding, mut sending) = (Duration::ZERO, Duration::ZERO);

@@ -362,6 +362,24 @@ thread_local! {
     static ASSEMBLED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+impl<O, P> Objects<'_, O, P>
+where
+    O: ReadableTable<&'static [u8; 32], &'static [u8]>,
+    P: ReadableTable<u64, &'static [u8]>,
+{
+    /// The record of `id` when its index entry `value` points into a segment; `None` when it
+    /// does not.
+    fn from_segment(&self, id: &ObjectId, value: &[u8]) -> Result<Option<Vec<u8>>> {
+        match crate::segment::Packed::parse(value) {
+            None => Ok(None),
+            Some(p) => {
+                let p = p.map_err(|e| Error::corrupt(*id, e))?;
+                crate::segment::read_packed(id, &p, self.segments, self.pieces).map(Some)
+            }
+        }
+    }
+}
+
 impl<O, P> RecordSource for Objects<'_, O, P>
 where
     O: ReadableTable<&'static [u8; 32], &'static [u8]>,
@@ -371,14 +389,8 @@ where
         let Some(g) = self.objects.get(&id.0).db_err()? else {
             return Ok(None);
         };
-        if let Some(p) = crate::segment::Packed::parse(g.value()) {
-            let p = p.map_err(|e| Error::corrupt(*id, e))?;
-            return Ok(Some(RecordBytes::Assembled(crate::segment::read_packed(
-                id,
-                &p,
-                self.segments,
-                self.pieces,
-            )?)));
+        if let Some(v) = self.from_segment(id, g.value())? {
+            return Ok(Some(RecordBytes::Assembled(v)));
         }
         let assembled = match Pointer::parse(g.value()) {
             None => None,
@@ -396,14 +408,8 @@ where
         let Some(g) = self.objects.get(&id.0).db_err()? else {
             return Ok(None);
         };
-        if let Some(p) = crate::segment::Packed::parse(g.value()) {
-            let p = p.map_err(|e| Error::corrupt(*id, e))?;
-            return Ok(Some(RecordBytes::Assembled(crate::segment::read_packed(
-                id,
-                &p,
-                self.segments,
-                self.pieces,
-            )?)));
+        if let Some(v) = self.from_segment(id, g.value())? {
+            return Ok(Some(RecordBytes::Assembled(v)));
         }
         let first = match Pointer::parse(g.value()) {
             None => None,

@@ -107,7 +107,11 @@ fn main() {
     let strangers: usize = args.get(3).map_or(8, |s| s.parse().unwrap());
     let flooders: usize = args.get(4).map_or(1, |s| s.parse().unwrap());
     if let Some(from) = args.get(5) {
-        FROM.set(from.parse().unwrap()).unwrap();
+        let Ok(ip) = from.parse() else {
+            eprintln!("flood: FROM {from:?} is not an IP address");
+            std::process::exit(2);
+        };
+        let _ = FROM.set(ip);
     }
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -369,7 +369,7 @@ where
 {
     /// The record of `id` when its index entry `value` points into a segment; `None` when it
     /// does not.
-    fn from_segment(&self, id: &ObjectId, value: &[u8]) -> Result<Option<Vec<u8>>> {
+    fn segment_record(&self, id: &ObjectId, value: &[u8]) -> Result<Option<Vec<u8>>> {
         match crate::segment::Packed::parse(value) {
             None => Ok(None),
             Some(p) => {
@@ -389,7 +389,7 @@ where
         let Some(g) = self.objects.get(&id.0).db_err()? else {
             return Ok(None);
         };
-        if let Some(v) = self.from_segment(id, g.value())? {
+        if let Some(v) = self.segment_record(id, g.value())? {
             return Ok(Some(RecordBytes::Assembled(v)));
         }
         let assembled = match Pointer::parse(g.value()) {
@@ -408,7 +408,7 @@ where
         let Some(g) = self.objects.get(&id.0).db_err()? else {
             return Ok(None);
         };
-        if let Some(v) = self.from_segment(id, g.value())? {
+        if let Some(v) = self.segment_record(id, g.value())? {
             return Ok(Some(RecordBytes::Assembled(v)));
         }
         let first = match Pointer::parse(g.value()) {
